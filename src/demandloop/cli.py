@@ -1,0 +1,311 @@
+"""The ``demandloop`` command: parse, call one stage function, render (Rich or ``--json``).
+
+Errors are rendered once, here: ``error: <what is wrong> (<what to do>)`` plus any
+``FILE:LINE: reason`` lines, and a non-zero exit; a traceback only with ``--debug``.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+import traceback
+from pathlib import Path
+from typing import Any
+
+import click
+import orjson
+import pandas as pd
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from demandloop import simulate as sim
+from demandloop.collect.crm import KINDS, parse_mapping
+from demandloop.config import CONFIG_FILE, Settings, example_toml
+from demandloop.errors import DemandloopError, UsageError
+from demandloop.progress import LazyProgress
+from demandloop.workspace import Workspace
+
+app = typer.Typer(
+    add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+    help="Account-based go-to-market engine: collect, resolve, score, act, measure.",
+)
+import_app = typer.Typer(no_args_is_help=True, help="Import CRM exports, Olist data or Parquet.")
+report_app = typer.Typer(no_args_is_help=True, help="Reports over the workspace.")
+config_app = typer.Typer(no_args_is_help=True, help="Show or create the configuration.")
+app.add_typer(import_app, name="import")
+app.add_typer(report_app, name="report")
+app.add_typer(config_app, name="config")
+
+out = Console()
+err = Console(stderr=True)
+_state: dict[str, Any] = {"workspace": Path("."), "debug": False}
+
+JsonOpt = typer.Option(False, "--json", help="Print JSON instead of tables.")
+
+
+@app.callback()
+def _global(
+    workspace: Path = typer.Option(
+        Path("."), "--workspace", "-w", envvar="DEMANDLOOP_DIR",
+        help="Workspace directory (holds demandloop.toml and the database).",
+    ),
+    debug: bool = typer.Option(False, "--debug", help="Show tracebacks on errors."),
+) -> None:
+    _state["workspace"], _state["debug"] = workspace, debug
+
+
+def _open(path: Path | None = None) -> Workspace:
+    return Workspace.open(path or _state["workspace"])
+
+
+def _json(data: Any) -> None:
+    sys.stdout.write(orjson.dumps(data, default=str, option=orjson.OPT_INDENT_2
+                                  | orjson.OPT_SERIALIZE_NUMPY).decode() + "\n")
+
+
+def _records(df: pd.DataFrame) -> list[dict[str, Any]]:
+    return df.astype(object).where(df.notna(), None).to_dict("records")  # type: ignore[no-any-return]
+
+
+def _table(df: pd.DataFrame, title: str, formats: dict[str, str] | None = None) -> Table:
+    t = Table(title=title, title_justify="left", header_style="bold")
+    for col in df.columns:
+        t.add_column(str(col), justify="right" if pd.api.types.is_numeric_dtype(df[col])
+                     else "left")
+    for row in df.itertuples(index=False):
+        cells = []
+        for col, v in zip(df.columns, row, strict=True):
+            fmt = (formats or {}).get(str(col))
+            cells.append("" if v is None or (isinstance(v, float) and pd.isna(v))
+                         else fmt.format(v) if fmt else str(v))
+        t.add_row(*cells)
+    return t
+
+
+# -- set-up ---------------------------------------------------------------------------------
+@app.command()
+def init(
+    directory: Path = typer.Argument(Path("."), help="Workspace directory to create."),
+    force: bool = typer.Option(False, "--force", help="Overwrite an existing demandloop.toml."),
+) -> None:
+    """Write a commented demandloop.toml documenting every setting."""
+    directory.mkdir(parents=True, exist_ok=True)
+    target = directory / CONFIG_FILE
+    if target.exists() and not force:
+        raise UsageError(f"{target} already exists", hint="pass --force to overwrite it")
+    target.write_text(example_toml(), encoding="utf-8")
+    out.print(f"wrote {target}")
+
+
+@config_app.command("show")
+def config_show(as_json: bool = JsonOpt) -> None:
+    """Print the effective settings (file + environment), secrets masked."""
+    settings = Settings.load(_state["workspace"])
+    data = settings.public_dict()
+    if as_json:
+        _json(data)
+        return
+    for section, values in data.items():
+        out.print(f"[bold][{section}][/bold]")
+        for k, v in values.items():
+            out.print(f"  {k} = {v!r}")
+
+
+# -- simulate, ingest, import, export ------------------------------------------------------
+@app.command()
+def simulate(
+    accounts: int = typer.Option(500, "--accounts", help="Accounts in the market."),
+    days: int = typer.Option(90, "--days", help="Days of activity."),
+    seed: int = typer.Option(42, "--seed", help="Random seed (same seed, same market)."),
+    out_dir: Path = typer.Option(..., "--out", help="Folder to write the files into."),
+    scenario: str = typer.Option("normal", "--scenario",
+                                 help="normal or shrinking-pool (demand decays)."),
+    as_json: bool = JsonOpt,
+) -> None:
+    """Simulate a B2B market: events, CRM exports, IP ranges and the ground truth."""
+    started = time.perf_counter()
+    s = sim.simulate(accounts=accounts, days=days, seed=seed, out=out_dir, scenario=scenario)
+    if as_json:
+        _json({**s.__dict__, "seconds": time.perf_counter() - started})
+        return
+    out.print(f"simulated {s.accounts:,} accounts, {s.people:,} people, {s.events:,} events, "
+              f"{s.opportunities:,} opportunities ({s.won:,} won) from {s.start} to {s.end} "
+              f"in {time.perf_counter() - started:.1f}s -> {s.out}")
+
+
+@app.command()
+def ingest(
+    files: list[Path] = typer.Argument(..., help="Segment-spec JSONL/JSON files (.gz too)."),
+    skip_invalid: bool = typer.Option(False, "--skip-invalid",
+                                      help="Write the valid messages, report the rest."),
+    as_json: bool = JsonOpt,
+) -> None:
+    """Validate, deduplicate and store Segment-spec events from files."""
+    total = sum(f.stat().st_size for f in files if f.is_file())
+    started = time.perf_counter()
+    with _open() as ws, LazyProgress(err, "ingesting", total) as progress:
+        r = ws.ingest(*files, skip_invalid=skip_invalid, progress=progress.advance)
+    seconds = time.perf_counter() - started
+    if as_json:
+        _json({**r.__dict__, "seconds": seconds})
+        return
+    for p in r.problems:
+        err.print(p, markup=False, highlight=False)
+    out.print(f"{r.inserted:,} events written, {r.duplicates:,} duplicates skipped, "
+              f"{r.invalid:,} invalid skipped ({r.messages / max(seconds, 1e-9):,.0f} msg/s)")
+
+
+@import_app.command("accounts")
+def import_accounts(file: Path, map_: list[str] = typer.Option([], "--map",
+                    help="COLUMN=FIELD for a header demandloop does not recognise.")) -> None:
+    """Import a CRM accounts/companies CSV (HubSpot, Salesforce or plain)."""
+    _import_crm("accounts", file, map_)
+
+
+@import_app.command("contacts")
+def import_contacts(file: Path, map_: list[str] = typer.Option([], "--map",
+                    help="COLUMN=FIELD for a header demandloop does not recognise.")) -> None:
+    """Import a CRM contacts CSV (HubSpot, Salesforce or plain)."""
+    _import_crm("contacts", file, map_)
+
+
+@import_app.command("opportunities")
+def import_opportunities(file: Path, map_: list[str] = typer.Option([], "--map",
+                         help="COLUMN=FIELD for a header demandloop does not recognise.")) -> None:
+    """Import a CRM opportunities/deals CSV (HubSpot, Salesforce or plain)."""
+    _import_crm("opportunities", file, map_)
+
+
+def _import_crm(kind: str, file: Path, pairs: list[str]) -> None:
+    assert kind in KINDS
+    mapping = parse_mapping(pairs, kind)
+    with _open() as ws:
+        n = ws.import_crm(kind, file, mapping)
+    out.print(f"{n:,} {kind} imported from {file}")
+
+
+@import_app.command("olist")
+def import_olist(directory: Path = typer.Argument(..., help="Folder with the Olist CSVs.")) -> None:
+    """Import the Olist marketing funnel: MQLs as leads, closed deals as won opportunities."""
+    with _open() as ws:
+        n = ws.import_olist(directory)
+    out.print(f"imported {n['leads']:,} leads and {n['opportunities']:,} won opportunities "
+              f"from {directory}")
+
+
+@import_app.command("parquet")
+def import_parquet(
+    directory: Path,
+    replace: bool = typer.Option(False, "--replace", help="Replace the workspace's data."),
+) -> None:
+    """Load a Parquet export (from 'demandloop export') into this workspace."""
+    with _open() as ws:
+        n = ws.import_parquet(directory, replace=replace)
+    out.print(f"imported {sum(n.values()):,} rows from {directory}")
+
+
+@app.command()
+def export(
+    directory: Path,
+    fmt: str = typer.Option("parquet", "--format", help="Export format (parquet)."),
+) -> None:
+    """Export every table of the workspace, losslessly."""
+    if fmt != "parquet":
+        raise UsageError(f"unknown export format '{fmt}'", hint="use --format parquet")
+    with _open() as ws:
+        n = ws.export_parquet(directory)
+    out.print(f"exported {sum(n.values()):,} rows in {len(n)} tables to {directory}")
+
+
+# -- read -----------------------------------------------------------------------------------
+@app.command()
+def status(as_json: bool = JsonOpt) -> None:
+    """Rows per table in this workspace."""
+    with _open() as ws:
+        counts = ws.counts()
+    if as_json:
+        _json(counts)
+        return
+    out.print(_table(pd.DataFrame({"table": list(counts), "rows": list(counts.values())}),
+                     "workspace tables", {"rows": "{:,}"}))
+
+
+@app.command()
+def accounts(
+    days: int = typer.Option(30, "--days", help="Activity window (days before the last event)."),
+    limit: int = typer.Option(20, "--limit", help="How many accounts."),
+    as_json: bool = JsonOpt,
+) -> None:
+    """Accounts ranked by the recent activity of their known people."""
+    with _open() as ws:
+        df = ws.ranked_accounts(days=days, limit=limit)
+    if as_json:
+        _json(_records(df))
+        return
+    out.print(_table(df, f"most active accounts, last {days} days"))
+
+
+@report_app.command("conversion")
+def report_conversion(
+    by: str = typer.Option("origin", "--by", help="origin, channel or landing_page."),
+    as_json: bool = JsonOpt,
+) -> None:
+    """MQL -> won conversion rate per lead origin (or channel, landing page)."""
+    if by not in ("origin", "channel", "landing_page"):
+        raise UsageError(f"cannot group by '{by}'", hint="use origin, channel or landing_page")
+    with _open() as ws:
+        df = ws.lead_conversion(by)
+    if as_json:
+        _json(_records(df))
+        return
+    out.print(_table(df, f"MQL -> won by {by}", {"rate": "{:.1%}", "mqls": "{:,}"}))
+
+
+@app.command()
+def demo(
+    directory: Path = typer.Option(Path("demandloop-demo"), "--dir",
+                                   help="Workspace to (re)build for the demo."),
+    accounts_: int = typer.Option(500, "--accounts", help="Accounts in the simulated market."),
+    days: int = typer.Option(90, "--days", help="Days simulated."),
+    seed: int = typer.Option(42, "--seed", help="Random seed."),
+    as_json: bool = JsonOpt,
+) -> None:
+    """Simulate a B2B market, ingest it, and show what demandloop sees."""
+    from demandloop.demo import run_demo
+
+    report = run_demo(directory, accounts=accounts_, days=days, seed=seed,
+                      console=None if as_json else out)
+    if as_json:
+        _json(report)
+
+
+# -- entry point ----------------------------------------------------------------------------
+def main(argv: list[str] | None = None) -> None:
+    """Run the CLI; errors become one line (plus FILE:LINE details) and an exit code."""
+    debug = "--debug" in (argv if argv is not None else sys.argv[1:]) or bool(
+        os.environ.get("DEMANDLOOP_DEBUG"))
+    try:
+        app(args=argv, standalone_mode=False)
+    except DemandloopError as exc:
+        if debug:
+            traceback.print_exc()
+        err.print(f"[bold red]error:[/bold red] {exc}", highlight=False)
+        for line in getattr(exc, "problems", []):
+            err.print(f"  {line}", markup=False, highlight=False)
+        sys.exit(exc.exit_code)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except click.exceptions.Abort:
+        err.print("aborted")
+        sys.exit(130)
+    except Exception as exc:  # a bug: say so plainly, keep the details for --debug
+        if debug:
+            traceback.print_exc()
+        err.print(f"[bold red]internal error:[/bold red] {type(exc).__name__}: {exc} "
+                  "(rerun with --debug and report it)", highlight=False)
+        sys.exit(70)

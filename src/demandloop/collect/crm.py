@@ -1,0 +1,329 @@
+"""CRM CSV imports: accounts, contacts and opportunities from HubSpot, Salesforce or plain CSVs.
+
+Headers are recognised by normalised name (lower case, letters and digits only), so HubSpot's
+``Company Domain Name`` and Salesforce's ``Website`` both land in ``domain``; ``--map
+col=field`` overrides. Rows are checked one by one and every problem is reported as
+``FILE:LINE: reason``; a file with problems writes nothing.
+
+Why the csv module and not pandas: it reports the physical line of each record (quoted fields
+may span lines), which is what the user needs to find the bad row.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import re
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from demandloop.errors import InputError
+
+KINDS = ("accounts", "contacts", "opportunities")
+
+# field -> header aliases (normalised). First: our own names; then HubSpot; then Salesforce
+# (report labels and API names).
+ALIASES: dict[str, dict[str, tuple[str, ...]]] = {
+    "accounts": {
+        "crm_id": ("crmid", "recordid", "companyid", "accountid", "id", "hsobjectid"),
+        "domain": ("domain", "companydomainname", "website", "websiteurl", "companydomain"),
+        "name": ("name", "companyname", "accountname", "company"),
+        "industry": ("industry",),
+        "employees": ("employees", "numberofemployees", "employeecount"),
+        "revenue": ("annualrevenue", "revenue"),
+        "country": ("country", "countryregion", "billingcountry", "shippingcountry"),
+        "technologies": ("technologies", "technology", "techstack", "webtechnologies"),
+        "owner": ("owner", "companyowner", "accountowner", "ownername", "ownerid",
+                  "hubspotowner"),
+        "target": ("target", "targetaccount", "istargetaccount", "hsistargetaccount",
+                   "targetaccountc"),
+        "tier": ("tier", "idealcustomerprofiletier", "icptier", "hsidealcustomerprofile",
+                 "accounttier", "tierc"),
+    },
+    "contacts": {
+        "crm_id": ("crmid", "recordid", "contactid", "id", "hsobjectid"),
+        "email": ("email", "emailaddress", "workemail"),
+        "first_name": ("firstname", "first"),
+        "last_name": ("lastname", "last", "surname"),
+        "title": ("title", "jobtitle"),
+        "account_domain": ("accountdomain", "companydomain", "companydomainname", "website",
+                           "domain"),
+        "account_crm_id": ("accountcrmid", "accountid", "primaryassociatedcompanyid",
+                           "associatedcompanyid", "companyid"),
+        "account_name": ("accountname", "companyname", "company", "associatedcompany"),
+    },
+    "opportunities": {
+        "crm_id": ("crmid", "recordid", "opportunityid", "dealid", "id", "hsobjectid"),
+        "name": ("name", "dealname", "opportunityname"),
+        "amount": ("amount", "dealamount"),
+        "stage": ("stage", "dealstage", "stagename"),
+        "created_at": ("createddate", "createdate", "created", "createdat"),
+        "closed_at": ("closedate", "closeddate", "closedat"),
+        "is_closed": ("isclosed", "closed", "hsisclosed"),
+        "won": ("iswon", "won", "isclosedwon", "hsisclosedwon"),
+        "owner": ("owner", "dealowner", "opportunityowner", "ownername", "ownerid"),
+        "account_domain": ("accountdomain", "companydomain", "domain", "website"),
+        "account_crm_id": ("accountcrmid", "accountid", "primaryassociatedcompanyid",
+                           "associatedcompanyidsprimary", "associatedcompanyid", "companyid"),
+        "account_name": ("accountname", "associatedcompany", "companyname", "company"),
+    },
+}
+
+REQUIRED: dict[str, tuple[tuple[str, ...], ...]] = {
+    # each inner tuple: at least one of these fields must be present
+    "accounts": (("domain", "name"),),
+    "contacts": (("email",),),
+    "opportunities": (("crm_id",), ("account_domain", "account_crm_id", "account_name")),
+}
+
+_NORMALISE = re.compile(r"[^a-z0-9]")
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+_WON_STAGES = {"closedwon", "won"}
+_LOST_STAGES = {"closedlost", "lost"}
+
+
+def normalise_header(header: str) -> str:
+    return _NORMALISE.sub("", header.lower())
+
+
+def canonical_domain(value: str) -> str | None:
+    """``https://www.Acme.com/about`` -> ``acme.com``; empty or unusable -> None."""
+    v = value.strip().lower()
+    if not v:
+        return None
+    v = re.sub(r"^[a-z][a-z0-9+.-]*://", "", v)
+    v = v.split("/", 1)[0].split("?", 1)[0].split("#", 1)[0].split(":", 1)[0]
+    if "@" in v:
+        v = v.rsplit("@", 1)[1]
+    v = v.removeprefix("www.").strip(".")
+    return v if re.fullmatch(r"[a-z0-9-]+(\.[a-z0-9-]+)+", v) else None
+
+
+def parse_timestamp(value: str) -> dt.datetime | None:
+    """ISO dates/times (``Z`` or offsets, converted to UTC), ``MM/DD/YYYY`` and ``DD-MM-YYYY``."""
+    v = value.strip()
+    if not v:
+        return None
+    try:
+        ts = dt.datetime.fromisoformat(v.replace("Z", "+00:00"))
+    except ValueError:
+        for fmt in ("%m/%d/%Y %H:%M", "%m/%d/%Y", "%d-%m-%Y %H:%M:%S", "%d-%m-%Y %H:%M",
+                    "%d-%m-%Y", "%Y/%m/%d"):
+            try:
+                ts = dt.datetime.strptime(v, fmt)
+                break
+            except ValueError:
+                continue
+        else:
+            raise ValueError(f"'{v}' is not a date (use YYYY-MM-DD or ISO-8601)") from None
+    if ts.tzinfo is not None:
+        ts = ts.astimezone(dt.UTC).replace(tzinfo=None)
+    return ts
+
+
+def _number(value: str) -> float | None:
+    v = value.strip().replace(",", "").replace("$", "").replace("€", "").replace("£", "")
+    if not v:
+        return None
+    try:
+        return float(v)
+    except ValueError:
+        raise ValueError(f"'{value}' is not a number") from None
+
+
+def _integer(value: str) -> int | None:
+    n = _number(value)
+    if n is None:
+        return None
+    if n != int(n) or n < 0:
+        raise ValueError(f"'{value}' is not a whole number")
+    return int(n)
+
+
+def _boolean(value: str) -> bool | None:
+    v = value.strip().lower()
+    if not v:
+        return None
+    if v in ("true", "yes", "y", "1", "t"):
+        return True
+    if v in ("false", "no", "n", "0", "f"):
+        return False
+    raise ValueError(f"'{value}' is not true/false")
+
+
+def _text(value: str) -> str | None:
+    return value.strip() or None
+
+
+def _domain(value: str) -> str | None:
+    if not value.strip():
+        return None
+    d = canonical_domain(value)
+    if d is None:
+        raise ValueError(f"'{value}' is not a domain or website")
+    return d
+
+
+def _email(value: str) -> str | None:
+    v = value.strip().lower()
+    if not v:
+        return None
+    if not _EMAIL.match(v):
+        raise ValueError(f"'{value}' is not an email address")
+    return v
+
+
+def _technologies(value: str) -> list[str] | None:
+    parts = [p.strip() for p in re.split(r"[;|,]", value) if p.strip()]
+    return parts or None
+
+
+PARSERS: dict[str, Callable[[str], Any]] = {
+    "employees": _integer, "revenue": _number, "amount": _number, "target": _boolean,
+    "is_closed": _boolean, "won": _boolean, "created_at": parse_timestamp,
+    "closed_at": parse_timestamp, "domain": _domain, "account_domain": _domain,
+    "email": _email, "technologies": _technologies,
+}
+
+
+@dataclass
+class CrmRows:
+    """Parsed rows of one CRM file: field -> value dicts, with their file line numbers."""
+
+    kind: str
+    path: Path
+    rows: list[dict[str, Any]]
+    lines: list[int]
+    columns: dict[str, str]  # field -> the header it came from
+    ignored: list[str]
+
+
+def parse_mapping(pairs: list[str], kind: str) -> dict[str, str]:
+    """``["Col A=domain", ...]`` -> {"Col A": "domain"}, checking every field name."""
+    mapping: dict[str, str] = {}
+    fields = ALIASES[kind]
+    for pair in pairs:
+        if "=" not in pair:
+            raise InputError(f"--map '{pair}' is not COLUMN=FIELD",
+                             hint=f"fields for {kind}: {', '.join(fields)}")
+        col, fld = (p.strip() for p in pair.rsplit("=", 1))
+        if fld not in fields:
+            raise InputError(f"--map '{pair}': unknown field '{fld}'",
+                             hint=f"fields for {kind}: {', '.join(fields)}")
+        mapping[col] = fld
+    return mapping
+
+
+def read_crm_csv(path: Path, kind: str, mapping: dict[str, str] | None = None) -> CrmRows:
+    """Read and check a CRM export; raises :class:`InputError` listing every bad row."""
+    if kind not in KINDS:
+        raise InputError(f"unknown CRM object '{kind}'", hint=f"one of {', '.join(KINDS)}")
+    if not path.is_file():
+        raise InputError(f"{path}: no such file", hint="check the path")
+    with path.open(newline="", encoding="utf-8-sig") as fh:
+        try:
+            reader = csv.reader(fh)
+            header = next(reader, None)
+            if not header:
+                raise InputError(f"{path}: empty file, expected a header row")
+            columns, ignored = _match_columns(path, kind, header, mapping or {})
+            index = {f: header.index(c) for f, c in columns.items()}
+            rows, lines, problems = [], [], []
+            for record in _records(reader):
+                line, values = record
+                if not any(v.strip() for v in values):
+                    continue
+                if len(values) != len(header):
+                    problems.append(f"{path}:{line}: expected {len(header)} columns, "
+                                    f"found {len(values)}")
+                    continue
+                row: dict[str, Any] = {}
+                for fld, i in index.items():
+                    try:
+                        row[fld] = PARSERS.get(fld, _text)(values[i])
+                    except ValueError as exc:
+                        problems.append(f"{path}:{line}: column '{columns[fld]}': {exc}")
+                rows.append(row)
+                lines.append(line)
+        except UnicodeDecodeError as exc:
+            raise InputError(f"{path}: not UTF-8 text ({exc.reason})",
+                             hint="export the CSV as UTF-8") from exc
+        except csv.Error as exc:
+            raise InputError(f"{path}: not a readable CSV: {exc}") from exc
+    problems += _check_rows(path, kind, rows, lines)
+    if problems:
+        raise InputError(
+            f"{path}: {len(problems)} problem(s); nothing was imported",
+            hint="fix the rows listed above and import again",
+            problems=problems[:20] + ([f"... and {len(problems) - 20} more"]
+                                      if len(problems) > 20 else []),
+        )
+    return CrmRows(kind, path, rows, lines, columns, ignored)
+
+
+def _records(reader: Any) -> Iterator[tuple[int, list[str]]]:
+    start = reader.line_num + 1
+    for values in reader:
+        yield start, values
+        start = reader.line_num + 1
+
+
+def _match_columns(path: Path, kind: str, header: list[str],
+                   mapping: dict[str, str]) -> tuple[dict[str, str], list[str]]:
+    for col in mapping:
+        if col not in header:
+            raise InputError(f"{path}: --map names column '{col}', which the file does not have",
+                             hint=f"columns: {', '.join(header)}")
+    columns: dict[str, str] = {fld: col for col, fld in mapping.items()}
+    for fld, aliases in ALIASES[kind].items():
+        if fld in columns:
+            continue
+        for alias in aliases:  # aliases are in priority order
+            hit = next((c for c in header if c not in mapping and normalise_header(c) == alias
+                        and c not in columns.values()), None)
+            if hit:
+                columns[fld] = hit
+                break
+    for group in REQUIRED[kind]:
+        if not any(f in columns for f in group):
+            need = " or ".join(f"'{f}'" for f in group)
+            raise InputError(
+                f"{path}: no column for {need} among {', '.join(header)}",
+                hint=f"rename a column, or pass --map 'YOUR COLUMN={group[0]}'",
+            )
+    ignored = [c for c in header if c not in columns.values()]
+    return columns, ignored
+
+
+def _check_rows(path: Path, kind: str, rows: list[dict[str, Any]], lines: list[int]) -> list[str]:
+    problems: list[str] = []
+    seen: dict[str, int] = {}
+    for row, line in zip(rows, lines, strict=True):
+        if kind == "accounts" and not (row.get("domain") or row.get("name")):
+            problems.append(f"{path}:{line}: needs a domain or a name")
+        if kind == "contacts" and not row.get("email"):
+            problems.append(f"{path}:{line}: needs an email address")
+        if kind == "opportunities":
+            if not row.get("crm_id"):
+                problems.append(f"{path}:{line}: needs an opportunity id")
+            if not (row.get("account_domain") or row.get("account_crm_id")
+                    or row.get("account_name")):
+                problems.append(f"{path}:{line}: needs the account (domain, id or name)")
+            _derive_outcome(row)
+        key = row.get("crm_id") or row.get("domain") or row.get("email")
+        if key:
+            if key in seen:
+                problems.append(f"{path}:{line}: duplicate of line {seen[key]} ('{key}')")
+            seen[key] = line
+    return problems
+
+
+def _derive_outcome(row: dict[str, Any]) -> None:
+    """Fill is_closed/won from the stage name when the export has no boolean columns."""
+    stage = normalise_header(row.get("stage") or "")
+    if row.get("won") is None:
+        row["won"] = stage in _WON_STAGES
+    if row.get("is_closed") is None:
+        row["is_closed"] = bool(row["won"]) or stage in _LOST_STAGES

@@ -1,0 +1,209 @@
+"""Typed settings: environment variables > ``demandloop.toml`` > defaults.
+
+A workspace is a directory holding ``demandloop.toml`` (optional) and, by default, the DuckDB
+file. Every field is documented below; ``demandloop init`` writes the same documentation as a
+commented example file. Unknown keys are an error that names the key and the valid ones,
+because a misspelt key silently ignored is a setting the user believes is on.
+
+Environment variables use the prefix ``DEMANDLOOP_`` and ``__`` between section and field,
+for example ``DEMANDLOOP_STORE__PATH=/data/dl.duckdb``.
+
+Example:
+    >>> s = Settings.load(None)
+    >>> s.store.path
+    'demandloop.duckdb'
+"""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from demandloop.errors import ConfigError
+
+CONFIG_FILE = "demandloop.toml"
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class WorkspaceSettings(_Section):
+    """Which workspace this directory's data belongs to."""
+
+    id: str = Field(
+        "default",
+        pattern=r"^[a-z0-9][a-z0-9_-]{0,62}$",
+        description="Workspace id stored on every row; lower-case letters, digits, - and _.",
+    )
+    name: str = Field("My workspace", description="Display name shown in reports.")
+
+
+class StoreSettings(_Section):
+    """Where and how the embedded DuckDB database lives."""
+
+    path: str = Field(
+        "demandloop.duckdb",
+        description="Database file, relative to the workspace directory (or absolute).",
+    )
+    threads: int | None = Field(
+        None, ge=1, le=256, description="DuckDB worker threads; empty means one per core."
+    )
+    memory_limit: str | None = Field(
+        None, description="DuckDB memory limit such as '4GB'; empty means DuckDB's default."
+    )
+
+
+class IngestSettings(_Section):
+    """Validation limits applied to every incoming Segment-spec message."""
+
+    max_event_bytes: int = Field(
+        32 * 1024, ge=1024, le=1024 * 1024, description="Largest accepted message (bytes)."
+    )
+    max_message_id_length: int = Field(
+        100, ge=8, le=1000, description="Longest accepted messageId (characters)."
+    )
+
+
+class IdentitySettings(_Section):
+    """How email addresses map to accounts."""
+
+    personal_email_domains: list[str] = Field(
+        default_factory=list,
+        description="Extra personal (free) email domains that must never create an account.",
+    )
+    business_email_domains: list[str] = Field(
+        default_factory=list,
+        description="Domains wrongly listed as free mail that are real companies here.",
+    )
+
+
+class Settings(BaseSettings):
+    """All settings of one workspace."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="DEMANDLOOP_",
+        env_nested_delimiter="__",
+        extra="forbid",
+        validate_assignment=True,
+    )
+
+    workspace: WorkspaceSettings = Field(default_factory=WorkspaceSettings)  # type: ignore[arg-type]
+    store: StoreSettings = Field(default_factory=StoreSettings)  # type: ignore[arg-type]
+    ingest: IngestSettings = Field(default_factory=IngestSettings)  # type: ignore[arg-type]
+    identity: IdentitySettings = Field(default_factory=IdentitySettings)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # init kwargs carry the parsed TOML file, so env must come first to win over it.
+        return (env_settings, init_settings)
+
+    @classmethod
+    def load(cls, directory: Path | str | None) -> Settings:
+        """Load ``demandloop.toml`` from *directory* (if present) and apply env overrides."""
+        data: dict[str, Any] = {}
+        source = "environment"
+        if directory is not None:
+            path = Path(directory) / CONFIG_FILE
+            if path.is_file():
+                source = str(path)
+                try:
+                    data = tomllib.loads(path.read_text(encoding="utf-8"))
+                except tomllib.TOMLDecodeError as exc:
+                    raise ConfigError(
+                        f"{path}: not valid TOML: {exc}",
+                        hint="fix the syntax, or run 'demandloop init --force' for a fresh file",
+                    ) from exc
+        try:
+            return cls(**data)
+        except ValidationError as exc:
+            raise _config_error(exc, source) from None
+
+    def public_dict(self) -> dict[str, Any]:
+        """Settings as plain data with every secret masked (safe to print or log)."""
+
+        def mask(value: Any) -> Any:
+            if isinstance(value, SecretStr):
+                return "********" if value.get_secret_value() else ""
+            if isinstance(value, dict):
+                return {k: mask(v) for k, v in value.items()}
+            return value
+
+        return mask(self.model_dump())  # type: ignore[no-any-return]
+
+
+def _section_fields(path: tuple[str | int, ...]) -> list[str]:
+    model: type[BaseModel] = Settings
+    for part in path:
+        field = model.model_fields.get(str(part))
+        annotation = field.annotation if field else None
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            model = annotation
+        else:
+            break
+    return sorted(model.model_fields)
+
+
+def _config_error(exc: ValidationError, source: str) -> ConfigError:
+    first = exc.errors()[0]
+    loc = tuple(first["loc"])
+    key = ".".join(str(p) for p in loc)
+    if first["type"] == "extra_forbidden":
+        valid = ", ".join(_section_fields(loc[:-1]))
+        where = f"[{'.'.join(str(p) for p in loc[:-1])}]" if len(loc) > 1 else "the top level"
+        return ConfigError(
+            f"{source}: unknown key '{key}'",
+            hint=f"valid keys in {where}: {valid}",
+        )
+    more = f" and {len(exc.errors()) - 1} more problem(s)" if len(exc.errors()) > 1 else ""
+    return ConfigError(
+        f"{source}: invalid value for '{key}': {first['msg']}{more}",
+        hint="see the commented example written by 'demandloop init'",
+    )
+
+
+def example_toml() -> str:
+    """A commented ``demandloop.toml`` documenting every field with its default."""
+    lines = [
+        "# demandloop workspace configuration.",
+        "# Every key is optional; shown values are the defaults.",
+        "# Environment variables override this file: DEMANDLOOP_<SECTION>__<KEY>.",
+        "",
+    ]
+    defaults = Settings.model_construct().model_dump()
+    for section_name, field in Settings.model_fields.items():
+        model = field.annotation
+        assert isinstance(model, type) and issubclass(model, BaseModel)
+        lines.append(f"[{section_name}]")
+        if model.__doc__:
+            lines.append(f"# {model.__doc__.strip()}")
+        for name, sub in model.model_fields.items():
+            value = defaults[section_name][name]
+            lines.append(f"# {sub.description}")
+            if value is None:
+                lines.append(f"# {name} =")
+            else:
+                lines.append(f"{name} = {_toml_value(value)}")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(value)
+    if isinstance(value, list):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    return '"' + str(value).replace("\\", "\\\\").replace('"', '\\"') + '"'

@@ -1,0 +1,1 @@
+"""Enrich touches: channel taxonomy (and later motion, personas, topics)."""

@@ -1,0 +1,149 @@
+"""Channel taxonomy: an ordered registry of small rules from UTM, click ids and referrer.
+
+Each rule is a function from a frame of touch attributes (``utm_source``, ``utm_medium``,
+``utm_campaign``, ``utm_term``, ``url``, ``referrer``, ``site_host``) to a boolean mask; the
+first rule that matches a row names its channel. Rules are vectorised with pandas string
+methods, so classifying a million touches takes a fraction of a second.
+
+Example:
+    >>> import pandas as pd
+    >>> df = pd.DataFrame({"utm_source": [None], "utm_medium": [None], "utm_campaign": [None],
+    ...     "utm_term": [None], "url": ["https://acme.io/"], "referrer": ["https://chatgpt.com/"]})
+    >>> classify(df).tolist()
+    ['ai_assistant']
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+import pandas as pd
+
+Rule = Callable[[pd.DataFrame], "pd.Series[bool]"]
+
+AI_HOSTS = ("chatgpt.com", "chat.openai.com", "perplexity.ai", "claude.ai", "gemini.google.com",
+            "copilot.microsoft.com", "you.com", "phind.com", "poe.com", "chat.mistral.ai",
+            "deepseek.com", "meta.ai")
+SEARCH_HOSTS = ("google.", "bing.com", "duckduckgo.com", "yahoo.", "baidu.com", "yandex.",
+                "ecosia.org", "search.brave.com")
+SOCIAL_HOSTS = ("linkedin.com", "lnkd.in", "facebook.com", "fb.com", "instagram.com",
+                "twitter.com", "x.com", "t.co", "reddit.com", "youtube.com", "tiktok.com")
+EMAIL_HOSTS = ("mail.google.com", "outlook.live.com", "outlook.office.com", "mail.yahoo.com")
+
+
+def _s(df: pd.DataFrame, col: str) -> pd.Series:
+    return df[col].fillna("").astype(str).str.lower()
+
+
+def _host(url: pd.Series) -> pd.Series:
+    return url.str.extract(r"^[a-z][a-z0-9+.-]*://([^/?#:]+)", expand=False).fillna("") \
+        .str.removeprefix("www.")
+
+
+def _host_in(host: pd.Series, hosts: tuple[str, ...]) -> pd.Series:
+    mask = pd.Series(False, index=host.index)
+    for h in hosts:
+        if h.endswith("."):  # a family of country domains: google.com, google.de, ...
+            mask |= host.str.startswith(h) | host.str.contains("." + h, regex=False)
+        else:
+            mask |= (host == h) | host.str.endswith("." + h)
+    return mask
+
+
+def _medium_in(df: pd.DataFrame, *values: str) -> pd.Series:
+    return _s(df, "utm_medium").isin(values)
+
+
+def _ai(df: pd.DataFrame) -> pd.Series:
+    src = _s(df, "utm_source").str.removeprefix("www.")
+    return _host_in(_host(_s(df, "referrer")), AI_HOSTS) | src.isin(AI_HOSTS) | src.isin(
+        ("chatgpt", "perplexity", "claude", "gemini", "copilot"))
+
+
+def _paid_search(df: pd.DataFrame) -> pd.Series:
+    url = _s(df, "url")
+    return _medium_in(df, "cpc", "ppc", "paid_search", "paidsearch", "sem") | url.str.contains(
+        r"[?&](?:gclid|msclkid|gbraid|wbraid)=", regex=True)
+
+
+def _paid_social(df: pd.DataFrame) -> pd.Series:
+    url = _s(df, "url")
+    click_id = url.str.contains(r"[?&](?:li_fat_id|fbclid|ttclid|twclid)=", regex=True)
+    return _medium_in(df, "paid_social", "paidsocial", "social_paid", "cpm_social") | (
+        click_id & ~_s(df, "utm_medium").eq("organic"))
+
+
+def _display(df: pd.DataFrame) -> pd.Series:
+    return _medium_in(df, "display", "banner", "cpm", "programmatic", "retargeting")
+
+
+def _events(df: pd.DataFrame) -> pd.Series:
+    return _medium_in(df, "event", "events", "webinar", "conference", "field") | \
+        _s(df, "utm_source").isin(("webinar", "zoom", "on24", "goldcast"))
+
+
+def _outbound(df: pd.DataFrame) -> pd.Series:
+    return _s(df, "utm_source").isin(("outreach", "salesloft", "apollo", "sdr")) | \
+        _medium_in(df, "outbound", "sales_email")
+
+
+def _email(df: pd.DataFrame) -> pd.Series:
+    return _medium_in(df, "email", "e-mail", "newsletter") | _host_in(
+        _host(_s(df, "referrer")), EMAIL_HOSTS)
+
+
+def _partner(df: pd.DataFrame) -> pd.Series:
+    return _medium_in(df, "partner", "affiliate", "syndication")
+
+
+def _organic_search(df: pd.DataFrame) -> pd.Series:
+    return _host_in(_host(_s(df, "referrer")), SEARCH_HOSTS) | _medium_in(df, "organic")
+
+
+def _organic_social(df: pd.DataFrame) -> pd.Series:
+    return _host_in(_host(_s(df, "referrer")), SOCIAL_HOSTS) | _medium_in(df, "social")
+
+
+def _referral(df: pd.DataFrame) -> pd.Series:
+    ref = _host(_s(df, "referrer"))
+    own = _host(_s(df, "url"))
+    return ((ref != "") & (ref != own)) | _medium_in(df, "referral")
+
+
+def _internal(df: pd.DataFrame) -> pd.Series:
+    ref = _host(_s(df, "referrer"))
+    return (ref != "") & (ref == _host(_s(df, "url"))) & (_s(df, "utm_source") == "")
+
+
+RULES: list[tuple[str, Rule]] = [
+    ("internal", _internal),  # navigation inside the site: not a new touch
+    ("ai_assistant", _ai),
+    ("outbound", _outbound),
+    ("events", _events),
+    ("paid_search", _paid_search),
+    ("paid_social", _paid_social),
+    ("display", _display),
+    ("email", _email),
+    ("partner", _partner),
+    ("organic_search", _organic_search),
+    ("organic_social", _organic_social),
+    ("referral", _referral),
+]
+"""Ordered: the first matching rule wins; anything unmatched is ``direct``."""
+
+
+def classify(df: pd.DataFrame, rules: list[tuple[str, Rule]] | None = None) -> pd.Series:
+    """Channel name for every row of *df* (columns as in the module docstring)."""
+    for col in ("utm_source", "utm_medium", "utm_campaign", "utm_term", "url", "referrer"):
+        if col not in df.columns:
+            df = df.assign(**{col: None})
+    out = np.full(len(df), "direct", dtype=object)
+    todo = np.ones(len(df), dtype=bool)
+    for name, rule in rules or RULES:
+        if not todo.any():
+            break
+        hit = rule(df).to_numpy(dtype=bool) & todo
+        out[hit] = name
+        todo &= ~hit
+    return pd.Series(out, index=df.index, name="channel")

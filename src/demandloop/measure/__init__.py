@@ -1,0 +1,1 @@
+"""What worked: overview, conversion, and later funnel, demand health and attribution."""

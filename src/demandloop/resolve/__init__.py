@@ -1,0 +1,1 @@
+"""Who is it: persons from identifiers, accounts from persons and visitors."""

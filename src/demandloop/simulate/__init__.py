@@ -1,0 +1,23 @@
+"""A synthetic but realistic B2B market with a saved ground truth.
+
+``simulate(...)`` writes, into one folder:
+
+* ``events.jsonl``: Segment-spec messages (page/identify/track/group) with ``context.ip``,
+  ``userAgent``, ``page`` and ``campaign``;
+* ``accounts.csv``, ``contacts.csv``, ``opportunities.csv``: what a CRM export holds (only the
+  accounts and contacts the vendor knows about, not the whole market);
+* ``ip_ranges.csv``: office networks of known accounts, as a reverse-IP vendor would supply;
+* ``truth.json``: the hidden state (fit, in-market windows, every person's devices and emails,
+  home/mobile networks, planted channel effects) used to evaluate every later score.
+
+Example:
+    >>> import tempfile, pathlib
+    >>> out = pathlib.Path(tempfile.mkdtemp())
+    >>> summary = simulate(accounts=20, days=10, seed=1, out=out)
+    >>> (out / "events.jsonl").exists() and summary.events > 0
+    True
+"""
+
+from demandloop.simulate.output import SimulationSummary, simulate
+
+__all__ = ["SimulationSummary", "simulate"]

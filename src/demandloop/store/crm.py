@@ -1,0 +1,163 @@
+"""Upsert CRM rows (accounts, contacts, opportunities) and Olist leads into the store.
+
+Imports are idempotent: a row whose key already exists updates the fields the file provides
+and keeps the others, so re-importing a CRM export never duplicates anything.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+
+from demandloop.collect.crm import CrmRows
+from demandloop.errors import InputError
+from demandloop.store.db import Store
+
+_ACCOUNT_COLS = ("account_id", "domain", "name", "industry", "employees", "revenue", "country",
+                 "technologies", "owner", "target", "tier", "crm_id", "source")
+_PERSON_COLS = ("person_id", "email", "emails", "first_name", "last_name", "title",
+                "account_id", "crm_id", "source")
+_OPP_COLS = ("opportunity_id", "account_id", "lead_id", "name", "amount", "stage", "is_closed",
+             "won", "created_at", "closed_at", "owner", "sdr", "segment", "crm_id", "source")
+_LEAD_COLS = ("lead_id", "person_id", "account_id", "origin", "channel", "landing_page",
+              "status", "created_at", "source")
+
+_TYPES: dict[str, pa.DataType] = {
+    "employees": pa.int64(), "revenue": pa.float64(), "amount": pa.float64(),
+    "target": pa.bool_(), "is_closed": pa.bool_(), "won": pa.bool_(),
+    "technologies": pa.list_(pa.string()), "emails": pa.list_(pa.string()),
+    "created_at": pa.timestamp("us"), "closed_at": pa.timestamp("us"),
+}
+
+
+def account_id_for(domain: str | None, crm_id: str | None, name: str | None) -> str:
+    """Accounts are keyed by canonical domain, so web, email and CRM signals meet on one id."""
+    if domain:
+        return domain
+    if crm_id:
+        return f"crm:{crm_id}"
+    return "name:" + re.sub(r"[^a-z0-9]+", "-", (name or "").lower()).strip("-")
+
+
+def _table(rows: list[dict[str, Any]], cols: tuple[str, ...]) -> pa.Table:
+    return pa.table({c: pa.array([r.get(c) for r in rows], _TYPES.get(c, pa.string()))
+                     for c in cols})
+
+
+def upsert(store: Store, table: str, key: str, rows: list[dict[str, Any]],
+           cols: tuple[str, ...]) -> int:
+    """Insert or update *rows* in one transaction; NULLs never overwrite stored values."""
+    with store.writer() as cur:
+        return _upsert(cur, store.workspace_id, table, key, rows, cols)
+
+
+_DEFAULTS = {"target": "false", "is_closed": "false", "won": "false", "status": "'mql'"}
+
+
+def _upsert(cur: duckdb.DuckDBPyConnection, ws: str, table: str, key: str,
+            rows: list[dict[str, Any]], cols: tuple[str, ...]) -> int:
+    # UPDATE then INSERT rather than ON CONFLICT: a NULL in the file must keep the stored
+    # value, while a brand-new row needs the column default, which EXCLUDED cannot tell apart.
+    if not rows:
+        return 0
+    stamped = table in ("accounts", "persons")
+    sets = ", ".join(f"{c} = coalesce(r.{c}, t.{c})" for c in cols if c != key)
+    values = ", ".join(f"coalesce(r.{c}, {_DEFAULTS[c]})" if c in _DEFAULTS else f"r.{c}"
+                       for c in cols)
+    cur.register("_rows", _table(rows, cols))
+    try:
+        cur.execute(
+            f"UPDATE {table} AS t SET {sets}"
+            + (", updated_at = now()::TIMESTAMP" if stamped else "")
+            + f" FROM _rows AS r WHERE t.workspace_id = $ws AND t.{key} = r.{key}",
+            {"ws": ws},
+        )
+        cur.execute(
+            f"INSERT INTO {table} (workspace_id, {', '.join(cols)}"
+            + (", created_at, updated_at" if stamped else "")
+            + f") SELECT $ws, {values}"
+            + (", now()::TIMESTAMP, now()::TIMESTAMP" if stamped else "")
+            + f" FROM _rows AS r ANTI JOIN (SELECT {key} FROM {table} WHERE workspace_id = $ws)"
+            f" AS t USING ({key})",
+            {"ws": ws},
+        )
+    finally:
+        cur.unregister("_rows")
+    return len(rows)
+
+
+def import_crm(store: Store, parsed: CrmRows) -> int:
+    """Write parsed CRM rows; opportunities must name an account the store knows."""
+    source = f"crm:{parsed.path.name}"
+    if parsed.kind == "accounts":
+        rows = [{**r, "account_id": account_id_for(r.get("domain"), r.get("crm_id"),
+                                                   r.get("name")), "source": source}
+                for r in parsed.rows]
+        return upsert(store, "accounts", "account_id", rows, _ACCOUNT_COLS)
+    if parsed.kind == "contacts":
+        lookup = _AccountLookup(store)
+        rows = []
+        for r in parsed.rows:
+            account = lookup.find(r.get("account_domain"), r.get("account_crm_id"),
+                                  r.get("account_name"))
+            rows.append({**r, "person_id": r["email"], "emails": [r["email"]],
+                         "account_id": account, "source": source})
+        return upsert(store, "persons", "person_id", rows, _PERSON_COLS)
+    lookup = _AccountLookup(store)
+    rows, problems = [], []
+    for r, line in zip(parsed.rows, parsed.lines, strict=True):
+        account = lookup.find(r.get("account_domain"), r.get("account_crm_id"),
+                              r.get("account_name"))
+        if account is None:
+            problems.append(
+                f"{parsed.path}:{line}: account "
+                f"'{r.get('account_domain') or r.get('account_crm_id') or r.get('account_name')}'"
+                " is not in the workspace"
+            )
+        rows.append({**r, "opportunity_id": r["crm_id"], "account_id": account,
+                     "source": source})
+    if problems:
+        raise InputError(
+            f"{parsed.path}: {len(problems)} opportunit(ies) name unknown accounts; "
+            "nothing was imported",
+            hint="import the accounts first ('demandloop import accounts FILE'), or add an "
+            "account domain column",
+            problems=problems[:20],
+        )
+    return upsert(store, "opportunities", "opportunity_id", rows, _OPP_COLS)
+
+
+class _AccountLookup:
+    """Finds a stored account by domain, CRM id or exact name (in that order)."""
+
+    def __init__(self, store: Store) -> None:
+        with store.reader() as cur:
+            rows = cur.execute(
+                "SELECT account_id, domain, crm_id, lower(name) FROM accounts "
+                "WHERE workspace_id = ?", [store.workspace_id]
+            ).fetchall()
+        self.by_domain = {d: a for a, d, _, _ in rows if d}
+        self.by_crm = {c: a for a, _, c, _ in rows if c}
+        self.by_name = {n: a for a, _, _, n in rows if n}
+
+    def find(self, domain: str | None, crm_id: str | None, name: str | None) -> str | None:
+        if domain and domain in self.by_domain:
+            return self.by_domain[domain]
+        if crm_id and crm_id in self.by_crm:
+            return self.by_crm[crm_id]
+        if name and name.lower() in self.by_name:
+            return self.by_name[name.lower()]
+        return None
+
+
+def import_leads(store: Store, accounts: list[dict[str, Any]], leads: list[dict[str, Any]],
+                 opportunities: list[dict[str, Any]]) -> None:
+    """Write a lead source (e.g. Olist) in one transaction: accounts, leads, opportunities."""
+    with store.writer() as cur:
+        _upsert(cur, store.workspace_id, "accounts", "account_id", accounts, _ACCOUNT_COLS)
+        _upsert(cur, store.workspace_id, "leads", "lead_id", leads, _LEAD_COLS)
+        _upsert(cur, store.workspace_id, "opportunities", "opportunity_id", opportunities,
+                _OPP_COLS)

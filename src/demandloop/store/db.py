@@ -1,0 +1,183 @@
+"""The embedded DuckDB store: open, migrate, and the one-writer rule.
+
+DuckDB lets one process write a database file, and inside that process a write transaction
+should not interleave with another. ``Store.writer()`` serialises writers with a lock and runs
+the block in a transaction; readers use ``Store.reader()``, a cursor of their own, and may run
+in parallel.
+
+Example:
+    >>> store = Store.open(":memory:", workspace_id="default")
+    >>> store.table_counts()["events"]
+    0
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import duckdb
+
+from demandloop.errors import StoreError, StoreLockedError
+from demandloop.store.schema import DATA_TABLES, MIGRATIONS, SCHEMA_VERSION
+
+
+class Store:
+    """A DuckDB database holding one or more workspaces, migrated to the current schema."""
+
+    def __init__(self, con: duckdb.DuckDBPyConnection, path: str, workspace_id: str) -> None:
+        self.con = con
+        self.path = path
+        self.workspace_id = workspace_id
+        self._write_lock = threading.RLock()
+
+    @classmethod
+    def open(
+        cls,
+        path: str | Path,
+        *,
+        workspace_id: str = "default",
+        read_only: bool = False,
+        threads: int | None = None,
+        memory_limit: str | None = None,
+    ) -> Store:
+        """Open (creating if needed) and migrate the database at *path*."""
+        target = str(path)
+        if target != ":memory:":
+            parent = Path(target).parent
+            if not parent.exists():
+                raise StoreError(
+                    f"cannot create database {target}: folder {parent} does not exist",
+                    hint="create the folder or set store.path in demandloop.toml",
+                )
+        config: dict[str, Any] = {}
+        if threads:
+            config["threads"] = threads
+        if memory_limit:
+            config["memory_limit"] = memory_limit
+        try:
+            con = duckdb.connect(target, read_only=read_only, config=config)
+        except duckdb.IOException as exc:
+            text = str(exc)
+            if "lock" in text.lower():
+                raise StoreLockedError(
+                    f"database {target} is in use by another process",
+                    hint="stop the other demandloop process (e.g. 'demandloop serve') or use "
+                    "another workspace",
+                ) from exc
+            raise StoreError(f"cannot open database {target}: {text}") from exc
+        except duckdb.Error as exc:
+            raise StoreError(
+                f"cannot open database {target}: {exc}",
+                hint="is it a DuckDB file written by demandloop?",
+            ) from exc
+        # Pinned to UTC so TIMESTAMPTZ -> TIMESTAMP casts mean UTC everywhere (set after
+        # connect: the ICU extension that owns the setting loads with the connection).
+        con.execute("SET TimeZone = 'UTC'")
+        # Every query that needs an order says ORDER BY; without this promise DuckDB would
+        # keep insertion order and serialise large inserts (about 2x slower ingestion).
+        con.execute("SET GLOBAL preserve_insertion_order = false")
+        store = cls(con, target, workspace_id)
+        if not read_only:
+            store.migrate()
+        else:
+            store.check_version()
+        return store
+
+    # -- schema -----------------------------------------------------------------------------
+    def migrate(self) -> list[int]:
+        """Apply pending migrations in order; returns the versions applied."""
+        with self._write_lock:
+            self.con.execute(
+                "CREATE TABLE IF NOT EXISTS schema_migrations ("
+                "version INTEGER PRIMARY KEY, description VARCHAR, applied_at TIMESTAMP)"
+            )
+            done = {r[0] for r in self.con.execute("SELECT version FROM schema_migrations").fetchall()}
+            if done and max(done) > SCHEMA_VERSION:
+                raise StoreError(
+                    f"database {self.path} has schema version {max(done)}, newer than this "
+                    f"demandloop understands ({SCHEMA_VERSION})",
+                    hint="upgrade demandloop",
+                )
+            applied = []
+            for m in MIGRATIONS:
+                if m.version in done:
+                    continue
+                self.con.execute("BEGIN TRANSACTION")
+                try:
+                    self.con.execute(m.sql)
+                    self.con.execute(
+                        "INSERT INTO schema_migrations VALUES (?, ?, now()::TIMESTAMP)",
+                        [m.version, m.description],
+                    )
+                    self.con.execute("COMMIT")
+                except Exception:
+                    self.con.execute("ROLLBACK")
+                    raise
+                applied.append(m.version)
+            return applied
+
+    def check_version(self) -> None:
+        try:
+            row = self.con.execute("SELECT max(version) FROM schema_migrations").fetchone()
+        except duckdb.CatalogException:
+            row = None
+        if not row or row[0] != SCHEMA_VERSION:
+            raise StoreError(
+                f"database {self.path} is not at schema version {SCHEMA_VERSION}",
+                hint="open it once without read-only mode to migrate it",
+            )
+
+    # -- access -----------------------------------------------------------------------------
+    @contextmanager
+    def locked_cursor(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """The single writer's cursor, outside any transaction (the caller manages them).
+
+        For work that stages data before one final transaction: a failed statement inside a
+        DuckDB transaction aborts it, so attempts that may fail run before ``BEGIN``.
+        """
+        with self._write_lock:
+            cur = self.con.cursor()
+            try:
+                yield cur
+            finally:
+                cur.close()
+
+    @contextmanager
+    def writer(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """The single writer: a locked cursor inside a transaction (rolled back on error)."""
+        with self.locked_cursor() as cur:
+            cur.execute("BEGIN TRANSACTION")
+            try:
+                yield cur
+            except BaseException:
+                cur.execute("ROLLBACK")
+                raise
+            cur.execute("COMMIT")
+
+    @contextmanager
+    def reader(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """A cursor of its own for a reader; readers may run in parallel with the writer."""
+        cur = self.con.cursor()
+        try:
+            yield cur
+        finally:
+            cur.close()
+
+    def table_counts(self) -> dict[str, int]:
+        """Rows per data table for this workspace."""
+        with self.reader() as cur:
+            return {
+                t: int(
+                    cur.execute(
+                        f"SELECT count(*) FROM {t} WHERE workspace_id = ?", [self.workspace_id]
+                    ).fetchone()[0]  # type: ignore[index]
+                )
+                for t in DATA_TABLES
+            }
+
+    def close(self) -> None:
+        self.con.close()

@@ -1,0 +1,150 @@
+"""The Python API: one object per workspace, the same operations as the CLI.
+
+Example:
+    >>> import tempfile, demandloop
+    >>> ws = demandloop.open(tempfile.mkdtemp())
+    >>> ws.accounts().empty
+    True
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from demandloop.collect.crm import read_crm_csv
+from demandloop.collect.olist import read_olist
+from demandloop.collect.segment import Limits
+from demandloop.compute import Tables, tables
+from demandloop.config import Settings
+from demandloop.errors import UsageError
+from demandloop.measure import overview
+from demandloop.store import Store, export_parquet, import_parquet
+from demandloop.store.crm import import_crm, import_leads
+from demandloop.store.events import IngestResult, Progress, ingest_files
+
+
+class Workspace:
+    """A workspace directory: its settings and its store."""
+
+    def __init__(self, directory: Path, settings: Settings, store: Store) -> None:
+        self.directory = directory
+        self.settings = settings
+        self.store = store
+
+    @classmethod
+    def open(cls, path: str | Path = ".", *, settings: Settings | None = None) -> Workspace:
+        """Open a workspace directory (or a ``.duckdb`` file directly)."""
+        p = Path(path)
+        if p.suffix == ".duckdb" or p.is_file():
+            directory = p.parent
+            settings = settings or Settings.load(directory)
+            db_path = p
+        else:
+            if not p.exists():
+                p.mkdir(parents=True)
+            directory = p
+            settings = settings or Settings.load(directory)
+            db_path = Path(settings.store.path)
+            if not db_path.is_absolute():
+                db_path = directory / db_path
+        store = Store.open(db_path, workspace_id=settings.workspace.id,
+                           threads=settings.store.threads,
+                           memory_limit=settings.store.memory_limit)
+        return cls(directory, settings, store)
+
+    def close(self) -> None:
+        self.store.close()
+
+    def __enter__(self) -> Workspace:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- collect ----------------------------------------------------------------------------
+    def ingest(self, *paths: str | Path, skip_invalid: bool = False,
+               received_at: dt.datetime | None = None,
+               progress: Progress | None = None) -> IngestResult:
+        """Ingest Segment-spec event files (JSONL/JSON, optionally .gz)."""
+        if not paths:
+            raise UsageError("no files given", hint="name one or more .jsonl/.json files")
+        limits = Limits(self.settings.ingest.max_event_bytes,
+                        self.settings.ingest.max_message_id_length)
+        return ingest_files(self.store, [Path(p) for p in paths], limits=limits,
+                            skip_invalid=skip_invalid, received_at=received_at,
+                            progress=progress)
+
+    def import_crm(self, kind: str, path: str | Path,
+                   mapping: dict[str, str] | None = None) -> int:
+        """Import a CRM CSV (``accounts``, ``contacts`` or ``opportunities``); rows written."""
+        return import_crm(self.store, read_crm_csv(Path(path), kind, mapping))
+
+    def import_olist(self, directory: str | Path) -> dict[str, int]:
+        """Import the Olist marketing funnel (MQLs as leads, closed deals as won deals)."""
+        data = read_olist(Path(directory))
+        import_leads(self.store, data.accounts, data.leads, data.opportunities)
+        return {"accounts": len(data.accounts), "leads": len(data.leads),
+                "opportunities": len(data.opportunities)}
+
+    def export_parquet(self, directory: str | Path) -> dict[str, int]:
+        return export_parquet(self.store, Path(directory))
+
+    def import_parquet(self, directory: str | Path, *, replace: bool = False) -> dict[str, int]:
+        return import_parquet(self.store, Path(directory), replace=replace)
+
+    # -- read -------------------------------------------------------------------------------
+    @property
+    def tables(self) -> Tables:
+        """Ibis expressions over this workspace's tables (for custom analytics)."""
+        return tables(self.store)
+
+    def _frame(self, table: str, order: str) -> pd.DataFrame:
+        with self.store.reader() as cur:
+            return cur.execute(
+                f"SELECT * EXCLUDE (workspace_id) FROM {table} WHERE workspace_id = ? "
+                f"ORDER BY {order}", [self.store.workspace_id]
+            ).df()
+
+    def accounts(self) -> pd.DataFrame:
+        return self._frame("accounts", "account_id")
+
+    def persons(self) -> pd.DataFrame:
+        return self._frame("persons", "person_id")
+
+    def opportunities(self) -> pd.DataFrame:
+        return self._frame("opportunities", "opportunity_id")
+
+    def leads(self) -> pd.DataFrame:
+        return self._frame("leads", "lead_id")
+
+    def events(self, limit: int | None = None) -> pd.DataFrame:
+        with self.store.reader() as cur:
+            return cur.execute(
+                "SELECT * EXCLUDE (workspace_id) FROM events WHERE workspace_id = ? "
+                "ORDER BY timestamp, message_id" + (f" LIMIT {int(limit)}" if limit else ""),
+                [self.store.workspace_id],
+            ).df()
+
+    def counts(self) -> dict[str, int]:
+        return self.store.table_counts()
+
+    def event_counts(self) -> pd.DataFrame:
+        return overview.event_counts(self.tables)
+
+    def landing_channels(self) -> pd.DataFrame:
+        return overview.landing_channels(self.tables)
+
+    def ranked_accounts(self, *, days: int = 30, limit: int = 10) -> pd.DataFrame:
+        return overview.ranked_accounts(self.tables, days=days, limit=limit)
+
+    def lead_conversion(self, by: str = "origin") -> pd.DataFrame:
+        return overview.lead_conversion(self.tables, by)
+
+
+def open(path: str | Path = ".", **kwargs: Any) -> Workspace:  # noqa: A001 - mirrors io.open
+    """Open a workspace; see :meth:`Workspace.open`."""
+    return Workspace.open(path, **kwargs)
