@@ -13,11 +13,11 @@ import traceback
 from pathlib import Path
 from typing import Any
 
-import click
 import orjson
 import pandas as pd
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from demandloop import simulate as sim
@@ -152,7 +152,7 @@ def ingest(
         _json({**r.__dict__, "seconds": seconds})
         return
     for p in r.problems:
-        err.print(p, markup=False, highlight=False)
+        err.print(p, markup=False, highlight=False, soft_wrap=True)
     out.print(f"{r.inserted:,} events written, {r.duplicates:,} duplicates skipped, "
               f"{r.invalid:,} invalid skipped ({r.messages / max(seconds, 1e-9):,.0f} msg/s)")
 
@@ -291,21 +291,25 @@ def main(argv: list[str] | None = None) -> None:
     except DemandloopError as exc:
         if debug:
             traceback.print_exc()
-        err.print(f"[bold red]error:[/bold red] {exc}", highlight=False)
+        err.print(f"[bold red]error:[/bold red] {escape(str(exc))}", highlight=False,
+                  soft_wrap=True)
         for line in getattr(exc, "problems", []):
-            err.print(f"  {line}", markup=False, highlight=False)
+            err.print(f"  {line}", markup=False, highlight=False, soft_wrap=True)
         sys.exit(exc.exit_code)
-    except click.exceptions.Exit as exc:
-        sys.exit(exc.exit_code)
-    except click.ClickException as exc:
-        exc.show()
-        sys.exit(exc.exit_code)
-    except click.exceptions.Abort:
+    except typer.Abort:
         err.print("aborted")
         sys.exit(130)
-    except Exception as exc:  # a bug: say so plainly, keep the details for --debug
+    except Exception as exc:
+        # Usage errors and exits: Typer >= 0.20 raises its own copies of click's exception
+        # classes, so recognise them by what they do rather than by class.
+        if hasattr(exc, "exit_code"):
+            if hasattr(exc, "show"):
+                exc.show()
+            sys.exit(exc.exit_code)
+        # anything else is a bug: say so plainly, keep the details for --debug
         if debug:
             traceback.print_exc()
-        err.print(f"[bold red]internal error:[/bold red] {type(exc).__name__}: {exc} "
-                  "(rerun with --debug and report it)", highlight=False)
+        err.print(f"[bold red]internal error:[/bold red] {type(exc).__name__}: "
+                  f"{escape(str(exc))} (rerun with --debug and report it)", highlight=False,
+                  soft_wrap=True)
         sys.exit(70)

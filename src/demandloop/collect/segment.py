@@ -97,10 +97,10 @@ WITH lines AS (
     SELECT line_no, raw, json_valid(raw) AS ok,
            -- a substring test is far cheaper than a JSON path lookup on every line
            contains(raw, '"batch"') AS maybe_batch
-    FROM raw_lines WHERE strlen(raw) > 2 OR trim(raw) <> ''
+    FROM raw_lines WHERE strlen(raw) > 2 OR trim(raw, ' \t\r\n') <> ''
 ),
 docs AS (
-    SELECT line_no, raw, ok, ltrim(raw)[1] = '{{' AS is_object,
+    SELECT line_no, raw, ok, ltrim(raw, ' \t\r\n')[1] = '{{' AS is_object,
            CASE WHEN ok AND maybe_batch THEN json_type(raw, '$.batch') END AS batch_type
     FROM lines
 ),

@@ -1,0 +1,5 @@
+"""``python -m demandloop`` runs the CLI."""
+
+from demandloop.cli import main
+
+main()

@@ -1,0 +1,60 @@
+"""Shared fixtures: one small simulated market per session, fresh workspaces, the CLI."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import demandloop
+from demandloop.cli import main
+from demandloop.simulate import simulate
+
+OLIST = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "olist"
+
+
+@pytest.fixture(scope="session")
+def market(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A small simulated market (files only), shared by the whole session."""
+    out = tmp_path_factory.mktemp("market")
+    simulate(accounts=150, days=45, seed=11, out=out)
+    return out
+
+
+@pytest.fixture
+def ws(tmp_path: Path) -> demandloop.Workspace:
+    w = demandloop.open(tmp_path / "ws")
+    yield w
+    w.close()
+
+
+@pytest.fixture
+def olist_dir() -> Path:
+    if not (OLIST / "marketing_qualified_leads.csv").is_file():
+        pytest.skip("shared/datasets/olist is not beside the checkout")
+    return OLIST
+
+
+def write_jsonl(path: Path, messages: list[Any]) -> Path:
+    path.write_text("".join((m if isinstance(m, str) else json.dumps(m)) + "\n"
+                            for m in messages), encoding="utf-8")
+    return path
+
+
+@pytest.fixture
+def cli(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> Callable[..., tuple[int, str, str]]:
+    """Run the CLI in-process: returns (exit code, stdout, stderr)."""
+
+    def run(*args: str) -> tuple[int, str, str]:
+        code = 0
+        try:
+            main(list(args))
+        except SystemExit as exc:
+            code = int(exc.code or 0)
+        captured = capsys.readouterr()
+        return code, captured.out, captured.err
+
+    return run

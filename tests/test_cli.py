@@ -1,0 +1,68 @@
+"""The command line as a user meets it: the demo, JSON output, errors, export/import."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import demandloop
+
+
+def test_demo_shows_the_market(cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    d = tmp_path / "demo"
+    code, out, err = cli("demo", "--dir", str(d), "--accounts", "120", "--days", "40")
+    assert code == 0, err
+    for section in ("1. Simulated", "2. Ingested", "3. Events by type",
+                    "4. Visits by acquisition channel", "5. In the workspace",
+                    "6. Most active accounts"):
+        assert section in out
+    assert (d / "demandloop.duckdb").is_file() and (d / "market" / "truth.json").is_file()
+    # running it again is idempotent: nothing new, nothing doubled
+    code, out, _ = cli("demo", "--dir", str(d), "--accounts", "120", "--days", "40", "--json")
+    report = json.loads(out)
+    assert report["ingest"]["inserted"] == 0
+    assert report["ingest"]["duplicates"] == report["simulation"]["events"]
+    assert report["counts"]["events"] == report["simulation"]["events"]
+    # the ranked accounts are real accounts with known people active in the last 30 days
+    with demandloop.open(d) as ws:
+        known = set(ws.accounts()["account_id"])
+    assert report["top_accounts"] and all(a["account_id"] in known and a["people"] >= 1
+                                          for a in report["top_accounts"])
+    people = [a["people"] for a in report["top_accounts"]]
+    assert people == sorted(people, reverse=True)
+
+
+def test_status_accounts_and_json(cli, market: Path, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    w = str(tmp_path / "w")
+    assert cli("-w", w, "ingest", str(market / "events.jsonl"))[0] == 0
+    assert cli("-w", w, "import", "accounts", str(market / "accounts.csv"))[0] == 0
+    code, out, _ = cli("-w", w, "status", "--json")
+    assert code == 0 and json.loads(out)["events"] == len(
+        (market / "events.jsonl").read_text().splitlines())
+    code, out, _ = cli("-w", w, "accounts", "--json", "--limit", "5")
+    assert code == 0 and len(json.loads(out)) <= 5
+
+
+def test_export_import_via_cli(cli, market: Path, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    a, b = str(tmp_path / "a"), str(tmp_path / "b")
+    cli("-w", a, "ingest", str(market / "events.jsonl"))
+    code, out, _ = cli("-w", a, "export", "--format", "parquet", str(tmp_path / "x"))
+    assert code == 0 and (tmp_path / "x" / "manifest.json").is_file()
+    assert cli("-w", b, "import", "parquet", str(tmp_path / "x"))[0] == 0
+    code, _, err = cli("-w", b, "import", "parquet", str(tmp_path / "x"))
+    assert code == 2 and "--replace" in err
+    code, _, err = cli("-w", a, "export", "--format", "csv", str(tmp_path / "y"))
+    assert code == 2 and "unknown export format 'csv'" in err
+
+
+def test_usage_errors_exit_2_without_traceback(cli) -> None:  # type: ignore[no-untyped-def]
+    code, out, err = cli("frobnicate")
+    assert code == 2 and "No such command" in err and "Traceback" not in err
+
+
+def test_console_script_runs() -> None:
+    r = subprocess.run([sys.executable, "-m", "demandloop", "--help"], capture_output=True,
+                       text=True, check=False)
+    assert r.returncode == 0 and "demo" in r.stdout

@@ -1,0 +1,82 @@
+from pathlib import Path
+
+import pytest
+
+from demandloop.config import Settings, example_toml
+from demandloop.errors import ConfigError
+
+
+def test_defaults_without_a_file(tmp_path: Path) -> None:
+    s = Settings.load(tmp_path)
+    assert s.store.path == "demandloop.duckdb"
+    assert s.workspace.id == "default"
+    assert s.ingest.max_event_bytes == 32 * 1024
+
+
+def test_file_values_are_read(tmp_path: Path) -> None:
+    (tmp_path / "demandloop.toml").write_text('[store]\npath = "x.duckdb"\nthreads = 2\n')
+    s = Settings.load(tmp_path)
+    assert (s.store.path, s.store.threads) == ("x.duckdb", 2)
+
+
+def test_environment_beats_the_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "demandloop.toml").write_text('[store]\npath = "file.duckdb"\n')
+    monkeypatch.setenv("DEMANDLOOP_STORE__PATH", "env.duckdb")
+    assert Settings.load(tmp_path).store.path == "env.duckdb"
+
+
+def test_unknown_key_names_the_key_and_the_valid_ones(tmp_path: Path) -> None:
+    (tmp_path / "demandloop.toml").write_text('[store]\npth = "x.duckdb"\n')
+    with pytest.raises(ConfigError) as e:
+        Settings.load(tmp_path)
+    msg = str(e.value)
+    assert "unknown key 'store.pth'" in msg
+    assert "memory_limit, path, threads" in msg
+
+
+def test_unknown_section(tmp_path: Path) -> None:
+    (tmp_path / "demandloop.toml").write_text("[sotre]\npath = 1\n")
+    with pytest.raises(ConfigError, match="unknown key 'sotre'.*ingest.*store"):
+        Settings.load(tmp_path)
+
+
+def test_wrong_type_names_the_key(tmp_path: Path) -> None:
+    (tmp_path / "demandloop.toml").write_text('[ingest]\nmax_event_bytes = "big"\n')
+    with pytest.raises(ConfigError, match="'ingest.max_event_bytes'"):
+        Settings.load(tmp_path)
+
+
+def test_invalid_toml_says_so(tmp_path: Path) -> None:
+    (tmp_path / "demandloop.toml").write_text("[store\npath=")
+    with pytest.raises(ConfigError, match="not valid TOML"):
+        Settings.load(tmp_path)
+
+
+def test_example_file_documents_every_field_and_loads_to_defaults(tmp_path: Path) -> None:
+    text = example_toml()
+    for section, field in Settings.model_fields.items():
+        assert f"[{section}]" in text
+        for name in field.annotation.model_fields:  # type: ignore[union-attr]
+            assert name in text
+    (tmp_path / "demandloop.toml").write_text(text)
+    assert Settings.load(tmp_path) == Settings.load(None)
+
+
+def test_init_writes_and_refuses_to_overwrite(cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    code, out, _ = cli("init", str(tmp_path / "w"))
+    assert code == 0 and (tmp_path / "w" / "demandloop.toml").is_file()
+    before = (tmp_path / "w" / "demandloop.toml").read_text()
+    (tmp_path / "w" / "demandloop.toml").write_text("# mine\n")
+    code, _, err = cli("init", str(tmp_path / "w"))
+    assert code == 2 and "already exists" in err and "--force" in err
+    assert (tmp_path / "w" / "demandloop.toml").read_text() == "# mine\n"
+    assert cli("init", str(tmp_path / "w"), "--force")[0] == 0
+    assert (tmp_path / "w" / "demandloop.toml").read_text() == before
+
+
+def test_cli_reports_bad_config_in_one_line(cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    (tmp_path / "demandloop.toml").write_text("[store]\nbogus = 1\n")
+    code, out, err = cli("-w", str(tmp_path), "status")
+    assert code == 2
+    assert err.count("\n") == 1 and "unknown key 'store.bogus'" in err
+    assert not (tmp_path / "demandloop.duckdb").exists()

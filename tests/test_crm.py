@@ -1,0 +1,136 @@
+"""CRM CSV imports: HubSpot / Salesforce / plain headers, --map, bad rows, idempotence."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import pytest
+
+from demandloop.errors import InputError
+
+
+def write_csv(path: Path, header: list[str], rows: list[list[str]]) -> Path:
+    with path.open("w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(header)
+        w.writerows(rows)
+    return path
+
+
+def test_hubspot_company_export(ws, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    f = write_csv(tmp_path / "hubspot-companies.csv",
+                  ["Record ID", "Company name", "Company Domain Name", "Industry",
+                   "Number of Employees", "Annual Revenue", "Country/Region", "Company owner",
+                   "Target Account", "Ideal Customer Profile Tier", "Lifecycle Stage"],
+                  [["101", "Acme Corp", "https://www.Acme.com/", "Software", "250", "30,000,000",
+                    "United States", "Ana Silva", "true", "Tier 1", "lead"]])
+    assert ws.import_crm("accounts", f) == 1
+    a = ws.accounts().iloc[0]
+    assert (a.account_id, a.domain, a["name"], a.employees, a.revenue) == (
+        "acme.com", "acme.com", "Acme Corp", 250, 30_000_000.0)
+    assert (a.crm_id, a.country, a.owner, bool(a.target), a.tier) == (
+        "101", "United States", "Ana Silva", True, "Tier 1")
+
+
+def test_salesforce_exports_link_contacts_and_opportunities(ws, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    acc = write_csv(tmp_path / "sf-accounts.csv",
+                    ["Account ID", "Account Name", "Website", "Industry", "Employees",
+                     "Billing Country", "Account Owner"],
+                    [["001A", "Globex", "globex.io", "Manufacturing", "1200", "DE", "Ben"]])
+    con = write_csv(tmp_path / "sf-contacts.csv",
+                    ["Contact ID", "First Name", "Last Name", "Email", "Title", "Account ID"],
+                    [["003A", "Hank", "Scorpio", "Hank@Globex.io", "CEO", "001A"]])
+    opp = write_csv(tmp_path / "sf-opps.csv",
+                    ["Opportunity ID", "Opportunity Name", "Amount", "Stage", "Created Date",
+                     "Close Date", "Account ID"],
+                    [["006A", "Globex - Platform", "$48,000.00", "Closed Won", "03/01/2026",
+                      "04/15/2026", "001A"],
+                     ["006B", "Globex - Add-on", "9000", "Proposal", "2026-04-01", "", "001A"]])
+    ws.import_crm("accounts", acc)
+    ws.import_crm("contacts", con)
+    ws.import_crm("opportunities", opp)
+    p = ws.persons().iloc[0]
+    assert (p.email, p.account_id, p.title) == ("hank@globex.io", "globex.io", "CEO")
+    o = ws.opportunities().set_index("opportunity_id")
+    assert o.loc["006A", "account_id"] == "globex.io"
+    assert (o.loc["006A", "amount"], bool(o.loc["006A", "won"]),
+            bool(o.loc["006A", "is_closed"])) == (48000.0, True, True)
+    assert str(o.loc["006A", "created_at"].date()) == "2026-03-01"
+    assert (bool(o.loc["006B", "won"]), bool(o.loc["006B", "is_closed"])) == (False, False)
+
+
+def test_map_option_for_unrecognised_headers(ws, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    f = write_csv(tmp_path / "a.csv", ["Firma", "Webseite"], [["Initech", "initech.com"]])
+    with pytest.raises(InputError, match="no column for 'domain' or 'name'.*--map"):
+        ws.import_crm("accounts", f)
+    assert ws.import_crm("accounts", f, {"Firma": "name", "Webseite": "domain"}) == 1
+    assert ws.accounts().iloc[0]["name"] == "Initech"
+
+
+def test_bad_rows_are_reported_by_line_and_nothing_is_written(ws, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    f = write_csv(tmp_path / "a.csv", ["domain", "name", "employees", "target"],
+                  [["ok.com", "OK", "10", "true"], ["bad.com", "Bad", "many", "true"],
+                   ["worse.com", "Worse", "5", "perhaps"], ["not a domain", "X", "1", ""],
+                   ["ok.com", "OK again", "3", ""]])
+    with pytest.raises(InputError) as e:
+        ws.import_crm("accounts", f)
+    assert e.value.problems == [
+        f"{f}:3: column 'employees': 'many' is not a number",
+        f"{f}:4: column 'target': 'perhaps' is not true/false",
+        f"{f}:5: column 'domain': 'not a domain' is not a domain or website",
+        f"{f}:6: duplicate of line 2 ('ok.com')",
+    ]
+    assert ws.counts()["accounts"] == 0
+
+
+def test_opportunity_for_unknown_account_writes_nothing(ws, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    f = write_csv(tmp_path / "o.csv", ["crm_id", "account_domain", "amount"],
+                  [["o1", "nowhere.com", "100"]])
+    with pytest.raises(InputError, match="unknown accounts") as e:
+        ws.import_crm("opportunities", f)
+    assert e.value.problems == [f"{f}:2: account 'nowhere.com' is not in the workspace"]
+    assert ws.counts()["opportunities"] == 0
+
+
+def test_reimport_updates_without_duplicating_and_keeps_unsent_fields(ws, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    first = write_csv(tmp_path / "a.csv", ["domain", "name", "industry", "employees"],
+                      [["acme.com", "Acme", "Software", "100"]])
+    second = write_csv(tmp_path / "b.csv", ["domain", "employees", "owner"],
+                       [["acme.com", "150", "erin"], ["new.io", "3", ""]])
+    ws.import_crm("accounts", first)
+    ws.import_crm("accounts", second)
+    ws.import_crm("accounts", second)
+    a = ws.accounts().set_index("account_id")
+    assert len(a) == 2
+    assert (a.loc["acme.com", "name"], a.loc["acme.com", "industry"],
+            a.loc["acme.com", "employees"], a.loc["acme.com", "owner"]) == (
+        "Acme", "Software", 150, "erin")
+    assert not bool(a.loc["new.io", "target"])
+
+
+def test_missing_and_empty_files(ws, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(InputError, match="no such file"):
+        ws.import_crm("accounts", tmp_path / "nope.csv")
+    (tmp_path / "empty.csv").write_text("")
+    with pytest.raises(InputError, match="empty file"):
+        ws.import_crm("accounts", tmp_path / "empty.csv")
+
+
+def test_cli_import_and_bad_map(cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    f = write_csv(tmp_path / "a.csv", ["Firma"], [["Initech"]])
+    w = str(tmp_path / "w")
+    code, _, err = cli("-w", w, "import", "accounts", str(f))
+    assert code == 3 and "no column for 'domain' or 'name'" in err
+    code, _, err = cli("-w", w, "import", "accounts", str(f), "--map", "Firma=nom")
+    assert code == 3 and "unknown field 'nom'" in err
+    code, out, _ = cli("-w", w, "import", "accounts", str(f), "--map", "Firma=name")
+    assert code == 0 and "1 accounts imported" in out
+
+
+def test_simulated_crm_files_import(ws, market: Path) -> None:  # type: ignore[no-untyped-def]
+    for kind in ("accounts", "contacts", "opportunities"):
+        with (market / f"{kind}.csv").open() as fh:
+            expected = sum(1 for _ in fh) - 1
+        assert ws.import_crm(kind, market / f"{kind}.csv") == expected
+    assert ws.counts()["opportunities"] == expected

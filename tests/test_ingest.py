@@ -1,0 +1,215 @@
+"""File ingestion: Segment validation, skew correction, dedupe, formats, bad input."""
+
+from __future__ import annotations
+
+import datetime as dt
+import gzip
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from demandloop.errors import InputError
+from tests.conftest import write_jsonl
+
+RECEIVED = dt.datetime(2026, 3, 1, 12, 0, 0)
+
+
+def track(i: int, **extra: Any) -> dict[str, Any]:
+    return {"type": "track", "event": "Signed Up", "userId": f"u{i}", "messageId": f"m{i}",
+            "timestamp": "2026-02-01T10:00:00Z", **extra}
+
+
+def stored(ws, column: str = "message_id") -> list[Any]:  # type: ignore[no-untyped-def]
+    return [r[0] for r in ws.store.con.execute(
+        f"SELECT {column} FROM events ORDER BY message_id").fetchall()]
+
+
+def test_valid_file_lands_with_its_fields(ws, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    page = {"type": "page", "anonymousId": "a1", "messageId": "p1",
+            "timestamp": "2026-02-01T10:00:00.250+01:00",
+            "properties": {"url": "https://acme.io/pricing?utm_source=linkedin&utm_medium=paid_social"
+                           "&utm_campaign=q1%20abm", "referrer": "https://www.linkedin.com/"},
+            "context": {"ip": "203.0.113.9", "userAgent": "UA/1.0"}}
+    f = write_jsonl(tmp_path / "e.jsonl", [track(1), page])
+    r = ws.ingest(f, received_at=RECEIVED)
+    assert (r.messages, r.inserted, r.invalid, r.duplicates) == (2, 2, 0, 0)
+    row = ws.events().set_index("message_id").loc["p1"]
+    assert row["ip"] == "203.0.113.9" and row["user_agent"] == "UA/1.0"
+    assert row["path"] == "/pricing"
+    assert (row["utm_source"], row["utm_medium"], row["utm_campaign"]) == (
+        "linkedin", "paid_social", "q1 abm")
+    # +01:00 converted to UTC, milliseconds kept
+    assert row["timestamp"].to_pydatetime() == dt.datetime(2026, 2, 1, 9, 0, 0, 250000)
+    assert row["received_at"].to_pydatetime() == RECEIVED
+
+
+def test_skew_correction_uses_sent_at(ws, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    # the device clock is 5 minutes fast: sent 10:05 by its clock, received 10:00:30 true time
+    msg = track(1, originalTimestamp="2026-02-01T10:04:00Z", sentAt="2026-02-01T10:05:00Z",
+                receivedAt="2026-02-01T10:00:30Z")
+    del msg["timestamp"]
+    ws.ingest(write_jsonl(tmp_path / "e.jsonl", [msg]))
+    ts = stored(ws, "timestamp")[0]
+    received, sent, original = (dt.datetime(2026, 2, 1, 10, 0, 30), dt.datetime(2026, 2, 1, 10, 5),
+                                dt.datetime(2026, 2, 1, 10, 4))
+    assert ts == received - (sent - original) == dt.datetime(2026, 2, 1, 9, 59, 30)
+
+
+def test_batch_envelope_shares_context_and_sent_at(ws, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    batch = {"batch": [
+        {"type": "identify", "userId": "u1", "anonymousId": "a1", "messageId": "b1",
+         "originalTimestamp": "2026-02-01T09:59:00Z", "traits": {"email": "x@acme.io"},
+         "context": {"locale": "en-GB"}},
+        {"type": "track", "event": "Clicked", "userId": "u1", "messageId": "b2",
+         "originalTimestamp": "2026-02-01T09:59:30Z"},
+    ], "context": {"ip": "198.51.100.7", "library": {"name": "analytics-python"}},
+        "sentAt": "2026-02-01T10:00:00Z"}
+    ws.ingest(write_jsonl(tmp_path / "b.jsonl", [batch]), received_at=dt.datetime(2026, 2, 1, 10, 0, 2))
+    ev = ws.events().set_index("message_id")
+    assert list(ev["ip"]) == ["198.51.100.7", "198.51.100.7"]
+    ctx = json.loads(ev.loc["b1", "context"])
+    assert ctx == {"ip": "198.51.100.7", "library": {"name": "analytics-python"}, "locale": "en-GB"}
+    # each message corrected by the 2 s transit skew of the batch
+    assert ev.loc["b2", "timestamp"].to_pydatetime() == dt.datetime(2026, 2, 1, 9, 59, 32)
+
+
+def test_rudder_traits_in_context_are_used(ws, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    msg = {"type": "identify", "userId": "u1", "messageId": "r1",
+           "context": {"traits": {"email": "a@b.io", "name": "A"}}}
+    ws.ingest(write_jsonl(tmp_path / "r.jsonl", [msg]))
+    assert json.loads(stored(ws, "traits")[0]) == {"email": "a@b.io", "name": "A"}
+
+
+def test_duplicates_inside_a_file_and_across_ingests(ws, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    f = write_jsonl(tmp_path / "d.jsonl", [track(1), track(2), track(1, event="Again")])
+    r = ws.ingest(f)
+    assert (r.inserted, r.duplicates) == (2, 1)
+    assert stored(ws, "event") == ["Signed Up", "Signed Up"]  # the first copy wins
+    r = ws.ingest(f)
+    assert (r.inserted, r.duplicates) == (0, 3)
+    assert ws.counts()["events"] == 2
+
+
+def test_missing_message_ids_are_stable_across_formats(ws, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    msgs = [{k: v for k, v in track(i).items() if k != "messageId"} for i in range(3)]
+    r = ws.ingest(write_jsonl(tmp_path / "a.jsonl", msgs))  # JSON Lines: DuckDB's reader
+    assert r.inserted == 3
+    (tmp_path / "a.json").write_text(json.dumps(msgs))  # a JSON array: the line-by-line path
+    r = ws.ingest(tmp_path / "a.json")
+    assert (r.inserted, r.duplicates) == (0, 3)
+
+
+def test_gzip_array_and_pretty_printed_files(ws, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    gz = tmp_path / "e.jsonl.gz"
+    with gzip.open(gz, "wt") as fh:
+        fh.write(json.dumps(track(1)) + "\n" + json.dumps(track(2)) + "\n")
+    (tmp_path / "arr.json").write_text(json.dumps([track(3), track(4)], indent=2))
+    (tmp_path / "one.json").write_text(json.dumps({"batch": [track(5)]}, indent=2))
+    r = ws.ingest(gz, tmp_path / "arr.json", tmp_path / "one.json")
+    assert r.inserted == 5
+    assert stored(ws) == ["m1", "m2", "m3", "m4", "m5"]
+
+
+BAD: list[tuple[str, str]] = [
+    ("{not json", "not valid JSON"),
+    ('[1, 2]', "a message must be a JSON object"),
+    ('"text"', "a message must be a JSON object"),
+    ('{"event": "E", "userId": "u"}', 'missing "type"'),
+    ('{"type": "purchase", "userId": "u"}', 'unknown type "purchase"'),
+    ('{"type": "track", "event": "E"}', "userId or anonymousId is required"),
+    ('{"type": "track", "event": "E", "userId": ""}', "userId or anonymousId is required"),
+    ('{"type": "track", "userId": "u"}', 'track needs "event"'),
+    ('{"type": "group", "userId": "u"}', 'group needs "groupId"'),
+    ('{"type": "alias", "userId": "u"}', 'alias needs "previousId" and "userId"'),
+    ('{"type": "track", "event": "E", "userId": {"id": 1}}', "must be strings"),
+    ('{"type": "track", "event": "E", "userId": "u", "messageId": "' + "x" * 101 + '"}',
+     "messageId is 101 characters, over the 100-character limit"),
+    ('{"type": "track", "event": "E", "userId": "u", "messageId": 5}',
+     "messageId must be a string"),
+    ('{"type": "track", "event": "E", "userId": "u", "timestamp": "yesterday"}',
+     'timestamp "yesterday" is not an ISO-8601 date-time'),
+    ('{"type": "track", "event": "E", "userId": "u", "sentAt": "2026-13-45"}',
+     'sentAt "2026-13-45" is not an ISO-8601 date-time'),
+    ('{"type": "track", "event": "E", "userId": "u", "properties": [1]}',
+     '"properties" must be an object'),
+    ('{"batch": {"type": "track"}}', '"batch" must be an array of messages'),
+    ('{"type": "track", "event": "E", "userId": "u", "properties": {"p": "'
+     + "y" * 33000 + '"}}', "bytes, over the 32768-byte limit"),
+]
+
+
+@pytest.mark.parametrize(("line", "reason"), BAD, ids=[r for _, r in BAD])
+def test_bad_message_reports_file_line_and_writes_nothing(ws, tmp_path: Path, line: str,  # type: ignore[no-untyped-def]
+                                                           reason: str) -> None:
+    f = write_jsonl(tmp_path / "bad.jsonl", [track(1), "", line, track(2)])
+    with pytest.raises(InputError) as e:
+        ws.ingest(f)
+    assert e.value.problems[0].startswith(f"{f}:3: ")
+    assert reason in e.value.problems[0]
+    assert "nothing was written" in str(e.value)
+    assert ws.counts()["events"] == 0
+
+
+def test_bad_message_inside_a_batch_names_its_position(ws, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    f = write_jsonl(tmp_path / "b.jsonl", [{"batch": [track(1), {"type": "track", "userId": "u"}]}])
+    with pytest.raises(InputError) as e:
+        ws.ingest(f)
+    assert e.value.problems == [f'{f}:1: batch[1]: track needs "event"']
+
+
+def test_invalid_utf8_is_reported_with_its_line(ws, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    f = tmp_path / "u.jsonl"
+    f.write_bytes(json.dumps(track(1)).encode() + b"\n" + b'{"type": "\xff\xfe"}\n')
+    with pytest.raises(InputError) as e:
+        ws.ingest(f)
+    assert e.value.problems[0].startswith(f"{f}:2: not valid JSON")
+    assert ws.counts()["events"] == 0
+
+
+def test_one_bad_file_keeps_every_file_out(ws, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    good = write_jsonl(tmp_path / "good.jsonl", [track(1)])
+    bad = write_jsonl(tmp_path / "bad.jsonl", ["{oops"])
+    with pytest.raises(InputError):
+        ws.ingest(good, bad)
+    assert ws.counts()["events"] == 0
+
+
+def test_skip_invalid_writes_the_good_ones(ws, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    f = write_jsonl(tmp_path / "m.jsonl", [track(1), "{oops", track(2), '{"type":"track"}'])
+    r = ws.ingest(f, skip_invalid=True)
+    assert (r.messages, r.inserted, r.invalid) == (4, 2, 2)
+    assert [p.split(": ", 1)[0] for p in r.problems] == [f"{f}:2", f"{f}:4"]
+    assert stored(ws) == ["m1", "m2"]
+
+
+def test_missing_file(ws, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(InputError, match="no such file"):
+        ws.ingest(tmp_path / "nope.jsonl")
+
+
+def test_cli_ingest_errors_and_counts(cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    f = write_jsonl(tmp_path / "m.jsonl", [track(1), "{oops"])
+    code, out, err = cli("-w", str(tmp_path / "w"), "ingest", str(f))
+    assert code == 3
+    assert "1 of 2 message(s) are invalid; nothing was written" in err
+    assert f"{f}:2: not valid JSON" in err
+    assert "Traceback" not in err
+    code, out, err = cli("-w", str(tmp_path / "w"), "ingest", str(f), "--skip-invalid")
+    assert code == 0 and "1 events written" in out and "1 invalid skipped" in out
+    code, out, _ = cli("-w", str(tmp_path / "w"), "--debug", "ingest", str(f))
+    assert code == 3
+
+
+def test_simulated_market_ingests_cleanly(ws, market: Path) -> None:  # type: ignore[no-untyped-def]
+    lines = (market / "events.jsonl").read_text().splitlines()
+    r = ws.ingest(market / "events.jsonl")
+    assert r.invalid == 0 and r.inserted == len(lines)
+    # an independent count of message types from the raw file
+    types: dict[str, int] = {}
+    for line in lines:
+        t = json.loads(line)["type"]
+        types[t] = types.get(t, 0) + 1
+    got = dict(ws.store.con.execute("SELECT type, count(*) FROM events GROUP BY type").fetchall())
+    assert got == types

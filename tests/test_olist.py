@@ -1,0 +1,74 @@
+"""The real Olist funnel: demandloop's conversion by origin equals an independent pandas one."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from demandloop.errors import InputError
+
+
+def test_conversion_by_origin_matches_pandas(ws, olist_dir: Path) -> None:  # type: ignore[no-untyped-def]
+    n = ws.import_olist(olist_dir)
+    mql = pd.read_csv(olist_dir / "marketing_qualified_leads.csv")
+    deals = pd.read_csv(olist_dir / "closed_deals.csv")
+    assert n == {"accounts": len(mql), "leads": len(mql), "opportunities": len(deals)}
+
+    mql["won"] = mql["mql_id"].isin(deals["mql_id"])
+    expected = mql.groupby(mql["origin"].fillna("(none)")).agg(
+        mqls=("mql_id", "size"), won=("won", "sum"))
+    expected["rate"] = expected["won"] / expected["mqls"]
+
+    got = ws.lead_conversion("origin").set_index("origin")
+    assert sorted(got.index) == sorted(expected.index)
+    for origin, row in expected.iterrows():
+        assert got.loc[origin, "mqls"] == row["mqls"]
+        assert got.loc[origin, "won"] == row["won"]
+        assert got.loc[origin, "rate"] == pytest.approx(row["rate"], abs=0, rel=1e-12)
+    assert got["won"].sum() == len(deals) == 842
+    assert got["mqls"].sum() == 8000
+
+
+def test_deals_become_won_opportunities_with_reps(ws, olist_dir: Path) -> None:  # type: ignore[no-untyped-def]
+    ws.import_olist(olist_dir)
+    deals = pd.read_csv(olist_dir / "closed_deals.csv")
+    opps = ws.opportunities()
+    assert opps["won"].all() and len(opps) == len(deals)
+    first = deals.iloc[0]
+    row = opps.set_index("lead_id").loc[first["mql_id"]]
+    assert (row["owner"], row["sdr"]) == (first["sr_id"], first["sdr_id"])
+    assert row["closed_at"] == pd.Timestamp(pd.to_datetime(first["won_date"], dayfirst=True))
+    # re-import is idempotent
+    ws.import_olist(olist_dir)
+    assert ws.counts()["opportunities"] == len(deals)
+
+
+def test_cli_report_conversion(cli, olist_dir: Path, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    w = str(tmp_path / "w")
+    assert cli("-w", w, "import", "olist", str(olist_dir))[0] == 0
+    code, out, _ = cli("-w", w, "report", "conversion", "--json")
+    assert code == 0
+    import json
+    rows = {r["origin"]: r for r in json.loads(out)}
+    assert rows["organic_search"]["mqls"] == 2296
+    code, _, err = cli("-w", w, "report", "conversion", "--by", "colour")
+    assert code == 2 and "cannot group by 'colour'" in err
+
+
+def test_wrong_header_and_orphan_deal(ws, olist_dir: Path, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    (bad / "marketing_qualified_leads.csv").write_text("id,date\n1,01-01-2018\n")
+    shutil.copy(olist_dir / "closed_deals.csv", bad / "closed_deals.csv")
+    with pytest.raises(InputError, match="missing column.*mql_id"):
+        ws.import_olist(bad)
+    (bad / "marketing_qualified_leads.csv").write_text(
+        "mql_id,first_contact_date,landing_page_id,origin\nabc,2018-01-01,lp,email\n")
+    with pytest.raises(InputError) as e:
+        ws.import_olist(bad)
+    assert any("'2018-01-01' is not a date like 31-01-2018" in p for p in e.value.problems)
+    assert any("is not in marketing_qualified_leads.csv" in p for p in e.value.problems)
+    assert ws.counts()["leads"] == 0 and ws.counts()["accounts"] == 0

@@ -1,0 +1,118 @@
+"""The store: migrations, lossless Parquet round trip, one writer process."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+import demandloop
+from demandloop.errors import InputError, StoreError, StoreLockedError, UsageError
+from demandloop.store import DATA_TABLES, SCHEMA_VERSION, Store
+
+
+def test_migrations_apply_once(tmp_path: Path) -> None:
+    s = Store.open(tmp_path / "a.duckdb")
+    assert s.con.execute("SELECT max(version) FROM schema_migrations").fetchone() == (
+        SCHEMA_VERSION,)
+    assert s.migrate() == []
+    s.close()
+    s = Store.open(tmp_path / "a.duckdb")
+    assert s.con.execute("SELECT count(*) FROM schema_migrations").fetchone() == (
+        SCHEMA_VERSION,)
+    for table in DATA_TABLES:
+        cols = [r[0] for r in s.con.execute(f"DESCRIBE {table}").fetchall()]
+        assert cols[0] == "workspace_id", table
+    s.close()
+
+
+def test_newer_schema_is_refused(tmp_path: Path) -> None:
+    s = Store.open(tmp_path / "a.duckdb")
+    s.con.execute("INSERT INTO schema_migrations VALUES (999, 'future', now()::TIMESTAMP)")
+    s.close()
+    with pytest.raises(StoreError, match="newer than this demandloop understands"):
+        Store.open(tmp_path / "a.duckdb")
+
+
+def test_missing_folder(tmp_path: Path) -> None:
+    with pytest.raises(StoreError, match="does not exist"):
+        Store.open(tmp_path / "no" / "a.duckdb")
+
+
+def _all_rows(ws: demandloop.Workspace) -> dict[str, list[tuple[object, ...]]]:
+    out = {}
+    for t in DATA_TABLES:
+        out[t] = sorted(ws.store.con.execute(
+            f"SELECT * EXCLUDE (workspace_id) FROM {t}").fetchall(), key=repr)
+    return out
+
+
+def test_parquet_round_trip_is_lossless(ws, market: Path, olist_dir: Path,  # type: ignore[no-untyped-def]
+                                        tmp_path: Path) -> None:
+    ws.ingest(market / "events.jsonl")
+    for kind in ("accounts", "contacts", "opportunities"):
+        ws.import_crm(kind, market / f"{kind}.csv")
+    ws.import_olist(olist_dir)
+    counts = ws.export_parquet(tmp_path / "export")
+    assert counts["events"] > 1000 and counts["leads"] == 8000
+    assert (tmp_path / "export" / "events.parquet").is_file()
+    with demandloop.open(tmp_path / "copy") as copy:
+        copy.import_parquet(tmp_path / "export")
+        assert _all_rows(copy) == _all_rows(ws)
+        # a second import must not double anything
+        with pytest.raises(UsageError, match="already holds data"):
+            copy.import_parquet(tmp_path / "export")
+        copy.import_parquet(tmp_path / "export", replace=True)
+        assert copy.counts() == ws.counts()
+
+
+def test_import_of_a_bad_export_writes_nothing(ws, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(InputError, match="no manifest.json"):
+        ws.import_parquet(tmp_path)
+    (tmp_path / "manifest.json").write_text("{broken")
+    with pytest.raises(InputError, match="not valid JSON"):
+        ws.import_parquet(tmp_path)
+    (tmp_path / "manifest.json").write_text(
+        '{"format": "demandloop-parquet", "schema_version": 1, "tables": {"events": 1}}')
+    with pytest.raises(InputError, match="events.parquet: missing"):
+        ws.import_parquet(tmp_path)
+    assert sum(ws.counts().values()) == 0
+
+
+def test_second_process_gets_a_clear_lock_error(tmp_path: Path) -> None:
+    db = tmp_path / "locked.duckdb"
+    Store.open(db).close()
+    holder = subprocess.Popen([sys.executable, "-c", textwrap.dedent(f"""
+        import duckdb, sys, time
+        con = duckdb.connect({str(db)!r})
+        print("ready", flush=True)
+        time.sleep(30)
+    """)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "ready"
+        with pytest.raises(StoreLockedError, match="in use by another process"):
+            Store.open(db)
+    finally:
+        holder.kill()
+        holder.wait()
+    time.sleep(0.1)
+    Store.open(db).close()  # free again once the holder is gone
+
+
+def test_workspaces_in_one_file_are_isolated(tmp_path: Path) -> None:
+    (tmp_path / "a").mkdir()
+    (tmp_path / "a" / "demandloop.toml").write_text(
+        f'[workspace]\nid = "alpha"\n[store]\npath = "{tmp_path / "shared.duckdb"}"\n')
+    (tmp_path / "b").mkdir()
+    (tmp_path / "b" / "demandloop.toml").write_text(
+        f'[workspace]\nid = "beta"\n[store]\npath = "{tmp_path / "shared.duckdb"}"\n')
+    (tmp_path / "e.jsonl").write_text('{"type":"track","event":"E","userId":"u","messageId":"x"}\n')
+    with demandloop.open(tmp_path / "a") as a:
+        assert a.ingest(tmp_path / "e.jsonl").inserted == 1
+    with demandloop.open(tmp_path / "b") as b:
+        assert b.counts()["events"] == 0
+        assert b.ingest(tmp_path / "e.jsonl").inserted == 1  # same messageId, other workspace
