@@ -201,7 +201,9 @@ def _finish(limits: Limits) -> str:
     """The checks and columns shared by both sources (continues a WITH clause at ``base``)."""
     types = ", ".join(f"'{t}'" for t in MESSAGE_TYPES)
     names = ", ".join(MESSAGE_TYPES)
-    return f"""fields AS MATERIALIZED (
+    # Not materialised: copying the wide rows costs more than DuckDB's re-use of the shared
+    # JSON extraction (measured: 2.4 s vs 2.0 s for 476k events).
+    return f"""fields AS NOT MATERIALIZED (
     SELECT *,
         json_extract_string(ctx, {_paths(_CTX)}) AS c,
         CASE WHEN json_type(properties) = 'OBJECT'

@@ -1,0 +1,106 @@
+"""Benchmark: ingest 1M simulated Segment events from a JSONL file.
+
+Prints events/s for ``demandloop ingest`` (validation, skew correction, dedupe, insert into a
+fresh DuckDB file) and for a naive baseline measured in the same process: parse each line with
+json.loads and INSERT it row by row (executemany of single-row inserts, as a hand-written
+importer would). The baseline runs on a sample and is extrapolated as a rate, because running
+it on a million rows would take many minutes. Timings are medians of ``--repeat`` runs.
+
+    python benchmarks/ingest_file.py            # 1M events
+    python benchmarks/ingest_file.py --events 200000 --repeat 1
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import duckdb
+
+from demandloop.simulate import simulate
+from demandloop.store import Store
+from demandloop.store.events import ingest_files
+from demandloop.collect.segment import Limits
+
+
+def make_events(n: int, folder: Path) -> Path:
+    """Simulate a market big enough for *n* events, then cut the file to exactly *n* lines."""
+    accounts = max(50, int(n / 75))  # ~75 events per account over 180 days
+    out = folder / "market"
+    simulate(accounts=accounts, days=180, seed=1, out=out)
+    src = out / "events.jsonl"
+    with src.open("rb") as fh:
+        lines = fh.readlines()
+    while len(lines) < n:  # top up with renamed copies if the market came out small
+        extra = [line.replace(b'"sim-', b'"sim' + str(len(lines)).encode() + b"-")
+                 for line in lines[: n - len(lines)]]
+        lines += extra
+    target = folder / "events.jsonl"
+    target.write_bytes(b"".join(lines[:n]))
+    return target
+
+
+def run_demandloop(path: Path, folder: Path, i: int) -> float:
+    store = Store.open(folder / f"dl{i}.duckdb")
+    started = time.perf_counter()
+    result = ingest_files(store, [path], limits=Limits())
+    seconds = time.perf_counter() - started
+    store.close()
+    assert result.inserted == result.messages, result
+    return seconds
+
+
+def run_naive(path: Path, folder: Path, sample: int) -> float:
+    """Row-by-row baseline: json.loads + one INSERT per event. Returns seconds per event."""
+    con = duckdb.connect(str(folder / "naive.duckdb"))
+    con.execute("CREATE TABLE events (message_id VARCHAR, type VARCHAR, event VARCHAR, "
+                "anonymous_id VARCHAR, user_id VARCHAR, properties VARCHAR, context VARCHAR, "
+                "timestamp TIMESTAMP)")
+    started = time.perf_counter()
+    with path.open() as fh:
+        for i, line in enumerate(fh):
+            if i == sample:
+                break
+            m = json.loads(line)
+            con.execute(
+                "INSERT INTO events VALUES (?, ?, ?, ?, ?, ?, ?, ?::TIMESTAMPTZ::TIMESTAMP)",
+                [m.get("messageId"), m["type"], m.get("event"), m.get("anonymousId"),
+                 m.get("userId"), json.dumps(m.get("properties")), json.dumps(m.get("context")),
+                 m.get("timestamp")],
+            )
+    seconds = time.perf_counter() - started
+    con.close()
+    return seconds / sample
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--events", type=int, default=1_000_000)
+    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--baseline-sample", type=int, default=20_000)
+    args = ap.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        t = time.perf_counter()
+        path = make_events(args.events, folder)
+        size = path.stat().st_size
+        print(f"input: {args.events:,} events, {size / 1e6:,.0f} MB "
+              f"(simulated in {time.perf_counter() - t:.1f}s)")
+        naive = run_naive(path, folder, min(args.baseline_sample, args.events))
+        runs = [run_demandloop(path, folder, i) for i in range(args.repeat)]
+        dl = statistics.median(runs)
+    rate, base_rate = args.events / dl, 1 / naive
+    print(f"demandloop ingest: {dl:.2f} s median of {args.repeat} "
+          f"({', '.join(f'{r:.2f}' for r in runs)}) -> {rate:,.0f} events/s, "
+          f"{size / dl / 1e6:,.0f} MB/s")
+    print(f"naive row-by-row baseline: {base_rate:,.0f} events/s "
+          f"(measured on {min(args.baseline_sample, args.events):,} events)")
+    print(f"ratio: {rate / base_rate:,.1f}x the baseline")
+
+
+if __name__ == "__main__":
+    main()
