@@ -21,10 +21,10 @@ from pathlib import Path
 
 import duckdb
 
+from demandloop.collect.segment import Limits
 from demandloop.simulate import simulate
 from demandloop.store import Store
 from demandloop.store.events import ingest_files
-from demandloop.collect.segment import Limits
 
 
 def make_events(n: int, folder: Path) -> Path:

@@ -66,7 +66,8 @@ def test_batch_envelope_shares_context_and_sent_at(ws, tmp_path: Path) -> None: 
          "originalTimestamp": "2026-02-01T09:59:30Z"},
     ], "context": {"ip": "198.51.100.7", "library": {"name": "analytics-python"}},
         "sentAt": "2026-02-01T10:00:00Z"}
-    ws.ingest(write_jsonl(tmp_path / "b.jsonl", [batch]), received_at=dt.datetime(2026, 2, 1, 10, 0, 2))
+    ws.ingest(write_jsonl(tmp_path / "b.jsonl", [batch]),
+              received_at=dt.datetime(2026, 2, 1, 10, 0, 2))
     ev = ws.events().set_index("message_id")
     assert list(ev["ip"]) == ["198.51.100.7", "198.51.100.7"]
     ctx = json.loads(ev.loc["b1", "context"])

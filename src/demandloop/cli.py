@@ -66,7 +66,8 @@ def _json(data: Any) -> None:
 
 
 def _records(df: pd.DataFrame) -> list[dict[str, Any]]:
-    return df.astype(object).where(df.notna(), None).to_dict("records")  # type: ignore[no-any-return]
+    clean = df.astype(object).where(df.notna(), None)
+    return [{str(k): v for k, v in row.items()} for row in clean.to_dict("records")]
 
 
 def _table(df: pd.DataFrame, title: str, formats: dict[str, str] | None = None) -> Table:

@@ -9,7 +9,7 @@ import time
 from types import TracebackType
 
 from rich.console import Console
-from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn
+from rich.progress import BarColumn, DownloadColumn, Progress, TaskID, TimeRemainingColumn
 
 
 class LazyProgress:
@@ -20,7 +20,7 @@ class LazyProgress:
         self.done = 0.0
         self.started = time.perf_counter()
         self.bar: Progress | None = None
-        self.task = 0
+        self.task = TaskID(0)
 
     def __enter__(self) -> LazyProgress:
         self.started = time.perf_counter()

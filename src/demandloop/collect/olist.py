@@ -66,7 +66,9 @@ def read_olist(directory: Path) -> OlistData:
     mql_path, deal_path = directory / MQL_FILE, directory / DEALS_FILE
     mqls, deals = _read(mql_path, MQL_COLUMNS), _read(deal_path, DEAL_COLUMNS)
     problems: list[str] = []
-    accounts, leads, opportunities = [], [], []
+    accounts: list[dict[str, Any]] = []
+    leads: list[dict[str, Any]] = []
+    opportunities: list[dict[str, Any]] = []
     seen: set[str] = set()
     for line, row in mqls:
         mql = row["mql_id"].strip()

@@ -20,7 +20,7 @@ HIGH_INTENT_PATHS = ("/pricing", "/demo", "/integrations", "/customers", "/produ
 def event_counts(t: Any) -> pd.DataFrame:
     """Events per message type (and per track event name), largest first."""
     e = t.events.mutate(event=t.events.event.fill_null(""))
-    out = e.group_by(["type", "event"]).agg(events=e.count()).execute()
+    out: pd.DataFrame = e.group_by(["type", "event"]).agg(events=e.count()).execute()
     return out.sort_values(["events", "type"], ascending=[False, True]).reset_index(drop=True)
 
 
@@ -57,8 +57,9 @@ def ranked_accounts(t: Any, *, days: int = 30, limit: int = 10) -> pd.DataFrame:
     out = agg.join(a, "account_id", how="left").order_by(
         [ibis.desc("people"), ibis.desc("high_intent"), ibis.desc("events"), "account_id"]
     ).limit(limit)
-    return out.select("account_id", "name", "domain", "target", "people", "events",
-                      "high_intent", "last_seen").execute()
+    frame: pd.DataFrame = out.select("account_id", "name", "domain", "target", "people",
+                                     "events", "high_intent", "last_seen").execute()
+    return frame
 
 
 def lead_conversion(t: Any, by: str = "origin") -> pd.DataFrame:
@@ -74,6 +75,6 @@ def lead_conversion(t: Any, by: str = "origin") -> pd.DataFrame:
     j = leads.left_join(won, leads.lead_id == won.w_lead)
     j = j.mutate(group=j[by].fill_null("(none)"), converted=j.w_lead.notnull())
     agg = j.group_by("group").agg(mqls=j.count(), won=j.converted.ifelse(1, 0).sum())
-    out = agg.execute().rename(columns={"group": by})
+    out: pd.DataFrame = agg.execute().rename(columns={"group": by})
     out["rate"] = out["won"] / out["mqls"]
     return out.sort_values(["mqls", by], ascending=[False, True]).reset_index(drop=True)

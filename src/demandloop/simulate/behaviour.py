@@ -122,7 +122,8 @@ class Simulator:
         if self.rng.random() >= p:
             return
         created = self.start + dt.timedelta(
-            days=day + int(self.rng.integers(7, max(8, length))), hours=int(self.rng.integers(9, 18)))
+            days=day + int(self.rng.integers(7, max(8, length))),
+            hours=int(self.rng.integers(9, 18)))
         amount = float(round(8000 * (acc.employees ** 0.35) * self.rng.lognormal(0, 0.4), -2))
         won_p = 0.12 + 0.55 * acc.fit
         cycle = int(self.rng.integers(25, 120))
@@ -171,14 +172,16 @@ class Simulator:
             weights = [p.buying_weight for p in people] if in_market else None
             person = r.choices(people, weights=weights)[0]
             anon = self._device(person)
-        channel = r.choices(self.channels, cum_weights=self.cum_in if in_market else self.cum_out)[0]
+        cum = self.cum_in if in_market else self.cum_out
+        channel = r.choices(self.channels, cum_weights=cum)[0]
         if channel == "outbound" and person is None:
             channel = "direct"
         ts = self._when(date, acc.country)
         at_office = ts.weekday() < 5 and r.random() < 0.6
         ctx = {"ip": self._ip(acc, at_office), "userAgent": r.choice(cat.USER_AGENTS)}
         self.timeline.sessions += 1
-        self.timeline.channel_sessions[channel] = self.timeline.channel_sessions.get(channel, 0) + 1
+        sessions = self.timeline.channel_sessions
+        sessions[channel] = sessions.get(channel, 0) + 1
         if channel in cat.CHANNEL_EFFECTS:
             self.exposure[acc.index] += cat.CHANNEL_EFFECTS[channel] * 0.25
         kinds = self._journey(channel, in_market)
@@ -219,7 +222,8 @@ class Simulator:
                                 "utm_campaign": "brand", "utm_term": "loopwise"}),
             "paid_search": ("https://www.google.com/",
                             {"utm_source": "google", "utm_medium": "cpc",
-                             "utm_campaign": "nonbrand-" + topic, "utm_term": topic.replace("-", " ")}),
+                             "utm_campaign": "nonbrand-" + topic,
+                             "utm_term": topic.replace("-", " ")}),
             "paid_social": ("https://www.linkedin.com/",
                             {"utm_source": "linkedin", "utm_medium": "paid_social",
                              "utm_campaign": "abm-" + topic}),

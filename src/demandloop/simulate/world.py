@@ -57,7 +57,8 @@ class World:
 
 
 def _sigmoid(x: np.ndarray) -> np.ndarray:
-    return 1.0 / (1.0 + np.exp(-x))
+    out: np.ndarray = 1.0 / (1.0 + np.exp(-x))
+    return out
 
 
 def _hex_id(rng: np.random.Generator, n: int = 16) -> str:

@@ -139,18 +139,19 @@ class _AccountLookup:
                 "SELECT account_id, domain, crm_id, lower(name) FROM accounts "
                 "WHERE workspace_id = ?", [store.workspace_id]
             ).fetchall()
-        self.by_domain = {d: a for a, d, _, _ in rows if d}
-        self.by_crm = {c: a for a, _, c, _ in rows if c}
-        self.by_name = {n: a for a, _, _, n in rows if n}
+        self.by_domain: dict[str, str] = {d: a for a, d, _, _ in rows if d}
+        self.by_crm: dict[str, str] = {c: a for a, _, c, _ in rows if c}
+        self.by_name: dict[str, str] = {n: a for a, _, _, n in rows if n}
 
     def find(self, domain: str | None, crm_id: str | None, name: str | None) -> str | None:
+        found: str | None = None
         if domain and domain in self.by_domain:
-            return self.by_domain[domain]
-        if crm_id and crm_id in self.by_crm:
-            return self.by_crm[crm_id]
-        if name and name.lower() in self.by_name:
-            return self.by_name[name.lower()]
-        return None
+            found = self.by_domain[domain]
+        elif crm_id and crm_id in self.by_crm:
+            found = self.by_crm[crm_id]
+        elif name and name.lower() in self.by_name:
+            found = self.by_name[name.lower()]
+        return found
 
 
 def import_leads(store: Store, accounts: list[dict[str, Any]], leads: list[dict[str, Any]],

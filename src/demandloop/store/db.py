@@ -95,7 +95,8 @@ class Store:
                 "CREATE TABLE IF NOT EXISTS schema_migrations ("
                 "version INTEGER PRIMARY KEY, description VARCHAR, applied_at TIMESTAMP)"
             )
-            done = {r[0] for r in self.con.execute("SELECT version FROM schema_migrations").fetchall()}
+            rows = self.con.execute("SELECT version FROM schema_migrations").fetchall()
+            done = {r[0] for r in rows}
             if done and max(done) > SCHEMA_VERSION:
                 raise StoreError(
                     f"database {self.path} has schema version {max(done)}, newer than this "

@@ -169,7 +169,7 @@ class _Stager:
             bad = self.cur.execute(
                 "SELECT count(*) FROM _staged WHERE source_no = ? AND reason IS NOT NULL", [no]
             ).fetchone()
-            usable = bool(bad) and bad[0] == 0
+            usable = bad is not None and bad[0] == 0
         except duckdb.Error:
             usable = False  # malformed JSON, a type the reader cannot take, ...
         if not usable:
