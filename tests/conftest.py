@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -13,7 +14,19 @@ import demandloop
 from demandloop.cli import main
 from demandloop.simulate import simulate
 
-OLIST = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "olist"
+def _find_olist() -> Path:
+    """The shared Olist data: $DEMANDLOOP_OLIST_DIR, or shared/ beside (or above) the checkout."""
+    if os.environ.get("DEMANDLOOP_OLIST_DIR"):
+        return Path(os.environ["DEMANDLOOP_OLIST_DIR"])
+    here = Path(__file__).resolve()
+    for parent in here.parents[1:4]:
+        candidate = parent / "shared" / "datasets" / "olist"
+        if candidate.is_dir():
+            return candidate
+    return here.parents[2] / "shared" / "datasets" / "olist"
+
+
+OLIST = _find_olist()
 
 
 @pytest.fixture(scope="session")
