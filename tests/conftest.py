@@ -14,6 +14,7 @@ import demandloop
 from demandloop.cli import main
 from demandloop.simulate import simulate
 
+
 def _find_olist() -> Path:
     """The shared Olist data: $DEMANDLOOP_OLIST_DIR, or shared/ beside (or above) the checkout."""
     if os.environ.get("DEMANDLOOP_OLIST_DIR"):
