@@ -127,7 +127,9 @@ def simulate(
 ) -> None:
     """Simulate a B2B market: events, CRM exports, IP ranges and the ground truth."""
     started = time.perf_counter()
-    s = sim.simulate(accounts=accounts, days=days, seed=seed, out=out_dir, scenario=scenario)
+    with LazyProgress(err, "simulating days", days, unit="days") as progress:
+        s = sim.simulate(accounts=accounts, days=days, seed=seed, out=out_dir,
+                         scenario=scenario, progress=progress.advance)
     if as_json:
         _json({**s.__dict__, "seconds": time.perf_counter() - started})
         return
@@ -146,7 +148,7 @@ def ingest(
     """Validate, deduplicate and store Segment-spec events from files."""
     total = sum(f.stat().st_size for f in files if f.is_file())
     started = time.perf_counter()
-    with _open() as ws, LazyProgress(err, "ingesting", total) as progress:
+    with _open() as ws, LazyProgress(err, "ingesting", total, unit="bytes") as progress:
         r = ws.ingest(*files, skip_invalid=skip_invalid, progress=progress.advance)
     seconds = time.perf_counter() - started
     if as_json:

@@ -9,14 +9,23 @@ import time
 from types import TracebackType
 
 from rich.console import Console
-from rich.progress import BarColumn, DownloadColumn, Progress, TaskID, TimeRemainingColumn
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskID,
+    TimeRemainingColumn,
+)
 
 
 class LazyProgress:
     """Context manager whose :meth:`advance` feeds a bar shown after ``delay`` seconds."""
 
-    def __init__(self, console: Console, label: str, total: float, delay: float = 1.0) -> None:
+    def __init__(self, console: Console, label: str, total: float, *, unit: str = "items",
+                 delay: float = 1.0) -> None:
         self.console, self.label, self.total, self.delay = console, label, total, delay
+        self.unit = unit
         self.done = 0.0
         self.started = time.perf_counter()
         self.bar: Progress | None = None
@@ -30,8 +39,9 @@ class LazyProgress:
         self.done += amount
         if self.bar is None and time.perf_counter() - self.started >= self.delay \
                 and self.console.is_terminal:
+            amount = DownloadColumn() if self.unit == "bytes" else MofNCompleteColumn()
             self.bar = Progress("[progress.description]{task.description}", BarColumn(),
-                                DownloadColumn(), TimeRemainingColumn(), console=self.console,
+                                amount, TimeRemainingColumn(), console=self.console,
                                 transient=True)
             self.bar.start()
             self.task = self.bar.add_task(self.label, total=self.total)

@@ -72,15 +72,19 @@ class Simulator:
         self.reach = np.clip(np.log10(size) / 3.0, 0.4, 1.6)
         self.channels = list(cat.CHANNELS)
         self.targets = [a.index for a in world.accounts if a.target]
+        self.committees = [[world.people[i] for i in a.people] for a in world.accounts]
+        self.buying_weights = [[p.buying_weight for p in c] for c in self.committees]
         out_p = np.array([cat.CHANNELS[c][1] for c in self.channels])
         in_p = np.array([cat.CHANNELS[c][2] for c in self.channels])
         self.cum_out = list(np.cumsum(out_p / out_p.sum()))
         self.cum_in = list(np.cumsum(in_p / in_p.sum()))
 
     # -- the day loop -------------------------------------------------------------------------
-    def run(self) -> Timeline:
+    def run(self, on_day: Callable[[int], None] | None = None) -> Timeline:
         n = len(self.w.accounts)
         for day in range(self.days):
+            if on_day:
+                on_day(day)
             date = self.start + dt.timedelta(days=day)
             weekday = date.weekday() < 5
             demand_scale = self._demand_scale(day)
@@ -164,13 +168,12 @@ class Simulator:
 
     def _session(self, acc: Account, date: dt.datetime, in_market: bool) -> None:
         r = self.r
-        people = [self.w.people[i] for i in acc.people]
         person: Person | None
         if r.random() < 0.25:  # an employee outside the buying committee, never identified
             person, anon = None, anonymous_id(r)
         else:
-            weights = [p.buying_weight for p in people] if in_market else None
-            person = r.choices(people, weights=weights)[0]
+            weights = self.buying_weights[acc.index] if in_market else None
+            person = r.choices(self.committees[acc.index], weights=weights)[0]
             anon = self._device(person)
         cum = self.cum_in if in_market else self.cum_out
         channel = r.choices(self.channels, cum_weights=cum)[0]

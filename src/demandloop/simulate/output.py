@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -44,8 +45,12 @@ def simulate(
     out: Path,
     start: dt.date = DEFAULT_START,
     scenario: str = "normal",
+    progress: Callable[[float], None] | None = None,
 ) -> SimulationSummary:
-    """Simulate *accounts* accounts for *days* days into folder *out* (deterministic per seed)."""
+    """Simulate *accounts* accounts for *days* days into folder *out* (deterministic per seed).
+
+    *progress*, if given, is called with 1 after each simulated day.
+    """
     if accounts < 1 or accounts > 2_000_000:
         raise UsageError(f"--accounts must be between 1 and 2,000,000, got {accounts}")
     if days < 1 or days > 3650:
@@ -66,7 +71,7 @@ def simulate(
             write(dumps(msg) + b"\n")
 
         sim = Simulator(world, rng, start, days, emit, scenario)
-        timeline = sim.run()
+        timeline = sim.run(on_day=(lambda _day: progress(1)) if progress else None)
     end = start + dt.timedelta(days=days)
     known = _write_crm(out, world, timeline, rng)
     _write_truth(out, world, timeline, seed, start, days, scenario, known)
