@@ -14,6 +14,7 @@ from rich.progress import (
     DownloadColumn,
     MofNCompleteColumn,
     Progress,
+    ProgressColumn,
     TaskID,
     TimeRemainingColumn,
 )
@@ -39,9 +40,10 @@ class LazyProgress:
         self.done += amount
         if self.bar is None and time.perf_counter() - self.started >= self.delay \
                 and self.console.is_terminal:
-            amount = DownloadColumn() if self.unit == "bytes" else MofNCompleteColumn()
+            count: ProgressColumn = (DownloadColumn() if self.unit == "bytes"
+                                     else MofNCompleteColumn())
             self.bar = Progress("[progress.description]{task.description}", BarColumn(),
-                                amount, TimeRemainingColumn(), console=self.console,
+                                count, TimeRemainingColumn(), console=self.console,
                                 transient=True)
             self.bar.start()
             self.task = self.bar.add_task(self.label, total=self.total)
