@@ -15,7 +15,7 @@ def test_demo_shows_the_market(cli, tmp_path: Path) -> None:  # type: ignore[no-
     code, out, err = cli("demo", "--dir", str(d), "--accounts", "120", "--days", "40")
     assert code == 0, err
     for section in ("1. Simulated", "2. Ingested", "3. Events by type",
-                    "4. Visits by acquisition channel", "5. In the workspace",
+                    "4. Touches by channel and motion", "Who is it:", "5. In the workspace",
                     "6. Most active accounts"):
         assert section in out
     assert (d / "demandloop.duckdb").is_file() and (d / "market" / "truth.json").is_file()

@@ -77,7 +77,8 @@ def test_import_of_a_bad_export_writes_nothing(ws, tmp_path: Path) -> None:  # t
     with pytest.raises(InputError, match="not valid JSON"):
         ws.import_parquet(tmp_path)
     (tmp_path / "manifest.json").write_text(
-        '{"format": "demandloop-parquet", "schema_version": 1, "tables": {"events": 1}}')
+        '{"format": "demandloop-parquet", "schema_version": '
+        f'{SCHEMA_VERSION}, "tables": {{"events": 1}}}}')
     with pytest.raises(InputError, match="events.parquet: missing"):
         ws.import_parquet(tmp_path)
     assert sum(ws.counts().values()) == 0

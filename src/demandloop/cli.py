@@ -37,6 +37,10 @@ config_app = typer.Typer(no_args_is_help=True, help="Show or create the configur
 app.add_typer(import_app, name="import")
 app.add_typer(report_app, name="report")
 app.add_typer(config_app, name="config")
+explain_app = typer.Typer(no_args_is_help=True, help="Explain the signals behind a record.")
+data_app = typer.Typer(no_args_is_help=True, help="Maintain shipped data files.")
+app.add_typer(explain_app, name="explain")
+app.add_typer(data_app, name="data")
 
 out = Console()
 err = Console(stderr=True)
@@ -189,6 +193,15 @@ def _import_crm(kind: str, file: Path, pairs: list[str]) -> None:
     out.print(f"{n:,} {kind} imported from {file}")
 
 
+@import_app.command("ip-ranges")
+def import_ip_ranges(file: Path = typer.Argument(..., help="CSV: cidr (or start,end) and "
+                                                 "domain and/or organisation.")) -> None:
+    """Import company IP ranges, used to resolve anonymous visitors to accounts."""
+    with _open() as ws:
+        n = ws.import_ip_ranges(file)
+    out.print(f"{n:,} IP ranges imported from {file}")
+
+
 @import_app.command("olist")
 def import_olist(directory: Path = typer.Argument(..., help="Folder with the Olist CSVs.")) -> None:
     """Import the Olist marketing funnel: MQLs as leads, closed deals as won opportunities."""
@@ -241,13 +254,70 @@ def accounts(
     limit: int = typer.Option(20, "--limit", help="How many accounts."),
     as_json: bool = JsonOpt,
 ) -> None:
-    """Accounts ranked by the recent activity of their known people."""
+    """Accounts ranked by recent touches (run 'demandloop resolve' after ingesting)."""
     with _open() as ws:
         df = ws.ranked_accounts(days=days, limit=limit)
     if as_json:
         _json(_records(df))
         return
     out.print(_table(df, f"most active accounts, last {days} days"))
+
+
+@app.command()
+def resolve(as_json: bool = JsonOpt) -> None:
+    """Resolve persons and accounts and derive touches from everything stored."""
+    with _open() as ws:
+        r = ws.resolve()
+    if as_json:
+        _json(r.__dict__)
+        return
+    share = r.touches_with_account / max(r.touches, 1)
+    out.print(f"{r.persons:,} persons ({r.identified_devices:,} identified browsers), "
+              f"{r.accounts_created:,} new accounts from email domains and group calls; "
+              f"{r.touches:,} touches, {share:.1%} matched to an account ({r.seconds:.1f}s)")
+    top = sorted(r.unresolved.items(), key=lambda kv: -kv[1])[:6]
+    if top:
+        out.print(_table(pd.DataFrame(top, columns=["unresolved because", "touches"]),
+                         "touches without an account", {"touches": "{:,}"}))
+
+
+@explain_app.command("person")
+def explain_person(key: str = typer.Argument(..., help="Person id, email, user id or "
+                                             "anonymous id."), as_json: bool = JsonOpt) -> None:
+    """Identifiers, the messages that merged them, the account and its source."""
+    with _open() as ws:
+        info = ws.explain_person(key)
+    if as_json:
+        _json(info)
+        return
+    p = info["person"]
+    out.print(f"[bold]{escape(str(p.get('person_id')))}[/bold]  {escape(str(p.get('title') or ''))}"
+              f"  ({p.get('seniority') or '?'}, {p.get('function') or '?'})")
+    acc = info["account"]
+    out.print(f"account: {acc['account_id']} via {acc['source']} (confidence "
+              f"{acc['confidence']:.2f})" if acc else "account: not resolved")
+    out.print("identifiers: " + ", ".join(info["identifiers"]))
+    for link in info["merged_by"]:
+        out.print(f"  merged {link['from']} + {link['to']} by {link['message_type']} "
+                  f"{link['message_id']} at {link['first_seen']}", highlight=False)
+    out.print(f"anonymous touches attributed after identification: "
+              f"{info['anonymous_touches_attributed']:,}")
+    if info["touches_by_channel"]:
+        out.print(_table(pd.DataFrame(info["touches_by_channel"]), "touches by channel"))
+
+
+@data_app.command("build-asn")
+def build_asn(source: Path = typer.Argument(..., help="'npm pack @ip-location-db/asn' .tgz "
+                                            "or its unpacked folder."),
+              target: Path | None = typer.Option(None, "--out", help="Where to write "
+                                                 "(default: the package's data file).")) -> None:
+    """Rebuild the IP-to-organisation table from the @ip-location-db/asn npm package."""
+    from demandloop.resolve import asn
+
+    dest = target or Path(asn.__file__).resolve().parent.parent / "data" / asn.DATA_FILE
+    n = asn.build(source, dest)
+    out.print(f"{n['ranges']:,} ranges of {n['organisations']:,} organisations "
+              f"(from {n['source_rows']:,} rows) -> {dest}")
 
 
 @report_app.command("conversion")

@@ -16,11 +16,12 @@ Example:
 
 from __future__ import annotations
 
+import re
 import tomllib
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from demandloop.errors import ConfigError
@@ -80,6 +81,51 @@ class IdentitySettings(_Section):
         default_factory=list,
         description="Domains wrongly listed as free mail that are real companies here.",
     )
+    max_users_per_device: int = Field(
+        2, ge=1, le=100,
+        description="An anonymous id linked to more user ids is a shared device: not merged.",
+    )
+    use_asn: bool = Field(
+        True, description="Look up anonymous visitors' IPs in the open IP-to-organisation table.",
+    )
+
+
+class ChannelRule(_Section):
+    """A channel rule of your own; any listed condition matching names the channel."""
+
+    channel: str = Field(..., min_length=1, description="Channel name to assign.")
+    utm_source: list[str] = Field(default_factory=list, description="utm_source values.")
+    utm_medium: list[str] = Field(default_factory=list, description="utm_medium values.")
+    referrer_host: list[str] = Field(default_factory=list, description="Referrer hosts.")
+    url_contains: list[str] = Field(default_factory=list, description="URL fragments.")
+
+
+class EnrichSettings(_Section):
+    """Channel, motion and topic rules."""
+
+    brand_terms: list[str] = Field(
+        default_factory=list,
+        description="Brand words: a search whose term or campaign names one is branded search.",
+    )
+    channel_rules: list[ChannelRule] = Field(
+        default_factory=list,
+        description="Your own channel rules, checked before the built-in ones "
+        "([[enrich.channel_rules]] tables).",
+    )
+    topics: dict[str, str] = Field(
+        default_factory=dict,
+        description="Topic name -> regular expression over page paths (checked first).",
+    )
+
+    @field_validator("topics")
+    @classmethod
+    def _regexes(cls, value: dict[str, str]) -> dict[str, str]:
+        for topic, pattern in value.items():
+            try:
+                re.compile(pattern)
+            except re.error as exc:
+                raise ValueError(f"topic '{topic}': bad regular expression: {exc}") from None
+        return value
 
 
 class Settings(BaseSettings):
@@ -95,7 +141,8 @@ class Settings(BaseSettings):
     workspace: WorkspaceSettings = Field(default_factory=WorkspaceSettings)  # type: ignore[arg-type]
     store: StoreSettings = Field(default_factory=StoreSettings)  # type: ignore[arg-type]
     ingest: IngestSettings = Field(default_factory=IngestSettings)  # type: ignore[arg-type]
-    identity: IdentitySettings = Field(default_factory=IdentitySettings)
+    identity: IdentitySettings = Field(default_factory=IdentitySettings)  # type: ignore[arg-type]
+    enrich: EnrichSettings = Field(default_factory=EnrichSettings)
 
     @classmethod
     def settings_customise_sources(
@@ -206,4 +253,7 @@ def _toml_value(value: Any) -> str:
         return repr(value)
     if isinstance(value, list):
         return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{_toml_value(k)} = {_toml_value(v)}"
+                               for k, v in value.items()) + "}"
     return '"' + str(value).replace("\\", "\\\\").replace('"', '\\"') + '"'

@@ -9,10 +9,12 @@ import time
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pandas as pd
 from rich.console import Console
 from rich.table import Table
 
+from demandloop.config import CONFIG_FILE, example_toml
 from demandloop.simulate import simulate
 from demandloop.workspace import Workspace
 
@@ -37,6 +39,12 @@ def run_demo(directory: Path, *, accounts: int = 500, days: int = 90, seed: int 
     t0 = time.perf_counter()
     market = directory / "market"
     s = simulate(accounts=accounts, days=days, seed=seed, out=market)
+    truth = orjson.loads((market / "truth.json").read_bytes())
+    config = directory / CONFIG_FILE
+    if not config.exists():  # the simulated vendor's brand, so branded search is recognised
+        config.write_text(example_toml().replace(
+            "brand_terms = []", f"brand_terms = {orjson.dumps(truth['brand_terms']).decode()}"),
+            encoding="utf-8")
     timings["simulate"] = time.perf_counter() - t0
     say(f"[bold]1. Simulated[/bold] a B2B market: {s.accounts:,} accounts, {s.people:,} people, "
         f"{s.events:,} events, {s.start} to {s.end} (seed {seed}) -> {market}")
@@ -46,25 +54,36 @@ def run_demo(directory: Path, *, accounts: int = 500, days: int = 90, seed: int 
         timings["ingest"] = time.perf_counter() - t1
         crm = {k: ws.import_crm(k, market / f"{k}.csv")
                for k in ("accounts", "contacts", "opportunities")}
+        crm["ip_ranges"] = ws.import_ip_ranges(market / "ip_ranges.csv")
+        resolved = ws.resolve()
+        quality = ws.resolution_quality(truth)
         say(f"[bold]2. Ingested[/bold] {r.inserted:,} new events ({r.duplicates:,} already "
             f"stored) in {timings['ingest']:.1f}s; CRM: {crm['accounts']:,} accounts, "
             f"{crm['contacts']:,} contacts, {crm['opportunities']:,} opportunities")
         types = ws.event_counts()
-        channels = ws.landing_channels()
+        channels = ws.touch_channels()
         opps = ws.opportunities()
         ranked = ws.ranked_accounts(days=30, limit=10)
         counts = ws.counts()
     if console:
         console.print(_table(types.head(12), "3. Events by type", {"events": "{:,}"}))
-        console.print(_table(channels, "4. Visits by acquisition channel",
-                             {"visits": "{:,}", "share": "{:.1%}"}))
+        console.print(_table(channels, "4. Touches by channel and motion",
+                             {"touches": "{:,}", "share": "{:.1%}", "accounts": "{:,}"}))
+        console.print(
+            f"[bold]Who is it:[/bold] {resolved.persons:,} persons "
+            f"({resolved.identified_devices:,} identified browsers, their earlier anonymous "
+            f"visits included); anonymous visits matched to the right account: "
+            f"{quality['right_share']:.1%} of those from an account, wrongly matched: "
+            f"{quality['wrong_share']:.2%} of all "
+            f"({quality['wrong']:,} of {quality['visits']:,}); the rest come from home, mobile "
+            f"or hosting networks, reported as unresolved")
         won = int(opps["won"].sum()) if not opps.empty else 0
         lost = int((opps["is_closed"] & ~opps["won"]).sum()) if not opps.empty else 0
         console.print(f"[bold]5. In the workspace:[/bold] {counts['accounts']:,} accounts, "
                       f"{counts['persons']:,} known people, {len(opps):,} opportunities "
                       f"({won} won, {lost} lost, {len(opps) - won - lost} open)")
         console.print(_table(ranked.drop(columns=["account_id", "last_seen"]),
-                             "6. Most active accounts (known people, last 30 days)", {}))
+                             "6. Most active accounts (last 30 days)", {}))
         console.print(f"\nWorkspace: {directory.resolve()}  (try: demandloop -w {directory} "
                       "accounts, demandloop -w " f"{directory} status)")
         console.print(f"Done in {time.perf_counter() - t0:.1f}s.")
@@ -72,6 +91,7 @@ def run_demo(directory: Path, *, accounts: int = 500, days: int = 90, seed: int 
         "workspace": str(directory.resolve()),
         "simulation": {k: str(v) if isinstance(v, Path) else v for k, v in s.__dict__.items()},
         "ingest": r.__dict__, "crm": crm, "counts": counts,
+        "resolve": resolved.__dict__, "resolution_quality": quality,
         "events_by_type": types.to_dict("records"),
         "channels": channels.to_dict("records"),
         "top_accounts": ranked.astype(object).where(ranked.notna(), None).to_dict("records"),

@@ -15,15 +15,18 @@ from typing import Any
 
 import pandas as pd
 
+from demandloop import explain, pipeline
 from demandloop.collect.crm import read_crm_csv
 from demandloop.collect.olist import read_olist
 from demandloop.collect.segment import Limits
 from demandloop.compute import Tables, tables
 from demandloop.config import Settings
 from demandloop.errors import UsageError
-from demandloop.measure import overview
+from demandloop.measure import overview, resolution
+from demandloop.pipeline import ResolveResult
+from demandloop.resolve.ipranges import read_ip_ranges
 from demandloop.store import Store, export_parquet, import_parquet
-from demandloop.store.crm import import_crm, import_leads
+from demandloop.store.crm import import_crm, import_ip_ranges, import_leads
 from demandloop.store.events import IngestResult, Progress, ingest_files
 
 
@@ -90,6 +93,20 @@ class Workspace:
         return {"accounts": len(data.accounts), "leads": len(data.leads),
                 "opportunities": len(data.opportunities)}
 
+    def import_ip_ranges(self, path: str | Path) -> int:
+        """Import company IP ranges (``cidr`` or ``start,end`` + ``domain``/``organisation``)."""
+        ranges = read_ip_ranges(Path(path))
+        return import_ip_ranges(self.store, ranges, str(path))
+
+    # -- resolve + enrich -------------------------------------------------------------------
+    def resolve(self) -> ResolveResult:
+        """Rebuild persons, account matches and touches from everything stored."""
+        return pipeline.run(self.store, self.settings)
+
+    def explain_person(self, key: str) -> dict[str, Any]:
+        """Why a person is who they are: identifiers, the messages that merged them, account."""
+        return explain.person(self.store, key)
+
     def export_parquet(self, directory: str | Path) -> dict[str, int]:
         return export_parquet(self.store, Path(directory))
 
@@ -121,6 +138,9 @@ class Workspace:
     def leads(self) -> pd.DataFrame:
         return self._frame("leads", "lead_id")
 
+    def touches(self) -> pd.DataFrame:
+        return self._frame("touches", "ts, touch_id")
+
     def events(self, limit: int | None = None) -> pd.DataFrame:
         with self.store.reader() as cur:
             return cur.execute(
@@ -135,11 +155,21 @@ class Workspace:
     def event_counts(self) -> pd.DataFrame:
         return overview.event_counts(self.tables)
 
-    def landing_channels(self) -> pd.DataFrame:
-        return overview.landing_channels(self.tables)
-
     def ranked_accounts(self, *, days: int = 30, limit: int = 10) -> pd.DataFrame:
         return overview.ranked_accounts(self.tables, days=days, limit=limit)
+
+    def touch_channels(self) -> pd.DataFrame:
+        return overview.touch_channels(self.tables)
+
+    def resolution_quality(self, truth: dict[str, Any]) -> dict[str, float]:
+        """Anonymous-visit resolution against a simulation's truth (see measure.resolution)."""
+        with self.store.reader() as cur:
+            visits = cur.execute(
+                "SELECT t.anonymous_id, t.account_id FROM touches t JOIN events e "
+                "ON e.workspace_id = t.workspace_id AND e.message_id = t.message_id "
+                "WHERE t.workspace_id = ? AND e.type = 'page' AND e.user_id IS NULL",
+                [self.store.workspace_id]).df()
+        return resolution.evaluate(visits, resolution.truth_visitors(truth))
 
     def lead_conversion(self, by: str = "origin") -> pd.DataFrame:
         return overview.lead_conversion(self.tables, by)

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from demandloop.domains import canonical_domain
 from demandloop.errors import InputError
 
 KINDS = ("accounts", "contacts", "opportunities")
@@ -86,19 +87,6 @@ _LOST_STAGES = {"closedlost", "lost"}
 
 def normalise_header(header: str) -> str:
     return _NORMALISE.sub("", header.lower())
-
-
-def canonical_domain(value: str) -> str | None:
-    """``https://www.Acme.com/about`` -> ``acme.com``; empty or unusable -> None."""
-    v = value.strip().lower()
-    if not v:
-        return None
-    v = re.sub(r"^[a-z][a-z0-9+.-]*://", "", v)
-    v = v.split("/", 1)[0].split("?", 1)[0].split("#", 1)[0].split(":", 1)[0]
-    if "@" in v:
-        v = v.rsplit("@", 1)[1]
-    v = v.removeprefix("www.").strip(".")
-    return v if re.fullmatch(r"[a-z0-9-]+(\.[a-z0-9-]+)+", v) else None
 
 
 def parse_timestamp(value: str) -> dt.datetime | None:

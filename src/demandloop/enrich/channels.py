@@ -15,6 +15,7 @@ Example:
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 
 import numpy as np
@@ -93,6 +94,21 @@ def _email(df: pd.DataFrame) -> pd.Series:
         _host(_s(df, "referrer")), EMAIL_HOSTS)
 
 
+def branded_search_rule(terms: tuple[str, ...]) -> Rule:
+    """Paid or organic search whose query (utm_term) or campaign names a brand term."""
+    pattern = "|".join(re.escape(t.lower()) for t in terms if t.strip())
+
+    def _branded(df: pd.DataFrame) -> pd.Series:
+        if not pattern:
+            return pd.Series(False, index=df.index)
+        text = _s(df, "utm_term") + " " + _s(df, "utm_campaign")
+        named = text.str.contains(pattern, regex=True)
+        is_search = _paid_search(df) | _organic_search(df) | (_s(df, "utm_campaign") == "brand")
+        return named & is_search
+
+    return _branded
+
+
 def _partner(df: pd.DataFrame) -> pd.Series:
     return _medium_in(df, "partner", "affiliate", "syndication")
 
@@ -131,6 +147,48 @@ RULES: list[tuple[str, Rule]] = [
     ("referral", _referral),
 ]
 """Ordered: the first matching rule wins; anything unmatched is ``direct``."""
+
+
+#: motion of a visit by channel (see ``motion_of``); anything unknown counts as demand
+CHANNEL_MOTION: dict[str, str] = {
+    "organic_search": "demand", "paid_social": "demand", "organic_social": "demand",
+    "display": "demand", "events": "demand", "referral": "demand", "partner": "demand",
+    "ai_assistant": "demand", "paid_search": "capture", "branded_search": "capture",
+    "email": "capture", "direct": "capture", "outbound": "sales",
+}
+
+
+def motion_of(channel: str) -> str:
+    """``demand`` (creates awareness), ``capture`` (harvests existing intent) or ``sales``."""
+    return CHANNEL_MOTION.get(channel, "demand")
+
+
+def user_rule(channel: str, *, utm_source: list[str] | None = None,
+              utm_medium: list[str] | None = None, referrer_host: list[str] | None = None,
+              url_contains: list[str] | None = None) -> tuple[str, Rule]:
+    """A rule declared in demandloop.toml: any listed condition matching names *channel*."""
+    sources = tuple(v.lower() for v in utm_source or ())
+    mediums = tuple(v.lower() for v in utm_medium or ())
+    hosts = tuple(v.lower().removeprefix("www.") for v in referrer_host or ())
+    fragments = tuple(v.lower() for v in url_contains or ())
+
+    def _rule(df: pd.DataFrame) -> pd.Series:
+        mask = _s(df, "utm_source").isin(sources) | _s(df, "utm_medium").isin(mediums)
+        if hosts:
+            mask |= _host_in(_host(_s(df, "referrer")), hosts)
+        for f in fragments:
+            mask |= _s(df, "url").str.contains(f, regex=False)
+        return mask
+
+    return channel, _rule
+
+
+def rules_for(brand_terms: tuple[str, ...] = (),
+              extra: list[tuple[str, Rule]] | None = None) -> list[tuple[str, Rule]]:
+    """The registry for a workspace: internal first, then the user's rules, branded search,
+    then the built-in rules."""
+    return [RULES[0], *(extra or []), ("branded_search", branded_search_rule(brand_terms)),
+            *RULES[1:]]
 
 
 def classify(df: pd.DataFrame, rules: list[tuple[str, Rule]] | None = None) -> pd.Series:

@@ -11,11 +11,6 @@ from typing import Any
 import ibis
 import pandas as pd
 
-from demandloop.enrich.channels import classify
-from demandloop.resolve.known import known_events
-
-HIGH_INTENT_PATHS = ("/pricing", "/demo", "/integrations", "/customers", "/product")
-
 
 def event_counts(t: Any) -> pd.DataFrame:
     """Events per message type (and per track event name), largest first."""
@@ -24,41 +19,42 @@ def event_counts(t: Any) -> pd.DataFrame:
     return out.sort_values(["events", "type"], ascending=[False, True]).reset_index(drop=True)
 
 
-def landing_channels(t: Any) -> pd.DataFrame:
-    """Page views that start a visit (not internal navigation), by acquisition channel."""
-    e = t.events
-    pages = e.filter(e.type == "page").select(
-        "utm_source", "utm_medium", "utm_campaign", "utm_term", "url", "referrer").execute()
-    if pages.empty:
-        return pd.DataFrame({"channel": [], "visits": [], "share": []})
-    channel = classify(pages)
-    counts = channel[channel != "internal"].value_counts()
-    out = counts.rename_axis("channel").reset_index(name="visits")
-    out["share"] = out["visits"] / out["visits"].sum()
-    return out
+def touch_channels(t: Any) -> pd.DataFrame:
+    """Touches per channel and motion, with the accounts they reached."""
+    x = t.touches
+    agg = x.group_by(["channel", "motion"]).agg(touches=x.count(),
+                                                 accounts=x.account_id.nunique())
+    out: pd.DataFrame = agg.execute()
+    out["share"] = out["touches"] / out["touches"].sum() if len(out) else []
+    return out.sort_values(["touches", "channel"], ascending=[False, True]).reset_index(
+        drop=True)[["channel", "motion", "touches", "share", "accounts"]]
 
 
 def ranked_accounts(t: Any, *, days: int = 30, limit: int = 10) -> pd.DataFrame:
-    """Accounts ranked by recent activity of their known people (last *days* of data).
+    """Accounts ranked by recent touches (last *days* of data, after ``resolve``).
 
-    Columns: account_id, name, domain, target, people, events, high_intent, last_seen.
+    Columns: account_id, name, domain, target, people (known people engaged), visitors
+    (browsers, anonymous ones included), touches, high_intent (pricing, demo, integrations,
+    customer stories, product pages, demo requests and trials), last_seen.
     """
-    k = known_events(t.events, t.persons, t.accounts)
-    end = t.events.timestamp.max()
-    recent = k.filter(k.timestamp >= end - ibis.interval(days=days))
-    intent = ibis.or_(*[recent.path.startswith(p) for p in HIGH_INTENT_PATHS])
+    x = t.touches.filter(t.touches.account_id.notnull())
+    end = t.touches.ts.max()
+    recent = x.filter(x.ts >= end - ibis.interval(days=days))
+    intent = recent.activity.isin(["high_intent_page", "demo_request", "trial"])
     agg = recent.group_by("account_id").agg(
-        people=recent.user.nunique(),
-        events=recent.count(),
+        people=recent.person_id.nunique(),
+        visitors=recent.anonymous_id.nunique(),
+        touches=recent.count(),
         high_intent=intent.ifelse(1, 0).sum(),
-        last_seen=recent.timestamp.max(),
+        last_seen=recent.ts.max(),
     )
     a = t.accounts.select("account_id", "name", "domain", "target")
     out = agg.join(a, "account_id", how="left").order_by(
-        [ibis.desc("people"), ibis.desc("high_intent"), ibis.desc("events"), "account_id"]
+        [ibis.desc("people"), ibis.desc("high_intent"), ibis.desc("touches"), "account_id"]
     ).limit(limit)
     frame: pd.DataFrame = out.select("account_id", "name", "domain", "target", "people",
-                                     "events", "high_intent", "last_seen").execute()
+                                     "visitors", "touches", "high_intent",
+                                     "last_seen").execute()
     return frame
 
 

@@ -1,1 +1,1 @@
-"""Who is it: persons from identifiers, accounts from persons and visitors."""
+"""Who is it: the identity graph (persons) and account resolution (people and visitors)."""

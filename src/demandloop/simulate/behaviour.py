@@ -46,6 +46,8 @@ class Timeline:
     windows: dict[int, list[tuple[int, int]]] = field(default_factory=dict)
     opportunities: list[Opportunity] = field(default_factory=list)
     identified: dict[str, dt.datetime] = field(default_factory=dict)  # person -> first form
+    # anonymous ids of employees outside the buying committee -> account index
+    other_visitors: dict[str, int] = field(default_factory=dict)
     sessions: int = 0
     channel_sessions: dict[str, int] = field(default_factory=dict)
 
@@ -171,6 +173,7 @@ class Simulator:
         person: Person | None
         if r.random() < 0.25:  # an employee outside the buying committee, never identified
             person, anon = None, anonymous_id(r)
+            self.timeline.other_visitors[anon] = acc.index
         else:
             weights = self.buying_weights[acc.index] if in_market else None
             person = r.choices(self.committees[acc.index], weights=weights)[0]

@@ -155,6 +155,8 @@ def _write_truth(out: Path, world: World, timeline: Any, seed: int, start: dt.da
             "anonymous_ids": p.devices,
             "identified_at": _iso(timeline.identified.get(p.person_id)) or None,
         } for p in world.people],
+        "other_visitors": {anon: world.accounts[a].account_id
+                           for anon, a in timeline.other_visitors.items()},
         "opportunities": [{
             "crm_id": o.opportunity_id.replace("opp_", "CRM-O"),
             "account_id": world.accounts[o.account].account_id, "created": _iso(o.created),

@@ -6,7 +6,9 @@ and keeps the others, so re-importing a CRM export never duplicates anything.
 
 from __future__ import annotations
 
+import bisect
 import re
+from pathlib import Path
 from typing import Any
 
 import duckdb
@@ -14,6 +16,7 @@ import pyarrow as pa
 
 from demandloop.collect.crm import CrmRows
 from demandloop.errors import InputError
+from demandloop.resolve.ipranges import UserRange
 from demandloop.store.db import Store
 
 _ACCOUNT_COLS = ("account_id", "domain", "name", "industry", "employees", "revenue", "country",
@@ -162,3 +165,48 @@ def import_leads(store: Store, accounts: list[dict[str, Any]], leads: list[dict[
         _upsert(cur, store.workspace_id, "leads", "lead_id", leads, _LEAD_COLS)
         _upsert(cur, store.workspace_id, "opportunities", "opportunity_id", opportunities,
                 _OPP_COLS)
+
+
+def import_ip_ranges(store: Store, ranges: list[UserRange], source: str) -> int:
+    """Store user IP ranges (replacing those from the same *source*); ranges may not overlap
+    ranges from other sources. Domains without an account get one."""
+    with store.reader() as cur:
+        others = cur.execute(
+            "SELECT start_ip, end_ip, source FROM ip_ranges WHERE workspace_id = ? "
+            "AND source <> ? ORDER BY start_ip", [store.workspace_id, source]).fetchall()
+    problems = []
+    if others:
+        starts = [o[0] for o in others]
+        for r in ranges:
+            i = bisect.bisect_right(starts, r.end) - 1
+            if i >= 0 and others[i][1] >= r.start:
+                problems.append(f"line {r.line}: range overlaps a range from {others[i][2]}")
+    if problems:
+        raise InputError(f"{source}: {len(problems)} range(s) overlap stored ranges; "
+                         "nothing was imported",
+                         hint="remove the overlap, or re-import the other file without it",
+                         problems=[f"{source}:{p.removeprefix('line ')}" for p in problems[:20]])
+    accounts = [{"account_id": r.domain, "domain": r.domain, "name": r.organisation,
+                 "source": f"ip-ranges:{Path(source).name}"}
+                for r in {r.domain: r for r in ranges if r.domain}.values()]
+    rows = [{"start_ip": r.start, "end_ip": r.end, "account_id": r.domain,
+             "organisation": r.organisation} for r in ranges]
+    with store.writer() as cur:
+        ws = store.workspace_id
+        cur.register("_new", _table(accounts, ("account_id", "domain", "name", "source")))
+        cur.execute("INSERT INTO accounts (workspace_id, account_id, domain, name, source, "
+                    "created_at, updated_at) SELECT $ws, account_id, domain, name, source, "
+                    "now()::TIMESTAMP, now()::TIMESTAMP FROM _new ANTI JOIN (SELECT account_id "
+                    "FROM accounts WHERE workspace_id = $ws) USING (account_id)", {"ws": ws})
+        cur.unregister("_new")
+        cur.execute("DELETE FROM ip_ranges WHERE workspace_id = ? AND source = ?", [ws, source])
+        cur.register("_ranges", pa.table({
+            "start_ip": pa.array([r["start_ip"] for r in rows], pa.int64()),
+            "end_ip": pa.array([r["end_ip"] for r in rows], pa.int64()),
+            "account_id": pa.array([r["account_id"] for r in rows], pa.string()),
+            "organisation": pa.array([r["organisation"] for r in rows], pa.string()),
+        }))
+        cur.execute("INSERT INTO ip_ranges SELECT $ws, start_ip, end_ip, account_id, "
+                    "organisation, 'company', $src FROM _ranges", {"ws": ws, "src": source})
+        cur.unregister("_ranges")
+    return len(rows)

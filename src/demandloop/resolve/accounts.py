@@ -1,0 +1,118 @@
+"""Account resolution: which account is behind each person and each anonymous visit.
+
+People, in priority order (each match keeps its source and confidence):
+
+1. ``group``: the person's app sent a ``group`` call whose traits name the company's
+   website or domain (0.99);
+2. ``crm``: a CRM contact with that email belongs to an account (0.95);
+3. ``email_domain``: the person's business email domain is the account's domain (0.9).
+   Personal domains (free mail) never create or match an account.
+
+Anonymous visits (events of no resolved person), by IP address:
+
+4. ``ip_range``: a user-supplied range (``demandloop import ip-ranges``) (0.8);
+5. ``asn``: the open IP-to-organisation table names an organisation whose name matches an
+   account's (0.5). ISP, mobile, hosting, education and government networks are reported as
+   unresolved with that reason, never as accounts.
+"""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pandas as pd
+
+from demandloop.domains import canonical_domain
+from demandloop.resolve.asn import AsnTable
+from demandloop.resolve.ipranges import RangeIndex, ip_keys
+
+CONFIDENCE = {"group": 0.99, "crm": 0.95, "email_domain": 0.9, "ip_range": 0.8, "asn": 0.5}
+
+_SUFFIXES = re.compile(
+    r"[,.]?\s+(inc|incorporated|llc|l\.l\.c|ltd|limited|corp|corporation|co|company|gmbh|ag|"
+    r"sa|s\.a|sas|bv|b\.v|nv|plc|pty|pte|srl|spa|oy|ab|as|kk|group|holdings?)\.?$", re.I)
+
+
+def normalise_name(name: str) -> str:
+    """``Acme Corp, Inc.`` -> ``acme``: for matching organisation names to account names."""
+    n = name.strip().lower()
+    for _ in range(3):
+        n = _SUFFIXES.sub("", n).strip(" ,.")
+    return re.sub(r"[^a-z0-9]+", " ", n).strip()
+
+
+def person_accounts(person_emails: pd.DataFrame, crm_contacts: pd.DataFrame,
+                    group_links: pd.DataFrame, personal: frozenset[str]) -> pd.DataFrame:
+    """Best account per person.
+
+    *person_emails*: ``person_id, email``; *crm_contacts*: ``email, account_id``;
+    *group_links*: ``person_id, domain`` (from group calls). Returns
+    ``person_id, account_id, source, confidence``.
+    """
+    cands = []
+    if not group_links.empty:
+        g = group_links.dropna(subset=["domain"])[["person_id", "domain"]]
+        cands.append(g.rename(columns={"domain": "account_id"}).assign(source="group"))
+    if not crm_contacts.empty and not person_emails.empty:
+        c = person_emails.merge(crm_contacts.dropna(subset=["account_id"]), on="email")
+        cands.append(c[["person_id", "account_id"]].assign(source="crm"))
+    if not person_emails.empty:
+        e = person_emails.assign(account_id=person_emails["email"].str.rsplit("@", n=1).str[1])
+        e = e[e["account_id"].notna() & ~e["account_id"].isin(personal)]
+        e = e.assign(account_id=e["account_id"].map(
+            lambda d: canonical_domain(d) if isinstance(d, str) else None))
+        cands.append(e.dropna(subset=["account_id"])[["person_id", "account_id"]]
+                     .assign(source="email_domain"))
+    if not cands:
+        return pd.DataFrame({"person_id": pd.Series(dtype=object),
+                             "account_id": pd.Series(dtype=object),
+                             "source": pd.Series(dtype=object),
+                             "confidence": pd.Series(dtype=float)})
+    allc = pd.concat(cands, ignore_index=True)
+    allc["confidence"] = allc["source"].map(CONFIDENCE)
+    # highest confidence wins; among equals (two work emails), the most frequent account
+    allc["votes"] = allc.groupby(["person_id", "account_id"])["source"].transform("size")
+    allc = allc.sort_values(["person_id", "confidence", "votes", "account_id"],
+                            ascending=[True, False, False, True])
+    return allc.drop_duplicates("person_id")[["person_id", "account_id", "source",
+                                              "confidence"]].reset_index(drop=True)
+
+
+def ip_accounts(ips: pd.Series, user_ranges: RangeIndex, range_accounts: np.ndarray,
+                asn: AsnTable | None, accounts_by_name: dict[str, str]) -> pd.DataFrame:
+    """Resolve IP addresses. Returns ``account_id, source, confidence, detail`` per input.
+
+    ``detail`` says why an address did not resolve: ``isp``, ``mobile``, ``hosting``,
+    ``education``, ``government``, ``organisation not in accounts: NAME``, ``unknown
+    network`` or ``no ip``.
+    """
+    keys = ip_keys(ips)
+    n = len(keys)
+    account = np.full(n, None, dtype=object)
+    source = np.full(n, "unresolved", dtype=object)
+    detail = np.where(keys < 0, "no ip", "unknown network").astype(object)
+    if len(user_ranges.starts):
+        pos = user_ranges.lookup(keys)
+        hit = pos >= 0
+        account[hit] = range_accounts[user_ranges.values[pos[hit]]]
+        source[hit] = "ip_range"
+        detail[hit] = None
+    todo = (source == "unresolved") & (keys >= 0)
+    if asn is not None and todo.any():
+        idx = np.flatnonzero(todo)
+        names, kinds, _ = asn.lookup(keys[idx])
+        for i, name, kind in zip(idx, names, kinds, strict=True):
+            if not kind:
+                continue
+            if kind == "business":
+                match = accounts_by_name.get(normalise_name(str(name)))
+                if match:
+                    account[i], source[i], detail[i] = match, "asn", None
+                else:
+                    detail[i] = f"organisation not in accounts: {name}"
+            else:
+                detail[i] = str(kind)
+    conf = np.array([CONFIDENCE.get(s, 0.0) for s in source])
+    return pd.DataFrame({"account_id": account, "source": source, "confidence": conf,
+                         "detail": detail}, index=ips.index)
