@@ -18,13 +18,13 @@ import pandas as pd
 import typer
 from rich.console import Console
 from rich.markup import escape
-from rich.table import Table
 
 from demandloop import simulate as sim
 from demandloop.collect.crm import KINDS, parse_mapping
 from demandloop.config import CONFIG_FILE, Settings, example_toml
 from demandloop.errors import DemandloopError, UsageError
 from demandloop.progress import LazyProgress
+from demandloop.render import frame_table
 from demandloop.workspace import Workspace
 
 app = typer.Typer(
@@ -74,19 +74,7 @@ def _records(df: pd.DataFrame) -> list[dict[str, Any]]:
     return [{str(k): v for k, v in row.items()} for row in clean.to_dict("records")]
 
 
-def _table(df: pd.DataFrame, title: str, formats: dict[str, str] | None = None) -> Table:
-    t = Table(title=title, title_justify="left", header_style="bold")
-    for col in df.columns:
-        t.add_column(str(col), justify="right" if pd.api.types.is_numeric_dtype(df[col])
-                     else "left")
-    for row in df.itertuples(index=False):
-        cells = []
-        for col, v in zip(df.columns, row, strict=True):
-            fmt = (formats or {}).get(str(col))
-            cells.append("" if v is None or (isinstance(v, float) and pd.isna(v))
-                         else fmt.format(v) if fmt else str(v))
-        t.add_row(*cells)
-    return t
+_table = frame_table
 
 
 # -- set-up ---------------------------------------------------------------------------------

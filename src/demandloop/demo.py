@@ -10,24 +10,12 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-import pandas as pd
 from rich.console import Console
-from rich.table import Table
 
 from demandloop.config import CONFIG_FILE, example_toml
+from demandloop.render import frame_table as _table
 from demandloop.simulate import simulate
 from demandloop.workspace import Workspace
-
-
-def _table(df: pd.DataFrame, title: str, formats: dict[str, str]) -> Table:
-    t = Table(title=title, title_justify="left", header_style="bold")
-    for col in df.columns:
-        t.add_column(col, justify="right" if pd.api.types.is_numeric_dtype(df[col]) else "left")
-    for row in df.itertuples(index=False):
-        t.add_row(*[formats.get(c, "{}").format(v) if v is not None and not (
-            isinstance(v, float) and pd.isna(v)) else "" for c, v in zip(df.columns, row,
-                                                                       strict=True)])
-    return t
 
 
 def run_demo(directory: Path, *, accounts: int = 500, days: int = 90, seed: int = 42,
