@@ -202,3 +202,26 @@ def test_cli_resolve_and_explain(cli, market: Path, tmp_path: Path) -> None:  # 
     assert f"anon:{person['anonymous_ids'][0]}" in info["identifiers"]
     code, out, _ = cli("-w", w, "accounts", "--json")
     assert code == 0 and all(a["touches"] > 0 for a in json.loads(out))
+
+
+def test_domain_aliases_map_to_the_main_account(tmp_path: Path) -> None:
+    import demandloop
+
+    (tmp_path / "demandloop.toml").write_text(
+        '[identity]\ndomain_aliases = { "acme.co.uk" = "acme.com" }\n'
+        '[enrich]\ntopics = { "pricing" = "^/pricing", "abm" = "(?i)account.based" }\n')
+    with demandloop.open(tmp_path) as ws:
+        ws.import_crm("accounts", write(tmp_path / "a.csv", "domain,name\nwww.acme.co.uk,Acme\n"))
+        assert list(ws.accounts()["account_id"]) == ["acme.com"]
+        ws.ingest(write_jsonl(tmp_path / "e.jsonl", [
+            {"type": "identify", "userId": "u1", "anonymousId": "a1", "messageId": "i1",
+             "traits": {"email": "kim@acme.co.uk"}},
+            {"type": "page", "anonymousId": "a1", "messageId": "p1", "properties": {
+                "url": "https://v.io/x", "path": "/x", "title": "Account-based marketing 101"}},
+            {"type": "page", "anonymousId": "a1", "messageId": "p2",
+             "properties": {"url": "https://v.io/pricing", "path": "/pricing"}},
+        ]))
+        ws.resolve()
+        t = ws.touches().set_index("message_id")
+        assert set(t["account_id"]) == {"acme.com"}
+        assert (t.loc["p1", "topic"], t.loc["p2", "topic"]) == ("abm", "pricing")

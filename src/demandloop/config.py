@@ -81,6 +81,10 @@ class IdentitySettings(_Section):
         default_factory=list,
         description="Domains wrongly listed as free mail that are real companies here.",
     )
+    domain_aliases: dict[str, str] = Field(
+        default_factory=dict,
+        description="Domain -> the account domain it belongs to (e.g. acme.co.uk = acme.com).",
+    )
     max_users_per_device: int = Field(
         2, ge=1, le=100,
         description="An anonymous id linked to more user ids is a shared device: not merged.",

@@ -99,8 +99,13 @@ def run(store: Store, settings: Settings) -> ResolveResult:
         lambda w: canonical_domain(w) if isinstance(w, str) else None)
     group_links = groups.dropna(subset=["person_id", "domain"])[["person_id", "domain",
                                                                  "group_name"]]
+    aliases = {canonical_domain(k) or k: canonical_domain(v) or v
+               for k, v in settings.identity.domain_aliases.items()}
+    group_links = group_links.assign(domain=group_links["domain"].replace(aliases))
     matches = person_accounts(person_emails, crm[["email", "account_id"]],
                               group_links[["person_id", "domain"]], personal)
+    # a known alias (a second brand or country domain) belongs to its main account
+    matches["account_id"] = matches["account_id"].replace(aliases)
 
     known_accounts = set(inp.accounts["account_id"])
     new = matches[~matches["account_id"].isin(known_accounts)].drop_duplicates("account_id")

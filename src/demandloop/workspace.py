@@ -21,6 +21,7 @@ from demandloop.collect.olist import read_olist
 from demandloop.collect.segment import Limits
 from demandloop.compute import Tables, tables
 from demandloop.config import Settings
+from demandloop.domains import canonical_domain
 from demandloop.errors import UsageError
 from demandloop.measure import overview, resolution
 from demandloop.pipeline import ResolveResult
@@ -83,8 +84,18 @@ class Workspace:
 
     def import_crm(self, kind: str, path: str | Path,
                    mapping: dict[str, str] | None = None) -> int:
-        """Import a CRM CSV (``accounts``, ``contacts`` or ``opportunities``); rows written."""
-        return import_crm(self.store, read_crm_csv(Path(path), kind, mapping))
+        """Import a CRM CSV (``accounts``, ``contacts`` or ``opportunities``); rows written.
+
+        Domains listed in ``identity.domain_aliases`` are mapped to their main domain.
+        """
+        parsed = read_crm_csv(Path(path), kind, mapping)
+        aliases = {canonical_domain(k) or k: canonical_domain(v) or v
+                   for k, v in self.settings.identity.domain_aliases.items()}
+        for row in parsed.rows:
+            for key in ("domain", "account_domain"):
+                if row.get(key) in aliases:
+                    row[key] = aliases[row[key]]
+        return import_crm(self.store, parsed)
 
     def import_olist(self, directory: str | Path) -> dict[str, int]:
         """Import the Olist marketing funnel (MQLs as leads, closed deals as won deals)."""

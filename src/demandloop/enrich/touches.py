@@ -62,19 +62,21 @@ ACTIVITIES: list[Activity] = [
 PAGE_WEIGHT, HIGH_INTENT_WEIGHT = 1.0, 3.0
 
 
-def topic_of(path: str | None,
-             rules: list[tuple[str, re.Pattern[str]]] | None = None) -> str | None:
-    """The topic of a page: the user's rules first, then the content slug of the path.
+def topic_of(path: str | None, rules: list[tuple[str, re.Pattern[str]]] | None = None,
+             title: str | None = None) -> str | None:
+    """The topic of a page: the user's rules (over the path, then the page title) first,
+    then the content slug of the path.
 
     Example:
         >>> topic_of("/blog/intent-data-trends")
         'intent-data'
     """
+    for topic, pattern in rules or []:
+        if (isinstance(path, str) and pattern.search(path)) or (
+                isinstance(title, str) and pattern.search(title)):
+            return topic
     if not isinstance(path, str) or not path:
         return None
-    for topic, pattern in rules or []:
-        if pattern.search(path):
-            return topic
     m = _TOPIC_PATH.match(path)
     return _TOPIC_SUFFIX.sub("", m.group(1)) if m else None
 
@@ -98,8 +100,12 @@ def build_touches(events: pd.DataFrame, *, rules: list[tuple[str, Rule]] | None 
     t = pd.concat([pages, tracks], ignore_index=True)
     if t.empty:
         return pd.DataFrame({c: [] for c in cols})
-    paths = t["path"].dropna().unique()
-    t["topic"] = t["path"].map({p: topic_of(p, topic_rules) for p in paths})
+    if topic_rules and "page_title" in t.columns:
+        t["topic"] = [topic_of(p, topic_rules, ti) for p, ti in zip(t["path"], t["page_title"],
+                                                                    strict=True)]
+    else:
+        paths = t["path"].dropna().unique()
+        t["topic"] = t["path"].map({p: topic_of(p, topic_rules) for p in paths})
     t["touch_id"] = t["message_id"]
     if resolve_account is not None:
         t = pd.concat([t.reset_index(drop=True),
