@@ -46,6 +46,11 @@ def personal_domains(extra: Iterable[str] = (), business: Iterable[str] = ()) ->
         d.lower() for d in business}
 
 
+def alias_map(aliases: dict[str, str]) -> dict[str, str]:
+    """``identity.domain_aliases`` with both sides canonicalised (``www.Acme.co.uk`` works)."""
+    return {canonical_domain(k) or k: canonical_domain(v) or v for k, v in aliases.items()}
+
+
 def email_domain(email: str) -> str | None:
     """The canonical domain of an email address, or None when it is not one."""
     if "@" not in email:

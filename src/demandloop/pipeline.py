@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from demandloop.config import Settings
-from demandloop.domains import canonical_domain, personal_domains
+from demandloop.domains import alias_map, canonical_domain, personal_domains
 from demandloop.enrich.channels import rules_for, user_rule
 from demandloop.enrich.personas import classify_title
 from demandloop.enrich.touches import build_touches
@@ -99,8 +99,7 @@ def run(store: Store, settings: Settings) -> ResolveResult:
         lambda w: canonical_domain(w) if isinstance(w, str) else None)
     group_links = groups.dropna(subset=["person_id", "domain"])[["person_id", "domain",
                                                                  "group_name"]]
-    aliases = {canonical_domain(k) or k: canonical_domain(v) or v
-               for k, v in settings.identity.domain_aliases.items()}
+    aliases = alias_map(settings.identity.domain_aliases)
     group_links = group_links.assign(domain=group_links["domain"].replace(aliases))
     matches = person_accounts(person_emails, crm[["email", "account_id"]],
                               group_links[["person_id", "domain"]], personal)

@@ -21,7 +21,7 @@ from demandloop.collect.olist import read_olist
 from demandloop.collect.segment import Limits
 from demandloop.compute import Tables, tables
 from demandloop.config import Settings
-from demandloop.domains import canonical_domain
+from demandloop.domains import alias_map
 from demandloop.errors import UsageError
 from demandloop.measure import overview, resolution
 from demandloop.pipeline import ResolveResult
@@ -89,8 +89,7 @@ class Workspace:
         Domains listed in ``identity.domain_aliases`` are mapped to their main domain.
         """
         parsed = read_crm_csv(Path(path), kind, mapping)
-        aliases = {canonical_domain(k) or k: canonical_domain(v) or v
-                   for k, v in self.settings.identity.domain_aliases.items()}
+        aliases = alias_map(self.settings.identity.domain_aliases)
         for row in parsed.rows:
             for key in ("domain", "account_domain"):
                 if row.get(key) in aliases:
