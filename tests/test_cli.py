@@ -66,3 +66,8 @@ def test_console_script_runs() -> None:
     r = subprocess.run([sys.executable, "-m", "demandloop", "--help"], capture_output=True,
                        text=True, check=False)
     assert r.returncode == 0 and "demo" in r.stdout
+
+
+def test_accounts_before_resolve_says_what_to_do(cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    code, out, err = cli("-w", str(tmp_path), "accounts")
+    assert code == 0 and "run 'demandloop resolve'" in err

@@ -245,8 +245,12 @@ def accounts(
     """Accounts ranked by recent touches (run 'demandloop resolve' after ingesting)."""
     with _open() as ws:
         df = ws.ranked_accounts(days=days, limit=limit)
+        no_touches = ws.counts()["touches"] == 0
     if as_json:
         _json(_records(df))
+        return
+    if no_touches:
+        err.print("no touches yet: run 'demandloop resolve' after ingesting events")
         return
     out.print(_table(df, f"most active accounts, last {days} days"))
 
