@@ -273,6 +273,26 @@ def resolve(as_json: bool = JsonOpt) -> None:
                          "touches without an account", {"touches": "{:,}"}))
 
 
+@app.command()
+def score(as_json: bool = JsonOpt) -> None:
+    """Score every account: ICP fit, engagement and intent surge (run after 'resolve')."""
+    with _open() as ws:
+        r = ws.score()
+        top = ws.store.con.execute(
+            "SELECT entity_id AS account, round(fit, 1) AS fit, "
+            "details ->> '$.fit_band' AS band, round(engagement, 1) AS engagement, "
+            "round(intent, 2) AS surge, (details ->> '$.surging')::BOOLEAN AS surging, "
+            "(details ->> '$.people')::INT AS people FROM scores "
+            "WHERE workspace_id = ? AND as_of = ? ORDER BY engagement DESC LIMIT 15",
+            [ws.store.workspace_id, r.as_of]).df()
+    if as_json:
+        _json({**r.__dict__, "top": _records(top)})
+        return
+    out.print(f"scored {r.accounts:,} accounts as of {r.as_of:%Y-%m-%d %H:%M}: "
+              f"{r.strong_fit:,} strong fit, {r.surging:,} surging")
+    out.print(_table(top, "most engaged accounts"))
+
+
 @explain_app.command("person")
 def explain_person(key: str = typer.Argument(..., help="Person id, email, user id or "
                                              "anonymous id."), as_json: bool = JsonOpt) -> None:

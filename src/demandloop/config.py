@@ -132,6 +132,52 @@ class EnrichSettings(_Section):
         return value
 
 
+class BandSetting(_Section):
+    """A numeric range worth some fit points: min <= value < max."""
+
+    min: float = Field(0, description="Lowest value in the band (inclusive).")
+    max: float = Field(float("inf"), description="Upper end of the band (exclusive).")
+    points: float = Field(..., description="Points earned inside the band.")
+
+
+class FitSettings(_Section):
+    """The ideal customer profile: points per criterion (scaled to 0-100)."""
+
+    industries: dict[str, float] = Field(default_factory=lambda: {
+        "Software": 30.0, "Financial Services": 22.0, "Professional Services": 18.0,
+        "Telecommunications": 12.0, "Media": 8.0}, description="Industry -> points.")
+    countries: dict[str, float] = Field(default_factory=lambda: {
+        "US": 15.0, "GB": 14.0, "CA": 14.0, "NL": 12.0, "AU": 12.0, "DE": 10.0, "SG": 6.0},
+        description="Country (ISO code) -> points.")
+    technologies: dict[str, float] = Field(default_factory=lambda: {
+        "Salesforce": 10.0, "HubSpot": 8.0, "Segment": 6.0, "Marketo": 5.0,
+        "Snowflake": 4.0},
+        description="Technology in use -> points (they add up).")
+    employees: list[BandSetting] = Field(default_factory=lambda: [
+        BandSetting(min=200, max=5000, points=30), BandSetting(min=50, max=200, points=15),
+        BandSetting(min=5000, max=20000, points=15)],
+        description="Employee bands ([[score.fit.employees]] tables with min, max, points).")
+    revenue: list[BandSetting] = Field(default_factory=list,
+                                       description="Annual revenue bands, like employees.")
+
+
+class ScoreSettings(_Section):
+    """Engagement and intent: the one definition marketing and sales share."""
+
+    half_life_days: float = Field(14.0, gt=0, le=3650,
+                                  description="Engagement halves every N days.")
+    daily_caps: dict[str, float] = Field(default_factory=dict,
+                                         description="Activity -> max weight counted per day "
+                                         "(adds to / overrides the built-in caps).")
+    surge_recent_days: int = Field(7, ge=1, le=90, description="Intent: recent window (days).")
+    surge_baseline_days: int = Field(90, ge=7, le=730,
+                                     description="Intent: trailing baseline window (days).")
+    surge_threshold: float = Field(2.0, gt=1, description="Surge when recent >= N x usual.")
+    surge_min_recent: float = Field(5.0, ge=0,
+                                    description="...and at least this much recent weight.")
+    fit: FitSettings = Field(default_factory=FitSettings)
+
+
 class Settings(BaseSettings):
     """All settings of one workspace."""
 
@@ -147,6 +193,7 @@ class Settings(BaseSettings):
     ingest: IngestSettings = Field(default_factory=IngestSettings)  # type: ignore[arg-type]
     identity: IdentitySettings = Field(default_factory=IdentitySettings)  # type: ignore[arg-type]
     enrich: EnrichSettings = Field(default_factory=EnrichSettings)
+    score: ScoreSettings = Field(default_factory=ScoreSettings)  # type: ignore[arg-type]
 
     @classmethod
     def settings_customise_sources(
@@ -233,28 +280,39 @@ def example_toml() -> str:
         "",
     ]
     defaults = Settings.model_construct().model_dump()
-    for section_name, field in Settings.model_fields.items():
+    for name, field in Settings.model_fields.items():
         model = field.annotation
         assert isinstance(model, type) and issubclass(model, BaseModel)
-        lines.append(f"[{section_name}]")
-        if model.__doc__:
-            lines.append(f"# {model.__doc__.strip()}")
-        for name, sub in model.model_fields.items():
-            value = defaults[section_name][name]
-            lines.append(f"# {sub.description}")
-            if value is None:
-                lines.append(f"# {name} =")
-            else:
-                lines.append(f"{name} = {_toml_value(value)}")
-        lines.append("")
+        _section(lines, name, model, defaults[name])
     return "\n".join(lines)
+
+
+def _section(lines: list[str], path: str, model: type[BaseModel], values: dict[str, Any]) -> None:
+    lines.append(f"[{path}]")
+    if model.__doc__:
+        lines.append(f"# {model.__doc__.strip()}")
+    nested: list[tuple[str, type[BaseModel]]] = []
+    for name, sub in model.model_fields.items():
+        ann = sub.annotation
+        if isinstance(ann, type) and issubclass(ann, BaseModel):
+            nested.append((name, ann))
+            continue
+        value = values[name]
+        lines.append(f"# {sub.description}")
+        if value is None:
+            lines.append(f"# {name} =")
+        else:
+            lines.append(f"{name} = {_toml_value(value)}")
+    lines.append("")
+    for name, sub_model in nested:
+        _section(lines, f"{path}.{name}", sub_model, values[name])
 
 
 def _toml_value(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, int | float):
-        return repr(value)
+        return "inf" if value == float("inf") else repr(value)
     if isinstance(value, list):
         return "[" + ", ".join(_toml_value(v) for v in value) + "]"
     if isinstance(value, dict):

@@ -45,6 +45,9 @@ def run_demo(directory: Path, *, accounts: int = 500, days: int = 90, seed: int 
         crm["ip_ranges"] = ws.import_ip_ranges(market / "ip_ranges.csv")
         resolved = ws.resolve()
         quality = ws.resolution_quality(truth)
+        scored = ws.score()
+        top_engaged = ws.account_scores(scored.as_of).sort_values(
+            "engagement", ascending=False).head(10)
         say(f"[bold]2. Ingested[/bold] {r.inserted:,} new events ({r.duplicates:,} already "
             f"stored) in {timings['ingest']:.1f}s; CRM: {crm['accounts']:,} accounts, "
             f"{crm['contacts']:,} contacts, {crm['opportunities']:,} opportunities")
@@ -72,6 +75,11 @@ def run_demo(directory: Path, *, accounts: int = 500, days: int = 90, seed: int 
                       f"({won} won, {lost} lost, {len(opps) - won - lost} open)")
         console.print(_table(ranked.drop(columns=["account_id", "last_seen"]),
                              "6. Most active accounts (last 30 days)", {}))
+        console.print(_table(
+            top_engaged[["account_id", "fit", "fit_band", "engagement", "people", "surge",
+                         "surging"]].round({"engagement": 1, "surge": 2}),
+            f"7. Most engaged accounts (fit and engagement as of {scored.as_of:%Y-%m-%d})",
+            {}))
         console.print(f"\nWorkspace: {directory.resolve()}  (try: demandloop -w {directory} "
                       "accounts, demandloop -w " f"{directory} status)")
         console.print(f"Done in {time.perf_counter() - t0:.1f}s.")
@@ -80,6 +88,10 @@ def run_demo(directory: Path, *, accounts: int = 500, days: int = 90, seed: int 
         "simulation": {k: str(v) if isinstance(v, Path) else v for k, v in s.__dict__.items()},
         "ingest": r.__dict__, "crm": crm, "counts": counts,
         "resolve": resolved.__dict__, "resolution_quality": quality,
+        "score": scored.__dict__,
+        "top_engaged": top_engaged.drop(columns=["fit_criteria"]).astype(object).where(
+            top_engaged.notna(), None).drop(columns=["fit_criteria"], errors="ignore")
+        .to_dict("records"),
         "events_by_type": types.to_dict("records"),
         "channels": channels.to_dict("records"),
         "top_accounts": ranked.astype(object).where(ranked.notna(), None).to_dict("records"),

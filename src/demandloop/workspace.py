@@ -26,6 +26,7 @@ from demandloop.errors import UsageError
 from demandloop.measure import overview, resolution
 from demandloop.pipeline import ResolveResult
 from demandloop.resolve.ipranges import read_ip_ranges
+from demandloop.score import run as score_run
 from demandloop.store import Store, export_parquet, import_parquet
 from demandloop.store.crm import import_crm, import_ip_ranges, import_leads
 from demandloop.store.events import IngestResult, Progress, ingest_files
@@ -112,6 +113,14 @@ class Workspace:
     def resolve(self) -> ResolveResult:
         """Rebuild persons, account matches and touches from everything stored."""
         return pipeline.run(self.store, self.settings)
+
+    def score(self, as_of: dt.datetime | None = None) -> score_run.ScoreResult:
+        """Fit, engagement and intent surge for every account, stored as a snapshot."""
+        return score_run.run(self.store, self.settings, as_of)
+
+    def account_scores(self, as_of: dt.datetime) -> pd.DataFrame:
+        """Fit, engagement and surge per account at *as_of*, computed without storing."""
+        return score_run.account_scores(self.store, self.settings, as_of)
 
     def explain_person(self, key: str) -> dict[str, Any]:
         """Why a person is who they are: identifiers, the messages that merged them, account."""

@@ -310,8 +310,10 @@ class Simulator:
                           groupId=f"org_{acc.index:05d}",
                           traits={"name": acc.name, "website": f"https://{acc.domain}",
                                   "employees": acc.employees, "industry": acc.industry})
-        if event == "Webinar Registered" and r.random() < 0.55:
-            self._message("track", ts + dt.timedelta(days=r.randrange(3, 15)), None,
+        attended = ts + dt.timedelta(days=r.randrange(3, 15))
+        end = self.start + dt.timedelta(days=self.days)
+        if event == "Webinar Registered" and r.random() < 0.55 and attended < end:
+            self._message("track", attended, None,
                           person.user_id, {"library": {"name": "zoom-webhook"}},
                           event="Webinar Attended", properties={"minutes": r.randrange(10, 60)})
 

@@ -1,0 +1,1 @@
+"""How ready are they: engagement, intent surge and fit, from one shared definition."""

@@ -1,0 +1,125 @@
+"""Engagement: exponentially time-decayed, capped, weighted sums of touches.
+
+For an entity (an account or a person) at time ``T``::
+
+    E(T) = sum_i  c_i * 2 ** (-(T - t_i) / half_life)
+
+where ``c_i`` is touch *i*'s weight after the **daily cap** of its activity: within one
+entity, one UTC day and one activity, touches count in time order until their weights reach
+the cap, so a bot or a single fan reloading a page cannot inflate an account. Breadth (the
+distinct people engaged) is reported beside the score.
+
+The same definition runs two ways:
+
+* :func:`batch_scores`, an Ibis expression over the ``touches`` table (DuckDB by default);
+* :class:`Incremental`, an O(1)-per-touch update of a running state, for scoring signals as
+  they arrive. A test asserts both agree to 1e-9.
+
+Example:
+    >>> inc = Incremental(EngagementRules(half_life_days=7.0, caps={}))
+    >>> import datetime as dt
+    >>> t0 = dt.datetime(2026, 1, 1)
+    >>> inc.add("acme", "page_view", 1.0, t0)
+    >>> round(inc.score("acme", t0 + dt.timedelta(days=7)), 6)
+    0.5
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from typing import Any
+
+import ibis
+
+SECONDS_PER_DAY = 86_400.0
+
+
+@dataclass(frozen=True)
+class EngagementRules:
+    """The shared definition: half-life and per-activity daily caps (weight units)."""
+
+    half_life_days: float = 14.0
+    caps: dict[str, float] = field(default_factory=lambda: {
+        "page_view": 10.0, "high_intent_page": 15.0, "sales_email": 2.0, "form_fill": 10.0,
+        "webinar_registration": 8.0, "webinar_attended": 12.0, "demo_request": 20.0,
+        "trial": 16.0, "meeting_booked": 20.0, "sales_email_reply": 16.0,
+    })
+    default_cap: float = 10.0
+
+    def cap(self, activity: str) -> float:
+        return self.caps.get(activity, self.default_cap)
+
+
+@dataclass
+class _State:
+    score: float = 0.0
+    at: float = 0.0  # epoch seconds of the last update
+    day: int = -1
+    used: dict[str, float] = field(default_factory=dict)  # activity -> weight used today
+
+
+class Incremental:
+    """Running engagement per entity: each touch updates one entity's state in O(1).
+
+    Touches of one entity must arrive in time order (ties broken by touch id), as they do
+    from a collector; the state then equals the batch computation exactly (up to rounding).
+    """
+
+    def __init__(self, rules: EngagementRules) -> None:
+        self.rules = rules
+        self.lam = 1.0 / (rules.half_life_days * SECONDS_PER_DAY)
+        self.states: dict[str, _State] = {}
+
+    def add(self, entity: str, activity: str, weight: float, ts: dt.datetime) -> float:
+        """Apply one touch; returns the capped weight it contributed."""
+        s = self.states.get(entity)
+        if s is None:
+            s = self.states[entity] = _State()
+        t = ts.replace(tzinfo=dt.UTC).timestamp() if ts.tzinfo is None else ts.timestamp()
+        day = int(t // SECONDS_PER_DAY)
+        if day != s.day:
+            s.day, s.used = day, {}
+        used = s.used.get(activity, 0.0)
+        capped = max(0.0, min(weight, self.rules.cap(activity) - used))
+        s.used[activity] = used + weight
+        s.score = s.score * 2.0 ** (-(t - s.at) * self.lam) + capped if s.score else capped
+        s.at = t
+        return capped
+
+    def score(self, entity: str, at: dt.datetime) -> float:
+        """The entity's engagement at time *at* (0 for an unknown entity)."""
+        s = self.states.get(entity)
+        if s is None:
+            return 0.0
+        t = at.replace(tzinfo=dt.UTC).timestamp() if at.tzinfo is None else at.timestamp()
+        return float(s.score * 2.0 ** (-(t - s.at) * self.lam))
+
+
+def capped_touches(touches: Any, rules: EngagementRules, entity: str = "account_id") -> Any:
+    """The touches of entities (non-null *entity*) with ``capped`` weight (Ibis)."""
+    t = touches.filter(touches[entity].notnull())
+    cap = t.activity.cases(*[(k, v) for k, v in rules.caps.items()],
+                           else_=rules.default_cap) if rules.caps else ibis.literal(
+        rules.default_cap)
+    day = t.ts.truncate("D")
+    window = ibis.window(group_by=[t[entity], t.activity, day],
+                         order_by=[t.ts, t.touch_id], preceding=None, following=0)
+    used_before = t.weight.sum().over(window) - t.weight
+    capped = ibis.greatest(0.0, ibis.least(t.weight, cap - used_before))
+    return t.mutate(capped=capped)
+
+
+def batch_scores(touches: Any, rules: EngagementRules, at: dt.datetime,
+                 entity: str = "account_id") -> Any:
+    """Engagement of every entity at time *at*, over all touches up to *at* (Ibis table:
+    ``entity, engagement, touches, people``)."""
+    t = capped_touches(touches, rules, entity)
+    t = t.filter(t.ts <= at)
+    at_s = ibis.literal(at).epoch_seconds()
+    decay = (2.0 ** (-(at_s - t.ts.epoch_seconds()) / (rules.half_life_days * SECONDS_PER_DAY)))
+    return t.group_by(t[entity].name(entity)).agg(
+        engagement=(t.capped * decay).sum(),
+        touches=t.count(),
+        people=t.person_id.nunique(),
+    )

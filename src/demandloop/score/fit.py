@@ -1,0 +1,79 @@
+"""Declarative ICP fit: points per matching criterion, scaled to 0-100, with a band.
+
+The ideal customer profile lives in ``demandloop.toml`` (``[score.fit]``): points for
+industries, employee and revenue bands, countries and technologies. An account's fit is the
+points it earns divided by the most any account could earn, times 100. Bands follow 6sense:
+**Strong** 81-100, **Moderate** 50-80, **Weak** 0-49. Every point is explainable: the
+criteria met are returned with the score.
+
+Example:
+    >>> icp = FitRules(industries={"Software": 40}, countries={"US": 20},
+    ...                employees=[Band(200, 5000, 40)])
+    >>> score_account(icp, {"industry": "Software", "country": "US", "employees": 800})[0]
+    100.0
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Band:
+    """A numeric range [low, high) worth some points."""
+
+    low: float
+    high: float
+    points: float
+
+
+@dataclass(frozen=True)
+class FitRules:
+    industries: dict[str, float] = field(default_factory=dict)
+    countries: dict[str, float] = field(default_factory=dict)
+    technologies: dict[str, float] = field(default_factory=dict)
+    employees: list[Band] = field(default_factory=list)
+    revenue: list[Band] = field(default_factory=list)
+
+    def max_points(self) -> float:
+        best = [max(self.industries.values(), default=0.0),
+                max(self.countries.values(), default=0.0),
+                sum(v for v in self.technologies.values() if v > 0),
+                max((b.points for b in self.employees), default=0.0),
+                max((b.points for b in self.revenue), default=0.0)]
+        return sum(max(b, 0.0) for b in best)
+
+
+def band(score: float) -> str:
+    """6sense-style band of a 0-100 fit score."""
+    return "Strong" if score >= 81 else "Moderate" if score >= 50 else "Weak"
+
+
+def score_account(rules: FitRules, account: dict[str, Any]) -> tuple[float, list[str]]:
+    """(fit 0-100, the criteria met with their points) for one account's firmographics."""
+    points, met = 0.0, []
+    industry = account.get("industry")
+    if industry in rules.industries:
+        points += rules.industries[industry]
+        met.append(f"industry {industry}: {rules.industries[industry]:+g}")
+    country = account.get("country")
+    if country in rules.countries:
+        points += rules.countries[country]
+        met.append(f"country {country}: {rules.countries[country]:+g}")
+    for tech in account.get("technologies") or []:
+        if tech in rules.technologies:
+            points += rules.technologies[tech]
+            met.append(f"uses {tech}: {rules.technologies[tech]:+g}")
+    for name, bands in (("employees", rules.employees), ("revenue", rules.revenue)):
+        value = account.get(name)
+        if value is None or value != value:  # missing or NaN
+            continue
+        for b in bands:
+            if b.low <= value < b.high:
+                points += b.points
+                met.append(f"{name} {b.low:g}-{b.high:g}: {b.points:+g}")
+                break
+    top = rules.max_points()
+    score = 100.0 * max(0.0, points) / top if top > 0 else 0.0
+    return min(100.0, round(score, 2)), met

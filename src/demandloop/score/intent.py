@@ -1,0 +1,55 @@
+"""Intent surge: an account's recent engagement against its own trailing baseline.
+
+Over the capped touch weights of :mod:`demandloop.score.engagement`::
+
+    recent   = sum of weights in the last ``recent_days`` (default 7)
+    expected = sum of weights in the ``baseline_days`` before that (default 90)
+               scaled to ``recent_days``
+    surge    = (recent + smoothing) / (expected + smoothing)
+
+An account (or an account-topic pair) **surges** when ``surge >= threshold`` (default 2.0:
+twice its usual level) and ``recent >= min_recent`` (default 5 weight units, about five page
+views or one form), so a single visit from a quiet account is not a surge. The smoothing
+(default 3) keeps brand-new accounts from surging on their first touch.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import Any
+
+import ibis
+
+from demandloop.score.engagement import EngagementRules, capped_touches
+
+
+@dataclass(frozen=True)
+class SurgeRules:
+    recent_days: int = 7
+    baseline_days: int = 90
+    smoothing: float = 3.0
+    threshold: float = 2.0
+    min_recent: float = 5.0
+
+
+def surge(touches: Any, engagement: EngagementRules, rules: SurgeRules, at: dt.datetime,
+          by_topic: bool = False) -> Any:
+    """Ibis table: ``account_id[, topic], recent, expected, surge, surging``."""
+    t = capped_touches(touches, engagement)
+    if by_topic:
+        t = t.filter(t.topic.notnull())
+    start_recent = at - dt.timedelta(days=rules.recent_days)
+    start_base = start_recent - dt.timedelta(days=rules.baseline_days)
+    t = t.filter((t.ts > ibis.literal(start_base)) & (t.ts <= ibis.literal(at)))
+    in_recent = t.ts > ibis.literal(start_recent)
+    keys = [t.account_id, t.topic] if by_topic else [t.account_id]
+    agg = t.group_by(keys).agg(
+        recent=in_recent.ifelse(t.capped, 0.0).sum(),
+        base=(~in_recent).ifelse(t.capped, 0.0).sum(),
+    )
+    expected = agg.base * (rules.recent_days / rules.baseline_days)
+    ratio = (agg.recent + rules.smoothing) / (expected + rules.smoothing)
+    out = agg.mutate(expected=expected, surge=ratio)
+    return out.mutate(surging=(out.surge >= rules.threshold)
+                      & (out.recent >= rules.min_recent)).drop("base")
