@@ -93,5 +93,107 @@ def test_score_command_writes_a_snapshot(cli, market: Path, tmp_path: Path) -> N
 
     with demandloop.open(w) as ws:
         n = ws.store.con.execute(
-            "SELECT count(*), count(DISTINCT entity_id) FROM scores").fetchone()
+            "SELECT count(*), count(DISTINCT entity_id) FROM scores "
+            "WHERE entity = 'account'").fetchone()
     assert n[0] == n[1] == r["accounts"]
+
+
+def test_stage_machine_first_match_wins_with_reasons() -> None:
+    from demandloop.score.stages import Condition, Rule, assign, changes
+
+    rules = [Rule("customer", (Condition("won_opportunities", ">=", 1),)),
+             Rule("mqa", (Condition("fit", ">=", 50),),
+                  (Condition("engagement", ">=", 25), Condition("surging", "==", True))),
+             Rule("engaged", (Condition("engagement", ">=", 5),))]
+    f = pd.DataFrame({"entity_id": ["a", "b", "c", "d", "e"],
+                      "won_opportunities": [1, 0, 0, 0, 0], "fit": [10, 60, 60, 40, 60],
+                      "engagement": [0, 30, 3, 30, 6], "surging": [False, False, True, False,
+                                                                   False]})
+    out = assign(rules, f)
+    assert list(out["stage"]) == ["customer", "mqa", "mqa", "engaged", "engaged"]
+    assert out["reasons"][1] == ["fit >= 50 (is 60)", "engagement >= 25 (is 30)"]
+    assert out["reasons"][2] == ["fit >= 50 (is 60)", "surging == True (is True)"]
+    moved = changes({"a": "customer", "b": "engaged"}, out)
+    assert list(zip(moved["entity_id"], moved["from_stage"], moved["to_stage"],
+                    strict=True)) == [("b", "engaged", "mqa"), ("c", None, "mqa"),
+                                      ("d", None, "engaged"), ("e", None, "engaged")]
+
+
+def test_committee_roles_and_seniority() -> None:
+    from demandloop.score.committee import coverage
+
+    people = pd.DataFrame({"account_id": ["a", "a", "a", "b"],
+                           "seniority": ["c_level", "manager", "individual_contributor", "vp"],
+                           "job_function": ["marketing", "revenue_operations", "finance",
+                                            "sales"]})
+    c = coverage(people, ["marketing:vp", "revenue_operations", "finance:director",
+                          "sales:manager"]).set_index("account_id")
+    assert c.loc["a", "committee_coverage"] == 0.5
+    assert c.loc["a", "missing_roles"] == ["finance:director", "sales:manager"]
+    assert c.loc["b", "missing_roles"] == ["marketing:vp", "revenue_operations",
+                                           "finance:director"]
+
+
+def test_bad_stage_config_names_the_key(tmp_path: Path) -> None:
+    (tmp_path / "demandloop.toml").write_text(
+        '[[score.stages]]\nname = "mqa"\nall = [{ field = "fitness", op = ">=", value = 50 }]\n')
+    with pytest.raises(ConfigError, match="'score.stages.0.all'.*unknown field 'fitness'"):
+        Settings.load(tmp_path)
+    (tmp_path / "demandloop.toml").write_text('[score]\nmqa_stage = "hot"\n')
+    with pytest.raises(ConfigError, match="unknown stage 'hot'"):
+        Settings.load(tmp_path)
+    (tmp_path / "demandloop.toml").write_text(
+        '[score.mql]\nany = [{ field = "engagement", op = "~", value = 1 }]\n')
+    with pytest.raises(ConfigError, match="score.mql.any.0.op"):
+        Settings.load(tmp_path)
+    (tmp_path / "demandloop.toml").write_text('[score.committee]\nroles = ["it:boss"]\n')
+    with pytest.raises(ConfigError, match="unknown seniority 'boss'"):
+        Settings.load(tmp_path)
+
+
+def test_sla_from_qualification_to_sales_touch() -> None:
+    from demandloop.measure.sla import sla
+
+    changes = pd.DataFrame({"entity_id": ["a", "b", "c"], "changed_at": pd.to_datetime(
+        ["2026-01-01 09:00", "2026-01-01 09:00", "2026-01-05 09:00"])})
+    touches = pd.DataFrame({"entity_id": ["a", "a", "b"], "ts": pd.to_datetime(
+        ["2026-01-01 08:00", "2026-01-01 12:00", "2026-01-04 09:00"])})
+    r = sla(changes, touches, 48, pd.Timestamp("2026-01-08 09:00"))
+    assert r == {"qualified": 3, "touched": 2, "median_hours": (3 + 72) / 2,
+                 "within_sla": 1, "breached": 2, "waiting": 1}
+
+
+def test_scored_workspace_stages_explain_and_filters(cli, market: Path, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    w = str(tmp_path / "w")
+    cli("-w", w, "ingest", str(market / "events.jsonl"))
+    for kind in ("accounts", "contacts", "opportunities"):
+        cli("-w", w, "import", kind, str(market / f"{kind}.csv"))
+    cli("-w", w, "resolve")
+    code, out, _ = cli("-w", w, "score", "--json")
+    r = json.loads(out)
+    assert code == 0 and sum(r["stages"].values()) == r["accounts"]
+    assert r["stage_changes"] == r["accounts"]  # first snapshot: every account enters a stage
+    code, out, _ = cli("-w", w, "accounts", "--stage", "opportunity", "--sort", "fit", "--json")
+    rows = json.loads(out)
+    assert code == 0 and rows and all(a["stage"] == "opportunity" for a in rows)
+    assert [a["fit"] for a in rows] == sorted((a["fit"] for a in rows), reverse=True)
+    # every account with an open opportunity in the CRM export is in stage opportunity or
+    # customer (a won one wins)
+    opps = pd.read_csv(market / "opportunities.csv")
+    open_domains = set(opps.loc[~opps["is_closed"], "account_domain"])
+    code, out, _ = cli("-w", w, "accounts", "--limit", "100000", "--json")
+    stage = {a["account"]: a["stage"] for a in json.loads(out)}
+    assert all(stage[d] in ("opportunity", "customer") for d in open_domains)
+    top = rows[0]["account"]
+    code, out, _ = cli("-w", w, "explain", "account", top, "--json")
+    info = json.loads(out)
+    assert code == 0 and info["stage"] == "opportunity"
+    assert info["fit"]["criteria"] and info["stage_history"][0]["to"] == "opportunity"
+    assert info["engagement"]["top_signals"] == sorted(
+        info["engagement"]["top_signals"], key=lambda s: -s["decayed"])
+    code, _, err = cli("-w", w, "accounts", "--sort", "colour")
+    assert code == 2 and "cannot sort by 'colour'" in err
+    code, _, err = cli("-w", w, "explain", "account", "nowhere.example")
+    assert code == 5 and "no scores for account" in err
+    code, out, _ = cli("-w", w, "report", "sla", "--json")
+    assert code == 0 and set(json.loads(out)) == {"mqa", "mql"}

@@ -236,14 +236,34 @@ def status(as_json: bool = JsonOpt) -> None:
                      "workspace tables", {"rows": "{:,}"}))
 
 
+SORTS = {"engagement": "engagement", "intent": "intent", "fit": "fit", "people": "people",
+         "coverage": "committee_coverage"}
+
+
 @app.command()
 def accounts(
-    days: int = typer.Option(30, "--days", help="Activity window (days before the last event)."),
+    stage: str | None = typer.Option(None, "--stage", help="Only accounts in this stage."),
+    sort: str = typer.Option("engagement", "--sort",
+                             help="engagement, intent, fit, people or coverage."),
+    days: int = typer.Option(30, "--days", help="Activity window before 'score' has run."),
     limit: int = typer.Option(20, "--limit", help="How many accounts."),
     as_json: bool = JsonOpt,
 ) -> None:
-    """Accounts ranked by recent touches (run 'demandloop resolve' after ingesting)."""
+    """Accounts from the latest scores (fit, engagement, intent, stage, committee), or by
+    recent touches before 'demandloop score' has run."""
+    if sort not in SORTS:
+        raise UsageError(f"cannot sort by '{sort}'", hint=f"use one of {', '.join(SORTS)}")
     with _open() as ws:
+        scores = ws.latest_scores()
+        if not scores.empty:
+            names = [s.name for s in ws.settings.score.stages] + ["unaware"]
+            if stage is not None and stage not in names:
+                raise UsageError(f"unknown stage '{stage}'",
+                                 hint=f"stages: {', '.join(names)}")
+            _scored_accounts(scores, stage, SORTS[sort], limit, as_json)
+            return
+        if stage is not None:
+            raise UsageError("no stages yet", hint="run 'demandloop score' first")
         df = ws.ranked_accounts(days=days, limit=limit)
         no_touches = ws.counts()["touches"] == 0
     if as_json:
@@ -283,13 +303,16 @@ def score(as_json: bool = JsonOpt) -> None:
             "details ->> '$.fit_band' AS band, round(engagement, 1) AS engagement, "
             "round(intent, 2) AS surge, (details ->> '$.surging')::BOOLEAN AS surging, "
             "(details ->> '$.people')::INT AS people FROM scores "
-            "WHERE workspace_id = ? AND as_of = ? ORDER BY engagement DESC LIMIT 15",
+            "WHERE workspace_id = ? AND as_of = ? AND entity = 'account' "
+            "ORDER BY engagement DESC LIMIT 15",
             [ws.store.workspace_id, r.as_of]).df()
     if as_json:
         _json({**r.__dict__, "top": _records(top)})
         return
     out.print(f"scored {r.accounts:,} accounts as of {r.as_of:%Y-%m-%d %H:%M}: "
-              f"{r.strong_fit:,} strong fit, {r.surging:,} surging")
+              f"{r.strong_fit:,} strong fit, {r.surging:,} surging; stages: "
+              + ", ".join(f"{k} {v:,}" for k, v in r.stages.items())
+              + f"; {r.stage_changes:,} stage changes; {r.mqls:,} MQLs")
     out.print(_table(top, "most engaged accounts"))
 
 
@@ -364,6 +387,69 @@ def demo(
                       console=None if as_json else out)
     if as_json:
         _json(report)
+
+
+def _scored_accounts(scores: pd.DataFrame, stage: str | None, sort: str, limit: int,
+                     as_json: bool) -> None:
+    details = scores["details"].map(orjson.loads)
+    df = pd.DataFrame({
+        "account": scores["entity_id"], "stage": scores["stage"],
+        "fit": scores["fit"].round(1), "band": details.map(lambda d: d.get("fit_band")),
+        "engagement": scores["engagement"].round(1), "intent": scores["intent"].round(2),
+        "surging": details.map(lambda d: d.get("surging")),
+        "people": details.map(lambda d: d.get("people")),
+        "committee_coverage": details.map(lambda d: d.get("committee_coverage")),
+        "missing_roles": details.map(lambda d: ", ".join(d.get("missing_roles") or [])),
+    })
+    if stage is not None:
+        df = df[df["stage"] == stage]
+    df = df.sort_values([sort, "account"], ascending=[False, True]).head(limit)
+    if as_json:
+        _json(_records(df))
+        return
+    out.print(_table(df.drop(columns=["missing_roles"]), "accounts (latest scores)",
+                     {"committee_coverage": "{:.0%}"}))
+
+
+@explain_app.command("account")
+def explain_account(key: str = typer.Argument(..., help="Account domain or id."),
+                    as_json: bool = JsonOpt) -> None:
+    """Fit criteria, the signals behind engagement (decayed), surge, stage history."""
+    with _open() as ws:
+        info = ws.explain_account(key)
+    if as_json:
+        _json(info)
+        return
+    f, e, i = info["fit"], info["engagement"], info["intent"]
+    out.print(f"[bold]{info['account_id']}[/bold]  stage: {info['stage']}  (as of "
+              f"{info['as_of'][:16]})", highlight=False)
+    out.print(f"fit {f['score']:.1f} ({f['band']}): " + "; ".join(f["criteria"] or []),
+              highlight=False)
+    out.print(f"engagement {e['score']:.1f} from {e['touches']} touches by {e['people']} "
+              f"people; intent surge {i['surge']:.2f}"
+              + (f" (surging on {', '.join(i['topics'])})" if i["topics"] else ""),
+              highlight=False)
+    out.print("stage because: " + "; ".join(info["stage_reasons"] or []), highlight=False)
+    c = info["committee"]
+    out.print(f"buying committee: {c['coverage']:.0%} covered; missing: "
+              f"{', '.join(c['missing_roles']) or 'none'}", highlight=False)
+    out.print(_table(pd.DataFrame(e["top_signals"]), "top signals (weight x decay)"))
+    if info["stage_history"]:
+        out.print(_table(pd.DataFrame(info["stage_history"]).drop(columns=["reasons"]),
+                         "stage history"))
+
+
+@report_app.command("sla")
+def report_sla(as_json: bool = JsonOpt) -> None:
+    """Speed to lead: hours from MQA / MQL to the first sales touch, and SLA breaches."""
+    with _open() as ws:
+        data = ws.sla()
+        hours = ws.settings.score.sla_hours
+    if as_json:
+        _json(data)
+        return
+    df = pd.DataFrame([{"stage": k, **v} for k, v in data.items()])
+    out.print(_table(df, f"speed to lead (SLA {hours:g} h)", {"median_hours": "{:.1f}"}))
 
 
 # -- entry point ----------------------------------------------------------------------------

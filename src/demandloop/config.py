@@ -19,9 +19,17 @@ from __future__ import annotations
 import re
 import tomllib
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from demandloop.errors import ConfigError
@@ -161,6 +169,96 @@ class FitSettings(_Section):
                                        description="Annual revenue bands, like employees.")
 
 
+class ConditionSetting(_Section):
+    """One condition of a stage or MQL rule: field, operator, value."""
+
+    field: str = Field(..., description="Feature name (see docs/scoring.md).")
+    op: Literal[">=", ">", "<=", "<", "==", "!="] = Field(">=", description="Comparison.")
+    value: float | bool = Field(..., description="Number (or true/false) to compare with.")
+
+
+def _check_fields(conditions: list[ConditionSetting], allowed: dict[str, str]) -> None:
+    for c in conditions:
+        if c.field not in allowed:
+            raise ValueError(f"unknown field '{c.field}' (valid: {', '.join(sorted(allowed))})")
+
+
+class StageSetting(_Section):
+    """A buying stage: all conditions must hold, and one of 'any' when given."""
+
+    name: str = Field(..., min_length=1, description="Stage name.")
+    all: list[ConditionSetting] = Field(default_factory=list, description="All must hold.")
+    any: list[ConditionSetting] = Field(default_factory=list,
+                                        description="At least one must hold (if given).")
+
+    @field_validator("all", "any")
+    @classmethod
+    def _account_fields(cls, value: list[ConditionSetting]) -> list[ConditionSetting]:
+        from demandloop.score.stages import ACCOUNT_FEATURES
+
+        _check_fields(value, ACCOUNT_FEATURES)
+        return value
+
+
+class MqlSetting(_Section):
+    """When a person is marketing qualified (same condition language as stages)."""
+
+    all: list[ConditionSetting] = Field(default_factory=lambda: [
+        ConditionSetting(field="account_fit", op=">=", value=40.0)],
+        description="All must hold.")
+    any: list[ConditionSetting] = Field(default_factory=lambda: [
+        ConditionSetting(field="engagement", op=">=", value=15.0),
+        ConditionSetting(field="demo_requests_30d", op=">=", value=1.0)],
+        description="At least one must hold (if given).")
+
+    @field_validator("all", "any")
+    @classmethod
+    def _person_fields(cls, value: list[ConditionSetting]) -> list[ConditionSetting]:
+        from demandloop.score.stages import PERSON_FEATURES
+
+        _check_fields(value, PERSON_FEATURES)
+        return value
+
+
+def _c(field: str, op: str, value: float | bool) -> ConditionSetting:
+    return ConditionSetting(field=field, op=op, value=value)  # type: ignore[arg-type]
+
+
+def _default_stages() -> list[StageSetting]:
+    return [
+        StageSetting(name="customer", all=[_c("won_opportunities", ">=", 1.0)]),
+        StageSetting(name="opportunity", all=[_c("open_opportunities", ">=", 1.0)]),
+        StageSetting(name="mqa", all=[_c("fit", ">=", 50.0)],
+                     any=[_c("engagement", ">=", 25.0), _c("demo_requests_30d", ">=", 1.0),
+                          _c("surging", "==", True)]),
+        StageSetting(name="engaged", all=[_c("engagement", ">=", 5.0)]),
+        StageSetting(name="aware", all=[_c("touches_90d", ">=", 1.0)]),
+        StageSetting(name="target", all=[_c("target", "==", True)]),
+    ]
+
+
+class CommitteeSetting(_Section):
+    """The buying roles a deal needs: 'function' or 'function:minimum seniority'."""
+
+    roles: list[str] = Field(default_factory=lambda: [
+        "marketing:vp", "marketing:manager", "revenue_operations", "sales:manager", "it",
+        "finance"], description="Required roles, e.g. 'marketing:vp' or 'finance'.")
+    window_days: int = Field(90, ge=1, le=730,
+                             description="A person counts when engaged in this many days.")
+
+    @field_validator("roles")
+    @classmethod
+    def _roles(cls, value: list[str]) -> list[str]:
+        from demandloop.score.stages import SENIORITY_RANK
+
+        for role in value:
+            _, _, seniority = role.partition(":")
+            if seniority and seniority not in SENIORITY_RANK:
+                raise ValueError(f"role '{role}': unknown seniority '{seniority}' "
+                                 f"(valid: {', '.join(SENIORITY_RANK)})")
+        return value
+
+
 class ScoreSettings(_Section):
     """Engagement and intent: the one definition marketing and sales share."""
 
@@ -175,7 +273,25 @@ class ScoreSettings(_Section):
     surge_threshold: float = Field(2.0, gt=1, description="Surge when recent >= N x usual.")
     surge_min_recent: float = Field(5.0, ge=0,
                                     description="...and at least this much recent weight.")
+    mqa_stage: str = Field("mqa", description="The stage that counts as MQA (for SLA).")
+    sla_hours: float = Field(48.0, gt=0,
+                             description="Hours from MQA/MQL to the first sales touch.")
+    stages: list[StageSetting] = Field(
+        default_factory=_default_stages,
+        description="Stages, bottom of the funnel first ([[score.stages]] tables).")
     fit: FitSettings = Field(default_factory=FitSettings)
+    mql: MqlSetting = Field(default_factory=MqlSetting)
+    committee: CommitteeSetting = Field(default_factory=CommitteeSetting)  # type: ignore[arg-type]
+
+    @model_validator(mode="after")
+    def _stage_names(self) -> ScoreSettings:
+        names = [s.name for s in self.stages]
+        if len(set(names)) != len(names):
+            raise ValueError(f"score.stages: duplicate stage names in {names}")
+        if self.mqa_stage not in names:
+            raise ValueError(f"score.mqa_stage: unknown stage '{self.mqa_stage}' "
+                             f"(stages: {', '.join(names)})")
+        return self
 
 
 class Settings(BaseSettings):

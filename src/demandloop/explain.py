@@ -1,4 +1,4 @@
-"""``demandloop explain``: the signals and merges behind a person (accounts come with scoring).
+"""``demandloop explain``: the signals behind a person (merges) or an account (scores).
 
 Reads only; every number shown can be traced to stored rows.
 """
@@ -6,6 +6,8 @@ Reads only; every number shown can be traced to stored rows.
 from __future__ import annotations
 
 from typing import Any
+
+import orjson
 
 from demandloop.errors import NotFoundError
 from demandloop.store.db import Store
@@ -61,4 +63,52 @@ def person(store: Store, key: str) -> dict[str, Any]:
         "anonymous_touches_attributed": int(before[0]) if before else 0,
         "touches_by_channel": [{"channel": c, "motion": m, "touches": n, "first": str(f),
                                 "last": str(last)} for c, m, n, f, last in touches],
+    }
+
+
+def account(store: Store, settings: Any, key: str) -> dict[str, Any]:
+    """Explain an account's latest scores: fit criteria met, the touches behind engagement
+    (each with its decayed contribution), surge topics, stage history and committee gaps."""
+    from demandloop.domains import canonical_domain
+
+    ws = store.workspace_id
+    account_id = canonical_domain(key) or key.strip()
+    with store.reader() as cur:
+        snap = cur.execute(
+            "SELECT as_of, fit, engagement, intent, stage, details FROM scores "
+            "WHERE workspace_id = ? AND entity = 'account' AND entity_id = ? "
+            "ORDER BY as_of DESC LIMIT 1", [ws, account_id]).fetchone()
+        if snap is None:
+            raise NotFoundError(f"no scores for account '{key}'",
+                                hint="check the domain; run 'demandloop score' first")
+        as_of, fit, engagement, intent, stage, details = snap
+        half_life = settings.score.half_life_days * 86400.0
+        signals = cur.execute(
+            "SELECT ts, activity, channel, topic, weight, person_id, "
+            "weight * pow(2, -(epoch(?::TIMESTAMP) - epoch(ts)) / ?) AS contribution "
+            "FROM touches WHERE workspace_id = ? AND account_id = ? AND ts <= ? "
+            "ORDER BY contribution DESC LIMIT 10",
+            [as_of, half_life, ws, account_id, as_of]).fetchall()
+        history = cur.execute(
+            "SELECT changed_at, from_stage, to_stage, reasons FROM stage_changes "
+            "WHERE workspace_id = ? AND entity = 'account' AND entity_id = ? "
+            "ORDER BY changed_at", [ws, account_id]).fetchall()
+    d = orjson.loads(details) if details else {}
+    return {
+        "account_id": account_id, "as_of": str(as_of), "stage": stage,
+        "fit": {"score": fit, "band": d.get("fit_band"), "criteria": d.get("fit_criteria")},
+        "engagement": {"score": engagement, "people": d.get("people"),
+                       "touches": d.get("touches"),
+                       "top_signals": [{"ts": str(t), "activity": a, "channel": c, "topic": tp,
+                                        "weight": w, "person_id": p,
+                                        "decayed": round(float(x), 3)}
+                                       for t, a, c, tp, w, p, x in signals]},
+        "intent": {"surge": intent, "surging": d.get("surging"),
+                   "topics": d.get("surge_topics")},
+        "stage_reasons": d.get("stage_reasons"),
+        "committee": {"coverage": d.get("committee_coverage"),
+                      "missing_roles": d.get("missing_roles")},
+        "stage_history": [{"at": str(t), "from": f, "to": to,
+                           "reasons": orjson.loads(r) if r else []}
+                          for t, f, to, r in history],
     }

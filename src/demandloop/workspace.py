@@ -24,6 +24,7 @@ from demandloop.config import Settings
 from demandloop.domains import alias_map
 from demandloop.errors import UsageError
 from demandloop.measure import overview, resolution
+from demandloop.measure.sla import sla as sla_report
 from demandloop.pipeline import ResolveResult
 from demandloop.resolve.ipranges import read_ip_ranges
 from demandloop.score import run as score_run
@@ -121,6 +122,41 @@ class Workspace:
     def account_scores(self, as_of: dt.datetime) -> pd.DataFrame:
         """Fit, engagement and surge per account at *as_of*, computed without storing."""
         return score_run.account_scores(self.store, self.settings, as_of)
+
+    def sla(self) -> dict[str, dict[str, Any]]:
+        """Speed to lead for MQAs and MQLs (see measure.sla)."""
+        s = self.settings.score
+        out = {}
+        with self.store.reader() as cur:
+            now = cur.execute("SELECT max(ts) FROM touches WHERE workspace_id = ?",
+                              [self.store.workspace_id]).fetchone()
+            for entity, stage, key in (("account", s.mqa_stage, "account_id"),
+                                       ("person", "mql", "person_id")):
+                changes = cur.execute(
+                    "SELECT entity_id, changed_at FROM stage_changes WHERE workspace_id = ? "
+                    "AND entity = ? AND to_stage = ?",
+                    [self.store.workspace_id, entity, stage]).df()
+                touches = cur.execute(
+                    f"SELECT {key} AS entity_id, ts FROM touches WHERE workspace_id = ? "
+                    f"AND motion = 'sales' AND {key} IS NOT NULL",
+                    [self.store.workspace_id]).df()
+                out[stage] = sla_report(changes, touches, s.sla_hours,
+                                        pd.Timestamp(now[0]) if now and now[0] else
+                                        pd.Timestamp.now())
+        return out
+
+    def latest_scores(self, entity: str = "account") -> pd.DataFrame:
+        """The latest score snapshot: one row per account (or person)."""
+        with self.store.reader() as cur:
+            return cur.execute(
+                "SELECT entity_id, as_of, fit, engagement, intent, stage, details FROM scores "
+                "WHERE workspace_id = $ws AND entity = $e AND as_of = (SELECT max(as_of) "
+                "FROM scores WHERE workspace_id = $ws AND entity = $e)",
+                {"ws": self.store.workspace_id, "e": entity}).df()
+
+    def explain_account(self, key: str) -> dict[str, Any]:
+        """Fit criteria, top signals (with decay), surge topics, stage history, committee."""
+        return explain.account(self.store, self.settings, key)
 
     def explain_person(self, key: str) -> dict[str, Any]:
         """Why a person is who they are: identifiers, the messages that merged them, account."""

@@ -8,8 +8,10 @@ Reads the workspace (accounts, touches), computes with the pure functions of thi
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
+import ibis
 import orjson
 import pandas as pd
 import pyarrow as pa
@@ -17,9 +19,11 @@ import pyarrow as pa
 from demandloop.compute import tables
 from demandloop.config import Settings
 from demandloop.errors import UsageError
+from demandloop.score.committee import coverage
 from demandloop.score.engagement import EngagementRules, batch_scores
 from demandloop.score.fit import Band, FitRules, band, score_account
 from demandloop.score.intent import SurgeRules, surge
+from demandloop.score.stages import SENIORITY_RANK, Condition, Rule, assign, changes
 from demandloop.store.db import Store
 
 
@@ -29,6 +33,9 @@ class ScoreResult:
     accounts: int
     surging: int
     strong_fit: int
+    stages: dict[str, int] = field(default_factory=dict)
+    stage_changes: int = 0
+    mqls: int = 0
 
 
 def rules_from(settings: Settings) -> tuple[FitRules, EngagementRules, SurgeRules]:
@@ -75,6 +82,88 @@ def account_scores(store: Store, settings: Settings, as_of: dt.datetime) -> pd.D
     return out
 
 
+def _window_counts(t: Any, as_of: dt.datetime, entity: str) -> pd.DataFrame:
+    x = t.touches.filter(t.touches[entity].notnull() & (t.touches.ts <= as_of))
+    d30 = x.ts > ibis.literal(as_of - dt.timedelta(days=30))
+    d90 = x.ts > ibis.literal(as_of - dt.timedelta(days=90))
+    intent = x.activity.isin(["high_intent_page", "demo_request", "trial"])
+    out: pd.DataFrame = x.group_by(x[entity].name(entity)).agg(
+        touches_90d=d90.ifelse(1, 0).sum(),
+        high_intent_30d=(d30 & intent).ifelse(1, 0).sum(),
+        demo_requests_30d=(d30 & (x.activity == "demo_request")).ifelse(1, 0).sum(),
+        forms_30d=(d30 & x.activity.isin(["form_fill", "webinar_registration"]))
+        .ifelse(1, 0).sum(),
+    ).execute()
+    return out
+
+
+def stage_features(store: Store, settings: Settings, as_of: dt.datetime,
+                   scores: pd.DataFrame) -> pd.DataFrame:
+    """Every feature a stage rule may name (see stages.ACCOUNT_FEATURES), per account."""
+    t = tables(store)
+    counts = _window_counts(t, as_of, "account_id")
+    o = t.opportunities.filter(t.opportunities.account_id.notnull()
+                               & (t.opportunities.created_at.isnull()
+                                  | (t.opportunities.created_at <= as_of)))
+    closed_by = o.is_closed & (o.closed_at.isnull() | (o.closed_at <= as_of))
+    opps = o.group_by("account_id").agg(
+        won_opportunities=(o.won & closed_by).ifelse(1, 0).sum(),
+        open_opportunities=(~closed_by).ifelse(1, 0).sum(),
+    ).execute()
+    accounts = t.accounts.select("account_id", "target").execute()
+    engaged = engaged_people(store, as_of, settings.score.committee.window_days)
+    committee = coverage(engaged, settings.score.committee.roles)
+    f = (scores.merge(counts, on="account_id", how="left")
+         .merge(opps, on="account_id", how="left")
+         .merge(accounts, on="account_id", how="left")
+         .merge(committee, on="account_id", how="left"))
+    for col in ("touches_90d", "high_intent_30d", "demo_requests_30d", "forms_30d",
+                "won_opportunities", "open_opportunities"):
+        f[col] = f[col].fillna(0).astype(int)
+    f["target"] = f["target"].fillna(False).astype(bool)
+    f["committee_coverage"] = f["committee_coverage"].fillna(0.0)
+    f["missing_roles"] = f["missing_roles"].map(
+        lambda v: v if isinstance(v, list) else list(settings.score.committee.roles))
+    return f
+
+
+def engaged_people(store: Store, as_of: dt.datetime, days: int) -> pd.DataFrame:
+    """People with touches in the *days* before *as_of*, with their persona and account."""
+    with store.reader() as cur:
+        return cur.execute(
+            "SELECT DISTINCT p.person_id, p.account_id, p.seniority, p.job_function "
+            "FROM touches t JOIN persons p ON p.workspace_id = t.workspace_id "
+            "AND p.person_id = t.person_id WHERE t.workspace_id = ? AND t.ts <= ? "
+            "AND t.ts > ? AND p.account_id IS NOT NULL",
+            [store.workspace_id, as_of, as_of - dt.timedelta(days=days)]).df()
+
+
+def _rules(stages: list[Any]) -> list[Rule]:
+    return [Rule(s.name, tuple(Condition(c.field, c.op, c.value) for c in s.all),
+                 tuple(Condition(c.field, c.op, c.value) for c in s.any)) for s in stages]
+
+
+def person_features(store: Store, settings: Settings, as_of: dt.datetime,
+                    accounts: pd.DataFrame) -> pd.DataFrame:
+    """Every feature an MQL rule may name (see stages.PERSON_FEATURES), per person."""
+    _, eng_rules, _ = rules_from(settings)
+    t = tables(store)
+    eng = batch_scores(t.touches, eng_rules, as_of, entity="person_id").execute()
+    counts = _window_counts(t, as_of, "person_id")
+    with store.reader() as cur:
+        people = cur.execute("SELECT person_id, account_id, seniority FROM persons "
+                             "WHERE workspace_id = ?", [store.workspace_id]).df()
+    f = people.merge(eng[["person_id", "engagement"]], on="person_id", how="left").merge(
+        counts, on="person_id", how="left").merge(
+        accounts[["account_id", "fit"]].rename(columns={"fit": "account_fit"}),
+        on="account_id", how="left")
+    f["engagement"] = f["engagement"].fillna(0.0)
+    for col in ("demo_requests_30d", "forms_30d"):
+        f[col] = f[col].fillna(0).astype(int)
+    f["seniority_rank"] = f["seniority"].map(SENIORITY_RANK)
+    return f
+
+
 def run(store: Store, settings: Settings, as_of: dt.datetime | None = None) -> ScoreResult:
     """Score every account at *as_of* (default: the last touch) and store the snapshot."""
     if as_of is None:
@@ -86,25 +175,73 @@ def run(store: Store, settings: Settings, as_of: dt.datetime | None = None) -> S
                              hint="ingest events and run 'demandloop resolve' first")
         as_of = row[0]
     assert as_of is not None
-    df = account_scores(store, settings, as_of)
+    df = stage_features(store, settings, as_of, account_scores(store, settings, as_of))
+    df = assign(_rules(settings.score.stages), df)
+    mql_rule = Rule("mql", tuple(Condition(c.field, c.op, c.value)
+                                 for c in settings.score.mql.all),
+                    tuple(Condition(c.field, c.op, c.value) for c in settings.score.mql.any))
+    people = assign([mql_rule], person_features(store, settings, as_of, df), none="")
     details = [orjson.dumps({
         "fit_band": r.fit_band, "fit_criteria": r.fit_criteria, "touches": r.touches,
         "people": r.people, "surging": r.surging, "surge_topics": r.surge_topics,
+        "stage_reasons": r.reasons, "committee_coverage": r.committee_coverage,
+        "missing_roles": r.missing_roles,
     }).decode() for r in df.itertuples()]
-    snap = pa.table({
-        "entity_id": pa.array(df["account_id"], pa.string()),
-        "fit": pa.array(df["fit"], pa.float64()),
-        "engagement": pa.array(df["engagement"], pa.float64()),
-        "intent": pa.array(df["surge"], pa.float64()),
-        "details": pa.array(details, pa.string()),
+    accounts = pd.DataFrame({"entity": "account", "entity_id": df["account_id"],
+                             "fit": df["fit"], "engagement": df["engagement"],
+                             "intent": df["surge"], "stage": df["stage"],
+                             "details": details})
+    persons = pd.DataFrame({
+        "entity": "person", "entity_id": people["person_id"], "fit": people["account_fit"],
+        "engagement": people["engagement"], "intent": None,
+        "stage": people["stage"].replace("", None),
+        "details": [orjson.dumps({"mql_reasons": r}).decode() for r in people["reasons"]],
     })
+    snap = _arrow(pd.concat([accounts, persons], ignore_index=True))
+    moves = []
+    for entity, frame in (("account", accounts.assign(reasons=df["reasons"])),
+                          ("person", persons.assign(reasons=people["reasons"]))):
+        cur_frame = frame.assign(stage=frame["stage"].fillna("(none)"))
+        moved = changes(_last_stages(store, entity, as_of), cur_frame)
+        moved = moved[~((moved["from_stage"].isna()) & (moved["to_stage"] == "(none)"))]
+        moves.append(moved.assign(entity=entity))
+    change_rows = pd.concat(moves, ignore_index=True)
+    change_rows["reasons"] = change_rows["reasons"].map(lambda r: orjson.dumps(r).decode())
+    change_rows["from_stage"] = change_rows["from_stage"].astype(object).where(
+        change_rows["from_stage"].notna(), None)
     with store.writer() as cur:
+        ws = {"ws": store.workspace_id, "at": as_of}
         cur.register("_snap", snap)
-        cur.execute("DELETE FROM scores WHERE workspace_id = $ws AND entity = 'account' "
-                    "AND as_of = $at", {"ws": store.workspace_id, "at": as_of})
-        cur.execute("INSERT INTO scores SELECT $ws, $at, 'account', entity_id, fit, "
-                    "engagement, intent, NULL, details FROM _snap",
-                    {"ws": store.workspace_id, "at": as_of})
+        cur.register("_moves", _arrow(change_rows[["entity", "entity_id", "from_stage",
+                                                   "to_stage", "reasons"]]))
+        cur.execute("DELETE FROM scores WHERE workspace_id = $ws AND as_of = $at", ws)
+        cur.execute("DELETE FROM stage_changes WHERE workspace_id = $ws AND changed_at = $at",
+                    ws)
+        cur.execute("INSERT INTO scores SELECT $ws, $at, entity, entity_id, fit, "
+                    "engagement, intent, stage, details FROM _snap", ws)
+        cur.execute("INSERT INTO stage_changes SELECT $ws, entity, entity_id, from_stage, "
+                    "to_stage, $at, reasons FROM _moves", ws)
         cur.unregister("_snap")
+        cur.unregister("_moves")
     return ScoreResult(as_of=as_of, accounts=len(df), surging=int(df["surging"].sum()),
-                       strong_fit=int((df["fit_band"] == "Strong").sum()))
+                       strong_fit=int((df["fit_band"] == "Strong").sum()),
+                       stages={str(k): int(v) for k, v in df["stage"].value_counts().items()},
+                       stage_changes=int((change_rows["entity"] == "account").sum()),
+                       mqls=int((people["stage"] == "mql").sum()))
+
+
+def _last_stages(store: Store, entity: str, before: dt.datetime) -> dict[str, str]:
+    """Each entity's stage after its latest change strictly before *before*."""
+    with store.reader() as cur:
+        rows = cur.execute(
+            "SELECT entity_id, arg_max(to_stage, changed_at) FROM stage_changes "
+            "WHERE workspace_id = ? AND entity = ? AND changed_at < ? GROUP BY entity_id",
+            [store.workspace_id, entity, before]).fetchall()
+    return {e: s for e, s in rows}
+
+
+def _arrow(df: pd.DataFrame) -> pa.Table:
+    types = {"fit": pa.float64(), "engagement": pa.float64(), "intent": pa.float64()}
+    clean = df.astype(object).where(df.notna(), None)
+    return pa.Table.from_pandas(clean, preserve_index=False, schema=pa.schema(
+        [pa.field(c, types.get(c, pa.string())) for c in df.columns]))

@@ -1,0 +1,118 @@
+"""Buying stages: a configurable stage machine evaluated from the bottom of the funnel up.
+
+Each stage is a rule over account features: ``all`` conditions must hold and, when ``any`` is
+given, at least one of those too. Stages are checked in order — customer, opportunity, MQA,
+engaged, aware, target by default, the way Demandbase's journey stages are — and the first
+match is the account's stage (``unaware`` when none matches). MQL for people uses the same
+condition language over person features, in the same ``[score]`` section, so marketing
+reports and sales routing read one definition.
+
+Every condition is a field, an operator and a value; a rule naming an unknown field fails
+when the configuration loads.
+"""
+
+from __future__ import annotations
+
+import operator
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import pandas as pd
+
+OPS: dict[str, Callable[[Any, Any], Any]] = {
+    ">=": operator.ge, ">": operator.gt, "<=": operator.le, "<": operator.lt,
+    "==": operator.eq, "!=": operator.ne,
+}
+
+#: account features a stage rule may name
+ACCOUNT_FEATURES: dict[str, str] = {
+    "fit": "ICP fit, 0-100",
+    "engagement": "decayed, capped engagement",
+    "recent": "capped touch weight in the last 7 days",
+    "surge": "recent engagement / usual level",
+    "surging": "true when the account surges",
+    "people": "distinct known people engaged",
+    "touches_90d": "touches in the last 90 days",
+    "high_intent_30d": "high-intent pages, demo requests and trials in 30 days",
+    "demo_requests_30d": "demo requests in the last 30 days",
+    "open_opportunities": "opportunities created and not closed",
+    "won_opportunities": "opportunities won",
+    "target": "on the target account list",
+    "committee_coverage": "share of the required buying roles engaged (0-1)",
+}
+#: person features an MQL rule may name
+PERSON_FEATURES: dict[str, str] = {
+    "engagement": "the person's decayed, capped engagement",
+    "account_fit": "their account's ICP fit",
+    "demo_requests_30d": "their demo requests in the last 30 days",
+    "forms_30d": "their form fills in the last 30 days",
+    "seniority_rank": "0 individual contributor .. 4 C-level",
+}
+SENIORITY_RANK = {"individual_contributor": 0, "manager": 1, "director": 2, "vp": 3,
+                  "c_level": 4}
+
+
+@dataclass(frozen=True)
+class Condition:
+    field: str
+    op: str
+    value: float | bool
+
+    def holds(self, row: dict[str, Any]) -> bool:
+        value = row.get(self.field)
+        if value is None or (isinstance(value, float) and value != value):
+            return False
+        return bool(OPS[self.op](value, self.value))
+
+    def describe(self, row: dict[str, Any]) -> str:
+        v = row.get(self.field)
+        shown = f"{v:.2f}" if isinstance(v, float) else str(v)
+        return f"{self.field} {self.op} {self.value:g} (is {shown})" if not isinstance(
+            self.value, bool) else f"{self.field} {self.op} {self.value} (is {shown})"
+
+
+@dataclass(frozen=True)
+class Rule:
+    name: str
+    all: tuple[Condition, ...] = ()
+    any: tuple[Condition, ...] = ()
+
+    def matches(self, row: dict[str, Any]) -> list[str] | None:
+        """The reasons (conditions met) when the rule matches, else None."""
+        if not all(c.holds(row) for c in self.all):
+            return None
+        met_any = [c for c in self.any if c.holds(row)]
+        if self.any and not met_any:
+            return None
+        return [c.describe(row) for c in (*self.all, *met_any)]
+
+
+def assign(rules: list[Rule], features: pd.DataFrame, none: str = "unaware"
+           ) -> pd.DataFrame:
+    """``stage`` and ``reasons`` for every row of *features* (first matching rule wins)."""
+    stages, reasons = [], []
+    for record in features.to_dict("records"):
+        row = {str(k): v for k, v in record.items()}
+        for rule in rules:
+            why = rule.matches(row)
+            if why is not None:
+                stages.append(rule.name)
+                reasons.append(why)
+                break
+        else:
+            stages.append(none)
+            reasons.append([])
+    return features.assign(stage=stages, reasons=pd.Series(reasons, index=features.index,
+                                                           dtype=object))
+
+
+def changes(previous: dict[str, str], current: pd.DataFrame) -> pd.DataFrame:
+    """Rows whose stage differs from *previous* (entity id -> last stage): ``entity_id,
+    from_stage, to_stage, reasons``."""
+    prev = current["entity_id"].map(previous)
+    moved = current[prev.fillna("(none)") != current["stage"]]
+    before = prev[moved.index].astype(object)
+    return pd.DataFrame({"entity_id": moved["entity_id"],
+                         "from_stage": before.where(before.notna(), None),
+                         "to_stage": moved["stage"], "reasons": moved["reasons"]})
