@@ -6,6 +6,7 @@ Errors are rendered once, here: ``error: <what is wrong> (<what to do>)`` plus a
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import sys
 import time
@@ -39,6 +40,8 @@ app.add_typer(report_app, name="report")
 app.add_typer(config_app, name="config")
 explain_app = typer.Typer(no_args_is_help=True, help="Explain the signals behind a record.")
 data_app = typer.Typer(no_args_is_help=True, help="Maintain shipped data files.")
+fit_app = typer.Typer(no_args_is_help=True, help="Predictive fit models.")
+app.add_typer(fit_app, name="fit")
 app.add_typer(explain_app, name="explain")
 app.add_typer(data_app, name="data")
 
@@ -437,6 +440,47 @@ def explain_account(key: str = typer.Argument(..., help="Account domain or id.")
     if info["stage_history"]:
         out.print(_table(pd.DataFrame(info["stage_history"]).drop(columns=["reasons"]),
                          "stage history"))
+
+
+def _print_report(r: Any, title: str, as_json: bool) -> None:
+    if as_json:
+        _json(r.__dict__)
+        return
+    out.print(f"{title}: trained on {r.train_rows:,} records before {r.split}, tested on "
+              f"{r.test_rows:,} after ({r.test_positives:,} positive)")
+    out.print(_table(pd.DataFrame([
+        {"model": "predictive", "AUC": r.auc, "Brier": r.brier},
+        {"model": "baseline", "AUC": r.baseline_auc, "Brier": r.baseline_brier}]),
+        "held-out quality (time split)", {"AUC": "{:.3f}", "Brier": "{:.4f}"}))
+    out.print(_table(pd.DataFrame(r.calibration), "calibration (test set, quantile bins)",
+                     {"predicted": "{:.3f}", "observed": "{:.3f}"}))
+
+
+@fit_app.command("train")
+def fit_train(split: str | None = typer.Option(None, "--split", help="Time split date "
+                                               "(YYYY-MM-DD); default the 70th percentile."),
+              as_json: bool = JsonOpt) -> None:
+    """Predictive fit: learn won vs lost/never-opportunity from your accounts."""
+    with _open() as ws:
+        r = ws.train_fit(_date(split) if split else None)
+    _print_report(r, "predictive fit (won vs not; baseline: industry alone)", as_json)
+
+
+@report_app.command("lead-scoring")
+def report_lead_scoring(split: str = typer.Option(..., "--split", help="Time split date "
+                                                  "(YYYY-MM-DD)."),
+                        as_json: bool = JsonOpt) -> None:
+    """Predictive lead scoring (won vs not) against an origin-only baseline."""
+    with _open() as ws:
+        r = ws.lead_scoring(_date(split))
+    _print_report(r, "lead scoring (baseline: origin alone)", as_json)
+
+
+def _date(text: str) -> dt.datetime:
+    try:
+        return dt.datetime.fromisoformat(text)
+    except ValueError:
+        raise UsageError(f"'{text}' is not a date", hint="use YYYY-MM-DD") from None
 
 
 @report_app.command("sla")

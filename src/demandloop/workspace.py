@@ -13,6 +13,7 @@ import datetime as dt
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pandas as pd
 
 from demandloop import explain, pipeline
@@ -27,6 +28,7 @@ from demandloop.measure import overview, resolution
 from demandloop.measure.sla import sla as sla_report
 from demandloop.pipeline import ResolveResult
 from demandloop.resolve.ipranges import read_ip_ranges
+from demandloop.score import predictive
 from demandloop.score import run as score_run
 from demandloop.store import Store, export_parquet, import_parquet
 from demandloop.store.crm import import_crm, import_ip_ranges, import_leads
@@ -153,6 +155,50 @@ class Workspace:
                 "WHERE workspace_id = $ws AND entity = $e AND as_of = (SELECT max(as_of) "
                 "FROM scores WHERE workspace_id = $ws AND entity = $e)",
                 {"ws": self.store.workspace_id, "e": entity}).df()
+
+    def train_fit(self, split: dt.datetime | None = None) -> predictive.Report:
+        """Predictive fit: learn won vs not from this workspace's accounts (time split at
+        *split*, default the 70th percentile of decision times), store each account's
+        calibrated probability and its top feature contributions in ``predictions``."""
+        data = predictive.account_outcomes(self.store)
+        if data.empty:
+            raise UsageError("no accounts with firmographics and outcomes to learn from",
+                             hint="import accounts and opportunities first")
+        cohorts = data["decided_at"].sort_values().reset_index(drop=True)
+        at = pd.Timestamp(split) if split else pd.Timestamp(cohorts[int(len(cohorts) * 0.7)])
+        model, report = predictive.train_accounts(data, at)
+        frame = predictive.account_frame(self._all_accounts())
+        probs = model.predict_proba(frame)[:, 1]
+        rows = pd.DataFrame({
+            "entity_id": frame["account_id"], "probability": probs,
+            "contributions": [orjson.dumps(predictive.contributions(model, frame.iloc[[i]])[:5])
+                              .decode() for i in range(len(frame))],
+        })
+        with self.store.writer() as cur:
+            cur.register("_pred", rows)
+            cur.execute("DELETE FROM predictions WHERE workspace_id = ? AND model = 'fit'",
+                        [self.store.workspace_id])
+            cur.execute("INSERT INTO predictions SELECT ?, 'fit', entity_id, probability, "
+                        "contributions, now()::TIMESTAMP FROM _pred", [self.store.workspace_id])
+            cur.unregister("_pred")
+        return report
+
+    def _all_accounts(self) -> pd.DataFrame:
+        with self.store.reader() as cur:
+            return cur.execute(
+                "SELECT account_id, industry, country, employees, revenue, technologies "
+                "FROM accounts WHERE workspace_id = ? ORDER BY account_id",
+                [self.store.workspace_id]).df()
+
+    def lead_scoring(self, split: dt.datetime) -> predictive.Report:
+        """Lead scoring on this workspace's leads (won vs not) against an origin-only
+        baseline, on a time split at *split*."""
+        leads = self.leads()
+        if leads.empty:
+            raise UsageError("no leads to learn from", hint="e.g. 'demandloop import olist'")
+        opps = self.opportunities()
+        leads["won"] = leads["lead_id"].isin(opps.loc[opps["won"], "lead_id"]).astype(int)
+        return predictive.train_leads(leads, pd.Timestamp(split))[1]
 
     def explain_account(self, key: str) -> dict[str, Any]:
         """Fit criteria, top signals (with decay), surge topics, stage history, committee."""

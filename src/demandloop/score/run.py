@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import ibis
+import numpy as np
 import orjson
 import pandas as pd
 import pyarrow as pa
@@ -79,6 +80,14 @@ def account_scores(store: Store, settings: Settings, as_of: dt.datetime) -> pd.D
     out["surging"] = out["surging"].fillna(False).astype(bool)
     out["surge_topics"] = out["account_id"].map(hot).map(
         lambda v: v if isinstance(v, list) else [])
+    with store.reader() as cur:
+        pred = dict(cur.execute(
+            "SELECT entity_id, probability FROM predictions WHERE workspace_id = ? "
+            "AND model = 'fit'", [store.workspace_id]).fetchall())
+    out["predictive_fit"] = out["account_id"].map(pred)
+    # the account score sales sorts by: fit times (log) engagement, so a well-fitting quiet
+    # account and a busy poor fit both rank below a busy good fit
+    out["priority"] = out["fit"] / 100.0 * np.log1p(out["engagement"])
     return out
 
 
@@ -181,11 +190,14 @@ def run(store: Store, settings: Settings, as_of: dt.datetime | None = None) -> S
                                  for c in settings.score.mql.all),
                     tuple(Condition(c.field, c.op, c.value) for c in settings.score.mql.any))
     people = assign([mql_rule], person_features(store, settings, as_of, df), none="")
+    predicted = df["predictive_fit"].astype(float)
+    df["predictive_fit"] = predicted.astype(object).where(predicted.notna(), None)
     details = [orjson.dumps({
         "fit_band": r.fit_band, "fit_criteria": r.fit_criteria, "touches": r.touches,
         "people": r.people, "surging": r.surging, "surge_topics": r.surge_topics,
         "stage_reasons": r.reasons, "committee_coverage": r.committee_coverage,
-        "missing_roles": r.missing_roles,
+        "missing_roles": r.missing_roles, "recent": r.recent, "priority": r.priority,
+        "predictive_fit": r.predictive_fit,
     }).decode() for r in df.itertuples()]
     accounts = pd.DataFrame({"entity": "account", "entity_id": df["account_id"],
                              "fit": df["fit"], "engagement": df["engagement"],

@@ -227,9 +227,21 @@ ALTER TABLE touches ADD COLUMN confidence DOUBLE;
 ALTER TABLE touches ADD COLUMN ip VARCHAR;
 """
 
+_V3 = """
+CREATE TABLE predictions (
+    workspace_id VARCHAR NOT NULL,
+    model VARCHAR NOT NULL,
+    entity_id VARCHAR NOT NULL,
+    probability DOUBLE NOT NULL,
+    contributions JSON,
+    trained_at TIMESTAMP NOT NULL
+);
+"""
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "core tables: events, identities, persons, accounts, ...", _V1),
     Migration(2, "identity resolution: person_identifiers, account_matches, touch sources", _V2),
+    Migration(3, "predictive scoring: predictions", _V3),
 )
 
 #: tables exported/imported as Parquet, in dependency-free order
@@ -248,6 +260,7 @@ DATA_TABLES: tuple[str, ...] = (
     "stage_changes",
     "person_identifiers",
     "account_matches",
+    "predictions",
 )
 
 SCHEMA_VERSION = MIGRATIONS[-1].version
