@@ -72,3 +72,17 @@ def test_wrong_header_and_orphan_deal(ws, olist_dir: Path, tmp_path: Path) -> No
     assert any("'2018-01-01' is not a date like 31-01-2018" in p for p in e.value.problems)
     assert any("is not in marketing_qualified_leads.csv" in p for p in e.value.problems)
     assert ws.counts()["leads"] == 0 and ws.counts()["accounts"] == 0
+
+
+def test_lead_scoring_beats_the_origin_baseline(ws, olist_dir: Path) -> None:  # type: ignore[no-untyped-def]
+    import datetime as dt
+
+    ws.import_olist(olist_dir)
+    r = ws.lead_scoring(dt.datetime(2018, 3, 1))
+    mql = pd.read_csv(olist_dir / "marketing_qualified_leads.csv")
+    test_rows = int((pd.to_datetime(mql["first_contact_date"], dayfirst=True)
+                     >= "2018-03-01").sum())
+    assert (r.train_rows, r.test_rows) == (len(mql) - test_rows, test_rows)
+    assert 0.5 < r.baseline_auc < r.auc < 1.0  # measured: 0.605 -> 0.663
+    assert r.brier < r.baseline_brier
+    assert len(r.calibration) == 5 and sum(b["n"] for b in r.calibration) == test_rows
