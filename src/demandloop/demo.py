@@ -5,17 +5,40 @@ Each capability extends the demo, so a new user sees the whole loop from one com
 
 from __future__ import annotations
 
+import datetime as dt
 import time
 from pathlib import Path
 from typing import Any
 
 import orjson
+import pandas as pd
 from rich.console import Console
 
 from demandloop.config import CONFIG_FILE, example_toml
+from demandloop.measure.evaluation import auc, precision_at_k, truth_labels
 from demandloop.render import frame_table as _table
 from demandloop.simulate import simulate
 from demandloop.workspace import Workspace
+
+
+def _evaluate(ws: Workspace, truth: dict[str, Any], start: dt.date, days: int
+              ) -> dict[str, Any]:
+    """Score at mid-period and compare with the hidden truth: precision at k of the
+    in-market ranking (k = 100, or the number in market if fewer) and the AUC of the
+    priority score for an opportunity opened in the rest of the period."""
+    at = dt.datetime.combine(start, dt.time()) + dt.timedelta(days=days // 2)
+    horizon = min(90, days - days // 2)
+    s = ws.account_scores(at)
+    lab = truth_labels(truth, at, horizon).merge(s, on="account_id", how="left").fillna(
+        {"recent": 0.0, "priority": 0.0, "fit": 0.0})
+    in_market = set(lab.loc[lab["in_market"], "account_id"])
+    k = min(100, max(len(in_market), 1))
+    ranked = lab.sort_values("recent", ascending=False)["account_id"].tolist()
+    fresh = lab[~lab["had_opp_before"]]
+    return {"at": f"{at:%Y-%m-%d}", "k": k, "in_market": len(in_market),
+            "precision": precision_at_k(ranked, in_market, k), "horizon_days": horizon,
+            "auc": auc(fresh["priority"], fresh["opp_within"]),
+            "auc_fit": auc(fresh["fit"], fresh["opp_within"])}
 
 
 def run_demo(directory: Path, *, accounts: int = 500, days: int = 90, seed: int = 42,
@@ -46,8 +69,8 @@ def run_demo(directory: Path, *, accounts: int = 500, days: int = 90, seed: int 
         resolved = ws.resolve()
         quality = ws.resolution_quality(truth)
         scored = ws.score()
-        top_engaged = ws.account_scores(scored.as_of).sort_values(
-            "engagement", ascending=False).head(10)
+        latest = ws.latest_scores()
+        evaluation = _evaluate(ws, truth, s.start, days)
         say(f"[bold]2. Ingested[/bold] {r.inserted:,} new events ({r.duplicates:,} already "
             f"stored) in {timings['ingest']:.1f}s; CRM: {crm['accounts']:,} accounts, "
             f"{crm['contacts']:,} contacts, {crm['opportunities']:,} opportunities")
@@ -75,11 +98,25 @@ def run_demo(directory: Path, *, accounts: int = 500, days: int = 90, seed: int 
                       f"({won} won, {lost} lost, {len(opps) - won - lost} open)")
         console.print(_table(ranked.drop(columns=["account_id", "last_seen"]),
                              "6. Most active accounts (last 30 days)", {}))
-        console.print(_table(
-            top_engaged[["account_id", "fit", "fit_band", "engagement", "people", "surge",
-                         "surging"]].round({"engagement": 1, "surge": 2}),
-            f"7. Most engaged accounts (fit and engagement as of {scored.as_of:%Y-%m-%d})",
-            {}))
+        details = latest["details"].map(orjson.loads)
+        top = pd.DataFrame({
+            "account": latest["entity_id"], "stage": latest["stage"],
+            "fit": latest["fit"].round(1), "band": details.map(lambda x: x["fit_band"]),
+            "engagement": latest["engagement"].round(1),
+            "surging": details.map(lambda x: x["surging"]),
+            "committee": details.map(lambda x: f"{x['committee_coverage']:.0%}"),
+            "recent": details.map(lambda x: x["recent"]),
+        }).sort_values(["recent", "engagement"], ascending=False).head(10)
+        console.print(_table(top.drop(columns=["recent"]),
+                             f"7. Top in-market accounts (as of {scored.as_of:%Y-%m-%d}; "
+                             "stages: " + ", ".join(f"{k} {v}" for k, v in
+                                                    scored.stages.items()) + ")", {}))
+        console.print(
+            f"[bold]How ready are they, against the truth[/bold] (scored at "
+            f"{evaluation['at']}): in-market precision@{evaluation['k']} "
+            f"{evaluation['precision']:.2f}; AUC for an opportunity in the next "
+            f"{evaluation['horizon_days']} days {evaluation['auc']:.2f} (fit alone "
+            f"{evaluation['auc_fit']:.2f})")
         console.print(f"\nWorkspace: {directory.resolve()}  (try: demandloop -w {directory} "
                       "accounts, demandloop -w " f"{directory} status)")
         console.print(f"Done in {time.perf_counter() - t0:.1f}s.")
@@ -88,10 +125,7 @@ def run_demo(directory: Path, *, accounts: int = 500, days: int = 90, seed: int 
         "simulation": {k: str(v) if isinstance(v, Path) else v for k, v in s.__dict__.items()},
         "ingest": r.__dict__, "crm": crm, "counts": counts,
         "resolve": resolved.__dict__, "resolution_quality": quality,
-        "score": scored.__dict__,
-        "top_engaged": top_engaged.drop(columns=["fit_criteria"]).astype(object).where(
-            top_engaged.notna(), None).drop(columns=["fit_criteria"], errors="ignore")
-        .to_dict("records"),
+        "score": scored.__dict__, "score_evaluation": evaluation,
         "events_by_type": types.to_dict("records"),
         "channels": channels.to_dict("records"),
         "top_accounts": ranked.astype(object).where(ranked.notna(), None).to_dict("records"),
