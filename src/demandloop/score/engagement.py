@@ -113,7 +113,7 @@ def capped_touches(touches: Any, rules: EngagementRules, entity: str = "account_
 def batch_scores(touches: Any, rules: EngagementRules, at: dt.datetime,
                  entity: str = "account_id") -> Any:
     """Engagement of every entity at time *at*, over all touches up to *at* (Ibis table:
-    ``entity, engagement, touches, people``)."""
+    ``entity, engagement, touches``)."""
     t = capped_touches(touches, rules, entity)
     t = t.filter(t.ts <= at)
     at_s = ibis.literal(at).epoch_seconds()
@@ -121,5 +121,13 @@ def batch_scores(touches: Any, rules: EngagementRules, at: dt.datetime,
     return t.group_by(t[entity].name(entity)).agg(
         engagement=(t.capped * decay).sum(),
         touches=t.count(),
-        people=t.person_id.nunique(),
     )
+
+
+def breadth(touches: Any, at: dt.datetime, days: int = 90) -> Any:
+    """Distinct known people engaged per account in the *days* before *at* (Ibis table:
+    ``account_id, people``). Kept apart from the score: a distinct count over all history
+    costs as much as the score itself and says less than a recent one."""
+    t = touches.filter(touches.account_id.notnull() & (touches.ts <= at)
+                       & (touches.ts > ibis.literal(at - dt.timedelta(days=days))))
+    return t.group_by("account_id").agg(people=t.person_id.nunique())
