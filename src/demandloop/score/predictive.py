@@ -125,7 +125,7 @@ def lead_frame(leads: pd.DataFrame, top_pages: int = 20) -> pd.DataFrame:
     common = f["landing_page"].value_counts().head(top_pages).index
     f["page"] = f["landing_page"].where(f["landing_page"].isin(common), "(other)")
     f["month"] = f["created_at"].dt.month.astype(str)
-    f["weekday"] = f["created_at"].dt.weekday.astype(str)
+    f["weekday"] = f["created_at"].dt.day_of_week.astype(str)
     return f
 
 

@@ -110,7 +110,7 @@ def assign(rules: list[Rule], features: pd.DataFrame, none: str = "unaware"
 def changes(previous: dict[str, str], current: pd.DataFrame) -> pd.DataFrame:
     """Rows whose stage differs from *previous* (entity id -> last stage): ``entity_id,
     from_stage, to_stage, reasons``."""
-    prev = current["entity_id"].map(previous)
+    prev = current["entity_id"].map(previous).astype(object)
     moved = current[prev.fillna("(none)") != current["stage"]]
     before = prev[moved.index].astype(object)
     return pd.DataFrame({"entity_id": moved["entity_id"],
