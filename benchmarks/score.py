@@ -31,7 +31,7 @@ WEIGHTS = [1.0, 3.0, 5.0, 10.0, 0.5]
 def make_touches(con: duckdb.DuckDBPyConnection, accounts: int, touches: int) -> None:
     con.execute(f"""
         CREATE OR REPLACE TABLE touches AS
-        SELECT 't' || i AS touch_id,
+        SELECT 't' || lpad(i::VARCHAR, 9, '0') AS touch_id,
                'acc' || (hash(i) % {accounts}) AS account_id,
                'p' || (hash(i * 7) % {accounts * 5}) AS person_id,
                TIMESTAMP '2026-01-01' + to_seconds((hash(i * 13) % (180 * 86400))::BIGINT)
@@ -43,7 +43,8 @@ def make_touches(con: duckdb.DuckDBPyConnection, accounts: int, touches: int) ->
     con.execute("""
         CREATE OR REPLACE TABLE touches AS SELECT *, CASE activity
             WHEN 'page_view' THEN 1.0 WHEN 'high_intent_page' THEN 3.0 WHEN 'form_fill' THEN 5.0
-            WHEN 'demo_request' THEN 10.0 ELSE 0.5 END::DOUBLE AS weight FROM touches""")
+            WHEN 'demo_request' THEN 10.0 ELSE 0.5 END::DOUBLE AS weight,
+            row_number() OVER (ORDER BY ts, touch_id) AS seq FROM touches""")
 
 
 def pandas_scores(df: pd.DataFrame, rules: EngagementRules, at: dt.datetime) -> pd.Series:

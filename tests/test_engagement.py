@@ -44,6 +44,11 @@ def test_incremental_equals_batch(seed: int) -> None:
         inc.add(row.account_id, row.activity, row.weight, row.ts.to_pydatetime())
     con = ibis.duckdb.connect()
     batch = batch_scores(con.create_table("touches", df), rules, at).execute()
+    # with the integer order column the pipeline stores, the answer is the same
+    ordered = df.sort_values(["ts", "touch_id"]).assign(seq=np.arange(len(df)))
+    again = batch_scores(con.create_table("touches2", ordered), rules, at).execute()
+    assert dict(zip(again["account_id"], again["engagement"], strict=True)) == pytest.approx(
+        dict(zip(batch["account_id"], batch["engagement"], strict=True)), rel=1e-12)
     got = dict(zip(batch["account_id"], batch["engagement"], strict=True))
     assert set(got) == {"a", "b", "c", "d"}
     for acc, value in got.items():

@@ -124,9 +124,10 @@ def write_outputs(store: Store, *, edges: pd.DataFrame, ids: pd.DataFrame,
             cur.execute(
                 "INSERT INTO touches (workspace_id, touch_id, message_id, account_id, "
                 "person_id, anonymous_id, ts, channel, motion, activity, weight, topic, "
-                "match_source, confidence, ip) SELECT $ws, touch_id, message_id, account_id, "
-                "person_id, anonymous_id, ts, channel, motion, activity, weight, topic, "
-                "match_source, confidence, ip FROM _touches", ws)
+                "match_source, confidence, ip, seq) SELECT $ws, touch_id, message_id, "
+                "account_id, person_id, anonymous_id, ts, channel, motion, activity, weight, "
+                "topic, match_source, confidence, ip, "
+                "row_number() OVER (ORDER BY ts, touch_id) FROM _touches", ws)
         finally:
             for name in frames:
                 cur.unregister(name)

@@ -242,6 +242,8 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "core tables: events, identities, persons, accounts, ...", _V1),
     Migration(2, "identity resolution: person_identifiers, account_matches, touch sources", _V2),
     Migration(3, "predictive scoring: predictions", _V3),
+    Migration(4, "touches.seq: one integer order (time, then touch id) for windowed scoring",
+              "ALTER TABLE touches ADD COLUMN seq BIGINT;"),
 )
 
 #: tables exported/imported as Parquet, in dependency-free order
