@@ -117,8 +117,14 @@ def batch_scores(touches: Any, rules: EngagementRules, at: dt.datetime,
                  entity: str = "account_id") -> Any:
     """Engagement of every entity at time *at*, over all touches up to *at* (Ibis table:
     ``entity, engagement, touches``)."""
-    t = capped_touches(touches, rules, entity)
-    t = t.filter(t.ts <= at)
+    return decayed_sum(capped_touches(touches, rules, entity), rules, at, entity)
+
+
+def decayed_sum(capped: Any, rules: EngagementRules, at: dt.datetime,
+                entity: str = "account_id") -> Any:
+    """Engagement from already-capped touches (see :func:`capped_touches`), so one capping
+    pass can feed engagement and intent alike."""
+    t = capped.filter(capped.ts <= at)
     at_s = ibis.literal(at).epoch_seconds()
     decay = (2.0 ** (-(at_s - t.ts.epoch_seconds()) / (rules.half_life_days * SECONDS_PER_DAY)))
     return t.group_by(t[entity].name(entity)).agg(

@@ -36,7 +36,12 @@ class SurgeRules:
 def surge(touches: Any, engagement: EngagementRules, rules: SurgeRules, at: dt.datetime,
           by_topic: bool = False) -> Any:
     """Ibis table: ``account_id[, topic], recent, expected, surge, surging``."""
-    t = capped_touches(touches, engagement)
+    return surge_from(capped_touches(touches, engagement), rules, at, by_topic)
+
+
+def surge_from(capped: Any, rules: SurgeRules, at: dt.datetime, by_topic: bool = False) -> Any:
+    """Surge from already-capped touches (see engagement.capped_touches)."""
+    t = capped
     if by_topic:
         t = t.filter(t.topic.notnull())
     start_recent = at - dt.timedelta(days=rules.recent_days)

@@ -21,9 +21,15 @@ from demandloop.compute import tables
 from demandloop.config import Settings
 from demandloop.errors import UsageError
 from demandloop.score.committee import coverage
-from demandloop.score.engagement import EngagementRules, batch_scores, breadth
+from demandloop.score.engagement import (
+    EngagementRules,
+    batch_scores,
+    breadth,
+    capped_touches,
+    decayed_sum,
+)
 from demandloop.score.fit import Band, FitRules, band, score_account
-from demandloop.score.intent import SurgeRules, surge
+from demandloop.score.intent import SurgeRules, surge_from
 from demandloop.score.stages import SENIORITY_RANK, Condition, Rule, assign, changes
 from demandloop.store.db import Store
 
@@ -66,10 +72,12 @@ def account_scores(store: Store, settings: Settings, as_of: dt.datetime) -> pd.D
     out = pd.DataFrame({"account_id": accounts["account_id"],
                         "fit": [f[0] for f in fits], "fit_criteria": [f[1] for f in fits]})
     out["fit_band"] = out["fit"].map(band)
-    eng = batch_scores(t.touches, eng_rules, as_of).execute().merge(
+    # one capping pass (the costly window), materialised and shared by engagement and intent
+    capped = capped_touches(t.touches, eng_rules).cache()
+    eng = decayed_sum(capped, eng_rules, as_of).execute().merge(
         breadth(t.touches, as_of).execute(), on="account_id", how="left")
-    overall = surge(t.touches, eng_rules, surge_rules, as_of).execute()
-    topics = surge(t.touches, eng_rules, surge_rules, as_of, by_topic=True).execute()
+    overall = surge_from(capped, surge_rules, as_of).execute()
+    topics = surge_from(capped, surge_rules, as_of, by_topic=True).execute()
     hot = topics[topics["surging"]].sort_values("surge", ascending=False).groupby(
         "account_id")["topic"].agg(list)
     out = out.merge(eng, on="account_id", how="left").merge(
