@@ -45,7 +45,7 @@ def components(a: np.ndarray | pd.Series, b: np.ndarray | pd.Series) -> Componen
 
     Example:
         >>> c = components(np.array(["x", "y", "p"]), np.array(["y", "z", "q"]))
-        >>> c.count, c.labels_a[0] == c.labels_b[1], c.labels_a[0] == c.labels_a[2]
+        >>> c.count, bool(c.labels_a[0] == c.labels_b[1]), bool(c.labels_a[0] == c.labels_a[2])
         (2, True, False)
     """
     m = len(a)

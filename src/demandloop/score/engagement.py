@@ -20,6 +20,7 @@ Example:
     >>> import datetime as dt
     >>> t0 = dt.datetime(2026, 1, 1)
     >>> inc.add("acme", "page_view", 1.0, t0)
+    1.0
     >>> round(inc.score("acme", t0 + dt.timedelta(days=7)), 6)
     0.5
 """
