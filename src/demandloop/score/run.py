@@ -73,7 +73,9 @@ def account_scores(store: Store, settings: Settings, as_of: dt.datetime) -> pd.D
                         "fit": [f[0] for f in fits], "fit_criteria": [f[1] for f in fits]})
     out["fit_band"] = out["fit"].map(band)
     # one capping pass (the costly window), materialised and shared by engagement and intent
-    capped = capped_touches(t.touches, eng_rules).cache()
+    slim = t.touches.select("touch_id", "account_id", "activity", "ts", "seq", "weight",
+                            "topic")  # only what scoring reads: a narrower cache is faster
+    capped = capped_touches(slim, eng_rules).cache()
     eng = decayed_sum(capped, eng_rules, as_of).execute().merge(
         breadth(t.touches, as_of).execute(), on="account_id", how="left")
     overall = surge_from(capped, surge_rules, as_of).execute()

@@ -18,6 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 OPS: dict[str, Callable[[Any, Any], Any]] = {
@@ -88,23 +89,41 @@ class Rule:
         return [c.describe(row) for c in (*self.all, *met_any)]
 
 
+def _mask(c: Condition, features: pd.DataFrame) -> pd.Series:
+    col = features[c.field] if c.field in features else pd.Series(np.nan, index=features.index)
+    known = col.notna()
+    mask: pd.Series = known & OPS[c.op](col.where(known, 0), c.value).astype(bool)
+    return mask
+
+
 def assign(rules: list[Rule], features: pd.DataFrame, none: str = "unaware"
            ) -> pd.DataFrame:
-    """``stage`` and ``reasons`` for every row of *features* (first matching rule wins)."""
-    stages, reasons = [], []
-    for record in features.to_dict("records"):
-        row = {str(k): v for k, v in record.items()}
-        for rule in rules:
-            why = rule.matches(row)
-            if why is not None:
-                stages.append(rule.name)
-                reasons.append(why)
-                break
-        else:
-            stages.append(none)
-            reasons.append([])
-    return features.assign(stage=stages, reasons=pd.Series(reasons, index=features.index,
-                                                           dtype=object))
+    """``stage`` and ``reasons`` for every row of *features* (first matching rule wins).
+
+    Rules are evaluated as column masks (fast for a million accounts); the reasons are
+    written out only for the rule each row matched.
+    """
+    stage = pd.Series(none, index=features.index, dtype=object)
+    reasons: pd.Series = pd.Series([[] for _ in range(len(features))], index=features.index,
+                                   dtype=object)
+    todo = pd.Series(True, index=features.index)
+    for rule in rules:
+        hit = todo.copy()
+        for c in rule.all:
+            hit &= _mask(c, features)
+        any_masks = [_mask(c, features) for c in rule.any]
+        if any_masks:
+            hit &= np.logical_or.reduce(any_masks)
+        if not hit.any():
+            continue
+        stage[hit] = rule.name
+        rows = features.loc[hit].to_dict("records")
+        for idx, record in zip(features.index[hit], rows, strict=True):
+            row = {str(k): v for k, v in record.items()}
+            reasons[idx] = [c.describe(row) for c in rule.all] + [
+                c.describe(row) for c in rule.any if c.holds(row)]
+        todo &= ~hit
+    return features.assign(stage=stage, reasons=reasons)
 
 
 def changes(previous: dict[str, str], current: pd.DataFrame) -> pd.DataFrame:
