@@ -257,7 +257,7 @@ def accounts(
     if sort not in SORTS:
         raise UsageError(f"cannot sort by '{sort}'", hint=f"use one of {', '.join(SORTS)}")
     with _open() as ws:
-        scores = ws.latest_scores()
+        scores = ws.scored_accounts()
         if not scores.empty:
             names = [s.name for s in ws.settings.score.stages] + ["unaware"]
             if stage is not None and stage not in names:
@@ -394,16 +394,8 @@ def demo(
 
 def _scored_accounts(scores: pd.DataFrame, stage: str | None, sort: str, limit: int,
                      as_json: bool) -> None:
-    details = scores["details"].map(orjson.loads)
-    df = pd.DataFrame({
-        "account": scores["entity_id"], "stage": scores["stage"],
-        "fit": scores["fit"].round(1), "band": details.map(lambda d: d.get("fit_band")),
-        "engagement": scores["engagement"].round(1), "intent": scores["intent"].round(2),
-        "surging": details.map(lambda d: d.get("surging")),
-        "people": details.map(lambda d: d.get("people")),
-        "committee_coverage": details.map(lambda d: d.get("committee_coverage")),
-        "missing_roles": details.map(lambda d: ", ".join(d.get("missing_roles") or [])),
-    })
+    df = scores.drop(columns=["recent"]).assign(
+        missing_roles=scores["missing_roles"].map(", ".join))
     if stage is not None:
         df = df[df["stage"] == stage]
     df = df.sort_values([sort, "account"], ascending=[False, True]).head(limit)

@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-import pandas as pd
 from rich.console import Console
 
 from demandloop.config import CONFIG_FILE, example_toml
@@ -69,7 +68,7 @@ def run_demo(directory: Path, *, accounts: int = 500, days: int = 90, seed: int 
         resolved = ws.resolve()
         quality = ws.resolution_quality(truth)
         scored = ws.score()
-        latest = ws.latest_scores()
+        latest = ws.scored_accounts()
         evaluation = _evaluate(ws, truth, s.start, days)
         say(f"[bold]2. Ingested[/bold] {r.inserted:,} new events ({r.duplicates:,} already "
             f"stored) in {timings['ingest']:.1f}s; CRM: {crm['accounts']:,} accounts, "
@@ -98,16 +97,10 @@ def run_demo(directory: Path, *, accounts: int = 500, days: int = 90, seed: int 
                       f"({won} won, {lost} lost, {len(opps) - won - lost} open)")
         console.print(_table(ranked.drop(columns=["account_id", "last_seen"]),
                              "6. Most active accounts (last 30 days)", {}))
-        details = latest["details"].map(orjson.loads)
-        top = pd.DataFrame({
-            "account": latest["entity_id"], "stage": latest["stage"],
-            "fit": latest["fit"].round(1), "band": details.map(lambda x: x["fit_band"]),
-            "engagement": latest["engagement"].round(1),
-            "surging": details.map(lambda x: x["surging"]),
-            "committee": details.map(lambda x: f"{x['committee_coverage']:.0%}"),
-            "recent": details.map(lambda x: x["recent"]),
-        }).sort_values(["recent", "engagement"], ascending=False).head(10)
-        console.print(_table(top.drop(columns=["recent"]),
+        top = latest.sort_values(["recent", "engagement"], ascending=False).head(10)
+        top = top[["account", "stage", "fit", "band", "engagement", "surging"]].assign(
+            committee=top["committee_coverage"].map("{:.0%}".format))
+        console.print(_table(top,
                              f"7. Top in-market accounts (as of {scored.as_of:%Y-%m-%d}; "
                              "stages: " + ", ".join(f"{k} {v}" for k, v in
                                                     scored.stages.items()) + ")", {}))

@@ -22,7 +22,12 @@ from demandloop.enrich.channels import rules_for, user_rule
 from demandloop.enrich.personas import classify_title
 from demandloop.enrich.touches import build_touches
 from demandloop.resolve import asn as asn_table
-from demandloop.resolve.accounts import ip_accounts, normalise_name, person_accounts
+from demandloop.resolve.accounts import (
+    CONFIDENCE,
+    ip_accounts,
+    normalise_name,
+    person_accounts,
+)
 from demandloop.resolve.identity import resolve_persons
 from demandloop.resolve.ipranges import RangeIndex
 from demandloop.store.db import Store
@@ -142,8 +147,7 @@ def run(store: Store, settings: Settings) -> ResolveResult:
         source[need] = t.loc[need, "ip"].map(ip_res["source"])
         detail = pd.Series(None, index=t.index, dtype=object)
         detail[need] = t.loc[need, "ip"].map(ip_res["detail"]).fillna("no ip")
-        conf = source.map({"group": 0.99, "crm": 0.95, "email_domain": 0.9, "ip_range": 0.8,
-                           "asn": 0.5}).fillna(0.0)
+        conf = source.map(CONFIDENCE).fillna(0.0)
         source = source.where(account.notna(), "unresolved: " + detail.fillna("unknown"))
         return pd.DataFrame({"person_id": person, "account_id": account,
                              "match_source": source, "confidence": conf})

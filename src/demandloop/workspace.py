@@ -200,6 +200,25 @@ class Workspace:
         leads["won"] = leads["lead_id"].isin(opps.loc[opps["won"], "lead_id"]).astype(int)
         return predictive.train_leads(leads, pd.Timestamp(split))[1]
 
+    def scored_accounts(self) -> pd.DataFrame:
+        """The latest account snapshot flattened for lists: account, stage, fit, band,
+        engagement, intent, surging, people, committee_coverage, missing_roles, recent."""
+        scores = self.latest_scores()
+        details = scores["details"].map(orjson.loads)
+
+        def detail(key: str) -> pd.Series:
+            return details.map(lambda d: d.get(key))
+
+        return pd.DataFrame({
+            "account": scores["entity_id"], "stage": scores["stage"],
+            "fit": scores["fit"].round(1), "band": detail("fit_band"),
+            "engagement": scores["engagement"].round(1), "intent": scores["intent"].round(2),
+            "surging": detail("surging"), "people": detail("people"),
+            "committee_coverage": detail("committee_coverage"),
+            "missing_roles": details.map(lambda d: d.get("missing_roles") or []),
+            "recent": detail("recent"),
+        })
+
     def explain_account(self, key: str) -> dict[str, Any]:
         """Fit criteria, top signals (with decay), surge topics, stage history, committee."""
         return explain.account(self.store, self.settings, key)

@@ -60,6 +60,11 @@ class _State:
     used: dict[str, float] = field(default_factory=dict)  # activity -> weight used today
 
 
+def _epoch(ts: dt.datetime) -> float:
+    """Seconds since the epoch; naive times are UTC, as the store keeps them."""
+    return ts.replace(tzinfo=dt.UTC).timestamp() if ts.tzinfo is None else ts.timestamp()
+
+
 class Incremental:
     """Running engagement per entity: each touch updates one entity's state in O(1).
 
@@ -77,7 +82,7 @@ class Incremental:
         s = self.states.get(entity)
         if s is None:
             s = self.states[entity] = _State()
-        t = ts.replace(tzinfo=dt.UTC).timestamp() if ts.tzinfo is None else ts.timestamp()
+        t = _epoch(ts)
         day = int(t // SECONDS_PER_DAY)
         if day != s.day:
             s.day, s.used = day, {}
@@ -93,7 +98,7 @@ class Incremental:
         s = self.states.get(entity)
         if s is None:
             return 0.0
-        t = at.replace(tzinfo=dt.UTC).timestamp() if at.tzinfo is None else at.timestamp()
+        t = _epoch(at)
         return float(s.score * 2.0 ** (-(t - s.at) * self.lam))
 
 

@@ -31,6 +31,7 @@ from demandloop.score.engagement import (
 from demandloop.score.fit import Band, FitRules, band, score_account
 from demandloop.score.intent import SurgeRules, surge_from
 from demandloop.score.stages import SENIORITY_RANK, Condition, Rule, assign, changes
+from demandloop.store.arrow import typed_table
 from demandloop.store.db import Store
 
 
@@ -264,7 +265,5 @@ def _last_stages(store: Store, entity: str, before: dt.datetime) -> dict[str, st
 
 
 def _arrow(df: pd.DataFrame) -> pa.Table:
-    types = {"fit": pa.float64(), "engagement": pa.float64(), "intent": pa.float64()}
-    clean = df.astype(object).where(df.notna(), None)
-    return pa.Table.from_pandas(clean, preserve_index=False, schema=pa.schema(
-        [pa.field(c, types.get(c, pa.string())) for c in df.columns]))
+    return typed_table(df, {"fit": pa.float64(), "engagement": pa.float64(),
+                            "intent": pa.float64()})

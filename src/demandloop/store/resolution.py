@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import pandas as pd
 import pyarrow as pa
 
+from demandloop.store.arrow import typed_table
 from demandloop.store.db import Store
 
 _EVENT_COLUMNS = """
@@ -47,22 +48,12 @@ def read_inputs(store: Store) -> Inputs:
     return Inputs(events, persons, accounts, ranges, titles)
 
 
-_NUMERIC = {"confidence": pa.float64(), "weight": pa.float64(), "ts": pa.timestamp("us")}
+_TYPES = {"confidence": pa.float64(), "weight": pa.float64(), "ts": pa.timestamp("us"),
+          "emails": pa.list_(pa.string())}
 
 
 def _arrow(df: pd.DataFrame) -> pa.Table:
-    """Explicit types: an all-null pandas column must still arrive as VARCHAR, not DOUBLE."""
-    fields = []
-    for col in df.columns:
-        if col in _NUMERIC:
-            typ = _NUMERIC[col]
-        elif col == "emails":
-            typ = pa.list_(pa.string())
-        else:
-            typ = pa.string()
-        fields.append(pa.field(col, typ))
-    clean = df.astype(object).where(df.notna(), None)
-    return pa.Table.from_pandas(clean, schema=pa.schema(fields), preserve_index=False)
+    return typed_table(df, _TYPES)
 
 
 def write_outputs(store: Store, *, edges: pd.DataFrame, ids: pd.DataFrame,
