@@ -50,6 +50,8 @@ class Timeline:
     other_visitors: dict[str, int] = field(default_factory=dict)
     sessions: int = 0
     channel_sessions: dict[str, int] = field(default_factory=dict)
+    # (day, channel) -> sessions, for the paid channels' spend
+    daily_sessions: dict[tuple[dt.date, str], int] = field(default_factory=dict)
 
 
 class Simulator:
@@ -63,6 +65,7 @@ class Simulator:
         self.r = random.Random(int(rng.integers(2**63)))
         self.start = dt.datetime.combine(start, dt.time())
         self.scenario = scenario
+        self.harvest = 1.0
         self.timeline = Timeline()
         self.msg_no = 0
         self.device_user: dict[str, str] = {}  # anonymous id -> user id once identified
@@ -90,6 +93,9 @@ class Simulator:
             date = self.start + dt.timedelta(days=day)
             weekday = date.weekday() < 5
             demand_scale = self._demand_scale(day)
+            # harvesting: as organic demand shrinks, the vendor gates more content and pushes
+            # every visit to a form, so form fills and MQLs hold while the pool drains
+            self.harvest = 1.0 / demand_scale
             # becoming in-market: fit and recent demand exposure raise the hazard
             free = (self.in_market_until < day) & (self.cooldown_until < day)
             hazard = 0.0006 * np.exp(2.6 * self.fit) * (1.0 + self.exposure) * demand_scale
@@ -111,13 +117,23 @@ class Simulator:
                     self._session(self.w.accounts[a], date, bool(in_market[a]))
             if weekday:
                 self._outbound(date, day)
+                if self.harvest > 1.0:
+                    self._syndicated(date, n)
             noise = self.rng.poisson(n * 0.08 * (1.0 if weekday else 0.4) * demand_scale)
             for _ in range(noise):
                 self._noise_session(date)
         return self.timeline
 
+    def _syndicated(self, date: dt.datetime, n: int) -> None:
+        """Harvesting: gated assets pushed to bought lists (content syndication) bring new
+        form fills from people with no real demand, more as organic demand shrinks."""
+        for _ in range(int(self.rng.poisson(n * 0.006 * (self.harvest - 1.0)))):
+            acc = self.w.accounts[int(self.rng.integers(len(self.w.accounts)))]
+            self._session(acc, date, False, channel="email", kinds=["guide"])
+
     def _demand_scale(self, day: int) -> float:
-        """The 'shrinking pool' scenario: organic demand decays over the period."""
+        """The 'shrinking pool' scenario: organic demand decays over the period (to a quarter
+        by the end) while capture is pushed harder (see ``harvest``)."""
         if self.scenario != "shrinking-pool":
             return 1.0
         return float(max(0.25, 1.0 - 0.75 * day / max(self.days - 1, 1)))
@@ -168,10 +184,12 @@ class Simulator:
         a, b = cidr.split(".")[:2]
         return f"{a}.{b}.{self.r.randrange(256)}.{self.r.randrange(1, 255)}"
 
-    def _session(self, acc: Account, date: dt.datetime, in_market: bool) -> None:
+    def _session(self, acc: Account, date: dt.datetime, in_market: bool,
+                 channel: str | None = None, kinds: list[str] | None = None) -> None:
         r = self.r
         person: Person | None
-        if r.random() < 0.25:  # an employee outside the buying committee, never identified
+        # an employee outside the buying committee, never identified
+        if channel is None and r.random() < 0.25:
             person, anon = None, anonymous_id(r)
             self.timeline.other_visitors[anon] = acc.index
         else:
@@ -179,7 +197,7 @@ class Simulator:
             person = r.choices(self.committees[acc.index], weights=weights)[0]
             anon = self._device(person)
         cum = self.cum_in if in_market else self.cum_out
-        channel = r.choices(self.channels, cum_weights=cum)[0]
+        channel = channel or r.choices(self.channels, cum_weights=cum)[0]
         if channel == "outbound" and person is None:
             channel = "direct"
         ts = self._when(date, acc.country)
@@ -188,9 +206,11 @@ class Simulator:
         self.timeline.sessions += 1
         sessions = self.timeline.channel_sessions
         sessions[channel] = sessions.get(channel, 0) + 1
+        key = (date.date(), channel)
+        self.timeline.daily_sessions[key] = self.timeline.daily_sessions.get(key, 0) + 1
         if channel in cat.CHANNEL_EFFECTS:
             self.exposure[acc.index] += cat.CHANNEL_EFFECTS[channel] * 0.25
-        kinds = self._journey(channel, in_market)
+        kinds = kinds or self._journey(channel, in_market)
         user_id = self.device_user.get(anon)
         for i, kind in enumerate(kinds):
             path = self._path(kind, acc)
@@ -285,9 +305,9 @@ class Simulator:
         event = None
         if "demo" in kinds and in_market and r.random() < 0.6:
             event = "Demo Requested"
-        elif "guide" in kinds and r.random() < 0.25:
+        elif "guide" in kinds and r.random() < min(0.95, 0.25 * self.harvest):
             event = "Asset Downloaded"
-        elif "webinar" in kinds and r.random() < 0.4:
+        elif "webinar" in kinds and r.random() < min(0.9, 0.4 * self.harvest):
             event = "Webinar Registered"
         elif "pricing" in kinds and in_market and r.random() < 0.08:
             event = "Trial Started"

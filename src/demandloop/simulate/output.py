@@ -74,6 +74,7 @@ def simulate(
         timeline = sim.run(on_day=(lambda _day: progress(1)) if progress else None)
     end = start + dt.timedelta(days=days)
     known = _write_crm(out, world, timeline, rng)
+    _write_spend(out, timeline, seed)
     _write_truth(out, world, timeline, seed, start, days, scenario, known)
     return SimulationSummary(
         out=out, accounts=accounts, people=len(world.people), events=n_events,
@@ -81,6 +82,28 @@ def simulate(
         won=sum(1 for o in timeline.opportunities if o.won),
         in_market_accounts=len(timeline.windows), start=start, end=end,
     )
+
+
+#: paid programmes: simulated channel -> (spend channel, cost per click/visit, click-through)
+PAID = {"paid_social": ("paid_social", 7.5, 0.008), "paid_search": ("paid_search", 11.0, 0.04),
+        "display": ("display", 3.0, 0.002), "webinar": ("events", 60.0, 0.05)}
+
+
+def _write_spend(out: Path, timeline: Any, seed: int) -> None:
+    """Daily spend per paid channel: the visits it bought times a noisy cost per visit (its
+    own random stream, so adding spend changed no event of an existing seed)."""
+    rng = np.random.default_rng(seed + 7919)
+    with (out / "spend.csv").open("w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["date", "channel", "campaign", "spend", "impressions", "clicks"])
+        for (day, channel), visits in sorted(timeline.daily_sessions.items()):
+            if channel not in PAID:
+                continue
+            name, cpc, ctr = PAID[channel]
+            clicks = int(visits * rng.uniform(2.0, 3.0))  # visits from unknown people too
+            spend = round(clicks * cpc * float(rng.lognormal(0, 0.15)), 2)
+            w.writerow([day.isoformat(), name, f"{name}-always-on", spend,
+                        int(clicks / ctr), clicks])
 
 
 def _iso(ts: dt.datetime | None) -> str:

@@ -210,3 +210,32 @@ def import_ip_ranges(store: Store, ranges: list[UserRange], source: str) -> int:
                     "organisation, 'company', $src FROM _ranges", {"ws": ws, "src": source})
         cur.unregister("_ranges")
     return len(rows)
+
+
+def import_spend(store: Store, rows: list[dict[str, Any]]) -> int:
+    """Write spend rows; a (date, channel, campaign) already stored is replaced, so
+    re-importing a corrected export does not double the spend."""
+    if not rows:
+        return 0
+    cols = ("date", "channel", "campaign", "spend", "impressions", "clicks")
+    table = pa.table({
+        "date": pa.array([r["date"] for r in rows], pa.date32()),
+        "channel": pa.array([r["channel"] for r in rows], pa.string()),
+        "campaign": pa.array([r["campaign"] for r in rows], pa.string()),
+        "spend": pa.array([r["spend"] for r in rows], pa.float64()),
+        "impressions": pa.array([r["impressions"] for r in rows], pa.int64()),
+        "clicks": pa.array([r["clicks"] for r in rows], pa.int64()),
+    })
+    with store.writer() as cur:
+        cur.register("_spend", table)
+        try:
+            cur.execute(
+                "DELETE FROM spend AS s USING (SELECT DISTINCT date, channel, campaign "
+                "FROM _spend) AS r WHERE s.workspace_id = $ws AND s.date = r.date AND "
+                "s.channel = r.channel AND s.campaign IS NOT DISTINCT FROM r.campaign",
+                {"ws": store.workspace_id})
+            cur.execute(f"INSERT INTO spend (workspace_id, {', '.join(cols)}) "
+                        f"SELECT $ws, {', '.join(cols)} FROM _spend", {"ws": store.workspace_id})
+        finally:
+            cur.unregister("_spend")
+    return len(rows)

@@ -103,13 +103,15 @@ class Journeys:
         conv = np.asarray(conversions, dtype=np.float64)
         null = (np.asarray(nulls, dtype=np.float64) if nulls is not None
                 else np.clip(1.0 - conv, 0.0, None))
-        split = [[c.strip() for c in p.split(sep) if c.strip()] for p in paths]
-        frame = pd.DataFrame({"journey": np.repeat(np.arange(len(split)),
-                                                   [len(s) for s in split]),
-                              "channel": [c for s in split for c in s]})
-        channels = sorted(set(frame["channel"]))
-        codes = pd.Categorical(frame["channel"], categories=channels).codes.astype(np.int64)
-        offsets = np.concatenate([[0], np.cumsum([len(s) for s in split])]).astype(np.int64)
+        # vectorised split (pandas string ops, not a Python loop: a million paths are common)
+        parts = pd.Series(list(paths), dtype=object).str.split(sep, regex=False).explode()
+        parts = parts.str.strip()
+        parts = parts[parts.notna() & (parts != "")]
+        lengths = np.bincount(parts.index.to_numpy(dtype=np.int64), minlength=len(conv))
+        cat = pd.Categorical(parts.to_numpy())
+        channels = [str(c) for c in cat.categories]
+        codes = cat.codes.astype(np.int64)
+        offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
         return cls(channels, codes, offsets, conv, null,
                    value=np.asarray(value, dtype=np.float64) if value is not None else None)
 

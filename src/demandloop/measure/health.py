@@ -1,0 +1,119 @@
+"""Demand health: is the team creating demand, or harvesting a shrinking pool?
+
+Capture numbers (MQLs, form fills) can hold or rise for a quarter while the demand that feeds
+them shrinks: gated content and bought lists convert what is left. So demandloop tracks, per
+week, the indicators of demand next to those of capture:
+
+* demand: branded search visits, direct visits, AI-assistant referrals, new accounts reached
+  (first touch that week), engaged target accounts (target accounts with a touch that week);
+* capture: form fills (lead-creation touches) and MQLs (people converting for the first time,
+  plus CRM leads created).
+
+Each series gets a **Mann-Kendall trend test** (Kendall's tau of the values against time, the
+test's statistic, with scipy's tie-corrected p-value) and a **Theil-Sen slope** with its 95 %
+confidence interval (robust to outlier weeks). Only full weeks count: the partial first and
+last weeks are dropped.
+
+The alarm ("harvesting a shrinking pool") fires when at least half of the demand indicators
+that have data fall significantly (tau < 0, p < alpha) while no capture indicator does
+(capture holds or rises). A majority is required because one indicator can fall for benign
+reasons: new accounts reached always declines as a fixed market gets covered.
+
+Example:
+    >>> import numpy as np
+    >>> trend(np.arange(12.0))["direction"]
+    'rising'
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import scipy.stats as st
+
+from demandloop.measure.attribution.journeys import LEAD_ACTIVITIES
+
+DEMAND = ("branded_search", "direct", "ai_referrals", "new_accounts", "engaged_targets")
+CAPTURE = ("form_fills", "mqls")
+MIN_WEEKS = 8
+
+
+def trend(values: Any, alpha: float = 0.05) -> dict[str, Any]:
+    """Mann-Kendall test and Theil-Sen slope of a series (equally spaced)."""
+    y = np.asarray(values, dtype=float)
+    x = np.arange(len(y), dtype=float)
+    if len(y) < 3 or np.all(y == y[0]):
+        return {"tau": 0.0, "p": 1.0, "slope": 0.0, "slope_low": 0.0, "slope_high": 0.0,
+                "change": 0.0, "direction": "flat", "significant": False}
+    tau, p = st.kendalltau(x, y)
+    slope, _, low, high = st.theilslopes(y, x, alpha=0.95)
+    level = float(np.median(y)) or float(np.mean(y)) or 1.0
+    significant = bool(p < alpha)
+    direction = ("rising" if tau > 0 else "falling") if significant else "flat"
+    return {"tau": float(tau), "p": float(p), "slope": float(slope), "slope_low": float(low),
+            "slope_high": float(high), "change": float(slope * (len(y) - 1) / level),
+            "direction": direction, "significant": significant}
+
+
+def weekly(touches: pd.DataFrame, accounts: pd.DataFrame, leads: pd.DataFrame
+           ) -> pd.DataFrame:
+    """Weekly indicator series (index: week start, Monday), full weeks only.
+
+    *touches*: ts, account_id, person_id, channel, activity; *accounts*: account_id, target;
+    *leads*: created_at (CRM leads)."""
+    if touches.empty:
+        return pd.DataFrame(columns=[*DEMAND, *CAPTURE])
+    t = touches.assign(week=touches["ts"].dt.to_period("W-SUN").dt.start_time)
+    first_ts, last_ts = t["ts"].min(), t["ts"].max()
+    target = set(accounts.loc[accounts["target"].fillna(False).astype(bool), "account_id"])
+    g = t.groupby("week")
+    first_touch = t.dropna(subset=["account_id"]).groupby("account_id")["week"].min()
+    is_lead = t["activity"].isin(LEAD_ACTIVITIES)
+    new_people = t[is_lead & t["person_id"].notna()].groupby("person_id")["week"].min()
+    lead_weeks = (leads["created_at"].dropna().dt.to_period("W-SUN").dt.start_time
+                  if len(leads) else pd.Series(dtype="datetime64[us]"))
+    tt = t[t["account_id"].isin(target)]
+    s = pd.DataFrame({
+        "branded_search": g["channel"].apply(lambda c: int((c == "branded_search").sum())),
+        "direct": g["channel"].apply(lambda c: int((c == "direct").sum())),
+        "ai_referrals": g["channel"].apply(lambda c: int((c == "ai_assistant").sum())),
+        "new_accounts": first_touch.value_counts(),
+        "engaged_targets": tt.groupby("week")["account_id"].nunique(),
+        "form_fills": t[is_lead].groupby("week").size(),
+        "mqls": new_people.value_counts().add(lead_weeks.value_counts(), fill_value=0),
+    })
+    weeks = pd.date_range(s.index.min(), s.index.max(), freq="W-MON")
+    s = s.reindex(weeks).fillna(0).astype(int)
+    s.index.name = "week"
+    # only full weeks: the first week must start after the data does, the last end before
+    full = (s.index >= first_ts.normalize()) & (s.index + pd.Timedelta(days=7) <= last_ts)
+    return s[full]
+
+
+def health(series: pd.DataFrame, alpha: float = 0.05) -> dict[str, Any]:
+    """Trends of every indicator and the alarm (see the module docstring)."""
+    trends = {c: trend(series[c], alpha) for c in (*DEMAND, *CAPTURE) if c in series}
+    with_data = [c for c in DEMAND if c in series and series[c].sum() > 0]
+    falling = [c for c in with_data if trends[c]["direction"] == "falling"]
+    capture_falling = [c for c in CAPTURE if c in trends and trends[c]["direction"] == "falling"]
+    enough = len(series) >= MIN_WEEKS
+    alarm = bool(enough and with_data and len(falling) * 2 >= len(with_data)
+                 and not capture_falling)
+    if not enough:
+        verdict = f"not enough data: {len(series)} full weeks (need {MIN_WEEKS})"
+    elif alarm:
+        verdict = ("harvesting a shrinking pool: " + ", ".join(falling) + " falling while "
+                   + ", ".join(c for c in CAPTURE if c in trends) + " hold or rise")
+    elif capture_falling and falling:
+        verdict = "demand and capture both falling"
+    elif falling:
+        verdict = "some demand indicators falling: " + ", ".join(falling)
+    else:
+        verdict = "healthy: demand is not shrinking"
+    return {"weeks": len(series), "alpha": alpha, "alarm": alarm, "verdict": verdict,
+            "demand_falling": falling, "capture_falling": capture_falling,
+            "trends": trends,
+            "start": str(series.index.min().date()) if len(series) else None,
+            "end": str(series.index.max().date()) if len(series) else None}
