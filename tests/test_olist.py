@@ -86,3 +86,42 @@ def test_lead_scoring_beats_the_origin_baseline(ws, olist_dir: Path) -> None:  #
     assert 0.5 < r.baseline_auc < r.auc < 1.0  # measured: 0.605 -> 0.663
     assert r.brier < r.baseline_brier
     assert len(r.calibration) == 5 and sum(b["n"] for b in r.calibration) == test_rows
+
+
+def _olist_frame(olist_dir: Path) -> pd.DataFrame:
+    """MQLs with their won date and segment, straight from the CSVs (pandas only)."""
+    mql = pd.read_csv(olist_dir / "marketing_qualified_leads.csv")
+    deals = pd.read_csv(olist_dir / "closed_deals.csv")
+    df = mql.merge(deals[["mql_id", "won_date"]], on="mql_id", how="left")
+    df["contact"] = pd.to_datetime(df["first_contact_date"], format="%d-%m-%Y")
+    df["won_at"] = pd.to_datetime(df["won_date"], format="%d-%m-%Y %H:%M")
+    names = {"direct_traffic": "direct", "other_publicities": "other"}
+    df["channel"] = df["origin"].fillna("unknown").replace(names)
+    df["cohort"] = df["contact"].dt.strftime("%Y-%m")
+    return df
+
+
+@pytest.mark.parametrize("by", ["channel", "cohort", None])
+def test_funnel_on_olist_equals_pandas(ws, olist_dir: Path, by: str | None) -> None:  # type: ignore[no-untyped-def]
+    ws.import_olist(olist_dir)
+    df = _olist_frame(olist_dir)
+    key = df[by] if by else pd.Series("all", index=df.index)
+    expected = df.groupby(key).agg(
+        reached=("mql_id", "size"), won=("won_at", "count"),
+        days=("won_at", lambda w: ((w - df.loc[w.index, "contact"]).dt.total_seconds()
+                                   / 86400).median()))
+    got = ws.funnel(by).set_index(by or "group")
+    assert sorted(got.index) == sorted(expected.index)
+    for group, row in expected.iterrows():
+        g = got.loc[group]
+        # every Olist lead is reached and an MQL at first contact; every deal is won
+        assert g["reached"] == g["mql"] == row["reached"]
+        assert g["opportunity"] == g["won"] == row["won"]
+        assert g["mql_to_mqa"] == pytest.approx(row["won"] / row["reached"], abs=0, rel=1e-12)
+        assert g["reached_to_won"] == pytest.approx(row["won"] / row["reached"], abs=0,
+                                                    rel=1e-12)
+        if row["won"]:
+            assert g["days_reached_to_won"] == pytest.approx(row["days"], abs=1e-9)
+        else:
+            assert pd.isna(g["days_reached_to_won"])
+    assert got["reached"].sum() == 8000 and got["won"].sum() == 842

@@ -297,10 +297,15 @@ def resolve(as_json: bool = JsonOpt) -> None:
 
 
 @app.command()
-def score(as_json: bool = JsonOpt) -> None:
+def score(
+    backfill: int | None = typer.Option(
+        None, "--backfill", metavar="DAYS",
+        help="Also score every DAYS days from the first touch, so stage history has dates."),
+    as_json: bool = JsonOpt,
+) -> None:
     """Score every account: ICP fit, engagement and intent surge (run after 'resolve')."""
     with _open() as ws:
-        r = ws.score()
+        r = ws.score_history(backfill)[-1] if backfill is not None else ws.score()
         top = ws.store.con.execute(
             "SELECT entity_id AS account, round(fit, 1) AS fit, "
             "details ->> '$.fit_band' AS band, round(engagement, 1) AS engagement, "
@@ -486,6 +491,10 @@ def report_sla(as_json: bool = JsonOpt) -> None:
         return
     df = pd.DataFrame([{"stage": k, **v} for k, v in data.items()])
     out.print(_table(df, f"speed to lead (SLA {hours:g} h)", {"median_hours": "{:.1f}"}))
+
+
+# the measure stage's commands register themselves on report_app and import_app
+from demandloop import cli_measure  # noqa: E402,F401
 
 
 # -- entry point ----------------------------------------------------------------------------

@@ -294,6 +294,24 @@ class ScoreSettings(_Section):
         return self
 
 
+class MeasureSettings(_Section):
+    """Funnel, demand health and attribution."""
+
+    engaged_stage: str = Field("engaged", description="The stage that counts as engaged in "
+                               "the funnel (it and every stage below it in [score.stages]).")
+    influence_window_days: int = Field(90, ge=1, le=730, description="Pipeline influence: "
+                                       "a touch this many days before an opportunity counts.")
+    lookback_days: int = Field(0, ge=0, le=3650, description="Attribution: only touches this "
+                               "close to the conversion (0 = all history).")
+    decay_half_life_days: float = Field(7.0, gt=0, le=365,
+                                        description="Time-decay attribution half-life (days).")
+    markov_repeats: Literal["keep", "collapse"] = Field(
+        "keep", description="Markov: keep repeated consecutive channels or collapse them "
+        "(identical at order 1; ChannelAttribution collapses at order 1 and keeps above).")
+    health_alpha: float = Field(0.05, gt=0, lt=0.5,
+                                description="Demand health: significance level of trend tests.")
+
+
 class Settings(BaseSettings):
     """All settings of one workspace."""
 
@@ -310,6 +328,7 @@ class Settings(BaseSettings):
     identity: IdentitySettings = Field(default_factory=IdentitySettings)  # type: ignore[arg-type]
     enrich: EnrichSettings = Field(default_factory=EnrichSettings)
     score: ScoreSettings = Field(default_factory=ScoreSettings)  # type: ignore[arg-type]
+    measure: MeasureSettings = Field(default_factory=MeasureSettings)  # type: ignore[arg-type]
 
     @classmethod
     def settings_customise_sources(

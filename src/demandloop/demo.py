@@ -65,9 +65,13 @@ def run_demo(directory: Path, *, accounts: int = 500, days: int = 90, seed: int 
         crm = {k: ws.import_crm(k, market / f"{k}.csv")
                for k in ("accounts", "contacts", "opportunities")}
         crm["ip_ranges"] = ws.import_ip_ranges(market / "ip_ranges.csv")
+        crm["spend"] = ws.import_spend(market / "spend.csv")
         resolved = ws.resolve()
         quality = ws.resolution_quality(truth)
-        scored = ws.score()
+        t2 = time.perf_counter()
+        # every 14 days, as a scheduled job would have, so stage history carries dates
+        scored = ws.score_history(14)[-1]
+        timings["score"] = time.perf_counter() - t2
         latest = ws.scored_accounts()
         evaluation = _evaluate(ws, truth, s.start, days)
         say(f"[bold]2. Ingested[/bold] {r.inserted:,} new events ({r.duplicates:,} already "
@@ -78,6 +82,14 @@ def run_demo(directory: Path, *, accounts: int = 500, days: int = 90, seed: int 
         opps = ws.opportunities()
         ranked = ws.ranked_accounts(days=30, limit=10)
         counts = ws.counts()
+        t3 = time.perf_counter()
+        funnel = ws.funnel()
+        models = ("first_touch", "last_touch", "linear", "markov", "shapley")
+        credit = ws.attribution(models=models)
+        pipe = ws.pipeline()["summary"]
+        health, _ = ws.health()
+        report = ws.report_html(directory / "report.html")
+        timings["measure"] = time.perf_counter() - t3
     if console:
         console.print(_table(types.head(12), "3. Events by type", {"events": "{:,}"}))
         console.print(_table(channels, "4. Touches by channel and motion",
@@ -110,6 +122,20 @@ def run_demo(directory: Path, *, accounts: int = 500, days: int = 90, seed: int 
             f"{evaluation['precision']:.2f}; AUC for an opportunity in the next "
             f"{evaluation['horizon_days']} days {evaluation['auc']:.2f} (fit alone "
             f"{evaluation['auc_fit']:.2f})")
+        stages = funnel[["reached", "engaged", "mql", "mqa", "opportunity", "won"]]
+        console.print(_table(stages, "8. Funnel (accounts reaching each stage)", {}))
+        console.print(_table(credit, "9. Who gets the credit for opportunities (account "
+                             "level, by model)", dict.fromkeys(models, "{:.1f}")))
+        d = pipe["demand_influenced"]
+        console.print(f"[bold]Pipeline:[/bold] {pipe['opportunities']} opportunities, "
+                      f"{pipe['amount']:,.0f}; demand-influenced in the "
+                      f"{pipe['window_days']} days before creation: {d['opportunities']} "
+                      f"({d['share']:.0%}), sourced by demand (first touch): "
+                      f"{pipe['sourced_by_motion'].get('demand', {}).get('opportunities', 0)}")
+        style = "bold red" if health["alarm"] else "green"
+        console.print(f"[bold]Demand health[/bold] ({health['weeks']} weeks): "
+                      f"[{style}]{health['verdict']}[/]")
+        console.print(f"[bold]Report:[/bold] {report}")
         console.print(f"\nWorkspace: {directory.resolve()}  (try: demandloop -w {directory} "
                       "accounts, demandloop -w " f"{directory} status)")
         console.print(f"Done in {time.perf_counter() - t0:.1f}s.")
@@ -122,5 +148,9 @@ def run_demo(directory: Path, *, accounts: int = 500, days: int = 90, seed: int 
         "events_by_type": types.to_dict("records"),
         "channels": channels.to_dict("records"),
         "top_accounts": ranked.astype(object).where(ranked.notna(), None).to_dict("records"),
+        "funnel": funnel.astype(object).where(funnel.notna(), None).to_dict("records"),
+        "attribution": credit.to_dict("records"), "pipeline": pipe,
+        "health": {k: health[k] for k in ("weeks", "alarm", "verdict", "demand_falling")},
+        "report": str(report),
         "seconds": timings | {"total": time.perf_counter() - t0},
     }

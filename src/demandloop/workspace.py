@@ -20,19 +20,22 @@ from demandloop import explain, pipeline
 from demandloop.collect.crm import read_crm_csv
 from demandloop.collect.olist import read_olist
 from demandloop.collect.segment import Limits
+from demandloop.collect.spend import read_spend_csv
 from demandloop.compute import Tables, tables
 from demandloop.config import Settings
 from demandloop.domains import alias_map
 from demandloop.errors import UsageError
-from demandloop.measure import overview, resolution
+from demandloop.measure import overview, resolution, views
+from demandloop.measure.attribution import DEFAULT_MODELS
 from demandloop.measure.sla import sla as sla_report
 from demandloop.pipeline import ResolveResult
 from demandloop.resolve.ipranges import read_ip_ranges
 from demandloop.score import predictive
 from demandloop.score import run as score_run
 from demandloop.store import Store, export_parquet, import_parquet
-from demandloop.store.crm import import_crm, import_ip_ranges, import_leads
+from demandloop.store.crm import import_crm, import_ip_ranges, import_leads, import_spend
 from demandloop.store.events import IngestResult, Progress, ingest_files
+from demandloop.store.measure import frames
 
 
 class Workspace:
@@ -107,6 +110,11 @@ class Workspace:
         return {"accounts": len(data.accounts), "leads": len(data.leads),
                 "opportunities": len(data.opportunities)}
 
+    def import_spend(self, path: str | Path) -> int:
+        """Import a spend CSV (date, channel, campaign, spend, impressions, clicks); rows for
+        a date/channel/campaign already stored are replaced."""
+        return import_spend(self.store, read_spend_csv(Path(path)).rows)
+
     def import_ip_ranges(self, path: str | Path) -> int:
         """Import company IP ranges (``cidr`` or ``start,end`` + ``domain``/``organisation``)."""
         ranges = read_ip_ranges(Path(path))
@@ -120,6 +128,27 @@ class Workspace:
     def score(self, as_of: dt.datetime | None = None) -> score_run.ScoreResult:
         """Fit, engagement and intent surge for every account, stored as a snapshot."""
         return score_run.run(self.store, self.settings, as_of)
+
+    def score_history(self, every_days: int, since: dt.datetime | None = None
+                      ) -> list[score_run.ScoreResult]:
+        """Score at every *every_days* from *since* (default: the first touch) up to now, in
+        order, so stage changes carry their real dates (what a daily job would have
+        recorded); ends with a run at the latest touch."""
+        if every_days < 1:
+            raise UsageError("--backfill needs a number of days >= 1")
+        with self.store.reader() as cur:
+            row = cur.execute("SELECT min(ts), max(ts) FROM touches WHERE workspace_id = ?",
+                              [self.store.workspace_id]).fetchone()
+        first, last = row if row else (None, None)
+        if first is None:
+            return [self.score()]
+        at = pd.Timestamp(since or first).normalize() + pd.Timedelta(days=every_days)
+        results = []
+        while at < pd.Timestamp(last):
+            results.append(self.score(at.to_pydatetime()))
+            at += pd.Timedelta(days=every_days)
+        results.append(self.score())
+        return results
 
     def account_scores(self, as_of: dt.datetime) -> pd.DataFrame:
         """Fit, engagement and surge per account at *as_of*, computed without storing."""
@@ -293,6 +322,45 @@ class Workspace:
 
     def lead_conversion(self, by: str = "origin") -> pd.DataFrame:
         return overview.lead_conversion(self.tables, by)
+
+    # -- measure ------------------------------------------------------------------------------
+    def funnel(self, by: str | None = None) -> pd.DataFrame:
+        """Reach -> engaged -> MQL -> MQA -> opportunity -> won, overall or by a dimension
+        (channel, motion, band, industry, size, target, cohort); see measure.funnel."""
+        return views.funnel(frames(self.store), self.settings, by)
+
+    def milestones(self) -> pd.DataFrame:
+        """One row per account: the date it reached each funnel stage, and its dimensions."""
+        return views.milestones(frames(self.store), self.settings)
+
+    def health(self) -> tuple[dict[str, Any], pd.DataFrame]:
+        """Demand-health trends, the shrinking-pool alarm and the weekly series."""
+        return views.health(frames(self.store, "touches", "accounts", "leads"), self.settings)
+
+    def attribution(self, *, level: str = "account", outcome: str = "opportunity",
+                    models: tuple[str, ...] = DEFAULT_MODELS, measure: str = "conversions"
+                    ) -> pd.DataFrame:
+        """Credit per channel under each model, side by side (see measure.attribution)."""
+        return views.attribution(frames(self.store), self.settings, level=level,
+                                 outcome=outcome, models=models, measure=measure)
+
+    def pipeline(self) -> dict[str, Any]:
+        """Pipeline sourced vs influenced, per channel and motion."""
+        return views.pipeline(frames(self.store, "touches", "opportunities"), self.settings)
+
+    def report_html(self, path: str | Path) -> Path:
+        """Write the self-contained HTML report (funnel, attribution, demand health,
+        scorecard) to *path*; returns the resolved path."""
+        target = Path(path)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        page = views.report(frames(self.store), self.settings, self.directory.resolve().name)
+        target.write_text(page, encoding="utf-8")
+        return target.resolve()
+
+    def scorecard(self) -> dict[str, Any]:
+        """Demand gen vs lead gen: the published rubric next to this workspace's figures."""
+        return views.scorecard(frames(self.store, "touches", "opportunities", "scores"),
+                               self.settings)
 
 
 def open(path: str | Path = ".", **kwargs: Any) -> Workspace:  # noqa: A001 - mirrors io.open

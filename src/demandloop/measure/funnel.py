@@ -27,7 +27,7 @@ Example:
     ...     "won_at": pd.to_datetime(["2026-01-11", None])})
     >>> f = funnel(m)
     >>> f.loc[0, ["reached", "won", "reached_to_won", "days_reached_to_won"]].tolist()
-    [2, 1, 0.5, 10.0]
+    [2.0, 1.0, 0.5, 10.0]
 """
 
 from __future__ import annotations
@@ -125,8 +125,8 @@ def milestones(*, accounts: pd.DataFrame, touches: pd.DataFrame, leads: pd.DataF
 def _at_least(m: pd.DataFrame) -> pd.DataFrame:
     """Stage dates as 'reached this stage or any later one' (backward running minimum)."""
     cols = [f"{s}_at" for s in STAGES]
-    d = pd.DataFrame({c: m[c] if c in m else pd.NaT for c in cols}, index=m.index)
-    d = d.apply(lambda col: pd.to_datetime(col))
+    d = pd.DataFrame({c: pd.to_datetime(m[c]) if c in m else pd.NaT for c in cols},
+                     index=m.index)
     for i in range(len(cols) - 2, -1, -1):
         d[cols[i]] = d[[cols[i], cols[i + 1]]].min(axis=1)
     return d

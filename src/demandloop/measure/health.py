@@ -48,12 +48,14 @@ def trend(values: Any, alpha: float = 0.05) -> dict[str, Any]:
         return {"tau": 0.0, "p": 1.0, "slope": 0.0, "slope_low": 0.0, "slope_high": 0.0,
                 "change": 0.0, "direction": "flat", "significant": False}
     tau, p = st.kendalltau(x, y)
-    slope, _, low, high = st.theilslopes(y, x, alpha=0.95)
-    level = float(np.median(y)) or float(np.mean(y)) or 1.0
+    slope, intercept, low, high = st.theilslopes(y, x, alpha=0.95)
+    # change: the fitted line's last week against its first (relative), floored at -100 %
+    start = float(intercept) if intercept > 0 else (float(np.mean(y)) or 1.0)
     significant = bool(p < alpha)
     direction = ("rising" if tau > 0 else "falling") if significant else "flat"
     return {"tau": float(tau), "p": float(p), "slope": float(slope), "slope_low": float(low),
-            "slope_high": float(high), "change": float(slope * (len(y) - 1) / level),
+            "slope_high": float(high),
+            "change": max(-1.0, float(slope * (len(y) - 1) / start)),
             "direction": direction, "significant": significant}
 
 
@@ -88,8 +90,10 @@ def weekly(touches: pd.DataFrame, accounts: pd.DataFrame, leads: pd.DataFrame
     s = s.reindex(weeks).fillna(0).astype(int)
     s.index.name = "week"
     # only full weeks: the first week must start after the data does, the last end before
-    full = (s.index >= first_ts.normalize()) & (s.index + pd.Timedelta(days=7) <= last_ts)
-    return s[full]
+    starts = pd.DatetimeIndex(s.index)
+    full = (starts >= first_ts.normalize()) & (starts + pd.Timedelta(days=7) <= last_ts)
+    out: pd.DataFrame = s[full]
+    return out
 
 
 def health(series: pd.DataFrame, alpha: float = 0.05) -> dict[str, Any]:

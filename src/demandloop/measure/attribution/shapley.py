@@ -7,7 +7,10 @@ Shapley values in the game restricted to subsets of T; those values sum to ``v(T
 conversion is split in proportion and the credit over all journeys adds up to the total
 conversions. A coalition no journey saw alone takes the best rate of any sub-coalition that
 was seen (adding a channel is assumed never to hurt), 0 if none. A channel whose Shapley
-value in a set is negative (journeys with it convert less) gets no credit there. If
+value in a set is negative (journeys with it convert less) gets no credit there. Rates are
+smoothed towards the overall rate by :data:`PRIOR` pseudo-journeys (empirical Bayes), so with
+few journeys per channel set (account-level data) no set seen once dominates; with thousands
+per set the smoothing is negligible. If
 conversion is additive in channels (``P(conv | T) = sum of b_c``), channel c is credited
 exactly ``b_c`` x journeys exposed to c: its incremental conversions.
 
@@ -37,6 +40,8 @@ from demandloop.errors import InputError
 from demandloop.measure.attribution.journeys import F64, I64, Journeys
 
 EXACT_LIMIT = 16
+#: pseudo-journeys at the overall conversion rate added to every channel set's rate
+PRIOR = 10.0
 
 
 def _popcount(x: I64) -> I64:
@@ -107,11 +112,15 @@ def _lookup(rate: dict[int, float], obs: I64, obs_rate: F64) -> Callable[[int], 
     return value_of
 
 
-def _set_credit(j: Journeys, samples: int, seed: int) -> dict[int, F64]:
+def _set_credit(j: Journeys, samples: int, seed: int, prior: float = PRIOR
+                ) -> dict[int, F64]:
     """For every observed channel set (mask), each member's share of one conversion."""
     uniq, n, conv = _rates(j)
-    rate = dict(zip(uniq.tolist(), np.divide(conv, n, out=np.zeros(len(n)), where=n > 0)
-                    .tolist(), strict=True))
+    overall = conv.sum() / n.sum() if n.sum() > 0 else 0.0
+    # empirical Bayes: each set's rate is shrunk towards the overall rate by `prior`
+    # pseudo-journeys, so a set seen once (rate 0 or 1) cannot dominate the game
+    smoothed = (conv + prior * overall) / (n + prior)
+    rate = dict(zip(uniq.tolist(), smoothed.tolist(), strict=True))
     obs = np.array(list(rate), dtype=np.int64)
     obs_rate = np.array(list(rate.values()))
     rng = np.random.default_rng(seed)
@@ -143,8 +152,8 @@ def _set_credit(j: Journeys, samples: int, seed: int) -> dict[int, F64]:
     return out
 
 
-def shapley(j: Journeys, value: str = "rate", samples: int = 2000, seed: int = 0
-            ) -> pd.DataFrame:
+def shapley(j: Journeys, value: str = "rate", samples: int = 2000, seed: int = 0,
+            prior: float = PRIOR) -> pd.DataFrame:
     """Shapley credit per channel (columns channel, conversions, value); see the module
     docstring for the two value functions."""
     if value not in ("rate", "count"):
@@ -153,7 +162,7 @@ def shapley(j: Journeys, value: str = "rate", samples: int = 2000, seed: int = 0
     if value == "count":
         table = {t: _even(t, len(j.channels)) for t in np.unique(sets).tolist()}
     else:
-        table = _set_credit(j, samples, seed)
+        table = _set_credit(j, samples, seed, prior)
     shares = np.array([table[t] for t in sets.tolist()]).reshape(j.n, len(j.channels))
     conv = shares.T @ j.conversions
     val = shares.T @ j.value if j.value is not None else np.zeros(len(j.channels))
@@ -166,12 +175,12 @@ def _even(t: int, k: int) -> F64:
 
 
 def ordered_shapley(j: Journeys, value: str = "rate", max_position: int = 5,
-                    samples: int = 2000, seed: int = 0) -> pd.DataFrame:
+                    samples: int = 2000, seed: int = 0, prior: float = PRIOR) -> pd.DataFrame:
     """Shapley credit split over touch positions: columns channel, position (1 = first
     touch; the last bucket holds ``max_position`` and later), conversions, value."""
     sets = j.channel_sets()
     table = ({t: _even(t, len(j.channels)) for t in np.unique(sets).tolist()}
-             if value == "count" else _set_credit(j, samples, seed))
+             if value == "count" else _set_credit(j, samples, seed, prior))
     jstep = j.journey_of_step
     pos = np.arange(len(j.steps)) - j.offsets[jstep]
     # a channel's share of its journey, split evenly over the steps where it appears

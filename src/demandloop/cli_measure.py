@@ -1,0 +1,168 @@
+"""``demandloop report funnel|health|attribution|pipeline|scorecard|html`` and
+``demandloop import spend``: the measure stage's commands (registered on the main CLI)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import typer
+
+from demandloop.cli import _json, _open, _records, _table, import_app, out, report_app
+from demandloop.errors import UsageError
+from demandloop.measure.attribution import ALL_MODELS, DEFAULT_MODELS
+from demandloop.measure.funnel import DIMENSIONS, STAGES
+
+JsonOpt = typer.Option(False, "--json", help="Print JSON instead of tables.")
+CsvOpt = typer.Option(False, "--csv", help="Print CSV instead of tables.")
+
+
+def _emit(df: pd.DataFrame, title: str, as_json: bool, as_csv: bool,
+          formats: dict[str, str] | None = None, extra: dict[str, Any] | None = None) -> None:
+    if as_json and as_csv:
+        raise UsageError("--json and --csv cannot be used together")
+    if as_json:
+        _json({**(extra or {}), "rows": _records(df)} if extra else _records(df))
+    elif as_csv:
+        df.to_csv(sys.stdout, index=False)
+    else:
+        out.print(_table(df, title, formats))
+
+
+@import_app.command("spend")
+def import_spend(file: Path = typer.Argument(..., help="CSV: date, channel, campaign, spend, "
+                                             "impressions, clicks.")) -> None:
+    """Import ad/program spend (for CPL, cost per opportunity and ROI in the funnel)."""
+    with _open() as ws:
+        n = ws.import_spend(file)
+    out.print(f"{n:,} spend rows imported from {file}")
+
+
+@report_app.command("funnel")
+def report_funnel(
+    by: str | None = typer.Option(None, "--by", help=f"One of {', '.join(DIMENSIONS)}."),
+    as_json: bool = JsonOpt, as_csv: bool = CsvOpt,
+) -> None:
+    """Reach -> engaged -> MQL -> MQA -> opportunity -> won: counts, rates, velocity."""
+    with _open() as ws:
+        df = ws.funnel(by)
+    if not (as_json or as_csv):
+        key = by or "group"
+        rates = {c: _short(c) for c in df.columns if "_to_" in c and not c.startswith("days_")}
+        days = {c: _short(c) for c in df.columns if c.startswith("days_")}
+        money = [c for c in ("pipeline", "revenue", "spend", "cpl", "cost_per_opp", "roi")
+                 if c in df.columns]
+        title = f"funnel{' by ' + by if by else ''}"
+        out.print(_table(df[[key, *STAGES]], f"{title}: accounts reaching each stage"))
+        out.print(_table(df[[key, *rates]].rename(columns=rates),
+                         f"{title}: conversion from stage to stage",
+                         dict.fromkeys(rates.values(), "{:.1%}")))
+        out.print(_table(df[[key, *days]].rename(columns=days),
+                         f"{title}: velocity (median days)",
+                         dict.fromkeys(days.values(), "{:.1f}")))
+        if money:
+            out.print(_table(df[[key, *money]], f"{title}: money",
+                             {**dict.fromkeys(money, "{:,.0f}"), "roi": "{:.2f}"}))
+        return
+    _emit(df, "funnel", as_json, as_csv)
+
+
+_ABBREV = {"reached": "reach", "engaged": "eng", "opportunity": "opp"}
+
+
+def _short(column: str) -> str:
+    """``days_reached_to_engaged`` -> ``reach>eng`` for narrow terminals."""
+    a, b = column.removeprefix("days_").split("_to_")
+    return f"{_ABBREV.get(a, a)}>{_ABBREV.get(b, b)}"
+
+
+@report_app.command("health")
+def report_health(as_json: bool = JsonOpt, as_csv: bool = CsvOpt) -> None:
+    """Demand vs capture trends (Mann-Kendall, Theil-Sen) and the shrinking-pool alarm."""
+    with _open() as ws:
+        summary, series = ws.health()
+    if as_csv:
+        series.reset_index().to_csv(sys.stdout, index=False)
+        return
+    if as_json:
+        _json({**summary, "series": _records(series.reset_index())})
+        return
+    rows = pd.DataFrame([{"indicator": k, **{f: v[f] for f in ("tau", "p", "slope",
+                                                                "change", "direction")}}
+                         for k, v in summary["trends"].items()])
+    out.print(_table(rows, f"demand health, {summary['weeks']} full weeks "
+                     f"({summary['start']} to {summary['end']})",
+                     {"tau": "{:+.2f}", "p": "{:.3f}", "slope": "{:+.2f}",
+                      "change": "{:+.0%}"}))
+    style = "bold red" if summary["alarm"] else "green"
+    out.print(f"[{style}]{'ALARM: ' if summary['alarm'] else ''}{summary['verdict']}[/]")
+
+
+@report_app.command("attribution")
+def report_attribution(
+    level: str = typer.Option("account", "--level", help="account or person."),
+    outcome: str = typer.Option("opportunity", "--outcome",
+                                help="account level: opportunity or won."),
+    models: str = typer.Option(",".join(DEFAULT_MODELS), "--models",
+                               help=f"Comma-separated: {', '.join(ALL_MODELS)}."),
+    measure: str = typer.Option("conversions", "--measure", help="conversions or value."),
+    as_json: bool = JsonOpt, as_csv: bool = CsvOpt,
+) -> None:
+    """Credit per channel under each attribution model, side by side."""
+    names = tuple(m.strip() for m in models.split(",") if m.strip())
+    with _open() as ws:
+        df = ws.attribution(level=level, outcome=outcome, models=names, measure=measure)
+    fmt = "{:,.0f}" if measure == "value" else "{:.2f}"
+    _emit(df, f"attribution ({level} level, {outcome if level == 'account' else 'lead'}; "
+          f"{measure})", as_json, as_csv, dict.fromkeys(names, fmt))
+
+
+@report_app.command("pipeline")
+def report_pipeline(as_json: bool = JsonOpt, as_csv: bool = CsvOpt) -> None:
+    """Pipeline sourced (first touch) vs influenced (touch in the window) per channel."""
+    with _open() as ws:
+        data = ws.pipeline()
+    s = data["summary"]
+    if as_json:
+        _json({"summary": s, "channels": _records(data["channels"])})
+        return
+    if not as_csv:
+        d = s["demand_influenced"]
+        out.print(f"{s['opportunities']:,} opportunities, {s['amount']:,.0f} pipeline, "
+                  f"{s['won']:,.0f} won; demand-influenced ({s['window_days']} days): "
+                  f"{d['opportunities']:,} ({d['share']:.0%}), {d['amount']:,.0f} pipeline, "
+                  f"{d['won']:,.0f} won")
+    money = ("sourced_amount", "sourced_won", "influenced_amount", "influenced_won")
+    _emit(data["channels"], "pipeline by channel", False, as_csv,
+          dict.fromkeys(money, "{:,.0f}"))
+
+
+@report_app.command("scorecard")
+def report_scorecard(as_json: bool = JsonOpt, as_csv: bool = CsvOpt) -> None:
+    """Demand gen vs lead gen: the published rubric next to your measured criteria."""
+    with _open() as ws:
+        data = ws.scorecard()
+    if as_json:
+        _json({**{k: v for k, v in data.items() if k not in ("card", "channels")},
+               "card": _records(data["card"]), "channels": _records(data["channels"])})
+        return
+    _emit(data["card"], "program scorecard (0-10 per criterion)", False, as_csv,
+          {c: "{:.1f}" for c in data["card"].columns if c not in ("criterion",)})
+    if not as_csv:
+        out.print(f"published: {data['published_verdict']}  (totals "
+                  f"{data['published_totals']['demand_gen']:g} vs "
+                  f"{data['published_totals']['lead_gen']:g})")
+        out.print(f"with your measured criteria: {data['blended_verdict']}")
+        for seg, rec in data["segments"].items():
+            out.print(f"{seg}: favour {rec['favour'].replace('_', ' ')} "
+                      f"({rec['totals']['demand_gen']:g} vs {rec['totals']['lead_gen']:g})")
+
+
+@report_app.command("html")
+def report_html(path: Path = typer.Argument(..., help="Where to write the report.")) -> None:
+    """One self-contained HTML report: funnel, attribution, demand health, scorecard."""
+    with _open() as ws:
+        written = ws.report_html(path)
+    out.print(f"wrote {written}")

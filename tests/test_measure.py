@@ -1,0 +1,186 @@
+"""Funnel on a simulated market, spend and ROI, the scorecard, the report commands, and the
+HTML report in a real browser."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import shutil
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+import demandloop
+from demandloop.errors import InputError
+from demandloop.measure.scorecard import CRITERIA, published, scorecard, totals
+
+
+@pytest.fixture(scope="module")
+def market_ws(market: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A scored workspace of the session's simulated market, with its spend."""
+    d = tmp_path_factory.mktemp("measure")
+    with demandloop.open(d) as ws:
+        ws.ingest(market / "events.jsonl")
+        for kind in ("accounts", "contacts", "opportunities"):
+            ws.import_crm(kind, market / f"{kind}.csv")
+        ws.import_ip_ranges(market / "ip_ranges.csv")
+        ws.import_spend(market / "spend.csv")
+        ws.resolve()
+        ws.score_history(7)
+    return d
+
+
+def test_funnel_counts_match_the_store_and_spend_gives_cpl_and_roi(market_ws: Path,
+                                                                    market: Path) -> None:
+    with demandloop.open(market_ws) as ws:
+        overall = ws.funnel().iloc[0]
+        by_channel = ws.funnel("channel").set_index("channel")
+        touches, opps = ws.touches(), ws.opportunities()
+        changes = ws.store.con.execute(
+            "SELECT DISTINCT entity_id FROM stage_changes WHERE entity = 'account' AND "
+            "to_stage IN ('mqa', 'opportunity', 'customer')").df()
+    reached = set(touches["account_id"].dropna())
+    with_opp = set(opps.loc[opps["created_at"].notna(), "account_id"])
+    assert overall["reached"] == len(reached | with_opp)
+    assert overall["opportunity"] == len(with_opp)
+    assert overall["won"] == opps.loc[opps["won"], "account_id"].nunique()
+    assert overall["mqa"] == len(set(changes["entity_id"]) | with_opp)
+    stages = ["reached", "engaged", "mql", "mqa", "opportunity", "won"]
+    assert all(overall[a] >= overall[b] for a, b in zip(stages, stages[1:], strict=False))
+    assert by_channel["reached"].sum() == overall["reached"]
+    # CPL and ROI against the spend file, summed here with the csv module
+    spend: dict[str, float] = {}
+    with (market / "spend.csv").open() as fh:
+        for row in csv.DictReader(fh):
+            spend[row["channel"]] = spend.get(row["channel"], 0.0) + float(row["spend"])
+    for channel, total in spend.items():
+        if channel not in by_channel.index:
+            continue
+        row = by_channel.loc[channel]
+        assert row["spend"] == pytest.approx(total)
+        if row["mqls"]:
+            assert row["cpl"] == pytest.approx(total / row["mqls"])
+        assert row["roi"] == pytest.approx((row["revenue"] - total) / total)
+
+
+def test_spend_reimport_replaces_and_bad_files_write_nothing(tmp_path: Path) -> None:
+    f = tmp_path / "spend.csv"
+    f.write_text("Day,Platform,Campaign name,Amount spent (USD),Impressions,Clicks\n"
+                 "2026-01-05,Paid Social,q1-abm,\"1,200.50\",100000,800\n"
+                 "2026-01-05,Paid Search,brand,300,,40\n")
+    with demandloop.open(tmp_path / "w") as ws:
+        assert ws.import_spend(f) == 2
+        assert ws.import_spend(f) == 2  # the same rows again: replaced, not doubled
+        got = ws.store.con.execute("SELECT channel, sum(spend) FROM spend GROUP BY 1 "
+                                   "ORDER BY 1").fetchall()
+        assert got == [("paid_search", 300.0), ("paid_social", 1200.5)]
+        bad = tmp_path / "bad.csv"
+        bad.write_text("date,channel,spend\n2026-01-06,email,12\n2026-13-01,email,5\n")
+        with pytest.raises(InputError) as e:
+            ws.import_spend(bad)
+        assert e.value.problems == [f"{bad}:3: '2026-13-01' is not a date (use YYYY-MM-DD "
+                                    "or ISO-8601)"]
+        assert ws.store.con.execute("SELECT count(*) FROM spend").fetchone() == (2,)
+
+
+def test_published_scorecard_totals_and_segments() -> None:
+    card = published()
+    assert list(card["criterion"]) == list(CRITERIA)
+    assert totals(card) == {"demand_gen": 66.0, "lead_gen": 59.0}
+    weighted = published({"speed_to_outcome": 3.0})
+    assert totals(weighted) == {"demand_gen": 66.0 + 2 * 6, "lead_gen": 59.0 + 2 * 9}
+
+
+def test_measured_criteria_from_touches() -> None:
+    ts = pd.to_datetime
+    touches = pd.DataFrame({
+        "account_id": ["a", "a", "b", "b", None, "c"],
+        "ts": ts(["2026-01-01", "2026-02-01", "2026-01-10", "2026-01-12", "2026-01-03",
+                  "2026-01-05"]),
+        "channel": ["events", "branded_search", "paid_search", "email", "events",
+                    "paid_search"],
+        "motion": ["demand", "capture", "capture", "capture", "demand", "capture"]})
+    opps = pd.DataFrame({"opportunity_id": ["o1", "o2"], "account_id": ["a", "b"],
+                         "created_at": ts(["2026-03-02", "2026-01-17"])})
+    fit = pd.DataFrame({"account_id": ["a", "b"], "fit": [80.0, 20.0]})
+    r = scorecard(touches, opps, fit)
+    card = r["card"].set_index("criterion")
+    # demand: o1 sourced 60 days after the events touch; a came back 31 days later on its own
+    assert card.loc["speed_to_outcome", "demand_gen_measured"] == pytest.approx(
+        round(10 * (__import__("math").log(180 / 60)) / __import__("math").log(180 / 7), 1))
+    assert card.loc["compounding", "demand_gen_measured"] == 10.0
+    assert card.loc["measurement_verifiability", "demand_gen_measured"] == 5.0  # 1 of 2
+    assert card.loc["low_quality_pipeline_risk", "demand_gen_measured"] == 10.0
+    assert card.loc["low_quality_pipeline_risk", "lead_gen_measured"] == 0.0  # b: fit 20
+    assert card.loc["speed_to_outcome", "lead_gen_measured"] == 10.0  # 7 days: the cap
+    assert card.loc["objective_clarity", "demand_gen_blended"] == 9  # published kept
+    assert r["segments"]["enterprise"]["favour"] == "demand_gen"
+    assert r["segments"]["small_business"]["favour"] == "lead_gen"
+
+
+def test_report_commands(cli, market_ws: Path) -> None:  # type: ignore[no-untyped-def]
+    w = str(market_ws)
+    code, out, _ = cli("-w", w, "report", "funnel", "--by", "motion", "--json")
+    assert code == 0 and {r["motion"] for r in json.loads(out)} <= {"demand", "capture",
+                                                                     "sales", "(none)"}
+    code, out, _ = cli("-w", w, "report", "funnel", "--csv")
+    assert code == 0 and out.splitlines()[0].startswith("group,reached,engaged,mql")
+    code, out, _ = cli("-w", w, "report", "attribution", "--models", "linear,markov",
+                       "--json")
+    rows = json.loads(out)
+    with demandloop.open(market_ws) as ws:
+        opps = ws.opportunities()
+    assert code == 0 and sum(r["markov"] for r in rows) == pytest.approx(
+        sum(r["linear"] for r in rows))
+    assert sum(r["linear"] for r in rows) <= opps["created_at"].notna().sum()
+    code, out, _ = cli("-w", w, "report", "health", "--json")
+    assert code == 0 and "alarm" in json.loads(out)
+    code, out, _ = cli("-w", w, "report", "pipeline", "--json")
+    assert code == 0 and json.loads(out)["summary"]["window_days"] == 90
+    code, out, _ = cli("-w", w, "report", "scorecard")
+    assert code == 0 and "published: demand generation leads by 7 points" in out
+    code, _, err = cli("-w", w, "report", "attribution", "--models", "markov_9")
+    assert code == 3 and "unknown attribution model(s): markov_9" in err
+    code, _, err = cli("-w", w, "report", "funnel", "--json", "--csv")
+    assert code == 2 and "cannot be used together" in err
+
+
+def _chromium() -> str | None:
+    return shutil.which("chromium") or (
+        "/usr/bin/chromium" if Path("/usr/bin/chromium").exists() else None)
+
+
+def test_html_report_opens_in_chromium(cli, market_ws: Path, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    browser = _chromium()
+    if browser is None:
+        if os.environ.get("DEMANDLOOP_REQUIRE_BROWSER"):
+            pytest.fail("chromium is required here (DEMANDLOOP_REQUIRE_BROWSER is set)")
+        pytest.skip("Debian's chromium is not installed")
+    sync_playwright = pytest.importorskip("playwright.sync_api").sync_playwright
+    report = tmp_path / "report.html"
+    code, out, _ = cli("-w", str(market_ws), "report", "html", str(report))
+    assert code == 0 and str(report) in out.replace("\n", "")
+    page_html = report.read_text()
+    assert "http://" not in page_html and "https://" not in page_html  # self-contained
+    with demandloop.open(market_ws) as ws:
+        reached = int(ws.funnel().iloc[0]["reached"])
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=browser, headless=True,
+                              args=["--no-sandbox", "--disable-gpu",
+                                    "--disable-background-networking"])
+        page = b.new_page(viewport={"width": 1200, "height": 900})
+        errors: list[str] = []
+        page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        page.goto(report.as_uri())
+        shot = tmp_path / "report.png"
+        page.screenshot(path=str(shot), full_page=True)
+        charts = page.locator("svg").count()
+        funnel_text = page.locator("svg[aria-label=funnel]").text_content() or ""
+        height = page.evaluate("document.body.scrollHeight")
+        b.close()
+    assert errors == []
+    assert charts == 3 and f"{reached:,}" in funnel_text
+    assert shot.stat().st_size > 50_000 and height > 2000
