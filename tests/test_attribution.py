@@ -204,3 +204,23 @@ def test_compare_puts_every_model_side_by_side() -> None:
     table = compare(j, ("linear", "markov", "markov_2", "shapley"))
     for m in ("linear", "markov", "markov_2", "shapley"):
         assert table[m].sum() == pytest.approx(j.total_conversions)
+
+
+def test_ordered_shapley_splits_each_channels_credit_over_positions() -> None:
+    from demandloop.measure.attribution.shapley import ordered_shapley
+
+    j = simulate_journeys(20_000, seed=8).journeys
+    flat = shapley(j).set_index("channel")["conversions"]
+    ordered = ordered_shapley(j, max_position=4)
+    assert set(ordered["position"]) == {1, 2, 3, 4}
+    by_channel = ordered.groupby("channel")["conversions"].sum()
+    assert by_channel[flat.index].to_numpy() == pytest.approx(flat.to_numpy(), rel=1e-9)
+    # Zhao et al.'s simplified variant: an even split over each journey's distinct channels
+    counts = shapley(j, value="count").set_index("channel")["conversions"]
+    sets = j.channel_sets()
+    expected = {c: 0.0 for c in j.channels}
+    for mask, conv in zip(sets.tolist(), j.conversions.tolist(), strict=True):
+        members = [c for b, c in enumerate(j.channels) if mask >> b & 1]
+        for c in members:
+            expected[c] += conv / len(members)
+    assert counts.to_dict() == pytest.approx(expected, rel=1e-9)
