@@ -99,7 +99,14 @@ def markov(j: Journeys, order: int = 1, repeats: str = "keep") -> MarkovResult:
         members = np.eye(nch, dtype=bool)
     else:
         codes, jstate, counts = _states(steps, offsets, order, nch + 1)
-        uniq, state_ids = np.unique(codes, return_inverse=True)
+        space = (nch + 1) ** order
+        if space <= 1 << 24:  # codes index a small table: O(n) instead of sorting them
+            seen = np.zeros(space, dtype=bool)
+            seen[codes] = True
+            uniq = np.flatnonzero(seen).astype(np.int64)
+            state_ids = (np.cumsum(seen) - 1)[codes]
+        else:
+            uniq, state_ids = np.unique(codes, return_inverse=True)
         m = len(uniq)
         members = np.zeros((m, nch), dtype=bool)
         rest = uniq.copy()
@@ -114,7 +121,11 @@ def markov(j: Journeys, order: int = 1, repeats: str = "keep") -> MarkovResult:
     inner = np.ones(len(state_ids), dtype=bool)
     inner[last] = False
     src, dst = state_ids[inner], state_ids[np.flatnonzero(inner) + 1]
-    q_counts = sp.coo_matrix((w[jstate[inner]], (src, dst)), shape=(m, m)).tocsr()
+    if m <= 2048:  # few states: one bincount over the dense matrix beats sparse summing
+        dense = np.bincount(src * m + dst, w[jstate[inner]], minlength=m * m)
+        q_counts = sp.csr_matrix(dense.reshape(m, m))
+    else:
+        q_counts = sp.coo_matrix((w[jstate[inner]], (src, dst)), shape=(m, m)).tocsr()
     to_conv = np.bincount(state_ids[last], j.conversions, minlength=m)
     to_null = np.bincount(state_ids[last], j.nulls, minlength=m)
     start = np.bincount(state_ids[first], w, minlength=m)
