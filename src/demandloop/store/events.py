@@ -92,8 +92,10 @@ def append_events(
     limits: Limits,
     skip_invalid: bool = False,
     received_at: dt.datetime | None = None,
+    workspace_id: str | None = None,
 ) -> IngestResult:
-    """Validate and store already-split documents (one JSON text per row).
+    """Validate and store already-split documents (one JSON text per row), in
+    *workspace_id* (default: the store's) when one database holds several workspaces.
 
     Example:
         >>> import pyarrow as pa
@@ -102,7 +104,7 @@ def append_events(
         >>> append_events(s, [Batch("x.jsonl", t)], limits=Limits()).inserted
         1
     """
-    with _Stager(store, limits, received_at) as st:
+    with _Stager(store, limits, received_at, workspace_id) as st:
         for batch in batches:
             st.stage_chunk(batch.source, Chunk(batch.table, 0, batch.unit))
         return st.land(skip_invalid)
@@ -111,8 +113,10 @@ def append_events(
 class _Stager:
     """Stages sources into one temp table, then lands them in a single transaction."""
 
-    def __init__(self, store: Store, limits: Limits, received_at: dt.datetime | None) -> None:
+    def __init__(self, store: Store, limits: Limits, received_at: dt.datetime | None,
+                 workspace_id: str | None = None) -> None:
         self.store = store
+        self.workspace_id = workspace_id or store.workspace_id
         self.limits = limits
         self.params = {
             "received_at": received_at or dt.datetime.now(dt.UTC).replace(tzinfo=None)
@@ -239,7 +243,7 @@ class _Stager:
                 ANTI JOIN (SELECT message_id FROM events WHERE workspace_id = $ws) e
                     USING (message_id)
                 """,
-                {"ws": self.store.workspace_id},
+                {"ws": self.workspace_id},
             ).fetchone()
             cur.execute("COMMIT")
         except BaseException:

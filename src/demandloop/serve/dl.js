@@ -1,0 +1,84 @@
+/* demandloop browser snippet: page views, identify on form submit, first-party anonymous id.
+   <script async src="https://COLLECTOR/dl.js?k=WRITE_KEY"></script>   then dl.track(...) */
+(function (w, d) {
+  var cfg = __CONFIG__;
+  var s = d.currentScript, src = s && s.src ? new URL(s.src) : null;
+  var key = (s && s.getAttribute("data-write-key")) || (src && src.searchParams.get("k"));
+  var api = (s && s.getAttribute("data-api")) || (src ? src.origin : "");
+  var n = w.navigator, noop = function () {};
+  if (!key || (cfg.respectPrivacy && (n.doNotTrack === "1" || w.doNotTrack === "1" ||
+      n.globalPrivacyControl === true))) {
+    w.dl = { page: noop, track: noop, identify: noop };
+    return;
+  }
+  function uuid() {
+    if (w.crypto && w.crypto.randomUUID) return w.crypto.randomUUID();
+    return "xxxxxxxx-xxxx-4xxx-yxxx-xxxxxxxxxxxx".replace(/[xy]/g, function (c) {
+      var r = (Math.random() * 16) | 0;
+      return (c === "x" ? r : (r & 3) | 8).toString(16);
+    });
+  }
+  function cookie(name, value) {
+    if (value === undefined) {
+      var m = d.cookie.match("(?:^|; )" + name + "=([^;]*)");
+      return m ? decodeURIComponent(m[1]) : null;
+    }
+    d.cookie = name + "=" + encodeURIComponent(value) + "; path=/; max-age=" +
+      cfg.cookieDays * 86400 + "; SameSite=Lax" + (location.protocol === "https:" ? "; Secure" : "");
+  }
+  var anon = cookie("dl_aid") || uuid(), uid = cookie("dl_uid");
+  cookie("dl_aid", anon);
+  function campaign() {
+    var p = new URLSearchParams(location.search), c = {};
+    ["source", "medium", "term", "content"].forEach(function (k) {
+      var v = p.get("utm_" + k); if (v) c[k] = v;
+    });
+    if (p.get("utm_campaign")) c.name = p.get("utm_campaign");
+    return c;
+  }
+  function page() {
+    return { url: location.href, path: location.pathname, referrer: d.referrer,
+             title: d.title, search: location.search };
+  }
+  function send(path, msg) {
+    var now = new Date().toISOString();
+    msg.anonymousId = anon; if (uid) msg.userId = uid;
+    msg.messageId = uuid(); msg.timestamp = now; msg.sentAt = now; msg.writeKey = key;
+    msg.context = { page: page(), campaign: campaign(), userAgent: n.userAgent,
+                    locale: n.language, library: { name: "demandloop.js", version: "1" } };
+    var body = JSON.stringify(msg);
+    if (w.fetch) {
+      return w.fetch(api + path, { method: "POST", body: body, keepalive: true,
+        credentials: "omit", headers: { "Content-Type": "text/plain" } }).catch(noop);
+    }
+    if (n.sendBeacon) n.sendBeacon(api + path, body);
+  }
+  var dl = {
+    page: function (props) {
+      var p = page(); for (var k in props || {}) p[k] = props[k];
+      return send("/v1/p", { type: "page", properties: p });
+    },
+    track: function (event, props) {
+      return send("/v1/t", { type: "track", event: event, properties: props || {} });
+    },
+    identify: function (userId, traits) {
+      if (userId) { uid = String(userId); cookie("dl_uid", uid); }
+      return send("/v1/i", { type: "identify", traits: traits || {} });
+    }
+  };
+  w.dl = dl;
+  if (cfg.identifyForms) {
+    d.addEventListener("submit", function (e) {
+      var f = e.target;
+      if (!f || !f.matches || !f.matches(cfg.identifyForms)) return;
+      var email = f.querySelector("input[type=email], input[name=email]");
+      if (!email || email.value.indexOf("@") < 1) return;
+      var traits = { email: email.value.trim().toLowerCase() };
+      ["firstName", "lastName", "company", "title", "phone"].forEach(function (k) {
+        var i = f.querySelector('[name="' + k + '"]'); if (i && i.value) traits[k] = i.value;
+      });
+      dl.identify(null, traits);
+    }, true);
+  }
+  dl.page();
+})(window, document);

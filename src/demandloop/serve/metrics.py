@@ -1,0 +1,61 @@
+"""Prometheus metrics of the collector (prometheus_client, one registry per process)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    disable_created_metrics,
+    generate_latest,
+)
+
+disable_created_metrics()  # the *_created series only add noise to every scrape
+
+BUCKETS = (0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
+
+
+class Metrics:
+    """Counters the request path updates; gauges filled from the loader at scrape time."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.events = Counter("demandloop_events_total", "Events by outcome at the edge",
+                              ["outcome"], registry=r)
+        self.requests = Counter("demandloop_requests_total", "Ingestion requests by status",
+                                ["status"], registry=r)
+        self.latency = Histogram("demandloop_request_seconds", "Ingestion request latency",
+                                 buckets=BUCKETS, registry=r)
+        self.backlog = Gauge("demandloop_log_backlog_bytes",
+                             "Durable log bytes not yet loaded into the store", registry=r)
+        self.loaded = Gauge("demandloop_events_loaded", "Events the loader stored",
+                            registry=r)
+        self.deduplicated = Gauge("demandloop_events_deduplicated",
+                                  "Events the loader dropped as already stored (messageId)",
+                                  registry=r)
+        self.dead = Gauge("demandloop_events_dead_lettered",
+                          "Events the loader could not store (kept in dead-letter.jsonl)",
+                          registry=r)
+        self._accepted = self.events.labels("accepted")
+        self._rejected = self.events.labels("rejected")
+
+    def accepted(self, workspace: str, n: int) -> None:
+        self._accepted.inc(n)
+
+    def rejected(self, status: int, n: int) -> None:
+        self._rejected.inc(n)
+
+    def observe(self, seconds: float, status: int) -> None:
+        self.latency.observe(seconds)
+        self.requests.labels(str(status)).inc()
+
+    def render(self, backlog: int, loader: dict[str, Any]) -> bytes:
+        self.backlog.set(backlog)
+        self.loaded.set(loader.get("loaded", 0))
+        self.deduplicated.set(loader.get("deduplicated", 0))
+        self.dead.set(loader.get("dead_lettered", 0))
+        return generate_latest(self.registry)

@@ -1,0 +1,84 @@
+"""``demandloop serve``: the collector process(es) and the loader.
+
+One worker: the HTTP server, the log writer and the loader share one process. Several
+workers: uvicorn starts that many HTTP processes, each appending to its own log folder
+(``<log_dir>/w<pid>``), and this process, which owns the database, runs the loader over all
+of them. Either way SIGTERM or Ctrl-C stops accepting, lets in-flight requests finish, and
+loads everything acknowledged before exiting; after SIGKILL the next start replays the log.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from pathlib import Path
+
+import uvicorn
+
+from demandloop.collect.log import DurableLog
+from demandloop.config import Settings
+from demandloop.serve.app import create_app
+from demandloop.serve.loader import Loader
+from demandloop.serve.state import CollectorState
+from demandloop.store.keys import KeyRing
+from demandloop.workspace import Workspace
+
+ENV_DIR = "DEMANDLOOP_SERVE_DIR"
+
+
+def _logging(access_log: bool) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    for name, level in (("demandloop.access", logging.INFO if access_log else logging.WARNING),
+                        ("demandloop.loader", logging.INFO)):
+        lg = logging.getLogger(name)
+        lg.handlers[:] = [handler]
+        lg.setLevel(level)
+        lg.propagate = False
+
+
+def serve(directory: Path, *, host: str | None = None, port: int | None = None,
+          workers: int | None = None, access_log: bool = True) -> None:
+    """Run the collector for the workspace in *directory* until stopped."""
+    ws = Workspace.open(directory)
+    c = ws.settings.collector
+    host, port, workers = host or c.host, port or c.port, workers or c.workers
+    root = ws.directory / c.log_dir
+    root.mkdir(parents=True, exist_ok=True)
+    _logging(access_log)
+    common = {"host": host, "port": port, "log_level": "warning", "access_log": False,
+              "lifespan": "off", "timeout_graceful_shutdown": 10}
+    try:
+        if workers == 1:
+            log = DurableLog(root / "main")
+            loader = Loader(ws.store, root, own=log).start()
+            state = CollectorState(log=log, keys=KeyRing(ws.directory), log_root=root,
+                                   loader=loader)
+            server = uvicorn.Server(uvicorn.Config(create_app(ws.settings, state), **common))
+            try:
+                server.run()
+            finally:
+                loader.stop(drain=True)
+                log.close()
+        else:
+            loader = Loader(ws.store, root).start()
+            os.environ[ENV_DIR] = str(ws.directory.resolve())
+            try:
+                uvicorn.run("demandloop.serve.run:worker_app", factory=True, workers=workers,
+                            **common)  # type: ignore[arg-type]
+            finally:
+                loader.stop(drain=True)
+    finally:
+        ws.close()
+
+
+def worker_app() -> object:
+    """The app of one HTTP worker process (several-worker mode): no database access."""
+    directory = Path(os.environ[ENV_DIR])
+    settings = Settings.load(directory)
+    root = directory / settings.collector.log_dir
+    log = DurableLog(root / f"w{os.getpid()}")
+    state = CollectorState(log=log, keys=KeyRing(directory), log_root=root)
+    _logging(True)
+    return create_app(settings, state)

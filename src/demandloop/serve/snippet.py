@@ -1,0 +1,25 @@
+"""``/dl.js``: the browser snippet, with the workspace's privacy and form settings baked in.
+
+Small and dependency-free (about 3 KB): page views with URL, referrer and UTM parameters,
+``identify`` with the email of a submitted form, a first-party ``dl_aid`` cookie as anonymous
+id, and nothing at all when the browser sends Do-Not-Track or Global Privacy Control and the
+workspace respects them (``collector.respect_privacy_signals``). Events go to the collector
+as ``text/plain`` with the write key inside, analytics.js's way, so no CORS preflight is
+needed.
+"""
+
+from __future__ import annotations
+
+from importlib import resources
+
+import orjson
+
+from demandloop.config import CollectorSettings
+
+
+def snippet(settings: CollectorSettings) -> str:
+    source = resources.files("demandloop.serve").joinpath("dl.js").read_text(encoding="utf-8")
+    config = {"respectPrivacy": settings.respect_privacy_signals,
+              "identifyForms": settings.identify_forms or None,
+              "cookieDays": settings.cookie_days}
+    return source.replace("__CONFIG__", orjson.dumps(config).decode())

@@ -1,0 +1,131 @@
+"""Write keys: the credentials SDKs send, each mapped to a workspace.
+
+Kept in ``keys.json`` beside the database rather than in it: DuckDB lets one process open a
+database for writing, and that process is ``demandloop serve`` while it runs, so
+``demandloop keys create`` must work without the database. Only a SHA-256 of each key is
+stored; the key itself is shown once, at creation. The file is replaced atomically, and the
+collector re-reads it when it changes, so a revoked key stops working within a second.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import os
+import secrets
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from demandloop.errors import NotFoundError, UsageError
+
+KEYS_FILE = "keys.json"
+
+
+def digest(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+@dataclass
+class KeyInfo:
+    id: str
+    workspace: str
+    name: str
+    created_at: str
+    revoked_at: str | None
+
+
+def _read(path: Path) -> list[dict[str, Any]]:
+    if not path.exists():
+        return []
+    try:
+        data = orjson.loads(path.read_bytes())
+    except orjson.JSONDecodeError as exc:
+        raise UsageError(f"{path} is not valid JSON: {exc}",
+                         hint="restore it, or delete it and create new keys") from None
+    return list(data.get("keys", []))
+
+
+def _write(path: Path, keys: list[dict[str, Any]]) -> None:
+    tmp = path.with_suffix(".tmp")
+    tmp.write_bytes(orjson.dumps({"keys": keys}, option=orjson.OPT_INDENT_2))
+    with tmp.open("rb") as fh:
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+
+
+def create(directory: Path, workspace: str, name: str = "") -> tuple[str, KeyInfo]:
+    """A new key for *workspace*: returns the key (shown once) and its record."""
+    key = "dl_" + secrets.token_urlsafe(24)
+    path = directory / KEYS_FILE
+    keys = _read(path)
+    record = {"id": key[:10], "hash": digest(key), "workspace": workspace, "name": name,
+              "created_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+              "revoked_at": None}
+    keys.append(record)
+    _write(path, keys)
+    return key, _info(record)
+
+
+def _info(r: dict[str, Any]) -> KeyInfo:
+    return KeyInfo(r["id"], r["workspace"], r.get("name", ""), r["created_at"],
+                   r.get("revoked_at"))
+
+
+def list_keys(directory: Path) -> list[KeyInfo]:
+    return [_info(r) for r in _read(directory / KEYS_FILE)]
+
+
+def revoke(directory: Path, key_or_id: str) -> KeyInfo:
+    """Revoke by the key itself or its id (its first 10 characters)."""
+    path = directory / KEYS_FILE
+    keys = _read(path)
+    for r in keys:
+        if r["id"] == key_or_id or r["hash"] == digest(key_or_id):
+            if r.get("revoked_at") is None:
+                r["revoked_at"] = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+                _write(path, keys)
+            return _info(r)
+    raise NotFoundError(f"no write key '{key_or_id[:10]}'", hint="see 'demandloop keys list'")
+
+
+class KeyRing:
+    """Key -> workspace lookups for the collector, re-read when the file changes."""
+
+    def __init__(self, directory: Path, recheck_seconds: float = 1.0) -> None:
+        self.path = directory / KEYS_FILE
+        self.recheck = recheck_seconds
+        self._lock = threading.Lock()
+        self._checked = 0.0
+        self._mtime: float | None = None
+        self._active: dict[str, str] = {}
+        self._refresh(force=True)
+
+    def _refresh(self, force: bool = False) -> None:
+        now = time.monotonic()
+        if not force and now - self._checked < self.recheck:
+            return
+        with self._lock:
+            self._checked = now
+            mtime = self.path.stat().st_mtime if self.path.exists() else None
+            if mtime == self._mtime and not force:
+                return
+            self._mtime = mtime
+            try:
+                keys = _read(self.path)
+            except UsageError:
+                return  # keep the last good keys rather than lock everyone out
+            self._active = {r["hash"]: r["workspace"] for r in keys if not r.get("revoked_at")}
+
+    def workspace(self, key: str | None) -> str | None:
+        if not key:
+            return None
+        self._refresh()
+        return self._active.get(digest(key))
+
+    def __len__(self) -> int:
+        return len(self._active)

@@ -1,0 +1,113 @@
+"""Running a real collector for tests: in a thread of the test process (fast, inspectable) or
+as a `demandloop serve` subprocess (for kill -9)."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import uvicorn
+
+import demandloop
+from demandloop.collect.log import DurableLog
+from demandloop.serve.app import create_app
+from demandloop.serve.loader import Loader
+from demandloop.serve.state import CollectorState
+from demandloop.store import keys as keystore
+from demandloop.store.keys import KeyRing
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class Running:
+    url: str
+    key: str
+    directory: Path
+    ws: demandloop.Workspace
+    state: CollectorState
+    loader: Loader
+
+    def wait_loaded(self, timeout: float = 15.0) -> None:
+        """Until everything acknowledged is in the store."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.state.backlog_bytes() == 0 and self.state.log.durable.offset > 0:
+                self.loader.load_once()
+                return
+            self.state._backlog = (0.0, 0)  # re-measure now
+            time.sleep(0.05)
+        raise AssertionError("the loader did not catch up")
+
+    def query(self, sql: str, params: list[Any] | None = None) -> list[tuple[Any, ...]]:
+        with self.ws.store.reader() as cur:
+            return cur.execute(sql, params or []).fetchall()
+
+
+@contextmanager
+def collector(directory: Path, toml: str = "") -> Iterator[Running]:
+    """A collector in a thread of this process, with one write key."""
+    directory.mkdir(parents=True, exist_ok=True)
+    if toml:
+        (directory / "demandloop.toml").write_text(toml)
+    key, _ = keystore.create(directory, "default", "tests")
+    ws = demandloop.open(directory)
+    root = directory / ws.settings.collector.log_dir
+    log = DurableLog(root / "main")
+    loader = Loader(ws.store, root, own=log).start()
+    state = CollectorState(log=log, keys=KeyRing(directory, recheck_seconds=0.1),
+                           log_root=root, loader=loader)
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(create_app(ws.settings, state), host="127.0.0.1",
+                                           port=port, log_level="warning", lifespan="off"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    url = f"http://127.0.0.1:{port}"
+    _wait_up(url)
+    try:
+        yield Running(url, key, directory, ws, state, loader)
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+        loader.stop(drain=True)
+        log.close()
+        ws.close()
+
+
+def _wait_up(url: str, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(url + "/healthz", timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.05)
+    raise AssertionError(f"collector at {url} did not come up")
+
+
+def start_subprocess(directory: Path, port: int) -> subprocess.Popen[bytes]:
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.Popen([sys.executable, "-m", "demandloop", "-w", str(directory), "serve",
+                             "--port", str(port), "--no-access-log"], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        _wait_up(f"http://127.0.0.1:{port}")
+    except AssertionError:
+        proc.kill()
+        raise AssertionError(proc.stderr.read().decode() if proc.stderr else "") from None
+    return proc

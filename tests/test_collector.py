@@ -1,0 +1,198 @@
+"""The collector with real SDKs: Segment's and RudderStack's Python clients against a live
+`demandloop serve`, auth, limits, errors, keys, retries after a forced 503."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import logging
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from demandloop.store import keys as keystore
+from tests.collector_helpers import collector
+
+
+def _events(run, where: str = "true") -> dict[str, dict]:  # type: ignore[no-untyped-def]
+    rows = run.query("SELECT message_id, type, event, user_id, anonymous_id, group_id, "
+                     f"properties, traits, context, url, utm_source FROM events WHERE {where}")
+    cols = ("message_id", "type", "event", "user_id", "anonymous_id", "group_id",
+            "properties", "traits", "context", "url", "utm_source")
+    out = {}
+    for r in rows:
+        d = dict(zip(cols, r, strict=True))
+        for k in ("properties", "traits", "context"):
+            d[k] = json.loads(d[k]) if d[k] else None
+        out[d["message_id"]] = d
+    return out
+
+
+def _send_all(client, tag: str) -> dict[str, str]:  # type: ignore[no-untyped-def]
+    """One of each call the SDKs make; returns messageId -> kind."""
+    ids = {}
+    _, m = client.identify("user-1", {"email": "ana@acme.com", "title": "CFO"},
+                           context={"ip": "10.1.2.3"})
+    ids[m["messageId"]] = "identify"
+    _, m = client.track("user-1", "Demo Requested", {"plan": "pro", "seats": 12},
+                        context={"campaign": {"source": "linkedin"}})
+    ids[m["messageId"]] = "track"
+    _, m = client.group("user-1", "acme.com", {"name": "Acme", "employees": 500})
+    ids[m["messageId"]] = "group"
+    _, m = client.page("user-1", name=f"Pricing {tag}",
+                       properties={"url": "https://vendor.io/pricing?utm_source=g2",
+                                   "path": "/pricing"})
+    ids[m["messageId"]] = "page"
+    return ids
+
+
+def test_segment_python_sdk_events_arrive_once_with_traits_and_context(tmp_path: Path) -> None:
+    from segment.analytics import Client
+
+    with collector(tmp_path / "w") as run:
+        client = Client(write_key=run.key, host=run.url, max_retries=3, upload_interval=0.05)
+        ids = _send_all(client, "segment")
+        client.flush()
+        client.join()
+        run.wait_loaded()
+        got = _events(run)
+    assert set(got) == set(ids) and len(got) == 4
+    by_kind = {ids[k]: v for k, v in got.items()}
+    assert by_kind["identify"]["traits"] == {"email": "ana@acme.com", "title": "CFO"}
+    assert by_kind["identify"]["context"]["ip"] == "10.1.2.3"
+    assert by_kind["identify"]["context"]["library"]["name"] == "analytics-python"
+    assert by_kind["track"]["event"] == "Demo Requested"
+    assert by_kind["track"]["properties"] == {"plan": "pro", "seats": 12}
+    assert by_kind["track"]["utm_source"] == "linkedin"
+    assert by_kind["group"]["group_id"] == "acme.com"
+    assert by_kind["group"]["traits"]["employees"] == 500
+    assert by_kind["page"]["url"] == "https://vendor.io/pricing?utm_source=g2"
+    assert by_kind["page"]["utm_source"] == "g2"
+
+
+def test_rudder_python_sdk_gzip_and_context_traits(tmp_path: Path) -> None:
+    from rudderstack.analytics.client import Client
+
+    with collector(tmp_path / "w") as run:
+        client = Client(write_key=run.key, host=run.url, max_retries=3, upload_interval=0.05,
+                        gzip=True)
+        ids = _send_all(client, "rudder")
+        client.flush()
+        client.join()
+        run.wait_loaded()
+        got = _events(run)
+    assert set(got) == set(ids)
+    by_kind = {ids[k]: v for k, v in got.items()}
+    # Rudder puts identify traits in context.traits: they land as the event's traits
+    assert by_kind["identify"]["traits"] == {"email": "ana@acme.com", "title": "CFO"}
+    assert by_kind["identify"]["context"]["library"]["name"] == "analytics-python"
+    assert by_kind["track"]["properties"] == {"plan": "pro", "seats": 12}
+    assert by_kind["group"]["group_id"] == "acme.com"
+
+
+def test_a_forced_503_is_retried_and_stored_once(tmp_path: Path,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    from segment.analytics import Client
+
+    with collector(tmp_path / "w") as run:
+        log = run.state.log
+        real = log._write
+        failures = {"left": 2}
+
+        def flaky(data: bytes) -> None:
+            real(data)  # the bytes reach the log: a retry must not duplicate them
+            if failures["left"]:
+                failures["left"] -= 1
+                raise OSError(5, "Input/output error")
+
+        monkeypatch.setattr(log, "_write", flaky)
+        seen = []
+        client = Client(write_key=run.key, host=run.url, max_retries=5, upload_interval=0.05,
+                        on_error=lambda e, batch: seen.append(e))
+        ids = _send_all(client, "retry")
+        client.flush()
+        client.join()
+        run.wait_loaded()
+        got = run.query("SELECT message_id, count(*) FROM events GROUP BY 1")
+    assert failures["left"] == 0 and seen == []
+    assert dict(got) == dict.fromkeys(ids, 1)
+
+
+def test_auth_limits_and_error_shape(tmp_path: Path) -> None:
+    toml = "[collector]\nmax_request_bytes = 100000\nrate_limit = 50\nrate_burst = 60\n"
+    with collector(tmp_path / "w", toml) as run:
+        url, key = run.url, run.key
+        msg = {"type": "track", "event": "E", "userId": "u"}
+        # wrong key, no key: 401 and nothing written
+        for auth in (("nope", ""), None):
+            r = httpx.post(url + "/v1/batch", json={"batch": [msg]}, auth=auth)
+            assert r.status_code == 401 and r.json()["error"]["code"] == "invalid_write_key"
+        # writeKey in a text/plain body (analytics.js) on a short path
+        r = httpx.post(url + "/v1/t", content=json.dumps({**msg, "writeKey": key}),
+                       headers={"Content-Type": "text/plain"})
+        assert r.status_code == 200 and r.json() == {"success": True}
+        # over the request size (raw, and once decompressed): 413
+        big = {"batch": [{**msg, "properties": {"x": "y" * 40000}}] * 3}
+        r = httpx.post(url + "/v1/batch", json=big, auth=(key, ""))
+        assert r.status_code == 413 and r.json()["error"]["code"] == "too_large"
+        assert "over 100,000 bytes" in r.json()["error"]["message"]
+        # one event over 32 KB in a request under the limit: 413 naming the event
+        r = httpx.post(url + "/v1/batch", json={"batch": [msg, big["batch"][0]]}, auth=(key, ""))
+        assert r.status_code == 413
+        assert r.json()["error"]["problems"][0].startswith("batch[1]: message is 400")
+        bomb = gzip.compress(json.dumps({"batch": [msg], "pad": "0" * 500_000}).encode())
+        r = httpx.post(url + "/v1/batch", content=bomb, auth=(key, ""),
+                       headers={"Content-Encoding": "gzip"})
+        assert r.status_code == 413
+        r = httpx.post(url + "/v1/batch", content=b"{not json", auth=(key, ""))
+        assert r.status_code == 400 and r.json()["error"]["code"] == "invalid_json"
+        r = httpx.post(url + "/v1/batch", json={"batch": [msg, {"type": "track", "userId": "u"}]},
+                       auth=(key, ""))
+        assert r.status_code == 400
+        assert r.json()["error"]["problems"] == ['batch[1]: track needs "event"']
+        r = httpx.post(url + "/v1/batch", content=b"garbage", auth=(key, ""),
+                       headers={"Content-Encoding": "gzip"})
+        assert r.status_code == 400 and r.json()["error"]["code"] == "invalid_gzip"
+        # rate: 60 at once is the burst, the next ones wait
+        r = httpx.post(url + "/v1/batch", json={"batch": [msg] * 55}, auth=(key, ""))
+        assert r.status_code == 200
+        r = httpx.post(url + "/v1/batch", json={"batch": [msg] * 20}, auth=(key, ""))
+        assert r.status_code == 429 and int(r.headers["Retry-After"]) >= 1
+        assert r.json()["error"]["code"] == "rate_limited"
+        assert httpx.post(url + "/v1/m", content=b"{}").status_code == 200  # ignored
+        run.wait_loaded()
+        assert run.query("SELECT count(*) FROM events") == [(56,)]
+        metrics = httpx.get(url + "/metrics").text
+        assert 'demandloop_events_total{outcome="accepted"} 56.0' in metrics
+        assert "demandloop_request_seconds_bucket" in metrics
+        assert httpx.get(url + "/readyz").status_code == 200
+
+
+def test_keys_revoked_within_a_second(tmp_path: Path, cli) -> None:  # type: ignore[no-untyped-def]
+    with collector(tmp_path / "w") as run:
+        code, out, _ = cli("-w", str(run.directory), "keys", "create", "--name", "web",
+                           "--json")
+        key = json.loads(out)["key"]
+        body = {"batch": [{"type": "page", "anonymousId": "a"}]}
+        time.sleep(0.2)
+        assert httpx.post(run.url + "/v1/batch", json=body, auth=(key, "")).status_code == 200
+        code, out, _ = cli("-w", str(run.directory), "keys", "list", "--json")
+        assert code == 0 and {k["name"] for k in json.loads(out)} == {"tests", "web"}
+        assert cli("-w", str(run.directory), "keys", "revoke", key[:10])[0] == 0
+        time.sleep(0.3)
+        assert httpx.post(run.url + "/v1/batch", json=body, auth=(key, "")).status_code == 401
+        stored = (run.directory / keystore.KEYS_FILE).read_text()
+        assert key not in stored  # only a hash is kept
+        code, _, err = cli("-w", str(run.directory), "keys", "revoke", "dl_nothere")
+        assert code != 0 and "no write key" in err
+
+
+def test_access_log_is_one_json_line_per_request(tmp_path: Path,
+                                                caplog: pytest.LogCaptureFixture) -> None:
+    with collector(tmp_path / "w") as run, caplog.at_level(logging.INFO, "demandloop.access"):
+        httpx.get(run.url + "/healthz")
+    lines = [json.loads(r.message) for r in caplog.records if r.name == "demandloop.access"]
+    assert lines and lines[-1]["path"] == "/healthz" and lines[-1]["status"] == 200
+    assert lines[-1]["method"] == "GET" and lines[-1]["ms"] >= 0
