@@ -99,7 +99,8 @@ class DurableLog:
         self.fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
         self.size = os.fstat(self.fd).st_size
         self.durable = Position(self.segment, self.size)
-        self.queue: queue.SimpleQueue[tuple[bytes, object] | None] = queue.SimpleQueue()
+        self.queue: queue.SimpleQueue[tuple[tuple[str, bytes], object] | None] = \
+            queue.SimpleQueue()
         self.new_data = threading.Event()
         self.commits = 0
         self.failed: BaseException | None = None
@@ -111,13 +112,13 @@ class DurableLog:
         """Return once the record is written and fsync'd (raises StoreError if it cannot)."""
         loop = asyncio.get_running_loop()
         fut: asyncio.Future[None] = loop.create_future()
-        self.queue.put((encode(workspace, body), (loop, fut)))
+        self.queue.put(((workspace, body), (loop, fut)))  # encoded by the writer thread
         await fut
 
     def append_sync(self, workspace: str, body: bytes) -> None:
         done = threading.Event()
         box: list[BaseException | None] = [None]
-        self.queue.put((encode(workspace, body), (done, box)))
+        self.queue.put(((workspace, body), (done, box)))
         done.wait()
         if box[0] is not None:
             raise box[0]
@@ -139,7 +140,7 @@ class DurableLog:
                 items.append(more)
             error: BaseException | None = None
             try:
-                self._write(b"".join(rec for rec, _ in items if rec))
+                self._write(b"".join(encode(ws, body) for (ws, body), _ in items))
             except OSError as exc:
                 error = StoreError(f"cannot write the collector log: {exc.strerror}",
                                    hint="free disk space or fix the log folder's permissions")
@@ -247,6 +248,8 @@ def _release(waiter: object, error: BaseException | None) -> None:
         box[0] = error
         event.set()
         return
+    loop: asyncio.AbstractEventLoop
+    fut: asyncio.Future[None]
     loop, fut = waiter  # type: ignore[misc]
     if error is None:
         loop.call_soon_threadsafe(_resolve, fut, None)

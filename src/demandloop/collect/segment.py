@@ -239,11 +239,12 @@ checked AS (
             WHEN length(mid) > {limits.max_message_id_length}
                 THEN 'messageId is ' || length(mid)
                      || ' characters, over the {limits.max_message_id_length}-character limit'
-            WHEN ts_text IS NOT NULL AND original_timestamp IS NULL
+            -- 'infinity' casts, but no event happens then (and skew correction would fail)
+            WHEN ts_text IS NOT NULL AND NOT coalesce(isfinite(original_timestamp), false)
                 THEN 'timestamp "' || left(ts_text, 40) || '" is not an ISO-8601 date-time'
-            WHEN sent_text IS NOT NULL AND sent_at IS NULL
+            WHEN sent_text IS NOT NULL AND NOT coalesce(isfinite(sent_at), false)
                 THEN 'sentAt "' || left(sent_text, 40) || '" is not an ISO-8601 date-time'
-            WHEN received_text IS NOT NULL AND received_parsed IS NULL
+            WHEN received_text IS NOT NULL AND NOT coalesce(isfinite(received_parsed), false)
                 THEN 'receivedAt "' || left(received_text, 40)
                      || '" is not an ISO-8601 date-time'
             WHEN properties IS NOT NULL AND json_type(properties) NOT IN ('OBJECT', 'NULL')
@@ -273,7 +274,8 @@ SELECT
     {_utm('campaign', 'name')} AS utm_campaign,
     {_utm('term', 'term')} AS utm_term,
     {_utm('content', 'content')} AS utm_content,
-    CASE WHEN sent_at IS NOT NULL AND original_timestamp IS NOT NULL
+    CASE WHEN reason IS NOT NULL THEN NULL
+         WHEN sent_at IS NOT NULL AND original_timestamp IS NOT NULL
          THEN received_at - (sent_at - original_timestamp)
          ELSE coalesce(original_timestamp, received_at) END AS timestamp,
     original_timestamp, sent_at, received_at

@@ -15,15 +15,17 @@ Example:
 from __future__ import annotations
 
 import datetime as dt
+import re
+import threading
 import uuid
 from typing import Any
 
+import duckdb
 import orjson
 
 from demandloop.collect.segment import MESSAGE_TYPES, Limits
 
 NAMES = ", ".join(MESSAGE_TYPES)
-_TIMESTAMPS = ("originalTimestamp", "timestamp", "sentAt")
 
 
 def _text(value: Any) -> str | None:
@@ -39,33 +41,56 @@ def _text(value: Any) -> str | None:
     return orjson.dumps(value).decode()
 
 
-def parse_time(value: Any) -> dt.datetime | None:
-    """ISO-8601 date-time (naive means UTC) -> aware UTC datetime, None when unparseable."""
-    if not isinstance(value, str) or not value:
-        return None
-    text = value.strip()
-    if text.endswith(("Z", "z")):
-        text = text[:-1] + "+00:00"
-    try:
-        ts = dt.datetime.fromisoformat(text)
-    except ValueError:
-        return None
-    if ts.tzinfo is None:
-        ts = ts.replace(tzinfo=dt.UTC)
-    try:
-        return ts.astimezone(dt.UTC)
-    except OverflowError:
-        return None
+def _render(value: Any) -> str:
+    """A JSON value as DuckDB's ``->> '$'`` renders it (strings as they are)."""
+    return value if isinstance(value, str) else orjson.dumps(value).decode()
+
+
+#: what every SDK sends (JavaScript's toISOString, Python's isoformat): on these Python's and
+#: DuckDB's parsers agree, so they are checked here in microseconds
+_CANONICAL = re.compile(r"[1-9]\d{3}-\d{2}-\d{2}[T ]([01]\d|2[0-3]):[0-5]\d:[0-5]\d"
+                        r"(\.\d{1,9})?(Z|[+-]([01]\d|2[0-3]):?[0-5]\d)?")
+_duck: duckdb.DuckDBPyConnection | None = None
+_duck_lock = threading.Lock()
+
+
+def timestamp_ok(value: Any) -> bool:
+    """Would the store's SQL parse *value* as a timestamp? Canonical ISO-8601 strings are
+    checked in Python; anything else is asked of DuckDB itself (the parser the store uses:
+    it accepts zone names, ``24:00`` and unpadded dates, so no regex could stand in)."""
+    text = _render(value)
+    if _CANONICAL.fullmatch(text):
+        try:
+            dt.datetime.fromisoformat(text)  # Python >= 3.11 reads "Z"
+            return True
+        except ValueError:
+            return False  # 2026-02-30: both parsers refuse
+    global _duck
+    with _duck_lock:
+        if _duck is None:
+            _duck = duckdb.connect()
+            _duck.execute("SET TimeZone = 'UTC'")
+        row = _duck.execute("SELECT coalesce(isfinite(TRY_CAST($1 AS TIMESTAMPTZ)), false)",
+                            [text]).fetchone()
+    return bool(row and row[0])
+
+
+def size_reason(size: int, limits: Limits) -> str | None:
+    if size > limits.max_event_bytes:
+        return f"message is {size} bytes, over the {limits.max_event_bytes}-byte limit"
+    return None
 
 
 def check(msg: Any, limits: Limits, size: int | None = None) -> str | None:
-    """The reason *msg* is invalid, or None. *size*: its compact JSON length if known."""
+    """The reason *msg* is invalid, or None. *size*: its compact JSON length if known, -1
+    when the caller checks the size itself (see :func:`size_reason`)."""
     if not isinstance(msg, dict):
         return "a message must be a JSON object"
     if size is None:
         size = len(orjson.dumps(msg))
-    if size > limits.max_event_bytes:
-        return f"message is {size} bytes, over the {limits.max_event_bytes}-byte limit"
+    too_big = size_reason(size, limits)
+    if too_big:
+        return too_big
     kind = msg.get("type")
     if kind is None:
         return f'missing "type" (one of {NAMES})'
@@ -94,8 +119,8 @@ def check(msg: Any, limits: Limits, size: int | None = None) -> str | None:
     ts_key = "originalTimestamp" if msg.get("originalTimestamp") is not None else "timestamp"
     for key, label in ((ts_key, "timestamp"), ("sentAt", "sentAt")):
         value = msg.get(key)
-        if value is not None and parse_time(value) is None:
-            return f'{label} "{str(_text(value))[:40]}" is not an ISO-8601 date-time'
+        if value is not None and not timestamp_ok(value):
+            return f'{label} "{_render(value)[:40]}" is not an ISO-8601 date-time'
     props = msg.get("properties")
     if props is not None and not isinstance(props, dict):
         return '"properties" must be an object'
@@ -106,11 +131,6 @@ def normalise(msg: dict[str, Any], received_at: str) -> dict[str, Any]:
     """A valid message made canonical for the loader (see the module docstring)."""
     out = dict(msg)
     out["type"] = str(_text(msg["type"])).lower()
-    for key in _TIMESTAMPS:
-        if out.get(key) is not None:
-            ts = parse_time(out[key])
-            if ts is not None:
-                out[key] = ts.isoformat().replace("+00:00", "Z")
     if not out.get("messageId"):
         # Segment's servers assign one too; a content hash would merge two identical
         # events sent at different times (no timestamp) into one

@@ -13,6 +13,7 @@ import logging
 import os
 import sys
 from pathlib import Path
+from typing import Any
 
 import uvicorn
 
@@ -46,9 +47,15 @@ def serve(directory: Path, *, host: str | None = None, port: int | None = None,
     host, port, workers = host or c.host, port or c.port, workers or c.workers
     root = ws.directory / c.log_dir
     root.mkdir(parents=True, exist_ok=True)
+    # the loader lands with one thread: the other cores answer requests
+    ws.store.con.execute("SET threads = 1")
     _logging(access_log)
-    common = {"host": host, "port": port, "log_level": "warning", "access_log": False,
-              "lifespan": "off", "timeout_graceful_shutdown": 10}
+    # the log writer thread must get the GIL back quickly after each fsync to release the
+    # waiting requests; the default 5 ms switch interval would add that much latency
+    sys.setswitchinterval(0.0005)
+    common: dict[str, Any] = {"host": host, "port": port, "log_level": "warning",
+                              "access_log": False, "lifespan": "off",
+                              "timeout_graceful_shutdown": 10}
     try:
         if workers == 1:
             log = DurableLog(root / "main")
@@ -66,7 +73,7 @@ def serve(directory: Path, *, host: str | None = None, port: int | None = None,
             os.environ[ENV_DIR] = str(ws.directory.resolve())
             try:
                 uvicorn.run("demandloop.serve.run:worker_app", factory=True, workers=workers,
-                            **common)  # type: ignore[arg-type]
+                            **common)
             finally:
                 loader.stop(drain=True)
     finally:

@@ -66,8 +66,10 @@ def ingest_files(
     skip_invalid: bool = False,
     received_at: dt.datetime | None = None,
     progress: Progress | None = None,
+    workspace_id: str | None = None,
 ) -> IngestResult:
-    """Validate and store the messages of event files (JSONL, JSON, optionally gzipped).
+    """Validate and store the messages of event files (JSONL, JSON, optionally gzipped),
+    in *workspace_id* (default: the store's).
 
     Raises :class:`InputError` and writes nothing when any message is invalid (unless
     *skip_invalid*).
@@ -75,7 +77,7 @@ def ingest_files(
     for path in paths:
         if not path.is_file():
             raise InputError(f"{path}: no such file", hint="check the path")
-    with _Stager(store, limits, received_at) as st:
+    with _Stager(store, limits, received_at, workspace_id) as st:
         for path in paths:
             if not st.stage_fast(path, progress):
                 for chunk in iter_chunks(path):

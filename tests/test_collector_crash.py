@@ -1,0 +1,74 @@
+"""Crash test: events are sent while `demandloop serve` is killed with SIGKILL and restarted;
+every event that got a 200 is stored exactly once."""
+
+from __future__ import annotations
+
+import signal
+import threading
+import time
+from pathlib import Path
+
+import httpx
+
+import demandloop
+from demandloop.store import keys as keystore
+from tests.collector_helpers import free_port, start_subprocess
+
+
+def _sender(url: str, key: str, tag: str, acked: list[str], stop: threading.Event) -> None:
+    """Like an SDK: send a batch, and on any failure send the same batch again."""
+    n = 0
+    with httpx.Client(timeout=5) as client:
+        while not stop.is_set():
+            ids = [f"{tag}-{n}-{i}" for i in range(25)]
+            batch = {"batch": [{"type": "track", "event": "Load", "userId": f"u{i}",
+                                "messageId": m, "properties": {"n": n}}
+                               for i, m in enumerate(ids)]}
+            while not stop.is_set():
+                try:
+                    r = client.post(url + "/v1/batch", json=batch, auth=(key, ""))
+                except httpx.HTTPError:
+                    time.sleep(0.05)
+                    continue
+                if r.status_code == 200:
+                    acked.extend(ids)
+                    break
+                time.sleep(0.05)
+            n += 1
+
+
+def test_sigkill_loses_nothing_acknowledged_and_stores_nothing_twice(tmp_path: Path) -> None:
+    d = tmp_path / "w"
+    d.mkdir()
+    key, _ = keystore.create(d, "default", "crash")
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    proc = start_subprocess(d, port)
+    acked: list[str] = []
+    stop = threading.Event()
+    senders = [threading.Thread(target=_sender, args=(url, key, f"s{i}", acked, stop))
+               for i in range(4)]
+    for t in senders:
+        t.start()
+    try:
+        time.sleep(2.0)
+        before_kill = len(acked)
+        proc.send_signal(signal.SIGKILL)  # mid-stream: requests in flight, log unloaded
+        proc.wait(timeout=10)
+        logged = sum(p.stat().st_size for p in (d / "collector-log").rglob("*.log"))
+        time.sleep(0.5)
+        proc = start_subprocess(d, port)
+        time.sleep(1.5)
+    finally:
+        stop.set()
+        for t in senders:
+            t.join(timeout=30)
+        proc.send_signal(signal.SIGTERM)  # graceful: loads everything before exiting
+        proc.wait(timeout=60)
+    assert before_kill > 0 and len(acked) > before_kill and logged > 0
+    with demandloop.open(d) as ws:
+        rows = dict(ws.store.con.execute(
+            "SELECT message_id, count(*) FROM events GROUP BY 1").fetchall())
+    missing = [m for m in acked if m not in rows]
+    assert missing == []
+    assert max(rows.values()) == 1  # nothing stored twice, replays included

@@ -1,0 +1,112 @@
+"""dl.js in headless Chromium (Debian's, driven by Playwright) against a live collector: a page
+view with UTM parameters, an identify on form submit, nothing under Global Privacy Control."""
+
+from __future__ import annotations
+
+import functools
+import http.server
+import json
+import os
+import shutil
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.collector_helpers import collector
+
+PAGE = """<!doctype html><html><head><title>{title}</title>
+<script src="{collector}/dl.js?k={key}"></script></head><body>
+<form action="/thanks.html" method="get"><input type="email" name="email">
+<input name="company"><button type="submit">Get the guide</button></form></body></html>"""
+
+
+def _browser() -> str:
+    path = shutil.which("chromium") or "/usr/bin/chromium"
+    if not Path(path).exists():
+        if os.environ.get("DEMANDLOOP_REQUIRE_BROWSER"):
+            pytest.fail("chromium is required here (DEMANDLOOP_REQUIRE_BROWSER is set)")
+        pytest.skip("Debian's chromium is not installed")
+    return path
+
+
+def _site(folder: Path) -> Iterator[str]:
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(folder))
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    handler.log_message = lambda *a: None  # type: ignore[attr-defined]
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{httpd.server_address[1]}"
+    finally:
+        httpd.shutdown()
+
+
+def _until(fn, timeout: float = 10.0):  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        got = fn()
+        if got:
+            return got
+        time.sleep(0.1)
+    return fn()
+
+
+def test_snippet_records_page_view_with_utm_and_identify_on_submit(tmp_path: Path) -> None:
+    browser_path = _browser()
+    sync_playwright = pytest.importorskip("playwright.sync_api").sync_playwright
+    with collector(tmp_path / "w") as run:
+        site = tmp_path / "site"
+        site.mkdir()
+        for name, title in (("pricing.html", "Pricing"), ("thanks.html", "Thanks")):
+            (site / name).write_text(PAGE.format(title=title, collector=run.url, key=run.key))
+        gen = _site(site)
+        origin = next(gen)
+
+        def events(kind: str) -> list[tuple]:  # type: ignore[type-arg]
+            run.loader.load_once()
+            return run.query("SELECT anonymous_id, url, path, title, utm_source, utm_medium, "
+                             "utm_campaign, traits, referrer FROM events WHERE type = ? "
+                             "ORDER BY received_at", [kind])
+
+        with sync_playwright() as p:
+            b = p.chromium.launch(executable_path=browser_path, headless=True,
+                                  args=["--no-sandbox", "--disable-gpu",
+                                        "--disable-background-networking"])
+            page = b.new_page()
+            errors: list[str] = []
+            page.on("pageerror", lambda e: errors.append(str(e)))
+            page.goto(f"{origin}/pricing.html?utm_source=linkedin&utm_medium=paid_social"
+                      "&utm_campaign=q1-abm")
+            views = _until(lambda: events("page"))
+            assert len(views) == 1
+            anon, url, path, title, source, medium, campaign, _, _ = views[0]
+            assert (path, title, source, medium, campaign) == (
+                "/pricing.html", "Pricing", "linkedin", "paid_social", "q1-abm")
+            assert url.startswith(origin) and "utm_source=linkedin" in url
+            cookie = {c["name"]: c["value"] for c in page.context.cookies()}
+            assert cookie["dl_aid"] == anon  # first-party anonymous id
+            page.fill("input[name=email]", "Dana@Acme.com")
+            page.fill("input[name=company]", "Acme")
+            page.click("button[type=submit]")
+            page.wait_for_url("**/thanks.html**")
+            identifies = _until(lambda: events("identify"))
+            assert len(identifies) == 1
+            assert identifies[0][0] == anon
+            assert json.loads(identifies[0][7]) == {"email": "dana@acme.com", "company": "Acme"}
+            second = _until(lambda: len(events("page")) == 2 and events("page"))
+            assert second[1][0] == anon and second[1][2] == "/thanks.html"
+            assert errors == []
+
+            # Global Privacy Control: the workspace respects it by default, nothing is sent
+            ctx = b.new_context()
+            ctx.add_init_script("Object.defineProperty(navigator, 'globalPrivacyControl', "
+                                "{get: () => true})")
+            quiet = ctx.new_page()
+            quiet.goto(f"{origin}/pricing.html?utm_source=gpc")
+            quiet.wait_for_function("window.dl !== undefined")
+            time.sleep(1.0)
+            assert [e for e in events("page") if e[4] == "gpc"] == []
+            b.close()
+        next(gen, None)
