@@ -51,6 +51,7 @@ class Loader:
         self.status: dict[str, Any] = {"loaded": 0, "deduplicated": 0, "dead_lettered": 0,
                                        "heartbeat": time.time(), "error": None, "cycles": 0}
         self._stop = threading.Event()
+        self._lock = threading.Lock()
         self._thread = threading.Thread(target=self._run, name="dl-loader", daemon=True)
 
     def start(self) -> Loader:
@@ -101,7 +102,12 @@ class Loader:
                     self._stop.wait(self.idle)
 
     def load_once(self) -> bool:
-        """Load one batch from every folder; True if anything was loaded."""
+        """Load one batch from every folder; True if anything was loaded. Safe to call from
+        any thread (one load at a time: a checkpoint must follow its own landing)."""
+        with self._lock:
+            return self._load_once()
+
+    def _load_once(self) -> bool:
         any_loaded = False
         for folder in self._folders():
             start = load_checkpoint(folder)
