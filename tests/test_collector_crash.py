@@ -72,3 +72,35 @@ def test_sigkill_loses_nothing_acknowledged_and_stores_nothing_twice(tmp_path: P
     missing = [m for m in acked if m not in rows]
     assert missing == []
     assert max(rows.values()) == 1  # nothing stored twice, replays included
+
+
+def test_several_workers_share_one_loader(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    d = tmp_path / "w"
+    d.mkdir()
+    key, _ = keystore.create(d, "default", "workers")
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "demandloop", "-w", str(d), "serve",
+                             "--port", str(port), "--workers", "2", "--no-access-log"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        from tests.collector_helpers import _wait_up
+
+        _wait_up(url)
+        with httpx.Client() as client:  # new connections spread over the workers
+            for i in range(40):
+                r = httpx.post(url + "/v1/track", auth=(key, ""),
+                               json={"event": "E", "userId": "u", "messageId": f"w{i}"})
+                assert r.status_code == 200
+            assert client.get(url + "/readyz").status_code == 200
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=60)
+    with demandloop.open(d) as ws:
+        rows = ws.store.con.execute("SELECT count(DISTINCT message_id), count(*), "
+                                    "min(source) FROM events").fetchone()
+    assert rows is not None and rows[0] == rows[1] == 40
+    assert rows[2].startswith("collector:w")

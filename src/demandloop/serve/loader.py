@@ -138,7 +138,8 @@ class Loader:
                 fh.write(b"\n")
         try:
             result = ingest_files(self.store, [staging], limits=LOADER_LIMITS,
-                                  skip_invalid=True, workspace_id=workspace)
+                                  skip_invalid=True, workspace_id=workspace,
+                                  source=f"collector:{folder.name}")
         finally:
             staging.unlink(missing_ok=True)
         self.status["loaded"] += result.inserted

@@ -67,9 +67,11 @@ def ingest_files(
     received_at: dt.datetime | None = None,
     progress: Progress | None = None,
     workspace_id: str | None = None,
+    source: str | None = None,
 ) -> IngestResult:
     """Validate and store the messages of event files (JSONL, JSON, optionally gzipped),
-    in *workspace_id* (default: the store's).
+    in *workspace_id* (default: the store's), recorded as coming from *source* (default:
+    each file's path).
 
     Raises :class:`InputError` and writes nothing when any message is invalid (unless
     *skip_invalid*).
@@ -79,9 +81,9 @@ def ingest_files(
             raise InputError(f"{path}: no such file", hint="check the path")
     with _Stager(store, limits, received_at, workspace_id) as st:
         for path in paths:
-            if not st.stage_fast(path, progress):
+            if not st.stage_fast(path, progress, source):
                 for chunk in iter_chunks(path):
-                    st.stage_chunk(str(path), chunk)
+                    st.stage_chunk(source or str(path), chunk)
                     if progress:
                         progress(chunk.bytes_read)
         return st.land(skip_invalid)
@@ -151,7 +153,8 @@ class _Stager:
         self.sources.append((name, unit))
         return len(self.sources) - 1
 
-    def stage_fast(self, path: Path, progress: Progress | None) -> bool:
+    def stage_fast(self, path: Path, progress: Progress | None, source: str | None = None
+                   ) -> bool:
         """Try DuckDB's own reader; False (having staged nothing) when it cannot be used."""
         if not is_json_lines(path):
             return False
@@ -167,7 +170,7 @@ class _Stager:
             max_line = int(row[0]) if row and row[0] is not None else 0
             if max_line > self.limits.max_event_bytes:
                 return False
-            no = self._source_no(str(path), "line")
+            no = self._source_no(source or str(path), "line")
             self.cur.execute(
                 f"INSERT INTO _staged SELECT {no}, {cols} FROM ({fast_sql(self.limits)})",
                 {**self.params, "path": str(path), "max_line": max_line},
