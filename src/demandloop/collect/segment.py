@@ -113,9 +113,15 @@ singles AS (
            END AS doc_reason
     FROM docs WHERE NOT ok OR NOT is_object OR batch_type IS DISTINCT FROM 'ARRAY'
 ),
-batched AS (
-    SELECT line_no, raw, json_extract(raw, '$.batch[*]') AS msgs FROM docs
-    WHERE ok AND is_object AND batch_type = 'ARRAY'
+-- The envelope's fields are read here, once per envelope and materialised: written next
+-- to the unnest they were evaluated once per *message*, re-parsing the whole envelope each
+-- time (a 100-event batch loaded 30x slower than 100 single lines).
+batched AS MATERIALIZED (
+    SELECT line_no, json_extract(raw, '$.batch[*]') AS msgs,
+           json_extract(raw, '$.context') AS bctx,
+           json_extract_string(raw, '$.sentAt') AS bsent,
+           json_extract_string(raw, '$.receivedAt') AS breceived
+    FROM docs WHERE ok AND is_object AND batch_type = 'ARRAY'
 ),
 expanded AS (
     SELECT line_no, idx, in_batch, msg, bctx, bsent, breceived,
@@ -123,9 +129,7 @@ expanded AS (
                AS doc_reason
     FROM (
         SELECT line_no, unnest(range(len(msgs))) AS idx, true AS in_batch,
-               unnest(msgs)::VARCHAR AS msg, json_extract(raw, '$.context') AS bctx,
-               json_extract_string(raw, '$.sentAt') AS bsent,
-               json_extract_string(raw, '$.receivedAt') AS breceived
+               unnest(msgs)::VARCHAR AS msg, bctx, bsent, breceived
         FROM batched
     )
 ),
