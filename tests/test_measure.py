@@ -184,3 +184,54 @@ def test_html_report_opens_in_chromium(cli, market_ws: Path, tmp_path: Path) -> 
     assert errors == []
     assert charts == 3 and f"{reached:,}" in funnel_text
     assert shot.stat().st_size > 50_000 and height > 2000
+
+
+def test_audiences_select_and_export_what_the_platforms_take(market_ws: Path, cli) -> None:  # type: ignore[no-untyped-def]
+    import hashlib
+
+    w = str(market_ws)
+    with demandloop.open(market_ws) as ws:
+        _, members = ws.segment("in-market-targets")
+        scores = ws.scored_accounts().set_index("account")
+        accounts = ws.accounts().set_index("account_id")
+        people = ws.persons()
+    # independent: target accounts whose latest stage is mqa or opportunity
+    expected = {a for a in scores.index if bool(accounts.loc[a, "target"])
+                and scores.loc[a, "stage"] in ("mqa", "opportunity")}
+    assert set(members["account_id"]) == expected and expected
+    out = market_ws / "li.csv"
+    code, text, _ = cli("-w", w, "audiences", "export", "in-market-targets", "--format",
+                        "linkedin", "--out", str(out))
+    assert code == 0 and "LinkedIn needs at least 300" in text
+    rows = list(csv.reader(out.open()))
+    assert rows[0] == ["companyname", "companywebsite", "companyemaildomain",
+                       "linkedincompanypageurl", "stocksymbol", "industry", "city", "state",
+                       "companycountry", "zipcode"]
+    assert {r[1] for r in rows[1:]} == {accounts.loc[a, "domain"] for a in expected}
+    # people at MQA accounts, hashed for Customer Match
+    mqa = set(scores.index[scores["stage"] == "mqa"])
+    at_mqa = people[people["account_id"].isin(mqa) & people["email"].notna()]
+    g = market_ws / "g.csv"
+    assert cli("-w", w, "audiences", "export", "mqa-buying-committees", "--format", "google",
+               "--out", str(g))[0] == 0
+    got = list(csv.DictReader(g.open()))
+    assert {r["Email"] for r in got} == {
+        hashlib.sha256(e.strip().lower().encode()).hexdigest() for e in at_mqa["email"]}
+    assert all(len(r["First Name"]) == 64 or r["First Name"] == "" for r in got)
+    code, _, err = cli("-w", w, "audiences", "export", "mqa-buying-committees", "--format",
+                       "linkedin", "--out", str(g))
+    assert code != 0 and "LinkedIn company lists take accounts" in err
+    code, out_json, _ = cli("-w", w, "audiences", "list", "--json")
+    sizes = {r["name"]: r["members"] for r in json.loads(out_json)}
+    assert sizes["in-market-targets"] == len(expected)
+
+
+def test_a_segment_on_an_unknown_field_is_a_config_error(tmp_path: Path) -> None:
+    from demandloop.config import Settings
+    from demandloop.errors import ConfigError
+
+    (tmp_path / "demandloop.toml").write_text(
+        '[[activate.segments]]\nname = "x"\nentity = "account"\n'
+        'where = [{field = "colour", op = "==", value = "red"}]\n')
+    with pytest.raises(ConfigError, match="unknown account field 'colour'"):
+        Settings.load(tmp_path)

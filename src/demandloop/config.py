@@ -312,6 +312,70 @@ class MeasureSettings(_Section):
                                 description="Demand health: significance level of trend tests.")
 
 
+class SegmentCondition(_Section):
+    """One condition of a segment: field, operator, value."""
+
+    field: str = Field(..., description="A field of the segment's entity.")
+    op: Literal["==", "!=", ">=", ">", "<=", "<", "in", "not_in", "contains"] = Field(
+        "==", description="Comparison.")
+    value: bool | int | float | str | list[bool | int | float | str] = Field(
+        ..., description="What to compare with (a list for in / not_in).")
+
+
+class SegmentSetting(_Section):
+    """A saved audience: accounts or people meeting every condition."""
+
+    name: str = Field(..., min_length=1, description="Segment name.")
+    entity: Literal["account", "person"] = Field("account", description="account or person.")
+    description: str = Field("", description="What the segment is for.")
+    where: list[SegmentCondition] = Field(default_factory=list,
+                                          description="Conditions (all must hold).")
+
+    @model_validator(mode="after")
+    def _known_fields(self) -> SegmentSetting:
+        from demandloop.activate.audiences import fields_for
+
+        known = fields_for(self.entity)
+        for c in self.where:
+            if c.field not in known:
+                raise ValueError(f"segment '{self.name}': unknown {self.entity} field "
+                                 f"'{c.field}' (fields: {', '.join(sorted(known))})")
+        return self
+
+
+def _default_segments() -> list[SegmentSetting]:
+    return [
+        SegmentSetting(name="in-market-targets", entity="account",
+                       description="Target accounts at MQA or with an open opportunity.",
+                       where=[SegmentCondition(field="target", op="==", value=True),
+                              SegmentCondition(field="stage", op="in",
+                                               value=["mqa", "opportunity"])]),
+        SegmentSetting(name="strong-fit-not-engaged", entity="account",
+                       description="Strong-fit accounts not engaged yet: awareness ads.",
+                       where=[SegmentCondition(field="band", op="==", value="Strong"),
+                              SegmentCondition(field="stage", op="in",
+                                               value=["unaware", "target", "aware"])]),
+        SegmentSetting(name="mqa-buying-committees", entity="person",
+                       description="Known people at accounts that are MQA.",
+                       where=[SegmentCondition(field="account_stage", op="==", value="mqa")]),
+    ]
+
+
+class ActivateSettings(_Section):
+    """Acting on scores: audiences (segments) for ad platforms."""
+
+    segments: list[SegmentSetting] = Field(
+        default_factory=_default_segments,
+        description="Saved segments ([[activate.segments]] tables).")
+
+    @model_validator(mode="after")
+    def _unique(self) -> ActivateSettings:
+        names = [s.name for s in self.segments]
+        if len(set(names)) != len(names):
+            raise ValueError(f"activate.segments: duplicate segment names in {names}")
+        return self
+
+
 class CollectorSettings(_Section):
     """The Segment-compatible HTTP collector (demandloop serve)."""
 
@@ -357,6 +421,7 @@ class Settings(BaseSettings):
     score: ScoreSettings = Field(default_factory=ScoreSettings)  # type: ignore[arg-type]
     measure: MeasureSettings = Field(default_factory=MeasureSettings)  # type: ignore[arg-type]
     collector: CollectorSettings = Field(default_factory=CollectorSettings)  # type: ignore[arg-type]
+    activate: ActivateSettings = Field(default_factory=ActivateSettings)
 
     @classmethod
     def settings_customise_sources(

@@ -17,6 +17,7 @@ import orjson
 import pandas as pd
 
 from demandloop import explain, pipeline
+from demandloop.activate import audiences
 from demandloop.collect.crm import read_crm_csv
 from demandloop.collect.olist import read_olist
 from demandloop.collect.segment import Limits
@@ -24,7 +25,7 @@ from demandloop.collect.spend import read_spend_csv
 from demandloop.compute import Tables, tables
 from demandloop.config import Settings
 from demandloop.domains import alias_map
-from demandloop.errors import UsageError
+from demandloop.errors import NotFoundError, UsageError
 from demandloop.measure import overview, resolution, views
 from demandloop.measure.attribution import DEFAULT_MODELS
 from demandloop.measure.sla import sla as sla_report
@@ -356,6 +357,48 @@ class Workspace:
         page = views.report(frames(self.store), self.settings, self.directory.resolve().name)
         target.write_text(page, encoding="utf-8")
         return target.resolve()
+
+    # -- activate -----------------------------------------------------------------------------
+    def segments(self) -> list[audiences.Segment]:
+        """The saved segments of ``[[activate.segments]]``."""
+        return [audiences.Segment(s.name, s.entity, tuple(
+            audiences.Condition(c.field, c.op, c.value) for c in s.where), s.description)
+            for s in self.settings.activate.segments]
+
+    def segment(self, name: str) -> tuple[audiences.Segment, pd.DataFrame]:
+        """A segment and its members (account or person rows with every field)."""
+        found = {s.name: s for s in self.segments()}
+        if name not in found:
+            raise NotFoundError(f"no segment '{name}'",
+                                hint=f"segments: {', '.join(found) or '(none)'}")
+        seg = found[name]
+        rows = self._audience_rows(seg.entity)
+        return seg, audiences.select(rows, seg.conditions)
+
+    def _audience_rows(self, entity: str) -> pd.DataFrame:
+        accounts = self.accounts().drop(columns=["technologies", "crm_id", "source",
+                                                 "created_at", "updated_at"])
+        scores = self.scored_accounts().drop(columns=["missing_roles", "recent"]).rename(
+            columns={"account": "account_id"})
+        merged = accounts.merge(scores, on="account_id", how="left")
+        if entity == "account":
+            return merged
+        people = self.persons()[["person_id", "email", "first_name", "last_name", "title",
+                                 "seniority", "job_function", "account_id"]]
+        prefixed = merged.rename(columns={c: f"account_{c}" for c in merged.columns
+                                          if c != "account_id"})
+        return people.merge(prefixed, on="account_id", how="left")
+
+    def export_audience(self, name: str, fmt: str, path: str | Path
+                        ) -> tuple[int, list[str]]:
+        """Write segment *name* as *fmt* (csv, linkedin, google) to *path*; returns the
+        rows written and any warnings."""
+        seg, rows = self.segment(name)
+        out, warnings = audiences.export(seg, rows, fmt)
+        target = Path(path)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        out.to_csv(target, index=False)
+        return len(out), warnings
 
     def scorecard(self) -> dict[str, Any]:
         """Demand gen vs lead gen: the published rubric next to this workspace's figures."""

@@ -1,0 +1,1 @@
+"""Act on the scores: audiences for ad platforms (workflows and sequences come next)."""
