@@ -1,6 +1,5 @@
-"""``demandloop report funnel|health|attribution|pipeline|scorecard|html``,
-``demandloop import spend`` and ``demandloop audiences list|export`` (registered on the main
-CLI)."""
+"""``demandloop report funnel|health|attribution|pipeline|scorecard|html`` and
+``demandloop import spend``: the measure stage's commands (registered on the main CLI)."""
 
 from __future__ import annotations
 
@@ -11,7 +10,7 @@ from typing import Any
 import pandas as pd
 import typer
 
-from demandloop.cli import _json, _open, _records, _table, app, import_app, out, report_app
+from demandloop.cli import _json, _open, _records, _table, import_app, out, report_app
 from demandloop.errors import UsageError
 from demandloop.measure.attribution import ALL_MODELS, DEFAULT_MODELS
 from demandloop.measure.funnel import DIMENSIONS, STAGES
@@ -168,34 +167,3 @@ def report_html(path: Path = typer.Argument(..., help="Where to write the report
         written = ws.report_html(path)
     out.print(f"wrote {written}")
 
-
-audiences_app = typer.Typer(no_args_is_help=True, help="Audiences: segments for ad platforms.")
-app.add_typer(audiences_app, name="audiences")
-
-
-@audiences_app.command("list")
-def audiences_list(as_json: bool = JsonOpt) -> None:
-    """Saved segments ([[activate.segments]]) with their current size."""
-    with _open() as ws:
-        rows = [{"name": s.name, "entity": s.entity, "members": len(ws.segment(s.name)[1]),
-                 "description": s.description} for s in ws.segments()]
-    if as_json:
-        _json(rows)
-        return
-    out.print(_table(pd.DataFrame(rows, columns=["name", "entity", "members", "description"]),
-                     "segments"))
-
-
-@audiences_app.command("export")
-def audiences_export(
-    name: str = typer.Argument(..., help="Segment name (see 'audiences list')."),
-    fmt: str = typer.Option("csv", "--format", help="csv, linkedin (accounts) or google "
-                            "(people, hashed Customer Match)."),
-    path: Path = typer.Option(..., "--out", help="CSV file to write."),
-) -> None:
-    """Write a segment in the format an ad platform uploads."""
-    with _open() as ws:
-        n, warnings = ws.export_audience(name, fmt, path)
-    out.print(f"wrote {n:,} rows of '{name}' ({fmt}) to {path}")
-    for w in warnings:
-        out.print(f"[yellow]warning:[/yellow] {w}")

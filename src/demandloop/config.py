@@ -361,18 +361,118 @@ def _default_segments() -> list[SegmentSetting]:
     ]
 
 
+TRIGGER_PARAMS = {"stage_changed": ("to",), "became_mql": (), "surge": (),
+                  "event": ("event",), "score_crossed": ("field", "above")}
+
+
+class TriggerSetting(_Section):
+    """When a workflow fires (evaluated after each scoring run and for new events)."""
+
+    trigger: Literal["stage_changed", "became_mql", "surge", "event", "score_crossed"] = Field(
+        ..., description="What happened.")
+    to: str | None = Field(None, description="stage_changed: the stage entered.")
+    event: str | None = Field(None, description="event: the track event name.")
+    field: Literal["fit", "engagement", "intent"] | None = Field(
+        None, description="score_crossed: the score.")
+    above: float | None = Field(None, description="score_crossed: the threshold crossed.")
+
+    @model_validator(mode="after")
+    def _params(self) -> TriggerSetting:
+        missing = [p for p in TRIGGER_PARAMS[self.trigger] if getattr(self, p) is None]
+        if missing:
+            raise ValueError(f"trigger '{self.trigger}' needs {', '.join(missing)}")
+        return self
+
+
+class TerritorySetting(_Section):
+    """A territory: accounts meeting the conditions go to the owner."""
+
+    where: list[SegmentCondition] = Field(default_factory=list, description="Conditions.")
+    owner: str = Field(..., min_length=1, description="Owner for these accounts.")
+
+
+class ActionSetting(_Section):
+    """One step of a workflow (see docs/activation.md for each action's keys)."""
+
+    action: Literal["notify", "assign", "set_field", "create_task"] = Field(
+        ..., description="What to do.")
+    url: str | None = Field(None, description="notify: webhook URL.")
+    format: Literal["slack", "webhook"] = Field(
+        "slack", description="notify: Slack-compatible text, or signed JSON.")
+    secret_env: str | None = Field(None, description="notify: environment variable holding "
+                                   "the HMAC signing secret (webhook format).")
+    strategy: Literal["fixed", "round_robin", "territory"] = Field(
+        "fixed", description="assign: how the owner is chosen.")
+    owners: list[str] = Field(default_factory=list,
+                              description="assign: owner (fixed) or rotation (round_robin).")
+    territories: list[TerritorySetting] = Field(default_factory=list,
+                                                description="assign: territory rules, in order.")
+    respect_existing: bool = Field(True, description="assign: keep an account's CRM owner.")
+    field: Literal["tier", "target", "owner"] | None = Field(
+        None, description="set_field: account field to set.")
+    value: bool | int | float | str | None = Field(None, description="set_field: new value.")
+    title: str | None = Field(None, description="create_task: task title.")
+    due_days: int = Field(2, ge=0, le=90, description="create_task: days until due.")
+
+    @model_validator(mode="after")
+    def _needs(self) -> ActionSetting:
+        needs = {"notify": ("url",), "set_field": ("field", "value"), "create_task": ("title",),
+                 "assign": ()}[self.action]
+        missing = [n for n in needs if getattr(self, n) is None]
+        if self.action == "assign" and self.strategy != "territory" and not self.owners:
+            missing.append("owners")
+        if self.action == "assign" and self.strategy == "territory" and not self.territories:
+            missing.append("territories")
+        if missing:
+            raise ValueError(f"action '{self.action}' needs {', '.join(missing)}")
+        return self
+
+
+class WorkflowSetting(_Section):
+    """when (a trigger) -> if (conditions on the account) -> then (ordered actions)."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    name: str = Field(..., min_length=1, description="Workflow name.")
+    enabled: bool = Field(True, description="Disabled workflows never fire.")
+    when: TriggerSetting = Field(..., description="The trigger.")
+    if_: list[SegmentCondition] = Field(default_factory=list, alias="if",
+                                        description="Account conditions (all must hold).")
+    then: list[ActionSetting] = Field(..., min_length=1, description="Actions, in order.")
+
+    @model_validator(mode="after")
+    def _known_fields(self) -> WorkflowSetting:
+        from demandloop.activate.audiences import ACCOUNT_FIELDS
+
+        for c in [*self.if_, *(c for a in self.then for t in a.territories for c in t.where)]:
+            if c.field not in ACCOUNT_FIELDS:
+                raise ValueError(f"workflow '{self.name}': unknown account field "
+                                 f"'{c.field}' (fields: {', '.join(sorted(ACCOUNT_FIELDS))})")
+        return self
+
+
 class ActivateSettings(_Section):
-    """Acting on scores: audiences (segments) for ad platforms."""
+    """Acting on scores: audiences (segments) for ad platforms, and workflows."""
 
     segments: list[SegmentSetting] = Field(
         default_factory=_default_segments,
         description="Saved segments ([[activate.segments]] tables).")
+    workflows: list[WorkflowSetting] = Field(
+        default_factory=list, description="Workflows ([[activate.workflows]] tables; more "
+        "in workflows/*.toml as [[workflows]]).")
+    max_attempts: int = Field(6, ge=1, le=50, description="Action attempts before the dead "
+                              "letter list.")
+    retry_base_seconds: float = Field(30.0, gt=0, description="First retry delay; doubles "
+                                      "with each attempt.")
 
     @model_validator(mode="after")
     def _unique(self) -> ActivateSettings:
         names = [s.name for s in self.segments]
         if len(set(names)) != len(names):
             raise ValueError(f"activate.segments: duplicate segment names in {names}")
+        flows = [w.name for w in self.workflows]
+        if len(set(flows)) != len(flows):
+            raise ValueError(f"activate.workflows: duplicate workflow names in {flows}")
         return self
 
 
@@ -421,7 +521,7 @@ class Settings(BaseSettings):
     score: ScoreSettings = Field(default_factory=ScoreSettings)  # type: ignore[arg-type]
     measure: MeasureSettings = Field(default_factory=MeasureSettings)  # type: ignore[arg-type]
     collector: CollectorSettings = Field(default_factory=CollectorSettings)  # type: ignore[arg-type]
-    activate: ActivateSettings = Field(default_factory=ActivateSettings)
+    activate: ActivateSettings = Field(default_factory=ActivateSettings)  # type: ignore[arg-type]
 
     @classmethod
     def settings_customise_sources(

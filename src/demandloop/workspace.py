@@ -16,7 +16,7 @@ from typing import Any
 import orjson
 import pandas as pd
 
-from demandloop import explain, pipeline
+from demandloop import activation, explain, pipeline
 from demandloop.activate import audiences
 from demandloop.collect.crm import read_crm_csv
 from demandloop.collect.olist import read_olist
@@ -33,7 +33,9 @@ from demandloop.pipeline import ResolveResult
 from demandloop.resolve.ipranges import read_ip_ranges
 from demandloop.score import predictive
 from demandloop.score import run as score_run
+from demandloop.serve import webhooks
 from demandloop.store import Store, export_parquet, import_parquet
+from demandloop.store import jobs as jobstore
 from demandloop.store.crm import import_crm, import_ip_ranges, import_leads, import_spend
 from demandloop.store.events import IngestResult, Progress, ingest_files
 from demandloop.store.measure import frames
@@ -399,6 +401,22 @@ class Workspace:
         target.parent.mkdir(parents=True, exist_ok=True)
         out.to_csv(target, index=False)
         return len(out), warnings
+
+    def workflows(self) -> list[Any]:
+        """Workflows of demandloop.toml and workflows/*.toml, validated."""
+        return activation.workflows(self)
+
+    def run_workflows(self, now: dt.datetime | None = None,
+                      post: activation.Post | None = None) -> activation.RunResult:
+        """Fire workflows on what changed since the last run, then execute due jobs."""
+        fired = activation.evaluate(self, now)
+        done = activation.execute(self, now, post or webhooks.post)
+        done.fired, done.enqueued = fired.fired, fired.enqueued
+        return done
+
+    def workflow_history(self, account: str | None = None) -> pd.DataFrame:
+        """Every workflow step taken (or pending, retried, dead), newest first."""
+        return jobstore.history(self.store, account)
 
     def scorecard(self) -> dict[str, Any]:
         """Demand gen vs lead gen: the published rubric next to this workspace's figures."""

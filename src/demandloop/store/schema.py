@@ -238,12 +238,53 @@ CREATE TABLE predictions (
 );
 """
 
+_V5 = """
+CREATE TABLE jobs (
+    workspace_id VARCHAR NOT NULL,
+    job_id VARCHAR NOT NULL,
+    workflow VARCHAR NOT NULL,
+    firing VARCHAR NOT NULL,
+    step INTEGER NOT NULL,
+    action VARCHAR NOT NULL,
+    account_id VARCHAR,
+    trigger VARCHAR,
+    payload JSON,
+    status VARCHAR NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    next_attempt_at TIMESTAMP,
+    last_error VARCHAR,
+    result VARCHAR,
+    created_at TIMESTAMP NOT NULL,
+    done_at TIMESTAMP,
+    PRIMARY KEY (workspace_id, job_id)
+);
+CREATE TABLE tasks (
+    workspace_id VARCHAR NOT NULL,
+    task_id VARCHAR NOT NULL,
+    account_id VARCHAR,
+    title VARCHAR NOT NULL,
+    owner VARCHAR,
+    due_at TIMESTAMP,
+    workflow VARCHAR,
+    created_at TIMESTAMP NOT NULL,
+    PRIMARY KEY (workspace_id, task_id)
+);
+CREATE TABLE workflow_cursors (
+    workspace_id VARCHAR NOT NULL,
+    name VARCHAR NOT NULL,
+    value TIMESTAMP,
+    counter BIGINT,
+    PRIMARY KEY (workspace_id, name)
+);
+"""
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "core tables: events, identities, persons, accounts, ...", _V1),
     Migration(2, "identity resolution: person_identifiers, account_matches, touch sources", _V2),
     Migration(3, "predictive scoring: predictions", _V3),
     Migration(4, "touches.seq: one integer order (time, then touch id) for windowed scoring",
               "ALTER TABLE touches ADD COLUMN seq BIGINT;"),
+    Migration(5, "workflows: jobs (durable, idempotent actions), tasks, cursors", _V5),
 )
 
 #: tables exported/imported as Parquet, in dependency-free order
@@ -263,6 +304,9 @@ DATA_TABLES: tuple[str, ...] = (
     "person_identifiers",
     "account_matches",
     "predictions",
+    "jobs",
+    "tasks",
+    "workflow_cursors",
 )
 
 SCHEMA_VERSION = MIGRATIONS[-1].version

@@ -1,0 +1,141 @@
+"""Actions: what a workflow step does, as a description the runner carries out (pure).
+
+An ordered registry of small functions: each takes the step's settings, the account as it is
+now (so a notify after an assign names the new owner) and the trigger's "why now", and
+returns an :class:`Effect`: an HTTP request to send, an account field to set, a task to
+create, or nothing to do (with the reason).
+
+Example:
+    >>> e = assign({"strategy": "fixed", "owners": ["ana"], "respect_existing": True},
+    ...            {"account_id": "acme.com", "owner": None}, "", counter=0)
+    >>> e.kind, e.field, e.value
+    ('set', 'owner', 'ana')
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import hashlib
+import hmac
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+import pandas as pd
+
+from demandloop.activate.audiences import Condition, select
+
+
+@dataclass
+class Effect:
+    """``http`` (url, body, headers), ``set`` (field, value), ``task`` (task) or ``none``."""
+
+    kind: str
+    summary: str
+    url: str = ""
+    body: bytes = b""
+    headers: dict[str, str] = dataclasses.field(default_factory=dict)
+    field: str = ""
+    value: Any = None
+    task: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+
+def _context(account: dict[str, Any], why: str) -> dict[str, Any]:
+    """The account context an alert carries: why now, stage, fit, signals, gaps, owner."""
+    keys = ("account_id", "name", "domain", "stage", "fit", "band", "engagement", "intent",
+            "surging", "people", "committee_coverage", "missing_roles", "owner", "target",
+            "industry", "country", "top_signals")
+    ctx = {k: account.get(k) for k in keys}
+    ctx["why"] = why
+    return {k: (None if isinstance(v, float) and pd.isna(v) else v) for k, v in ctx.items()}
+
+
+def _slack(ctx: dict[str, Any], workflow: str) -> dict[str, Any]:
+    name = ctx.get("name") or ctx["account_id"]
+    gaps = ", ".join(ctx.get("missing_roles") or []) or "none"
+    signals = "\n".join(f"• {s}" for s in (ctx.get("top_signals") or [])[:5]) or "• (none)"
+    fit = f"{ctx['fit']:.0f} ({ctx.get('band')})" if ctx.get("fit") is not None else "n/a"
+    text = (f"*{name}* ({ctx.get('domain') or ctx['account_id']}): {ctx['why']}\n"
+            f"Stage: {ctx.get('stage')} · Fit: {fit} · Engagement: "
+            f"{(ctx.get('engagement') or 0):.1f} · Owner: {ctx.get('owner') or 'unassigned'}\n"
+            f"Top signals:\n{signals}\nBuying-committee gaps: {gaps}")
+    return {"text": f"{name}: {ctx['why']}",
+            "blocks": [{"type": "section", "text": {"type": "mrkdwn", "text": text}},
+                       {"type": "context", "elements": [{"type": "mrkdwn",
+                                                         "text": f"workflow `{workflow}`"}]}]}
+
+
+def sign(secret: str, body: bytes, timestamp: int) -> str:
+    """``t=<unix>,v1=<hex HMAC-SHA256 of "<unix>.<body>">`` (Stripe's scheme)."""
+    mac = hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256)
+    return f"t={timestamp},v1={mac.hexdigest()}"
+
+
+def notify(spec: dict[str, Any], account: dict[str, Any], why: str, *, job_id: str = "",
+           workflow: str = "", secret: str | None = None, **_: Any) -> Effect:
+    ctx = _context(account, why)
+    if spec.get("format") == "webhook":
+        body = orjson.dumps({"type": "demandloop.workflow", "workflow": workflow,
+                             "job_id": job_id, "account": ctx}, default=str)
+    else:
+        body = orjson.dumps(_slack(ctx, workflow), default=str)
+    headers = {"Content-Type": "application/json", "Idempotency-Key": job_id,
+               "User-Agent": "demandloop-workflows"}
+    if secret:
+        headers["X-Demandloop-Signature"] = sign(secret, body, int(time.time()))
+    return Effect("http", f"notified {spec['url']}", url=spec["url"], body=body,
+                  headers=headers)
+
+
+def assign(spec: dict[str, Any], account: dict[str, Any], why: str, *, counter: int = 0,
+           **_: Any) -> Effect:
+    current = account.get("owner")
+    if spec.get("respect_existing", True) and isinstance(current, str) and current:
+        return Effect("none", f"kept the existing owner {current}")
+    owner: str | None = None
+    if spec["strategy"] == "fixed":
+        owner = spec["owners"][0]
+    elif spec["strategy"] == "round_robin":
+        owner = spec["owners"][counter % len(spec["owners"])]
+    else:
+        row = pd.DataFrame([account])
+        for t in spec["territories"]:
+            conds = [Condition(c["field"], c["op"], c["value"]) for c in t["where"]]
+            if not select(row, conds).empty:
+                owner = t["owner"]
+                break
+    if owner is None:
+        return Effect("none", "no territory matched")
+    return Effect("set", f"assigned to {owner}", field="owner", value=owner)
+
+
+def set_field(spec: dict[str, Any], account: dict[str, Any], why: str, **_: Any) -> Effect:
+    return Effect("set", f"set {spec['field']} = {spec['value']}", field=spec["field"],
+                  value=spec["value"])
+
+
+def create_task(spec: dict[str, Any], account: dict[str, Any], why: str, *,
+                now: dt.datetime | None = None, job_id: str = "", workflow: str = "",
+                **_: Any) -> Effect:
+    now = now or dt.datetime.now(dt.UTC).replace(tzinfo=None)
+    fields = {k: ("" if v is None else v) for k, v in account.items()}
+    try:
+        title = spec["title"].format(**fields)
+    except (KeyError, IndexError, ValueError):
+        title = spec["title"]
+    task = {"task_id": job_id, "account_id": account.get("account_id"), "title": title,
+            "owner": account.get("owner"), "due_at": now + dt.timedelta(days=spec["due_days"]),
+            "workflow": workflow}
+    return Effect("task", f"task '{title}'", task=task)
+
+
+#: ordered registry of actions: name -> effect(spec, account, why, **runtime)
+ACTIONS: dict[str, Callable[..., Effect]] = {
+    "assign": assign,
+    "set_field": set_field,
+    "create_task": create_task,
+    "notify": notify,
+}

@@ -1,0 +1,185 @@
+"""Runs workflows over a workspace: read what changed, fire (pure), enqueue, execute.
+
+``evaluate`` turns the stage changes, score snapshots and events since the last evaluation
+into jobs (idempotent: see :mod:`demandloop.store.jobs`); ``execute`` carries out the jobs
+that are due, in step order per firing, recording each outcome: at-least-once, with the job
+id as the ``Idempotency-Key`` of every webhook, exponential backoff, and the dead letter list
+after ``activate.max_attempts``. Like :mod:`demandloop.pipeline`, this module only wires the
+store, the pure stage functions and the edges together.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import tomllib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pandas as pd
+from pydantic import TypeAdapter, ValidationError
+
+from demandloop.activate.actions import ACTIONS
+from demandloop.activate.workflows import Inputs, firings, jobs
+from demandloop.config import WorkflowSetting
+from demandloop.errors import ConfigError
+from demandloop.serve import webhooks
+from demandloop.store import jobs as jobstore
+
+Post = Callable[[str, bytes, dict[str, str]], int]
+WORKFLOWS_DIR = "workflows"
+
+
+@dataclass
+class RunResult:
+    fired: int = 0
+    enqueued: int = 0
+    done: int = 0
+    retried: int = 0
+    dead: int = 0
+    details: list[str] = field(default_factory=list)
+
+
+def workflows(ws: Any) -> list[WorkflowSetting]:
+    """``[[activate.workflows]]`` plus every ``workflows/*.toml`` (``[[workflows]]``)."""
+    found = list(ws.settings.activate.workflows)
+    folder = Path(ws.directory) / WORKFLOWS_DIR
+    adapter = TypeAdapter(list[WorkflowSetting])
+    for path in sorted(folder.glob("*.toml")) if folder.is_dir() else []:
+        try:
+            data = tomllib.loads(path.read_text(encoding="utf-8"))
+            unknown = set(data) - {"workflows"}
+            if unknown:
+                raise ConfigError(f"{path}: unknown key '{sorted(unknown)[0]}'",
+                                  hint="a workflow file holds [[workflows]] tables")
+            found += adapter.validate_python(data.get("workflows", []))
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{path}: invalid TOML: {exc}") from None
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            where = ".".join(str(p) for p in first["loc"])
+            raise ConfigError(f"{path}: invalid workflow at '{where}': {first['msg']}") from None
+    names = [w.name for w in found]
+    dupes = sorted({n for n in names if names.count(n) > 1})
+    if dupes:
+        raise ConfigError(f"workflow '{dupes[0]}' is defined twice",
+                          hint="names must be unique across demandloop.toml and workflows/")
+    return found
+
+
+def _inputs(ws: Any, since: dt.datetime | None, events_since: dt.datetime | None) -> Inputs:
+    store = ws.store
+    accounts = ws._audience_rows("account")
+    with store.reader() as cur:
+        ws_id = {"ws": store.workspace_id}
+        changes = cur.execute(
+            "SELECT entity, entity_id, from_stage, to_stage, changed_at, reasons FROM "
+            "stage_changes WHERE workspace_id = $ws AND ($since::TIMESTAMP IS NULL OR "
+            "changed_at > $since::TIMESTAMP)", {**ws_id, "since": since}).df()
+        snaps = cur.execute("SELECT DISTINCT as_of FROM scores WHERE workspace_id = $ws AND "
+                            "entity = 'account' ORDER BY as_of DESC LIMIT 2", ws_id).fetchall()
+        previous = pd.DataFrame(columns=["account_id"])
+        if len(snaps) == 2:
+            previous = cur.execute(
+                "SELECT entity_id AS account_id, fit, engagement, intent, "
+                "(details ->> '$.surging')::BOOLEAN AS surging FROM scores WHERE "
+                "workspace_id = $ws AND entity = 'account' AND as_of = $at",
+                {"ws": store.workspace_id, "at": snaps[1][0]}).df()
+        events = cur.execute(
+            "SELECT e.message_id, e.event, e.timestamp AS ts, e.received_at, t.account_id "
+            "FROM events e LEFT JOIN touches t ON t.workspace_id = e.workspace_id AND "
+            "t.message_id = e.message_id WHERE e.workspace_id = $ws AND e.type = 'track' AND "
+            "($esince::TIMESTAMP IS NULL OR e.received_at > $esince::TIMESTAMP)",
+            {**ws_id, "esince": events_since}).df()
+        people = dict(cur.execute("SELECT person_id, account_id FROM persons WHERE "
+                                  "workspace_id = $ws AND account_id IS NOT NULL",
+                                  ws_id).fetchall())
+    if snaps:
+        accounts = accounts.assign(as_of=snaps[0][0])
+    return Inputs(changes=changes, accounts=accounts, previous=previous, events=events,
+                  person_accounts=people)
+
+
+def evaluate(ws: Any, now: dt.datetime | None = None) -> RunResult:
+    """Fire every enabled workflow on what changed since the last evaluation; enqueue."""
+    now = now or dt.datetime.now(dt.UTC).replace(tzinfo=None)
+    store, result = ws.store, RunResult()
+    since, _ = jobstore.cursor(store, "stage_changes")
+    events_since, _ = jobstore.cursor(store, "events")
+    inputs = _inputs(ws, since, events_since)
+    for wf in workflows(ws):
+        fired = firings(wf, inputs)
+        result.fired += len(fired)
+        result.enqueued += jobstore.enqueue(store, jobs(wf, fired), now)
+    if not inputs.changes.empty:
+        jobstore.set_cursor(store, "stage_changes", inputs.changes["changed_at"].max())
+    if not inputs.events.empty:
+        jobstore.set_cursor(store, "events", inputs.events["received_at"].max())
+    return result
+
+
+def _account(ws: Any, account_id: str) -> dict[str, Any]:
+    rows = ws._audience_rows("account")
+    row = rows[rows["account_id"] == account_id]
+    account: dict[str, Any] = row.iloc[0].to_dict() if len(row) else {"account_id": account_id}
+    with ws.store.reader() as cur:
+        top = cur.execute(
+            "SELECT coalesce(activity, 'visit') || ' via ' || channel, count(*) AS n FROM "
+            "touches WHERE workspace_id = ? AND account_id = ? AND ts >= (SELECT max(ts) - "
+            "INTERVAL 30 DAY FROM touches WHERE workspace_id = ?) GROUP BY 1 "
+            "ORDER BY n DESC, 1 LIMIT 5",
+            [ws.store.workspace_id, account_id, ws.store.workspace_id]).fetchall()
+    account["top_signals"] = [f"{n}x {what}" for what, n in top]
+    return account
+
+
+def execute(ws: Any, now: dt.datetime | None = None, post: Post = webhooks.post,
+            max_rounds: int = 100) -> RunResult:
+    """Carry out every due job (steps of a firing in order); returns the outcomes."""
+    now = now or dt.datetime.now(dt.UTC).replace(tzinfo=None)
+    store, settings, result = ws.store, ws.settings.activate, RunResult()
+    for _ in range(max_rounds):
+        batch = jobstore.due(store, now)
+        if batch.empty:
+            break
+        for job in batch.to_dict("records"):
+            j_payload, j_workflow = str(job["payload"]), str(job["workflow"])
+            j_step, j_action = int(job["step"]), str(job["action"])
+            j_account_id, j_trigger = str(job["account_id"]), str(job["trigger"])
+            j_job_id, j_attempts = str(job["job_id"]), int(job["attempts"])
+            spec = orjson.loads(j_payload)
+            name = f"rr:{j_workflow}:{j_step}"
+            _, counter = jobstore.cursor(store, name)
+            secret = os.environ.get(spec["secret_env"]) if spec.get("secret_env") else None
+            effect = ACTIONS[j_action](spec, _account(ws, j_account_id), j_trigger,
+                                         job_id=j_job_id, workflow=j_workflow,
+                                         counter=counter, secret=secret, now=now)
+            try:
+                if effect.kind == "http":
+                    post(effect.url, effect.body, effect.headers)
+            except webhooks.DeliveryError as exc:
+                attempts = j_attempts + 1
+                if attempts >= settings.max_attempts:
+                    jobstore.finish(store, j_job_id, status="dead", now=now, error=str(exc))
+                    result.dead += 1
+                else:
+                    wait = settings.retry_base_seconds * 2 ** (attempts - 1)
+                    jobstore.finish(store, j_job_id, status="pending", now=now,
+                                    error=str(exc), next_at=now + dt.timedelta(seconds=wait))
+                    result.retried += 1
+                continue
+            applied: tuple[str, Any] | None = None
+            if effect.kind == "set":
+                applied = ("set", (j_account_id, effect.field, effect.value))
+            elif effect.kind == "task":
+                applied = ("task", effect.task)
+            jobstore.finish(store, j_job_id, status="done", now=now, result=effect.summary,
+                            effect=applied)
+            if j_action == "assign" and effect.kind == "set":
+                jobstore.set_cursor(store, name, None, counter + 1)
+            result.done += 1
+            result.details.append(f"{j_workflow} {j_account_id}: {effect.summary}")
+    return result

@@ -1,0 +1,103 @@
+"""``demandloop audiences list|export`` and ``demandloop workflows validate|list|run|history``
+(registered on the main CLI)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import typer
+
+from demandloop.cli import _json, _open, _records, _table, app, out
+
+JsonOpt = typer.Option(False, "--json", help="Print JSON instead of tables.")
+
+
+audiences_app = typer.Typer(no_args_is_help=True, help="Audiences: segments for ad platforms.")
+app.add_typer(audiences_app, name="audiences")
+
+
+@audiences_app.command("list")
+def audiences_list(as_json: bool = JsonOpt) -> None:
+    """Saved segments ([[activate.segments]]) with their current size."""
+    with _open() as ws:
+        rows = [{"name": s.name, "entity": s.entity, "members": len(ws.segment(s.name)[1]),
+                 "description": s.description} for s in ws.segments()]
+    if as_json:
+        _json(rows)
+        return
+    out.print(_table(pd.DataFrame(rows, columns=["name", "entity", "members", "description"]),
+                     "segments"))
+
+
+@audiences_app.command("export")
+def audiences_export(
+    name: str = typer.Argument(..., help="Segment name (see 'audiences list')."),
+    fmt: str = typer.Option("csv", "--format", help="csv, linkedin (accounts) or google "
+                            "(people, hashed Customer Match)."),
+    path: Path = typer.Option(..., "--out", help="CSV file to write."),
+) -> None:
+    """Write a segment in the format an ad platform uploads."""
+    with _open() as ws:
+        n, warnings = ws.export_audience(name, fmt, path)
+    out.print(f"wrote {n:,} rows of '{name}' ({fmt}) to {path}")
+    for w in warnings:
+        out.print(f"[yellow]warning:[/yellow] {w}")
+
+
+workflows_app = typer.Typer(no_args_is_help=True, help="Workflows: signal -> route -> alert.")
+app.add_typer(workflows_app, name="workflows")
+
+
+@workflows_app.command("validate")
+def workflows_validate() -> None:
+    """Check demandloop.toml's and workflows/*.toml's workflows; exit 0 when all are valid."""
+    with _open() as ws:
+        flows = ws.workflows()
+    out.print(f"{len(flows)} workflow(s) valid: {', '.join(w.name for w in flows) or '(none)'}")
+
+
+@workflows_app.command("list")
+def workflows_list(as_json: bool = JsonOpt) -> None:
+    """Workflows: trigger, conditions and actions."""
+    with _open() as ws:
+        rows = [{"name": w.name, "enabled": w.enabled,
+                 "when": w.when.trigger + "".join(
+                     f" {k}={v}" for k, v in w.when.model_dump().items()
+                     if k != "trigger" and v is not None),
+                 "if": " and ".join(f"{c.field} {c.op} {c.value}" for c in w.if_) or "-",
+                 "then": " -> ".join(a.action for a in w.then)} for w in ws.workflows()]
+    if as_json:
+        _json(rows)
+        return
+    out.print(_table(pd.DataFrame(rows, columns=["name", "enabled", "when", "if", "then"]),
+                     "workflows"))
+
+
+@workflows_app.command("run")
+def workflows_run(as_json: bool = JsonOpt) -> None:
+    """Fire workflows on what changed since the last run (run after 'score'), then carry out
+    every due action (retries included)."""
+    with _open() as ws:
+        r = ws.run_workflows()
+    if as_json:
+        _json(r.__dict__)
+        return
+    out.print(f"{r.fired:,} firing(s), {r.enqueued:,} new action(s); done {r.done:,}, "
+              f"retrying {r.retried:,}, dead {r.dead:,}")
+    for line in r.details[:20]:
+        out.print(f"  {line}")
+
+
+@workflows_app.command("history")
+def workflows_history(
+    account: str | None = typer.Option(None, "--account", help="One account's trail."),
+    as_json: bool = JsonOpt,
+) -> None:
+    """The audit trail: every action taken, pending, retried or dead, newest first."""
+    with _open() as ws:
+        df = ws.workflow_history(account)
+    if as_json:
+        _json(_records(df))
+        return
+    out.print(_table(df.drop(columns=["trigger"]), "workflow history"))

@@ -1,0 +1,238 @@
+"""Workflows: stage change -> route -> alert, against a local HTTP receiver; idempotent runs,
+retries with backoff, the dead letter list, signed webhooks, and a crash mid-run."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import hmac
+import http.server
+import json
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import demandloop
+from demandloop.errors import ConfigError
+from demandloop.serve import webhooks
+
+
+class Receiver:
+    """A local HTTP endpoint recording every POST; can be told to fail the next N."""
+
+    def __init__(self) -> None:
+        self.got: list[dict[str, Any]] = []
+        self.fail_next = 0
+        outer = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # noqa: N802 - http.server's name
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                if outer.fail_next > 0:
+                    outer.fail_next -= 1
+                    self.send_response(500)
+                    self.end_headers()
+                    return
+                outer.got.append({"path": self.path, "headers": dict(self.headers),
+                                  "body": body})
+                self.send_response(200)
+                self.end_headers()
+                self.wfile.write(b"ok")
+
+            def log_message(self, *a: Any) -> None:
+                pass
+
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    r = Receiver()
+    yield r
+    r.httpd.shutdown()
+
+
+FLOWS = """
+[activate]
+max_attempts = 3
+retry_base_seconds = 60
+
+[[activate.workflows]]
+name = "mqa-alert"
+when = {{trigger = "stage_changed", to = "mqa"}}
+if = [{{field = "target", op = "==", value = true}}]
+then = [
+  {{action="assign", strategy="round_robin", owners=["ana", "ben"], respect_existing=false}},
+  {{action = "create_task", title = "Call {{name}} today", due_days = 1}},
+  {{action = "notify", url = "{url}/slack", format = "slack"}},
+]
+"""
+
+
+@pytest.fixture
+def scored(market: Path, tmp_path: Path) -> Path:
+    d = tmp_path / "w"
+    with demandloop.open(d) as ws:
+        ws.ingest(market / "events.jsonl")
+        for kind in ("accounts", "contacts", "opportunities"):
+            ws.import_crm(kind, market / f"{kind}.csv")
+        ws.import_ip_ranges(market / "ip_ranges.csv")
+        ws.resolve()
+        ws.score_history(7)
+    return d
+
+
+def _expected(ws: demandloop.Workspace) -> set[tuple[str, str]]:
+    """Independently: target accounts with a stage change into mqa, and when."""
+    rows = ws.store.con.execute(
+        "SELECT c.entity_id, c.changed_at::VARCHAR FROM stage_changes c JOIN accounts a ON "
+        "a.account_id = c.entity_id WHERE c.entity = 'account' AND c.to_stage = 'mqa' "
+        "AND a.target").fetchall()
+    return set(rows)
+
+
+def test_stage_change_routes_creates_a_task_and_alerts_once(scored: Path,
+                                                            receiver: Receiver) -> None:
+    (scored / "demandloop.toml").write_text(FLOWS.format(url=receiver.url))
+    with demandloop.open(scored) as ws:
+        expected = _expected(ws)
+        assert expected
+        r = ws.run_workflows()
+        assert r.fired == len(expected) and r.dead == 0
+        assert r.done == 3 * len(expected)
+        assert len(receiver.got) == len(expected)
+        names = dict(ws.store.con.execute("SELECT account_id, name FROM accounts").fetchall())
+        owners = dict(ws.store.con.execute("SELECT account_id, owner FROM accounts").fetchall())
+        alerted = {}
+        for hit in receiver.got:
+            text = json.loads(hit["body"])["blocks"][0]["text"]["text"]
+            account = next(a for a, _ in expected if f"({a})" in text)
+            alerted[account] = text
+            assert names[account] in text and "became mqa" in text
+            assert f"Owner: {owners[account]}" in text  # the alert names the new owner
+            assert "Top signals:" in text and "Buying-committee gaps:" in text
+        assert set(alerted) == {a for a, _ in expected}
+        assert {owners[a] for a in alerted} <= {"ana", "ben"}
+        if len(alerted) > 1:
+            assert {owners[a] for a in alerted} == {"ana", "ben"}  # round robin
+        tasks = ws.store.con.execute("SELECT account_id, title FROM tasks").fetchall()
+        assert {(a, f"Call {names[a]} today") for a in alerted} == set(tasks)
+        # a second run finds nothing new: no second alert, no second task
+        again = ws.run_workflows()
+        assert (again.fired, again.enqueued, again.done) == (0, 0, 0)
+        assert len(receiver.got) == len(expected)
+        keys = [h["headers"]["Idempotency-Key"] for h in receiver.got]
+        assert len(set(keys)) == len(keys)
+        trail = ws.workflow_history(next(iter(alerted)))
+        assert list(trail.sort_values("step")["action"]) == ["assign", "create_task", "notify"]
+        assert set(trail["status"]) == {"done"}
+
+
+def test_failures_back_off_then_go_to_the_dead_letter_list(scored: Path,
+                                                           receiver: Receiver) -> None:
+    (scored / "demandloop.toml").write_text(FLOWS.format(url=receiver.url))
+    now = dt.datetime(2030, 1, 1)
+    with demandloop.open(scored) as ws:
+        n = len(_expected(ws))
+        receiver.fail_next = n  # every first attempt fails
+        r = ws.run_workflows(now=now)
+        assert r.retried == n and receiver.got == []
+        # not due yet: nothing is retried before the backoff
+        assert ws.run_workflows(now=now + dt.timedelta(seconds=30)).done == 0
+        r = ws.run_workflows(now=now + dt.timedelta(seconds=61))
+        assert r.done == n and len(receiver.got) == n
+        # a receiver that is always down: 3 attempts, then dead, later steps skipped
+        (scored / "demandloop.toml").write_text(FLOWS.format(url=receiver.url).replace(
+            'name = "mqa-alert"', 'name = "mqa-alert-2"').replace(
+            "/slack", "/down").replace(', "ben"]', "]"))
+    with demandloop.open(scored) as ws:
+        ws.store.con.execute("DELETE FROM workflow_cursors")  # evaluate history again
+        receiver.fail_next = 10**6
+        t = now + dt.timedelta(days=1)
+        ws.run_workflows(now=t)
+        ws.run_workflows(now=t + dt.timedelta(seconds=61))
+        ws.run_workflows(now=t + dt.timedelta(seconds=61 + 121))
+        status = dict(ws.store.con.execute(
+            "SELECT status, count(*) FROM jobs WHERE workflow = 'mqa-alert-2' AND "
+            "action = 'notify' GROUP BY 1").fetchall())
+    assert status == {"dead": n}
+
+
+def test_signed_webhook_on_an_event_and_exactly_once_across_a_crash(
+        scored: Path, receiver: Receiver, monkeypatch: pytest.MonkeyPatch) -> None:
+    (scored / "demandloop.toml").write_text(f"""
+[[activate.workflows]]
+name = "demo-request"
+when = {{trigger = "event", event = "Demo Requested"}}
+then = [
+  {{action="notify", url="{receiver.url}/hook", format="webhook", secret_env="DL_TEST_SECRET"}},
+]
+""")
+    monkeypatch.setenv("DL_TEST_SECRET", "s3cret")
+    calls = {"n": 0}
+
+    def crashing_post(url: str, body: bytes, headers: dict[str, str]) -> int:
+        calls["n"] += 1
+        if calls["n"] == 3:  # the process dies before the third request leaves
+            raise KeyboardInterrupt
+        return webhooks.post(url, body, headers)
+
+    with demandloop.open(scored) as ws:
+        demos = ws.store.con.execute(
+            "SELECT count(*) FROM events e JOIN touches t USING (message_id) "
+            "WHERE e.event = 'Demo Requested' AND t.account_id IS NOT NULL").fetchone()[0]
+        assert demos >= 3
+        with pytest.raises(KeyboardInterrupt):
+            ws.run_workflows(post=crashing_post)
+    with demandloop.open(scored) as ws:  # restarted: the rest, and nothing twice
+        ws.run_workflows()
+    keys = [h["headers"]["Idempotency-Key"] for h in receiver.got]
+    assert len(keys) == len(set(keys)) == demos
+    for hit in receiver.got:
+        signature = hit["headers"]["X-Demandloop-Signature"]
+        ts, v1 = (p.split("=", 1)[1] for p in signature.split(","))
+        mac = hmac.new(b"s3cret", f"{ts}.".encode() + hit["body"], hashlib.sha256).hexdigest()
+        assert hmac.compare_digest(mac, v1)
+        body = json.loads(hit["body"])
+        assert body["account"]["why"].startswith("Demo Requested")
+
+
+def test_bad_workflows_are_config_errors(tmp_path: Path, cli) -> None:  # type: ignore[no-untyped-def]
+    d = tmp_path / "w"
+    d.mkdir()
+    (d / "demandloop.toml").write_text("""
+[[activate.workflows]]
+name = "x"
+when = {trigger = "stage_changed"}
+then = [{action = "notify", url = "http://x"}]
+""")
+    code, _, err = cli("-w", str(d), "workflows", "validate")
+    assert code == 2 and "trigger 'stage_changed' needs to" in err
+    (d / "demandloop.toml").write_text("")
+    (d / "workflows").mkdir()
+    (d / "workflows" / "a.toml").write_text("""
+[[workflows]]
+name = "y"
+when = {trigger = "surge"}
+if = [{field = "colour", op = "==", value = "red"}]
+then = [{action = "assign", strategy = "fixed", owners = ["ana"]}]
+""")
+    code, _, err = cli("-w", str(d), "workflows", "validate")
+    assert code == 2 and "unknown account field 'colour'" in err and "a.toml" in err
+    (d / "workflows" / "a.toml").write_text("""
+[[workflows]]
+name = "y"
+when = {trigger = "surge"}
+then = [{action = "assign", strategy = "fixed", owners = ["ana"]}]
+""")
+    code, out, _ = cli("-w", str(d), "workflows", "validate")
+    assert code == 0 and "1 workflow(s) valid: y" in out
+    with pytest.raises(ConfigError):
+        (d / "workflows" / "b.toml").write_text((d / "workflows" / "a.toml").read_text())
+        with demandloop.open(d) as ws:
+            ws.workflows()
