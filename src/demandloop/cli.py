@@ -503,7 +503,10 @@ def main(argv: list[str] | None = None) -> None:
     debug = "--debug" in (argv if argv is not None else sys.argv[1:]) or bool(
         os.environ.get("DEMANDLOOP_DEBUG"))
     try:
-        app(args=argv, standalone_mode=False)
+        code = app(args=argv, standalone_mode=False)
+        # without standalone mode, click returns a command's typer.Exit code instead
+        if isinstance(code, int) and code:
+            sys.exit(code)
     except DemandloopError as exc:
         if debug:
             traceback.print_exc()

@@ -101,3 +101,33 @@ def workflows_history(
         _json(_records(df))
         return
     out.print(_table(df.drop(columns=["trigger"]), "workflow history"))
+
+
+mail_app = typer.Typer(no_args_is_help=True, help="Email deliverability.")
+app.add_typer(mail_app, name="mail")
+
+
+@mail_app.command("check")
+def mail_check(
+    domain: str = typer.Argument(..., help="The domain you send from (e.g. acme.com)."),
+    selector: list[str] = typer.Option([], "--selector",
+                                       help="DKIM selector(s) you sign with (default: common "
+                                       "ones)."),
+    nameserver: str | None = typer.Option(None, "--nameserver",
+                                          help="Ask this DNS server (IP or IP:PORT)."),
+    as_json: bool = JsonOpt,
+) -> None:
+    """Check SPF, DKIM and DMARC and say what to fix; exits 1 when a check fails."""
+    from demandloop.activate import mail
+    from demandloop.serve.dns import txt_lookup
+
+    selectors = tuple(selector) or mail.DEFAULT_SELECTORS
+    findings = mail.check(domain, txt_lookup(nameserver), selectors)
+    if as_json:
+        _json([f.__dict__ for f in findings])
+    else:
+        colour = {"ok": "green", "warn": "yellow", "fail": "bold red"}
+        for f in findings:
+            out.print(f"[{colour[f.status]}]{f.status.upper():4}[/] {f.check:5} {f.message}")
+    if any(f.status == "fail" for f in findings):
+        raise typer.Exit(1)
