@@ -92,9 +92,13 @@ def test_rudder_python_sdk_gzip_and_context_traits(tmp_path: Path) -> None:
     assert by_kind["group"]["group_id"] == "acme.com"
 
 
-def test_a_forced_503_is_retried_and_stored_once(tmp_path: Path,
+@pytest.mark.parametrize("sdk", ["segment", "rudder"])
+def test_a_forced_503_is_retried_and_stored_once(tmp_path: Path, sdk: str,
                                                 monkeypatch: pytest.MonkeyPatch) -> None:
-    from segment.analytics import Client
+    if sdk == "segment":
+        from segment.analytics import Client
+    else:
+        from rudderstack.analytics.client import Client  # type: ignore[no-redef]
 
     with collector(tmp_path / "w") as run:
         log = run.state.log
