@@ -59,8 +59,10 @@ class Running:
 
 
 @contextmanager
-def collector(directory: Path, toml: str = "") -> Iterator[Running]:
-    """A collector in a thread of this process, with one write key."""
+def collector(directory: Path, toml: str = "", maintain_every: float = 0.0
+              ) -> Iterator[Running]:
+    """A collector in a thread of this process, with one write key (and, with
+    *maintain_every* seconds, resolve + score + workflows in the loader, as serve does)."""
     directory.mkdir(parents=True, exist_ok=True)
     if toml:
         (directory / "demandloop.toml").write_text(toml)
@@ -68,7 +70,10 @@ def collector(directory: Path, toml: str = "") -> Iterator[Running]:
     ws = demandloop.open(directory)
     root = directory / ws.settings.collector.log_dir
     log = DurableLog(root / "main")
-    loader = Loader(ws.store, root, own=log).start()
+    from demandloop.serve.run import _maintenance
+
+    loader = Loader(ws.store, root, own=log, maintenance=_maintenance(ws),
+                    maintenance_every=maintain_every).start()
     state = CollectorState(log=log, keys=KeyRing(directory, recheck_seconds=0.1),
                            log_root=root, loader=loader)
     port = free_port()

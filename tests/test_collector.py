@@ -8,6 +8,7 @@ import json
 import logging
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -200,3 +201,32 @@ def test_access_log_is_one_json_line_per_request(tmp_path: Path,
     lines = [json.loads(r.message) for r in caplog.records if r.name == "demandloop.access"]
     assert lines and lines[-1]["path"] == "/healthz" and lines[-1]["status"] == 200
     assert lines[-1]["method"] == "GET" and lines[-1]["ms"] >= 0
+
+
+def test_the_server_resolves_and_scores_what_it_collects(tmp_path: Path, market: Path) -> None:
+    """The loop runs while serving: events in over HTTP, accounts scored, no restart."""
+    with collector(tmp_path / "w", maintain_every=0.3) as run:
+        for kind in ("accounts", "contacts"):
+            run.ws.import_crm(kind, market / f"{kind}.csv")
+        run.ws.import_ip_ranges(market / "ip_ranges.csv")
+        lines = (market / "events.jsonl").read_text().splitlines()
+        with httpx.Client() as client:
+            for i in range(0, len(lines), 400):
+                body = "{\"batch\": [" + ",".join(lines[i:i + 400]) + "]}"
+                r = client.post(run.url + "/v1/batch", content=body, auth=(run.key, ""),
+                                timeout=30)
+                assert r.status_code == 200, r.text
+        deadline = time.monotonic() + 60
+        scored: list[tuple[Any, ...]] = [(0,)]
+        while time.monotonic() < deadline:
+            scored = run.query("SELECT count(*) FROM scores WHERE entity = 'account'")
+            loaded = run.query("SELECT count(*) FROM events")[0][0]
+            if scored[0][0] and loaded == len(lines) and run.loader.status.get(
+                    "maintained_at", 0) > 0 and not run.loader._loaded_since:
+                break
+            time.sleep(0.2)
+        accounts = run.query("SELECT count(*) FROM accounts")[0][0]
+        touched = run.query("SELECT count(DISTINCT account_id) FROM touches")[0][0]
+    assert loaded == len(lines)
+    assert touched > 0 and scored[0][0] >= min(accounts, touched)
+    assert run.loader.status.get("maintenance_error") is None

@@ -501,6 +501,10 @@ class CollectorSettings(_Section):
                                 "sends identify (with the email field's value); empty: none.")
     cookie_days: int = Field(365, ge=1, le=730, description="Lifetime of dl.js's first-party "
                              "anonymous id cookie.")
+    rescore_minutes: float = Field(15.0, ge=0, description="While serving, resolve, score "
+                                   "and run workflows this often when new events arrived "
+                                   "(0: never; the server holds the database, so the "
+                                   "'score' command cannot run beside it).")
 
 
 class Settings(BaseSettings):

@@ -17,6 +17,7 @@ import os
 import threading
 import time
 from collections import defaultdict
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -45,8 +46,15 @@ class Loader:
     """A background thread over *root*'s log folders (or just *own*, a log in-process)."""
 
     def __init__(self, store: Store, root: Path, own: DurableLog | None = None,
-                 batch_bytes: int = 16 << 20, idle_seconds: float = 0.05) -> None:
+                 batch_bytes: int = 16 << 20, idle_seconds: float = 0.05,
+                 maintenance: Callable[[], None] | None = None,
+                 maintenance_every: float = 0.0) -> None:
+        """*maintenance* (resolve, score, workflows) runs in this thread, the database's one
+        writer, every *maintenance_every* seconds when new events were loaded since."""
         self.store, self.root, self.own = store, root, own
+        self.maintenance, self.maintenance_every = maintenance, maintenance_every
+        self._last_maintenance = time.monotonic()
+        self._loaded_since = False
         self.batch_bytes, self.idle = batch_bytes, idle_seconds
         self.status: dict[str, Any] = {"loaded": 0, "deduplicated": 0, "dead_lettered": 0,
                                        "heartbeat": time.time(), "error": None, "cycles": 0}
@@ -91,6 +99,8 @@ class Loader:
                 busy = False
                 self._stop.wait(1.0)
             self.status["heartbeat"] = time.time()
+            self._loaded_since |= busy
+            self._maybe_maintain()
             if time.monotonic() - last_status > 1.0:
                 self._write_status()
                 last_status = time.monotonic()
@@ -100,6 +110,23 @@ class Loader:
                     self.own.new_data.clear()
                 else:
                     self._stop.wait(self.idle)
+
+    def _maybe_maintain(self) -> None:
+        due = time.monotonic() - self._last_maintenance >= self.maintenance_every
+        if self.maintenance is None or self.maintenance_every <= 0 or not due \
+                or not self._loaded_since:
+            return
+        self._last_maintenance = time.monotonic()
+        self._loaded_since = False
+        started = time.perf_counter()
+        try:
+            self.maintenance()
+            self.status["maintained_at"] = time.time()
+            self.status["maintenance_error"] = None
+        except Exception as exc:  # scoring trouble must not stop the collector
+            log.exception("resolve/score/workflows in the collector failed")
+            self.status["maintenance_error"] = f"{type(exc).__name__}: {exc}"
+        self.status["maintenance_seconds"] = round(time.perf_counter() - started, 3)
 
     def load_once(self) -> bool:
         """Load one batch from every folder; True if anything was loaded. Safe to call from

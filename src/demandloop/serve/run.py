@@ -5,6 +5,8 @@ workers: uvicorn starts that many HTTP processes, each appending to its own log 
 (``<log_dir>/w<pid>``), and this process, which owns the database, runs the loader over all
 of them. Either way SIGTERM or Ctrl-C stops accepting, lets in-flight requests finish, and
 loads everything acknowledged before exiting; after SIGKILL the next start replays the log.
+Since this process holds the database, it also runs the rest of the loop (resolve, score,
+workflows) in the loader thread every ``collector.rescore_minutes`` when events arrived.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -59,7 +62,8 @@ def serve(directory: Path, *, host: str | None = None, port: int | None = None,
     try:
         if workers == 1:
             log = DurableLog(root / "main")
-            loader = Loader(ws.store, root, own=log).start()
+            loader = Loader(ws.store, root, own=log, maintenance=_maintenance(ws),
+                            maintenance_every=c.rescore_minutes * 60).start()
             state = CollectorState(log=log, keys=KeyRing(ws.directory), log_root=root,
                                    loader=loader)
             server = uvicorn.Server(uvicorn.Config(create_app(ws.settings, state), **common))
@@ -69,7 +73,8 @@ def serve(directory: Path, *, host: str | None = None, port: int | None = None,
                 loader.stop(drain=True)
                 log.close()
         else:
-            loader = Loader(ws.store, root).start()
+            loader = Loader(ws.store, root, maintenance=_maintenance(ws),
+                            maintenance_every=c.rescore_minutes * 60).start()
             os.environ[ENV_DIR] = str(ws.directory.resolve())
             try:
                 uvicorn.run("demandloop.serve.run:worker_app", factory=True, workers=workers,
@@ -78,6 +83,17 @@ def serve(directory: Path, *, host: str | None = None, port: int | None = None,
                 loader.stop(drain=True)
     finally:
         ws.close()
+
+
+def _maintenance(ws: Workspace) -> Callable[[], None]:
+    """The loop after collecting: resolve identities and accounts, score, run workflows."""
+
+    def run() -> None:
+        ws.resolve()
+        ws.score()
+        ws.run_workflows()
+
+    return run
 
 
 def worker_app() -> object:
