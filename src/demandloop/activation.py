@@ -72,7 +72,7 @@ def workflows(ws: Any) -> list[WorkflowSetting]:
 
 def _inputs(ws: Any, since: dt.datetime | None, events_since: dt.datetime | None) -> Inputs:
     store = ws.store
-    accounts = ws._audience_rows("account")
+    accounts = ws.audience_rows("account")
     with store.reader() as cur:
         ws_id = {"ws": store.workspace_id}
         changes = cur.execute(
@@ -122,7 +122,7 @@ def evaluate(ws: Any, now: dt.datetime | None = None) -> RunResult:
 
 
 def _account(ws: Any, account_id: str) -> dict[str, Any]:
-    rows = ws._audience_rows("account")
+    rows = ws.audience_rows("account")
     row = rows[rows["account_id"] == account_id]
     account: dict[str, Any] = row.iloc[0].to_dict() if len(row) else {"account_id": account_id}
     with ws.store.reader() as cur:

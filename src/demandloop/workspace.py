@@ -374,10 +374,12 @@ class Workspace:
             raise NotFoundError(f"no segment '{name}'",
                                 hint=f"segments: {', '.join(found) or '(none)'}")
         seg = found[name]
-        rows = self._audience_rows(seg.entity)
+        rows = self.audience_rows(seg.entity)
         return seg, audiences.select(rows, seg.conditions)
 
-    def _audience_rows(self, entity: str) -> pd.DataFrame:
+    def audience_rows(self, entity: str) -> pd.DataFrame:
+        """Every account (CRM fields + latest scores), or every person with their
+        account's fields prefixed ``account_``: what segments and workflows filter."""
         accounts = self.accounts().drop(columns=["technologies", "crm_id", "source",
                                                  "created_at", "updated_at"])
         scores = self.scored_accounts().drop(columns=["missing_roles", "recent"]).rename(
