@@ -16,14 +16,10 @@ from demandloop.errors import ConfigError, InputError
 from demandloop.measure import funnel as funnel_mod
 from demandloop.measure import health as health_mod
 from demandloop.measure import scorecard as scorecard_mod
-from demandloop.measure.attribution import ALL_MODELS, DEFAULT_MODELS
+from demandloop.measure.attribution import ALL_MODELS, DEFAULT_MODELS, compare
 from demandloop.measure.attribution.builders import account_journeys, person_journeys
-from demandloop.measure.attribution.heuristics import MODELS as HEURISTICS
-from demandloop.measure.attribution.heuristics import credit, time_decay
 from demandloop.measure.attribution.journeys import Journeys
-from demandloop.measure.attribution.markov import markov
 from demandloop.measure.attribution.pipeline import pipeline as pipeline_fn
-from demandloop.measure.attribution.shapley import shapley
 
 Frames = dict[str, pd.DataFrame]
 
@@ -78,23 +74,12 @@ def attribution(f: Frames, settings: Settings, *, level: str = "account",
     if measure not in ("conversions", "value"):
         raise InputError(f"unknown measure '{measure}'", hint="use conversions or value")
     j = journeys(f, settings, level, outcome)
-    m = settings.measure
-    table = pd.DataFrame({"channel": j.channels})
     if j.n == 0:
-        return table.assign(**{name: [] for name in models})
-    for name in models:
-        if name == "time_decay":
-            res = credit(j, time_decay(j, m.decay_half_life_days))
-        elif name in HEURISTICS:
-            res = credit(j, HEURISTICS[name](j))
-        elif name.startswith("markov"):
-            order = int(name.split("_")[1]) if "_" in name else 1
-            res = markov(j, order, m.markov_repeats).credit
-        else:
-            res = shapley(j)
-        table[name] = res[measure].to_numpy()
-    return table.sort_values([models[0], "channel"], ascending=[False, True]).reset_index(
-        drop=True)
+        return pd.DataFrame({"channel": j.channels}).assign(**{name: [] for name in models})
+    table: pd.DataFrame = compare(j, models, measure,
+                                  half_life_days=settings.measure.decay_half_life_days,
+                                  repeats=settings.measure.markov_repeats)
+    return table
 
 
 def pipeline(f: Frames, settings: Settings) -> dict[str, Any]:
