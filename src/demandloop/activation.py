@@ -121,10 +121,11 @@ def evaluate(ws: Any, now: dt.datetime | None = None) -> RunResult:
     return result
 
 
-def _account(ws: Any, account_id: str) -> dict[str, Any]:
-    rows = ws.audience_rows("account")
+def _account(ws: Any, rows: pd.DataFrame, account_id: str) -> dict[str, Any]:
+    """The account's row of *rows* (read once per round) with its recent top signals."""
     row = rows[rows["account_id"] == account_id]
-    account: dict[str, Any] = row.iloc[0].to_dict() if len(row) else {"account_id": account_id}
+    account: dict[str, Any] = ({str(k): v for k, v in row.iloc[0].items()} if len(row)
+                               else {"account_id": account_id})
     with ws.store.reader() as cur:
         top = cur.execute(
             "SELECT coalesce(activity, 'visit') || ' via ' || channel, count(*) AS n FROM "
@@ -145,6 +146,7 @@ def execute(ws: Any, now: dt.datetime | None = None, post: Post = webhooks.post,
         batch = jobstore.due(store, now)
         if batch.empty:
             break
+        rows = ws.audience_rows("account")  # once per round, kept current below
         for job in batch.to_dict("records"):
             j_payload, j_workflow = str(job["payload"]), str(job["workflow"])
             j_step, j_action = int(job["step"]), str(job["action"])
@@ -152,9 +154,9 @@ def execute(ws: Any, now: dt.datetime | None = None, post: Post = webhooks.post,
             j_job_id, j_attempts = str(job["job_id"]), int(job["attempts"])
             spec = orjson.loads(j_payload)
             name = f"rr:{j_workflow}:{j_step}"
-            _, counter = jobstore.cursor(store, name)
+            counter = jobstore.cursor(store, name)[1] if j_action == "assign" else 0
             secret = os.environ.get(spec["secret_env"]) if spec.get("secret_env") else None
-            effect = ACTIONS[j_action](spec, _account(ws, j_account_id), j_trigger,
+            effect = ACTIONS[j_action](spec, _account(ws, rows, j_account_id), j_trigger,
                                          job_id=j_job_id, workflow=j_workflow,
                                          counter=counter, secret=secret, now=now)
             try:
@@ -174,6 +176,8 @@ def execute(ws: Any, now: dt.datetime | None = None, post: Post = webhooks.post,
             applied: tuple[str, Any] | None = None
             if effect.kind == "set":
                 applied = ("set", (j_account_id, effect.field, effect.value))
+                # a later job of this round (another workflow) sees the new value
+                rows.loc[rows["account_id"] == j_account_id, effect.field] = effect.value
             elif effect.kind == "task":
                 applied = ("task", effect.task)
             jobstore.finish(store, j_job_id, status="done", now=now, result=effect.summary,
