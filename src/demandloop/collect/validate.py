@@ -28,22 +28,14 @@ from demandloop.collect.segment import MESSAGE_TYPES, Limits
 NAMES = ", ".join(MESSAGE_TYPES)
 
 
-def _text(value: Any) -> str | None:
-    """A JSON value as the SQL's ``->> '$'`` renders it; empty strings count as missing."""
-    if value is None:
-        return None
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, str):
-        return value or None
-    if isinstance(value, int | float):
-        return orjson.dumps(value).decode()
-    return orjson.dumps(value).decode()
-
-
 def _render(value: Any) -> str:
     """A JSON value as DuckDB's ``->> '$'`` renders it (strings as they are)."""
     return value if isinstance(value, str) else orjson.dumps(value).decode()
+
+
+def _text(value: Any) -> str | None:
+    """:func:`_render` with SQL's ``nullif(..., '')``: null and empty count as missing."""
+    return None if value is None else (_render(value) or None)
 
 
 #: what every SDK sends (JavaScript's toISOString, Python's isoformat): on these Python's and
