@@ -22,12 +22,14 @@ import orjson
 import pandas as pd
 from pydantic import TypeAdapter, ValidationError
 
+from demandloop import sequencing
 from demandloop.activate.actions import ACTIONS
 from demandloop.activate.workflows import Inputs, firings, jobs
-from demandloop.config import WorkflowSetting
+from demandloop.config_activate import WorkflowSetting, check_enrolments
 from demandloop.errors import ConfigError
 from demandloop.serve import webhooks
 from demandloop.store import jobs as jobstore
+from demandloop.store import mail as mailstore
 
 Post = Callable[[str, bytes, dict[str, str]], int]
 WORKFLOWS_DIR = "workflows"
@@ -40,6 +42,7 @@ class RunResult:
     done: int = 0
     retried: int = 0
     dead: int = 0
+    enrolled: int = 0
     details: list[str] = field(default_factory=list)
 
 
@@ -62,6 +65,11 @@ def workflows(ws: Any) -> list[WorkflowSetting]:
             first = exc.errors()[0]
             where = ".".join(str(p) for p in first["loc"])
             raise ConfigError(f"{path}: invalid workflow at '{where}': {first['msg']}") from None
+    try:
+        check_enrolments(found, [q.name for q in ws.settings.activate.sequences])
+    except ValueError as exc:
+        raise ConfigError(str(exc), hint="add the sequence as [[activate.sequences]] in "
+                          "demandloop.toml") from None
     names = [w.name for w in found]
     dupes = sorted({n for n in names if names.count(n) > 1})
     if dupes:
@@ -88,12 +96,7 @@ def _inputs(ws: Any, since: dt.datetime | None, events_since: dt.datetime | None
                 "(details ->> '$.surging')::BOOLEAN AS surging FROM scores WHERE "
                 "workspace_id = $ws AND entity = 'account' AND as_of = $at",
                 {"ws": store.workspace_id, "at": snaps[1][0]}).df()
-        events = cur.execute(
-            "SELECT e.message_id, e.event, e.timestamp AS ts, e.received_at, t.account_id "
-            "FROM events e LEFT JOIN touches t ON t.workspace_id = e.workspace_id AND "
-            "t.message_id = e.message_id WHERE e.workspace_id = $ws AND e.type = 'track' AND "
-            "($esince::TIMESTAMP IS NULL OR e.received_at > $esince::TIMESTAMP)",
-            {**ws_id, "esince": events_since}).df()
+        events = _events(cur, store.workspace_id, events_since)
         people = dict(cur.execute("SELECT person_id, account_id FROM persons WHERE "
                                   "workspace_id = $ws AND account_id IS NOT NULL",
                                   ws_id).fetchall())
@@ -101,6 +104,74 @@ def _inputs(ws: Any, since: dt.datetime | None, events_since: dt.datetime | None
         accounts = accounts.assign(as_of=snaps[0][0])
     return Inputs(changes=changes, accounts=accounts, previous=previous, events=events,
                   person_accounts=people)
+
+
+def _events(cur: Any, workspace: str, since: dt.datetime | None,
+            names: list[str] | None = None) -> pd.DataFrame:
+    """Track events received after *since* with their account: the resolved touch's, else
+    (for events not resolved yet, seconds old) the group call's, the known person's, or
+    the account of the email domain the event carries."""
+    events: pd.DataFrame = cur.execute(
+        "SELECT e.message_id, e.event, e.timestamp AS ts, e.received_at, coalesce("
+        "t.account_id, g.account_id, p.account_id, d.account_id) AS account_id "
+        "FROM events e LEFT JOIN touches t ON t.workspace_id = e.workspace_id AND "
+        "t.message_id = e.message_id "
+        "LEFT JOIN accounts g ON g.workspace_id = e.workspace_id AND "
+        "g.account_id = lower(e.group_id) "
+        "LEFT JOIN person_identifiers i ON i.workspace_id = e.workspace_id AND "
+        "i.identifier = coalesce('user:' || e.user_id, 'anon:' || e.anonymous_id) "
+        "LEFT JOIN persons p ON p.workspace_id = e.workspace_id AND p.person_id = i.person_id "
+        "LEFT JOIN accounts d ON d.workspace_id = e.workspace_id AND d.domain = "
+        "split_part(lower(coalesce(e.properties ->> '$.email', e.context ->> '$.traits.email', "
+        "e.traits ->> '$.email')), '@', 2) "
+        "WHERE e.workspace_id = $ws AND e.type = 'track' AND "
+        "($since::TIMESTAMP IS NULL OR e.received_at > $since::TIMESTAMP) AND "
+        "($names::VARCHAR[] IS NULL OR list_contains($names::VARCHAR[], e.event)) "
+        "QUALIFY row_number() OVER (PARTITION BY e.message_id) = 1",
+        {"ws": workspace, "since": since, "names": names}).df()
+    return events
+
+
+def react(ws: Any, now: dt.datetime | None = None, post: Post = webhooks.post) -> RunResult:
+    """The live path (``demandloop serve`` calls it after each load): fire the ``event``
+    workflows on the events just loaded, without waiting for resolution and scoring, and
+    execute what is due. The firing key is the event's messageId, as in :func:`evaluate`,
+    so the scoring run that follows finds these jobs already enqueued."""
+    now = now or dt.datetime.now(dt.UTC).replace(tzinfo=None)
+    flows = [w for w in workflows(ws) if w.enabled and w.when.trigger == "event"]
+    result = RunResult()
+    if not flows:
+        return result
+    store = ws.store
+    since, _ = jobstore.cursor(store, "live_events")
+    if since is None:  # first run: only what arrives from now on
+        with store.reader() as cur:
+            last = cur.execute("SELECT max(received_at) FROM events WHERE workspace_id = ?",
+                               [store.workspace_id]).fetchone()
+        jobstore.set_cursor(store, "live_events", last[0] if last else None)
+        return result
+    with store.reader() as cur:
+        events = _events(cur, store.workspace_id, since, sorted({str(w.when.event)
+                                                                 for w in flows}))
+        newest = cur.execute("SELECT max(received_at) FROM events WHERE workspace_id = ?",
+                             [store.workspace_id]).fetchone()
+    if newest and newest[0] is not None and newest[0] != since:
+        jobstore.set_cursor(store, "live_events", newest[0])
+    events = events[events["account_id"].notna()]
+    if events.empty:
+        return result
+    accounts = ws.audience_rows("account")
+    accounts = accounts[accounts["account_id"].isin(set(events["account_id"]))]
+    inputs = Inputs(events=events, accounts=accounts)
+    for wf in flows:
+        fired = firings(wf, inputs)
+        result.fired += len(fired)
+        result.enqueued += jobstore.enqueue(store, jobs(wf, fired), now)
+    if result.enqueued:
+        done = execute(ws, now, post)
+        done.fired, done.enqueued = result.fired, result.enqueued
+        return done
+    return result
 
 
 def evaluate(ws: Any, now: dt.datetime | None = None) -> RunResult:
@@ -156,9 +227,11 @@ def execute(ws: Any, now: dt.datetime | None = None, post: Post = webhooks.post,
             name = f"rr:{j_workflow}:{j_step}"
             counter = jobstore.cursor(store, name)[1] if j_action == "assign" else 0
             secret = os.environ.get(spec["secret_env"]) if spec.get("secret_env") else None
+            extra = sequencing.enrol_kwargs(ws, spec, j_account_id) if j_action == "enrol" \
+                else {}
             effect = ACTIONS[j_action](spec, _account(ws, rows, j_account_id), j_trigger,
                                          job_id=j_job_id, workflow=j_workflow,
-                                         counter=counter, secret=secret, now=now)
+                                         counter=counter, secret=secret, now=now, **extra)
             try:
                 if effect.kind == "http":
                     post(effect.url, effect.body, effect.headers)
@@ -180,6 +253,16 @@ def execute(ws: Any, now: dt.datetime | None = None, post: Post = webhooks.post,
                 rows.loc[rows["account_id"] == j_account_id, effect.field] = effect.value
             elif effect.kind == "task":
                 applied = ("task", effect.task)
+            elif effect.kind == "enrol":
+                # enrolments are keyed by (sequence, person): a person goes through a
+                # sequence once, however often the account fires
+                added = mailstore.enrol(store, effect.rows)
+                result.enrolled += added
+                if added < len(effect.rows):
+                    effect.summary += f" ({len(effect.rows) - added} already enrolled before)"
+            elif effect.kind == "audience":
+                mailstore.add_to_audience(store, str(effect.value), j_account_id, j_workflow,
+                                          now)
             jobstore.finish(store, j_job_id, status="done", now=now, result=effect.summary,
                             effect=applied)
             if j_action == "assign" and effect.kind == "set":

@@ -23,7 +23,6 @@ from typing import Any, Literal
 
 from pydantic import (
     BaseModel,
-    ConfigDict,
     Field,
     SecretStr,
     ValidationError,
@@ -32,13 +31,13 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from demandloop.config_activate import ActivateSettings
+from demandloop.config_base import Section as _Section
 from demandloop.errors import ConfigError
 
 CONFIG_FILE = "demandloop.toml"
 
 
-class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
 
 class WorkspaceSettings(_Section):
@@ -310,170 +309,6 @@ class MeasureSettings(_Section):
         "(identical at order 1; ChannelAttribution collapses at order 1 and keeps above).")
     health_alpha: float = Field(0.05, gt=0, lt=0.5,
                                 description="Demand health: significance level of trend tests.")
-
-
-class SegmentCondition(_Section):
-    """One condition of a segment: field, operator, value."""
-
-    field: str = Field(..., description="A field of the segment's entity.")
-    op: Literal["==", "!=", ">=", ">", "<=", "<", "in", "not_in", "contains"] = Field(
-        "==", description="Comparison.")
-    value: bool | int | float | str | list[bool | int | float | str] = Field(
-        ..., description="What to compare with (a list for in / not_in).")
-
-
-class SegmentSetting(_Section):
-    """A saved audience: accounts or people meeting every condition."""
-
-    name: str = Field(..., min_length=1, description="Segment name.")
-    entity: Literal["account", "person"] = Field("account", description="account or person.")
-    description: str = Field("", description="What the segment is for.")
-    where: list[SegmentCondition] = Field(default_factory=list,
-                                          description="Conditions (all must hold).")
-
-    @model_validator(mode="after")
-    def _known_fields(self) -> SegmentSetting:
-        from demandloop.activate.audiences import fields_for
-
-        known = fields_for(self.entity)
-        for c in self.where:
-            if c.field not in known:
-                raise ValueError(f"segment '{self.name}': unknown {self.entity} field "
-                                 f"'{c.field}' (fields: {', '.join(sorted(known))})")
-        return self
-
-
-def _default_segments() -> list[SegmentSetting]:
-    return [
-        SegmentSetting(name="in-market-targets", entity="account",
-                       description="Target accounts at MQA or with an open opportunity.",
-                       where=[SegmentCondition(field="target", op="==", value=True),
-                              SegmentCondition(field="stage", op="in",
-                                               value=["mqa", "opportunity"])]),
-        SegmentSetting(name="strong-fit-not-engaged", entity="account",
-                       description="Strong-fit accounts not engaged yet: awareness ads.",
-                       where=[SegmentCondition(field="band", op="==", value="Strong"),
-                              SegmentCondition(field="stage", op="in",
-                                               value=["unaware", "target", "aware"])]),
-        SegmentSetting(name="mqa-buying-committees", entity="person",
-                       description="Known people at accounts that are MQA.",
-                       where=[SegmentCondition(field="account_stage", op="==", value="mqa")]),
-    ]
-
-
-TRIGGER_PARAMS = {"stage_changed": ("to",), "became_mql": (), "surge": (),
-                  "event": ("event",), "score_crossed": ("field", "above")}
-
-
-class TriggerSetting(_Section):
-    """When a workflow fires (evaluated after each scoring run and for new events)."""
-
-    trigger: Literal["stage_changed", "became_mql", "surge", "event", "score_crossed"] = Field(
-        ..., description="What happened.")
-    to: str | None = Field(None, description="stage_changed: the stage entered.")
-    event: str | None = Field(None, description="event: the track event name.")
-    field: Literal["fit", "engagement", "intent"] | None = Field(
-        None, description="score_crossed: the score.")
-    above: float | None = Field(None, description="score_crossed: the threshold crossed.")
-
-    @model_validator(mode="after")
-    def _params(self) -> TriggerSetting:
-        missing = [p for p in TRIGGER_PARAMS[self.trigger] if getattr(self, p) is None]
-        if missing:
-            raise ValueError(f"trigger '{self.trigger}' needs {', '.join(missing)}")
-        return self
-
-
-class TerritorySetting(_Section):
-    """A territory: accounts meeting the conditions go to the owner."""
-
-    where: list[SegmentCondition] = Field(default_factory=list, description="Conditions.")
-    owner: str = Field(..., min_length=1, description="Owner for these accounts.")
-
-
-class ActionSetting(_Section):
-    """One step of a workflow (see docs/activation.md for each action's keys)."""
-
-    action: Literal["notify", "assign", "set_field", "create_task"] = Field(
-        ..., description="What to do.")
-    url: str | None = Field(None, description="notify: webhook URL.")
-    format: Literal["slack", "webhook"] = Field(
-        "slack", description="notify: Slack-compatible text, or signed JSON.")
-    secret_env: str | None = Field(None, description="notify: environment variable holding "
-                                   "the HMAC signing secret (webhook format).")
-    strategy: Literal["fixed", "round_robin", "territory"] = Field(
-        "fixed", description="assign: how the owner is chosen.")
-    owners: list[str] = Field(default_factory=list,
-                              description="assign: owner (fixed) or rotation (round_robin).")
-    territories: list[TerritorySetting] = Field(default_factory=list,
-                                                description="assign: territory rules, in order.")
-    respect_existing: bool = Field(True, description="assign: keep an account's CRM owner.")
-    field: Literal["tier", "target", "owner"] | None = Field(
-        None, description="set_field: account field to set.")
-    value: bool | int | float | str | None = Field(None, description="set_field: new value.")
-    title: str | None = Field(None, description="create_task: task title.")
-    due_days: int = Field(2, ge=0, le=90, description="create_task: days until due.")
-
-    @model_validator(mode="after")
-    def _needs(self) -> ActionSetting:
-        needs = {"notify": ("url",), "set_field": ("field", "value"), "create_task": ("title",),
-                 "assign": ()}[self.action]
-        missing = [n for n in needs if getattr(self, n) is None]
-        if self.action == "assign" and self.strategy != "territory" and not self.owners:
-            missing.append("owners")
-        if self.action == "assign" and self.strategy == "territory" and not self.territories:
-            missing.append("territories")
-        if missing:
-            raise ValueError(f"action '{self.action}' needs {', '.join(missing)}")
-        return self
-
-
-class WorkflowSetting(_Section):
-    """when (a trigger) -> if (conditions on the account) -> then (ordered actions)."""
-
-    model_config = ConfigDict(extra="forbid", populate_by_name=True)
-
-    name: str = Field(..., min_length=1, description="Workflow name.")
-    enabled: bool = Field(True, description="Disabled workflows never fire.")
-    when: TriggerSetting = Field(..., description="The trigger.")
-    if_: list[SegmentCondition] = Field(default_factory=list, alias="if",
-                                        description="Account conditions (all must hold).")
-    then: list[ActionSetting] = Field(..., min_length=1, description="Actions, in order.")
-
-    @model_validator(mode="after")
-    def _known_fields(self) -> WorkflowSetting:
-        from demandloop.activate.audiences import ACCOUNT_FIELDS
-
-        for c in [*self.if_, *(c for a in self.then for t in a.territories for c in t.where)]:
-            if c.field not in ACCOUNT_FIELDS:
-                raise ValueError(f"workflow '{self.name}': unknown account field "
-                                 f"'{c.field}' (fields: {', '.join(sorted(ACCOUNT_FIELDS))})")
-        return self
-
-
-class ActivateSettings(_Section):
-    """Acting on scores: audiences (segments) for ad platforms, and workflows."""
-
-    segments: list[SegmentSetting] = Field(
-        default_factory=_default_segments,
-        description="Saved segments ([[activate.segments]] tables).")
-    workflows: list[WorkflowSetting] = Field(
-        default_factory=list, description="Workflows ([[activate.workflows]] tables; more "
-        "in workflows/*.toml as [[workflows]]).")
-    max_attempts: int = Field(6, ge=1, le=50, description="Action attempts before the dead "
-                              "letter list.")
-    retry_base_seconds: float = Field(30.0, gt=0, description="First retry delay; doubles "
-                                      "with each attempt.")
-
-    @model_validator(mode="after")
-    def _unique(self) -> ActivateSettings:
-        names = [s.name for s in self.segments]
-        if len(set(names)) != len(names):
-            raise ValueError(f"activate.segments: duplicate segment names in {names}")
-        flows = [w.name for w in self.workflows]
-        if len(set(flows)) != len(flows):
-            raise ValueError(f"activate.workflows: duplicate workflow names in {flows}")
-        return self
 
 
 class CollectorSettings(_Section):

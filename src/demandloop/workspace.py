@@ -16,7 +16,7 @@ from typing import Any
 import orjson
 import pandas as pd
 
-from demandloop import activation, explain, pipeline
+from demandloop import activation, explain, pipeline, sequencing
 from demandloop.activate import audiences
 from demandloop.collect.crm import read_crm_csv
 from demandloop.collect.olist import read_olist
@@ -36,6 +36,7 @@ from demandloop.score import run as score_run
 from demandloop.serve import webhooks
 from demandloop.store import Store, export_parquet, import_parquet
 from demandloop.store import jobs as jobstore
+from demandloop.store import mail as mailstore
 from demandloop.store.crm import import_crm, import_ip_ranges, import_leads, import_spend
 from demandloop.store.events import IngestResult, Progress, ingest_files
 from demandloop.store.measure import frames
@@ -234,7 +235,8 @@ class Workspace:
 
     def scored_accounts(self) -> pd.DataFrame:
         """The latest account snapshot flattened for lists: account, stage, fit, band,
-        engagement, intent, surging, people, committee_coverage, missing_roles, recent."""
+        engagement, intent, surging, people, committee_coverage, missing_roles, recent,
+        surge_topics."""
         scores = self.latest_scores()
         details = scores["details"].map(orjson.loads)
 
@@ -249,6 +251,7 @@ class Workspace:
             "committee_coverage": detail("committee_coverage"),
             "missing_roles": details.map(lambda d: d.get("missing_roles") or []),
             "recent": detail("recent"),
+            "surge_topics": details.map(lambda d: d.get("surge_topics") or []),
         })
 
     def explain_account(self, key: str) -> dict[str, Any]:
@@ -371,7 +374,12 @@ class Workspace:
         """A segment and its members (account or person rows with every field)."""
         found = {s.name: s for s in self.segments()}
         if name not in found:
-            raise NotFoundError(f"no segment '{name}'",
+            members = mailstore.audience_members(self.store, name)
+            if members:  # a static list filled by add_to_audience workflow steps
+                rows = self.audience_rows("account")
+                return (audiences.Segment(name, "account", (), "filled by workflows"),
+                        rows[rows["account_id"].isin(members)])
+            raise NotFoundError(f"no segment or audience list '{name}'",
                                 hint=f"segments: {', '.join(found) or '(none)'}")
         seg = found[name]
         rows = self.audience_rows(seg.entity)
@@ -382,7 +390,8 @@ class Workspace:
         account's fields prefixed ``account_``: what segments and workflows filter."""
         accounts = self.accounts().drop(columns=["technologies", "crm_id", "source",
                                                  "created_at", "updated_at"])
-        scores = self.scored_accounts().drop(columns=["missing_roles", "recent"]).rename(
+        scores = self.scored_accounts().drop(
+            columns=["missing_roles", "recent", "surge_topics"]).rename(
             columns={"account": "account_id"})
         merged = accounts.merge(scores, on="account_id", how="left")
         if entity == "account":
@@ -404,6 +413,36 @@ class Workspace:
         out.to_csv(target, index=False)
         return len(out), warnings
 
+    def run_sequences(self, now: dt.datetime | None = None,
+                      transports: sequencing.Transports | None = None) -> sequencing.TickResult:
+        """Stop what must stop and send what is due (within every mailbox's limits)."""
+        return sequencing.tick(self, now, transports)
+
+    def check_sequences(self) -> list[str]:
+        """Problems with the sequences' templates (rendered against a sample person)."""
+        return sequencing.check(self)
+
+    def enrolments(self, sequence: str | None = None) -> pd.DataFrame:
+        """Every enrolment: who, which mailbox, which step, status and why it stopped."""
+        return mailstore.enrolments(self.store, sequence)
+
+    def mail_messages(self) -> pd.DataFrame:
+        """Every sequence email claimed: to whom, subject, status (sent, bounced, ...)."""
+        return mailstore.messages(self.store)
+
+    def suppress(self, emails: list[str], reason: str = "manual", source: str = "api") -> int:
+        """Never mail these addresses again; returns how many were new."""
+        now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
+        return mailstore.suppress(self.store, [(e, reason, source) for e in emails], now)
+
+    def unsuppress(self, email: str) -> bool:
+        """Allow mailing an address again (True if it was suppressed)."""
+        return mailstore.unsuppress(self.store, email)
+
+    def suppressions(self) -> pd.DataFrame:
+        """The suppression list: email, reason, source, added_at."""
+        return self._frame("suppressions", "added_at, email")
+
     def workflows(self) -> list[Any]:
         """Workflows of demandloop.toml and workflows/*.toml, validated."""
         return activation.workflows(self)
@@ -415,6 +454,12 @@ class Workspace:
         done = activation.execute(self, now, post or webhooks.post)
         done.fired, done.enqueued = fired.fired, fired.enqueued
         return done
+
+    def react(self, now: dt.datetime | None = None,
+              post: activation.Post | None = None) -> activation.RunResult:
+        """The live path: fire ``event`` workflows on events just loaded (before
+        resolution and scoring) and execute what is due."""
+        return activation.react(self, now, post or webhooks.post)
 
     def workflow_history(self, account: str | None = None) -> pd.DataFrame:
         """Every workflow step taken (or pending, retried, dead), newest first."""

@@ -26,12 +26,14 @@ from typing import Any
 import orjson
 import pandas as pd
 
+from demandloop.activate import sequences
 from demandloop.activate.audiences import Condition, select
 
 
 @dataclass
 class Effect:
-    """``http`` (url, body, headers), ``set`` (field, value), ``task`` (task) or ``none``."""
+    """``http`` (url, body, headers), ``set`` (field, value), ``task`` (task), ``enrol``
+    (rows: enrolments), ``audience`` (value: the list's name) or ``none``."""
 
     kind: str
     summary: str
@@ -41,6 +43,7 @@ class Effect:
     field: str = ""
     value: Any = None
     task: dict[str, Any] = dataclasses.field(default_factory=dict)
+    rows: list[dict[str, Any]] = dataclasses.field(default_factory=list)
 
 
 def _context(account: dict[str, Any], why: str) -> dict[str, Any]:
@@ -132,10 +135,58 @@ def create_task(spec: dict[str, Any], account: dict[str, Any], why: str, *,
     return Effect("task", f"task '{title}'", task=task)
 
 
+def enrol(spec: dict[str, Any], account: dict[str, Any], why: str, *,
+          sequence: Any = None, people: pd.DataFrame | None = None,
+          suppressed: set[str] | frozenset[str] = frozenset(),
+          stage_order: tuple[str, ...] | list[str] = (),
+          mqa_stage: str = "mqa", mailbox_load: dict[str, int] | None = None,
+          default_timezone: str = "UTC", now: dt.datetime | None = None, workflow: str = "",
+          **_: Any) -> Effect:
+    """Enrol the account's best people in *sequence* (after the quality gate); each stays
+    with one mailbox: the account owner's when it is one of the sequence's, else the least
+    loaded."""
+    now = now or dt.datetime.now(dt.UTC).replace(tzinfo=None)
+    if sequence.quality_gate:
+        refused = sequences.quality_gate(account, stage_order, mqa_stage)
+        if refused:
+            return Effect("none", refused)
+    chosen = sequences.choose_people(people if people is not None else pd.DataFrame(),
+                                     sequence.roles, sequence.people, set(suppressed))
+    if chosen.empty:
+        return Effect("none", f"not enrolled in {sequence.name}: nobody to mail (no known "
+                      "person with an unsuppressed email" + (" in the sequence's roles"
+                                                            if sequence.roles else "") + ")")
+    load = dict(mailbox_load or {})
+    rows = []
+    for p in chosen.to_dict("records"):
+        owner = account.get("owner")
+        box: str = owner if isinstance(owner, str) and owner in sequence.mailboxes else min(
+            sequence.mailboxes, key=lambda b: (load.get(b, 0), sequence.mailboxes.index(b)))
+        load[box] = load.get(box, 0) + 1
+        rows.append({
+            "enrolment_id": hashlib.sha256(
+                f"{sequence.name}\x1f{p['person_id']}".encode()).hexdigest()[:32],
+            "sequence": sequence.name, "person_id": p["person_id"],
+            "account_id": account.get("account_id"), "email": str(p["email"]).lower(),
+            "mailbox": box, "stage_at_enrolment": account.get("stage"),
+            "timezone": sequences.zone_for(p.get("timezone"), account.get("country"),
+                                           default_timezone),
+            "workflow": workflow, "enrolled_at": now})
+    who = ", ".join(r["email"] for r in rows)
+    return Effect("enrol", f"enrolled {who} in {sequence.name}", rows=rows)
+
+
+def add_to_audience(spec: dict[str, Any], account: dict[str, Any], why: str,
+                    **_: Any) -> Effect:
+    return Effect("audience", f"added to audience {spec['audience']}", value=spec["audience"])
+
+
 #: ordered registry of actions: name -> effect(spec, account, why, **runtime)
 ACTIONS: dict[str, Callable[..., Effect]] = {
     "assign": assign,
     "set_field": set_field,
     "create_task": create_task,
     "notify": notify,
+    "enrol": enrol,
+    "add_to_audience": add_to_audience,
 }

@@ -19,7 +19,8 @@ import pandas as pd
 from demandloop.score.stages import SENIORITY_RANK
 
 
-def _covers(role: str, seniority: str | None, function: str | None) -> bool:
+def covers(role: str, seniority: str | None, function: str | None) -> bool:
+    """Does a person of *seniority* and *function* fill *role* (``function[:seniority]``)?"""
     want_function, _, want_seniority = role.partition(":")
     if function != want_function:
         return False
@@ -34,7 +35,7 @@ def coverage(engaged: pd.DataFrame, roles: list[str]) -> pd.DataFrame:
     rows = []
     for account, group in engaged.groupby("account_id", sort=True):
         people = list(zip(group["seniority"], group["job_function"], strict=True))
-        missing = [r for r in roles if not any(_covers(r, s, f) for s, f in people)]
+        missing = [r for r in roles if not any(covers(r, s, f) for s, f in people)]
         share = (len(roles) - len(missing)) / len(roles) if roles else 1.0
         rows.append((account, share, missing))
     return pd.DataFrame(rows, columns=["account_id", "committee_coverage", "missing_roles"])

@@ -1,5 +1,6 @@
 """The collector's HTTP application: :mod:`.ingest` for ``POST /v1/*``, FastAPI for the rest
-(project settings for analytics.js, ``/dl.js``, ``/healthz``, ``/readyz``, ``/metrics``),
+(project settings for analytics.js, ``/dl.js``, ``/healthz``, ``/readyz``, ``/metrics``,
+``/u/{token}`` unsubscribe links),
 CORS for browsers and a structured access log around everything. Errors use the one JSON
 shape of :class:`~demandloop.serve.ingest.Reject`.
 """
@@ -16,6 +17,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import Response
 
 from demandloop.config import Settings
+from demandloop.serve import unsubscribe
 from demandloop.serve.ingest import OK, Ingest, Reject
 from demandloop.serve.snippet import snippet
 from demandloop.serve.state import CollectorState
@@ -101,6 +103,8 @@ def create_app(settings: Settings, state: CollectorState) -> Any:
     async def prometheus() -> Response:
         return Response(state.metrics.render(state.backlog_bytes(), state.loader_status()),
                         media_type="text/plain; version=0.0.4")
+
+    unsubscribe.register(app, state, state.keys.path.parent)
 
     @app.exception_handler(404)
     async def not_found(request: Request, exc: Exception) -> Response:

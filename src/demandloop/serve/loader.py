@@ -48,11 +48,19 @@ class Loader:
     def __init__(self, store: Store, root: Path, own: DurableLog | None = None,
                  batch_bytes: int = 16 << 20, idle_seconds: float = 0.05,
                  maintenance: Callable[[], None] | None = None,
-                 maintenance_every: float = 0.0) -> None:
+                 maintenance_every: float = 0.0,
+                 on_loaded: Callable[[], None] | None = None,
+                 periodic: tuple[tuple[Callable[[], None], float], ...] = ()) -> None:
         """*maintenance* (resolve, score, workflows) runs in this thread, the database's one
-        writer, every *maintenance_every* seconds when new events were loaded since."""
+        writer, every *maintenance_every* seconds when new events were loaded since;
+        *on_loaded* (the live workflows) after every load; each *periodic* function (the
+        sequence sender) every so many seconds, only when the log is fully loaded (so an
+        unsubscribe acknowledged before it is in the store when it runs)."""
         self.store, self.root, self.own = store, root, own
         self.maintenance, self.maintenance_every = maintenance, maintenance_every
+        self.on_loaded = on_loaded
+        self.periodic = list(periodic)
+        self._last_periodic = [0.0] * len(self.periodic)
         self._last_maintenance = time.monotonic()
         self._loaded_since = False
         self.batch_bytes, self.idle = batch_bytes, idle_seconds
@@ -100,7 +108,11 @@ class Loader:
                 self._stop.wait(1.0)
             self.status["heartbeat"] = time.time()
             self._loaded_since |= busy
+            if busy and self.on_loaded is not None:
+                self._guarded("live workflows", self.on_loaded)
             self._maybe_maintain()
+            if not busy:
+                self._run_periodic()
             if time.monotonic() - last_status > 1.0:
                 self._write_status()
                 last_status = time.monotonic()
@@ -110,6 +122,20 @@ class Loader:
                     self.own.new_data.clear()
                 else:
                     self._stop.wait(self.idle)
+
+    def _guarded(self, what: str, fn: Callable[[], None]) -> None:
+        try:
+            fn()
+            self.status[f"{what}_error"] = None
+        except Exception as exc:  # acting on data must never stop collecting it
+            log.exception("%s in the collector failed", what)
+            self.status[f"{what}_error"] = f"{type(exc).__name__}: {exc}"
+
+    def _run_periodic(self) -> None:
+        for i, (fn, every) in enumerate(self.periodic):
+            if time.monotonic() - self._last_periodic[i] >= every:
+                self._last_periodic[i] = time.monotonic()
+                self._guarded("sequences", fn)
 
     def _maybe_maintain(self) -> None:
         due = time.monotonic() - self._last_maintenance >= self.maintenance_every

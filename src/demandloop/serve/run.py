@@ -14,7 +14,6 @@ from __future__ import annotations
 import logging
 import os
 import sys
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -62,8 +61,7 @@ def serve(directory: Path, *, host: str | None = None, port: int | None = None,
     try:
         if workers == 1:
             log = DurableLog(root / "main")
-            loader = Loader(ws.store, root, own=log, maintenance=_maintenance(ws),
-                            maintenance_every=c.rescore_minutes * 60).start()
+            loader = Loader(ws.store, root, own=log, **_hooks(ws)).start()
             state = CollectorState(log=log, keys=KeyRing(ws.directory), log_root=root,
                                    loader=loader)
             server = uvicorn.Server(uvicorn.Config(create_app(ws.settings, state), **common))
@@ -73,8 +71,7 @@ def serve(directory: Path, *, host: str | None = None, port: int | None = None,
                 loader.stop(drain=True)
                 log.close()
         else:
-            loader = Loader(ws.store, root, maintenance=_maintenance(ws),
-                            maintenance_every=c.rescore_minutes * 60).start()
+            loader = Loader(ws.store, root, **_hooks(ws)).start()
             os.environ[ENV_DIR] = str(ws.directory.resolve())
             try:
                 uvicorn.run("demandloop.serve.run:worker_app", factory=True, workers=workers,
@@ -85,15 +82,24 @@ def serve(directory: Path, *, host: str | None = None, port: int | None = None,
         ws.close()
 
 
-def _maintenance(ws: Workspace) -> Callable[[], None]:
-    """The loop after collecting: resolve identities and accounts, score, run workflows."""
+def _hooks(ws: Workspace) -> dict[str, Any]:
+    """What the loader thread (the database's one writer) runs besides loading: the live
+    workflows after each load, the loop (resolve, score, workflows, sequences) every
+    ``collector.rescore_minutes``, and the sequence sender every
+    ``activate.mail.tick_seconds``."""
 
-    def run() -> None:
+    def maintenance() -> None:
         ws.resolve()
         ws.score()
         ws.run_workflows()
+        ws.run_sequences()
 
-    return run
+    def live() -> None:
+        ws.react()
+
+    c, m = ws.settings.collector, ws.settings.activate.mail
+    return {"maintenance": maintenance, "maintenance_every": c.rescore_minutes * 60,
+            "on_loaded": live, "periodic": ((ws.run_sequences, m.tick_seconds),)}
 
 
 def worker_app() -> object:

@@ -278,6 +278,59 @@ CREATE TABLE workflow_cursors (
 );
 """
 
+_V6 = """
+CREATE TABLE enrolments (
+    workspace_id VARCHAR NOT NULL,
+    enrolment_id VARCHAR NOT NULL,
+    sequence VARCHAR NOT NULL,
+    person_id VARCHAR NOT NULL,
+    account_id VARCHAR,
+    email VARCHAR NOT NULL,
+    mailbox VARCHAR NOT NULL,
+    timezone VARCHAR NOT NULL,
+    stage_at_enrolment VARCHAR,
+    step INTEGER NOT NULL,
+    status VARCHAR NOT NULL,
+    stop_reason VARCHAR,
+    next_at TIMESTAMP,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    workflow VARCHAR,
+    enrolled_at TIMESTAMP NOT NULL,
+    updated_at TIMESTAMP NOT NULL,
+    PRIMARY KEY (workspace_id, enrolment_id)
+);
+CREATE TABLE mail_messages (
+    workspace_id VARCHAR NOT NULL,
+    enrolment_id VARCHAR NOT NULL,
+    step INTEGER NOT NULL,
+    message_id VARCHAR NOT NULL,
+    mailbox VARCHAR NOT NULL,
+    to_email VARCHAR NOT NULL,
+    subject VARCHAR,
+    status VARCHAR NOT NULL,
+    error VARCHAR,
+    claimed_at TIMESTAMP NOT NULL,
+    sent_at TIMESTAMP,
+    PRIMARY KEY (workspace_id, enrolment_id, step)
+);
+CREATE TABLE suppressions (
+    workspace_id VARCHAR NOT NULL,
+    email VARCHAR NOT NULL,
+    reason VARCHAR NOT NULL,
+    source VARCHAR,
+    added_at TIMESTAMP NOT NULL,
+    PRIMARY KEY (workspace_id, email)
+);
+CREATE TABLE audience_members (
+    workspace_id VARCHAR NOT NULL,
+    audience VARCHAR NOT NULL,
+    account_id VARCHAR NOT NULL,
+    workflow VARCHAR,
+    added_at TIMESTAMP NOT NULL,
+    PRIMARY KEY (workspace_id, audience, account_id)
+);
+"""
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "core tables: events, identities, persons, accounts, ...", _V1),
     Migration(2, "identity resolution: person_identifiers, account_matches, touch sources", _V2),
@@ -285,6 +338,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(4, "touches.seq: one integer order (time, then touch id) for windowed scoring",
               "ALTER TABLE touches ADD COLUMN seq BIGINT;"),
     Migration(5, "workflows: jobs (durable, idempotent actions), tasks, cursors", _V5),
+    Migration(6, "sequences: enrolments, mail_messages, suppressions, audience_members", _V6),
 )
 
 #: tables exported/imported as Parquet, in dependency-free order
@@ -307,6 +361,10 @@ DATA_TABLES: tuple[str, ...] = (
     "jobs",
     "tasks",
     "workflow_cursors",
+    "enrolments",
+    "mail_messages",
+    "suppressions",
+    "audience_members",
 )
 
 SCHEMA_VERSION = MIGRATIONS[-1].version

@@ -1,0 +1,376 @@
+"""Settings of the act stage: segments, workflows, mailboxes, sequences (``[activate]``).
+
+Split from :mod:`demandloop.config` to keep each module readable; :class:`ActivateSettings`
+is the ``activate`` field of :class:`demandloop.config.Settings`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import ConfigDict, Field, field_validator, model_validator
+
+from demandloop.config_base import Section as _Section
+
+
+class SegmentCondition(_Section):
+    """One condition of a segment: field, operator, value."""
+
+    field: str = Field(..., description="A field of the segment's entity.")
+    op: Literal["==", "!=", ">=", ">", "<=", "<", "in", "not_in", "contains"] = Field(
+        "==", description="Comparison.")
+    value: bool | int | float | str | list[bool | int | float | str] = Field(
+        ..., description="What to compare with (a list for in / not_in).")
+
+
+class SegmentSetting(_Section):
+    """A saved audience: accounts or people meeting every condition."""
+
+    name: str = Field(..., min_length=1, description="Segment name.")
+    entity: Literal["account", "person"] = Field("account", description="account or person.")
+    description: str = Field("", description="What the segment is for.")
+    where: list[SegmentCondition] = Field(default_factory=list,
+                                          description="Conditions (all must hold).")
+
+    @model_validator(mode="after")
+    def _known_fields(self) -> SegmentSetting:
+        from demandloop.activate.audiences import fields_for
+
+        known = fields_for(self.entity)
+        for c in self.where:
+            if c.field not in known:
+                raise ValueError(f"segment '{self.name}': unknown {self.entity} field "
+                                 f"'{c.field}' (fields: {', '.join(sorted(known))})")
+        return self
+
+
+def _default_segments() -> list[SegmentSetting]:
+    return [
+        SegmentSetting(name="in-market-targets", entity="account",
+                       description="Target accounts at MQA or with an open opportunity.",
+                       where=[SegmentCondition(field="target", op="==", value=True),
+                              SegmentCondition(field="stage", op="in",
+                                               value=["mqa", "opportunity"])]),
+        SegmentSetting(name="strong-fit-not-engaged", entity="account",
+                       description="Strong-fit accounts not engaged yet: awareness ads.",
+                       where=[SegmentCondition(field="band", op="==", value="Strong"),
+                              SegmentCondition(field="stage", op="in",
+                                               value=["unaware", "target", "aware"])]),
+        SegmentSetting(name="mqa-buying-committees", entity="person",
+                       description="Known people at accounts that are MQA.",
+                       where=[SegmentCondition(field="account_stage", op="==", value="mqa")]),
+    ]
+
+
+TRIGGER_PARAMS = {"stage_changed": ("to",), "became_mql": (), "surge": (),
+                  "event": ("event",), "score_crossed": ("field", "above")}
+
+
+class TriggerSetting(_Section):
+    """When a workflow fires (evaluated after each scoring run and for new events)."""
+
+    trigger: Literal["stage_changed", "became_mql", "surge", "event", "score_crossed"] = Field(
+        ..., description="What happened.")
+    to: str | None = Field(None, description="stage_changed: the stage entered.")
+    event: str | None = Field(None, description="event: the track event name.")
+    field: Literal["fit", "engagement", "intent"] | None = Field(
+        None, description="score_crossed: the score.")
+    above: float | None = Field(None, description="score_crossed: the threshold crossed.")
+
+    @model_validator(mode="after")
+    def _params(self) -> TriggerSetting:
+        missing = [p for p in TRIGGER_PARAMS[self.trigger] if getattr(self, p) is None]
+        if missing:
+            raise ValueError(f"trigger '{self.trigger}' needs {', '.join(missing)}")
+        return self
+
+
+class TerritorySetting(_Section):
+    """A territory: accounts meeting the conditions go to the owner."""
+
+    where: list[SegmentCondition] = Field(default_factory=list, description="Conditions.")
+    owner: str = Field(..., min_length=1, description="Owner for these accounts.")
+
+
+class ActionSetting(_Section):
+    """One step of a workflow (see docs/activation.md for each action's keys)."""
+
+    action: Literal["notify", "assign", "set_field", "create_task", "enrol",
+                    "add_to_audience"] = Field(..., description="What to do.")
+    url: str | None = Field(None, description="notify: webhook URL.")
+    format: Literal["slack", "webhook"] = Field(
+        "slack", description="notify: Slack-compatible text, or signed JSON.")
+    secret_env: str | None = Field(None, description="notify: environment variable holding "
+                                   "the HMAC signing secret (webhook format).")
+    strategy: Literal["fixed", "round_robin", "territory"] = Field(
+        "fixed", description="assign: how the owner is chosen.")
+    owners: list[str] = Field(default_factory=list,
+                              description="assign: owner (fixed) or rotation (round_robin).")
+    territories: list[TerritorySetting] = Field(default_factory=list,
+                                                description="assign: territory rules, in order.")
+    respect_existing: bool = Field(True, description="assign: keep an account's CRM owner.")
+    field: Literal["tier", "target", "owner"] | None = Field(
+        None, description="set_field: account field to set.")
+    value: bool | int | float | str | None = Field(None, description="set_field: new value.")
+    title: str | None = Field(None, description="create_task: task title.")
+    due_days: int = Field(2, ge=0, le=90, description="create_task: days until due.")
+    sequence: str | None = Field(None, description="enrol: the sequence's name.")
+    audience: str | None = Field(None, description="add_to_audience: the list's name (export "
+                                 "it with 'demandloop audiences export NAME').")
+
+    @model_validator(mode="after")
+    def _needs(self) -> ActionSetting:
+        needs = {"notify": ("url",), "set_field": ("field", "value"), "create_task": ("title",),
+                 "assign": (), "enrol": ("sequence",),
+                 "add_to_audience": ("audience",)}[self.action]
+        missing = [n for n in needs if getattr(self, n) is None]
+        if self.action == "assign" and self.strategy != "territory" and not self.owners:
+            missing.append("owners")
+        if self.action == "assign" and self.strategy == "territory" and not self.territories:
+            missing.append("territories")
+        if missing:
+            raise ValueError(f"action '{self.action}' needs {', '.join(missing)}")
+        return self
+
+
+class WorkflowSetting(_Section):
+    """when (a trigger) -> if (conditions on the account) -> then (ordered actions)."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    name: str = Field(..., min_length=1, description="Workflow name.")
+    enabled: bool = Field(True, description="Disabled workflows never fire.")
+    when: TriggerSetting = Field(..., description="The trigger.")
+    if_: list[SegmentCondition] = Field(default_factory=list, alias="if",
+                                        description="Account conditions (all must hold).")
+    then: list[ActionSetting] = Field(..., min_length=1, description="Actions, in order.")
+
+    @model_validator(mode="after")
+    def _known_fields(self) -> WorkflowSetting:
+        from demandloop.activate.audiences import ACCOUNT_FIELDS
+
+        for c in [*self.if_, *(c for a in self.then for t in a.territories for c in t.where)]:
+            if c.field not in ACCOUNT_FIELDS:
+                raise ValueError(f"workflow '{self.name}': unknown account field "
+                                 f"'{c.field}' (fields: {', '.join(sorted(ACCOUNT_FIELDS))})")
+        return self
+
+
+Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+StopReason = Literal["reply", "meeting", "unsubscribe", "bounce", "stage_change"]
+
+
+def _workweek() -> list[Weekday]:
+    return ["mon", "tue", "wed", "thu", "fri"]
+
+
+def _stop_reasons() -> list[StopReason]:
+    return ["reply", "meeting", "unsubscribe", "bounce", "stage_change"]
+
+
+def _zone(name: str) -> str:
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"unknown time zone '{name}' (an IANA name such as "
+                         "'Europe/Berlin' or 'America/New_York')") from None
+    return name
+
+
+class MailboxSetting(_Section):
+    """A sending mailbox: your own SMTP server and account, with its limits."""
+
+    name: str = Field(..., min_length=1, description="Mailbox name (sequences list them).")
+    address: str = Field(..., pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$",
+                         description="From address, e.g. ana@mail.example.com.")
+    display_name: str = Field("", description="From name shown to recipients.")
+    transport: Literal["smtp", "file"] = Field(
+        "smtp", description="smtp sends; file writes each message as .eml into 'outbox' "
+        "(a dry run you can open in a mail client).")
+    host: str = Field("localhost", description="smtp: server host.")
+    port: int = Field(587, ge=1, le=65535, description="smtp: server port.")
+    security: Literal["starttls", "ssl", "none"] = Field(
+        "starttls", description="smtp: STARTTLS (587), implicit TLS (465) or none (tests).")
+    username: str | None = Field(None, description="smtp: login (none: no AUTH).")
+    password_env: str | None = Field(None, description="smtp: environment variable holding "
+                                     "the password (never stored in the file).")
+    daily_cap: int = Field(50, ge=1, le=5000, description="Most messages a day, once warm.")
+    hourly_cap: int = Field(20, ge=1, le=5000, description="Most messages in any hour.")
+    min_gap_seconds: float = Field(60.0, ge=0, le=3600,
+                                   description="Least time between two sends (throttling).")
+    warmup: list[int] = Field(default_factory=lambda: [5, 8, 12, 16, 20, 25, 30, 35, 40, 45],
+                              description="Warm-up ramp: the daily limit on day 1, 2, ... of "
+                              "sending; then daily_cap. [] for an already warm mailbox.")
+    warmup_start: dt.date | None = Field(None, description="Day 1 of the ramp (default: the "
+                                         "day of the mailbox's first send).")
+    timezone: str = Field("UTC", description="The mailbox's day (caps reset at its midnight).")
+    dkim_selector: str | None = Field(None, description="DKIM selector; with dkim_key_file, "
+                                      "every message is signed.")
+    dkim_key_file: str | None = Field(None, description="PEM private key (relative to the "
+                                      "workspace).")
+    outbox: str = Field("outbox", description="file: folder for .eml files.")
+
+    @field_validator("timezone")
+    @classmethod
+    def _tz(cls, value: str) -> str:
+        return _zone(value)
+
+    @model_validator(mode="after")
+    def _dkim(self) -> MailboxSetting:
+        if (self.dkim_selector is None) != (self.dkim_key_file is None):
+            raise ValueError(f"mailbox '{self.name}': dkim_selector and dkim_key_file go "
+                             "together")
+        if any(n < 1 for n in self.warmup):
+            raise ValueError(f"mailbox '{self.name}': warmup limits must be >= 1")
+        return self
+
+
+class StepSetting(_Section):
+    """One step of a sequence: an email, a wait (business days) or a task for the owner."""
+
+    type: Literal["email", "wait", "task"] = Field(..., description="What the step is.")
+    subject: str | None = Field(None, description="email: subject (a Jinja2 template).")
+    body: str | None = Field(None, description="email: plain-text body (Jinja2).")
+    html: str | None = Field(None, description="email: optional HTML body (Jinja2).")
+    template: str | None = Field(None, description="email: instead of body/html, "
+                                 "templates/<name>.txt.j2 (and <name>.html.j2 if present).")
+    days: int = Field(0, ge=0, le=90, description="wait: business days.")
+    title: str | None = Field(None, description="task: title (Jinja2).")
+    due_days: int = Field(1, ge=0, le=90, description="task: days until due.")
+
+    @model_validator(mode="after")
+    def _needs(self) -> StepSetting:
+        if self.type == "email" and (self.subject is None
+                                     or (self.body is None and self.template is None)):
+            raise ValueError("an email step needs subject and body (or template)")
+        if self.type == "wait" and self.days < 1:
+            raise ValueError("a wait step needs days >= 1")
+        if self.type == "task" and not self.title:
+            raise ValueError("a task step needs title")
+        return self
+
+
+class SequenceSetting(_Section):
+    """A multi-step sequence people are enrolled in (by a workflow's enrol action)."""
+
+    name: str = Field(..., min_length=1, description="Sequence name.")
+    mailboxes: list[str] = Field(..., min_length=1, description="Mailboxes it sends from "
+                                 "(each person stays with one).")
+    steps: list[StepSetting] = Field(..., min_length=1, description="Steps, in order.")
+    people: int = Field(1, ge=1, le=20, description="People enrolled per account (best "
+                        "first: committee role, then engagement).")
+    roles: list[str] = Field(default_factory=list, description="Only people in these "
+                             "buying-committee roles ([] = any).")
+    quality_gate: bool = Field(True, description="Only target or Strong/Moderate-fit accounts "
+                               "at the MQA stage or above are enrolled.")
+    stop_on: list[StopReason] = Field(
+        default_factory=_stop_reasons, description="What ends an enrolment "
+        "(unsubscribe and bounce always suppress the address too).")
+
+    @model_validator(mode="after")
+    def _has_email(self) -> SequenceSetting:
+        if not any(s.type == "email" for s in self.steps):
+            raise ValueError(f"sequence '{self.name}' has no email step")
+        return self
+
+
+class CaseStudySetting(_Section):
+    """Proof to cite: the case study shown to an industry."""
+
+    title: str = Field(..., description="Case study title.")
+    url: str = Field(..., description="Case study link.")
+
+
+class MailSettings(_Section):
+    """What every sequence email shares: unsubscribe, sending hours, stop signals."""
+
+    unsubscribe_url: str = Field(
+        "http://127.0.0.1:8642/u", description="Public base URL of 'demandloop serve''s "
+        "unsubscribe endpoint (/u); each message links <base>/<signed token>.")
+    unsubscribe_mailto: str | None = Field(None, description="Optional mailto address for "
+                                           "List-Unsubscribe (besides the one-click link).")
+    postal_address: str = Field("", description="Your postal address, printed in every "
+                                "footer (CAN-SPAM).")
+    send_window: str = Field("09:00-17:00", pattern=r"^\d{2}:\d{2}-\d{2}:\d{2}$",
+                             description="Sending hours in the recipient's time zone.")
+    send_days: list[Weekday] = Field(
+        default_factory=_workweek,
+        description="Business days (sending days and what 'wait N days' counts).")
+    holidays: list[dt.date] = Field(default_factory=list, description="Days never sent on.")
+    default_timezone: str = Field("UTC", description="For people whose zone is unknown "
+                                  "(after their 'timezone' trait and their account's country).")
+    templates_dir: str = Field("templates", description="Folder of Jinja2 templates.")
+    tick_seconds: float = Field(30.0, ge=1, le=3600, description="demandloop serve: how "
+                                "often the sequence sender looks for due steps.")
+    reply_events: list[str] = Field(default_factory=lambda: ["Email Replied"],
+                                    description="Track events that mean the person replied.")
+    meeting_events: list[str] = Field(default_factory=lambda: ["Meeting Booked"],
+                                      description="Track events that mean a meeting is booked.")
+    bounce_events: list[str] = Field(default_factory=lambda: ["Email Bounced"],
+                                     description="Track events that mean the address bounced.")
+    unsubscribe_events: list[str] = Field(
+        default_factory=lambda: ["Unsubscribed", "Email Marked as Spam"],
+        description="Track events that mean never mail this person again.")
+    case_studies: dict[str, CaseStudySetting] = Field(
+        default_factory=dict, description="Industry -> case study ('*' for any other).")
+
+    @field_validator("default_timezone")
+    @classmethod
+    def _tz(cls, value: str) -> str:
+        return _zone(value)
+
+
+class ActivateSettings(_Section):
+    """Acting on scores: audiences (segments) for ad platforms, and workflows."""
+
+    segments: list[SegmentSetting] = Field(
+        default_factory=_default_segments,
+        description="Saved segments ([[activate.segments]] tables).")
+    workflows: list[WorkflowSetting] = Field(
+        default_factory=list, description="Workflows ([[activate.workflows]] tables; more "
+        "in workflows/*.toml as [[workflows]]).")
+    max_attempts: int = Field(6, ge=1, le=50, description="Action attempts before the dead "
+                              "letter list.")
+    retry_base_seconds: float = Field(30.0, gt=0, description="First retry delay; doubles "
+                                      "with each attempt.")
+    mail: MailSettings = Field(default_factory=MailSettings,  # type: ignore[arg-type]
+                               description="Shared by every sequence email.")
+    mailboxes: list[MailboxSetting] = Field(default_factory=list, description="Sending "
+                                            "mailboxes ([[activate.mailboxes]] tables).")
+    sequences: list[SequenceSetting] = Field(default_factory=list, description="Sequences "
+                                             "([[activate.sequences]] tables).")
+
+    @model_validator(mode="after")
+    def _unique(self) -> ActivateSettings:
+        names = [s.name for s in self.segments]
+        if len(set(names)) != len(names):
+            raise ValueError(f"activate.segments: duplicate segment names in {names}")
+        flows = [w.name for w in self.workflows]
+        if len(set(flows)) != len(flows):
+            raise ValueError(f"activate.workflows: duplicate workflow names in {flows}")
+        boxes = [m.name for m in self.mailboxes]
+        if len(set(boxes)) != len(boxes):
+            raise ValueError(f"activate.mailboxes: duplicate mailbox names in {boxes}")
+        seqs = [q.name for q in self.sequences]
+        if len(set(seqs)) != len(seqs):
+            raise ValueError(f"activate.sequences: duplicate sequence names in {seqs}")
+        for q in self.sequences:
+            for m in q.mailboxes:
+                if m not in boxes:
+                    raise ValueError(f"sequence '{q.name}': no mailbox '{m}' (mailboxes: "
+                                     f"{', '.join(boxes) or 'none'})")
+        check_enrolments(self.workflows, seqs)
+        return self
+
+
+def check_enrolments(flows: list[WorkflowSetting], sequences: list[str]) -> None:
+    """Every ``enrol`` action names a sequence that exists."""
+    for w in flows:
+        for a in w.then:
+            if a.action == "enrol" and a.sequence not in sequences:
+                raise ValueError(f"workflow '{w.name}': no sequence '{a.sequence}' "
+                                 f"(sequences: {', '.join(sequences) or 'none'})")
+
+

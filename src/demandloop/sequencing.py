@@ -1,0 +1,409 @@
+"""Runs sequences over a workspace: enrol (from a workflow's ``enrol`` step), then, at each
+tick, stop what must stop and send what is due within every mailbox's limits.
+
+One tick (:func:`tick`):
+
+1. suppress every address an unsubscribe or bounce event names (so the list is current
+   before anything is sent; in ``demandloop serve`` the tick runs in the loader thread
+   right after the log is loaded, so an unsubscribe acknowledged before the tick counts);
+2. for each active enrolment that is due, oldest first: end it if the address is suppressed,
+   the person replied or booked a meeting, or the account's stage moved; else carry out
+   steps until one has to wait: a wait sets the next time in business days, a task is
+   created for the owner, an email is sent when the recipient's local time is inside the
+   send window and its mailbox has allowance (warm-up, daily and hourly caps, gap);
+3. every message is claimed in the store before it is handed to SMTP (see
+   :mod:`demandloop.store.mail`), rendered from the account's context and DKIM-signed.
+
+Like :mod:`demandloop.activation`, this module only wires the store, the pure functions of
+:mod:`demandloop.activate.sequences` and :mod:`demandloop.activate.compose`, and the SMTP
+edge together.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from demandloop.activate import compose, sequences
+from demandloop.errors import ConfigError
+from demandloop.serve import smtp
+from demandloop.store import keys
+from demandloop.store import mail as mailstore
+
+Transports = Callable[[Any], Any]  # mailbox settings -> transport with send(to, raw), close()
+
+
+@dataclass
+class TickResult:
+    sent: int = 0
+    bounced: int = 0
+    deferred: int = 0
+    stopped: int = 0
+    finished: int = 0
+    waiting: int = 0  # due but held back (outside the window or over a limit)
+    tasks: int = 0
+    in_doubt: int = 0
+    details: list[str] = field(default_factory=list)
+
+
+def window(ws: Any) -> sequences.Window:
+    m = ws.settings.activate.mail
+    try:
+        return sequences.Window.parse(m.send_window, list(m.send_days), list(m.holidays))
+    except ValueError as exc:
+        raise ConfigError(f"activate.mail: {exc}") from None
+
+
+def _sequence(ws: Any, name: str) -> Any:
+    for q in ws.settings.activate.sequences:
+        if q.name == name:
+            return q
+    raise ConfigError(f"no sequence '{name}'")
+
+
+def templates(ws: Any) -> compose.Templates:
+    folder = Path(ws.directory) / ws.settings.activate.mail.templates_dir
+    return compose.Templates(folder if folder.is_dir() else None)
+
+
+def people_of(ws: Any, account_id: str) -> pd.DataFrame:
+    """An account's known people: email, role fields, engagement, time zone trait."""
+    with ws.store.reader() as cur:
+        people: pd.DataFrame = cur.execute(
+            "SELECT p.person_id, p.email, p.first_name, p.last_name, p.title, p.seniority, "
+            "p.job_function, p.traits ->> '$.timezone' AS timezone, s.engagement "
+            "FROM persons p LEFT JOIN (SELECT entity_id, engagement FROM scores WHERE "
+            "workspace_id = $ws AND entity = 'person' QUALIFY row_number() OVER "
+            "(PARTITION BY entity_id ORDER BY as_of DESC) = 1) s ON s.entity_id = p.person_id "
+            "WHERE p.workspace_id = $ws AND p.account_id = $a",
+            {"ws": ws.store.workspace_id, "a": account_id}).df()
+    return people
+
+
+def enrol_kwargs(ws: Any, spec: dict[str, Any], account_id: str) -> dict[str, Any]:
+    """What the pure ``enrol`` action needs besides the account."""
+    s = ws.settings
+    with ws.store.reader() as cur:
+        load = dict(cur.execute("SELECT mailbox, count(*) FROM enrolments WHERE workspace_id "
+                                "= ? AND status = 'active' GROUP BY 1",
+                                [ws.store.workspace_id]).fetchall())
+    return {"sequence": _sequence(ws, spec["sequence"]), "people": people_of(ws, account_id),
+            "suppressed": set(mailstore.suppressed(ws.store)),
+            "stage_order": [st.name for st in s.score.stages], "mqa_stage": s.score.mqa_stage,
+            "mailbox_load": load, "default_timezone": s.activate.mail.default_timezone}
+
+
+def _engaged(ws: Any, person_id: str, account_id: str | None) -> list[dict[str, Any]]:
+    """The content a person engaged with (else their account), newest first, distinct."""
+    with ws.store.reader() as cur:
+        rows = cur.execute(
+            "SELECT coalesce(e.title, e.properties ->> '$.title', e.event, e.path) AS title, "
+            "e.path, t.topic, t.channel, t.ts::DATE AS day, t.person_id = $p AS own "
+            "FROM touches t JOIN events e ON e.workspace_id = t.workspace_id AND "
+            "e.message_id = t.message_id WHERE t.workspace_id = $ws AND (t.person_id = $p OR "
+            "t.account_id = $a) ORDER BY own DESC, t.ts DESC LIMIT 200",
+            {"ws": ws.store.workspace_id, "p": person_id, "a": account_id}).fetchall()
+    out: list[dict[str, Any]] = []
+    seen: set[str] = set()
+    for title, path, topic, channel, day, _ in rows:
+        if title and title not in seen:
+            seen.add(title)
+            out.append({"title": title, "path": path or "", "topic": topic or "",
+                        "channel": channel, "day": day})
+        if len(out) == 5:
+            break
+    return out
+
+
+def _accounts(ws: Any) -> dict[str, dict[str, Any]]:
+    rows = ws.audience_rows("account")
+    extra = ws.scored_accounts()[["account", "missing_roles", "surge_topics"]]
+    rows = rows.merge(extra.rename(columns={"account": "account_id"}), on="account_id",
+                      how="left")
+    return {str(r["account_id"]): r for r in rows.to_dict("records")}
+
+
+def sender(box: Any) -> dict[str, str]:
+    return {"name": box.display_name or box.address.split("@")[0], "email": box.address}
+
+
+def _key_pem(ws: Any, box: Any) -> bytes | None:
+    if not box.dkim_key_file:
+        return None
+    path = Path(ws.directory) / box.dkim_key_file
+    try:
+        return bytes(path.read_bytes())
+    except OSError as exc:
+        raise ConfigError(f"mailbox '{box.name}': cannot read DKIM key {path}: "
+                          f"{exc.strerror}") from None
+
+
+def compose_message(ws: Any, tpl: compose.Templates, enrolment: dict[str, Any], step: Any,
+                    person: dict[str, Any], account: dict[str, Any], box: Any,
+                    now: dt.datetime, key: bytes) -> tuple[bytes, str, str]:
+    """(raw bytes, subject, Message-ID) of one sequence email, signed when configured."""
+    m = ws.settings.activate.mail
+    token = compose.make_token(key, ws.store.workspace_id, enrolment["email"])
+    unsubscribe = f"{m.unsubscribe_url.rstrip('/')}/{token}"
+    ctx = compose.context(person, account, _engaged(ws, enrolment["person_id"],
+                                                    enrolment["account_id"]),
+                          {k: v.model_dump() for k, v in m.case_studies.items()},
+                          sender(box), unsubscribe)
+    rendered = compose.render(tpl, step, ctx)
+    domain = box.address.split("@", 1)[1]
+    msg_id = compose.message_id(enrolment["enrolment_id"], int(enrolment["step"]), domain)
+    raw = compose.build(rendered, sender=box.address, sender_name=box.display_name,
+                        to=enrolment["email"], msg_id=msg_id, unsubscribe=unsubscribe,
+                        mailto=m.unsubscribe_mailto, postal=m.postal_address, date=now)
+    pem = _key_pem(ws, box)
+    if pem is not None:
+        raw = compose.sign(raw, box.dkim_selector, domain, pem)
+    return raw, rendered.subject, msg_id
+
+
+def default_transports(ws: Any) -> Transports:
+    def make(box: Any) -> Any:
+        password = os.environ.get(box.password_env) if box.password_env else None
+        if box.password_env and password is None:
+            raise ConfigError(f"mailbox '{box.name}': environment variable "
+                              f"{box.password_env} is not set")
+        return smtp.transport(box, Path(ws.directory), password)
+    return make
+
+
+def tick(ws: Any, now: dt.datetime | None = None,
+         transports: Transports | None = None) -> TickResult:
+    """One pass over the due enrolments (see the module docstring)."""
+    now = now or dt.datetime.now(dt.UTC).replace(tzinfo=None)
+    settings, store = ws.settings.activate, ws.store
+    if not settings.sequences:
+        return TickResult()
+    m = settings.mail
+    mailstore.sync_suppressions(store, m.unsubscribe_events, m.bounce_events, now)
+    due = mailstore.due(store, now)
+    if due.empty:
+        return TickResult()
+    run = _Tick(ws, now, transports or default_transports(ws), due["enrolled_at"].min())
+    try:
+        for e in due.to_dict("records"):
+            run.advance({str(k): v for k, v in e.items()})
+    finally:
+        for t in run.open.values():
+            t.close()
+    return run.out
+
+
+class _Tick:
+    """The state one tick shares across enrolments (read once, kept current)."""
+
+    def __init__(self, ws: Any, now: dt.datetime, make: Transports,
+                 since: dt.datetime) -> None:
+        settings, store, m = ws.settings.activate, ws.store, ws.settings.activate.mail
+        self.ws, self.store, self.now, self.make = ws, store, now, make
+        self.out = TickResult()
+        self.window, self.tpl = window(ws), templates(ws)
+        self.seqs = {q.name: q for q in settings.sequences}
+        self.boxes = {b.name: b for b in settings.mailboxes}
+        self.suppressed = mailstore.suppressed(store)
+        self.signals = mailstore.signals(store, {
+            "reply": m.reply_events, "meeting": m.meeting_events,
+            "unsubscribe": m.unsubscribe_events, "bounce": m.bounce_events}, since)
+        self.accounts = _accounts(ws)
+        self.sent_log = mailstore.sends(store, now - dt.timedelta(days=2))
+        self.firsts = mailstore.first_sends(store)
+        self.key = keys.unsubscribe_key(Path(ws.directory))
+        self.open: dict[str, Any] = {}
+        self.people: dict[str, dict[str, Any]] = {}
+
+    def _set(self, eid: str, **values: Any) -> None:
+        mailstore.update(self.store, eid, self.now, **values)
+
+    def advance(self, e: dict[str, Any]) -> None:
+        """Stop the enrolment, or carry out its steps until one has to wait."""
+        eid, out, now = str(e["enrolment_id"]), self.out, self.now
+        seq = self.seqs.get(str(e["sequence"]))
+        if seq is None:
+            self._set(eid, status="stopped", stop_reason="sequence_removed")
+            out.stopped += 1
+            return
+        account = self.accounts.get(str(e["account_id"]), {"account_id": e["account_id"]})
+        sig = self.signals.get(str(e["person_id"]), set()) | \
+            self.signals.get(str(e["email"]).lower(), set())
+        reason = sequences.stop_reason(e, list(seq.stop_on), self.suppressed,
+                                       {str(e["person_id"]): sig}, account.get("stage"))
+        if reason:
+            self._set(eid, status="stopped", stop_reason=reason)
+            out.stopped += 1
+            out.details.append(f"stopped {e['email']} in {seq.name}: {reason}")
+            return
+        step_no = int(e["step"])
+        while step_no < len(seq.steps):
+            step = seq.steps[step_no]
+            if step.type == "wait":
+                step_no += 1
+                tz = str(e["timezone"])
+                self._set(eid, step=step_no, next_at=sequences.after_business_days(
+                    now, step.days, tz, self.window))
+                return
+            if step.type == "task":
+                self._task(e, step_no, step, account, seq.name)
+                step_no += 1
+                self._set(eid, step=step_no)
+                continue
+            if not self._email(e, step_no, step, account):
+                return
+            step_no += 1
+            self._set(eid, step=step_no, attempts=0)
+        self._set(eid, status="finished", step=step_no)
+        out.finished += 1
+
+    def _person(self, e: dict[str, Any]) -> dict[str, Any]:
+        eid = str(e["enrolment_id"])
+        if eid not in self.people:
+            with self.store.reader() as cur:
+                row = cur.execute("SELECT first_name, last_name, email, title FROM persons "
+                                  "WHERE workspace_id = ? AND person_id = ?",
+                                  [self.store.workspace_id, e["person_id"]]).fetchone()
+            p = dict(zip(("first_name", "last_name", "email", "title"), row or (None,) * 4,
+                         strict=True))
+            p["email"] = p["email"] or e["email"]
+            self.people[eid] = compose.context(p, {}, [], {}, {}, "")["person"]
+        return self.people[eid]
+
+    def _task(self, e: dict[str, Any], step_no: int, step: Any, account: dict[str, Any],
+              sequence: str) -> None:
+        ctx = {"person": self._person(e), "account": account}
+        title = " ".join(self.tpl.render_text(step.title, ctx).split())
+        mailstore.add_task(self.store, {
+            "task_id": f"{e['enrolment_id']}:{step_no}", "account_id": e["account_id"],
+            "title": title, "owner": account.get("owner"),
+            "due_at": self.now + dt.timedelta(days=step.due_days),
+            "workflow": f"sequence:{sequence}"}, self.now)
+        self.out.tasks += 1
+
+    def _allowance(self, box: Any) -> int:
+        first = self.firsts.get(box.name)
+        start = box.warmup_start or (sequences.local_time(first, box.timezone).date()
+                                     if first is not None else None)
+        return sequences.allowance(
+            self.now, self.sent_log.get(box.name, []), tz=box.timezone,
+            warmup=list(box.warmup), daily_cap=box.daily_cap, hourly_cap=box.hourly_cap,
+            min_gap_seconds=box.min_gap_seconds, first_day=start)
+
+    def _email(self, e: dict[str, Any], step_no: int, step: Any,
+               account: dict[str, Any]) -> bool:
+        """Send the email step; True when it is done (sent now, or settled earlier)."""
+        eid, tz, now, out = str(e["enrolment_id"]), str(e["timezone"]), self.now, self.out
+        if not sequences.in_window(now, tz, self.window):
+            self._set(eid, next_at=sequences.next_open(now, tz, self.window))
+            out.waiting += 1
+            return False
+        box = self.boxes.get(str(e["mailbox"]))
+        if box is None:
+            self._set(eid, status="stopped", stop_reason="mailbox_removed")
+            out.stopped += 1
+            return False
+        if self._allowance(box) <= 0:
+            out.waiting += 1
+            return False
+        raw, subject, msg_id = compose_message(self.ws, self.tpl, {**e, "step": step_no}, step,
+                                               self._person(e), account, box, now, self.key)
+        prior = mailstore.claim(self.store, eid, step_no, {
+            "message_id": msg_id, "mailbox": box.name, "to": e["email"], "subject": subject,
+            "now": now})
+        if prior is not None:  # claimed by an earlier run: never send the same step twice
+            if prior == "sending":
+                mailstore.settle(self.store, eid, step_no, "in_doubt", now,
+                                 "the run stopped between handing it to SMTP and recording it")
+                out.in_doubt += 1
+            return prior in ("sent", "sending", "in_doubt")
+        self.sent_log.setdefault(box.name, []).append(now)
+        self.firsts.setdefault(box.name, now)
+        if box.name not in self.open:
+            self.open[box.name] = self.make(box)
+        result = self.open[box.name].send(str(e["email"]), raw)
+        if result.status == "sent":
+            mailstore.settle(self.store, eid, step_no, "sent", now)
+            out.sent += 1
+            out.details.append(f"sent '{subject}' to {e['email']} from {box.name}")
+            return True
+        if result.status == "bounced":
+            mailstore.settle(self.store, eid, step_no, "bounced", now, result.detail)
+            mailstore.suppress(self.store, [(str(e["email"]), "bounce", f"smtp:{box.name}")],
+                               now)
+            self.suppressed[str(e["email"]).lower()] = "bounce"
+            self._set(eid, status="stopped", stop_reason="bounce")
+            out.bounced += 1
+            out.details.append(f"bounced {e['email']}: {result.detail}")
+            return False
+        self.sent_log[box.name].remove(now)  # a deferred attempt spends no allowance
+        mailstore.settle(self.store, eid, step_no, "deferred", now, result.detail)
+        attempts = int(e.get("attempts") or 0) + 1
+        settings = self.ws.settings.activate
+        if attempts >= settings.max_attempts:
+            self._set(eid, status="stopped", stop_reason="send_failed", attempts=attempts)
+            out.stopped += 1
+        else:
+            wait = settings.retry_base_seconds * 2 ** (attempts - 1)
+            self._set(eid, attempts=attempts, next_at=now + dt.timedelta(seconds=wait))
+        out.deferred += 1
+        out.details.append(f"deferred {e['email']}: {result.detail}")
+        return False
+
+
+_SAMPLE_PERSON = {"first_name": "Ana", "last_name": "Ruiz", "email": "ana@example.com",
+                  "title": "VP Marketing"}
+_SAMPLE_ACCOUNT = {"account_id": "example.com", "name": "Example Corp",
+                   "domain": "example.com", "industry": "Software", "country": "US",
+                   "stage": "mqa", "fit": 88.0, "band": "Strong", "engagement": 31.5,
+                   "intent": 2.4, "surging": True, "owner": "ana",
+                   "committee_coverage": 0.5, "missing_roles": ["finance"],
+                   "surge_topics": ["attribution"]}
+_SAMPLE_ENGAGED = [{"title": "Pricing", "path": "/pricing", "topic": "pricing",
+                    "channel": "direct", "day": dt.date(2026, 1, 5)}]
+
+
+def check(ws: Any) -> list[str]:
+    """Every problem that would stop or spoil sending, found without sending: templates
+    that do not render (against a sample person), unreadable DKIM keys, unset password
+    variables. Lines starting ``warning:`` do not stop sending."""
+    problems: list[str] = []
+    settings = ws.settings.activate
+    tpl = templates(ws)
+    boxes = {b.name: b for b in settings.mailboxes}
+    for q in settings.sequences:
+        box = boxes[q.mailboxes[0]]
+        ctx = compose.context(_SAMPLE_PERSON, _SAMPLE_ACCOUNT, _SAMPLE_ENGAGED,
+                              {k: v.model_dump() for k, v in settings.mail.case_studies.items()},
+                              sender(box), "https://example.com/u/token")
+        for i, step in enumerate(q.steps, start=1):
+            try:
+                if step.type == "email":
+                    compose.render(tpl, step, ctx)
+                elif step.type == "task":
+                    tpl.render_text(step.title, ctx)
+            except compose.TemplateProblem as exc:
+                problems.append(f"sequence '{q.name}' step {i} ({step.type}): {exc}")
+    for b in settings.mailboxes:
+        if b.password_env and b.password_env not in os.environ:
+            problems.append(f"mailbox '{b.name}': environment variable {b.password_env} "
+                            "is not set")
+        try:
+            pem = _key_pem(ws, b)
+            if pem is not None:
+                compose.sign(b"From: a@b.c\r\nTo: d@e.f\r\nSubject: x\r\n\r\nx\r\n",
+                             str(b.dkim_selector), b.address.split("@", 1)[1], pem)
+        except ConfigError as exc:
+            problems.append(exc.message)
+        except Exception as exc:  # dkimpy raises its own and key-parsing errors
+            problems.append(f"mailbox '{b.name}': DKIM key cannot sign: {exc}")
+    if settings.sequences and not settings.mail.postal_address:
+        problems.append("warning: activate.mail.postal_address is empty (CAN-SPAM asks for "
+                        "a postal address in every commercial email)")
+    return problems
