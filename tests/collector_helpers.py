@@ -61,8 +61,9 @@ class Running:
 @contextmanager
 def collector(directory: Path, toml: str = "", maintain_every: float = 0.0
               ) -> Iterator[Running]:
-    """A collector in a thread of this process, with one write key (and, with
-    *maintain_every* seconds, resolve + score + workflows in the loader, as serve does)."""
+    """A collector in a thread of this process, with one write key, the live workflows and
+    the sequence sender (and, with *maintain_every* seconds, resolve + score + workflows in
+    the loader), as serve runs them."""
     directory.mkdir(parents=True, exist_ok=True)
     if toml:
         (directory / "demandloop.toml").write_text(toml)
@@ -70,10 +71,10 @@ def collector(directory: Path, toml: str = "", maintain_every: float = 0.0
     ws = demandloop.open(directory)
     root = directory / ws.settings.collector.log_dir
     log = DurableLog(root / "main")
-    from demandloop.serve.run import _maintenance
+    from demandloop.serve.run import _hooks
 
-    loader = Loader(ws.store, root, own=log, maintenance=_maintenance(ws),
-                    maintenance_every=maintain_every).start()
+    hooks = {**_hooks(ws), "maintenance_every": maintain_every}
+    loader = Loader(ws.store, root, own=log, **hooks).start()
     state = CollectorState(log=log, keys=KeyRing(directory, recheck_seconds=0.1),
                            log_root=root, loader=loader)
     port = free_port()

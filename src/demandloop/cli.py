@@ -494,7 +494,7 @@ def report_sla(as_json: bool = JsonOpt) -> None:
 
 
 # the measure stage's commands register themselves on report_app and import_app
-from demandloop import cli_activate, cli_collect, cli_measure  # noqa: E402,F401
+from demandloop import cli_activate, cli_collect, cli_mail, cli_measure  # noqa: E402,F401
 
 
 # -- entry point ----------------------------------------------------------------------------

@@ -60,7 +60,7 @@ class Loader:
         self.maintenance, self.maintenance_every = maintenance, maintenance_every
         self.on_loaded = on_loaded
         self.periodic = list(periodic)
-        self._last_periodic = [0.0] * len(self.periodic)
+        self._last_periodic = [time.monotonic()] * len(self.periodic)
         self._last_maintenance = time.monotonic()
         self._loaded_since = False
         self.batch_bytes, self.idle = batch_bytes, idle_seconds

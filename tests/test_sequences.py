@@ -1,0 +1,452 @@
+"""Sequences against a real SMTP server (aiosmtpd on loopback): personalised bodies, DKIM
+that verifies, send windows in the recipient's zone, warm-up and caps over a simulated
+week, unsubscribe through the collector's one-click link, replies and bounces that stop,
+a crash that never sends twice, and a property test: nothing ever goes to a suppressed
+address."""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import email
+import email.policy
+import itertools
+import re
+import shutil
+import threading
+from collections import Counter, defaultdict
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import dkim
+import httpx
+import numpy as np
+import pytest
+import pytz
+from aiosmtpd.controller import Controller
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import demandloop
+from demandloop.serve.smtp import Outcome
+from tests.collector_helpers import collector, free_port
+from tests.conftest import write_jsonl
+
+
+class Inbox:
+    """What the SMTP server received; addresses in *refuse* get 550 at RCPT TO."""
+
+    def __init__(self) -> None:
+        self.messages: list[tuple[str, list[str], bytes]] = []
+        self.refuse: set[str] = set()
+        self.lock = threading.Lock()
+
+    async def handle_RCPT(self, server: Any, session: Any, envelope: Any, address: str,  # noqa: N802
+                          options: Any) -> str:
+        if address.lower() in self.refuse:
+            return f"550 5.1.1 <{address}>: user unknown"
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802
+        with self.lock:
+            self.messages.append((envelope.mail_from, list(envelope.rcpt_tos),
+                                  bytes(envelope.original_content)))
+        return "250 Message accepted for delivery"
+
+    def parsed(self) -> list[email.message.EmailMessage]:
+        return [email.message_from_bytes(raw, policy=email.policy.default)  # type: ignore[misc]
+                for _, _, raw in self.messages]
+
+
+@pytest.fixture
+def smtp() -> Iterator[tuple[Inbox, int]]:
+    inbox, port = Inbox(), free_port()
+    controller = Controller(inbox, hostname="127.0.0.1", port=port)
+    controller.start()
+    yield inbox, port
+    controller.stop()
+
+
+@pytest.fixture(scope="module")
+def dkim_key(tmp_path_factory: pytest.TempPathFactory) -> tuple[bytes, bytes]:
+    """(private PEM, the DNS TXT record publishing the public key)."""
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                            serialization.NoEncryption())
+    der = key.public_key().public_bytes(serialization.Encoding.DER,
+                                        serialization.PublicFormat.SubjectPublicKeyInfo)
+    return pem, b"v=DKIM1; k=rsa; p=" + base64.b64encode(der)
+
+
+@pytest.fixture(scope="module")
+def base(market: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The simulated market, ingested, resolved and scored with stage history (built once)."""
+    d = tmp_path_factory.mktemp("seqbase") / "w"
+    with demandloop.open(d) as ws:
+        ws.ingest(market / "events.jsonl")
+        for kind in ("accounts", "contacts", "opportunities"):
+            ws.import_crm(kind, market / f"{kind}.csv")
+        ws.import_ip_ranges(market / "ip_ranges.csv")
+        ws.resolve()
+        ws.score_history(7)
+    return d
+
+
+def _copy(base: Path, tmp_path: Path) -> Path:
+    d = tmp_path / "w"
+    shutil.copytree(base, d)
+    return d
+
+
+def config(port: int, *, warmup: str = "[2, 3]", gate: bool = True, extra: str = "",
+           unsubscribe: str = "http://127.0.0.1:9/u") -> str:
+    return f"""
+[activate.mail]
+postal_address = "Vendor Inc, 1 Main St, Springfield"
+unsubscribe_url = "{unsubscribe}"
+[activate.mail.case_studies."*"]
+title = "How Acme doubled pipeline"
+url = "https://vendor.io/acme"
+
+[[activate.mailboxes]]
+name = "ana"
+address = "ana@mail.vendor.io"
+display_name = "Ana Ruiz"
+host = "127.0.0.1"
+port = {port}
+security = "none"
+daily_cap = 4
+hourly_cap = 2
+min_gap_seconds = 0
+warmup = {warmup}
+dkim_selector = "dl1"
+dkim_key_file = "dkim.pem"
+
+[[activate.mailboxes]]
+name = "ben"
+address = "ben@mail.vendor.io"
+host = "127.0.0.1"
+port = {port}
+security = "none"
+daily_cap = 3
+hourly_cap = 3
+min_gap_seconds = 0
+warmup = []
+dkim_selector = "dl1"
+dkim_key_file = "dkim.pem"
+
+[[activate.sequences]]
+name = "mqa-outreach"
+mailboxes = ["ana", "ben"]
+people = 2
+quality_gate = {str(gate).lower()}
+[[activate.sequences.steps]]
+type = "email"
+subject = "{{{{ account.name }}}}: {{{{ topic or 'a thought' }}}}"
+body = \"\"\"Hi {{{{ person.first_name }}}},
+You were reading {{% for e in engaged[:3] -%}}
+"{{{{ e.title }}}}"{{% if not loop.last %}}, {{% endif %}}
+{{%- endfor %}}.
+{{{{ case_study.title }}}}: {{{{ case_study.url }}}}
+{{{{ sender.name }}}}\"\"\"
+[[activate.sequences.steps]]
+type = "wait"
+days = 2
+[[activate.sequences.steps]]
+type = "email"
+subject = "Re: {{{{ account.name }}}}"
+body = "Following up, {{{{ person.first_name }}}}."
+[[activate.sequences.steps]]
+type = "task"
+title = "Call {{{{ person.name }}}}"
+
+[[activate.workflows]]
+name = "mqa-enrol"
+when = {{trigger = "stage_changed", to = "mqa"}}
+then = [{{action = "enrol", sequence = "mqa-outreach"}},
+        {{action = "add_to_audience", audience = "mqa-retarget"}}]
+{extra}
+"""
+
+
+def _setup(base: Path, tmp_path: Path, port: int, key: bytes, **kw: Any) -> Path:
+    d = _copy(base, tmp_path)
+    (d / "demandloop.toml").write_text(config(port, **kw))
+    (d / "dkim.pem").write_bytes(key)
+    return d
+
+
+MONDAY = dt.datetime(2026, 11, 30)
+_EXAMPLE = itertools.count()
+
+
+def _run_hours(ws: demandloop.Workspace, hours: int, start: dt.datetime = MONDAY,
+               **kw: Any) -> dict[dt.datetime, Any]:
+    return {start + dt.timedelta(hours=h): ws.run_sequences(now=start + dt.timedelta(hours=h),
+                                                           **kw) for h in range(hours)}
+
+
+def test_a_week_of_sequence_mail(base: Path, tmp_path: Path, smtp: tuple[Inbox, int],
+                                 dkim_key: tuple[bytes, bytes]) -> None:
+    inbox, port = smtp
+    d = _setup(base, tmp_path, port, dkim_key[0])
+    with demandloop.open(d) as ws:
+        assert [p for p in ws.check_sequences() if not p.startswith("warning")] == []
+        ws.run_workflows()
+        enrolled = ws.enrolments()
+        assert len(enrolled) >= 6
+        # the quality gate, checked independently: target or a good fit, at MQA or above
+        acc = ws.audience_rows("account").set_index("account_id")
+        for a in enrolled["account_id"].unique():
+            assert acc.loc[a, "stage"] in ("customer", "opportunity", "mqa")
+            assert bool(acc.loc[a, "target"]) or acc.loc[a, "band"] in ("Strong", "Moderate")
+        ticks = _run_hours(ws, 24 * 12)
+        people = ws.persons().set_index("person_id")
+        titles = dict(ws.store.con.execute(
+            "SELECT t.account_id, list(DISTINCT coalesce(e.title, e.event)) FROM touches t "
+            "JOIN events e USING (workspace_id, message_id) GROUP BY 1").fetchall())
+        enr = ws.enrolments().set_index("email")
+        audience = set(ws.segment("mqa-retarget")[1]["account_id"])
+    assert sum(t.sent for t in ticks.values()) == len(inbox.messages) == 2 * len(enrolled)
+    assert set(enr["status"]) == {"finished"}
+    assert audience >= set(enrolled["account_id"])
+    sent_at: dict[str, list[dt.datetime]] = defaultdict(list)
+    per_box_day: Counter[tuple[str, dt.date]] = Counter()
+    per_box_hour: Counter[tuple[str, dt.datetime]] = Counter()
+    dns = {b"dl1._domainkey.mail.vendor.io.": dkim_key[1]}
+    for (sender, rcpts, raw), msg in zip(inbox.messages, inbox.parsed(), strict=True):
+        assert dkim.verify(raw, dnsfunc=lambda name, timeout=5: dns.get(name))
+        to = rcpts[0].lower()
+        when = email.utils.parsedate_to_datetime(msg["Date"]).replace(tzinfo=None)
+        sent_at[to].append(when)
+        box = sender.split("@")[0]
+        per_box_day[(box, when.date())] += 1
+        per_box_hour[(box, when.replace(minute=0))] += 1
+        # unsubscribe: one-click header, link in the footer
+        unsub = re.match(r"<(http[^>]+)>", msg["List-Unsubscribe"]).group(1)
+        assert msg["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+        body = msg.get_content()
+        assert unsub in body.replace("=\n", "") and "1 Main St" in body
+        # personalised: the person's first name; their account's engaged content
+        row = enr.loc[to]
+        person = people.loc[row["person_id"]]
+        assert f"{person['first_name']}" in body
+        if msg["Subject"].startswith("Re:"):
+            continue
+        quoted = re.findall(r'"([^"]+)"', body.split("\n")[1])
+        assert quoted and set(quoted) <= set(titles[row["account_id"]])
+        assert "https://vendor.io/acme" in body
+    # recipient-local sending hours on weekdays; the zone is the account country's
+    acc_country = acc["country"]
+    for to, times in sent_at.items():
+        row = enr.loc[to]
+        zone = pytz.country_timezones[acc_country[row["account_id"]].upper()][0]
+        assert row["timezone"] == zone
+        local = [t.replace(tzinfo=dt.UTC).astimezone(ZoneInfo(zone)) for t in times]
+        for t in local:
+            assert t.weekday() < 5 and 9 <= t.hour < 17
+        first, second = sorted(local)
+        assert np.busday_count(first.date(), second.date()) >= 2  # the wait: 2 business days
+    # warm-up (ana: 2 then 3 a day, then the cap of 4) and the caps, per mailbox day
+    first_day = {b: min(d for (bb, d) in per_box_day if bb == b) for b, _ in per_box_day}
+    for (box, day), n in per_box_day.items():
+        k = (day - first_day[box]).days + 1
+        limit = {"ana": [2, 3][k - 1] if k <= 2 else 4, "ben": 3}[box]
+        assert n <= limit, (box, day, n)
+    assert max(n for (b, _), n in per_box_hour.items() if b == "ana") <= 2
+    assert per_box_day[("ana", first_day["ana"])] == 2  # the ramp is used, not skipped
+
+
+def test_unsubscribe_through_the_collector_stops_mail(
+        base: Path, tmp_path: Path, smtp: tuple[Inbox, int],
+        dkim_key: tuple[bytes, bytes]) -> None:
+    inbox, port = smtp
+    web = free_port()
+    d = _setup(base, tmp_path, port, dkim_key[0], unsubscribe=f"http://127.0.0.1:{web}/u")
+    with demandloop.open(d) as ws:
+        ws.run_workflows()
+        _run_hours(ws, 12)  # Monday: first emails
+    first = inbox.parsed()
+    assert first
+    victim = first[0]
+    link = re.match(r"<(http[^>]+)>", victim["List-Unsubscribe"]).group(1)
+    address = victim["To"].lower()
+    with collector(d, (d / "demandloop.toml").read_text()) as c:
+        link = link.replace(f"http://127.0.0.1:{web}", c.url)  # the port it got
+        page = httpx.get(link)  # a GET only asks (link scanners fetch links)
+        assert page.status_code == 200 and address in page.text
+        assert httpx.get(link[:-3] + "AAA").status_code == 400  # a changed token
+        assert httpx.post(link[:-3] + "AAA").status_code == 400
+        one_click = httpx.post(link, content=b"List-Unsubscribe=One-Click",
+                               headers={"Content-Type": "application/x-www-form-urlencoded"})
+        assert one_click.status_code == 200
+        assert httpx.post(link).status_code == 200  # twice is fine
+        c.wait_loaded()
+    before = len(inbox.messages)
+    with demandloop.open(d) as ws:
+        _run_hours(ws, 24 * 10, start=MONDAY + dt.timedelta(hours=12))
+        sup = ws.suppressions().set_index("email")
+        enr = ws.enrolments().set_index("email")
+        n_events = ws.store.con.execute("SELECT count(*) FROM events WHERE event = "
+                                        "'Unsubscribed'").fetchone()[0]
+    assert sup.loc[address, "reason"] == "unsubscribe"
+    assert n_events == 1
+    assert enr.loc[address, "status"] == "stopped"
+    assert enr.loc[address, "stop_reason"] == "unsubscribe"
+    later = [m["To"].lower() for m in inbox.parsed()[before:]]
+    assert later and address not in later
+
+
+def test_reply_bounce_and_stage_change_stop(base: Path, tmp_path: Path,
+                                            smtp: tuple[Inbox, int],
+                                            dkim_key: tuple[bytes, bytes]) -> None:
+    inbox, port = smtp
+    d = _setup(base, tmp_path, port, dkim_key[0])
+    with demandloop.open(d) as ws:
+        ws.run_workflows()
+        enr = ws.enrolments()
+        bouncer = enr["email"].iloc[0]
+        inbox.refuse.add(bouncer)
+        _run_hours(ws, 24)  # Monday: first emails, as warm-up allows (bouncer refused)
+        replier = inbox.messages[0][1][0].lower()
+        replied = write_jsonl(tmp_path / "reply.jsonl", [{
+            "type": "track", "event": "Email Replied", "anonymousId": "esp-1",
+            "messageId": "reply-1", "timestamp": "2026-11-30T18:00:00Z",
+            "properties": {"email": replier.upper()}}])
+        ws.ingest(replied)
+        _run_hours(ws, 24 * 8, start=MONDAY + dt.timedelta(days=1))
+        out = ws.enrolments().set_index("email")
+        sup = ws.suppressions().set_index("email")
+    got = Counter(r[0].lower() for _, r, _ in inbox.messages)
+    assert got[bouncer] == 0
+    assert out.loc[bouncer, "stop_reason"] == "bounce"
+    assert sup.loc[bouncer, "reason"] == "bounce"
+    assert got[replier] == 1  # the first email only
+    assert out.loc[replier, "stop_reason"] == "reply"
+    assert replier not in sup.index  # a reply ends the sequence, it is not an opt-out
+
+
+def test_a_crash_between_claim_and_send_never_sends_twice(
+        base: Path, tmp_path: Path, smtp: tuple[Inbox, int],
+        dkim_key: tuple[bytes, bytes]) -> None:
+    inbox, port = smtp
+    d = _setup(base, tmp_path, port, dkim_key[0])
+
+    class Dies:
+        def send(self, to: str, raw: bytes) -> Outcome:
+            raise KeyboardInterrupt  # the process is killed mid-send
+
+        def close(self) -> None:
+            pass
+
+    noon = MONDAY + dt.timedelta(hours=15)  # in every zone's window on this market
+    with demandloop.open(d) as ws:
+        ws.run_workflows()
+        with pytest.raises(KeyboardInterrupt):
+            ws.run_sequences(now=noon, transports=lambda box: Dies())
+        claimed = ws.mail_messages()
+    assert list(claimed["status"]) == ["sending"]
+    doubtful = claimed["to_email"].iloc[0]
+    with demandloop.open(d) as ws:
+        r = ws.run_sequences(now=noon + dt.timedelta(minutes=5))
+        _run_hours(ws, 24 * 8, start=noon + dt.timedelta(hours=1))
+        status = ws.mail_messages().set_index(["to_email", "step"])["status"]
+    assert r.in_doubt == 1
+    assert status[(doubtful, 0)] == "in_doubt"
+    got = Counter(rcpts[0].lower() for _, rcpts, _ in inbox.messages)
+    assert got[doubtful] == 1  # only the follow-up: step 0 was never re-sent
+
+
+@pytest.fixture(scope="module")
+def enrolled(base: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The base with the sequence's people enrolled (no gate: more people), file transport."""
+    d = tmp_path_factory.mktemp("enrolled") / "w"
+    shutil.copytree(base, d)
+    (d / "demandloop.toml").write_text(config(1, gate=False).replace(
+        'security = "none"', 'security = "none"\ntransport = "file"').replace(
+        'dkim_selector = "dl1"\ndkim_key_file = "dkim.pem"\n', ""))
+    with demandloop.open(d) as ws:
+        ws.run_workflows()
+        assert len(ws.enrolments()) >= 10
+    return d
+
+
+@settings(max_examples=10, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(ops=st.lists(st.tuples(st.integers(0, 24 * 9), st.sampled_from(
+    ["tick", "tick", "suppress", "unsubscribe_event"]), st.integers(0, 40)),
+    min_size=5, max_size=30))
+def test_no_message_ever_goes_to_a_suppressed_address(enrolled: Path, tmp_path: Path,
+                                                      ops: list[tuple[int, str, int]]) -> None:
+    d = tmp_path / f"p{next(_EXAMPLE)}"
+    shutil.copytree(enrolled, d)
+    sent: list[tuple[str, dt.datetime]] = []
+    suppressed_at: dict[str, dt.datetime] = {}
+
+    class Recorder:
+        def __init__(self) -> None:
+            self.now = MONDAY
+
+        def send(self, to: str, raw: bytes) -> Outcome:
+            sent.append((to.lower(), self.now))
+            return Outcome("sent")
+
+        def close(self) -> None:
+            pass
+
+    rec = Recorder()
+    with demandloop.open(d) as ws:
+        emails = sorted(ws.enrolments()["email"])
+        for i, (hour, op, who) in enumerate(sorted(ops)):
+            now = MONDAY + dt.timedelta(hours=hour, minutes=i % 60)
+            address = emails[who % len(emails)]
+            if op == "tick":
+                rec.now = now
+                ws.run_sequences(now=now, transports=lambda box: rec)
+            elif op == "suppress":
+                ws.suppress([address.upper()], source="test")
+                suppressed_at.setdefault(address, now)
+            else:
+                ws.ingest(write_jsonl(d / f"u{i}.jsonl", [{
+                    "type": "track", "event": "Unsubscribed", "userId": f"esp-{i}",
+                    "messageId": f"u-{i}", "timestamp": now.isoformat() + "Z",
+                    "properties": {"email": address}}]))
+                suppressed_at.setdefault(address, now)
+        ws.run_sequences(now=MONDAY + dt.timedelta(days=10), transports=lambda box: rec)
+        listed = set(ws.suppressions()["email"])
+    for to, when in sent:
+        assert to not in suppressed_at or when < suppressed_at[to], (to, when)
+    assert set(suppressed_at) <= listed
+
+
+def test_bad_sequence_config_fails_naming_the_key(tmp_path: Path, cli) -> None:  # type: ignore[no-untyped-def]
+    d = tmp_path / "w"
+    d.mkdir()
+    good = config(25)
+    cases = [
+        (good.replace('sequence = "mqa-outreach"', 'sequence = "nope"'), "no sequence 'nope'"),
+        (good.replace('subject = "Re: {{ account.name }}"\n', ""), "needs subject"),
+        (good.replace('display_name = "Ana Ruiz"', 'timezone = "Mars/Olympus"'),
+         "unknown time zone 'Mars/Olympus'"),
+        (good.replace('mailboxes = ["ana", "ben"]', 'mailboxes = ["ana", "zed"]'),
+         "no mailbox 'zed'"),
+        (good.replace("daily_cap = 4", "daily_cap = 4\nspeed = 9"), "unknown key"),
+    ]
+    for text, expected in cases:
+        (d / "demandloop.toml").write_text(text)
+        code, out, err = cli("-w", str(d), "sequences", "list")
+        assert code != 0 and expected in err, (expected, err)
+    # a template naming a variable the context does not have: validate names the step
+    (d / "demandloop.toml").write_text(good.replace("{{ person.first_name }},",
+                                                    "{{ person.nickname }},"))
+    (d / "dkim.pem").write_text("not a key")
+    code, out, err = cli("-w", str(d), "sequences", "validate")
+    assert code == 1
+    assert "sequence 'mqa-outreach' step 1 (email)" in out + err
+    assert "nickname" in out + err
+    assert "DKIM key cannot sign" in out + err
