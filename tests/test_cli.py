@@ -16,7 +16,7 @@ def test_demo_shows_the_market(cli, tmp_path: Path) -> None:  # type: ignore[no-
     assert code == 0, err
     for section in ("1. Simulated", "2. Ingested", "3. Events by type",
                     "4. Touches by channel and motion", "Who is it:", "5. In the workspace",
-                    "6. Most active accounts"):
+                    "6. Most active accounts", "10. Act:"):
         assert section in out
     assert (d / "demandloop.duckdb").is_file() and (d / "market" / "truth.json").is_file()
     # running it again is idempotent: nothing new, nothing doubled
@@ -32,6 +32,17 @@ def test_demo_shows_the_market(cli, tmp_path: Path) -> None:  # type: ignore[no-
                                           for a in report["top_accounts"])
     people = [a["people"] for a in report["top_accounts"]]
     assert people == sorted(people, reverse=True)
+    # act: the alerts, enrolments and emails the workflows made are in the store and on disk
+    act = report["act"]
+    with demandloop.open(d) as ws:
+        con = ws.store.con
+        notified = con.execute("SELECT count(*) FROM jobs WHERE action = 'notify' AND "
+                               "status = 'done'").fetchone()[0]
+        enrolled = con.execute("SELECT count(*) FROM enrolments").fetchone()[0]
+        sent = con.execute("SELECT count(*) FROM mail_messages WHERE status = 'sent'").fetchone()[0]
+    assert act["alerts"] == notified and act["enrolled"] == enrolled >= 1
+    assert len(list((d / "outbox").glob("*.eml"))) == sent
+    assert act["alerts_received"] == 0  # the second run: nothing new, nothing sent twice
 
 
 def test_status_accounts_and_json(cli, market: Path, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]

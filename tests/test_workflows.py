@@ -9,6 +9,7 @@ import hmac
 import http.server
 import json
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -236,3 +237,86 @@ then = [{action = "assign", strategy = "fixed", owners = ["ana"]}]
         (d / "workflows" / "b.toml").write_text((d / "workflows" / "a.toml").read_text())
         with demandloop.open(d) as ws:
             ws.workflows()
+
+
+def test_serve_fires_event_workflows_live_from_a_segment_client(
+        scored: Path, receiver: Receiver) -> None:
+    """A "Demo Requested" sent by the Segment SDK to a running collector alerts the account's
+    rep without waiting for a scoring run (rescore_minutes is 0: no maintenance at all)."""
+    from segment.analytics import Client
+
+    from tests.collector_helpers import collector
+
+    with demandloop.open(scored) as ws:  # a known person with a user id and an account
+        user, account = ws.store.con.execute(
+            "SELECT substr(i.identifier, 6), p.account_id FROM person_identifiers i JOIN "
+            "persons p USING (workspace_id, person_id) WHERE i.identifier LIKE 'user:%' AND "
+            "p.account_id IS NOT NULL ORDER BY 1 LIMIT 1").fetchone()
+    toml = f"""
+[collector]
+rescore_minutes = 0
+[[activate.workflows]]
+name = "demo-live"
+when = {{trigger = "event", event = "Demo Requested"}}
+then = [{{action = "notify", url = "{receiver.url}/live", format = "webhook"}}]
+"""
+    with collector(scored, toml) as run:
+        client = Client(write_key=run.key, host=run.url, upload_interval=0.01)
+        started = time.monotonic()
+        client.track(user, "Demo Requested", {"plan": "team"})
+        client.flush()
+        while not receiver.got and time.monotonic() - started < 20:
+            time.sleep(0.01)
+        client.join()
+    assert len(receiver.got) == 1
+    body = json.loads(receiver.got[0]["body"])
+    assert body["workflow"] == "demo-live"
+    assert body["account"]["account_id"] == account
+    assert body["account"]["why"].startswith("Demo Requested")
+
+
+def test_sigkill_mid_run_then_restart_delivers_each_alert_once(
+        scored: Path, tmp_path: Path) -> None:
+    """A real `demandloop workflows run` process is killed (SIGKILL) while a webhook is in
+    flight; after a restart every alert has arrived, and the only repeat is the in-flight
+    one, with the same Idempotency-Key (so a receiver that honours the key acts once)."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    hold = threading.Event()
+    got: list[str] = []
+
+    class Slow(http.server.BaseHTTPRequestHandler):
+        def do_POST(self) -> None:  # noqa: N802
+            self.rfile.read(int(self.headers["Content-Length"]))
+            got.append(self.headers["Idempotency-Key"])
+            if len(got) == 3 and not hold.is_set():
+                hold.set()
+                time.sleep(30)  # the sender is killed while waiting for this answer
+            self.send_response(200)
+            self.end_headers()
+
+        def log_message(self, *a: Any) -> None:
+            pass
+
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Slow)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{httpd.server_address[1]}"
+    (scored / "demandloop.toml").write_text(FLOWS.format(url=url))
+    with demandloop.open(scored) as ws:
+        expected = len(_expected(ws))
+    assert expected >= 4
+    cmd = [sys.executable, "-m", "demandloop", "-w", str(scored), "workflows", "run"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    assert hold.wait(60), proc.stderr.read().decode() if proc.stderr else ""
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    again = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert again.returncode == 0, again.stderr
+    httpd.shutdown()
+    counts = {k: got.count(k) for k in got}
+    assert len(counts) == expected  # every alert arrived
+    repeats = [k for k, n in counts.items() if n > 1]
+    assert repeats == [got[2]] and counts[got[2]] == 2  # only the one in flight, same key

@@ -192,11 +192,15 @@ def evaluate(ws: Any, now: dt.datetime | None = None) -> RunResult:
     return result
 
 
-def _account(ws: Any, rows: pd.DataFrame, account_id: str) -> dict[str, Any]:
+def _account(ws: Any, rows: pd.DataFrame, account_id: str,
+             cache: dict[str, list[str]]) -> dict[str, Any]:
     """The account's row of *rows* (read once per round) with its recent top signals."""
     row = rows[rows["account_id"] == account_id]
     account: dict[str, Any] = ({str(k): v for k, v in row.iloc[0].items()} if len(row)
                                else {"account_id": account_id})
+    if account_id in cache:
+        account["top_signals"] = cache[account_id]
+        return account
     with ws.store.reader() as cur:
         top = cur.execute(
             "SELECT coalesce(activity, 'visit') || ' via ' || channel, count(*) AS n FROM "
@@ -204,7 +208,7 @@ def _account(ws: Any, rows: pd.DataFrame, account_id: str) -> dict[str, Any]:
             "INTERVAL 30 DAY FROM touches WHERE workspace_id = ?) GROUP BY 1 "
             "ORDER BY n DESC, 1 LIMIT 5",
             [ws.store.workspace_id, account_id, ws.store.workspace_id]).fetchall()
-    account["top_signals"] = [f"{n}x {what}" for what, n in top]
+    account["top_signals"] = cache[account_id] = [f"{n}x {what}" for what, n in top]
     return account
 
 
@@ -218,6 +222,7 @@ def execute(ws: Any, now: dt.datetime | None = None, post: Post = webhooks.post,
         if batch.empty:
             break
         rows = ws.audience_rows("account")  # once per round, kept current below
+        signals: dict[str, list[str]] = {}  # an account's top signals, once per round
         for job in batch.to_dict("records"):
             j_payload, j_workflow = str(job["payload"]), str(job["workflow"])
             j_step, j_action = int(job["step"]), str(job["action"])
@@ -229,7 +234,8 @@ def execute(ws: Any, now: dt.datetime | None = None, post: Post = webhooks.post,
             secret = os.environ.get(spec["secret_env"]) if spec.get("secret_env") else None
             extra = sequencing.enrol_kwargs(ws, spec, j_account_id) if j_action == "enrol" \
                 else {}
-            effect = ACTIONS[j_action](spec, _account(ws, rows, j_account_id), j_trigger,
+            effect = ACTIONS[j_action](spec, _account(ws, rows, j_account_id, signals),
+                                         j_trigger,
                                          job_id=j_job_id, workflow=j_workflow,
                                          counter=counter, secret=secret, now=now, **extra)
             try:

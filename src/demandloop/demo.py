@@ -13,6 +13,7 @@ from typing import Any
 import orjson
 from rich.console import Console
 
+from demandloop import demo_act
 from demandloop.config import CONFIG_FILE, example_toml
 from demandloop.measure.evaluation import auc, precision_at_k, truth_labels
 from demandloop.render import frame_table as _table
@@ -52,8 +53,8 @@ def run_demo(directory: Path, *, accounts: int = 500, days: int = 90, seed: int 
     truth = orjson.loads((market / "truth.json").read_bytes())
     config = directory / CONFIG_FILE
     if not config.exists():  # the simulated vendor's brand, so branded search is recognised
-        config.write_text(example_toml().replace(
-            "brand_terms = []", f"brand_terms = {orjson.dumps(truth['brand_terms']).decode()}"),
+        config.write_text(demo_act.configure(example_toml().replace(
+            "brand_terms = []", f"brand_terms = {orjson.dumps(truth['brand_terms']).decode()}")),
             encoding="utf-8")
     timings["simulate"] = time.perf_counter() - t0
     say(f"[bold]1. Simulated[/bold] a B2B market: {s.accounts:,} accounts, {s.people:,} people, "
@@ -136,6 +137,10 @@ def run_demo(directory: Path, *, accounts: int = 500, days: int = 90, seed: int 
         console.print(f"[bold]Demand health[/bold] ({health['weeks']} weeks): "
                       f"[{style}]{health['verdict']}[/]")
         console.print(f"[bold]Report:[/bold] {report}")
+    t4 = time.perf_counter()
+    acted = demo_act.act(directory, say)
+    timings["act"] = time.perf_counter() - t4
+    if console:
         console.print(f"\nWorkspace: {directory.resolve()}  (try: demandloop -w {directory} "
                       "accounts, demandloop -w " f"{directory} status)")
         console.print(f"Done in {time.perf_counter() - t0:.1f}s.")
@@ -151,6 +156,6 @@ def run_demo(directory: Path, *, accounts: int = 500, days: int = 90, seed: int 
         "funnel": funnel.astype(object).where(funnel.notna(), None).to_dict("records"),
         "attribution": credit.to_dict("records"), "pipeline": pipe,
         "health": {k: health[k] for k in ("weeks", "alarm", "verdict", "demand_falling")},
-        "report": str(report),
+        "report": str(report), "act": acted,
         "seconds": timings | {"total": time.perf_counter() - t0},
     }

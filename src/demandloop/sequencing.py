@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pandas as pd
 
 from demandloop.activate import compose, sequences
@@ -103,10 +104,12 @@ def _engaged(ws: Any, person_id: str, account_id: str | None) -> list[dict[str, 
     """The content a person engaged with (else their account), newest first, distinct."""
     with ws.store.reader() as cur:
         rows = cur.execute(
-            "SELECT coalesce(e.title, e.properties ->> '$.title', e.event, e.path) AS title, "
+            "SELECT coalesce(e.title, e.properties ->> '$.title', e.properties ->> "
+            "'$.asset_name') AS title, "
             "e.path, t.topic, t.channel, t.ts::DATE AS day, t.person_id = $p AS own "
             "FROM touches t JOIN events e ON e.workspace_id = t.workspace_id AND "
-            "e.message_id = t.message_id WHERE t.workspace_id = $ws AND (t.person_id = $p OR "
+            "e.message_id = t.message_id WHERE t.workspace_id = $ws AND title IS NOT NULL AND "
+            "(t.person_id = $p OR "
             "t.account_id = $a) ORDER BY own DESC, t.ts DESC LIMIT 200",
             {"ws": ws.store.workspace_id, "p": person_id, "a": account_id}).fetchall()
     out: list[dict[str, Any]] = []
@@ -121,12 +124,30 @@ def _engaged(ws: Any, person_id: str, account_id: str | None) -> list[dict[str, 
     return out
 
 
-def _accounts(ws: Any) -> dict[str, dict[str, Any]]:
-    rows = ws.audience_rows("account")
-    extra = ws.scored_accounts()[["account", "missing_roles", "surge_topics"]]
-    rows = rows.merge(extra.rename(columns={"account": "account_id"}), on="account_id",
-                      how="left")
-    return {str(r["account_id"]): r for r in rows.to_dict("records")}
+def _accounts(ws: Any, ids: list[str]) -> dict[str, dict[str, Any]]:
+    """The due enrolments' accounts as templates and stop rules see them: CRM fields and
+    the latest scores (one query for just these accounts; a tick runs every few seconds)."""
+    with ws.store.reader() as cur:
+        rows = cur.execute(
+            "SELECT a.account_id, a.domain, a.name, a.industry, a.employees, a.country, "
+            "a.owner, a.target, a.tier, s.stage, round(s.fit, 1) AS fit, "
+            "round(s.engagement, 1) AS engagement, round(s.intent, 2) AS intent, "
+            "s.details ->> '$.fit_band' AS band, (s.details ->> '$.surging')::BOOLEAN "
+            "AS surging, (s.details ->> '$.committee_coverage')::DOUBLE AS "
+            "committee_coverage, s.details -> '$.missing_roles' AS missing_roles, "
+            "s.details -> '$.surge_topics' AS surge_topics FROM accounts a LEFT JOIN scores s "
+            "ON s.workspace_id = a.workspace_id AND s.entity = 'account' AND "
+            "s.entity_id = a.account_id AND s.as_of = (SELECT max(as_of) FROM scores WHERE "
+            "workspace_id = $ws AND entity = 'account') WHERE a.workspace_id = $ws AND "
+            "list_contains($ids, a.account_id)", {"ws": ws.store.workspace_id, "ids": ids})
+        names = [d[0] for d in cur.description]
+        out = {}
+        for row in rows.fetchall():
+            r = dict(zip(names, row, strict=True))
+            for k in ("missing_roles", "surge_topics"):
+                r[k] = orjson.loads(r[k]) if r[k] else []
+            out[str(r["account_id"])] = r
+    return out
 
 
 def sender(box: Any) -> dict[str, str]:
@@ -189,7 +210,8 @@ def tick(ws: Any, now: dt.datetime | None = None,
     due = mailstore.due(store, now)
     if due.empty:
         return TickResult()
-    run = _Tick(ws, now, transports or default_transports(ws), due["enrolled_at"].min())
+    run = _Tick(ws, now, transports or default_transports(ws), due["enrolled_at"].min(),
+                list(due["account_id"].dropna()))
     try:
         for e in due.to_dict("records"):
             run.advance({str(k): v for k, v in e.items()})
@@ -202,8 +224,8 @@ def tick(ws: Any, now: dt.datetime | None = None,
 class _Tick:
     """The state one tick shares across enrolments (read once, kept current)."""
 
-    def __init__(self, ws: Any, now: dt.datetime, make: Transports,
-                 since: dt.datetime) -> None:
+    def __init__(self, ws: Any, now: dt.datetime, make: Transports, since: dt.datetime,
+                 due_accounts: list[Any]) -> None:
         settings, store, m = ws.settings.activate, ws.store, ws.settings.activate.mail
         self.ws, self.store, self.now, self.make = ws, store, now, make
         self.out = TickResult()
@@ -214,7 +236,7 @@ class _Tick:
         self.signals = mailstore.signals(store, {
             "reply": m.reply_events, "meeting": m.meeting_events,
             "unsubscribe": m.unsubscribe_events, "bounce": m.bounce_events}, since)
-        self.accounts = _accounts(ws)
+        self.accounts = _accounts(ws, sorted({str(a) for a in due_accounts}))
         self.sent_log = mailstore.sends(store, now - dt.timedelta(days=2))
         self.firsts = mailstore.first_sends(store)
         self.key = keys.unsubscribe_key(Path(ws.directory))

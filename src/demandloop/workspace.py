@@ -461,9 +461,10 @@ class Workspace:
         resolution and scoring) and execute what is due."""
         return activation.react(self, now, post or webhooks.post)
 
-    def workflow_history(self, account: str | None = None) -> pd.DataFrame:
-        """Every workflow step taken (or pending, retried, dead), newest first."""
-        return jobstore.history(self.store, account)
+    def workflow_history(self, account: str | None = None,
+                         limit: int = 200) -> pd.DataFrame:
+        """Workflow steps taken (or pending, retried, dead), newest first."""
+        return jobstore.history(self.store, account, limit)
 
     def scorecard(self) -> dict[str, Any]:
         """Demand gen vs lead gen: the published rubric next to this workspace's figures."""

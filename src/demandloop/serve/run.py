@@ -97,6 +97,7 @@ def _hooks(ws: Workspace) -> dict[str, Any]:
     def live() -> None:
         ws.react()
 
+    ws.react()  # starts the live cursor here, so the first batch loaded fires too
     c, m = ws.settings.collector, ws.settings.activate.mail
     return {"maintenance": maintenance, "maintenance_every": c.rescore_minutes * 60,
             "on_loaded": live, "periodic": ((ws.run_sequences, m.tick_seconds),)}

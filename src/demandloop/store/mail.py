@@ -211,8 +211,9 @@ def enrolments(store: Store, sequence: str | None = None) -> pd.DataFrame:
         return cur.execute(
             "SELECT e.sequence, e.account_id, e.person_id, e.email, e.mailbox, e.step, "
             "e.status, e.stop_reason, e.timezone, e.next_at, e.enrolled_at, "
-            "(SELECT count(*) FROM mail_messages m WHERE m.workspace_id = e.workspace_id AND m.enrolment_id = e.enrolment_id AND "
-            "m.status = 'sent') AS sent FROM enrolments e WHERE e.workspace_id = $ws AND "
+            "(SELECT count(*) FROM mail_messages m WHERE m.workspace_id = e.workspace_id AND "
+            "m.enrolment_id = e.enrolment_id AND m.status = 'sent') AS sent "
+            "FROM enrolments e WHERE e.workspace_id = $ws AND "
             "($seq IS NULL OR e.sequence = $seq) ORDER BY e.enrolled_at, e.email",
             {"ws": store.workspace_id, "seq": sequence}).df()
 
