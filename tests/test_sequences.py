@@ -450,3 +450,86 @@ def test_bad_sequence_config_fails_naming_the_key(tmp_path: Path, cli) -> None: 
     assert "sequence 'mqa-outreach' step 1 (email)" in out + err
     assert "nickname" in out + err
     assert "DKIM key cannot sign" in out + err
+
+
+def _self_signed(tmp: Path) -> tuple[Path, Path]:
+    """A certificate for 127.0.0.1 and its key (the certificate is its own CA)."""
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.x509.oid import NameOID
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "smtp.test")])
+    now = dt.datetime.now(dt.UTC)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
+            .public_key(key.public_key()).serial_number(x509.random_serial_number())
+            .not_valid_before(now - dt.timedelta(days=1))
+            .not_valid_after(now + dt.timedelta(days=30))
+            .add_extension(x509.SubjectAlternativeName(
+                [x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+            .sign(key, hashes.SHA256()))
+    cert_path, key_path = tmp / "smtp-cert.pem", tmp / "smtp-key.pem"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM,
+                                           serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+    return cert_path, key_path
+
+
+def test_starttls_and_auth_against_a_server_that_requires_both(
+        base: Path, tmp_path: Path, dkim_key: tuple[bytes, bytes],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    import ssl
+
+    from aiosmtpd.smtp import AuthResult, LoginPassword
+
+    cert, key = _self_signed(tmp_path)
+    tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    tls.load_cert_chain(cert, key)
+    logins: list[bytes] = []
+
+    def authenticator(server: Any, session: Any, envelope: Any, mechanism: str,
+                      data: Any) -> AuthResult:
+        ok = isinstance(data, LoginPassword) and data.login == b"ana" and \
+            data.password == b"s3cret"
+        logins.append(data.login if isinstance(data, LoginPassword) else b"?")
+        return AuthResult(success=ok, handled=False)  # handled=True would leave it unanswered
+
+    inbox, port = Inbox(), free_port()
+    controller = Controller(inbox, hostname="127.0.0.1", port=port, tls_context=tls,
+                            require_starttls=True, auth_required=True,
+                            auth_require_tls=True, authenticator=authenticator)
+    controller.start()
+    try:
+        d = _setup(base, tmp_path, port, dkim_key[0])
+        (d / "ca.pem").write_bytes(cert.read_bytes())
+        text = (d / "demandloop.toml").read_text().replace(
+            'security = "none"', 'security = "starttls"\ntls_ca_file = "ca.pem"\n'
+            'username = "ana"\npassword_env = "DL_TEST_SMTP_PW"')
+        (d / "demandloop.toml").write_text(text)
+        noon = MONDAY + dt.timedelta(hours=15)
+        monkeypatch.setenv("DL_TEST_SMTP_PW", "wrong")
+        with demandloop.open(d) as ws:
+            ws.run_workflows()
+            refused = ws.run_sequences(now=noon)
+            # a refused login pauses that mailbox for this tick: one attempt per mailbox
+            assert refused.sent == 0 and refused.deferred == 2 and refused.bounced == 0
+            assert "mailbox problem: 535" in " ".join(refused.details)
+            assert ws.suppressions().empty  # the mailbox's fault, not the recipient's
+        monkeypatch.setenv("DL_TEST_SMTP_PW", "s3cret")
+        with demandloop.open(d) as ws:
+            ok = ws.run_sequences(now=noon + dt.timedelta(hours=1))
+        assert ok.sent >= 1 and len(inbox.messages) == ok.sent
+        assert b"ana" in logins
+        # without the private CA the server's certificate is refused, nothing is sent
+        (d / "demandloop.toml").write_text(text.replace('tls_ca_file = "ca.pem"\n', ""))
+        with demandloop.open(d) as ws:
+            untrusted = ws.run_sequences(now=noon + dt.timedelta(days=1))
+        assert untrusted.sent == 0 and "CERTIFICATE_VERIFY_FAILED" in " ".join(
+            untrusted.details)
+        assert len(inbox.messages) == ok.sent
+    finally:
+        controller.stop()

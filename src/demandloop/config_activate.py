@@ -193,6 +193,9 @@ class MailboxSetting(_Section):
     port: int = Field(587, ge=1, le=65535, description="smtp: server port.")
     security: Literal["starttls", "ssl", "none"] = Field(
         "starttls", description="smtp: STARTTLS (587), implicit TLS (465) or none (tests).")
+    tls_ca_file: str | None = Field(None, description="smtp: PEM file of the CA (or the "
+                                    "certificate) to trust for a private server; default: "
+                                    "the system's CAs.")
     username: str | None = Field(None, description="smtp: login (none: no AUTH).")
     password_env: str | None = Field(None, description="smtp: environment variable holding "
                                      "the password (never stored in the file).")

@@ -241,6 +241,7 @@ class _Tick:
         self.firsts = mailstore.first_sends(store)
         self.key = keys.unsubscribe_key(Path(ws.directory))
         self.open: dict[str, Any] = {}
+        self.down: set[str] = set()  # mailboxes that failed this tick (login, connection)
         self.people: dict[str, dict[str, Any]] = {}
 
     def _set(self, eid: str, **values: Any) -> None:
@@ -331,7 +332,7 @@ class _Tick:
             self._set(eid, status="stopped", stop_reason="mailbox_removed")
             out.stopped += 1
             return False
-        if self._allowance(box) <= 0:
+        if box.name in self.down or self._allowance(box) <= 0:
             out.waiting += 1
             return False
         raw, subject, msg_id = compose_message(self.ws, self.tpl, {**e, "step": step_no}, step,
@@ -365,6 +366,8 @@ class _Tick:
             out.details.append(f"bounced {e['email']}: {result.detail}")
             return False
         self.sent_log[box.name].remove(now)  # a deferred attempt spends no allowance
+        if result.mailbox_down:  # no use trying its other recipients (each would time out)
+            self.down.add(box.name)
         mailstore.settle(self.store, eid, step_no, "deferred", now, result.detail)
         attempts = int(e.get("attempts") or 0) + 1
         settings = self.ws.settings.activate

@@ -30,25 +30,33 @@ from typing import Any
 class Outcome:
     status: str  # sent, bounced, deferred
     detail: str = ""
+    mailbox_down: bool = False  # the mailbox itself failed: try it again next tick
 
 
 class SmtpTransport:
     """One mailbox's SMTP connection (opened lazily, reused, closed by :meth:`close`)."""
 
-    def __init__(self, box: Any, password: str | None, timeout: float = 30.0) -> None:
-        self.box, self.password, self.timeout = box, password, timeout
+    def __init__(self, box: Any, password: str | None, timeout: float = 30.0,
+                 ca_file: Path | None = None) -> None:
+        self.box, self.password, self.timeout, self.ca_file = box, password, timeout, ca_file
         self._smtp: smtplib.SMTP | None = None
+
+    def _context(self) -> ssl.SSLContext:
+        # certificates and host names are always verified: an unverified STARTTLS is open to
+        # a downgrade by anyone on the path, and it carries the mailbox's password
+        return ssl.create_default_context(
+            cafile=str(self.ca_file) if self.ca_file is not None else None)
 
     def _connect(self) -> smtplib.SMTP:
         box = self.box
         if box.security == "ssl":
             smtp: smtplib.SMTP = smtplib.SMTP_SSL(box.host, box.port, timeout=self.timeout,
-                                                  context=ssl.create_default_context())
+                                                  context=self._context())
         else:
             smtp = smtplib.SMTP(box.host, box.port, timeout=self.timeout)
             smtp.ehlo()
             if box.security == "starttls":
-                smtp.starttls(context=ssl.create_default_context())
+                smtp.starttls(context=self._context())
                 smtp.ehlo()
         if box.username:
             smtp.login(box.username, self.password or "")
@@ -67,10 +75,11 @@ class SmtpTransport:
             return _classify(exc.smtp_code, exc.smtp_error)
         except (smtplib.SMTPAuthenticationError, smtplib.SMTPSenderRefused) as exc:
             self.close()
-            return Outcome("deferred", f"mailbox problem: {exc.smtp_code} {_text(exc.smtp_error)}")
+            return Outcome("deferred", f"mailbox problem: {exc.smtp_code} "
+                           f"{_text(exc.smtp_error)}", mailbox_down=True)
         except (smtplib.SMTPException, OSError) as exc:
             self.close()
-            return Outcome("deferred", f"{type(exc).__name__}: {exc}")
+            return Outcome("deferred", f"{type(exc).__name__}: {exc}", mailbox_down=True)
 
     def close(self) -> None:
         if self._smtp is not None:
@@ -111,4 +120,5 @@ def transport(box: Any, workspace_dir: Path, password: str | None) -> SmtpTransp
     """The transport a mailbox's settings ask for."""
     if box.transport == "file":
         return FileTransport(workspace_dir / box.outbox)
-    return SmtpTransport(box, password)
+    ca = workspace_dir / box.tls_ca_file if box.tls_ca_file else None
+    return SmtpTransport(box, password, ca_file=ca)
