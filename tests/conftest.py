@@ -52,6 +52,19 @@ def olist_dir() -> Path:
     return OLIST
 
 
+def load_market(directory: Path, market: Path, history_every: int = 7) -> Path:
+    """A workspace holding a simulated market: ingested, CRM imported, resolved and scored
+    every *history_every* days (so stage changes carry dates)."""
+    with demandloop.open(directory) as ws:
+        ws.ingest(market / "events.jsonl")
+        for kind in ("accounts", "contacts", "opportunities"):
+            ws.import_crm(kind, market / f"{kind}.csv")
+        ws.import_ip_ranges(market / "ip_ranges.csv")
+        ws.resolve()
+        ws.score_history(history_every)
+    return directory
+
+
 def write_jsonl(path: Path, messages: list[Any]) -> Path:
     path.write_text("".join((m if isinstance(m, str) else json.dumps(m)) + "\n"
                             for m in messages), encoding="utf-8")

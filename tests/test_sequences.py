@@ -34,7 +34,7 @@ from hypothesis import strategies as st
 import demandloop
 from demandloop.serve.smtp import Outcome
 from tests.collector_helpers import collector, free_port
-from tests.conftest import write_jsonl
+from tests.conftest import load_market, write_jsonl
 
 
 class Inbox:
@@ -86,15 +86,7 @@ def dkim_key(tmp_path_factory: pytest.TempPathFactory) -> tuple[bytes, bytes]:
 @pytest.fixture(scope="module")
 def base(market: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The simulated market, ingested, resolved and scored with stage history (built once)."""
-    d = tmp_path_factory.mktemp("seqbase") / "w"
-    with demandloop.open(d) as ws:
-        ws.ingest(market / "events.jsonl")
-        for kind in ("accounts", "contacts", "opportunities"):
-            ws.import_crm(kind, market / f"{kind}.csv")
-        ws.import_ip_ranges(market / "ip_ranges.csv")
-        ws.resolve()
-        ws.score_history(7)
-    return d
+    return load_market(tmp_path_factory.mktemp("seqbase") / "w", market)
 
 
 def _copy(base: Path, tmp_path: Path) -> Path:
@@ -106,6 +98,8 @@ def _copy(base: Path, tmp_path: Path) -> Path:
 def config(port: int, *, warmup: str = "[2, 3]", gate: bool = True, extra: str = "",
            unsubscribe: str = "http://127.0.0.1:9/u") -> str:
     return f"""
+[activate]
+max_signal_age_days = 0  # the simulated market lies in the past
 [activate.mail]
 postal_address = "Vendor Inc, 1 Main St, Springfield"
 unsubscribe_url = "{unsubscribe}"

@@ -19,6 +19,7 @@ import pytest
 import demandloop
 from demandloop.errors import ConfigError
 from demandloop.serve import webhooks
+from tests.conftest import load_market
 
 
 class Receiver:
@@ -60,6 +61,7 @@ def receiver() -> Iterator[Receiver]:
 
 FLOWS = """
 [activate]
+max_signal_age_days = 0  # the simulated market lies in the past
 max_attempts = 3
 retry_base_seconds = 60
 
@@ -77,15 +79,7 @@ then = [
 
 @pytest.fixture
 def scored(market: Path, tmp_path: Path) -> Path:
-    d = tmp_path / "w"
-    with demandloop.open(d) as ws:
-        ws.ingest(market / "events.jsonl")
-        for kind in ("accounts", "contacts", "opportunities"):
-            ws.import_crm(kind, market / f"{kind}.csv")
-        ws.import_ip_ranges(market / "ip_ranges.csv")
-        ws.resolve()
-        ws.score_history(7)
-    return d
+    return load_market(tmp_path / "w", market)
 
 
 def _expected(ws: demandloop.Workspace) -> set[tuple[str, str]]:
@@ -167,6 +161,8 @@ def test_failures_back_off_then_go_to_the_dead_letter_list(scored: Path,
 def test_signed_webhook_on_an_event_and_exactly_once_across_a_crash(
         scored: Path, receiver: Receiver, monkeypatch: pytest.MonkeyPatch) -> None:
     (scored / "demandloop.toml").write_text(f"""
+[activate]
+max_signal_age_days = 0
 [[activate.workflows]]
 name = "demo-request"
 when = {{trigger = "event", event = "Demo Requested"}}
@@ -320,3 +316,19 @@ def test_sigkill_mid_run_then_restart_delivers_each_alert_once(
     assert len(counts) == expected  # every alert arrived
     repeats = [k for k, n in counts.items() if n > 1]
     assert repeats == [got[2]] and counts[got[2]] == 2  # only the one in flight, same key
+
+
+def test_a_first_run_over_old_history_alerts_nobody(scored: Path, receiver: Receiver) -> None:
+    """By default signals older than 14 days never fire (a first run over imported history
+    must not page the sales team about last quarter), and they are not fired later either."""
+    (scored / "demandloop.toml").write_text(
+        FLOWS.format(url=receiver.url).replace("max_signal_age_days = 0", ""))
+    with demandloop.open(scored) as ws:
+        old = len(_expected(ws))
+        assert old >= 4
+        latest = ws.store.con.execute("SELECT max(changed_at) FROM stage_changes").fetchone()[0]
+        r = ws.run_workflows(now=latest + dt.timedelta(days=30))
+        assert (r.fired, r.enqueued) == (0, 0) and r.stale >= old
+        ws.settings.activate.max_signal_age_days = 0
+        again = ws.run_workflows(now=latest + dt.timedelta(days=30))
+    assert again.fired == 0 and receiver.got == []

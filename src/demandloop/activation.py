@@ -43,6 +43,7 @@ class RunResult:
     retried: int = 0
     dead: int = 0
     enrolled: int = 0
+    stale: int = 0  # signals older than activate.max_signal_age_days, not fired
     details: list[str] = field(default_factory=list)
 
 
@@ -163,6 +164,7 @@ def react(ws: Any, now: dt.datetime | None = None, post: Post = webhooks.post) -
     accounts = ws.audience_rows("account")
     accounts = accounts[accounts["account_id"].isin(set(events["account_id"]))]
     inputs = Inputs(events=events, accounts=accounts)
+    result.stale = _drop_stale(inputs, ws.settings.activate.max_signal_age_days, now)
     for wf in flows:
         fired = firings(wf, inputs)
         result.fired += len(fired)
@@ -181,15 +183,42 @@ def evaluate(ws: Any, now: dt.datetime | None = None) -> RunResult:
     since, _ = jobstore.cursor(store, "stage_changes")
     events_since, _ = jobstore.cursor(store, "events")
     inputs = _inputs(ws, since, events_since)
+    # the cursors move past everything read, stale signals included: they never fire later
+    changes_seen = inputs.changes["changed_at"].max() if not inputs.changes.empty else None
+    events_seen = inputs.events["received_at"].max() if not inputs.events.empty else None
+    result.stale = _drop_stale(inputs, ws.settings.activate.max_signal_age_days, now)
     for wf in workflows(ws):
         fired = firings(wf, inputs)
         result.fired += len(fired)
         result.enqueued += jobstore.enqueue(store, jobs(wf, fired), now)
-    if not inputs.changes.empty:
-        jobstore.set_cursor(store, "stage_changes", inputs.changes["changed_at"].max())
-    if not inputs.events.empty:
-        jobstore.set_cursor(store, "events", inputs.events["received_at"].max())
+    if changes_seen is not None:
+        jobstore.set_cursor(store, "stage_changes", changes_seen)
+    if events_seen is not None:
+        jobstore.set_cursor(store, "events", events_seen)
     return result
+
+
+def _drop_stale(inputs: Inputs, max_age_days: float, now: dt.datetime) -> int:
+    """Leave out signals older than *max_age_days* (0: keep all); returns how many. A
+    stage change from last quarter, found by a first run over imported history, is not a
+    reason to alert anyone today."""
+    if max_age_days <= 0:
+        return 0
+    cutoff = now - dt.timedelta(days=max_age_days)
+    n = 0
+    if not inputs.changes.empty:
+        old = inputs.changes["changed_at"] < cutoff
+        n += int(old.sum())
+        inputs.changes = inputs.changes[~old]
+    if not inputs.events.empty:
+        old = inputs.events["ts"] < cutoff
+        n += int(old.sum())
+        inputs.events = inputs.events[~old]
+    if "as_of" in inputs.accounts and len(inputs.accounts) and \
+            inputs.accounts["as_of"].max() < cutoff:  # a stale snapshot: no surge, no crossing
+        inputs.accounts = inputs.accounts.drop(columns=["as_of"])
+        n += 1
+    return n
 
 
 def _account(ws: Any, rows: pd.DataFrame, account_id: str,

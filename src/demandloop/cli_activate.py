@@ -84,7 +84,9 @@ def workflows_run(as_json: bool = JsonOpt) -> None:
         _json(r.__dict__)
         return
     out.print(f"{r.fired:,} firing(s), {r.enqueued:,} new action(s); done {r.done:,}, "
-              f"retrying {r.retried:,}, dead {r.dead:,}")
+              f"retrying {r.retried:,}, dead {r.dead:,}; {r.enrolled:,} enrolled"
+              + (f"; {r.stale:,} signal(s) older than activate.max_signal_age_days skipped"
+                 if r.stale else ""))
     for line in r.details[:20]:
         out.print(f"  {line}")
 

@@ -338,6 +338,9 @@ class ActivateSettings(_Section):
                               "letter list.")
     retry_base_seconds: float = Field(30.0, gt=0, description="First retry delay; doubles "
                                       "with each attempt.")
+    max_signal_age_days: float = Field(
+        14.0, ge=0, description="Signals (stage changes, events, score snapshots) older than "
+        "this never fire a workflow, e.g. on a first run over imported history (0: no limit).")
     mail: MailSettings = Field(default_factory=MailSettings,  # type: ignore[arg-type]
                                description="Shared by every sequence email.")
     mailboxes: list[MailboxSetting] = Field(default_factory=list, description="Sending "

@@ -452,7 +452,7 @@ class Workspace:
         """Fire workflows on what changed since the last run, then execute due jobs."""
         fired = activation.evaluate(self, now)
         done = activation.execute(self, now, post or webhooks.post)
-        done.fired, done.enqueued = fired.fired, fired.enqueued
+        done.fired, done.enqueued, done.stale = fired.fired, fired.enqueued, fired.stale
         return done
 
     def react(self, now: dt.datetime | None = None,
