@@ -5,16 +5,19 @@ from __future__ import annotations
 import datetime as dt
 import json
 from pathlib import Path
+from typing import Any
 
 import ibis
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from demandloop.config import Settings
 from demandloop.errors import ConfigError
 from demandloop.measure.evaluation import auc, precision_at_k
 from demandloop.score.engagement import EngagementRules
-from demandloop.score.fit import Band, FitRules, band, score_account
+from demandloop.score.fit import Band, FitRules, band, score_account, score_frame
 from demandloop.score.intent import SurgeRules, surge
 
 
@@ -197,3 +200,47 @@ def test_scored_workspace_stages_explain_and_filters(cli, market: Path, tmp_path
     assert code == 5 and "no scores for account" in err
     code, out, _ = cli("-w", w, "report", "sla", "--json")
     assert code == 0 and set(json.loads(out)) == {"mqa", "mql"}
+
+
+@settings(max_examples=60, deadline=None)
+@given(rows=st.lists(st.fixed_dictionaries({
+    "industry": st.sampled_from(["Software", "Retail", "Media", None]),
+    "country": st.sampled_from(["US", "DE", "BR", None]),
+    "technologies": st.one_of(st.none(), st.lists(st.sampled_from(
+        ["salesforce", "hubspot", "segment", "excel"]), max_size=3)),
+    "employees": st.one_of(st.none(), st.just(float("nan")), st.integers(0, 20_000)),
+    "revenue": st.one_of(st.none(), st.floats(0, 1e9, allow_nan=False)),
+}), min_size=1, max_size=30))
+def test_fit_for_a_frame_equals_fit_row_by_row(rows: list[dict[str, Any]]) -> None:
+    icp = FitRules(industries={"Software": 40, "Media": -10}, countries={"US": 20, "DE": 10},
+                   technologies={"salesforce": 10, "segment": 15, "excel": -5},
+                   employees=[Band(0, 200, 10), Band(200, 5000, 40), Band(100, 1000, 99)],
+                   revenue=[Band(1e6, 1e8, 20)])
+    frame = score_frame(icp, pd.DataFrame(rows))
+    for i, row in enumerate(rows):
+        fit, met = score_account(icp, row)
+        assert frame["fit"].iloc[i] == fit
+        assert frame["fit_criteria"].iloc[i] == met
+
+
+@settings(max_examples=60, deadline=None)
+@given(rows=st.lists(st.fixed_dictionaries({
+    "fit": st.one_of(st.floats(0, 100, allow_nan=False), st.just(float("nan"))),
+    "engagement": st.floats(0, 60, allow_nan=False),
+    "surging": st.booleans(),
+    "won_opportunities": st.integers(0, 2),
+}), min_size=1, max_size=25))
+def test_stage_reasons_for_a_frame_equal_the_row_rule(rows: list[dict[str, Any]]) -> None:
+    """The column-wise reasons are the row function's (``Rule.matches``), word for word."""
+    from demandloop.score.stages import Condition, Rule, assign
+
+    rules = [Rule("customer", (Condition("won_opportunities", ">=", 1),)),
+             Rule("mqa", (Condition("fit", ">=", 50),),
+                  (Condition("engagement", ">=", 25), Condition("surging", "==", True))),
+             Rule("engaged", (Condition("engagement", ">=", 5),),
+                  (Condition("fit", "<", 50), Condition("surging", "==", False)))]
+    out = assign(rules, pd.DataFrame(rows))
+    for i, row in enumerate(rows):
+        first = next(((r.name, r.matches(row)) for r in rules if r.matches(row) is not None),
+                     ("unaware", []))
+        assert (out["stage"].iloc[i], out["reasons"].iloc[i]) == first

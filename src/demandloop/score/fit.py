@@ -18,6 +18,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
+import pandas as pd
+
 
 @dataclass(frozen=True)
 class Band:
@@ -77,3 +80,46 @@ def score_account(rules: FitRules, account: dict[str, Any]) -> tuple[float, list
     top = rules.max_points()
     score = 100.0 * max(0.0, points) / top if top > 0 else 0.0
     return min(100.0, round(score, 2)), met
+
+
+def score_frame(rules: FitRules, accounts: pd.DataFrame) -> pd.DataFrame:
+    """:func:`score_account` for every row of *accounts* at once: ``fit`` and
+    ``fit_criteria``, identical to the row function (a test holds them equal) but computed
+    column by column, so a million accounts take seconds instead of a minute."""
+    n = len(accounts)
+    index = accounts.index
+
+    def col(name: str) -> pd.Series:
+        return accounts[name] if name in accounts else pd.Series([None] * n, index=index)
+
+    points = np.zeros(n)
+    parts: list[pd.Series] = []
+    for name, table in (("industry", rules.industries), ("country", rules.countries)):
+        values = col(name)
+        points += values.map(table).astype(float).fillna(0.0).to_numpy()
+        parts.append(values.map({k: f"{name} {k}: {v:+g}" for k, v in table.items()}))
+    techs = col("technologies").explode()
+    known = techs[techs.isin(list(rules.technologies))]
+    if len(known):
+        points += known.map(rules.technologies).astype(float).groupby(level=0).sum().reindex(
+            index, fill_value=0.0).to_numpy()
+        parts.append(known.map({k: f"uses {k}: {v:+g}" for k, v in
+                                rules.technologies.items()}).groupby(level=0).agg(list)
+                     .reindex(index))
+    for name, bands in (("employees", rules.employees), ("revenue", rules.revenue)):
+        value = pd.to_numeric(col(name), errors="coerce").to_numpy(dtype=float)
+        free = ~np.isnan(value)
+        label = np.full(n, None, dtype=object)
+        for b in bands:  # the first band that holds the value wins
+            hit = free & (value >= b.low) & (value < b.high)
+            points += np.where(hit, b.points, 0.0)
+            label[hit] = f"{name} {b.low:g}-{b.high:g}: {b.points:+g}"
+            free &= ~hit
+        parts.append(pd.Series(label, index=index))
+    top = rules.max_points()
+    # Python's round, as the row function uses (numpy's can differ in the last digit)
+    score = [min(100.0, round(v, 2)) for v in (100.0 * np.maximum(0.0, points) / top)] \
+        if top > 0 else [0.0] * n
+    criteria = [[x for p in row for x in (p if isinstance(p, list) else [p])
+                 if isinstance(x, str)] for row in zip(*parts, strict=True)]
+    return pd.DataFrame({"fit": score, "fit_criteria": criteria}, index=index)

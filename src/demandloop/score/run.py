@@ -28,7 +28,7 @@ from demandloop.score.engagement import (
     capped_touches,
     decayed_sum,
 )
-from demandloop.score.fit import Band, FitRules, band, score_account
+from demandloop.score.fit import Band, FitRules, band, score_frame
 from demandloop.score.intent import SurgeRules, surge_from
 from demandloop.score.stages import SENIORITY_RANK, Condition, Rule, assign, changes
 from demandloop.store.arrow import typed_table
@@ -69,9 +69,9 @@ def account_scores(store: Store, settings: Settings, as_of: dt.datetime) -> pd.D
     t = tables(store)
     accounts = t.accounts.select("account_id", "industry", "country", "employees", "revenue",
                                  "technologies").execute()
-    fits = [score_account(fit_rules, row) for row in accounts.to_dict("records")]
-    out = pd.DataFrame({"account_id": accounts["account_id"],
-                        "fit": [f[0] for f in fits], "fit_criteria": [f[1] for f in fits]})
+    fits = score_frame(fit_rules, accounts)
+    out = pd.DataFrame({"account_id": accounts["account_id"], "fit": fits["fit"],
+                        "fit_criteria": fits["fit_criteria"]})
     out["fit_band"] = out["fit"].map(band)
     # one capping pass (the costly window), materialised and shared by engagement and intent
     slim = t.touches.select("touch_id", "account_id", "activity", "ts", "seq", "weight",

@@ -96,6 +96,20 @@ def _mask(c: Condition, features: pd.DataFrame) -> pd.Series:
     return mask
 
 
+def _describe(c: Condition, rows: pd.DataFrame) -> pd.Series:
+    """:meth:`Condition.describe` for every row, column-wise (the same text)."""
+    col = rows[c.field] if c.field in rows else pd.Series(None, index=rows.index,
+                                                          dtype=object)
+    if pd.api.types.is_float_dtype(col):
+        shown = col.map("{:.2f}".format)
+    elif pd.api.types.is_bool_dtype(col) or pd.api.types.is_integer_dtype(col):
+        shown = col.astype(str)
+    else:  # mixed objects: exactly as the row function shows each one
+        shown = col.map(lambda v: f"{v:.2f}" if isinstance(v, float) else str(v))
+    wanted = f"{c.value}" if isinstance(c.value, bool) else f"{c.value:g}"
+    return f"{c.field} {c.op} {wanted} (is " + shown + ")"
+
+
 def assign(rules: list[Rule], features: pd.DataFrame, none: str = "unaware"
            ) -> pd.DataFrame:
     """``stage`` and ``reasons`` for every row of *features* (first matching rule wins).
@@ -117,11 +131,14 @@ def assign(rules: list[Rule], features: pd.DataFrame, none: str = "unaware"
         if not hit.any():
             continue
         stage[hit] = rule.name
-        rows = features.loc[hit].to_dict("records")
-        for idx, record in zip(features.index[hit], rows, strict=True):
-            row = {str(k): v for k, v in record.items()}
-            reasons[idx] = [c.describe(row) for c in rule.all] + [
-                c.describe(row) for c in rule.any if c.holds(row)]
+        rows = features.loc[hit]
+        alls = [_describe(c, rows) for c in rule.all]
+        anys = [(_describe(c, rows), _mask(c, rows)) for c in rule.any]
+        if anys:  # only the "any" conditions that hold are reasons
+            alls += [d.where(m, None) for d, m in anys]
+        reasons[hit] = pd.Series([[r for r in row if isinstance(r, str)]
+                                  for row in zip(*alls, strict=True)] if alls
+                                 else [[] for _ in range(len(rows))], index=rows.index)
         todo &= ~hit
     return features.assign(stage=stage, reasons=reasons)
 
