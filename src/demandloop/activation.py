@@ -119,9 +119,7 @@ def _events(cur: Any, workspace: str, since: dt.datetime | None,
         "t.message_id = e.message_id "
         "LEFT JOIN accounts g ON g.workspace_id = e.workspace_id AND "
         "g.account_id = lower(e.group_id) "
-        "LEFT JOIN person_identifiers i ON i.workspace_id = e.workspace_id AND "
-        "i.identifier = coalesce('user:' || e.user_id, 'anon:' || e.anonymous_id) "
-        "LEFT JOIN persons p ON p.workspace_id = e.workspace_id AND p.person_id = i.person_id "
+        f"{mailstore.EVENT_PERSON_JOIN} "
         "LEFT JOIN accounts d ON d.workspace_id = e.workspace_id AND d.domain = "
         "split_part(lower(coalesce(e.properties ->> '$.email', e.context ->> '$.traits.email', "
         "e.traits ->> '$.email')), '@', 2) "
@@ -171,7 +169,7 @@ def react(ws: Any, now: dt.datetime | None = None, post: Post = webhooks.post) -
         result.enqueued += jobstore.enqueue(store, jobs(wf, fired), now)
     if result.enqueued:
         done = execute(ws, now, post)
-        done.fired, done.enqueued = result.fired, result.enqueued
+        done.fired, done.enqueued, done.stale = result.fired, result.enqueued, result.stale
         return done
     return result
 

@@ -8,10 +8,7 @@ from pathlib import Path
 import pandas as pd
 import typer
 
-from demandloop.cli import _json, _open, _records, _table, app, out
-
-JsonOpt = typer.Option(False, "--json", help="Print JSON instead of tables.")
-
+from demandloop.cli import JsonOpt, _json, _open, _records, _table, app, out
 
 audiences_app = typer.Typer(no_args_is_help=True, help="Audiences: segments for ad platforms.")
 app.add_typer(audiences_app, name="audiences")

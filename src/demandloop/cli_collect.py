@@ -6,12 +6,11 @@ from pathlib import Path
 
 import typer
 
-from demandloop.cli import _json, _state, _table, app, out
+from demandloop.cli import JsonOpt, _json, _state, _table, app, out
 from demandloop.store import keys as keystore
 
 keys_app = typer.Typer(no_args_is_help=True, help="Write keys for SDKs and dl.js.")
 app.add_typer(keys_app, name="keys")
-JsonOpt = typer.Option(False, "--json", help="Print JSON instead of tables.")
 
 
 def _dir() -> Path:

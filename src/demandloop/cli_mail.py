@@ -10,10 +10,8 @@ from pathlib import Path
 import pandas as pd
 import typer
 
-from demandloop.cli import _json, _open, _records, _table, app, out
+from demandloop.cli import JsonOpt, _json, _open, _records, _table, app, out
 from demandloop.errors import InputError
-
-JsonOpt = typer.Option(False, "--json", help="Print JSON instead of tables.")
 
 sequences_app = typer.Typer(no_args_is_help=True,
                             help="Sequences: personalised multi-step email, sent safely.")

@@ -10,12 +10,11 @@ from typing import Any
 import pandas as pd
 import typer
 
-from demandloop.cli import _json, _open, _records, _table, import_app, out, report_app
+from demandloop.cli import JsonOpt, _json, _open, _records, _table, import_app, out, report_app
 from demandloop.errors import UsageError
 from demandloop.measure.attribution import ALL_MODELS, DEFAULT_MODELS
 from demandloop.measure.funnel import DIMENSIONS, STAGES
 
-JsonOpt = typer.Option(False, "--json", help="Print JSON instead of tables.")
 CsvOpt = typer.Option(False, "--csv", help="Print CSV instead of tables.")
 
 

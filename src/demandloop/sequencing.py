@@ -256,10 +256,10 @@ class _Tick:
             out.stopped += 1
             return
         account = self.accounts.get(str(e["account_id"]), {"account_id": e["account_id"]})
-        sig = self.signals.get(str(e["person_id"]), set()) | \
+        seen = self.signals.get(str(e["person_id"]), set()) | \
             self.signals.get(str(e["email"]).lower(), set())
-        reason = sequences.stop_reason(e, list(seq.stop_on), self.suppressed,
-                                       {str(e["person_id"]): sig}, account.get("stage"))
+        reason = sequences.stop_reason(e, list(seq.stop_on), self.suppressed, seen,
+                                       account.get("stage"))
         if reason:
             self._set(eid, status="stopped", stop_reason=reason)
             out.stopped += 1
@@ -296,7 +296,7 @@ class _Tick:
             p = dict(zip(("first_name", "last_name", "email", "title"), row or (None,) * 4,
                          strict=True))
             p["email"] = p["email"] or e["email"]
-            self.people[eid] = compose.context(p, {}, [], {}, {}, "")["person"]
+            self.people[eid] = compose.person_context(p)
         return self.people[eid]
 
     def _task(self, e: dict[str, Any], step_no: int, step: Any, account: dict[str, Any],

@@ -130,12 +130,17 @@ def _clean(v: Any) -> Any:
     return v
 
 
+def person_context(person: dict[str, Any]) -> dict[str, Any]:
+    """A template's ``person``: first_name, last_name, email, title and a display name."""
+    p = {k: _clean(person.get(k)) for k in ("first_name", "last_name", "email", "title")}
+    p["name"] = " ".join(x for x in (p["first_name"], p["last_name"]) if x) or p["email"]
+    return p
+
+
 def context(person: dict[str, Any], account: dict[str, Any], engaged: list[dict[str, Any]],
             case_studies: dict[str, Any], sender: dict[str, str],
             unsubscribe_url: str) -> dict[str, Any]:
     """The variables a template sees (missing values are empty strings, not ``None``)."""
-    p = {k: _clean(person.get(k)) for k in ("first_name", "last_name", "email", "title")}
-    p["name"] = " ".join(x for x in (p["first_name"], p["last_name"]) if x) or p["email"]
     keys = ("name", "domain", "industry", "country", "stage", "fit", "band", "engagement",
             "intent", "surging", "owner", "committee_coverage", "missing_roles")
     a = {k: _clean(account.get(k)) for k in keys}
@@ -145,7 +150,7 @@ def context(person: dict[str, Any], account: dict[str, Any], engaged: list[dict[
     topics = [e["topic"] for e in engaged if e.get("topic")]
     topic = surge[0] if surge else (max(set(topics), key=topics.count) if topics else "")
     study = case_studies.get(str(account.get("industry"))) or case_studies.get("*")
-    return {"person": p, "account": a, "engaged": engaged, "topic": topic,
+    return {"person": person_context(person), "account": a, "engaged": engaged, "topic": topic,
             "case_study": dict(study) if study else {"title": "", "url": ""},
             "sender": sender, "unsubscribe_url": unsubscribe_url}
 

@@ -185,13 +185,13 @@ def choose_people(people: pd.DataFrame, roles: list[str], limit: int,
 
 
 def stop_reason(enrolment: dict[str, Any], stop_on: list[str], suppressed: dict[str, str],
-                signals: dict[str, set[str]], account_stage: Any) -> str | None:
-    """Why an active enrolment ends now, or None. Suppression always ends it (the list is
-    never bypassed, whatever ``stop_on`` says)."""
+                seen: set[str], account_stage: Any) -> str | None:
+    """Why an active enrolment ends now, or None; *seen* holds the person's stop signals
+    (reply, meeting, unsubscribe, bounce). Suppression always ends it (the list is never
+    bypassed, whatever ``stop_on`` says)."""
     email = str(enrolment["email"]).lower()
     if email in suppressed:
         return suppressed[email]
-    seen = signals.get(str(enrolment["person_id"]), set())
     for reason in ("reply", "meeting", "unsubscribe", "bounce"):
         if reason in seen and (reason in stop_on or reason in ("unsubscribe", "bounce")):
             return reason

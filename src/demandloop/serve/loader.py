@@ -109,7 +109,7 @@ class Loader:
             self.status["heartbeat"] = time.time()
             self._loaded_since |= busy
             if busy and self.on_loaded is not None:
-                self._guarded("live workflows", self.on_loaded)
+                self._guarded("live", self.on_loaded)
             self._maybe_maintain()
             if not busy:
                 self._run_periodic()
@@ -123,13 +123,16 @@ class Loader:
                 else:
                     self._stop.wait(self.idle)
 
-    def _guarded(self, what: str, fn: Callable[[], None]) -> None:
+    def _guarded(self, what: str, fn: Callable[[], None]) -> bool:
+        """Run *fn*, recording its failure in ``status["<what>_error"]``; True if it ran."""
         try:
             fn()
             self.status[f"{what}_error"] = None
+            return True
         except Exception as exc:  # acting on data must never stop collecting it
             log.exception("%s in the collector failed", what)
             self.status[f"{what}_error"] = f"{type(exc).__name__}: {exc}"
+            return False
 
     def _run_periodic(self) -> None:
         for i, (fn, every) in enumerate(self.periodic):
@@ -145,13 +148,8 @@ class Loader:
         self._last_maintenance = time.monotonic()
         self._loaded_since = False
         started = time.perf_counter()
-        try:
-            self.maintenance()
+        if self._guarded("maintenance", self.maintenance):
             self.status["maintained_at"] = time.time()
-            self.status["maintenance_error"] = None
-        except Exception as exc:  # scoring trouble must not stop the collector
-            log.exception("resolve/score/workflows in the collector failed")
-            self.status["maintenance_error"] = f"{type(exc).__name__}: {exc}"
         self.status["maintenance_seconds"] = round(time.perf_counter() - started, 3)
 
     def load_once(self) -> bool:

@@ -21,10 +21,11 @@ from demandloop.store.db import Store
 # where an event names its email address, first match wins
 _EVENT_EMAIL = ("lower(coalesce(e.properties ->> '$.email', e.context ->> '$.traits.email', "
                 "e.traits ->> '$.email', p.email))")
-_EVENT_PERSON = ("LEFT JOIN person_identifiers i ON i.workspace_id = e.workspace_id AND "
-                 "i.identifier = coalesce('user:' || e.user_id, 'anon:' || e.anonymous_id) "
-                 "LEFT JOIN persons p ON p.workspace_id = e.workspace_id AND "
-                 "p.person_id = i.person_id")
+#: joins ``i`` (person_identifiers) and ``p`` (persons) to events ``e`` by user or anonymous id
+EVENT_PERSON_JOIN = (
+    "LEFT JOIN person_identifiers i ON i.workspace_id = e.workspace_id AND "
+    "i.identifier = coalesce('user:' || e.user_id, 'anon:' || e.anonymous_id) "
+    "LEFT JOIN persons p ON p.workspace_id = e.workspace_id AND p.person_id = i.person_id")
 
 
 def suppressed(store: Store) -> dict[str, str]:
@@ -72,7 +73,7 @@ def sync_suppressions(store: Store, unsubscribe: list[str], bounce: list[str],
         return 0
     with store.reader() as cur:
         rows = cur.execute(
-            f"SELECT DISTINCT {_EVENT_EMAIL} AS email, e.event FROM events e {_EVENT_PERSON} "
+            f"SELECT DISTINCT {_EVENT_EMAIL} AS email, e.event FROM events e {EVENT_PERSON_JOIN} "
             "WHERE e.workspace_id = $ws AND e.type = 'track' AND list_contains($names, e.event)",
             {"ws": store.workspace_id, "names": names}).fetchall()
     found = [(str(email), "unsubscribe" if event in unsubscribe else "bounce",
@@ -88,7 +89,7 @@ def signals(store: Store, kinds: dict[str, list[str]], since: dt.datetime | None
         return {}
     with store.reader() as cur:
         rows = cur.execute(
-            f"SELECT e.event, i.person_id, {_EVENT_EMAIL} FROM events e {_EVENT_PERSON} "
+            f"SELECT e.event, i.person_id, {_EVENT_EMAIL} FROM events e {EVENT_PERSON_JOIN} "
             "WHERE e.workspace_id = $ws AND e.type = 'track' AND list_contains($names, e.event) "
             "AND ($since::TIMESTAMP IS NULL OR e.timestamp >= $since::TIMESTAMP)",
             {"ws": store.workspace_id, "names": list(by_event), "since": since}).fetchall()
