@@ -19,7 +19,7 @@ from tests.collector_helpers import collector
 
 def _events(run, where: str = "true") -> dict[str, dict]:  # type: ignore[no-untyped-def]
     rows = run.query("SELECT message_id, type, event, user_id, anonymous_id, group_id, "
-                     f"properties, traits, context, url, utm_source FROM events WHERE {where}")
+                     f"properties, traits, context, url, utm_source FROM events_full WHERE {where}")
     cols = ("message_id", "type", "event", "user_id", "anonymous_id", "group_id",
             "properties", "traits", "context", "url", "utm_source")
     out = {}

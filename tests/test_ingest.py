@@ -9,6 +9,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from demandloop.errors import InputError
 from tests.conftest import write_jsonl
@@ -214,3 +216,73 @@ def test_simulated_market_ingests_cleanly(ws, market: Path) -> None:  # type: ig
         types[t] = types.get(t, 0) + 1
     got = dict(ws.store.con.execute("SELECT type, count(*) FROM events GROUP BY type").fetchall())
     assert got == types
+
+
+def test_files_sharing_message_ids_land_once_per_call_with_one_load_id(ws, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    a = write_jsonl(tmp_path / "a.jsonl", [track(1), track(2)])
+    b = write_jsonl(tmp_path / "b.jsonl", [track(2, event="Again"), track(3)])
+    arr = tmp_path / "c.json"
+    arr.write_text(json.dumps([track(3), track(4)]))  # not JSON Lines: the staged path
+    r = ws.ingest(a, b, arr)
+    assert (r.messages, r.inserted, r.duplicates, r.invalid) == (6, 4, 2, 0)
+    assert stored(ws) == ["m1", "m2", "m3", "m4"]
+    assert stored(ws, "event") == ["Signed Up"] * 4
+    ws.ingest(write_jsonl(tmp_path / "d.jsonl", [track(5)]))
+    loads = dict(ws.store.con.execute(
+        "SELECT load_id, count(*) FROM events GROUP BY 1").fetchall())
+    assert sorted(loads.values()) == [1, 4]  # one load per call, each numbered
+
+
+_text = st.text(st.characters(blacklist_categories=("Cs",)), max_size=12)
+_maybe = st.one_of(st.none(), _text)
+
+
+@st.composite
+def _context(draw: st.DrawFn) -> Any:
+    """Contexts as SDKs send them, and odd ones: page fields that match or differ from the
+    properties, missing or null keys, a page that is not an object, no context at all."""
+    ctx: dict[str, Any] = {}
+    for key in ("ip", "userAgent", "locale"):
+        if draw(st.booleans()):
+            ctx[key] = draw(_maybe)
+    kind = draw(st.sampled_from(["none", "object", "string"]))
+    if kind == "object":
+        ctx["page"] = {k: draw(_maybe) for k in ("url", "path", "referrer", "title", "search")
+                       if draw(st.booleans())}
+    elif kind == "string":
+        ctx["page"] = draw(_text)
+    if draw(st.booleans()):
+        ctx["campaign"] = {"source": draw(_text)}
+    return draw(st.sampled_from([ctx, ctx, ctx, None, [1, 2]]))
+
+
+@given(st.lists(st.tuples(_context(), st.dictionaries(
+    st.sampled_from(["url", "path", "referrer", "title"]), _text, max_size=4)),
+    min_size=1, max_size=12))
+@settings(max_examples=40, deadline=None)
+def test_stored_context_is_rebuilt_exactly(tmp_path_factory, messages) -> None:  # type: ignore[no-untyped-def]
+    """The store keeps context's page fields, IP and user agent only in their columns;
+    events_full must give every message its context back, on both ingestion paths."""
+    from demandloop.collect.segment import Limits
+    from demandloop.store import Store
+    from demandloop.store.events import ingest_files
+
+    folder = tmp_path_factory.mktemp("ctx")
+    sent = []
+    for i, (ctx, props) in enumerate(messages):
+        msg: dict[str, Any] = {"type": "page", "anonymousId": "a", "messageId": f"m{i}",
+                               "timestamp": "2026-02-01T10:00:00Z", "properties": props}
+        if ctx is not None:
+            msg["context"] = ctx
+        sent.append(msg)
+    want = {m["messageId"]: m.get("context") for m in sent}
+    lines = write_jsonl(folder / "e.jsonl", sent)
+    array = folder / "e.json"
+    array.write_text(json.dumps(sent))
+    for path in (lines, array):  # JSON Lines go in directly, arrays through staging
+        store = Store.open(":memory:")
+        assert ingest_files(store, [path], limits=Limits()).inserted == len(sent)
+        got = {mid: json.loads(c) if c is not None else None for mid, c in store.con.execute(
+            "SELECT message_id, context FROM events_full").fetchall()}
+        store.close()
+        assert got == want

@@ -175,7 +175,11 @@ def _setup(base: Path, tmp_path: Path, port: int, key: bytes, **kw: Any) -> Path
     return d
 
 
-MONDAY = dt.datetime(2026, 11, 30)
+# Workflows enrol people at the real time, so the simulated sending days must lie ahead of it:
+# the first Monday after tomorrow (a fixed date turned into the past and sent nothing).
+_TOMORROW = dt.datetime.now(dt.UTC).replace(tzinfo=None, hour=0, minute=0, second=0,
+                                             microsecond=0) + dt.timedelta(days=1)
+MONDAY = _TOMORROW + dt.timedelta(days=(7 - _TOMORROW.weekday()) % 7)
 _EXAMPLE = itertools.count()
 
 
@@ -310,7 +314,8 @@ def test_reply_bounce_and_stage_change_stop(base: Path, tmp_path: Path,
         replier = inbox.messages[0][1][0].lower()
         replied = write_jsonl(tmp_path / "reply.jsonl", [{
             "type": "track", "event": "Email Replied", "anonymousId": "esp-1",
-            "messageId": "reply-1", "timestamp": "2026-11-30T18:00:00Z",
+            "messageId": "reply-1",
+            "timestamp": (MONDAY + dt.timedelta(hours=18)).isoformat() + "Z",
             "properties": {"email": replier.upper()}}])
         ws.ingest(replied)
         _run_hours(ws, 24 * 8, start=MONDAY + dt.timedelta(days=1))

@@ -297,9 +297,11 @@ class Workspace:
         return self._frame("touches", "ts, touch_id")
 
     def events(self, limit: int | None = None) -> pd.DataFrame:
+        """Stored events, each ``context`` whole again (the store keeps its page fields, IP
+        and user agent only in their columns)."""
         with self.store.reader() as cur:
             return cur.execute(
-                "SELECT * EXCLUDE (workspace_id) FROM events WHERE workspace_id = ? "
+                "SELECT * EXCLUDE (workspace_id) FROM events_full WHERE workspace_id = ? "
                 "ORDER BY timestamp, message_id" + (f" LIMIT {int(limit)}" if limit else ""),
                 [self.store.workspace_id],
             ).df()

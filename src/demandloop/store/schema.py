@@ -331,6 +331,30 @@ CREATE TABLE audience_members (
 );
 """
 
+# The page fields, IP and user agent of ``context`` live in their own columns only (see
+# demandloop.collect.segment.MOVED); ``context_moved`` says which, so this view can rebuild each
+# message's context exactly (key order aside). ``load_id`` numbers each ingestion.
+_V7 = """
+ALTER TABLE events ADD COLUMN context_moved UTINYINT;
+ALTER TABLE events ADD COLUMN load_id BIGINT;
+CREATE SEQUENCE event_loads START 1;
+CREATE VIEW events_full AS
+SELECT * EXCLUDE (context_moved) REPLACE (
+    CASE WHEN coalesce(context_moved, 0) = 0 THEN context ELSE json_merge_patch(context,
+        CASE WHEN context_moved & 1 <> 0 THEN json_object('ip', ip) ELSE '{}' END,
+        CASE WHEN context_moved & 2 <> 0 THEN json_object('userAgent', user_agent) ELSE '{}' END,
+        CASE WHEN context_moved & 4 <> 0
+             THEN json_object('page', json_object('url', url)) ELSE '{}' END,
+        CASE WHEN context_moved & 8 <> 0
+             THEN json_object('page', json_object('path', path)) ELSE '{}' END,
+        CASE WHEN context_moved & 16 <> 0
+             THEN json_object('page', json_object('referrer', referrer)) ELSE '{}' END,
+        CASE WHEN context_moved & 32 <> 0
+             THEN json_object('page', json_object('title', title)) ELSE '{}' END
+    ) END AS context
+) FROM events;
+"""
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "core tables: events, identities, persons, accounts, ...", _V1),
     Migration(2, "identity resolution: person_identifiers, account_matches, touch sources", _V2),
@@ -339,6 +363,7 @@ MIGRATIONS: tuple[Migration, ...] = (
               "ALTER TABLE touches ADD COLUMN seq BIGINT;"),
     Migration(5, "workflows: jobs (durable, idempotent actions), tasks, cursors", _V5),
     Migration(6, "sequences: enrolments, mail_messages, suppressions, audience_members", _V6),
+    Migration(7, "events: context keys kept once in columns (view events_full), load_id", _V7),
 )
 
 #: tables exported/imported as Parquet, in dependency-free order
