@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import ibis
+import numpy as np
 import pandas as pd
 import pytest
 from hypothesis import given, settings
@@ -244,3 +245,102 @@ def test_stage_reasons_for_a_frame_equal_the_row_rule(rows: list[dict[str, Any]]
         first = next(((r.name, r.matches(row)) for r in rules if r.matches(row) is not None),
                      ("unaware", []))
         assert (out["stage"].iloc[i], out["reasons"].iloc[i]) == first
+
+
+def _touch_frame(seed: int, n: int = 4000) -> pd.DataFrame:
+    """Random touches over 120 days, with bursts that hit the daily caps and topics."""
+    rng = np.random.default_rng(seed)
+    start = pd.Timestamp("2026-01-01")
+    ts = (start + pd.to_timedelta(rng.uniform(0, 120 * 86400, n), unit="s")).floor("us")
+    acts = np.array(["page_view", "high_intent_page", "form_fill", "demo_request",
+                     "sales_email", "webinar_registration"])
+    df = pd.DataFrame({
+        "account_id": rng.choice(["a", "b", "c", "d", "e", None], n),
+        "person_id": rng.choice(["p1", "p2", "p3", "p4", None], n),
+        "activity": rng.choice(acts, n), "ts": ts,
+        "weight": rng.choice([0.5, 1.0, 3.0, 5.0, 10.0], n),
+        "topic": rng.choice(["abm", "intent", None], n),
+    })
+    bursts = [pd.DataFrame({  # a fan reloading one page, and a form bot, late in the window
+        "account_id": acc, "person_id": "p1", "activity": act, "weight": w, "topic": "abm",
+        "ts": pd.Timestamp(day) + pd.to_timedelta(np.arange(k) * 7, unit="min")})
+        for acc, act, w, day, k in [("a", "page_view", 1.0, "2026-04-27 09:00", 40),
+                                    ("b", "form_fill", 5.0, "2026-04-20 22:00", 30)]]
+    df = pd.concat([df, *bursts], ignore_index=True).sort_values("ts", kind="stable")
+    df["touch_id"] = [f"t{i:06d}" for i in range(len(df))]
+    df["seq"] = np.arange(len(df))
+    return df
+
+
+def _capped(df: pd.DataFrame, key: str, rules: EngagementRules) -> pd.DataFrame:
+    """The per-touch definition, written the obvious way: running sums per day."""
+    x = df[df[key].notna()].sort_values("seq").copy()
+    day = x["ts"].dt.floor("D")
+    used = x.groupby([x[key], x["activity"], day])["weight"].cumsum() - x["weight"]
+    cap = x["activity"].map(lambda a: rules.cap(a))
+    x["capped"] = np.clip(np.minimum(x["weight"], cap - used), 0, None)
+    return x
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_every_account_measure_equals_an_independent_computation(tmp_path: Path,
+                                                                 seed: int) -> None:
+    """Scoring counts only the cut touches through a window; each measure must still equal
+    the per-touch definition computed independently."""
+    from demandloop.score.run import account_scores, person_features
+    from demandloop.store import Store
+
+    df = _touch_frame(seed)
+    store = Store.open(tmp_path / "s.duckdb")
+    with store.writer() as cur:
+        cur.register("_t", df)
+        cur.execute("INSERT INTO touches (workspace_id, touch_id, account_id, person_id, ts, "
+                    "activity, weight, seq, topic, channel, motion) SELECT 'default', touch_id, "
+                    "account_id, person_id, ts, activity, weight, seq, topic, 'direct', "
+                    "'demand' FROM _t")
+        cur.execute("INSERT INTO accounts (workspace_id, account_id) SELECT DISTINCT "
+                    "'default', account_id FROM _t WHERE account_id IS NOT NULL")
+        cur.execute("INSERT INTO persons (workspace_id, person_id) SELECT DISTINCT "
+                    "'default', person_id FROM _t WHERE person_id IS NOT NULL")
+    conf = Settings.load(tmp_path)
+    at = dt.datetime(2026, 4, 28, 12)
+    rules = EngagementRules(half_life_days=conf.score.half_life_days,
+                            caps={**EngagementRules().caps, **conf.score.daily_caps})
+    got = account_scores(store, conf, at).set_index("account_id")
+    x = _capped(df, "account_id", rules)
+    x = x[x["ts"] <= at]
+    age = (pd.Timestamp(at) - x["ts"]).dt.total_seconds()
+    x["decayed"] = x["capped"] * np.exp2(-age / (rules.half_life_days * 86400))
+    recent = x["ts"] > at - dt.timedelta(days=7)
+    base = ~recent & (x["ts"] > at - dt.timedelta(days=97))
+    d30 = x["ts"] > at - dt.timedelta(days=30)
+    by = x.groupby("account_id")
+    assert (x["capped"] < x["weight"]).sum() > 20  # the bursts were capped
+    for acc, g in by:
+        row = got.loc[acc]
+        assert row["engagement"] == pytest.approx(g["decayed"].sum(), rel=1e-9)
+        assert row["touches"] == len(g)
+        assert row["recent"] == pytest.approx(g.loc[recent, "capped"].sum(), abs=1e-9)
+        expected = g.loc[base, "capped"].sum() * 7 / 90
+        assert row["surge"] == pytest.approx((row["recent"] + 3) / (expected + 3))
+        assert row["touches_90d"] == (g["ts"] > at - dt.timedelta(days=90)).sum()
+        assert row["high_intent_30d"] == (d30 & g["activity"].isin(
+            ["high_intent_page", "demo_request", "trial"])).sum()
+        assert row["forms_30d"] == (d30 & g["activity"].isin(
+            ["form_fill", "webinar_registration"])).sum()
+        assert row["people"] == g.loc[g["ts"] > at - dt.timedelta(days=90),
+                                      "person_id"].nunique()
+    topics = x[recent | base].dropna(subset=["topic"]).groupby(["account_id", "topic"])
+    for (acc, topic), g in topics:
+        r, b = g.loc[recent, "capped"].sum(), g.loc[base, "capped"].sum() * 7 / 90
+        hot = (r + 3) / (b + 3) >= 2.0 and r >= 5.0
+        assert (topic in got.loc[acc, "surge_topics"]) == hot
+    people = person_features(store, conf, at, got.reset_index()).set_index("person_id")
+    p = _capped(df, "person_id", rules)
+    p = p[p["ts"] <= at]
+    p_age = (pd.Timestamp(at) - p["ts"]).dt.total_seconds()
+    p_eng = (p["capped"] * np.exp2(-p_age / (rules.half_life_days * 86400))).groupby(
+        p["person_id"]).sum()
+    for person, value in p_eng.items():
+        assert people.loc[person, "engagement"] == pytest.approx(value, rel=1e-9)
+    store.close()

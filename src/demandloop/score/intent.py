@@ -21,7 +21,7 @@ from typing import Any
 
 import ibis
 
-from demandloop.score.engagement import EngagementRules, capped_touches
+from demandloop.score.engagement import EngagementRules, cap_cuts, with_cuts
 
 
 @dataclass(frozen=True)
@@ -36,25 +36,38 @@ class SurgeRules:
 def surge(touches: Any, engagement: EngagementRules, rules: SurgeRules, at: dt.datetime,
           by_topic: bool = False) -> Any:
     """Ibis table: ``account_id[, topic], recent, expected, surge, surging``."""
-    return surge_from(capped_touches(touches, engagement), rules, at, by_topic)
-
-
-def surge_from(capped: Any, rules: SurgeRules, at: dt.datetime, by_topic: bool = False) -> Any:
-    """Surge from already-capped touches (see engagement.capped_touches)."""
-    t = capped
+    t = touches.filter(touches.account_id.notnull())
     if by_topic:
         t = t.filter(t.topic.notnull())
+    rows = with_cuts(t, cap_cuts(touches, engagement), ["account_id", "topic", "ts"])
+    if by_topic:  # cuts of topic-less touches are in ``rows`` too; they belong to no topic
+        rows = rows.filter(rows.topic.notnull())
+    return surge_from(rows, rules, at, by_topic)
+
+
+def windows(rules: SurgeRules, at: dt.datetime) -> tuple[dt.datetime, dt.datetime]:
+    """The starts of the recent and the baseline windows before *at*."""
     start_recent = at - dt.timedelta(days=rules.recent_days)
-    start_base = start_recent - dt.timedelta(days=rules.baseline_days)
-    t = t.filter((t.ts > ibis.literal(start_base)) & (t.ts <= ibis.literal(at)))
+    return start_recent, start_recent - dt.timedelta(days=rules.baseline_days)
+
+
+def surge_from(rows: Any, rules: SurgeRules, at: dt.datetime, by_topic: bool = False) -> Any:
+    """Surge from capped rows (see :func:`demandloop.score.engagement.with_cuts`)."""
+    start_recent, start_base = windows(rules, at)
+    t = rows.filter((rows.ts > ibis.literal(start_base)) & (rows.ts <= ibis.literal(at)))
     in_recent = t.ts > ibis.literal(start_recent)
     keys = [t.account_id, t.topic] if by_topic else [t.account_id]
     agg = t.group_by(keys).agg(
-        recent=in_recent.ifelse(t.capped, 0.0).sum(),
-        base=(~in_recent).ifelse(t.capped, 0.0).sum(),
+        recent=in_recent.ifelse(t.value, 0.0).sum(),
+        base=(~in_recent).ifelse(t.value, 0.0).sum(),
     )
+    return surge_columns(agg, rules).drop("base")
+
+
+def surge_columns(agg: Any, rules: SurgeRules) -> Any:
+    """Add ``expected, surge, surging`` to a table with the capped sums ``recent`` (the
+    recent window) and ``base`` (the baseline window)."""
     expected = agg.base * (rules.recent_days / rules.baseline_days)
     ratio = (agg.recent + rules.smoothing) / (expected + rules.smoothing)
     out = agg.mutate(expected=expected, surge=ratio)
-    return out.mutate(surging=(out.surge >= rules.threshold)
-                      & (out.recent >= rules.min_recent)).drop("base")
+    return out.mutate(surging=(out.surge >= rules.threshold) & (out.recent >= rules.min_recent))

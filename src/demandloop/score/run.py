@@ -21,15 +21,9 @@ from demandloop.compute import tables
 from demandloop.config import Settings
 from demandloop.errors import UsageError
 from demandloop.score.committee import coverage
-from demandloop.score.engagement import (
-    EngagementRules,
-    batch_scores,
-    breadth,
-    capped_touches,
-    decayed_sum,
-)
+from demandloop.score.engagement import EngagementRules, breadth, cap_cuts, decay, with_cuts
 from demandloop.score.fit import Band, FitRules, band, score_frame
-from demandloop.score.intent import SurgeRules, surge_from
+from demandloop.score.intent import SurgeRules, surge_columns, surge_from, windows
 from demandloop.score.stages import SENIORITY_RANK, Condition, Rule, assign, changes
 from demandloop.store.arrow import typed_table
 from demandloop.store.db import Store
@@ -73,21 +67,24 @@ def account_scores(store: Store, settings: Settings, as_of: dt.datetime) -> pd.D
     out = pd.DataFrame({"account_id": accounts["account_id"], "fit": fits["fit"],
                         "fit_criteria": fits["fit_criteria"]})
     out["fit_band"] = out["fit"].map(band)
-    # one capping pass (the costly window), materialised and shared by engagement and intent
-    slim = t.touches.select("touch_id", "account_id", "activity", "ts", "seq", "weight",
-                            "topic")  # only what scoring reads: a narrower cache is faster
-    capped = capped_touches(slim, eng_rules).cache()
-    eng = decayed_sum(capped, eng_rules, as_of).execute().merge(
+    # Only what scoring reads: narrower rows are cheaper to scan and stack.
+    touches = t.touches.select("touch_id", "account_id", "activity", "ts", "seq", "weight",
+                               "topic")
+    # the few touches the daily cap cuts, found once and shared by every capped measure
+    cuts = cap_cuts(touches, eng_rules).cache()
+    rows = with_cuts(touches.filter(touches.account_id.notnull()), cuts,
+                     ["account_id", "activity", "ts", "topic"])
+    eng = _measures(rows, "account_id", eng_rules, surge_rules, as_of).execute().merge(
         breadth(t.touches, as_of).execute(), on="account_id", how="left")
-    overall = surge_from(capped, surge_rules, as_of).execute()
-    topics = surge_from(capped, surge_rules, as_of, by_topic=True).execute()
+    topics = surge_from(rows.filter(rows.topic.notnull()), surge_rules, as_of,
+                        by_topic=True).execute()
     hot = topics[topics["surging"]].sort_values("surge", ascending=False).groupby(
         "account_id")["topic"].agg(list)
-    out = out.merge(eng, on="account_id", how="left").merge(
-        overall[["account_id", "recent", "surge", "surging"]], on="account_id", how="left")
+    out = out.merge(eng.drop(columns=["base", "expected"]), on="account_id", how="left")
     out["engagement"] = out["engagement"].fillna(0.0)
-    out["touches"] = out["touches"].fillna(0).astype(int)
-    out["people"] = out["people"].fillna(0).astype(int)
+    out["recent"] = out["recent"].fillna(0.0)
+    for col in ("touches", "people", *_COUNTS):
+        out[col] = out[col].fillna(0).astype(int)
     out["surge"] = out["surge"].fillna(1.0)
     out["surging"] = out["surging"].fillna(False).astype(bool)
     out["surge_topics"] = out["account_id"].map(hot).map(
@@ -103,26 +100,40 @@ def account_scores(store: Store, settings: Settings, as_of: dt.datetime) -> pd.D
     return out
 
 
-def _window_counts(t: Any, as_of: dt.datetime, entity: str) -> pd.DataFrame:
-    x = t.touches.filter(t.touches[entity].notnull() & (t.touches.ts <= as_of))
+#: touch counts in recent windows that stage and MQL rules may name
+_COUNTS = ("touches_90d", "high_intent_30d", "demo_requests_30d", "forms_30d")
+
+
+def _measures(rows: Any, entity: str, eng_rules: EngagementRules, surge_rules: SurgeRules,
+              as_of: dt.datetime) -> Any:
+    """Every touch measure of an entity in one pass over :func:`with_cuts` rows:
+    engagement, touches, the surge windows (``recent``, ``base``, then ``expected``,
+    ``surge``, ``surging``) and :data:`_COUNTS`."""
+    x = rows.filter(rows.ts <= as_of)
+    start_recent, start_base = windows(surge_rules, as_of)
     d30 = x.ts > ibis.literal(as_of - dt.timedelta(days=30))
     d90 = x.ts > ibis.literal(as_of - dt.timedelta(days=90))
+    recent = x.ts > ibis.literal(start_recent)
+    base = ~recent & (x.ts > ibis.literal(start_base))
     intent = x.activity.isin(["high_intent_page", "demo_request", "trial"])
-    out: pd.DataFrame = x.group_by(x[entity].name(entity)).agg(
-        touches_90d=d90.ifelse(1, 0).sum(),
-        high_intent_30d=(d30 & intent).ifelse(1, 0).sum(),
-        demo_requests_30d=(d30 & (x.activity == "demo_request")).ifelse(1, 0).sum(),
+    agg = x.group_by(x[entity].name(entity)).agg(
+        engagement=(x.value * decay(x.ts, eng_rules, as_of)).sum(),
+        touches=x.n.sum(),
+        recent=recent.ifelse(x.value, 0.0).sum(),
+        base=base.ifelse(x.value, 0.0).sum(),
+        touches_90d=d90.ifelse(x.n, 0).sum(),
+        high_intent_30d=(d30 & intent).ifelse(x.n, 0).sum(),
+        demo_requests_30d=(d30 & (x.activity == "demo_request")).ifelse(x.n, 0).sum(),
         forms_30d=(d30 & x.activity.isin(["form_fill", "webinar_registration"]))
-        .ifelse(1, 0).sum(),
-    ).execute()
-    return out
+        .ifelse(x.n, 0).sum(),
+    )
+    return surge_columns(agg, surge_rules)
 
 
 def stage_features(store: Store, settings: Settings, as_of: dt.datetime,
                    scores: pd.DataFrame) -> pd.DataFrame:
     """Every feature a stage rule may name (see stages.ACCOUNT_FEATURES), per account."""
     t = tables(store)
-    counts = _window_counts(t, as_of, "account_id")
     o = t.opportunities.filter(t.opportunities.account_id.notnull()
                                & (t.opportunities.created_at.isnull()
                                   | (t.opportunities.created_at <= as_of)))
@@ -134,12 +145,10 @@ def stage_features(store: Store, settings: Settings, as_of: dt.datetime,
     accounts = t.accounts.select("account_id", "target").execute()
     engaged = engaged_people(store, as_of, settings.score.committee.window_days)
     committee = coverage(engaged, settings.score.committee.roles)
-    f = (scores.merge(counts, on="account_id", how="left")
-         .merge(opps, on="account_id", how="left")
+    f = (scores.merge(opps, on="account_id", how="left")
          .merge(accounts, on="account_id", how="left")
          .merge(committee, on="account_id", how="left"))
-    for col in ("touches_90d", "high_intent_30d", "demo_requests_30d", "forms_30d",
-                "won_opportunities", "open_opportunities"):
+    for col in ("won_opportunities", "open_opportunities"):
         f[col] = f[col].fillna(0).astype(int)
     f["target"] = f["target"].fillna(False).astype(bool)
     f["committee_coverage"] = f["committee_coverage"].fillna(0.0)
@@ -167,15 +176,17 @@ def _rules(stages: list[Any]) -> list[Rule]:
 def person_features(store: Store, settings: Settings, as_of: dt.datetime,
                     accounts: pd.DataFrame) -> pd.DataFrame:
     """Every feature an MQL rule may name (see stages.PERSON_FEATURES), per person."""
-    _, eng_rules, _ = rules_from(settings)
+    _, eng_rules, surge_rules = rules_from(settings)
     t = tables(store)
-    eng = batch_scores(t.touches, eng_rules, as_of, entity="person_id").execute()
-    counts = _window_counts(t, as_of, "person_id")
+    touches = t.touches.select("touch_id", "person_id", "activity", "ts", "seq", "weight")
+    rows = with_cuts(touches.filter(touches.person_id.notnull()),
+                     cap_cuts(touches, eng_rules, "person_id"), ["person_id", "activity", "ts"])
+    eng = _measures(rows, "person_id", eng_rules, surge_rules, as_of).execute()
     with store.reader() as cur:
         people = cur.execute("SELECT person_id, account_id, seniority FROM persons "
                              "WHERE workspace_id = ?", [store.workspace_id]).df()
-    f = people.merge(eng[["person_id", "engagement"]], on="person_id", how="left").merge(
-        counts, on="person_id", how="left").merge(
+    f = people.merge(eng[["person_id", "engagement", "demo_requests_30d", "forms_30d"]],
+                     on="person_id", how="left").merge(
         accounts[["account_id", "fit"]].rename(columns={"fit": "account_fit"}),
         on="account_id", how="left")
     f["engagement"] = f["engagement"].fillna(0.0)
