@@ -134,10 +134,14 @@ def cap_cuts(touches: Any, rules: EngagementRules, entity: str = "account_id") -
     ``sum over touches of weight * f + sum over cuts of delta * f`` (see :func:`with_cuts`),
     which equals the per-touch definition exactly: 2-3x faster than windowing every touch.
     """
-    t = touches.filter(touches[entity].notnull()).mutate(_day=touches.ts.truncate("D"))
     keys = [entity, "activity", "_day"]
-    totals = t.group_by(keys).agg(_total=t.weight.sum())
+    # Two separate scans of touches, not one shared relation: DuckDB would materialise a
+    # shared one (all columns, every touch) before grouping, about 40 % of the cost.
+    g = touches.select(entity, "activity", "ts", "weight")
+    g = g.filter(g[entity].notnull()).mutate(_day=g.ts.truncate("D"))
+    totals = g.group_by(keys).agg(_total=g.weight.sum())
     over = totals.filter(totals._total > _cap(totals.activity, rules)).select(keys)
+    t = touches.filter(touches[entity].notnull()).mutate(_day=touches.ts.truncate("D"))
     hit = t.semi_join(over, keys)
     capped = capped_touches(hit, rules, entity)
     cut = capped.mutate(delta=capped.capped - capped.weight)

@@ -17,7 +17,7 @@ import orjson
 import pandas as pd
 import pyarrow as pa
 
-from demandloop.compute import tables
+from demandloop.compute import frame, tables
 from demandloop.config import Settings
 from demandloop.errors import UsageError
 from demandloop.score.committee import coverage
@@ -74,10 +74,10 @@ def account_scores(store: Store, settings: Settings, as_of: dt.datetime) -> pd.D
     cuts = cap_cuts(touches, eng_rules).cache()
     rows = with_cuts(touches.filter(touches.account_id.notnull()), cuts,
                      ["account_id", "activity", "ts", "topic"])
-    eng = _measures(rows, "account_id", eng_rules, surge_rules, as_of).execute().merge(
-        breadth(t.touches, as_of).execute(), on="account_id", how="left")
-    topics = surge_from(rows.filter(rows.topic.notnull()), surge_rules, as_of,
-                        by_topic=True).execute()
+    eng = frame(_measures(rows, "account_id", eng_rules, surge_rules, as_of)).merge(
+        frame(breadth(t.touches, as_of)), on="account_id", how="left")
+    topics = frame(surge_from(rows.filter(rows.topic.notnull()), surge_rules, as_of,
+                              by_topic=True))
     hot = topics[topics["surging"]].sort_values("surge", ascending=False).groupby(
         "account_id")["topic"].agg(list)
     out = out.merge(eng.drop(columns=["base", "expected"]), on="account_id", how="left")
@@ -181,7 +181,7 @@ def person_features(store: Store, settings: Settings, as_of: dt.datetime,
     touches = t.touches.select("touch_id", "person_id", "activity", "ts", "seq", "weight")
     rows = with_cuts(touches.filter(touches.person_id.notnull()),
                      cap_cuts(touches, eng_rules, "person_id"), ["person_id", "activity", "ts"])
-    eng = _measures(rows, "person_id", eng_rules, surge_rules, as_of).execute()
+    eng = frame(_measures(rows, "person_id", eng_rules, surge_rules, as_of))
     with store.reader() as cur:
         people = cur.execute("SELECT person_id, account_id, seniority FROM persons "
                              "WHERE workspace_id = ?", [store.workspace_id]).df()
