@@ -79,7 +79,8 @@ def score_account(rules: FitRules, account: dict[str, Any]) -> tuple[float, list
                 break
     top = rules.max_points()
     score = 100.0 * max(0.0, points) / top if top > 0 else 0.0
-    return min(100.0, round(score, 2)), met
+    # numpy's rounding, which score_frame applies to a whole column at once
+    return min(100.0, float(np.round(score, 2))), met
 
 
 def score_frame(rules: FitRules, accounts: pd.DataFrame) -> pd.DataFrame:
@@ -117,9 +118,10 @@ def score_frame(rules: FitRules, accounts: pd.DataFrame) -> pd.DataFrame:
             free &= ~hit
         parts.append(pd.Series(label, index=index))
     top = rules.max_points()
-    # Python's round, as the row function uses (numpy's can differ in the last digit)
-    score = [min(100.0, round(v, 2)) for v in (100.0 * np.maximum(0.0, points) / top)] \
-        if top > 0 else [0.0] * n
-    criteria = [[x for p in row for x in (p if isinstance(p, list) else [p])
-                 if isinstance(x, str)] for row in zip(*parts, strict=True)]
+    score = np.minimum(100.0, np.round(100.0 * np.maximum(0.0, points) / top, 2)) \
+        if top > 0 else np.zeros(n)
+    # plain object arrays: iterating Arrow-backed string columns costs twice as much
+    columns = [p.to_numpy(dtype=object) for p in parts]
+    criteria = [[x for p in row for x in (p if isinstance(p, list) else (p,))
+                 if isinstance(x, str)] for row in zip(*columns, strict=True)]
     return pd.DataFrame({"fit": score, "fit_criteria": criteria}, index=index)

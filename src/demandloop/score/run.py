@@ -17,7 +17,7 @@ import orjson
 import pandas as pd
 import pyarrow as pa
 
-from demandloop.compute import frame, tables
+from demandloop.compute import Tables, frame, tables
 from demandloop.config import Settings
 from demandloop.errors import UsageError
 from demandloop.score.committee import coverage
@@ -87,8 +87,8 @@ def account_scores(store: Store, settings: Settings, as_of: dt.datetime) -> pd.D
         out[col] = out[col].fillna(0).astype(int)
     out["surge"] = out["surge"].fillna(1.0)
     out["surging"] = out["surging"].fillna(False).astype(bool)
-    out["surge_topics"] = out["account_id"].map(hot).map(
-        lambda v: v if isinstance(v, list) else [])
+    topics_of = hot.to_dict()
+    out["surge_topics"] = [topics_of.get(a, []) for a in out["account_id"].tolist()]
     with store.reader() as cur:
         pred = dict(cur.execute(
             "SELECT entity_id, probability FROM predictions WHERE workspace_id = ? "
@@ -152,8 +152,9 @@ def stage_features(store: Store, settings: Settings, as_of: dt.datetime,
         f[col] = f[col].fillna(0).astype(int)
     f["target"] = f["target"].fillna(False).astype(bool)
     f["committee_coverage"] = f["committee_coverage"].fillna(0.0)
-    f["missing_roles"] = f["missing_roles"].map(
-        lambda v: v if isinstance(v, list) else list(settings.score.committee.roles))
+    roles = list(settings.score.committee.roles)
+    f["missing_roles"] = [v if isinstance(v, list) else list(roles)
+                          for v in f["missing_roles"].tolist()]
     return f
 
 
@@ -173,15 +174,21 @@ def _rules(stages: list[Any]) -> list[Rule]:
                  tuple(Condition(c.field, c.op, c.value) for c in s.any)) for s in stages]
 
 
-def person_features(store: Store, settings: Settings, as_of: dt.datetime,
-                    accounts: pd.DataFrame) -> pd.DataFrame:
-    """Every feature an MQL rule may name (see stages.PERSON_FEATURES), per person."""
+def person_measures(t: Tables, settings: Settings, as_of: dt.datetime) -> pd.DataFrame:
+    """Engagement and the rule counts of every person with touches (one query)."""
     _, eng_rules, surge_rules = rules_from(settings)
-    t = tables(store)
     touches = t.touches.select("touch_id", "person_id", "activity", "ts", "seq", "weight")
     rows = with_cuts(touches.filter(touches.person_id.notnull()),
                      cap_cuts(touches, eng_rules, "person_id"), ["person_id", "activity", "ts"])
-    eng = frame(_measures(rows, "person_id", eng_rules, surge_rules, as_of))
+    return frame(_measures(rows, "person_id", eng_rules, surge_rules, as_of))
+
+
+def person_features(store: Store, settings: Settings, as_of: dt.datetime,
+                    accounts: pd.DataFrame, measures: pd.DataFrame | None = None
+                    ) -> pd.DataFrame:
+    """Every feature an MQL rule may name (see stages.PERSON_FEATURES), per person
+    (*measures*: :func:`person_measures`, computed here when not given)."""
+    eng = measures if measures is not None else person_measures(tables(store), settings, as_of)
     with store.reader() as cur:
         people = cur.execute("SELECT person_id, account_id, seniority FROM persons "
                              "WHERE workspace_id = ?", [store.workspace_id]).df()
@@ -209,10 +216,12 @@ def run(store: Store, settings: Settings, as_of: dt.datetime | None = None) -> S
     assert as_of is not None
     df = stage_features(store, settings, as_of, account_scores(store, settings, as_of))
     df = assign(_rules(settings.score.stages), df)
+    measures = person_measures(tables(store), settings, as_of)
     mql_rule = Rule("mql", tuple(Condition(c.field, c.op, c.value)
                                  for c in settings.score.mql.all),
                     tuple(Condition(c.field, c.op, c.value) for c in settings.score.mql.any))
-    people = assign([mql_rule], person_features(store, settings, as_of, df), none="")
+    people = assign([mql_rule], person_features(store, settings, as_of, df, measures),
+                    none="")
     predicted = df["predictive_fit"].astype(float)
     df["predictive_fit"] = predicted.astype(object).where(predicted.notna(), None)
     details = [orjson.dumps({
@@ -234,9 +243,9 @@ def run(store: Store, settings: Settings, as_of: dt.datetime | None = None) -> S
     })
     snap = _arrow(pd.concat([accounts, persons], ignore_index=True))
     moves = []
-    for entity, frame in (("account", accounts.assign(reasons=df["reasons"])),
+    for entity, snapshot in (("account", accounts.assign(reasons=df["reasons"])),
                           ("person", persons.assign(reasons=people["reasons"]))):
-        cur_frame = frame.assign(stage=frame["stage"].fillna("(none)"))
+        cur_frame = snapshot.assign(stage=snapshot["stage"].fillna("(none)"))
         moved = changes(_last_stages(store, entity, as_of), cur_frame)
         moved = moved[~((moved["from_stage"].isna()) & (moved["to_stage"] == "(none)"))]
         moves.append(moved.assign(entity=entity))
