@@ -7,8 +7,9 @@ A workspace store is filled with ``--accounts`` accounts (firmographics, targets
 * engagement: demandloop's Ibis expression on DuckDB (daily caps, decay) against a
   straightforward pandas implementation of the same definition, results compared;
 * full rescore: ``demandloop score`` end to end (fit, engagement, breadth, intent surge
-  overall and per topic, stage features and stages, committee, person engagement and MQL,
-  stage changes, the snapshot write), with the extrapolation to 1M accounts / 100M touches;
+  overall and per topic, stage features and stages, committee, person engagement and MQL
+  for the people behind the touches (about 5 per account), stage changes, the snapshot
+  write), with the extrapolation to 1M accounts / 100M touches;
 * incremental: the O(1) update per touch.
 
     python benchmarks/score.py                          # 100k accounts, 10M touches
@@ -89,6 +90,17 @@ def full_rescore(con: duckdb.DuckDBPyConnection, accounts: int, repeat: int) -> 
             cur.register("_a", accts)
             cur.execute("INSERT INTO accounts (workspace_id, account_id, industry, country, "
                         "employees, target) SELECT 'default', * FROM _a")
+            # the people behind the touches, each at the account most of their touches name,
+            # with a persona, so MQL rules and the buying committee have work to do
+            cur.execute("""
+                INSERT INTO persons (workspace_id, person_id, account_id, seniority,
+                                     job_function)
+                SELECT 'default', person_id, mode(account_id),
+                    ['individual_contributor', 'manager', 'director', 'vp', 'c_level']
+                        [1 + (hash(person_id) % 5)::INT],
+                    ['marketing', 'sales', 'it', 'finance', 'operations']
+                        [1 + (hash(person_id || 'f') % 5)::INT]
+                FROM _t GROUP BY person_id""")
         runs = []
         for _ in range(repeat):
             t = time.perf_counter()
