@@ -286,3 +286,15 @@ def test_stored_context_is_rebuilt_exactly(tmp_path_factory, messages) -> None: 
             "SELECT message_id, context FROM events_full").fetchall()}
         store.close()
         assert got == want
+
+
+def test_blank_and_white_space_lines_are_not_messages(ws, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    f = tmp_path / "w.jsonl"
+    f.write_text(json.dumps(track(1)) + "\n\n   \n\t\t\t\t\n \r\n" + json.dumps(track(2)) + "\n")
+    r = ws.ingest(f)  # JSON Lines: the direct path
+    assert (r.messages, r.inserted, r.duplicates, r.invalid) == (2, 2, 0, 0)
+    bad = tmp_path / "b.jsonl"  # an invalid line sends the file through the precise path
+    bad.write_text(json.dumps(track(3)) + "\n    \n{oops\n")
+    with pytest.raises(InputError) as err:
+        ws.ingest(bad)
+    assert err.value.problems == [f"{bad}:3: not valid JSON"]

@@ -29,7 +29,13 @@ import duckdb
 import pyarrow as pa
 
 from demandloop.collect.files import Chunk, is_json_lines, iter_chunks
-from demandloop.collect.segment import EVENT_COLUMNS, Limits, fast_sql, precise_sql
+from demandloop.collect.segment import (
+    EVENT_COLUMNS,
+    NOT_BLANK,
+    Limits,
+    fast_sql,
+    precise_sql,
+)
 from demandloop.errors import InputError
 from demandloop.store.db import Store
 
@@ -189,9 +195,8 @@ class _Stager:
         try:
             row = self.cur.execute(
                 # chr(31) never appears raw in valid JSON: one column per line
-                # (CASE, not OR: DuckDB would trim every line, 10x the cost of this pass)
-                "SELECT max(strlen(line)), count(CASE WHEN strlen(line) > 2 THEN 1 "
-                "WHEN trim(line, ' \t\r\n') <> '' THEN 1 END) FROM read_csv($path, "
+                f"SELECT max(strlen(line)), count(*) FILTER ({NOT_BLANK.format(x='line')}) "
+                "FROM read_csv($path, "
                 "columns={'line': 'VARCHAR'}, delim='\x1f', quote='', escape='', header=false)",
                 {"path": str(path)},
             ).fetchone()
