@@ -117,30 +117,37 @@ def assign(rules: list[Rule], features: pd.DataFrame, none: str = "unaware"
     Rules are evaluated as column masks (fast for a million accounts); the reasons are
     written out only for the rule each row matched.
     """
-    stage = pd.Series(none, index=features.index, dtype=object)
-    reasons: pd.Series = pd.Series([[] for _ in range(len(features))], index=features.index,
-                                   dtype=object)
-    todo = pd.Series(True, index=features.index)
+    # Positional numpy arrays, not Series: the reasons are lists, and pandas spends more
+    # time inferring and aligning a Series of lists than building them.
+    n = len(features)
+    stage = np.full(n, none, dtype=object)
+    reasons = np.empty(n, dtype=object)
+    todo = np.ones(n, dtype=bool)
     for rule in rules:
         hit = todo.copy()
         for c in rule.all:
-            hit &= _mask(c, features)
-        any_masks = [_mask(c, features) for c in rule.any]
+            hit &= _mask(c, features).to_numpy(dtype=bool)
+        any_masks = [_mask(c, features).to_numpy(dtype=bool) for c in rule.any]
         if any_masks:
             hit &= np.logical_or.reduce(any_masks)
-        if not hit.any():
+        where = np.flatnonzero(hit)
+        if not len(where):
             continue
-        stage[hit] = rule.name
-        rows = features.loc[hit]
-        alls = [_describe(c, rows) for c in rule.all]
-        anys = [(_describe(c, rows), _mask(c, rows)) for c in rule.any]
-        if anys:  # only the "any" conditions that hold are reasons
-            alls += [d.where(m, None) for d, m in anys]
-        reasons[hit] = pd.Series([[r for r in row if isinstance(r, str)]
-                                  for row in zip(*alls, strict=True)] if alls
-                                 else [[] for _ in range(len(rows))], index=rows.index)
+        stage[where] = rule.name
+        rows = features.iloc[where]
+        alls = [_describe(c, rows).to_numpy(dtype=object) for c in rule.all]
+        for c in rule.any:  # only the "any" conditions that hold are reasons
+            shown = _describe(c, rows).to_numpy(dtype=object)
+            shown[~_mask(c, rows).to_numpy(dtype=bool)] = None
+            alls.append(shown)
+        for i, row in zip(where, zip(*alls, strict=True) if alls else ((),) * len(where),
+                          strict=True):
+            reasons[i] = [r for r in row if isinstance(r, str)]
         todo &= ~hit
-    return features.assign(stage=stage, reasons=reasons)
+    for i in np.flatnonzero(todo):
+        reasons[i] = []
+    return features.assign(stage=pd.Series(stage, index=features.index),
+                           reasons=pd.Series(reasons, index=features.index))
 
 
 def changes(previous: dict[str, str], current: pd.DataFrame) -> pd.DataFrame:
