@@ -179,8 +179,8 @@ def fast_sql(limits: Limits, path_param: str = "$path") -> str:
 
     No line numbers (blank lines are skipped) and no batch envelopes: callers use it only to
     land files that turn out entirely valid, and fall back to :func:`precise_sql` for the
-    exact report when anything is wrong (including any reader error). ``size`` is the
-    longest line, measured beforehand by the caller and passed as ``$max_line``.
+    exact report when anything is wrong (including any reader error). Callers measure line
+    lengths beforehand (the reader cannot), so ``size`` is 0 here.
     """
     json_cols = ("messageId", "anonymousId", "userId", "properties", "traits", "context",
                  "batch")
@@ -194,7 +194,7 @@ WITH base AS (
         0::BIGINT AS line_no, 0 AS idx, false AS in_batch,
         CASE WHEN batch IS NOT NULL THEN 'batch envelope (use the precise path)' END
             AS doc_reason,
-        $max_line AS size,
+        0 AS size,
         lower(type) AS type, event,
         json_type(messageId) AS mid_type, messageId ->> '$' AS mid,
         nullif(anonymousId ->> '$', '') AS anonymous_id,

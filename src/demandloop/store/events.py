@@ -20,8 +20,7 @@ Two ways in, chosen per file:
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -37,7 +36,7 @@ from demandloop.collect.segment import (
     precise_sql,
 )
 from demandloop.errors import InputError
-from demandloop.store.db import Store
+from demandloop.store.db import Store, transaction
 
 MAX_REPORTED_PROBLEMS = 20
 _STAGED_COLUMNS = ("line_no", "idx", "in_batch", "reason", *EVENT_COLUMNS)
@@ -101,7 +100,7 @@ def ingest_files(
             st.check(skip_invalid)
 
         stage(path for path in paths if lines[path] is None)
-        with st.transaction():
+        with transaction(st.cur):
             if direct and not st.insert_direct(
                     [(path, source or str(path), lines[path] or 0) for path in direct],
                     progress):
@@ -134,7 +133,7 @@ def append_events(
         for batch in batches:
             st.stage_chunk(batch.source, Chunk(batch.table, 0, batch.unit))
         st.check(skip_invalid)
-        with st.transaction():
+        with transaction(st.cur):
             st.insert_staged()
         return st.totals
 
@@ -206,16 +205,6 @@ class _Stager:
             return None
         return int(row[1])
 
-    @contextmanager
-    def transaction(self) -> Iterator[None]:
-        self.cur.execute("BEGIN TRANSACTION")
-        try:
-            yield
-        except BaseException:
-            self.cur.execute("ROLLBACK")
-            raise
-        self.cur.execute("COMMIT")
-
     def restart(self) -> None:
         """Roll back what the transaction wrote so far and open a new one."""
         self.cur.execute("ROLLBACK")
@@ -247,7 +236,7 @@ class _Stager:
                     ANTI JOIN (SELECT message_id FROM events WHERE workspace_id = $ws) e
                         USING (message_id)
                     """,
-                    {**self.params, "path": str(path), "max_line": 0, "ws": self.workspace_id,
+                    {**self.params, "path": str(path), "ws": self.workspace_id,
                      "source": name, "load": self.load_id},
                 ).fetchone()
             except duckdb.Error:
