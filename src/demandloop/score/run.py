@@ -102,31 +102,39 @@ def account_scores(store: Store, settings: Settings, as_of: dt.datetime) -> pd.D
 
 #: touch counts in recent windows that stage and MQL rules may name
 _COUNTS = ("touches_90d", "high_intent_30d", "demo_requests_30d", "forms_30d")
-_FORMS = ["form_fill", "webinar_registration"]
 
 
-def _measures(rows: Any, entity: str, eng_rules: EngagementRules, surge_rules: SurgeRules,
-              as_of: dt.datetime) -> Any:
-    """Every touch measure of an entity in one pass over :func:`with_cuts` rows:
-    engagement, touches, the surge windows (``recent``, ``base``, then ``expected``,
-    ``surge``, ``surging``) and :data:`_COUNTS`."""
-    x = rows.filter(rows.ts <= as_of)
+def _aggregates(x: Any, eng_rules: EngagementRules, surge_rules: SurgeRules,
+                as_of: dt.datetime) -> dict[str, Any]:
+    """Every touch measure as a named Ibis aggregate over :func:`with_cuts` rows up to
+    *as_of*: engagement, touches, the surge windows' sums (``recent``, ``base``) and
+    :data:`_COUNTS`."""
     start_recent, start_base = windows(surge_rules, as_of)
     d30 = x.ts > ibis.literal(as_of - dt.timedelta(days=30))
     d90 = x.ts > ibis.literal(as_of - dt.timedelta(days=90))
     recent = x.ts > ibis.literal(start_recent)
     base = ~recent & (x.ts > ibis.literal(start_base))
     intent = x.activity.isin(["high_intent_page", "demo_request", "trial"])
-    agg = x.group_by(x[entity].name(entity)).agg(
-        engagement=(x.value * decay(x.ts, eng_rules, as_of)).sum(),
-        touches=x.n.sum(),
-        recent=recent.ifelse(x.value, 0.0).sum(),
-        base=base.ifelse(x.value, 0.0).sum(),
-        touches_90d=d90.ifelse(x.n, 0).sum(),
-        high_intent_30d=(d30 & intent).ifelse(x.n, 0).sum(),
-        demo_requests_30d=(d30 & (x.activity == "demo_request")).ifelse(x.n, 0).sum(),
-        forms_30d=(d30 & x.activity.isin(_FORMS)).ifelse(x.n, 0).sum(),
-    )
+    return {
+        "engagement": (x.value * decay(x.ts, eng_rules, as_of)).sum(),
+        "touches": x.n.sum(),
+        "recent": recent.ifelse(x.value, 0.0).sum(),
+        "base": base.ifelse(x.value, 0.0).sum(),
+        "touches_90d": d90.ifelse(x.n, 0).sum(),
+        "high_intent_30d": (d30 & intent).ifelse(x.n, 0).sum(),
+        "demo_requests_30d": (d30 & (x.activity == "demo_request")).ifelse(x.n, 0).sum(),
+        "forms_30d": (d30 & x.activity.isin(["form_fill", "webinar_registration"]))
+        .ifelse(x.n, 0).sum(),
+    }
+
+
+def _measures(rows: Any, entity: str, eng_rules: EngagementRules, surge_rules: SurgeRules,
+              as_of: dt.datetime) -> Any:
+    """Every measure of :func:`_aggregates` per *entity* in one pass, with the surge
+    (``expected``, ``surge``, ``surging``)."""
+    x = rows.filter(rows.ts <= as_of)
+    agg = x.group_by(x[entity].name(entity)).agg(**_aggregates(x, eng_rules, surge_rules,
+                                                              as_of))
     return surge_columns(agg, surge_rules)
 
 
@@ -176,18 +184,15 @@ def _rules(stages: list[Any]) -> list[Rule]:
 
 def person_measures(t: Tables, settings: Settings, as_of: dt.datetime) -> pd.DataFrame:
     """Engagement and the rule counts of every person with touches (one query)."""
-    _, eng_rules, _ = rules_from(settings)
+    _, eng_rules, surge_rules = rules_from(settings)
     touches = t.touches.select("touch_id", "person_id", "activity", "ts", "seq", "weight")
     rows = with_cuts(touches.filter(touches.person_id.notnull()),
                      cap_cuts(touches, eng_rules, "person_id"), ["person_id", "activity", "ts"])
     # only what MQL rules may name (stages.PERSON_FEATURES): a third of the aggregates
     x = rows.filter(rows.ts <= as_of)
-    d30 = x.ts > ibis.literal(as_of - dt.timedelta(days=30))
+    every = _aggregates(x, eng_rules, surge_rules, as_of)
     return frame(x.group_by("person_id").agg(
-        engagement=(x.value * decay(x.ts, eng_rules, as_of)).sum(),
-        demo_requests_30d=(d30 & (x.activity == "demo_request")).ifelse(x.n, 0).sum(),
-        forms_30d=(d30 & x.activity.isin(_FORMS)).ifelse(x.n, 0).sum(),
-    ))
+        **{k: every[k] for k in ("engagement", "demo_requests_30d", "forms_30d")}))
 
 
 def person_features(store: Store, settings: Settings, as_of: dt.datetime,
