@@ -51,16 +51,22 @@ def windows(rules: SurgeRules, at: dt.datetime) -> tuple[dt.datetime, dt.datetim
     return start_recent, start_recent - dt.timedelta(days=rules.baseline_days)
 
 
+def window_sums(rows: Any, rules: SurgeRules, at: dt.datetime) -> dict[str, Any]:
+    """The capped sums ``recent`` and ``base`` of the two windows, as Ibis aggregates over
+    :func:`demandloop.score.engagement.with_cuts` rows up to *at*."""
+    start_recent, start_base = windows(rules, at)
+    in_recent = rows.ts > ibis.literal(start_recent)
+    in_base = ~in_recent & (rows.ts > ibis.literal(start_base))
+    return {"recent": in_recent.ifelse(rows.value, 0.0).sum(),
+            "base": in_base.ifelse(rows.value, 0.0).sum()}
+
+
 def surge_from(rows: Any, rules: SurgeRules, at: dt.datetime, by_topic: bool = False) -> Any:
     """Surge from capped rows (see :func:`demandloop.score.engagement.with_cuts`)."""
-    start_recent, start_base = windows(rules, at)
+    _, start_base = windows(rules, at)
     t = rows.filter((rows.ts > ibis.literal(start_base)) & (rows.ts <= ibis.literal(at)))
-    in_recent = t.ts > ibis.literal(start_recent)
     keys = [t.account_id, t.topic] if by_topic else [t.account_id]
-    agg = t.group_by(keys).agg(
-        recent=in_recent.ifelse(t.value, 0.0).sum(),
-        base=(~in_recent).ifelse(t.value, 0.0).sum(),
-    )
+    agg = t.group_by(keys).agg(**window_sums(t, rules, at))
     return surge_columns(agg, rules).drop("base")
 
 

@@ -23,7 +23,7 @@ from demandloop.errors import UsageError
 from demandloop.score.committee import coverage
 from demandloop.score.engagement import EngagementRules, breadth, cap_cuts, decay, with_cuts
 from demandloop.score.fit import Band, FitRules, band, score_frame
-from demandloop.score.intent import SurgeRules, surge_columns, surge_from, windows
+from demandloop.score.intent import SurgeRules, surge_columns, surge_from, window_sums
 from demandloop.score.stages import SENIORITY_RANK, Condition, Rule, assign, changes
 from demandloop.store.arrow import typed_table
 from demandloop.store.db import Store
@@ -109,17 +109,13 @@ def _aggregates(x: Any, eng_rules: EngagementRules, surge_rules: SurgeRules,
     """Every touch measure as a named Ibis aggregate over :func:`with_cuts` rows up to
     *as_of*: engagement, touches, the surge windows' sums (``recent``, ``base``) and
     :data:`_COUNTS`."""
-    start_recent, start_base = windows(surge_rules, as_of)
     d30 = x.ts > ibis.literal(as_of - dt.timedelta(days=30))
     d90 = x.ts > ibis.literal(as_of - dt.timedelta(days=90))
-    recent = x.ts > ibis.literal(start_recent)
-    base = ~recent & (x.ts > ibis.literal(start_base))
     intent = x.activity.isin(["high_intent_page", "demo_request", "trial"])
     return {
         "engagement": (x.value * decay(x.ts, eng_rules, as_of)).sum(),
         "touches": x.n.sum(),
-        "recent": recent.ifelse(x.value, 0.0).sum(),
-        "base": base.ifelse(x.value, 0.0).sum(),
+        **window_sums(x, surge_rules, as_of),
         "touches_90d": d90.ifelse(x.n, 0).sum(),
         "high_intent_30d": (d30 & intent).ifelse(x.n, 0).sum(),
         "demo_requests_30d": (d30 & (x.activity == "demo_request")).ifelse(x.n, 0).sum(),
