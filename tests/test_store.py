@@ -8,11 +8,13 @@ import textwrap
 import time
 from pathlib import Path
 
+import duckdb
 import pytest
 
 import demandloop
 from demandloop.errors import InputError, StoreError, StoreLockedError, UsageError
 from demandloop.store import DATA_TABLES, SCHEMA_VERSION, Store
+from demandloop.store.db import STORAGE_VERSION
 
 
 def test_migrations_apply_once(tmp_path: Path) -> None:
@@ -28,6 +30,25 @@ def test_migrations_apply_once(tmp_path: Path) -> None:
         cols = [r[0] for r in s.con.execute(f"DESCRIBE {table}").fetchall()]
         assert cols[0] == "workspace_id", table
     s.close()
+
+
+def test_new_files_use_the_declared_storage_format(tmp_path: Path) -> None:
+    # the format decides ingestion speed and file size (DICT_FSST strings); files that an
+    # older demandloop wrote in DuckDB's default format keep opening and migrating
+    s = Store.open(tmp_path / "new.duckdb")
+    tags = s.con.execute("SELECT tags FROM duckdb_databases() WHERE database_name = 'new'"
+                         ).fetchone()
+    s.close()
+    assert tags is not None and tags[0]["storage_version"].startswith(STORAGE_VERSION)
+    old = tmp_path / "old.duckdb"
+    duckdb.connect(str(old)).execute("CREATE TABLE t (x INTEGER)").close()
+    s = Store.open(old)
+    tags = s.con.execute("SELECT tags FROM duckdb_databases() WHERE database_name = 'old'"
+                         ).fetchone()
+    assert s.con.execute("SELECT max(version) FROM schema_migrations").fetchone() == (
+        SCHEMA_VERSION,)
+    s.close()
+    assert tags is not None and not tags[0]["storage_version"].startswith(STORAGE_VERSION)
 
 
 def test_newer_schema_is_refused(tmp_path: Path) -> None:
