@@ -10,6 +10,10 @@ A workspace store is filled with ``--accounts`` accounts (firmographics, targets
   overall and per topic, stage features and stages, committee, person engagement and MQL
   for the people behind the touches (about 5 per account), stage changes, the snapshot
   write), with the extrapolation to 1M accounts / 100M touches;
+* floor: the passes any exact implementation of the definition makes (the daily cap's
+  per-(entity, activity, day) totals for accounts and people, one aggregate per account and
+  per person, breadth), timed as bare SQL on the same touches: what the engine needs before
+  demandloop does anything of its own;
 * incremental: the O(1) update per touch.
 
     python benchmarks/score.py                          # 100k accounts, 10M touches
@@ -67,11 +71,44 @@ def pandas_scores(df: pd.DataFrame, rules: EngagementRules, at: dt.datetime) -> 
     return value.groupby(df["account_id"]).sum()
 
 
+#: The passes no exact implementation of the definition can skip, as bare SQL: the daily
+#: cap needs each (entity, activity, day) total, for accounts and for people; then one
+#: aggregate per account and per person, and the distinct people per account (breadth).
+FLOOR = {
+    "account cap totals": "SELECT count(*) FROM (SELECT account_id, activity, "
+    "date_trunc('day', ts), sum(weight) AS s FROM touches GROUP BY ALL) WHERE s > 10",
+    "person cap totals": "SELECT count(*) FROM (SELECT person_id, activity, "
+    "date_trunc('day', ts), sum(weight) AS s FROM touches GROUP BY ALL) WHERE s > 10",
+    "account aggregate": "SELECT max(e), max(n) FROM (SELECT account_id, "
+    "sum(weight * pow(2, (epoch(ts) - epoch($at)) / 1209600)) AS e, "
+    "count(*) FILTER (WHERE ts > $at - INTERVAL 90 DAY) AS n FROM touches GROUP BY 1)",
+    "person aggregate": "SELECT max(e), max(n) FROM (SELECT person_id, "
+    "sum(weight * pow(2, (epoch(ts) - epoch($at)) / 1209600)) AS e, "
+    "count(*) FILTER (WHERE ts > $at - INTERVAL 30 DAY) AS n FROM touches GROUP BY 1)",
+    "breadth": "SELECT max(p) FROM (SELECT account_id, count(DISTINCT person_id) AS p "
+    "FROM touches WHERE ts > $at - INTERVAL 90 DAY GROUP BY 1)",
+}
+
+
+def sql_floor(con: duckdb.DuckDBPyConnection, at: dt.datetime, repeat: int) -> float:
+    """Seconds for the bare :data:`FLOOR` passes (medians), printed one by one."""
+    total = 0.0
+    for name, sql in FLOOR.items():
+        runs = []
+        for _ in range(repeat):
+            t = time.perf_counter()
+            con.execute(sql, {"at": at} if "$at" in sql else {}).fetchall()
+            runs.append(time.perf_counter() - t)
+        print(f"  {name}: {statistics.median(runs):.2f} s")
+        total += statistics.median(runs)
+    return total
+
+
 def full_rescore(con: duckdb.DuckDBPyConnection, accounts: int, repeat: int) -> float:
     """Copy the touches into a real workspace store with accounts and time `score`."""
     with tempfile.TemporaryDirectory() as tmp:
         ws = demandloop.open(tmp)
-        data = con.execute("SELECT * FROM touches").arrow()
+        data = con.execute("SELECT * FROM touches").to_arrow_table()
         rng = np.random.default_rng(0)
         inds = np.array(["Software", "Financial Services", "Retail", "Healthcare", "Media"])
         accts = pd.DataFrame({
@@ -144,6 +181,10 @@ def main() -> None:
     full = full_rescore(con, args.accounts, args.repeat)
     print(f"full rescore ('demandloop score'): {full:.2f} s median of {args.repeat}; "
           f"extrapolated to 1M accounts / 100M touches: {full * scale:.0f} s (target <= 60 s)")
+    print("floor: the passes any exact implementation makes, as bare SQL on the same touches:")
+    floor = sql_floor(con, at, args.repeat)
+    print(f"floor total: {floor:.2f} s, extrapolated {floor * scale:.0f} s; the full rescore "
+          f"is {full / floor:.1f}x the floor")
     sample = df.head(args.incremental).sort_values(["ts", "touch_id"])
     inc = Incremental(rules)
     rows = list(zip(sample["account_id"], sample["activity"], sample["weight"],

@@ -68,3 +68,62 @@ def test_cap_and_decay_against_hand_computation() -> None:
                    for i in range(3)) + 2 ** (-7 / 7)
     assert inc.score("x", at) == pytest.approx(expected, rel=1e-12)
     assert inc.score("unknown", at) == 0.0
+
+
+@pytest.mark.parametrize("buckets", [None, 16])
+def test_hashed_cap_candidates_find_every_cut(buckets: int | None,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    # The DuckDB prefilter (score.caps) against the grouped sum over every touch: the same
+    # cuts, for accounts and people, on data with every way a touch gets cut: bursts over
+    # the cap, groups exactly at it, a single touch over it, a negative weight, a cap of
+    # zero, touches without an activity or an entity. With 16 buckets nearly every touch
+    # shares one with another group (all candidates, still the same cuts).
+    from demandloop.compute import tables
+    from demandloop.score import caps
+    from demandloop.score.engagement import cap_cuts
+    from demandloop.score.run import cap_candidates
+    from demandloop.store import Store
+
+    if buckets:
+        monkeypatch.setattr(caps, "buckets_for", lambda n: buckets)
+    df = random_touches(3000, 7)
+    day = pd.Timestamp("2026-01-20 08:00")
+
+    def burst(prefix: str, n: int, **kw: object) -> pd.DataFrame:
+        base = {"account_id": "b", "person_id": "p2", "activity": "page_view", "weight": 1.0}
+        return pd.DataFrame({"touch_id": [f"{prefix}{i}" for i in range(n)], **{**base, **kw},
+                             "ts": day + pd.to_timedelta(np.arange(n) * 7, unit="min")})
+
+    df = pd.concat([
+        df, burst("over", 14), burst("at", 10, account_id="e", person_id="p9"),
+        burst("one", 1, activity="demo_request", weight=30.0),
+        burst("neg", 3, activity="form_fill", weight=-2.0, account_id="d"),
+        burst("zero", 2, activity="sales_email", weight=0.5, account_id="a"),
+        burst("none", 12, activity=None, account_id="a", person_id="p1"),
+        burst("anon", 15, account_id=None, person_id="p1"),
+    ], ignore_index=True).sort_values(["ts", "touch_id"])
+    df = df.assign(seq=np.arange(len(df)), topic=None, workspace_id="default",
+                   channel="direct", motion="demand")
+    rules = EngagementRules(caps={**EngagementRules().caps, "sales_email": 0.0})
+    store = Store.open(":memory:")
+    store.con.register("_df", df)
+    store.con.execute("INSERT INTO touches BY NAME SELECT * FROM _df")
+    t = tables(store)
+    found = cap_candidates(t, rules, ("account_id", "person_id"))
+    assert set(found) == {"account_id", "person_id"}
+    for entity in ("account_id", "person_id"):
+        touches = t.touches.select("touch_id", entity, "activity", "ts", "seq", "weight")
+        exact = cap_cuts(touches, rules, entity).execute()
+        fast = cap_cuts(touches, rules, entity, found[entity]).execute()
+        want = dict(zip(exact["touch_id"], exact["delta"], strict=True))
+        got = dict(zip(fast["touch_id"], fast["delta"], strict=True))
+        assert got == pytest.approx(want, abs=1e-12)
+        # every kind of cut is there (the test data is not trivially uncut)
+        cut = set(want)
+        assert any(k.startswith("over") for k in cut) and not any(
+            k.startswith("at") for k in cut)
+        if entity == "account_id":
+            assert {"one0", "neg0", "zero0"} <= cut
+            assert any(k.startswith("none") for k in cut)
+        else:
+            assert any(k.startswith("anon") for k in cut)

@@ -138,6 +138,36 @@ def test_committee_roles_and_seniority() -> None:
                                            "finance:director"]
 
 
+_SENIORITY = st.sampled_from(["individual_contributor", "manager", "director", "vp",
+                              "c_level", "intern", None])
+_FUNCTION = st.sampled_from(["marketing", "sales", "it", "finance", None])
+
+
+@settings(max_examples=60, deadline=None)
+@given(people=st.lists(st.tuples(st.sampled_from(["a", "b", "c", "d"]), _SENIORITY,
+                                 _FUNCTION), max_size=30),
+       roles=st.lists(st.tuples(st.sampled_from(["marketing", "sales", "it", "finance"]),
+                                st.sampled_from(["", "manager", "director", "vp"])),
+                      max_size=6))
+def test_committee_coverage_equals_the_per_person_rule(
+        people: list[tuple[str, str | None, str | None]], roles: list[tuple[str, str]]) -> None:
+    # the column-wise coverage against the rule written per person (covers), account by
+    # account: unknown and missing seniorities or functions, repeated roles, no roles
+    from demandloop.score.committee import coverage, covers
+
+    wanted = [f"{f}:{s}" if s else f for f, s in roles]
+    frame = pd.DataFrame(people, columns=["account_id", "seniority", "job_function"])
+    got = coverage(frame, wanted)
+    accounts = sorted({a for a, _, _ in people})
+    assert got["account_id"].tolist() == accounts
+    for account, share, missing in got.itertuples(index=False):
+        mine = [(s, f) for a, s, f in people if a == account]
+        expected = [r for r in wanted if not any(covers(r, s, f) for s, f in mine)]
+        assert missing == expected
+        assert share == pytest.approx((len(wanted) - len(expected)) / len(wanted)
+                                      if wanted else 1.0)
+
+
 def test_bad_stage_config_names_the_key(tmp_path: Path) -> None:
     (tmp_path / "demandloop.toml").write_text(
         '[[score.stages]]\nname = "mqa"\nall = [{ field = "fitness", op = ">=", value = 50 }]\n')

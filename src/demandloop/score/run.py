@@ -20,6 +20,7 @@ import pyarrow as pa
 from demandloop.compute import Tables, frame, tables
 from demandloop.config import Settings
 from demandloop.errors import UsageError
+from demandloop.score import caps
 from demandloop.score.committee import coverage
 from demandloop.score.engagement import EngagementRules, breadth, cap_cuts, decay, with_cuts
 from demandloop.score.fit import Band, FitRules, band, score_frame
@@ -56,11 +57,29 @@ def rules_from(settings: Settings) -> tuple[FitRules, EngagementRules, SurgeRule
     return fit, engagement, intent
 
 
-def account_scores(store: Store, settings: Settings, as_of: dt.datetime) -> pd.DataFrame:
+def cap_candidates(t: Tables, rules: EngagementRules, entities: tuple[str, ...]
+                   ) -> dict[str, Any]:
+    """Per entity column, the touches the daily cap may cut (see :mod:`.caps`) as Ibis
+    tables on *t*'s backend; empty on backends other than DuckDB, where
+    :func:`~demandloop.score.engagement.cap_cuts` groups every touch instead."""
+    if t.backend.name != "duckdb":
+        return {}
+    name = "_cap_candidates"
+    flags = caps.candidates(t.backend.con, t.workspace_id, rules, entities, name)
+    table = t.backend.table(name)
+    return {entity: table.filter(table[flag]) for entity, flag in flags.items()}
+
+
+def account_scores(store: Store, settings: Settings, as_of: dt.datetime, *,
+                   t: Tables | None = None, candidates: Any = None) -> pd.DataFrame:
     """Per account: fit, fit_band, fit_criteria, engagement, touches, people, surge,
-    surging, surge_topics (pure reads; nothing written)."""
+    surging, surge_topics (pure reads; nothing written). *t* and *candidates* (of
+    :func:`cap_candidates` on *t*) are found here when not given."""
     fit_rules, eng_rules, surge_rules = rules_from(settings)
-    t = tables(store)
+    if t is None:
+        t = tables(store)
+    if candidates is None:
+        candidates = cap_candidates(t, eng_rules, ("account_id",)).get("account_id")
     accounts = t.accounts.select("account_id", "industry", "country", "employees", "revenue",
                                  "technologies").execute()
     fits = score_frame(fit_rules, accounts)
@@ -71,7 +90,7 @@ def account_scores(store: Store, settings: Settings, as_of: dt.datetime) -> pd.D
     touches = t.touches.select("touch_id", "account_id", "activity", "ts", "seq", "weight",
                                "topic")
     # the few touches the daily cap cuts, found once and shared by every capped measure
-    cuts = cap_cuts(touches, eng_rules).cache()
+    cuts = cap_cuts(touches, eng_rules, candidates=candidates).cache()
     rows = with_cuts(touches.filter(touches.account_id.notnull()), cuts,
                      ["account_id", "activity", "ts", "topic"])
     eng = frame(_measures(rows, "account_id", eng_rules, surge_rules, as_of)).merge(
@@ -164,13 +183,15 @@ def stage_features(store: Store, settings: Settings, as_of: dt.datetime,
 
 def engaged_people(store: Store, as_of: dt.datetime, days: int) -> pd.DataFrame:
     """People with touches in the *days* before *as_of*, with their persona and account."""
+    # a semi-join: joining every touch to its person and then de-duplicating cost 2x
     with store.reader() as cur:
         return cur.execute(
-            "SELECT DISTINCT p.person_id, p.account_id, p.seniority, p.job_function "
-            "FROM touches t JOIN persons p ON p.workspace_id = t.workspace_id "
-            "AND p.person_id = t.person_id WHERE t.workspace_id = ? AND t.ts <= ? "
-            "AND t.ts > ? AND p.account_id IS NOT NULL",
-            [store.workspace_id, as_of, as_of - dt.timedelta(days=days)]).df()
+            "SELECT DISTINCT person_id, account_id, seniority, job_function FROM persons "
+            "WHERE workspace_id = $ws AND account_id IS NOT NULL AND person_id IN ("
+            "SELECT person_id FROM touches WHERE workspace_id = $ws AND ts <= $at "
+            "AND ts > $since)",
+            {"ws": store.workspace_id, "at": as_of,
+             "since": as_of - dt.timedelta(days=days)}).df()
 
 
 def _rules(stages: list[Any]) -> list[Rule]:
@@ -178,12 +199,17 @@ def _rules(stages: list[Any]) -> list[Rule]:
                  tuple(Condition(c.field, c.op, c.value) for c in s.any)) for s in stages]
 
 
-def person_measures(t: Tables, settings: Settings, as_of: dt.datetime) -> pd.DataFrame:
-    """Engagement and the rule counts of every person with touches (one query)."""
+def person_measures(t: Tables, settings: Settings, as_of: dt.datetime,
+                    candidates: Any = None) -> pd.DataFrame:
+    """Engagement and the rule counts of every person with touches (one query;
+    *candidates* as in :func:`account_scores`)."""
     _, eng_rules, surge_rules = rules_from(settings)
+    if candidates is None:
+        candidates = cap_candidates(t, eng_rules, ("person_id",)).get("person_id")
     touches = t.touches.select("touch_id", "person_id", "activity", "ts", "seq", "weight")
     rows = with_cuts(touches.filter(touches.person_id.notnull()),
-                     cap_cuts(touches, eng_rules, "person_id"), ["person_id", "activity", "ts"])
+                     cap_cuts(touches, eng_rules, "person_id", candidates),
+                     ["person_id", "activity", "ts"])
     # only what MQL rules may name (stages.PERSON_FEATURES): a third of the aggregates
     x = rows.filter(rows.ts <= as_of)
     every = _aggregates(x, eng_rules, surge_rules, as_of)
@@ -222,9 +248,13 @@ def run(store: Store, settings: Settings, as_of: dt.datetime | None = None) -> S
                              hint="ingest events and run 'demandloop resolve' first")
         as_of = row[0]
     assert as_of is not None
-    df = stage_features(store, settings, as_of, account_scores(store, settings, as_of))
+    t = tables(store)
+    # the cap's candidates for accounts and people come from one pass over the touches
+    found = cap_candidates(t, rules_from(settings)[1], ("account_id", "person_id"))
+    df = stage_features(store, settings, as_of, account_scores(
+        store, settings, as_of, t=t, candidates=found.get("account_id")))
     df = assign(_rules(settings.score.stages), df)
-    measures = person_measures(tables(store), settings, as_of)
+    measures = person_measures(t, settings, as_of, found.get("person_id"))
     mql_rule = Rule("mql", tuple(Condition(c.field, c.op, c.value)
                                  for c in settings.score.mql.all),
                     tuple(Condition(c.field, c.op, c.value) for c in settings.score.mql.any))

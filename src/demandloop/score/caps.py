@@ -1,0 +1,122 @@
+"""Which touches the daily cap may cut, found without grouping every touch (DuckDB).
+
+The daily cap (see :mod:`demandloop.score.engagement`) can only cut a touch inside an
+(entity, activity, day) group whose weights add up to more than the cap. The portable way
+to find those groups, :func:`~demandloop.score.engagement.cap_cuts`, sums every group: a
+hash aggregate with about as many groups as touches, the costliest pass of a full rescore
+(twice: once for accounts, once for people).
+
+Here the groups are found the way a counting Bloom filter finds heavy keys. Each touch's
+group is hashed into one of ``M`` buckets (``M`` about 1.5x the touches), each touch adds
+``weight / cap`` to its bucket (numpy's ``bincount``: one pass, no hash table), and every
+touch in a bucket whose sum exceeds 1 is a *candidate*. A group over its cap has a sum over
+1 and all its touches share one bucket, so every touch the cap can cut is a candidate, with
+all the other touches of its group; other groups that share the bucket only add candidates
+that the exact running-sum window then leaves uncut. Weights below zero and caps of zero or
+less (where the cap cuts without any total) make their bucket a candidate outright.
+
+Rounding: the threshold is ``1 + 1e-12``, so a group exactly at its cap (ten page views of
+weight 1 under a cap of 10, whose ratios sum to 1 give or take a last bit) is not a
+candidate, which keeps the candidates few. A group over its cap by less than a trillionth
+of the cap could be missed: its cut would change a score by less than 1e-11, far inside
+the 1e-9 to which the definition is held (and about the rounding of the sums themselves).
+
+Why hand-written: no engine offers a hashed counting pass; DuckDB needs 1.5-2 s per 10M
+touches for the exact grouped sum, this needs about half that for accounts and people
+together (see ``benchmarks/score.py``). Other Ibis backends keep the portable grouped sum.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+from demandloop.score.engagement import EngagementRules
+
+#: threshold on a bucket's summed ``weight / cap`` (see the module docstring on rounding)
+THRESHOLD = 1.0 + 1e-12
+#: the columns of touches a candidate keeps (what the scoring measures read)
+COLUMNS = ("touch_id", "account_id", "person_id", "activity", "ts", "seq", "weight", "topic")
+
+
+def buckets_for(touches: int) -> int:
+    """The number of buckets for *touches* touches: a power of two about 1.5x as many
+    (fewer shared buckets, fewer false candidates), between 2**16 and 2**28."""
+    return 1 << max(16, min(28, int(np.ceil(np.log2(max(touches, 1) * 1.5)))))
+
+
+def over_cap(buckets: np.ndarray, ratios: np.ndarray, size: int) -> np.ndarray:
+    """Per touch (the positions of *buckets* and *ratios*): is its bucket's summed ratio
+    over :data:`THRESHOLD`?"""
+    sums = np.bincount(buckets, weights=ratios, minlength=size)
+    over: np.ndarray = (sums > THRESHOLD)[buckets]
+    return over
+
+
+def _literal(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def cap_sql(rules: EngagementRules) -> str:
+    """The cap of a touch's ``activity`` as SQL (the default for any other or none)."""
+    whens = " ".join(f"WHEN {_literal(k)} THEN {float(v)!r}" for k, v in rules.caps.items())
+    default = repr(float(rules.default_cap))
+    return f"CASE activity {whens} ELSE {default} END" if whens else default
+
+
+def _bucket(entity: str, size: int) -> str:
+    # date_trunc, as the window's partition uses: identical keys hash identically
+    return f"(hash({entity}, activity, date_trunc('day', ts)) & {size - 1})::UINTEGER"
+
+
+def candidates(con: Any, workspace_id: str, rules: EngagementRules,
+               entities: Sequence[str], name: str = "_cap_candidates") -> dict[str, str]:
+    """Store the candidate touches of every entity column in *entities* in the temporary
+    table *name* on *con* (a DuckDB connection); returns, per entity, the boolean column
+    of that table that selects its candidates (each entity's are whole groups).
+    """
+    # one snapshot for both reads: the rowids found by the first are joined in the second
+    con.execute("BEGIN TRANSACTION")
+    try:
+        flags = _store(con, workspace_id, rules, entities, name)
+        con.execute("COMMIT")
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+    return flags
+
+
+def _store(con: Any, workspace_id: str, rules: EngagementRules, entities: Sequence[str],
+           name: str) -> dict[str, str]:
+    ws = {"ws": workspace_id}
+    row = con.execute("SELECT count(*) FROM touches WHERE workspace_id = $ws", ws).fetchone()
+    size = buckets_for(int(row[0]) if row else 0)
+    cap = cap_sql(rules)
+    ratio = (f"CASE WHEN weight IS NULL THEN 0.0 WHEN weight < 0 OR {cap} <= 0 THEN 2.0 "
+             f"ELSE weight / {cap} END")
+    keys = ", ".join(f"{_bucket(e, size)} AS k{i}" for i, e in enumerate(entities))
+    result = con.execute(f"SELECT rowid AS i, {keys}, {ratio} AS r FROM touches "
+                         "WHERE workspace_id = $ws", ws)
+    # to_arrow_table is DuckDB 1.5's name for 1.4's (now deprecated) fetch_arrow_table
+    data = (getattr(result, "to_arrow_table", None) or result.fetch_arrow_table)()
+    ratios = data.column("r").to_numpy()
+    flags = [over_cap(data.column(f"k{i}").to_numpy(), ratios, size)
+             for i, _ in enumerate(entities)]
+    rows = np.flatnonzero(np.logical_or.reduce(flags)) if flags else np.zeros(0, np.int64)
+    # the rows by position (rowid), not by recomputing every touch's buckets in a join
+    found = pa.table({"i": data.column("i").to_numpy()[rows],
+                      **{f"c{i}": f[rows] for i, f in enumerate(flags)}})
+    del data, ratios, flags
+    con.register("_found", found)
+    try:
+        con.execute(
+            f"CREATE OR REPLACE TEMP TABLE {name} AS "
+            f"SELECT {', '.join('t.' + c for c in COLUMNS)}, "
+            f"{', '.join(f'f.c{i}' for i, _ in enumerate(entities))} "
+            "FROM touches t JOIN _found f ON t.rowid = f.i")
+    finally:
+        con.unregister("_found")
+    return {e: f"c{i}" for i, e in enumerate(entities)}
