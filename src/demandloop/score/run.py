@@ -281,7 +281,9 @@ def run(store: Store, settings: Settings, as_of: dt.datetime | None = None) -> S
         "entity": "person", "entity_id": people["person_id"], "fit": people["account_fit"],
         "engagement": people["engagement"], "intent": None,
         "stage": people["stage"].replace("", None),
-        "details": [orjson.dumps({"mql_reasons": r}).decode() for r in people["reasons"]],
+        # most people match no MQL rule: their (equal) details are written once
+        "details": [orjson.dumps({"mql_reasons": r}).decode() if r else _NO_MQL
+                    for r in people["reasons"].tolist()],
     })
     snap = _arrow(pd.concat([accounts, persons], ignore_index=True))
     moves = []
@@ -314,6 +316,9 @@ def run(store: Store, settings: Settings, as_of: dt.datetime | None = None) -> S
                        stages={str(k): int(v) for k, v in df["stage"].value_counts().items()},
                        stage_changes=int((change_rows["entity"] == "account").sum()),
                        mqls=int((people["stage"] == "mql").sum()))
+
+
+_NO_MQL = orjson.dumps({"mql_reasons": []}).decode()
 
 
 def _last_stages(store: Store, entity: str, before: dt.datetime) -> dict[str, str]:

@@ -110,6 +110,12 @@ def _describe(c: Condition, rows: pd.DataFrame) -> pd.Series:
     return f"{c.field} {c.op} {wanted} (is " + shown + ")"
 
 
+def _empty_lists(n: int) -> np.ndarray:
+    """*n* distinct empty lists as an object array (numpy would read a list of lists as
+    a 2-D shape)."""
+    return np.fromiter(([] for _ in range(n)), dtype=object, count=n)
+
+
 def assign(rules: list[Rule], features: pd.DataFrame, none: str = "unaware"
            ) -> pd.DataFrame:
     """``stage`` and ``reasons`` for every row of *features* (first matching rule wins).
@@ -144,8 +150,8 @@ def assign(rules: list[Rule], features: pd.DataFrame, none: str = "unaware"
                           strict=True):
             reasons[i] = [r for r in row if isinstance(r, str)]
         todo &= ~hit
-    for i in np.flatnonzero(todo):
-        reasons[i] = []
+    # a list of its own for every row that matched nothing (callers may extend them)
+    reasons[todo] = _empty_lists(int(todo.sum()))
     return features.assign(stage=pd.Series(stage, index=features.index),
                            reasons=pd.Series(reasons, index=features.index))
 
