@@ -7,7 +7,7 @@ hash aggregate with about as many groups as touches, the costliest pass of a ful
 (twice: once for accounts, once for people).
 
 Here the groups are found the way a counting Bloom filter finds heavy keys. Each touch's
-group is hashed into one of ``M`` buckets (``M`` about 1.5x the touches), each touch adds
+group is hashed into one of ``M`` buckets (``M`` 3-6x the touches), each touch adds
 ``weight / cap`` to its bucket (numpy's ``bincount``: one pass, no hash table), and every
 touch in a bucket whose sum exceeds 1 is a *candidate*. A group over its cap has a sum over
 1 and all its touches share one bucket, so every touch the cap can cut is a candidate, with
@@ -43,9 +43,11 @@ COLUMNS = ("touch_id", "account_id", "person_id", "activity", "ts", "seq", "weig
 
 
 def buckets_for(touches: int) -> int:
-    """The number of buckets for *touches* touches: a power of two about 1.5x as many
-    (fewer shared buckets, fewer false candidates), between 2**16 and 2**28."""
-    return 1 << max(16, min(28, int(np.ceil(np.log2(max(touches, 1) * 1.5)))))
+    """The number of buckets for *touches* touches: a power of two 3-6x as many, between
+    2**16 and 2**28. Fewer buckets count faster but are shared by more groups: at 10M
+    touches, 2**24 made 740k candidates and 2**25 257k, for 0.1 s more counting and less
+    to join and window."""
+    return 1 << max(16, min(28, int(np.ceil(np.log2(max(touches, 1) * 3)))))
 
 
 def over_cap(buckets: np.ndarray, ratios: np.ndarray, size: int) -> np.ndarray:
@@ -68,8 +70,9 @@ def cap_sql(rules: EngagementRules) -> str:
 
 
 def _bucket(entity: str, size: int) -> str:
-    # date_trunc, as the window's partition uses: identical keys hash identically
-    return f"(hash({entity}, activity, date_trunc('day', ts)) & {size - 1})::UINTEGER"
+    # the UTC day as a DATE: the same touches as the window's date_trunc('day', ts) share
+    # one, and the cast is cheaper
+    return f"(hash({entity}, activity, ts::DATE) & {size - 1})::UINTEGER"
 
 
 def candidates(con: Any, workspace_id: str, rules: EngagementRules,
