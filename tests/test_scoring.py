@@ -374,3 +374,44 @@ def test_every_account_measure_equals_an_independent_computation(tmp_path: Path,
     for person, value in p_eng.items():
         assert people.loc[person, "engagement"] == pytest.approx(value, rel=1e-9)
     store.close()
+
+
+@pytest.mark.parametrize("roles", [["marketing:c_level", "it", "finance:vp", "it"], []])
+def test_committee_in_the_database_equals_coverage_of_engaged_people(roles: list[str]) -> None:
+    # the SQL flags per account (what scoring uses) against the column-wise pure function
+    # over the engaged people: people touched outside the window, without an account, with
+    # an unknown or no seniority or function
+    from demandloop.score.committee import coverage
+    from demandloop.score.run import committee_coverage, engaged_people
+    from demandloop.store import Store
+
+    rng = np.random.default_rng(3)
+    n = 60
+    persons = pd.DataFrame({
+        "workspace_id": "default", "person_id": [f"p{i}" for i in range(n)],
+        "account_id": rng.choice(["a", "b", "c", "d", "e", None], n),
+        "seniority": rng.choice(["individual_contributor", "manager", "director", "vp",
+                                 "c_level", "intern", None], n),
+        "job_function": rng.choice(["marketing", "it", "finance", "sales", None], n),
+    })
+    at = dt.datetime(2026, 3, 1)
+    touches = pd.DataFrame({
+        "workspace_id": "default", "touch_id": [f"t{i}" for i in range(3 * n)],
+        "person_id": rng.choice(persons["person_id"].tolist() + [None], 3 * n),
+        "ts": [at - dt.timedelta(days=float(d)) for d in rng.uniform(-5, 200, 3 * n)],
+        "channel": "direct", "motion": "demand",
+    })
+    store = Store.open(":memory:")
+    for name, frame in (("persons", persons), ("touches", touches)):
+        store.con.register("_f", frame)
+        store.con.execute(f"INSERT INTO {name} BY NAME SELECT * FROM _f")
+        store.con.unregister("_f")
+    got = committee_coverage(store, at, 90, roles)
+    want = coverage(engaged_people(store, at, 90), roles)
+    assert len(want) == 5  # every account has someone engaged
+    assert got["account_id"].tolist() == want["account_id"].tolist()
+    assert got["missing_roles"].tolist() == want["missing_roles"].tolist()
+    assert got["committee_coverage"].tolist() == pytest.approx(
+        want["committee_coverage"].tolist())
+    if roles:  # not trivially all or nothing
+        assert len(set(got["committee_coverage"])) > 1
