@@ -10,10 +10,10 @@ A workspace store is filled with ``--accounts`` accounts (firmographics, targets
   overall and per topic, stage features and stages, committee, person engagement and MQL
   for the people behind the touches (about 5 per account), stage changes, the snapshot
   write), with the extrapolation to 1M accounts / 100M touches;
-* floor: the passes any exact implementation of the definition makes (the daily cap's
-  per-(entity, activity, day) totals for accounts and people, one aggregate per account and
-  per person, breadth), timed as bare SQL on the same touches: what the engine needs before
-  demandloop does anything of its own;
+* reference: the definition's aggregates written as bare SQL group-bys on the same touches
+  (the daily cap's per-(entity, activity, day) totals for accounts and people, one
+  aggregate per account and per person, breadth), with no windows, Python or writes: a
+  yardstick for how much of the full rescore is the engine's grouping work;
 * incremental: the O(1) update per touch.
 
     python benchmarks/score.py                          # 100k accounts, 10M touches
@@ -71,10 +71,10 @@ def pandas_scores(df: pd.DataFrame, rules: EngagementRules, at: dt.datetime) -> 
     return value.groupby(df["account_id"]).sum()
 
 
-#: The passes no exact implementation of the definition can skip, as bare SQL: the daily
-#: cap needs each (entity, activity, day) total, for accounts and for people; then one
-#: aggregate per account and per person, and the distinct people per account (breadth).
-FLOOR = {
+#: The definition's aggregates as bare SQL group-bys: each (entity, activity, day) total the
+#: daily cap looks at, for accounts and for people; one aggregate per account and per
+#: person; the distinct people per account (breadth).
+REFERENCE = {
     "account cap totals": "SELECT count(*) FROM (SELECT account_id, activity, "
     "date_trunc('day', ts), sum(weight) AS s FROM touches GROUP BY ALL) WHERE s > 10",
     "person cap totals": "SELECT count(*) FROM (SELECT person_id, activity, "
@@ -90,10 +90,10 @@ FLOOR = {
 }
 
 
-def sql_floor(con: duckdb.DuckDBPyConnection, at: dt.datetime, repeat: int) -> float:
-    """Seconds for the bare :data:`FLOOR` passes (medians), printed one by one."""
+def sql_reference(con: duckdb.DuckDBPyConnection, at: dt.datetime, repeat: int) -> float:
+    """Seconds for the bare :data:`REFERENCE` passes (medians), printed one by one."""
     total = 0.0
-    for name, sql in FLOOR.items():
+    for name, sql in REFERENCE.items():
         runs = []
         for _ in range(repeat):
             t = time.perf_counter()
@@ -181,10 +181,10 @@ def main() -> None:
     full = full_rescore(con, args.accounts, args.repeat)
     print(f"full rescore ('demandloop score'): {full:.2f} s median of {args.repeat}; "
           f"extrapolated to 1M accounts / 100M touches: {full * scale:.0f} s (target <= 60 s)")
-    print("floor: the passes any exact implementation makes, as bare SQL on the same touches:")
-    floor = sql_floor(con, at, args.repeat)
-    print(f"floor total: {floor:.2f} s, extrapolated {floor * scale:.0f} s; the full rescore "
-          f"is {full / floor:.1f}x the floor")
+    print("reference: the definition's aggregates as bare SQL group-bys, same touches:")
+    ref = sql_reference(con, at, args.repeat)
+    print(f"reference total: {ref:.2f} s, extrapolated {ref * scale:.0f} s; the full rescore "
+          f"is {full / ref:.1f}x the reference")
     sample = df.head(args.incremental).sort_values(["ts", "touch_id"])
     inc = Incremental(rules)
     rows = list(zip(sample["account_id"], sample["activity"], sample["weight"],
