@@ -127,3 +127,20 @@ def test_hashed_cap_candidates_find_every_cut(buckets: int | None,
             assert any(k.startswith("none") for k in cut)
         else:
             assert any(k.startswith("anon") for k in cut)
+
+
+def test_cap_sql_is_the_rules_cap() -> None:
+    # every activity's cap as DuckDB evaluates it, odd names and values included
+    import duckdb
+
+    from demandloop.score.caps import cap_sql
+
+    rules = EngagementRules(caps={"page_view": 10.0, "it's": 2.5, "huge": float("inf"),
+                                  "odd": float("nan"), "tiny": 1e-300}, default_cap=7.0)
+    names = [*rules.caps, "other", None]
+    con = duckdb.connect()
+    got = con.execute(f"SELECT activity, {cap_sql(rules)} FROM unnest($a) t(activity)",
+                      {"a": names}).fetchall()
+    for activity, cap in got:
+        want = rules.cap(activity)
+        assert cap == want or (cap != cap and want != want), activity

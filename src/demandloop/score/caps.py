@@ -62,10 +62,15 @@ def _literal(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
+def _number(value: float) -> str:
+    # through text, so that inf and nan (valid in TOML) are numbers in SQL too
+    return f"CAST('{float(value)!r}' AS DOUBLE)"
+
+
 def cap_sql(rules: EngagementRules) -> str:
     """The cap of a touch's ``activity`` as SQL (the default for any other or none)."""
-    whens = " ".join(f"WHEN {_literal(k)} THEN {float(v)!r}" for k, v in rules.caps.items())
-    default = repr(float(rules.default_cap))
+    whens = " ".join(f"WHEN {_literal(k)} THEN {_number(v)}" for k, v in rules.caps.items())
+    default = _number(rules.default_cap)
     return f"CASE activity {whens} ELSE {default} END" if whens else default
 
 
@@ -81,6 +86,8 @@ def candidates(con: Any, workspace_id: str, rules: EngagementRules,
     table *name* on *con* (a DuckDB connection); returns, per entity, the boolean column
     of that table that selects its candidates (each entity's are whole groups).
     """
+    if not entities:
+        return {}
     # one snapshot for both reads: the rowids found by the first are joined in the second
     con.execute("BEGIN TRANSACTION")
     try:
