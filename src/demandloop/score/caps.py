@@ -8,7 +8,7 @@ hash aggregate with about as many groups as touches, the costliest pass of a ful
 
 Here the groups are found the way a counting Bloom filter finds heavy keys. Each touch's
 group is hashed into one of ``M`` buckets (``M`` 3-6x the touches), each touch adds
-``weight / cap`` to its bucket (numpy's ``bincount``: one pass, no hash table), and every
+``weight / cap`` to its bucket (numpy's scatter-add: one pass, no hash table), and every
 touch in a bucket whose sum exceeds 1 is a *candidate*. A group over its cap has a sum over
 1 and all its touches share one bucket, so every touch the cap can cut is a candidate, with
 all the other touches of its group; other groups that share the bucket only add candidates
@@ -50,10 +50,14 @@ def buckets_for(touches: int) -> int:
     return 1 << max(16, min(28, int(np.ceil(np.log2(max(touches, 1) * 3)))))
 
 
-def over_cap(buckets: np.ndarray, ratios: np.ndarray, size: int) -> np.ndarray:
+def over_cap(buckets: np.ndarray, ratios: np.ndarray, sums: np.ndarray) -> np.ndarray:
     """Per touch (the positions of *buckets* and *ratios*): is its bucket's summed ratio
-    over :data:`THRESHOLD`?"""
-    sums = np.bincount(buckets, weights=ratios, minlength=size)
+    over :data:`THRESHOLD`? *sums* is the buckets' scratch space (zeroed here, so one
+    array serves every entity: a fresh one per count was most of the counting's time)."""
+    sums.fill(0.0)
+    # ufunc.at, not bincount: since numpy 1.25 it is the faster scatter-add (4x here)
+    np.add.at(sums, buckets, ratios)
+    # look up in a byte per bucket, 8x smaller than the sums: far fewer cache misses
     over: np.ndarray = (sums > THRESHOLD)[buckets]
     return over
 
@@ -113,13 +117,14 @@ def _store(con: Any, workspace_id: str, rules: EngagementRules, entities: Sequen
     # to_arrow_table is DuckDB 1.5's name for 1.4's (now deprecated) fetch_arrow_table
     data = (getattr(result, "to_arrow_table", None) or result.fetch_arrow_table)()
     ratios = data.column("r").to_numpy()
-    flags = [over_cap(data.column(f"k{i}").to_numpy(), ratios, size)
+    sums = np.empty(size)
+    flags = [over_cap(data.column(f"k{i}").to_numpy(), ratios, sums)
              for i, _ in enumerate(entities)]
     rows = np.flatnonzero(np.logical_or.reduce(flags)) if flags else np.zeros(0, np.int64)
     # the rows by position (rowid), not by recomputing every touch's buckets in a join
     found = pa.table({"i": data.column("i").to_numpy()[rows],
                       **{f"c{i}": f[rows] for i, f in enumerate(flags)}})
-    del data, ratios, flags
+    del data, ratios, flags, sums
     con.register("_found", found)
     try:
         con.execute(
