@@ -36,6 +36,7 @@ import numpy as np
 import pyarrow as pa
 
 from demandloop.score.engagement import EngagementRules
+from demandloop.store.db import transaction
 
 #: threshold on a bucket's summed ``weight / cap`` (see the module docstring on rounding)
 THRESHOLD = 1.0 + 1e-12
@@ -94,14 +95,8 @@ def candidates(con: Any, workspace_id: str, rules: EngagementRules,
     if not entities:
         return {}
     # one snapshot for both reads: the rowids found by the first are joined in the second
-    con.execute("BEGIN TRANSACTION")
-    try:
-        flags = _store(con, workspace_id, rules, entities, name)
-        con.execute("COMMIT")
-    except BaseException:
-        con.execute("ROLLBACK")
-        raise
-    return flags
+    with transaction(con):
+        return _store(con, workspace_id, rules, entities, name)
 
 
 def _store(con: Any, workspace_id: str, rules: EngagementRules, entities: Sequence[str],
@@ -126,7 +121,7 @@ def _store(con: Any, workspace_id: str, rules: EngagementRules, entities: Sequen
              for i, _ in enumerate(entities)]
     del sums
     scratch.close()
-    rows = np.flatnonzero(np.logical_or.reduce(flags)) if flags else np.zeros(0, np.int64)
+    rows = np.flatnonzero(np.logical_or.reduce(flags))
     # the rows by position (rowid), not by recomputing every touch's buckets in a join
     found = pa.table({"i": data.column("i").to_numpy()[rows],
                       **{f"c{i}": f[rows] for i, f in enumerate(flags)}})

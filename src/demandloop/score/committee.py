@@ -22,12 +22,10 @@ from demandloop.score.stages import SENIORITY_RANK
 
 def covers(role: str, seniority: str | None, function: str | None) -> bool:
     """Does a person of *seniority* and *function* fill *role* (``function[:seniority]``)?"""
-    want_function, _, want_seniority = role.partition(":")
-    if function != want_function:
+    want, least = role_condition(role)
+    if function != want:
         return False
-    if not want_seniority:
-        return True
-    return SENIORITY_RANK.get(seniority or "", -1) >= SENIORITY_RANK[want_seniority]
+    return least is None or SENIORITY_RANK.get(seniority or "", -1) >= least
 
 
 def role_condition(role: str) -> tuple[str, int | None]:
@@ -62,17 +60,20 @@ def coverage(engaged: pd.DataFrame, roles: list[str]) -> pd.DataFrame:
 def from_flags(accounts: np.ndarray, covered: np.ndarray, roles: list[str]) -> pd.DataFrame:
     """:func:`coverage` from which roles each account covers (*covered*: one row per
     account, one boolean column per role)."""
-    if len(roles) <= 62:
-        # the roles an account covers as bits: the missing list is looked up, not built
-        bits = np.zeros(len(accounts), dtype=np.int64)
-        for i in range(len(roles)):
-            bits |= covered[:, i].astype(np.int64) << i
-        missing_of = {m: [r for i, r in enumerate(roles) if not m >> i & 1]
-                      for m in np.unique(bits).tolist()}
-        missing = [list(missing_of[m]) for m in bits.tolist()]
+    n = len(accounts)
+    if not roles:
+        missing: list[list[str]] = [[] for _ in range(n)]
+        share = np.ones(n)
     else:
-        missing = [[r for r, hit in zip(roles, row, strict=True) if not hit] for row in covered]
-    share = covered.sum(axis=1) / len(roles) if roles else np.ones(len(accounts))
+        # accounts covering the same roles share a pattern (a handful of them): each
+        # pattern's missing list is built once, then copied per account
+        packed = np.ascontiguousarray(np.packbits(covered, axis=1))
+        patterns = packed.view(np.dtype((np.void, packed.shape[1]))).ravel()
+        _, first, which = np.unique(patterns, return_index=True, return_inverse=True)
+        missing_of = [[r for r, hit in zip(roles, covered[i], strict=True) if not hit]
+                      for i in first]
+        missing = [list(missing_of[j]) for j in which.ravel().tolist()]
+        share = covered.sum(axis=1) / len(roles)
     return pd.DataFrame({"account_id": pd.Series(accounts, dtype=object),
                          "committee_coverage": np.asarray(share, dtype=float),
                          "missing_roles": pd.Series(missing, dtype=object)})
