@@ -100,6 +100,19 @@ def test_score_command_writes_a_snapshot(cli, market: Path, tmp_path: Path) -> N
             "SELECT count(*), count(DISTINCT entity_id) FROM scores "
             "WHERE entity = 'account'").fetchone()
     assert n[0] == n[1] == r["accounts"]
+    # scoring pauses Python's garbage collector and leaves it as it found it
+    import gc
+
+    with demandloop.open(w) as ws:
+        assert gc.isenabled()
+        ws.score()
+        assert gc.isenabled()
+        gc.disable()
+        try:
+            ws.score()
+            assert not gc.isenabled()
+        finally:
+            gc.enable()
 
 
 def test_stage_machine_first_match_wins_with_reasons() -> None:
