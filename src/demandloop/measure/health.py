@@ -31,7 +31,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import scipy.stats as st
 
 from demandloop.measure.attribution.journeys import LEAD_ACTIVITIES
 
@@ -47,6 +46,10 @@ def trend(values: Any, alpha: float = 0.05) -> dict[str, Any]:
     if len(y) < 3 or np.all(y == y[0]):
         return {"tau": 0.0, "p": 1.0, "slope": 0.0, "slope_low": 0.0, "slope_high": 0.0,
                 "change": 0.0, "direction": "flat", "significant": False}
+    # imported here: scipy.stats takes 0.6 s to import, a third of every CLI command's
+    # start-up, and only this report needs it
+    import scipy.stats as st
+
     tau, p = st.kendalltau(x, y)
     slope, intercept, low, high = st.theilslopes(y, x, alpha=0.95)
     # change: the fitted line's last week against its first (relative), floored at -100 %
