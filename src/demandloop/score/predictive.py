@@ -60,14 +60,14 @@ def _pipeline(categorical: list[str], numeric: list[str]) -> Pipeline:
 
 def _fit_calibrated(x: pd.DataFrame, y: np.ndarray, categorical: list[str],
                     numeric: list[str]) -> Any:
+    from sklearn.calibration import CalibratedClassifierCV
+
     base = _pipeline(categorical, numeric)
     positives = int(y.sum())
     if positives < 5 or positives > len(y) - 5:
         raise UsageError(f"too few examples of each outcome to learn from ({positives} "
                          f"positive of {len(y)})", hint="import more history")
     cv = min(5, positives, len(y) - positives)
-    from sklearn.calibration import CalibratedClassifierCV
-
     model = CalibratedClassifierCV(base, method="isotonic" if positives >= 50 else "sigmoid",
                                    cv=cv)
     return model.fit(x, y)
