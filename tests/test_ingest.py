@@ -298,3 +298,64 @@ def test_blank_and_white_space_lines_are_not_messages(ws, tmp_path: Path) -> Non
     with pytest.raises(InputError) as err:
         ws.ingest(bad)
     assert err.value.problems == [f"{bad}:3: not valid JSON"]
+
+
+def test_context_traits_that_are_not_an_object_are_kept_in_the_context(ws, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """A string in context.traits once stopped ingestion with an internal error."""
+    msgs = [{"type": "identify", "userId": "u1", "messageId": "t1", "context": {"traits": "x"}},
+            {"type": "identify", "userId": "u2", "messageId": "t2", "context": {"traits": "{x"}},
+            {"type": "identify", "userId": "u3", "messageId": "t3", "context": {"traits": [1]}}]
+    r = ws.ingest(write_jsonl(tmp_path / "t.jsonl", msgs))
+    assert (r.inserted, r.invalid) == (3, 0)
+    assert stored(ws, "traits") == [None, None, None]
+    rows = ws.store.con.execute(
+        "SELECT context FROM events_full ORDER BY message_id").fetchall()
+    assert [json.loads(c)["traits"] for (c,) in rows] == ["x", "{x", [1]]
+
+
+_id = st.one_of(st.none(), _text, st.sampled_from(["{x", "[1", "", "null"]),
+                st.integers(-10**20, 10**20), st.floats(allow_nan=False, allow_infinity=False),
+                st.booleans(), st.just({"id": 1}), st.just([1]))
+_traits = st.one_of(st.none(), _text, st.just({"email": "a@b.io"}), st.just(3), st.just([1]))
+
+
+@given(st.lists(st.tuples(_id, _id, _id, _traits), min_size=1, max_size=10))
+@settings(max_examples=60, deadline=None)
+def test_direct_and_staged_paths_agree(tmp_path_factory, messages) -> None:  # type: ignore[no-untyped-def]
+    """JSON Lines go straight into events (DuckDB's reader, ids read as text); a JSON array
+    is staged line by line. Both must accept, reject and store the same messages."""
+    from demandloop.collect.segment import EVENT_COLUMNS, Limits
+    from demandloop.store import Store
+    from demandloop.store.events import ingest_files
+
+    folder = tmp_path_factory.mktemp("paths")
+    sent = []
+    for i, (user_id, anonymous_id, message_id, traits) in enumerate(messages):
+        msg: dict[str, Any] = {"type": "identify", "timestamp": "2026-02-01T10:00:00Z",
+                               "context": {"ip": "10.0.0.1"}, "properties": {"n": i}}
+        for key, value in (("userId", user_id), ("anonymousId", anonymous_id),
+                           ("messageId", message_id)):
+            if value is not None:
+                msg[key] = value
+        if traits is not None:
+            msg["context"]["traits"] = traits
+        sent.append(msg)
+    lines = write_jsonl(folder / "e.jsonl", sent)
+    array = folder / "e.json"
+    array.write_text(json.dumps(sent))
+    outcomes = []
+    for path in (lines, array):
+        store = Store.open(":memory:")
+        try:
+            result = ingest_files(store, [path], limits=Limits(), skip_invalid=True,
+                                  received_at=RECEIVED)
+        except InputError as e:  # every message invalid
+            outcomes.append(("error", str(e)))
+            continue
+        finally:
+            rows = store.con.execute(
+                f"SELECT {', '.join(EVENT_COLUMNS)} FROM events ORDER BY message_id"
+            ).fetchall()
+            store.close()
+        outcomes.append((result.messages, result.invalid, result.inserted, rows))
+    assert outcomes[0] == outcomes[1]
