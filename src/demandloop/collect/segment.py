@@ -204,9 +204,11 @@ def fast_sql(limits: Limits, path_param: str = "$path") -> str:
     exact report when anything is wrong (including any reader error). Callers measure line
     lengths beforehand (the reader cannot), so ``size`` is 0 here.
     """
-    # userId and anonymousId are read as text (numbers come out as the precise path renders
-    # them), which spares two JSON values per message
-    json_cols = ("messageId", "properties", "traits", "context", "batch")
+    # The ids stay JSON: read as text, an object could not be told from a string holding
+    # one, and numbers would be rendered differently from the precise path (1e+16 against
+    # 10000000000000000.0), which would change the message ids derived from them.
+    json_cols = ("messageId", "anonymousId", "userId", "properties", "traits", "context",
+                 "batch")
     columns = ", ".join(
         f"{k}: '{'JSON' if k in json_cols else 'VARCHAR'}'" for k in (*_TOP, "batch")
     )
@@ -220,14 +222,9 @@ WITH base AS (
         0 AS size,
         lower(type) AS type, event,
         json_type(messageId) AS mid_type, messageId ->> '$' AS mid,
-        nullif(anonymousId, '') AS anonymous_id,
-        nullif(userId, '') AS user_id,
-        -- as text, an object and a string that holds one look alike: both count as an
-        -- object here, which sends the file to the precise path to tell them apart
-        CASE WHEN starts_with(userId, '[') OR starts_with(userId, '{{') THEN 'OBJECT' END
-            AS uid_type,
-        CASE WHEN starts_with(anonymousId, '[') OR starts_with(anonymousId, '{{')
-             THEN 'OBJECT' END AS aid_type,
+        nullif(anonymousId ->> '$', '') AS anonymous_id,
+        nullif(userId ->> '$', '') AS user_id,
+        json_type(userId) AS uid_type, json_type(anonymousId) AS aid_type,
         nullif(groupId, '') AS group_id, nullif(previousId, '') AS previous_id,
         properties, traits AS msg_traits, context AS ctx,
         coalesce(originalTimestamp, timestamp) AS ts_text,
