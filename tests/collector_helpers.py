@@ -71,15 +71,15 @@ def collector(directory: Path, toml: str = "", maintain_every: float = 0.0
     ws = demandloop.open(directory)
     root = directory / ws.settings.collector.log_dir
     log = DurableLog(root / "main")
-    from demandloop.serve.run import _hooks
+    from demandloop.serve.run import _hooks, server_options
 
     hooks = {**_hooks(ws), "maintenance_every": maintain_every}
     loader = Loader(ws.store, root, own=log, **hooks).start()
     state = CollectorState(log=log, keys=KeyRing(directory, recheck_seconds=0.1),
                            log_root=root, loader=loader)
     port = free_port()
-    server = uvicorn.Server(uvicorn.Config(create_app(ws.settings, state), host="127.0.0.1",
-                                           port=port, log_level="warning", lifespan="off"))
+    server = uvicorn.Server(uvicorn.Config(create_app(ws.settings, state),
+                                           **server_options(ws.settings, "127.0.0.1", port)))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     url = f"http://127.0.0.1:{port}"

@@ -104,3 +104,31 @@ def test_several_workers_share_one_loader(tmp_path: Path) -> None:
                                     "min(source) FROM events").fetchone()
     assert rows is not None and rows[0] == rows[1] == 40
     assert rows[2].startswith("collector:w")
+
+
+def test_sigterm_loads_everything_acknowledged_before_exiting(tmp_path: Path) -> None:
+    """docker stop and systemd send SIGTERM: the server stops accepting, then loads what it
+    acknowledged (uvicorn's own handling re-raised the signal and died before that)."""
+    d = tmp_path / "w"
+    d.mkdir()
+    key, _ = keystore.create(d, "default", "term")
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    proc = start_subprocess(d, port)
+    acked: list[str] = []
+    try:
+        with httpx.Client(timeout=10) as client:
+            for n in range(40):
+                ids = [f"t{n}-{i}" for i in range(100)]
+                r = client.post(url + "/v1/batch", auth=(key, ""), json={"batch": [
+                    {"type": "track", "event": "Load", "userId": f"u{i}", "messageId": m,
+                     "properties": {"pad": "p" * 300}} for i, m in enumerate(ids)]})
+                assert r.status_code == 200
+                acked.extend(ids)
+    finally:
+        proc.send_signal(signal.SIGTERM)  # at once: most of it is still in the log
+        code = proc.wait(timeout=60)
+    assert code == 0
+    with demandloop.open(d) as ws:
+        stored = {m for (m,) in ws.store.con.execute("SELECT message_id FROM events").fetchall()}
+    assert len(acked) == 4000 and set(acked) <= stored

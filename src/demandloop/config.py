@@ -32,7 +32,9 @@ from pydantic import (
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from demandloop.config_activate import ActivateSettings
+from demandloop.config_base import WORKSPACE_ID_PATTERN
 from demandloop.config_base import Section as _Section
+from demandloop.config_collect import CollectorSettings, CollectSettings
 from demandloop.errors import ConfigError
 
 CONFIG_FILE = "demandloop.toml"
@@ -45,7 +47,7 @@ class WorkspaceSettings(_Section):
 
     id: str = Field(
         "default",
-        pattern=r"^[a-z0-9][a-z0-9_-]{0,62}$",
+        pattern=WORKSPACE_ID_PATTERN,
         description="Workspace id stored on every row; lower-case letters, digits, - and _.",
     )
     name: str = Field("My workspace", description="Display name shown in reports.")
@@ -311,37 +313,6 @@ class MeasureSettings(_Section):
                                 description="Demand health: significance level of trend tests.")
 
 
-class CollectorSettings(_Section):
-    """The Segment-compatible HTTP collector (demandloop serve)."""
-
-    host: str = Field("127.0.0.1", description="Address to listen on (0.0.0.0 for all).")
-    port: int = Field(8642, ge=1, le=65535, description="Port to listen on.")
-    workers: int = Field(1, ge=1, le=64, description="HTTP worker processes (one loader "
-                         "process owns the database whatever the number).")
-    log_dir: str = Field("collector-log", description="Durable log folder, relative to the "
-                         "workspace folder.")
-    max_request_bytes: int = Field(512_000, ge=1024, description="Largest request body "
-                                   "(after gzip), like Segment's 500 KB.")
-    rate_limit: float = Field(0.0, ge=0, description="Events per second per workspace "
-                              "(0 = no limit); over it: 429 with Retry-After.")
-    rate_burst: float = Field(0.0, ge=0, description="Events a workspace may send at once "
-                              "above the rate (0 = one second's worth).")
-    max_backlog_mb: float = Field(1024.0, gt=0, description="Unloaded log above this: 503 "
-                                  "until the loader catches up.")
-    cors_origins: list[str] = Field(default_factory=lambda: ["*"],
-                                    description="Browser origins allowed to send events.")
-    respect_privacy_signals: bool = Field(True, description="dl.js sends nothing when the "
-                                          "browser says Do-Not-Track or Global Privacy Control.")
-    identify_forms: str = Field("form", description="CSS selector of forms whose submit "
-                                "sends identify (with the email field's value); empty: none.")
-    cookie_days: int = Field(365, ge=1, le=730, description="Lifetime of dl.js's first-party "
-                             "anonymous id cookie.")
-    rescore_minutes: float = Field(15.0, ge=0, description="While serving, resolve, score "
-                                   "and run workflows this often when new events arrived "
-                                   "(0: never; the server holds the database, so the "
-                                   "'score' command cannot run beside it).")
-
-
 class Settings(BaseSettings):
     """All settings of one workspace."""
 
@@ -359,6 +330,7 @@ class Settings(BaseSettings):
     enrich: EnrichSettings = Field(default_factory=EnrichSettings)
     score: ScoreSettings = Field(default_factory=ScoreSettings)  # type: ignore[arg-type]
     measure: MeasureSettings = Field(default_factory=MeasureSettings)  # type: ignore[arg-type]
+    collect: CollectSettings = Field(default_factory=CollectSettings)  # type: ignore[arg-type]
     collector: CollectorSettings = Field(default_factory=CollectorSettings)  # type: ignore[arg-type]
     activate: ActivateSettings = Field(default_factory=ActivateSettings)  # type: ignore[arg-type]
 

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict
 
+#: a workspace id: stored on every row, in key files and log records
+WORKSPACE_ID_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,62}$"
+
 
 class Section(BaseModel):
     """A ``[section]`` of demandloop.toml."""

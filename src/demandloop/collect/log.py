@@ -217,16 +217,21 @@ def read_records(directory: Path, start: Position, max_bytes: int = 8 << 20,
         with path.open("rb") as fh:
             fh.seek(pos.offset)
             data = fh.read(min(limit - pos.offset, budget + (1 << 20)))
-        at = 0
-        while at + HEADER.size <= len(data) and budget > 0:
-            length, crc, wl = HEADER.unpack_from(data, at)
-            stop = at + HEADER.size + length
-            if stop > len(data) or zlib.crc32(data[at + HEADER.size:stop]) != crc:
-                return  # the tail another process is still writing
-            payload = data[at + HEADER.size:stop]
-            budget -= stop - at
-            at = stop
-            yield Record(payload[:wl].decode(), payload[wl:], Position(seg, pos.offset + at))
+            at = 0
+            while at + HEADER.size <= len(data) and budget > 0:
+                length, crc, wl = HEADER.unpack_from(data, at)
+                stop = at + HEADER.size + length
+                if stop > len(data) and at == 0 and pos.offset + stop <= limit:
+                    # one record larger than the read window: read it whole, or it would
+                    # block every record behind it for good
+                    data += fh.read(stop - len(data))
+                if stop > len(data) or zlib.crc32(data[at + HEADER.size:stop]) != crc:
+                    return  # the tail another process is still writing
+                payload = data[at + HEADER.size:stop]
+                budget -= stop - at
+                at = stop
+                yield Record(payload[:wl].decode(), payload[wl:],
+                             Position(seg, pos.offset + at))
         if at + pos.offset < limit:
             return  # stopped inside this segment (budget): later segments must wait
         pos = Position(seg, pos.offset + at)

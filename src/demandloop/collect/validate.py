@@ -18,6 +18,7 @@ import datetime as dt
 import re
 import threading
 import uuid
+from collections.abc import Collection, Mapping
 from typing import Any
 
 import duckdb
@@ -46,25 +47,64 @@ _duck: duckdb.DuckDBPyConnection | None = None
 _duck_lock = threading.Lock()
 
 
-def timestamp_ok(value: Any) -> bool:
-    """Would the store's SQL parse *value* as a timestamp? Canonical ISO-8601 strings are
-    checked in Python; anything else is asked of DuckDB itself (the parser the store uses:
-    it accepts zone names, ``24:00`` and unpadded dates, so no regex could stand in)."""
-    text = _render(value)
+def _canonical_verdict(text: str) -> bool | None:
+    """True/False for a canonical ISO-8601 string, None when only DuckDB can tell."""
     if _CANONICAL.fullmatch(text):
         try:
             dt.datetime.fromisoformat(text)  # Python >= 3.11 reads "Z"
             return True
         except ValueError:
             return False  # 2026-02-30: both parsers refuse
+    return None
+
+
+def timestamp_ok(value: Any, known: Mapping[str, bool] | None = None) -> bool:
+    """Would the store's SQL parse *value* as a timestamp? Canonical ISO-8601 strings are
+    checked in Python; anything else is asked of DuckDB itself (the parser the store uses:
+    it accepts zone names, ``24:00`` and unpadded dates, so no regex could stand in), or
+    looked up in *known*, the verdicts of :func:`timestamps_ok` for a whole request."""
+    text = _render(value)
+    verdict = _canonical_verdict(text)
+    if verdict is not None:
+        return verdict
+    if known is not None and text in known:
+        return known[text]
+    return text in timestamps_ok([text])
+
+
+def odd_timestamps(msg: Any, sent_at: Any = None) -> list[str]:
+    """The timestamp texts of *msg* (and a batch's *sent_at*) that only DuckDB can judge."""
+    if not isinstance(msg, dict):
+        return []
+    ts_key = "originalTimestamp" if msg.get("originalTimestamp") is not None else "timestamp"
+    texts = []
+    for value in (msg.get(ts_key), msg.get("sentAt", sent_at)):
+        if value is None:
+            continue
+        try:
+            text = _render(value)  # DuckDB casts a non-string's JSON text
+        except orjson.JSONEncodeError:
+            continue  # nested too deep: the message is refused for that
+        if _canonical_verdict(text) is None:
+            texts.append(text)
+    return texts
+
+
+def timestamps_ok(texts: Collection[str]) -> set[str]:
+    """Which of *texts* DuckDB parses as finite timestamps, in one query. Blocking (about a
+    millisecond for thousands): the collector calls it off its event loop."""
     global _duck
+    if not texts:
+        return set()
     with _duck_lock:
         if _duck is None:
             _duck = duckdb.connect()
             _duck.execute("SET TimeZone = 'UTC'")
-        row = _duck.execute("SELECT coalesce(isfinite(TRY_CAST($1 AS TIMESTAMPTZ)), false)",
-                            [text]).fetchone()
-    return bool(row and row[0])
+        rows = _duck.execute(
+            "SELECT v FROM (SELECT unnest($1) AS v) "
+            "WHERE coalesce(isfinite(TRY_CAST(v AS TIMESTAMPTZ)), false)",
+            [list(set(texts))]).fetchall()
+    return {r[0] for r in rows}
 
 
 def size_reason(size: int, limits: Limits) -> str | None:
@@ -73,9 +113,11 @@ def size_reason(size: int, limits: Limits) -> str | None:
     return None
 
 
-def check(msg: Any, limits: Limits, size: int | None = None) -> str | None:
+def check(msg: Any, limits: Limits, size: int | None = None,
+          known_timestamps: Mapping[str, bool] | None = None) -> str | None:
     """The reason *msg* is invalid, or None. *size*: its compact JSON length if known, -1
-    when the caller checks the size itself (see :func:`size_reason`)."""
+    when the caller checks the size itself (see :func:`size_reason`); *known_timestamps*:
+    verdicts already asked of DuckDB for the request (see :func:`odd_timestamps`)."""
     if not isinstance(msg, dict):
         return "a message must be a JSON object"
     if size is None:
@@ -111,7 +153,7 @@ def check(msg: Any, limits: Limits, size: int | None = None) -> str | None:
     ts_key = "originalTimestamp" if msg.get("originalTimestamp") is not None else "timestamp"
     for key, label in ((ts_key, "timestamp"), ("sentAt", "sentAt")):
         value = msg.get(key)
-        if value is not None and not timestamp_ok(value):
+        if value is not None and not timestamp_ok(value, known_timestamps):
             return f'{label} "{_render(value)[:40]}" is not an ISO-8601 date-time'
     props = msg.get("properties")
     if props is not None and not isinstance(props, dict):

@@ -7,6 +7,7 @@ shape of :class:`~demandloop.serve.ingest.Reject`.
 
 from __future__ import annotations
 
+import hmac
 import logging
 import time
 from typing import Any
@@ -18,6 +19,7 @@ from fastapi.responses import Response
 
 from demandloop.config import Settings
 from demandloop.serve import unsubscribe
+from demandloop.serve.guard import AuthThrottle, client_address, is_loopback, networks
 from demandloop.serve.ingest import OK, Ingest, Reject
 from demandloop.serve.snippet import snippet
 from demandloop.serve.state import CollectorState
@@ -67,14 +69,35 @@ def create_app(settings: Settings, state: CollectorState) -> Any:
                   openapi_url=None)
     js = snippet(c).encode()
 
+    throttle = AuthThrottle(c.auth_failures_per_minute)
+    proxies = networks(c.trusted_proxies)
+    token = c.monitoring_token.get_secret_value()
+    api_host = c.public_url.rstrip("/") or f"http://{c.host}:{c.port}"
+    scheme, _, api_host = api_host.rpartition("://")
+
+    def monitor(request: Request) -> bool:
+        """May this request see monitoring detail: the token, or (no token set) loopback."""
+        if token:
+            given = request.headers.get("authorization", "")
+            return hmac.compare_digest(given.encode(), f"Bearer {token}".encode())
+        return is_loopback(client_address(request.scope, dict(request.scope["headers"]),
+                                          proxies))
+
     @app.get("/v1/projects/{write_key}/settings")
     async def project_settings(write_key: str, request: Request) -> Response:
+        client = client_address(request.scope, dict(request.scope["headers"]), proxies)
+        if throttle.blocked(client):
+            return _answer(Reject(429, "too_many_failures", "too many requests with a wrong "
+                                  "write key from this address; wait a minute",
+                                  retry_after=60))
         if state.keys.workspace(write_key) is None:
+            throttle.failed(client)
             return _answer(Reject(401, "invalid_write_key", "unknown write key"))
-        host = request.headers.get("host", f"{c.host}:{c.port}")
+        # the address comes from the settings, never from the request's Host header (which
+        # a client or a shared cache in front of us could poison)
         return Response(orjson.dumps({
-            "integrations": {"Segment.io": {"apiKey": write_key, "apiHost": f"{host}/v1",
-                                            "protocol": request.url.scheme}},
+            "integrations": {"Segment.io": {"apiKey": write_key, "apiHost": f"{api_host}/v1",
+                                            "protocol": scheme or "http"}},
             "plan": {"track": {"__default": {"enabled": True}},
                      "identify": {"__default": {"enabled": True}},
                      "group": {"__default": {"enabled": True}}},
@@ -93,15 +116,24 @@ def create_app(settings: Settings, state: CollectorState) -> Any:
         return Response(OK, media_type="application/json")
 
     @app.get("/readyz")
-    async def readyz() -> Response:
+    async def readyz(request: Request) -> Response:
         problem = state.not_ready(c.max_backlog_mb * (1 << 20))
         if problem:
-            return _answer(Reject(503, "not_ready", problem, retry_after=5))
+            # load balancers need only the status; the reason (error text) is for operators
+            detail = problem if monitor(request) else "not ready"
+            return _answer(Reject(503, "not_ready", detail, retry_after=5))
         return Response(OK, media_type="application/json")
 
     @app.get("/metrics")
-    async def prometheus() -> Response:
-        return Response(state.metrics.render(state.backlog_bytes(), state.loader_status()),
+    async def prometheus(request: Request) -> Response:
+        if not monitor(request):
+            return _answer(Reject(401 if token else 403, "forbidden",
+                                  "send collector.monitoring_token as a Bearer token" if token
+                                  else "only loopback clients may read /metrics unless "
+                                  "collector.monitoring_token is set"))
+        status = state.loader_status()
+        return Response(state.metrics.render(state.backlog_bytes(), status,
+                                             up=state.loader_problem(status) is None),
                         media_type="text/plain; version=0.0.4")
 
     unsubscribe.register(app, state, state.keys.path.parent)
@@ -118,4 +150,4 @@ def create_app(settings: Settings, state: CollectorState) -> Any:
     # CORS answers browsers' preflights; the ingestion path adds its own allow-origin header
     cors = CORSMiddleware(app, allow_origins=c.cors_origins, allow_methods=["*"],
                           allow_headers=["*"], max_age=86400)
-    return AccessLog(Ingest(cors, settings, state))
+    return AccessLog(Ingest(cors, settings, state, throttle))

@@ -18,6 +18,7 @@ other answer uses one JSON shape, ``{"success": false, "error": {"code", "messag
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import datetime as dt
@@ -29,9 +30,16 @@ from typing import Any
 import orjson
 
 from demandloop.collect.segment import Limits
-from demandloop.collect.validate import check, normalise, size_reason
+from demandloop.collect.validate import (
+    check,
+    normalise,
+    odd_timestamps,
+    size_reason,
+    timestamps_ok,
+)
 from demandloop.config import Settings
 from demandloop.errors import StoreError
+from demandloop.serve.guard import AuthThrottle, client_address, networks
 from demandloop.serve.state import CollectorState
 
 OK = b'{"success":true}'
@@ -40,6 +48,11 @@ TYPES = {"track": "track", "identify": "identify", "page": "page", "screen": "sc
          "s": "screen", "g": "group", "a": "alias"}
 MAX_PROBLEMS = 20
 JSON = (b"content-type", b"application/json")
+#: analytics.js telemetry is discarded: a small cap, so the unauthenticated path costs nothing
+MAX_TELEMETRY_BYTES = 16_384
+#: libraries that run in a browser: their requests come from the visitor's own address
+BROWSER_LIBRARIES = ("analytics.js", "analytics-next", "demandloop.js")
+TOO_DEEP = "message is nested more than 255 levels deep"
 
 
 class Reject(Exception):
@@ -147,12 +160,15 @@ def merge_patch(target: Any, patch: Any) -> Any:
 class Ingest:
     """ASGI: ``POST /v1/...`` handled here, anything else passed to *app*."""
 
-    def __init__(self, app: Any, settings: Settings, state: CollectorState) -> None:
+    def __init__(self, app: Any, settings: Settings, state: CollectorState,
+                 throttle: AuthThrottle | None = None) -> None:
         self.app, self.state = app, state
         self.c = c = settings.collector
         self.limits = Limits(max_event_bytes=settings.ingest.max_event_bytes,
                              max_message_id_length=settings.ingest.max_message_id_length)
         self.bucket = TokenBucket(c.rate_limit, c.rate_burst)
+        self.throttle = throttle or AuthThrottle(c.auth_failures_per_minute)
+        self.proxies = networks(c.trusted_proxies)
         self.any_origin = "*" in c.cors_origins
         self.origins = {o.encode() for o in c.cors_origins}
 
@@ -166,12 +182,19 @@ class Ingest:
         started = time.perf_counter()
         events = 1
         extra: list[tuple[bytes, bytes]] = []
+        origin = headers.get(b"origin")
+        allowed = origin is None or self.any_origin or origin in self.origins
         try:
+            if not allowed:
+                # a browser's text/plain POST is a "simple request": no preflight stops it,
+                # so the origin is checked here
+                raise Reject(403, "origin_not_allowed", "this origin may not send events "
+                             "(add it to collector.cors_origins)")
             if name == "m":  # analytics.js telemetry: accepted and ignored
-                await self._body(receive, headers)
+                await self._body(receive, headers, MAX_TELEMETRY_BYTES)
                 status, payload = 200, OK
             elif name in ("batch", "b") or name in TYPES:
-                events = await self._ingest(receive, headers, TYPES.get(name))
+                events = await self._ingest(scope, receive, headers, TYPES.get(name))
                 status, payload = 200, OK
             else:
                 raise Reject(404, "not_found", f"no endpoint /v1/{name[:40]}")
@@ -180,8 +203,7 @@ class Ingest:
             payload, extra = r.payload()
             self.state.metrics.rejected(status, events)
         self.state.metrics.observe(time.perf_counter() - started, status)
-        origin = headers.get(b"origin")
-        if origin is not None and (self.any_origin or origin in self.origins):
+        if origin is not None and allowed:
             extra.append((b"access-control-allow-origin", b"*" if self.any_origin else origin))
             extra.append((b"vary", b"Origin"))
         await send({"type": "http.response.start", "status": status,
@@ -189,16 +211,20 @@ class Ingest:
                                 *extra]})
         await send({"type": "http.response.body", "body": payload})
 
-    async def _body(self, receive: Any, headers: dict[bytes, bytes]) -> bytes:
-        limit = self.c.max_request_bytes
+    async def _body(self, receive: Any, headers: dict[bytes, bytes], limit: int) -> bytes:
         declared = headers.get(b"content-length", b"")
         too_large = Reject(413, "too_large", f"the request is over {limit:,} bytes "
                            "(send smaller batches)")
         if declared.isdigit() and int(declared) > limit:
             raise too_large
         chunks, size, more = [], 0, True
+        deadline = time.monotonic() + self.c.read_timeout_seconds
         while more:
-            message = await receive()
+            try:
+                message = await asyncio.wait_for(receive(), deadline - time.monotonic())
+            except TimeoutError:
+                raise Reject(408, "timeout", "the body did not arrive within "
+                             f"{self.c.read_timeout_seconds:g} s") from None
             if message["type"] == "http.disconnect":
                 raise Reject(400, "disconnected", "the client went away")
             chunk = message.get("body", b"")
@@ -209,11 +235,25 @@ class Ingest:
             more = message.get("more_body", False)
         return b"".join(chunks)
 
-    async def _ingest(self, receive: Any, headers: dict[bytes, bytes], kind: str | None
-                      ) -> int:
+    def _workspace(self, scope: Any, headers: dict[bytes, bytes], body: dict[str, Any]
+                   ) -> str:
+        client = client_address(scope, headers, self.proxies)
+        if self.throttle.blocked(client):
+            raise Reject(429, "too_many_failures", "too many requests with a wrong write "
+                         "key from this address; wait a minute", retry_after=60)
+        workspace = self.state.keys.workspace(
+            _key(headers.get(b"authorization", b"").decode("latin-1"), body))
+        if workspace is None:
+            self.throttle.failed(client)
+            raise Reject(401, "invalid_write_key", "missing or unknown write key (send "
+                         "it as the HTTP Basic username or as writeKey in the body)")
+        return workspace
+
+    async def _ingest(self, scope: Any, receive: Any, headers: dict[bytes, bytes],
+                      kind: str | None) -> int:
         """Check and log one request; returns its number of events (raises Reject)."""
-        c, limits, state = self.c, self.limits, self.state
-        raw = await self._body(receive, headers)
+        c, state = self.c, self.state
+        raw = await self._body(receive, headers, c.max_request_bytes)
         encoding = headers.get(b"content-encoding", b"").decode("latin-1") or None
         data = _decode(raw, encoding, c.max_request_bytes)
         try:
@@ -222,63 +262,113 @@ class Ingest:
             raise Reject(400, "invalid_json", f"the body is not valid JSON: {exc}") from None
         if not isinstance(body, dict):
             raise Reject(400, "invalid_json", "the body must be a JSON object")
-        workspace = state.keys.workspace(
-            _key(headers.get(b"authorization", b"").decode("latin-1"), body))
-        if workspace is None:
-            raise Reject(401, "invalid_write_key", "missing or unknown write key (send "
-                         "it as the HTTP Basic username or as writeKey in the body)")
+        workspace = self._workspace(scope, headers, body)
         envelope, messages = _messages(body, kind)
-        now = dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds").replace(
-            "+00:00", "Z")
-        problems, accepted = [], []
         sent = envelope.get("sentAt")
-        for i, msg in enumerate(messages):
-            if isinstance(msg, dict) and sent is not None and "sentAt" not in msg:
-                msg = {**msg, "sentAt": sent}
-            where = f"batch[{i}]: " if kind is None else ""
-            reason = check(msg, limits, -1)  # the size is checked below, on fewer dumps
-            if reason:
-                problems.append((400, where + reason))
-                continue
-            out = normalise(msg, now)
-            line = orjson.dumps(out)
-            # normalising only adds fields, so a short line proves a short message; the
-            # message itself is measured when that proof fails
-            if len(line) > limits.max_event_bytes or "receivedAt" in msg:
-                too_big = size_reason(len(orjson.dumps(msg)), limits)
-                if too_big:
-                    problems.append((413, where + too_big))
-                    continue
-            accepted.append((out, line))
-        if problems:
-            status = 413 if all(s == 413 for s, _ in problems) else 400
-            raise Reject(status, "too_large" if status == 413 else "invalid_messages",
-                         f"{len(problems)} of {len(messages)} message(s) are invalid; "
-                         "nothing was accepted",
-                         problems=[p for _, p in problems[:MAX_PROBLEMS]])
-        if not accepted:
-            raise Reject(400, "invalid_messages", "the batch is empty")
-        wait = self.bucket.take(workspace, len(accepted))
+        odd = [t for m in messages for t in odd_timestamps(m, sent)]
+        # DuckDB judges the odd timestamps, all at once and off the event loop (one query
+        # per value, on the loop, froze every other client for seconds)
+        known = dict.fromkeys(odd, False)
+        if odd:
+            known.update(dict.fromkeys(await asyncio.to_thread(timestamps_ok, odd), True))
+        browser = b"origin" in headers
+        client = client_address(scope, headers, self.proxies)
+        lines = self._lines(envelope, messages, kind, known, browser, client)
+        wait = self.bucket.take(workspace, len(lines))
         if wait > 0:
             raise Reject(429, "rate_limited", f"workspace over its rate limit of "
                          f"{c.rate_limit:g} events/s", retry_after=max(1, math.ceil(wait)))
         if state.backlog_bytes() > c.max_backlog_mb * (1 << 20):
             raise Reject(503, "backlog_full", "the loader is behind; retry shortly",
                          retry_after=5)
-        shared = envelope.get("context")
-        lines = [line for _, line in accepted]
-        if isinstance(shared, dict):  # a batch's context applies to each of its messages
-            lines = []
-            for msg, _ in accepted:
-                own = msg.get("context")
-                msg["context"] = merge_patch(shared, own) if own is not None else shared
-                lines.append(orjson.dumps(msg))
-        # one message per line: the loader stages single messages far faster than batch
-        # envelopes (measured: 60-80k vs 8k events/s)
-        record = b"\n".join(lines)
         try:
-            await state.log.append(workspace, record)
+            await state.log.append(workspace, b"\n".join(lines))
         except StoreError as exc:
             raise Reject(503, "store_unavailable", str(exc), retry_after=5) from None
-        state.metrics.accepted(workspace, len(accepted))
-        return len(accepted)
+        state.metrics.accepted(workspace, len(lines))
+        return len(lines)
+
+    def _lines(self, envelope: dict[str, Any], messages: list[Any], kind: str | None,
+               known: dict[str, bool], browser: bool, client: str | None) -> list[bytes]:
+        """The log lines of a request's messages, exactly as they will be stored: the
+        batch's context and sentAt applied, normalised, measured (raises Reject)."""
+        limits = self.limits
+        now = dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds").replace(
+            "+00:00", "Z")
+        shared = envelope.get("context")
+        shared = shared if isinstance(shared, dict) else None
+        sent = envelope.get("sentAt")
+        problems: list[tuple[int, str]] = []
+        lines: list[bytes] = []
+        total = 0
+        for i, msg in enumerate(messages):
+            where = f"batch[{i}]: " if kind is None else ""
+            if isinstance(msg, dict) and sent is not None and "sentAt" not in msg:
+                msg = {**msg, "sentAt": sent}
+            try:
+                line, reason, status = self._line(msg, limits, known, shared, browser,
+                                                  client, now)
+            except (orjson.JSONEncodeError, RecursionError):
+                line, reason, status = b"", TOO_DEEP, 400
+            if reason:
+                problems.append((status, where + reason))
+                continue
+            total += len(line) + 1
+            lines.append(line)
+        if problems:
+            status = 413 if all(s == 413 for s, _ in problems) else 400
+            raise Reject(status, "too_large" if status == 413 else "invalid_messages",
+                         f"{len(problems)} of {len(messages)} message(s) are invalid; "
+                         "nothing was accepted",
+                         problems=[p for _, p in problems[:MAX_PROBLEMS]])
+        if not lines:
+            raise Reject(400, "invalid_messages", "the batch is empty")
+        if total > self.c.max_expanded_bytes:
+            raise Reject(413, "too_large", f"the batch is {total:,} bytes once its context "
+                         "is applied to each message, over the "
+                         f"{self.c.max_expanded_bytes:,}-byte limit (send smaller batches "
+                         "or a smaller batch context)")
+        return lines
+
+    @staticmethod
+    def _line(msg: Any, limits: Limits, known: dict[str, bool], shared: dict[str, Any] | None,
+              browser: bool, client: str | None, now: str) -> tuple[bytes, str | None, int]:
+        """One message's log line, or the reason and status refusing it."""
+        reason = check(msg, limits, -1, known)  # the size is checked below
+        if reason:
+            return b"", reason, 400
+        if shared is not None:  # a batch's context applies to each of its messages
+            own = msg.get("context")
+            msg = {**msg, "context": merge_patch(shared, own) if own is not None else shared}
+        if client is not None:
+            msg = _with_ip(msg, client, browser)
+        out = normalise(msg, now)
+        line = orjson.dumps(out)
+        # the limit applies to what is stored (the batch's context included): a small
+        # request must not become a huge record. Normalising only adds fields, so a short
+        # line proves a short message; the message is measured when that proof fails
+        if len(line) > limits.max_event_bytes or "receivedAt" in msg:
+            too_big = size_reason(len(orjson.dumps(msg)), limits)
+            if too_big:
+                return b"", too_big, 413
+        if "batch" in out:
+            # a message with a top-level "batch" field would read as an envelope in the
+            # log: wrapped in one, it is stored as the message it is
+            line = b'{"batch":[' + line + b"]}"
+        return line, None, 200
+
+
+def _with_ip(msg: dict[str, Any], client: str, browser: bool) -> dict[str, Any]:
+    """*msg* with ``context.ip`` set to the client's address when it has none and it came
+    from a browser (a request with an Origin header, or a browser library): a server-side
+    SDK's address is the sender's server, not the visitor."""
+    context = msg.get("context")
+    if context is None:
+        context = {}
+    if not isinstance(context, dict) or context.get("ip") is not None:
+        return msg
+    library = context.get("library")
+    name = library.get("name") if isinstance(library, dict) else None
+    if not browser and name not in BROWSER_LIBRARIES:
+        return msg
+    return {**msg, "context": {**context, "ip": client}}

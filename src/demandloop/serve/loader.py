@@ -4,8 +4,14 @@ One loader runs per database (DuckDB allows one writing process). It reads every
 folder under the log root, lands each workspace's records with the same staging SQL as file
 ingestion (deduplicated on messageId against everything stored, so a replay after a crash
 stores nothing twice), and only then moves the folder's checkpoint. Messages the SQL refuses
-(the edge checks the same rules, so this means a bug) go to ``dead-letter.jsonl`` with the
-reason: acknowledged events are never dropped silently.
+(the edge checks the same rules, so this means a bug), records over ``MAX_RECORD_BYTES`` and
+records the store fails on go, whole, to ``dead-letter.jsonl`` with the reason: acknowledged
+events are never dropped silently, and one bad record never blocks the ones behind it (a
+failing batch is split until the failing record stands alone).
+
+A watchdog thread restarts the loader thread if it dies, and writes the status file (read by
+``/readyz`` and ``/metrics``, in this process or in the HTTP workers) every second, so a
+dead or stalled loader shows there.
 """
 
 from __future__ import annotations
@@ -21,6 +27,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import duckdb
 import orjson
 
 from demandloop.collect.log import (
@@ -40,6 +47,12 @@ log = logging.getLogger("demandloop.loader")
 #: the edge enforces the per-event size on the message as sent; the loader must not
 #: re-judge it on a re-serialised copy whose length can differ by escaping
 LOADER_LIMITS = Limits(max_event_bytes=1 << 30)
+#: a record (one request's events) the edge cannot produce any more (it caps what a request
+#: expands to); larger ones, from an older version's log, are dead-lettered unread by DuckDB
+MAX_RECORD_BYTES = 64 << 20
+#: the store itself failing (disk full, file gone): retried later, never blamed on a record
+STORE_DOWN = (OSError, duckdb.IOException, duckdb.FatalException)
+DEAD_LETTER = "dead-letter.jsonl"
 
 
 class Loader:
@@ -65,25 +78,54 @@ class Loader:
         self._loaded_since = False
         self.batch_bytes, self.idle = batch_bytes, idle_seconds
         self.status: dict[str, Any] = {"loaded": 0, "deduplicated": 0, "dead_lettered": 0,
-                                       "heartbeat": time.time(), "error": None, "cycles": 0}
+                                       "heartbeat": time.time(), "error": None, "cycles": 0,
+                                       "restarts": 0, "alive": True, "busy_since": None}
         self._stop = threading.Event()
         self._lock = threading.Lock()
-        self._thread = threading.Thread(target=self._run, name="dl-loader", daemon=True)
+        self._thread = self._new_thread()
+        self._watchdog = threading.Thread(target=self._watch, name="dl-loader-watchdog",
+                                          daemon=True)
+
+    def _new_thread(self) -> threading.Thread:
+        return threading.Thread(target=self._run, name="dl-loader", daemon=True)
 
     def start(self) -> Loader:
         self._thread.start()
+        self._watchdog.start()
         return self
 
-    def stop(self, drain: bool = True) -> None:
-        """Stop after loading everything durable (when *drain*)."""
+    def stop(self, drain: bool = True, timeout: float = 120.0) -> int:
+        """Stop, after loading everything durable (when *drain*) for at most *timeout*
+        seconds; returns the bytes left unloaded in the log (loaded at the next start)."""
+        deadline = time.monotonic() + timeout
         self._stop.set()
         if self.own is not None:
             self.own.new_data.set()
-        self._thread.join(timeout=120)
-        if drain:
-            while self.load_once():
+        self._thread.join(timeout=max(deadline - time.monotonic(), 0.0))
+        self._watchdog.join(timeout=5)
+        if drain and not self._thread.is_alive():  # else it still holds the database
+            while time.monotonic() < deadline and self.load_once():
                 pass
         self._write_status()
+        return self.backlog()
+
+    def backlog(self) -> int:
+        """Bytes of every log folder not yet in the store."""
+        return sum(backlog_bytes(f, load_checkpoint(f)) for f in self._folders())
+
+    def _watch(self) -> None:
+        """Restart a dead loader thread; publish the status every second."""
+        while not self._stop.wait(1.0):
+            alive = self._thread.is_alive()
+            self.status["alive"] = alive
+            if not alive:
+                self.status["restarts"] += 1
+                self.status["error"] = "the loader thread died; restarted"
+                log.error("the loader thread died; restarting it")
+                self._thread = self._new_thread()
+                self._thread.start()
+            with contextlib.suppress(OSError):  # out of descriptors: try again next second
+                self._write_status()
 
     def _folders(self) -> list[Path]:
         """Every worker's log folder, this process's own included (and any left by an
@@ -96,7 +138,6 @@ class Loader:
         # log absorbs the load and the loader catches up after (max_backlog_mb bounds it).
         with contextlib.suppress(AttributeError, OSError, PermissionError):
             os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 10)
-        last_status = 0.0
         while not self._stop.is_set():
             try:
                 busy = self.load_once()
@@ -113,9 +154,7 @@ class Loader:
             self._maybe_maintain()
             if not busy:
                 self._run_periodic()
-            if time.monotonic() - last_status > 1.0:
-                self._write_status()
-                last_status = time.monotonic()
+            self.status["heartbeat"] = time.time()
             if not busy:
                 if self.own is not None:
                     self.own.new_data.wait(self.idle * 4)
@@ -124,7 +163,9 @@ class Loader:
                     self._stop.wait(self.idle)
 
     def _guarded(self, what: str, fn: Callable[[], None]) -> bool:
-        """Run *fn*, recording its failure in ``status["<what>_error"]``; True if it ran."""
+        """Run *fn*, recording its failure in ``status["<what>_error"]``; True if it ran.
+        While it runs the loader is busy, not stalled (``busy_since``)."""
+        self.status["busy_since"] = time.time()
         try:
             fn()
             self.status[f"{what}_error"] = None
@@ -133,6 +174,8 @@ class Loader:
             log.exception("%s in the collector failed", what)
             self.status[f"{what}_error"] = f"{type(exc).__name__}: {exc}"
             return False
+        finally:
+            self.status["busy_since"] = None
 
     def _run_periodic(self) -> None:
         for i, (fn, every) in enumerate(self.periodic):
@@ -179,32 +222,66 @@ class Loader:
         return any_loaded
 
     def _land(self, workspace: str, bodies: list[bytes], folder: Path) -> None:
+        for body in bodies:
+            if len(body) > MAX_RECORD_BYTES:
+                self._dead(workspace, [(f"a record of {len(body):,} bytes, over the loader's "
+                                        f"{MAX_RECORD_BYTES:,}-byte limit", body)])
+        self._land_split(workspace, [b for b in bodies if len(b) <= MAX_RECORD_BYTES],
+                         folder)
+
+    def _land_split(self, workspace: str, bodies: list[bytes], folder: Path) -> None:
+        """Land *bodies*; when the store fails on them, land each half alone, down to the
+        one record that fails (dead-lettered) so the others are stored."""
+        if not bodies:
+            return
+        try:
+            self._land_records(workspace, bodies, folder)
+        except STORE_DOWN:
+            raise  # the store, not the records: retried, never dead-lettered
+        except Exception as exc:
+            if len(bodies) == 1:
+                self._dead(workspace, [(f"the store failed on it: {type(exc).__name__}: "
+                                        f"{str(exc)[:300]}", bodies[0])])
+                return
+            mid = len(bodies) // 2
+            self._land_split(workspace, bodies[:mid], folder)
+            self._land_split(workspace, bodies[mid:], folder)
+
+    def _land_records(self, workspace: str, bodies: list[bytes], folder: Path) -> None:
         # A record is JSON Lines already: handed to DuckDB's own reader as a file, the
         # splitting and parsing run in DuckDB without holding Python's GIL (which would
         # stall the event loop answering requests in this process).
         staging = self.root / f".loading-{folder.name}.jsonl"
+        lines = [line for body in bodies for line in body.split(b"\n")]
         with staging.open("wb") as fh:
-            for body in bodies:
-                fh.write(body)
+            for line in lines:
+                fh.write(line)
                 fh.write(b"\n")
         try:
             result = ingest_files(self.store, [staging], limits=LOADER_LIMITS,
                                   skip_invalid=True, workspace_id=workspace,
-                                  source=f"collector:{folder.name}")
+                                  source=f"collector:{folder.name}", every_problem=True)
         finally:
             staging.unlink(missing_ok=True)
         self.status["loaded"] += result.inserted
         self.status["deduplicated"] += result.duplicates
         if result.invalid:
-            self.status["dead_lettered"] += result.invalid
-            with (self.root / "dead-letter.jsonl").open("ab") as fh:
-                for problem in result.problems:
-                    fh.write(orjson.dumps({"workspace": workspace, "problem": problem,
-                                           "at": dt.datetime.now(dt.UTC).isoformat()}) + b"\n")
-                fh.flush()
-                os.fsync(fh.fileno())
-            log.error("%d acknowledged event(s) refused by the store: %s", result.invalid,
-                      result.problems[:3])
+            self._dead(workspace, [(reason, lines[n - 1]) for n, reason in
+                                   result.invalid_lines if 0 < n <= len(lines)])
+
+    def _dead(self, workspace: str, items: list[tuple[str, bytes]]) -> None:
+        """Keep acknowledged data the store refused, whole, with the reason, on disk."""
+        self.status["dead_lettered"] += len(items)
+        at = dt.datetime.now(dt.UTC).isoformat()
+        with (self.root / DEAD_LETTER).open("ab") as fh:
+            for reason, body in items:
+                fh.write(orjson.dumps({"workspace": workspace, "reason": reason, "at": at,
+                                       "body": body.decode("utf-8", "backslashreplace")})
+                         + b"\n")
+            fh.flush()
+            os.fsync(fh.fileno())
+        log.error("%d acknowledged record(s) kept in %s: %s", len(items), DEAD_LETTER,
+                  [r for r, _ in items[:3]])
 
     def _forget(self, folder: Path, pos: Position) -> None:
         """Remove a dead worker's folder once it is fully loaded."""

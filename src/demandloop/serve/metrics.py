@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from prometheus_client import (
@@ -40,6 +41,13 @@ class Metrics:
         self.dead = Gauge("demandloop_events_dead_lettered",
                           "Events the loader could not store (kept in dead-letter.jsonl)",
                           registry=r)
+        self.loader_up = Gauge("demandloop_loader_up", "1 while the loader thread runs "
+                               "and makes progress, else 0", registry=r)
+        self.loader_restarts = Gauge("demandloop_loader_restarts",
+                                     "Times the loader thread died and was restarted",
+                                     registry=r)
+        self.heartbeat_age = Gauge("demandloop_loader_heartbeat_age_seconds",
+                                   "Seconds since the loader last made progress", registry=r)
         self._by_status: dict[int, Any] = {}
         self._accepted = self.events.labels("accepted")
         self._rejected = self.events.labels("rejected")
@@ -57,8 +65,12 @@ class Metrics:
             child = self._by_status[status] = self.requests.labels(str(status))
         child.inc()
 
-    def render(self, backlog: int, loader: dict[str, Any]) -> bytes:
+    def render(self, backlog: int, loader: dict[str, Any], up: bool = True) -> bytes:
         self.backlog.set(backlog)
+        self.loader_up.set(1 if up else 0)
+        self.loader_restarts.set(loader.get("restarts", 0))
+        self.heartbeat_age.set(max(time.time() - float(loader.get("heartbeat", 0)), 0.0)
+                               if loader else 0.0)
         self.loaded.set(loader.get("loaded", 0))
         self.deduplicated.set(loader.get("deduplicated", 0))
         self.dead.set(loader.get("dead_lettered", 0))

@@ -4,16 +4,23 @@ One worker: the HTTP server, the log writer and the loader share one process. Se
 workers: uvicorn starts that many HTTP processes, each appending to its own log folder
 (``<log_dir>/w<pid>``), and this process, which owns the database, runs the loader over all
 of them. Either way SIGTERM or Ctrl-C stops accepting, lets in-flight requests finish, and
-loads everything acknowledged before exiting; after SIGKILL the next start replays the log.
+loads what was acknowledged for up to ``collector.drain_seconds`` before exiting (what is
+left stays in the log, said on stderr, and loads at the next start); after SIGKILL the next
+start replays the log. uvicorn re-raises the signal once it has shut down, which would kill
+the process before that drain: :class:`_Server` keeps the signal instead.
 Since this process holds the database, it also runs the rest of the loop (resolve, score,
 workflows) in the loader thread every ``collector.rescore_minutes`` when events arrived.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+import signal
 import sys
+import threading
+from collections.abc import Generator
 from pathlib import Path
 from typing import Any
 
@@ -22,12 +29,42 @@ import uvicorn
 from demandloop.collect.log import DurableLog
 from demandloop.config import Settings
 from demandloop.serve.app import create_app
+from demandloop.serve.guard import GuardedProtocol, raise_fd_limit
 from demandloop.serve.loader import Loader
 from demandloop.serve.state import CollectorState
 from demandloop.store.keys import KeyRing
 from demandloop.workspace import Workspace
 
 ENV_DIR = "DEMANDLOOP_SERVE_DIR"
+#: descriptors a process needs besides its connections (log segments, DuckDB, the loader)
+SPARE_FDS = 256
+logger = logging.getLogger("demandloop.loader")
+
+
+class _Server(uvicorn.Server):
+    """uvicorn's server, minus re-raising SIGTERM/SIGINT after its graceful shutdown: the
+    caller drains the loader first (uvicorn's re-raise killed the process with acknowledged
+    events still in the log, and made exit codes depend on timing)."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Generator[None, None, None]:
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+        handled = (signal.SIGINT, signal.SIGTERM)
+        original = {sig: signal.signal(sig, self.handle_exit) for sig in handled}
+        try:
+            yield
+        finally:
+            for sig, handler in original.items():
+                signal.signal(sig, handler)
+
+
+def _drain(loader: Loader, seconds: float) -> None:
+    left = loader.stop(drain=True, timeout=seconds)
+    if left:
+        logger.warning("stopped with %s bytes of acknowledged events still in the log: they "
+                       "load at the next start", f"{left:,}")
 
 
 def _logging(access_log: bool) -> None:
@@ -55,20 +92,18 @@ def serve(directory: Path, *, host: str | None = None, port: int | None = None,
     # the log writer thread must get the GIL back quickly after each fsync to release the
     # waiting requests; the default 5 ms switch interval would add that much latency
     sys.setswitchinterval(0.0005)
-    common: dict[str, Any] = {"host": host, "port": port, "log_level": "warning",
-                              "access_log": False, "lifespan": "off",
-                              "timeout_graceful_shutdown": 10}
+    common = server_options(ws.settings, host, port)
     try:
         if workers == 1:
             log = DurableLog(root / "main")
             loader = Loader(ws.store, root, own=log, **_hooks(ws)).start()
             state = CollectorState(log=log, keys=KeyRing(ws.directory), log_root=root,
                                    loader=loader)
-            server = uvicorn.Server(uvicorn.Config(create_app(ws.settings, state), **common))
+            server = _Server(uvicorn.Config(create_app(ws.settings, state), **common))
             try:
                 server.run()
             finally:
-                loader.stop(drain=True)
+                _drain(loader, c.drain_seconds)
                 log.close()
         else:
             loader = Loader(ws.store, root, **_hooks(ws)).start()
@@ -77,9 +112,22 @@ def serve(directory: Path, *, host: str | None = None, port: int | None = None,
                 uvicorn.run("demandloop.serve.run:worker_app", factory=True, workers=workers,
                             **common)
             finally:
-                loader.stop(drain=True)
+                _drain(loader, c.drain_seconds)
     finally:
         ws.close()
+
+
+def server_options(settings: Settings, host: str, port: int) -> dict[str, Any]:
+    """uvicorn's options for the collector, with its guards against stalled and excess
+    connections in force in this process (the file limit raised to fit them)."""
+    c = settings.collector
+    raise_fd_limit(c.max_connections + SPARE_FDS)
+    GuardedProtocol.configure(c.read_timeout_seconds, c.max_connections)
+    # proxy_headers off: uvicorn would believe X-Forwarded-For from 127.0.0.1 by default;
+    # the collector reads it itself, from collector.trusted_proxies only
+    return {"host": host, "port": port, "log_level": "warning", "access_log": False,
+            "lifespan": "off", "timeout_graceful_shutdown": 10, "http": GuardedProtocol,
+            "proxy_headers": False}
 
 
 def _hooks(ws: Workspace) -> dict[str, Any]:
@@ -107,6 +155,7 @@ def worker_app() -> object:
     """The app of one HTTP worker process (several-worker mode): no database access."""
     directory = Path(os.environ[ENV_DIR])
     settings = Settings.load(directory)
+    server_options(settings, "", 0)  # this worker's guards
     root = directory / settings.collector.log_dir
     log = DurableLog(root / f"w{os.getpid()}")
     state = CollectorState(log=log, keys=KeyRing(directory), log_root=root)

@@ -14,7 +14,7 @@ from importlib import resources
 
 import orjson
 
-from demandloop.config import CollectorSettings
+from demandloop.config_collect import CollectorSettings
 
 
 def snippet(settings: CollectorSettings) -> str:

@@ -15,6 +15,9 @@ from demandloop.serve.metrics import Metrics
 from demandloop.store.keys import KeyRing
 
 STATUS_FILE = "loader-status.json"
+#: a loader whose heartbeat is older than this, and that is not busy resolving or scoring,
+#: is stalled
+STALL_SECONDS = 30.0
 
 
 @dataclass
@@ -43,14 +46,24 @@ class CollectorState:
         except (OSError, orjson.JSONDecodeError):
             return {}
 
+    def loader_problem(self, status: dict[str, Any] | None = None) -> str | None:
+        """Why the loader is not loading (dead, stalled, failing), or None."""
+        status = self.loader_status() if status is None else status
+        if not status or not status.get("alive", True):
+            return "the loader is not running"
+        age = time.time() - float(status.get("heartbeat", 0))
+        if age > STALL_SECONDS and not status.get("busy_since"):
+            return f"the loader is stalled (no progress for {age:.0f} s)"
+        if status.get("error"):
+            return f"the loader failed: {status['error']}"
+        return None
+
     def not_ready(self, max_backlog: float) -> str | None:
         if self.log.failed is not None:
             return f"the log cannot be written: {self.log.failed}"
-        status = self.loader_status()
-        if not status or time.time() - float(status.get("heartbeat", 0)) > 10:
-            return "the loader is not running"
-        if status.get("error"):
-            return f"the loader failed: {status['error']}"
+        problem = self.loader_problem()
+        if problem:
+            return problem
         if self.backlog_bytes() > max_backlog:
             return "the loader is behind"
         return None

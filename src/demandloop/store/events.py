@@ -51,6 +51,9 @@ class IngestResult:
     duplicates: int = 0
     inserted: int = 0
     problems: list[str] = field(default_factory=list)
+    #: every invalid message as (line, reason), filled when asked for (the collector's
+    #: loader dead-letters each refused line with its reason)
+    invalid_lines: list[tuple[int, str]] = field(default_factory=list)
 
 
 @dataclass
@@ -76,10 +79,11 @@ def ingest_files(
     progress: Progress | None = None,
     workspace_id: str | None = None,
     source: str | None = None,
+    every_problem: bool = False,
 ) -> IngestResult:
     """Validate and store the messages of event files (JSONL, JSON, optionally gzipped),
     in *workspace_id* (default: the store's), recorded as coming from *source* (default:
-    each file's path).
+    each file's path); *every_problem* lists every invalid line in ``invalid_lines``.
 
     Raises :class:`InputError` and writes nothing when any message is invalid (unless
     *skip_invalid*).
@@ -88,6 +92,7 @@ def ingest_files(
         if not path.is_file():
             raise InputError(f"{path}: no such file", hint="check the path")
     with _Stager(store, limits, received_at, workspace_id) as st:
+        st.every_problem = every_problem
         lines = {path: st.direct_lines(path) for path in paths}
         direct = [path for path in paths if lines[path] is not None]
 
@@ -154,6 +159,7 @@ class _Stager:
         self.direct = (0, 0)  # (messages, inserted) of directly inserted files
         self.staged = (0, 0)  # (messages, invalid) in _staged, as last checked
         self.staged_inserted = 0
+        self.every_problem = False
 
     def __enter__(self) -> _Stager:
         self._lock = self.store.locked_cursor()
@@ -349,6 +355,10 @@ class _Stager:
             where = f"{name}:{line_no}" if unit == "line" else f"{name}: item {line_no}"
             inner = f" batch[{idx}]:" if in_batch else ""
             self.result.problems.append(f"{where}:{inner} {reason}")
+        if self.every_problem:
+            self.result.invalid_lines = [(int(n), str(r)) for n, r in self.cur.execute(
+                "SELECT line_no, reason FROM _staged WHERE reason IS NOT NULL "
+                "ORDER BY line_no").fetchall()]
         if self.result.invalid > len(rows):
             self.result.problems.append(
                 f"... and {self.result.invalid - len(rows)} more invalid message(s)"

@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import os
+import re
 import secrets
 import threading
 import time
@@ -21,6 +22,7 @@ from typing import Any
 
 import orjson
 
+from demandloop.config_base import WORKSPACE_ID_PATTERN
 from demandloop.errors import NotFoundError, UsageError
 
 KEYS_FILE = "keys.json"
@@ -60,6 +62,10 @@ def _write(path: Path, keys: list[dict[str, Any]]) -> None:
 
 def create(directory: Path, workspace: str, name: str = "") -> tuple[str, KeyInfo]:
     """A new key for *workspace*: returns the key (shown once) and its record."""
+    if not re.fullmatch(WORKSPACE_ID_PATTERN, workspace):
+        raise UsageError(f"'{workspace[:80]}' is not a valid workspace id",
+                         hint="use 1-63 lower-case letters, digits, - and _, starting with a "
+                         "letter or digit")
     key = "dl_" + secrets.token_urlsafe(24)
     path = directory / KEYS_FILE
     keys = _read(path)
