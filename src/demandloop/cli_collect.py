@@ -7,6 +7,7 @@ from pathlib import Path
 import typer
 
 from demandloop.cli import JsonOpt, _json, _state, _table, app, out
+from demandloop.errors import NotFoundError, UsageError
 from demandloop.store import keys as keystore
 
 keys_app = typer.Typer(no_args_is_help=True, help="Write keys for SDKs and dl.js.")
@@ -71,3 +72,80 @@ def keys_revoke(key: str = typer.Argument(..., help="The key, or its id from 'ke
     """Revoke a write key: the collector refuses it within a second (401)."""
     info = keystore.revoke(_dir(), key)
     out.print(f"revoked {info.id} (workspace '{info.workspace}')")
+
+
+privacy_app = typer.Typer(no_args_is_help=True,
+                          help="Data-subject requests (export, erase) and raw-event retention.")
+app.add_typer(privacy_app, name="privacy")
+
+
+@privacy_app.command("export")
+def privacy_export(
+    person: str = typer.Argument(..., help="An email, user id or anonymous id."),
+    out_file: Path | None = typer.Option(None, "--out", help="Write the JSON here (else "
+                                         "standard output)."),
+) -> None:
+    """Everything stored about one person, as JSON (a data-subject access request)."""
+    from demandloop.cli import _open
+
+    with _open() as ws:
+        data = ws.export_person(person)
+    if not data["found"]:
+        raise NotFoundError(f"nothing is stored about '{person}'",
+                            hint="give an email, user id or anonymous id as sent to "
+                            "demandloop")
+    if out_file is None:
+        _json(data)
+        return
+    import orjson
+
+    out_file.write_bytes(orjson.dumps(data, default=str, option=orjson.OPT_INDENT_2))
+    rows = sum(len(v) for v in data["tables"].values())
+    out.print(f"wrote {rows:,} rows from {len(data['tables'])} tables to {out_file}")
+
+
+@privacy_app.command("erase")
+def privacy_erase(
+    person: str = typer.Argument(..., help="An email, user id or anonymous id."),
+    yes: bool = typer.Option(False, "--yes", help="Confirm: erasing cannot be undone."),
+    as_json: bool = JsonOpt,
+) -> None:
+    """Remove one person from every table, the collector's log and dead letters and the
+    Parquet exports this workspace wrote; their address stays suppressed (as a hash)."""
+    from demandloop.cli import _open
+
+    if not yes:
+        raise UsageError(f"erasing '{person}' cannot be undone",
+                         hint="run 'demandloop privacy export' first if you need a copy, "
+                         "then pass --yes")
+    with _open() as ws:
+        result = ws.erase_person(person)
+    if not result["found"]:
+        raise NotFoundError(f"nothing is stored about '{person}'",
+                            hint="give an email, user id or anonymous id as sent to "
+                            "demandloop")
+    if as_json:
+        _json(result)
+        return
+    rows = result["rows"]
+    out.print(f"erased {sum(rows.values()):,} rows ("
+              + ", ".join(f"{t}: {n:,}" for t, n in rows.items()) + "); "
+              f"{result['suppressed_hashes']} address(es) suppressed as a hash; "
+              f"{len(result['exports_rewritten'])} export(s) rewritten")
+
+
+@privacy_app.command("retention")
+def privacy_retention(as_json: bool = JsonOpt) -> None:
+    """Delete raw events older than collect.retention_days (the server does it itself)."""
+    from demandloop.cli import _open
+
+    with _open() as ws:
+        days = ws.settings.collect.retention_days
+        if days <= 0:
+            raise UsageError("collect.retention_days is 0: raw events are kept forever",
+                             hint="set [collect] retention_days in demandloop.toml")
+        n = ws.apply_retention()
+    if as_json:
+        _json({"deleted": n, "retention_days": days})
+        return
+    out.print(f"deleted {n:,} raw events received more than {days} days ago")

@@ -29,7 +29,7 @@ from demandloop.resolve.accounts import (
     person_accounts,
 )
 from demandloop.resolve.identity import resolve_persons
-from demandloop.resolve.ipranges import RangeIndex
+from demandloop.resolve.ipranges import RangeIndex, anonymise_ip
 from demandloop.store.db import Store
 from demandloop.store.resolution import read_inputs, write_outputs
 
@@ -131,6 +131,7 @@ def run(store: Store, settings: Settings) -> ResolveResult:
                         zip(inp.accounts["account_id"], inp.accounts["name"], strict=True)
                         if isinstance(n, str) and n.strip()}
     table = asn_table.load() if settings.identity.use_asn else None
+    frozen = inp.ip_matches.drop_duplicates("message_id").set_index("message_id")
 
     def resolve_account(t: pd.DataFrame) -> pd.DataFrame:
         person = ("anon:" + t["anonymous_id"].fillna("")).map(by_identifier)
@@ -138,14 +139,20 @@ def run(store: Store, settings: Settings) -> ResolveResult:
         person = person.astype(object)
         account = person.map(account_of_person).astype(object)
         source = person.map(source_of_person).astype(object)
-        unique_ips = pd.Series(t.loc[account.isna(), "ip"].dropna().unique())
+        detail = pd.Series(None, index=t.index, dtype=object)
+        # an address the IP policy truncated or dropped: what it matched while whole
+        held = account.isna() & t["message_id"].isin(frozen.index)
+        if held.any():
+            mids = t.loc[held, "message_id"]
+            account[held] = mids.map(frozen["account_id"])
+            source[held] = mids.map(frozen["source"]).where(account[held].notna())
+            detail[held] = mids.map(frozen["detail"]).fillna("no ip")
+        need = account.isna() & ~held
+        unique_ips = pd.Series(t.loc[need, "ip"].dropna().unique())
         ip_res = ip_accounts(unique_ips, index, range_accounts, table, accounts_by_name)
         ip_res.index = unique_ips
-        need = account.isna()
-        via_ip = t.loc[need, "ip"].map(ip_res["account_id"])
-        account[need] = via_ip
+        account[need] = t.loc[need, "ip"].map(ip_res["account_id"])
         source[need] = t.loc[need, "ip"].map(ip_res["source"])
-        detail = pd.Series(None, index=t.index, dtype=object)
         detail[need] = t.loc[need, "ip"].map(ip_res["detail"]).fillna("no ip")
         conf = source.map(CONFIDENCE).fillna(0.0)
         source = source.where(account.notna(), "unresolved: " + detail.fillna("unknown"))
@@ -162,8 +169,16 @@ def run(store: Store, settings: Settings) -> ResolveResult:
         "account_id": matches["account_id"], "source": matches["source"],
         "confidence": matches["confidence"], "detail": None,
     })
+    ip_frozen = ip_kept = None
+    policy = settings.collect.ip
+    if policy != "full":
+        ip_frozen, ip_kept = _freeze_ips(ev, frozen, policy, lambda ips: ip_accounts(
+            ips, index, range_accounts, table, accounts_by_name))
+        kept = dict(zip(ip_kept["ip"], ip_kept["kept"], strict=True))
+        touches["ip"] = touches["ip"].map(lambda ip: kept.get(ip, ip), na_action="ignore")
     write_outputs(store, edges=edges, ids=ids, persons=persons, new_accounts=new_accounts,
-                  matches=account_matches, touches=touches)
+                  matches=account_matches, touches=touches, ip_frozen=ip_frozen,
+                  ip_kept=ip_kept)
     unresolved = touches.loc[touches["account_id"].isna(), "match_source"].value_counts()
     return ResolveResult(
         persons=persons["person_id"].nunique(),
@@ -173,6 +188,25 @@ def run(store: Store, settings: Settings) -> ResolveResult:
         unresolved={str(k): int(v) for k, v in unresolved.items()},
         seconds=time.perf_counter() - started,
     )
+
+
+def _freeze_ips(ev: pd.DataFrame, frozen: pd.DataFrame, policy: str,
+                lookup: Any) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The IP policy (``collect.ip`` truncate or drop), applied once an address has been
+    resolved: what each new event's whole address matched (kept in ``ip_matches``, so later
+    runs still attribute the visit), and the address each one keeps."""
+    new = ev[ev["ip"].notna() & ~ev["message_id"].isin(frozen.index)]
+    ips = pd.Series(new["ip"].unique(), dtype=object)
+    res = lookup(ips)
+    res.index = ips
+    matched = pd.DataFrame({
+        "message_id": new["message_id"].to_numpy(),
+        "account_id": new["ip"].map(res["account_id"]).to_numpy(),
+        "source": new["ip"].map(res["source"]).to_numpy(),
+        "confidence": new["ip"].map(res["source"]).map(CONFIDENCE).fillna(0.0).to_numpy(),
+        "detail": new["ip"].map(res["detail"]).to_numpy()})
+    kept = pd.DataFrame({"ip": ips, "kept": [anonymise_ip(str(ip), policy) for ip in ips]})
+    return matched, kept
 
 
 def _persons(ids: pd.DataFrame, person_emails: pd.DataFrame, matches: pd.DataFrame,

@@ -95,7 +95,7 @@ def enrol_kwargs(ws: Any, spec: dict[str, Any], account_id: str) -> dict[str, An
                                 "= ? AND status = 'active' GROUP BY 1",
                                 [ws.store.workspace_id]).fetchall())
     return {"sequence": _sequence(ws, spec["sequence"]), "people": people_of(ws, account_id),
-            "suppressed": set(mailstore.suppressed(ws.store)),
+            "suppressed": mailstore.suppressed(ws.store),
             "stage_order": [st.name for st in s.score.stages], "mqa_stage": s.score.mqa_stage,
             "mailbox_load": load, "default_timezone": s.activate.mail.default_timezone}
 

@@ -16,7 +16,7 @@ from typing import Any
 import orjson
 import pandas as pd
 
-from demandloop import activation, explain, pipeline, sequencing
+from demandloop import activation, explain, pipeline, privacy, sequencing
 from demandloop.activate import audiences
 from demandloop.collect.crm import read_crm_csv
 from demandloop.collect.olist import read_olist
@@ -263,7 +263,26 @@ class Workspace:
         return explain.person(self.store, key)
 
     def export_parquet(self, directory: str | Path) -> dict[str, int]:
-        return export_parquet(self.store, Path(directory))
+        """Write every table to *directory* as Parquet (remembered, so that erasing a person
+        later reaches this copy too)."""
+        counts = export_parquet(self.store, Path(directory))
+        privacy.record_export(self.directory, Path(directory))
+        return counts
+
+    # -- privacy ----------------------------------------------------------------------------
+    def export_person(self, key: str) -> dict[str, Any]:
+        """Everything stored about one person (an email, user id or anonymous id)."""
+        return privacy.export_person(self, key)
+
+    def erase_person(self, key: str) -> dict[str, Any]:
+        """Remove one person from the database, the collector's log and dead letters, and
+        the Parquet exports this workspace wrote; their address stays suppressed as a
+        hash."""
+        return privacy.erase_person(self, key)
+
+    def apply_retention(self) -> int:
+        """Delete raw events older than ``collect.retention_days``; returns how many."""
+        return privacy.apply_retention(self.store, self.settings.collect.retention_days)
 
     def import_parquet(self, directory: str | Path, *, replace: bool = False) -> dict[str, int]:
         return import_parquet(self.store, Path(directory), replace=replace)

@@ -19,7 +19,7 @@ import datetime as dt
 import hashlib
 import hmac
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Container
 from dataclasses import dataclass
 from typing import Any
 
@@ -137,7 +137,7 @@ def create_task(spec: dict[str, Any], account: dict[str, Any], why: str, *,
 
 def enrol(spec: dict[str, Any], account: dict[str, Any], why: str, *,
           sequence: Any = None, people: pd.DataFrame | None = None,
-          suppressed: set[str] | frozenset[str] = frozenset(),
+          suppressed: Container[str] = frozenset(),
           stage_order: tuple[str, ...] | list[str] = (),
           mqa_stage: str = "mqa", mailbox_load: dict[str, int] | None = None,
           default_timezone: str = "UTC", now: dt.datetime | None = None, workflow: str = "",
@@ -151,7 +151,7 @@ def enrol(spec: dict[str, Any], account: dict[str, Any], why: str, *,
         if refused:
             return Effect("none", refused)
     chosen = sequences.choose_people(people if people is not None else pd.DataFrame(),
-                                     sequence.roles, sequence.people, set(suppressed))
+                                     sequence.roles, sequence.people, suppressed)
     if chosen.empty:
         return Effect("none", f"not enrolled in {sequence.name}: nobody to mail (no known "
                       "person with an unsuppressed email" + (" in the sequence's roles"

@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import bisect
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Container, Sequence
 from dataclasses import dataclass
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -164,14 +164,15 @@ def quality_gate(account: dict[str, Any], order: Sequence[str], mqa_stage: str) 
 
 
 def choose_people(people: pd.DataFrame, roles: list[str], limit: int,
-                  suppressed: set[str]) -> pd.DataFrame:
+                  suppressed: Container[str]) -> pd.DataFrame:
     """The best *limit* people to mail: an email not suppressed, in *roles* if given,
     ranked by role order then engagement (highest first). *people* has ``person_id,
     email, seniority, job_function, engagement``."""
     if people.empty:
         return people
     p = people[people["email"].notna() & (people["email"].astype(str).str.len() > 0)]
-    p = p[~p["email"].str.lower().isin(suppressed)]
+    # a membership test per address: an erased person is suppressed as a hash
+    p = p[~p["email"].str.lower().map(lambda e: e in suppressed).astype(bool)]
     if roles:
         rank = [next((i for i, r in enumerate(roles) if covers(r, s, f)), -1)
                 for s, f in zip(p["seniority"], p["job_function"], strict=True)]

@@ -57,7 +57,8 @@ def encode(workspace: str, body: bytes) -> bytes:
     return HEADER.pack(len(payload), zlib.crc32(payload), len(ws)) + payload
 
 
-def _segments(directory: Path) -> list[int]:
+def segments(directory: Path) -> list[int]:
+    """The segment numbers in *directory*, in order."""
     return sorted(int(p.stem) for p in directory.glob("*.log") if p.stem.isdigit())
 
 
@@ -87,8 +88,8 @@ class DurableLog:
         self.dir = directory
         self.dir.mkdir(parents=True, exist_ok=True)
         self.segment_bytes = segment_bytes
-        segments = _segments(self.dir)
-        self.segment = segments[-1] if segments else 1
+        found = segments(self.dir)
+        self.segment = found[-1] if found else 1
         path = _name(self.dir, self.segment)
         if path.exists():
             good = _valid_length(path)
@@ -179,7 +180,7 @@ def load_checkpoint(directory: Path) -> Position:
     """Where loading resumes in *directory* (the first segment's start when never loaded)."""
     path = directory / "checkpoint.json"
     if not path.exists():
-        first = _segments(directory)
+        first = segments(directory)
         return Position(first[0] if first else 1, 0)
     data = orjson.loads(path.read_bytes())
     return Position(int(data["segment"]), int(data["offset"]))
@@ -194,7 +195,7 @@ def save_checkpoint(directory: Path, pos: Position) -> None:
         os.fsync(fh.fileno())
     os.replace(tmp, directory / "checkpoint.json")
     _fsync_dir(directory)
-    for seg in _segments(directory):
+    for seg in segments(directory):
         if seg < pos.segment:
             _name(directory, seg).unlink(missing_ok=True)
 
@@ -203,9 +204,9 @@ def read_records(directory: Path, start: Position, max_bytes: int = 8 << 20,
                  end: Position | None = None) -> Iterator[Record]:
     """Whole records from *start* (up to *end* when the writer is in this process, else up to
     the last complete record on disk), about *max_bytes* of them."""
-    segments = [s for s in _segments(directory) if s >= start.segment]
+    todo = [s for s in segments(directory) if s >= start.segment]
     pos, budget = start, max_bytes
-    for seg in segments:
+    for seg in todo:
         if budget <= 0 or (end is not None and seg > end.segment):
             return
         if seg > pos.segment:
@@ -240,7 +241,7 @@ def read_records(directory: Path, start: Position, max_bytes: int = 8 << 20,
 def backlog_bytes(directory: Path, since: Position) -> int:
     """Bytes on disk not yet loaded."""
     total = 0
-    for seg in _segments(directory):
+    for seg in segments(directory):
         if seg >= since.segment:
             size = _name(directory, seg).stat().st_size
             total += size - (since.offset if seg == since.segment else 0)

@@ -169,3 +169,22 @@ def read_ip_ranges(path: Path) -> list[UserRange]:
         raise InputError(f"{path}: {len(problems)} problem(s); nothing was imported",
                          hint="fix the lines listed above", problems=problems[:20])
     return ranges
+
+
+def anonymise_ip(ip: str, policy: str) -> str | None:
+    """*ip* as ``collect.ip`` keeps it: ``full`` as is, ``truncate`` to its /24 (IPv4) or
+    /48 (IPv6) network address, ``drop`` (or anything unparseable) as None.
+
+    >>> anonymise_ip("203.0.113.77", "truncate"), anonymise_ip("2001:db8:1:2::9", "truncate")
+    ('203.0.113.0', '2001:db8:1::')
+    """
+    if policy == "full":
+        return ip
+    if policy == "drop":
+        return None
+    try:
+        addr = ipaddress.ip_address(ip.strip())
+    except ValueError:
+        return None
+    prefix = 24 if addr.version == 4 else 48
+    return str(ipaddress.ip_network(f"{addr}/{prefix}", strict=False).network_address)

@@ -137,6 +137,7 @@ def _hooks(ws: Workspace) -> dict[str, Any]:
     ``activate.mail.tick_seconds``."""
 
     def maintenance() -> None:
+        ws.apply_retention()
         ws.resolve()
         ws.score()
         ws.run_workflows()

@@ -36,6 +36,7 @@ class Store:
         self.path = path
         self.workspace_id = workspace_id
         self._write_lock = threading.RLock()
+        self._config: dict[str, Any] = {"storage_compatibility_version": STORAGE_VERSION}
 
     @classmethod
     def open(
@@ -87,6 +88,7 @@ class Store:
         # keep insertion order and serialise large inserts (about 2x slower ingestion).
         con.execute("SET GLOBAL preserve_insertion_order = false")
         store = cls(con, target, workspace_id)
+        store._config = config
         if not read_only:
             store.migrate()
         else:
@@ -180,8 +182,45 @@ class Store:
                 for t in DATA_TABLES
             }
 
+    def rewrite(self) -> None:
+        """Rewrite the database file from its live rows, and reopen it.
+
+        DuckDB reuses a deleted row's blocks only later, so its bytes stay in the file: after
+        erasing a person (:mod:`demandloop.store.privacy`) the file is copied table by table
+        into a new one (``COPY FROM DATABASE`` keeps the schema, keys, views and sequences)
+        that replaces it. Nothing else may use the connection meanwhile (the writer's lock
+        is held). Costs a full copy: meant for rare, deliberate operations."""
+        if self.path == ":memory:":
+            return
+        with self._write_lock:
+            self.con.execute("CHECKPOINT")
+            self.con.close()
+            path = Path(self.path)
+            tmp = path.with_name(path.name + ".rewrite")
+            for leftover in (tmp, Path(str(tmp) + ".wal")):
+                leftover.unlink(missing_ok=True)
+            con = duckdb.connect(str(tmp), config=self._config)
+            try:
+                row = con.execute("SELECT current_database()").fetchone()
+                new = str(row[0]) if row else ""
+                con.execute(f"ATTACH '{_quote(path)}' AS old_db (READ_ONLY)")
+                con.execute(f'COPY FROM DATABASE old_db TO "{new}"')
+                con.execute("DETACH old_db")
+                con.execute("CHECKPOINT")
+            finally:
+                con.close()
+            tmp.replace(path)
+            Path(str(path) + ".wal").unlink(missing_ok=True)
+            self.con = duckdb.connect(self.path, config=self._config)
+            self.con.execute("SET TimeZone = 'UTC'")
+            self.con.execute("SET GLOBAL preserve_insertion_order = false")
+
     def close(self) -> None:
         self.con.close()
+
+
+def _quote(path: Path) -> str:
+    return str(path).replace("'", "''")
 
 
 @contextmanager

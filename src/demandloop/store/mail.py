@@ -17,6 +17,7 @@ import pandas as pd
 import pyarrow as pa
 
 from demandloop.store.db import Store
+from demandloop.store.privacy import email_hash
 
 # where an event names its email address, first match wins
 _EVENT_EMAIL = ("lower(coalesce(e.properties ->> '$.email', e.context ->> '$.traits.email', "
@@ -28,12 +29,31 @@ EVENT_PERSON_JOIN = (
     "LEFT JOIN persons p ON p.workspace_id = e.workspace_id AND p.person_id = i.person_id")
 
 
-def suppressed(store: Store) -> dict[str, str]:
+class Suppressions(dict[str, str]):
+    """Suppressed addresses (lower case) and why. An erased person's address is kept only
+    as its hash (:func:`demandloop.store.privacy.email_hash`): looking an address up finds
+    it either way."""
+
+    def _key(self, email: object) -> object:
+        if isinstance(email, str) and not dict.__contains__(self, email):
+            hashed = email_hash(email)
+            if dict.__contains__(self, hashed):
+                return hashed
+        return email
+
+    def __contains__(self, email: object) -> bool:
+        return dict.__contains__(self, self._key(email))
+
+    def __getitem__(self, email: str) -> str:
+        return dict.__getitem__(self, str(self._key(email)))
+
+
+def suppressed(store: Store) -> Suppressions:
     """Every suppressed address (lower case) and why."""
     with store.reader() as cur:
         rows = cur.execute("SELECT email, reason FROM suppressions WHERE workspace_id = ?",
                            [store.workspace_id]).fetchall()
-    return {str(e): str(r) for e, r in rows}
+    return Suppressions({str(e): str(r) for e, r in rows})
 
 
 def suppress(store: Store, rows: list[tuple[str, str, str]], now: dt.datetime) -> int:

@@ -63,7 +63,9 @@ def import_parquet(store: Store, directory: Path, *, replace: bool = False) -> d
         raise InputError(f"{manifest_path}: not valid JSON: {exc}") from exc
     if not isinstance(manifest, dict) or manifest.get("format") != "demandloop-parquet":
         raise InputError(f"{manifest_path}: not a demandloop export manifest")
-    if manifest.get("schema_version") != SCHEMA_VERSION:
+    version = manifest.get("schema_version")
+    # an older export imports when its columns still match (checked below, per table)
+    if not isinstance(version, int) or version > SCHEMA_VERSION:
         raise InputError(
             f"{manifest_path}: export has schema version {manifest.get('schema_version')}, "
             f"this demandloop uses {SCHEMA_VERSION}",

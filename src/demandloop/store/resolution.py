@@ -28,6 +28,7 @@ class Inputs:
     accounts: pd.DataFrame
     ip_ranges: pd.DataFrame
     titles: pd.DataFrame
+    ip_matches: pd.DataFrame  # message_id, account_id, source, confidence, detail
 
 
 def read_inputs(store: Store) -> Inputs:
@@ -43,9 +44,12 @@ def read_inputs(store: Store) -> Inputs:
         ranges = cur.execute(
             "SELECT start_ip, end_ip, account_id FROM ip_ranges WHERE workspace_id = ?",
             ws).df()
+        ip_matches = cur.execute(
+            "SELECT message_id, account_id, source, confidence, detail FROM ip_matches "
+            "WHERE workspace_id = ?", ws).df()
     titles = events.loc[(events["type"] == "identify") & events["title"].notna()
                         & events["user_id"].notna(), ["user_id", "title", "timestamp"]]
-    return Inputs(events, persons, accounts, ranges, titles)
+    return Inputs(events, persons, accounts, ranges, titles, ip_matches)
 
 
 _TYPES = {"confidence": pa.float64(), "weight": pa.float64(), "ts": pa.timestamp("us"),
@@ -58,8 +62,12 @@ def _arrow(df: pd.DataFrame) -> pa.Table:
 
 def write_outputs(store: Store, *, edges: pd.DataFrame, ids: pd.DataFrame,
                   persons: pd.DataFrame, new_accounts: pd.DataFrame, matches: pd.DataFrame,
-                  touches: pd.DataFrame) -> None:
-    """Replace the derived tables of the workspace in one transaction."""
+                  touches: pd.DataFrame, ip_frozen: pd.DataFrame | None = None,
+                  ip_kept: pd.DataFrame | None = None) -> None:
+    """Replace the derived tables of the workspace in one transaction. With the IP policy
+    (``collect.ip``), *ip_frozen* (``message_id, account_id, source, confidence, detail``)
+    records what each event's address matched, and *ip_kept* (``ip, kept``) rewrites the
+    events' addresses, in the same transaction."""
     e = edges.assign(kind_a=edges["a"].str.split(":", n=1).str[0],
                      id_a=edges["a"].str.split(":", n=1).str[1],
                      kind_b=edges["b"].str.split(":", n=1).str[0],
@@ -75,6 +83,10 @@ def write_outputs(store: Store, *, edges: pd.DataFrame, ids: pd.DataFrame,
         "_matches": _arrow(matches),
         "_touches": _arrow(touches),
     }
+    if ip_frozen is not None and ip_kept is not None:
+        frames["_ip_frozen"] = _arrow(ip_frozen[["message_id", "account_id", "source",
+                                                 "confidence", "detail"]])
+        frames["_ip_kept"] = _arrow(ip_kept[["ip", "kept"]])
     ws = {"ws": store.workspace_id}
     with store.writer() as cur:
         for name, table in frames.items():
@@ -119,6 +131,12 @@ def write_outputs(store: Store, *, edges: pd.DataFrame, ids: pd.DataFrame,
                 "account_id, person_id, anonymous_id, ts, channel, motion, activity, weight, "
                 "topic, match_source, confidence, ip, "
                 "row_number() OVER (ORDER BY ts, touch_id) FROM _touches", ws)
+            if "_ip_frozen" in frames:
+                cur.execute("INSERT INTO ip_matches SELECT $ws, message_id, account_id, "
+                            "source, confidence, detail FROM _ip_frozen", ws)
+                cur.execute("UPDATE events AS e SET ip = k.kept FROM _ip_kept AS k "
+                            "WHERE e.workspace_id = $ws AND e.ip = k.ip AND e.message_id IN "
+                            "(SELECT message_id FROM _ip_frozen)", ws)
         finally:
             for name in frames:
                 cur.unregister(name)

@@ -355,6 +355,26 @@ SELECT * EXCLUDE (context_moved) REPLACE (
 ) FROM events;
 """
 
+# an erasure is recorded without the personal data: when, and how many rows of each table
+_V8 = """
+CREATE TABLE erasures (
+    workspace_id VARCHAR NOT NULL,
+    erasure_id VARCHAR NOT NULL,
+    erased_at TIMESTAMP NOT NULL,
+    rows JSON,
+    PRIMARY KEY (workspace_id, erasure_id)
+);
+-- collect.ip = truncate|drop: the account an event's address matched while it was whole
+CREATE TABLE ip_matches (
+    workspace_id VARCHAR NOT NULL,
+    message_id VARCHAR NOT NULL,
+    account_id VARCHAR,
+    source VARCHAR NOT NULL,
+    confidence DOUBLE,
+    detail VARCHAR
+);
+"""
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "core tables: events, identities, persons, accounts, ...", _V1),
     Migration(2, "identity resolution: person_identifiers, account_matches, touch sources", _V2),
@@ -364,6 +384,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(5, "workflows: jobs (durable, idempotent actions), tasks, cursors", _V5),
     Migration(6, "sequences: enrolments, mail_messages, suppressions, audience_members", _V6),
     Migration(7, "events: context keys kept once in columns (view events_full), load_id", _V7),
+    Migration(8, "privacy: erasures (no personal data), ip_matches (IP policy)", _V8),
 )
 
 #: tables exported/imported as Parquet, in dependency-free order
@@ -390,6 +411,8 @@ DATA_TABLES: tuple[str, ...] = (
     "mail_messages",
     "suppressions",
     "audience_members",
+    "erasures",
+    "ip_matches",
 )
 
 SCHEMA_VERSION = MIGRATIONS[-1].version

@@ -1,0 +1,161 @@
+"""Data-subject requests and retention over a whole workspace: the database, the collector's
+log and dead letters, and the Parquet exports the workspace wrote.
+
+* :func:`export_person` (access request): first loads whatever the collector acknowledged but
+  had not stored yet, then every row about the person (:mod:`demandloop.store.privacy`).
+* :func:`erase_person`: the same load, then the rows are deleted and the database file is
+  rewritten; the collector's log segments, already loaded, are retired (a fresh empty
+  segment takes over, so no byte of them stays on disk); dead letters naming the person are
+  dropped; each export the workspace wrote (``exports.json``) is rewritten without them.
+* :func:`apply_retention`: raw events received more than ``collect.retention_days`` ago are
+  deleted (the server runs it with its maintenance).
+
+All of them need the database for writing, so they run where no ``demandloop serve`` holds it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import orjson
+
+from demandloop.collect.log import Position, load_checkpoint, save_checkpoint, segments
+from demandloop.store import privacy
+from demandloop.store.db import Store
+from demandloop.store.parquet import MANIFEST, export_parquet, import_parquet
+
+if TYPE_CHECKING:
+    from demandloop.workspace import Workspace
+
+EXPORTS_FILE = "exports.json"
+DEAD_LETTER = "dead-letter.jsonl"
+
+
+def record_export(directory: Path, target: Path) -> None:
+    """Remember that *directory*'s workspace wrote an export to *target* (so an erasure can
+    reach it)."""
+    path = directory / EXPORTS_FILE
+    known = _exports(directory)
+    resolved = str(target.resolve())
+    if resolved not in known:
+        tmp = path.with_suffix(".tmp")
+        tmp.write_bytes(orjson.dumps({"exports": [*known, resolved]}, option=orjson.OPT_INDENT_2))
+        os.replace(tmp, path)
+
+
+def _exports(directory: Path) -> list[str]:
+    path = directory / EXPORTS_FILE
+    if not path.is_file():
+        return []
+    try:
+        return [str(p) for p in orjson.loads(path.read_bytes()).get("exports", [])]
+    except (orjson.JSONDecodeError, AttributeError):
+        return []
+
+
+def load_collector_log(ws: Workspace) -> int:
+    """Store everything the collector acknowledged and had not loaded; returns the events
+    loaded."""
+    from demandloop.serve.loader import Loader
+
+    root = ws.directory / ws.settings.collector.log_dir
+    if not root.is_dir():
+        return 0
+    loader = Loader(ws.store, root)
+    while loader.load_once():
+        pass
+    return int(loader.status["loaded"])
+
+
+def export_person(ws: Workspace, key: str) -> dict[str, Any]:
+    """Everything stored about the person *key* (email, user id or anonymous id) names."""
+    load_collector_log(ws)
+    return privacy.export(ws.store, key)
+
+
+def erase_person(ws: Workspace, key: str, now: dt.datetime | None = None
+                 ) -> dict[str, Any]:
+    """Remove the person *key* names from the workspace (see the module docstring)."""
+    now = now or dt.datetime.now(dt.UTC).replace(tzinfo=None)
+    load_collector_log(ws)
+    subject, counts = privacy.erase(ws.store, key, now)
+    ws.store.rewrite()
+    retired = _retire_log(ws)
+    dead = _drop_dead_letters(ws, subject.needles())
+    exports = [str(p) for p in _erase_in_exports(ws, key, now)]
+    return {"found": subject.found, "rows": counts, "log_segments_retired": retired,
+            "dead_letters_removed": dead, "exports_rewritten": exports,
+            "suppressed_hashes": len(subject.emails)}
+
+
+def _retire_log(ws: Workspace) -> int:
+    """Replace every fully loaded log folder's segments with one empty segment."""
+    root = ws.directory / ws.settings.collector.log_dir
+    retired = 0
+    for folder in sorted(p for p in root.iterdir() if p.is_dir()) if root.is_dir() else []:
+        existing = segments(folder)
+        if not existing:
+            continue
+        last = existing[-1]
+        pos = load_checkpoint(folder)
+        size = (folder / f"{last:08d}.log").stat().st_size
+        if (pos.segment, pos.offset) != (last, size):
+            continue  # not all loaded (cannot happen after load_collector_log)
+        fresh = folder / f"{last + 1:08d}.log"
+        fresh.touch()
+        save_checkpoint(folder, Position(last + 1, 0))  # drops the older segments
+        retired += len(existing)
+    return retired
+
+
+def _drop_dead_letters(ws: Workspace, needles: set[str]) -> int:
+    path = ws.directory / ws.settings.collector.log_dir / DEAD_LETTER
+    if not path.is_file() or not needles:
+        return 0
+    kept, dropped = [], 0
+    for line in path.read_bytes().splitlines():
+        text = line.decode("utf-8", "replace").lower()
+        if any(n in text for n in needles):
+            dropped += 1
+        else:
+            kept.append(line + b"\n")
+    if dropped:
+        tmp = path.with_suffix(".tmp")
+        tmp.write_bytes(b"".join(kept))
+        os.replace(tmp, path)
+    return dropped
+
+
+def _erase_in_exports(ws: Workspace, key: str, now: dt.datetime) -> list[Path]:
+    done = []
+    for name in _exports(ws.directory):
+        target = Path(name)
+        manifest = target / MANIFEST
+        if not manifest.is_file():
+            continue
+        workspace = str(orjson.loads(manifest.read_bytes()).get("workspace_id", "default"))
+        copy = Store.open(":memory:", workspace_id=workspace)
+        try:
+            import_parquet(copy, target)
+            _, counts = privacy.erase(copy, key, now)
+            if counts:
+                export_parquet(copy, target)
+                done.append(target)
+        finally:
+            copy.close()
+    return done
+
+
+def apply_retention(store: Store, days: int, now: dt.datetime | None = None) -> int:
+    """Delete raw events received more than *days* ago (0: none); returns how many."""
+    if days <= 0:
+        return 0
+    now = now or dt.datetime.now(dt.UTC).replace(tzinfo=None)
+    with store.writer() as cur:
+        rows = cur.execute("DELETE FROM events WHERE workspace_id = $ws AND received_at < $t "
+                           "RETURNING 1", {"ws": store.workspace_id,
+                                           "t": now - dt.timedelta(days=days)}).fetchall()
+    return len(rows)

@@ -1,0 +1,202 @@
+"""One person's rows in every table: found, exported, erased (data-subject requests).
+
+A person is named by an email, a user id or an anonymous id. Their identifiers are gathered
+from the resolved identity graph (``person_identifiers``) and, for events not resolved yet,
+from the raw events: the user and anonymous ids of identify calls carrying the email, and the
+anonymous ids used by one of their user ids alone (a device shared by several people is not
+followed, as in resolution). Every table's rows that name any of those identifiers, or come
+from one of their events, belong to the person.
+
+Erasing deletes those rows in one transaction, puts a hash of each address on the
+suppression list (reason ``erased``: the address itself is gone, and a sequence never mails
+it again), records the erasure with counts and no personal data, and then rewrites the
+database file, because DuckDB keeps deleted rows' bytes in its blocks until they are reused.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+import duckdb
+import orjson
+import pyarrow as pa
+
+from demandloop.store.db import Store, transaction
+
+ERASED = "sha256:"
+
+#: per table, the rows of the subject (temp tables _emails, _users, _anons, _persons, _events)
+PREDICATES: dict[str, str] = {
+    "events": (
+        "user_id IN (SELECT id FROM _users) OR anonymous_id IN (SELECT id FROM _anons) "
+        "OR message_id IN (SELECT id FROM _events)"),
+    "identities": (
+        "(kind_a = 'email' AND id_a IN (SELECT id FROM _emails)) "
+        "OR (kind_a = 'user' AND id_a IN (SELECT id FROM _users)) "
+        "OR (kind_a = 'anon' AND id_a IN (SELECT id FROM _anons)) "
+        "OR (kind_b = 'email' AND id_b IN (SELECT id FROM _emails)) "
+        "OR (kind_b = 'user' AND id_b IN (SELECT id FROM _users)) "
+        "OR (kind_b = 'anon' AND id_b IN (SELECT id FROM _anons))"),
+    "person_identifiers": "person_id IN (SELECT id FROM _persons)",
+    "persons": ("person_id IN (SELECT id FROM _persons) "
+                "OR lower(email) IN (SELECT id FROM _emails)"),
+    "touches": ("person_id IN (SELECT id FROM _persons) "
+                "OR anonymous_id IN (SELECT id FROM _anons) "
+                "OR message_id IN (SELECT id FROM _events)"),
+    "leads": "person_id IN (SELECT id FROM _persons)",
+    "scores": "entity = 'person' AND entity_id IN (SELECT id FROM _persons)",
+    "stage_changes": "entity = 'person' AND entity_id IN (SELECT id FROM _persons)",
+    "account_matches": "subject_kind = 'person' AND subject IN (SELECT id FROM _persons)",
+    "predictions": "entity_id IN (SELECT id FROM _persons)",
+    "jobs": ("EXISTS (SELECT 1 FROM _needles n "
+             "WHERE contains(lower(CAST(payload AS VARCHAR)), n.id))"),
+    "enrolments": ("person_id IN (SELECT id FROM _persons) "
+                   "OR lower(email) IN (SELECT id FROM _emails)"),
+    "mail_messages": ("lower(to_email) IN (SELECT id FROM _emails) OR enrolment_id IN "
+                      "(SELECT enrolment_id FROM enrolments WHERE workspace_id = $ws AND "
+                      "(person_id IN (SELECT id FROM _persons) "
+                      "OR lower(email) IN (SELECT id FROM _emails)))"),
+    "suppressions": "lower(email) IN (SELECT id FROM _emails)",
+    "ip_matches": "message_id IN (SELECT id FROM _events)",
+}
+#: erased last: their predicates read other tables' rows of the subject
+ORDER = ("mail_messages", *[t for t in PREDICATES if t != "mail_messages"])
+
+
+@dataclass
+class Subject:
+    """Everything that identifies one person in a workspace."""
+
+    key: str
+    emails: set[str] = field(default_factory=set)
+    users: set[str] = field(default_factory=set)
+    anons: set[str] = field(default_factory=set)
+    persons: set[str] = field(default_factory=set)
+    events: set[str] = field(default_factory=set)
+
+    @property
+    def found(self) -> bool:
+        return bool(self.persons or self.events)
+
+    def needles(self) -> set[str]:
+        """Strings whose presence in free text (a job's payload, a log line) names them."""
+        return {s.lower() for s in self.emails | self.users | self.anons | self.persons
+                if len(s) >= 6}
+
+
+def email_hash(email: str) -> str:
+    """How an erased address stays on the suppression list."""
+    return ERASED + hashlib.sha256(email.strip().lower().encode()).hexdigest()
+
+
+def _ids(cur: duckdb.DuckDBPyConnection, sql: str, params: dict[str, Any]) -> set[str]:
+    return {str(r[0]) for r in cur.execute(sql, params).fetchall() if r[0] is not None}
+
+
+def find(cur: duckdb.DuckDBPyConnection, workspace: str, key: str) -> Subject:
+    """The subject *key* (an email, user id or anonymous id) names."""
+    key = key.strip()
+    s = Subject(key)
+    low = key.lower()
+    if "@" in key:
+        s.emails.add(low)
+    s.users.add(key)
+    s.anons.add(key)
+    p = {"ws": workspace}
+    for _ in range(4):  # until nothing new: email -> ids -> person -> more ids
+        before = (len(s.emails), len(s.users), len(s.anons), len(s.persons))
+        _register(cur, s)
+        s.persons |= _ids(cur, (
+            "SELECT person_id FROM person_identifiers WHERE workspace_id = $ws AND ("
+            "(kind = 'email' AND identifier IN (SELECT 'email:' || id FROM _emails)) OR "
+            "(kind = 'user' AND identifier IN (SELECT 'user:' || id FROM _users)) OR "
+            "(kind = 'anon' AND identifier IN (SELECT 'anon:' || id FROM _anons))) "
+            "UNION SELECT person_id FROM persons WHERE workspace_id = $ws AND "
+            "(lower(email) IN (SELECT id FROM _emails) OR "
+            "list_has_any(list_transform(emails, x -> lower(x)), "
+            "(SELECT list(id) FROM _emails)))"), p)
+        _register(cur, s)
+        for kind, target in (("email", s.emails), ("user", s.users), ("anon", s.anons)):
+            target |= _ids(cur, (
+                f"SELECT substr(identifier, {len(kind) + 2}) FROM person_identifiers WHERE "
+                f"workspace_id = $ws AND kind = '{kind}' AND person_id IN "
+                "(SELECT id FROM _persons)"), p)
+        s.emails |= _ids(cur, "SELECT lower(unnest(emails)) FROM persons WHERE "
+                              "workspace_id = $ws AND person_id IN (SELECT id FROM _persons)",
+                         p)
+        # not resolved yet: identify calls carrying the address, devices used by them alone
+        for column, target in (("user_id", s.users), ("anonymous_id", s.anons)):
+            target |= _ids(cur, (
+                f"SELECT DISTINCT {column} FROM events WHERE workspace_id = $ws AND "
+                "lower(coalesce(traits ->> 'email', context -> 'traits' ->> 'email')) "
+                "IN (SELECT id FROM _emails)"), p)
+        s.anons |= _ids(cur, (
+            "SELECT anonymous_id FROM events WHERE workspace_id = $ws AND "
+            "anonymous_id IS NOT NULL AND user_id IS NOT NULL GROUP BY anonymous_id "
+            "HAVING count(DISTINCT user_id) = 1 AND "
+            "any_value(user_id) IN (SELECT id FROM _users)"), p)
+        if (len(s.emails), len(s.users), len(s.anons), len(s.persons)) == before:
+            break
+    _register(cur, s)
+    s.events = _ids(cur, (
+        "SELECT message_id FROM events WHERE workspace_id = $ws AND ("
+        "user_id IN (SELECT id FROM _users) OR anonymous_id IN (SELECT id FROM _anons) OR "
+        "(type = 'alias' AND (previous_id IN (SELECT id FROM _users) OR "
+        "previous_id IN (SELECT id FROM _anons))) OR "
+        "lower(traits ->> 'email') IN (SELECT id FROM _emails) OR "
+        "lower(context -> 'traits' ->> 'email') IN (SELECT id FROM _emails) OR "
+        "lower(properties ->> 'email') IN (SELECT id FROM _emails))"), p)
+    # the key stands for itself only where something carries it
+    _register(cur, s)
+    return s
+
+
+def _register(cur: duckdb.DuckDBPyConnection, s: Subject) -> None:
+    for name, values in (("_emails", s.emails), ("_users", s.users), ("_anons", s.anons),
+                         ("_persons", s.persons), ("_events", s.events),
+                         ("_needles", s.needles())):
+        cur.register(name, pa.table({"id": pa.array(sorted(values), pa.string())}))
+
+
+def export(store: Store, key: str) -> dict[str, Any]:
+    """Every row stored about the person *key* names, by table (a data-subject access
+    request), with the identifiers that tied the rows to them."""
+    with store.reader() as cur:
+        s = find(cur, store.workspace_id, key)
+        tables: dict[str, list[dict[str, Any]]] = {}
+        for table, where in PREDICATES.items():
+            rel = cur.execute(f"SELECT * FROM {table} WHERE workspace_id = $ws AND ({where})",
+                              {"ws": store.workspace_id})
+            names = [d[0] for d in rel.description or []]
+            rows = [dict(zip(names, r, strict=True)) for r in rel.fetchall()]
+            if rows:
+                tables[table] = rows
+    return {"subject": key, "found": s.found,
+            "identifiers": {"emails": sorted(s.emails), "user_ids": sorted(s.users),
+                            "anonymous_ids": sorted(s.anons), "person_ids": sorted(s.persons)},
+            "tables": tables}
+
+
+def erase(store: Store, key: str, now: dt.datetime) -> tuple[Subject, dict[str, int]]:
+    """Delete the person *key* names from every table (see the module docstring); returns
+    them and the rows removed per table. The caller rewrites the file (:meth:`Store.rewrite`)."""
+    counts: dict[str, int] = {}
+    with store.locked_cursor() as cur, transaction(cur):
+        s = find(cur, store.workspace_id, key)
+        p = {"ws": store.workspace_id}
+        for table in ORDER:
+            rows = cur.execute(f"DELETE FROM {table} WHERE workspace_id = $ws AND "
+                               f"({PREDICATES[table]}) RETURNING 1", p).fetchall()
+            if rows:
+                counts[table] = len(rows)
+        for email in sorted(s.emails):
+            cur.execute("INSERT INTO suppressions VALUES ($ws, $h, 'erased', 'privacy', $now) "
+                        "ON CONFLICT DO NOTHING", {**p, "h": email_hash(email), "now": now})
+        cur.execute("INSERT INTO erasures VALUES ($ws, $id, $now, $rows)",
+                    {**p, "id": uuid.uuid4().hex, "now": now,
+                     "rows": orjson.dumps(counts).decode()})
+    return s, counts

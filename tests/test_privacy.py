@@ -1,0 +1,201 @@
+"""Privacy as a self-hosting user relies on it: a person's data exported and erased from
+everywhere the workspace keeps it (searched for byte by byte), retention applied, and the
+IP policy keeping the account an address matched while dropping the address."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import httpx
+import orjson
+import pytest
+
+import demandloop
+from demandloop.store.mail import suppressed
+from demandloop.store.privacy import email_hash
+from tests.collector_helpers import collector
+
+EMAIL, USER, ANON = "Erin.Erased@Acme-Target.com", "usr_erin_42", "anon-erin-7f3a9c"
+OTHER = "olive.other@elsewhere.io"
+
+
+def _person(live: Any, anon: str, user: str, email: str, tag: str, pages: int) -> list[str]:
+    ids = [f"{tag}-p{i}" for i in range(pages)]
+    batch = [{"type": "page", "anonymousId": anon, "messageId": m,
+              "properties": {"url": f"https://vendor.example/pricing?x={i}",
+                             "path": "/pricing"},
+              "context": {"ip": "203.0.113.9", "traits": {"email": email}}}
+             for i, m in enumerate(ids)]
+    batch.append({"type": "identify", "anonymousId": anon, "userId": user,
+                  "messageId": f"{tag}-id", "traits": {"email": email, "firstName": "E"}})
+    r = httpx.post(live.url + "/v1/batch", json={"batch": batch}, auth=(live.key, ""))
+    assert r.status_code == 200
+    return [*ids, f"{tag}-id"]
+
+
+def _files(root: Path) -> list[Path]:
+    return [p for p in root.rglob("*") if p.is_file() and "market" not in p.parts]
+
+
+def _hits(root: Path, needles: list[bytes]) -> dict[str, list[str]]:
+    found: dict[str, list[str]] = {}
+    for path in _files(root):
+        data = path.read_bytes().lower()
+        hit = [n.decode() for n in needles if n.lower() in data]
+        if hit:
+            found[str(path.relative_to(root))] = hit
+    return found
+
+
+def _parquet_mentions(directory: Path, needle: str) -> int:
+    con = duckdb.connect()
+    total = 0
+    for f in directory.glob("*.parquet"):
+        cols = [r[0] for r in con.execute(f"DESCRIBE SELECT * FROM '{f}'").fetchall()]
+        if not cols:
+            continue
+        cond = " OR ".join(f"contains(lower(CAST(\"{c}\" AS VARCHAR)), ?)" for c in cols)
+        total += con.execute(f"SELECT count(*) FROM '{f}' WHERE {cond}",
+                             [needle.lower()] * len(cols)).fetchone()[0]
+    return total
+
+
+def test_erase_leaves_no_trace_in_the_database_log_dead_letters_or_exports(
+        tmp_path: Path, cli) -> None:  # type: ignore[no-untyped-def]
+    d = tmp_path / "w"
+    export_dir = tmp_path / "backup"
+    with collector(d) as live:
+        mine = _person(live, ANON, USER, EMAIL, "erin", 6)
+        theirs = _person(live, "anon-olive", "usr_olive", OTHER, "olive", 4)
+        live.wait_loaded()
+        live.ws.resolve()
+        live.ws.score()
+        live.ws.export_parquet(export_dir)
+        # the log holds events not loaded yet, and a dead letter names the person
+        live.loader.stop(drain=False)
+        late = _person(live, ANON, USER, EMAIL, "erin-late", 2)
+        live.loader._dead("default", [("a test dead letter", orjson.dumps(
+            {"type": "track", "event": "X", "userId": USER}))])
+    needles = [EMAIL.encode(), USER.encode(), ANON.encode()]
+    before = _hits(d, needles)
+    # the positive control: every place is searched where the person is known to be
+    assert any(p.startswith("collector-log") for p in before), before
+    assert any(p.endswith(".duckdb") for p in before), before
+    assert _parquet_mentions(export_dir, EMAIL) > 0
+
+    code, out, err = cli("-w", str(d), "privacy", "erase", EMAIL, "--yes", "--json")
+    assert code == 0, err
+    result = json.loads(out)
+    assert result["rows"]["events"] == len(mine) + len(late)
+    assert result["exports_rewritten"] == [str(export_dir.resolve())]
+
+    assert _hits(d, needles) == {}
+    assert _parquet_mentions(export_dir, EMAIL) == 0
+    assert _parquet_mentions(export_dir, USER) == 0
+    with demandloop.open(d) as ws:
+        con = ws.store.con
+        stored = {m for (m,) in con.execute("SELECT message_id FROM events").fetchall()}
+        assert stored == set(theirs)  # the other person is untouched
+        assert con.execute("SELECT count(*) FROM persons WHERE email = ?",
+                           [OTHER]).fetchone()[0] == 1
+        # never mailed again: the address is suppressed as a hash only
+        sup = suppressed(ws.store)
+        assert EMAIL.lower() in sup and sup[EMAIL.lower()] == "erased"
+        assert list(sup) == [email_hash(EMAIL)]
+        # the erasure is recorded, without the personal data
+        (rows,) = con.execute("SELECT rows FROM erasures").fetchone()
+        assert json.loads(rows)["events"] == len(mine) + len(late)
+        assert EMAIL.lower() not in rows.lower()
+    # the workspace still works, and the person is gone from every answer
+    code, _, err = cli("-w", str(d), "privacy", "export", EMAIL)
+    assert code != 0 and "nothing is stored" in err
+    with demandloop.open(d) as ws:
+        ws.resolve()
+        assert ws.export_parquet(tmp_path / "after")["events"] == len(theirs)
+
+
+def test_erase_needs_confirmation_and_changes_nothing_without_it(
+        tmp_path: Path, cli) -> None:  # type: ignore[no-untyped-def]
+    d = tmp_path / "w"
+    with collector(d) as live:
+        _person(live, ANON, USER, EMAIL, "erin", 2)
+        live.wait_loaded()
+    code, _, err = cli("-w", str(d), "privacy", "erase", EMAIL)
+    assert code == 2 and "--yes" in err
+    code, _, err = cli("-w", str(d), "privacy", "erase", "nobody@nowhere.example", "--yes")
+    assert code != 0 and "nothing is stored" in err
+    with demandloop.open(d) as ws:
+        assert ws.counts()["events"] == 3
+
+
+def test_export_holds_every_row_about_the_person(tmp_path: Path, cli  # type: ignore[no-untyped-def]
+                                                 ) -> None:
+    d = tmp_path / "w"
+    with collector(d) as live:
+        mine = _person(live, ANON, USER, EMAIL, "erin", 5)
+        _person(live, "anon-olive", "usr_olive", OTHER, "olive", 3)
+        live.wait_loaded()
+        live.ws.resolve()
+        live.loader.stop(drain=False)
+        late = _person(live, ANON, USER, EMAIL, "late", 1)  # acknowledged, not loaded
+    out_file = tmp_path / "dsar.json"
+    # by the anonymous id: the same person, all their identifiers
+    code, _, err = cli("-w", str(d), "privacy", "export", ANON, "--out", str(out_file))
+    assert code == 0, err
+    data = json.loads(out_file.read_text())
+    assert {e["message_id"] for e in data["tables"]["events"]} == set(mine + late)
+    assert data["identifiers"]["emails"] == [EMAIL.lower()]
+    assert USER in data["identifiers"]["user_ids"]
+    with demandloop.open(d) as ws:
+        touches = ws.store.con.execute(
+            "SELECT count(*) FROM touches WHERE anonymous_id = ?", [ANON]).fetchone()[0]
+    assert len(data["tables"]["touches"]) == touches > 0
+    assert all(OTHER not in json.dumps(rows) for rows in data["tables"].values())
+
+
+def test_retention_deletes_raw_events_older_than_the_setting(
+        tmp_path: Path, cli) -> None:  # type: ignore[no-untyped-def]
+    d = tmp_path / "w"
+    with collector(d, "[collect]\nretention_days = 30\n") as live:
+        _person(live, ANON, USER, EMAIL, "erin", 9)
+        live.wait_loaded()
+        live.ws.store.con.execute(
+            "UPDATE events SET received_at = received_at - INTERVAL 40 DAY "
+            "WHERE message_id IN ('erin-p0', 'erin-p1', 'erin-p2')")
+    code, out, err = cli("-w", str(d), "privacy", "retention", "--json")
+    assert code == 0, err
+    assert json.loads(out) == {"deleted": 3, "retention_days": 30}
+    with demandloop.open(d) as ws:
+        assert ws.counts()["events"] == 7
+    (d / "demandloop.toml").write_text("")
+    code, _, err = cli("-w", str(d), "privacy", "retention")
+    assert code == 2 and "retention_days" in err
+
+
+@pytest.mark.parametrize("policy, kept", [("truncate", "203.0.113.0"), ("drop", None)])
+def test_the_ip_policy_keeps_the_account_and_drops_the_address(
+        tmp_path: Path, policy: str, kept: str | None) -> None:
+    d = tmp_path / "w"
+    (tmp_path / "ranges.csv").write_text("cidr,domain\n203.0.113.0/25,acme-target.com\n")
+    with collector(d, f'[collect]\nip = "{policy}"\n') as live:
+        live.ws.import_ip_ranges(tmp_path / "ranges.csv")
+        r = httpx.post(live.url + "/v1/batch", auth=(live.key, ""), json={"batch": [
+            {"type": "page", "anonymousId": f"visitor-{i}", "messageId": f"v{i}",
+             "properties": {"url": "https://vendor.example/", "path": "/"},
+             "context": {"ip": ip}} for i, ip in enumerate(["203.0.113.77", "203.0.113.200"])]})
+        assert r.status_code == 200
+        live.wait_loaded()
+        ws = live.ws
+        for _ in range(2):  # the second run sees only the kept address
+            ws.resolve()
+            touches = dict(ws.store.con.execute(
+                "SELECT message_id, account_id FROM touches").fetchall())
+            # .77 is in the company's /25, .200 is not: the match made on the whole address
+            assert touches == {"v0": "acme-target.com", "v1": None}
+            ips = {r[0] for r in ws.store.con.execute("SELECT ip FROM events").fetchall()}
+            assert ips == {kept}
+            assert {r[0] for r in ws.store.con.execute("SELECT ip FROM touches").fetchall()} \
+                == {kept}
