@@ -20,7 +20,8 @@ from tests.collector_helpers import collector
 PAGE = """<!doctype html><html><head><title>{title}</title>
 <script src="{collector}/dl.js?k={key}"></script></head><body>
 <form action="/thanks.html" method="get"><input type="email" name="email">
-<input name="company"><button type="submit">Get the guide</button></form></body></html>"""
+<input name="company" data-dl-capture><input name="phone"><input name="role">
+<button type="submit">Get the guide</button></form></body></html>"""
 
 
 def _browser() -> str:
@@ -56,7 +57,7 @@ def _until(fn, timeout: float = 10.0):  # type: ignore[no-untyped-def]
 def test_snippet_records_page_view_with_utm_and_identify_on_submit(tmp_path: Path) -> None:
     browser_path = _browser()
     sync_playwright = pytest.importorskip("playwright.sync_api").sync_playwright
-    with collector(tmp_path / "w") as run:
+    with collector(tmp_path / "w", '[collector]\nform_fields = ["role"]\n') as run:
         site = tmp_path / "site"
         site.mkdir()
         for name, title in (("pricing.html", "Pricing"), ("thanks.html", "Thanks")):
@@ -89,12 +90,17 @@ def test_snippet_records_page_view_with_utm_and_identify_on_submit(tmp_path: Pat
             assert cookie["dl_aid"] == anon  # first-party anonymous id
             page.fill("input[name=email]", "Dana@Acme.com")
             page.fill("input[name=company]", "Acme")
+            page.fill("input[name=phone]", "+1 555 0100")  # not marked, not listed: stays
+            page.fill("input[name=role]", "CMO")  # listed in collector.form_fields
             page.click("button[type=submit]")
             page.wait_for_url("**/thanks.html**")
             identifies = _until(lambda: events("identify"))
             assert len(identifies) == 1
             assert identifies[0][0] == anon
-            assert json.loads(identifies[0][7]) == {"email": "dana@acme.com", "company": "Acme"}
+            assert json.loads(identifies[0][7]) == {"email": "dana@acme.com", "company": "Acme",
+                                                    "role": "CMO"}
+            # the visitor's address, for IP-to-company resolution, though dl.js sends none
+            assert run.query("SELECT DISTINCT ip FROM events") == [("127.0.0.1",)]
             second = _until(lambda: len(events("page")) == 2 and events("page"))
             assert second[1][0] == anon and second[1][2] == "/thanks.html"
             assert errors == []
@@ -108,5 +114,45 @@ def test_snippet_records_page_view_with_utm_and_identify_on_submit(tmp_path: Pat
             quiet.wait_for_function("window.dl !== undefined")
             time.sleep(1.0)
             assert [e for e in events("page") if e[4] == "gpc"] == []
+            b.close()
+        next(gen, None)
+
+
+def test_consent_denied_by_default_sends_nothing_until_granted(tmp_path: Path) -> None:
+    browser_path = _browser()
+    sync_playwright = pytest.importorskip("playwright.sync_api").sync_playwright
+    with collector(tmp_path / "w", '[collector]\nconsent_default = "denied"\n') as run:
+        site = tmp_path / "site"
+        site.mkdir()
+        (site / "p.html").write_text(PAGE.format(title="P", collector=run.url, key=run.key))
+        gen = _site(site)
+        origin = next(gen)
+
+        def count() -> int:
+            run.loader.load_once()
+            return int(run.query("SELECT count(*) FROM events")[0][0])
+
+        with sync_playwright() as p:
+            b = p.chromium.launch(executable_path=browser_path, headless=True,
+                                  args=["--no-sandbox", "--disable-gpu",
+                                        "--disable-background-networking"])
+            page = b.new_page()
+            page.goto(f"{origin}/p.html")
+            page.wait_for_function("window.dl !== undefined")
+            page.evaluate("dl.track('Clicked', {})")
+            time.sleep(1.0)
+            names = {c["name"] for c in page.context.cookies()}
+            assert count() == 0 and "dl_aid" not in names  # nothing sent, nothing set
+            page.evaluate("dl.consent('granted')")  # the visitor agrees: this page counts
+            assert _until(lambda: count() == 1)
+            aid = {c["name"]: c["value"] for c in page.context.cookies()}["dl_aid"]
+            page.reload()  # the choice is remembered
+            assert _until(lambda: count() == 2)
+            assert run.query("SELECT DISTINCT anonymous_id FROM events") == [(aid,)]
+            page.evaluate("dl.consent('denied')")  # withdrawn: the id goes, nothing more
+            page.evaluate("dl.track('After', {})")
+            time.sleep(1.0)
+            assert count() == 2
+            assert "dl_aid" not in {c["name"] for c in page.context.cookies()}
             b.close()
         next(gen, None)

@@ -1,5 +1,7 @@
 /* demandloop browser snippet: page views, identify on form submit, first-party anonymous id.
-   <script async src="https://COLLECTOR/dl.js?k=WRITE_KEY"></script>   then dl.track(...) */
+   <script async src="https://COLLECTOR/dl.js?k=WRITE_KEY"></script>   then dl.track(...)
+   Consent: dl.consent("granted" | "denied"); until granted (when the default is "denied")
+   nothing is sent and no cookie but the choice itself is set. */
 (function (w, d) {
   var cfg = __CONFIG__;
   var s = d.currentScript, src = s && s.src ? new URL(s.src) : null;
@@ -8,7 +10,7 @@
   var n = w.navigator, noop = function () {};
   if (!key || (cfg.respectPrivacy && (n.doNotTrack === "1" || w.doNotTrack === "1" ||
       n.globalPrivacyControl === true))) {
-    w.dl = { page: noop, track: noop, identify: noop };
+    w.dl = { page: noop, track: noop, identify: noop, consent: noop };
     return;
   }
   function uuid() {
@@ -26,8 +28,16 @@
     d.cookie = name + "=" + encodeURIComponent(value) + "; path=/; max-age=" +
       cfg.cookieDays * 86400 + "; SameSite=Lax" + (location.protocol === "https:" ? "; Secure" : "");
   }
-  var anon = cookie("dl_aid") || uuid(), uid = cookie("dl_uid");
-  cookie("dl_aid", anon);
+  function forget(name) {
+    d.cookie = name + "=; path=/; max-age=0; SameSite=Lax";
+  }
+  var granted = (cookie("dl_consent") || cfg.consentDefault) === "granted";
+  var anon = null, uid = null;
+  function start() {
+    anon = cookie("dl_aid") || uuid(); uid = cookie("dl_uid");
+    cookie("dl_aid", anon);
+  }
+  if (granted) start();
   function campaign() {
     var p = new URLSearchParams(location.search), c = {};
     ["source", "medium", "term", "content"].forEach(function (k) {
@@ -41,6 +51,7 @@
              title: d.title, search: location.search };
   }
   function send(path, msg) {
+    if (!granted) return;
     var now = new Date().toISOString();
     msg.anonymousId = anon; if (uid) msg.userId = uid;
     msg.messageId = uuid(); msg.timestamp = now; msg.sentAt = now; msg.writeKey = key;
@@ -62,8 +73,15 @@
       return send("/v1/t", { type: "track", event: event, properties: props || {} });
     },
     identify: function (userId, traits) {
+      if (!granted) return;
       if (userId) { uid = String(userId); cookie("dl_uid", uid); }
       return send("/v1/i", { type: "identify", traits: traits || {} });
+    },
+    consent: function (state) {
+      var now = state === "granted";
+      cookie("dl_consent", now ? "granted" : "denied");
+      if (now && !granted) { granted = true; start(); dl.page(); }
+      if (!now) { granted = false; forget("dl_aid"); forget("dl_uid"); anon = uid = null; }
     }
   };
   w.dl = dl;
@@ -74,9 +92,15 @@
       var email = f.querySelector("input[type=email], input[name=email]");
       if (!email || email.value.indexOf("@") < 1) return;
       var traits = { email: email.value.trim().toLowerCase() };
-      ["firstName", "lastName", "company", "title", "phone"].forEach(function (k) {
-        var i = f.querySelector('[name="' + k + '"]'); if (i && i.value) traits[k] = i.value;
-      });
+      // only fields the site chose: listed in collector.form_fields or marked in the page
+      var fields = f.querySelectorAll("input, select, textarea");
+      for (var i = 0; i < fields.length; i++) {
+        var el = fields[i], name = el.getAttribute("name");
+        if (!name || !el.value || el === email || el.type === "password") continue;
+        if (cfg.formFields.indexOf(name) >= 0 || el.hasAttribute("data-dl-capture")) {
+          traits[name] = el.value;
+        }
+      }
       dl.identify(null, traits);
     }, true);
   }

@@ -1,9 +1,11 @@
 """``/dl.js``: the browser snippet, with the workspace's privacy and form settings baked in.
 
-Small and dependency-free (about 3 KB): page views with URL, referrer and UTM parameters,
-``identify`` with the email of a submitted form, a first-party ``dl_aid`` cookie as anonymous
-id, and nothing at all when the browser sends Do-Not-Track or Global Privacy Control and the
-workspace respects them (``collector.respect_privacy_signals``). Events go to the collector
+Small and dependency-free (about 4 KB): page views with URL, referrer and UTM parameters,
+``identify`` with the email of a submitted form (and only the fields the site lists in
+``collector.form_fields`` or marks with ``data-dl-capture``), a first-party ``dl_aid`` cookie
+as anonymous id, a consent API (``dl.consent("granted"|"denied")``, default
+``collector.consent_default``), and nothing at all when the browser sends Do-Not-Track or
+Global Privacy Control and the workspace respects them (``collector.respect_privacy_signals``). Events go to the collector
 as ``text/plain`` with the write key inside, analytics.js's way, so no CORS preflight is
 needed.
 """
@@ -21,5 +23,7 @@ def snippet(settings: CollectorSettings) -> str:
     source = resources.files("demandloop.serve").joinpath("dl.js").read_text(encoding="utf-8")
     config = {"respectPrivacy": settings.respect_privacy_signals,
               "identifyForms": settings.identify_forms or None,
-              "cookieDays": settings.cookie_days}
+              "cookieDays": settings.cookie_days,
+              "consentDefault": settings.consent_default,
+              "formFields": list(settings.form_fields)}
     return source.replace("__CONFIG__", orjson.dumps(config).decode())
