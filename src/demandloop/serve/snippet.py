@@ -5,9 +5,9 @@ Small and dependency-free (about 4 KB): page views with URL, referrer and UTM pa
 ``collector.form_fields`` or marks with ``data-dl-capture``), a first-party ``dl_aid`` cookie
 as anonymous id, a consent API (``dl.consent("granted"|"denied")``, default
 ``collector.consent_default``), and nothing at all when the browser sends Do-Not-Track or
-Global Privacy Control and the workspace respects them (``collector.respect_privacy_signals``). Events go to the collector
-as ``text/plain`` with the write key inside, analytics.js's way, so no CORS preflight is
-needed.
+Global Privacy Control and the workspace respects them (``collector.respect_privacy_signals``).
+Events go to the collector as ``text/plain`` with the write key inside, analytics.js's way,
+so no CORS preflight is needed.
 """
 
 from __future__ import annotations
