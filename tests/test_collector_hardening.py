@@ -398,3 +398,28 @@ def test_browser_events_get_the_connection_address_behind_trusted_proxies(
         assert ips == {"browser": "127.0.0.1", "proxied": "203.0.113.9",
                        "spoofed-chain": "203.0.113.9", "malformed": "127.0.0.1",
                        "own-ip": "192.0.2.1", "server-sdk": None}
+
+
+def test_a_drain_is_bounded_and_says_what_is_left(tmp_path: Path,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    def slow(self: Any) -> bool:  # a store that takes forever
+        time.sleep(0.3)
+        return True
+
+    with collector(tmp_path / "w") as live:
+        monkeypatch.setattr(loader_module.Loader, "load_once", slow)
+        try:
+            r = httpx.post(live.url + "/v1/track", auth=(live.key, ""),
+                           json={"event": "E", "userId": "u", "messageId": "left"})
+            assert r.status_code == 200
+            started = time.monotonic()
+            left = live.loader.stop(drain=True, timeout=1.0)
+            elapsed = time.monotonic() - started
+        finally:
+            monkeypatch.undo()
+        assert elapsed < 3.0
+        assert left > 0 and not live.loader.running
+        # nothing is lost: the next loader (the next start) loads it
+        while live.loader.load_once():
+            pass
+        assert _stored(live).keys() == {"left"}

@@ -109,6 +109,11 @@ class Loader:
         self._write_status()
         return self.backlog()
 
+    @property
+    def running(self) -> bool:
+        """Is the loader thread still at work (e.g. past a stop's time limit)?"""
+        return self._thread.is_alive()
+
     def backlog(self) -> int:
         """Bytes of every log folder not yet in the store."""
         return sum(backlog_bytes(f, load_checkpoint(f)) for f in self._folders())

@@ -60,11 +60,14 @@ class _Server(uvicorn.Server):
                 signal.signal(sig, handler)
 
 
-def _drain(loader: Loader, seconds: float) -> None:
+def _drain(loader: Loader, seconds: float) -> bool:
+    """Stop the loader, loading the log for up to *seconds*; False if its thread is still
+    busy (a long resolve or score): the database must then not be closed under it."""
     left = loader.stop(drain=True, timeout=seconds)
     if left:
         logger.warning("stopped with %s bytes of acknowledged events still in the log: they "
                        "load at the next start", f"{left:,}")
+    return not loader.running
 
 
 def _logging(access_log: bool) -> None:
@@ -93,6 +96,7 @@ def serve(directory: Path, *, host: str | None = None, port: int | None = None,
     # waiting requests; the default 5 ms switch interval would add that much latency
     sys.setswitchinterval(0.0005)
     common = server_options(ws.settings, host, port)
+    stopped = True
     try:
         if workers == 1:
             log = DurableLog(root / "main")
@@ -103,7 +107,7 @@ def serve(directory: Path, *, host: str | None = None, port: int | None = None,
             try:
                 server.run()
             finally:
-                _drain(loader, c.drain_seconds)
+                stopped = _drain(loader, c.drain_seconds)
                 log.close()
         else:
             loader = Loader(ws.store, root, **_hooks(ws)).start()
@@ -112,9 +116,10 @@ def serve(directory: Path, *, host: str | None = None, port: int | None = None,
                 uvicorn.run("demandloop.serve.run:worker_app", factory=True, workers=workers,
                             **common)
             finally:
-                _drain(loader, c.drain_seconds)
+                stopped = _drain(loader, c.drain_seconds)
     finally:
-        ws.close()
+        if stopped:  # else exiting ends the loader's work; DuckDB's WAL keeps what committed
+            ws.close()
 
 
 def server_options(settings: Settings, host: str, port: int) -> dict[str, Any]:
