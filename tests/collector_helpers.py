@@ -107,6 +107,9 @@ def _wait_up(url: str, timeout: float = 30.0) -> None:
 
 
 def start_subprocess(directory: Path, port: int) -> subprocess.Popen[bytes]:
+    """`demandloop serve` on *directory* (made a workspace first, as 'init' would)."""
+    if not (directory / "demandloop.toml").exists():
+        (directory / "demandloop.toml").write_text("")
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     proc = subprocess.Popen([sys.executable, "-m", "demandloop", "-w", str(directory), "serve",
                              "--port", str(port), "--no-access-log"], env=env,

@@ -73,9 +73,17 @@ def write_jsonl(path: Path, messages: list[Any]) -> Path:
 
 @pytest.fixture
 def cli(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> Callable[..., tuple[int, str, str]]:
-    """Run the CLI in-process: returns (exit code, stdout, stderr)."""
+    """Run the CLI in-process: returns (exit code, stdout, stderr). The folder given with
+    ``-w`` is made a workspace first when it is none, as 'demandloop init' would (the rule
+    that only 'init' creates one is tested on its own, in test_cli)."""
 
     def run(*args: str) -> tuple[int, str, str]:
+        if "-w" in args:
+            d = Path(args[args.index("-w") + 1])
+            if d.suffix != ".duckdb" and not (d / "demandloop.toml").exists() \
+                    and not any(d.glob("*.duckdb")):
+                d.mkdir(parents=True, exist_ok=True)
+                (d / "demandloop.toml").write_text("")
         code = 0
         try:
             main(list(args))

@@ -82,3 +82,31 @@ def test_console_script_runs() -> None:
 def test_accounts_before_resolve_says_what_to_do(cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     code, out, err = cli("-w", str(tmp_path), "accounts")
     assert code == 0 and "run 'demandloop resolve'" in err
+
+
+def test_only_init_creates_a_workspace(tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+    """A misspelt -w is an error naming 'init', and creates nothing (not even after a
+    failed ingest); once 'init' ran, the same commands work."""
+    from demandloop.cli import main
+
+    def run(*args: str) -> tuple[int, str]:
+        try:
+            main(list(args))
+            code = 0
+        except SystemExit as exc:
+            code = int(exc.code or 0)
+        return code, capsys.readouterr().err
+
+    typo = tmp_path / "worksapce"
+    events = tmp_path / "e.jsonl"
+    events.write_text('{"type": "track", "userId": "u"}\n')  # invalid: no event name
+    for args in (("status",), ("ingest", str(events)), ("accounts",), ("keys", "list")):
+        code, err = run("-w", str(typo), *args)
+        assert code == 5, err
+        assert err.strip().count("\n") == 0 and f"demandloop init {typo}" in err
+    assert not typo.exists()
+    made = tmp_path / "made"
+    assert run("init", str(made))[0] == 0
+    code, err = run("-w", str(made), "ingest", str(events))
+    assert code == 3  # the file's own problem now, not the workspace's
+    assert run("-w", str(made), "status")[0] == 0

@@ -80,6 +80,7 @@ def test_several_workers_share_one_loader(tmp_path: Path) -> None:
 
     d = tmp_path / "w"
     d.mkdir()
+    (d / "demandloop.toml").write_text("")
     key, _ = keystore.create(d, "default", "workers")
     port = free_port()
     proc = subprocess.Popen([sys.executable, "-m", "demandloop", "-w", str(d), "serve",

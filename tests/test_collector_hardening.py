@@ -361,6 +361,7 @@ def test_without_a_token_monitoring_is_for_loopback_and_readiness_hides_errors(
 # -- 10. keys for a malformed workspace id -------------------------------------------------
 def test_keys_create_refuses_a_malformed_workspace_id(cli, tmp_path: Path  # type: ignore[no-untyped-def]
                                                        ) -> None:
+    (tmp_path / "demandloop.toml").write_text("")
     for bad in ("Bad Id!", "../other", "-x", "a" * 64):
         code, _, err = cli("-w", str(tmp_path), "keys", "create", "--workspace-id", bad)
         assert code == 2 and "not a valid workspace id" in err

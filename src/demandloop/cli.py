@@ -23,7 +23,7 @@ from rich.markup import escape
 from demandloop import simulate as sim
 from demandloop.collect.crm import KINDS, parse_mapping
 from demandloop.config import CONFIG_FILE, Settings, example_toml
-from demandloop.errors import DemandloopError, UsageError
+from demandloop.errors import DemandloopError, Interrupted, NotFoundError, UsageError
 from demandloop.progress import LazyProgress
 from demandloop.render import frame_table
 from demandloop.workspace import Workspace
@@ -45,11 +45,27 @@ app.add_typer(fit_app, name="fit")
 app.add_typer(explain_app, name="explain")
 app.add_typer(data_app, name="data")
 
-out = Console()
-err = Console(stderr=True)
+def _console(stderr: bool = False) -> Console:
+    """The terminal's own width; piped output (a file, less, CI logs) is not cut at 80
+    columns as Rich would do, but at $COLUMNS or 200."""
+    stream = sys.stderr if stderr else sys.stdout
+    width = None if stream.isatty() else int(os.environ.get("COLUMNS", "0") or 0) or 200
+    return Console(stderr=stderr, width=width)
+
+
+out = _console()
+err = _console(stderr=True)
 _state: dict[str, Any] = {"workspace": Path("."), "debug": False}
 
 JsonOpt = typer.Option(False, "--json", help="Print JSON instead of tables.")
+
+
+def _version(value: bool) -> None:
+    if value:
+        from demandloop import __version__
+
+        out.print(f"demandloop {__version__}")
+        raise typer.Exit()
 
 
 @app.callback()
@@ -59,12 +75,28 @@ def _global(
         help="Workspace directory (holds demandloop.toml and the database).",
     ),
     debug: bool = typer.Option(False, "--debug", help="Show tracebacks on errors."),
+    version: bool = typer.Option(False, "--version", is_eager=True, callback=_version,
+                                 help="Print the version and exit."),
 ) -> None:
     _state["workspace"], _state["debug"] = workspace, debug
 
 
+def _workspace_dir() -> Path:
+    """The workspace folder, which must exist: only 'init' (and 'demo') create one, so a
+    misspelt -w is an error, not a new empty workspace."""
+    d = Path(_state["workspace"])
+    if d.suffix == ".duckdb" and d.is_file():
+        return d
+    settings_file = d / CONFIG_FILE
+    if d.is_dir() and (settings_file.is_file() or any(d.glob("*.duckdb"))):
+        return d
+    raise NotFoundError(f"no demandloop workspace in {d}",
+                        hint=f"run 'demandloop init {d}' to create one, or pass the right "
+                        "folder with -w")
+
+
 def _open(path: Path | None = None) -> Workspace:
-    return Workspace.open(path or _state["workspace"])
+    return Workspace.open(path or _workspace_dir())
 
 
 def _json(data: Any) -> None:
@@ -80,11 +112,20 @@ def _records(df: pd.DataFrame) -> list[dict[str, Any]]:
 _table = frame_table
 
 
+def _say(as_json: bool, data: dict[str, Any], message: str) -> None:
+    """A command's outcome: *data* as JSON with ``--json``, else the sentence."""
+    if as_json:
+        _json(data)
+    else:
+        out.print(message)
+
+
 # -- set-up ---------------------------------------------------------------------------------
 @app.command()
 def init(
     directory: Path = typer.Argument(Path("."), help="Workspace directory to create."),
     force: bool = typer.Option(False, "--force", help="Overwrite an existing demandloop.toml."),
+    as_json: bool = JsonOpt,
 ) -> None:
     """Write a commented demandloop.toml documenting every setting."""
     directory.mkdir(parents=True, exist_ok=True)
@@ -92,7 +133,7 @@ def init(
     if target.exists() and not force:
         raise UsageError(f"{target} already exists", hint="pass --force to overwrite it")
     target.write_text(example_toml(), encoding="utf-8")
-    out.print(f"wrote {target}")
+    _say(as_json, {"wrote": str(target)}, f"wrote {target}")
 
 
 @config_app.command("show")
@@ -104,9 +145,10 @@ def config_show(as_json: bool = JsonOpt) -> None:
         _json(data)
         return
     for section, values in data.items():
-        out.print(f"[bold][{section}][/bold]")
+        # escaped: Rich would read "[workspace]" as a markup tag and print nothing
+        out.print(f"[bold]{escape(f'[{section}]')}[/bold]")
         for k, v in values.items():
-            out.print(f"  {k} = {v!r}")
+            out.print(f"  {k} = {v!r}", markup=False, highlight=False)
 
 
 # -- simulate, ingest, import, export ------------------------------------------------------
@@ -141,89 +183,114 @@ def ingest(
     as_json: bool = JsonOpt,
 ) -> None:
     """Validate, deduplicate and store Segment-spec events from files."""
+    from demandloop.collect.files import event_files
+
+    files = event_files(files)
     total = sum(f.stat().st_size for f in files if f.is_file())
     started = time.perf_counter()
     with _open() as ws, LazyProgress(err, "ingesting", total, unit="bytes") as progress:
-        r = ws.ingest(*files, skip_invalid=skip_invalid, progress=progress.advance)
+        try:
+            r = ws.ingest(*files, skip_invalid=skip_invalid, progress=progress.advance)
+        except (KeyboardInterrupt, Exception) as exc:
+            if isinstance(exc, KeyboardInterrupt) or _is_interrupt(exc):
+                # one transaction: rolled back whole
+                raise Interrupted("interrupted, nothing written") from None
+            raise
     seconds = time.perf_counter() - started
     if as_json:
         _json({**r.__dict__, "seconds": seconds})
         return
     for p in r.problems:
         err.print(p, markup=False, highlight=False, soft_wrap=True)
+    if r.messages == 0:
+        err.print(f"warning: no messages in {', '.join(str(f) for f in files)} (empty?)",
+                  markup=False, highlight=False)
     out.print(f"{r.inserted:,} events written, {r.duplicates:,} duplicates skipped, "
               f"{r.invalid:,} invalid skipped ({r.messages / max(seconds, 1e-9):,.0f} msg/s)")
 
 
 @import_app.command("accounts")
 def import_accounts(file: Path, map_: list[str] = typer.Option([], "--map",
-                    help="COLUMN=FIELD for a header demandloop does not recognise.")) -> None:
+                    help="COLUMN=FIELD for a header demandloop does not recognise."),
+                    as_json: bool = JsonOpt) -> None:
     """Import a CRM accounts/companies CSV (HubSpot, Salesforce or plain)."""
-    _import_crm("accounts", file, map_)
+    _import_crm("accounts", file, map_, as_json)
 
 
 @import_app.command("contacts")
 def import_contacts(file: Path, map_: list[str] = typer.Option([], "--map",
-                    help="COLUMN=FIELD for a header demandloop does not recognise.")) -> None:
+                    help="COLUMN=FIELD for a header demandloop does not recognise."),
+                    as_json: bool = JsonOpt) -> None:
     """Import a CRM contacts CSV (HubSpot, Salesforce or plain)."""
-    _import_crm("contacts", file, map_)
+    _import_crm("contacts", file, map_, as_json)
 
 
 @import_app.command("opportunities")
 def import_opportunities(file: Path, map_: list[str] = typer.Option([], "--map",
-                         help="COLUMN=FIELD for a header demandloop does not recognise.")) -> None:
+                         help="COLUMN=FIELD for a header demandloop does not recognise."),
+                         as_json: bool = JsonOpt) -> None:
     """Import a CRM opportunities/deals CSV (HubSpot, Salesforce or plain)."""
-    _import_crm("opportunities", file, map_)
+    _import_crm("opportunities", file, map_, as_json)
 
 
-def _import_crm(kind: str, file: Path, pairs: list[str]) -> None:
+def _import_crm(kind: str, file: Path, pairs: list[str], as_json: bool) -> None:
     assert kind in KINDS
     mapping = parse_mapping(pairs, kind)
+    ignored: list[str] = []
     with _open() as ws:
-        n = ws.import_crm(kind, file, mapping)
-    out.print(f"{n:,} {kind} imported from {file}")
+        n = ws.import_crm(kind, file, mapping, ignored)
+    _say(as_json, {"imported": n, "kind": kind, "file": str(file), "ignored_columns": ignored},
+         f"{n:,} {kind} imported from {file}")
+    if ignored and not as_json:
+        err.print(f"not imported, no field recognised: {', '.join(ignored)} (pass --map "
+                  "'COLUMN=FIELD' to import one)", markup=False, highlight=False,
+                  soft_wrap=True)
 
 
 @import_app.command("ip-ranges")
 def import_ip_ranges(file: Path = typer.Argument(..., help="CSV: cidr (or start,end) and "
-                                                 "domain and/or organisation.")) -> None:
+                                                 "domain and/or organisation."),
+                     as_json: bool = JsonOpt) -> None:
     """Import company IP ranges, used to resolve anonymous visitors to accounts."""
     with _open() as ws:
         n = ws.import_ip_ranges(file)
-    out.print(f"{n:,} IP ranges imported from {file}")
+    _say(as_json, {"imported": n, "file": str(file)}, f"{n:,} IP ranges imported from {file}")
 
 
 @import_app.command("olist")
-def import_olist(directory: Path = typer.Argument(..., help="Folder with the Olist CSVs.")) -> None:
+def import_olist(directory: Path = typer.Argument(..., help="Folder with the Olist CSVs."),
+                 as_json: bool = JsonOpt) -> None:
     """Import the Olist marketing funnel: MQLs as leads, closed deals as won opportunities."""
     with _open() as ws:
         n = ws.import_olist(directory)
-    out.print(f"imported {n['leads']:,} leads and {n['opportunities']:,} won opportunities "
-              f"from {directory}")
+    _say(as_json, n, f"imported {n['leads']:,} leads and {n['opportunities']:,} won "
+         f"opportunities from {directory}")
 
 
 @import_app.command("parquet")
 def import_parquet(
     directory: Path,
     replace: bool = typer.Option(False, "--replace", help="Replace the workspace's data."),
+    as_json: bool = JsonOpt,
 ) -> None:
     """Load a Parquet export (from 'demandloop export') into this workspace."""
     with _open() as ws:
         n = ws.import_parquet(directory, replace=replace)
-    out.print(f"imported {sum(n.values()):,} rows from {directory}")
+    _say(as_json, n, f"imported {sum(n.values()):,} rows from {directory}")
 
 
 @app.command()
 def export(
     directory: Path,
     fmt: str = typer.Option("parquet", "--format", help="Export format (parquet)."),
+    as_json: bool = JsonOpt,
 ) -> None:
     """Export every table of the workspace, losslessly."""
     if fmt != "parquet":
         raise UsageError(f"unknown export format '{fmt}'", hint="use --format parquet")
     with _open() as ws:
         n = ws.export_parquet(directory)
-    out.print(f"exported {sum(n.values()):,} rows in {len(n)} tables to {directory}")
+    _say(as_json, n, f"exported {sum(n.values()):,} rows in {len(n)} tables to {directory}")
 
 
 # -- read -----------------------------------------------------------------------------------
@@ -353,14 +420,16 @@ def explain_person(key: str = typer.Argument(..., help="Person id, email, user i
 def build_asn(source: Path = typer.Argument(..., help="'npm pack @ip-location-db/asn' .tgz "
                                             "or its unpacked folder."),
               target: Path | None = typer.Option(None, "--out", help="Where to write "
-                                                 "(default: the package's data file).")) -> None:
+                                                 "(default: the package's data file)."),
+              as_json: bool = JsonOpt) -> None:
     """Rebuild the IP-to-organisation table from the @ip-location-db/asn npm package."""
     from demandloop.resolve import asn
 
     dest = target or Path(asn.__file__).resolve().parent.parent / "data" / asn.DATA_FILE
     n = asn.build(source, dest)
-    out.print(f"{n['ranges']:,} ranges of {n['organisations']:,} organisations "
-              f"(from {n['source_rows']:,} rows) -> {dest}")
+    _say(as_json, {**n, "path": str(dest)},
+         f"{n['ranges']:,} ranges of {n['organisations']:,} organisations "
+         f"(from {n['source_rows']:,} rows) -> {dest}")
 
 
 @report_app.command("conversion")
@@ -507,6 +576,9 @@ def main(argv: list[str] | None = None) -> None:
         # without standalone mode, click returns a command's typer.Exit code instead
         if isinstance(code, int) and code:
             sys.exit(code)
+    except Interrupted as exc:
+        err.print(str(exc), highlight=False)
+        sys.exit(exc.exit_code)
     except DemandloopError as exc:
         if debug:
             traceback.print_exc()
@@ -515,10 +587,11 @@ def main(argv: list[str] | None = None) -> None:
         for line in getattr(exc, "problems", []):
             err.print(f"  {line}", markup=False, highlight=False, soft_wrap=True)
         sys.exit(exc.exit_code)
-    except typer.Abort:
-        err.print("aborted")
-        sys.exit(130)
+    except (typer.Abort, KeyboardInterrupt):
+        _interrupted()
     except Exception as exc:
+        if _is_interrupt(exc):
+            _interrupted()
         # Usage errors and exits: Typer >= 0.20 raises its own copies of click's exception
         # classes, so recognise them by what they do rather than by class.
         if hasattr(exc, "exit_code"):
@@ -532,3 +605,17 @@ def main(argv: list[str] | None = None) -> None:
                   f"{escape(str(exc))} (rerun with --debug and report it)", highlight=False,
                   soft_wrap=True)
         sys.exit(70)
+
+
+def _is_interrupt(exc: BaseException) -> bool:
+    """Ctrl-C inside a DuckDB query surfaces as DuckDB's interrupt, not KeyboardInterrupt."""
+    import duckdb
+
+    return isinstance(exc, duckdb.InterruptException) or (
+        isinstance(exc, RuntimeError) and "interrupted" in str(exc).lower())
+
+
+def _interrupted() -> None:
+    err.print("interrupted (what a command had committed stays; run it again to finish)",
+              highlight=False)
+    sys.exit(130)

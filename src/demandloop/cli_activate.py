@@ -33,10 +33,15 @@ def audiences_export(
     fmt: str = typer.Option("csv", "--format", help="csv, linkedin (accounts) or google "
                             "(people, hashed Customer Match)."),
     path: Path = typer.Option(..., "--out", help="CSV file to write."),
+    as_json: bool = JsonOpt,
 ) -> None:
     """Write a segment in the format an ad platform uploads."""
     with _open() as ws:
         n, warnings = ws.export_audience(name, fmt, path)
+    if as_json:
+        _json({"rows": n, "segment": name, "format": fmt, "path": str(path),
+               "warnings": warnings})
+        return
     out.print(f"wrote {n:,} rows of '{name}' ({fmt}) to {path}")
     for w in warnings:
         out.print(f"[yellow]warning:[/yellow] {w}")
@@ -47,10 +52,13 @@ app.add_typer(workflows_app, name="workflows")
 
 
 @workflows_app.command("validate")
-def workflows_validate() -> None:
+def workflows_validate(as_json: bool = JsonOpt) -> None:
     """Check demandloop.toml's and workflows/*.toml's workflows; exit 0 when all are valid."""
     with _open() as ws:
         flows = ws.workflows()
+    if as_json:
+        _json({"valid": [w.name for w in flows]})
+        return
     out.print(f"{len(flows)} workflow(s) valid: {', '.join(w.name for w in flows) or '(none)'}")
 
 

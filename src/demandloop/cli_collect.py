@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from demandloop.cli import JsonOpt, _json, _state, _table, app, out
+from demandloop.cli import JsonOpt, _json, _say, _table, app, out
 from demandloop.errors import NotFoundError, UsageError
 from demandloop.store import keys as keystore
 
@@ -15,9 +15,9 @@ app.add_typer(keys_app, name="keys")
 
 
 def _dir() -> Path:
-    d = Path(_state["workspace"])
-    d.mkdir(parents=True, exist_ok=True)
-    return d
+    from demandloop.cli import _workspace_dir
+
+    return _workspace_dir()
 
 
 @app.command()
@@ -67,11 +67,11 @@ def keys_list(as_json: bool = JsonOpt) -> None:
 
 
 @keys_app.command("revoke")
-def keys_revoke(key: str = typer.Argument(..., help="The key, or its id from 'keys list'.")
-                ) -> None:
+def keys_revoke(key: str = typer.Argument(..., help="The key, or its id from 'keys list'."),
+                as_json: bool = JsonOpt) -> None:
     """Revoke a write key: the collector refuses it within a second (401)."""
     info = keystore.revoke(_dir(), key)
-    out.print(f"revoked {info.id} (workspace '{info.workspace}')")
+    _say(as_json, info.__dict__, f"revoked {info.id} (workspace '{info.workspace}')")
 
 
 privacy_app = typer.Typer(no_args_is_help=True,
@@ -84,6 +84,8 @@ def privacy_export(
     person: str = typer.Argument(..., help="An email, user id or anonymous id."),
     out_file: Path | None = typer.Option(None, "--out", help="Write the JSON here (else "
                                          "standard output)."),
+    as_json: bool = typer.Option(False, "--json", help="Accepted for symmetry: the export "
+                                 "is JSON either way."),
 ) -> None:
     """Everything stored about one person, as JSON (a data-subject access request)."""
     from demandloop.cli import _open

@@ -10,7 +10,7 @@ from pathlib import Path
 import pandas as pd
 import typer
 
-from demandloop.cli import JsonOpt, _json, _open, _records, _table, app, out
+from demandloop.cli import JsonOpt, _json, _open, _records, _say, _table, app, out
 from demandloop.errors import InputError
 
 sequences_app = typer.Typer(no_args_is_help=True,
@@ -39,12 +39,18 @@ def sequences_list(as_json: bool = JsonOpt) -> None:
 
 
 @sequences_app.command("validate")
-def sequences_validate() -> None:
+def sequences_validate(as_json: bool = JsonOpt) -> None:
     """Render every step against a sample person and check mailboxes (DKIM keys, password
     variables); exit 1 on any problem (warnings do not fail)."""
     with _open() as ws:
         problems = ws.check_sequences()
         n = len(ws.settings.activate.sequences)
+    failed = any(not p.startswith("warning") for p in problems)
+    if as_json:
+        _json({"sequences": n, "problems": problems, "valid": not failed})
+        if failed:
+            raise typer.Exit(1)
+        return
     for p in problems:
         out.print(("[yellow]" if p.startswith("warning") else "[bold red]") + p + "[/]")
     if any(not p.startswith("warning") for p in problems):
@@ -104,24 +110,29 @@ app.add_typer(suppress_app, name="suppress")
 def suppress_add(
     emails: list[str] = typer.Argument(..., help="Addresses to never mail again."),
     reason: str = typer.Option("manual", "--reason", help="Why (shown in the list)."),
+    as_json: bool = JsonOpt,
 ) -> None:
     """Add addresses to the suppression list."""
     bad = [e for e in emails if "@" not in e]
     if bad:
-        raise InputError(f"not an email address: {bad[0]}")
+        raise InputError(f"not an email address: {bad[0]}",
+                         hint="give addresses such as jane@acme.com")
     with _open() as ws:
         n = ws.suppress(emails, reason=reason, source="cli")
-    out.print(f"suppressed {n} new address(es) ({len(emails) - n} already were)")
+    _say(as_json, {"added": n, "already": len(emails) - n},
+         f"suppressed {n} new address(es) ({len(emails) - n} already were)")
 
 
 @suppress_app.command("remove")
-def suppress_remove(email: str = typer.Argument(..., help="Address to allow again.")) -> None:
+def suppress_remove(email: str = typer.Argument(..., help="Address to allow again."),
+                    as_json: bool = JsonOpt) -> None:
     """Allow mailing an address again (only when they asked you to)."""
     with _open() as ws:
         found = ws.unsuppress(email)
     if not found:
-        raise InputError(f"{email} is not on the suppression list")
-    out.print(f"{email} removed from the suppression list")
+        raise InputError(f"{email} is not on the suppression list",
+                         hint="'demandloop suppress list' shows who is")
+    _say(as_json, {"removed": email}, f"{email} removed from the suppression list")
 
 
 @suppress_app.command("list")
@@ -139,6 +150,7 @@ def suppress_list(as_json: bool = JsonOpt) -> None:
 def suppress_import(
     path: Path = typer.Argument(..., help="CSV with an 'email' column (an ESP's export)."),
     reason: str = typer.Option("imported", "--reason", help="Why (shown in the list)."),
+    as_json: bool = JsonOpt,
 ) -> None:
     """Import a suppression list; a file with a bad row imports nothing."""
     try:
@@ -161,5 +173,6 @@ def suppress_import(
         raise InputError(f"cannot read {path}: {exc.strerror}") from None
     with _open() as ws:
         n = ws.suppress(emails, reason=reason, source=f"import:{path.name}")
-    out.print(f"imported {len(emails):,} address(es), {n:,} new, at "
-              f"{dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC")
+    _say(as_json, {"imported": len(emails), "new": n},
+         f"imported {len(emails):,} address(es), {n:,} new, at "
+         f"{dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC")

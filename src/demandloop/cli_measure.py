@@ -10,7 +10,17 @@ from typing import Any
 import pandas as pd
 import typer
 
-from demandloop.cli import JsonOpt, _json, _open, _records, _table, import_app, out, report_app
+from demandloop.cli import (
+    JsonOpt,
+    _json,
+    _open,
+    _records,
+    _say,
+    _table,
+    import_app,
+    out,
+    report_app,
+)
 from demandloop.errors import UsageError
 from demandloop.measure.attribution import ALL_MODELS, DEFAULT_MODELS
 from demandloop.measure.funnel import DIMENSIONS, STAGES
@@ -32,11 +42,12 @@ def _emit(df: pd.DataFrame, title: str, as_json: bool, as_csv: bool,
 
 @import_app.command("spend")
 def import_spend(file: Path = typer.Argument(..., help="CSV: date, channel, campaign, spend, "
-                                             "impressions, clicks.")) -> None:
+                                             "impressions, clicks."),
+                 as_json: bool = JsonOpt) -> None:
     """Import ad/program spend (for CPL, cost per opportunity and ROI in the funnel)."""
     with _open() as ws:
         n = ws.import_spend(file)
-    out.print(f"{n:,} spend rows imported from {file}")
+    _say(as_json, {"imported": n, "file": str(file)}, f"{n:,} spend rows imported from {file}")
 
 
 @report_app.command("funnel")
@@ -51,8 +62,10 @@ def report_funnel(
         key = by or "group"
         rates = {c: _short(c) for c in df.columns if "_to_" in c and not c.startswith("days_")}
         days = {c: _short(c) for c in df.columns if c.startswith("days_")}
-        money = [c for c in ("pipeline", "revenue", "spend", "cpl", "cost_per_opp", "roi")
-                 if c in df.columns]
+        # cpl is spend per MQL *person* (a lead): their count stands beside it, not the
+        # accounts-at-MQL count of the stage table
+        money = [c for c in ("pipeline", "revenue", "spend", "mqls", "cpl", "cost_per_opp",
+                             "roi") if c in df.columns and (c != "mqls" or "cpl" in df)]
         title = f"funnel{' by ' + by if by else ''}"
         out.print(_table(df[[key, *STAGES]], f"{title}: accounts reaching each stage"))
         out.print(_table(df[[key, *rates]].rename(columns=rates),
@@ -62,8 +75,9 @@ def report_funnel(
                          f"{title}: velocity (median days)",
                          dict.fromkeys(days.values(), "{:.1f}")))
         if money:
-            out.print(_table(df[[key, *money]], f"{title}: money",
-                             {**dict.fromkeys(money, "{:,.0f}"), "roi": "{:.2f}"}))
+            out.print(_table(df[[key, *money]].rename(columns={"mqls": "mql_people"}),
+                             f"{title}: money", {**dict.fromkeys(money, "{:,.0f}"),
+                                                 "mql_people": "{:,.0f}", "roi": "{:.2f}"}))
         return
     _emit(df, "funnel", as_json, as_csv)
 
@@ -160,9 +174,10 @@ def report_scorecard(as_json: bool = JsonOpt, as_csv: bool = CsvOpt) -> None:
 
 
 @report_app.command("html")
-def report_html(path: Path = typer.Argument(..., help="Where to write the report.")) -> None:
+def report_html(path: Path = typer.Argument(..., help="Where to write the report."),
+                as_json: bool = JsonOpt) -> None:
     """One self-contained HTML report: funnel, attribution, demand health, scorecard."""
     with _open() as ws:
         written = ws.report_html(path)
-    out.print(f"wrote {written}")
+    _say(as_json, {"wrote": str(written)}, f"wrote {written}")
 

@@ -82,3 +82,10 @@ class NotFoundError(DemandloopError):
     exit_code = 5
     code = "not_found"
     http_status = 404
+
+
+class Interrupted(DemandloopError):
+    """The user pressed Ctrl-C; the message says what was kept."""
+
+    exit_code = 130
+    code = "interrupted"

@@ -22,11 +22,13 @@ edge together.
 from __future__ import annotations
 
 import datetime as dt
+import ipaddress
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import orjson
 import pandas as pd
@@ -428,7 +430,29 @@ def check(ws: Any) -> list[str]:
             problems.append(exc.message)
         except Exception as exc:  # dkimpy raises its own and key-parsing errors
             problems.append(f"mailbox '{b.name}': DKIM key cannot sign: {exc}")
+    studies = settings.mail.case_studies
+    for q in settings.sequences:
+        uses = any("case_study" in " ".join(str(v) for v in step.model_dump().values())
+                   for step in q.steps)
+        if uses and "*" not in studies:
+            problems.append(
+                f"sequence '{q.name}' uses case_study, but activate.mail.case_studies has "
+                + ("none" if not studies else f"only {', '.join(sorted(studies))} and no '*'")
+                + ": an account in another industry would get an email that cannot render "
+                "(add a '*' case study)")
+    host = urlsplit(settings.mail.unsubscribe_url).hostname or ""
+    if settings.sequences and (host in ("localhost", "") or _loopback(host)):
+        problems.append(f"warning: activate.mail.unsubscribe_url is {settings.mail.unsubscribe_url}"
+                        ", which recipients cannot reach (set it to your collector's public "
+                        "address + /u)")
     if settings.sequences and not settings.mail.postal_address:
         problems.append("warning: activate.mail.postal_address is empty (CAN-SPAM asks for "
                         "a postal address in every commercial email)")
     return problems
+
+
+def _loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False

@@ -19,6 +19,7 @@ import pandas as pd
 from demandloop import activation, explain, pipeline, privacy, sequencing
 from demandloop.activate import audiences
 from demandloop.collect.crm import read_crm_csv
+from demandloop.collect.files import event_files
 from demandloop.collect.olist import read_olist
 from demandloop.collect.segment import Limits
 from demandloop.collect.spend import read_spend_csv
@@ -84,22 +85,28 @@ class Workspace:
     def ingest(self, *paths: str | Path, skip_invalid: bool = False,
                received_at: dt.datetime | None = None,
                progress: Progress | None = None) -> IngestResult:
-        """Ingest Segment-spec event files (JSONL/JSON, optionally .gz)."""
+        """Ingest Segment-spec event files (JSONL/JSON, optionally .gz); a folder stands
+        for the event files in it."""
         if not paths:
             raise UsageError("no files given", hint="name one or more .jsonl/.json files")
         limits = Limits(self.settings.ingest.max_event_bytes,
                         self.settings.ingest.max_message_id_length)
-        return ingest_files(self.store, [Path(p) for p in paths], limits=limits,
+        return ingest_files(self.store, event_files([Path(p) for p in paths]), limits=limits,
                             skip_invalid=skip_invalid, received_at=received_at,
                             progress=progress)
 
     def import_crm(self, kind: str, path: str | Path,
-                   mapping: dict[str, str] | None = None) -> int:
+                   mapping: dict[str, str] | None = None,
+                   ignored: list[str] | None = None) -> int:
         """Import a CRM CSV (``accounts``, ``contacts`` or ``opportunities``); rows written.
+        Importing again updates (an account re-imported with its domain keeps one row).
 
-        Domains listed in ``identity.domain_aliases`` are mapped to their main domain.
+        Domains listed in ``identity.domain_aliases`` are mapped to their main domain. The
+        file's headers no field was taken from are appended to *ignored* when given.
         """
         parsed = read_crm_csv(Path(path), kind, mapping)
+        if ignored is not None:
+            ignored.extend(parsed.ignored)
         aliases = alias_map(self.settings.identity.domain_aliases)
         for row in parsed.rows:
             for key in ("domain", "account_domain"):
@@ -411,10 +418,12 @@ class Workspace:
         account's fields prefixed ``account_``: what segments and workflows filter."""
         accounts = self.accounts().drop(columns=["technologies", "crm_id", "source",
                                                  "created_at", "updated_at"])
-        scores = self.scored_accounts().drop(
-            columns=["missing_roles", "recent", "surge_topics"]).rename(
+        # the committee gaps and surge topics stay: alerts and messages name them
+        scores = self.scored_accounts().drop(columns=["recent"]).rename(
             columns={"account": "account_id"})
         merged = accounts.merge(scores, on="account_id", how="left")
+        for col in ("missing_roles", "surge_topics"):  # unscored accounts: none, not NaN
+            merged[col] = merged[col].map(lambda v: v if isinstance(v, list) else [])
         if entity == "account":
             return merged
         people = self.persons()[["person_id", "email", "first_name", "last_name", "title",

@@ -148,11 +148,17 @@ def context(person: dict[str, Any], account: dict[str, Any], engaged: list[dict[
     a["missing_roles"] = list(account.get("missing_roles") or [])
     surge = list(account.get("surge_topics") or [])
     topics = [e["topic"] for e in engaged if e.get("topic")]
-    topic = surge[0] if surge else (max(set(topics), key=topics.count) if topics else "")
+    # the most engaged topic; a tie goes to the most recent (engaged is newest first), never
+    # to a set's order, which changes with Python's hash seed from run to run
+    topic = surge[0] if surge else (max(topics, key=lambda t: (topics.count(t),
+                                                               -topics.index(t)))
+                                    if topics else "")
     study = case_studies.get(str(account.get("industry"))) or case_studies.get("*")
-    return {"person": person_context(person), "account": a, "engaged": engaged, "topic": topic,
-            "case_study": dict(study) if study else {"title": "", "url": ""},
-            "sender": sender, "unsubscribe_url": unsubscribe_url}
+    ctx = {"person": person_context(person), "account": a, "engaged": engaged,
+           "topic": topic, "sender": sender, "unsubscribe_url": unsubscribe_url}
+    if study:  # else undefined: a template naming it fails instead of sending a blank line
+        ctx["case_study"] = dict(study)
+    return ctx
 
 
 def message_id(enrolment_id: str, step: int, domain: str) -> str:

@@ -19,6 +19,8 @@ import pyarrow as pa
 
 from demandloop.errors import InputError
 
+BOM = b"\xef\xbb\xbf"
+EVENT_SUFFIXES = (".json", ".jsonl", ".ndjson", ".json.gz", ".jsonl.gz", ".ndjson.gz")
 CHUNK_LINES = 250_000
 BATCH_ROWS = 8_192
 
@@ -38,10 +40,30 @@ def _read_bytes(path: Path) -> bytes:
     try:
         if path.suffix == ".gz":
             with gzip.open(path, "rb") as fh:
-                return fh.read()
-        return path.read_bytes()
+                data = fh.read()
+        else:
+            data = path.read_bytes()
     except (OSError, EOFError) as exc:
         raise InputError(f"{path}: cannot read: {exc}") from exc
+    # a byte-order mark (Windows tools write one) is not part of the JSON
+    return data.removeprefix(BOM)
+
+
+def event_files(paths: list[Path]) -> list[Path]:
+    """*paths* with each folder replaced by the event files in it (``.json``, ``.jsonl``,
+    ``.ndjson`` and their ``.gz``), in name order, as a Segment S3 export is laid out."""
+    out: list[Path] = []
+    for path in paths:
+        if not path.is_dir():
+            out.append(path)
+            continue
+        found = sorted(p for p in path.iterdir() if p.is_file() and any(
+            p.name.endswith(ext) for ext in EVENT_SUFFIXES))
+        if not found:
+            raise InputError(f"{path}: a folder with no event files",
+                             hint="put .jsonl, .json or .gz files in it, or name the files")
+        out.extend(found)
+    return out
 
 
 def _lines_array(data: bytes) -> pa.LargeStringArray:
@@ -109,6 +131,8 @@ def is_json_lines(path: Path) -> bool:
             head = fh.read(64 * 1024)
     except (OSError, EOFError):
         return False
+    if head.startswith(BOM):
+        return False  # DuckDB's reader chokes on the mark: the precise path strips it
     first = head.lstrip().split(b"\n", 1)[0]
     return first[:1] == b"{" and _is_json(first)
 

@@ -144,7 +144,10 @@ def funnel(m: pd.DataFrame, by: str | None = None, spend: pd.DataFrame | None = 
     d = _at_least(m)
     key = m[by] if by else pd.Series("all", index=m.index)
     rows = []
-    for group, idx in key.groupby(key, sort=True).groups.items():
+    # all accounts form one group even when there are none (a new workspace: zeros);
+    # a breakdown of nothing has no groups, but still every column
+    groups = list(key.groupby(key, sort=True).groups.items()) if by else [("all", m.index)]
+    for group, idx in groups or [(None, m.index[:0])]:
         g = d.loc[idx]
         row: dict[str, object] = {by or "group": group}
         counts = {s: int(g[f"{s}_at"].notna().sum()) for s in STAGES}
@@ -164,6 +167,8 @@ def funnel(m: pd.DataFrame, by: str | None = None, spend: pd.DataFrame | None = 
                 row[col] = float(m.loc[idx, col].sum())
         rows.append(row)
     out = pd.DataFrame(rows)
+    if not groups:
+        out = out.iloc[:0]
     if by and len(out):  # groups no account of which was reached (CRM-only accounts)
         out = out[out["reached"] > 0]
     if spend is not None and by == "channel" and len(out):
@@ -175,5 +180,7 @@ def funnel(m: pd.DataFrame, by: str | None = None, spend: pd.DataFrame | None = 
             out["opportunity"] > 0)).where(out["spend"] > 0)
         out["roi"] = ((out["revenue"] - out["spend"]) / out["spend"].where(out["spend"] > 0))
     if by:
-        out = out.sort_values(["reached", by], ascending=[False, True]).reset_index(drop=True)
+        # cohorts read in time order; other breakdowns largest first
+        order = ([by], [True]) if by == "cohort" else (["reached", by], [False, True])
+        out = out.sort_values(order[0], ascending=order[1]).reset_index(drop=True)
     return out

@@ -99,10 +99,17 @@ def weekly(touches: pd.DataFrame, accounts: pd.DataFrame, leads: pd.DataFrame
     return out
 
 
-def health(series: pd.DataFrame, alpha: float = 0.05) -> dict[str, Any]:
-    """Trends of every indicator and the alarm (see the module docstring)."""
+def health(series: pd.DataFrame, alpha: float = 0.05,
+           unconfigured: tuple[str, ...] = ()) -> dict[str, Any]:
+    """Trends of every indicator and the alarm (see the module docstring). Indicators in
+    *unconfigured* (branded search without ``enrich.brand_terms``) say so instead of a
+    trend, and count for nothing."""
     trends = {c: trend(series[c], alpha) for c in (*DEMAND, *CAPTURE) if c in series}
-    with_data = [c for c in DEMAND if c in series and series[c].sum() > 0]
+    for c in unconfigured:
+        if c in trends:  # "flat" would read as a measured trend
+            trends[c] = {**trends[c], "direction": "not configured"}
+    with_data = [c for c in DEMAND if c in series and series[c].sum() > 0
+                 and c not in unconfigured]
     falling = [c for c in with_data if trends[c]["direction"] == "falling"]
     capture_falling = [c for c in CAPTURE if c in trends and trends[c]["direction"] == "falling"]
     enough = len(series) >= MIN_WEEKS

@@ -127,7 +127,10 @@ def measured(touches: pd.DataFrame, opportunities: pd.DataFrame, fit: pd.DataFra
             "return_share": float(comp.get(key, np.nan)),
             "icp_fit_share": float(quality.get(key, np.nan)),
         }
-    out = pd.DataFrame.from_dict(rows, orient="index")
+    columns = ["touches", "sourced_opps", "days_to_opportunity", "resolved_share",
+               "return_share", "icp_fit_share"]
+    # no touches yet (a new or CRM-only workspace): the same columns, no rows
+    out = pd.DataFrame.from_dict(rows, orient="index", columns=columns)
     out.index.name = by
     out["speed_to_outcome"] = out["days_to_opportunity"].map(_speed_score)
     out["measurement_verifiability"] = 10 * out["resolved_share"]

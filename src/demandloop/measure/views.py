@@ -49,7 +49,8 @@ def funnel(f: Frames, settings: Settings, by: str | None = None) -> pd.DataFrame
 
 def health(f: Frames, settings: Settings) -> tuple[dict[str, Any], pd.DataFrame]:
     series = health_mod.weekly(f["touches"], f["accounts"], f["leads"])
-    return health_mod.health(series, settings.measure.health_alpha), series
+    unconfigured = () if settings.enrich.brand_terms else ("branded_search",)
+    return health_mod.health(series, settings.measure.health_alpha, unconfigured), series
 
 
 def journeys(f: Frames, settings: Settings, level: str = "account",

@@ -122,7 +122,14 @@ def account_scores(store: Store, settings: Settings, as_of: dt.datetime, *,
     out["surge"] = out["surge"].fillna(1.0)
     out["surging"] = out["surging"].fillna(False).astype(bool)
     topics_of = hot.to_dict()
-    out["surge_topics"] = [topics_of.get(a, []) for a in out["account_id"].tolist()]
+    # an account can surge while no topic does on its own (its rise is spread over
+    # several): it is then surging on the topics that rose most, not on nothing
+    rising = topics[topics["recent"] > 0].sort_values(
+        ["surge", "recent"], ascending=False).groupby("account_id")["topic"].agg(
+        lambda s: list(s[:3])).to_dict()
+    out["surge_topics"] = [topics_of.get(a) or (rising.get(a, []) if surging else [])
+                           for a, surging in zip(out["account_id"].tolist(),
+                                                 out["surging"].tolist(), strict=True)]
     with store.reader() as cur:
         pred = dict(cur.execute(
             "SELECT entity_id, probability FROM predictions WHERE workspace_id = ? "

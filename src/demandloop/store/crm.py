@@ -99,7 +99,11 @@ def import_crm(store: Store, parsed: CrmRows) -> int:
         rows = [{**r, "account_id": account_id_for(r.get("domain"), r.get("crm_id"),
                                                    r.get("name")), "source": source}
                 for r in parsed.rows]
-        return upsert(store, "accounts", "account_id", rows, _ACCOUNT_COLS)
+        lookup = _AccountLookup(store)
+        with store.writer() as cur:
+            _rekey(cur, store.workspace_id, lookup, rows)
+            return _upsert(cur, store.workspace_id, "accounts", "account_id", rows,
+                           _ACCOUNT_COLS)
     if parsed.kind == "contacts":
         lookup = _AccountLookup(store)
         rows = []
@@ -131,6 +135,46 @@ def import_crm(store: Store, parsed: CrmRows) -> int:
             problems=problems[:20],
         )
     return upsert(store, "opportunities", "opportunity_id", rows, _OPP_COLS)
+
+
+#: every column that names an account, by table (scores and stage changes: entity_id)
+_ACCOUNT_REFS = (("persons", "account_id"), ("opportunities", "account_id"),
+                 ("leads", "account_id"), ("touches", "account_id"),
+                 ("account_matches", "account_id"), ("jobs", "account_id"),
+                 ("tasks", "account_id"), ("enrolments", "account_id"),
+                 ("audience_members", "account_id"), ("ip_ranges", "account_id"),
+                 ("ip_matches", "account_id"))
+
+
+def _rekey(cur: duckdb.DuckDBPyConnection, ws: str, lookup: _AccountLookup,
+           rows: list[dict[str, Any]]) -> None:
+    """Give a stored account the id a re-import gives it, everywhere.
+
+    Accounts are keyed by domain, else CRM id, else name: an account first imported without
+    its domain (an unrecognised header) is ``crm:42``, and the same file imported again with
+    ``--map Website=domain`` says ``acme.com``. Matched by CRM id (else by name when the row
+    has neither), the stored account takes the new id, so a re-import updates it instead of
+    adding a second account."""
+    stored = {a for a in (*lookup.by_crm.values(), *lookup.by_domain.values(),
+                          *lookup.by_name.values())}
+    for r in rows:
+        new = r["account_id"]
+        crm, name = r.get("crm_id"), (r.get("name") or "").lower()
+        old = lookup.by_crm.get(crm) if crm else None
+        if old is None and not crm and not r.get("domain"):
+            old = lookup.by_name.get(name) if name else None
+        if old is None or old == new or new in stored:
+            continue
+        for table, column in _ACCOUNT_REFS:
+            cur.execute(f"UPDATE {table} SET {column} = $new WHERE workspace_id = $ws AND "
+                        f"{column} = $old", {"ws": ws, "new": new, "old": old})
+        for table in ("scores", "stage_changes"):
+            cur.execute(f"UPDATE {table} SET entity_id = $new WHERE workspace_id = $ws AND "
+                        "entity = 'account' AND entity_id = $old",
+                        {"ws": ws, "new": new, "old": old})
+        cur.execute("UPDATE accounts SET account_id = $new WHERE workspace_id = $ws AND "
+                    "account_id = $old", {"ws": ws, "new": new, "old": old})
+        stored.add(new)
 
 
 class _AccountLookup:

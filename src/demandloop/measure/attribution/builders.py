@@ -42,8 +42,12 @@ def account_journeys(touches: pd.DataFrame, opportunities: pd.DataFrame, *,
     o = opportunities[opportunities["created_at"].notna() & opportunities["account_id"].notna()]
     o = o.sort_values("created_at", kind="stable")
     now = now if now is not None else (t["ts"].max() if len(t) else pd.Timestamp.now())
-    t = t.assign(ts=t["ts"].astype("datetime64[us]"))
-    o = o.assign(created_at=o["created_at"].astype("datetime64[us]"))
+    # one dtype for the keys on both sides: an empty frame (no touches, or a CRM-only
+    # workspace) comes back as object while a filled one is pandas' string dtype, and
+    # merge_asof refuses to join the two
+    t = t.assign(ts=t["ts"].astype("datetime64[us]"), account_id=t["account_id"].astype(object))
+    o = o.assign(created_at=o["created_at"].astype("datetime64[us]"),
+                 account_id=o["account_id"].astype(object))
     # each touch goes to the account's first opportunity created after it
     m = pd.merge_asof(t, o[["account_id", "opportunity_id", "created_at"]], left_on="ts",
                       right_on="created_at", by="account_id", direction="forward",
