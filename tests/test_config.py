@@ -80,3 +80,27 @@ def test_cli_reports_bad_config_in_one_line(cli, tmp_path: Path) -> None:  # typ
     assert code == 2
     assert err.count("\n") == 1 and "unknown key 'store.bogus'" in err
     assert not (tmp_path / "demandloop.duckdb").exists()
+
+
+def test_the_init_file_extends_the_way_the_docs_show(cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """Lists of tables are written as [[...]] (or commented examples): appending the docs'
+    blocks to the file 'init' wrote works, and 'config show' prints every section header."""
+    d = tmp_path / "w"
+    assert cli("init", str(d))[0] == 0
+    with (d / "demandloop.toml").open("a") as fh:
+        fh.write('\n[[activate.mailboxes]]\nname = "ana"\naddress = "ana@mail.example.com"\n'
+                 '\n[[activate.segments]]\nname = "hot"\nentity = "account"\n'
+                 'where = [{field = "stage", op = "==", value = "mqa"}]\n')
+    code, out, err = cli("-w", str(d), "config", "show")
+    assert code == 0, err
+    from demandloop.config import Settings
+
+    s = Settings.load(d)
+    assert [b.name for b in s.activate.mailboxes] == ["ana"]
+    defaults = [seg.name for seg in Settings().activate.segments]
+    assert [seg.name for seg in s.activate.segments] == [*defaults, "hot"]
+    sections = [line for line in out.splitlines() if line.startswith("[")]
+    assert sections[:3] == ["[workspace]", "[store]", "[ingest]"]
+    assert len(sections) == len(Settings.model_fields)
+    # the default stages are written out in full and read back as they were
+    assert Settings.load(d).score.stages == Settings().score.stages

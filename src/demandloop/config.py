@@ -35,6 +35,7 @@ from demandloop.config_activate import ActivateSettings
 from demandloop.config_base import WORKSPACE_ID_PATTERN
 from demandloop.config_base import Section as _Section
 from demandloop.config_collect import CollectorSettings, CollectSettings
+from demandloop.config_toml import render_example
 from demandloop.errors import ConfigError
 
 CONFIG_FILE = "demandloop.toml"
@@ -412,49 +413,4 @@ def _config_error(exc: ValidationError, source: str) -> ConfigError:
 
 def example_toml() -> str:
     """A commented ``demandloop.toml`` documenting every field with its default."""
-    lines = [
-        "# demandloop workspace configuration.",
-        "# Every key is optional; shown values are the defaults.",
-        "# Environment variables override this file: DEMANDLOOP_<SECTION>__<KEY>.",
-        "",
-    ]
-    defaults = Settings.model_construct().model_dump()
-    for name, field in Settings.model_fields.items():
-        model = field.annotation
-        assert isinstance(model, type) and issubclass(model, BaseModel)
-        _section(lines, name, model, defaults[name])
-    return "\n".join(lines)
-
-
-def _section(lines: list[str], path: str, model: type[BaseModel], values: dict[str, Any]) -> None:
-    lines.append(f"[{path}]")
-    if model.__doc__:
-        lines.append(f"# {model.__doc__.strip()}")
-    nested: list[tuple[str, type[BaseModel]]] = []
-    for name, sub in model.model_fields.items():
-        ann = sub.annotation
-        if isinstance(ann, type) and issubclass(ann, BaseModel):
-            nested.append((name, ann))
-            continue
-        value = values[name]
-        lines.append(f"# {sub.description}")
-        if value is None:
-            lines.append(f"# {name} =")
-        else:
-            lines.append(f"{name} = {_toml_value(value)}")
-    lines.append("")
-    for name, sub_model in nested:
-        _section(lines, f"{path}.{name}", sub_model, values[name])
-
-
-def _toml_value(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int | float):
-        return "inf" if value == float("inf") else repr(value)
-    if isinstance(value, list):
-        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
-    if isinstance(value, dict):
-        return "{" + ", ".join(f"{_toml_value(k)} = {_toml_value(v)}"
-                               for k, v in value.items()) + "}"
-    return '"' + str(value).replace("\\", "\\\\").replace('"', '\\"') + '"'
+    return render_example(Settings)
