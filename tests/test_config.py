@@ -101,6 +101,6 @@ def test_the_init_file_extends_the_way_the_docs_show(cli, tmp_path: Path) -> Non
     assert [seg.name for seg in s.activate.segments] == [*defaults, "hot"]
     sections = [line for line in out.splitlines() if line.startswith("[")]
     assert sections[:3] == ["[workspace]", "[store]", "[ingest]"]
-    assert len(sections) == len(Settings.model_fields)
+    assert sections == [f"[{name}]" for name in Settings.load(d).public_dict()]
     # the default stages are written out in full and read back as they were
     assert Settings.load(d).score.stages == Settings().score.stages
