@@ -148,7 +148,7 @@ def config_show(as_json: bool = JsonOpt) -> None:
         # escaped: Rich would read "[workspace]" as a markup tag and print nothing
         out.print(f"[bold]{escape(f'[{section}]')}[/bold]")
         for k, v in values.items():
-            out.print(f"  {k} = {v!r}", markup=False, highlight=False)
+            out.print(f"  {k} = {v!r}", markup=False, highlight=False, soft_wrap=True)
 
 
 # -- simulate, ingest, import, export ------------------------------------------------------
