@@ -332,3 +332,46 @@ def test_a_first_run_over_old_history_alerts_nobody(scored: Path, receiver: Rece
         ws.settings.activate.max_signal_age_days = 0
         again = ws.run_workflows(now=latest + dt.timedelta(days=30))
     assert again.fired == 0 and receiver.got == []
+
+
+def test_signals_wait_for_a_workflow_and_can_be_replayed(scored: Path,
+                                                         receiver: Receiver) -> None:
+    """A run before any workflow exists consumes nothing; --dry-run lists and changes
+    nothing; a workflow added after others ran fires on the past with --since."""
+    with demandloop.open(scored) as ws:
+        assert ws.run_workflows().fired == 0  # no workflow yet: the signals stay
+        expected = _expected(ws)
+    (scored / "demandloop.toml").write_text(FLOWS.format(url=receiver.url))
+    with demandloop.open(scored) as ws:
+        dry = ws.run_workflows(dry_run=True)
+        assert dry.enqueued == 3 * len(expected) and len(dry.details) == dry.enqueued
+        assert ws.store.con.execute("SELECT count(*) FROM jobs").fetchone()[0] == 0
+        assert receiver.got == []
+        assert ws.run_workflows().fired == len(expected)  # the signals were still there
+        assert len(receiver.got) == len(expected)
+    # the committee gaps in the alert are the account's own, as 'explain account' says
+    with demandloop.open(scored) as ws:
+        for hit in receiver.got:
+            text = json.loads(hit["body"])["blocks"][0]["text"]["text"]
+            account = next(a for a, _ in expected if f"({a})" in text)
+            gaps = ", ".join(ws.explain_account(account)["committee"]["missing_roles"])
+            assert f"Buying-committee gaps: {gaps or 'none'}" in text
+        assert any("gaps: none" not in json.loads(h["body"])["blocks"][0]["text"]["text"]
+                   for h in receiver.got)
+    # a second workflow, added later: only a replay shows it the past
+    (scored / "demandloop.toml").write_text(FLOWS.format(url=receiver.url) + """
+[[activate.workflows]]
+name = "mqa-task"
+when = {trigger = "stage_changed", to = "mqa"}
+if = [{field = "target", op = "==", value = true}]
+then = [{action = "create_task", title = "Research {name}", due_days = 2}]
+""")
+    with demandloop.open(scored) as ws:
+        assert ws.run_workflows().fired == 0
+        first = min(d for _, d in expected)[:10]
+        replay = ws.run_workflows(since=dt.datetime.fromisoformat(first)
+                                  - dt.timedelta(days=1))
+        assert replay.enqueued == len(expected)  # the new workflow's tasks only
+        assert len(receiver.got) == len(expected)  # nobody alerted twice
+        assert ws.store.con.execute("SELECT count(*) FROM tasks WHERE title LIKE "
+                                    "'Research %'").fetchone()[0] == len(expected)

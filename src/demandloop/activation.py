@@ -174,25 +174,45 @@ def react(ws: Any, now: dt.datetime | None = None, post: Post = webhooks.post) -
     return result
 
 
-def evaluate(ws: Any, now: dt.datetime | None = None) -> RunResult:
-    """Fire every enabled workflow on what changed since the last evaluation; enqueue."""
+def evaluate(ws: Any, now: dt.datetime | None = None, *, since: dt.datetime | None = None,
+             dry_run: bool = False) -> RunResult:
+    """Fire every enabled workflow on what changed since the last evaluation; enqueue.
+
+    *since* replays the signals after that time instead (a workflow added later fires on
+    them; the ones that already fired enqueue nothing twice: job ids are idempotent).
+    *dry_run* enqueues nothing and moves nothing: ``details`` lists the actions a run would
+    add. With no enabled workflow nothing is consumed, so one added later sees the signals.
+    """
     now = now or dt.datetime.now(dt.UTC).replace(tzinfo=None)
     store, result = ws.store, RunResult()
-    since, _ = jobstore.cursor(store, "stage_changes")
+    flows = [w for w in workflows(ws) if w.enabled]
+    changes_since, _ = jobstore.cursor(store, "stage_changes")
     events_since, _ = jobstore.cursor(store, "events")
-    inputs = _inputs(ws, since, events_since)
+    if since is not None:
+        changes_since = events_since = since
+    inputs = _inputs(ws, changes_since, events_since)
     # the cursors move past everything read, stale signals included: they never fire later
     changes_seen = inputs.changes["changed_at"].max() if not inputs.changes.empty else None
     events_seen = inputs.events["received_at"].max() if not inputs.events.empty else None
     result.stale = _drop_stale(inputs, ws.settings.activate.max_signal_age_days, now)
-    for wf in workflows(ws):
+    known = jobstore.known_ids(store) if dry_run else set()
+    for wf in flows:
         fired = firings(wf, inputs)
         result.fired += len(fired)
-        result.enqueued += jobstore.enqueue(store, jobs(wf, fired), now)
-    if changes_seen is not None:
-        jobstore.set_cursor(store, "stage_changes", changes_seen)
-    if events_seen is not None:
-        jobstore.set_cursor(store, "events", events_seen)
+        rows = jobs(wf, fired)
+        if dry_run:
+            new = [r for r in rows if r["job_id"] not in known]
+            result.enqueued += len(new)
+            result.details += [f"{r['workflow']}: {r['action']} for {r['account_id']} "
+                               f"({r['trigger']})" for r in new]
+        else:
+            result.enqueued += jobstore.enqueue(store, rows, now)
+    if dry_run or not flows:
+        return result
+    for name, seen in (("stage_changes", changes_seen), ("events", events_seen)):
+        current, _ = jobstore.cursor(store, name)
+        if seen is not None and (current is None or seen > current):  # a replay never
+            jobstore.set_cursor(store, name, seen)                      # moves one back
     return result
 
 

@@ -80,13 +80,29 @@ def workflows_list(as_json: bool = JsonOpt) -> None:
 
 
 @workflows_app.command("run")
-def workflows_run(as_json: bool = JsonOpt) -> None:
+def workflows_run(
+    dry_run: bool = typer.Option(False, "--dry-run", help="List the actions a run would "
+                                 "enqueue; change nothing."),
+    since: str | None = typer.Option(None, "--since", help="Replay the signals after this "
+                                     "date (YYYY-MM-DD), e.g. for a workflow added later; "
+                                     "what already fired is not repeated."),
+    as_json: bool = JsonOpt,
+) -> None:
     """Fire workflows on what changed since the last run (run after 'score'), then carry out
     every due action (retries included)."""
+    from demandloop.cli import _date
+
     with _open() as ws:
-        r = ws.run_workflows()
+        r = ws.run_workflows(since=_date(since) if since else None, dry_run=dry_run)
     if as_json:
         _json(r.__dict__)
+        return
+    if dry_run:
+        out.print(f"dry run: {r.fired:,} firing(s) would enqueue {r.enqueued:,} new "
+                  f"action(s){f' ({r.stale:,} signal(s) too old to fire)' if r.stale else ''}"
+                  "; nothing was changed")
+        for line in r.details:
+            out.print(f"  {line}", markup=False, highlight=False)
         return
     out.print(f"{r.fired:,} firing(s), {r.enqueued:,} new action(s); done {r.done:,}, "
               f"retrying {r.retried:,}, dead {r.dead:,}; {r.enrolled:,} enrolled"

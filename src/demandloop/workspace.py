@@ -478,9 +478,14 @@ class Workspace:
         return activation.workflows(self)
 
     def run_workflows(self, now: dt.datetime | None = None,
-                      post: activation.Post | None = None) -> activation.RunResult:
-        """Fire workflows on what changed since the last run, then execute due jobs."""
-        fired = activation.evaluate(self, now)
+                      post: activation.Post | None = None, *,
+                      since: dt.datetime | None = None,
+                      dry_run: bool = False) -> activation.RunResult:
+        """Fire workflows on what changed since the last run (or since *since*: a replay),
+        then execute due jobs; *dry_run* lists what would be enqueued and does nothing."""
+        fired = activation.evaluate(self, now, since=since, dry_run=dry_run)
+        if dry_run:
+            return fired
         done = activation.execute(self, now, post or webhooks.post)
         done.fired, done.enqueued, done.stale = fired.fired, fired.enqueued, fired.stale
         return done

@@ -43,6 +43,13 @@ def enqueue(store: Store, rows: list[dict[str, Any]], now: dt.datetime) -> int:
     return int(after[0]) - int(before[0]) if after and before else 0
 
 
+def known_ids(store: Store) -> set[str]:
+    """Every job id enqueued so far (what a dry run would not add again)."""
+    with store.reader() as cur:
+        return {r[0] for r in cur.execute("SELECT job_id FROM jobs WHERE workspace_id = ?",
+                                          [store.workspace_id]).fetchall()}
+
+
 def due(store: Store, now: dt.datetime, limit: int = 1000) -> pd.DataFrame:
     """Pending jobs whose time has come and whose previous step is done, in order."""
     with store.reader() as cur:
