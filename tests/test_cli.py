@@ -110,3 +110,28 @@ def test_only_init_creates_a_workspace(tmp_path: Path, capsys) -> None:  # type:
     code, err = run("-w", str(made), "ingest", str(events))
     assert code == 3  # the file's own problem now, not the workspace's
     assert run("-w", str(made), "status")[0] == 0
+
+
+def test_long_work_shows_a_bar_before_its_first_step() -> None:
+    """A statement that reports no progress of its own (one big file, a resolve) still
+    shows that it is working, after the delay and before any step completes; a step
+    total learnt later (score --backfill) is shown as done/total."""
+    import io
+    import time
+
+    from rich.console import Console
+
+    from demandloop.progress import LazyProgress
+
+    buf = io.StringIO()
+    console = Console(file=buf, force_terminal=True, width=100)
+    with LazyProgress(console, "resolving identities", None, delay=0.05) as bar:
+        time.sleep(0.5)
+        assert "resolving identities" in buf.getvalue()  # shown, nothing advanced yet
+        bar.step(2, 5)
+        time.sleep(0.3)
+    assert "2/5" in buf.getvalue()
+    quiet = io.StringIO()
+    with LazyProgress(Console(file=quiet, force_terminal=True), "short", 10, delay=5):
+        pass
+    assert quiet.getvalue() == ""  # short work stays quiet

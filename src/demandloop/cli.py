@@ -12,21 +12,28 @@ import sys
 import time
 import traceback
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
-import pandas as pd
 import typer
 from rich.console import Console
 from rich.markup import escape
 
-from demandloop import simulate as sim
-from demandloop.collect.crm import KINDS, parse_mapping
-from demandloop.config import CONFIG_FILE, Settings, example_toml
 from demandloop.errors import DemandloopError, Interrupted, NotFoundError, UsageError
+from demandloop.lazy import LazyModule
 from demandloop.progress import LazyProgress
 from demandloop.render import frame_table
-from demandloop.workspace import Workspace
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from demandloop import simulate as sim
+    from demandloop.workspace import Workspace
+else:  # imported on first use: 'demandloop --help' and 'keys' need none of them
+    pd = LazyModule("pandas")
+    sim = LazyModule("demandloop.simulate")
+
+CONFIG_FILE = "demandloop.toml"
 
 app = typer.Typer(
     add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
@@ -96,6 +103,8 @@ def _workspace_dir() -> Path:
 
 
 def _open(path: Path | None = None) -> Workspace:
+    from demandloop.workspace import Workspace
+
     return Workspace.open(path or _workspace_dir())
 
 
@@ -132,6 +141,8 @@ def init(
     target = directory / CONFIG_FILE
     if target.exists() and not force:
         raise UsageError(f"{target} already exists", hint="pass --force to overwrite it")
+    from demandloop.config import example_toml
+
     target.write_text(example_toml(), encoding="utf-8")
     _say(as_json, {"wrote": str(target)}, f"wrote {target}")
 
@@ -139,6 +150,8 @@ def init(
 @config_app.command("show")
 def config_show(as_json: bool = JsonOpt) -> None:
     """Print the effective settings (file + environment), secrets masked."""
+    from demandloop.config import Settings
+
     settings = Settings.load(_state["workspace"])
     data = settings.public_dict()
     if as_json:
@@ -234,6 +247,8 @@ def import_opportunities(file: Path, map_: list[str] = typer.Option([], "--map",
 
 
 def _import_crm(kind: str, file: Path, pairs: list[str], as_json: bool) -> None:
+    from demandloop.collect.crm import KINDS, parse_mapping
+
     assert kind in KINDS
     mapping = parse_mapping(pairs, kind)
     ignored: list[str] = []
@@ -297,13 +312,31 @@ def export(
 @app.command()
 def status(as_json: bool = JsonOpt) -> None:
     """Rows per table in this workspace."""
-    with _open() as ws:
-        counts = ws.counts()
+    from rich.table import Table
+
+    from demandloop.config import Settings
+    from demandloop.store.db import Store
+
+    # the store alone (no pandas, no Ibis): status answers at once
+    d = _workspace_dir()
+    settings = Settings.load(d.parent if d.suffix == ".duckdb" else d)
+    path = d if d.suffix == ".duckdb" else Path(settings.store.path)
+    if not path.is_absolute() and d.suffix != ".duckdb":
+        path = d / path
+    store = Store.open(path, workspace_id=settings.workspace.id)
+    try:
+        counts = store.table_counts()
+    finally:
+        store.close()
     if as_json:
         _json(counts)
         return
-    out.print(_table(pd.DataFrame({"table": list(counts), "rows": list(counts.values())}),
-                     "workspace tables", {"rows": "{:,}"}))
+    table = Table(title="workspace tables", title_justify="left", header_style="bold")
+    table.add_column("table")
+    table.add_column("rows", justify="right")
+    for name, n in counts.items():
+        table.add_row(name, f"{n:,}")
+    out.print(table)
 
 
 SORTS = {"engagement": "engagement", "intent": "intent", "fit": "fit", "people": "people",
@@ -348,7 +381,7 @@ def accounts(
 @app.command()
 def resolve(as_json: bool = JsonOpt) -> None:
     """Resolve persons and accounts and derive touches from everything stored."""
-    with _open() as ws:
+    with _open() as ws, LazyProgress(err, "resolving identities and accounts", None):
         r = ws.resolve()
     if as_json:
         _json(r.__dict__)
@@ -372,7 +405,12 @@ def score(
 ) -> None:
     """Score every account: ICP fit, engagement and intent surge (run after 'resolve')."""
     with _open() as ws:
-        r = ws.score_history(backfill)[-1] if backfill is not None else ws.score()
+        if backfill is None:
+            with LazyProgress(err, "scoring", None):
+                r = ws.score()
+        else:
+            with LazyProgress(err, "scoring history", None, unit="snapshots") as bar:
+                r = ws.score_history(backfill, progress=bar.step)[-1]
         top = ws.store.con.execute(
             "SELECT entity_id AS account, round(fit, 1) AS fit, "
             "details ->> '$.fit_band' AS band, round(engagement, 1) AS engagement, "
@@ -527,7 +565,7 @@ def fit_train(split: str | None = typer.Option(None, "--split", help="Time split
                                                "(YYYY-MM-DD); default the 70th percentile."),
               as_json: bool = JsonOpt) -> None:
     """Predictive fit: learn won vs lost/never-opportunity from your accounts."""
-    with _open() as ws:
+    with _open() as ws, LazyProgress(err, "training the fit model", None):
         r = ws.train_fit(_date(split) if split else None)
     _print_report(r, "predictive fit (won vs not; baseline: industry alone)", as_json)
 

@@ -4,11 +4,17 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import pandas as pd
 import typer
 
 from demandloop.cli import JsonOpt, _json, _open, _records, _table, app, out
+from demandloop.lazy import LazyModule
+
+if TYPE_CHECKING:
+    import pandas as pd
+else:  # imported on first use: --help and the quick commands need no pandas
+    pd = LazyModule("pandas")
 
 audiences_app = typer.Typer(no_args_is_help=True, help="Audiences: segments for ad platforms.")
 app.add_typer(audiences_app, name="audiences")

@@ -6,12 +6,18 @@ from __future__ import annotations
 import csv
 import datetime as dt
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import pandas as pd
 import typer
 
 from demandloop.cli import JsonOpt, _json, _open, _records, _say, _table, app, out
 from demandloop.errors import InputError
+from demandloop.lazy import LazyModule
+
+if TYPE_CHECKING:
+    import pandas as pd
+else:  # imported on first use: --help and the quick commands need no pandas
+    pd = LazyModule("pandas")
 
 sequences_app = typer.Typer(no_args_is_help=True,
                             help="Sequences: personalised multi-step email, sent safely.")

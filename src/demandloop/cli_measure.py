@@ -5,9 +5,8 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pandas as pd
 import typer
 
 from demandloop.cli import (
@@ -22,8 +21,13 @@ from demandloop.cli import (
     report_app,
 )
 from demandloop.errors import UsageError
-from demandloop.measure.attribution import ALL_MODELS, DEFAULT_MODELS
-from demandloop.measure.funnel import DIMENSIONS, STAGES
+from demandloop.lazy import LazyModule
+from demandloop.measure.names import ALL_MODELS, DEFAULT_MODELS, DIMENSIONS, STAGES
+
+if TYPE_CHECKING:
+    import pandas as pd
+else:  # imported on first use: --help and the quick commands need no pandas
+    pd = LazyModule("pandas")
 
 CsvOpt = typer.Option(False, "--csv", help="Print CSV instead of tables.")
 

@@ -2,8 +2,16 @@
 
 from __future__ import annotations
 
-import pandas as pd
+from typing import TYPE_CHECKING
+
 from rich.table import Table
+
+from demandloop.lazy import LazyModule
+
+if TYPE_CHECKING:
+    import pandas as pd
+else:  # the frame's own module, imported by whoever made the frame
+    pd = LazyModule("pandas")
 
 
 def frame_table(df: pd.DataFrame, title: str, formats: dict[str, str] | None = None) -> Table:

@@ -10,6 +10,7 @@ Example:
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -140,11 +141,13 @@ class Workspace:
         """Fit, engagement and intent surge for every account, stored as a snapshot."""
         return score_run.run(self.store, self.settings, as_of)
 
-    def score_history(self, every_days: int, since: dt.datetime | None = None
+    def score_history(self, every_days: int, since: dt.datetime | None = None,
+                      progress: Callable[[int, int], None] | None = None
                       ) -> list[score_run.ScoreResult]:
         """Score at every *every_days* from *since* (default: the first touch) up to now, in
         order, so stage changes carry their real dates (what a daily job would have
-        recorded); ends with a run at the latest touch."""
+        recorded); ends with a run at the latest touch. *progress* is told (done, total)
+        after each snapshot."""
         if every_days < 1:
             raise UsageError("--backfill needs a number of days >= 1")
         with self.store.reader() as cur:
@@ -153,12 +156,17 @@ class Workspace:
         first, last = row if row else (None, None)
         if first is None:
             return [self.score()]
-        at = pd.Timestamp(since or first).normalize() + pd.Timedelta(days=every_days)
+        start = pd.Timestamp(since or first).normalize() + pd.Timedelta(days=every_days)
+        dates = list(pd.date_range(start, pd.Timestamp(last), freq=f"{every_days}D",
+                                   inclusive="left")) if start < pd.Timestamp(last) else []
         results = []
-        while at < pd.Timestamp(last):
+        for i, at in enumerate(dates):
             results.append(self.score(at.to_pydatetime()))
-            at += pd.Timedelta(days=every_days)
+            if progress:
+                progress(i + 1, len(dates) + 1)
         results.append(self.score())
+        if progress:
+            progress(len(dates) + 1, len(dates) + 1)
         return results
 
     def account_scores(self, as_of: dt.datetime) -> pd.DataFrame:

@@ -38,10 +38,8 @@ import numpy as np
 import pandas as pd
 
 from demandloop.errors import InputError
+from demandloop.measure.names import DIMENSIONS, STAGES
 
-STAGES: tuple[str, ...] = ("reached", "engaged", "mql", "mqa", "opportunity", "won")
-DIMENSIONS: tuple[str, ...] = ("channel", "motion", "band", "industry", "size", "target",
-                               "cohort")
 SIZE_BANDS: tuple[tuple[int, str], ...] = ((50, "1-49"), (200, "50-199"), (1000, "200-999"),
                                            (5000, "1000-4999"))
 

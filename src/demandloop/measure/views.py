@@ -20,6 +20,7 @@ from demandloop.measure.attribution import ALL_MODELS, DEFAULT_MODELS, compare
 from demandloop.measure.attribution.builders import account_journeys, person_journeys
 from demandloop.measure.attribution.journeys import Journeys
 from demandloop.measure.attribution.pipeline import pipeline as pipeline_fn
+from demandloop.measure.names import STAGES
 
 Frames = dict[str, pd.DataFrame]
 
@@ -97,12 +98,12 @@ def report(f: Frames, settings: Settings, name: str) -> str:
 
     summary, series = health(f, settings)
     by_channel = funnel(f, settings, "channel")
-    keep = ["channel", *funnel_mod.STAGES, "reached_to_won", "days_reached_to_won",
+    keep = ["channel", *STAGES, "reached_to_won", "days_reached_to_won",
             "pipeline", "revenue"] + [c for c in ("spend", "cpl", "cost_per_opp", "roi")
                                       if c in by_channel]
     models = ("first_touch", "last_touch", "linear", "w_shaped", "markov", "shapley")
     return render({
-        "workspace": name, "funnel": funnel(f, settings), "stages": funnel_mod.STAGES,
+        "workspace": name, "funnel": funnel(f, settings), "stages": STAGES,
         "funnel_by_channel": by_channel[keep] if len(by_channel) else by_channel,
         "attribution": attribution(f, settings, models=models), "models": models,
         "health": summary, "series": series, "demand": health_mod.DEMAND,

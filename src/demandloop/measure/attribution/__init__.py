@@ -18,11 +18,9 @@ from demandloop.measure.attribution.heuristics import credit, heuristic, time_de
 from demandloop.measure.attribution.journeys import Journeys
 from demandloop.measure.attribution.markov import markov
 from demandloop.measure.attribution.shapley import shapley
+from demandloop.measure.names import ALL_MODELS, DEFAULT_MODELS, HEURISTIC_MODELS
 
-#: every model name :func:`compare` accepts, in display order
-ALL_MODELS: tuple[str, ...] = (*HEURISTICS, "markov", "markov_2", "markov_3", "shapley")
-DEFAULT_MODELS: tuple[str, ...] = ("first_touch", "last_touch", "linear", "w_shaped",
-                                   "markov", "shapley")
+assert tuple(HEURISTICS) == HEURISTIC_MODELS  # one list of names, checked at import
 
 
 def run_model(j: Journeys, model: str, *, half_life_days: float = 7.0,
