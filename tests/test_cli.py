@@ -43,6 +43,13 @@ def test_demo_shows_the_market(cli, tmp_path: Path) -> None:  # type: ignore[no-
     assert act["alerts"] == notified and act["enrolled"] == enrolled >= 1
     assert len(list((d / "outbox").glob("*.eml"))) == sent
     assert act["alerts_received"] == 0  # the second run: nothing new, nothing sent twice
+    # the list the demo's workflow fills is listed with the saved segments
+    with demandloop.open(d) as ws:
+        filled = ws.store.con.execute("SELECT count(*) FROM audience_members WHERE "
+                                      "audience = 'mqa-linkedin'").fetchone()[0]
+    code, out, _ = cli("-w", str(d), "audiences", "list", "--json")
+    lists = {a["name"]: a["members"] for a in json.loads(out)}
+    assert filled >= 1 and lists["mqa-linkedin"] == filled
 
 
 def test_status_accounts_and_json(cli, market: Path, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
@@ -135,3 +142,18 @@ def test_long_work_shows_a_bar_before_its_first_step() -> None:
     with LazyProgress(Console(file=quiet, force_terminal=True), "short", 10, delay=5):
         pass
     assert quiet.getvalue() == ""  # short work stays quiet
+
+
+def test_a_restore_still_honours_unsubscribe_links_already_sent(tmp_path: Path) -> None:
+    from demandloop.activate.compose import make_token, verify_token
+    from demandloop.store.keys import UNSUBSCRIBE_KEY_FILE, unsubscribe_key
+
+    a, b = tmp_path / "a", tmp_path / "b"
+    with demandloop.open(a) as ws:
+        token = make_token(unsubscribe_key(a), "default", "jo@acme.com")  # a link sent
+        ws.export_parquet(tmp_path / "backup")
+    assert (tmp_path / "backup" / UNSUBSCRIBE_KEY_FILE).stat().st_mode & 0o077 == 0
+    with demandloop.open(b) as ws:
+        ws.import_parquet(tmp_path / "backup")
+    assert verify_token(token, unsubscribe_key(b)) == ("default", "jo@acme.com")
+    assert (b / UNSUBSCRIBE_KEY_FILE).stat().st_mode & 0o077 == 0

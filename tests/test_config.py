@@ -104,3 +104,18 @@ def test_the_init_file_extends_the_way_the_docs_show(cli, tmp_path: Path) -> Non
     assert sections == [f"[{name}]" for name in Settings.load(d).public_dict()]
     # the default stages are written out in full and read back as they were
     assert Settings.load(d).score.stages == Settings().score.stages
+
+
+def test_a_bad_environment_variable_is_blamed_not_the_file(tmp_path: Path,
+                                                          monkeypatch: pytest.MonkeyPatch
+                                                          ) -> None:
+    (tmp_path / "demandloop.toml").write_text("[collector]\nport = 9000\n")
+    monkeypatch.setenv("DEMANDLOOP_COLLECTOR__PORT", "not-a-port")
+    with pytest.raises(ConfigError) as err:
+        Settings.load(tmp_path)
+    assert str(err.value).startswith("environment variable DEMANDLOOP_COLLECTOR__PORT: ")
+    monkeypatch.delenv("DEMANDLOOP_COLLECTOR__PORT")
+    (tmp_path / "demandloop.toml").write_text("[collector]\nport = 0\n")
+    with pytest.raises(ConfigError) as err:
+        Settings.load(tmp_path)
+    assert str(err.value).startswith(str(tmp_path / "demandloop.toml"))

@@ -285,6 +285,10 @@ def test_unsubscribe_through_the_collector_stops_mail(
         assert one_click.status_code == 200
         assert httpx.post(link).status_code == 200  # twice is fine
         c.wait_loaded()
+    with demandloop.open(d) as ws:  # before the sequence runs again: not shown as active
+        enr = ws.enrolments().set_index("email")
+        assert enr.loc[address, "status"] == "stopped"
+        assert enr.loc[address, "stop_reason"] == "unsubscribe"
     before = len(inbox.messages)
     with demandloop.open(d) as ws:
         _run_hours(ws, 24 * 10, start=MONDAY + dt.timedelta(hours=12))

@@ -22,10 +22,15 @@ app.add_typer(audiences_app, name="audiences")
 
 @audiences_app.command("list")
 def audiences_list(as_json: bool = JsonOpt) -> None:
-    """Saved segments ([[activate.segments]]) with their current size."""
+    """Saved segments ([[activate.segments]]) and the lists workflows fill
+    (add_to_audience), with their current size."""
     with _open() as ws:
         rows = [{"name": s.name, "entity": s.entity, "members": len(ws.segment(s.name)[1]),
                  "description": s.description} for s in ws.segments()]
+        named = {r["name"] for r in rows}
+        rows += [{"name": name, "entity": "account", "members": n,
+                  "description": "filled by workflows (add_to_audience)"}
+                 for name, n in ws.audience_lists().items() if name not in named]
     if as_json:
         _json(rows)
         return

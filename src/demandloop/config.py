@@ -16,6 +16,7 @@ Example:
 
 from __future__ import annotations
 
+import os
 import re
 import tomllib
 from pathlib import Path
@@ -366,7 +367,7 @@ class Settings(BaseSettings):
         try:
             return cls(**data)
         except ValidationError as exc:
-            raise _config_error(exc, source) from None
+            raise _config_error(exc, _blame(exc, source)) from None
 
     def public_dict(self) -> dict[str, Any]:
         """Settings as plain data with every secret masked (safe to print or log)."""
@@ -379,6 +380,17 @@ class Settings(BaseSettings):
             return value
 
         return mask(self.model_dump())  # type: ignore[no-any-return]
+
+
+def _blame(exc: ValidationError, source: str) -> str:
+    """Where the failing value came from: the environment variable that set it (which wins
+    over the file), else the file."""
+    loc = [str(p) for p in exc.errors()[0]["loc"] if not isinstance(p, int)]
+    for n in range(len(loc), 0, -1):  # a whole section may come from one JSON variable
+        name = "DEMANDLOOP_" + "__".join(loc[:n]).upper()
+        if any(k.upper() == name for k in os.environ):
+            return f"environment variable {name}"
+    return source
 
 
 def _section_fields(path: tuple[str | int, ...]) -> list[str]:

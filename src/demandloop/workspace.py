@@ -10,6 +10,7 @@ Example:
 from __future__ import annotations
 
 import datetime as dt
+import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -38,6 +39,7 @@ from demandloop.score import run as score_run
 from demandloop.serve import webhooks
 from demandloop.store import Store, export_parquet, import_parquet
 from demandloop.store import jobs as jobstore
+from demandloop.store import keys as keystore
 from demandloop.store import mail as mailstore
 from demandloop.store.crm import import_crm, import_ip_ranges, import_leads, import_spend
 from demandloop.store.events import IngestResult, Progress, ingest_files
@@ -281,6 +283,10 @@ class Workspace:
         """Write every table to *directory* as Parquet (remembered, so that erasing a person
         later reaches this copy too)."""
         counts = export_parquet(self.store, Path(directory))
+        # the secret that signs unsubscribe links: a restore must still honour links sent
+        key = self.directory / keystore.UNSUBSCRIBE_KEY_FILE
+        if key.is_file():
+            _copy_secret(key, Path(directory) / keystore.UNSUBSCRIBE_KEY_FILE)
         privacy.record_export(self.directory, Path(directory))
         return counts
 
@@ -300,7 +306,13 @@ class Workspace:
         return privacy.apply_retention(self.store, self.settings.collect.retention_days)
 
     def import_parquet(self, directory: str | Path, *, replace: bool = False) -> dict[str, int]:
-        return import_parquet(self.store, Path(directory), replace=replace)
+        """Load an export (the workspace must be empty unless *replace*); with it comes the
+        key that signed its unsubscribe links, so links already sent keep working."""
+        counts = import_parquet(self.store, Path(directory), replace=replace)
+        key = Path(directory) / keystore.UNSUBSCRIBE_KEY_FILE
+        if key.is_file():
+            _copy_secret(key, self.directory / keystore.UNSUBSCRIBE_KEY_FILE)
+        return counts
 
     # -- read -------------------------------------------------------------------------------
     @property
@@ -406,6 +418,10 @@ class Workspace:
             audiences.Condition(c.field, c.op, c.value) for c in s.where), s.description)
             for s in self.settings.activate.segments]
 
+    def audience_lists(self) -> dict[str, int]:
+        """The lists ``add_to_audience`` workflow steps fill, with their sizes."""
+        return mailstore.audience_lists(self.store)
+
     def segment(self, name: str) -> tuple[audiences.Segment, pd.DataFrame]:
         """A segment and its members (account or person rows with every field)."""
         found = {s.name: s for s in self.segments()}
@@ -461,7 +477,12 @@ class Workspace:
         return sequencing.check(self)
 
     def enrolments(self, sequence: str | None = None) -> pd.DataFrame:
-        """Every enrolment: who, which mailbox, which step, status and why it stopped."""
+        """Every enrolment: who, which mailbox, which step, status and why it stopped.
+        Unsubscribes and bounces stored since the last sequence run are applied first, so an
+        unsubscribed person never shows as active."""
+        m = self.settings.activate.mail
+        now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
+        mailstore.sync_suppressions(self.store, m.unsubscribe_events, m.bounce_events, now)
         return mailstore.enrolments(self.store, sequence)
 
     def mail_messages(self) -> pd.DataFrame:
@@ -518,3 +539,14 @@ class Workspace:
 def open(path: str | Path = ".", **kwargs: Any) -> Workspace:  # noqa: A001 - mirrors io.open
     """Open a workspace; see :meth:`Workspace.open`."""
     return Workspace.open(path, **kwargs)
+
+
+def _copy_secret(source: Path, target: Path) -> None:
+    """Copy a secret file, readable by its owner only, replacing *target* atomically."""
+    tmp = target.with_suffix(".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(source.read_bytes())
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, target)

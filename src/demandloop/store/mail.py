@@ -98,7 +98,22 @@ def sync_suppressions(store: Store, unsubscribe: list[str], bounce: list[str],
             {"ws": store.workspace_id, "names": names}).fetchall()
     found = [(str(email), "unsubscribe" if event in unsubscribe else "bounce",
               f"event:{event}") for email, event in rows if email]
-    return suppress(store, found, now)
+    added = suppress(store, found, now)
+    stop_suppressed(store, now)
+    return added
+
+
+def stop_suppressed(store: Store, now: dt.datetime) -> int:
+    """End every active enrolment whose address is suppressed, due or not (so the list
+    never shows an unsubscribed person as active while their next step waits)."""
+    with store.writer() as cur:
+        rows = cur.execute(
+            "UPDATE enrolments AS e SET status = 'stopped', stop_reason = s.reason, "
+            "next_at = NULL, updated_at = $now FROM suppressions AS s "
+            "WHERE e.workspace_id = $ws AND s.workspace_id = $ws AND e.status = 'active' "
+            "AND lower(e.email) = s.email RETURNING 1",
+            {"ws": store.workspace_id, "now": now}).fetchall()
+    return len(rows)
 
 
 def signals(store: Store, kinds: dict[str, list[str]], since: dt.datetime | None
@@ -217,6 +232,15 @@ def add_to_audience(store: Store, audience: str, account: str, workflow: str,
     with store.writer() as cur:
         cur.execute("INSERT INTO audience_members VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
                     [store.workspace_id, audience, account, workflow, now])
+
+
+def audience_lists(store: Store) -> dict[str, int]:
+    """The static lists workflows fill (``add_to_audience``), with their sizes."""
+    with store.reader() as cur:
+        rows = cur.execute("SELECT audience, count(*) FROM audience_members WHERE "
+                           "workspace_id = ? GROUP BY 1 ORDER BY 1",
+                           [store.workspace_id]).fetchall()
+    return {str(a): int(n) for a, n in rows}
 
 
 def audience_members(store: Store, audience: str) -> list[str]:
