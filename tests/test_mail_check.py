@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
-from dnslib import QTYPE, RR, TXT
+from dnslib import QTYPE, RCODE, RR, TXT
 from dnslib.server import BaseResolver, DNSLogger, DNSServer
 
 from tests.collector_helpers import free_port
@@ -44,6 +44,9 @@ class Zone(BaseResolver):  # type: ignore[misc]
     def resolve(self, request: Any, handler: Any) -> Any:
         reply = request.reply()
         name = str(request.q.qname).rstrip(".")
+        if not any(name == k or name.endswith("." + k) for k in ZONE):
+            reply.header.rcode = RCODE.NXDOMAIN  # a name that does not exist at all
+            return reply
         if request.q.qtype == QTYPE.TXT:
             for text in ZONE.get(name, []):
                 reply.add_answer(RR(name, QTYPE.TXT, rdata=TXT(_chunks(text)), ttl=60))
@@ -90,3 +93,10 @@ def test_each_problem_says_what_to_fix(cli, nameserver: str) -> None:  # type: i
                        "--selector", "s1024", "--json")
     dkim = [f for f in json.loads(out) if f["check"] == "DKIM"]
     assert dkim[0]["status"] == "warn" and "1024-bit key" in dkim[0]["message"]
+
+
+def test_a_domain_that_does_not_exist_says_so(cli, nameserver: str) -> None:  # type: ignore[no-untyped-def]
+    code, out, _ = cli("mail", "check", "nosuch.test", "--nameserver", nameserver, "--json")
+    findings = json.loads(out)
+    assert code == 1 and len(findings) == 1
+    assert findings[0]["check"] == "DNS" and "does not exist" in findings[0]["message"]

@@ -547,9 +547,16 @@ def explain_account(key: str = typer.Argument(..., help="Account domain or id.")
 
 
 def _print_report(r: Any, title: str, as_json: bool) -> None:
+    warning = None
+    if r.test_positives == 0 or r.test_positives == r.test_rows:
+        kind = "positive" if r.test_positives == 0 else "negative"
+        warning = (f"the test set after {r.split} has no {kind} record: AUC and calibration "
+                   "cannot be measured on it (choose another --split)")
     if as_json:
-        _json(r.__dict__)
+        _json({**r.__dict__, "warning": warning} if warning else r.__dict__)
         return
+    if warning:
+        err.print(f"warning: {warning}", markup=False, highlight=False, soft_wrap=True)
     out.print(f"{title}: trained on {r.train_rows:,} records before {r.split}, tested on "
               f"{r.test_rows:,} after ({r.test_positives:,} positive)")
     out.print(_table(pd.DataFrame([
@@ -580,6 +587,12 @@ def report_lead_scoring(split: str = typer.Option(..., "--split", help="Time spl
     _print_report(r, "lead scoring (baseline: origin alone)", as_json)
 
 
+#: what velocity and speed to lead say before stage changes have dates of their own
+NO_HISTORY = ("one scoring run dates every stage change to that run, so there is no "
+              "history to measure yet: run 'demandloop score --backfill 7' (or let "
+              "'demandloop serve' score as events arrive)")
+
+
 def _date(text: str) -> dt.datetime:
     try:
         return dt.datetime.fromisoformat(text)
@@ -593,11 +606,14 @@ def report_sla(as_json: bool = JsonOpt) -> None:
     with _open() as ws:
         data = ws.sla()
         hours = ws.settings.score.sla_hours
+        note = NO_HISTORY if ws.score_snapshots() <= 1 else None
     if as_json:
-        _json(data)
+        _json({**data, "note": note} if note else data)
         return
     df = pd.DataFrame([{"stage": k, **v} for k, v in data.items()])
     out.print(_table(df, f"speed to lead (SLA {hours:g} h)", {"median_hours": "{:.1f}"}))
+    if note:
+        err.print(f"note: {note}", markup=False, highlight=False, soft_wrap=True)
 
 
 # the measure stage's commands register themselves on report_app and import_app

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 import typer
 
 from demandloop.cli import (
+    NO_HISTORY,
     JsonOpt,
     _json,
     _open,
@@ -62,6 +63,7 @@ def report_funnel(
     """Reach -> engaged -> MQL -> MQA -> opportunity -> won: counts, rates, velocity."""
     with _open() as ws:
         df = ws.funnel(by)
+        note = NO_HISTORY if ws.score_snapshots() <= 1 else None
     if not (as_json or as_csv):
         key = by or "group"
         rates = {c: _short(c) for c in df.columns if "_to_" in c and not c.startswith("days_")}
@@ -78,6 +80,8 @@ def report_funnel(
         out.print(_table(df[[key, *days]].rename(columns=days),
                          f"{title}: velocity (median days)",
                          dict.fromkeys(days.values(), "{:.1f}")))
+        if note:
+            out.print(f"[yellow]velocity:[/yellow] {note}", soft_wrap=True)
         if money:
             out.print(_table(df[[key, *money]].rename(columns={"mqls": "mql_people"}),
                              f"{title}: money", {**dict.fromkeys(money, "{:,.0f}"),

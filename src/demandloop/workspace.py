@@ -175,6 +175,14 @@ class Workspace:
         """Fit, engagement and surge per account at *as_of*, computed without storing."""
         return score_run.account_scores(self.store, self.settings, as_of)
 
+    def score_snapshots(self) -> int:
+        """How many account score snapshots there are: with one, every stage change carries
+        that run's date, so velocity and speed to lead have no history to measure."""
+        with self.store.reader() as cur:
+            row = cur.execute("SELECT count(DISTINCT as_of) FROM scores WHERE workspace_id = ? "
+                              "AND entity = 'account'", [self.store.workspace_id]).fetchone()
+        return int(row[0]) if row else 0
+
     def sla(self) -> dict[str, dict[str, Any]]:
         """Speed to lead for MQAs and MQLs (see measure.sla)."""
         s = self.settings.score

@@ -160,6 +160,21 @@ def check_dmarc(domain: str, txt: Txt) -> list[Finding]:
 
 def check(domain: str, txt: Txt, selectors: tuple[str, ...] = DEFAULT_SELECTORS
           ) -> list[Finding]:
-    """Every SPF, DKIM and DMARC finding for *domain*."""
+    """Every SPF, DKIM and DMARC finding for *domain*. A domain that does not exist says so
+    (one finding), rather than "no record" three times; a missing sub-name
+    (``_dmarc.``, a DKIM selector) is just no record."""
     d = domain.strip().lower().rstrip(".")
-    return [*check_spf(d, txt), *check_dkim(d, txt, selectors), *check_dmarc(d, txt)]
+    try:
+        txt(d)
+    except LookupError:
+        return [Finding("DNS", "fail", f"{d} does not exist in DNS (NXDOMAIN): check the "
+                        "spelling, or the domain's registration and name servers")]
+
+    def lookup(name: str) -> list[str]:
+        try:
+            return txt(name)
+        except LookupError:
+            return []
+
+    return [*check_spf(d, lookup), *check_dkim(d, lookup, selectors),
+            *check_dmarc(d, lookup)]

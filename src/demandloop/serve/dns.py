@@ -10,6 +10,10 @@ import dns.resolver
 from demandloop.errors import UsageError
 
 
+class NoSuchName(LookupError):
+    """The name does not exist in DNS at all (NXDOMAIN), as opposed to having no TXT."""
+
+
 def txt_lookup(nameserver: str | None = None, timeout: float = 5.0
                ) -> Callable[[str], list[str]]:
     """A ``txt(name)`` function: the TXT strings of *name* ([] when it has none).
@@ -25,7 +29,9 @@ def txt_lookup(nameserver: str | None = None, timeout: float = 5.0
     def txt(name: str) -> list[str]:
         try:
             answer = resolver.resolve(name, "TXT")
-        except (dns.resolver.NXDOMAIN, dns.resolver.NoAnswer):
+        except dns.resolver.NXDOMAIN:
+            raise NoSuchName(name) from None
+        except dns.resolver.NoAnswer:
             return []
         except (dns.resolver.NoNameservers, dns.exception.Timeout) as exc:
             raise UsageError(f"cannot look up {name}: {exc}",
