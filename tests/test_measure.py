@@ -235,3 +235,27 @@ def test_a_segment_on_an_unknown_field_is_a_config_error(tmp_path: Path) -> None
         'where = [{field = "colour", op = "==", value = "red"}]\n')
     with pytest.raises(ConfigError, match="unknown account field 'colour'"):
         Settings.load(tmp_path)
+
+
+def test_numbers_without_history_say_so(cli, market: Path, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """One scoring run dates every stage change to itself: velocity and speed to lead say
+    there is no history yet (instead of a velocity of 0.0 days), and go quiet once there
+    is; a brand breakdown nobody configured says so instead of 'flat'."""
+    d = tmp_path / "w"
+    with demandloop.open(d) as ws:
+        ws.ingest(market / "events.jsonl")
+        for kind in ("accounts", "contacts", "opportunities"):
+            ws.import_crm(kind, market / f"{kind}.csv")
+        ws.resolve()
+        ws.score()
+    code, out, _ = cli("-w", str(d), "report", "funnel")
+    assert code == 0 and "score --backfill" in out
+    code, out, _ = cli("-w", str(d), "report", "sla", "--json")
+    assert "score --backfill" in json.loads(out)["note"]
+    code, out, _ = cli("-w", str(d), "report", "health", "--json")
+    assert json.loads(out)["trends"]["branded_search"]["direction"] == "not configured"
+    with demandloop.open(d) as ws:
+        ws.score_history(7)
+    code, out, _ = cli("-w", str(d), "report", "funnel")
+    assert code == 0 and "score --backfill" not in out
+    assert "note" not in json.loads(cli("-w", str(d), "report", "sla", "--json")[1])
