@@ -170,20 +170,37 @@ def test_html_report_opens_in_chromium(cli, market_ws: Path, tmp_path: Path) -> 
         b = p.chromium.launch(executable_path=browser, headless=True,
                               args=["--no-sandbox", "--disable-gpu",
                                     "--disable-background-networking"])
-        page = b.new_page(viewport={"width": 1200, "height": 900})
         errors: list[str] = []
-        page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
-        page.on("pageerror", lambda e: errors.append(str(e)))
-        page.goto(report.as_uri())
-        shot = tmp_path / "report.png"
-        page.screenshot(path=str(shot), full_page=True)
-        charts = page.locator("svg").count()
-        funnel_text = page.locator("svg[aria-label=funnel]").text_content() or ""
-        height = page.evaluate("document.body.scrollHeight")
+        for width in (1280, 390):  # a laptop and a phone
+            page = b.new_page(viewport={"width": width, "height": 900})
+            page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+            page.on("pageerror", lambda e: errors.append(str(e)))
+            page.goto(report.as_uri())
+            shot = tmp_path / f"report-{width}.png"
+            page.screenshot(path=str(shot), full_page=True)
+            # nothing sticks out of the window: wide tables and charts scroll in their box
+            assert page.evaluate("document.documentElement.scrollWidth") <= width
+            outside = page.evaluate("""() => [...document.querySelectorAll('body *')].filter(
+                e => !e.closest('.scroll') && e.getBoundingClientRect().right
+                > window.innerWidth + 1).map(e => e.tagName)""")
+            assert outside == [], (width, outside)
+            charts = page.locator("svg").count()
+            funnel_text = page.locator("svg[aria-label=funnel]").text_content() or ""
+            height = page.evaluate("document.body.scrollHeight")
+            headers = page.locator("th").all_text_contents()
+            verdict = page.locator(".verdict").first.get_attribute("class") or ""
+            assert shot.stat().st_size > 50_000 and height > 2000
         b.close()
     assert errors == []
-    assert charts == 3 and f"{reached:,}" in funnel_text
-    assert shot.stat().st_size > 50_000 and height > 2000
+    assert charts >= 4 and f"{reached:,}" in funnel_text
+    assert not [h for h in headers if "_" in h]  # headings are words, not column names
+    with demandloop.open(market_ws) as ws:
+        health = ws.health()[0]
+    expected = ("v-alarm" if health["alarm"] else "v-unknown" if health["verdict"].startswith(
+        "not enough") else "v-falling" if health["demand_falling"] or health["capture_falling"]
+        else "v-healthy")
+    assert expected in verdict  # a falling verdict is never shown in a green box
+    assert "-0.00" not in page_html and "$" in page_html
 
 
 def test_audiences_select_and_export_what_the_platforms_take(market_ws: Path, cli) -> None:  # type: ignore[no-untyped-def]
@@ -259,3 +276,22 @@ def test_numbers_without_history_say_so(cli, market: Path, tmp_path: Path) -> No
     code, out, _ = cli("-w", str(d), "report", "funnel")
     assert code == 0 and "score --backfill" not in out
     assert "note" not in json.loads(cli("-w", str(d), "report", "sla", "--json")[1])
+
+
+def test_the_report_colours_and_numbers_read_right() -> None:
+    from demandloop.measure.report_html import fmt, label, verdict_box
+
+    base = {"alarm": False, "demand_falling": [], "capture_falling": []}
+    assert "v-falling" in verdict_box({**base, "verdict": "some demand indicators falling: "
+                                       "new_accounts", "demand_falling": ["new_accounts"]})
+    assert "new accounts reached" in verdict_box({**base, "verdict": "x: new_accounts",
+                                                  "demand_falling": ["new_accounts"]})
+    assert "v-alarm" in verdict_box({**base, "alarm": True, "verdict": "harvesting"})
+    assert "v-healthy" in verdict_box({**base, "verdict": "healthy: demand is not shrinking"})
+    assert "v-unknown" in verdict_box({**base, "verdict": "not enough data: 3 full weeks"})
+    assert fmt(-0.0000001, "money", "€") == "€0" and fmt(-1234.5, "money", "R$") == "-R$1,234"
+    assert fmt(0.031, "rate") == "3.1%" and fmt(-0.0, "signed_rate") == "0%"
+    assert fmt(66.0, "count") == "66" and fmt(0.0004, "p") == "<0.001"
+    assert label("mql_to_mqa") == "MQL → MQA" and label("days_reached_to_won") == \
+        "Days reached → won"
+    assert label("speed_to_outcome") == "Speed to outcome"

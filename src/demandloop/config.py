@@ -313,6 +313,8 @@ class MeasureSettings(_Section):
         "(identical at order 1; ChannelAttribution collapses at order 1 and keeps above).")
     health_alpha: float = Field(0.05, gt=0, lt=0.5,
                                 description="Demand health: significance level of trend tests.")
+    currency: str = Field("$", max_length=8, description="Symbol printed before money in "
+                          "reports (e.g. $, €, R$).")
 
 
 class Settings(BaseSettings):

@@ -3,6 +3,11 @@
 Charts are inline SVG drawn here rather than by a plotting library: the file must open
 anywhere with no network and no script (a report is mailed and archived), stay small, and
 keep its numbers as searchable text. Everything is escaped; nothing is fetched.
+
+Layout: every chart is drawn in a ``viewBox`` and scales to the page, tables scroll inside
+their own box, so the page never overflows its window, from a 390 px phone to a desktop.
+Each demand indicator gets its own small chart with its own scale in its own units (one
+shared index flattened every line but the most volatile one).
 """
 
 from __future__ import annotations
@@ -14,39 +19,134 @@ from typing import Any
 
 import pandas as pd
 
+from demandloop.measure.names import STAGES
+
 PALETTE = ("#2563eb", "#f59e0b", "#10b981", "#ef4444", "#8b5cf6", "#0891b2", "#db2777",
            "#65a30d", "#9ca3af")
 CSS = """
-body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2rem auto;
-max-width:1100px;color:#111827;padding:0 1rem}
-h1{font-size:1.6rem}h2{font-size:1.2rem;margin-top:2.2rem;border-bottom:1px solid #e5e7eb}
+*{box-sizing:border-box}
+body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:0 auto;
+max-width:1040px;color:#111827;padding:1.5rem 1rem;line-height:1.45}
+h1{font-size:1.5rem;margin:.2rem 0}h2{font-size:1.15rem;margin-top:2.2rem;
+border-bottom:1px solid #e5e7eb;padding-bottom:.2rem}h3{font-size:.95rem;margin:.2rem 0}
+p{max-width:75ch}.scroll{overflow-x:auto;max-width:100%}
 table{border-collapse:collapse;font-size:.85rem;margin:.6rem 0}
-th,td{padding:.25rem .6rem;border-bottom:1px solid #f3f4f6;text-align:right}
-th:first-child,td:first-child{text-align:left}th{background:#f9fafb}
-.alarm{background:#fef2f2;border:1px solid #fca5a5;color:#991b1b;padding:.7rem 1rem;
-border-radius:6px;font-weight:600}
-.ok{background:#f0fdf4;border:1px solid #86efac;color:#166534;padding:.7rem 1rem;
-border-radius:6px}.muted{color:#6b7280;font-size:.85rem}svg text{font-size:11px}
+th,td{padding:.3rem .6rem;border-bottom:1px solid #f3f4f6;text-align:right;white-space:nowrap}
+th:first-child,td:first-child{text-align:left}th{background:#f9fafb;font-weight:600}
+svg{width:100%;height:auto;display:block}svg text{font-size:12px;fill:#374151}
+.wide svg{min-width:560px}
+.verdict{padding:.7rem 1rem;border-radius:6px;font-weight:600;border:1px solid}
+.v-alarm{background:#fef2f2;border-color:#fca5a5;color:#991b1b}
+.v-falling{background:#fffbeb;border-color:#fcd34d;color:#92400e}
+.v-healthy{background:#f0fdf4;border-color:#86efac;color:#166534}
+.v-unknown{background:#f9fafb;border-color:#d1d5db;color:#374151}
+.muted{color:#6b7280;font-size:.85rem}
+.grid{display:grid;grid-template-columns:repeat(auto-fill,minmax(300px,1fr));gap:1rem}
+.card{border:1px solid #e5e7eb;border-radius:6px;padding:.5rem .7rem}
 """
+#: column -> (label, kind); kinds: count, rate, days, money, score, ratio, text
+COLUMNS: dict[str, tuple[str, str]] = {
+    "reached": ("Reached", "count"), "engaged": ("Engaged", "count"), "mql": ("MQL", "count"),
+    "mqa": ("MQA", "count"), "opportunity": ("Opportunity", "count"), "won": ("Won", "count"),
+    "reached_to_won": ("Reached → won", "rate"), "days_reached_to_won":
+    ("Days reached → won", "days"), "pipeline": ("Pipeline", "money"),
+    "revenue": ("Revenue", "money"), "spend": ("Spend", "money"), "cpl": ("Cost per lead",
+                                                                          "money"),
+    "cost_per_opp": ("Cost per opportunity", "money"), "roi": ("ROI", "ratio"),
+    "channel": ("Channel", "text"), "first_touch": ("First touch", "score"),
+    "last_touch": ("Last touch", "score"), "linear": ("Linear", "score"),
+    "w_shaped": ("W-shaped", "score"), "markov": ("Markov", "score"),
+    "shapley": ("Shapley", "score"), "tau": ("Kendall τ", "score"), "p": ("p-value", "p"),
+    "change": ("Change", "signed_rate"), "direction": ("Direction", "text"),
+    "indicator": ("Indicator", "text"), "kind": ("Kind", "text"),
+    "sourced_opps": ("Sourced opps", "count"), "sourced_amount": ("Sourced pipeline", "money"),
+    "sourced_won": ("Sourced won", "money"), "influenced_opps": ("Influenced opps", "count"),
+    "influenced_amount": ("Influenced pipeline", "money"),
+    "influenced_won": ("Influenced won", "money"), "measure": ("Measure", "text"),
+    "branded_search": ("Branded search", "count"), "direct": ("Direct visits", "count"),
+    "ai_referrals": ("AI-assistant referrals", "count"),
+    "new_accounts": ("New accounts reached", "count"),
+    "engaged_targets": ("Engaged target accounts", "count"), "leads": ("Leads", "count"),
+    "mqls": ("MQLs", "count"), "form_fills": ("Form fills", "count"),
+    "value": ("Value", "auto"), "criterion": ("Criterion", "text"),
+    "weight": ("Weight", "score"), "segment": ("Segment", "text"),
+    "favour": ("Favour", "text"),
+}
 
 
 def _e(value: Any) -> str:
     return html.escape(str(value))
 
 
-def _fmt(v: Any) -> str:
-    if v is None or (isinstance(v, float) and math.isnan(v)):
+def label(column: str) -> str:
+    """A column's heading: a known label, a stage pair (``mql_to_mqa``: "MQL → MQA"), else
+    ``snake_case`` made readable."""
+    if column in COLUMNS:
+        return COLUMNS[column][0]
+    days = column.startswith("days_")
+    a, _, b = column.removeprefix("days_").partition("_to_")
+    if a in STAGES and b in STAGES:
+        return ("Days " if days else "") + f"{COLUMNS[a][0]} → {COLUMNS[b][0]}"
+    return column.replace("_", " ").capitalize().replace("Ai ", "AI ")
+
+
+def _missing(v: Any) -> bool:
+    return v is None or (isinstance(v, float) and math.isnan(v))
+
+
+def fmt(v: Any, kind: str, currency: str = "$") -> str:
+    """*v* as a reader expects it: counts with separators, rates as %, money with the
+    currency, never ``-0.00``."""
+    text = _fmt(v, kind, currency)
+    if text.startswith(("-", "+")) and not any(ch in "123456789" for ch in text):
+        return text[1:]  # a value that rounds to zero has no sign
+    return text
+
+
+def _fmt(v: Any, kind: str, currency: str) -> str:
+    if _missing(v):
         return ""
-    if isinstance(v, float):
-        return f"{v:,.0f}" if abs(v) >= 100 else f"{v:,.2f}"
-    return _e(v)
+    if not isinstance(v, int | float) or isinstance(v, bool):
+        return _e(v)
+    x = float(v)
+    if kind == "count":
+        return f"{x:,.0f}"
+    if kind == "rate":
+        return f"{x:.1%}"
+    if kind == "signed_rate":
+        return f"{x:+.0%}"
+    if kind == "days":
+        return f"{x:,.1f}"
+    if kind == "money":
+        return f"{'-' if x < 0 else ''}{_e(currency)}{abs(x):,.0f}"
+    if kind == "ratio":
+        return f"{x:,.2f}×"
+    if kind == "p":
+        return "<0.001" if x < 0.001 else f"{x:.3f}"
+    if kind == "score":
+        return f"{x:,.1f}"
+    return f"{x:,.0f}" if abs(x) >= 100 else f"{x:,.2f}"
 
 
-def table(df: pd.DataFrame, limit: int = 50) -> str:
-    head = "".join(f"<th>{_e(c)}</th>" for c in df.columns)
-    rows = "".join("<tr>" + "".join(f"<td>{_fmt(v)}</td>" for v in row) + "</tr>"
+def table(df: pd.DataFrame, currency: str = "$", limit: int = 50,
+          kinds: dict[str, str] | None = None) -> str:
+    """A readable table: labelled headings, formatted numbers, scrolling inside its box."""
+    kinds = {**{c: k for c, (_, k) in COLUMNS.items()}, **(kinds or {})}
+    cols = list(df.columns)
+    head = "".join(f"<th>{_e(label(str(c)))}</th>" for c in cols)
+    rows = "".join("<tr>" + "".join(f"<td>{fmt(v, kinds.get(str(c), 'auto'), currency)}</td>"
+                                     for c, v in zip(cols, row, strict=True)) + "</tr>"
                    for row in df.head(limit).itertuples(index=False))
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>"
+    return (f'<div class="scroll"><table><thead><tr>{head}</tr></thead><tbody>{rows}'
+            "</tbody></table></div>")
+
+
+def _svg(label_text: str, width: int, height: int, body: str, wide: bool = False) -> str:
+    """A chart scaled to its box; a *wide* one keeps a legible size on a phone and scrolls
+    inside its own box instead."""
+    svg = (f'<svg role="img" aria-label="{_e(label_text)}" viewBox="0 0 {width} {height}" '
+           f'preserveAspectRatio="xMinYMin meet">{body}</svg>')
+    return f'<div class="scroll wide">{svg}</div>' if wide else svg
 
 
 def funnel_chart(row: dict[str, Any], stages: tuple[str, ...]) -> str:
@@ -55,112 +155,158 @@ def funnel_chart(row: dict[str, Any], stages: tuple[str, ...]) -> str:
     h, out = 34, []
     for i, s in enumerate(stages):
         n = float(row.get(s, 0) or 0)
-        w = 620 * n / top
-        rate = "" if i == 0 else (f" ({n / float(row[stages[i - 1]]):.0%} of {stages[i - 1]})"
+        w = 520 * n / top
+        rate = "" if i == 0 else (f" ({n / float(row[stages[i - 1]]):.0%} of "
+                                  f"{label(stages[i - 1]).lower()})"
                                   if row.get(stages[i - 1]) else "")
-        out.append(f'<rect x="130" y="{i * h + 4}" width="{w:.1f}" height="{h - 10}" '
+        out.append(f'<rect x="110" y="{i * h + 4}" width="{w:.1f}" height="{h - 10}" '
                    f'fill="{PALETTE[0]}" opacity="{1 - i * 0.1:.2f}"/>'
-                   f'<text x="120" y="{i * h + 21}" text-anchor="end">{_e(s)}</text>'
-                   f'<text x="{136 + w:.1f}" y="{i * h + 21}">{int(n):,}{_e(rate)}</text>')
-    return (f'<svg role="img" aria-label="funnel" width="1000" height="{len(stages) * h + 8}">'
-            + "".join(out) + "</svg>")
+                   f'<text x="100" y="{i * h + 21}" text-anchor="end">{_e(label(s))}</text>'
+                   f'<text x="{116 + w:.1f}" y="{i * h + 21}">{int(n):,}{_e(rate)}</text>')
+    return _svg("funnel", 860, len(stages) * h + 8, "".join(out), wide=True)
 
 
-def grouped_bars(df: pd.DataFrame, label: str, series: list[str], title: str) -> str:
+def grouped_bars(df: pd.DataFrame, group: str, series: list[str], title: str) -> str:
     """Horizontal grouped bars: one group per row of *df*, one bar per series."""
     peak = max(float(df[series].max().max()), 1e-9) if len(df) else 1.0
-    bar, gap = 7, 8
-    group = bar * len(series) + gap
+    bar, gap = 8, 10
+    size = bar * len(series) + gap
     out = []
     for i, d in enumerate(df.to_dict("records")):
-        y0 = i * group + 24
-        out.append(f'<text x="150" y="{y0 + group / 2}" text-anchor="end">'
-                   f'{_e(d[label])}</text>')
+        y0 = i * size + 44
+        out.append(f'<text x="150" y="{y0 + size / 2}" text-anchor="end">'
+                   f"{_e(d[group])}</text>")
         for k, s in enumerate(series):
             v = max(float(d[s]), 0.0)
-            out.append(f'<rect x="158" y="{y0 + k * bar}" width="{600 * v / peak:.1f}" '
+            out.append(f'<rect x="158" y="{y0 + k * bar}" width="{640 * v / peak:.1f}" '
                        f'height="{bar - 1}" fill="{PALETTE[k % len(PALETTE)]}">'
-                       f"<title>{_e(d[label])}, {_e(s)}: {v:,.2f}</title></rect>")
-    legend = "".join(f'<rect x="{158 + k * 130}" y="4" width="10" height="10" '
-                     f'fill="{PALETTE[k % len(PALETTE)]}"/><text x="{172 + k * 130}" y="13">'
-                     f"{_e(s)}</text>" for k, s in enumerate(series))
-    return (f'<svg role="img" aria-label="{_e(title)}" width="1000" '
-            f'height="{len(df) * group + 34}">{legend}{"".join(out)}</svg>')
+                       f"<title>{_e(d[group])}, {_e(label(s))}: {v:,.2f}</title></rect>")
+    legend = "".join(f'<rect x="{8 + k * 135}" y="6" width="10" height="10" '
+                     f'fill="{PALETTE[k % len(PALETTE)]}"/><text x="{22 + k * 135}" y="15">'
+                     f"{_e(label(s))}</text>" for k, s in enumerate(series))
+    return _svg(title, 820, len(df) * size + 54, legend + "".join(out), wide=True)
 
 
-def trend_chart(series: pd.DataFrame, demand: tuple[str, ...], capture: tuple[str, ...]
-                ) -> str:
-    """Weekly lines, each indexed to its own mean = 100; demand solid, capture dashed."""
+def spark(values: pd.Series, name: str, colour: str, dashed: bool) -> str:
+    """One indicator's weekly values on its own scale, with its real min and max."""
+    v = [float(x) for x in values]
+    lo, hi = min(v), max(v)
+    span = (hi - lo) or 1.0
+    w, h, left, top = 300, 90, 44, 10
+    xs = [left + (w - left - 6) * i / max(len(v) - 1, 1) for i in range(len(v))]
+    pts = " ".join(f"{x:.1f},{top + h - (h * (y - lo) / span):.1f}"
+                   for x, y in zip(xs, v, strict=True))
+    dash = ' stroke-dasharray="6 3"' if dashed else ""
+    body = (f'<line x1="{left}" y1="{top}" x2="{left}" y2="{top + h}" stroke="#e5e7eb"/>'
+            f'<line x1="{left}" y1="{top + h}" x2="{w}" y2="{top + h}" stroke="#e5e7eb"/>'
+            f'<text x="{left - 4}" y="{top + 9}" text-anchor="end">{hi:,.0f}</text>'
+            f'<text x="{left - 4}" y="{top + h}" text-anchor="end">{lo:,.0f}</text>'
+            f'<polyline points="{pts}" fill="none" stroke="{colour}" stroke-width="2"{dash}>'
+            f"<title>{_e(label(name))}: {v[0]:,.0f} → {v[-1]:,.0f} a week</title></polyline>")
+    return _svg(f"trend of {name}", w, h + 2 * top, body)
+
+
+def trend_charts(series: pd.DataFrame, trends: dict[str, dict[str, Any]],
+                 demand: tuple[str, ...], capture: tuple[str, ...]) -> str:
+    """Small multiples: each indicator with data, in its own units and scale."""
     cols = [c for c in (*demand, *capture) if c in series and series[c].sum() > 0]
     if len(series) < 2 or not cols:
-        return '<p class="muted">not enough weeks to draw trends</p>'
-    idx = series[cols] / series[cols].mean() * 100
-    hi = max(float(idx.max().max()), 150.0)
-    w, h, left, top = 760, 260, 40, 20
-    xs = [left + w * i / (len(idx) - 1) for i in range(len(idx))]
-    out = [f'<line x1="{left}" y1="{top + h - h * 100 / hi:.1f}" x2="{left + w}" '
-           f'y2="{top + h - h * 100 / hi:.1f}" stroke="#d1d5db" stroke-dasharray="2 3"/>',
-           f'<text x="4" y="{top + h - h * 100 / hi + 4:.1f}">100</text>']
+        return '<p class="muted">Not enough full weeks of data to draw trends yet.</p>'
+    cards = []
     for k, c in enumerate(cols):
-        pts = " ".join(f"{x:.1f},{top + h - h * float(v) / hi:.1f}"
-                       for x, v in zip(xs, idx[c], strict=True))
-        dash = ' stroke-dasharray="6 3"' if c in capture else ""
-        colour = PALETTE[k % len(PALETTE)]
-        out.append(f'<polyline points="{pts}" fill="none" stroke="{colour}" '
-                   f'stroke-width="2"{dash}><title>{_e(c)}</title></polyline>'
-                   f'<text x="{left + w + 8}" y="{top + 14 * k + 10}" fill="{colour}">'
-                   f'{_e(c)}{" (capture)" if c in capture else ""}</text>')
+        t = trends.get(c, {})
+        kind = "capture" if c in capture else "demand"
+        cards.append(f'<div class="card"><h3>{_e(label(c))} <span class="muted">({kind}, '
+                     f'{_e(t.get("direction", ""))})</span></h3>'
+                     + spark(series[c], c, PALETTE[k % len(PALETTE)], c in capture)
+                     + "</div>")
     first, last = series.index[0], series.index[-1]
-    out.append(f'<text x="{left}" y="{top + h + 16}">{_e(f"{first:%Y-%m-%d}")}</text>'
-               f'<text x="{left + w}" y="{top + h + 16}" text-anchor="end">'
-               f'{_e(f"{last:%Y-%m-%d}")}</text>')
-    return f'<svg role="img" aria-label="demand vs capture" width="1000" height="310">' \
-           f'{"".join(out)}</svg>'
+    return (f'<p class="muted">Weekly counts, {first:%Y-%m-%d} to {last:%Y-%m-%d}; each chart '
+            'has its own scale (axis: lowest and highest week).</p>'
+            f'<div class="grid">{"".join(cards)}</div>')
+
+
+def verdict_box(h: dict[str, Any]) -> str:
+    """Red for the alarm, amber when demand falls, green when healthy, grey when unknown;
+    indicators named as the charts name them."""
+    if h["alarm"]:
+        cls, text = "v-alarm", f"Alarm: {h['verdict']}"
+    elif str(h["verdict"]).startswith("not enough"):
+        cls, text = "v-unknown", h["verdict"]
+    elif h.get("demand_falling") or h.get("capture_falling"):
+        cls, text = "v-falling", h["verdict"]
+    else:
+        cls, text = "v-healthy", h["verdict"]
+    for name in sorted(COLUMNS, key=len, reverse=True):
+        if "_" in name:
+            text = text.replace(name, label(name).lower())
+    return f'<p class="verdict {cls}">{_e(text)}</p>'
 
 
 def render(data: dict[str, Any]) -> str:
     """The report page. *data*: workspace, funnel (DataFrame, one row), funnel_by_channel,
     stages, attribution (DataFrame), models, health (dict), series (DataFrame), demand,
-    capture, pipeline (dict), scorecard (dict)."""
+    capture, pipeline (dict), scorecard (dict), currency."""
     h, sc, pipe = data["health"], data["scorecard"], data["pipeline"]
-    banner = (f'<p class="alarm">Alarm: {_e(h["verdict"])}</p>' if h["alarm"]
-              else f'<p class="ok">{_e(h["verdict"])}</p>')
-    trends = pd.DataFrame([{"indicator": k, "kind": "capture" if k in data["capture"] else
-                            "demand", "tau": v["tau"], "p": v["p"], "change": v["change"],
+    cur = data.get("currency", "$")
+    trends = pd.DataFrame([{"indicator": label(k), "kind": "capture" if k in data["capture"]
+                            else "demand", "tau": v["tau"], "p": v["p"], "change": v["change"],
                             "direction": v["direction"]} for k, v in h["trends"].items()])
     s = pipe["summary"]
     summary = pd.DataFrame([
-        {"measure": "opportunities", "value": s["opportunities"]},
-        {"measure": "pipeline", "value": s["amount"]},
-        {"measure": "won revenue", "value": s["won"]},
-        {"measure": f"demand-influenced opportunities ({s['window_days']} d)",
-         "value": s["demand_influenced"]["opportunities"]},
-        {"measure": "demand-influenced pipeline", "value": s["demand_influenced"]["amount"]},
+        {"measure": "Opportunities", "value": fmt(s["opportunities"], "count")},
+        {"measure": "Pipeline", "value": fmt(s["amount"], "money", cur)},
+        {"measure": "Won revenue", "value": fmt(s["won"], "money", cur)},
+        {"measure": f"Demand-influenced opportunities ({s['window_days']} days)",
+         "value": fmt(s["demand_influenced"]["opportunities"], "count")},
+        {"measure": "Demand-influenced pipeline",
+         "value": fmt(s["demand_influenced"]["amount"], "money", cur)},
     ])
-    models = data["models"]
-    attribution = data["attribution"]
+    models, attribution = data["models"], data["attribution"]
+    card = sc["card"].assign(criterion=sc["card"]["criterion"].map(label)) \
+        if "criterion" in sc["card"] else sc["card"]
+    scores = {str(c): "score" for c in card.columns if c != "criterion"}
     parts = [
         f"<h1>demandloop report: {_e(data['workspace'])}</h1>",
-        f'<p class="muted">generated {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC</p>',
+        f'<p class="muted">Generated {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC from the '
+        "workspace's touches, scores and opportunities.</p>",
+        verdict_box(h),
         "<h2>Funnel</h2>",
+        "<p>Accounts at each stage of the shared definition of quality (the same one sales "
+        "routing reads): reached by any touch, engaged, with an MQL, qualified as an account "
+        "(MQA), with an opportunity, won.</p>",
         funnel_chart(data["funnel"].iloc[0].to_dict(), data["stages"])
-        if len(data["funnel"]) else "<p>no accounts yet</p>",
-        table(data["funnel_by_channel"]),
-        "<h2>Attribution by model (account level, opportunities)</h2>",
+        if len(data["funnel"]) else "<p>No accounts yet.</p>",
+        "<p>By channel of the account's first touch:</p>",
+        table(data["funnel_by_channel"], cur),
+        "<h2>Attribution by model</h2>",
+        "<p>Opportunities credited to channels by each model, at account level (every touch "
+        "of the buying committee counts). Last touch favours the channels that capture "
+        "demand; Markov and Shapley measure what each channel adds to the journeys that "
+        "convert, so demand generation gets its share.</p>",
         grouped_bars(attribution, "channel", list(models), "attribution"),
-        table(attribution),
-        "<h2>Pipeline sourced vs influenced</h2>", table(summary),
-        table(pipe["channels"]),
-        "<h2>Demand vs capture</h2>", banner,
-        trend_chart(data["series"], data["demand"], data["capture"]), table(trends),
+        table(attribution, cur),
+        "<h2>Pipeline sourced vs influenced</h2>",
+        "<p>Sourced: the account's first touch was this channel. Influenced: the channel "
+        "touched the account within the window before the opportunity.</p>",
+        table(summary, cur, kinds={"value": "text"}), table(pipe["channels"], cur),
+        "<h2>Demand vs capture</h2>",
+        "<p>Is demand being created, or is lead capture harvesting a shrinking pool? Each "
+        "indicator's weekly trend is tested (Mann–Kendall, Theil–Sen); the alarm fires when "
+        "most demand indicators fall while capture holds.</p>",
+        verdict_box(h), trend_charts(data["series"], h["trends"], data["demand"],
+                                     data["capture"]),
+        table(trends, cur),
         "<h2>Program scorecard: demand gen vs lead gen</h2>",
-        f"<p>Published: {_e(sc['published_verdict'])}. With this workspace's measured "
-        f"criteria: {_e(sc['blended_verdict'])}.</p>",
-        table(sc["card"]),
-        table(pd.DataFrame([{"segment": k, "favour": v["favour"],
-                             **{f"{p} total": t for p, t in v["totals"].items()}}
-                            for k, v in sc["segments"].items()])),
+        f"<p>Published criteria say: {_e(sc['published_verdict'])}. With this workspace's "
+        f"measured criteria blended in: {_e(sc['blended_verdict'])}.</p>",
+        table(card, cur, kinds=scores),
+        table(pd.DataFrame([{"segment": label(k), "favour": label(v["favour"]),
+                             **{f"{p}_total": t for p, t in v["totals"].items()}}
+                            for k, v in sc["segments"].items()]), cur,
+              kinds={f"{p}_total": "score" for p in ("demand_gen", "lead_gen")}),
     ]
     return ("<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">"
+            '<meta name="viewport" content="width=device-width, initial-scale=1">'
             f"<title>demandloop report: {_e(data['workspace'])}</title>"
             f"<style>{CSS}</style></head><body>{''.join(parts)}</body></html>")

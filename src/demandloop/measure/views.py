@@ -108,5 +108,5 @@ def report(f: Frames, settings: Settings, name: str) -> str:
         "attribution": attribution(f, settings, models=models), "models": models,
         "health": summary, "series": series, "demand": health_mod.DEMAND,
         "capture": health_mod.CAPTURE, "pipeline": pipeline(f, settings),
-        "scorecard": scorecard(f, settings),
+        "scorecard": scorecard(f, settings), "currency": settings.measure.currency,
     })
