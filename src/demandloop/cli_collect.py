@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from demandloop.cli import JsonOpt, _json, _say, _table, app, out
+from demandloop.cli import JsonOpt, _json, _open, _say, _table, app, out
 from demandloop.errors import NotFoundError, UsageError
 from demandloop.store import keys as keystore
 
@@ -79,6 +79,11 @@ privacy_app = typer.Typer(no_args_is_help=True,
 app.add_typer(privacy_app, name="privacy")
 
 
+def _nobody(person: str) -> NotFoundError:
+    return NotFoundError(f"nothing is stored about '{person}'",
+                         hint="give an email, user id or anonymous id as sent to demandloop")
+
+
 @privacy_app.command("export")
 def privacy_export(
     person: str = typer.Argument(..., help="An email, user id or anonymous id."),
@@ -88,14 +93,10 @@ def privacy_export(
                                  "is JSON either way."),
 ) -> None:
     """Everything stored about one person, as JSON (a data-subject access request)."""
-    from demandloop.cli import _open
-
     with _open() as ws:
         data = ws.export_person(person)
     if not data["found"]:
-        raise NotFoundError(f"nothing is stored about '{person}'",
-                            hint="give an email, user id or anonymous id as sent to "
-                            "demandloop")
+        raise _nobody(person)
     if out_file is None:
         _json(data)
         return
@@ -114,8 +115,6 @@ def privacy_erase(
 ) -> None:
     """Remove one person from every table, the collector's log and dead letters and the
     Parquet exports this workspace wrote; their address stays suppressed (as a hash)."""
-    from demandloop.cli import _open
-
     if not yes:
         raise UsageError(f"erasing '{person}' cannot be undone",
                          hint="run 'demandloop privacy export' first if you need a copy, "
@@ -123,9 +122,7 @@ def privacy_erase(
     with _open() as ws:
         result = ws.erase_person(person)
     if not result["found"]:
-        raise NotFoundError(f"nothing is stored about '{person}'",
-                            hint="give an email, user id or anonymous id as sent to "
-                            "demandloop")
+        raise _nobody(person)
     if as_json:
         _json(result)
         return
@@ -139,8 +136,6 @@ def privacy_erase(
 @privacy_app.command("retention")
 def privacy_retention(as_json: bool = JsonOpt) -> None:
     """Delete raw events older than collect.retention_days (the server does it itself)."""
-    from demandloop.cli import _open
-
     with _open() as ws:
         days = ws.settings.collect.retention_days
         if days <= 0:
