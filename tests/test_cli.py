@@ -157,3 +157,26 @@ def test_a_restore_still_honours_unsubscribe_links_already_sent(tmp_path: Path) 
         ws.import_parquet(tmp_path / "backup")
     assert verify_token(token, unsubscribe_key(b)) == ("default", "jo@acme.com")
     assert (b / UNSUBSCRIBE_KEY_FILE).stat().st_mode & 0o077 == 0
+
+
+def test_tables_fit_the_terminal_by_choosing_columns() -> None:
+    """A table wider than the terminal keeps the columns that fit, says which it left out,
+    and cuts no cell to '…'; a wide terminal shows everything."""
+    import io
+
+    import pandas as pd
+    from rich.console import Console
+
+    from demandloop.render import frame_table
+
+    df = pd.DataFrame({"account": ["a-very-long-account-domain.example.com"], "stage": ["mqa"],
+                       "fit": [71.5], "surge_topics": [["email-deliverability",
+                                                        "account-based-marketing"]]})
+    for width, hidden in ((60, True), (200, False)):
+        buf = io.StringIO()
+        Console(file=buf, width=width).print(frame_table(df, "t", width=width))
+        text = buf.getvalue()
+        assert "…" not in text and "a-very-long-account-domain.example.com" in text
+        assert ("not shown, too wide for this terminal: surge_topics" in text) == hidden
+        assert ("email-deliverability, account-based-marketing" in text) != hidden
+        assert max(len(line) for line in text.splitlines()) <= width

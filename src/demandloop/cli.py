@@ -118,7 +118,9 @@ def _records(df: pd.DataFrame) -> list[dict[str, Any]]:
     return [{str(k): v for k, v in row.items()} for row in clean.to_dict("records")]
 
 
-_table = frame_table
+def _table(df: pd.DataFrame, title: str, formats: dict[str, str] | None = None) -> Any:
+    """A frame as a table that fits the terminal (see :func:`frame_table`)."""
+    return frame_table(df, title, formats, width=out.width)
 
 
 def _say(as_json: bool, data: dict[str, Any], message: str) -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from rich.table import Table
 
@@ -14,17 +14,37 @@ else:  # the frame's own module, imported by whoever made the frame
     pd = LazyModule("pandas")
 
 
-def frame_table(df: pd.DataFrame, title: str, formats: dict[str, str] | None = None) -> Table:
-    """A Rich table of *df*: numbers right-aligned, missing values blank, optional formats."""
-    t = Table(title=title, title_justify="left", header_style="bold")
-    for col in df.columns:
+def frame_table(df: pd.DataFrame, title: str, formats: dict[str, str] | None = None,
+                width: int | None = None) -> Table:
+    """A Rich table of *df*: numbers right-aligned, missing values blank, lists joined,
+    optional formats. Given the terminal's *width*, the right-most columns that do not fit
+    are left out (the caption names them) rather than every column squeezed to a sliver;
+    what remains wraps instead of being cut to "…"."""
+    cells = [[_cell(v, (formats or {}).get(str(col))) for col, v in zip(df.columns, row,
+                                                                         strict=True)]
+             for row in df.itertuples(index=False)]
+    columns = [str(c) for c in df.columns]
+    keep = len(columns)
+    if width:
+        need = [max([len(c), *(len(r[i]) for r in cells)]) + 3 for i, c in enumerate(columns)]
+        while keep > 1 and sum(need[:keep]) + 1 > width:
+            keep -= 1
+    hidden = columns[keep:]
+    caption = (f"not shown, too wide for this terminal: {', '.join(hidden)} (widen it, or "
+               "use --json)" if hidden else None)
+    t = Table(title=title, title_justify="left", header_style="bold", caption=caption,
+              caption_justify="left")
+    for col in df.columns[:keep]:
         t.add_column(str(col), justify="right" if pd.api.types.is_numeric_dtype(df[col])
-                     else "left")
-    for row in df.itertuples(index=False):
-        cells = []
-        for col, v in zip(df.columns, row, strict=True):
-            fmt = (formats or {}).get(str(col))
-            missing = v is None or (isinstance(v, float) and pd.isna(v))
-            cells.append("" if missing else fmt.format(v) if fmt else str(v))
-        t.add_row(*cells)
+                     else "left", overflow="fold")
+    for row in cells:
+        t.add_row(*row[:keep])
     return t
+
+
+def _cell(v: Any, fmt: str | None) -> str:
+    if isinstance(v, list | tuple):
+        return ", ".join(str(x) for x in v)
+    if v is None or (isinstance(v, float) and pd.isna(v)):
+        return ""
+    return fmt.format(v) if fmt else str(v)
