@@ -347,6 +347,7 @@ def test_monitoring_needs_the_token_and_settings_never_reflect_host(tmp_path: Pa
 def test_without_a_token_monitoring_is_for_loopback_and_readiness_hides_errors(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     with collector(tmp_path / "w") as live:
+        live.loader.stop(drain=False)  # else its next pass clears the error we set
         live.loader.status["error"] = "IOException: /secret/path/demandloop.duckdb"
         assert "secret" in httpx.get(live.url + "/readyz").text  # loopback sees detail
         from demandloop.serve import app as app_module
@@ -370,7 +371,7 @@ def test_keys_create_refuses_a_malformed_workspace_id(cli, tmp_path: Path  # typ
 
 
 # -- the visitor's address -----------------------------------------------------------------
-def test_browser_events_get_the_connection_address_behind_trusted_proxies(
+def test_events_without_an_ip_get_the_connection_address_behind_trusted_proxies(
         tmp_path: Path) -> None:
     toml = '[collector]\ntrusted_proxies = ["127.0.0.1/32"]\n'
     with collector(tmp_path / "w", toml) as live:
@@ -398,7 +399,7 @@ def test_browser_events_get_the_connection_address_behind_trusted_proxies(
         ips = {m: v["ip"] for m, v in _stored(live).items()}
         assert ips == {"browser": "127.0.0.1", "proxied": "203.0.113.9",
                        "spoofed-chain": "203.0.113.9", "malformed": "127.0.0.1",
-                       "own-ip": "192.0.2.1", "server-sdk": None}
+                       "own-ip": "192.0.2.1", "server-sdk": "127.0.0.1"}
 
 
 def test_a_drain_is_bounded_and_says_what_is_left(tmp_path: Path,

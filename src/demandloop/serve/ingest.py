@@ -50,8 +50,6 @@ MAX_PROBLEMS = 20
 JSON = (b"content-type", b"application/json")
 #: analytics.js telemetry is discarded: a small cap, so the unauthenticated path costs nothing
 MAX_TELEMETRY_BYTES = 16_384
-#: libraries that run in a browser: their requests come from the visitor's own address
-BROWSER_LIBRARIES = ("analytics.js", "analytics-next", "demandloop.js")
 TOO_DEEP = "message is nested more than 255 levels deep"
 
 
@@ -271,9 +269,8 @@ class Ingest:
         known = dict.fromkeys(odd, False)
         if odd:
             known.update(dict.fromkeys(await asyncio.to_thread(timestamps_ok, odd), True))
-        browser = b"origin" in headers
         client = client_address(scope, headers, self.proxies)
-        lines = self._lines(envelope, messages, kind, known, browser, client)
+        lines = self._lines(envelope, messages, kind, known, client)
         wait = self.bucket.take(workspace, len(lines))
         if wait > 0:
             raise Reject(429, "rate_limited", f"workspace over its rate limit of "
@@ -289,7 +286,7 @@ class Ingest:
         return len(lines)
 
     def _lines(self, envelope: dict[str, Any], messages: list[Any], kind: str | None,
-               known: dict[str, bool], browser: bool, client: str | None) -> list[bytes]:
+               known: dict[str, bool], client: str | None) -> list[bytes]:
         """The log lines of a request's messages, exactly as they will be stored: the
         batch's context and sentAt applied, normalised, measured (raises Reject)."""
         limits = self.limits
@@ -306,8 +303,7 @@ class Ingest:
             if isinstance(msg, dict) and sent is not None and "sentAt" not in msg:
                 msg = {**msg, "sentAt": sent}
             try:
-                line, reason, status = self._line(msg, limits, known, shared, browser,
-                                                  client, now)
+                line, reason, status = self._line(msg, limits, known, shared, client, now)
             except (orjson.JSONEncodeError, RecursionError):
                 line, reason, status = b"", TOO_DEEP, 400
             if reason:
@@ -332,7 +328,7 @@ class Ingest:
 
     @staticmethod
     def _line(msg: Any, limits: Limits, known: dict[str, bool], shared: dict[str, Any] | None,
-              browser: bool, client: str | None, now: str) -> tuple[bytes, str | None, int]:
+              client: str | None, now: str) -> tuple[bytes, str | None, int]:
         """One message's log line, or the reason and status refusing it."""
         reason = check(msg, limits, -1, known)  # the size is checked below
         if reason:
@@ -341,7 +337,7 @@ class Ingest:
             own = msg.get("context")
             msg = {**msg, "context": merge_patch(shared, own) if own is not None else shared}
         if client is not None:
-            msg = _with_ip(msg, client, browser)
+            msg = _with_ip(msg, client)
         out = normalise(msg, now)
         line = orjson.dumps(out)
         # the limit applies to what is stored (the batch's context included): a small
@@ -358,17 +354,14 @@ class Ingest:
         return line, None, 200
 
 
-def _with_ip(msg: dict[str, Any], client: str, browser: bool) -> dict[str, Any]:
-    """*msg* with ``context.ip`` set to the client's address when it has none and it came
-    from a browser (a request with an Origin header, or a browser library): a server-side
-    SDK's address is the sender's server, not the visitor."""
+def _with_ip(msg: dict[str, Any], client: str) -> dict[str, Any]:
+    """*msg* with ``context.ip`` set to the client's address when it carries none, as
+    Segment's API does. For dl.js and analytics.js that is the visitor; a server-side SDK's
+    requests come from your server, so send the visitor's address as ``context.ip`` there
+    (or let IP-to-company resolution see your server's network, usually a hosting one)."""
     context = msg.get("context")
     if context is None:
         context = {}
     if not isinstance(context, dict) or context.get("ip") is not None:
-        return msg
-    library = context.get("library")
-    name = library.get("name") if isinstance(library, dict) else None
-    if not browser and name not in BROWSER_LIBRARIES:
         return msg
     return {**msg, "context": {**context, "ip": client}}
