@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import json
 from pathlib import Path
 
 import pytest
@@ -134,3 +135,28 @@ def test_simulated_crm_files_import(ws, market: Path) -> None:  # type: ignore[n
             expected = sum(1 for _ in fh) - 1
         assert ws.import_crm(kind, market / f"{kind}.csv") == expected
     assert ws.counts()["opportunities"] == expected
+
+
+def test_import_names_ignored_headers_and_a_reimport_updates(cli, tmp_path: Path  # type: ignore[no-untyped-def]
+                                                             ) -> None:
+    """Headers no field was taken from are listed; importing the same file again with
+    --map for the missed domain updates the account (one row, re-keyed everywhere)
+    instead of adding a second."""
+    acc = write_csv(tmp_path / "a.csv", ["Record ID", "Company name", "Web Address", "Colour"],
+                    [["42", "Acme Corp", "acme.com", "blue"], ["43", "Beta", "beta.io", "red"]])
+    con = write_csv(tmp_path / "c.csv", ["Email", "Company ID"], [["jo@acme.com", "42"]])
+    w = str(tmp_path / "w")
+    code, out, err = cli("-w", w, "import", "accounts", str(acc))
+    assert code == 0 and "not imported, no field recognised: Web Address, Colour" in err
+    assert cli("-w", w, "import", "contacts", str(con))[0] == 0
+    code, out, _ = cli("-w", w, "import", "accounts", str(acc), "--map",
+                       "Web Address=domain", "--json")
+    assert code == 0 and json.loads(out)["ignored_columns"] == ["Colour"]
+    import demandloop
+
+    with demandloop.open(w) as ws:
+        rows = ws.store.con.execute("SELECT account_id, domain, crm_id FROM accounts "
+                                    "ORDER BY 1").fetchall()
+        person = ws.store.con.execute("SELECT account_id FROM persons").fetchall()
+    assert rows == [("acme.com", "acme.com", "42"), ("beta.io", "beta.io", "43")]
+    assert person == [("acme.com",)]

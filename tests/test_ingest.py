@@ -355,3 +355,31 @@ def test_direct_and_staged_paths_agree(tmp_path_factory, messages) -> None:  # t
         store.close()
         outcomes.append((result.messages, result.invalid, result.inserted, rows))
     assert outcomes[0] == outcomes[1]
+
+
+def test_a_bom_a_folder_and_an_empty_file(cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """What a new user's first files look like: a UTF-8 BOM (Windows tools), a folder of
+    exports, an empty file."""
+    msg = b'{"type":"track","event":"E","userId":"u","messageId":"bom-1"}\n'
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "a.jsonl").write_bytes(b"\xef\xbb\xbf" + msg)
+    with gzip.open(tmp_path / "in" / "b.jsonl.gz", "wb") as fh:
+        fh.write(msg.replace(b"bom-1", b"gz-1"))
+    (tmp_path / "in" / "notes.txt").write_text("not events")
+    w = str(tmp_path / "w")
+    code, out, err = cli("-w", w, "ingest", str(tmp_path / "in"), "--json")
+    assert code == 0, err
+    assert json.loads(out)["inserted"] == 2  # both files of the folder, BOM and all
+    (tmp_path / "empty.jsonl").write_text("")
+    code, out, err = cli("-w", w, "ingest", str(tmp_path / "empty.jsonl"))
+    assert code == 0 and "warning: no messages in" in err
+    (tmp_path / "nothing").mkdir()
+    code, _, err = cli("-w", w, "ingest", str(tmp_path / "nothing"))
+    assert code == 3 and "a folder with no event files" in err
+
+
+def test_version(cli) -> None:  # type: ignore[no-untyped-def]
+    import demandloop
+
+    code, out, _ = cli("--version")
+    assert code == 0 and out.strip() == f"demandloop {demandloop.__version__}"

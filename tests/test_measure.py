@@ -295,3 +295,34 @@ def test_the_report_colours_and_numbers_read_right() -> None:
     assert label("mql_to_mqa") == "MQL → MQA" and label("days_reached_to_won") == \
         "Days reached → won"
     assert label("speed_to_outcome") == "Speed to outcome"
+
+
+def test_cohorts_read_in_date_order_and_surging_accounts_name_topics(market_ws: Path) -> None:
+    with demandloop.open(market_ws) as ws:
+        cohorts = [c for c in ws.funnel("cohort")["cohort"] if c != "(none)"]
+        assert cohorts == sorted(cohorts) and len(cohorts) > 1
+        scored = ws.scored_accounts()
+        as_of = ws.latest_scores()["as_of"].max()
+        recent = {a for (a,) in ws.store.con.execute(
+            "SELECT DISTINCT account_id FROM touches WHERE topic IS NOT NULL AND ts <= ? "
+            "AND ts > ? - INTERVAL 7 DAY", [as_of, as_of]).fetchall()}
+    surging = scored[scored["surging"].astype(bool)]
+    assert len(surging)
+    # an account surging on topic'd touches is surging on something
+    empty = [a for a, t in zip(surging["account"], surging["surge_topics"], strict=True)
+             if not t and a in recent]
+    assert empty == []
+
+
+def test_a_fit_report_with_a_one_sided_test_set_warns(capsys) -> None:  # type: ignore[no-untyped-def]
+    from types import SimpleNamespace
+
+    from demandloop.cli import _print_report
+
+    r = SimpleNamespace(train_rows=100, test_rows=40, test_positives=0, auc=float("nan"),
+                        brier=0.1, baseline_auc=float("nan"), baseline_brier=0.1,
+                        split="2026-03-01", calibration=[])
+    _print_report(r, "predictive fit", as_json=True)
+    assert "no positive record" in json.loads(capsys.readouterr().out)["warning"]
+    _print_report(r, "predictive fit", as_json=False)
+    assert "warning: the test set after 2026-03-01 has no positive" in capsys.readouterr().err

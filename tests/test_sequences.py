@@ -11,6 +11,7 @@ import datetime as dt
 import email
 import email.policy
 import itertools
+import json
 import re
 import shutil
 import threading
@@ -536,3 +537,47 @@ def test_starttls_and_auth_against_a_server_that_requires_both(
         assert len(inbox.messages) == ok.sent
     finally:
         controller.stop()
+
+
+def test_validate_refuses_a_case_study_some_accounts_lack_and_warns_on_loopback(
+        tmp_path: Path, cli, dkim_key: tuple[bytes, bytes]) -> None:  # type: ignore[no-untyped-def]
+    """StrictUndefined is promised: a template naming case_study with no '*' case study
+    would send some accounts an empty line, so validate fails; a loopback unsubscribe_url
+    (the default) is a warning, not a failure."""
+    d = tmp_path / "w"
+    d.mkdir()
+    (d / "dkim.pem").write_bytes(dkim_key[0])
+    good = config(25, unsubscribe="https://dl.vendor.io/u")
+    no_star = good.replace('[activate.mail.case_studies."*"]',
+                           '[activate.mail.case_studies."Software"]')
+    for text, expected in ((no_star, "only Software and no '*'"),
+                           (no_star.replace('[activate.mail.case_studies."Software"]\n'
+                                            'title = "How Acme doubled pipeline"\n'
+                                            'url = "https://vendor.io/acme"\n', ""),
+                            "activate.mail.case_studies has none")):
+        (d / "demandloop.toml").write_text(text)
+        code, out, err = cli("-w", str(d), "sequences", "validate", "--json")
+        report = json.loads(out)
+        assert code == 1 and not report["valid"]
+        assert any("uses case_study" in p and expected in p for p in report["problems"]), report
+    (d / "demandloop.toml").write_text(config(25, unsubscribe="http://127.0.0.1:8642/u"))
+    code, out, _ = cli("-w", str(d), "sequences", "validate", "--json")
+    report = json.loads(out)
+    assert code == 0 and report["valid"]
+    assert any(p.startswith("warning: activate.mail.unsubscribe_url") for p in
+               report["problems"])
+
+
+def test_the_topic_does_not_depend_on_the_hash_seed(tmp_path: Path) -> None:
+    """Two engaged topics with the same count: the pick is the same in every process."""
+    import subprocess
+    import sys
+
+    script = ("from demandloop.activate.compose import context\n"
+              "e = [{'topic': t} for t in ['pricing', 'security', 'security', 'pricing', "
+              "'api', 'api']]\n"
+              "print(context({}, {}, e, {}, {}, 'u')['topic'])\n")
+    picks = {subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                            env={**__import__("os").environ, "PYTHONHASHSEED": seed},
+                            check=True).stdout.strip() for seed in ("1", "2", "3", "4", "5")}
+    assert picks == {"pricing"}  # the most recent of the tied topics
