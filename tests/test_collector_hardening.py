@@ -425,3 +425,31 @@ def test_a_drain_is_bounded_and_says_what_is_left(tmp_path: Path,
         while live.loader.load_once():
             pass
         assert _stored(live).keys() == {"left"}
+
+
+def test_oversized_headers_are_refused_and_large_bodies_are_not(tmp_path: Path) -> None:
+    """uvicorn keeps every header byte it is sent: 20 MB of headers on one connection were
+    accepted. Over 64 KB the answer is 431; a near-limit batch written in one go is not
+    mistaken for headers."""
+    with collector(tmp_path / "w") as live:
+        host, port = "127.0.0.1", int(live.url.rsplit(":", 1)[1])
+        s = socket.create_connection((host, port))
+        s.sendall(b"POST /v1/batch HTTP/1.1\r\nHost: x\r\n")
+        try:
+            for i in range(200):
+                s.sendall(b"X-Pad-%d: " % i + b"a" * 10_000 + b"\r\n")
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+        s.settimeout(5)
+        assert s.recv(64).startswith(b"HTTP/1.1 431")
+        s.close()
+        batch = {"batch": [{"type": "track", "event": "E", "userId": "u",
+                            "messageId": f"big-{i}", "properties": {"p": "x" * 4_500}}
+                           for i in range(100)]}
+        body = orjson.dumps(batch)
+        assert 450_000 < len(body) < 512_000
+        r = httpx.post(live.url + "/v1/batch", content=body, auth=(live.key, ""),
+                       headers={"content-type": "application/json"})
+        assert r.status_code == 200
+        live.wait_loaded()
+        assert live.query("SELECT count(*) FROM events")[0][0] == 100

@@ -98,6 +98,8 @@ class GuardedProtocol(HttpToolsProtocol):
 
     read_timeout: ClassVar[float] = 10.0
     max_connections: ClassVar[int] = 1024
+    #: request line + headers; uvicorn has no limit, so 20 MB of headers was kept in memory
+    max_header_bytes: ClassVar[int] = 64 * 1024
     closed_slow: ClassVar[int] = 0
     refused: ClassVar[int] = 0
 
@@ -108,6 +110,7 @@ class GuardedProtocol(HttpToolsProtocol):
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
         self._deadline: asyncio.TimerHandle | None = None
+        self._head_bytes, self._in_body = 0, False
         if len(self.connections) > self.max_connections:
             GuardedProtocol.refused += 1
             transport.abort()
@@ -129,6 +132,26 @@ class GuardedProtocol(HttpToolsProtocol):
             GuardedProtocol.closed_slow += 1
             self.transport.abort()
 
+    def data_received(self, data: bytes) -> None:
+        in_head = not self._in_body
+        super().data_received(data)
+        # bytes that did not even finish the headers count towards their limit (a chunk
+        # that completes them may carry a large body: that is the body limit's business)
+        if in_head and not self._in_body and not self.transport.is_closing():
+            self._head_bytes += len(data)
+            if self._head_bytes > self.max_header_bytes:
+                body = (b'{"success":false,"error":{"code":"headers_too_large","message":'
+                        b'"the request line and headers are over 64 KB"}}')
+                self.transport.write(
+                    b"HTTP/1.1 431 Request Header Fields Too Large\r\n"
+                    b"content-type: application/json\r\nconnection: close\r\n"
+                    b"content-length: " + str(len(body)).encode() + b"\r\n\r\n" + body)
+                self.transport.close()
+
+    def on_headers_complete(self) -> None:
+        self._in_body = True
+        super().on_headers_complete()
+
     def on_message_begin(self) -> None:
         super().on_message_begin()
         if self._deadline is None:
@@ -137,6 +160,7 @@ class GuardedProtocol(HttpToolsProtocol):
     def on_message_complete(self) -> None:
         super().on_message_complete()
         self._disarm()  # the request is in: answering it may take as long as it takes
+        self._head_bytes, self._in_body = 0, False  # the next request's headers count anew
 
     def on_response_complete(self) -> None:
         super().on_response_complete()
