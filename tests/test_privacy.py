@@ -199,3 +199,25 @@ def test_the_ip_policy_keeps_the_account_and_drops_the_address(
             assert ips == {kept}
             assert {r[0] for r in ws.store.con.execute("SELECT ip FROM touches").fetchall()} \
                 == {kept}
+
+
+def test_the_server_applies_retention_on_its_own(tmp_path: Path,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """Hourly in production (every 0.3 s here), whether or not events arrive."""
+    import time
+
+    from demandloop.serve import run
+
+    monkeypatch.setattr(run, "RETENTION_EVERY", 0.3)
+    with collector(tmp_path / "w", "[collect]\nretention_days = 30\n") as live:
+        _person(live, ANON, USER, EMAIL, "erin", 4)
+        live.wait_loaded()
+        with live.ws.store.writer() as cur:
+            cur.execute("UPDATE events SET received_at = received_at - INTERVAL 31 DAY "
+                        "WHERE message_id IN ('erin-p0', 'erin-p1')")
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline and live.query("SELECT count(*) FROM events")[0][0] \
+                != 3:
+            time.sleep(0.1)
+        assert {m for (m,) in live.query("SELECT message_id FROM events")} == \
+            {"erin-p2", "erin-p3", "erin-id"}

@@ -19,8 +19,8 @@ class CollectSettings(Section):
         "been resolved: full, truncate (IPv4 to /24, IPv6 to /48) or drop. The account "
         "matched while the address was whole is kept.")
     retention_days: int = Field(
-        0, ge=0, le=36_500, description="Raw events older than this many days are deleted "
-        "by the server's maintenance and by 'demandloop privacy retention' (0: kept "
+        0, ge=0, le=36_500, description="Raw events received longer ago than this many days "
+        "are deleted by the server (hourly) and by 'demandloop privacy retention' (0: kept "
         "forever). Touches, scores and reports keep what was derived from them until the "
         "next resolve.")
 

@@ -63,7 +63,7 @@ class Loader:
                  maintenance: Callable[[], None] | None = None,
                  maintenance_every: float = 0.0,
                  on_loaded: Callable[[], None] | None = None,
-                 periodic: tuple[tuple[Callable[[], None], float], ...] = ()) -> None:
+                 periodic: tuple[tuple[str, Callable[[], None], float], ...] = ()) -> None:
         """*maintenance* (resolve, score, workflows) runs in this thread, the database's one
         writer, every *maintenance_every* seconds when new events were loaded since;
         *on_loaded* (the live workflows) after every load; each *periodic* function (the
@@ -183,10 +183,10 @@ class Loader:
             self.status["busy_since"] = None
 
     def _run_periodic(self) -> None:
-        for i, (fn, every) in enumerate(self.periodic):
+        for i, (name, fn, every) in enumerate(self.periodic):
             if time.monotonic() - self._last_periodic[i] >= every:
                 self._last_periodic[i] = time.monotonic()
-                self._guarded("sequences", fn)
+                self._guarded(name, fn)
 
     def _maybe_maintain(self) -> None:
         due = time.monotonic() - self._last_maintenance >= self.maintenance_every

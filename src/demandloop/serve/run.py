@@ -38,6 +38,8 @@ from demandloop.workspace import Workspace
 ENV_DIR = "DEMANDLOOP_SERVE_DIR"
 #: descriptors a process needs besides its connections (log segments, DuckDB, the loader)
 SPARE_FDS = 256
+#: how often the server applies collect.retention_days (seconds)
+RETENTION_EVERY = 3600.0
 logger = logging.getLogger("demandloop.loader")
 
 
@@ -138,11 +140,10 @@ def server_options(settings: Settings, host: str, port: int) -> dict[str, Any]:
 def _hooks(ws: Workspace) -> dict[str, Any]:
     """What the loader thread (the database's one writer) runs besides loading: the live
     workflows after each load, the loop (resolve, score, workflows, sequences) every
-    ``collector.rescore_minutes``, and the sequence sender every
-    ``activate.mail.tick_seconds``."""
+    ``collector.rescore_minutes``, the sequence sender every ``activate.mail.tick_seconds``
+    and the raw-event retention (``collect.retention_days``) every hour, events or not."""
 
     def maintenance() -> None:
-        ws.apply_retention()
         ws.resolve()
         ws.score()
         ws.run_workflows()
@@ -154,7 +155,9 @@ def _hooks(ws: Workspace) -> dict[str, Any]:
     ws.react()  # starts the live cursor here, so the first batch loaded fires too
     c, m = ws.settings.collector, ws.settings.activate.mail
     return {"maintenance": maintenance, "maintenance_every": c.rescore_minutes * 60,
-            "on_loaded": live, "periodic": ((ws.run_sequences, m.tick_seconds),)}
+            "on_loaded": live,
+            "periodic": (("sequences", ws.run_sequences, m.tick_seconds),
+                         ("retention", ws.apply_retention, RETENTION_EVERY))}
 
 
 def worker_app() -> object:
