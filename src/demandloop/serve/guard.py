@@ -110,7 +110,7 @@ class GuardedProtocol(HttpToolsProtocol):
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
         self._deadline: asyncio.TimerHandle | None = None
-        self._head_bytes, self._in_body = 0, False
+        self._head_bytes, self._in_body, self._heads = 0, False, 0
         if len(self.connections) > self.max_connections:
             GuardedProtocol.refused += 1
             transport.abort()
@@ -133,23 +133,25 @@ class GuardedProtocol(HttpToolsProtocol):
             self.transport.abort()
 
     def data_received(self, data: bytes) -> None:
-        in_head = not self._in_body
+        in_body, heads = self._in_body, self._heads
         super().data_received(data)
-        # bytes that did not even finish the headers count towards their limit (a chunk
-        # that completes them may carry a large body: that is the body limit's business)
-        if in_head and not self._in_body and not self.transport.is_closing():
-            self._head_bytes += len(data)
-            if self._head_bytes > self.max_header_bytes:
-                body = (b'{"success":false,"error":{"code":"headers_too_large","message":'
-                        b'"the request line and headers are over 64 KB"}}')
-                self.transport.write(
-                    b"HTTP/1.1 431 Request Header Fields Too Large\r\n"
-                    b"content-type: application/json\r\nconnection: close\r\n"
-                    b"content-length: " + str(len(body)).encode() + b"\r\n\r\n" + body)
-                self.transport.close()
+        # only bytes of a chunk that neither carried body nor completed a request's headers
+        # count towards the header limit (a large body is the body limit's business)
+        if in_body or self._heads != heads or self.transport.is_closing():
+            return
+        self._head_bytes += len(data)
+        if self._head_bytes > self.max_header_bytes:
+            body = (b'{"success":false,"error":{"code":"headers_too_large","message":'
+                    b'"the request line and headers are over 64 KB"}}')
+            self.transport.write(
+                b"HTTP/1.1 431 Request Header Fields Too Large\r\n"
+                b"content-type: application/json\r\nconnection: close\r\n"
+                b"content-length: " + str(len(body)).encode() + b"\r\n\r\n" + body)
+            self.transport.close()
 
     def on_headers_complete(self) -> None:
         self._in_body = True
+        self._heads += 1
         super().on_headers_complete()
 
     def on_message_begin(self) -> None:
