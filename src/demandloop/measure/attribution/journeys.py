@@ -105,22 +105,31 @@ class Journeys:
         conv = np.asarray(conversions, dtype=np.float64)
         null = (np.asarray(nulls, dtype=np.float64) if nulls is not None
                 else np.clip(1.0 - conv, 0.0, None))
-        # split in Arrow's C++ kernels, not a Python loop: a million paths are common
-        arr = pc.split_pattern(pa.array(list(paths), pa.string()), sep)
-        parts = pc.utf8_trim_whitespace(pc.list_flatten(arr))
-        which = pc.list_parent_indices(arr).to_numpy()
-        keep = pc.not_equal(parts, "").to_numpy(zero_copy_only=False)
-        names = pc.filter(parts, pa.array(keep))
-        lengths = np.bincount(which[keep], minlength=len(conv)).astype(np.int64)
-        encoded = pc.dictionary_encode(names).combine_chunks() if isinstance(
-            names, pa.ChunkedArray) else pc.dictionary_encode(names)
-        dictionary = encoded.dictionary.to_pylist()
-        order = np.argsort(np.asarray(dictionary, dtype=object)) if dictionary else \
-            np.zeros(0, dtype=np.int64)
-        rank = np.empty(len(order), dtype=np.int64)
-        rank[order] = np.arange(len(order))
-        channels = [str(dictionary[i]) for i in order]
-        codes = rank[encoded.indices.to_numpy(zero_copy_only=False).astype(np.int64)]
+        # split in Arrow's C++ kernels, not a Python loop: a million paths are common. A
+        # pandas column goes to Arrow as it is (through a Python list it cost 2x the parse)
+        if isinstance(paths, pa.Array | pa.ChunkedArray):
+            strings = paths
+        elif isinstance(paths, pd.Series):
+            strings = pa.array(paths, type=pa.string(), from_pandas=True)
+        else:
+            strings = pa.array(list(paths), pa.string())
+        arr = pc.split_pattern(strings, sep)
+        if isinstance(arr, pa.ChunkedArray):
+            arr = arr.combine_chunks()
+        # encode the raw parts, then trim only the dictionary (a few channels, not millions
+        # of strings); parts that trim alike (" a" and "a ") merge, empty ones drop out
+        encoded = pc.dictionary_encode(pc.list_flatten(arr))
+        raw = [str(x).strip() for x in encoded.dictionary.to_pylist()]
+        channels = sorted({x for x in raw if x})
+        rank = {c: i for i, c in enumerate(channels)}
+        remap = np.array([rank.get(x, -1) for x in raw], dtype=np.int64)
+        codes = remap[encoded.indices.to_numpy(zero_copy_only=False).astype(np.int64)]
+        lengths = pc.list_value_length(arr).to_numpy(zero_copy_only=False).astype(np.int64)
+        if (codes < 0).any():  # empty parts ("a >> b", a trailing ">"): not touches
+            keep = codes >= 0
+            which = np.repeat(np.arange(len(lengths)), lengths)
+            lengths = np.bincount(which[keep], minlength=len(conv)).astype(np.int64)
+            codes = codes[keep]
         offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
         return cls(channels, codes, offsets, conv, null,
                    value=np.asarray(value, dtype=np.float64) if value is not None else None)
