@@ -4,6 +4,7 @@ every event that got a 200 is stored exactly once."""
 from __future__ import annotations
 
 import signal
+import subprocess
 import threading
 import time
 from pathlib import Path
@@ -37,13 +38,17 @@ def _sender(url: str, key: str, tag: str, acked: list[str], stop: threading.Even
             n += 1
 
 
-def test_sigkill_loses_nothing_acknowledged_and_stores_nothing_twice(tmp_path: Path) -> None:
+def _served(tmp_path: Path, name: str) -> tuple[Path, str, int, str, subprocess.Popen[bytes]]:
+    """A workspace with a write key, served by a `demandloop serve` process."""
     d = tmp_path / "w"
     d.mkdir()
-    key, _ = keystore.create(d, "default", "crash")
+    key, _ = keystore.create(d, "default", name)
     port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    proc = start_subprocess(d, port)
+    return d, key, port, f"http://127.0.0.1:{port}", start_subprocess(d, port)
+
+
+def test_sigkill_loses_nothing_acknowledged_and_stores_nothing_twice(tmp_path: Path) -> None:
+    d, key, port, url, proc = _served(tmp_path, "crash")
     acked: list[str] = []
     stop = threading.Event()
     senders = [threading.Thread(target=_sender, args=(url, key, f"s{i}", acked, stop))
@@ -75,7 +80,6 @@ def test_sigkill_loses_nothing_acknowledged_and_stores_nothing_twice(tmp_path: P
 
 
 def test_several_workers_share_one_loader(tmp_path: Path) -> None:
-    import subprocess
     import sys
 
     d = tmp_path / "w"
@@ -110,12 +114,7 @@ def test_several_workers_share_one_loader(tmp_path: Path) -> None:
 def test_sigterm_loads_everything_acknowledged_before_exiting(tmp_path: Path) -> None:
     """docker stop and systemd send SIGTERM: the server stops accepting, then loads what it
     acknowledged (uvicorn's own handling re-raised the signal and died before that)."""
-    d = tmp_path / "w"
-    d.mkdir()
-    key, _ = keystore.create(d, "default", "term")
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    proc = start_subprocess(d, port)
+    d, key, _, url, proc = _served(tmp_path, "term")
     acked: list[str] = []
     try:
         with httpx.Client(timeout=10) as client:
