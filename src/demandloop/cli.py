@@ -472,22 +472,6 @@ def build_asn(source: Path = typer.Argument(..., help="'npm pack @ip-location-db
          f"(from {n['source_rows']:,} rows) -> {dest}")
 
 
-@report_app.command("conversion")
-def report_conversion(
-    by: str = typer.Option("origin", "--by", help="origin, channel or landing_page."),
-    as_json: bool = JsonOpt,
-) -> None:
-    """MQL -> won conversion rate per lead origin (or channel, landing page)."""
-    if by not in ("origin", "channel", "landing_page"):
-        raise UsageError(f"cannot group by '{by}'", hint="use origin, channel or landing_page")
-    with _open() as ws:
-        df = ws.lead_conversion(by)
-    if as_json:
-        _json(_records(df))
-        return
-    out.print(_table(df, f"MQL -> won by {by}", {"rate": "{:.1%}", "mqls": "{:,}"}))
-
-
 @app.command()
 def demo(
     directory: Path = typer.Option(Path("demandloop-demo"), "--dir",
@@ -548,74 +532,11 @@ def explain_account(key: str = typer.Argument(..., help="Account domain or id.")
                          "stage history"))
 
 
-def _print_report(r: Any, title: str, as_json: bool) -> None:
-    warning = None
-    if r.test_positives == 0 or r.test_positives == r.test_rows:
-        kind = "positive" if r.test_positives == 0 else "negative"
-        warning = (f"the test set after {r.split} has no {kind} record: AUC and calibration "
-                   "cannot be measured on it (choose another --split)")
-    if as_json:
-        _json({**r.__dict__, "warning": warning} if warning else r.__dict__)
-        return
-    if warning:
-        err.print(f"warning: {warning}", markup=False, highlight=False, soft_wrap=True)
-    out.print(f"{title}: trained on {r.train_rows:,} records before {r.split}, tested on "
-              f"{r.test_rows:,} after ({r.test_positives:,} positive)")
-    out.print(_table(pd.DataFrame([
-        {"model": "predictive", "AUC": r.auc, "Brier": r.brier},
-        {"model": "baseline", "AUC": r.baseline_auc, "Brier": r.baseline_brier}]),
-        "held-out quality (time split)", {"AUC": "{:.3f}", "Brier": "{:.4f}"}))
-    out.print(_table(pd.DataFrame(r.calibration), "calibration (test set, quantile bins)",
-                     {"predicted": "{:.3f}", "observed": "{:.3f}"}))
-
-
-@fit_app.command("train")
-def fit_train(split: str | None = typer.Option(None, "--split", help="Time split date "
-                                               "(YYYY-MM-DD); default the 70th percentile."),
-              as_json: bool = JsonOpt) -> None:
-    """Predictive fit: learn won vs lost/never-opportunity from your accounts."""
-    with _open() as ws, LazyProgress(err, "training the fit model", None):
-        r = ws.train_fit(_date(split) if split else None)
-    _print_report(r, "predictive fit (won vs not; baseline: industry alone)", as_json)
-
-
-@report_app.command("lead-scoring")
-def report_lead_scoring(split: str = typer.Option(..., "--split", help="Time split date "
-                                                  "(YYYY-MM-DD)."),
-                        as_json: bool = JsonOpt) -> None:
-    """Predictive lead scoring (won vs not) against an origin-only baseline."""
-    with _open() as ws:
-        r = ws.lead_scoring(_date(split))
-    _print_report(r, "lead scoring (baseline: origin alone)", as_json)
-
-
-#: what velocity and speed to lead say before stage changes have dates of their own
-NO_HISTORY = ("one scoring run dates every stage change to that run, so there is no "
-              "history to measure yet: run 'demandloop score --backfill 7' (or let "
-              "'demandloop serve' score as events arrive)")
-
-
 def _date(text: str) -> dt.datetime:
     try:
         return dt.datetime.fromisoformat(text)
     except ValueError:
         raise UsageError(f"'{text}' is not a date", hint="use YYYY-MM-DD") from None
-
-
-@report_app.command("sla")
-def report_sla(as_json: bool = JsonOpt) -> None:
-    """Speed to lead: hours from MQA / MQL to the first sales touch, and SLA breaches."""
-    with _open() as ws:
-        data = ws.sla()
-        hours = ws.settings.score.sla_hours
-        note = NO_HISTORY if ws.score_snapshots() <= 1 else None
-    if as_json:
-        _json({**data, "note": note} if note else data)
-        return
-    df = pd.DataFrame([{"stage": k, **v} for k, v in data.items()])
-    out.print(_table(df, f"speed to lead (SLA {hours:g} h)", {"median_hours": "{:.1f}"}))
-    if note:
-        err.print(f"note: {note}", markup=False, highlight=False, soft_wrap=True)
 
 
 # the measure stage's commands register themselves on report_app and import_app

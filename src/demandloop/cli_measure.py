@@ -10,13 +10,15 @@ from typing import TYPE_CHECKING, Any
 import typer
 
 from demandloop.cli import (
-    NO_HISTORY,
     JsonOpt,
+    _date,
     _json,
     _open,
     _records,
     _say,
     _table,
+    err,
+    fit_app,
     import_app,
     out,
     report_app,
@@ -24,6 +26,7 @@ from demandloop.cli import (
 from demandloop.errors import UsageError
 from demandloop.lazy import LazyModule
 from demandloop.measure.names import ALL_MODELS, DEFAULT_MODELS, DIMENSIONS, STAGES
+from demandloop.progress import LazyProgress
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -189,3 +192,81 @@ def report_html(path: Path = typer.Argument(..., help="Where to write the report
         written = ws.report_html(path)
     _say(as_json, {"wrote": str(written)}, f"wrote {written}")
 
+
+#: what velocity and speed to lead say before stage changes have dates of their own
+NO_HISTORY = ("one scoring run dates every stage change to that run, so there is no "
+              "history to measure yet: run 'demandloop score --backfill 7' (or let "
+              "'demandloop serve' score as events arrive)")
+
+
+@report_app.command("conversion")
+def report_conversion(
+    by: str = typer.Option("origin", "--by", help="origin, channel or landing_page."),
+    as_json: bool = JsonOpt,
+) -> None:
+    """MQL -> won conversion rate per lead origin (or channel, landing page)."""
+    if by not in ("origin", "channel", "landing_page"):
+        raise UsageError(f"cannot group by '{by}'", hint="use origin, channel or landing_page")
+    with _open() as ws:
+        df = ws.lead_conversion(by)
+    if as_json:
+        _json(_records(df))
+        return
+    out.print(_table(df, f"MQL -> won by {by}", {"rate": "{:.1%}", "mqls": "{:,}"}))
+
+
+def _print_report(r: Any, title: str, as_json: bool) -> None:
+    warning = None
+    if r.test_positives == 0 or r.test_positives == r.test_rows:
+        kind = "positive" if r.test_positives == 0 else "negative"
+        warning = (f"the test set after {r.split} has no {kind} record: AUC and calibration "
+                   "cannot be measured on it (choose another --split)")
+    if as_json:
+        _json({**r.__dict__, "warning": warning} if warning else r.__dict__)
+        return
+    if warning:
+        err.print(f"warning: {warning}", markup=False, highlight=False, soft_wrap=True)
+    out.print(f"{title}: trained on {r.train_rows:,} records before {r.split}, tested on "
+              f"{r.test_rows:,} after ({r.test_positives:,} positive)")
+    out.print(_table(pd.DataFrame([
+        {"model": "predictive", "AUC": r.auc, "Brier": r.brier},
+        {"model": "baseline", "AUC": r.baseline_auc, "Brier": r.baseline_brier}]),
+        "held-out quality (time split)", {"AUC": "{:.3f}", "Brier": "{:.4f}"}))
+    out.print(_table(pd.DataFrame(r.calibration), "calibration (test set, quantile bins)",
+                     {"predicted": "{:.3f}", "observed": "{:.3f}"}))
+
+
+@fit_app.command("train")
+def fit_train(split: str | None = typer.Option(None, "--split", help="Time split date "
+                                               "(YYYY-MM-DD); default the 70th percentile."),
+              as_json: bool = JsonOpt) -> None:
+    """Predictive fit: learn won vs lost/never-opportunity from your accounts."""
+    with _open() as ws, LazyProgress(err, "training the fit model", None):
+        r = ws.train_fit(_date(split) if split else None)
+    _print_report(r, "predictive fit (won vs not; baseline: industry alone)", as_json)
+
+
+@report_app.command("lead-scoring")
+def report_lead_scoring(split: str = typer.Option(..., "--split", help="Time split date "
+                                                  "(YYYY-MM-DD)."),
+                        as_json: bool = JsonOpt) -> None:
+    """Predictive lead scoring (won vs not) against an origin-only baseline."""
+    with _open() as ws:
+        r = ws.lead_scoring(_date(split))
+    _print_report(r, "lead scoring (baseline: origin alone)", as_json)
+
+
+@report_app.command("sla")
+def report_sla(as_json: bool = JsonOpt) -> None:
+    """Speed to lead: hours from MQA / MQL to the first sales touch, and SLA breaches."""
+    with _open() as ws:
+        data = ws.sla()
+        hours = ws.settings.score.sla_hours
+        note = NO_HISTORY if ws.score_snapshots() <= 1 else None
+    if as_json:
+        _json({**data, "note": note} if note else data)
+        return
+    df = pd.DataFrame([{"stage": k, **v} for k, v in data.items()])
+    out.print(_table(df, f"speed to lead (SLA {hours:g} h)", {"median_hours": "{:.1f}"}))
+    if note:
+        err.print(f"note: {note}", markup=False, highlight=False, soft_wrap=True)
