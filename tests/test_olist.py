@@ -44,6 +44,11 @@ def test_deals_become_won_opportunities_with_reps(ws, olist_dir: Path) -> None: 
     # re-import is idempotent
     ws.import_olist(olist_dir)
     assert ws.counts()["opportunities"] == len(deals)
+    # what is known only after winning is not an attribute of every lead's account
+    assert ws.accounts()[["industry", "revenue"]].isna().all().all()
+    assert row["segment"] == first["business_segment"]
+    by_industry = ws.funnel("industry")
+    assert not (by_industry["won"] == by_industry["reached"]).any() or by_industry.empty
 
 
 def test_cli_report_conversion(cli, olist_dir: Path, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
