@@ -171,6 +171,7 @@ def main() -> None:
     args = ap.parse_args()
     with tempfile.TemporaryDirectory(dir=os.environ.get("BENCH_DIR")) as tmp:
         folder = Path(tmp)
+        (folder / "demandloop.toml").write_text("")  # a workspace, as 'demandloop init' makes
         key, _ = keystore.create(folder, "default", "bench")
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
