@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from demandloop.collect.log import Position, load_checkpoint, save_checkpoint, segments
+from demandloop.collect.log import retire_loaded
 from demandloop.store import privacy
 from demandloop.store.db import Store
 from demandloop.store.parquet import MANIFEST, export_parquet, import_parquet
@@ -31,7 +31,6 @@ if TYPE_CHECKING:
     from demandloop.workspace import Workspace
 
 EXPORTS_FILE = "exports.json"
-DEAD_LETTER = "dead-letter.jsonl"
 
 
 def record_export(directory: Path, target: Path) -> None:
@@ -94,24 +93,13 @@ def erase_person(ws: Workspace, key: str, now: dt.datetime | None = None
 def _retire_log(ws: Workspace) -> int:
     """Replace every fully loaded log folder's segments with one empty segment."""
     root = ws.directory / ws.settings.collector.log_dir
-    retired = 0
-    for folder in sorted(p for p in root.iterdir() if p.is_dir()) if root.is_dir() else []:
-        existing = segments(folder)
-        if not existing:
-            continue
-        last = existing[-1]
-        pos = load_checkpoint(folder)
-        size = (folder / f"{last:08d}.log").stat().st_size
-        if (pos.segment, pos.offset) != (last, size):
-            continue  # not all loaded (cannot happen after load_collector_log)
-        fresh = folder / f"{last + 1:08d}.log"
-        fresh.touch()
-        save_checkpoint(folder, Position(last + 1, 0))  # drops the older segments
-        retired += len(existing)
-    return retired
+    folders = sorted(p for p in root.iterdir() if p.is_dir()) if root.is_dir() else []
+    return sum(retire_loaded(folder) for folder in folders)
 
 
 def _drop_dead_letters(ws: Workspace, needles: set[str]) -> int:
+    from demandloop.serve.loader import DEAD_LETTER
+
     path = ws.directory / ws.settings.collector.log_dir / DEAD_LETTER
     if not path.is_file() or not needles:
         return 0

@@ -238,6 +238,19 @@ def read_records(directory: Path, start: Position, max_bytes: int = 8 << 20,
         pos = Position(seg, pos.offset + at)
 
 
+def retire_loaded(directory: Path) -> int:
+    """When everything in *directory* is loaded, replace its segments by one new empty
+    segment (the checkpoint moves to it, which drops the old ones, and the writer of the
+    next start appends to it); returns the segments removed (0 when something is unloaded).
+    Nothing may write to the folder meanwhile."""
+    existing = segments(directory)
+    if not existing or backlog_bytes(directory, load_checkpoint(directory)):
+        return 0
+    _name(directory, existing[-1] + 1).touch()
+    save_checkpoint(directory, Position(existing[-1] + 1, 0))
+    return len(existing)
+
+
 def backlog_bytes(directory: Path, since: Position) -> int:
     """Bytes on disk not yet loaded."""
     total = 0
