@@ -316,16 +316,13 @@ def status(as_json: bool = JsonOpt) -> None:
     """Rows per table in this workspace."""
     from rich.table import Table
 
-    from demandloop.config import Settings
+    from demandloop.config import locate
     from demandloop.store.db import Store
 
     # the store alone (no pandas, no Ibis): status answers at once
-    d = _workspace_dir()
-    settings = Settings.load(d.parent if d.suffix == ".duckdb" else d)
-    path = d if d.suffix == ".duckdb" else Path(settings.store.path)
-    if not path.is_absolute() and d.suffix != ".duckdb":
-        path = d / path
-    store = Store.open(path, workspace_id=settings.workspace.id)
+    _, settings, path = locate(_workspace_dir())
+    store = Store.open(path, workspace_id=settings.workspace.id, threads=settings.store.threads,
+                       memory_limit=settings.store.memory_limit)
     try:
         counts = store.table_counts()
     finally:

@@ -384,6 +384,18 @@ class Settings(BaseSettings):
         return mask(self.model_dump())  # type: ignore[no-any-return]
 
 
+def locate(path: str | Path, settings: Settings | None = None
+           ) -> tuple[Path, Settings, Path]:
+    """A workspace's folder, settings and database file, from its folder or its
+    ``.duckdb`` file (the database defaults to ``store.path`` inside the folder)."""
+    p = Path(path)
+    if p.suffix == ".duckdb" or p.is_file():
+        return p.parent, settings or Settings.load(p.parent), p
+    settings = settings or Settings.load(p)
+    db_path = Path(settings.store.path)
+    return p, settings, db_path if db_path.is_absolute() else p / db_path
+
+
 def _blame(exc: ValidationError, source: str) -> str:
     """Where the failing value came from: the environment variable that set it (which wins
     over the file), else the file."""

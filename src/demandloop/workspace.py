@@ -26,7 +26,7 @@ from demandloop.collect.olist import read_olist
 from demandloop.collect.segment import Limits
 from demandloop.collect.spend import read_spend_csv
 from demandloop.compute import Tables, tables
-from demandloop.config import Settings
+from demandloop.config import Settings, locate
 from demandloop.domains import alias_map
 from demandloop.errors import NotFoundError, UsageError
 from demandloop.measure import overview, resolution, views
@@ -58,18 +58,9 @@ class Workspace:
     def open(cls, path: str | Path = ".", *, settings: Settings | None = None) -> Workspace:
         """Open a workspace directory (or a ``.duckdb`` file directly)."""
         p = Path(path)
-        if p.suffix == ".duckdb" or p.is_file():
-            directory = p.parent
-            settings = settings or Settings.load(directory)
-            db_path = p
-        else:
-            if not p.exists():
-                p.mkdir(parents=True)
-            directory = p
-            settings = settings or Settings.load(directory)
-            db_path = Path(settings.store.path)
-            if not db_path.is_absolute():
-                db_path = directory / db_path
+        if not (p.suffix == ".duckdb" or p.is_file() or p.exists()):
+            p.mkdir(parents=True)
+        directory, settings, db_path = locate(p, settings)
         store = Store.open(db_path, workspace_id=settings.workspace.id,
                            threads=settings.store.threads,
                            memory_limit=settings.store.memory_limit)
