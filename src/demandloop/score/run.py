@@ -124,9 +124,12 @@ def account_scores(store: Store, settings: Settings, as_of: dt.datetime, *,
     topics_of = hot.to_dict()
     # an account can surge while no topic does on its own (its rise is spread over
     # several): it is then surging on the topics that rose most, not on nothing
-    rising = topics[topics["recent"] > 0].sort_values(
-        ["surge", "recent"], ascending=False).groupby("account_id")["topic"].agg(
-        lambda s: list(s[:3])).to_dict()
+    # (only for those accounts: a per-account list on every account would put a Python
+    # loop on the rescore's hot path)
+    lacking = set(out.loc[out["surging"], "account_id"]) - set(topics_of)
+    rising = topics[topics["account_id"].isin(lacking) & (topics["recent"] > 0)].sort_values(
+        ["surge", "recent"], ascending=False).groupby("account_id").head(3).groupby(
+        "account_id")["topic"].agg(list).to_dict() if lacking else {}
     out["surge_topics"] = [topics_of.get(a) or (rising.get(a, []) if surging else [])
                            for a, surging in zip(out["account_id"].tolist(),
                                                  out["surging"].tolist(), strict=True)]
