@@ -239,29 +239,34 @@ def _drop_stale(inputs: Inputs, max_age_days: float, now: dt.datetime) -> int:
     return n
 
 
-def _account(ws: Any, rows: pd.DataFrame, account_id: str,
-             cache: dict[str, list[str]]) -> dict[str, Any]:
-    """The account's row of *rows* (read once per round) with its recent top signals."""
-    row = rows[rows["account_id"] == account_id]
-    account: dict[str, Any] = ({str(k): v for k, v in row.iloc[0].items()} if len(row)
-                               else {"account_id": account_id})
-    if account_id in cache:
-        account["top_signals"] = cache[account_id]
-        return account
+def _top_signals(ws: Any, accounts: list[str]) -> dict[str, list[str]]:
+    """Each account's five most frequent recent signals (activity via channel, in the 30
+    days before the last touch), for all *accounts* in one query."""
     with ws.store.reader() as cur:
-        top = cur.execute(
-            "SELECT coalesce(activity, 'visit') || ' via ' || channel, count(*) AS n FROM "
-            "touches WHERE workspace_id = ? AND account_id = ? AND ts >= (SELECT max(ts) - "
-            "INTERVAL 30 DAY FROM touches WHERE workspace_id = ?) GROUP BY 1 "
-            "ORDER BY n DESC, 1 LIMIT 5",
-            [ws.store.workspace_id, account_id, ws.store.workspace_id]).fetchall()
-    account["top_signals"] = cache[account_id] = [f"{n}x {what}" for what, n in top]
-    return account
+        rows = cur.execute(
+            "WITH s AS (SELECT account_id, coalesce(activity, 'visit') || ' via ' || channel "
+            "AS what, count(*) AS n FROM touches WHERE workspace_id = $ws AND account_id IN "
+            "(SELECT unnest($ids)) AND ts >= (SELECT max(ts) - INTERVAL 30 DAY FROM touches "
+            "WHERE workspace_id = $ws) GROUP BY ALL) SELECT account_id, what, n FROM s "
+            "QUALIFY row_number() OVER (PARTITION BY account_id ORDER BY n DESC, what) <= 5 "
+            "ORDER BY account_id, n DESC, what",
+            {"ws": ws.store.workspace_id, "ids": accounts}).fetchall()
+    out: dict[str, list[str]] = {a: [] for a in accounts}
+    for account, what, n in rows:
+        out[account].append(f"{n}x {what}")
+    return out
 
 
 def execute(ws: Any, now: dt.datetime | None = None, post: Post = webhooks.post,
             max_rounds: int = 100) -> RunResult:
-    """Carry out every due job (steps of a firing in order); returns the outcomes."""
+    """Carry out every due job (steps of a firing in order); returns the outcomes.
+
+    A job that posts is recorded alone, right after its post, so a crash repeats at most
+    that one request (with the same ``Idempotency-Key``). Jobs whose effect stays in the
+    workspace (an owner, a task, nothing) are recorded together at the end of each round,
+    effects and ``done`` in one transaction with the round-robin counters they moved: one
+    commit per round instead of one per job. A crash before it leaves them pending, to be
+    run again with the same effects."""
     now = now or dt.datetime.now(dt.UTC).replace(tzinfo=None)
     store, settings, result = ws.store, ws.settings.activate, RunResult()
     for _ in range(max_rounds):
@@ -269,7 +274,10 @@ def execute(ws: Any, now: dt.datetime | None = None, post: Post = webhooks.post,
         if batch.empty:
             break
         rows = ws.audience_rows("account")  # once per round, kept current below
-        signals: dict[str, list[str]] = {}  # an account's top signals, once per round
+        position = {a: i for i, a in enumerate(rows["account_id"].tolist())}
+        signals = _top_signals(ws, sorted(set(batch["account_id"].astype(str))))
+        counters: dict[str, int] = {}  # round-robin positions, read once, moved in memory
+        local: list[tuple[str, str, tuple[str, Any] | None]] = []
         for job in batch.to_dict("records"):
             j_payload, j_workflow = str(job["payload"]), str(job["workflow"])
             j_step, j_action = int(job["step"]), str(job["action"])
@@ -277,14 +285,19 @@ def execute(ws: Any, now: dt.datetime | None = None, post: Post = webhooks.post,
             j_job_id, j_attempts = str(job["job_id"]), int(job["attempts"])
             spec = orjson.loads(j_payload)
             name = f"rr:{j_workflow}:{j_step}"
-            counter = jobstore.cursor(store, name)[1] if j_action == "assign" else 0
+            if j_action == "assign" and name not in counters:
+                counters[name] = jobstore.cursor(store, name)[1]
+            counter = counters.get(name, 0)
             secret = os.environ.get(spec["secret_env"]) if spec.get("secret_env") else None
             extra = sequencing.enrol_kwargs(ws, spec, j_account_id) if j_action == "enrol" \
                 else {}
-            effect = ACTIONS[j_action](spec, _account(ws, rows, j_account_id, signals),
-                                         j_trigger,
-                                         job_id=j_job_id, workflow=j_workflow,
-                                         counter=counter, secret=secret, now=now, **extra)
+            i = position.get(j_account_id)
+            account: dict[str, Any] = ({str(k): v for k, v in rows.iloc[i].items()}
+                                       if i is not None else {"account_id": j_account_id})
+            account["top_signals"] = signals.get(j_account_id, [])
+            effect = ACTIONS[j_action](spec, account, j_trigger, job_id=j_job_id,
+                                         workflow=j_workflow, counter=counter, secret=secret,
+                                         now=now, **extra)
             try:
                 if effect.kind == "http":
                     post(effect.url, effect.body, effect.headers)
@@ -303,7 +316,12 @@ def execute(ws: Any, now: dt.datetime | None = None, post: Post = webhooks.post,
             if effect.kind == "set":
                 applied = ("set", (j_account_id, effect.field, effect.value))
                 # a later job of this round (another workflow) sees the new value
-                rows.loc[rows["account_id"] == j_account_id, effect.field] = effect.value
+                if i is not None:
+                    if effect.field not in rows:
+                        rows[effect.field] = None
+                    rows.iat[i, rows.columns.get_loc(effect.field)] = effect.value
+                if j_action == "assign":
+                    counters[name] = counter + 1
             elif effect.kind == "task":
                 applied = ("task", effect.task)
             elif effect.kind == "enrol":
@@ -316,10 +334,12 @@ def execute(ws: Any, now: dt.datetime | None = None, post: Post = webhooks.post,
             elif effect.kind == "audience":
                 mailstore.add_to_audience(store, str(effect.value), j_account_id, j_workflow,
                                           now)
-            jobstore.finish(store, j_job_id, status="done", now=now, result=effect.summary,
-                            effect=applied)
-            if j_action == "assign" and effect.kind == "set":
-                jobstore.set_cursor(store, name, None, counter + 1)
+            if effect.kind in ("http", "enrol", "audience"):
+                jobstore.finish(store, j_job_id, status="done", now=now, result=effect.summary,
+                                effect=applied)
+            else:
+                local.append((j_job_id, effect.summary, applied))
             result.done += 1
             result.details.append(f"{j_workflow} {j_account_id}: {effect.summary}")
+        jobstore.finish_done(store, local, counters, now)
     return result

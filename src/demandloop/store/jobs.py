@@ -68,28 +68,52 @@ def finish(store: Store, job: str, *, status: str, now: dt.datetime, result: str
     """Record an attempt's outcome; *effect* (``("set", (account, field, value))`` or
     ``("task", row)``) is applied in the same transaction as ``done``."""
     with store.writer() as cur:
-        if effect is not None and effect[0] == "set":
-            account, field, value = effect[1]
-            cur.execute(f"UPDATE accounts SET {field} = ?, updated_at = ? WHERE "
-                        "workspace_id = ? AND account_id = ?",
-                        [value, now, store.workspace_id, account])
-        elif effect is not None and effect[0] == "task":
-            t = effect[1]
-            cur.execute("INSERT INTO tasks VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
-                        [store.workspace_id, t["task_id"], t["account_id"], t["title"],
-                         t["owner"], t["due_at"], t["workflow"], now])
-        cur.execute(
-            "UPDATE jobs SET status = $status, attempts = attempts + 1, result = $result, "
-            "last_error = $error, next_attempt_at = $next, "
-            "done_at = CASE WHEN $status IN ('done', 'dead') THEN $now END "
-            "WHERE workspace_id = $ws AND job_id = $job",
-            {"status": status, "result": result, "error": error, "next": next_at,
-             "now": now, "ws": store.workspace_id, "job": job})
-        if status == "dead":
-            cur.execute("UPDATE jobs SET status = 'skipped', last_error = 'an earlier step "
-                        "failed' WHERE workspace_id = ? AND status = 'pending' AND firing = "
-                        "(SELECT firing FROM jobs WHERE workspace_id = ? AND job_id = ?)",
-                        [store.workspace_id, store.workspace_id, job])
+        _finish(cur, store.workspace_id, job, status=status, now=now, result=result,
+                error=error, next_at=next_at, effect=effect)
+
+
+def finish_done(store: Store, done: list[tuple[str, str, tuple[str, Any] | None]],
+                counters: dict[str, int], now: dt.datetime) -> None:
+    """Record many jobs as done (``(job_id, result, effect)``, effects as in :func:`finish`)
+    and the round-robin *counters* they moved, in one transaction: each job's effect still
+    commits with its ``done``, and a crash before the commit leaves them all pending, to be
+    run again (their effects are idempotent: an owner set, a task keyed by its id)."""
+    if not done and not counters:
+        return
+    with store.writer() as cur:
+        for job, result, effect in done:
+            _finish(cur, store.workspace_id, job, status="done", now=now, result=result,
+                    effect=effect)
+        for name, counter in counters.items():
+            cur.execute("INSERT OR REPLACE INTO workflow_cursors VALUES (?, ?, NULL, ?)",
+                        [store.workspace_id, name, counter])
+
+
+def _finish(cur: Any, ws: str, job: str, *, status: str, now: dt.datetime,
+            result: str | None = None, error: str | None = None,
+            next_at: dt.datetime | None = None,
+            effect: tuple[str, Any] | None = None) -> None:
+    if effect is not None and effect[0] == "set":
+        account, field, value = effect[1]
+        cur.execute(f"UPDATE accounts SET {field} = ?, updated_at = ? WHERE "
+                    "workspace_id = ? AND account_id = ?", [value, now, ws, account])
+    elif effect is not None and effect[0] == "task":
+        t = effect[1]
+        cur.execute("INSERT INTO tasks VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+                    [ws, t["task_id"], t["account_id"], t["title"], t["owner"], t["due_at"],
+                     t["workflow"], now])
+    cur.execute(
+        "UPDATE jobs SET status = $status, attempts = attempts + 1, result = $result, "
+        "last_error = $error, next_attempt_at = $next, "
+        "done_at = CASE WHEN $status IN ('done', 'dead') THEN $now END "
+        "WHERE workspace_id = $ws AND job_id = $job",
+        {"status": status, "result": result, "error": error, "next": next_at, "now": now,
+         "ws": ws, "job": job})
+    if status == "dead":
+        cur.execute("UPDATE jobs SET status = 'skipped', last_error = 'an earlier step "
+                    "failed' WHERE workspace_id = ? AND status = 'pending' AND firing = "
+                    "(SELECT firing FROM jobs WHERE workspace_id = ? AND job_id = ?)",
+                    [ws, ws, job])
 
 
 def cursor(store: Store, name: str) -> tuple[dt.datetime | None, int]:
