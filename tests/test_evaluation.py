@@ -1,84 +1,214 @@
-"""Scores against the simulated market's ground truth (a larger market: ~25 s)."""
+"""Scores against simulated markets' ground truth, point in time, over five seeds (~30 s),
+and the predictive fit's point-in-time training."""
 
 from __future__ import annotations
 
 import datetime as dt
 import json
+import statistics
+from pathlib import Path
 
+import numpy as np
+import pandas as pd
 import pytest
 
 import demandloop
-from demandloop.measure.evaluation import auc, precision_at_k, truth_labels
-from demandloop.simulate import simulate
+from demandloop.demo import market_quality
+from demandloop.score import predictive
+from demandloop.store import pit
+
+SEEDS = (1, 2, 3, 4, 5)
 
 
 @pytest.fixture(scope="module")
-def scored(tmp_path_factory: pytest.TempPathFactory) -> tuple[demandloop.Workspace, dict]:  # type: ignore[type-arg]
-    d = tmp_path_factory.mktemp("eval")
-    simulate(accounts=2000, days=180, seed=3, out=d / "market")
-    (d / "demandloop.toml").write_text('[enrich]\nbrand_terms = ["loopwise"]\n')
-    ws = demandloop.open(d)
-    ws.ingest(d / "market" / "events.jsonl")
+def quality(tmp_path_factory: pytest.TempPathFactory) -> list[dict]:  # type: ignore[type-arg]
+    return [market_quality(seed, 2000, 180, tmp_path_factory.mktemp(f"market{seed}"))
+            for seed in SEEDS]
+
+
+def median(rows: list[dict], key: str) -> float:  # type: ignore[type-arg]
+    return statistics.median(r[key] for r in rows)
+
+
+def test_in_market_precision_at_100_point_in_time(quality) -> None:  # type: ignore[no-untyped-def]
+    assert all(r["in_market"] > 150 and r["k"] == 100 for r in quality)
+    # measured 0.88 (0.83-0.88 per seed); the target is 0.85
+    assert median(quality, "precision") >= 0.85
+
+
+def test_priority_auc_for_an_opportunity_within_90_days(quality) -> None:  # type: ignore[no-untyped-def]
+    """Point in time the AUC of priority is ~0.72, not the 0.86 a workspace that knew the
+    future reported. The 0.80 target sits near what perfect knowledge reaches: the hidden
+    fit alone gives ~0.77 and the hidden fit plus who is in market ~0.81, because most
+    opportunities of the next quarter come from accounts not in market yet."""
+    assert all(r["positives"] > 150 for r in quality)
+    assert median(quality, "auc") >= 0.70  # measured 0.723 (0.68-0.75 per seed)
+    assert median(quality, "auc") > median(quality, "auc_fit")
+    assert median(quality, "auc") > median(quality, "auc_engagement")
+    assert median(quality, "auc_oracle") > median(quality, "auc")
+
+
+def test_fit_tracks_the_hidden_fit_including_email_domain_accounts(quality) -> None:  # type: ignore[no-untyped-def]
+    # every account of the workspace counts, those known only from an email domain too
+    # (an unknown criterion earns the average, a country-code TLD gives the country)
+    assert all(r["fit_accounts"] > 1000 for r in quality)
+    assert median(quality, "spearman_fit") >= 0.70  # measured 0.741; the target is 0.80
+
+
+# -- point in time, on a small hand-made workspace ------------------------------------------
+def _workspace(tmp: Path) -> demandloop.Workspace:
+    (tmp / "accounts.csv").write_text(
+        "domain,name,industry,employees,country,created_date\n"
+        "early.com,Early,Software,800,US,2026-01-01\n"
+        "late.com,Late,Software,800,US,2026-03-01\n")
+    (tmp / "contacts.csv").write_text(
+        "email,account_domain,created_date\nann@late.com,late.com,2026-03-01\n")
+    (tmp / "opportunities.csv").write_text(
+        "crm_id,account_domain,created_date,close_date,stage,is_closed,is_won\n"
+        "O1,early.com,2026-01-20,2026-02-20,Closed Won,true,true\n")
+    (tmp / "ranges.csv").write_text(
+        "cidr,domain,organisation,known_since\n"
+        "23.0.1.0/24,early.com,Early,2025-12-01\n23.0.2.0/24,ranged.com,Ranged,2026-03-01\n")
+    events = []
+    for i, (ip, anon) in enumerate([("23.0.1.5", "a1"), ("23.0.2.5", "a2"), ("9.9.9.9", "a3")]):
+        events.append({"type": "page", "messageId": f"m{i}", "anonymousId": anon,
+                       "timestamp": "2026-02-01T10:00:00Z", "context": {"ip": ip},
+                       "properties": {"path": "/pricing"}})
+    # a3 is ann's browser: she says who she is after the date
+    events.append({"type": "identify", "messageId": "m9", "anonymousId": "a3",
+                   "userId": "u3", "traits": {"email": "ann@late.com"},
+                   "timestamp": "2026-03-05T10:00:00Z", "context": {"ip": "9.9.9.9"}})
+    (tmp / "events.jsonl").write_text("\n".join(json.dumps(e) for e in events) + "\n")
+    ws = demandloop.open(tmp / "ws")
+    ws.ingest(tmp / "events.jsonl")
     for kind in ("accounts", "contacts", "opportunities"):
-        ws.import_crm(kind, d / "market" / f"{kind}.csv")
-    ws.import_ip_ranges(d / "market" / "ip_ranges.csv")
+        ws.import_crm(kind, tmp / f"{kind}.csv")
+    ws.import_ip_ranges(tmp / "ranges.csv")
     ws.resolve()
-    return ws, json.loads((d / "market" / "truth.json").read_text())
+    return ws
 
 
-def test_in_market_precision_at_100(scored) -> None:  # type: ignore[no-untyped-def]
-    ws, truth = scored
-    at = dt.datetime(2026, 3, 20)
-    s = ws.account_scores(at)
-    lab = truth_labels(truth, at).merge(s, on="account_id", how="left").fillna({"recent": 0})
-    in_market = set(lab.loc[lab["in_market"], "account_id"])
-    ranked = lab.sort_values("recent", ascending=False)["account_id"].tolist()
-    assert len(in_market) > 150
-    assert precision_at_k(ranked, in_market, 100) >= 0.8  # measured 0.97
+def test_a_point_in_time_score_knows_only_what_was_known_then(tmp_path: Path) -> None:
+    ws = _workspace(tmp_path)
+    at = dt.datetime(2026, 2, 10)
+    now = ws.account_scores(at, point_in_time=False).set_index("account_id")
+    then = ws.account_scores(at).set_index("account_id")
+    # today's workspace attributes all three February visits ...
+    assert now.loc[["early.com", "ranged.com", "late.com"], "touches"].tolist() == [1, 1, 1]
+    # ... but on 10 February only early.com's range was known: the range known from
+    # March, the account created in March and the identify of 5 March are not used
+    assert then.loc["early.com", "touches"] == 1
+    assert "late.com" not in then.index and "ranged.com" not in then.index
+    with pit.known_at(ws.store, at) as past:
+        opp = past.con.execute("SELECT is_closed, won, stage FROM opportunities").fetchall()
+        assert opp == [(False, False, None)]  # created 20 January, won only on 20 February
+        assert past.con.execute("SELECT count(*) FROM events").fetchone() == (3,)
+    # the command stores the snapshot and says what it could not use
+    r = ws.score(at, point_in_time=True)
+    assert r.known["accounts"] == (1, 3) and r.known["contacts"] == (0, 1)
+    assert r.known["ip_ranges"] == (1, 2) and r.known["opportunities"] == (1, 1)
+    stored = ws.store.con.execute("SELECT entity_id FROM scores WHERE entity = 'account' "
+                                  "AND as_of = ?", [at]).fetchall()
+    assert stored == [("early.com",)]
 
 
-def test_opportunity_within_90_days_auc(scored) -> None:  # type: ignore[no-untyped-def]
-    ws, truth = scored
-    at = dt.datetime(2026, 3, 20)
-    s = ws.account_scores(at)
-    lab = truth_labels(truth, at, 90).merge(s, on="account_id", how="left").fillna(
-        {"priority": 0.0, "fit": 0.0, "engagement": 0.0})
-    lab = lab[~lab["had_opp_before"]]
-    assert lab["opp_within"].sum() > 100
-    value = auc(lab["priority"].to_numpy(), lab["opp_within"].to_numpy())
-    # measured 0.860 here (0.85-0.86 across split dates); fit alone 0.82, engagement 0.81
-    assert value >= 0.85
-    assert value > auc(lab["fit"].to_numpy(), lab["opp_within"].to_numpy())
+def test_score_as_of_on_the_command_line(tmp_path: Path, cli) -> None:  # type: ignore[no-untyped-def]
+    _workspace(tmp_path).close()
+    w = str(tmp_path / "ws")
+    code, out, _ = cli("-w", w, "score", "--as-of", "2026-02-10", "--json")
+    assert code == 0, out
+    body = json.loads(out)
+    assert body["known"]["accounts"] == [1, 3]
+    assert [r["account"] for r in body["top"]] == ["early.com"]
+    code, _, err = cli("-w", w, "score", "--as-of", "10/02/2026")
+    assert code == 2 and "is not a date" in err
 
 
-def test_predictive_fit_report_equals_its_stored_predictions(scored, cli, tmp_path) -> None:  # type: ignore[no-untyped-def]
-    """`demandloop fit train`: the held-out AUC and Brier it reports are those of the
-    probabilities it stores, recomputed independently on the test cohort."""
-    import numpy as np
-    import pandas as pd
+# -- the predictive fit, point in time --------------------------------------------------------
+@pytest.fixture(scope="module")
+def market(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    d = tmp_path_factory.mktemp("fitmarket")
+    market_quality(3, 2000, 180, d)
+    with demandloop.open(d) as ws:
+        ws.resolve()
+    return d
 
-    from demandloop.score import predictive
 
-    ws, _ = scored
-    split = dt.datetime(2026, 1, 20)
-    report = ws.train_fit(split)
-    data = predictive.account_outcomes(ws.store)
-    test = data[data["decided_at"] >= pd.Timestamp(split)]
-    preds = ws.store.con.execute(
-        "SELECT entity_id, probability, contributions FROM predictions "
-        "WHERE model = 'fit'").df()
-    accounts = ws.store.con.execute("SELECT count(*) FROM accounts").fetchone()[0]
-    assert len(preds) == accounts and preds["probability"].between(0, 1).all()
-    m = test.merge(preds, left_on="account_id", right_on="entity_id")
-    assert len(m) == len(test) == report.test_rows
-    assert report.test_positives == int(test["won"].sum()) > 10
-    p, y = m["probability"].to_numpy(), m["won"].to_numpy()
-    assert report.auc == pytest.approx(auc(p, y), abs=1e-9)
-    assert report.brier == pytest.approx(float(np.mean((p - y) ** 2)), abs=1e-9)
-    # measured 0.753 against 0.724 for industry alone (310 test accounts, 24 won)
-    assert report.auc > report.baseline_auc
+def test_fit_train_reports_on_snapshots_counted_from_the_csv_files(market: Path) -> None:
+    """The held-out and training snapshots, recomputed from the CRM files with pandas."""
+    with demandloop.open(market) as ws:
+        report = ws.train_fit()
+        preds = ws.store.con.execute("SELECT entity_id, probability, contributions "
+                                     "FROM predictions WHERE model = 'fit'").df()
+        accounts = ws.store.con.execute("SELECT count(*) FROM accounts").fetchone()[0]
+    acc = pd.read_csv(market / "market" / "accounts.csv")
+    opp = pd.read_csv(market / "market" / "opportunities.csv")
+    for df in (acc, opp):
+        df["created_date"] = pd.to_datetime(df["created_date"], utc=True).dt.tz_localize(None)
+    split = pd.Timestamp(report.split)
+
+    def counts(at: pd.Timestamp) -> tuple[int, int]:
+        known = acc[acc["created_date"] <= at]
+        had = set(opp.loc[opp["created_date"] <= at, "account_domain"])
+        soon = set(opp.loc[(opp["created_date"] > at)
+                           & (opp["created_date"] <= at + pd.Timedelta(days=90)),
+                           "account_domain"])
+        rows = known[~known["domain"].isin(had)]
+        return len(rows), int(rows["domain"].isin(soon).sum())
+
+    assert (report.test_rows, report.test_positives) == counts(split)
+    assert (report.train_rows, report.train_positives) == counts(split - pd.Timedelta(days=90))
+    assert report.test_positives > 50 and report.train_positives > 50
+    assert report.auc > report.baseline_auc  # measured 0.665 against 0.615
+    # calibrated on held-out rows: the mean prediction is near the observed rate
+    assert abs(report.mean_predicted - report.observed_rate) < 0.08
     assert sum(b["n"] for b in report.calibration) == report.test_rows
-    # every stored explanation: up to five (feature, contribution) pairs
+    assert len(preds) == accounts and preds["probability"].between(0, 1).all()
     assert all(0 < len(json.loads(c)) <= 5 for c in preds["contributions"])
-    code, _, err = cli("-w", str(tmp_path / "empty"), "fit", "train")
-    assert code != 0 and "no accounts with firmographics" in err
+
+
+def _same_training(full: tuple, cut: tuple, probe: pd.DataFrame) -> None:  # type: ignore[type-arg]
+    (m1, r1, t1), (m2, r2, t2) = full, cut
+    key = ["id"]
+    pd.testing.assert_frame_equal(t1.sort_values(key).reset_index(drop=True),
+                                  t2.sort_values(key).reset_index(drop=True), check_dtype=False)
+    assert (r1.train_rows, r1.train_positives) == (r2.train_rows, r2.train_positives)
+    np.testing.assert_allclose(m1.predict_proba(probe)[:, 1], m2.predict_proba(probe)[:, 1])
+
+
+def test_no_training_row_uses_information_from_after_the_split(market: Path,
+                                                               olist_dir: Path,
+                                                               tmp_path: Path) -> None:
+    """Training on the whole workspace, or on the workspace as it was known at the split
+    (nothing after it exists), gives the same training rows and the same model: nothing
+    from after the split reached training. Checked for the fit model (simulation) and for
+    lead scoring (Olist, where the common landing pages are chosen too)."""
+    split = dt.datetime(2026, 4, 15)
+    with demandloop.open(market) as ws:
+        accounts, opps, _ = predictive.account_inputs(ws.store)
+        full = predictive.train_accounts(accounts, opps, pd.Timestamp(split), 90)
+        with pit.known_at(ws.store, split) as past:
+            a2, o2, _ = predictive.account_inputs(past)
+    assert len(a2.dropna(subset=["known_at"])) < len(accounts.dropna(subset=["known_at"]))
+    cut = predictive.train_accounts(a2, o2, pd.Timestamp(split), 90)
+    techs = predictive.technology_columns(accounts)
+    probe = predictive.account_features(predictive.snapshot(accounts, opps, pd.Timestamp(
+        split), 90), full[2])
+    for t in techs:
+        probe[t] = probe.get(t, 0.0)
+    _same_training(full, cut, probe)
+    assert (full[2]["known_at"] <= split - dt.timedelta(days=90)).all()
+
+    ws = demandloop.open(tmp_path / "olist")
+    ws.import_olist(olist_dir)
+    split = dt.datetime(2018, 5, 1)
+    leads, wins, _ = predictive.lead_inputs(ws.store)
+    full = predictive.train_leads(leads, wins, pd.Timestamp(split), 90)
+    with pit.known_at(ws.store, split) as past:
+        l2, w2, _ = predictive.lead_inputs(past)
+    assert len(l2) < len(leads) and len(w2) < len(wins)
+    cut = predictive.train_leads(l2, w2, pd.Timestamp(split), 90)
+    probe = predictive.lead_features(predictive.snapshot(leads, wins, pd.Timestamp(split), 90),
+                                     full[2])
+    _same_training(full, cut, probe)
+    ws.close()

@@ -315,13 +315,14 @@ def test_cohorts_read_in_date_order_and_surging_accounts_name_topics(market_ws: 
 
 
 def test_a_fit_report_with_a_one_sided_test_set_warns(capsys) -> None:  # type: ignore[no-untyped-def]
-    from types import SimpleNamespace
-
     from demandloop.cli_measure import _print_report
+    from demandloop.score.predictive import Report
 
-    r = SimpleNamespace(train_rows=100, test_rows=40, test_positives=0, auc=float("nan"),
-                        brier=0.1, baseline_auc=float("nan"), baseline_brier=0.1,
-                        split="2026-03-01", calibration=[])
+    r = Report(train_rows=100, test_rows=40, test_positives=0, auc=float("nan"),
+               brier=0.1, baseline_auc=float("nan"), baseline_brier=0.1,
+               split="2026-03-01", calibration=[], train_at="2025-12-01", horizon_days=90,
+               train_positives=12, label="an opportunity opened within 90 days",
+               mean_predicted=0.1, observed_rate=0.0)
     _print_report(r, "predictive fit", as_json=True)
     assert "no positive record" in json.loads(capsys.readouterr().out)["warning"]
     _print_report(r, "predictive fit", as_json=False)

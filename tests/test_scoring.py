@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import math
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +19,14 @@ from demandloop.config import Settings
 from demandloop.errors import ConfigError
 from demandloop.measure.evaluation import auc, precision_at_k
 from demandloop.score.engagement import EngagementRules
-from demandloop.score.fit import Band, FitRules, band, score_account, score_frame
+from demandloop.score.fit import (
+    Band,
+    FitRules,
+    band,
+    expected_points,
+    score_account,
+    score_frame,
+)
 from demandloop.score.intent import SurgeRules, surge
 
 
@@ -90,8 +98,12 @@ def test_score_command_writes_a_snapshot(cli, market: Path, tmp_path: Path) -> N
     code, out, _ = cli("-w", w, "score", "--json")
     r = json.loads(out)
     assert code == 0 and r["accounts"] > 0
-    engagement = [a["engagement"] for a in r["top"]]
-    assert engagement == sorted(engagement, reverse=True) and engagement[0] > 0
+    # accounts by priority: fit/100 x (1 + ln(1 + engagement)), highest first
+    priority = [a["priority"] for a in r["top"]]
+    assert priority == sorted(priority, reverse=True) and priority[0] > 0
+    for a in r["top"]:
+        assert a["priority"] == pytest.approx(
+            a["fit"] / 100 * (1 + math.log1p(a["engagement"])), rel=0.02, abs=0.01)
     code, out, _ = cli("-w", w, "score", "--json")  # same as_of: replaced, not doubled
     import demandloop
 
@@ -266,6 +278,39 @@ def test_fit_for_a_frame_equals_fit_row_by_row(rows: list[dict[str, Any]]) -> No
         fit, met = score_account(icp, row)
         assert frame["fit"].iloc[i] == fit
         assert frame["fit_criteria"].iloc[i] == met
+    # and with unknown criteria earning their average
+    expected = expected_points(icp, pd.DataFrame(rows))
+    frame = score_frame(icp, pd.DataFrame(rows), expected)
+    for i, row in enumerate(rows):
+        fit, met = score_account(icp, row, expected)
+        assert frame["fit"].iloc[i] == fit
+        assert frame["fit_criteria"].iloc[i] == met
+
+
+def test_an_unknown_criterion_earns_the_average_of_the_known() -> None:
+    icp = FitRules(industries={"Software": 40}, countries={"DE": 20},
+                   employees=[Band(200, 5000, 40)])
+    known = pd.DataFrame({"industry": ["Software", "Retail", "Software", "Retail"],
+                          "country": ["DE", "DE", "US", "US"],
+                          "employees": [300, 10, 300, 300], "technologies": [None] * 4,
+                          "revenue": [None] * 4})
+    expected = expected_points(icp, known)
+    # averages over the accounts where each is known: 20, 10 and 30 points
+    assert expected == {"industry": 20.0, "country": 10.0, "employees": 30.0}
+    fit, met = score_account(icp, {"country": "DE"}, expected)
+    assert fit == pytest.approx(100 * (20 + 20 + 30) / 100)
+    assert met == ["industry unknown: +20 (average)", "country DE: +20",
+                   "employees unknown: +30 (average)"]
+    # without the averages an unknown account is the worst possible one
+    assert score_account(icp, {"country": "DE"})[0] == 20.0
+
+
+def test_a_country_code_domain_gives_a_missing_country() -> None:
+    from demandloop.domains import country_of_domain
+
+    got = [country_of_domain(d) for d in ("acme.de", "acme.co.uk", "acme.com.au", "acme.com",
+                                          "acme.io", "acme.ai", "localhost", None)]
+    assert got == ["DE", "GB", "AU", None, None, None, None, None]
 
 
 @settings(max_examples=60, deadline=None)

@@ -399,24 +399,35 @@ def resolve(as_json: bool = JsonOpt) -> None:
 def score(
     backfill: int | None = typer.Option(
         None, "--backfill", metavar="DAYS",
-        help="Also score every DAYS days from the first touch, so stage history has dates."),
+        help="Also score every DAYS days from the first touch, each knowing only what was "
+        "known then, so stage history has dates."),
+    as_of: str | None = typer.Option(
+        None, "--as-of", metavar="DATE",
+        help="Score as of DATE (YYYY-MM-DD[THH:MM]) knowing only what was known then: events "
+        "up to DATE, and CRM rows, contacts, IP ranges and opportunities created by then."),
     as_json: bool = JsonOpt,
 ) -> None:
-    """Score every account: ICP fit, engagement and intent surge (run after 'resolve')."""
+    """Score every account: ICP fit, engagement, intent surge, stage and priority (the order
+    to work accounts in); run after 'resolve'."""
+    if as_of is not None and backfill is not None:
+        raise UsageError("--as-of and --backfill do not go together",
+                         hint="--backfill scores every DAYS days up to the last touch")
+    when = _date(as_of) if as_of is not None else None
     with _open() as ws:
         if backfill is None:
             with LazyProgress(err, "scoring", None):
-                r = ws.score()
+                r = ws.score(when, point_in_time=when is not None)
         else:
             with LazyProgress(err, "scoring history", None, unit="snapshots") as bar:
                 r = ws.score_history(backfill, progress=bar.step)[-1]
         top = ws.store.con.execute(
-            "SELECT entity_id AS account, round(fit, 1) AS fit, "
+            "SELECT entity_id AS account, round((details ->> '$.priority')::DOUBLE, 2) "
+            "AS priority, round(fit, 1) AS fit, "
             "details ->> '$.fit_band' AS band, round(engagement, 1) AS engagement, "
             "round(intent, 2) AS surge, (details ->> '$.surging')::BOOLEAN AS surging, "
-            "(details ->> '$.people')::INT AS people FROM scores "
+            "stage, (details ->> '$.people')::INT AS people FROM scores "
             "WHERE workspace_id = ? AND as_of = ? AND entity = 'account' "
-            "ORDER BY engagement DESC LIMIT 15",
+            "ORDER BY (details ->> '$.priority')::DOUBLE DESC, account LIMIT 15",
             [ws.store.workspace_id, r.as_of]).df()
     if as_json:
         _json({**r.__dict__, "top": _records(top)})
@@ -425,7 +436,12 @@ def score(
               f"{r.strong_fit:,} strong fit, {r.surging:,} surging; stages: "
               + ", ".join(f"{k} {v:,}" for k, v in r.stages.items())
               + f"; {r.stage_changes:,} stage changes; {r.mqls:,} MQLs")
-    out.print(_table(top, "most engaged accounts"))
+    if r.known:
+        out.print("known then (of stored now): " + ", ".join(
+            f"{name} {then:,} of {now:,}" for name, (then, now) in r.known.items())
+            + (" - rows without a creation date count from their import"
+               if any(then < now for then, now in r.known.values()) else ""))
+    out.print(_table(top, "accounts by priority (fit x engagement: work them in this order)"))
 
 
 @explain_app.command("person")

@@ -226,8 +226,11 @@ def _print_report(r: Any, title: str, as_json: bool) -> None:
         return
     if warning:
         err.print(f"warning: {warning}", markup=False, highlight=False, soft_wrap=True)
-    out.print(f"{title}: trained on {r.train_rows:,} records before {r.split}, tested on "
-              f"{r.test_rows:,} after ({r.test_positives:,} positive)")
+    out.print(f"{title}, point in time. Label: {r.label}. Trained on the {r.train_rows:,} "
+              f"records open at {r.train_at} ({r.train_positives:,} positive, all known by "
+              f"{r.split}); tested on the {r.test_rows:,} open at {r.split} "
+              f"({r.test_positives:,} positive); mean predicted {r.mean_predicted:.3f} vs "
+              f"observed {r.observed_rate:.3f}")
     out.print(_table(pd.DataFrame([
         {"model": "predictive", "AUC": r.auc, "Brier": r.brier},
         {"model": "baseline", "AUC": r.baseline_auc, "Brier": r.baseline_brier}]),
@@ -236,23 +239,32 @@ def _print_report(r: Any, title: str, as_json: bool) -> None:
                      {"predicted": "{:.3f}", "observed": "{:.3f}"}))
 
 
+HorizonOpt = typer.Option(90, "--horizon", min=1, max=3650, metavar="DAYS",
+                          help="The outcome window: what happens within DAYS of a snapshot.")
+
+
 @fit_app.command("train")
-def fit_train(split: str | None = typer.Option(None, "--split", help="Time split date "
-                                               "(YYYY-MM-DD); default the 70th percentile."),
-              as_json: bool = JsonOpt) -> None:
-    """Predictive fit: learn won vs lost/never-opportunity from your accounts."""
+def fit_train(split: str | None = typer.Option(
+                  None, "--split", help="Test snapshot date (YYYY-MM-DD); training is one "
+                  "horizon earlier. Default: the latest whose outcome window has ended."),
+              horizon: int = HorizonOpt, as_json: bool = JsonOpt) -> None:
+    """Predictive fit: learn which accounts open an opportunity within the horizon, from
+    firmographics and how they came in; stores each account's probability."""
     with _open() as ws, LazyProgress(err, "training the fit model", None):
-        r = ws.train_fit(_date(split) if split else None)
-    _print_report(r, "predictive fit (won vs not; baseline: industry alone)", as_json)
+        r = ws.train_fit(_date(split) if split else None, horizon)
+    _print_report(r, "predictive fit (baseline: industry alone)", as_json)
 
 
 @report_app.command("lead-scoring")
-def report_lead_scoring(split: str = typer.Option(..., "--split", help="Time split date "
-                                                  "(YYYY-MM-DD)."),
-                        as_json: bool = JsonOpt) -> None:
-    """Predictive lead scoring (won vs not) against an origin-only baseline."""
+def report_lead_scoring(split: str | None = typer.Option(
+                            None, "--split", help="Test snapshot date (YYYY-MM-DD); training "
+                            "is one horizon earlier. Default: the latest whose outcome window "
+                            "has ended."),
+                        horizon: int = HorizonOpt, as_json: bool = JsonOpt) -> None:
+    """Predictive lead scoring (will an open lead be won within the horizon) against an
+    origin-only baseline."""
     with _open() as ws:
-        r = ws.lead_scoring(_date(split))
+        r = ws.lead_scoring(_date(split) if split else None, horizon)
     _print_report(r, "lead scoring (baseline: origin alone)", as_json)
 
 

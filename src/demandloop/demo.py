@@ -15,7 +15,7 @@ from rich.console import Console
 
 from demandloop import demo_act
 from demandloop.config import CONFIG_FILE, example_toml
-from demandloop.measure.evaluation import auc, precision_at_k, truth_labels
+from demandloop.measure.evaluation import evaluate
 from demandloop.render import frame_table as _table
 from demandloop.simulate import simulate
 from demandloop.workspace import Workspace
@@ -23,22 +23,28 @@ from demandloop.workspace import Workspace
 
 def _evaluate(ws: Workspace, truth: dict[str, Any], start: dt.date, days: int
               ) -> dict[str, Any]:
-    """Score at mid-period and compare with the hidden truth: precision at k of the
-    in-market ranking (k = 100, or the number in market if fewer) and the AUC of the
-    priority score for an opportunity opened in the rest of the period."""
+    """Score at mid-period, point in time (only what was known then), and compare with the
+    hidden truth (see :func:`demandloop.measure.evaluation.evaluate`)."""
     at = dt.datetime.combine(start, dt.time()) + dt.timedelta(days=days // 2)
-    horizon = min(90, days - days // 2)
-    s = ws.account_scores(at)
-    lab = truth_labels(truth, at, horizon).merge(s, on="account_id", how="left").fillna(
-        {"recent": 0.0, "priority": 0.0, "fit": 0.0})
-    in_market = set(lab.loc[lab["in_market"], "account_id"])
-    k = min(100, max(len(in_market), 1))
-    ranked = lab.sort_values("recent", ascending=False)["account_id"].tolist()
-    fresh = lab[~lab["had_opp_before"]]
-    return {"at": f"{at:%Y-%m-%d}", "k": k, "in_market": len(in_market),
-            "precision": precision_at_k(ranked, in_market, k), "horizon_days": horizon,
-            "auc": auc(fresh["priority"], fresh["opp_within"]),
-            "auc_fit": auc(fresh["fit"], fresh["opp_within"])}
+    return evaluate(ws.account_scores(at), truth, at, min(90, days - days // 2))
+
+
+def market_quality(seed: int, accounts: int, days: int, folder: Path) -> dict[str, Any]:
+    """Simulate a market into *folder*, load it as a user would (events, CRM files, IP
+    ranges) and judge point-in-time scores at mid-period against its hidden truth
+    (:func:`~demandloop.measure.evaluation.evaluate`); used by benchmarks/evaluation.py and
+    the tests, over several seeds."""
+    s = simulate(accounts=accounts, days=days, seed=seed, out=folder / "market")
+    truth = orjson.loads((folder / "market" / "truth.json").read_bytes())
+    (folder / CONFIG_FILE).write_text(
+        f"[enrich]\nbrand_terms = {orjson.dumps(truth['brand_terms']).decode()}\n",
+        encoding="utf-8")
+    with Workspace.open(folder) as ws:
+        ws.ingest(folder / "market" / "events.jsonl")
+        for kind in ("accounts", "contacts", "opportunities"):
+            ws.import_crm(kind, folder / "market" / f"{kind}.csv")
+        ws.import_ip_ranges(folder / "market" / "ip_ranges.csv")
+        return _evaluate(ws, truth, s.start, days)
 
 
 def run_demo(directory: Path, *, accounts: int = 500, days: int = 90, seed: int = 42,
@@ -119,10 +125,12 @@ def run_demo(directory: Path, *, accounts: int = 500, days: int = 90, seed: int 
                                                     scored.stages.items()) + ")", {}))
         console.print(
             f"[bold]How ready are they, against the truth[/bold] (scored at "
-            f"{evaluation['at']}): in-market precision@{evaluation['k']} "
-            f"{evaluation['precision']:.2f}; AUC for an opportunity in the next "
-            f"{evaluation['horizon_days']} days {evaluation['auc']:.2f} (fit alone "
-            f"{evaluation['auc_fit']:.2f})")
+            f"{evaluation['at']} knowing only what was known then): in-market "
+            f"precision@{evaluation['k']} {evaluation['precision']:.2f}; AUC of priority for "
+            f"an opportunity in the next {evaluation['horizon_days']} days "
+            f"{evaluation['auc']:.2f} (fit alone {evaluation['auc_fit']:.2f}; the hidden fit "
+            f"itself {evaluation['auc_hidden_fit']:.2f}); fit vs hidden fit, Spearman "
+            f"{evaluation['spearman_fit']:.2f}")
         stages = funnel[["reached", "engaged", "mql", "mqa", "opportunity", "won"]]
         console.print(_table(stages, "8. Funnel (accounts reaching each stage)", {}))
         console.print(_table(credit, "9. Who gets the credit for opportunities (account "

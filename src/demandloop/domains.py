@@ -56,3 +56,26 @@ def email_domain(email: str) -> str | None:
     if "@" not in email:
         return None
     return canonical_domain(email.rsplit("@", 1)[1])
+
+
+# Country-code TLDs that are sold as generic names (a .io or .ai company is anywhere) and
+# the one ccTLD whose ISO code differs (.uk is GB).
+_GENERIC_CC = frozenset({"io", "ai", "co", "me", "tv", "fm", "ly", "to", "gg", "cc", "ws",
+                         "so", "sh", "am", "la"})
+_CC_ISO = {"uk": "GB"}
+
+
+def country_of_domain(domain: str | None) -> str | None:
+    """The ISO country a domain's country-code TLD names (``acme.co.uk`` -> ``GB``,
+    ``acme.de`` -> ``DE``), or None for generic TLDs (``.com``, ``.io``), where the country
+    is unknown. A weak signal, used only where firmographics say nothing.
+
+    >>> country_of_domain("example.com.au"), country_of_domain("example.com")
+    ('AU', None)
+    """
+    if not isinstance(domain, str) or "." not in domain:
+        return None
+    tld = domain.rsplit(".", 1)[1].lower()
+    if len(tld) != 2 or not tld.isalpha() or tld in _GENERIC_CC:
+        return None
+    return _CC_ISO.get(tld, tld.upper())

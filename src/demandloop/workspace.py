@@ -37,7 +37,7 @@ from demandloop.resolve.ipranges import read_ip_ranges
 from demandloop.score import predictive
 from demandloop.score import run as score_run
 from demandloop.serve import webhooks
-from demandloop.store import Store, export_parquet, import_parquet
+from demandloop.store import Store, export_parquet, import_parquet, pit
 from demandloop.store import jobs as jobstore
 from demandloop.store import keys as keystore
 from demandloop.store import mail as mailstore
@@ -130,17 +130,32 @@ class Workspace:
         """Rebuild persons, account matches and touches from everything stored."""
         return pipeline.run(self.store, self.settings)
 
-    def score(self, as_of: dt.datetime | None = None) -> score_run.ScoreResult:
-        """Fit, engagement and intent surge for every account, stored as a snapshot."""
-        return score_run.run(self.store, self.settings, as_of)
+    def score(self, as_of: dt.datetime | None = None, *, point_in_time: bool = False
+              ) -> score_run.ScoreResult:
+        """Fit, engagement and intent surge for every account, stored as a snapshot at
+        *as_of* (default: the last touch, with everything known now).
+
+        With *point_in_time*, the snapshot uses only what was known at *as_of*: events up to
+        it, and the CRM rows, contacts, IP ranges and opportunities known by then, resolved
+        afresh (see :mod:`demandloop.store.pit`); the result's ``known`` says how much of
+        today's data that was."""
+        if not point_in_time or as_of is None:
+            return score_run.run(self.store, self.settings, as_of)
+        with pit.known_at(self.store, as_of) as past:
+            pipeline.run(past, self.settings)
+            result = score_run.run(past, self.settings, as_of)
+            pit.copy_snapshot(past, self.store, as_of)
+        result.known = pit.known_counts(self.store, as_of)
+        return result
 
     def score_history(self, every_days: int, since: dt.datetime | None = None,
                       progress: Callable[[int, int], None] | None = None
                       ) -> list[score_run.ScoreResult]:
         """Score at every *every_days* from *since* (default: the first touch) up to now, in
-        order, so stage changes carry their real dates (what a daily job would have
-        recorded); ends with a run at the latest touch. *progress* is told (done, total)
-        after each snapshot."""
+        order, each point in time (what a daily job would have recorded then, knowing only
+        what was known then), so stage changes carry their real dates; ends with a run at
+        the latest touch on everything known now. *progress* is told (done, total) after
+        each snapshot."""
         if every_days < 1:
             raise UsageError("--backfill needs a number of days >= 1")
         with self.store.reader() as cur:
@@ -154,7 +169,7 @@ class Workspace:
                                    inclusive="left")) if start < pd.Timestamp(last) else []
         results = []
         for i, at in enumerate(dates):
-            results.append(self.score(at.to_pydatetime()))
+            results.append(self.score(at.to_pydatetime(), point_in_time=True))
             if progress:
                 progress(i + 1, len(dates) + 1)
         results.append(self.score())
@@ -162,9 +177,16 @@ class Workspace:
             progress(len(dates) + 1, len(dates) + 1)
         return results
 
-    def account_scores(self, as_of: dt.datetime) -> pd.DataFrame:
-        """Fit, engagement and surge per account at *as_of*, computed without storing."""
-        return score_run.account_scores(self.store, self.settings, as_of)
+    def account_scores(self, as_of: dt.datetime, *, point_in_time: bool = True
+                       ) -> pd.DataFrame:
+        """Fit, engagement, surge and priority per account at *as_of*, computed without
+        storing; by default only from what was known at *as_of* (as ``score`` with
+        *point_in_time*)."""
+        if not point_in_time:
+            return score_run.account_scores(self.store, self.settings, as_of)
+        with pit.known_at(self.store, as_of) as past:
+            pipeline.run(past, self.settings)
+            return score_run.account_scores(past, self.settings, as_of)
 
     def score_snapshots(self) -> int:
         """How many account score snapshots there are: with one, every stage change carries
@@ -205,23 +227,35 @@ class Workspace:
                 "FROM scores WHERE workspace_id = $ws AND entity = $e)",
                 {"ws": self.store.workspace_id, "e": entity}).df()
 
-    def train_fit(self, split: dt.datetime | None = None) -> predictive.Report:
-        """Predictive fit: learn won vs not from this workspace's accounts (time split at
-        *split*, default the 70th percentile of decision times), store each account's
-        calibrated probability and its top feature contributions in ``predictions``."""
-        data = predictive.account_outcomes(self.store)
-        if data.empty:
-            raise UsageError("no accounts with firmographics and outcomes to learn from",
-                             hint="import accounts and opportunities first")
-        cohorts = data["decided_at"].sort_values().reset_index(drop=True)
-        at = pd.Timestamp(split) if split else pd.Timestamp(cohorts[int(len(cohorts) * 0.7)])
-        model, report = predictive.train_accounts(data, at)
-        frame = predictive.account_frame(self._all_accounts())
+    def train_fit(self, split: dt.datetime | None = None, horizon_days: int = 90
+                  ) -> predictive.Report:
+        """Predictive fit: learn which accounts open an opportunity within *horizon_days*,
+        point in time (see :mod:`demandloop.score.predictive`), and report its held-out
+        quality at *split* (default: the latest split whose test window has ended). Then
+        refit on the latest complete window and store each account's calibrated probability
+        and top feature contributions in ``predictions``."""
+        accounts, opps, end = predictive.account_inputs(self.store)
+        if accounts["known_at"].notna().sum() == 0:
+            raise UsageError("no accounts to learn from",
+                             hint="import accounts (a CRM export, Olist) and opportunities")
+        at = pd.Timestamp(split) if split else predictive.default_split(
+            accounts, opps, horizon_days, end)
+        _, report, _ = predictive.train_accounts(accounts, opps, at, horizon_days)
+        # the stored model: the same recipe one window later, on the newest outcomes known
+        latest = predictive.default_split(accounts, opps, horizon_days, end) + pd.Timedelta(
+            days=horizon_days)
+        model, _, _ = predictive.train_accounts(accounts, opps, latest, horizon_days)
+        now = accounts.assign(label=0, age_days=(end - accounts["known_at"]).dt.days.fillna(0)
+                              .astype(float), known_at=accounts["known_at"].fillna(end))
+        frame = predictive.account_features(now, now)
+        for col in model.feature_names_in_:
+            if col not in frame:
+                frame[col] = 0.0
         probs = model.predict_proba(frame)[:, 1]
         rows = pd.DataFrame({
-            "entity_id": frame["account_id"], "probability": probs,
-            "contributions": [orjson.dumps(predictive.contributions(model, frame.iloc[[i]])[:5])
-                              .decode() for i in range(len(frame))],
+            "entity_id": frame["id"], "probability": probs,
+            "contributions": [orjson.dumps(c).decode()
+                              for c in predictive.contributions(model, frame, top=5)],
         })
         with self.store.writer() as cur:
             cur.register("_pred", rows)
@@ -232,27 +266,22 @@ class Workspace:
             cur.unregister("_pred")
         return report
 
-    def _all_accounts(self) -> pd.DataFrame:
-        with self.store.reader() as cur:
-            return cur.execute(
-                "SELECT account_id, industry, country, employees, revenue, technologies "
-                "FROM accounts WHERE workspace_id = ? ORDER BY account_id",
-                [self.store.workspace_id]).df()
-
-    def lead_scoring(self, split: dt.datetime) -> predictive.Report:
-        """Lead scoring on this workspace's leads (won vs not) against an origin-only
-        baseline, on a time split at *split*."""
-        leads = self.leads()
+    def lead_scoring(self, split: dt.datetime | None = None, horizon_days: int = 90
+                     ) -> predictive.Report:
+        """Lead scoring: will an open lead be won within *horizon_days*, point in time,
+        against an origin-only baseline, judged at *split* (default: the latest split whose
+        test window has ended)."""
+        leads, wins, end = predictive.lead_inputs(self.store)
         if leads.empty:
             raise UsageError("no leads to learn from", hint="e.g. 'demandloop import olist'")
-        opps = self.opportunities()
-        leads["won"] = leads["lead_id"].isin(opps.loc[opps["won"], "lead_id"]).astype(int)
-        return predictive.train_leads(leads, pd.Timestamp(split))[1]
+        at = pd.Timestamp(split) if split else predictive.default_split(
+            leads, wins, horizon_days, end)
+        return predictive.train_leads(leads, wins, at, horizon_days)[1]
 
     def scored_accounts(self) -> pd.DataFrame:
         """The latest account snapshot flattened for lists: account, stage, fit, band,
         engagement, intent, surging, people, committee_coverage, missing_roles, recent,
-        surge_topics."""
+        surge_topics, priority (the order to work accounts in)."""
         scores = self.latest_scores()
         details = scores["details"].map(orjson.loads)
 
@@ -268,6 +297,7 @@ class Workspace:
             "missing_roles": details.map(lambda d: d.get("missing_roles") or []),
             "recent": detail("recent"),
             "surge_topics": details.map(lambda d: d.get("surge_topics") or []),
+            "priority": detail("priority"),
         })
 
     def explain_account(self, key: str) -> dict[str, Any]:

@@ -42,6 +42,8 @@ ALIASES: dict[str, dict[str, tuple[str, ...]]] = {
                    "targetaccountc"),
         "tier": ("tier", "idealcustomerprofiletier", "icptier", "hsidealcustomerprofile",
                  "accounttier", "tierc"),
+        # when the record was created: a point-in-time score before it does not know it
+        "created_at": ("createddate", "createdate", "created", "createdat"),
     },
     "contacts": {
         "crm_id": ("crmid", "recordid", "contactid", "id", "hsobjectid"),
@@ -54,6 +56,7 @@ ALIASES: dict[str, dict[str, tuple[str, ...]]] = {
         "account_crm_id": ("accountcrmid", "accountid", "primaryassociatedcompanyid",
                            "associatedcompanyid", "companyid"),
         "account_name": ("accountname", "companyname", "company", "associatedcompany"),
+        "created_at": ("createddate", "createdate", "created", "createdat"),
     },
     "opportunities": {
         "crm_id": ("crmid", "recordid", "opportunityid", "dealid", "id", "hsobjectid"),

@@ -78,7 +78,8 @@ def read_olist(directory: Path) -> OlistData:
         seen.add(mql)
         created = _date(row["first_contact_date"], "%d-%m-%Y", f"{mql_path}:{line}", problems)
         origin = row["origin"].strip() or None
-        accounts.append({"account_id": f"olist:{mql}", "source": "olist"})
+        # the account is known from the lead's first contact (a backtest before it skips it)
+        accounts.append({"account_id": f"olist:{mql}", "source": "olist", "created_at": created})
         leads.append({
             "lead_id": mql, "account_id": f"olist:{mql}", "origin": origin,
             "channel": ORIGIN_CHANNEL.get(origin or "unknown", origin),

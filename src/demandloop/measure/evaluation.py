@@ -53,3 +53,43 @@ def truth_labels(truth: dict[str, Any], at: dt.datetime, horizon_days: int = 90
             "opp_within": any(at < c <= at + dt.timedelta(days=horizon_days) for c in created),
         })
     return pd.DataFrame(rows)
+
+
+def evaluate(scores: pd.DataFrame, truth: dict[str, Any], at: dt.datetime,
+             horizon_days: int = 90, k: int = 100) -> dict[str, Any]:
+    """Judge account *scores* made at *at* (``Workspace.account_scores``, point in time)
+    against a simulation's hidden truth.
+
+    * ``precision``: of the top *k* accounts by ``recent`` engagement (fewer if fewer are in
+      market), the share in market at *at*;
+    * ``auc`` (and ``auc_fit``, ``auc_engagement``): the AUC of ``priority`` (the score sales
+      sorts by) for an opportunity opened in the *horizon_days* after *at*, over every
+      simulated account without one before (accounts the workspace does not know score 0);
+    * ``spearman_fit``: rank correlation of ``fit`` with the hidden fit, over the accounts
+      in the workspace (including those known only from an email domain);
+    * for scale, what perfect knowledge would give: ``auc_hidden_fit`` (the hidden fit) and
+      ``auc_oracle`` (the hidden fit plus being in market at *at*).
+    """
+    from scipy.stats import spearmanr
+
+    lab = truth_labels(truth, at, horizon_days).merge(scores, on="account_id", how="left")
+    lab = lab.fillna({"recent": 0.0, "priority": 0.0, "fit": 0.0, "engagement": 0.0})
+    in_market = set(lab.loc[lab["in_market"], "account_id"])
+    k = min(k, max(len(in_market), 1))
+    ranked = lab.sort_values("recent", ascending=False, kind="stable")["account_id"].tolist()
+    fresh = lab[~lab["had_opp_before"]]
+    hidden = {a["domain"]: a["fit"] for a in truth["accounts"]}
+    known = scores.assign(hidden=scores["account_id"].map(hidden)).dropna(subset=["hidden"])
+    y = fresh["opp_within"]
+    fresh_hidden = fresh["account_id"].map(hidden)
+    return {
+        "at": f"{at:%Y-%m-%d}", "k": k, "in_market": len(in_market),
+        "precision": precision_at_k(ranked, in_market, k), "horizon_days": horizon_days,
+        "accounts": len(fresh), "positives": int(y.sum()),
+        "auc": auc(fresh["priority"], y), "auc_fit": auc(fresh["fit"], y),
+        "auc_engagement": auc(fresh["engagement"], y),
+        "spearman_fit": float(spearmanr(known["fit"], known["hidden"]).statistic),
+        "fit_accounts": len(known),
+        "auc_hidden_fit": auc(fresh_hidden, y),
+        "auc_oracle": auc(fresh_hidden + fresh["in_market"].astype(float), y),
+    }

@@ -12,6 +12,7 @@ Lookups are ``numpy.searchsorted`` over sorted, non-overlapping ranges: millions
 from __future__ import annotations
 
 import csv
+import datetime as dt
 import ipaddress
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +22,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from demandloop.collect.crm import parse_timestamp
 from demandloop.domains import canonical_domain
 from demandloop.errors import InputError
 
@@ -115,11 +117,18 @@ class UserRange:
     domain: str | None
     organisation: str | None
     line: int
+    known_since: dt.datetime | None = None
+
+
+#: headers of the optional column saying since when a range was known (for backtests)
+KNOWN_SINCE = ("known_since", "since", "valid_from", "added", "created_date")
 
 
 def read_ip_ranges(path: Path) -> list[UserRange]:
     """Read a user IP-range file: ``cidr`` or ``start,end`` columns plus ``domain`` and/or
-    ``organisation``. Malformed blocks and overlapping ranges are errors naming the line."""
+    ``organisation``, and optionally ``known_since`` (a date: since when the range was known;
+    a point-in-time score before it does not use the range; without it, the import time).
+    Malformed blocks and overlapping ranges are errors naming the line."""
     if not path.is_file():
         raise InputError(f"{path}: no such file", hint="check the path")
     with path.open(newline="", encoding="utf-8-sig") as fh:
@@ -134,6 +143,7 @@ def read_ip_ranges(path: Path) -> list[UserRange]:
                 hint="e.g. header: cidr,domain,organisation",
             )
         org_col = cols.get("organisation") or cols.get("organization")
+        since_col = next((cols[c] for c in KNOWN_SINCE if c in cols), None)
         ranges, problems = [], []
         for row in reader:
             line = reader.line_num
@@ -160,7 +170,12 @@ def read_ip_ranges(path: Path) -> list[UserRange]:
             if not domain and not org:
                 problems.append(f"{path}:{line}: needs a domain or an organisation")
                 continue
-            ranges.append(UserRange(start, end, domain, org, line))
+            try:
+                since = parse_timestamp(row.get(since_col) or "") if since_col else None
+            except ValueError as exc:
+                problems.append(f"{path}:{line}: {since_col}: {exc}")
+                continue
+            ranges.append(UserRange(start, end, domain, org, line, since))
     ordered = sorted(ranges, key=lambda r: r.start)
     for prev, cur in zip(ordered, ordered[1:], strict=False):
         if cur.start <= prev.end:

@@ -53,9 +53,50 @@ def band(score: float) -> str:
     return "Strong" if score >= 81 else "Moderate" if score >= 50 else "Weak"
 
 
-def score_account(rules: FitRules, account: dict[str, Any]) -> tuple[float, list[str]]:
-    """(fit 0-100, the criteria met with their points) for one account's firmographics."""
+CRITERIA = ("industry", "country", "technologies", "employees", "revenue")
+
+
+def _missing(value: Any) -> bool:
+    if value is None:
+        return True
+    if isinstance(value, float):
+        return value != value  # NaN
+    return False
+
+
+def unknown_label(name: str, points: float) -> str:
+    return f"{name} unknown: {points:+.3g} (average)"
+
+
+def expected_points(rules: FitRules, accounts: pd.DataFrame) -> dict[str, float]:
+    """Per criterion, the mean points of the accounts of *accounts* where it is known: what
+    an account whose value is unknown is expected to earn (see :func:`score_frame`)."""
+    out: dict[str, float] = {}
+    for name in CRITERIA:
+        if name not in accounts:
+            continue
+        values = accounts[name]
+        known = values[~values.map(_missing)]
+        if known.empty:
+            continue
+        only = pd.DataFrame({name: known.to_numpy()})
+        out[name] = float(_points(rules, only, name).mean())
+    return out
+
+
+def score_account(rules: FitRules, account: dict[str, Any],
+                  expected: dict[str, float] | None = None) -> tuple[float, list[str]]:
+    """(fit 0-100, the criteria met with their points) for one account's firmographics.
+
+    A criterion whose value is unknown earns its *expected* points (the average of the
+    accounts where it is known), when given: an account known only by its email domain
+    is then an average prospect on what is unknown, not the worst possible one."""
     points, met = 0.0, []
+    expected = expected or {}
+    for name in ("industry", "country", "technologies"):
+        if _missing(account.get(name)) and name in expected:
+            points += expected[name]
+            met.append(unknown_label(name, expected[name]))
     industry = account.get("industry")
     if industry in rules.industries:
         points += rules.industries[industry]
@@ -70,7 +111,10 @@ def score_account(rules: FitRules, account: dict[str, Any]) -> tuple[float, list
             met.append(f"uses {tech}: {rules.technologies[tech]:+g}")
     for name, bands in (("employees", rules.employees), ("revenue", rules.revenue)):
         value = account.get(name)
-        if value is None or value != value:  # missing or NaN
+        if value is None or _missing(value):
+            if name in expected:
+                points += expected[name]
+                met.append(unknown_label(name, expected[name]))
             continue
         for b in bands:
             if b.low <= value < b.high:
@@ -83,7 +127,27 @@ def score_account(rules: FitRules, account: dict[str, Any]) -> tuple[float, list
     return min(100.0, float(np.round(score, 2))), met
 
 
-def score_frame(rules: FitRules, accounts: pd.DataFrame) -> pd.DataFrame:
+def _points(rules: FitRules, accounts: pd.DataFrame, name: str) -> np.ndarray:
+    """The points each row of *accounts* earns on criterion *name* alone."""
+    points = np.zeros(len(accounts))
+    values = accounts[name]
+    if name in ("industry", "country"):
+        table = rules.industries if name == "industry" else rules.countries
+        return values.map(table).astype(float).fillna(0.0).to_numpy()
+    if name == "technologies":
+        _technologies(rules, values.tolist(), points)
+        return points
+    value = pd.to_numeric(values, errors="coerce").to_numpy(dtype=float)
+    free = ~np.isnan(value)
+    for b in rules.employees if name == "employees" else rules.revenue:
+        hit = free & (value >= b.low) & (value < b.high)
+        points += np.where(hit, b.points, 0.0)
+        free &= ~hit
+    return points
+
+
+def score_frame(rules: FitRules, accounts: pd.DataFrame,
+                expected: dict[str, float] | None = None) -> pd.DataFrame:
     """:func:`score_account` for every row of *accounts* at once: ``fit`` and
     ``fit_criteria``, identical to the row function (a test holds them equal) but computed
     column by column, so a million accounts take seconds instead of a minute."""
@@ -95,6 +159,18 @@ def score_frame(rules: FitRules, accounts: pd.DataFrame) -> pd.DataFrame:
 
     points = np.zeros(n)
     parts: list[pd.Series] = []
+    # unknown criteria first, in score_account's order, so the sums agree to the last bit
+    unknown: dict[str, np.ndarray] = {}
+    for name in CRITERIA:
+        if name in (expected or {}):
+            unknown[name] = col(name).map(_missing).to_numpy(dtype=bool)
+    for name in ("industry", "country", "technologies"):
+        if name in unknown:
+            assert expected is not None
+            points += np.where(unknown[name], expected[name], 0.0)
+            label = np.full(n, None, dtype=object)
+            label[unknown[name]] = unknown_label(name, expected[name])
+            parts.append(pd.Series(label, index=index))
     for name, table in (("industry", rules.industries), ("country", rules.countries)):
         values = col(name)
         points += values.map(table).astype(float).fillna(0.0).to_numpy()
@@ -111,6 +187,10 @@ def score_frame(rules: FitRules, accounts: pd.DataFrame) -> pd.DataFrame:
             points += np.where(hit, b.points, 0.0)
             label[hit] = f"{name} {b.low:g}-{b.high:g}: {b.points:+g}"
             free &= ~hit
+        if name in unknown:
+            assert expected is not None
+            points += np.where(unknown[name], expected[name], 0.0)
+            label[unknown[name]] = unknown_label(name, expected[name])
         parts.append(pd.Series(label, index=index))
     top = rules.max_points()
     score = np.minimum(100.0, np.round(100.0 * np.maximum(0.0, points) / top, 2)) \

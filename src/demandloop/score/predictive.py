@@ -3,15 +3,21 @@
 A logistic regression (scikit-learn) on one-hot categorical and standardised numeric
 features, probability-calibrated (isotonic, cross-validated) so "0.3" means about three in ten
 convert. Per-feature contributions (coefficient x standardised value) explain each
-prediction. Evaluation is always on a **time split**: trained on earlier records, measured on
-later ones, reporting AUC and the Brier score (and the same for a baseline).
+prediction.
+
+Evaluation is point in time (:func:`snapshot`): at a date, the rows known then whose outcome
+has not happened yet, labelled by whether it happens in the next ``horizon`` days. The model
+is trained on the snapshot one horizon before the split (so its labels end at the split)
+and tested on the snapshot at the split: no training row uses anything from after the split,
+and calibration is measured on the held-out snapshot. AUC and the Brier score are reported,
+with the same for a baseline.
 
 Two uses ship:
 
-* :func:`train_accounts` — predictive fit: won vs lost / never-opportunity accounts from their
-  firmographics (``demandloop fit train``);
-* :func:`train_leads` — lead scoring, e.g. Olist MQLs won vs not, against an origin-only
-  baseline.
+* :func:`train_accounts` — predictive fit: will an account open an opportunity in the next
+  90 days, from its firmographics and how it came in (``demandloop fit train``);
+* :func:`train_leads` — lead scoring: will an open lead be won in the next 90 days, e.g.
+  Olist MQLs, against an origin-only baseline (``demandloop report lead-scoring``).
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ import numpy as np
 import pandas as pd
 
 from demandloop.errors import UsageError
+from demandloop.store.pit import RESOLVED_SOURCES
 
 # scikit-learn (with the scipy.stats it loads) is imported where a model is trained: it
 # took 0.6 s of the 1.6 s every CLI command spent importing, for two commands that use it
@@ -32,7 +39,11 @@ if TYPE_CHECKING:
 
 @dataclass
 class Report:
-    """Held-out quality of a model and of its baseline."""
+    """Held-out quality of a model and of its baseline.
+
+    The model was trained on the snapshot at ``train_at`` (rows known then, labelled by what
+    happened in the ``horizon_days`` after it, all before ``split``) and tested on the
+    snapshot at ``split`` (labelled by the ``horizon_days`` after it)."""
 
     train_rows: int
     test_rows: int
@@ -43,6 +54,13 @@ class Report:
     baseline_brier: float
     split: str
     calibration: list[dict[str, float]] = field(default_factory=list)
+    train_at: str = ""
+    horizon_days: int = 0
+    train_positives: int = 0
+    label: str = ""
+    #: mean predicted probability and observed rate on the test snapshot
+    mean_predicted: float = float("nan")
+    observed_rate: float = float("nan")
 
 
 def _pipeline(categorical: list[str], numeric: list[str]) -> Pipeline:
@@ -82,21 +100,61 @@ def calibration_table(p: np.ndarray, y: np.ndarray, bins: int = 5) -> list[dict[
             for p_, o_, n_ in zip(g["predicted"], g["observed"], g["n"], strict=True)]
 
 
-def evaluate(frame: pd.DataFrame, label: str, time_col: str, split: pd.Timestamp,
-             categorical: list[str], numeric: list[str], baseline_categorical: list[str],
-             baseline_numeric: list[str] | None = None) -> tuple[Any, Report]:
-    """Train on rows before *split*, test on rows from it; the same for the baseline."""
+def snapshot(rows: pd.DataFrame, events: pd.DataFrame, at: pd.Timestamp,
+             horizon_days: int) -> pd.DataFrame:
+    """The rows of *rows* (``id``, ``known_at``, features) known at *at* whose outcome has
+    not happened by then, with ``label`` 1 when it happens in the *horizon_days* after *at*,
+    and ``age_days`` (days known at *at*). *events* has ``id``, ``at``: when each outcome
+    (an opportunity opened, a deal won) happened; an id may have several.
+
+    What a row may use is fixed at *at*: it is known by then and its features are those
+    known by then; only the label looks after *at*, never beyond ``at + horizon_days``."""
+    end = at + pd.Timedelta(days=horizon_days)
+    before = set(events.loc[events["at"] <= at, "id"])
+    within = set(events.loc[(events["at"] > at) & (events["at"] <= end), "id"])
+    known = rows[(rows["known_at"] <= at) & ~rows["id"].isin(before)].copy()
+    known["label"] = known["id"].isin(within).astype(int)
+    known["age_days"] = (at - known["known_at"]).dt.days.astype(float)
+    return known
+
+
+def default_split(rows: pd.DataFrame, events: pd.DataFrame, horizon_days: int,
+                  end: pd.Timestamp) -> pd.Timestamp:
+    """The latest split whose test window ends by *end* (the last date with data): the test
+    snapshot is then as recent as can be judged, and training looks one window earlier."""
+    h = pd.Timedelta(days=horizon_days)
+    split = (end - h).normalize()
+    first = rows["known_at"].min()
+    if pd.isna(first) or split - h < first:
+        span = (end - first).days if pd.notna(first) else 0
+        raise UsageError(
+            f"learning a {horizon_days}-day outcome needs two windows of history "
+            f"({2 * horizon_days} days: one to train on, one to test on); the data spans "
+            f"{span} days", hint="use a shorter --horizon, or import more history")
+    return split
+
+
+def evaluate(rows: pd.DataFrame, events: pd.DataFrame, split: pd.Timestamp,
+             horizon_days: int, features: Any, categorical: list[str], numeric: list[str],
+             baseline_categorical: list[str], label: str) -> tuple[Any, Report, pd.DataFrame]:
+    """Train on the snapshot at ``split - horizon`` (its labels end at *split*) and test on
+    the snapshot at *split*; the same for the baseline. *features* turns a snapshot (and
+    the training snapshot, for choices such as the common pages) into model columns.
+    Returns the model, its report and the training rows."""
     from sklearn.metrics import brier_score_loss, roc_auc_score
 
-    train = frame[frame[time_col] < split]
-    test = frame[frame[time_col] >= split]
+    train_at = split - pd.Timedelta(days=horizon_days)
+    train = snapshot(rows, events, train_at, horizon_days)
+    test = snapshot(rows, events, split, horizon_days)
     if train.empty or test.empty:
-        raise UsageError(f"the time split at {split:%Y-%m-%d} leaves no training or no test "
-                         "rows", hint="choose a split inside the data's time range")
-    y_train, y_test = train[label].to_numpy(int), test[label].to_numpy(int)
-    model = _fit_calibrated(train, y_train, categorical, numeric)
-    base = _fit_calibrated(train, y_train, baseline_categorical, baseline_numeric or [])
-    p, pb = model.predict_proba(test)[:, 1], base.predict_proba(test)[:, 1]
+        raise UsageError(f"the split at {split:%Y-%m-%d} leaves no rows to train on (known "
+                         f"by {train_at:%Y-%m-%d}) or to test on",
+                         hint="choose a split inside the data's time range")
+    x_train, x_test = features(train, train), features(test, train)
+    y_train, y_test = train["label"].to_numpy(int), test["label"].to_numpy(int)
+    model = _fit_calibrated(x_train, y_train, categorical, numeric)
+    base = _fit_calibrated(x_train, y_train, baseline_categorical, [])
+    p, pb = model.predict_proba(x_test)[:, 1], base.predict_proba(x_test)[:, 1]
     both = len(set(y_test)) == 2
     report = Report(
         train_rows=len(train), test_rows=len(test), test_positives=int(y_test.sum()),
@@ -105,91 +163,175 @@ def evaluate(frame: pd.DataFrame, label: str, time_col: str, split: pd.Timestamp
         baseline_auc=float(roc_auc_score(y_test, pb)) if both else float("nan"),
         baseline_brier=float(brier_score_loss(y_test, pb)),
         split=f"{split:%Y-%m-%d}", calibration=calibration_table(p, y_test),
+        train_at=f"{train_at:%Y-%m-%d}", horizon_days=horizon_days,
+        train_positives=int(y_train.sum()), label=label,
+        mean_predicted=float(p.mean()), observed_rate=float(y_test.mean()),
     )
-    return model, report
+    return model, report, train
 
 
-def contributions(model: Any, row: pd.DataFrame) -> list[tuple[str, float]]:
-    """Per-feature contributions (log-odds) of one row, largest magnitude first, averaged
-    over the calibration folds' underlying logistic regressions."""
-    totals: dict[str, float] = {}
+def contributions(model: Any, frame: pd.DataFrame, top: int | None = None
+                  ) -> list[list[tuple[str, float]]]:
+    """Per row of *frame*, its per-feature contributions (log-odds), largest magnitude
+    first (the first *top*), averaged over the calibration folds' underlying logistic
+    regressions. Computed for all rows at once: one transform per fold, not per row."""
     fitted = model.calibrated_classifiers_
+    total: np.ndarray | None = None
+    names: np.ndarray | None = None
     for cc in fitted:
         pipe = cc.estimator
         pre, lr = pipe.named_steps["pre"], pipe.named_steps["lr"]
-        values = pre.transform(row)
+        values = pre.transform(frame)
         values = values.toarray() if hasattr(values, "toarray") else np.asarray(values)
-        for name, v, c in zip(pre.get_feature_names_out(), values[0], lr.coef_[0],
-                              strict=True):
-            if v:
-                totals[name] = totals.get(name, 0.0) + float(v * c) / len(fitted)
-    return sorted(totals.items(), key=lambda kv: -abs(kv[1]))
+        part = values * lr.coef_[0] / len(fitted)
+        fold_names = pre.get_feature_names_out()
+        if total is None:
+            total, names = part, fold_names
+        else:
+            # folds may one-hot different categories: align on the names
+            assert names is not None
+            union = np.union1d(names, fold_names)
+            merged = np.zeros((len(frame), len(union)))
+            merged[:, np.searchsorted(union, names)] += total
+            merged[:, np.searchsorted(union, fold_names)] += part
+            total, names = merged, union
+    assert total is not None and names is not None
+    out = []
+    for row in total:
+        nonzero = np.flatnonzero(row)
+        order = nonzero[np.argsort(-np.abs(row[nonzero]), kind="stable")][:top]
+        out.append([(str(names[i]), float(row[i])) for i in order])
+    return out
 
 
-def lead_frame(leads: pd.DataFrame, top_pages: int = 20) -> pd.DataFrame:
-    """Features of leads: origin, landing page (the most common ones), month, weekday."""
-    f = leads.copy()
+def lead_features(snap: pd.DataFrame, train: pd.DataFrame, top_pages: int = 20
+                  ) -> pd.DataFrame:
+    """Model columns of a lead snapshot: origin, landing page (the *top_pages* most common
+    in the training snapshot *train*, never chosen with the test rows), first-contact
+    weekday and days since first contact."""
+    f = snap.copy()
     f["origin"] = f["origin"].fillna("(none)")
-    common = f["landing_page"].value_counts().head(top_pages).index
+    common = set(train["landing_page"].value_counts().head(top_pages).index)
     f["page"] = f["landing_page"].where(f["landing_page"].isin(common), "(other)")
-    f["month"] = f["created_at"].dt.month.astype(str)
-    f["weekday"] = f["created_at"].dt.day_of_week.astype(str)
+    f["weekday"] = f["known_at"].dt.day_of_week.astype(str)
+    f["log_age"] = np.log1p(f["age_days"])
     return f
 
 
-def train_leads(leads: pd.DataFrame, split: pd.Timestamp) -> tuple[Any, Report]:
-    """Lead scoring (won vs not) against an origin-only baseline, on a time split."""
-    f = lead_frame(leads)
-    return evaluate(f, "won", "created_at", split, ["origin", "page", "weekday"], [],
-                    ["origin"])
+def train_leads(leads: pd.DataFrame, wins: pd.DataFrame, split: pd.Timestamp,
+                horizon_days: int) -> tuple[Any, Report, pd.DataFrame]:
+    """Lead scoring: will an open lead be won in the next *horizon_days*? Against an
+    origin-only baseline. *leads*: ``id, known_at, origin, landing_page``; *wins*: ``id,
+    at``."""
+    return evaluate(leads, wins, split, horizon_days, lead_features,
+                    ["origin", "page", "weekday"], ["log_age"], ["origin"],
+                    f"won within {horizon_days} days")
 
 
-def account_frame(accounts: pd.DataFrame) -> pd.DataFrame:
-    f = accounts.copy()
+def account_features(snap: pd.DataFrame, train: pd.DataFrame | None = None,
+                     top_pages: int = 20) -> pd.DataFrame:
+    """Model columns of an account snapshot: firmographics (industry, country, log
+    employees and revenue, one column per technology) and how it first came in (its first
+    lead's origin and landing page, the common pages chosen in *train*)."""
+    f = snap.copy()
     f["log_employees"] = np.log1p(f["employees"].fillna(0).astype(float))
     f["log_revenue"] = np.log1p(f["revenue"].fillna(0).astype(float))
-    for col in ("industry", "country"):
+    for col in ("industry", "country", "origin"):
         f[col] = f[col].fillna("(none)")
-    techs = sorted({t for ts in f["technologies"] if isinstance(ts, list | np.ndarray)
-                    for t in ts})
-    for t in techs:
-        f[f"tech_{t}"] = f["technologies"].map(
-            lambda ts, t=t: float(t in ts) if isinstance(ts, list | np.ndarray) else 0.0)
+    pages = (train if train is not None else snap)["landing_page"]
+    common = set(pages.value_counts().head(top_pages).index)
+    f["page"] = f["landing_page"].where(f["landing_page"].isin(common), "(other)")
+    for t in technology_columns(f):
+        name = t.removeprefix("tech_")
+        f[t] = f["technologies"].map(
+            lambda ts, n=name: float(n in ts) if isinstance(ts, list | np.ndarray) else 0.0)
     return f
 
 
-def train_accounts(accounts: pd.DataFrame, split: pd.Timestamp) -> tuple[Any, Report]:
-    """Predictive fit: won vs not, from firmographics; baseline: industry alone.
-
-    *accounts* has firmographics plus ``won`` (0/1) and ``decided_at`` (the account's
-    cohort time, see :func:`account_outcomes`).
-    """
-    f = account_frame(accounts)
-    techs = [c for c in f.columns if c.startswith("tech_")]
-    return evaluate(f, "won", "decided_at", split, ["industry", "country"],
-                    ["log_employees", "log_revenue", *techs], ["industry"])
+def technology_columns(f: pd.DataFrame) -> list[str]:
+    """One ``tech_<name>`` column per technology any account of *f* uses."""
+    return [f"tech_{t}" for t in sorted({t for ts in f["technologies"]
+                                         if isinstance(ts, list | np.ndarray) for t in ts})]
 
 
-def account_outcomes(store: Any) -> pd.DataFrame:
-    """Accounts with firmographics, ``won`` (by now) and ``decided_at``, which is when the
-    account was first seen (first touch, else when it was imported): the time split is then
-    by cohort, so the model is tested on accounts that arrived after everything it learnt
-    from. Accounts whose only opportunities are still open are left out (no outcome yet)."""
+def train_accounts(accounts: pd.DataFrame, opportunities: pd.DataFrame, split: pd.Timestamp,
+                   horizon_days: int) -> tuple[Any, Report, pd.DataFrame]:
+    """Predictive fit: will an account open an opportunity in the next *horizon_days*?
+    From firmographics and how it came in; baseline: industry alone. *accounts*: ``id,
+    known_at``, firmographics, ``origin, landing_page`` (of its first lead, if any) and
+    ``lead_at`` (when that lead came); *opportunities*: ``id, at`` (opened)."""
+    techs = technology_columns(accounts)
+
+    def features(snap: pd.DataFrame, train: pd.DataFrame) -> pd.DataFrame:
+        # a lead that came after the snapshot is not known at it
+        at = snap["known_at"] + pd.to_timedelta(snap["age_days"], unit="D")
+        late = snap["lead_at"].isna() | (snap["lead_at"] > at)
+        snap = snap.assign(origin=snap["origin"].where(~late), landing_page=snap[
+            "landing_page"].where(~late))
+        out = account_features(snap, train)
+        for t in techs:
+            if t not in out:
+                out[t] = 0.0
+        return out
+
+    return evaluate(accounts, opportunities, split, horizon_days, features,
+                    ["industry", "country", "origin", "page"],
+                    ["log_employees", "log_revenue", *techs], ["industry"],
+                    f"an opportunity opened within {horizon_days} days")
+
+
+def account_inputs(store: Any) -> tuple[pd.DataFrame, pd.DataFrame, pd.Timestamp]:
+    """Accounts (``id, known_at``, firmographics, first lead's ``origin, landing_page,
+    lead_at``), opportunities (``id, at``: when opened, else closed) and the last date with
+    data, from the store. ``known_at`` is when the account was created (its CRM creation
+    date, else its import)."""
+    ws = {"ws": store.workspace_id}
     with store.reader() as cur:
-        frame: pd.DataFrame = cur.execute(
+        accounts = cur.execute(
             """
-            WITH o AS (
-                SELECT account_id, bool_or(won AND is_closed) AS won,
-                       max(closed_at) FILTER (WHERE is_closed) AS closed_at,
-                       bool_and(NOT is_closed) AS only_open
-                FROM opportunities WHERE workspace_id = $ws GROUP BY account_id),
-            t AS (SELECT account_id, min(ts) AS first_seen FROM touches
-                  WHERE workspace_id = $ws AND account_id IS NOT NULL GROUP BY account_id)
-            SELECT a.account_id, a.industry, a.country, a.employees, a.revenue, a.technologies,
-                   coalesce(o.won, false)::INT AS won,
-                   coalesce(t.first_seen, a.created_at) AS decided_at
-            FROM accounts a LEFT JOIN o USING (account_id) LEFT JOIN t USING (account_id)
-            WHERE a.workspace_id = $ws AND NOT coalesce(o.only_open, false)
-              AND (a.industry IS NOT NULL OR a.employees IS NOT NULL)
-            """, {"ws": store.workspace_id}).df()
-    return frame
+            WITH l AS (SELECT account_id, arg_min(origin, created_at) AS origin,
+                         arg_min(landing_page, created_at) AS landing_page,
+                         min(created_at) AS lead_at
+                  FROM leads WHERE workspace_id = $ws GROUP BY account_id)
+            SELECT a.account_id AS id,
+                   -- accounts resolve made from emails or group calls are scored, never
+                   -- learnt from: when they became knowable is not recorded
+                   CASE WHEN NOT list_contains($resolved, coalesce(a.source, '')) THEN a.created_at
+                   END AS known_at,
+                   a.industry, a.country, a.employees, a.revenue, a.technologies,
+                   l.origin, l.landing_page, l.lead_at
+            FROM accounts a LEFT JOIN l USING (account_id)
+            WHERE a.workspace_id = $ws ORDER BY a.account_id
+            """, {**ws, "resolved": list(RESOLVED_SOURCES)}).df()
+        opps = cur.execute(
+            "SELECT account_id AS id, coalesce(created_at, closed_at) AS at FROM opportunities "
+            "WHERE workspace_id = $ws AND coalesce(created_at, closed_at) IS NOT NULL", ws).df()
+        row = cur.execute(
+            "SELECT greatest((SELECT max(ts) FROM touches WHERE workspace_id = $ws), "
+            "(SELECT max(coalesce(closed_at, created_at)) FROM opportunities "
+            "WHERE workspace_id = $ws), (SELECT max(created_at) FROM leads "
+            "WHERE workspace_id = $ws))", ws).fetchone()
+    end = pd.Timestamp(row[0] if row and row[0] is not None else "now")
+    return accounts, opps, end
+
+
+def lead_inputs(store: Any) -> tuple[pd.DataFrame, pd.DataFrame, pd.Timestamp]:
+    """Leads (``id, known_at, origin, landing_page``), their wins (``id, at``: the won
+    opportunity's close, by lead, else by the lead's account) and the last date with data."""
+    ws = {"ws": store.workspace_id}
+    with store.reader() as cur:
+        leads = cur.execute(
+            "SELECT lead_id AS id, created_at AS known_at, origin, landing_page FROM leads "
+            "WHERE workspace_id = $ws AND created_at IS NOT NULL ORDER BY lead_id", ws).df()
+        wins = cur.execute(
+            """
+            SELECT l.lead_id AS id, o.closed_at AS at FROM leads l JOIN opportunities o
+              ON o.workspace_id = l.workspace_id AND (o.lead_id = l.lead_id OR
+                 (o.lead_id IS NULL AND o.account_id = l.account_id))
+            WHERE l.workspace_id = $ws AND o.won AND o.closed_at IS NOT NULL
+            """, ws).df()
+        row = cur.execute(
+            "SELECT greatest((SELECT max(closed_at) FROM opportunities WHERE workspace_id = $ws),"
+            " (SELECT max(created_at) FROM leads WHERE workspace_id = $ws))", ws).fetchone()
+    end = pd.Timestamp(row[0] if row and row[0] is not None else "now")
+    return leads, wins, end

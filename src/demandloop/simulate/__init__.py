@@ -5,8 +5,12 @@
 * ``events.jsonl``: Segment-spec messages (page/identify/track/group) with ``context.ip``,
   ``userAgent``, ``page`` and ``campaign``;
 * ``accounts.csv``, ``contacts.csv``, ``opportunities.csv``: what a CRM export holds (only the
-  accounts and contacts the vendor knows about, not the whole market);
-* ``ip_ranges.csv``: office networks of known accounts, as a reverse-IP vendor would supply;
+  accounts and contacts the vendor knows about, not the whole market), each row with the
+  date it was created: the targets and a third of the rest before the period, any other
+  account with its first opportunity, contacts at their first form fill (or before the
+  period, for prospected buyers of targets);
+* ``ip_ranges.csv``: office networks of the CRM's accounts, as a reverse-IP vendor would
+  supply, each ``known_since`` its account;
 * ``truth.json``: the hidden state (fit, in-market windows, every person's devices and emails,
   home/mobile networks, planted channel effects) used to evaluate every later score.
 

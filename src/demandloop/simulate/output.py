@@ -73,7 +73,7 @@ def simulate(
         sim = Simulator(world, rng, start, days, emit, scenario)
         timeline = sim.run(on_day=(lambda _day: progress(1)) if progress else None)
     end = start + dt.timedelta(days=days)
-    known = _write_crm(out, world, timeline, rng)
+    known = _write_crm(out, world, timeline, rng, start)
     _write_spend(out, timeline, seed)
     _write_truth(out, world, timeline, seed, start, days, scenario, known)
     return SimulationSummary(
@@ -110,31 +110,55 @@ def _iso(ts: dt.datetime | None) -> str:
     return ts.strftime("%Y-%m-%dT%H:%M:%SZ") if ts else ""
 
 
-def _write_crm(out: Path, world: World, timeline: Any, rng: np.random.Generator) -> set[int]:
-    """CRM exports: the accounts the vendor knows (targets, opportunities, a share of others)."""
-    with_opps = {o.account for o in timeline.opportunities}
-    known = {a.index for a in world.accounts
-             if a.target or a.index in with_opps or rng.random() < 0.35}
+def _write_crm(out: Path, world: World, timeline: Any, rng: np.random.Generator,
+               start: dt.date) -> dict[int, dt.datetime]:
+    """CRM exports and office ranges, each row dated by when it became known, so a score at
+    any date can use only what the vendor knew then (``score --as-of``).
+
+    * Accounts: the targets and a third of the rest were in the CRM before the period (sales'
+      book); any other account is created with its first opportunity, as sales does.
+    * Contacts: prospected buyers of targets were there before the period; everyone who
+      filled a form is created at that first form fill, linked to an account by domain
+      (an account not in the CRM yet is then only known from the email domain).
+    * Opportunities: created and closed dates as they happened; open ones stay open.
+    * Office IP ranges: known with the account (the vendor's reverse-IP data is matched
+      to the accounts in its CRM).
+
+    Returns each CRM account's known time.
+    """
+    before = dt.datetime.combine(start, dt.time())
+    known: dict[int, dt.datetime] = {}
+    for a in world.accounts:
+        if a.target or rng.random() < 0.35:
+            known[a.index] = before - dt.timedelta(days=int(rng.integers(30, 720)))
+    for o in sorted(timeline.opportunities, key=lambda o: o.created):
+        known.setdefault(o.account, o.created - dt.timedelta(hours=1))
     with (out / "accounts.csv").open("w", newline="") as fh:
         w = csv.writer(fh)
         w.writerow(["crm_id", "domain", "name", "industry", "employees", "annual_revenue",
-                    "country", "technologies", "owner", "target", "tier"])
+                    "country", "technologies", "owner", "target", "tier", "created_date"])
         for a in world.accounts:
             if a.index not in known:
                 continue
             tier = ("1" if a.fit > 0.7 else "2" if a.fit > 0.45 else "3") if a.target else ""
             w.writerow([f"CRM-A{a.index:05d}", a.domain, a.name, a.industry, a.employees,
                         int(a.revenue), a.country, ";".join(a.technologies), a.owner or "",
-                        "true" if a.target else "false", tier])
+                        "true" if a.target else "false", tier, _iso(known[a.index])])
     with (out / "contacts.csv").open("w", newline="") as fh:
         w = csv.writer(fh)
-        w.writerow(["crm_id", "email", "first_name", "last_name", "title", "account_domain"])
+        w.writerow(["crm_id", "email", "first_name", "last_name", "title", "account_domain",
+                    "created_date"])
         for p in world.people:
             acc = world.accounts[p.account]
             prospected = acc.target and p.role in ("economic_buyer", "champion")
-            if p.person_id in timeline.identified or (prospected and rng.random() < 0.7):
-                w.writerow([f"CRM-C{p.person_id[4:]}", p.work_email, p.first_name, p.last_name,
-                            p.title, acc.domain])
+            if prospected and rng.random() < 0.7:
+                created = before - dt.timedelta(days=int(rng.integers(1, 365)))
+            elif p.person_id in timeline.identified:
+                created = timeline.identified[p.person_id]
+            else:
+                continue
+            w.writerow([f"CRM-C{p.person_id[4:]}", p.work_email, p.first_name, p.last_name,
+                        p.title, acc.domain, _iso(created)])
     with (out / "opportunities.csv").open("w", newline="") as fh:
         w = csv.writer(fh)
         w.writerow(["crm_id", "account_domain", "name", "amount", "stage", "created_date",
@@ -147,15 +171,15 @@ def _write_crm(out: Path, world: World, timeline: Any, rng: np.random.Generator)
                         "true" if o.won else "false", o.owner])
     with (out / "ip_ranges.csv").open("w", newline="") as fh:
         w = csv.writer(fh)
-        w.writerow(["cidr", "domain", "organisation"])
+        w.writerow(["cidr", "domain", "organisation", "known_since"])
         for a in world.accounts:
             if a.index in known:
-                w.writerow([a.office_cidr, a.domain, a.name])
+                w.writerow([a.office_cidr, a.domain, a.name, _iso(known[a.index])])
     return known
 
 
 def _write_truth(out: Path, world: World, timeline: Any, seed: int, start: dt.date,
-                 days: int, scenario: str, known: set[int]) -> None:
+                 days: int, scenario: str, known: dict[int, dt.datetime]) -> None:
     truth = {
         "seed": seed, "start": start.isoformat(), "days": days, "scenario": scenario,
         "vendor_domain": cat.VENDOR_DOMAIN, "brand_terms": list(cat.BRAND_TERMS),
@@ -166,6 +190,7 @@ def _write_truth(out: Path, world: World, timeline: Any, seed: int, start: dt.da
             "account_id": a.account_id, "domain": a.domain, "name": a.name,
             "industry": a.industry, "employees": a.employees, "country": a.country,
             "fit": round(a.fit, 6), "target": a.target, "in_crm": a.index in known,
+            "crm_known_at": _iso(known.get(a.index)) or None,
             "office_cidr": a.office_cidr,
             "in_market_windows": [[(start + dt.timedelta(days=s)).isoformat(),
                                    (start + dt.timedelta(days=e)).isoformat()]

@@ -7,6 +7,7 @@ and keeps the others, so re-importing a CRM export never duplicates anything.
 from __future__ import annotations
 
 import bisect
+import datetime as dt
 import re
 from pathlib import Path
 from typing import Any
@@ -20,9 +21,9 @@ from demandloop.resolve.ipranges import UserRange
 from demandloop.store.db import Store
 
 _ACCOUNT_COLS = ("account_id", "domain", "name", "industry", "employees", "revenue", "country",
-                 "technologies", "owner", "target", "tier", "crm_id", "source")
+                 "technologies", "owner", "target", "tier", "crm_id", "source", "created_at")
 _PERSON_COLS = ("person_id", "email", "emails", "first_name", "last_name", "title",
-                "account_id", "crm_id", "source")
+                "account_id", "crm_id", "source", "created_at")
 _OPP_COLS = ("opportunity_id", "account_id", "lead_id", "name", "amount", "stage", "is_closed",
              "won", "created_at", "closed_at", "owner", "sdr", "segment", "crm_id", "source")
 _LEAD_COLS = ("lead_id", "person_id", "account_id", "origin", "channel", "landing_page",
@@ -66,9 +67,14 @@ def _upsert(cur: duckdb.DuckDBPyConnection, ws: str, table: str, key: str,
     # value, while a brand-new row needs the column default, which EXCLUDED cannot tell apart.
     if not rows:
         return 0
+    # accounts and persons carry created_at (the file's creation date, else when first
+    # imported: what a point-in-time score may know) and updated_at
     stamped = table in ("accounts", "persons")
+    defaults = {**_DEFAULTS, "created_at": "now()::TIMESTAMP"} if stamped else _DEFAULTS
+    if stamped and "created_at" not in cols:
+        cols = (*cols, "created_at")
     sets = ", ".join(f"{c} = coalesce(r.{c}, t.{c})" for c in cols if c != key)
-    values = ", ".join(f"coalesce(r.{c}, {_DEFAULTS[c]})" if c in _DEFAULTS else f"r.{c}"
+    values = ", ".join(f"coalesce(r.{c}, {defaults[c]})" if c in defaults else f"r.{c}"
                        for c in cols)
     cur.register("_rows", _table(rows, cols))
     try:
@@ -80,9 +86,9 @@ def _upsert(cur: duckdb.DuckDBPyConnection, ws: str, table: str, key: str,
         )
         cur.execute(
             f"INSERT INTO {table} (workspace_id, {', '.join(cols)}"
-            + (", created_at, updated_at" if stamped else "")
+            + (", updated_at" if stamped else "")
             + f") SELECT $ws, {values}"
-            + (", now()::TIMESTAMP, now()::TIMESTAMP" if stamped else "")
+            + (", now()::TIMESTAMP" if stamped else "")
             + f" FROM _rows AS r ANTI JOIN (SELECT {key} FROM {table} WHERE workspace_id = $ws)"
             f" AS t USING ({key})",
             {"ws": ws},
@@ -230,30 +236,39 @@ def import_ip_ranges(store: Store, ranges: list[UserRange], source: str) -> int:
                          "nothing was imported",
                          hint="remove the overlap, or re-import the other file without it",
                          problems=[f"{source}:{p.removeprefix('line ')}" for p in problems[:20]])
+    # a range without a known_since date is known from now (the import)
+    now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
+    first: dict[str, UserRange] = {}
+    for r in ranges:
+        if r.domain and (r.domain not in first or (r.known_since or now)
+                         < (first[r.domain].known_since or now)):
+            first[r.domain] = r
     accounts = [{"account_id": r.domain, "domain": r.domain, "name": r.organisation,
-                 "source": f"ip-ranges:{Path(source).name}"}
-                for r in {r.domain: r for r in ranges if r.domain}.values()]
-    rows = [{"start_ip": r.start, "end_ip": r.end, "account_id": r.domain,
-             "organisation": r.organisation} for r in ranges]
+                 "source": f"ip-ranges:{Path(source).name}", "created_at": r.known_since or now}
+                for r in first.values()]
     with store.writer() as cur:
         ws = store.workspace_id
-        cur.register("_new", _table(accounts, ("account_id", "domain", "name", "source")))
+        cur.register("_new", _table(accounts, ("account_id", "domain", "name", "source",
+                                               "created_at")))
         cur.execute("INSERT INTO accounts (workspace_id, account_id, domain, name, source, "
                     "created_at, updated_at) SELECT $ws, account_id, domain, name, source, "
-                    "now()::TIMESTAMP, now()::TIMESTAMP FROM _new ANTI JOIN (SELECT account_id "
+                    "created_at, now()::TIMESTAMP FROM _new ANTI JOIN (SELECT account_id "
                     "FROM accounts WHERE workspace_id = $ws) USING (account_id)", {"ws": ws})
         cur.unregister("_new")
         cur.execute("DELETE FROM ip_ranges WHERE workspace_id = ? AND source = ?", [ws, source])
         cur.register("_ranges", pa.table({
-            "start_ip": pa.array([r["start_ip"] for r in rows], pa.int64()),
-            "end_ip": pa.array([r["end_ip"] for r in rows], pa.int64()),
-            "account_id": pa.array([r["account_id"] for r in rows], pa.string()),
-            "organisation": pa.array([r["organisation"] for r in rows], pa.string()),
+            "start_ip": pa.array([r.start for r in ranges], pa.int64()),
+            "end_ip": pa.array([r.end for r in ranges], pa.int64()),
+            "account_id": pa.array([r.domain for r in ranges], pa.string()),
+            "organisation": pa.array([r.organisation for r in ranges], pa.string()),
+            "known_at": pa.array([r.known_since or now for r in ranges], pa.timestamp("us")),
         }))
-        cur.execute("INSERT INTO ip_ranges SELECT $ws, start_ip, end_ip, account_id, "
-                    "organisation, 'company', $src FROM _ranges", {"ws": ws, "src": source})
+        cur.execute("INSERT INTO ip_ranges (workspace_id, start_ip, end_ip, account_id, "
+                    "organisation, kind, source, known_at) SELECT $ws, start_ip, end_ip, "
+                    "account_id, organisation, 'company', $src, known_at FROM _ranges",
+                    {"ws": ws, "src": source})
         cur.unregister("_ranges")
-    return len(rows)
+    return len(ranges)
 
 
 def import_spend(store: Store, rows: list[dict[str, Any]]) -> int:

@@ -385,6 +385,11 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(6, "sequences: enrolments, mail_messages, suppressions, audience_members", _V6),
     Migration(7, "events: context keys kept once in columns (view events_full), load_id", _V7),
     Migration(8, "privacy: erasures (no personal data), ip_matches (IP policy)", _V8),
+    # since when a range was known, for point-in-time scores; ranges imported before this
+    # column existed count as known from the upgrade (the latest they can have been known)
+    Migration(9, "ip_ranges.known_at: since when each range was known",
+              "ALTER TABLE ip_ranges ADD COLUMN known_at TIMESTAMP;"
+              "UPDATE ip_ranges SET known_at = now()::TIMESTAMP;"),
 )
 
 #: tables exported/imported as Parquet, in dependency-free order
