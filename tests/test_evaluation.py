@@ -134,8 +134,12 @@ def market(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return d
 
 
-def test_fit_train_reports_on_snapshots_counted_from_the_csv_files(market: Path) -> None:
+def test_fit_train_reports_on_snapshots_counted_from_the_csv_files(market: Path,
+                                                                  cli) -> None:  # type: ignore[no-untyped-def]
     """The held-out and training snapshots, recomputed from the CRM files with pandas."""
+    # a horizon longer than half the history leaves nothing to learn from: said, not run
+    code, _, err = cli("-w", str(market), "fit", "train", "--horizon", "178")
+    assert code == 2 and "needs a window before the split" in err and "--horizon" in err
     with demandloop.open(market) as ws:
         report = ws.train_fit()
         preds = ws.store.con.execute("SELECT entity_id, probability, contributions "

@@ -439,8 +439,7 @@ def score(
     if r.known:
         out.print("known then (of stored now): " + ", ".join(
             f"{name} {then:,} of {now:,}" for name, (then, now) in r.known.items())
-            + (" - rows without a creation date count from their import"
-               if any(then < now for then, now in r.known.values()) else ""))
+            + " (a row without a creation date is known from its import)")
     out.print(_table(top, "accounts by priority (fit x engagement: work them in this order)"))
 
 

@@ -121,16 +121,20 @@ def snapshot(rows: pd.DataFrame, events: pd.DataFrame, at: pd.Timestamp,
 def default_split(rows: pd.DataFrame, events: pd.DataFrame, horizon_days: int,
                   end: pd.Timestamp) -> pd.Timestamp:
     """The latest split whose test window ends by *end* (the last date with data): the test
-    snapshot is then as recent as can be judged, and training looks one window earlier."""
+    snapshot is then as recent as can be judged, and training looks one window earlier,
+    which must hold outcomes (*events*) too."""
     h = pd.Timedelta(days=horizon_days)
     split = (end - h).normalize()
-    first = rows["known_at"].min()
-    if pd.isna(first) or split - h < first:
+    first = events["at"].min() if not events.empty else pd.NaT
+    if pd.isna(first) or split <= first:
         span = (end - first).days if pd.notna(first) else 0
+        suggest = max(span // 2 - 1, 0)
         raise UsageError(
-            f"learning a {horizon_days}-day outcome needs two windows of history "
-            f"({2 * horizon_days} days: one to train on, one to test on); the data spans "
-            f"{span} days", hint="use a shorter --horizon, or import more history")
+            f"a {horizon_days}-day outcome needs a window before the split to learn from and "
+            f"one after it to test on; the outcomes recorded span {span} days"
+            + (f" ({first:%Y-%m-%d} to {end:%Y-%m-%d})" if pd.notna(first) else ""),
+            hint=f"use --horizon {suggest} or less" if suggest >= 7 else
+            "import more history (opportunities or won deals with their dates)")
     return split
 
 
@@ -152,6 +156,11 @@ def evaluate(rows: pd.DataFrame, events: pd.DataFrame, split: pd.Timestamp,
                          hint="choose a split inside the data's time range")
     x_train, x_test = features(train, train), features(test, train)
     y_train, y_test = train["label"].to_numpy(int), test["label"].to_numpy(int)
+    if y_train.sum() < 5 or y_train.sum() > len(y_train) - 5:
+        raise UsageError(
+            f"the training snapshot at {train_at:%Y-%m-%d} has {int(y_train.sum())} of "
+            f"{len(y_train):,} rows with {label}: at least 5 of each outcome are needed",
+            hint="choose a later --split or a shorter --horizon")
     model = _fit_calibrated(x_train, y_train, categorical, numeric)
     base = _fit_calibrated(x_train, y_train, baseline_categorical, [])
     p, pb = model.predict_proba(x_test)[:, 1], base.predict_proba(x_test)[:, 1]
