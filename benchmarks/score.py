@@ -124,10 +124,7 @@ def simulated_market(directory: Path, accounts: int, days: int, copies: int,
     market = directory / "market"
     summary = simulate(accounts=accounts // copies, days=days, seed=seed, out=market)
     base = demandloop.open(directory / "base")
-    base.ingest(market / "events.jsonl")
-    for kind in ("accounts", "contacts", "opportunities"):
-        base.import_crm(kind, market / f"{kind}.csv")
-    base.import_ip_ranges(market / "ip_ranges.csv")
+    base.load_simulation(market, spend=False)
     base.resolve()
     # the simulation's files are not needed any more: deleting them drops their unwritten
     # pages, which the kernel would otherwise flush during the timed runs

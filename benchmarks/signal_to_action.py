@@ -89,10 +89,7 @@ def run(tmp: Path, n: int) -> None:
     market, d = tmp / "market", tmp / "w"
     simulate(accounts=500, days=90, seed=42, out=market)
     with demandloop.open(d) as ws:
-        ws.ingest(market / "events.jsonl")
-        for kind in ("accounts", "contacts", "opportunities"):
-            ws.import_crm(kind, market / f"{kind}.csv")
-        ws.import_ip_ranges(market / "ip_ranges.csv")
+        ws.load_simulation(market, spend=False)
         ws.resolve()
         ws.score()
         user = ws.store.con.execute(

@@ -56,10 +56,7 @@ def load_market(directory: Path, market: Path, history_every: int = 7) -> Path:
     """A workspace holding a simulated market: ingested, CRM imported, resolved and scored
     every *history_every* days (so stage changes carry dates)."""
     with demandloop.open(directory) as ws:
-        ws.ingest(market / "events.jsonl")
-        for kind in ("accounts", "contacts", "opportunities"):
-            ws.import_crm(kind, market / f"{kind}.csv")
-        ws.import_ip_ranges(market / "ip_ranges.csv")
+        ws.load_simulation(market, spend=False)
         ws.resolve()
         ws.score_history(history_every)
     return directory

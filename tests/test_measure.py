@@ -22,11 +22,7 @@ def market_ws(market: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A scored workspace of the session's simulated market, with its spend."""
     d = tmp_path_factory.mktemp("measure")
     with demandloop.open(d) as ws:
-        ws.ingest(market / "events.jsonl")
-        for kind in ("accounts", "contacts", "opportunities"):
-            ws.import_crm(kind, market / f"{kind}.csv")
-        ws.import_ip_ranges(market / "ip_ranges.csv")
-        ws.import_spend(market / "spend.csv")
+        ws.load_simulation(market)
         ws.resolve()
         ws.score_history(7)
     return d

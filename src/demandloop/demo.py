@@ -40,10 +40,7 @@ def market_quality(seed: int, accounts: int, days: int, folder: Path) -> dict[st
         f"[enrich]\nbrand_terms = {orjson.dumps(truth['brand_terms']).decode()}\n",
         encoding="utf-8")
     with Workspace.open(folder) as ws:
-        ws.ingest(folder / "market" / "events.jsonl")
-        for kind in ("accounts", "contacts", "opportunities"):
-            ws.import_crm(kind, folder / "market" / f"{kind}.csv")
-        ws.import_ip_ranges(folder / "market" / "ip_ranges.csv")
+        ws.load_simulation(folder / "market", spend=False)
         return _evaluate(ws, truth, s.start, days)
 
 
@@ -67,12 +64,9 @@ def run_demo(directory: Path, *, accounts: int = 500, days: int = 90, seed: int 
         f"{s.events:,} events, {s.start} to {s.end} (seed {seed}) -> {market}")
     with Workspace.open(directory) as ws:
         t1 = time.perf_counter()
-        r = ws.ingest(market / "events.jsonl")
+        loaded = ws.load_simulation(market)
+        r = loaded.ingest
         timings["ingest"] = time.perf_counter() - t1
-        crm = {k: ws.import_crm(k, market / f"{k}.csv")
-               for k in ("accounts", "contacts", "opportunities")}
-        crm["ip_ranges"] = ws.import_ip_ranges(market / "ip_ranges.csv")
-        crm["spend"] = ws.import_spend(market / "spend.csv")
         resolved = ws.resolve()
         quality = ws.resolution_quality(truth)
         t2 = time.perf_counter()
@@ -81,9 +75,10 @@ def run_demo(directory: Path, *, accounts: int = 500, days: int = 90, seed: int 
         timings["score"] = time.perf_counter() - t2
         latest = ws.scored_accounts()
         evaluation = _evaluate(ws, truth, s.start, days)
-        say(f"[bold]2. Ingested[/bold] {r.inserted:,} new events ({r.duplicates:,} already "
-            f"stored) in {timings['ingest']:.1f}s; CRM: {crm['accounts']:,} accounts, "
-            f"{crm['contacts']:,} contacts, {crm['opportunities']:,} opportunities")
+        say(f"[bold]2. Loaded[/bold] {r.inserted:,} new events ({r.duplicates:,} already "
+            f"stored) and the CRM in {timings['ingest']:.1f}s: {loaded.accounts:,} accounts, "
+            f"{loaded.contacts:,} contacts, {loaded.opportunities:,} opportunities, "
+            f"{loaded.ip_ranges:,} office IP ranges")
         types = ws.event_counts()
         channels = ws.touch_channels()
         opps = ws.opportunities()
@@ -155,7 +150,9 @@ def run_demo(directory: Path, *, accounts: int = 500, days: int = 90, seed: int 
     return {
         "workspace": str(directory.resolve()),
         "simulation": {k: str(v) if isinstance(v, Path) else v for k, v in s.__dict__.items()},
-        "ingest": r.__dict__, "crm": crm, "counts": counts,
+        "ingest": r.__dict__,
+        "crm": {k: getattr(loaded, k) for k in ("accounts", "contacts", "opportunities",
+                                                "ip_ranges", "spend")}, "counts": counts,
         "resolve": resolved.__dict__, "resolution_quality": quality,
         "score": scored.__dict__, "score_evaluation": evaluation,
         "events_by_type": types.to_dict("records"),

@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import os
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +45,18 @@ from demandloop.store import mail as mailstore
 from demandloop.store.crm import import_crm, import_ip_ranges, import_leads, import_spend
 from demandloop.store.events import IngestResult, Progress, ingest_files
 from demandloop.store.measure import frames
+
+
+@dataclass
+class Loaded:
+    """What :meth:`Workspace.load_simulation` loaded: the ingestion, and rows per import."""
+
+    ingest: IngestResult
+    accounts: int
+    contacts: int
+    opportunities: int
+    ip_ranges: int
+    spend: int
 
 
 class Workspace:
@@ -119,6 +132,19 @@ class Workspace:
         """Import a spend CSV (date, channel, campaign, spend, impressions, clicks); rows for
         a date/channel/campaign already stored are replaced."""
         return import_spend(self.store, read_spend_csv(Path(path)).rows)
+
+    def load_simulation(self, folder: str | Path, *, spend: bool = True) -> Loaded:
+        """Load what ``demandloop simulate`` wrote into *folder* as a user would load their
+        own data: the events, the CRM's accounts, contacts and opportunities, the IP ranges
+        and (with *spend*) the spend file. Nothing is resolved or scored."""
+        market = Path(folder)
+        ingest = self.ingest(market / "events.jsonl")
+        crm = {kind: self.import_crm(kind, market / f"{kind}.csv")
+               for kind in ("accounts", "contacts", "opportunities")}
+        ranges = self.import_ip_ranges(market / "ip_ranges.csv")
+        spent = self.import_spend(market / "spend.csv") if spend else 0
+        return Loaded(ingest=ingest, accounts=crm["accounts"], contacts=crm["contacts"],
+                      opportunities=crm["opportunities"], ip_ranges=ranges, spend=spent)
 
     def import_ip_ranges(self, path: str | Path) -> int:
         """Import company IP ranges (``cidr`` or ``start,end`` + ``domain``/``organisation``)."""
