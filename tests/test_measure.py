@@ -311,7 +311,7 @@ def test_cohorts_read_in_date_order_and_surging_accounts_name_topics(market_ws: 
 
 
 def test_a_fit_report_with_a_one_sided_test_set_warns(capsys) -> None:  # type: ignore[no-untyped-def]
-    from demandloop.cli_measure import _print_report
+    from demandloop.cli.base import _print_report
     from demandloop.score.predictive import Report
 
     r = Report(train_rows=100, test_rows=40, test_positives=0, auc=float("nan"),

@@ -1,5 +1,5 @@
-"""``demandloop report funnel|health|attribution|pipeline|scorecard|html`` and
-``demandloop import spend``: the measure stage's commands (registered on the main CLI)."""
+"""``demandloop report funnel|health|attribution|pipeline|scorecard|html|conversion|
+lead-scoring|sla``: the measure stage's commands."""
 
 from __future__ import annotations
 
@@ -9,29 +9,29 @@ from typing import TYPE_CHECKING, Any
 
 import typer
 
-from demandloop.cli import (
+from demandloop.cli.base import (
+    HorizonOpt,
     JsonOpt,
     _date,
     _json,
     _open,
+    _print_report,
     _records,
     _say,
     _table,
     err,
-    fit_app,
-    import_app,
     out,
     report_app,
 )
 from demandloop.errors import UsageError
 from demandloop.lazy import LazyModule
 from demandloop.measure.names import ALL_MODELS, DEFAULT_MODELS, DIMENSIONS, STAGES
-from demandloop.progress import LazyProgress
 
 if TYPE_CHECKING:
     import pandas as pd
-else:  # imported on first use: --help and the quick commands need no pandas
+else:  # imported on first use: 'demandloop --help' and the quick commands need none
     pd = LazyModule("pandas")
+
 
 CsvOpt = typer.Option(False, "--csv", help="Print CSV instead of tables.")
 
@@ -46,16 +46,6 @@ def _emit(df: pd.DataFrame, title: str, as_json: bool, as_csv: bool,
         df.to_csv(sys.stdout, index=False)
     else:
         out.print(_table(df, title, formats))
-
-
-@import_app.command("spend")
-def import_spend(file: Path = typer.Argument(..., help="CSV: date, channel, campaign, spend, "
-                                             "impressions, clicks."),
-                 as_json: bool = JsonOpt) -> None:
-    """Import ad/program spend (for CPL, cost per opportunity and ROI in the funnel)."""
-    with _open() as ws:
-        n = ws.import_spend(file)
-    _say(as_json, {"imported": n, "file": str(file)}, f"{n:,} spend rows imported from {file}")
 
 
 @report_app.command("funnel")
@@ -213,46 +203,6 @@ def report_conversion(
         _json(_records(df))
         return
     out.print(_table(df, f"MQL -> won by {by}", {"rate": "{:.1%}", "mqls": "{:,}"}))
-
-
-def _print_report(r: Any, title: str, as_json: bool) -> None:
-    warning = None
-    if r.test_positives == 0 or r.test_positives == r.test_rows:
-        kind = "positive" if r.test_positives == 0 else "negative"
-        warning = (f"the test set after {r.split} has no {kind} record: AUC and calibration "
-                   "cannot be measured on it (choose another --split)")
-    if as_json:
-        _json({**r.__dict__, "warning": warning} if warning else r.__dict__)
-        return
-    if warning:
-        err.print(f"warning: {warning}", markup=False, highlight=False, soft_wrap=True)
-    out.print(f"{title}, point in time. Label: {r.label}. Trained on the {r.train_rows:,} "
-              f"records open at {r.train_at} ({r.train_positives:,} positive, all known by "
-              f"{r.split}); tested on the {r.test_rows:,} open at {r.split} "
-              f"({r.test_positives:,} positive); mean predicted {r.mean_predicted:.3f} vs "
-              f"observed {r.observed_rate:.3f}")
-    out.print(_table(pd.DataFrame([
-        {"model": "predictive", "AUC": r.auc, "Brier": r.brier},
-        {"model": "baseline", "AUC": r.baseline_auc, "Brier": r.baseline_brier}]),
-        "held-out quality (time split)", {"AUC": "{:.3f}", "Brier": "{:.4f}"}))
-    out.print(_table(pd.DataFrame(r.calibration), "calibration (test set, quantile bins)",
-                     {"predicted": "{:.3f}", "observed": "{:.3f}"}))
-
-
-HorizonOpt = typer.Option(90, "--horizon", min=1, max=3650, metavar="DAYS",
-                          help="The outcome window: what happens within DAYS of a snapshot.")
-
-
-@fit_app.command("train")
-def fit_train(split: str | None = typer.Option(
-                  None, "--split", help="Test snapshot date (YYYY-MM-DD); training is one "
-                  "horizon earlier. Default: the latest whose outcome window has ended."),
-              horizon: int = HorizonOpt, as_json: bool = JsonOpt) -> None:
-    """Predictive fit: learn which accounts open an opportunity within the horizon, from
-    firmographics and how they came in; stores each account's probability."""
-    with _open() as ws, LazyProgress(err, "training the fit model", None):
-        r = ws.train_fit(_date(split) if split else None, horizon)
-    _print_report(r, "predictive fit (baseline: industry alone)", as_json)
 
 
 @report_app.command("lead-scoring")

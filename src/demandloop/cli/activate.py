@@ -1,5 +1,5 @@
-"""``demandloop sequences list|validate|run|enrolments|messages`` and
-``demandloop suppress add|remove|list|import`` (registered on the main CLI)."""
+"""``demandloop workflows``, ``audiences``, ``sequences``, ``suppress`` and ``mail check``:
+the activate stage's commands."""
 
 from __future__ import annotations
 
@@ -10,17 +10,186 @@ from typing import TYPE_CHECKING
 
 import typer
 
-from demandloop.cli import JsonOpt, _json, _open, _records, _say, _table, app, out
+from demandloop.cli.base import (
+    JsonOpt,
+    _date,
+    _json,
+    _open,
+    _records,
+    _say,
+    _table,
+    app,
+    out,
+)
 from demandloop.errors import InputError
 from demandloop.lazy import LazyModule
 
 if TYPE_CHECKING:
     import pandas as pd
-else:  # imported on first use: --help and the quick commands need no pandas
+else:  # imported on first use: 'demandloop --help' and the quick commands need none
     pd = LazyModule("pandas")
+
+
+audiences_app = typer.Typer(no_args_is_help=True, help="Audiences: segments for ad platforms.")
+
+
+app.add_typer(audiences_app, name="audiences")
+
+
+@audiences_app.command("list")
+def audiences_list(as_json: bool = JsonOpt) -> None:
+    """Saved segments ([[activate.segments]]) and the lists workflows fill
+    (add_to_audience), with their current size."""
+    with _open() as ws:
+        rows = [{"name": s.name, "entity": s.entity, "members": len(ws.segment(s.name)[1]),
+                 "description": s.description} for s in ws.segments()]
+        named = {r["name"] for r in rows}
+        rows += [{"name": name, "entity": "account", "members": n,
+                  "description": "filled by workflows (add_to_audience)"}
+                 for name, n in ws.audience_lists().items() if name not in named]
+    if as_json:
+        _json(rows)
+        return
+    out.print(_table(pd.DataFrame(rows, columns=["name", "entity", "members", "description"]),
+                     "segments"))
+
+
+@audiences_app.command("export")
+def audiences_export(
+    name: str = typer.Argument(..., help="Segment name (see 'audiences list')."),
+    fmt: str = typer.Option("csv", "--format", help="csv, linkedin (accounts) or google "
+                            "(people, hashed Customer Match)."),
+    path: Path = typer.Option(..., "--out", help="CSV file to write."),
+    as_json: bool = JsonOpt,
+) -> None:
+    """Write a segment in the format an ad platform uploads."""
+    with _open() as ws:
+        n, warnings = ws.export_audience(name, fmt, path)
+    if as_json:
+        _json({"rows": n, "segment": name, "format": fmt, "path": str(path),
+               "warnings": warnings})
+        return
+    out.print(f"wrote {n:,} rows of '{name}' ({fmt}) to {path}")
+    for w in warnings:
+        out.print(f"[yellow]warning:[/yellow] {w}")
+
+
+workflows_app = typer.Typer(no_args_is_help=True, help="Workflows: signal -> route -> alert.")
+
+
+app.add_typer(workflows_app, name="workflows")
+
+
+@workflows_app.command("validate")
+def workflows_validate(as_json: bool = JsonOpt) -> None:
+    """Check demandloop.toml's and workflows/*.toml's workflows; exit 0 when all are valid."""
+    with _open() as ws:
+        flows = ws.workflows()
+    if as_json:
+        _json({"valid": [w.name for w in flows]})
+        return
+    out.print(f"{len(flows)} workflow(s) valid: {', '.join(w.name for w in flows) or '(none)'}")
+
+
+@workflows_app.command("list")
+def workflows_list(as_json: bool = JsonOpt) -> None:
+    """Workflows: trigger, conditions and actions."""
+    with _open() as ws:
+        rows = [{"name": w.name, "enabled": w.enabled,
+                 "when": w.when.trigger + "".join(
+                     f" {k}={v}" for k, v in w.when.model_dump().items()
+                     if k != "trigger" and v is not None),
+                 "if": " and ".join(f"{c.field} {c.op} {c.value}" for c in w.if_) or "-",
+                 "then": " -> ".join(a.action for a in w.then)} for w in ws.workflows()]
+    if as_json:
+        _json(rows)
+        return
+    out.print(_table(pd.DataFrame(rows, columns=["name", "enabled", "when", "if", "then"]),
+                     "workflows"))
+
+
+@workflows_app.command("run")
+def workflows_run(
+    dry_run: bool = typer.Option(False, "--dry-run", help="List the actions a run would "
+                                 "enqueue; change nothing."),
+    since: str | None = typer.Option(None, "--since", help="Replay the signals after this "
+                                     "date (YYYY-MM-DD), e.g. for a workflow added later; "
+                                     "what already fired is not repeated."),
+    as_json: bool = JsonOpt,
+) -> None:
+    """Fire workflows on what changed since the last run (run after 'score'), then carry out
+    every due action (retries included)."""
+
+    with _open() as ws:
+        r = ws.run_workflows(since=_date(since) if since else None, dry_run=dry_run)
+    if as_json:
+        _json(r.__dict__)
+        return
+    if dry_run:
+        out.print(f"dry run: {r.fired:,} firing(s) would enqueue {r.enqueued:,} new "
+                  f"action(s){f' ({r.stale:,} signal(s) too old to fire)' if r.stale else ''}"
+                  "; nothing was changed")
+        for line in r.details:
+            out.print(f"  {line}", markup=False, highlight=False)
+        return
+    out.print(f"{r.fired:,} firing(s), {r.enqueued:,} new action(s); done {r.done:,}, "
+              f"retrying {r.retried:,}, dead {r.dead:,}; {r.enrolled:,} enrolled"
+              + (f"; {r.stale:,} signal(s) older than activate.max_signal_age_days skipped"
+                 if r.stale else ""))
+    for line in r.details[:20]:
+        out.print(f"  {line}")
+
+
+@workflows_app.command("history")
+def workflows_history(
+    account: str | None = typer.Option(None, "--account", help="One account's trail."),
+    as_json: bool = JsonOpt,
+) -> None:
+    """The audit trail: every action taken, pending, retried or dead, newest first."""
+    with _open() as ws:
+        df = ws.workflow_history(account)
+    if as_json:
+        _json(_records(df))
+        return
+    out.print(_table(df.drop(columns=["trigger"]), "workflow history"))
+
+
+mail_app = typer.Typer(no_args_is_help=True, help="Email deliverability.")
+
+
+app.add_typer(mail_app, name="mail")
+
+
+@mail_app.command("check")
+def mail_check(
+    domain: str = typer.Argument(..., help="The domain you send from (e.g. acme.com)."),
+    selector: list[str] = typer.Option([], "--selector",
+                                       help="DKIM selector(s) you sign with (default: common "
+                                       "ones)."),
+    nameserver: str | None = typer.Option(None, "--nameserver",
+                                          help="Ask this DNS server (IP or IP:PORT)."),
+    as_json: bool = JsonOpt,
+) -> None:
+    """Check SPF, DKIM and DMARC and say what to fix; exits 1 when a check fails."""
+    from demandloop.activate import mail
+    from demandloop.serve.dns import txt_lookup
+
+    selectors = tuple(selector) or mail.DEFAULT_SELECTORS
+    findings = mail.check(domain, txt_lookup(nameserver), selectors)
+    if as_json:
+        _json([f.__dict__ for f in findings])
+    else:
+        colour = {"ok": "green", "warn": "yellow", "fail": "bold red"}
+        for f in findings:
+            out.print(f"[{colour[f.status]}]{f.status.upper():4}[/] {f.check:5} {f.message}")
+    if any(f.status == "fail" for f in findings):
+        raise typer.Exit(1)
+
 
 sequences_app = typer.Typer(no_args_is_help=True,
                             help="Sequences: personalised multi-step email, sent safely.")
+
+
 app.add_typer(sequences_app, name="sequences")
 
 
@@ -109,6 +278,8 @@ def sequences_messages(as_json: bool = JsonOpt) -> None:
 
 suppress_app = typer.Typer(no_args_is_help=True,
                            help="The suppression list: addresses never mailed.")
+
+
 app.add_typer(suppress_app, name="suppress")
 
 

@@ -1,0 +1,197 @@
+"""What every command group shares: the root app and its sub-apps, the consoles, opening
+the workspace, and rendering (JSON, tables, one sentence)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import orjson
+import typer
+from rich.console import Console
+
+from demandloop.errors import NotFoundError, UsageError
+from demandloop.lazy import LazyModule
+from demandloop.render import frame_table
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from demandloop.workspace import Workspace
+else:  # imported on first use: 'demandloop --help' and the quick commands need none
+    pd = LazyModule("pandas")
+
+
+CONFIG_FILE = "demandloop.toml"
+
+
+app = typer.Typer(
+    add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+    help="Account-based go-to-market engine: collect, resolve, score, act, measure.",
+)
+
+
+import_app = typer.Typer(no_args_is_help=True, help="Import CRM exports, Olist data or Parquet.")
+
+
+report_app = typer.Typer(no_args_is_help=True, help="Reports over the workspace.")
+
+
+config_app = typer.Typer(no_args_is_help=True, help="Show or create the configuration.")
+
+
+app.add_typer(import_app, name="import")
+
+
+app.add_typer(report_app, name="report")
+
+
+app.add_typer(config_app, name="config")
+
+
+explain_app = typer.Typer(no_args_is_help=True, help="Explain the signals behind a record.")
+
+
+data_app = typer.Typer(no_args_is_help=True, help="Maintain shipped data files.")
+
+
+fit_app = typer.Typer(no_args_is_help=True, help="Predictive fit models.")
+
+
+app.add_typer(fit_app, name="fit")
+
+
+app.add_typer(explain_app, name="explain")
+
+
+app.add_typer(data_app, name="data")
+
+
+def _console(stderr: bool = False) -> Console:
+    """The terminal's own width; piped output (a file, less, CI logs) is not cut at 80
+    columns as Rich would do, but at $COLUMNS or 200."""
+    stream = sys.stderr if stderr else sys.stdout
+    width = None if stream.isatty() else int(os.environ.get("COLUMNS", "0") or 0) or 200
+    return Console(stderr=stderr, width=width)
+
+
+out = _console()
+
+
+err = _console(stderr=True)
+
+
+_state: dict[str, Any] = {"workspace": Path("."), "debug": False}
+
+
+JsonOpt = typer.Option(False, "--json", help="Print JSON instead of tables.")
+
+
+HorizonOpt = typer.Option(90, "--horizon", min=1, max=3650, metavar="DAYS",
+                          help="The outcome window: what happens within DAYS of a snapshot.")
+
+
+def _version(value: bool) -> None:
+    if value:
+        from demandloop import __version__
+
+        out.print(f"demandloop {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _global(
+    workspace: Path = typer.Option(
+        Path("."), "--workspace", "-w", envvar="DEMANDLOOP_DIR",
+        help="Workspace directory (holds demandloop.toml and the database).",
+    ),
+    debug: bool = typer.Option(False, "--debug", help="Show tracebacks on errors."),
+    version: bool = typer.Option(False, "--version", is_eager=True, callback=_version,
+                                 help="Print the version and exit."),
+) -> None:
+    _state["workspace"], _state["debug"] = workspace, debug
+
+
+def _workspace_dir() -> Path:
+    """The workspace folder, which must exist: only 'init' (and 'demo') create one, so a
+    misspelt -w is an error, not a new empty workspace."""
+    d = Path(_state["workspace"])
+    if d.suffix == ".duckdb" and d.is_file():
+        return d
+    settings_file = d / CONFIG_FILE
+    if d.is_dir() and (settings_file.is_file() or any(d.glob("*.duckdb"))):
+        return d
+    raise NotFoundError(f"no demandloop workspace in {d}",
+                        hint=f"run 'demandloop init {d}' to create one, or pass the right "
+                        "folder with -w")
+
+
+def _open(path: Path | None = None) -> Workspace:
+    from demandloop.workspace import Workspace
+
+    return Workspace.open(path or _workspace_dir())
+
+
+def _json(data: Any) -> None:
+    sys.stdout.write(orjson.dumps(data, default=str, option=orjson.OPT_INDENT_2
+                                  | orjson.OPT_SERIALIZE_NUMPY).decode() + "\n")
+
+
+def _records(df: pd.DataFrame) -> list[dict[str, Any]]:
+    clean = df.astype(object).where(df.notna(), None)
+    return [{str(k): v for k, v in row.items()} for row in clean.to_dict("records")]
+
+
+def _table(df: pd.DataFrame, title: str, formats: dict[str, str] | None = None) -> Any:
+    """A frame as a table that fits the terminal (see :func:`frame_table`)."""
+    return frame_table(df, title, formats, width=out.width)
+
+
+def _say(as_json: bool, data: dict[str, Any], message: str) -> None:
+    """A command's outcome: *data* as JSON with ``--json``, else the sentence."""
+    if as_json:
+        _json(data)
+    else:
+        out.print(message)
+
+
+def _date(text: str) -> dt.datetime:
+    try:
+        return dt.datetime.fromisoformat(text)
+    except ValueError:
+        raise UsageError(f"'{text}' is not a date", hint="use YYYY-MM-DD") from None
+
+
+def _is_interrupt(exc: BaseException) -> bool:
+    """Ctrl-C inside a DuckDB query surfaces as DuckDB's interrupt, not KeyboardInterrupt."""
+    import duckdb
+
+    return isinstance(exc, duckdb.InterruptException) or (
+        isinstance(exc, RuntimeError) and "interrupted" in str(exc).lower())
+
+
+def _print_report(r: Any, title: str, as_json: bool) -> None:
+    warning = None
+    if r.test_positives == 0 or r.test_positives == r.test_rows:
+        kind = "positive" if r.test_positives == 0 else "negative"
+        warning = (f"the test set after {r.split} has no {kind} record: AUC and calibration "
+                   "cannot be measured on it (choose another --split)")
+    if as_json:
+        _json({**r.__dict__, "warning": warning} if warning else r.__dict__)
+        return
+    if warning:
+        err.print(f"warning: {warning}", markup=False, highlight=False, soft_wrap=True)
+    out.print(f"{title}, point in time. Label: {r.label}. Trained on the {r.train_rows:,} "
+              f"records open at {r.train_at} ({r.train_positives:,} positive, all known by "
+              f"{r.split}); tested on the {r.test_rows:,} open at {r.split} "
+              f"({r.test_positives:,} positive); mean predicted {r.mean_predicted:.3f} vs "
+              f"observed {r.observed_rate:.3f}")
+    out.print(_table(pd.DataFrame([
+        {"model": "predictive", "AUC": r.auc, "Brier": r.brier},
+        {"model": "baseline", "AUC": r.baseline_auc, "Brier": r.baseline_brier}]),
+        "held-out quality (time split)", {"AUC": "{:.3f}", "Brier": "{:.4f}"}))
+    out.print(_table(pd.DataFrame(r.calibration), "calibration (test set, quantile bins)",
+                     {"predicted": "{:.3f}", "observed": "{:.3f}"}))

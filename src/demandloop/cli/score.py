@@ -1,0 +1,173 @@
+"""``demandloop score``, ``accounts``, ``explain account`` and ``fit train``: the score
+stage's commands."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import typer
+
+from demandloop.cli.base import (
+    HorizonOpt,
+    JsonOpt,
+    _date,
+    _json,
+    _open,
+    _print_report,
+    _records,
+    _table,
+    app,
+    err,
+    explain_app,
+    fit_app,
+    out,
+)
+from demandloop.errors import UsageError
+from demandloop.lazy import LazyModule
+from demandloop.progress import LazyProgress
+
+if TYPE_CHECKING:
+    import pandas as pd
+else:  # imported on first use: 'demandloop --help' and the quick commands need none
+    pd = LazyModule("pandas")
+
+
+SORTS = {"engagement": "engagement", "intent": "intent", "fit": "fit", "people": "people",
+         "coverage": "committee_coverage"}
+
+
+@app.command()
+def accounts(
+    stage: str | None = typer.Option(None, "--stage", help="Only accounts in this stage."),
+    sort: str = typer.Option("engagement", "--sort",
+                             help="engagement, intent, fit, people or coverage."),
+    days: int = typer.Option(30, "--days", help="Activity window before 'score' has run."),
+    limit: int = typer.Option(20, "--limit", help="How many accounts."),
+    as_json: bool = JsonOpt,
+) -> None:
+    """Accounts from the latest scores (fit, engagement, intent, stage, committee), or by
+    recent touches before 'demandloop score' has run."""
+    if sort not in SORTS:
+        raise UsageError(f"cannot sort by '{sort}'", hint=f"use one of {', '.join(SORTS)}")
+    with _open() as ws:
+        scores = ws.scored_accounts()
+        if not scores.empty:
+            names = [s.name for s in ws.settings.score.stages] + ["unaware"]
+            if stage is not None and stage not in names:
+                raise UsageError(f"unknown stage '{stage}'",
+                                 hint=f"stages: {', '.join(names)}")
+            _scored_accounts(scores, stage, SORTS[sort], limit, as_json)
+            return
+        if stage is not None:
+            raise UsageError("no stages yet", hint="run 'demandloop score' first")
+        df = ws.ranked_accounts(days=days, limit=limit)
+        no_touches = ws.counts()["touches"] == 0
+    if as_json:
+        _json(_records(df))
+        return
+    if no_touches:
+        err.print("no touches yet: run 'demandloop resolve' after ingesting events")
+        return
+    out.print(_table(df, f"most active accounts, last {days} days"))
+
+
+def _scored_accounts(scores: pd.DataFrame, stage: str | None, sort: str, limit: int,
+                     as_json: bool) -> None:
+    df = scores.drop(columns=["recent"]).assign(
+        missing_roles=scores["missing_roles"].map(", ".join))
+    if stage is not None:
+        df = df[df["stage"] == stage]
+    df = df.sort_values([sort, "account"], ascending=[False, True]).head(limit)
+    if as_json:
+        _json(_records(df))
+        return
+    out.print(_table(df.drop(columns=["missing_roles"]), "accounts (latest scores)",
+                     {"committee_coverage": "{:.0%}"}))
+
+
+@app.command()
+def score(
+    backfill: int | None = typer.Option(
+        None, "--backfill", metavar="DAYS",
+        help="Also score every DAYS days from the first touch, each knowing only what was "
+        "known then, so stage history has dates."),
+    as_of: str | None = typer.Option(
+        None, "--as-of", metavar="DATE",
+        help="Score as of DATE (YYYY-MM-DD[THH:MM]) knowing only what was known then: events "
+        "up to DATE, and CRM rows, contacts, IP ranges and opportunities created by then."),
+    as_json: bool = JsonOpt,
+) -> None:
+    """Score every account: ICP fit, engagement, intent surge, stage and priority (the order
+    to work accounts in); run after 'resolve'."""
+    if as_of is not None and backfill is not None:
+        raise UsageError("--as-of and --backfill do not go together",
+                         hint="--backfill scores every DAYS days up to the last touch")
+    when = _date(as_of) if as_of is not None else None
+    with _open() as ws:
+        if backfill is None:
+            with LazyProgress(err, "scoring", None):
+                r = ws.score(when, point_in_time=when is not None)
+        else:
+            with LazyProgress(err, "scoring history", None, unit="snapshots") as bar:
+                r = ws.score_history(backfill, progress=bar.step)[-1]
+        top = ws.store.con.execute(
+            "SELECT entity_id AS account, round((details ->> '$.priority')::DOUBLE, 2) "
+            "AS priority, round(fit, 1) AS fit, "
+            "details ->> '$.fit_band' AS band, round(engagement, 1) AS engagement, "
+            "round(intent, 2) AS surge, (details ->> '$.surging')::BOOLEAN AS surging, "
+            "stage, (details ->> '$.people')::INT AS people FROM scores "
+            "WHERE workspace_id = ? AND as_of = ? AND entity = 'account' "
+            "ORDER BY (details ->> '$.priority')::DOUBLE DESC, account LIMIT 15",
+            [ws.store.workspace_id, r.as_of]).df()
+    if as_json:
+        _json({**r.__dict__, "top": _records(top)})
+        return
+    out.print(f"scored {r.accounts:,} accounts as of {r.as_of:%Y-%m-%d %H:%M}: "
+              f"{r.strong_fit:,} strong fit, {r.surging:,} surging; stages: "
+              + ", ".join(f"{k} {v:,}" for k, v in r.stages.items())
+              + f"; {r.stage_changes:,} stage changes; {r.mqls:,} MQLs")
+    if r.known:
+        out.print("known then (of stored now): " + ", ".join(
+            f"{name} {then:,} of {now:,}" for name, (then, now) in r.known.items())
+            + " (a row without a creation date is known from its import)")
+    out.print(_table(top, "accounts by priority (fit x engagement: work them in this order)"))
+
+
+@explain_app.command("account")
+def explain_account(key: str = typer.Argument(..., help="Account domain or id."),
+                    as_json: bool = JsonOpt) -> None:
+    """Fit criteria, the signals behind engagement (decayed), surge, stage history."""
+    with _open() as ws:
+        info = ws.explain_account(key)
+    if as_json:
+        _json(info)
+        return
+    f, e, i = info["fit"], info["engagement"], info["intent"]
+    out.print(f"[bold]{info['account_id']}[/bold]  stage: {info['stage']}  (as of "
+              f"{info['as_of'][:16]})", highlight=False)
+    out.print(f"fit {f['score']:.1f} ({f['band']}): " + "; ".join(f["criteria"] or []),
+              highlight=False)
+    out.print(f"engagement {e['score']:.1f} from {e['touches']} touches by {e['people']} "
+              f"people; intent surge {i['surge']:.2f}"
+              + (f" (surging on {', '.join(i['topics'])})" if i["topics"] else ""),
+              highlight=False)
+    out.print("stage because: " + "; ".join(info["stage_reasons"] or []), highlight=False)
+    c = info["committee"]
+    out.print(f"buying committee: {c['coverage']:.0%} covered; missing: "
+              f"{', '.join(c['missing_roles']) or 'none'}", highlight=False)
+    out.print(_table(pd.DataFrame(e["top_signals"]), "top signals (weight x decay)"))
+    if info["stage_history"]:
+        out.print(_table(pd.DataFrame(info["stage_history"]).drop(columns=["reasons"]),
+                         "stage history"))
+
+
+@fit_app.command("train")
+def fit_train(split: str | None = typer.Option(
+                  None, "--split", help="Test snapshot date (YYYY-MM-DD); training is one "
+                  "horizon earlier. Default: the latest whose outcome window has ended."),
+              horizon: int = HorizonOpt, as_json: bool = JsonOpt) -> None:
+    """Predictive fit: learn which accounts open an opportunity within the horizon, from
+    firmographics and how they came in; stores each account's probability."""
+    with _open() as ws, LazyProgress(err, "training the fit model", None):
+        r = ws.train_fit(_date(split) if split else None, horizon)
+    _print_report(r, "predictive fit (baseline: industry alone)", as_json)

@@ -1,0 +1,91 @@
+"""``demandloop serve`` and ``demandloop keys create|list|revoke``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import typer
+
+from demandloop.cli.base import (
+    JsonOpt,
+    _json,
+    _say,
+    _table,
+    _workspace_dir,
+    app,
+    out,
+)
+from demandloop.lazy import LazyModule
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from demandloop.store import keys as keystore
+else:  # imported on first use: 'demandloop --help' and the quick commands need none
+    pd = LazyModule("pandas")
+    keystore = LazyModule("demandloop.store.keys")
+
+
+keys_app = typer.Typer(no_args_is_help=True, help="Write keys for SDKs and dl.js.")
+
+
+app.add_typer(keys_app, name="keys")
+
+
+def _dir() -> Path:
+    return _workspace_dir()
+
+
+@app.command()
+def serve(
+    host: str | None = typer.Option(None, "--host", help="Address (collector.host)."),
+    port: int | None = typer.Option(None, "--port", help="Port (collector.port)."),
+    workers: int | None = typer.Option(None, "--workers", help="HTTP worker processes."),
+    access_log: bool = typer.Option(True, "--access-log/--no-access-log",
+                                    help="One JSON line per request on stderr."),
+) -> None:
+    """Run the Segment-compatible collector: /v1/batch, /v1/track, ..., /dl.js, /metrics."""
+    from demandloop.serve.run import serve as run
+
+    run(_dir(), host=host, port=port, workers=workers, access_log=access_log)
+
+
+@keys_app.command("create")
+def keys_create(
+    name: str = typer.Option("", "--name", help="What the key is for (e.g. 'website')."),
+    workspace_id: str | None = typer.Option(None, "--workspace-id",
+                                            help="Workspace the key writes to."),
+    as_json: bool = JsonOpt,
+) -> None:
+    """Create a write key; it is shown once, store it in your SDK's configuration."""
+    from demandloop.config import Settings
+
+    directory = _dir()
+    ws_id = workspace_id or Settings.load(directory).workspace.id
+    key, info = keystore.create(directory, ws_id, name)
+    if as_json:
+        _json({"key": key, **info.__dict__})
+        return
+    out.print(f"write key for workspace '{ws_id}' (shown once): [bold]{key}[/bold]")
+
+
+@keys_app.command("list")
+def keys_list(as_json: bool = JsonOpt) -> None:
+    """Write keys: id (the key's first characters), workspace, name, created, revoked."""
+    rows = [k.__dict__ for k in keystore.list_keys(_dir())]
+    if as_json:
+        _json(rows)
+        return
+    import pandas as pd
+
+    out.print(_table(pd.DataFrame(rows, columns=["id", "workspace", "name", "created_at",
+                                                 "revoked_at"]), "write keys"))
+
+
+@keys_app.command("revoke")
+def keys_revoke(key: str = typer.Argument(..., help="The key, or its id from 'keys list'."),
+                as_json: bool = JsonOpt) -> None:
+    """Revoke a write key: the collector refuses it within a second (401)."""
+    info = keystore.revoke(_dir(), key)
+    _say(as_json, info.__dict__, f"revoked {info.id} (workspace '{info.workspace}')")
