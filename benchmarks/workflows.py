@@ -38,7 +38,7 @@ import pandas as pd
 
 import demandloop
 from demandloop.activate.workflows import Inputs, firings, jobs
-from demandloop.config_activate import StepSetting, WorkflowSetting
+from demandloop.config.activate import StepSetting, WorkflowSetting
 from demandloop.serve import webhooks
 
 

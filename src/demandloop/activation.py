@@ -25,7 +25,7 @@ from pydantic import TypeAdapter, ValidationError
 from demandloop import sequencing
 from demandloop.activate.actions import ACTIONS
 from demandloop.activate.workflows import Inputs, firings, jobs
-from demandloop.config_activate import WorkflowSetting, check_enrolments
+from demandloop.config.activate import WorkflowSetting, check_enrolments
 from demandloop.errors import ConfigError
 from demandloop.serve import webhooks
 from demandloop.store import jobs as jobstore

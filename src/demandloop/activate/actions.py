@@ -27,7 +27,7 @@ import orjson
 import pandas as pd
 
 from demandloop.activate import sequences
-from demandloop.activate.audiences import Condition, select
+from demandloop.conditions import Condition, select
 
 
 @dataclass

@@ -23,34 +23,17 @@ Example:
 from __future__ import annotations
 
 import hashlib
-import operator
-from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import pandas as pd
 
+from demandloop.conditions import Condition, select
+from demandloop.config.conditions import ACCOUNT_FIELDS, PERSON_FIELDS, fields_for
 from demandloop.errors import InputError, UsageError
 
-#: fields an account segment may name (CRM fields and the latest scores)
-ACCOUNT_FIELDS: dict[str, str] = {
-    "account_id": "account id (the domain when known)", "domain": "website domain",
-    "name": "company name", "industry": "industry", "employees": "employee count",
-    "revenue": "annual revenue", "country": "country code", "target": "target account flag",
-    "tier": "account tier", "owner": "account owner", "stage": "buying stage",
-    "fit": "ICP fit 0-100", "band": "fit band (Strong, Moderate, Weak)",
-    "engagement": "decayed engagement", "intent": "surge ratio", "surging": "surging now",
-    "people": "people engaged", "committee_coverage": "buying-committee coverage 0-1",
-}
-#: fields a person segment may name (plus every account field prefixed ``account_``)
-PERSON_FIELDS: dict[str, str] = {
-    "person_id": "person id", "email": "email", "first_name": "first name",
-    "last_name": "last name", "title": "job title", "seniority": "seniority",
-    "job_function": "job function",
-    **{f"account_{k}": f"their account's {v}" for k, v in ACCOUNT_FIELDS.items()
-       if k != "account_id"},
-    "account_id": "their account's id",
-}
+__all__ = ["ACCOUNT_FIELDS", "PERSON_FIELDS", "Condition", "Segment", "fields_for", "select"]
+
 FORMATS = ("csv", "linkedin", "google")
 LINKEDIN_COLUMNS = ("companyname", "companywebsite", "companyemaildomain",
                     "linkedincompanypageurl", "stocksymbol", "industry", "city", "state",
@@ -59,53 +42,12 @@ GOOGLE_COLUMNS = ("Email", "Phone", "First Name", "Last Name", "Country", "Zip")
 LINKEDIN_MINIMUM = 300
 
 
-def _in(a: Any, b: Any) -> Any:
-    return a.isin(list(b) if isinstance(b, list | tuple) else [b])
-
-
-OPS: dict[str, Callable[[Any, Any], Any]] = {
-    "==": operator.eq, "!=": operator.ne, ">=": operator.ge, ">": operator.gt,
-    "<=": operator.le, "<": operator.lt, "in": _in,
-    "not_in": lambda a, b: ~_in(a, b),
-    "contains": lambda a, b: a.astype(str).str.contains(str(b), case=False, regex=False),
-}
-
-
-@dataclass(frozen=True)
-class Condition:
-    field: str
-    op: str
-    value: Any
-
-
 @dataclass(frozen=True)
 class Segment:
     name: str
     entity: str
     conditions: tuple[Condition, ...]
     description: str = ""
-
-
-def fields_for(entity: str) -> dict[str, str]:
-    if entity not in ("account", "person"):
-        raise UsageError(f"unknown segment entity '{entity}'", hint="use account or person")
-    return ACCOUNT_FIELDS if entity == "account" else PERSON_FIELDS
-
-
-def select(rows: pd.DataFrame, conditions: Sequence[Condition]) -> pd.DataFrame:
-    """The rows meeting every condition (missing values never match)."""
-    mask = pd.Series(True, index=rows.index)
-    for c in conditions:
-        if c.op not in OPS:
-            raise UsageError(f"unknown operator '{c.op}'", hint=f"use {', '.join(OPS)}")
-        col = rows[c.field]
-        try:
-            hit = OPS[c.op](col, c.value)
-        except TypeError:
-            raise UsageError(f"segment condition {c.field} {c.op} {c.value!r}: the value "
-                             f"does not compare with {c.field}") from None
-        mask &= pd.Series(hit, index=rows.index).fillna(False).astype(bool) & col.notna()
-    return rows[mask]
 
 
 def _sha256(value: Any) -> str:

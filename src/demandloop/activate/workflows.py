@@ -29,7 +29,7 @@ from typing import Any
 import orjson
 import pandas as pd
 
-from demandloop.activate.audiences import Condition, select
+from demandloop.conditions import Condition, select
 
 FIRING_COLUMNS = ["account_id", "key", "why"]
 

@@ -7,71 +7,24 @@ match is the account's stage (``unaware`` when none matches). MQL for people use
 condition language over person features, in the same ``[score]`` section, so marketing
 reports and sales routing read one definition.
 
-Every condition is a field, an operator and a value; a rule naming an unknown field fails
-when the configuration loads.
+Every condition is a field, an operator and a value, in the one condition language of
+:mod:`demandloop.conditions`; a rule naming an unknown field fails when the configuration
+loads (the fields a rule may name are in :mod:`demandloop.config.conditions`).
 """
 
 from __future__ import annotations
 
-import operator
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-OPS: dict[str, Callable[[Any, Any], Any]] = {
-    ">=": operator.ge, ">": operator.gt, "<=": operator.le, "<": operator.lt,
-    "==": operator.eq, "!=": operator.ne,
-}
+from demandloop.conditions import Condition, describe_column, mask
+from demandloop.config.conditions import ACCOUNT_FEATURES, PERSON_FEATURES, SENIORITY_RANK
 
-#: account features a stage rule may name
-ACCOUNT_FEATURES: dict[str, str] = {
-    "fit": "ICP fit, 0-100",
-    "engagement": "decayed, capped engagement",
-    "recent": "capped touch weight in the last 7 days",
-    "surge": "recent engagement / usual level",
-    "surging": "true when the account surges",
-    "people": "distinct known people engaged",
-    "touches_90d": "touches in the last 90 days",
-    "high_intent_30d": "high-intent pages, demo requests and trials in 30 days",
-    "demo_requests_30d": "demo requests in the last 30 days",
-    "open_opportunities": "opportunities created and not closed",
-    "won_opportunities": "opportunities won",
-    "target": "on the target account list",
-    "committee_coverage": "share of the required buying roles engaged (0-1)",
-}
-#: person features an MQL rule may name
-PERSON_FEATURES: dict[str, str] = {
-    "engagement": "the person's decayed, capped engagement",
-    "account_fit": "their account's ICP fit",
-    "demo_requests_30d": "their demo requests in the last 30 days",
-    "forms_30d": "their form fills in the last 30 days",
-    "seniority_rank": "0 individual contributor .. 4 C-level",
-}
-SENIORITY_RANK = {"individual_contributor": 0, "manager": 1, "director": 2, "vp": 3,
-                  "c_level": 4}
-
-
-@dataclass(frozen=True)
-class Condition:
-    field: str
-    op: str
-    value: float | bool
-
-    def holds(self, row: dict[str, Any]) -> bool:
-        value = row.get(self.field)
-        if value is None or (isinstance(value, float) and value != value):
-            return False
-        return bool(OPS[self.op](value, self.value))
-
-    def describe(self, row: dict[str, Any]) -> str:
-        v = row.get(self.field)
-        shown = f"{v:.2f}" if isinstance(v, float) else str(v)
-        return f"{self.field} {self.op} {self.value:g} (is {shown})" if not isinstance(
-            self.value, bool) else f"{self.field} {self.op} {self.value} (is {shown})"
-
+__all__ = ["ACCOUNT_FEATURES", "PERSON_FEATURES", "SENIORITY_RANK", "Condition", "Rule",
+           "assign", "changes"]
 
 @dataclass(frozen=True)
 class Rule:
@@ -87,27 +40,6 @@ class Rule:
         if self.any and not met_any:
             return None
         return [c.describe(row) for c in (*self.all, *met_any)]
-
-
-def _mask(c: Condition, features: pd.DataFrame) -> pd.Series:
-    col = features[c.field] if c.field in features else pd.Series(np.nan, index=features.index)
-    known = col.notna()
-    mask: pd.Series = known & OPS[c.op](col.where(known, 0), c.value).astype(bool)
-    return mask
-
-
-def _describe(c: Condition, rows: pd.DataFrame) -> pd.Series:
-    """:meth:`Condition.describe` for every row, column-wise (the same text)."""
-    col = rows[c.field] if c.field in rows else pd.Series(None, index=rows.index,
-                                                          dtype=object)
-    if pd.api.types.is_float_dtype(col):
-        shown = col.map("{:.2f}".format)
-    elif pd.api.types.is_bool_dtype(col) or pd.api.types.is_integer_dtype(col):
-        shown = col.astype(str)
-    else:  # mixed objects: exactly as the row function shows each one
-        shown = col.map(lambda v: f"{v:.2f}" if isinstance(v, float) else str(v))
-    wanted = f"{c.value}" if isinstance(c.value, bool) else f"{c.value:g}"
-    return f"{c.field} {c.op} {wanted} (is " + shown + ")"
 
 
 def _empty_lists(n: int) -> np.ndarray:
@@ -132,8 +64,8 @@ def assign(rules: list[Rule], features: pd.DataFrame, none: str = "unaware"
     for rule in rules:
         hit = todo.copy()
         for c in rule.all:
-            hit &= _mask(c, features).to_numpy(dtype=bool)
-        any_masks = [_mask(c, features).to_numpy(dtype=bool) for c in rule.any]
+            hit &= mask(c, features)
+        any_masks = [mask(c, features) for c in rule.any]
         if any_masks:
             hit &= np.logical_or.reduce(any_masks)
         where = np.flatnonzero(hit)
@@ -141,10 +73,10 @@ def assign(rules: list[Rule], features: pd.DataFrame, none: str = "unaware"
             continue
         stage[where] = rule.name
         rows = features.iloc[where]
-        alls = [_describe(c, rows).to_numpy(dtype=object) for c in rule.all]
+        alls = [describe_column(c, rows).to_numpy(dtype=object) for c in rule.all]
         for c in rule.any:  # only the "any" conditions that hold are reasons
-            shown = _describe(c, rows).to_numpy(dtype=object)
-            shown[~_mask(c, rows).to_numpy(dtype=bool)] = None
+            shown = describe_column(c, rows).to_numpy(dtype=object)
+            shown[~mask(c, rows)] = None
             alls.append(shown)
         for i, row in zip(where, zip(*alls, strict=True) if alls else ((),) * len(where),
                           strict=True):

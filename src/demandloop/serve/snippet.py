@@ -16,7 +16,7 @@ from importlib import resources
 
 import orjson
 
-from demandloop.config_collect import CollectorSettings
+from demandloop.config.collect import CollectorSettings
 
 
 def snippet(settings: CollectorSettings) -> str:

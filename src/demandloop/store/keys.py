@@ -22,7 +22,7 @@ from typing import Any
 
 import orjson
 
-from demandloop.config_base import WORKSPACE_ID_PATTERN
+from demandloop.config.base import WORKSPACE_ID_PATTERN
 from demandloop.errors import NotFoundError, UsageError
 
 KEYS_FILE = "keys.json"

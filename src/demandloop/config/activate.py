@@ -12,17 +12,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import ConfigDict, Field, field_validator, model_validator
 
-from demandloop.config_base import Section as _Section
-
-
-class SegmentCondition(_Section):
-    """One condition of a segment: field, operator, value."""
-
-    field: str = Field(..., description="A field of the segment's entity.")
-    op: Literal["==", "!=", ">=", ">", "<=", "<", "in", "not_in", "contains"] = Field(
-        "==", description="Comparison.")
-    value: bool | int | float | str | list[bool | int | float | str] = Field(
-        ..., description="What to compare with (a list for in / not_in).")
+from demandloop.config.base import Section as _Section
+from demandloop.config.conditions import ACCOUNT_FIELDS, SegmentCondition, fields_for
 
 
 class SegmentSetting(_Section):
@@ -36,8 +27,6 @@ class SegmentSetting(_Section):
 
     @model_validator(mode="after")
     def _known_fields(self) -> SegmentSetting:
-        from demandloop.activate.audiences import fields_for
-
         known = fields_for(self.entity)
         for c in self.where:
             if c.field not in known:
@@ -149,8 +138,6 @@ class WorkflowSetting(_Section):
 
     @model_validator(mode="after")
     def _known_fields(self) -> WorkflowSetting:
-        from demandloop.activate.audiences import ACCOUNT_FIELDS
-
         for c in [*self.if_, *(c for a in self.then for t in a.territories for c in t.where)]:
             if c.field not in ACCOUNT_FIELDS:
                 raise ValueError(f"workflow '{self.name}': unknown account field "

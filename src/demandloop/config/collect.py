@@ -8,7 +8,7 @@ from typing import Literal
 
 from pydantic import Field, SecretStr, field_validator
 
-from demandloop.config_base import Section
+from demandloop.config.base import Section
 
 
 class CollectSettings(Section):
@@ -97,3 +97,15 @@ class CollectorSettings(Section):
             except ValueError:
                 raise ValueError(f"'{item}' is not an IP address or CIDR network") from None
         return value
+
+
+class IngestSettings(Section):
+    """Validation limits applied to every incoming Segment-spec message."""
+
+    max_event_bytes: int = Field(
+        32 * 1024, ge=1024, le=1024 * 1024, description="Largest accepted message (bytes)."
+    )
+    max_message_id_length: int = Field(
+        100, ge=8, le=1000, description="Longest accepted messageId (characters)."
+    )
+

@@ -1,0 +1,197 @@
+"""Typed settings: environment variables > ``demandloop.toml`` > defaults.
+
+One module per stage holds its sections (``collect``, ``resolve``, ``score``, ``activate``,
+``measure``); this one assembles them into :class:`Settings`, loads them and finds a
+workspace's files.
+
+A workspace is a directory holding ``demandloop.toml`` (optional) and, by default, the DuckDB
+file. Every field is documented below; ``demandloop init`` writes the same documentation as a
+commented example file. Unknown keys are an error that names the key and the valid ones,
+because a misspelt key silently ignored is a setting the user believes is on.
+
+Environment variables use the prefix ``DEMANDLOOP_`` and ``__`` between section and field,
+for example ``DEMANDLOOP_STORE__PATH=/data/dl.duckdb``.
+
+Example:
+    >>> s = Settings.load(None)
+    >>> s.store.path
+    'demandloop.duckdb'
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from pydantic import (
+    BaseModel,
+    Field,
+    SecretStr,
+    ValidationError,
+)
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from demandloop.config.activate import ActivateSettings
+from demandloop.config.base import WORKSPACE_ID_PATTERN
+from demandloop.config.base import Section as _Section
+from demandloop.config.collect import CollectorSettings, CollectSettings, IngestSettings
+from demandloop.config.measure import MeasureSettings
+from demandloop.config.resolve import EnrichSettings, IdentitySettings
+from demandloop.config.score import ScoreSettings
+from demandloop.config.toml import render_example
+from demandloop.errors import ConfigError
+
+CONFIG_FILE = "demandloop.toml"
+
+
+class WorkspaceSettings(_Section):
+    """Which workspace this directory's data belongs to."""
+
+    id: str = Field(
+        "default",
+        pattern=WORKSPACE_ID_PATTERN,
+        description="Workspace id stored on every row; lower-case letters, digits, - and _.",
+    )
+    name: str = Field("My workspace", description="Display name shown in reports.")
+
+
+class StoreSettings(_Section):
+    """Where and how the embedded DuckDB database lives."""
+
+    path: str = Field(
+        "demandloop.duckdb",
+        description="Database file, relative to the workspace directory (or absolute).",
+    )
+    threads: int | None = Field(
+        None, ge=1, le=256, description="DuckDB worker threads; empty means one per core."
+    )
+    memory_limit: str | None = Field(
+        None, description="DuckDB memory limit such as '4GB'; empty means DuckDB's default."
+    )
+
+
+class Settings(BaseSettings):
+    """All settings of one workspace."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="DEMANDLOOP_",
+        env_nested_delimiter="__",
+        extra="forbid",
+        validate_assignment=True,
+    )
+
+    workspace: WorkspaceSettings = Field(default_factory=WorkspaceSettings)  # type: ignore[arg-type]
+    store: StoreSettings = Field(default_factory=StoreSettings)  # type: ignore[arg-type]
+    ingest: IngestSettings = Field(default_factory=IngestSettings)  # type: ignore[arg-type]
+    identity: IdentitySettings = Field(default_factory=IdentitySettings)  # type: ignore[arg-type]
+    enrich: EnrichSettings = Field(default_factory=EnrichSettings)
+    score: ScoreSettings = Field(default_factory=ScoreSettings)  # type: ignore[arg-type]
+    measure: MeasureSettings = Field(default_factory=MeasureSettings)  # type: ignore[arg-type]
+    collect: CollectSettings = Field(default_factory=CollectSettings)  # type: ignore[arg-type]
+    collector: CollectorSettings = Field(default_factory=CollectorSettings)  # type: ignore[arg-type]
+    activate: ActivateSettings = Field(default_factory=ActivateSettings)  # type: ignore[arg-type]
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # init kwargs carry the parsed TOML file, so env must come first to win over it.
+        return (env_settings, init_settings)
+
+    @classmethod
+    def load(cls, directory: Path | str | None) -> Settings:
+        """Load ``demandloop.toml`` from *directory* (if present) and apply env overrides."""
+        data: dict[str, Any] = {}
+        source = "environment"
+        if directory is not None:
+            path = Path(directory) / CONFIG_FILE
+            if path.is_file():
+                source = str(path)
+                try:
+                    data = tomllib.loads(path.read_text(encoding="utf-8"))
+                except tomllib.TOMLDecodeError as exc:
+                    raise ConfigError(
+                        f"{path}: not valid TOML: {exc}",
+                        hint="fix the syntax, or run 'demandloop init --force' for a fresh file",
+                    ) from exc
+        try:
+            return cls(**data)
+        except ValidationError as exc:
+            raise _config_error(exc, _blame(exc, source)) from None
+
+    def public_dict(self) -> dict[str, Any]:
+        """Settings as plain data with every secret masked (safe to print or log)."""
+
+        def mask(value: Any) -> Any:
+            if isinstance(value, SecretStr):
+                return "********" if value.get_secret_value() else ""
+            if isinstance(value, dict):
+                return {k: mask(v) for k, v in value.items()}
+            return value
+
+        return mask(self.model_dump())  # type: ignore[no-any-return]
+
+
+def locate(path: str | Path, settings: Settings | None = None
+           ) -> tuple[Path, Settings, Path]:
+    """A workspace's folder, settings and database file, from its folder or its
+    ``.duckdb`` file (the database defaults to ``store.path`` inside the folder)."""
+    p = Path(path)
+    if p.suffix == ".duckdb" or p.is_file():
+        return p.parent, settings or Settings.load(p.parent), p
+    settings = settings or Settings.load(p)
+    db_path = Path(settings.store.path)
+    return p, settings, db_path if db_path.is_absolute() else p / db_path
+
+
+def _blame(exc: ValidationError, source: str) -> str:
+    """Where the failing value came from: the environment variable that set it (which wins
+    over the file), else the file."""
+    loc = [str(p) for p in exc.errors()[0]["loc"] if not isinstance(p, int)]
+    for n in range(len(loc), 0, -1):  # a whole section may come from one JSON variable
+        name = "DEMANDLOOP_" + "__".join(loc[:n]).upper()
+        if any(k.upper() == name for k in os.environ):
+            return f"environment variable {name}"
+    return source
+
+
+def _section_fields(path: tuple[str | int, ...]) -> list[str]:
+    model: type[BaseModel] = Settings
+    for part in path:
+        field = model.model_fields.get(str(part))
+        annotation = field.annotation if field else None
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            model = annotation
+        else:
+            break
+    return sorted(model.model_fields)
+
+
+def _config_error(exc: ValidationError, source: str) -> ConfigError:
+    first = exc.errors()[0]
+    loc = tuple(first["loc"])
+    key = ".".join(str(p) for p in loc)
+    if first["type"] == "extra_forbidden":
+        valid = ", ".join(_section_fields(loc[:-1]))
+        where = f"[{'.'.join(str(p) for p in loc[:-1])}]" if len(loc) > 1 else "the top level"
+        return ConfigError(
+            f"{source}: unknown key '{key}'",
+            hint=f"valid keys in {where}: {valid}",
+        )
+    more = f" and {len(exc.errors()) - 1} more problem(s)" if len(exc.errors()) > 1 else ""
+    return ConfigError(
+        f"{source}: invalid value for '{key}': {first['msg']}{more}",
+        hint="see the commented example written by 'demandloop init'",
+    )
+
+
+def example_toml() -> str:
+    """A commented ``demandloop.toml`` documenting every field with its default."""
+    return render_example(Settings)
