@@ -33,7 +33,7 @@ from typing import Any
 
 import orjson
 
-from demandloop.store import keys as keystore
+from demandloop.serve import keys as keystore
 
 
 def _event(i: int) -> dict[str, Any]:

@@ -17,9 +17,9 @@ import time
 import orjson
 import pyarrow as pa
 
+from demandloop.collect.run import Batch, append_events
 from demandloop.collect.segment import Limits
 from demandloop.store import Store
-from demandloop.store.events import Batch, append_events
 
 
 def _event(i: int) -> dict[str, object]:

@@ -28,10 +28,10 @@ from pathlib import Path
 
 import duckdb
 
+from demandloop.collect.run import ingest_files
 from demandloop.collect.segment import Limits
 from demandloop.simulate import simulate
 from demandloop.store import Store
-from demandloop.store.events import ingest_files
 
 
 def make_events(n: int, folder: Path) -> Path:

@@ -27,8 +27,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from demandloop.ipaddr import ip_keys
 from demandloop.resolve.asn import load
-from demandloop.resolve.ipranges import ip_keys
 
 
 def main() -> None:

@@ -30,13 +30,13 @@ import uvicorn
 
 import demandloop
 from demandloop.collect.log import DurableLog
+from demandloop.serve import keys as keystore
 from demandloop.serve.app import create_app
+from demandloop.serve.keys import KeyRing
 from demandloop.serve.loader import Loader
 from demandloop.serve.run import _hooks
 from demandloop.serve.state import CollectorState
 from demandloop.simulate import simulate
-from demandloop.store import keys as keystore
-from demandloop.store.keys import KeyRing
 
 
 class Receiver:

@@ -39,7 +39,7 @@ import pandas as pd
 import demandloop
 from demandloop.activate.workflows import Inputs, firings, jobs
 from demandloop.config.activate import StepSetting, WorkflowSetting
-from demandloop.serve import webhooks
+from demandloop.outbound import webhooks
 
 
 def main() -> None:

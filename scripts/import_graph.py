@@ -3,7 +3,8 @@
 Prints, for every room of the package (a subpackage, or a top-level module), the rooms it
 imports, then every import cycle between modules (strongly connected components of the
 module graph, imports inside functions included: a lazy import still ties two modules
-together), and the modules over 600 lines.
+together), and the modules over 600 lines. Imports under ``if TYPE_CHECKING:`` name a type
+for annotations and run nothing: they are listed apart ("for types") and make no cycle.
 
     python scripts/import_graph.py            # the working tree
     python scripts/import_graph.py --cycles   # cycles only
@@ -29,13 +30,26 @@ def modules(root: Path = ROOT) -> dict[str, Path]:
     return out
 
 
-def imports(name: str, path: Path, known: set[str]) -> set[str]:
+def _typing_only(tree: ast.Module) -> set[int]:
+    """The ids of the import nodes inside ``if TYPE_CHECKING:`` blocks."""
+    out: set[int] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.If) and ast.unparse(node.test) in ("TYPE_CHECKING",
+                                                                   "typing.TYPE_CHECKING"):
+            out.update(id(n) for child in node.body for n in ast.walk(child))
+    return out
+
+
+def imports(name: str, path: Path, known: set[str], types: bool = False) -> set[str]:
     """The package modules *name* imports (``from x import y`` counts ``x.y`` when that is a
-    module, else ``x``)."""
+    module, else ``x``): those it runs, or with *types* those it imports for types only."""
     tree = ast.parse(path.read_text(encoding="utf-8"))
     package = name if path.name == "__init__.py" else name.rsplit(".", 1)[0]
+    typing_only = _typing_only(tree)
     found: set[str] = set()
     for node in ast.walk(tree):
+        if (id(node) in typing_only) != types:
+            continue
         if isinstance(node, ast.Import):
             targets = [a.name for a in node.names]
         elif isinstance(node, ast.ImportFrom):
@@ -104,14 +118,19 @@ def main() -> None:
     # a package's own __init__ re-exporting its modules is not a dependency between rooms
     graph = {m: {t for t in imports(m, p, known) if not t.startswith(m + ".")}
              for m, p in mods.items()}
+    typed = {m: imports(m, p, known, types=True) for m, p in mods.items()}
     if not args.cycles:
         rooms: dict[str, set[str]] = defaultdict(set)
-        for m, targets in graph.items():
-            for t in targets:
-                if room(t) != room(m):
-                    rooms[room(m)].add(room(t))
+        for_types: dict[str, set[str]] = defaultdict(set)
+        for edges, into in ((graph, rooms), (typed, for_types)):
+            for m, targets in edges.items():
+                for t in targets:
+                    if room(t) != room(m):
+                        into[room(m)].add(room(t))
         for r in sorted({room(m) for m in mods}):
-            print(f"{r:<16} -> {', '.join(sorted(rooms[r])) or '(nothing)'}")
+            extra = sorted(for_types[r] - rooms[r])
+            print(f"{r:<16} -> {', '.join(sorted(rooms[r])) or '(nothing)'}"
+                  + (f"  (for types: {', '.join(extra)})" if extra else ""))
     found = cycles(graph)
     print(f"\n{len(found)} import cycle(s) between modules")
     for c in found:

@@ -20,11 +20,11 @@ import uvicorn
 
 import demandloop
 from demandloop.collect.log import DurableLog
+from demandloop.serve import keys as keystore
 from demandloop.serve.app import create_app
+from demandloop.serve.keys import KeyRing
 from demandloop.serve.loader import Loader
 from demandloop.serve.state import CollectorState
-from demandloop.store import keys as keystore
-from demandloop.store.keys import KeyRing
 
 
 def free_port() -> int:

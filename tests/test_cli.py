@@ -145,8 +145,12 @@ def test_long_work_shows_a_bar_before_its_first_step() -> None:
 
 
 def test_a_restore_still_honours_unsubscribe_links_already_sent(tmp_path: Path) -> None:
-    from demandloop.activate.compose import make_token, verify_token
-    from demandloop.store.keys import UNSUBSCRIBE_KEY_FILE, unsubscribe_key
+    from demandloop.activate.compose import (
+        UNSUBSCRIBE_KEY_FILE,
+        make_token,
+        unsubscribe_key,
+        verify_token,
+    )
 
     a, b = tmp_path / "a", tmp_path / "b"
     with demandloop.open(a) as ws:

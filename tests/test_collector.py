@@ -13,7 +13,7 @@ from typing import Any
 import httpx
 import pytest
 
-from demandloop.store import keys as keystore
+from demandloop.serve import keys as keystore
 from tests.collector_helpers import collector
 
 

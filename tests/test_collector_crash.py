@@ -12,7 +12,7 @@ from pathlib import Path
 import httpx
 
 import demandloop
-from demandloop.store import keys as keystore
+from demandloop.serve import keys as keystore
 from tests.collector_helpers import free_port, start_subprocess
 
 

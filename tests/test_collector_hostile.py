@@ -21,7 +21,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import demandloop
-from demandloop.store import keys as keystore
+from demandloop.serve import keys as keystore
 from tests.collector_helpers import free_port, start_subprocess
 from tests.test_collector_validation import MESSAGES, TIMES
 

@@ -13,10 +13,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from demandloop.collect.run import Batch, append_events
 from demandloop.collect.segment import Limits
 from demandloop.collect.validate import check, normalise
 from demandloop.store import Store
-from demandloop.store.events import Batch, append_events
 from tests.collector_helpers import collector
 
 TIMES = ["2026-01-05T10:00:00Z", "2026-01-05T10:00:00.123+02:00", "2026-01-05 10:00:00",

@@ -14,7 +14,7 @@ import pytest
 
 import demandloop
 from demandloop.demo import market_quality
-from demandloop.score import predictive
+from demandloop.score import predictive, predictive_run
 from demandloop.store import pit
 
 SEEDS = (1, 2, 3, 4, 5)
@@ -189,10 +189,10 @@ def test_no_training_row_uses_information_from_after_the_split(market: Path,
     lead scoring (Olist, where the common landing pages are chosen too)."""
     split = dt.datetime(2026, 4, 15)
     with demandloop.open(market) as ws:
-        accounts, opps, _ = predictive.account_inputs(ws.store)
+        accounts, opps, _ = predictive_run.account_inputs(ws.store)
         full = predictive.train_accounts(accounts, opps, pd.Timestamp(split), 90)
         with pit.known_at(ws.store, split) as past:
-            a2, o2, _ = predictive.account_inputs(past)
+            a2, o2, _ = predictive_run.account_inputs(past)
     assert len(a2.dropna(subset=["known_at"])) < len(accounts.dropna(subset=["known_at"]))
     cut = predictive.train_accounts(a2, o2, pd.Timestamp(split), 90)
     techs = predictive.technology_columns(accounts)
@@ -206,10 +206,10 @@ def test_no_training_row_uses_information_from_after_the_split(market: Path,
     ws = demandloop.open(tmp_path / "olist")
     ws.import_olist(olist_dir)
     split = dt.datetime(2018, 5, 1)
-    leads, wins, _ = predictive.lead_inputs(ws.store)
+    leads, wins, _ = predictive_run.lead_inputs(ws.store)
     full = predictive.train_leads(leads, wins, pd.Timestamp(split), 90)
     with pit.known_at(ws.store, split) as past:
-        l2, w2, _ = predictive.lead_inputs(past)
+        l2, w2, _ = predictive_run.lead_inputs(past)
     assert len(l2) < len(leads) and len(w2) < len(wins)
     cut = predictive.train_leads(l2, w2, pd.Timestamp(split), 90)
     probe = predictive.lead_features(predictive.snapshot(leads, wins, pd.Timestamp(split), 90),

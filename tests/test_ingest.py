@@ -263,9 +263,9 @@ def _context(draw: st.DrawFn) -> Any:
 def test_stored_context_is_rebuilt_exactly(tmp_path_factory, messages) -> None:  # type: ignore[no-untyped-def]
     """The store keeps context's page fields, IP and user agent only in their columns;
     events_full must give every message its context back, on both ingestion paths."""
+    from demandloop.collect.run import ingest_files
     from demandloop.collect.segment import Limits
     from demandloop.store import Store
-    from demandloop.store.events import ingest_files
 
     folder = tmp_path_factory.mktemp("ctx")
     sent = []
@@ -326,9 +326,9 @@ _traits = st.one_of(st.none(), _text, st.just({"email": "a@b.io"}), st.just(3), 
 def test_direct_and_staged_paths_agree(tmp_path_factory, messages) -> None:  # type: ignore[no-untyped-def]
     """JSON Lines go straight into events (DuckDB's reader, ids read as text); a JSON array
     is staged line by line. Both must accept, reject and store the same messages."""
+    from demandloop.collect.run import ingest_files
     from demandloop.collect.segment import EVENT_COLUMNS, Limits
     from demandloop.store import Store
-    from demandloop.store.events import ingest_files
 
     folder = tmp_path_factory.mktemp("paths")
     sent = []

@@ -13,8 +13,9 @@ from hypothesis import strategies as st
 
 from demandloop.domains import personal_domains
 from demandloop.errors import InputError
+from demandloop.ipaddr import ip_key, ip_keys, range_keys
 from demandloop.resolve.asn import classify_org, load
-from demandloop.resolve.ipranges import RangeIndex, ip_key, ip_keys, range_keys
+from demandloop.resolve.ipranges import RangeIndex
 from tests.conftest import write_jsonl
 
 

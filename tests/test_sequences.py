@@ -33,7 +33,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import demandloop
-from demandloop.serve.smtp import Outcome
+from demandloop.outbound.smtp import Outcome
 from tests.collector_helpers import collector, free_port
 from tests.conftest import load_market, write_jsonl
 

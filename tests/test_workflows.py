@@ -18,7 +18,7 @@ import pytest
 
 import demandloop
 from demandloop.errors import ConfigError
-from demandloop.serve import webhooks
+from demandloop.outbound import webhooks
 from tests.conftest import load_market
 
 

@@ -19,32 +19,34 @@ from typing import Any
 import orjson
 import pandas as pd
 
-from demandloop import activation, explain, pipeline, privacy, sequencing
-from demandloop.activate import audiences
+from demandloop import explain, privacy
+from demandloop.activate import audiences, compose
+from demandloop.activate import job_queries as jobstore
+from demandloop.activate import mail_queries as mailstore
+from demandloop.activate import run as activation
+from demandloop.activate import run_sequences as sequencing
 from demandloop.collect.crm import read_crm_csv
 from demandloop.collect.files import event_files
+from demandloop.collect.imports import import_crm, import_ip_ranges, import_leads, import_spend
+from demandloop.collect.ipranges import read_ip_ranges
 from demandloop.collect.olist import read_olist
+from demandloop.collect.run import IngestResult, Progress, ingest_files
 from demandloop.collect.segment import Limits
 from demandloop.collect.spend import read_spend_csv
 from demandloop.compute import Tables, tables
 from demandloop.config import Settings, locate
 from demandloop.domains import alias_map
+from demandloop.enrich import run as enrich_run
+from demandloop.enrich.run import ResolveResult
 from demandloop.errors import NotFoundError, UsageError
 from demandloop.measure import overview, resolution, views
 from demandloop.measure.attribution import DEFAULT_MODELS
+from demandloop.measure.queries import frames
 from demandloop.measure.sla import sla as sla_report
-from demandloop.pipeline import ResolveResult
-from demandloop.resolve.ipranges import read_ip_ranges
-from demandloop.score import predictive
+from demandloop.outbound import webhooks
+from demandloop.score import predictive, predictive_run
 from demandloop.score import run as score_run
-from demandloop.serve import webhooks
 from demandloop.store import Store, export_parquet, import_parquet, pit
-from demandloop.store import jobs as jobstore
-from demandloop.store import keys as keystore
-from demandloop.store import mail as mailstore
-from demandloop.store.crm import import_crm, import_ip_ranges, import_leads, import_spend
-from demandloop.store.events import IngestResult, Progress, ingest_files
-from demandloop.store.measure import frames
 
 
 @dataclass
@@ -154,7 +156,7 @@ class Workspace:
     # -- resolve + enrich -------------------------------------------------------------------
     def resolve(self) -> ResolveResult:
         """Rebuild persons, account matches and touches from everything stored."""
-        return pipeline.run(self.store, self.settings)
+        return enrich_run.run(self.store, self.settings)
 
     def score(self, as_of: dt.datetime | None = None, *, point_in_time: bool = False
               ) -> score_run.ScoreResult:
@@ -168,7 +170,7 @@ class Workspace:
         if not point_in_time or as_of is None:
             return score_run.run(self.store, self.settings, as_of)
         with pit.known_at(self.store, as_of) as past:
-            pipeline.run(past, self.settings)
+            enrich_run.run(past, self.settings)
             result = score_run.run(past, self.settings, as_of)
             pit.copy_snapshot(past, self.store, as_of)
         result.known = pit.known_counts(self.store, as_of)
@@ -211,7 +213,7 @@ class Workspace:
         if not point_in_time:
             return score_run.account_scores(self.store, self.settings, as_of)
         with pit.known_at(self.store, as_of) as past:
-            pipeline.run(past, self.settings)
+            enrich_run.run(past, self.settings)
             return score_run.account_scores(past, self.settings, as_of)
 
     def score_snapshots(self) -> int:
@@ -256,53 +258,17 @@ class Workspace:
     def train_fit(self, split: dt.datetime | None = None, horizon_days: int = 90
                   ) -> predictive.Report:
         """Predictive fit: learn which accounts open an opportunity within *horizon_days*,
-        point in time (see :mod:`demandloop.score.predictive`), and report its held-out
-        quality at *split* (default: the latest split whose test window has ended). Then
-        refit on the latest complete window and store each account's calibrated probability
-        and top feature contributions in ``predictions``."""
-        accounts, opps, end = predictive.account_inputs(self.store)
-        if accounts["known_at"].notna().sum() == 0:
-            raise UsageError("no accounts to learn from",
-                             hint="import accounts (a CRM export, Olist) and opportunities")
-        at = pd.Timestamp(split) if split else predictive.default_split(
-            accounts, opps, horizon_days, end)
-        _, report, _ = predictive.train_accounts(accounts, opps, at, horizon_days)
-        # the stored model: the same recipe one window later, on the newest outcomes known
-        latest = predictive.default_split(accounts, opps, horizon_days, end) + pd.Timedelta(
-            days=horizon_days)
-        model, _, _ = predictive.train_accounts(accounts, opps, latest, horizon_days)
-        now = accounts.assign(label=0, age_days=(end - accounts["known_at"]).dt.days.fillna(0)
-                              .astype(float), known_at=accounts["known_at"].fillna(end))
-        frame = predictive.account_features(now, now)
-        for col in model.feature_names_in_:
-            if col not in frame:
-                frame[col] = 0.0
-        probs = model.predict_proba(frame)[:, 1]
-        rows = pd.DataFrame({
-            "entity_id": frame["id"], "probability": probs,
-            "contributions": [orjson.dumps(c).decode()
-                              for c in predictive.contributions(model, frame, top=5)],
-        })
-        with self.store.writer() as cur:
-            cur.register("_pred", rows)
-            cur.execute("DELETE FROM predictions WHERE workspace_id = ? AND model = 'fit'",
-                        [self.store.workspace_id])
-            cur.execute("INSERT INTO predictions SELECT ?, 'fit', entity_id, probability, "
-                        "contributions, now()::TIMESTAMP FROM _pred", [self.store.workspace_id])
-            cur.unregister("_pred")
-        return report
+        point in time, report its held-out quality at *split* (default: the latest split
+        whose test window has ended), and store every account's calibrated probability
+        (see :func:`demandloop.score.predictive_run.train_fit`)."""
+        return predictive_run.train_fit(self.store, split, horizon_days)
 
     def lead_scoring(self, split: dt.datetime | None = None, horizon_days: int = 90
                      ) -> predictive.Report:
         """Lead scoring: will an open lead be won within *horizon_days*, point in time,
         against an origin-only baseline, judged at *split* (default: the latest split whose
         test window has ended)."""
-        leads, wins, end = predictive.lead_inputs(self.store)
-        if leads.empty:
-            raise UsageError("no leads to learn from", hint="e.g. 'demandloop import olist'")
-        at = pd.Timestamp(split) if split else predictive.default_split(
-            leads, wins, horizon_days, end)
-        return predictive.train_leads(leads, wins, at, horizon_days)[1]
+        return predictive_run.lead_scoring(self.store, split, horizon_days)
 
     def scored_accounts(self) -> pd.DataFrame:
         """The latest account snapshot flattened for lists: account, stage, fit, band,
@@ -339,9 +305,9 @@ class Workspace:
         later reaches this copy too)."""
         counts = export_parquet(self.store, Path(directory))
         # the secret that signs unsubscribe links: a restore must still honour links sent
-        key = self.directory / keystore.UNSUBSCRIBE_KEY_FILE
+        key = self.directory / compose.UNSUBSCRIBE_KEY_FILE
         if key.is_file():
-            _copy_secret(key, Path(directory) / keystore.UNSUBSCRIBE_KEY_FILE)
+            _copy_secret(key, Path(directory) / compose.UNSUBSCRIBE_KEY_FILE)
         privacy.record_export(self.directory, Path(directory))
         return counts
 
@@ -364,9 +330,9 @@ class Workspace:
         """Load an export (the workspace must be empty unless *replace*); with it comes the
         key that signed its unsubscribe links, so links already sent keep working."""
         counts = import_parquet(self.store, Path(directory), replace=replace)
-        key = Path(directory) / keystore.UNSUBSCRIBE_KEY_FILE
+        key = Path(directory) / compose.UNSUBSCRIBE_KEY_FILE
         if key.is_file():
-            _copy_secret(key, self.directory / keystore.UNSUBSCRIBE_KEY_FILE)
+            _copy_secret(key, self.directory / compose.UNSUBSCRIBE_KEY_FILE)
         return counts
 
     # -- read -------------------------------------------------------------------------------

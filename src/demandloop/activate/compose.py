@@ -31,6 +31,8 @@ import base64
 import datetime as dt
 import hashlib
 import hmac
+import os
+import secrets
 from dataclasses import dataclass
 from email.message import EmailMessage
 from email.policy import SMTP
@@ -226,3 +228,28 @@ def verify_token(token: str, key: bytes) -> tuple[str, str] | None:
         return None
     workspace, _, email = payload.decode("utf-8", "replace").partition("\x1f")
     return (workspace, email) if email else None
+
+
+UNSUBSCRIBE_KEY_FILE = "unsubscribe.key"
+
+
+def unsubscribe_key(directory: Path) -> bytes:
+    """The workspace's secret for signing unsubscribe links (created on first use, mode
+    0600). Beside keys.json for the same reason: the collector must read it while it holds
+    the database. Deleting it invalidates every link already sent."""
+    path = Path(directory) / UNSUBSCRIBE_KEY_FILE
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(f".{os.getpid()}.tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(secrets.token_hex(32).encode())
+            fh.flush()
+            os.fsync(fh.fileno())
+        try:
+            os.link(tmp, path)  # never replaces a key another process created meanwhile
+        except FileExistsError:
+            pass
+        finally:
+            tmp.unlink(missing_ok=True)
+    return path.read_bytes().strip()

@@ -1,7 +1,7 @@
 """Deliverability checks: is a sending domain's SPF, DKIM and DMARC set up, and what to fix.
 
 Pure: the checks read DNS through a ``txt(name) -> list[str]`` function the caller supplies
-(:mod:`demandloop.serve.dns` in the CLI, a test's own DNS server in tests), so every rule is
+(:mod:`demandloop.outbound.dns` in the CLI, a test's own DNS server in tests), so every rule is
 testable. What is checked, after RFC 7208 (SPF), RFC 6376 (DKIM) and RFC 7489 (DMARC):
 
 * SPF: exactly one ``v=spf1`` record; an ``all`` that fails strangers (``-all``, or ``~all``

@@ -172,7 +172,7 @@ def mail_check(
 ) -> None:
     """Check SPF, DKIM and DMARC and say what to fix; exits 1 when a check fails."""
     from demandloop.activate import mail
-    from demandloop.serve.dns import txt_lookup
+    from demandloop.outbound.dns import txt_lookup
 
     selectors = tuple(selector) or mail.DEFAULT_SELECTORS
     findings = mail.check(domain, txt_lookup(nameserver), selectors)

@@ -21,10 +21,10 @@ from demandloop.lazy import LazyModule
 if TYPE_CHECKING:
     import pandas as pd
 
-    from demandloop.store import keys as keystore
+    from demandloop.serve import keys as keystore
 else:  # imported on first use: 'demandloop --help' and the quick commands need none
     pd = LazyModule("pandas")
-    keystore = LazyModule("demandloop.store.keys")
+    keystore = LazyModule("demandloop.serve.keys")
 
 
 keys_app = typer.Typer(no_args_is_help=True, help="Write keys for SDKs and dl.js.")

@@ -1,6 +1,6 @@
 """The measure reports a workspace answers, assembled from the store's input frames.
 
-Pure: every function takes the frames of :func:`demandloop.store.measure.frames` and the
+Pure: every function takes the frames of :func:`demandloop.measure.queries.frames` and the
 workspace settings, and returns frames or JSON-ready dicts; the Python API, the CLI and the
 HTML report all call these, so they always agree.
 """

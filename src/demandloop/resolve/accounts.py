@@ -24,8 +24,9 @@ import numpy as np
 import pandas as pd
 
 from demandloop.domains import canonical_domain
+from demandloop.ipaddr import ip_keys
 from demandloop.resolve.asn import AsnTable
-from demandloop.resolve.ipranges import RangeIndex, ip_keys
+from demandloop.resolve.ipranges import RangeIndex
 
 CONFIDENCE = {"group": 0.99, "crm": 0.95, "email_domain": 0.9, "ip_range": 0.8, "asn": 0.5}
 

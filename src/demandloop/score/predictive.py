@@ -29,7 +29,6 @@ import numpy as np
 import pandas as pd
 
 from demandloop.errors import UsageError
-from demandloop.store.pit import RESOLVED_SOURCES
 
 # scikit-learn (with the scipy.stats it loads) is imported where a model is trained: it
 # took 0.6 s of the 1.6 s every CLI command spent importing, for two commands that use it
@@ -287,60 +286,3 @@ def train_accounts(accounts: pd.DataFrame, opportunities: pd.DataFrame, split: p
                     ["industry", "country", "origin", "page"],
                     ["log_employees", "log_revenue", *techs], ["industry"],
                     f"an opportunity opened within {horizon_days} days")
-
-
-def account_inputs(store: Any) -> tuple[pd.DataFrame, pd.DataFrame, pd.Timestamp]:
-    """Accounts (``id, known_at``, firmographics, first lead's ``origin, landing_page,
-    lead_at``), opportunities (``id, at``: when opened, else closed) and the last date with
-    data, from the store. ``known_at`` is when the account was created (its CRM creation
-    date, else its import)."""
-    ws = {"ws": store.workspace_id}
-    with store.reader() as cur:
-        accounts = cur.execute(
-            """
-            WITH l AS (SELECT account_id, arg_min(origin, created_at) AS origin,
-                         arg_min(landing_page, created_at) AS landing_page,
-                         min(created_at) AS lead_at
-                  FROM leads WHERE workspace_id = $ws GROUP BY account_id)
-            SELECT a.account_id AS id,
-                   -- accounts resolve made from emails or group calls are scored, never
-                   -- learnt from: when they became knowable is not recorded
-                   CASE WHEN NOT list_contains($resolved, coalesce(a.source, '')) THEN a.created_at
-                   END AS known_at,
-                   a.industry, a.country, a.employees, a.revenue, a.technologies,
-                   l.origin, l.landing_page, l.lead_at
-            FROM accounts a LEFT JOIN l USING (account_id)
-            WHERE a.workspace_id = $ws ORDER BY a.account_id
-            """, {**ws, "resolved": list(RESOLVED_SOURCES)}).df()
-        opps = cur.execute(
-            "SELECT account_id AS id, coalesce(created_at, closed_at) AS at FROM opportunities "
-            "WHERE workspace_id = $ws AND coalesce(created_at, closed_at) IS NOT NULL", ws).df()
-        row = cur.execute(
-            "SELECT greatest((SELECT max(ts) FROM touches WHERE workspace_id = $ws), "
-            "(SELECT max(coalesce(closed_at, created_at)) FROM opportunities "
-            "WHERE workspace_id = $ws), (SELECT max(created_at) FROM leads "
-            "WHERE workspace_id = $ws))", ws).fetchone()
-    end = pd.Timestamp(row[0] if row and row[0] is not None else "now")
-    return accounts, opps, end
-
-
-def lead_inputs(store: Any) -> tuple[pd.DataFrame, pd.DataFrame, pd.Timestamp]:
-    """Leads (``id, known_at, origin, landing_page``), their wins (``id, at``: the won
-    opportunity's close, by lead, else by the lead's account) and the last date with data."""
-    ws = {"ws": store.workspace_id}
-    with store.reader() as cur:
-        leads = cur.execute(
-            "SELECT lead_id AS id, created_at AS known_at, origin, landing_page FROM leads "
-            "WHERE workspace_id = $ws AND created_at IS NOT NULL ORDER BY lead_id", ws).df()
-        wins = cur.execute(
-            """
-            SELECT l.lead_id AS id, o.closed_at AS at FROM leads l JOIN opportunities o
-              ON o.workspace_id = l.workspace_id AND (o.lead_id = l.lead_id OR
-                 (o.lead_id IS NULL AND o.account_id = l.account_id))
-            WHERE l.workspace_id = $ws AND o.won AND o.closed_at IS NOT NULL
-            """, ws).df()
-        row = cur.execute(
-            "SELECT greatest((SELECT max(closed_at) FROM opportunities WHERE workspace_id = $ws),"
-            " (SELECT max(created_at) FROM leads WHERE workspace_id = $ws))", ws).fetchone()
-    end = pd.Timestamp(row[0] if row and row[0] is not None else "now")
-    return leads, wins, end

@@ -38,10 +38,10 @@ from demandloop.collect.log import (
     read_records,
     save_checkpoint,
 )
+from demandloop.collect.run import ingest_files
 from demandloop.collect.segment import Limits
 from demandloop.serve.state import STATUS_FILE
 from demandloop.store.db import Store
-from demandloop.store.events import ingest_files
 
 log = logging.getLogger("demandloop.loader")
 #: the edge enforces the per-event size on the message as sent; the loader must not

@@ -30,9 +30,9 @@ from demandloop.collect.log import DurableLog
 from demandloop.config import Settings
 from demandloop.serve.app import create_app
 from demandloop.serve.guard import GuardedProtocol, raise_fd_limit
+from demandloop.serve.keys import KeyRing
 from demandloop.serve.loader import Loader
 from demandloop.serve.state import CollectorState
-from demandloop.store.keys import KeyRing
 from demandloop.workspace import Workspace
 
 ENV_DIR = "DEMANDLOOP_SERVE_DIR"

@@ -11,8 +11,8 @@ from typing import Any
 import orjson
 
 from demandloop.collect.log import DurableLog, backlog_bytes, load_checkpoint
+from demandloop.serve.keys import KeyRing
 from demandloop.serve.metrics import Metrics
-from demandloop.store.keys import KeyRing
 
 STATUS_FILE = "loader-status.json"
 #: a loader whose heartbeat is older than this, and that is not busy resolving or scoring,

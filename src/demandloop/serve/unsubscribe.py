@@ -25,10 +25,9 @@ import orjson
 from fastapi import FastAPI
 from fastapi.responses import HTMLResponse
 
-from demandloop.activate.compose import verify_token
+from demandloop.activate.compose import unsubscribe_key, verify_token
 from demandloop.errors import StoreError
 from demandloop.serve.state import CollectorState
-from demandloop.store.keys import unsubscribe_key
 
 _PAGE = """<!doctype html><html lang="en"><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1"><title>{title}</title>

@@ -1,10 +1,10 @@
 """Runs workflows over a workspace: read what changed, fire (pure), enqueue, execute.
 
 ``evaluate`` turns the stage changes, score snapshots and events since the last evaluation
-into jobs (idempotent: see :mod:`demandloop.store.jobs`); ``execute`` carries out the jobs
+into jobs (idempotent: see :mod:`demandloop.activate.job_queries`); ``execute`` carries out the jobs
 that are due, in step order per firing, recording each outcome: at-least-once, with the job
 id as the ``Idempotency-Key`` of every webhook, exponential backoff, and the dead letter list
-after ``activate.max_attempts``. Like :mod:`demandloop.pipeline`, this module only wires the
+after ``activate.max_attempts``. Like :mod:`demandloop.enrich.run`, this module only wires the
 store, the pure stage functions and the edges together.
 """
 
@@ -16,20 +16,23 @@ import tomllib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 import pandas as pd
 from pydantic import TypeAdapter, ValidationError
 
-from demandloop import sequencing
+from demandloop.activate import job_queries as jobstore
+from demandloop.activate import mail_queries as mailstore
+from demandloop.activate import run_sequences as sequencing
 from demandloop.activate.actions import ACTIONS
 from demandloop.activate.workflows import Inputs, firings, jobs
 from demandloop.config.activate import WorkflowSetting, check_enrolments
 from demandloop.errors import ConfigError
-from demandloop.serve import webhooks
-from demandloop.store import jobs as jobstore
-from demandloop.store import mail as mailstore
+from demandloop.outbound import webhooks
+
+if TYPE_CHECKING:  # the runners are called by the facade, which they never import
+    from demandloop.workspace import Workspace
 
 Post = Callable[[str, bytes, dict[str, str]], int]
 WORKFLOWS_DIR = "workflows"
@@ -47,7 +50,7 @@ class RunResult:
     details: list[str] = field(default_factory=list)
 
 
-def workflows(ws: Any) -> list[WorkflowSetting]:
+def workflows(ws: Workspace) -> list[WorkflowSetting]:
     """``[[activate.workflows]]`` plus every ``workflows/*.toml`` (``[[workflows]]``)."""
     found = list(ws.settings.activate.workflows)
     folder = Path(ws.directory) / WORKFLOWS_DIR
@@ -79,7 +82,7 @@ def workflows(ws: Any) -> list[WorkflowSetting]:
     return found
 
 
-def _inputs(ws: Any, since: dt.datetime | None, events_since: dt.datetime | None) -> Inputs:
+def _inputs(ws: Workspace, since: dt.datetime | None, events_since: dt.datetime | None) -> Inputs:
     store = ws.store
     accounts = ws.audience_rows("account")
     with store.reader() as cur:
@@ -131,7 +134,7 @@ def _events(cur: Any, workspace: str, since: dt.datetime | None,
     return events
 
 
-def react(ws: Any, now: dt.datetime | None = None, post: Post = webhooks.post) -> RunResult:
+def react(ws: Workspace, now: dt.datetime | None = None, post: Post = webhooks.post) -> RunResult:
     """The live path (``demandloop serve`` calls it after each load): fire the ``event``
     workflows on the events just loaded, without waiting for resolution and scoring, and
     execute what is due. The firing key is the event's messageId, as in :func:`evaluate`,
@@ -174,7 +177,7 @@ def react(ws: Any, now: dt.datetime | None = None, post: Post = webhooks.post) -
     return result
 
 
-def evaluate(ws: Any, now: dt.datetime | None = None, *, since: dt.datetime | None = None,
+def evaluate(ws: Workspace, now: dt.datetime | None = None, *, since: dt.datetime | None = None,
              dry_run: bool = False) -> RunResult:
     """Fire every enabled workflow on what changed since the last evaluation; enqueue.
 
@@ -239,7 +242,7 @@ def _drop_stale(inputs: Inputs, max_age_days: float, now: dt.datetime) -> int:
     return n
 
 
-def _top_signals(ws: Any, accounts: list[str]) -> dict[str, list[str]]:
+def _top_signals(ws: Workspace, accounts: list[str]) -> dict[str, list[str]]:
     """Each account's five most frequent recent signals (activity via channel, in the 30
     days before the last touch), for all *accounts* in one query."""
     with ws.store.reader() as cur:
@@ -257,7 +260,7 @@ def _top_signals(ws: Any, accounts: list[str]) -> dict[str, list[str]]:
     return out
 
 
-def execute(ws: Any, now: dt.datetime | None = None, post: Post = webhooks.post,
+def execute(ws: Workspace, now: dt.datetime | None = None, post: Post = webhooks.post,
             max_rounds: int = 100) -> RunResult:
     """Carry out every due job (steps of a firing in order); returns the outcomes.
 
@@ -319,7 +322,7 @@ def execute(ws: Any, now: dt.datetime | None = None, post: Post = webhooks.post,
                 if i is not None:
                     if effect.field not in rows:
                         rows[effect.field] = None
-                    rows.iat[i, rows.columns.get_loc(effect.field)] = effect.value
+                    rows.loc[rows.index[i], effect.field] = effect.value
                 if j_action == "assign":
                     counters[name] = counter + 1
             elif effect.kind == "task":

@@ -12,9 +12,9 @@ One tick (:func:`tick`):
    created for the owner, an email is sent when the recipient's local time is inside the
    send window and its mailbox has allowance (warm-up, daily and hourly caps, gap);
 3. every message is claimed in the store before it is handed to SMTP (see
-   :mod:`demandloop.store.mail`), rendered from the account's context and DKIM-signed.
+   :mod:`demandloop.activate.mail_queries`), rendered from the account's context and DKIM-signed.
 
-Like :mod:`demandloop.activation`, this module only wires the store, the pure functions of
+Like :mod:`demandloop.activate.run`, this module only wires the store, the pure functions of
 :mod:`demandloop.activate.sequences` and :mod:`demandloop.activate.compose`, and the SMTP
 edge together.
 """
@@ -27,17 +27,19 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 import orjson
 import pandas as pd
 
 from demandloop.activate import compose, sequences
+from demandloop.activate import mail_queries as mailstore
 from demandloop.errors import ConfigError
-from demandloop.serve import smtp
-from demandloop.store import keys
-from demandloop.store import mail as mailstore
+from demandloop.outbound import smtp
+
+if TYPE_CHECKING:  # the runners are called by the facade, which they never import
+    from demandloop.workspace import Workspace
 
 Transports = Callable[[Any], Any]  # mailbox settings -> transport with send(to, raw), close()
 
@@ -55,7 +57,7 @@ class TickResult:
     details: list[str] = field(default_factory=list)
 
 
-def window(ws: Any) -> sequences.Window:
+def window(ws: Workspace) -> sequences.Window:
     m = ws.settings.activate.mail
     try:
         return sequences.Window.parse(m.send_window, list(m.send_days), list(m.holidays))
@@ -63,19 +65,19 @@ def window(ws: Any) -> sequences.Window:
         raise ConfigError(f"activate.mail: {exc}") from None
 
 
-def _sequence(ws: Any, name: str) -> Any:
+def _sequence(ws: Workspace, name: str) -> Any:
     for q in ws.settings.activate.sequences:
         if q.name == name:
             return q
     raise ConfigError(f"no sequence '{name}'")
 
 
-def templates(ws: Any) -> compose.Templates:
+def templates(ws: Workspace) -> compose.Templates:
     folder = Path(ws.directory) / ws.settings.activate.mail.templates_dir
     return compose.Templates(folder if folder.is_dir() else None)
 
 
-def people_of(ws: Any, account_id: str) -> pd.DataFrame:
+def people_of(ws: Workspace, account_id: str) -> pd.DataFrame:
     """An account's known people: email, role fields, engagement, time zone trait."""
     with ws.store.reader() as cur:
         people: pd.DataFrame = cur.execute(
@@ -89,7 +91,7 @@ def people_of(ws: Any, account_id: str) -> pd.DataFrame:
     return people
 
 
-def enrol_kwargs(ws: Any, spec: dict[str, Any], account_id: str) -> dict[str, Any]:
+def enrol_kwargs(ws: Workspace, spec: dict[str, Any], account_id: str) -> dict[str, Any]:
     """What the pure ``enrol`` action needs besides the account."""
     s = ws.settings
     with ws.store.reader() as cur:
@@ -102,7 +104,7 @@ def enrol_kwargs(ws: Any, spec: dict[str, Any], account_id: str) -> dict[str, An
             "mailbox_load": load, "default_timezone": s.activate.mail.default_timezone}
 
 
-def _engaged(ws: Any, person_id: str, account_id: str | None) -> list[dict[str, Any]]:
+def _engaged(ws: Workspace, person_id: str, account_id: str | None) -> list[dict[str, Any]]:
     """The content a person engaged with (else their account), newest first, distinct."""
     with ws.store.reader() as cur:
         rows = cur.execute(
@@ -126,7 +128,7 @@ def _engaged(ws: Any, person_id: str, account_id: str | None) -> list[dict[str, 
     return out
 
 
-def _accounts(ws: Any, ids: list[str]) -> dict[str, dict[str, Any]]:
+def _accounts(ws: Workspace, ids: list[str]) -> dict[str, dict[str, Any]]:
     """The due enrolments' accounts as templates and stop rules see them: CRM fields and
     the latest scores (one query for just these accounts; a tick runs every few seconds)."""
     with ws.store.reader() as cur:
@@ -156,7 +158,7 @@ def sender(box: Any) -> dict[str, str]:
     return {"name": box.display_name or box.address.split("@")[0], "email": box.address}
 
 
-def _key_pem(ws: Any, box: Any) -> bytes | None:
+def _key_pem(ws: Workspace, box: Any) -> bytes | None:
     if not box.dkim_key_file:
         return None
     path = Path(ws.directory) / box.dkim_key_file
@@ -167,7 +169,7 @@ def _key_pem(ws: Any, box: Any) -> bytes | None:
                           f"{exc.strerror}") from None
 
 
-def compose_message(ws: Any, tpl: compose.Templates, enrolment: dict[str, Any], step: Any,
+def compose_message(ws: Workspace, tpl: compose.Templates, enrolment: dict[str, Any], step: Any,
                     person: dict[str, Any], account: dict[str, Any], box: Any,
                     now: dt.datetime, key: bytes) -> tuple[bytes, str, str]:
     """(raw bytes, subject, Message-ID) of one sequence email, signed when configured."""
@@ -190,7 +192,7 @@ def compose_message(ws: Any, tpl: compose.Templates, enrolment: dict[str, Any], 
     return raw, rendered.subject, msg_id
 
 
-def default_transports(ws: Any) -> Transports:
+def default_transports(ws: Workspace) -> Transports:
     def make(box: Any) -> Any:
         password = os.environ.get(box.password_env) if box.password_env else None
         if box.password_env and password is None:
@@ -200,7 +202,7 @@ def default_transports(ws: Any) -> Transports:
     return make
 
 
-def tick(ws: Any, now: dt.datetime | None = None,
+def tick(ws: Workspace, now: dt.datetime | None = None,
          transports: Transports | None = None) -> TickResult:
     """One pass over the due enrolments (see the module docstring)."""
     now = now or dt.datetime.now(dt.UTC).replace(tzinfo=None)
@@ -226,7 +228,7 @@ def tick(ws: Any, now: dt.datetime | None = None,
 class _Tick:
     """The state one tick shares across enrolments (read once, kept current)."""
 
-    def __init__(self, ws: Any, now: dt.datetime, make: Transports, since: dt.datetime,
+    def __init__(self, ws: Workspace, now: dt.datetime, make: Transports, since: dt.datetime,
                  due_accounts: list[Any]) -> None:
         settings, store, m = ws.settings.activate, ws.store, ws.settings.activate.mail
         self.ws, self.store, self.now, self.make = ws, store, now, make
@@ -241,7 +243,7 @@ class _Tick:
         self.accounts = _accounts(ws, sorted({str(a) for a in due_accounts}))
         self.sent_log = mailstore.sends(store, now - dt.timedelta(days=2))
         self.firsts = mailstore.first_sends(store)
-        self.key = keys.unsubscribe_key(Path(ws.directory))
+        self.key = compose.unsubscribe_key(Path(ws.directory))
         self.open: dict[str, Any] = {}
         self.down: set[str] = set()  # mailboxes that failed this tick (login, connection)
         self.people: dict[str, dict[str, Any]] = {}
@@ -396,7 +398,7 @@ _SAMPLE_ENGAGED = [{"title": "Pricing", "path": "/pricing", "topic": "pricing",
                     "channel": "direct", "day": dt.date(2026, 1, 5)}]
 
 
-def check(ws: Any) -> list[str]:
+def check(ws: Workspace) -> list[str]:
     """Every problem that would stop or spoil sending, found without sending: templates
     that do not render (against a sample person), unreadable DKIM keys, unset password
     variables. Lines starting ``warning:`` do not stop sending."""
@@ -414,7 +416,7 @@ def check(ws: Any) -> list[str]:
                 if step.type == "email":
                     compose.render(tpl, step, ctx)
                 elif step.type == "task":
-                    tpl.render_text(step.title, ctx)
+                    tpl.render_text(step.title or "", ctx)
             except compose.TemplateProblem as exc:
                 problems.append(f"sequence '{q.name}' step {i} ({step.type}): {exc}")
     for b in settings.mailboxes:

@@ -21,6 +21,7 @@ from demandloop.domains import alias_map, canonical_domain, personal_domains
 from demandloop.enrich.channels import rules_for, user_rule
 from demandloop.enrich.personas import classify_title
 from demandloop.enrich.touches import build_touches
+from demandloop.ipaddr import anonymise_ip
 from demandloop.resolve import asn as asn_table
 from demandloop.resolve.accounts import (
     CONFIDENCE,
@@ -29,9 +30,9 @@ from demandloop.resolve.accounts import (
     person_accounts,
 )
 from demandloop.resolve.identity import resolve_persons
-from demandloop.resolve.ipranges import RangeIndex, anonymise_ip
+from demandloop.resolve.ipranges import RangeIndex
+from demandloop.resolve.queries import read_inputs, write_outputs
 from demandloop.store.db import Store
-from demandloop.store.resolution import read_inputs, write_outputs
 
 
 @dataclass

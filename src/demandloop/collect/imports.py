@@ -16,8 +16,8 @@ import duckdb
 import pyarrow as pa
 
 from demandloop.collect.crm import CrmRows
+from demandloop.collect.ipranges import UserRange
 from demandloop.errors import InputError
-from demandloop.resolve.ipranges import UserRange
 from demandloop.store.db import Store
 
 _ACCOUNT_COLS = ("account_id", "domain", "name", "industry", "employees", "revenue", "country",
