@@ -14,7 +14,7 @@ import orjson
 import pytest
 
 import demandloop
-from demandloop.activate.mail_queries import suppressed
+from demandloop.activate.sequence_queries import suppressed
 from demandloop.store.privacy import email_hash
 from tests.collector_helpers import collector
 

@@ -16,15 +16,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import orjson
 import pandas as pd
 
 from demandloop import explain, privacy
 from demandloop.activate import audiences, compose
 from demandloop.activate import job_queries as jobstore
-from demandloop.activate import mail_queries as mailstore
 from demandloop.activate import run as activation
 from demandloop.activate import run_sequences as sequencing
+from demandloop.activate import sequence_queries as mailstore
 from demandloop.collect.crm import read_crm_csv
 from demandloop.collect.files import event_files
 from demandloop.collect.imports import import_crm, import_ip_ranges, import_leads, import_spend
@@ -47,6 +46,7 @@ from demandloop.outbound import webhooks
 from demandloop.score import predictive, predictive_run
 from demandloop.score import run as score_run
 from demandloop.store import Store, export_parquet, import_parquet, pit
+from demandloop.store.accounts import SCORE_COLUMNS, account_view
 
 
 @dataclass
@@ -274,23 +274,8 @@ class Workspace:
         """The latest account snapshot flattened for lists: account, stage, fit, band,
         engagement, intent, surging, people, committee_coverage, missing_roles, recent,
         surge_topics, priority (the order to work accounts in)."""
-        scores = self.latest_scores()
-        details = scores["details"].map(orjson.loads)
-
-        def detail(key: str) -> pd.Series:
-            return details.map(lambda d: d.get(key))
-
-        return pd.DataFrame({
-            "account": scores["entity_id"], "stage": scores["stage"],
-            "fit": scores["fit"].round(1), "band": detail("fit_band"),
-            "engagement": scores["engagement"].round(1), "intent": scores["intent"].round(2),
-            "surging": detail("surging"), "people": detail("people"),
-            "committee_coverage": detail("committee_coverage"),
-            "missing_roles": details.map(lambda d: d.get("missing_roles") or []),
-            "recent": detail("recent"),
-            "surge_topics": details.map(lambda d: d.get("surge_topics") or []),
-            "priority": detail("priority"),
-        })
+        df = account_view(self.store, scored=True, columns=SCORE_COLUMNS)
+        return _rounded(df).rename(columns={"account_id": "account"})
 
     def explain_account(self, key: str) -> dict[str, Any]:
         """Fit criteria, top signals (with decay), surge topics, stage history, committee."""
@@ -461,14 +446,10 @@ class Workspace:
     def audience_rows(self, entity: str) -> pd.DataFrame:
         """Every account (CRM fields + latest scores), or every person with their
         account's fields prefixed ``account_``: what segments and workflows filter."""
-        accounts = self.accounts().drop(columns=["technologies", "crm_id", "source",
-                                                 "created_at", "updated_at"])
         # the committee gaps and surge topics stay: alerts and messages name them
-        scores = self.scored_accounts().drop(columns=["recent"]).rename(
-            columns={"account": "account_id"})
-        merged = accounts.merge(scores, on="account_id", how="left")
-        for col in ("missing_roles", "surge_topics"):  # unscored accounts: none, not NaN
-            merged[col] = merged[col].map(lambda v: v if isinstance(v, list) else [])
+        merged = _rounded(account_view(self.store)).drop(columns=[
+            "technologies", "crm_id", "source", "created_at", "updated_at", "as_of",
+            "recent"])
         if entity == "account":
             return merged
         people = self.persons()[["person_id", "email", "first_name", "last_name", "title",
@@ -555,6 +536,12 @@ class Workspace:
         """Demand gen vs lead gen: the published rubric next to this workspace's figures."""
         return views.scorecard(frames(self.store, "touches", "opportunities", "scores"),
                                self.settings)
+
+
+def _rounded(df: pd.DataFrame) -> pd.DataFrame:
+    """Scores as lists show them: fit and engagement to 0.1, intent to 0.01."""
+    return df.assign(fit=df["fit"].round(1), engagement=df["engagement"].round(1),
+                     intent=df["intent"].round(2))
 
 
 def open(path: str | Path = ".", **kwargs: Any) -> Workspace:  # noqa: A001 - mirrors io.open

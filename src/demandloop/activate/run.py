@@ -23,8 +23,8 @@ import pandas as pd
 from pydantic import TypeAdapter, ValidationError
 
 from demandloop.activate import job_queries as jobstore
-from demandloop.activate import mail_queries as mailstore
 from demandloop.activate import run_sequences as sequencing
+from demandloop.activate import sequence_queries as mailstore
 from demandloop.activate.actions import ACTIONS
 from demandloop.activate.workflows import Inputs, firings, jobs
 from demandloop.config.activate import WorkflowSetting, check_enrolments

@@ -12,7 +12,8 @@ One tick (:func:`tick`):
    created for the owner, an email is sent when the recipient's local time is inside the
    send window and its mailbox has allowance (warm-up, daily and hourly caps, gap);
 3. every message is claimed in the store before it is handed to SMTP (see
-   :mod:`demandloop.activate.mail_queries`), rendered from the account's context and DKIM-signed.
+   :mod:`demandloop.activate.sequence_queries`), rendered from the account's context and
+   DKIM-signed.
 
 Like :mod:`demandloop.activate.run`, this module only wires the store, the pure functions of
 :mod:`demandloop.activate.sequences` and :mod:`demandloop.activate.compose`, and the SMTP
@@ -30,13 +31,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-import orjson
 import pandas as pd
 
 from demandloop.activate import compose, sequences
-from demandloop.activate import mail_queries as mailstore
+from demandloop.activate import sequence_queries as mailstore
 from demandloop.errors import ConfigError
 from demandloop.outbound import smtp
+from demandloop.store.accounts import SCORE_COLUMNS, account_view
 
 if TYPE_CHECKING:  # the runners are called by the facade, which they never import
     from demandloop.workspace import Workspace
@@ -131,27 +132,15 @@ def _engaged(ws: Workspace, person_id: str, account_id: str | None) -> list[dict
 def _accounts(ws: Workspace, ids: list[str]) -> dict[str, dict[str, Any]]:
     """The due enrolments' accounts as templates and stop rules see them: CRM fields and
     the latest scores (one query for just these accounts; a tick runs every few seconds)."""
-    with ws.store.reader() as cur:
-        rows = cur.execute(
-            "SELECT a.account_id, a.domain, a.name, a.industry, a.employees, a.country, "
-            "a.owner, a.target, a.tier, s.stage, round(s.fit, 1) AS fit, "
-            "round(s.engagement, 1) AS engagement, round(s.intent, 2) AS intent, "
-            "s.details ->> '$.fit_band' AS band, (s.details ->> '$.surging')::BOOLEAN "
-            "AS surging, (s.details ->> '$.committee_coverage')::DOUBLE AS "
-            "committee_coverage, s.details -> '$.missing_roles' AS missing_roles, "
-            "s.details -> '$.surge_topics' AS surge_topics FROM accounts a LEFT JOIN scores s "
-            "ON s.workspace_id = a.workspace_id AND s.entity = 'account' AND "
-            "s.entity_id = a.account_id AND s.as_of = (SELECT max(as_of) FROM scores WHERE "
-            "workspace_id = $ws AND entity = 'account') WHERE a.workspace_id = $ws AND "
-            "list_contains($ids, a.account_id)", {"ws": ws.store.workspace_id, "ids": ids})
-        names = [d[0] for d in cur.description]
-        out = {}
-        for row in rows.fetchall():
-            r = dict(zip(names, row, strict=True))
-            for k in ("missing_roles", "surge_topics"):
-                r[k] = orjson.loads(r[k]) if r[k] else []
-            out[str(r["account_id"])] = r
-    return out
+    df = account_view(ws.store, ids=ids, columns=(
+        "domain", "name", "industry", "employees", "country", "owner", "target", "tier",
+        *SCORE_COLUMNS))
+    df = df.drop(columns=["recent", "priority"]).assign(
+        fit=df["fit"].round(1), engagement=df["engagement"].round(1),
+        intent=df["intent"].round(2))
+    clean = df.astype(object).where(df.notna(), None)
+    return {str(r["account_id"]): {str(k): v for k, v in r.items()}
+            for r in clean.to_dict("records")}
 
 
 def sender(box: Any) -> dict[str, str]:

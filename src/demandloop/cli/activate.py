@@ -171,7 +171,7 @@ def mail_check(
     as_json: bool = JsonOpt,
 ) -> None:
     """Check SPF, DKIM and DMARC and say what to fix; exits 1 when a check fails."""
-    from demandloop.activate import mail
+    from demandloop.activate import deliverability as mail
     from demandloop.outbound.dns import txt_lookup
 
     selectors = tuple(selector) or mail.DEFAULT_SELECTORS

@@ -23,9 +23,8 @@ _QUERIES = {
                        "AND account_id IS NOT NULL",
     "spend": "SELECT date, channel, campaign, spend, impressions, clicks FROM spend "
              "WHERE workspace_id = $ws ORDER BY date, channel",
-    "scores": "SELECT entity_id AS account_id, fit, details ->> '$.fit_band' AS band "
-              "FROM scores WHERE workspace_id = $ws AND entity = 'account' AND as_of = "
-              "(SELECT max(as_of) FROM scores WHERE workspace_id = $ws AND entity = 'account')",
+    "scores": "SELECT account_id, fit, band FROM account_view WHERE workspace_id = $ws "
+              "AND as_of IS NOT NULL",
 }
 
 

@@ -375,6 +375,32 @@ CREATE TABLE ip_matches (
 );
 """
 
+# The account as every stage after scoring sees it: CRM fields and the latest snapshot's
+# scores, with the details JSON unpacked. Segments, workflows, sequences, reports and the
+# account lists all read this view, so "an account's stage" means one thing everywhere.
+_V10 = """
+CREATE VIEW account_view AS
+WITH latest AS (
+    SELECT workspace_id, max(as_of) AS as_of FROM scores WHERE entity = 'account'
+    GROUP BY workspace_id)
+SELECT a.workspace_id, a.account_id, a.domain, a.name, a.industry, a.employees, a.revenue,
+       a.country, a.technologies, a.owner, a.target, a.tier, a.crm_id, a.source,
+       a.created_at, a.updated_at,
+       s.as_of, s.stage, s.fit, s.engagement, s.intent,
+       s.details ->> '$.fit_band' AS band,
+       (s.details ->> '$.surging')::BOOLEAN AS surging,
+       (s.details ->> '$.people')::BIGINT AS people,
+       (s.details ->> '$.committee_coverage')::DOUBLE AS committee_coverage,
+       s.details -> '$.missing_roles' AS missing_roles,
+       (s.details ->> '$.recent')::DOUBLE AS recent,
+       s.details -> '$.surge_topics' AS surge_topics,
+       (s.details ->> '$.priority')::DOUBLE AS priority
+FROM accounts a
+LEFT JOIN latest l ON l.workspace_id = a.workspace_id
+LEFT JOIN scores s ON s.workspace_id = a.workspace_id AND s.entity = 'account'
+    AND s.entity_id = a.account_id AND s.as_of = l.as_of;
+"""
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "core tables: events, identities, persons, accounts, ...", _V1),
     Migration(2, "identity resolution: person_identifiers, account_matches, touch sources", _V2),
@@ -390,6 +416,8 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(9, "ip_ranges.known_at: since when each range was known",
               "ALTER TABLE ip_ranges ADD COLUMN known_at TIMESTAMP;"
               "UPDATE ip_ranges SET known_at = now()::TIMESTAMP;"),
+    Migration(10, "account_view: every account with its latest scores, queried in one place",
+              _V10),
 )
 
 #: tables exported/imported as Parquet, in dependency-free order

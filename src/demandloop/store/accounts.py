@@ -1,0 +1,37 @@
+"""Reading ``account_view``: every account with its latest scores (migration 10), the one
+account view that segments, workflows, sequences, reports and account lists share."""
+
+from __future__ import annotations
+
+import orjson
+import pandas as pd
+
+from demandloop.store.db import Store
+
+#: the view's score columns (NULL for an account no snapshot has scored)
+SCORE_COLUMNS = ("stage", "fit", "band", "engagement", "intent", "surging", "people",
+                 "committee_coverage", "missing_roles", "recent", "surge_topics", "priority")
+
+
+def account_view(store: Store, *, ids: list[str] | None = None, scored: bool = False,
+                 columns: tuple[str, ...] | None = None) -> pd.DataFrame:
+    """Rows of ``account_view`` for this workspace, ordered by account id: only *ids* when
+    given, only accounts of the latest snapshot with *scored*, only *columns* (plus
+    ``account_id``) when given. ``missing_roles`` and ``surge_topics`` come as lists."""
+    cols = "* EXCLUDE (workspace_id)" if columns is None else ", ".join(
+        ["account_id", *[c for c in columns if c != "account_id"]])
+    where = ["workspace_id = $ws"]
+    params: dict[str, object] = {"ws": store.workspace_id}
+    if ids is not None:
+        where.append("list_contains($ids, account_id)")
+        params["ids"] = ids
+    if scored:
+        where.append("as_of IS NOT NULL")
+    with store.reader() as cur:
+        df: pd.DataFrame = cur.execute(
+            f"SELECT {cols} FROM account_view WHERE {' AND '.join(where)} "
+            "ORDER BY account_id", params).df()
+    for col in ("missing_roles", "surge_topics"):  # unscored accounts: none, not NaN
+        if col in df:
+            df[col] = [orjson.loads(v) if isinstance(v, str) else [] for v in df[col]]
+    return df
