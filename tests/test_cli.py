@@ -14,7 +14,7 @@ def test_demo_shows_the_market(cli, tmp_path: Path) -> None:  # type: ignore[no-
     d = tmp_path / "demo"
     code, out, err = cli("demo", "--dir", str(d), "--accounts", "120", "--days", "40")
     assert code == 0, err
-    for section in ("1. Simulated", "2. Loaded", "3. Events by type",
+    for section in ("1. Simulated", "2. Ingested", "3. Events by type",
                     "4. Touches by channel and motion", "Who is it:", "5. In the workspace",
                     "6. Most active accounts", "10. Act:"):
         assert section in out

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -54,6 +55,7 @@ class Loaded:
     """What :meth:`Workspace.load_simulation` loaded: the ingestion, and rows per import."""
 
     ingest: IngestResult
+    ingest_seconds: float
     accounts: int
     contacts: int
     opportunities: int
@@ -140,12 +142,14 @@ class Workspace:
         own data: the events, the CRM's accounts, contacts and opportunities, the IP ranges
         and (with *spend*) the spend file. Nothing is resolved or scored."""
         market = Path(folder)
+        started = time.perf_counter()
         ingest = self.ingest(market / "events.jsonl")
+        seconds = time.perf_counter() - started
         crm = {kind: self.import_crm(kind, market / f"{kind}.csv")
                for kind in ("accounts", "contacts", "opportunities")}
         ranges = self.import_ip_ranges(market / "ip_ranges.csv")
         spent = self.import_spend(market / "spend.csv") if spend else 0
-        return Loaded(ingest=ingest, accounts=crm["accounts"], contacts=crm["contacts"],
+        return Loaded(ingest=ingest, ingest_seconds=seconds, accounts=crm["accounts"], contacts=crm["contacts"],
                       opportunities=crm["opportunities"], ip_ranges=ranges, spend=spent)
 
     def import_ip_ranges(self, path: str | Path) -> int:
