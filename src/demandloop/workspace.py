@@ -149,8 +149,9 @@ class Workspace:
                for kind in ("accounts", "contacts", "opportunities")}
         ranges = self.import_ip_ranges(market / "ip_ranges.csv")
         spent = self.import_spend(market / "spend.csv") if spend else 0
-        return Loaded(ingest=ingest, ingest_seconds=seconds, accounts=crm["accounts"], contacts=crm["contacts"],
-                      opportunities=crm["opportunities"], ip_ranges=ranges, spend=spent)
+        return Loaded(ingest=ingest, ingest_seconds=seconds, accounts=crm["accounts"],
+                      contacts=crm["contacts"], opportunities=crm["opportunities"],
+                      ip_ranges=ranges, spend=spent)
 
     def import_ip_ranges(self, path: str | Path) -> int:
         """Import company IP ranges (``cidr`` or ``start,end`` + ``domain``/``organisation``)."""
