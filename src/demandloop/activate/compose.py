@@ -44,6 +44,8 @@ import dkim
 import jinja2
 from jinja2.sandbox import SandboxedEnvironment
 
+from demandloop.config.activate import StepSetting
+
 SIGNED_HEADERS = (b"from", b"to", b"subject", b"date", b"message-id", b"mime-version",
                   b"content-type", b"list-unsubscribe", b"list-unsubscribe-post")
 
@@ -100,15 +102,16 @@ class Templates:
         except jinja2.exceptions.SecurityError as exc:
             raise TemplateProblem(f"not allowed in a template: {exc}") from None
 
-    def step_sources(self, step: Any) -> tuple[str, str, str | None]:
+    def step_sources(self, step: StepSetting) -> tuple[str, str, str | None]:
         """(subject, text, html) sources of an email step (inline or from files)."""
         if step.template:
             text = self._file(f"{step.template}.txt.j2")
             if text is None:
                 raise TemplateProblem(f"no template file {step.template}.txt.j2 in "
                                       f"{self.folder}")
-            return step.subject, text, self._file(f"{step.template}.html.j2")
-        return step.subject, step.body, step.html
+            return step.subject or "", text, self._file(f"{step.template}.html.j2")
+        # an email step's settings require a subject and a body (or a template)
+        return step.subject or "", step.body or "", step.html
 
 
 @dataclass

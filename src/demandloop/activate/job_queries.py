@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
+import duckdb
 import pandas as pd
 import pyarrow as pa
 
@@ -89,7 +90,7 @@ def finish_done(store: Store, done: list[tuple[str, str, tuple[str, Any] | None]
                         [store.workspace_id, name, counter])
 
 
-def _finish(cur: Any, ws: str, job: str, *, status: str, now: dt.datetime,
+def _finish(cur: duckdb.DuckDBPyConnection, ws: str, job: str, *, status: str, now: dt.datetime,
             result: str | None = None, error: str | None = None,
             next_at: dt.datetime | None = None,
             effect: tuple[str, Any] | None = None) -> None:

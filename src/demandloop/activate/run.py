@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import duckdb
 import orjson
 import pandas as pd
 from pydantic import TypeAdapter, ValidationError
@@ -110,7 +111,7 @@ def _inputs(ws: Workspace, since: dt.datetime | None, events_since: dt.datetime 
                   person_accounts=people)
 
 
-def _events(cur: Any, workspace: str, since: dt.datetime | None,
+def _events(cur: duckdb.DuckDBPyConnection, workspace: str, since: dt.datetime | None,
             names: list[str] | None = None) -> pd.DataFrame:
     """Track events received after *since* with their account: the resolved touch's, else
     (for events not resolved yet, seconds old) the group call's, the known person's, or

@@ -35,6 +35,7 @@ import pandas as pd
 
 from demandloop.activate import compose, sequences
 from demandloop.activate import sequence_queries as mailstore
+from demandloop.config.activate import MailboxSetting, SequenceSetting
 from demandloop.errors import ConfigError
 from demandloop.outbound import smtp
 from demandloop.store.accounts import SCORE_COLUMNS, account_view
@@ -66,7 +67,7 @@ def window(ws: Workspace) -> sequences.Window:
         raise ConfigError(f"activate.mail: {exc}") from None
 
 
-def _sequence(ws: Workspace, name: str) -> Any:
+def _sequence(ws: Workspace, name: str) -> SequenceSetting:
     for q in ws.settings.activate.sequences:
         if q.name == name:
             return q
@@ -143,11 +144,11 @@ def _accounts(ws: Workspace, ids: list[str]) -> dict[str, dict[str, Any]]:
             for r in clean.to_dict("records")}
 
 
-def sender(box: Any) -> dict[str, str]:
+def sender(box: MailboxSetting) -> dict[str, str]:
     return {"name": box.display_name or box.address.split("@")[0], "email": box.address}
 
 
-def _key_pem(ws: Workspace, box: Any) -> bytes | None:
+def _key_pem(ws: Workspace, box: MailboxSetting) -> bytes | None:
     if not box.dkim_key_file:
         return None
     path = Path(ws.directory) / box.dkim_key_file
@@ -182,7 +183,7 @@ def compose_message(ws: Workspace, tpl: compose.Templates, enrolment: dict[str, 
 
 
 def default_transports(ws: Workspace) -> Transports:
-    def make(box: Any) -> Any:
+    def make(box: MailboxSetting) -> Any:
         password = os.environ.get(box.password_env) if box.password_env else None
         if box.password_env and password is None:
             raise ConfigError(f"mailbox '{box.name}': environment variable "
@@ -303,7 +304,7 @@ class _Tick:
             "workflow": f"sequence:{sequence}"}, self.now)
         self.out.tasks += 1
 
-    def _allowance(self, box: Any) -> int:
+    def _allowance(self, box: MailboxSetting) -> int:
         first = self.firsts.get(box.name)
         start = box.warmup_start or (sequences.local_time(first, box.timezone).date()
                                      if first is not None else None)

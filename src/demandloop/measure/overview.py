@@ -6,20 +6,20 @@ the CLI and the Python API to render.
 
 from __future__ import annotations
 
-from typing import Any
-
 import ibis
 import pandas as pd
 
+from demandloop.compute import Tables
 
-def event_counts(t: Any) -> pd.DataFrame:
+
+def event_counts(t: Tables) -> pd.DataFrame:
     """Events per message type (and per track event name), largest first."""
     e = t.events.mutate(event=t.events.event.fill_null(""))
     out: pd.DataFrame = e.group_by(["type", "event"]).agg(events=e.count()).execute()
     return out.sort_values(["events", "type"], ascending=[False, True]).reset_index(drop=True)
 
 
-def touch_channels(t: Any) -> pd.DataFrame:
+def touch_channels(t: Tables) -> pd.DataFrame:
     """Touches per channel and motion, with the accounts they reached."""
     x = t.touches
     agg = x.group_by(["channel", "motion"]).agg(touches=x.count(),
@@ -30,7 +30,7 @@ def touch_channels(t: Any) -> pd.DataFrame:
         drop=True)[["channel", "motion", "touches", "share", "accounts"]]
 
 
-def ranked_accounts(t: Any, *, days: int = 30, limit: int = 10) -> pd.DataFrame:
+def ranked_accounts(t: Tables, *, days: int = 30, limit: int = 10) -> pd.DataFrame:
     """Accounts ranked by recent touches (last *days* of data, after ``resolve``).
 
     Columns: account_id, name, domain, target, people (known people engaged), visitors
@@ -58,7 +58,7 @@ def ranked_accounts(t: Any, *, days: int = 30, limit: int = 10) -> pd.DataFrame:
     return frame
 
 
-def lead_conversion(t: Any, by: str = "origin") -> pd.DataFrame:
+def lead_conversion(t: Tables, by: str = "origin") -> pd.DataFrame:
     """MQL -> won conversion per lead attribute (``origin``, ``channel``, ``landing_page``).
 
     A lead converts when a won opportunity carries its ``lead_id``. Missing values are

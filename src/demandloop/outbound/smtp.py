@@ -25,6 +25,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from demandloop.config.activate import MailboxSetting
+
 
 @dataclass
 class Outcome:
@@ -36,7 +38,7 @@ class Outcome:
 class SmtpTransport:
     """One mailbox's SMTP connection (opened lazily, reused, closed by :meth:`close`)."""
 
-    def __init__(self, box: Any, password: str | None, timeout: float = 30.0,
+    def __init__(self, box: MailboxSetting, password: str | None, timeout: float = 30.0,
                  ca_file: Path | None = None) -> None:
         self.box, self.password, self.timeout, self.ca_file = box, password, timeout, ca_file
         self._smtp: smtplib.SMTP | None = None
@@ -116,7 +118,8 @@ def _classify(code: int, text: Any) -> Outcome:
     return Outcome("bounced" if 500 <= code < 600 else "deferred", detail)
 
 
-def transport(box: Any, workspace_dir: Path, password: str | None) -> SmtpTransport | FileTransport:
+def transport(box: MailboxSetting, workspace_dir: Path, password: str | None
+              ) -> SmtpTransport | FileTransport:
     """The transport a mailbox's settings ask for."""
     if box.transport == "file":
         return FileTransport(workspace_dir / box.outbox)

@@ -34,8 +34,8 @@ from __future__ import annotations
 
 import mmap
 from collections.abc import Sequence
-from typing import Any
 
+import duckdb
 import numpy as np
 import pyarrow as pa
 
@@ -95,7 +95,7 @@ def _bucket(entity: str, size: int) -> str:
             f"ELSE hash({entity}, activity, ts::DATE) & {size - 1} END)::UINTEGER")
 
 
-def candidates(con: Any, workspace_id: str, rules: EngagementRules,
+def candidates(con: duckdb.DuckDBPyConnection, workspace_id: str, rules: EngagementRules,
                entities: Sequence[str], name: str = "_cap_candidates") -> dict[str, str]:
     """Store the candidate touches of every entity column in *entities* in the temporary
     table *name* on *con* (a DuckDB connection); returns, per entity, the boolean column
@@ -108,8 +108,8 @@ def candidates(con: Any, workspace_id: str, rules: EngagementRules,
         return _store(con, workspace_id, rules, entities, name)
 
 
-def _store(con: Any, workspace_id: str, rules: EngagementRules, entities: Sequence[str],
-           name: str) -> dict[str, str]:
+def _store(con: duckdb.DuckDBPyConnection, workspace_id: str, rules: EngagementRules,
+           entities: Sequence[str], name: str) -> dict[str, str]:
     ws = {"ws": workspace_id}
     scope = ("FROM touches WHERE workspace_id = $ws AND ("
              + " OR ".join(f"{e} IS NOT NULL" for e in entities) + ")")

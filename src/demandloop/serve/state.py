@@ -6,13 +6,16 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
 from demandloop.collect.log import DurableLog, backlog_bytes, load_checkpoint
 from demandloop.serve.keys import KeyRing
 from demandloop.serve.metrics import Metrics
+
+if TYPE_CHECKING:
+    from demandloop.serve.loader import Loader
 
 STATUS_FILE = "loader-status.json"
 #: a loader whose heartbeat is older than this, and that is not busy resolving or scoring,
@@ -26,7 +29,7 @@ class CollectorState:
     keys: KeyRing
     log_root: Path  # the folder holding every worker's log folder and the loader status
     metrics: Metrics = field(default_factory=Metrics)
-    loader: Any = None  # the in-process Loader, when there is one
+    loader: Loader | None = None  # the in-process Loader, when there is one
     _backlog: tuple[float, int] = (0.0, 0)
 
     def backlog_bytes(self) -> int:
