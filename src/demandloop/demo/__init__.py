@@ -13,8 +13,8 @@ from typing import Any
 import orjson
 from rich.console import Console
 
-from demandloop import demo_act
 from demandloop.config import CONFIG_FILE, example_toml
+from demandloop.demo import act as demo_act
 from demandloop.measure.evaluation import evaluate
 from demandloop.render import frame_table as _table
 from demandloop.simulate import simulate
