@@ -81,7 +81,7 @@ def test_hashed_cap_candidates_find_every_cut(buckets: int | None,
     from demandloop.compute import tables
     from demandloop.score import caps
     from demandloop.score.engagement import cap_cuts
-    from demandloop.score.run import cap_candidates
+    from demandloop.score.measures import cap_candidates
     from demandloop.store import Store
 
     if buckets:

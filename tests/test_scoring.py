@@ -376,7 +376,7 @@ def test_every_account_measure_equals_an_independent_computation(tmp_path: Path,
                                                                  seed: int) -> None:
     """Scoring counts only the cut touches through a window; each measure must still equal
     the per-touch definition computed independently."""
-    from demandloop.score.run import account_scores, person_features
+    from demandloop.score.measures import account_scores, person_features
     from demandloop.store import Store
 
     df = _touch_frame(seed)
@@ -441,7 +441,7 @@ def test_committee_in_the_database_equals_coverage_of_engaged_people(roles: list
     # over the engaged people: people touched outside the window, without an account, with
     # an unknown or no seniority or function
     from demandloop.score.committee import coverage
-    from demandloop.score.run import committee_coverage, engaged_people
+    from demandloop.score.measures import committee_coverage, engaged_people
     from demandloop.store import Store
 
     rng = np.random.default_rng(3)

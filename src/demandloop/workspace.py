@@ -20,7 +20,7 @@ from typing import Any
 import pandas as pd
 
 from demandloop import explain, privacy
-from demandloop.activate import audiences, compose
+from demandloop.activate import audiences, compose, sequence_check
 from demandloop.activate import job_queries as jobstore
 from demandloop.activate import run as activation
 from demandloop.activate import run_sequences as sequencing
@@ -44,6 +44,7 @@ from demandloop.measure.attribution import DEFAULT_MODELS
 from demandloop.measure.queries import frames
 from demandloop.measure.sla import sla as sla_report
 from demandloop.outbound import webhooks
+from demandloop.score import measures as score_measures
 from demandloop.score import predictive, predictive_run
 from demandloop.score import run as score_run
 from demandloop.store import Store, export_parquet, import_parquet, pit
@@ -216,10 +217,10 @@ class Workspace:
         storing; by default only from what was known at *as_of* (as ``score`` with
         *point_in_time*)."""
         if not point_in_time:
-            return score_run.account_scores(self.store, self.settings, as_of)
+            return score_measures.account_scores(self.store, self.settings, as_of)
         with pit.known_at(self.store, as_of) as past:
             enrich_run.run(past, self.settings)
-            return score_run.account_scores(past, self.settings, as_of)
+            return score_measures.account_scores(past, self.settings, as_of)
 
     def score_snapshots(self) -> int:
         """How many account score snapshots there are: with one, every stage change carries
@@ -481,7 +482,7 @@ class Workspace:
 
     def check_sequences(self) -> list[str]:
         """Problems with the sequences' templates (rendered against a sample person)."""
-        return sequencing.check(self)
+        return sequence_check.check(self)
 
     def enrolments(self, sequence: str | None = None) -> pd.DataFrame:
         """Every enrolment: who, which mailbox, which step, status and why it stopped.
