@@ -1,0 +1,199 @@
+"""The SQL of migrations 2 to 10, each a change on top of migration 1
+(:mod:`demandloop.store.schema_v1`). Released migrations are never edited."""
+
+V2 = """
+CREATE TABLE person_identifiers (
+    workspace_id VARCHAR NOT NULL,
+    identifier VARCHAR NOT NULL,
+    kind VARCHAR NOT NULL,
+    person_id VARCHAR NOT NULL
+);
+
+CREATE TABLE account_matches (
+    workspace_id VARCHAR NOT NULL,
+    subject_kind VARCHAR NOT NULL,
+    subject VARCHAR NOT NULL,
+    account_id VARCHAR,
+    source VARCHAR NOT NULL,
+    confidence DOUBLE NOT NULL,
+    detail VARCHAR
+);
+
+ALTER TABLE touches ADD COLUMN match_source VARCHAR;
+ALTER TABLE touches ADD COLUMN confidence DOUBLE;
+ALTER TABLE touches ADD COLUMN ip VARCHAR;
+"""
+
+V3 = """
+CREATE TABLE predictions (
+    workspace_id VARCHAR NOT NULL,
+    model VARCHAR NOT NULL,
+    entity_id VARCHAR NOT NULL,
+    probability DOUBLE NOT NULL,
+    contributions JSON,
+    trained_at TIMESTAMP NOT NULL
+);
+"""
+
+V5 = """
+CREATE TABLE jobs (
+    workspace_id VARCHAR NOT NULL,
+    job_id VARCHAR NOT NULL,
+    workflow VARCHAR NOT NULL,
+    firing VARCHAR NOT NULL,
+    step INTEGER NOT NULL,
+    action VARCHAR NOT NULL,
+    account_id VARCHAR,
+    trigger VARCHAR,
+    payload JSON,
+    status VARCHAR NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    next_attempt_at TIMESTAMP,
+    last_error VARCHAR,
+    result VARCHAR,
+    created_at TIMESTAMP NOT NULL,
+    done_at TIMESTAMP,
+    PRIMARY KEY (workspace_id, job_id)
+);
+CREATE TABLE tasks (
+    workspace_id VARCHAR NOT NULL,
+    task_id VARCHAR NOT NULL,
+    account_id VARCHAR,
+    title VARCHAR NOT NULL,
+    owner VARCHAR,
+    due_at TIMESTAMP,
+    workflow VARCHAR,
+    created_at TIMESTAMP NOT NULL,
+    PRIMARY KEY (workspace_id, task_id)
+);
+CREATE TABLE workflow_cursors (
+    workspace_id VARCHAR NOT NULL,
+    name VARCHAR NOT NULL,
+    value TIMESTAMP,
+    counter BIGINT,
+    PRIMARY KEY (workspace_id, name)
+);
+"""
+
+V6 = """
+CREATE TABLE enrolments (
+    workspace_id VARCHAR NOT NULL,
+    enrolment_id VARCHAR NOT NULL,
+    sequence VARCHAR NOT NULL,
+    person_id VARCHAR NOT NULL,
+    account_id VARCHAR,
+    email VARCHAR NOT NULL,
+    mailbox VARCHAR NOT NULL,
+    timezone VARCHAR NOT NULL,
+    stage_at_enrolment VARCHAR,
+    step INTEGER NOT NULL,
+    status VARCHAR NOT NULL,
+    stop_reason VARCHAR,
+    next_at TIMESTAMP,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    workflow VARCHAR,
+    enrolled_at TIMESTAMP NOT NULL,
+    updated_at TIMESTAMP NOT NULL,
+    PRIMARY KEY (workspace_id, enrolment_id)
+);
+CREATE TABLE mail_messages (
+    workspace_id VARCHAR NOT NULL,
+    enrolment_id VARCHAR NOT NULL,
+    step INTEGER NOT NULL,
+    message_id VARCHAR NOT NULL,
+    mailbox VARCHAR NOT NULL,
+    to_email VARCHAR NOT NULL,
+    subject VARCHAR,
+    status VARCHAR NOT NULL,
+    error VARCHAR,
+    claimed_at TIMESTAMP NOT NULL,
+    sent_at TIMESTAMP,
+    PRIMARY KEY (workspace_id, enrolment_id, step)
+);
+CREATE TABLE suppressions (
+    workspace_id VARCHAR NOT NULL,
+    email VARCHAR NOT NULL,
+    reason VARCHAR NOT NULL,
+    source VARCHAR,
+    added_at TIMESTAMP NOT NULL,
+    PRIMARY KEY (workspace_id, email)
+);
+CREATE TABLE audience_members (
+    workspace_id VARCHAR NOT NULL,
+    audience VARCHAR NOT NULL,
+    account_id VARCHAR NOT NULL,
+    workflow VARCHAR,
+    added_at TIMESTAMP NOT NULL,
+    PRIMARY KEY (workspace_id, audience, account_id)
+);
+"""
+
+# The page fields, IP and user agent of ``context`` live in their own columns only (see
+# demandloop.collect.segment.MOVED); ``context_moved`` says which, so this view can rebuild each
+# message's context exactly (key order aside). ``load_id`` numbers each ingestion.
+V7 = """
+ALTER TABLE events ADD COLUMN context_moved UTINYINT;
+ALTER TABLE events ADD COLUMN load_id BIGINT;
+CREATE SEQUENCE event_loads START 1;
+CREATE VIEW events_full AS
+SELECT * EXCLUDE (context_moved) REPLACE (
+    CASE WHEN coalesce(context_moved, 0) = 0 THEN context ELSE json_merge_patch(context,
+        CASE WHEN context_moved & 1 <> 0 THEN json_object('ip', ip) ELSE '{}' END,
+        CASE WHEN context_moved & 2 <> 0 THEN json_object('userAgent', user_agent) ELSE '{}' END,
+        CASE WHEN context_moved & 4 <> 0
+             THEN json_object('page', json_object('url', url)) ELSE '{}' END,
+        CASE WHEN context_moved & 8 <> 0
+             THEN json_object('page', json_object('path', path)) ELSE '{}' END,
+        CASE WHEN context_moved & 16 <> 0
+             THEN json_object('page', json_object('referrer', referrer)) ELSE '{}' END,
+        CASE WHEN context_moved & 32 <> 0
+             THEN json_object('page', json_object('title', title)) ELSE '{}' END
+    ) END AS context
+) FROM events;
+"""
+
+# an erasure is recorded without the personal data: when, and how many rows of each table
+V8 = """
+CREATE TABLE erasures (
+    workspace_id VARCHAR NOT NULL,
+    erasure_id VARCHAR NOT NULL,
+    erased_at TIMESTAMP NOT NULL,
+    rows JSON,
+    PRIMARY KEY (workspace_id, erasure_id)
+);
+-- collect.ip = truncate|drop: the account an event's address matched while it was whole
+CREATE TABLE ip_matches (
+    workspace_id VARCHAR NOT NULL,
+    message_id VARCHAR NOT NULL,
+    account_id VARCHAR,
+    source VARCHAR NOT NULL,
+    confidence DOUBLE,
+    detail VARCHAR
+);
+"""
+
+# The account as every stage after scoring sees it: CRM fields and the latest snapshot's
+# scores, with the details JSON unpacked. Segments, workflows, sequences, reports and the
+# account lists all read this view, so "an account's stage" means one thing everywhere.
+V10 = """
+CREATE VIEW account_view AS
+WITH latest AS (
+    SELECT workspace_id, max(as_of) AS as_of FROM scores WHERE entity = 'account'
+    GROUP BY workspace_id)
+SELECT a.workspace_id, a.account_id, a.domain, a.name, a.industry, a.employees, a.revenue,
+       a.country, a.technologies, a.owner, a.target, a.tier, a.crm_id, a.source,
+       a.created_at, a.updated_at,
+       s.as_of, s.stage, s.fit, s.engagement, s.intent,
+       s.details ->> '$.fit_band' AS band,
+       (s.details ->> '$.surging')::BOOLEAN AS surging,
+       (s.details ->> '$.people')::BIGINT AS people,
+       (s.details ->> '$.committee_coverage')::DOUBLE AS committee_coverage,
+       s.details -> '$.missing_roles' AS missing_roles,
+       (s.details ->> '$.recent')::DOUBLE AS recent,
+       s.details -> '$.surge_topics' AS surge_topics,
+       (s.details ->> '$.priority')::DOUBLE AS priority
+FROM accounts a
+LEFT JOIN latest l ON l.workspace_id = a.workspace_id
+LEFT JOIN scores s ON s.workspace_id = a.workspace_id AND s.entity = 'account'
+    AND s.entity_id = a.account_id AND s.as_of = l.as_of;
+"""
