@@ -38,7 +38,8 @@ import pandas as pd
 
 import demandloop
 from demandloop.activate.workflows import Inputs, firings, jobs
-from demandloop.config.activate import StepSetting, WorkflowSetting
+from demandloop.config.activate import WorkflowSetting
+from demandloop.config.sequences import StepSetting
 from demandloop.outbound import webhooks
 
 

@@ -44,7 +44,7 @@ import dkim
 import jinja2
 from jinja2.sandbox import SandboxedEnvironment
 
-from demandloop.config.activate import StepSetting
+from demandloop.config.sequences import StepSetting
 
 SIGNED_HEADERS = (b"from", b"to", b"subject", b"date", b"message-id", b"mime-version",
                   b"content-type", b"list-unsubscribe", b"list-unsubscribe-post")

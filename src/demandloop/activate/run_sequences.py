@@ -33,7 +33,7 @@ import pandas as pd
 
 from demandloop.activate import compose, sequences
 from demandloop.activate import sequence_queries as mailstore
-from demandloop.config.activate import MailboxSetting, SequenceSetting
+from demandloop.config.sequences import MailboxSetting, SequenceSetting
 from demandloop.errors import ConfigError
 from demandloop.outbound import smtp
 from demandloop.store.accounts import SCORE_COLUMNS, account_view

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from demandloop.config.activate import MailboxSetting
+from demandloop.config.sequences import MailboxSetting
 
 
 @dataclass
