@@ -20,7 +20,7 @@ from typing import Any
 import pandas as pd
 
 from demandloop import explain, privacy
-from demandloop.activate import audiences, compose, sequence_check
+from demandloop.activate import audiences, compose, sequence_check, workflow_files
 from demandloop.activate import job_queries as jobstore
 from demandloop.activate import run as activation
 from demandloop.activate import run_sequences as sequencing
@@ -512,7 +512,7 @@ class Workspace:
 
     def workflows(self) -> list[Any]:
         """Workflows of demandloop.toml and workflows/*.toml, validated."""
-        return activation.workflows(self)
+        return workflow_files.workflows(self)
 
     def run_workflows(self, now: dt.datetime | None = None,
                       post: activation.Post | None = None, *,

@@ -12,31 +12,25 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-import tomllib
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import duckdb
 import orjson
-import pandas as pd
-from pydantic import TypeAdapter, ValidationError
 
 from demandloop.activate import job_queries as jobstore
 from demandloop.activate import run_sequences as sequencing
 from demandloop.activate import sequence_queries as mailstore
 from demandloop.activate.actions import ACTIONS
+from demandloop.activate.signal_queries import read_events, read_inputs
+from demandloop.activate.workflow_files import workflows
 from demandloop.activate.workflows import Inputs, firings, jobs
-from demandloop.config.activate import WorkflowSetting, check_enrolments
-from demandloop.errors import ConfigError
 from demandloop.outbound import webhooks
 
 if TYPE_CHECKING:  # the runners are called by the facade, which they never import
     from demandloop.workspace import Workspace
 
 Post = Callable[[str, bytes, dict[str, str]], int]
-WORKFLOWS_DIR = "workflows"
 
 
 @dataclass
@@ -49,90 +43,6 @@ class RunResult:
     enrolled: int = 0
     stale: int = 0  # signals older than activate.max_signal_age_days, not fired
     details: list[str] = field(default_factory=list)
-
-
-def workflows(ws: Workspace) -> list[WorkflowSetting]:
-    """``[[activate.workflows]]`` plus every ``workflows/*.toml`` (``[[workflows]]``)."""
-    found = list(ws.settings.activate.workflows)
-    folder = Path(ws.directory) / WORKFLOWS_DIR
-    adapter = TypeAdapter(list[WorkflowSetting])
-    for path in sorted(folder.glob("*.toml")) if folder.is_dir() else []:
-        try:
-            data = tomllib.loads(path.read_text(encoding="utf-8"))
-            unknown = set(data) - {"workflows"}
-            if unknown:
-                raise ConfigError(f"{path}: unknown key '{sorted(unknown)[0]}'",
-                                  hint="a workflow file holds [[workflows]] tables")
-            found += adapter.validate_python(data.get("workflows", []))
-        except tomllib.TOMLDecodeError as exc:
-            raise ConfigError(f"{path}: invalid TOML: {exc}") from None
-        except ValidationError as exc:
-            first = exc.errors()[0]
-            where = ".".join(str(p) for p in first["loc"])
-            raise ConfigError(f"{path}: invalid workflow at '{where}': {first['msg']}") from None
-    try:
-        check_enrolments(found, [q.name for q in ws.settings.activate.sequences])
-    except ValueError as exc:
-        raise ConfigError(str(exc), hint="add the sequence as [[activate.sequences]] in "
-                          "demandloop.toml") from None
-    names = [w.name for w in found]
-    dupes = sorted({n for n in names if names.count(n) > 1})
-    if dupes:
-        raise ConfigError(f"workflow '{dupes[0]}' is defined twice",
-                          hint="names must be unique across demandloop.toml and workflows/")
-    return found
-
-
-def _inputs(ws: Workspace, since: dt.datetime | None, events_since: dt.datetime | None) -> Inputs:
-    store = ws.store
-    accounts = ws.audience_rows("account")
-    with store.reader() as cur:
-        ws_id = {"ws": store.workspace_id}
-        changes = cur.execute(
-            "SELECT entity, entity_id, from_stage, to_stage, changed_at, reasons FROM "
-            "stage_changes WHERE workspace_id = $ws AND ($since::TIMESTAMP IS NULL OR "
-            "changed_at > $since::TIMESTAMP)", {**ws_id, "since": since}).df()
-        snaps = cur.execute("SELECT DISTINCT as_of FROM scores WHERE workspace_id = $ws AND "
-                            "entity = 'account' ORDER BY as_of DESC LIMIT 2", ws_id).fetchall()
-        previous = pd.DataFrame(columns=["account_id"])
-        if len(snaps) == 2:
-            previous = cur.execute(
-                "SELECT entity_id AS account_id, fit, engagement, intent, "
-                "(details ->> '$.surging')::BOOLEAN AS surging FROM scores WHERE "
-                "workspace_id = $ws AND entity = 'account' AND as_of = $at",
-                {"ws": store.workspace_id, "at": snaps[1][0]}).df()
-        events = _events(cur, store.workspace_id, events_since)
-        people = dict(cur.execute("SELECT person_id, account_id FROM persons WHERE "
-                                  "workspace_id = $ws AND account_id IS NOT NULL",
-                                  ws_id).fetchall())
-    if snaps:
-        accounts = accounts.assign(as_of=snaps[0][0])
-    return Inputs(changes=changes, accounts=accounts, previous=previous, events=events,
-                  person_accounts=people)
-
-
-def _events(cur: duckdb.DuckDBPyConnection, workspace: str, since: dt.datetime | None,
-            names: list[str] | None = None) -> pd.DataFrame:
-    """Track events received after *since* with their account: the resolved touch's, else
-    (for events not resolved yet, seconds old) the group call's, the known person's, or
-    the account of the email domain the event carries."""
-    events: pd.DataFrame = cur.execute(
-        "SELECT e.message_id, e.event, e.timestamp AS ts, e.received_at, coalesce("
-        "t.account_id, g.account_id, p.account_id, d.account_id) AS account_id "
-        "FROM events e LEFT JOIN touches t ON t.workspace_id = e.workspace_id AND "
-        "t.message_id = e.message_id "
-        "LEFT JOIN accounts g ON g.workspace_id = e.workspace_id AND "
-        "g.account_id = lower(e.group_id) "
-        f"{mailstore.EVENT_PERSON_JOIN} "
-        "LEFT JOIN accounts d ON d.workspace_id = e.workspace_id AND d.domain = "
-        "split_part(lower(coalesce(e.properties ->> '$.email', e.context ->> '$.traits.email', "
-        "e.traits ->> '$.email')), '@', 2) "
-        "WHERE e.workspace_id = $ws AND e.type = 'track' AND "
-        "($since::TIMESTAMP IS NULL OR e.received_at > $since::TIMESTAMP) AND "
-        "($names::VARCHAR[] IS NULL OR list_contains($names::VARCHAR[], e.event)) "
-        "QUALIFY row_number() OVER (PARTITION BY e.message_id) = 1",
-        {"ws": workspace, "since": since, "names": names}).df()
-    return events
 
 
 def react(ws: Workspace, now: dt.datetime | None = None, post: Post = webhooks.post) -> RunResult:
@@ -154,7 +64,7 @@ def react(ws: Workspace, now: dt.datetime | None = None, post: Post = webhooks.p
         jobstore.set_cursor(store, "live_events", last[0] if last else None)
         return result
     with store.reader() as cur:
-        events = _events(cur, store.workspace_id, since, sorted({str(w.when.event)
+        events = read_events(cur, store.workspace_id, since, sorted({str(w.when.event)
                                                                  for w in flows}))
         newest = cur.execute("SELECT max(received_at) FROM events WHERE workspace_id = ?",
                              [store.workspace_id]).fetchone()
@@ -194,7 +104,7 @@ def evaluate(ws: Workspace, now: dt.datetime | None = None, *, since: dt.datetim
     events_since, _ = jobstore.cursor(store, "events")
     if since is not None:
         changes_since = events_since = since
-    inputs = _inputs(ws, changes_since, events_since)
+    inputs = read_inputs(ws, changes_since, events_since)
     # the cursors move past everything read, stale signals included: they never fire later
     changes_seen = inputs.changes["changed_at"].max() if not inputs.changes.empty else None
     events_seen = inputs.events["received_at"].max() if not inputs.events.empty else None

@@ -1,0 +1,71 @@
+"""What workflows fire on, read from the store: stage changes, the last two score
+snapshots, track events with their account, and people's accounts."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import TYPE_CHECKING
+
+import duckdb
+import pandas as pd
+
+from demandloop.activate import sequence_queries as mailstore
+from demandloop.activate.workflows import Inputs
+
+if TYPE_CHECKING:
+    from demandloop.workspace import Workspace
+
+
+def read_inputs(ws: Workspace, since: dt.datetime | None,
+                events_since: dt.datetime | None) -> Inputs:
+    """The signals since the cursors (*since* for stage changes, *events_since* for
+    events), with every account's current row and the previous snapshot's scores."""
+    store = ws.store
+    accounts = ws.audience_rows("account")
+    with store.reader() as cur:
+        ws_id = {"ws": store.workspace_id}
+        changes = cur.execute(
+            "SELECT entity, entity_id, from_stage, to_stage, changed_at, reasons FROM "
+            "stage_changes WHERE workspace_id = $ws AND ($since::TIMESTAMP IS NULL OR "
+            "changed_at > $since::TIMESTAMP)", {**ws_id, "since": since}).df()
+        snaps = cur.execute("SELECT DISTINCT as_of FROM scores WHERE workspace_id = $ws AND "
+                            "entity = 'account' ORDER BY as_of DESC LIMIT 2", ws_id).fetchall()
+        previous = pd.DataFrame(columns=["account_id"])
+        if len(snaps) == 2:
+            previous = cur.execute(
+                "SELECT entity_id AS account_id, fit, engagement, intent, "
+                "(details ->> '$.surging')::BOOLEAN AS surging FROM scores WHERE "
+                "workspace_id = $ws AND entity = 'account' AND as_of = $at",
+                {"ws": store.workspace_id, "at": snaps[1][0]}).df()
+        events = read_events(cur, store.workspace_id, events_since)
+        people = dict(cur.execute("SELECT person_id, account_id FROM persons WHERE "
+                                  "workspace_id = $ws AND account_id IS NOT NULL",
+                                  ws_id).fetchall())
+    if snaps:
+        accounts = accounts.assign(as_of=snaps[0][0])
+    return Inputs(changes=changes, accounts=accounts, previous=previous, events=events,
+                  person_accounts=people)
+
+
+def read_events(cur: duckdb.DuckDBPyConnection, workspace: str, since: dt.datetime | None,
+            names: list[str] | None = None) -> pd.DataFrame:
+    """Track events received after *since* with their account: the resolved touch's, else
+    (for events not resolved yet, seconds old) the group call's, the known person's, or
+    the account of the email domain the event carries."""
+    events: pd.DataFrame = cur.execute(
+        "SELECT e.message_id, e.event, e.timestamp AS ts, e.received_at, coalesce("
+        "t.account_id, g.account_id, p.account_id, d.account_id) AS account_id "
+        "FROM events e LEFT JOIN touches t ON t.workspace_id = e.workspace_id AND "
+        "t.message_id = e.message_id "
+        "LEFT JOIN accounts g ON g.workspace_id = e.workspace_id AND "
+        "g.account_id = lower(e.group_id) "
+        f"{mailstore.EVENT_PERSON_JOIN} "
+        "LEFT JOIN accounts d ON d.workspace_id = e.workspace_id AND d.domain = "
+        "split_part(lower(coalesce(e.properties ->> '$.email', e.context ->> '$.traits.email', "
+        "e.traits ->> '$.email')), '@', 2) "
+        "WHERE e.workspace_id = $ws AND e.type = 'track' AND "
+        "($since::TIMESTAMP IS NULL OR e.received_at > $since::TIMESTAMP) AND "
+        "($names::VARCHAR[] IS NULL OR list_contains($names::VARCHAR[], e.event)) "
+        "QUALIFY row_number() OVER (PARTITION BY e.message_id) = 1",
+        {"ws": workspace, "since": since, "names": names}).df()
+    return events
