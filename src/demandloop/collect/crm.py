@@ -12,14 +12,22 @@ may span lines), which is what the user needs to find the bad row.
 from __future__ import annotations
 
 import csv
-import datetime as dt
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from demandloop.domains import canonical_domain
+from demandloop.collect.values import (
+    as_boolean,
+    as_domain,
+    as_email,
+    as_integer,
+    as_number,
+    as_technologies,
+    as_text,
+    parse_timestamp,
+)
 from demandloop.errors import InputError
 
 KINDS = ("accounts", "contacts", "opportunities")
@@ -83,7 +91,6 @@ REQUIRED: dict[str, tuple[tuple[str, ...], ...]] = {
 }
 
 _NORMALISE = re.compile(r"[^a-z0-9]")
-_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 _WON_STAGES = {"closedwon", "won"}
 _LOST_STAGES = {"closedlost", "lost"}
 
@@ -92,90 +99,11 @@ def normalise_header(header: str) -> str:
     return _NORMALISE.sub("", header.lower())
 
 
-def parse_timestamp(value: str) -> dt.datetime | None:
-    """ISO dates/times (``Z`` or offsets, converted to UTC), ``MM/DD/YYYY`` and ``DD-MM-YYYY``."""
-    v = value.strip()
-    if not v:
-        return None
-    try:
-        ts = dt.datetime.fromisoformat(v.replace("Z", "+00:00"))
-    except ValueError:
-        for fmt in ("%m/%d/%Y %H:%M", "%m/%d/%Y", "%d-%m-%Y %H:%M:%S", "%d-%m-%Y %H:%M",
-                    "%d-%m-%Y", "%Y/%m/%d"):
-            try:
-                ts = dt.datetime.strptime(v, fmt)
-                break
-            except ValueError:
-                continue
-        else:
-            raise ValueError(f"'{v}' is not a date (use YYYY-MM-DD or ISO-8601)") from None
-    if ts.tzinfo is not None:
-        ts = ts.astimezone(dt.UTC).replace(tzinfo=None)
-    return ts
-
-
-def _number(value: str) -> float | None:
-    v = value.strip().replace(",", "").replace("$", "").replace("€", "").replace("£", "")
-    if not v:
-        return None
-    try:
-        return float(v)
-    except ValueError:
-        raise ValueError(f"'{value}' is not a number") from None
-
-
-def _integer(value: str) -> int | None:
-    n = _number(value)
-    if n is None:
-        return None
-    if n != int(n) or n < 0:
-        raise ValueError(f"'{value}' is not a whole number")
-    return int(n)
-
-
-def _boolean(value: str) -> bool | None:
-    v = value.strip().lower()
-    if not v:
-        return None
-    if v in ("true", "yes", "y", "1", "t"):
-        return True
-    if v in ("false", "no", "n", "0", "f"):
-        return False
-    raise ValueError(f"'{value}' is not true/false")
-
-
-def _text(value: str) -> str | None:
-    return value.strip() or None
-
-
-def _domain(value: str) -> str | None:
-    if not value.strip():
-        return None
-    d = canonical_domain(value)
-    if d is None:
-        raise ValueError(f"'{value}' is not a domain or website")
-    return d
-
-
-def _email(value: str) -> str | None:
-    v = value.strip().lower()
-    if not v:
-        return None
-    if not _EMAIL.match(v):
-        raise ValueError(f"'{value}' is not an email address")
-    return v
-
-
-def _technologies(value: str) -> list[str] | None:
-    parts = [p.strip() for p in re.split(r"[;|,]", value) if p.strip()]
-    return parts or None
-
-
 PARSERS: dict[str, Callable[[str], Any]] = {
-    "employees": _integer, "revenue": _number, "amount": _number, "target": _boolean,
-    "is_closed": _boolean, "won": _boolean, "created_at": parse_timestamp,
-    "closed_at": parse_timestamp, "domain": _domain, "account_domain": _domain,
-    "email": _email, "technologies": _technologies,
+    "employees": as_integer, "revenue": as_number, "amount": as_number, "target": as_boolean,
+    "is_closed": as_boolean, "won": as_boolean, "created_at": parse_timestamp,
+    "closed_at": parse_timestamp, "domain": as_domain, "account_domain": as_domain,
+    "email": as_email, "technologies": as_technologies,
 }
 
 
@@ -233,7 +161,7 @@ def read_crm_csv(path: Path, kind: str, mapping: dict[str, str] | None = None) -
                 row: dict[str, Any] = {}
                 for fld, i in index.items():
                     try:
-                        row[fld] = PARSERS.get(fld, _text)(values[i])
+                        row[fld] = PARSERS.get(fld, as_text)(values[i])
                     except ValueError as exc:
                         problems.append(f"{path}:{line}: column '{columns[fld]}': {exc}")
                 rows.append(row)

@@ -8,7 +8,7 @@ import datetime as dt
 from dataclasses import dataclass
 from pathlib import Path
 
-from demandloop.collect.crm import parse_timestamp
+from demandloop.collect.values import parse_timestamp
 from demandloop.domains import canonical_domain
 from demandloop.errors import InputError
 from demandloop.ipaddr import ip_key, range_keys

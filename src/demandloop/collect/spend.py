@@ -15,7 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from demandloop.collect.crm import _integer, _number, normalise_header, parse_timestamp
+from demandloop.collect.crm import normalise_header
+from demandloop.collect.values import as_integer, as_number, parse_timestamp
 from demandloop.errors import InputError
 
 ALIASES: dict[str, tuple[str, ...]] = {
@@ -73,7 +74,7 @@ def read_spend_csv(path: Path) -> SpendRows:
             get = {f: (record[i] if i < len(record) else "") for f, i in columns.items()}
             try:
                 day = parse_timestamp(get["date"])
-                spend = _number(get["spend"])
+                spend = as_number(get["spend"])
                 channel = channel_key(get["channel"])
                 if day is None or spend is None or not channel:
                     raise ValueError("date, channel and spend are required")
@@ -82,8 +83,8 @@ def read_spend_csv(path: Path) -> SpendRows:
                 rows.append({
                     "date": day.date(), "channel": channel,
                     "campaign": get.get("campaign", "").strip() or None, "spend": spend,
-                    "impressions": _integer(get.get("impressions", "")),
-                    "clicks": _integer(get.get("clicks", "")),
+                    "impressions": as_integer(get.get("impressions", "")),
+                    "clicks": as_integer(get.get("clicks", "")),
                 })
             except ValueError as e:
                 problems.append(f"{path}:{line}: {e}")
