@@ -41,7 +41,8 @@ OPS: dict[str, Callable[[Any, Any], Any]] = {
 }
 
 
-def _missing(value: Any) -> bool:
+def missing(value: Any) -> bool:
+    """None or NaN: a value no condition is met by."""
     return value is None or (isinstance(value, float) and value != value)
 
 
@@ -59,7 +60,7 @@ class Condition:
 
     def holds(self, row: dict[str, Any]) -> bool:
         value = row.get(self.field)
-        if _missing(value):
+        if missing(value):
             return False
         return bool(OPS[self.op](value, self.value))
 

@@ -12,7 +12,8 @@ from __future__ import annotations
 import datetime as dt
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -48,7 +49,7 @@ from demandloop.score import measures as score_measures
 from demandloop.score import predictive, predictive_run
 from demandloop.score import run as score_run
 from demandloop.store import Store, export_parquet, import_parquet, pit
-from demandloop.store.accounts import SCORE_COLUMNS, account_view
+from demandloop.store.accounts import SCORE_COLUMNS, account_view, rounded
 
 
 @dataclass
@@ -175,8 +176,7 @@ class Workspace:
         today's data that was."""
         if not point_in_time or as_of is None:
             return score_run.run(self.store, self.settings, as_of)
-        with pit.known_at(self.store, as_of) as past:
-            enrich_run.run(past, self.settings)
+        with self._known_at(as_of) as past:
             result = score_run.run(past, self.settings, as_of)
             pit.copy_snapshot(past, self.store, as_of)
         result.known = pit.known_counts(self.store, as_of)
@@ -218,9 +218,16 @@ class Workspace:
         *point_in_time*)."""
         if not point_in_time:
             return score_measures.account_scores(self.store, self.settings, as_of)
+        with self._known_at(as_of) as past:
+            return score_measures.account_scores(past, self.settings, as_of)
+
+    @contextmanager
+    def _known_at(self, as_of: dt.datetime) -> Iterator[Store]:
+        """The inputs known at *as_of*, resolved afresh in memory (see
+        :mod:`demandloop.store.pit`)."""
         with pit.known_at(self.store, as_of) as past:
             enrich_run.run(past, self.settings)
-            return score_measures.account_scores(past, self.settings, as_of)
+            yield past
 
     def score_snapshots(self) -> int:
         """How many account score snapshots there are: with one, every stage change carries
@@ -281,7 +288,7 @@ class Workspace:
         engagement, intent, surging, people, committee_coverage, missing_roles, recent,
         surge_topics, priority (the order to work accounts in)."""
         df = account_view(self.store, scored=True, columns=SCORE_COLUMNS)
-        return _rounded(df).rename(columns={"account_id": "account"})
+        return rounded(df).rename(columns={"account_id": "account"})
 
     def explain_account(self, key: str) -> dict[str, Any]:
         """Fit criteria, top signals (with decay), surge topics, stage history, committee."""
@@ -453,7 +460,7 @@ class Workspace:
         """Every account (CRM fields + latest scores), or every person with their
         account's fields prefixed ``account_``: what segments and workflows filter."""
         # the committee gaps and surge topics stay: alerts and messages name them
-        merged = _rounded(account_view(self.store)).drop(columns=[
+        merged = rounded(account_view(self.store)).drop(columns=[
             "technologies", "crm_id", "source", "created_at", "updated_at", "as_of",
             "recent"])
         if entity == "account":
@@ -542,12 +549,6 @@ class Workspace:
         """Demand gen vs lead gen: the published rubric next to this workspace's figures."""
         return views.scorecard(frames(self.store, "touches", "opportunities", "scores"),
                                self.settings)
-
-
-def _rounded(df: pd.DataFrame) -> pd.DataFrame:
-    """Scores as lists show them: fit and engagement to 0.1, intent to 0.01."""
-    return df.assign(fit=df["fit"].round(1), engagement=df["engagement"].round(1),
-                     intent=df["intent"].round(2))
 
 
 def open(path: str | Path = ".", **kwargs: Any) -> Workspace:  # noqa: A001 - mirrors io.open

@@ -36,7 +36,7 @@ from demandloop.activate import sequence_queries as mailstore
 from demandloop.config.sequences import MailboxSetting, SequenceSetting
 from demandloop.errors import ConfigError
 from demandloop.outbound import smtp
-from demandloop.store.accounts import SCORE_COLUMNS, account_view
+from demandloop.store.accounts import SCORE_COLUMNS, account_view, rounded
 
 if TYPE_CHECKING:  # the runners are called by the facade, which they never import
     from demandloop.workspace import Workspace
@@ -134,9 +134,7 @@ def _accounts(ws: Workspace, ids: list[str]) -> dict[str, dict[str, Any]]:
     df = account_view(ws.store, ids=ids, columns=(
         "domain", "name", "industry", "employees", "country", "owner", "target", "tier",
         *SCORE_COLUMNS))
-    df = df.drop(columns=["recent", "priority"]).assign(
-        fit=df["fit"].round(1), engagement=df["engagement"].round(1),
-        intent=df["intent"].round(2))
+    df = rounded(df.drop(columns=["recent", "priority"]))
     clean = df.astype(object).where(df.notna(), None)
     return {str(r["account_id"]): {str(k): v for k, v in r.items()}
             for r in clean.to_dict("records")}

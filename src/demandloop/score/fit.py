@@ -21,6 +21,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from demandloop.conditions import missing
+
 
 @dataclass(frozen=True)
 class Band:
@@ -56,14 +58,6 @@ def band(score: float) -> str:
 CRITERIA = ("industry", "country", "technologies", "employees", "revenue")
 
 
-def _missing(value: Any) -> bool:
-    if value is None:
-        return True
-    if isinstance(value, float):
-        return value != value  # NaN
-    return False
-
-
 def unknown_label(name: str, points: float) -> str:
     return f"{name} unknown: {points:+.3g} (average)"
 
@@ -76,7 +70,7 @@ def expected_points(rules: FitRules, accounts: pd.DataFrame) -> dict[str, float]
         if name not in accounts:
             continue
         values = accounts[name]
-        known = values[~values.map(_missing)]
+        known = values[~values.map(missing)]
         if known.empty:
             continue
         only = pd.DataFrame({name: known.to_numpy()})
@@ -94,7 +88,7 @@ def score_account(rules: FitRules, account: dict[str, Any],
     points, met = 0.0, []
     expected = expected or {}
     for name in ("industry", "country", "technologies"):
-        if _missing(account.get(name)) and name in expected:
+        if missing(account.get(name)) and name in expected:
             points += expected[name]
             met.append(unknown_label(name, expected[name]))
     industry = account.get("industry")
@@ -111,7 +105,7 @@ def score_account(rules: FitRules, account: dict[str, Any],
             met.append(f"uses {tech}: {rules.technologies[tech]:+g}")
     for name, bands in (("employees", rules.employees), ("revenue", rules.revenue)):
         value = account.get(name)
-        if value is None or _missing(value):
+        if value is None or missing(value):
             if name in expected:
                 points += expected[name]
                 met.append(unknown_label(name, expected[name]))
@@ -163,7 +157,7 @@ def score_frame(rules: FitRules, accounts: pd.DataFrame,
     unknown: dict[str, np.ndarray] = {}
     for name in CRITERIA:
         if name in (expected or {}):
-            unknown[name] = col(name).map(_missing).to_numpy(dtype=bool)
+            unknown[name] = col(name).map(missing).to_numpy(dtype=bool)
     for name in ("industry", "country", "technologies"):
         if name in unknown:
             assert expected is not None

@@ -35,3 +35,9 @@ def account_view(store: Store, *, ids: list[str] | None = None, scored: bool = F
         if col in df:
             df[col] = [orjson.loads(v) if isinstance(v, str) else [] for v in df[col]]
     return df
+
+
+def rounded(df: pd.DataFrame) -> pd.DataFrame:
+    """Scores as lists and messages show them: fit and engagement to 0.1, intent to 0.01."""
+    return df.assign(fit=df["fit"].round(1), engagement=df["engagement"].round(1),
+                     intent=df["intent"].round(2))
