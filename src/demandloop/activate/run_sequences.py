@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -36,12 +35,11 @@ from demandloop.activate import sequence_queries as mailstore
 from demandloop.config.sequences import MailboxSetting, SequenceSetting
 from demandloop.errors import ConfigError
 from demandloop.outbound import smtp
+from demandloop.outbound.smtp import Transport, Transports
 from demandloop.store.accounts import SCORE_COLUMNS, account_view, rounded
 
 if TYPE_CHECKING:  # the runners are called by the facade, which they never import
     from demandloop.workspace import Workspace
-
-Transports = Callable[[Any], Any]  # mailbox settings -> transport with send(to, raw), close()
 
 
 @dataclass
@@ -179,7 +177,7 @@ def compose_message(ws: Workspace, tpl: compose.Templates, enrolment: dict[str, 
 
 
 def default_transports(ws: Workspace) -> Transports:
-    def make(box: MailboxSetting) -> Any:
+    def make(box: MailboxSetting) -> Transport:
         password = os.environ.get(box.password_env) if box.password_env else None
         if box.password_env and password is None:
             raise ConfigError(f"mailbox '{box.name}': environment variable "

@@ -7,8 +7,7 @@ from __future__ import annotations
 import datetime as dt
 import ipaddress
 import os
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from demandloop.activate import compose
@@ -17,8 +16,6 @@ from demandloop.errors import ConfigError
 
 if TYPE_CHECKING:  # the runners are called by the facade, which they never import
     from demandloop.workspace import Workspace
-
-Transports = Callable[[Any], Any]  # mailbox settings -> transport with send(to, raw), close()
 
 
 _SAMPLE_PERSON = {"first_name": "Ana", "last_name": "Ruiz", "email": "ana@example.com",

@@ -35,3 +35,36 @@ def frames(store: Store, *names: str) -> dict[str, pd.DataFrame]:
         for name in names or tuple(_QUERIES):
             out[name] = cur.execute(_QUERIES[name], {"ws": store.workspace_id}).df()
     return out
+
+
+def latest_touch(store: Store) -> pd.Timestamp | None:
+    """The time of the last touch (None before any)."""
+    with store.reader() as cur:
+        row = cur.execute("SELECT max(ts) FROM touches WHERE workspace_id = ?",
+                          [store.workspace_id]).fetchone()
+    return pd.Timestamp(row[0]) if row and row[0] is not None else None
+
+
+def sla_inputs(store: Store, entity: str, stage: str) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """For speed to lead: when each *entity* (account or person) reached *stage*, and the
+    sales touches of every such entity."""
+    key = "account_id" if entity == "account" else "person_id"
+    with store.reader() as cur:
+        changes = cur.execute(
+            "SELECT entity_id, changed_at FROM stage_changes WHERE workspace_id = ? "
+            "AND entity = ? AND to_stage = ?", [store.workspace_id, entity, stage]).df()
+        touches = cur.execute(
+            f"SELECT {key} AS entity_id, ts FROM touches WHERE workspace_id = ? "
+            f"AND motion = 'sales' AND {key} IS NOT NULL", [store.workspace_id]).df()
+    return changes, touches
+
+
+def anonymous_visits(store: Store) -> pd.DataFrame:
+    """Page views made before any identify (``anonymous_id``) with the account each was
+    attributed to (or null): what resolution quality is judged on."""
+    with store.reader() as cur:
+        return cur.execute(
+            "SELECT t.anonymous_id, t.account_id FROM touches t JOIN events e "
+            "ON e.workspace_id = t.workspace_id AND e.message_id = t.message_id "
+            "WHERE t.workspace_id = ? AND e.type = 'page' AND e.user_id IS NULL",
+            [store.workspace_id]).df()

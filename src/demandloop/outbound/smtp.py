@@ -21,9 +21,10 @@ import os
 import re
 import smtplib
 import ssl
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from demandloop.config.sequences import MailboxSetting
 
@@ -33,6 +34,19 @@ class Outcome:
     status: str  # sent, bounced, deferred
     detail: str = ""
     mailbox_down: bool = False  # the mailbox itself failed: try it again next tick
+
+
+class Transport(Protocol):
+    """What the sequence runner sends through: :class:`SmtpTransport`, :class:`FileTransport`
+    or a test's recorder."""
+
+    def send(self, to: str, raw: bytes) -> Outcome: ...
+
+    def close(self) -> None: ...
+
+
+#: a mailbox's settings -> its transport (the runner opens one per mailbox and tick)
+Transports = Callable[[MailboxSetting], Transport]
 
 
 class SmtpTransport:

@@ -29,9 +29,9 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass, field
-from typing import Any
 
 import ibis
+import ibis.expr.types as ir
 
 SECONDS_PER_DAY = 86_400.0
 
@@ -102,13 +102,14 @@ class Incremental:
         return float(s.score * 2.0 ** (-(t - s.at) * self.lam))
 
 
-def _cap(activity: Any, rules: EngagementRules) -> Any:
+def _cap(activity: ir.StringValue, rules: EngagementRules) -> ir.FloatingValue:
     return activity.cases(*[(k, v) for k, v in rules.caps.items()],
                           else_=rules.default_cap) if rules.caps else ibis.literal(
         rules.default_cap)
 
 
-def capped_touches(touches: Any, rules: EngagementRules, entity: str = "account_id") -> Any:
+def capped_touches(touches: ir.Table, rules: EngagementRules,
+                   entity: str = "account_id") -> ir.Table:
     """The touches of entities (non-null *entity*) with ``capped`` weight (Ibis): every
     touch through the running-sum window. Exact and simple, for a few entities (explain);
     scoring everyone uses :func:`cap_cuts` instead."""
@@ -124,8 +125,8 @@ def capped_touches(touches: Any, rules: EngagementRules, entity: str = "account_
     return t.mutate(capped=capped)
 
 
-def cap_cuts(touches: Any, rules: EngagementRules, entity: str = "account_id",
-             candidates: Any = None) -> Any:
+def cap_cuts(touches: ir.Table, rules: EngagementRules, entity: str = "account_id",
+             candidates: ir.Table | None = None) -> ir.Table:
     """The touches the daily cap cuts, with ``delta = capped - weight`` (< 0) (Ibis).
 
     A touch is only ever cut inside an (entity, activity, day) whose weights add up to
@@ -161,7 +162,7 @@ def cap_cuts(touches: Any, rules: EngagementRules, entity: str = "account_id",
     return cut.filter(cut.delta != 0).drop("capped")
 
 
-def with_cuts(touches: Any, cuts: Any, columns: list[str]) -> Any:
+def with_cuts(touches: ir.Table, cuts: ir.Table, columns: list[str]) -> ir.Table:
     """Touches (``value`` = weight, ``n`` = 1) stacked on their cuts (``value`` = delta,
     ``n`` = 0), keeping *columns*: sums of ``value`` are capped sums, sums of ``n`` count
     touches."""
@@ -172,14 +173,14 @@ def with_cuts(touches: Any, cuts: Any, columns: list[str]) -> Any:
     return full.cast(schema).union(cut.cast(schema))
 
 
-def decay(ts: Any, rules: EngagementRules, at: dt.datetime) -> Any:
+def decay(ts: ir.TimestampValue, rules: EngagementRules, at: dt.datetime) -> ir.FloatingValue:
     """The factor ``2 ** (-(at - ts) / half_life)`` of a touch at *ts* (Ibis)."""
     at_s = ibis.literal(at).epoch_seconds()
     return 2.0 ** (-(at_s - ts.epoch_seconds()) / (rules.half_life_days * SECONDS_PER_DAY))
 
 
-def batch_scores(touches: Any, rules: EngagementRules, at: dt.datetime,
-                 entity: str = "account_id") -> Any:
+def batch_scores(touches: ir.Table, rules: EngagementRules, at: dt.datetime,
+                 entity: str = "account_id") -> ir.Table:
     """Engagement of every entity at time *at*, over all touches up to *at* (Ibis table:
     ``entity, engagement, touches``)."""
     rows = with_cuts(touches.filter(touches[entity].notnull()),
@@ -187,8 +188,8 @@ def batch_scores(touches: Any, rules: EngagementRules, at: dt.datetime,
     return decayed_sum(rows, rules, at, entity)
 
 
-def decayed_sum(rows: Any, rules: EngagementRules, at: dt.datetime,
-                entity: str = "account_id") -> Any:
+def decayed_sum(rows: ir.Table, rules: EngagementRules, at: dt.datetime,
+                entity: str = "account_id") -> ir.Table:
     """Engagement from :func:`with_cuts` rows."""
     t = rows.filter(rows.ts <= at)
     return t.group_by(t[entity].name(entity)).agg(
@@ -197,7 +198,7 @@ def decayed_sum(rows: Any, rules: EngagementRules, at: dt.datetime,
     )
 
 
-def breadth(touches: Any, at: dt.datetime, days: int = 90) -> Any:
+def breadth(touches: ir.Table, at: dt.datetime, days: int = 90) -> ir.Table:
     """Distinct known people engaged per account in the *days* before *at* (Ibis table:
     ``account_id, people``). Kept apart from the score: a distinct count over all history
     costs as much as the score itself and says less than a recent one."""

@@ -17,9 +17,9 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
-from typing import Any
 
 import ibis
+import ibis.expr.types as ir
 
 from demandloop.score.engagement import EngagementRules, cap_cuts, with_cuts
 
@@ -33,8 +33,8 @@ class SurgeRules:
     min_recent: float = 5.0
 
 
-def surge(touches: Any, engagement: EngagementRules, rules: SurgeRules, at: dt.datetime,
-          by_topic: bool = False) -> Any:
+def surge(touches: ir.Table, engagement: EngagementRules, rules: SurgeRules, at: dt.datetime,
+          by_topic: bool = False) -> ir.Table:
     """Ibis table: ``account_id[, topic], recent, expected, surge, surging``."""
     t = touches.filter(touches.account_id.notnull())
     if by_topic:
@@ -51,7 +51,8 @@ def windows(rules: SurgeRules, at: dt.datetime) -> tuple[dt.datetime, dt.datetim
     return start_recent, start_recent - dt.timedelta(days=rules.baseline_days)
 
 
-def window_sums(rows: Any, rules: SurgeRules, at: dt.datetime) -> dict[str, Any]:
+def window_sums(rows: ir.Table, rules: SurgeRules, at: dt.datetime
+                ) -> dict[str, ir.FloatingScalar]:
     """The capped sums ``recent`` and ``base`` of the two windows, as Ibis aggregates over
     :func:`demandloop.score.engagement.with_cuts` rows up to *at*."""
     start_recent, start_base = windows(rules, at)
@@ -61,7 +62,8 @@ def window_sums(rows: Any, rules: SurgeRules, at: dt.datetime) -> dict[str, Any]
             "base": in_base.ifelse(rows.value, 0.0).sum()}
 
 
-def surge_from(rows: Any, rules: SurgeRules, at: dt.datetime, by_topic: bool = False) -> Any:
+def surge_from(rows: ir.Table, rules: SurgeRules, at: dt.datetime,
+               by_topic: bool = False) -> ir.Table:
     """Surge from capped rows (see :func:`demandloop.score.engagement.with_cuts`)."""
     _, start_base = windows(rules, at)
     t = rows.filter((rows.ts > ibis.literal(start_base)) & (rows.ts <= ibis.literal(at)))
@@ -70,7 +72,7 @@ def surge_from(rows: Any, rules: SurgeRules, at: dt.datetime, by_topic: bool = F
     return surge_columns(agg, rules).drop("base")
 
 
-def surge_columns(agg: Any, rules: SurgeRules) -> Any:
+def surge_columns(agg: ir.Table, rules: SurgeRules) -> ir.Table:
     """Add ``expected, surge, surging`` to a table with the capped sums ``recent`` (the
     recent window) and ``base`` (the baseline window)."""
     expected = agg.base * (rules.recent_days / rules.baseline_days)

@@ -5,9 +5,9 @@ and priority. :mod:`demandloop.score.run` turns them into a stored snapshot."""
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
 
 import ibis
+import ibis.expr.types as ir
 import numpy as np
 import pandas as pd
 import pyarrow as pa
@@ -41,7 +41,7 @@ def rules_from(settings: Settings) -> tuple[FitRules, EngagementRules, SurgeRule
 
 
 def cap_candidates(t: Tables, rules: EngagementRules, entities: tuple[str, ...]
-                   ) -> dict[str, Any]:
+                   ) -> dict[str, ir.Table]:
     """Per entity column, the touches the daily cap may cut (see :mod:`.caps`) as Ibis
     tables on *t*'s backend; empty on backends other than DuckDB, where
     :func:`~demandloop.score.engagement.cap_cuts` groups every touch instead."""
@@ -74,7 +74,7 @@ def fit_scores(t: Tables, settings: Settings) -> pd.DataFrame:
 
 
 def account_scores(store: Store, settings: Settings, as_of: dt.datetime, *,
-                   t: Tables | None = None, candidates: Any = None,
+                   t: Tables | None = None, candidates: ir.Table | None = None,
                    fits: pd.DataFrame | None = None, reach: pd.DataFrame | None = None
                    ) -> pd.DataFrame:
     """Per account: fit, fit_band, fit_criteria, engagement, touches, people, surge,
@@ -138,8 +138,8 @@ def account_scores(store: Store, settings: Settings, as_of: dt.datetime, *,
 _COUNTS = ("touches_90d", "high_intent_30d", "demo_requests_30d", "forms_30d")
 
 
-def _aggregates(x: Any, eng_rules: EngagementRules, surge_rules: SurgeRules,
-                as_of: dt.datetime) -> dict[str, Any]:
+def _aggregates(x: ir.Table, eng_rules: EngagementRules, surge_rules: SurgeRules,
+                as_of: dt.datetime) -> dict[str, ir.Scalar]:
     """Every touch measure as a named Ibis aggregate over :func:`with_cuts` rows up to
     *as_of*: engagement, touches, the surge windows' sums (``recent``, ``base``) and
     :data:`_COUNTS`."""
@@ -158,8 +158,8 @@ def _aggregates(x: Any, eng_rules: EngagementRules, surge_rules: SurgeRules,
     }
 
 
-def _measures(rows: Any, entity: str, eng_rules: EngagementRules, surge_rules: SurgeRules,
-              as_of: dt.datetime) -> Any:
+def _measures(rows: ir.Table, entity: str, eng_rules: EngagementRules,
+              surge_rules: SurgeRules, as_of: dt.datetime) -> ir.Table:
     """Every measure of :func:`_aggregates` per *entity* in one pass, with the surge
     (``expected``, ``surge``, ``surging``)."""
     x = rows.filter(rows.ts <= as_of)
@@ -249,7 +249,7 @@ def engaged_people(store: Store, as_of: dt.datetime, days: int) -> pd.DataFrame:
 
 
 def person_measures(t: Tables, settings: Settings, as_of: dt.datetime,
-                    candidates: Any = None) -> Any:
+                    candidates: ir.Table | None = None) -> ir.Table:
     """Engagement and the rule counts of every person with touches, as an Ibis table
     (*candidates* as in :func:`account_scores`)."""
     _, eng_rules, surge_rules = rules_from(settings)
@@ -267,7 +267,8 @@ def person_measures(t: Tables, settings: Settings, as_of: dt.datetime,
 
 
 def person_features(store: Store, settings: Settings, as_of: dt.datetime,
-                    accounts: pd.DataFrame, measures: Any = None, t: Tables | None = None
+                    accounts: pd.DataFrame, measures: ir.Table | None = None,
+                    t: Tables | None = None
                     ) -> pd.DataFrame:
     """Every feature an MQL rule may name (see stages.PERSON_FEATURES), per person
     (*measures*: :func:`person_measures` on *t*, both found here when not given). People

@@ -22,8 +22,9 @@ Two uses ship:
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -33,7 +34,12 @@ from demandloop.errors import UsageError
 # scikit-learn (with the scipy.stats it loads) is imported where a model is trained: it
 # took 0.6 s of the 1.6 s every CLI command spent importing, for two commands that use it
 if TYPE_CHECKING:
+    from sklearn.calibration import CalibratedClassifierCV
     from sklearn.pipeline import Pipeline
+
+#: a snapshot (and the training snapshot, for choices such as the common pages) ->
+#: model columns
+Features = Callable[[pd.DataFrame, pd.DataFrame], pd.DataFrame]
 
 
 @dataclass
@@ -76,7 +82,7 @@ def _pipeline(categorical: list[str], numeric: list[str]) -> Pipeline:
 
 
 def _fit_calibrated(x: pd.DataFrame, y: np.ndarray, categorical: list[str],
-                    numeric: list[str]) -> Any:
+                    numeric: list[str]) -> CalibratedClassifierCV:
     from sklearn.calibration import CalibratedClassifierCV
 
     base = _pipeline(categorical, numeric)
@@ -138,8 +144,9 @@ def default_split(rows: pd.DataFrame, events: pd.DataFrame, horizon_days: int,
 
 
 def evaluate(rows: pd.DataFrame, events: pd.DataFrame, split: pd.Timestamp,
-             horizon_days: int, features: Any, categorical: list[str], numeric: list[str],
-             baseline_categorical: list[str], label: str) -> tuple[Any, Report, pd.DataFrame]:
+             horizon_days: int, features: Features, categorical: list[str],
+             numeric: list[str], baseline_categorical: list[str], label: str
+             ) -> tuple[CalibratedClassifierCV, Report, pd.DataFrame]:
     """Train on the snapshot at ``split - horizon`` (its labels end at *split*) and test on
     the snapshot at *split*; the same for the baseline. *features* turns a snapshot (and
     the training snapshot, for choices such as the common pages) into model columns.
@@ -178,7 +185,7 @@ def evaluate(rows: pd.DataFrame, events: pd.DataFrame, split: pd.Timestamp,
     return model, report, train
 
 
-def contributions(model: Any, frame: pd.DataFrame, top: int | None = None
+def contributions(model: CalibratedClassifierCV, frame: pd.DataFrame, top: int | None = None
                   ) -> list[list[tuple[str, float]]]:
     """Per row of *frame*, its per-feature contributions (log-odds), largest magnitude
     first (the first *top*), averaged over the calibration folds' underlying logistic
@@ -227,7 +234,7 @@ def lead_features(snap: pd.DataFrame, train: pd.DataFrame, top_pages: int = 20
 
 
 def train_leads(leads: pd.DataFrame, wins: pd.DataFrame, split: pd.Timestamp,
-                horizon_days: int) -> tuple[Any, Report, pd.DataFrame]:
+                horizon_days: int) -> tuple[CalibratedClassifierCV, Report, pd.DataFrame]:
     """Lead scoring: will an open lead be won in the next *horizon_days*? Against an
     origin-only baseline. *leads*: ``id, known_at, origin, landing_page``; *wins*: ``id,
     at``."""
@@ -263,7 +270,7 @@ def technology_columns(f: pd.DataFrame) -> list[str]:
 
 
 def train_accounts(accounts: pd.DataFrame, opportunities: pd.DataFrame, split: pd.Timestamp,
-                   horizon_days: int) -> tuple[Any, Report, pd.DataFrame]:
+                   horizon_days: int) -> tuple[CalibratedClassifierCV, Report, pd.DataFrame]:
     """Predictive fit: will an account open an opportunity in the next *horizon_days*?
     From firmographics and how it came in; baseline: industry alone. *accounts*: ``id,
     known_at``, firmographics, ``origin, landing_page`` (of its first lead, if any) and

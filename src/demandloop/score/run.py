@@ -13,7 +13,6 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any
 
 import orjson
 import pandas as pd
@@ -21,6 +20,7 @@ import pyarrow as pa
 
 from demandloop.compute import frame, tables
 from demandloop.config import Settings
+from demandloop.config.score import StageSetting
 from demandloop.errors import UsageError
 from demandloop.score.engagement import breadth
 from demandloop.score.measures import (
@@ -51,7 +51,7 @@ class ScoreResult:
     known: dict[str, tuple[int, int]] = field(default_factory=dict)
 
 
-def _rules(stages: list[Any]) -> list[Rule]:
+def _rules(stages: list[StageSetting]) -> list[Rule]:
     return [Rule(s.name, tuple(Condition(c.field, c.op, c.value) for c in s.all),
                  tuple(Condition(c.field, c.op, c.value) for c in s.any)) for s in stages]
 

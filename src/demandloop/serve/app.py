@@ -10,12 +10,12 @@ from __future__ import annotations
 import hmac
 import logging
 import time
-from typing import Any
 
 import orjson
 from fastapi import FastAPI, Request
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from demandloop.config import Settings
 from demandloop.serve import unsubscribe
@@ -31,16 +31,16 @@ class AccessLog:
     """Structured access log: one JSON line per request (method, path, status, ms, client).
     A plain ASGI middleware: the per-request cost of BaseHTTPMiddleware is too high here."""
 
-    def __init__(self, app: Any) -> None:
+    def __init__(self, app: ASGIApp) -> None:
         self.app = app
 
-    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or not access.isEnabledFor(logging.INFO):
             await self.app(scope, receive, send)
             return
         started, status = time.perf_counter(), [500]
 
-        async def send_status(message: Any) -> None:
+        async def send_status(message: Message) -> None:
             if message["type"] == "http.response.start":
                 status[0] = message["status"]
             await send(message)
@@ -62,7 +62,7 @@ def _answer(r: Reject) -> Response:
                     headers={k.decode(): v.decode() for k, v in headers})
 
 
-def create_app(settings: Settings, state: CollectorState) -> Any:
+def create_app(settings: Settings, state: CollectorState) -> ASGIApp:
     """The collector as one ASGI application over *state* (log, keys, loader, metrics)."""
     c = settings.collector
     app = FastAPI(title="demandloop collector", docs_url=None, redoc_url=None,

@@ -19,8 +19,9 @@ import logging
 import resource
 import time
 from collections.abc import Sequence
-from typing import Any, ClassVar
+from typing import ClassVar
 
+from starlette.types import Scope
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 log = logging.getLogger("demandloop.access")
@@ -39,7 +40,7 @@ def _trusted(address: str, trusted: Sequence[Network]) -> bool:
     return any(ip in n for n in trusted)
 
 
-def client_address(scope: Any, headers: dict[bytes, bytes], trusted: Sequence[Network]
+def client_address(scope: Scope, headers: dict[bytes, bytes], trusted: Sequence[Network]
                    ) -> str | None:
     """The client's address: the connection's peer, or, when the peer is one of *trusted*
     proxies, the right-most ``X-Forwarded-For`` hop that is not a trusted proxy (hops to its

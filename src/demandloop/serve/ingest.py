@@ -28,6 +28,7 @@ import zlib
 from typing import Any
 
 import orjson
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from demandloop.collect.segment import Limits
 from demandloop.collect.validate import (
@@ -158,7 +159,7 @@ def merge_patch(target: Any, patch: Any) -> Any:
 class Ingest:
     """ASGI: ``POST /v1/...`` handled here, anything else passed to *app*."""
 
-    def __init__(self, app: Any, settings: Settings, state: CollectorState,
+    def __init__(self, app: ASGIApp, settings: Settings, state: CollectorState,
                  throttle: AuthThrottle | None = None) -> None:
         self.app, self.state = app, state
         self.c = c = settings.collector
@@ -170,7 +171,7 @@ class Ingest:
         self.any_origin = "*" in c.cors_origins
         self.origins = {o.encode() for o in c.cors_origins}
 
-    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if (scope["type"] != "http" or scope["method"] != "POST"
                 or not scope["path"].startswith("/v1/")):
             await self.app(scope, receive, send)
@@ -209,7 +210,7 @@ class Ingest:
                                 *extra]})
         await send({"type": "http.response.body", "body": payload})
 
-    async def _body(self, receive: Any, headers: dict[bytes, bytes], limit: int) -> bytes:
+    async def _body(self, receive: Receive, headers: dict[bytes, bytes], limit: int) -> bytes:
         declared = headers.get(b"content-length", b"")
         too_large = Reject(413, "too_large", f"the request is over {limit:,} bytes "
                            "(send smaller batches)")
@@ -246,7 +247,7 @@ class Ingest:
                          "it as the HTTP Basic username or as writeKey in the body)")
         return workspace
 
-    async def _ingest(self, scope: Any, receive: Any, headers: dict[bytes, bytes],
+    async def _ingest(self, scope: Scope, receive: Receive, headers: dict[bytes, bytes],
                       kind: str | None) -> int:
         """Check and log one request; returns its number of events (raises Reject)."""
         c, state = self.c, self.state

@@ -48,7 +48,7 @@ class Metrics:
                                      registry=r)
         self.heartbeat_age = Gauge("demandloop_loader_heartbeat_age_seconds",
                                    "Seconds since the loader last made progress", registry=r)
-        self._by_status: dict[int, Any] = {}
+        self._by_status: dict[int, Counter] = {}
         self._accepted = self.events.labels("accepted")
         self._rejected = self.events.labels("rejected")
 

@@ -19,7 +19,6 @@ import datetime as dt
 import hashlib
 from html import escape
 from pathlib import Path
-from typing import Any
 
 import orjson
 from fastapi import FastAPI
@@ -63,7 +62,7 @@ def register(app: FastAPI, state: CollectorState, directory: Path) -> None:
                "be removed.</p>")
 
     @app.get("/u/{token}")
-    async def confirm(token: str) -> Any:
+    async def confirm(token: str) -> HTMLResponse:
         who = _who(token)
         if who is None:
             return _page(*invalid, status=400)
@@ -71,7 +70,7 @@ def register(app: FastAPI, state: CollectorState, directory: Path) -> None:
                      '<form method="post"><button type="submit">Unsubscribe</button></form>')
 
     @app.post("/u/{token}")
-    async def unsubscribe(token: str) -> Any:
+    async def unsubscribe(token: str) -> HTMLResponse:
         who = _who(token)
         if who is None:
             return _page(*invalid, status=400)

@@ -1,0 +1,139 @@
+"""The activate verbs of the workspace: segments and audiences, sequences and their mail,
+the suppression list, workflows and their history."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import pandas as pd
+
+from demandloop.activate import audiences, sequence_check, workflow_files
+from demandloop.activate import job_queries as jobstore
+from demandloop.activate import run as activation
+from demandloop.activate import run_sequences as sequencing
+from demandloop.activate import sequence_queries as mailstore
+from demandloop.config.activate import WorkflowSetting
+from demandloop.errors import NotFoundError
+from demandloop.outbound import webhooks
+from demandloop.outbound.smtp import Transports
+from demandloop.store.accounts import account_view, rounded
+from demandloop.workspace.base import Base
+
+
+class Activate(Base):
+    """Segments, audiences, sequences, suppressions and workflows."""
+
+    def segments(self) -> list[audiences.Segment]:
+        """The saved segments of ``[[activate.segments]]``."""
+        return [audiences.Segment(s.name, s.entity, tuple(
+            audiences.Condition(c.field, c.op, c.value) for c in s.where), s.description)
+            for s in self.settings.activate.segments]
+
+    def audience_lists(self) -> dict[str, int]:
+        """The lists ``add_to_audience`` workflow steps fill, with their sizes."""
+        return mailstore.audience_lists(self.store)
+
+    def segment(self, name: str) -> tuple[audiences.Segment, pd.DataFrame]:
+        """A segment and its members (account or person rows with every field)."""
+        found = {s.name: s for s in self.segments()}
+        if name not in found:
+            members = mailstore.audience_members(self.store, name)
+            if members:  # a static list filled by add_to_audience workflow steps
+                rows = self.audience_rows("account")
+                return (audiences.Segment(name, "account", (), "filled by workflows"),
+                        rows[rows["account_id"].isin(members)])
+            raise NotFoundError(f"no segment or audience list '{name}'",
+                                hint=f"segments: {', '.join(found) or '(none)'}")
+        seg = found[name]
+        rows = self.audience_rows(seg.entity)
+        return seg, audiences.select(rows, seg.conditions)
+
+    def audience_rows(self, entity: str) -> pd.DataFrame:
+        """Every account (CRM fields + latest scores), or every person with their
+        account's fields prefixed ``account_``: what segments and workflows filter."""
+        # the committee gaps and surge topics stay: alerts and messages name them
+        merged = rounded(account_view(self.store)).drop(columns=[
+            "technologies", "crm_id", "source", "created_at", "updated_at", "as_of",
+            "recent"])
+        if entity == "account":
+            return merged
+        people = self.persons()[["person_id", "email", "first_name", "last_name", "title",
+                                 "seniority", "job_function", "account_id"]]
+        prefixed = merged.rename(columns={c: f"account_{c}" for c in merged.columns
+                                          if c != "account_id"})
+        return people.merge(prefixed, on="account_id", how="left")
+
+    def export_audience(self, name: str, fmt: str, path: str | Path
+                        ) -> tuple[int, list[str]]:
+        """Write segment *name* as *fmt* (csv, linkedin, google) to *path*; returns the
+        rows written and any warnings."""
+        seg, rows = self.segment(name)
+        out, warnings = audiences.export(seg, rows, fmt)
+        target = Path(path)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        out.to_csv(target, index=False)
+        return len(out), warnings
+
+    def run_sequences(self, now: dt.datetime | None = None,
+                      transports: Transports | None = None) -> sequencing.TickResult:
+        """Stop what must stop and send what is due (within every mailbox's limits)."""
+        return sequencing.tick(self.facade, now, transports)
+
+    def check_sequences(self) -> list[str]:
+        """Problems with the sequences' templates (rendered against a sample person)."""
+        return sequence_check.check(self.facade)
+
+    def enrolments(self, sequence: str | None = None) -> pd.DataFrame:
+        """Every enrolment: who, which mailbox, which step, status and why it stopped.
+        Unsubscribes and bounces stored since the last sequence run are applied first, so an
+        unsubscribed person never shows as active."""
+        m = self.settings.activate.mail
+        now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
+        mailstore.sync_suppressions(self.store, m.unsubscribe_events, m.bounce_events, now)
+        return mailstore.enrolments(self.store, sequence)
+
+    def mail_messages(self) -> pd.DataFrame:
+        """Every sequence email claimed: to whom, subject, status (sent, bounced, ...)."""
+        return mailstore.messages(self.store)
+
+    def suppress(self, emails: list[str], reason: str = "manual", source: str = "api") -> int:
+        """Never mail these addresses again; returns how many were new."""
+        now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
+        return mailstore.suppress(self.store, [(e, reason, source) for e in emails], now)
+
+    def unsuppress(self, email: str) -> bool:
+        """Allow mailing an address again (True if it was suppressed)."""
+        return mailstore.unsuppress(self.store, email)
+
+    def suppressions(self) -> pd.DataFrame:
+        """The suppression list: email, reason, source, added_at."""
+        return self._frame("suppressions", "added_at, email")
+
+    def workflows(self) -> list[WorkflowSetting]:
+        """Workflows of demandloop.toml and workflows/*.toml, validated."""
+        return workflow_files.workflows(self.facade)
+
+    def run_workflows(self, now: dt.datetime | None = None,
+                      post: activation.Post | None = None, *,
+                      since: dt.datetime | None = None,
+                      dry_run: bool = False) -> activation.RunResult:
+        """Fire workflows on what changed since the last run (or since *since*: a replay),
+        then execute due jobs; *dry_run* lists what would be enqueued and does nothing."""
+        fired = activation.evaluate(self.facade, now, since=since, dry_run=dry_run)
+        if dry_run:
+            return fired
+        done = activation.execute(self.facade, now, post or webhooks.post)
+        done.fired, done.enqueued, done.stale = fired.fired, fired.enqueued, fired.stale
+        return done
+
+    def react(self, now: dt.datetime | None = None,
+              post: activation.Post | None = None) -> activation.RunResult:
+        """The live path: fire ``event`` workflows on events just loaded (before
+        resolution and scoring) and execute what is due."""
+        return activation.react(self.facade, now, post or webhooks.post)
+
+    def workflow_history(self, account: str | None = None,
+                         limit: int = 200) -> pd.DataFrame:
+        """Workflow steps taken (or pending, retried, dead), newest first."""
+        return jobstore.history(self.store, account, limit)

@@ -1,0 +1,144 @@
+"""The workspace's core: its directory, settings and store; plain reads of its tables;
+export, import and privacy. The stage mixins beside this module add the loop's verbs."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, cast
+
+import pandas as pd
+
+from demandloop import privacy
+from demandloop.activate import compose
+from demandloop.compute import Tables, tables
+from demandloop.config import Settings, locate
+from demandloop.store import Store, export_parquet, import_parquet
+
+if TYPE_CHECKING:
+    from demandloop.workspace import Workspace
+
+
+class Base:
+    """A workspace directory: its settings and its store."""
+
+    directory: Path
+    settings: Settings
+    store: Store
+
+    def __init__(self, directory: Path, settings: Settings, store: Store) -> None:
+        self.directory = directory
+        self.settings = settings
+        self.store = store
+
+    @classmethod
+    def open(cls, path: str | Path = ".", *, settings: Settings | None = None) -> Workspace:
+        """Open a workspace directory (or a ``.duckdb`` file directly)."""
+        p = Path(path)
+        if not (p.suffix == ".duckdb" or p.is_file() or p.exists()):
+            p.mkdir(parents=True)
+        directory, settings, db_path = locate(p, settings)
+        store = Store.open(db_path, workspace_id=settings.workspace.id,
+                           threads=settings.store.threads,
+                           memory_limit=settings.store.memory_limit)
+        return cast("Workspace", cls(directory, settings, store))
+
+    def close(self) -> None:
+        self.store.close()
+
+    def __enter__(self) -> Workspace:
+        return self.facade
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def export_parquet(self, directory: str | Path) -> dict[str, int]:
+        """Write every table to *directory* as Parquet (remembered, so that erasing a person
+        later reaches this copy too)."""
+        counts = export_parquet(self.store, Path(directory))
+        # the secret that signs unsubscribe links: a restore must still honour links sent
+        key = self.directory / compose.UNSUBSCRIBE_KEY_FILE
+        if key.is_file():
+            _copy_secret(key, Path(directory) / compose.UNSUBSCRIBE_KEY_FILE)
+        privacy.record_export(self.directory, Path(directory))
+        return counts
+
+    def export_person(self, key: str) -> dict[str, Any]:
+        """Everything stored about one person (an email, user id or anonymous id)."""
+        return privacy.export_person(self.facade, key)
+
+    def erase_person(self, key: str) -> dict[str, Any]:
+        """Remove one person from the database, the collector's log and dead letters, and
+        the Parquet exports this workspace wrote; their address stays suppressed as a
+        hash."""
+        return privacy.erase_person(self.facade, key)
+
+    def apply_retention(self) -> int:
+        """Delete raw events older than ``collect.retention_days``; returns how many."""
+        return privacy.apply_retention(self.store, self.settings.collect.retention_days)
+
+    def import_parquet(self, directory: str | Path, *, replace: bool = False) -> dict[str, int]:
+        """Load an export (the workspace must be empty unless *replace*); with it comes the
+        key that signed its unsubscribe links, so links already sent keep working."""
+        counts = import_parquet(self.store, Path(directory), replace=replace)
+        key = Path(directory) / compose.UNSUBSCRIBE_KEY_FILE
+        if key.is_file():
+            _copy_secret(key, self.directory / compose.UNSUBSCRIBE_KEY_FILE)
+        return counts
+
+    @property
+    def tables(self) -> Tables:
+        """Ibis expressions over this workspace's tables (for custom analytics)."""
+        return tables(self.store)
+
+    def _frame(self, table: str, order: str) -> pd.DataFrame:
+        with self.store.reader() as cur:
+            return cur.execute(
+                f"SELECT * EXCLUDE (workspace_id) FROM {table} WHERE workspace_id = ? "
+                f"ORDER BY {order}", [self.store.workspace_id]
+            ).df()
+
+    def accounts(self) -> pd.DataFrame:
+        return self._frame("accounts", "account_id")
+
+    def persons(self) -> pd.DataFrame:
+        return self._frame("persons", "person_id")
+
+    def opportunities(self) -> pd.DataFrame:
+        return self._frame("opportunities", "opportunity_id")
+
+    def leads(self) -> pd.DataFrame:
+        return self._frame("leads", "lead_id")
+
+    def touches(self) -> pd.DataFrame:
+        return self._frame("touches", "ts, touch_id")
+
+    def events(self, limit: int | None = None) -> pd.DataFrame:
+        """Stored events, each ``context`` whole again (the store keeps its page fields, IP
+        and user agent only in their columns)."""
+        with self.store.reader() as cur:
+            return cur.execute(
+                "SELECT * EXCLUDE (workspace_id) FROM events_full WHERE workspace_id = ? "
+                "ORDER BY timestamp, message_id" + (f" LIMIT {int(limit)}" if limit else ""),
+                [self.store.workspace_id],
+            ).df()
+
+    def counts(self) -> dict[str, int]:
+        return self.store.table_counts()
+
+    @property
+    def facade(self) -> Workspace:
+        """This object as the whole :class:`~demandloop.workspace.Workspace` the stage runners
+        take (every workspace object is one; the mixins only see their own part)."""
+        return cast("Workspace", self)
+
+
+def _copy_secret(source: Path, target: Path) -> None:
+    """Copy a secret file, readable by its owner only, replacing *target* atomically."""
+    tmp = target.with_suffix(".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(source.read_bytes())
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, target)

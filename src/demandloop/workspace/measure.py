@@ -1,0 +1,84 @@
+"""The measure verbs of the workspace: overview counts, funnel, milestones, demand
+health, attribution, pipeline, speed to lead, the scorecard and the HTML report."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from demandloop.measure import overview, queries, resolution, views
+from demandloop.measure.attribution import DEFAULT_MODELS
+from demandloop.measure.queries import frames
+from demandloop.measure.sla import sla as sla_report
+from demandloop.workspace.base import Base
+
+
+class Measure(Base):
+    """Reports."""
+
+    def sla(self) -> dict[str, dict[str, Any]]:
+        """Speed to lead for MQAs and MQLs (see measure.sla)."""
+        s = self.settings.score
+        now = queries.latest_touch(self.store) or pd.Timestamp.now()
+        out = {}
+        for entity, stage in (("account", s.mqa_stage), ("person", "mql")):
+            changes, touches = queries.sla_inputs(self.store, entity, stage)
+            out[stage] = sla_report(changes, touches, s.sla_hours, now)
+        return out
+
+    def event_counts(self) -> pd.DataFrame:
+        return overview.event_counts(self.tables)
+
+    def ranked_accounts(self, *, days: int = 30, limit: int = 10) -> pd.DataFrame:
+        return overview.ranked_accounts(self.tables, days=days, limit=limit)
+
+    def touch_channels(self) -> pd.DataFrame:
+        return overview.touch_channels(self.tables)
+
+    def resolution_quality(self, truth: dict[str, Any]) -> dict[str, float]:
+        """Anonymous-visit resolution against a simulation's truth (see measure.resolution)."""
+        visits = queries.anonymous_visits(self.store)
+        return resolution.evaluate(visits, resolution.truth_visitors(truth))
+
+    def lead_conversion(self, by: str = "origin") -> pd.DataFrame:
+        return overview.lead_conversion(self.tables, by)
+
+    def funnel(self, by: str | None = None) -> pd.DataFrame:
+        """Reach -> engaged -> MQL -> MQA -> opportunity -> won, overall or by a dimension
+        (channel, motion, band, industry, size, target, cohort); see measure.funnel."""
+        return views.funnel(frames(self.store), self.settings, by)
+
+    def milestones(self) -> pd.DataFrame:
+        """One row per account: the date it reached each funnel stage, and its dimensions."""
+        return views.milestones(frames(self.store), self.settings)
+
+    def health(self) -> tuple[dict[str, Any], pd.DataFrame]:
+        """Demand-health trends, the shrinking-pool alarm and the weekly series."""
+        return views.health(frames(self.store, "touches", "accounts", "leads"), self.settings)
+
+    def attribution(self, *, level: str = "account", outcome: str = "opportunity",
+                    models: tuple[str, ...] = DEFAULT_MODELS, measure: str = "conversions"
+                    ) -> pd.DataFrame:
+        """Credit per channel under each model, side by side (see measure.attribution)."""
+        return views.attribution(frames(self.store), self.settings, level=level,
+                                 outcome=outcome, models=models, measure=measure)
+
+    def pipeline(self) -> dict[str, Any]:
+        """Pipeline sourced vs influenced, per channel and motion."""
+        return views.pipeline(frames(self.store, "touches", "opportunities"), self.settings)
+
+    def report_html(self, path: str | Path) -> Path:
+        """Write the self-contained HTML report (funnel, attribution, demand health,
+        scorecard) to *path*; returns the resolved path."""
+        target = Path(path)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        page = views.report(frames(self.store), self.settings, self.directory.resolve().name)
+        target.write_text(page, encoding="utf-8")
+        return target.resolve()
+
+    def scorecard(self) -> dict[str, Any]:
+        """Demand gen vs lead gen: the published rubric next to this workspace's figures."""
+        return views.scorecard(frames(self.store, "touches", "opportunities", "scores"),
+                               self.settings)

@@ -1,0 +1,125 @@
+"""The score verbs of the workspace: snapshots (now, as of a date, a backfill), predictive
+fit and lead scoring, the scored account list and explanations."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import pandas as pd
+
+from demandloop import explain
+from demandloop.enrich import run as enrich_run
+from demandloop.errors import UsageError
+from demandloop.score import measures as score_measures
+from demandloop.score import predictive, predictive_run, queries
+from demandloop.score import run as score_run
+from demandloop.store import Store, pit
+from demandloop.store.accounts import SCORE_COLUMNS, account_view, rounded
+from demandloop.workspace.base import Base
+
+
+class Score(Base):
+    """Scoring and its explanations."""
+
+    def score(self, as_of: dt.datetime | None = None, *, point_in_time: bool = False
+              ) -> score_run.ScoreResult:
+        """Fit, engagement and intent surge for every account, stored as a snapshot at
+        *as_of* (default: the last touch, with everything known now).
+
+        With *point_in_time*, the snapshot uses only what was known at *as_of*: events up to
+        it, and the CRM rows, contacts, IP ranges and opportunities known by then, resolved
+        afresh (see :mod:`demandloop.store.pit`); the result's ``known`` says how much of
+        today's data that was."""
+        if not point_in_time or as_of is None:
+            return score_run.run(self.store, self.settings, as_of)
+        with self._known_at(as_of) as past:
+            result = score_run.run(past, self.settings, as_of)
+            pit.copy_snapshot(past, self.store, as_of)
+        result.known = pit.known_counts(self.store, as_of)
+        return result
+
+    def score_history(self, every_days: int, since: dt.datetime | None = None,
+                      progress: Callable[[int, int], None] | None = None
+                      ) -> list[score_run.ScoreResult]:
+        """Score at every *every_days* from *since* (default: the first touch) up to now, in
+        order, each point in time (what a daily job would have recorded then, knowing only
+        what was known then), so stage changes carry their real dates; ends with a run at
+        the latest touch on everything known now. *progress* is told (done, total) after
+        each snapshot."""
+        if every_days < 1:
+            raise UsageError("--backfill needs a number of days >= 1")
+        first, last = queries.touch_span(self.store)
+        if first is None or last is None:
+            return [self.score()]
+        start = pd.Timestamp(since or first).normalize() + pd.Timedelta(days=every_days)
+        dates = list(pd.date_range(start, pd.Timestamp(last), freq=f"{every_days}D",
+                                   inclusive="left")) if start < pd.Timestamp(last) else []
+        results = []
+        for i, at in enumerate(dates):
+            results.append(self.score(at.to_pydatetime(), point_in_time=True))
+            if progress:
+                progress(i + 1, len(dates) + 1)
+        results.append(self.score())
+        if progress:
+            progress(len(dates) + 1, len(dates) + 1)
+        return results
+
+    def account_scores(self, as_of: dt.datetime, *, point_in_time: bool = True
+                       ) -> pd.DataFrame:
+        """Fit, engagement, surge and priority per account at *as_of*, computed without
+        storing; by default only from what was known at *as_of* (as ``score`` with
+        *point_in_time*)."""
+        if not point_in_time:
+            return score_measures.account_scores(self.store, self.settings, as_of)
+        with self._known_at(as_of) as past:
+            return score_measures.account_scores(past, self.settings, as_of)
+
+    @contextmanager
+    def _known_at(self, as_of: dt.datetime) -> Iterator[Store]:
+        """The inputs known at *as_of*, resolved afresh in memory (see
+        :mod:`demandloop.store.pit`)."""
+        with pit.known_at(self.store, as_of) as past:
+            enrich_run.run(past, self.settings)
+            yield past
+
+    def score_snapshots(self) -> int:
+        """How many account score snapshots there are: with one, every stage change carries
+        that run's date, so velocity and speed to lead have no history to measure."""
+        return queries.snapshot_count(self.store)
+
+    def latest_scores(self, entity: str = "account") -> pd.DataFrame:
+        """The latest score snapshot: one row per account (or person)."""
+        return queries.latest(self.store, entity)
+
+    def train_fit(self, split: dt.datetime | None = None, horizon_days: int = 90
+                  ) -> predictive.Report:
+        """Predictive fit: learn which accounts open an opportunity within *horizon_days*,
+        point in time, report its held-out quality at *split* (default: the latest split
+        whose test window has ended), and store every account's calibrated probability
+        (see :func:`demandloop.score.predictive_run.train_fit`)."""
+        return predictive_run.train_fit(self.store, split, horizon_days)
+
+    def lead_scoring(self, split: dt.datetime | None = None, horizon_days: int = 90
+                     ) -> predictive.Report:
+        """Lead scoring: will an open lead be won within *horizon_days*, point in time,
+        against an origin-only baseline, judged at *split* (default: the latest split whose
+        test window has ended)."""
+        return predictive_run.lead_scoring(self.store, split, horizon_days)
+
+    def scored_accounts(self) -> pd.DataFrame:
+        """The latest account snapshot flattened for lists: account, stage, fit, band,
+        engagement, intent, surging, people, committee_coverage, missing_roles, recent,
+        surge_topics, priority (the order to work accounts in)."""
+        df = account_view(self.store, scored=True, columns=SCORE_COLUMNS)
+        return rounded(df).rename(columns={"account_id": "account"})
+
+    def explain_account(self, key: str) -> dict[str, Any]:
+        """Fit criteria, top signals (with decay), surge topics, stage history, committee."""
+        return explain.account(self.store, self.settings, key)
+
+    def explain_person(self, key: str) -> dict[str, Any]:
+        """Why a person is who they are: identifiers, the messages that merged them, account."""
+        return explain.person(self.store, key)
