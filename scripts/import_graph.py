@@ -3,11 +3,12 @@
 Prints, for every room of the package (a subpackage, or a top-level module), the rooms it
 imports, then every import cycle between modules (strongly connected components of the
 module graph, imports inside functions included: a lazy import still ties two modules
-together), and the modules over 600 lines. Imports under ``if TYPE_CHECKING:`` name a type
+together), and the modules over 300 and over 600 lines. Imports under ``if TYPE_CHECKING:`` name a type
 for annotations and run nothing: they are listed apart ("for types") and make no cycle.
 
     python scripts/import_graph.py            # the working tree
     python scripts/import_graph.py --cycles   # cycles only
+    python scripts/import_graph.py --root ../old/src   # another checkout (before/after)
 """
 
 from __future__ import annotations
@@ -112,8 +113,10 @@ def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--cycles", action="store_true", help="print the cycles only")
+    ap.add_argument("--root", type=Path, default=ROOT,
+                    help="the src folder to read (default: this checkout's)")
     args = ap.parse_args()
-    mods = modules()
+    mods = modules(args.root)
     known = set(mods)
     # a package's own __init__ re-exporting its modules is not a dependency between rooms
     graph = {m: {t for t in imports(m, p, known) if not t.startswith(m + ".")}
@@ -137,9 +140,10 @@ def main() -> None:
         print("  " + " <-> ".join(m.removeprefix("demandloop.") for m in c))
     if not args.cycles:
         big = [(len(p.read_text().splitlines()), m) for m, p in mods.items()]
-        over = sorted((n, m) for n, m in big if n > 600)
-        print(f"\n{len(over)} module(s) over 600 lines" + "".join(
-            f"\n  {m} ({n})" for n, m in over))
+        for limit in (300, 600):
+            over = sorted(((n, m) for n, m in big if n > limit), reverse=True)
+            print(f"\n{len(over)} module(s) over {limit} lines" + "".join(
+                f"\n  {m.removeprefix('demandloop.')} ({n})" for n, m in over))
 
 
 if __name__ == "__main__":

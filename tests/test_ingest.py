@@ -327,7 +327,8 @@ def test_direct_and_staged_paths_agree(tmp_path_factory, messages) -> None:  # t
     """JSON Lines go straight into events (DuckDB's reader, ids read as text); a JSON array
     is staged line by line. Both must accept, reject and store the same messages."""
     from demandloop.collect.run import ingest_files
-    from demandloop.collect.segment import EVENT_COLUMNS, Limits
+    from demandloop.collect.segment import Limits
+    from demandloop.collect.segment_fields import EVENT_COLUMNS
     from demandloop.store import Store
 
     folder = tmp_path_factory.mktemp("paths")

@@ -21,13 +21,16 @@ import hmac
 import time
 from collections.abc import Callable, Container
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 import pandas as pd
 
 from demandloop.activate import sequences
 from demandloop.conditions import Condition, select
+
+if TYPE_CHECKING:
+    from demandloop.config.sequences import SequenceSetting
 
 
 @dataclass
@@ -136,7 +139,7 @@ def create_task(spec: dict[str, Any], account: dict[str, Any], why: str, *,
 
 
 def enrol(spec: dict[str, Any], account: dict[str, Any], why: str, *,
-          sequence: Any = None, people: pd.DataFrame | None = None,
+          sequence: SequenceSetting | None = None, people: pd.DataFrame | None = None,
           suppressed: Container[str] = frozenset(),
           stage_order: tuple[str, ...] | list[str] = (),
           mqa_stage: str = "mqa", mailbox_load: dict[str, int] | None = None,
@@ -145,6 +148,8 @@ def enrol(spec: dict[str, Any], account: dict[str, Any], why: str, *,
     """Enrol the account's best people in *sequence* (after the quality gate); each stays
     with one mailbox: the account owner's when it is one of the sequence's, else the least
     loaded."""
+    if sequence is None:  # the runner passes it (see sequence_inputs.enrol_kwargs)
+        raise ValueError("enrol needs its sequence's settings")
     now = now or dt.datetime.now(dt.UTC).replace(tzinfo=None)
     if sequence.quality_gate:
         refused = sequences.quality_gate(account, stage_order, mqa_stage)

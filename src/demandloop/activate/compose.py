@@ -121,7 +121,7 @@ class Rendered:
     html: str | None
 
 
-def render(templates: Templates, step: Any, ctx: dict[str, Any]) -> Rendered:
+def render(templates: Templates, step: StepSetting, ctx: dict[str, Any]) -> Rendered:
     """Render an email step for one recipient."""
     subject, text, html = templates.step_sources(step)
     out_subject = " ".join(templates.render_text(subject, ctx).split())  # one header line

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from demandloop.activate import job_queries as jobstore
-from demandloop.activate import run_sequences as sequencing
+from demandloop.activate import sequence_inputs
 from demandloop.activate import sequence_queries as mailstore
 from demandloop.activate.actions import ACTIONS
 from demandloop.activate.signal_queries import read_events, read_inputs
@@ -203,7 +203,7 @@ def execute(ws: Workspace, now: dt.datetime | None = None, post: Post = webhooks
                 counters[name] = jobstore.cursor(store, name)[1]
             counter = counters.get(name, 0)
             secret = os.environ.get(spec["secret_env"]) if spec.get("secret_env") else None
-            extra = sequencing.enrol_kwargs(ws, spec, j_account_id) if j_action == "enrol" \
+            extra = sequence_inputs.enrol_kwargs(ws, spec, j_account_id) if j_action == "enrol" \
                 else {}
             i = position.get(j_account_id)
             account: dict[str, Any] = ({str(k): v for k, v in rows.iloc[i].items()}

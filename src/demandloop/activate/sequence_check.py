@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from demandloop.activate import compose
-from demandloop.activate.run_sequences import key_pem, sender, templates
+from demandloop.activate.sequence_inputs import key_pem, sender, templates
 from demandloop.errors import ConfigError
 
 if TYPE_CHECKING:  # the runners are called by the facade, which they never import

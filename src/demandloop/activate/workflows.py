@@ -24,12 +24,15 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 import pandas as pd
 
 from demandloop.conditions import Condition, select
+
+if TYPE_CHECKING:
+    from demandloop.config.activate import WorkflowSetting
 
 FIRING_COLUMNS = ["account_id", "key", "why"]
 
@@ -139,7 +142,7 @@ TRIGGERS: dict[str, Callable[[Inputs, dict[str, Any]], pd.DataFrame]] = {
 }
 
 
-def firings(workflow: Any, inputs: Inputs) -> pd.DataFrame:
+def firings(workflow: WorkflowSetting, inputs: Inputs) -> pd.DataFrame:
     """The accounts *workflow* fires for: its trigger, then its ``if`` conditions."""
     if not workflow.enabled:
         return _empty()
@@ -157,7 +160,7 @@ def job_id(workflow: str, key: str, step: int) -> str:
     return hashlib.sha256(f"{workflow}\x1f{key}\x1f{step}".encode()).hexdigest()[:32]
 
 
-def jobs(workflow: Any, fired: pd.DataFrame) -> list[dict[str, Any]]:
+def jobs(workflow: WorkflowSetting, fired: pd.DataFrame) -> list[dict[str, Any]]:
     """One job per (firing, action), ids stable across re-runs."""
     out = []
     for f in fired.itertuples():

@@ -2,7 +2,7 @@
 (project settings for analytics.js, ``/dl.js``, ``/healthz``, ``/readyz``, ``/metrics``,
 ``/u/{token}`` unsubscribe links),
 CORS for browsers and a structured access log around everything. Errors use the one JSON
-shape of :class:`~demandloop.serve.ingest.Reject`.
+shape of :class:`~demandloop.serve.envelope.Reject`.
 """
 
 from __future__ import annotations
@@ -19,8 +19,9 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from demandloop.config import Settings
 from demandloop.serve import unsubscribe
+from demandloop.serve.envelope import OK, Reject
 from demandloop.serve.guard import AuthThrottle, client_address, is_loopback, networks
-from demandloop.serve.ingest import OK, Ingest, Reject
+from demandloop.serve.ingest import Ingest
 from demandloop.serve.snippet import snippet
 from demandloop.serve.state import CollectorState
 

@@ -19,12 +19,9 @@ other answer uses one JSON shape, ``{"success": false, "error": {"code", "messag
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
 import datetime as dt
 import math
 import time
-import zlib
 from typing import Any
 
 import orjson
@@ -40,120 +37,23 @@ from demandloop.collect.validate import (
 )
 from demandloop.config import Settings
 from demandloop.errors import StoreError
+from demandloop.serve.envelope import (
+    JSON,
+    MAX_PROBLEMS,
+    MAX_TELEMETRY_BYTES,
+    OK,
+    TOO_DEEP,
+    TYPES,
+    Reject,
+    TokenBucket,
+    decode_body,
+    merge_patch,
+    split_messages,
+    with_client_ip,
+    write_key,
+)
 from demandloop.serve.guard import AuthThrottle, client_address, networks
 from demandloop.serve.state import CollectorState
-
-OK = b'{"success":true}'
-TYPES = {"track": "track", "identify": "identify", "page": "page", "screen": "screen",
-         "group": "group", "alias": "alias", "t": "track", "i": "identify", "p": "page",
-         "s": "screen", "g": "group", "a": "alias"}
-MAX_PROBLEMS = 20
-JSON = (b"content-type", b"application/json")
-#: analytics.js telemetry is discarded: a small cap, so the unauthenticated path costs nothing
-MAX_TELEMETRY_BYTES = 16_384
-TOO_DEEP = "message is nested more than 255 levels deep"
-
-
-class Reject(Exception):
-    """An answer other than 200, in the one error shape."""
-
-    def __init__(self, status: int, code: str, message: str,
-                 problems: list[str] | None = None, retry_after: int | None = None) -> None:
-        super().__init__(message)
-        self.status, self.code, self.message = status, code, message
-        self.problems, self.retry_after = problems or [], retry_after
-
-    def payload(self) -> tuple[bytes, list[tuple[bytes, bytes]]]:
-        """The JSON body and the extra headers of this answer."""
-        body: dict[str, Any] = {"success": False,
-                                "error": {"code": self.code, "message": self.message}}
-        if self.problems:
-            body["error"]["problems"] = self.problems
-        headers = [(b"retry-after", str(self.retry_after).encode())] if self.retry_after else []
-        if self.status == 401:
-            headers.append((b"www-authenticate", b'Basic realm="demandloop"'))
-        return orjson.dumps(body), headers
-
-
-
-class TokenBucket:
-    """Per-workspace event rate: *rate* events/s with *burst* headroom."""
-
-    def __init__(self, rate: float, burst: float) -> None:
-        self.rate, self.burst = rate, burst or rate
-        self.tokens: dict[str, tuple[float, float]] = {}
-
-    def take(self, workspace: str, n: int) -> float:
-        """0 if *n* events may pass now, else the seconds to wait."""
-        if self.rate <= 0:
-            return 0.0
-        now = time.monotonic()
-        tokens, at = self.tokens.get(workspace, (self.burst, now))
-        tokens = min(self.burst, tokens + (now - at) * self.rate)
-        if n > tokens:
-            self.tokens[workspace] = (tokens, now)
-            return (n - tokens) / self.rate if n <= self.burst else 1.0
-        self.tokens[workspace] = (tokens - n, now)
-        return 0.0
-
-
-def _decode(raw: bytes, encoding: str | None, limit: int) -> bytes:
-    if not encoding or encoding == "identity":
-        return raw
-    if encoding not in ("gzip", "x-gzip", "deflate"):
-        raise Reject(415, "unsupported_encoding", f"Content-Encoding '{encoding[:40]}' is "
-                     "not supported (use gzip)")
-    d = zlib.decompressobj(wbits=47)  # gzip or zlib header, detected
-    try:
-        out = d.decompress(raw, limit + 1)
-    except zlib.error:
-        raise Reject(400, "invalid_gzip", "the body is not valid gzip") from None
-    if len(out) > limit:
-        raise Reject(413, "too_large", f"the request is over {limit:,} bytes once "
-                     "decompressed (send smaller batches)")
-    if not d.eof:
-        raise Reject(400, "invalid_gzip", "the gzip body is truncated")
-    return out
-
-
-
-def _key(authorization: str, body: dict[str, Any]) -> str | None:
-    """The write key: HTTP Basic username, else ``writeKey`` in the body."""
-    if authorization[:6].lower() == "basic ":
-        try:
-            user = base64.b64decode(authorization[6:].strip(), validate=True).decode("utf-8")
-        except (binascii.Error, UnicodeDecodeError, ValueError):
-            raise Reject(401, "invalid_auth", "the Authorization header is not valid "
-                         "HTTP Basic (send the write key as the username)") from None
-        return user.split(":", 1)[0] or None
-    key = body.get("writeKey")
-    return key if isinstance(key, str) and key else None
-
-
-def _messages(body: dict[str, Any], kind: str | None) -> tuple[dict[str, Any], list[Any]]:
-    """(envelope, messages) of a request body."""
-    if kind is None:
-        batch = body.get("batch")
-        if not isinstance(batch, list):
-            raise Reject(400, "invalid_messages", '"batch" must be an array of messages')
-        return body, batch
-    msg = {k: v for k, v in body.items() if k != "writeKey"}
-    msg["type"] = kind  # the endpoint decides the type, as Segment's does
-    return {}, [msg]
-
-
-def merge_patch(target: Any, patch: Any) -> Any:
-    """RFC 7396 JSON merge patch, as DuckDB's ``json_merge_patch`` applies a batch's
-    context under each message's."""
-    if not isinstance(patch, dict):
-        return patch
-    out = dict(target) if isinstance(target, dict) else {}
-    for key, value in patch.items():
-        if value is None:
-            out.pop(key, None)
-        else:
-            out[key] = merge_patch(out.get(key), value)
-    return out
 
 
 class Ingest:
@@ -240,7 +140,7 @@ class Ingest:
             raise Reject(429, "too_many_failures", "too many requests with a wrong write "
                          "key from this address; wait a minute", retry_after=60)
         workspace = self.state.keys.workspace(
-            _key(headers.get(b"authorization", b"").decode("latin-1"), body))
+            write_key(headers.get(b"authorization", b"").decode("latin-1"), body))
         if workspace is None:
             self.throttle.failed(client)
             raise Reject(401, "invalid_write_key", "missing or unknown write key (send "
@@ -253,7 +153,7 @@ class Ingest:
         c, state = self.c, self.state
         raw = await self._body(receive, headers, c.max_request_bytes)
         encoding = headers.get(b"content-encoding", b"").decode("latin-1") or None
-        data = _decode(raw, encoding, c.max_request_bytes)
+        data = decode_body(raw, encoding, c.max_request_bytes)
         try:
             body = orjson.loads(data)
         except orjson.JSONDecodeError as exc:
@@ -262,7 +162,7 @@ class Ingest:
             raise Reject(400, "invalid_json", "the body must be a JSON object")
         client = client_address(scope, headers, self.proxies)
         workspace = self._workspace(client, headers, body)
-        envelope, messages = _messages(body, kind)
+        envelope, messages = split_messages(body, kind)
         sent = envelope.get("sentAt")
         odd = [t for m in messages for t in odd_timestamps(m, sent)]
         # DuckDB judges the odd timestamps, all at once and off the event loop (one query
@@ -339,7 +239,7 @@ class Ingest:
             own = msg.get("context")
             msg = {**msg, "context": merge_patch(shared, own) if own is not None else shared}
         if client is not None:
-            msg = _with_ip(msg, client)
+            msg = with_client_ip(msg, client)
         out = normalise(msg, now)
         line = orjson.dumps(out)
         # the limit applies to what is stored (the batch's context included): a small
@@ -354,16 +254,3 @@ class Ingest:
             # log: wrapped in one, it is stored as the message it is
             line = b'{"batch":[' + line + b"]}"
         return line, None, 200
-
-
-def _with_ip(msg: dict[str, Any], client: str) -> dict[str, Any]:
-    """*msg* with ``context.ip`` set to the client's address when it carries none, as
-    Segment's API does. For dl.js and analytics.js that is the visitor; a server-side SDK's
-    requests come from your server, so send the visitor's address as ``context.ip`` there
-    (or let IP-to-company resolution see your server's network, usually a hosting one)."""
-    context = msg.get("context")
-    if context is None:
-        context = {}
-    if not isinstance(context, dict) or context.get("ip") is not None:
-        return msg
-    return {**msg, "context": {**context, "ip": client}}

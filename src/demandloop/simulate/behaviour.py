@@ -13,45 +13,22 @@ from __future__ import annotations
 import datetime as dt
 import random
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from demandloop.simulate import catalog as cat
-from demandloop.simulate.world import Account, Person, World, anonymous_id
+from demandloop.simulate import pages
+from demandloop.simulate.world import (
+    Account,
+    Opportunity,
+    Person,
+    Timeline,
+    World,
+    anonymous_id,
+)
 
 Emit = Callable[[dict[str, Any]], None]
-
-_INTENT_KINDS = ("pricing", "case_study", "integrations", "product", "demo")
-_INTENT_WEIGHTS = (0.3, 0.25, 0.2, 0.15, 0.1)
-_BROWSE_KINDS = ("blog", "guide", "home", "product", "careers")
-_BROWSE_WEIGHTS = (0.45, 0.2, 0.15, 0.12, 0.08)
-
-
-@dataclass
-class Opportunity:
-    opportunity_id: str
-    account: int
-    created: dt.datetime
-    amount: float
-    won: bool | None  # None: still open at the end of the simulation
-    closed: dt.datetime | None
-    stage: str
-    owner: str
-
-
-@dataclass
-class Timeline:
-    windows: dict[int, list[tuple[int, int]]] = field(default_factory=dict)
-    opportunities: list[Opportunity] = field(default_factory=list)
-    identified: dict[str, dt.datetime] = field(default_factory=dict)  # person -> first form
-    # anonymous ids of employees outside the buying committee -> account index
-    other_visitors: dict[str, int] = field(default_factory=dict)
-    sessions: int = 0
-    channel_sessions: dict[str, int] = field(default_factory=dict)
-    # (day, channel) -> sessions, for the paid channels' spend
-    daily_sessions: dict[tuple[dt.date, str], int] = field(default_factory=dict)
 
 
 class Simulator:
@@ -210,64 +187,14 @@ class Simulator:
         self.timeline.daily_sessions[key] = self.timeline.daily_sessions.get(key, 0) + 1
         if channel in cat.CHANNEL_EFFECTS:
             self.exposure[acc.index] += cat.CHANNEL_EFFECTS[channel] * 0.25
-        kinds = kinds or self._journey(channel, in_market)
+        kinds = kinds or pages.journey(self.r, channel, in_market)
         user_id = self.device_user.get(anon)
         for i, kind in enumerate(kinds):
-            path = self._path(kind, acc)
+            path = pages.page_path(self.r, kind, acc)
             self._page(anon, user_id, ts, path, ctx, channel if i == 0 else None, kind)
             ts += dt.timedelta(seconds=r.randrange(15, 240))
         if person is not None:
             self._forms(person, acc, anon, ts, ctx, kinds, in_market)
-
-    def _journey(self, channel: str, in_market: bool) -> list[str]:
-        r = self.r
-        first = {"branded_search": "home", "paid_search": "product", "webinar": "webinar",
-                 "direct": "home", "outbound": "case_study"}.get(
-            channel, "blog" if r.random() < 0.7 else "guide")
-        kinds = [first]
-        stay = 0.55 if in_market else 0.4  # chance of viewing one more page
-        while len(kinds) < 8 and r.random() < stay:
-            if in_market and r.random() < 0.55:
-                kinds += r.choices(_INTENT_KINDS, weights=_INTENT_WEIGHTS)
-            else:
-                kinds += r.choices(_BROWSE_KINDS, weights=_BROWSE_WEIGHTS)
-        return kinds
-
-    def _path(self, kind: str, acc: Account) -> str:
-        if kind == "case_study" and self.r.random() < 0.5:
-            return f"/customers/{acc.industry.lower().replace(' ', '-')}"
-        return self.r.choice(cat.PAGES[kind])
-
-    def _landing(self, channel: str) -> tuple[str, dict[str, str]]:
-        """(referrer, utm parameters) of a session's first page, as a real visit carries."""
-        topic = self.r.choice(cat.TOPICS)
-        return {
-            "organic_search": ("https://www.google.com/", {}),
-            "branded_search": ("https://www.google.com/",
-                               {"utm_source": "google", "utm_medium": "cpc",
-                                "utm_campaign": "brand", "utm_term": "loopwise"}),
-            "paid_search": ("https://www.google.com/",
-                            {"utm_source": "google", "utm_medium": "cpc",
-                             "utm_campaign": "nonbrand-" + topic,
-                             "utm_term": topic.replace("-", " ")}),
-            "paid_social": ("https://www.linkedin.com/",
-                            {"utm_source": "linkedin", "utm_medium": "paid_social",
-                             "utm_campaign": "abm-" + topic}),
-            "organic_social": ("https://www.linkedin.com/", {}),
-            "ai_assistant": (("https://chatgpt.com/", {"utm_source": "chatgpt.com"})
-                             if self.r.random() < 0.6 else ("https://www.perplexity.ai/", {})),
-            "display": ("https://www.example-news.com/",
-                        {"utm_source": "dv360", "utm_medium": "display",
-                         "utm_campaign": "retargeting"}),
-            "webinar": ("", {"utm_source": "webinar", "utm_medium": "event",
-                             "utm_campaign": "webinar-" + topic}),
-            "referral": ("https://www.g2.com/", {}),
-            "email": ("", {"utm_source": "newsletter", "utm_medium": "email",
-                           "utm_campaign": "nurture-" + topic}),
-            "outbound": ("", {"utm_source": "outreach", "utm_medium": "email",
-                              "utm_campaign": "sdr-sequence"}),
-            "direct": ("", {}),
-        }[channel]
 
     # -- messages -----------------------------------------------------------------------------
     def _message(self, kind: str, ts: dt.datetime, anon: str | None, user_id: str | None,
@@ -285,7 +212,8 @@ class Simulator:
 
     def _page(self, anon: str, user_id: str | None, ts: dt.datetime, path: str,
               ctx: dict[str, Any], channel: str | None, kind: str) -> None:
-        referrer, utm = self._landing(channel) if channel else (f"https://{cat.VENDOR_DOMAIN}/", {})
+        referrer, utm = (pages.landing(self.r, channel) if channel
+                         else (f"https://{cat.VENDOR_DOMAIN}/", {}))
         query = "&".join(f"{k}={v.replace(' ', '%20')}" for k, v in utm.items())
         url = f"https://{cat.VENDOR_DOMAIN}{path}" + (f"?{query}" if query else "")
         title = path.strip("/").replace("-", " ").replace("/", " - ").title() or "Home"
@@ -362,4 +290,5 @@ class Simulator:
         ctx = {"ip": self._ip(None, False), "userAgent": r.choice(cat.USER_AGENTS)}
         channel = r.choice(("organic_search", "direct", "organic_social", "referral"))
         kind = r.choice(("blog", "careers", "home"))
-        self._page(anon, None, ts, self._path(kind, self.w.accounts[0]), ctx, channel, kind)
+        path = pages.page_path(self.r, kind, self.w.accounts[0])
+        self._page(anon, None, ts, path, ctx, channel, kind)

@@ -15,7 +15,7 @@ import orjson
 from demandloop.errors import UsageError
 from demandloop.simulate import catalog as cat
 from demandloop.simulate.behaviour import Simulator
-from demandloop.simulate.world import World, build_world
+from demandloop.simulate.world import Timeline, World, build_world
 
 SCENARIOS = ("normal", "shrinking-pool")
 DEFAULT_START = dt.date(2026, 1, 5)
@@ -89,7 +89,7 @@ PAID = {"paid_social": ("paid_social", 7.5, 0.008), "paid_search": ("paid_search
         "display": ("display", 3.0, 0.002), "webinar": ("events", 60.0, 0.05)}
 
 
-def _write_spend(out: Path, timeline: Any, seed: int) -> None:
+def _write_spend(out: Path, timeline: Timeline, seed: int) -> None:
     """Daily spend per paid channel: the visits it bought times a noisy cost per visit (its
     own random stream, so adding spend changed no event of an existing seed)."""
     rng = np.random.default_rng(seed + 7919)
@@ -110,7 +110,7 @@ def _iso(ts: dt.datetime | None) -> str:
     return ts.strftime("%Y-%m-%dT%H:%M:%SZ") if ts else ""
 
 
-def _write_crm(out: Path, world: World, timeline: Any, rng: np.random.Generator,
+def _write_crm(out: Path, world: World, timeline: Timeline, rng: np.random.Generator,
                start: dt.date) -> dict[int, dt.datetime]:
     """CRM exports and office ranges, each row dated by when it became known, so a score at
     any date can use only what the vendor knew then (``score --as-of``).
@@ -178,7 +178,7 @@ def _write_crm(out: Path, world: World, timeline: Any, rng: np.random.Generator,
     return known
 
 
-def _write_truth(out: Path, world: World, timeline: Any, seed: int, start: dt.date,
+def _write_truth(out: Path, world: World, timeline: Timeline, seed: int, start: dt.date,
                  days: int, scenario: str, known: dict[int, dt.datetime]) -> None:
     truth = {
         "seed": seed, "start": start.isoformat(), "days": days, "scenario": scenario,

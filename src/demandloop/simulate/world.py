@@ -1,10 +1,12 @@
-"""The population of the simulated market: accounts, buying committees, networks.
+"""The population of the simulated market (accounts, buying committees, networks) and the
+record of what it did (:class:`Timeline`).
 
 Everything is drawn from one ``numpy.random.Generator`` so a seed reproduces the world.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import ipaddress
 import random
 from dataclasses import dataclass, field
@@ -12,6 +14,33 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from demandloop.simulate import catalog as cat
+
+
+@dataclass
+class Opportunity:
+    opportunity_id: str
+    account: int
+    created: dt.datetime
+    amount: float
+    won: bool | None  # None: still open at the end of the simulation
+    closed: dt.datetime | None
+    stage: str
+    owner: str
+
+
+@dataclass
+class Timeline:
+    """What the simulation did, for the CRM files, the spend and the ground truth."""
+
+    windows: dict[int, list[tuple[int, int]]] = field(default_factory=dict)
+    opportunities: list[Opportunity] = field(default_factory=list)
+    identified: dict[str, dt.datetime] = field(default_factory=dict)  # person -> first form
+    # anonymous ids of employees outside the buying committee -> account index
+    other_visitors: dict[str, int] = field(default_factory=dict)
+    sessions: int = 0
+    channel_sessions: dict[str, int] = field(default_factory=dict)
+    # (day, channel) -> sessions, for the paid channels' spend
+    daily_sessions: dict[tuple[dt.date, str], int] = field(default_factory=dict)
 
 
 @dataclass

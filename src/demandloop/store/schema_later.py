@@ -129,8 +129,9 @@ CREATE TABLE audience_members (
 """
 
 # The page fields, IP and user agent of ``context`` live in their own columns only (see
-# demandloop.collect.segment.MOVED); ``context_moved`` says which, so this view can rebuild each
-# message's context exactly (key order aside). ``load_id`` numbers each ingestion.
+# demandloop.collect.segment_fields.MOVED); ``context_moved`` says which, so this view can
+# rebuild each message's context exactly (key order aside). ``load_id`` numbers each
+# ingestion.
 V7 = """
 ALTER TABLE events ADD COLUMN context_moved UTINYINT;
 ALTER TABLE events ADD COLUMN load_id BIGINT;

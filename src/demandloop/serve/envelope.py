@@ -1,0 +1,138 @@
+"""The parts of a collector request before its messages are checked: the one error answer
+(:class:`Reject`), the per-workspace rate limit, the body's decoding, the write key, the
+envelope and its messages, the batch context merge and the client's address."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import time
+import zlib
+from typing import Any
+
+import orjson
+
+OK = b'{"success":true}'
+TYPES = {"track": "track", "identify": "identify", "page": "page", "screen": "screen",
+         "group": "group", "alias": "alias", "t": "track", "i": "identify", "p": "page",
+         "s": "screen", "g": "group", "a": "alias"}
+MAX_PROBLEMS = 20
+JSON = (b"content-type", b"application/json")
+#: analytics.js telemetry is discarded: a small cap, so the unauthenticated path costs nothing
+MAX_TELEMETRY_BYTES = 16_384
+TOO_DEEP = "message is nested more than 255 levels deep"
+
+
+class Reject(Exception):
+    """An answer other than 200, in the one error shape."""
+
+    def __init__(self, status: int, code: str, message: str,
+                 problems: list[str] | None = None, retry_after: int | None = None) -> None:
+        super().__init__(message)
+        self.status, self.code, self.message = status, code, message
+        self.problems, self.retry_after = problems or [], retry_after
+
+    def payload(self) -> tuple[bytes, list[tuple[bytes, bytes]]]:
+        """The JSON body and the extra headers of this answer."""
+        body: dict[str, Any] = {"success": False,
+                                "error": {"code": self.code, "message": self.message}}
+        if self.problems:
+            body["error"]["problems"] = self.problems
+        headers = [(b"retry-after", str(self.retry_after).encode())] if self.retry_after else []
+        if self.status == 401:
+            headers.append((b"www-authenticate", b'Basic realm="demandloop"'))
+        return orjson.dumps(body), headers
+
+
+
+class TokenBucket:
+    """Per-workspace event rate: *rate* events/s with *burst* headroom."""
+
+    def __init__(self, rate: float, burst: float) -> None:
+        self.rate, self.burst = rate, burst or rate
+        self.tokens: dict[str, tuple[float, float]] = {}
+
+    def take(self, workspace: str, n: int) -> float:
+        """0 if *n* events may pass now, else the seconds to wait."""
+        if self.rate <= 0:
+            return 0.0
+        now = time.monotonic()
+        tokens, at = self.tokens.get(workspace, (self.burst, now))
+        tokens = min(self.burst, tokens + (now - at) * self.rate)
+        if n > tokens:
+            self.tokens[workspace] = (tokens, now)
+            return (n - tokens) / self.rate if n <= self.burst else 1.0
+        self.tokens[workspace] = (tokens - n, now)
+        return 0.0
+
+
+def decode_body(raw: bytes, encoding: str | None, limit: int) -> bytes:
+    if not encoding or encoding == "identity":
+        return raw
+    if encoding not in ("gzip", "x-gzip", "deflate"):
+        raise Reject(415, "unsupported_encoding", f"Content-Encoding '{encoding[:40]}' is "
+                     "not supported (use gzip)")
+    d = zlib.decompressobj(wbits=47)  # gzip or zlib header, detected
+    try:
+        out = d.decompress(raw, limit + 1)
+    except zlib.error:
+        raise Reject(400, "invalid_gzip", "the body is not valid gzip") from None
+    if len(out) > limit:
+        raise Reject(413, "too_large", f"the request is over {limit:,} bytes once "
+                     "decompressed (send smaller batches)")
+    if not d.eof:
+        raise Reject(400, "invalid_gzip", "the gzip body is truncated")
+    return out
+
+
+
+def write_key(authorization: str, body: dict[str, Any]) -> str | None:
+    """The write key: HTTP Basic username, else ``writeKey`` in the body."""
+    if authorization[:6].lower() == "basic ":
+        try:
+            user = base64.b64decode(authorization[6:].strip(), validate=True).decode("utf-8")
+        except (binascii.Error, UnicodeDecodeError, ValueError):
+            raise Reject(401, "invalid_auth", "the Authorization header is not valid "
+                         "HTTP Basic (send the write key as the username)") from None
+        return user.split(":", 1)[0] or None
+    key = body.get("writeKey")
+    return key if isinstance(key, str) and key else None
+
+
+def split_messages(body: dict[str, Any], kind: str | None) -> tuple[dict[str, Any], list[Any]]:
+    """(envelope, messages) of a request body."""
+    if kind is None:
+        batch = body.get("batch")
+        if not isinstance(batch, list):
+            raise Reject(400, "invalid_messages", '"batch" must be an array of messages')
+        return body, batch
+    msg = {k: v for k, v in body.items() if k != "writeKey"}
+    msg["type"] = kind  # the endpoint decides the type, as Segment's does
+    return {}, [msg]
+
+
+def merge_patch(target: Any, patch: Any) -> Any:
+    """RFC 7396 JSON merge patch, as DuckDB's ``json_merge_patch`` applies a batch's
+    context under each message's."""
+    if not isinstance(patch, dict):
+        return patch
+    out = dict(target) if isinstance(target, dict) else {}
+    for key, value in patch.items():
+        if value is None:
+            out.pop(key, None)
+        else:
+            out[key] = merge_patch(out.get(key), value)
+    return out
+
+
+def with_client_ip(msg: dict[str, Any], client: str) -> dict[str, Any]:
+    """*msg* with ``context.ip`` set to the client's address when it carries none, as
+    Segment's API does. For dl.js and analytics.js that is the visitor; a server-side SDK's
+    requests come from your server, so send the visitor's address as ``context.ip`` there
+    (or let IP-to-company resolution see your server's network, usually a hosting one)."""
+    context = msg.get("context")
+    if context is None:
+        context = {}
+    if not isinstance(context, dict) or context.get("ip") is not None:
+        return msg
+    return {**msg, "context": {**context, "ip": client}}
