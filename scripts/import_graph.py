@@ -3,8 +3,9 @@
 Prints, for every room of the package (a subpackage, or a top-level module), the rooms it
 imports, then every import cycle between modules (strongly connected components of the
 module graph, imports inside functions included: a lazy import still ties two modules
-together), and the modules over 300 and over 600 lines. Imports under ``if TYPE_CHECKING:`` name a type
-for annotations and run nothing: they are listed apart ("for types") and make no cycle.
+together), and the modules over 300 and over 600 lines. Imports under
+``if TYPE_CHECKING:`` name a type for annotations and run nothing: they are listed apart
+("for types") and make no cycle.
 
     python scripts/import_graph.py            # the working tree
     python scripts/import_graph.py --cycles   # cycles only
