@@ -98,7 +98,7 @@ def _retire_log(ws: Workspace) -> int:
 
 
 def _drop_dead_letters(ws: Workspace, needles: set[str]) -> int:
-    from demandloop.serve.loader import DEAD_LETTER
+    from demandloop.serve.dead_letters import DEAD_LETTER
 
     path = ws.directory / ws.settings.collector.log_dir / DEAD_LETTER
     if not path.is_file() or not needles:

@@ -17,7 +17,6 @@ dead or stalled loader shows there.
 from __future__ import annotations
 
 import contextlib
-import datetime as dt
 import logging
 import os
 import threading
@@ -40,6 +39,7 @@ from demandloop.collect.log import (
 )
 from demandloop.collect.run import ingest_files
 from demandloop.collect.segment import Limits
+from demandloop.serve.dead_letters import keep_dead_letters, pid_alive
 from demandloop.serve.state import STATUS_FILE
 from demandloop.store.db import Store
 
@@ -52,7 +52,6 @@ LOADER_LIMITS = Limits(max_event_bytes=1 << 30)
 MAX_RECORD_BYTES = 64 << 20
 #: the store itself failing (disk full, file gone): retried later, never blamed on a record
 STORE_DOWN = (OSError, duckdb.IOException, duckdb.FatalException)
-DEAD_LETTER = "dead-letter.jsonl"
 
 
 class Loader:
@@ -277,23 +276,14 @@ class Loader:
     def _dead(self, workspace: str, items: list[tuple[str, bytes]]) -> None:
         """Keep acknowledged data the store refused, whole, with the reason, on disk."""
         self.status["dead_lettered"] += len(items)
-        at = dt.datetime.now(dt.UTC).isoformat()
-        with (self.root / DEAD_LETTER).open("ab") as fh:
-            for reason, body in items:
-                fh.write(orjson.dumps({"workspace": workspace, "reason": reason, "at": at,
-                                       "body": body.decode("utf-8", "backslashreplace")})
-                         + b"\n")
-            fh.flush()
-            os.fsync(fh.fileno())
-        log.error("%d acknowledged record(s) kept in %s: %s", len(items), DEAD_LETTER,
-                  [r for r, _ in items[:3]])
+        keep_dead_letters(self.root, workspace, items)
 
     def _forget(self, folder: Path, pos: Position) -> None:
         """Remove a dead worker's folder once it is fully loaded."""
         if self.own is not None or folder.name == "main":
             return
         pid = folder.name.removeprefix("w")
-        if pid.isdigit() and not _alive(int(pid)) and backlog_bytes(folder, pos) == 0:
+        if pid.isdigit() and not pid_alive(int(pid)) and backlog_bytes(folder, pos) == 0:
             for f in folder.iterdir():
                 f.unlink(missing_ok=True)
             folder.rmdir()
@@ -303,13 +293,3 @@ class Loader:
         tmp = self.root / (STATUS_FILE + ".tmp")
         tmp.write_bytes(orjson.dumps(self.status))
         os.replace(tmp, self.root / STATUS_FILE)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
