@@ -23,7 +23,7 @@ from demandloop.store.db import Store
 _ACCOUNT_COLS = ("account_id", "domain", "name", "industry", "employees", "revenue", "country",
                  "technologies", "owner", "target", "tier", "crm_id", "source", "created_at")
 _PERSON_COLS = ("person_id", "email", "emails", "first_name", "last_name", "title",
-                "account_id", "crm_id", "source", "created_at")
+                "account_id", "crm_id", "source", "created_at", "crm_account_id", "crm_title")
 _OPP_COLS = ("opportunity_id", "account_id", "lead_id", "name", "amount", "stage", "is_closed",
              "won", "created_at", "closed_at", "owner", "sdr", "segment", "crm_id", "source")
 _LEAD_COLS = ("lead_id", "person_id", "account_id", "origin", "channel", "landing_page",
@@ -116,8 +116,10 @@ def import_crm(store: Store, parsed: CrmRows) -> int:
         for r in parsed.rows:
             account = lookup.find(r.get("account_domain"), r.get("account_crm_id"),
                                   r.get("account_name"))
+            # crm_*: what the CRM said, kept apart from what resolve finds (see V11)
             rows.append({**r, "person_id": r["email"], "emails": [r["email"]],
-                         "account_id": account, "source": source})
+                         "account_id": account, "source": source, "crm_account_id": account,
+                         "crm_title": r.get("title")})
         return upsert(store, "persons", "person_id", rows, _PERSON_COLS)
     lookup = _AccountLookup(store)
     rows, problems = [], []

@@ -1,9 +1,14 @@
 """Channel taxonomy: an ordered registry of small rules from UTM, click ids and referrer.
 
-Each rule is a function from a frame of touch attributes (``utm_source``, ``utm_medium``,
-``utm_campaign``, ``utm_term``, ``url``, ``referrer``, ``site_host``) to a boolean mask; the
-first rule that matches a row names its channel. Rules are vectorised with pandas string
-methods, so classifying a million touches takes a fraction of a second.
+Each rule is a function from a frame of touch **features** to a boolean mask; the first rule
+that matches a row names its channel. The features are what the rules look at, reduced from
+the raw fields (``utm_source``, ``utm_medium``, ``utm_campaign``, ``utm_term``, ``url``,
+``referrer``): the four UTM values lowercased, the referrer's and the page's host, whether
+the URL carries a search or a social ad click id, and whether it contains each fragment a
+user rule names. Few distinct feature rows exist (a site has few landing patterns), so
+``resolve`` computes the features in SQL for every event, classifies only the distinct rows
+here and joins the channel back: the rules stay Python, and run in milliseconds whatever
+the number of events.
 
 Example:
     >>> import pandas as pd
@@ -32,14 +37,46 @@ SOCIAL_HOSTS = ("linkedin.com", "lnkd.in", "facebook.com", "fb.com", "instagram.
                 "twitter.com", "x.com", "t.co", "reddit.com", "youtube.com", "tiktok.com")
 EMAIL_HOSTS = ("mail.google.com", "outlook.live.com", "outlook.office.com", "mail.yahoo.com")
 
+#: the patterns the features are computed with, here and in SQL (``enrich/touch_sql.py``)
+HOST_PATTERN = r"^[a-z][a-z0-9+.-]*://([^/?#:]+)"
+SEARCH_CLICK = r"[?&](?:gclid|msclkid|gbraid|wbraid)="
+SOCIAL_CLICK = r"[?&](?:li_fat_id|fbclid|ttclid|twclid)="
+UTM = ("utm_source", "utm_medium", "utm_campaign", "utm_term")
+#: the feature columns every rule may read (plus ``url_has:<fragment>`` for user rules)
+FEATURES = (*UTM, "ref_host", "url_host", "click_search", "click_social")
 
-def _s(df: pd.DataFrame, col: str) -> pd.Series:
+
+def fragment_column(fragment: str) -> str:
+    """The feature saying whether the URL contains *fragment* (lowercased)."""
+    return "url_has:" + fragment.lower()
+
+
+def _lower(df: pd.DataFrame, col: str) -> pd.Series:
+    if col not in df.columns:
+        return pd.Series("", index=df.index)
     return df[col].fillna("").astype(str).str.lower()
 
 
 def _host(url: pd.Series) -> pd.Series:
-    return url.str.extract(r"^[a-z][a-z0-9+.-]*://([^/?#:]+)", expand=False).fillna("") \
-        .str.removeprefix("www.")
+    return url.str.extract(HOST_PATTERN, expand=False).fillna("").str.removeprefix("www.")
+
+
+def features(df: pd.DataFrame, fragments: tuple[str, ...] = ()) -> pd.DataFrame:
+    """The features of raw rows (columns ``utm_*``, ``url``, ``referrer``; missing ones
+    count as empty), as the SQL of ``resolve`` computes them."""
+    url = _lower(df, "url")
+    out = pd.DataFrame({c: _lower(df, c) for c in UTM}, index=df.index)
+    out["ref_host"] = _host(_lower(df, "referrer"))
+    out["url_host"] = _host(url)
+    out["click_search"] = url.str.contains(SEARCH_CLICK, regex=True)
+    out["click_social"] = url.str.contains(SOCIAL_CLICK, regex=True)
+    for f in fragments:
+        out[fragment_column(f)] = url.str.contains(f.lower(), regex=False)
+    return out
+
+
+def _s(df: pd.DataFrame, col: str) -> pd.Series:
+    return df[col]
 
 
 def _host_in(host: pd.Series, hosts: tuple[str, ...]) -> pd.Series:
@@ -58,19 +95,16 @@ def _medium_in(df: pd.DataFrame, *values: str) -> pd.Series:
 
 def _ai(df: pd.DataFrame) -> pd.Series:
     src = _s(df, "utm_source").str.removeprefix("www.")
-    return _host_in(_host(_s(df, "referrer")), AI_HOSTS) | src.isin(AI_HOSTS) | src.isin(
+    return _host_in(df["ref_host"], AI_HOSTS) | src.isin(AI_HOSTS) | src.isin(
         ("chatgpt", "perplexity", "claude", "gemini", "copilot"))
 
 
 def _paid_search(df: pd.DataFrame) -> pd.Series:
-    url = _s(df, "url")
-    return _medium_in(df, "cpc", "ppc", "paid_search", "paidsearch", "sem") | url.str.contains(
-        r"[?&](?:gclid|msclkid|gbraid|wbraid)=", regex=True)
+    return _medium_in(df, "cpc", "ppc", "paid_search", "paidsearch", "sem") | df["click_search"]
 
 
 def _paid_social(df: pd.DataFrame) -> pd.Series:
-    url = _s(df, "url")
-    click_id = url.str.contains(r"[?&](?:li_fat_id|fbclid|ttclid|twclid)=", regex=True)
+    click_id = df["click_social"]
     return _medium_in(df, "paid_social", "paidsocial", "social_paid", "cpm_social") | (
         click_id & ~_s(df, "utm_medium").eq("organic"))
 
@@ -90,8 +124,8 @@ def _outbound(df: pd.DataFrame) -> pd.Series:
 
 
 def _email(df: pd.DataFrame) -> pd.Series:
-    return _medium_in(df, "email", "e-mail", "newsletter") | _host_in(
-        _host(_s(df, "referrer")), EMAIL_HOSTS)
+    return _medium_in(df, "email", "e-mail", "newsletter") | _host_in(df["ref_host"],
+                                                                       EMAIL_HOSTS)
 
 
 def branded_search_rule(terms: tuple[str, ...]) -> Rule:
@@ -114,22 +148,21 @@ def _partner(df: pd.DataFrame) -> pd.Series:
 
 
 def _organic_search(df: pd.DataFrame) -> pd.Series:
-    return _host_in(_host(_s(df, "referrer")), SEARCH_HOSTS) | _medium_in(df, "organic")
+    return _host_in(df["ref_host"], SEARCH_HOSTS) | _medium_in(df, "organic")
 
 
 def _organic_social(df: pd.DataFrame) -> pd.Series:
-    return _host_in(_host(_s(df, "referrer")), SOCIAL_HOSTS) | _medium_in(df, "social")
+    return _host_in(df["ref_host"], SOCIAL_HOSTS) | _medium_in(df, "social")
 
 
 def _referral(df: pd.DataFrame) -> pd.Series:
-    ref = _host(_s(df, "referrer"))
-    own = _host(_s(df, "url"))
-    return ((ref != "") & (ref != own)) | _medium_in(df, "referral")
+    ref = df["ref_host"]
+    return ((ref != "") & (ref != df["url_host"])) | _medium_in(df, "referral")
 
 
 def _internal(df: pd.DataFrame) -> pd.Series:
-    ref = _host(_s(df, "referrer"))
-    return (ref != "") & (ref == _host(_s(df, "url"))) & (_s(df, "utm_source") == "")
+    ref = df["ref_host"]
+    return (ref != "") & (ref == df["url_host"]) & (_s(df, "utm_source") == "")
 
 
 RULES: list[tuple[str, Rule]] = [
@@ -175,11 +208,12 @@ def user_rule(channel: str, *, utm_source: list[str] | None = None,
     def _rule(df: pd.DataFrame) -> pd.Series:
         mask = _s(df, "utm_source").isin(sources) | _s(df, "utm_medium").isin(mediums)
         if hosts:
-            mask |= _host_in(_host(_s(df, "referrer")), hosts)
+            mask |= _host_in(df["ref_host"], hosts)
         for f in fragments:
-            mask |= _s(df, "url").str.contains(f, regex=False)
+            mask |= df[fragment_column(f)].astype(bool)
         return mask
 
+    _rule.url_fragments = fragments  # type: ignore[attr-defined]
     return channel, _rule
 
 
@@ -191,11 +225,20 @@ def rules_for(brand_terms: tuple[str, ...] = (),
             *RULES[1:]]
 
 
+def url_fragments(rules: list[tuple[str, Rule]]) -> tuple[str, ...]:
+    """The URL fragments the user rules among *rules* look for (their feature columns)."""
+    return tuple(dict.fromkeys(f for _, r in rules for f in getattr(r, "url_fragments", ())))
+
+
 def classify(df: pd.DataFrame, rules: list[tuple[str, Rule]] | None = None) -> pd.Series:
-    """Channel name for every row of *df* (columns as in the module docstring)."""
-    for col in ("utm_source", "utm_medium", "utm_campaign", "utm_term", "url", "referrer"):
-        if col not in df.columns:
-            df = df.assign(**{col: None})
+    """Channel name for every raw row of *df* (``utm_*``, ``url``, ``referrer``)."""
+    rules = rules or RULES
+    return classify_features(features(df, url_fragments(rules)), rules)
+
+
+def classify_features(df: pd.DataFrame, rules: list[tuple[str, Rule]] | None = None
+                      ) -> pd.Series:
+    """Channel name for every row of a frame of :func:`features`."""
     out = np.full(len(df), "direct", dtype=object)
     todo = np.ones(len(df), dtype=bool)
     for name, rule in rules or RULES:

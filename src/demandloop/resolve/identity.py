@@ -66,13 +66,6 @@ def components(a: np.ndarray | pd.Series, b: np.ndarray | pd.Series) -> Componen
     return Components(labels[codes[:m]], labels[codes[m:]], int(count))
 
 
-def shared_devices(edges: pd.DataFrame, max_users_per_device: int = 2) -> set[str]:
-    """Anonymous ids linked to more distinct user ids than a person plausibly has."""
-    anon_user = edges[edges["a"].str.startswith("anon:") & edges["b"].str.startswith("user:")]
-    per_device = anon_user.groupby("a")["b"].nunique()
-    return set(per_device[per_device > max_users_per_device].index)
-
-
 def resolve_persons(edges: pd.DataFrame, known_person_ids: set[str] | None = None,
                     max_users_per_device: int = 2) -> pd.DataFrame:
     """Map every identifier to a person.
@@ -83,27 +76,51 @@ def resolve_persons(edges: pd.DataFrame, known_person_ids: set[str] | None = Non
     contact) if the component has one, else its smallest email, else its smallest user id.
 
     Returns columns ``identifier, kind, person_id`` (one row per identifier of a person).
+    The shared devices, the hashing and the labelling run in DuckDB (vectorised, on every
+    core); only the component search is scipy's.
     """
-    known = known_person_ids or set()
     if edges.empty:
         return pd.DataFrame({c: pd.Series(dtype=object)
                              for c in ("identifier", "kind", "person_id")})
-    shared = shared_devices(edges, max_users_per_device)
-    usable = edges[~edges["a"].isin(shared) & ~edges["b"].isin(shared)]
-    comp = components(usable["a"].to_numpy(), usable["b"].to_numpy())
-    frame = pd.DataFrame({
-        "identifier": np.concatenate([usable["a"].to_numpy(dtype=object),
-                                      usable["b"].to_numpy(dtype=object)]),
-        "label": np.concatenate([comp.labels_a, comp.labels_b]),
-    }).drop_duplicates("identifier")
-    frame["kind"] = frame["identifier"].str.split(":", n=1).str[0]
-    frame["value"] = frame["identifier"].str.split(":", n=1).str[1]
-    emails = frame[frame["kind"] == "email"]
-    users = frame[frame["kind"] == "user"]
-    crm = emails[emails["value"].isin(known)].groupby("label")["value"].min()
-    first_email = emails.groupby("label")["value"].min()
-    first_user = ("user:" + users["value"]).groupby(users["label"]).min()
-    person = crm.combine_first(first_email).combine_first(first_user)
-    frame["person_id"] = frame["label"].map(person)
-    out = frame[frame["person_id"].notna()][["identifier", "kind", "person_id"]]
-    return out.reset_index(drop=True)
+    con = duckdb.connect()
+    try:
+        con.register("edges", pa.table({
+            "a": pa.array(np.asarray(edges["a"], dtype=object), pa.string()),
+            "b": pa.array(np.asarray(edges["b"], dtype=object), pa.string())}))
+        con.register("known", pa.table({"id": pa.array(sorted(known_person_ids or ()),
+                                                         pa.string())}))
+        usable = con.execute("""
+            WITH shared AS (SELECT a FROM edges WHERE a LIKE 'anon:%' AND b LIKE 'user:%'
+                            GROUP BY a HAVING count(DISTINCT b) > $max)
+            SELECT a, b, hash(a) AS ha, hash(b) AS hb FROM edges
+            WHERE a NOT IN (SELECT a FROM shared) AND b NOT IN (SELECT a FROM shared)
+        """, {"max": max_users_per_device}).fetch_arrow_table()
+        if usable.num_rows == 0:
+            return resolve_persons(edges.iloc[:0])
+        m = usable.num_rows
+        codes, _ = pd.factorize(np.concatenate([usable["ha"].to_numpy(),
+                                                usable["hb"].to_numpy()]))
+        n = int(codes.max()) + 1
+        graph = coo_matrix((np.ones(m, dtype=np.int8), (codes[:m], codes[m:])), shape=(n, n))
+        _, labels = connected_components(graph, directed=False)
+        con.register("labelled", pa.table({
+            "identifier": pa.concat_arrays([usable["a"].combine_chunks(),
+                                            usable["b"].combine_chunks()]),
+            "label": pa.array(labels[codes].astype(np.int64))}))
+        return con.execute("""
+            WITH ids AS (
+                SELECT DISTINCT identifier, label, split_part(identifier, ':', 1) AS kind,
+                       identifier[position(':' IN identifier) + 1:] AS value
+                FROM labelled),
+            named AS (
+                SELECT label, coalesce(
+                    min(value) FILTER (WHERE kind = 'email'
+                                       AND value IN (SELECT id FROM known)),
+                    min(value) FILTER (WHERE kind = 'email'),
+                    min('user:' || value) FILTER (WHERE kind = 'user')) AS person_id
+                FROM ids GROUP BY label)
+            SELECT identifier, kind, person_id FROM ids JOIN named USING (label)
+            WHERE person_id IS NOT NULL
+        """).df()
+    finally:
+        con.close()

@@ -1,142 +1,149 @@
-"""Reads for the resolve/enrich stages and the one-transaction write of their results."""
+"""The SQL of resolve: the identity edges new events add, the identifiers a merge or split
+reaches, and the writes of identifiers, persons and account matches.
+
+Every function runs on the writer's cursor, inside resolve's one transaction, and works on
+temporary tables it names (``_edges_new``, ``_reach``, ...). *scope* is how a function
+narrows its work: ``None`` for everything (a rebuild), else the SQL condition it adds.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
+import duckdb
 import pandas as pd
 import pyarrow as pa
 
 from demandloop.store.arrow import typed_table
-from demandloop.store.db import Store
 
-_EVENT_COLUMNS = """
-    message_id, type, event, anonymous_id, user_id, previous_id, group_id,
-    lower(trim(traits ->> '$.email')) AS email,
-    coalesce(traits ->> '$.title', traits ->> '$.jobTitle', traits ->> '$.job_title') AS title,
-    coalesce(traits ->> '$.website', traits ->> '$.domain') AS group_website,
-    traits ->> '$.name' AS group_name,
-    ip, url, path, referrer, title AS page_title,
-    utm_source, utm_medium, utm_campaign, utm_term, utm_content, timestamp
-"""
+Cursor = duckdb.DuckDBPyConnection
+
+#: an event's fields resolve reads from its traits
+EMAIL = "lower(trim(traits ->> '$.email'))"
+TITLE = "coalesce(traits ->> '$.title', traits ->> '$.jobTitle', traits ->> '$.job_title')"
+WEBSITE = "coalesce(traits ->> '$.website', traits ->> '$.domain')"
 
 
-@dataclass
-class Inputs:
-    events: pd.DataFrame
-    persons: pd.DataFrame
-    accounts: pd.DataFrame
-    ip_ranges: pd.DataFrame
-    titles: pd.DataFrame
-    ip_matches: pd.DataFrame  # message_id, account_id, source, confidence, detail
+def new_edges(cur: Cursor, ws: str, since: int) -> int:
+    """Write ``_edges_new(a, b, source, message_id, ts)``: the links between identifiers
+    the events loaded after *since* make, the first message of each pair (by time, then
+    message id), keeping only pairs not stored yet or stored from a later message."""
+    cur.execute(f"""
+        CREATE OR REPLACE TEMP TABLE _edges_new AS
+        WITH ev AS (
+            SELECT message_id, type, anonymous_id, user_id, previous_id, {EMAIL} AS email,
+                   timestamp AS ts
+            FROM events WHERE workspace_id = $ws AND coalesce(load_id, 0) > $since
+              AND (user_id IS NOT NULL OR type = 'identify')),
+        links AS (
+            SELECT 'anon:' || anonymous_id AS a, 'user:' || user_id AS b, type AS source,
+                   message_id, ts FROM ev
+            WHERE anonymous_id IS NOT NULL AND user_id IS NOT NULL
+            UNION ALL
+            SELECT CASE WHEN previous_id IN (SELECT anonymous_id FROM events
+                        WHERE workspace_id = $ws AND anonymous_id IS NOT NULL)
+                   THEN 'anon:' ELSE 'user:' END || previous_id, 'user:' || user_id, 'alias',
+                   message_id, ts FROM ev
+            WHERE type = 'alias' AND previous_id IS NOT NULL AND user_id IS NOT NULL
+            UNION ALL
+            SELECT CASE WHEN user_id IS NOT NULL THEN 'user:' || user_id
+                   ELSE 'anon:' || anonymous_id END, 'email:' || email, 'identify',
+                   message_id, ts FROM ev
+            WHERE type = 'identify' AND email IS NOT NULL
+              AND (user_id IS NOT NULL OR anonymous_id IS NOT NULL)),
+        firsts AS (
+            SELECT * FROM links
+            QUALIFY row_number() OVER (PARTITION BY a, b ORDER BY ts, message_id) = 1)
+        SELECT f.* FROM firsts f
+        LEFT JOIN identities i ON i.workspace_id = $ws
+            AND i.kind_a || ':' || i.id_a = f.a AND i.kind_b || ':' || i.id_b = f.b
+        WHERE i.id_a IS NULL OR (f.ts, f.message_id) < (i.first_seen, i.message_id)
+    """, {"ws": ws, "since": since})
+    cur.execute("""
+        DELETE FROM identities i USING _edges_new n WHERE i.workspace_id = $ws
+            AND i.kind_a || ':' || i.id_a = n.a AND i.kind_b || ':' || i.id_b = n.b""",
+                {"ws": ws})
+    cur.execute("""
+        INSERT INTO identities SELECT $ws, split_part(a, ':', 1), a[position(':' IN a) + 1:],
+            split_part(b, ':', 1), b[position(':' IN b) + 1:], source, message_id, ts
+        FROM _edges_new""", {"ws": ws})
+    row = cur.execute("SELECT count(*) FROM _edges_new").fetchone()
+    return int(row[0]) if row else 0
 
 
-def read_inputs(store: Store) -> Inputs:
-    ws = [store.workspace_id]
-    with store.reader() as cur:
-        events = cur.execute(
-            f"SELECT {_EVENT_COLUMNS} FROM events WHERE workspace_id = ?", ws).df()
-        persons = cur.execute(
-            "SELECT person_id, email, title, account_id FROM persons "
-            "WHERE workspace_id = ? AND (source IS NULL OR source <> 'identity')", ws).df()
-        accounts = cur.execute(
-            "SELECT account_id, name FROM accounts WHERE workspace_id = ?", ws).df()
-        ranges = cur.execute(
-            "SELECT start_ip, end_ip, account_id FROM ip_ranges WHERE workspace_id = ?",
-            ws).df()
-        ip_matches = cur.execute(
-            "SELECT message_id, account_id, source, confidence, detail FROM ip_matches "
-            "WHERE workspace_id = ?", ws).df()
-    titles = events.loc[(events["type"] == "identify") & events["title"].notna()
-                        & events["user_id"].notna(), ["user_id", "title", "timestamp"]]
-    return Inputs(events, persons, accounts, ranges, titles, ip_matches)
+def reach(cur: Cursor, ws: str, full: bool) -> None:
+    """Write ``_reach(identifier)``: the identifiers whose person may change. For a rebuild,
+    every identifier in an edge; else those of the new edges and every identifier of the
+    persons they belonged to (a merge or a split redraws whole persons)."""
+    if full:
+        cur.execute("""CREATE OR REPLACE TEMP TABLE _reach AS
+            SELECT kind_a || ':' || id_a AS identifier FROM identities WHERE workspace_id = $ws
+            UNION SELECT kind_b || ':' || id_b FROM identities WHERE workspace_id = $ws
+            UNION SELECT identifier FROM person_identifiers WHERE workspace_id = $ws""",
+                    {"ws": ws})
+        return
+    cur.execute("""CREATE OR REPLACE TEMP TABLE _reach AS
+        WITH touched AS (SELECT a AS identifier FROM _edges_new
+                         UNION SELECT b FROM _edges_new)
+        SELECT identifier FROM touched
+        UNION SELECT p.identifier FROM person_identifiers p
+        WHERE p.workspace_id = $ws AND p.person_id IN (
+            SELECT person_id FROM person_identifiers
+            WHERE workspace_id = $ws AND identifier IN (SELECT identifier FROM touched))""",
+                {"ws": ws})
 
 
-_TYPES = {"confidence": pa.float64(), "weight": pa.float64(), "ts": pa.timestamp("us"),
-          "emails": pa.list_(pa.string())}
+def reach_edges(cur: Cursor, ws: str) -> pd.DataFrame:
+    """The stored edges of the identifiers in ``_reach``, and every edge of an anonymous id
+    among their ends (so a shared device is seen with all its users, and stays apart)."""
+    return cur.execute("""
+        WITH e AS (SELECT kind_a || ':' || id_a AS a, kind_b || ':' || id_b AS b
+                   FROM identities WHERE workspace_id = $ws),
+        near AS (SELECT a, b FROM e WHERE a IN (SELECT identifier FROM _reach)
+                 UNION SELECT a, b FROM e WHERE b IN (SELECT identifier FROM _reach))
+        SELECT a, b FROM near
+        UNION SELECT a, b FROM e WHERE a IN (SELECT a FROM near WHERE a LIKE 'anon:%'
+                                            UNION SELECT b FROM near WHERE b LIKE 'anon:%')
+    """, {"ws": ws}).df()
 
 
-def _arrow(df: pd.DataFrame) -> pa.Table:
-    return typed_table(df, _TYPES)
+def crm_people(cur: Cursor, ws: str) -> pd.DataFrame:
+    """CRM contacts with an email: ``person_id, email, title, account_id`` as the CRM gave
+    them (not as resolve completed them)."""
+    return cur.execute(
+        "SELECT person_id, email, crm_title AS title, crm_account_id AS account_id "
+        "FROM persons WHERE workspace_id = $ws "
+        "AND coalesce(source, '') <> 'identity' AND email IS NOT NULL", {"ws": ws}).df()
 
 
-def write_outputs(store: Store, *, edges: pd.DataFrame, ids: pd.DataFrame,
-                  persons: pd.DataFrame, new_accounts: pd.DataFrame, matches: pd.DataFrame,
-                  touches: pd.DataFrame, ip_frozen: pd.DataFrame | None = None,
-                  ip_kept: pd.DataFrame | None = None) -> None:
-    """Replace the derived tables of the workspace in one transaction. With the IP policy
-    (``collect.ip``), *ip_frozen* (``message_id, account_id, source, confidence, detail``)
-    records what each event's address matched, and *ip_kept* (``ip, kept``) rewrites the
-    events' addresses, in the same transaction."""
-    e = edges.assign(kind_a=edges["a"].str.split(":", n=1).str[0],
-                     id_a=edges["a"].str.split(":", n=1).str[1],
-                     kind_b=edges["b"].str.split(":", n=1).str[0],
-                     id_b=edges["b"].str.split(":", n=1).str[1])
-    p = persons.assign(emails=persons["emails"].map(
-        lambda x: list(x) if isinstance(x, list) else None))
-    frames = {
-        "_edges": _arrow(e[["kind_a", "id_a", "kind_b", "id_b", "source", "message_id", "ts"]]),
-        "_ids": _arrow(ids[["identifier", "kind", "person_id"]]),
-        "_persons": _arrow(p[["person_id", "email", "emails", "title", "seniority",
-                              "job_function", "account_id"]]),
-        "_new_accounts": _arrow(new_accounts[["account_id", "domain", "name", "source"]]),
-        "_matches": _arrow(matches),
-        "_touches": _arrow(touches),
-    }
-    if ip_frozen is not None and ip_kept is not None:
-        frames["_ip_frozen"] = _arrow(ip_frozen[["message_id", "account_id", "source",
-                                                 "confidence", "detail"]])
-        frames["_ip_kept"] = _arrow(ip_kept[["ip", "kept"]])
-    ws = {"ws": store.workspace_id}
-    with store.writer() as cur:
-        for name, table in frames.items():
-            cur.register(name, table)
-        try:
-            for t in ("identities", "person_identifiers", "account_matches", "touches"):
-                cur.execute(f"DELETE FROM {t} WHERE workspace_id = $ws", ws)
-            cur.execute("INSERT INTO identities SELECT $ws, kind_a, id_a, kind_b, id_b, source, "
-                        "message_id, ts FROM _edges", ws)
-            cur.execute("INSERT INTO person_identifiers SELECT $ws, identifier, kind, person_id "
-                        "FROM _ids", ws)
-            cur.execute(
-                "INSERT INTO accounts (workspace_id, account_id, domain, name, source, "
-                "created_at, updated_at) SELECT $ws, account_id, domain, name, source, "
-                "now()::TIMESTAMP, now()::TIMESTAMP FROM _new_accounts "
-                "ANTI JOIN (SELECT account_id FROM accounts WHERE workspace_id = $ws) "
-                "USING (account_id)", ws)
-            # persons found by an earlier run but not this one are gone (e.g. un-merged)
-            cur.execute("DELETE FROM persons WHERE workspace_id = $ws AND source = 'identity' "
-                        "AND person_id NOT IN (SELECT person_id FROM _persons)", ws)
-            cur.execute(
-                "UPDATE persons AS t SET emails = r.emails, "
-                "email = coalesce(t.email, r.email), title = coalesce(t.title, r.title), "
-                "seniority = r.seniority, job_function = r.job_function, "
-                "account_id = coalesce(r.account_id, t.account_id), "
-                "updated_at = now()::TIMESTAMP "
-                "FROM _persons AS r WHERE t.workspace_id = $ws AND t.person_id = r.person_id",
-                ws)
-            cur.execute(
-                "INSERT INTO persons (workspace_id, person_id, email, emails, title, seniority, "
-                "job_function, account_id, source, created_at, updated_at) "
-                "SELECT $ws, person_id, email, emails, title, seniority, job_function, "
-                "account_id, 'identity', now()::TIMESTAMP, now()::TIMESTAMP FROM _persons "
-                "ANTI JOIN (SELECT person_id FROM persons WHERE workspace_id = $ws) "
-                "USING (person_id)", ws)
-            cur.execute("INSERT INTO account_matches SELECT $ws, subject_kind, subject, "
-                        "account_id, source, confidence, detail FROM _matches", ws)
-            cur.execute(
-                "INSERT INTO touches (workspace_id, touch_id, message_id, account_id, "
-                "person_id, anonymous_id, ts, channel, motion, activity, weight, topic, "
-                "match_source, confidence, ip, seq) SELECT $ws, touch_id, message_id, "
-                "account_id, person_id, anonymous_id, ts, channel, motion, activity, weight, "
-                "topic, match_source, confidence, ip, "
-                "row_number() OVER (ORDER BY ts, touch_id) FROM _touches", ws)
-            if "_ip_frozen" in frames:
-                cur.execute("INSERT INTO ip_matches SELECT $ws, message_id, account_id, "
-                            "source, confidence, detail FROM _ip_frozen", ws)
-                cur.execute("UPDATE events AS e SET ip = k.kept FROM _ip_kept AS k "
-                            "WHERE e.workspace_id = $ws AND e.ip = k.ip AND e.message_id IN "
-                            "(SELECT message_id FROM _ip_frozen)", ws)
-        finally:
-            for name in frames:
-                cur.unregister(name)
+def old_persons(cur: Cursor, ws: str) -> set[str]:
+    """The persons the identifiers in ``_reach`` belong to before this run."""
+    return {str(r[0]) for r in cur.execute(
+        "SELECT DISTINCT person_id FROM person_identifiers WHERE workspace_id = $ws "
+        "AND identifier IN (SELECT identifier FROM _reach)", {"ws": ws}).fetchall()}
+
+
+def write_identifiers(cur: Cursor, ws: str, ids: pd.DataFrame) -> None:
+    """Replace the persons of the identifiers in ``_reach`` with *ids*
+    (``identifier, kind, person_id``)."""
+    cur.register("_ids", typed_table(ids[["identifier", "kind", "person_id"]], {}))
+    try:
+        cur.execute("DELETE FROM person_identifiers WHERE workspace_id = $ws "
+                    "AND identifier IN (SELECT identifier FROM _reach)", {"ws": ws})
+        cur.execute("INSERT INTO person_identifiers SELECT $ws, identifier, kind, person_id "
+                    "FROM _ids", {"ws": ws})
+    finally:
+        cur.unregister("_ids")
+
+
+def person_rows(cur: Cursor, ws: str, persons: list[str] | None) -> pd.DataFrame:
+    """The identifiers of *persons* (every person when None): ``identifier, kind,
+    person_id``."""
+    if persons is None:
+        return cur.execute("SELECT identifier, kind, person_id FROM person_identifiers "
+                           "WHERE workspace_id = $ws", {"ws": ws}).df()
+    cur.register("_who", pa.table({"person_id": pa.array(persons, pa.string())}))
+    try:
+        return cur.execute("SELECT identifier, kind, person_id FROM person_identifiers "
+                           "WHERE workspace_id = $ws AND person_id IN "
+                           "(SELECT person_id FROM _who)", {"ws": ws}).df()
+    finally:
+        cur.unregister("_who")

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from demandloop.store.schema_later import V2, V3, V5, V6, V7, V8, V10
+from demandloop.store.schema_later import V2, V3, V5, V6, V7, V8, V10, V11
 from demandloop.store.schema_v1 import V1
 
 
@@ -40,6 +40,7 @@ MIGRATIONS: tuple[Migration, ...] = (
               "UPDATE ip_ranges SET known_at = now()::TIMESTAMP;"),
     Migration(10, "account_view: every account with its latest scores, queried in one place",
               V10),
+    Migration(11, "incremental resolve: resolve_state, ip_lookups, touches.user_id", V11),
 )
 
 #: tables exported/imported as Parquet, in dependency-free order

@@ -1,4 +1,4 @@
-"""The SQL of migrations 2 to 10, each a change on top of migration 1
+"""The SQL of migrations 2 to 11, each a change on top of migration 1
 (:mod:`demandloop.store.schema_v1`). Released migrations are never edited."""
 
 V2 = """
@@ -197,4 +197,33 @@ FROM accounts a
 LEFT JOIN latest l ON l.workspace_id = a.workspace_id
 LEFT JOIN scores s ON s.workspace_id = a.workspace_id AND s.entity = 'account'
     AND s.entity_id = a.account_id AND s.as_of = l.as_of;
+"""
+
+# Incremental resolve: how far the last run read (``loaded_to``, the events' ``load_id``),
+# how many events it had read (a deletion since forces a rebuild), and a fingerprint of the
+# settings and CRM inputs it ran with (a change forces a rebuild); each distinct address's
+# account, so new events look up only new addresses; each touch's ``user_id``, so a merge
+# re-attributes exactly the touches of the identifiers it moved; what the CRM itself said of
+# each contact's account and title (``account_id`` and ``title`` also take what resolve found),
+# so a run never reads back what an earlier run wrote.
+V11 = """
+CREATE TABLE resolve_state (
+    workspace_id VARCHAR NOT NULL PRIMARY KEY,
+    loaded_to BIGINT NOT NULL,
+    events_seen BIGINT NOT NULL,
+    fingerprint VARCHAR NOT NULL,
+    resolved_at TIMESTAMP NOT NULL
+);
+CREATE TABLE ip_lookups (
+    workspace_id VARCHAR NOT NULL,
+    ip VARCHAR NOT NULL,
+    account_id VARCHAR,
+    source VARCHAR NOT NULL,
+    detail VARCHAR
+);
+ALTER TABLE touches ADD COLUMN user_id VARCHAR;
+ALTER TABLE persons ADD COLUMN crm_account_id VARCHAR;
+ALTER TABLE persons ADD COLUMN crm_title VARCHAR;
+UPDATE persons SET crm_account_id = account_id, crm_title = title
+WHERE coalesce(source, '') <> 'identity';
 """

@@ -1,0 +1,154 @@
+"""Benchmark: ``demandloop resolve``, a rebuild from every event and an incremental run.
+
+The store: a simulated market (``--accounts / --copies`` accounts over ``--days``) ingested
+with its CRM and IP ranges as a user loads them, then copied ``--copies`` times in SQL, copy
+k with every id suffixed ``~k``, every company domain renamed (``acme.com`` ->
+``acme-ck.com``, in the CRM, the contacts' and the events' emails), every address and range
+moved to another /8 (first octet + k), and every event k * 61 s later. That reaches ten
+million events in minutes, where simulating them takes far longer; each copy has the
+simulated shape (identified browsers, anonymous office and home visitors, CRM contacts).
+
+Then, each in a fresh process (so peak RSS is the run's own):
+
+* **rebuild**: ``resolve`` on the store without the newest ``--new`` events (the first run,
+  or any run after an import, reads everything);
+* **incremental**: the held-back events loaded as one batch, then ``resolve`` (it reads
+  them and reaches back to the visitors and persons they touch), then ``score``.
+
+The ratio is the rebuild's time over the incremental run's, in the same store.
+
+    python benchmarks/resolve.py                                   # ~10M events
+    python benchmarks/resolve.py --accounts 20000 --copies 2 --days 90
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import demandloop
+from demandloop.simulate import simulate
+
+SHIFT = 61  # seconds between copies
+
+_DOMAIN = "regexp_replace({c}, '^([^.@]+)\\.', '\\1-c' || k || '.')"
+_EMAIL = "regexp_replace({c}, '@([^.@]+)\\.', '@\\1-c' || k || '.', 'g')"
+_SITE = ("regexp_replace({c}, '(\"(?:website|domain)\"\\s*:\\s*\"(?:https?://)?(?:www\\.)?)"
+         "([^\".]+)\\.', '\\1\\2-c' || k || '.', 'g')")
+_IP = ("CASE WHEN {c} SIMILAR TO '[0-9]+\\.[0-9]+\\.[0-9]+\\.[0-9]+' THEN "
+       "(split_part({c}, '.', 1)::INT + k) || '.' || split_part({c}, '.', 2) || '.' || "
+       "split_part({c}, '.', 3) || '.' || split_part({c}, '.', 4) ELSE {c} END")
+
+
+def _id(c: str) -> str:
+    return f"CASE WHEN {c} IS NULL THEN NULL ELSE {c} || '~' || k END"
+
+
+COPIES = {
+    "events": {"message_id": _id("message_id"), "anonymous_id": _id("anonymous_id"),
+               "user_id": _id("user_id"), "previous_id": _id("previous_id"),
+               "traits": f"({_SITE.format(c=_EMAIL.format(c='traits::VARCHAR'))})::JSON",
+               "ip": _IP.format(c="ip"),
+               "timestamp": f"timestamp + to_seconds(k * {SHIFT})",
+               "received_at": f"received_at + to_seconds(k * {SHIFT})"},
+    "accounts": {"account_id": _DOMAIN.format(c="account_id"),
+                 "domain": _DOMAIN.format(c="domain"), "crm_id": _id("crm_id")},
+    "persons": {"person_id": _EMAIL.format(c="person_id"), "email": _EMAIL.format(c="email"),
+                "emails": f"list_transform(emails, x -> {_EMAIL.format(c='x')})",
+                "account_id": _DOMAIN.format(c="account_id"), "crm_id": _id("crm_id")},
+    "ip_ranges": {"start_ip": "start_ip + k * 16777216", "end_ip": "end_ip + k * 16777216",
+                  "account_id": _DOMAIN.format(c="account_id")},
+}
+
+
+def build(directory: Path, accounts: int, days: int, copies: int, seed: int) -> int:
+    """The store described in the module docstring; returns its number of events."""
+    market = directory / "market"
+    simulate(accounts=accounts // copies, days=days, seed=seed, out=market)
+    with demandloop.open(directory / "ws") as ws:
+        ws.load_simulation(market, spend=False)
+        with ws.store.writer() as cur:
+            for table, cols in COPIES.items():
+                replace = ", ".join(f"{v} AS {c}" for c, v in cols.items())
+                cur.execute(f"CREATE TEMP TABLE _base AS SELECT * FROM {table}")
+                cur.execute(f"INSERT INTO {table} SELECT * EXCLUDE (k) REPLACE ({replace}) "
+                            f"FROM _base, range(1, {copies}) r(k)")
+                cur.execute("DROP TABLE _base")
+        n = ws.store.table_counts()["events"]
+    shutil.rmtree(market)
+    return n
+
+
+_CHILD = """
+import json, resource, sys, time
+import demandloop
+step, path, new = sys.argv[1], sys.argv[2], int(sys.argv[3])
+with demandloop.open(path) as ws:
+    out = {}
+    if step == "rebuild":
+        with ws.store.writer() as cur:   # hold the newest events back
+            cur.execute("CREATE TABLE held AS SELECT * FROM events ORDER BY timestamp DESC "
+                        f"LIMIT {new}")
+            cur.execute("DELETE FROM events WHERE message_id IN (SELECT message_id FROM held)")
+        t = time.perf_counter(); r = ws.resolve(); out["resolve"] = time.perf_counter() - t
+    else:
+        with ws.store.writer() as cur:   # the held-back events arrive as one load
+            cur.execute("INSERT INTO events SELECT * REPLACE (nextval('event_loads') AS load_id)"
+                        " FROM held")
+            cur.execute("DROP TABLE held")
+        t = time.perf_counter(); r = ws.resolve(); out["resolve"] = time.perf_counter() - t
+        t = time.perf_counter(); ws.score(); out["score"] = time.perf_counter() - t
+    out.update(mode=r.mode, touches=r.touches, written=r.touches_written, persons=r.persons,
+               with_account=r.touches_with_account,
+               rss_gb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20)
+print(json.dumps(out))
+"""
+
+
+def child(step: str, path: Path, new: int) -> dict[str, float]:
+    os.sync()
+    done = subprocess.run([sys.executable, "-c", _CHILD, step, str(path), str(new)],
+                          check=True, capture_output=True, text=True)
+    return json.loads(done.stdout.strip().splitlines()[-1])  # type: ignore[no-any-return]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--accounts", type=int, default=100_000)
+    ap.add_argument("--copies", type=int, default=10)
+    ap.add_argument("--days", type=int, default=225)
+    ap.add_argument("--new", type=int, default=10_000, help="events of the incremental run")
+    ap.add_argument("--seed", type=int, default=7)
+    args = ap.parse_args()
+    with tempfile.TemporaryDirectory(prefix="dl-resolve-") as tmp:
+        started = time.perf_counter()
+        events = build(Path(tmp), args.accounts, args.days, args.copies, args.seed)
+        print(f"store: {events:,} events, {args.accounts:,} accounts "
+              f"({args.copies} copies), built in {time.perf_counter() - started:.0f} s")
+        full = child("rebuild", Path(tmp) / "ws", args.new)
+        inc = child("incremental", Path(tmp) / "ws", args.new)
+    print(f"rebuild ({full['mode']}): {events - args.new:,} events -> {full['touches']:,} "
+          f"touches ({full['with_account'] / max(full['touches'], 1):.1%} with an account), "
+          f"{full['persons']:,} persons in {full['resolve']:.1f} s "
+          f"({(events - args.new) / full['resolve']:,.0f} events/s), "
+          f"peak RSS {full['rss_gb']:.2f} GB")
+    print(f"incremental ({inc['mode']}): {args.new:,} new events, {inc['written']:,} touches "
+          f"rewritten, in {inc['resolve']:.2f} s; then score {inc['score']:.2f} s; "
+          f"resolve + score {inc['resolve'] + inc['score']:.2f} s; "
+          f"peak RSS {inc['rss_gb']:.2f} GB")
+    print(f"ratio: the incremental resolve is {full['resolve'] / inc['resolve']:.0f}x faster "
+          f"than the rebuild of the same store")
+    per_event = full["resolve"] / (events - args.new)
+    print(f"extrapolated (linear in events): 100M events rebuild ~{per_event * 1e8 / 60:.0f} "
+          f"min")
+
+
+if __name__ == "__main__":
+    main()

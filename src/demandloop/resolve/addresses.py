@@ -1,0 +1,114 @@
+"""The accounts behind addresses, looked up once per distinct address.
+
+With ``collect.ip = "full"`` each new address of a page or track event is looked up
+(:func:`demandloop.resolve.accounts.ip_accounts`: the user's ranges, then the ASN table's
+organisation names) and kept in ``ip_lookups``; touches join it. With ``truncate`` or
+``drop`` the lookup happens while an event's address is still whole: what it matched is
+frozen in ``ip_matches`` and the event keeps only the truncated address (or none).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import duckdb
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+
+from demandloop.config import Settings
+from demandloop.ipaddr import anonymise_ip
+from demandloop.resolve import asn as asn_table
+from demandloop.resolve.accounts import CONFIDENCE, ip_accounts, normalise_name
+from demandloop.resolve.ipranges import RangeIndex
+from demandloop.resolve.state import RESOLVED_ACCOUNT_SOURCES
+from demandloop.store.arrow import typed_table
+
+Cursor = duckdb.DuckDBPyConnection
+Lookup = Callable[[pd.Series], pd.DataFrame]
+
+
+def lookup_for(cur: Cursor, ws: str, settings: Settings) -> Lookup:
+    """Address -> account for this workspace: its ranges, and its accounts' names for the
+    ASN table's organisations (accounts resolve created from emails are never matched by
+    name: a name seen in a group call is not the CRM's)."""
+    ranges = cur.execute("SELECT start_ip, end_ip, account_id FROM ip_ranges "
+                         "WHERE workspace_id = $ws", {"ws": ws}).df()
+    index = RangeIndex.build(ranges["start_ip"].to_numpy(), ranges["end_ip"].to_numpy(),
+                             np.arange(len(ranges)))
+    range_accounts = ranges["account_id"].to_numpy(dtype=object)
+    named = cur.execute(
+        "SELECT account_id, name FROM accounts WHERE workspace_id = $ws AND name IS NOT NULL "
+        "AND coalesce(source, '') NOT IN (SELECT unnest($own)) ORDER BY account_id",
+        {"ws": ws, "own": list(RESOLVED_ACCOUNT_SOURCES)}).fetchall()
+    by_name = {normalise_name(n): a for a, n in named if isinstance(n, str) and n.strip()}
+    table = asn_table.load() if settings.identity.use_asn else None
+
+    def lookup(ips: pd.Series) -> pd.DataFrame:
+        return ip_accounts(ips, index, range_accounts, table, by_name)
+
+    return lookup
+
+
+def resolve_addresses(cur: Cursor, ws: str, settings: Settings, since: int) -> int:
+    """Look up (or freeze) the addresses of the events loaded after *since*; returns how
+    many distinct addresses were looked up."""
+    lookup = lookup_for(cur, ws, settings)
+    policy = settings.collect.ip
+    if policy == "full":
+        ips = pd.Series([r[0] for r in cur.execute(
+            "SELECT DISTINCT ip FROM events WHERE workspace_id = $ws "
+            "AND coalesce(load_id, 0) > $since AND type IN ('page', 'track') "
+            "AND ip IS NOT NULL AND ip NOT IN (SELECT ip FROM ip_lookups "
+            "WHERE workspace_id = $ws)", {"ws": ws, "since": since}).fetchall()],
+            dtype=object)
+        if ips.empty:
+            return 0
+        res = lookup(ips)
+        frame = pd.DataFrame({"ip": ips.to_numpy(), "account_id": res["account_id"].to_numpy(),
+                              "source": res["source"].to_numpy(),
+                              "detail": res["detail"].to_numpy()})
+        cur.register("_looked", typed_table(frame, {}))
+        try:
+            cur.execute("INSERT INTO ip_lookups SELECT $ws, ip, account_id, source, detail "
+                        "FROM _looked", {"ws": ws})
+        finally:
+            cur.unregister("_looked")
+        return len(ips)
+    return _freeze(cur, ws, since, policy, lookup)
+
+
+def _freeze(cur: Cursor, ws: str, since: int, policy: str, lookup: Lookup) -> int:
+    """The IP policy, applied once an address has been resolved: what each new event's
+    whole address matched (kept in ``ip_matches``, so later runs still attribute the visit),
+    and the address each one keeps."""
+    new = cur.execute(
+        "SELECT message_id, ip FROM events WHERE workspace_id = $ws "
+        "AND coalesce(load_id, 0) > $since AND ip IS NOT NULL AND message_id NOT IN "
+        "(SELECT message_id FROM ip_matches WHERE workspace_id = $ws)",
+        {"ws": ws, "since": since}).df()
+    if new.empty:
+        return 0
+    ips = pd.Series(new["ip"].unique(), dtype=object)
+    res = lookup(ips)
+    res.index = ips
+    source = new["ip"].map(res["source"])
+    matched = pd.DataFrame({
+        "message_id": new["message_id"].to_numpy(),
+        "account_id": new["ip"].map(res["account_id"]).to_numpy(),
+        "source": source.to_numpy(),
+        "confidence": source.map(CONFIDENCE).fillna(0.0).to_numpy(),
+        "detail": new["ip"].map(res["detail"]).to_numpy()})
+    kept = pd.DataFrame({"ip": ips, "kept": [anonymise_ip(str(ip), policy) for ip in ips]})
+    cur.register("_frozen", typed_table(matched, {"confidence": pa.float64()}))
+    cur.register("_kept", typed_table(kept, {}))
+    try:
+        cur.execute("INSERT INTO ip_matches SELECT $ws, message_id, account_id, source, "
+                    "confidence, detail FROM _frozen", {"ws": ws})
+        cur.execute("UPDATE events AS e SET ip = k.kept FROM _kept AS k "
+                    "WHERE e.workspace_id = $ws AND e.ip = k.ip AND e.message_id IN "
+                    "(SELECT message_id FROM _frozen)", {"ws": ws})
+    finally:
+        cur.unregister("_frozen")
+        cur.unregister("_kept")
+    return len(ips)

@@ -1,0 +1,116 @@
+"""The SQL of resolve's persons: what their events say about them (group calls naming a
+company, identify traits naming a title), and the writes of persons, new accounts and
+account matches. On the writer's cursor, inside resolve's transaction."""
+
+from __future__ import annotations
+
+import duckdb
+import pandas as pd
+import pyarrow as pa
+
+from demandloop.resolve.queries import TITLE, WEBSITE
+from demandloop.store.arrow import typed_table
+
+Cursor = duckdb.DuckDBPyConnection
+
+_TYPES = {"confidence": pa.float64(), "emails": pa.list_(pa.string())}
+
+
+def _users(cur: Cursor, users: list[str] | None) -> str:
+    """The SQL condition on ``user_id`` for *users* (None: every user)."""
+    if users is None:
+        return "user_id IS NOT NULL"
+    cur.register("_users", pa.table({"user_id": pa.array(users, pa.string())}))
+    return "user_id IN (SELECT user_id FROM _users)"
+
+
+def described(cur: Cursor, ws: str, since: int) -> list[str]:
+    """The identifiers (``user:``/``anon:``) of the identify and group calls loaded after
+    *since*: their persons' titles and companies may have changed."""
+    return [str(r[0]) for r in cur.execute(
+        "SELECT DISTINCT CASE WHEN user_id IS NOT NULL THEN 'user:' || user_id "
+        "ELSE 'anon:' || anonymous_id END FROM events WHERE workspace_id = $ws "
+        "AND coalesce(load_id, 0) > $since AND type IN ('identify', 'group')",
+        {"ws": ws, "since": since}).fetchall() if r[0] is not None]
+
+
+def group_calls(cur: Cursor, ws: str, users: list[str] | None) -> pd.DataFrame:
+    """Group calls of *users* (every user when None): ``user_id, website, group_name``, in
+    time order."""
+    try:
+        return cur.execute(
+            f"SELECT user_id, {WEBSITE} AS website, traits ->> '$.name' AS group_name "
+            f"FROM events WHERE workspace_id = $ws AND type = 'group' "
+            f"AND {_users(cur, users)} ORDER BY timestamp, message_id", {"ws": ws}).df()
+    finally:
+        if users is not None:
+            cur.unregister("_users")
+
+
+def titles(cur: Cursor, ws: str, users: list[str] | None) -> pd.DataFrame:
+    """The title each identify call of *users* gave: ``user_id, title, timestamp``."""
+    try:
+        return cur.execute(
+            f"SELECT user_id, title, timestamp FROM (SELECT user_id, {TITLE} AS title, "
+            f"timestamp, message_id FROM events WHERE workspace_id = $ws "
+            f"AND type = 'identify' AND {_users(cur, users)}) WHERE title IS NOT NULL "
+            f"ORDER BY timestamp, message_id", {"ws": ws}).df()
+    finally:
+        if users is not None:
+            cur.unregister("_users")
+
+
+def write_persons(cur: Cursor, ws: str, persons: pd.DataFrame, new_accounts: pd.DataFrame,
+                  matches: pd.DataFrame, gone: list[str], scope: list[str] | None) -> None:
+    """Write the persons resolve found (*persons*: one row each), the accounts their
+    matches created, and their account matches; remove the identity persons in *gone*.
+    *scope*: the persons whose matches are replaced (None: every person's)."""
+    p = persons.assign(emails=persons["emails"].map(
+        lambda x: list(x) if isinstance(x, list) else None))
+    frames = {
+        "_persons": typed_table(p[["person_id", "email", "emails", "title", "seniority",
+                                   "job_function", "account_id"]], _TYPES),
+        "_new_accounts": typed_table(new_accounts[["account_id", "domain", "name", "source"]],
+                                     _TYPES),
+        "_matches": typed_table(matches, _TYPES),
+        "_gone": pa.table({"person_id": pa.array(gone, pa.string())}),
+        "_scope": pa.table({"person_id": pa.array(scope or [], pa.string())}),
+    }
+    for name, table in frames.items():
+        cur.register(name, table)
+    w = {"ws": ws}
+    try:
+        cur.execute(
+            "INSERT INTO accounts (workspace_id, account_id, domain, name, source, "
+            "created_at, updated_at) SELECT $ws, account_id, domain, name, source, "
+            "now()::TIMESTAMP, now()::TIMESTAMP FROM _new_accounts "
+            "ANTI JOIN (SELECT account_id FROM accounts WHERE workspace_id = $ws) "
+            "USING (account_id)", w)
+        # persons found by an earlier run but not this one are gone (e.g. un-merged)
+        cur.execute("DELETE FROM persons WHERE workspace_id = $ws AND source = 'identity' "
+                    "AND person_id IN (SELECT person_id FROM _gone)", w)
+        cur.execute(
+            # what resolve finds, over what the CRM said (crm_*) only where it finds
+            # nothing: never over what an earlier run wrote, so runs do not depend on order
+            "UPDATE persons AS t SET emails = r.emails, "
+            "email = CASE WHEN t.source = 'identity' THEN r.email "
+            "ELSE coalesce(t.email, r.email) END, title = coalesce(r.title, t.crm_title), "
+            "seniority = r.seniority, job_function = r.job_function, "
+            "account_id = coalesce(r.account_id, t.crm_account_id), "
+            "updated_at = now()::TIMESTAMP "
+            "FROM _persons AS r WHERE t.workspace_id = $ws AND t.person_id = r.person_id", w)
+        cur.execute(
+            "INSERT INTO persons (workspace_id, person_id, email, emails, title, seniority, "
+            "job_function, account_id, source, created_at, updated_at) "
+            "SELECT $ws, person_id, email, emails, title, seniority, job_function, "
+            "account_id, 'identity', now()::TIMESTAMP, now()::TIMESTAMP FROM _persons "
+            "ANTI JOIN (SELECT person_id FROM persons WHERE workspace_id = $ws) "
+            "USING (person_id)", w)
+        where = "" if scope is None else "AND subject IN (SELECT person_id FROM _scope)"
+        cur.execute(f"DELETE FROM account_matches WHERE workspace_id = $ws "
+                    f"AND subject_kind = 'person' {where}", w)
+        cur.execute("INSERT INTO account_matches SELECT $ws, subject_kind, subject, "
+                    "account_id, source, confidence, detail FROM _matches", w)
+    finally:
+        for name in frames:
+            cur.unregister(name)

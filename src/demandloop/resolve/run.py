@@ -1,0 +1,151 @@
+"""Run the resolve stage on the writer's cursor: identities, persons, their accounts, and
+the accounts behind addresses; incremental from the events loaded after *since*.
+
+What a run reaches (see :mod:`demandloop.resolve.state` for when it rebuilds instead):
+
+* the identity edges the new events add, and every identifier of the persons those edges
+  touch: a browser that identifies today takes its whole earlier history to the person,
+  two persons one identify links become one, a device that turns out shared splits;
+* the persons reached, and those whose identify or group calls arrived: their emails,
+  title, persona and account are found again;
+* the addresses of new events, looked up once each (``ip_lookups``), or frozen with the
+  account they matched when ``collect.ip`` truncates or drops them.
+
+It leaves ``_dirty_ids(identifier)``: the identifiers whose touches must be attributed
+again (the enrich runner rebuilds their visitors' touches).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import duckdb
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+
+from demandloop.config import Settings
+from demandloop.domains import alias_map, canonical_domain, personal_domains
+from demandloop.enrich.personas import classify_title
+from demandloop.resolve import person_queries as pq
+from demandloop.resolve import queries as q
+from demandloop.resolve.accounts import person_accounts
+from demandloop.resolve.identity import resolve_persons
+
+Cursor = duckdb.DuckDBPyConnection
+
+
+@dataclass
+class PeopleResult:
+    edges: int = 0
+    persons_reached: int = 0
+    accounts_created: int = 0
+
+
+def people(cur: Cursor, ws: str, settings: Settings, since: int, full: bool) -> PeopleResult:
+    """Identities, persons and person accounts (see the module docstring)."""
+    ident = settings.identity
+    if full:
+        for table in ("identities", "person_identifiers"):
+            cur.execute(f"DELETE FROM {table} WHERE workspace_id = $ws", {"ws": ws})
+    out = PeopleResult(edges=q.new_edges(cur, ws, since))
+    q.reach(cur, ws, full)
+    before = q.old_persons(cur, ws) if not full else {
+        str(r[0]) for r in cur.execute("SELECT person_id FROM persons WHERE workspace_id = $ws "
+                                       "AND source = 'identity'", {"ws": ws}).fetchall()}
+    crm = q.crm_people(cur, ws)
+    ids = resolve_persons(q.reach_edges(cur, ws), set(crm["person_id"]),
+                          ident.max_users_per_device)
+    reached = {str(r[0]) for r in cur.execute("SELECT identifier FROM _reach").fetchall()}
+    ids = ids[ids["identifier"].isin(reached)]
+    # every CRM contact is a person even without web activity
+    crm_ids = pd.DataFrame({"identifier": "email:" + crm["email"], "kind": "email",
+                            "person_id": crm["person_id"]})
+    if not full:
+        crm_ids = crm_ids[crm_ids["identifier"].isin(reached)]
+    ids = pd.concat([ids, crm_ids[~crm_ids["identifier"].isin(ids["identifier"])]],
+                    ignore_index=True)
+    q.write_identifiers(cur, ws, ids)
+
+    scope: list[str] | None = None
+    if not full:
+        described = pq.described(cur, ws, since)
+        of_described = {str(r[0]) for r in cur.execute(
+            "SELECT DISTINCT person_id FROM person_identifiers WHERE workspace_id = $ws "
+            "AND identifier IN (SELECT unnest($ids))", {"ws": ws, "ids": described}).fetchall()}
+        scope = sorted(before | set(ids["person_id"]) | of_described)
+    rows = q.person_rows(cur, ws, scope)
+    out.persons_reached = rows["person_id"].nunique()
+    out.accounts_created = _persons(cur, ws, settings, rows, crm, before, scope)
+    _dirty(cur, ws, rows)
+    return out
+
+
+def _persons(cur: Cursor, ws: str, settings: Settings, rows: pd.DataFrame,
+             crm: pd.DataFrame, before: set[str], scope: list[str] | None) -> int:
+    """Find and write the persons of *rows* (their identifiers); returns accounts created."""
+    ident = settings.identity
+    personal = personal_domains(ident.personal_email_domains, ident.business_email_domains)
+    aliases = alias_map(ident.domain_aliases)
+    person_emails = rows[rows["kind"] == "email"].assign(
+        email=lambda d: d["identifier"].str.removeprefix("email:"))[["person_id", "email"]]
+    user_person = rows[rows["kind"] == "user"].assign(
+        user_id=lambda d: d["identifier"].str.removeprefix("user:"))[["user_id", "person_id"]]
+    users = None if scope is None else sorted(user_person["user_id"])
+    groups = pq.group_calls(cur, ws, users).merge(user_person, on="user_id")
+    websites = groups["website"].dropna().unique()
+    canonical = {w: canonical_domain(w) for w in websites if isinstance(w, str)}
+    groups["domain"] = groups["website"].map(canonical).replace(aliases)
+    group_links = groups.dropna(subset=["person_id", "domain"])
+    matches = person_accounts(person_emails, crm[["email", "account_id"]],
+                              group_links[["person_id", "domain"]], personal)
+    # a known alias (a second brand or country domain) belongs to its main account
+    matches["account_id"] = matches["account_id"].replace(aliases)
+    known = {str(r[0]) for r in cur.execute(
+        "SELECT account_id FROM accounts WHERE workspace_id = $ws", {"ws": ws}).fetchall()}
+    new = matches[~matches["account_id"].isin(known)].drop_duplicates("account_id")
+    names = dict(zip(group_links["domain"], group_links["group_name"], strict=True))
+    new_accounts = pd.DataFrame({"account_id": new["account_id"], "domain": new["account_id"],
+                                 "name": new["account_id"].map(names),
+                                 "source": new["source"]})
+    titles = pq.titles(cur, ws, users).merge(user_person, on="user_id")
+    persons = _person_table(rows, person_emails, matches, crm, titles)
+    account_matches = pd.DataFrame({
+        "subject_kind": "person", "subject": matches["person_id"],
+        "account_id": matches["account_id"], "source": matches["source"],
+        "confidence": matches["confidence"], "detail": None})
+    gone = sorted(before - set(persons["person_id"]))
+    pq.write_persons(cur, ws, persons, new_accounts, account_matches, gone, scope)
+    return len(new_accounts)
+
+
+def _person_table(rows: pd.DataFrame, person_emails: pd.DataFrame, matches: pd.DataFrame,
+                  crm: pd.DataFrame, titles: pd.DataFrame) -> pd.DataFrame:
+    """One row per person: emails, account, title and persona."""
+    emails = person_emails.groupby("person_id")["email"].agg(lambda s: sorted(set(s)))
+    people = pd.DataFrame({"person_id": rows["person_id"].unique()})
+    people["emails"] = people["person_id"].map(emails)
+    people["email"] = people["emails"].map(lambda e: e[0] if isinstance(e, list) else None)
+    people = people.merge(matches[["person_id", "account_id"]], on="person_id", how="left")
+    # title: the CRM's, else the latest identify traits of any of the person's user ids
+    crm_titles = dict(zip(crm["person_id"], crm["title"], strict=True))
+    web_titles = titles.groupby("person_id")["title"].last()  # rows come in time order
+    people["title"] = people["person_id"].map(crm_titles).astype(object)
+    people["title"] = people["title"].fillna(people["person_id"].map(web_titles).astype(object))
+    distinct = people["title"].dropna().unique()
+    persona = {t: classify_title(t) for t in distinct}
+    people["seniority"] = people["title"].map(lambda t: persona[t][0] if t in persona else None)
+    people["job_function"] = people["title"].map(
+        lambda t: persona[t][1] if t in persona else None)
+    return people
+
+
+def _dirty(cur: Cursor, ws: str, rows: pd.DataFrame) -> None:
+    """``_dirty_ids``: identifiers whose touches must be attributed again."""
+    cur.register("_rows_ids", pa.table({"identifier": pa.array(
+        np.asarray(rows["identifier"], dtype=object), pa.string())}))
+    try:
+        cur.execute("CREATE OR REPLACE TEMP TABLE _dirty_ids AS "
+                    "SELECT identifier FROM _reach UNION SELECT identifier FROM _rows_ids")
+    finally:
+        cur.unregister("_rows_ids")

@@ -1,0 +1,110 @@
+"""Where the last resolve stopped, and whether the next one may go on from there.
+
+``resolve`` is incremental: it reads only the events loaded since its last run (their
+``load_id`` above ``loaded_to``) and reaches back from them to what they change. That is
+only the same as rebuilding everything when nothing else changed since, so a run starts
+from scratch when
+
+* it never ran (or its state was cleared: a Parquet import, a point-in-time copy);
+* events it had read are gone (retention, erasure): fewer events up to ``loaded_to`` than
+  it had read;
+* its **fingerprint** differs: the settings it runs with (identity, channels, topics, IP
+  policy), the CRM accounts, contacts and IP ranges it matches against, and
+  :data:`VERSION`, bumped whenever the resolve logic changes what it stores.
+
+The fingerprint reads only what resolve never writes (a CRM contact's own account and title
+are kept apart from what resolve completes them with), so a run never invalidates itself.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+from dataclasses import dataclass
+
+import duckdb
+import orjson
+
+from demandloop.config import Settings
+
+#: bumped whenever what resolve stores for the same inputs changes
+VERSION = 1
+
+#: account sources resolve itself writes (see resolve.accounts): never matched by name
+RESOLVED_ACCOUNT_SOURCES = ("group", "crm", "email_domain")
+
+_INPUTS = f"""
+SELECT
+    (SELECT count(*) || ':' || coalesce(bit_xor(hash(account_id, name)), 0) FROM accounts
+     WHERE workspace_id = $ws AND coalesce(source, '') NOT IN
+        ({", ".join(f"'{s}'" for s in RESOLVED_ACCOUNT_SOURCES)})),
+    (SELECT count(*) || ':'
+            || coalesce(bit_xor(hash(person_id, email, crm_account_id, crm_title)), 0)
+     FROM persons WHERE workspace_id = $ws AND coalesce(source, '') <> 'identity'),
+    (SELECT count(*) || ':' || coalesce(bit_xor(hash(start_ip, end_ip, account_id)), 0)
+     FROM ip_ranges WHERE workspace_id = $ws)
+"""
+
+
+@dataclass(frozen=True)
+class State:
+    loaded_to: int
+    events_seen: int
+    fingerprint: str
+
+
+def fingerprint(cur: duckdb.DuckDBPyConnection, ws: str, settings: Settings) -> str:
+    """A digest of everything besides new events that decides what resolve stores."""
+    row = cur.execute(_INPUTS, {"ws": ws}).fetchone()
+    what = {
+        "version": VERSION,
+        "identity": settings.identity.model_dump(mode="json"),
+        "enrich": settings.enrich.model_dump(mode="json"),
+        "ip": settings.collect.ip,
+        "inputs": list(row or ()),
+    }
+    return hashlib.sha256(orjson.dumps(what, option=orjson.OPT_SORT_KEYS)).hexdigest()
+
+
+def events_upto(cur: duckdb.DuckDBPyConnection, ws: str, loaded_to: int) -> int:
+    """How many stored events were loaded up to *loaded_to* (``load_id``)."""
+    row = cur.execute("SELECT count(*) FROM events WHERE workspace_id = $ws "
+                      "AND coalesce(load_id, 0) <= $to", {"ws": ws, "to": loaded_to}).fetchone()
+    return int(row[0]) if row else 0
+
+
+def last_load(cur: duckdb.DuckDBPyConnection, ws: str) -> int:
+    """The highest ``load_id`` stored (0 before any event)."""
+    row = cur.execute("SELECT coalesce(max(load_id), 0) FROM events WHERE workspace_id = $ws",
+                      {"ws": ws}).fetchone()
+    return int(row[0]) if row else 0
+
+
+def read(cur: duckdb.DuckDBPyConnection, ws: str) -> State | None:
+    row = cur.execute("SELECT loaded_to, events_seen, fingerprint FROM resolve_state "
+                      "WHERE workspace_id = $ws", {"ws": ws}).fetchone()
+    return State(int(row[0]), int(row[1]), str(row[2])) if row else None
+
+
+def may_continue(cur: duckdb.DuckDBPyConnection, ws: str, settings: Settings) -> State | None:
+    """The last run's state when this run may go on from it, else None (rebuild)."""
+    state = read(cur, ws)
+    if state is None or state.fingerprint != fingerprint(cur, ws, settings):
+        return None
+    if events_upto(cur, ws, state.loaded_to) != state.events_seen:
+        return None
+    return state
+
+
+def write(cur: duckdb.DuckDBPyConnection, ws: str, settings: Settings, loaded_to: int) -> None:
+    """Record this run (after its writes, in its transaction)."""
+    cur.execute("DELETE FROM resolve_state WHERE workspace_id = $ws", {"ws": ws})
+    cur.execute("INSERT INTO resolve_state VALUES ($ws, $to, $seen, $fp, $at)", {
+        "ws": ws, "to": loaded_to, "seen": events_upto(cur, ws, loaded_to),
+        "fp": fingerprint(cur, ws, settings),
+        "at": dt.datetime.now(dt.UTC).replace(tzinfo=None)})
+
+
+def clear(cur: duckdb.DuckDBPyConnection, ws: str) -> None:
+    """Make the next resolve rebuild everything (the derived tables were replaced)."""
+    cur.execute("DELETE FROM resolve_state WHERE workspace_id = $ws", {"ws": ws})
