@@ -91,7 +91,8 @@ def run(store: Store, settings: Settings) -> ResolveResult:
 def _touches(cur: Cursor, ws: str, settings: Settings, since: int, full: bool) -> int:
     """Rebuild the touches of the visitors reached (every visitor for a rebuild)."""
     if full:
-        cur.execute(f"CREATE OR REPLACE TEMP TABLE _tev AS {_TEV}", {"ws": ws})
+        cur.execute(f"CREATE OR REPLACE TEMP VIEW _tev AS {_TEV}".replace(
+            "$ws", _literal(ws)))
     else:
         cur.execute("""CREATE OR REPLACE TEMP TABLE _visitors AS
             SELECT DISTINCT coalesce(anonymous_id, 'user:' || user_id) AS visitor
@@ -100,8 +101,9 @@ def _touches(cur: Cursor, ws: str, settings: Settings, since: int, full: bool) -
                 OR 'anon:' || anonymous_id IN (SELECT identifier FROM _dirty_ids)
                 OR 'user:' || user_id IN (SELECT identifier FROM _dirty_ids))""",
                     {"ws": ws, "since": since})
-        cur.execute(f"CREATE OR REPLACE TEMP TABLE _tev AS SELECT * FROM ({_TEV}) "
-                    f"WHERE visitor IN (SELECT visitor FROM _visitors)", {"ws": ws})
+        cur.execute(f"CREATE OR REPLACE TEMP VIEW _tev AS SELECT * FROM ({_TEV}) "
+                    f"WHERE visitor IN (SELECT visitor FROM _visitors)".replace(
+                        "$ws", _literal(ws)))
         cur.execute("DELETE FROM touches WHERE workspace_id = $ws "
                     "AND touch_id IN (SELECT message_id FROM _tev)", {"ws": ws})
     rules = channel_rules(settings)
@@ -119,13 +121,16 @@ def _touches(cur: Cursor, ws: str, settings: Settings, since: int, full: bool) -
         "channel": pa.array(channels.to_numpy(dtype=object), pa.string())}))
     cur.register("_paths", pa.Table.from_pandas(paths, preserve_index=False))
     try:
-        cur.execute(touch_sql.touches())
-        cur.execute(touch_sql.insert_touches(), {"ws": ws})
+        row = cur.execute(touch_sql.insert_touches(), {"ws": ws}).fetchone()
     finally:
         cur.unregister("_channels")
         cur.unregister("_paths")
-    row = cur.execute("SELECT count(*) FROM _touch_rows").fetchone()
     return int(row[0]) if row else 0
+
+
+def _literal(text: str) -> str:
+    """*text* as a SQL string literal (a view cannot take parameters)."""
+    return "'" + text.replace("'", "''") + "'"
 
 
 def _summary(cur: Cursor, ws: str, out: ResolveResult) -> None:

@@ -45,9 +45,11 @@ def feature_columns(fragments: tuple[str, ...]) -> list[tuple[str, str]]:
 
 
 def page_features(fragments: tuple[str, ...]) -> str:
-    """``_pages``: each page of ``_tev`` with the hash of its features (``fkey``)."""
+    """``_pages``: each page of ``_tev`` with the hash of its features (``fkey``). A view,
+    as ``_tev`` is: rows a transaction writes into a temporary table of its own are read
+    several times slower than the stored events (measured: 1.75 s against 0.48 s)."""
     exprs = [e for _, e in feature_columns(fragments)]
-    return (f"CREATE OR REPLACE TEMP TABLE _pages AS SELECT message_id, visitor, timestamp "
+    return (f"CREATE OR REPLACE TEMP VIEW _pages AS SELECT message_id, visitor, timestamp "
             f"AS ts, path, page_title, hash({', '.join(exprs)}) AS fkey FROM _tev "
             f"WHERE type = 'page'")
 
@@ -87,10 +89,9 @@ GAP_SECONDS = int(VISIT_GAP.total_seconds())
 
 
 def touches() -> str:
-    """``_touch_rows``: the touches of ``_tev`` before attribution (page visits carry their
-    landing channel; tracks the activity's channel, else their visit's, else direct)."""
+    """The touches of ``_tev`` before attribution (page visits carry their landing channel;
+    tracks the activity's channel, else their visit's, else direct): a query."""
     return f"""
-CREATE OR REPLACE TEMP TABLE _touch_rows AS
 WITH p AS (
     SELECT g.message_id, g.visitor, g.ts, g.path, g.page_title, c.channel
     FROM _pages g JOIN _channels c USING (fkey)),
@@ -140,9 +141,10 @@ def _confidence(source: str) -> str:
 
 
 def insert_touches() -> str:
-    """Insert ``_touch_rows`` into ``touches`` with each touch's person and account: the
+    """Insert :func:`touches` into ``touches`` with each touch's person and account: the
     person of its anonymous id, else of its user id; that person's account, else what its
-    address matched while whole (IP policy), else its address's lookup."""
+    address matched while whole (IP policy), else its address's lookup. One statement, so
+    nothing is staged in the transaction's own storage."""
     account = ("CASE WHEN m.account_id IS NOT NULL THEN m.account_id "
                "WHEN f.message_id IS NOT NULL THEN f.account_id ELSE l.account_id END")
     source = ("CASE WHEN m.account_id IS NOT NULL THEN m.source "
@@ -155,10 +157,11 @@ def insert_touches() -> str:
 INSERT INTO touches (workspace_id, touch_id, message_id, account_id, person_id,
     anonymous_id, ts, channel, motion, activity, weight, topic, match_source, confidence,
     ip, seq, user_id)
-WITH r AS (
+WITH t AS ({touches()}),
+r AS (
     SELECT t.*, e.anonymous_id, e.user_id, e.ip,
            coalesce(pa.person_id, pu.person_id) AS person_id
-    FROM _touch_rows t JOIN _tev e USING (message_id)
+    FROM t JOIN _tev e USING (message_id)
     LEFT JOIN person_identifiers pa ON pa.workspace_id = $ws
         AND pa.identifier = 'anon:' || e.anonymous_id
     LEFT JOIN person_identifiers pu ON pu.workspace_id = $ws

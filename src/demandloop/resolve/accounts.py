@@ -25,7 +25,7 @@ import pandas as pd
 
 from demandloop.domains import canonical_domain
 from demandloop.ipaddr import ip_keys
-from demandloop.resolve.asn import AsnTable
+from demandloop.resolve.asn import KINDS, AsnTable
 from demandloop.resolve.ipranges import RangeIndex
 
 CONFIDENCE = {"group": 0.99, "crm": 0.95, "email_domain": 0.9, "ip_range": 0.8, "asn": 0.5}
@@ -102,18 +102,21 @@ def ip_accounts(ips: pd.Series, user_ranges: RangeIndex, range_accounts: np.ndar
     todo = (source == "unresolved") & (keys >= 0)
     if asn is not None and todo.any():
         idx = np.flatnonzero(todo)
-        names, kinds, _ = asn.lookup(keys[idx])
-        for i, name, kind in zip(idx, names, kinds, strict=True):
-            if not kind:
-                continue
-            if kind == "business":
-                match = accounts_by_name.get(normalise_name(str(name)))
-                if match:
-                    account[i], source[i], detail[i] = match, "asn", None
-                else:
-                    detail[i] = f"organisation not in accounts: {name}"
-            else:
-                detail[i] = str(kind)
+        org = asn.organisations(keys[idx])
+        known = org >= 0
+        idx, org = idx[known], org[known]
+        # per distinct organisation: its account (by name) or why none (the kind of network)
+        seen, inv = np.unique(org, return_inverse=True)
+        kinds = [KINDS[int(asn.kinds[o])] for o in seen]
+        matches = np.array([accounts_by_name.get(normalise_name(str(asn.orgs[o])))
+                            if k == "business" else None for o, k in zip(seen, kinds,
+                                                                          strict=True)],
+                           dtype=object)[inv]
+        whys = np.array([f"organisation not in accounts: {asn.orgs[o]}" if k == "business"
+                         else k for o, k in zip(seen, kinds, strict=True)], dtype=object)[inv]
+        hit = np.array([m is not None for m in matches], dtype=bool)
+        account[idx[hit]], source[idx[hit]], detail[idx[hit]] = matches[hit], "asn", None
+        detail[idx[~hit]] = whys[~hit]
     conf = np.array([CONFIDENCE.get(s, 0.0) for s in source])
     return pd.DataFrame({"account_id": account, "source": source, "confidence": conf,
                          "detail": detail}, index=ips.index)

@@ -140,6 +140,13 @@ class AsnTable:
     orgs: np.ndarray
     kinds: np.ndarray
 
+    def organisations(self, keys: np.ndarray) -> np.ndarray:
+        """The organisation (a position in ``orgs``) announcing each key, or -1: names and
+        kinds are then read once per distinct organisation, not once per address."""
+        pos = self.index.lookup(keys)
+        hit = pos >= 0
+        return np.where(hit, self.index.values[np.where(hit, pos, 0)], -1)
+
     def lookup(self, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(organisation name or '', kind name or '', asn or 0) for each key."""
         pos = self.index.lookup(keys)

@@ -86,24 +86,36 @@ def write_persons(cur: Cursor, ws: str, persons: pd.DataFrame, new_accounts: pd.
             "now()::TIMESTAMP, now()::TIMESTAMP FROM _new_accounts "
             "ANTI JOIN (SELECT account_id FROM accounts WHERE workspace_id = $ws) "
             "USING (account_id)", w)
-        # persons found by an earlier run but not this one are gone (e.g. un-merged)
+        # Identity persons are written anew (an UPDATE of each row through the key was
+        # 0.75 s for 28k persons), keeping when each was first found; persons an earlier
+        # run found but this one did not are gone (e.g. un-merged).
+        cur.execute("CREATE OR REPLACE TEMP TABLE _seen AS SELECT person_id, created_at "
+                    "FROM persons WHERE workspace_id = $ws AND source = 'identity' "
+                    "AND person_id IN (SELECT person_id FROM _persons)", w)
         cur.execute("DELETE FROM persons WHERE workspace_id = $ws AND source = 'identity' "
-                    "AND person_id IN (SELECT person_id FROM _gone)", w)
+                    "AND (person_id IN (SELECT person_id FROM _gone) "
+                    "OR person_id IN (SELECT person_id FROM _persons))", w)
         cur.execute(
-            # what resolve finds, over what the CRM said (crm_*) only where it finds
-            # nothing: never over what an earlier run wrote, so runs do not depend on order
-            "UPDATE persons AS t SET emails = r.emails, "
-            "email = CASE WHEN t.source = 'identity' THEN r.email "
-            "ELSE coalesce(t.email, r.email) END, title = coalesce(r.title, t.crm_title), "
+            # CRM contacts: what resolve finds, over what the CRM said (crm_*) only where it
+            # finds nothing, never over what an earlier run wrote (runs do not depend on order)
+            "UPDATE persons AS t SET emails = r.emails, email = coalesce(t.email, r.email), "
+            "title = coalesce(r.title, t.crm_title), "
             "seniority = r.seniority, job_function = r.job_function, "
             "account_id = coalesce(r.account_id, t.crm_account_id), "
             "updated_at = now()::TIMESTAMP "
-            "FROM _persons AS r WHERE t.workspace_id = $ws AND t.person_id = r.person_id", w)
+            "FROM _persons AS r WHERE t.workspace_id = $ws AND t.person_id = r.person_id "
+            # only rows that change: rewriting the list of emails is the costly part
+            "AND (t.emails IS DISTINCT FROM r.emails OR t.email IS NULL "
+            "OR t.title IS DISTINCT FROM coalesce(r.title, t.crm_title) "
+            "OR t.seniority IS DISTINCT FROM r.seniority "
+            "OR t.job_function IS DISTINCT FROM r.job_function "
+            "OR t.account_id IS DISTINCT FROM coalesce(r.account_id, t.crm_account_id))", w)
         cur.execute(
             "INSERT INTO persons (workspace_id, person_id, email, emails, title, seniority, "
             "job_function, account_id, source, created_at, updated_at) "
             "SELECT $ws, person_id, email, emails, title, seniority, job_function, "
-            "account_id, 'identity', now()::TIMESTAMP, now()::TIMESTAMP FROM _persons "
+            "account_id, 'identity', coalesce(s.created_at, now()::TIMESTAMP), "
+            "now()::TIMESTAMP FROM _persons LEFT JOIN _seen s USING (person_id) "
             "ANTI JOIN (SELECT person_id FROM persons WHERE workspace_id = $ws) "
             "USING (person_id)", w)
         where = "" if scope is None else "AND subject IN (SELECT person_id FROM _scope)"
