@@ -28,7 +28,7 @@ else:  # imported on first use: 'demandloop --help' and the quick commands need 
 
 @app.command()
 def resolve(as_json: bool = JsonOpt) -> None:
-    """Resolve persons and accounts and derive touches from everything stored."""
+    """Resolve persons and accounts and derive touches (incrementally: see docs/resolution.md)."""
     with _open() as ws, LazyProgress(err, "resolving identities and accounts", None):
         r = ws.resolve()
     if as_json:
@@ -38,6 +38,8 @@ def resolve(as_json: bool = JsonOpt) -> None:
     out.print(f"{r.persons:,} persons ({r.identified_devices:,} identified browsers), "
               f"{r.accounts_created:,} new accounts from email domains and group calls; "
               f"{r.touches:,} touches, {share:.1%} matched to an account ({r.seconds:.1f}s)")
+    out.print("rebuilt from every event" if r.mode == "rebuild" else
+              f"incremental: {r.touches_written:,} touches of the visitors new events reached")
     top = sorted(r.unresolved.items(), key=lambda kv: -kv[1])[:6]
     if top:
         out.print(_table(pd.DataFrame(top, columns=["unresolved because", "touches"]),
