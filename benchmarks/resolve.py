@@ -10,10 +10,12 @@ simulated shape (identified browsers, anonymous office and home visitors, CRM co
 
 Then, each in a fresh process (so peak RSS is the run's own):
 
-* **rebuild**: ``resolve`` on the store without the newest ``--new`` events (the first run,
-  or any run after an import, reads everything);
-* **incremental**: the held-back events loaded as one batch, then ``resolve`` (it reads
-  them and reaches back to the visitors and persons they touch), then ``score``.
+* **rebuild**: ``resolve`` on the store without the newest 2 x ``--new`` events (the first
+  run, or any run after an import, reads everything);
+* **incremental**: the held-back events arrive in two loads of ``--new``; after each,
+  ``resolve`` (it reads them and reaches back to the visitors and persons they touch). The
+  first warms the process up (a server's process is warm); the second is timed, then
+  ``score``.
 
 The ratio is the rebuild's time over the incremental run's, in the same store.
 
@@ -93,16 +95,22 @@ step, path, new = sys.argv[1], sys.argv[2], int(sys.argv[3])
 with demandloop.open(path) as ws:
     out = {}
     if step == "rebuild":
-        with ws.store.writer() as cur:   # hold the newest events back
-            cur.execute("CREATE TABLE held AS SELECT * FROM events ORDER BY timestamp DESC "
-                        f"LIMIT {new}")
+        with ws.store.writer() as cur:   # hold the newest events back, in two batches
+            cur.execute("CREATE TABLE held AS SELECT *, row_number() OVER "
+                        f"(ORDER BY timestamp DESC, message_id) <= {new} AS newest "
+                        f"FROM events ORDER BY timestamp DESC LIMIT {2 * new}")
             cur.execute("DELETE FROM events WHERE message_id IN (SELECT message_id FROM held)")
         t = time.perf_counter(); r = ws.resolve(); out["resolve"] = time.perf_counter() - t
     else:
-        with ws.store.writer() as cur:   # the held-back events arrive as one load
-            cur.execute("INSERT INTO events SELECT * REPLACE (nextval('event_loads') AS load_id)"
-                        " FROM held")
-            cur.execute("DROP TABLE held")
+        def arrive(newest):   # a batch of held-back events arrives as one load
+            with ws.store.writer() as cur:
+                cur.execute("INSERT INTO events SELECT * EXCLUDE (newest) REPLACE "
+                            "(nextval('event_loads') AS load_id) FROM held "
+                            f"WHERE newest = {newest}")
+        # the first batch warms the process up (a server's is warm): reported, not timed
+        arrive("false")
+        t = time.perf_counter(); ws.resolve(); out["first"] = time.perf_counter() - t
+        arrive("true")
         t = time.perf_counter(); r = ws.resolve(); out["resolve"] = time.perf_counter() - t
         t = time.perf_counter(); ws.score(); out["score"] = time.perf_counter() - t
     out.update(mode=r.mode, touches=r.touches, written=r.touches_written, persons=r.persons,
@@ -115,7 +123,9 @@ print(json.dumps(out))
 def child(step: str, path: Path, new: int) -> dict[str, float]:
     os.sync()
     done = subprocess.run([sys.executable, "-c", _CHILD, step, str(path), str(new)],
-                          check=True, capture_output=True, text=True)
+                          capture_output=True, text=True)
+    if done.returncode:
+        raise SystemExit(f"the {step} run failed:\n{done.stderr[-2000:]}")
     return json.loads(done.stdout.strip().splitlines()[-1])  # type: ignore[no-any-return]
 
 
@@ -134,18 +144,19 @@ def main() -> None:
               f"({args.copies} copies), built in {time.perf_counter() - started:.0f} s")
         full = child("rebuild", Path(tmp) / "ws", args.new)
         inc = child("incremental", Path(tmp) / "ws", args.new)
-    print(f"rebuild ({full['mode']}): {events - args.new:,} events -> {full['touches']:,} "
+    print(f"rebuild ({full['mode']}): {events - 2 * args.new:,} events -> {full['touches']:,} "
           f"touches ({full['with_account'] / max(full['touches'], 1):.1%} with an account), "
           f"{full['persons']:,} persons in {full['resolve']:.1f} s "
-          f"({(events - args.new) / full['resolve']:,.0f} events/s), "
+          f"({(events - 2 * args.new) / full['resolve']:,.0f} events/s), "
           f"peak RSS {full['rss_gb']:.2f} GB")
     print(f"incremental ({inc['mode']}): {args.new:,} new events, {inc['written']:,} touches "
           f"rewritten, in {inc['resolve']:.2f} s; then score {inc['score']:.2f} s; "
           f"resolve + score {inc['resolve'] + inc['score']:.2f} s; "
-          f"peak RSS {inc['rss_gb']:.2f} GB")
+          f"peak RSS {inc['rss_gb']:.2f} GB (a first batch of {args.new:,}, in a cold "
+          f"process: {inc['first']:.2f} s)")
     print(f"ratio: the incremental resolve is {full['resolve'] / inc['resolve']:.0f}x faster "
           f"than the rebuild of the same store")
-    per_event = full["resolve"] / (events - args.new)
+    per_event = full["resolve"] / (events - 2 * args.new)
     print(f"extrapolated (linear in events): 100M events rebuild ~{per_event * 1e8 / 60:.0f} "
           f"min")
 

@@ -172,3 +172,22 @@ def test_a_deletion_or_a_settings_change_forces_a_rebuild(tmp_path: Path, market
     changed = Settings.model_validate({"enrich": {"brand_terms": ["loopwise", "other"]}})
     with demandloop.open(tmp_path / "w", settings=changed) as ws:
         assert ws.resolve().mode == "rebuild"
+
+
+def test_touches_built_in_chunks_of_visitors_are_the_same(tmp_path: Path, market: Path,
+                                                          monkeypatch: pytest.MonkeyPatch
+                                                          ) -> None:
+    """A big rebuild works through visitors in chunks (bounded memory): same touches."""
+    from demandloop.enrich import run
+
+    snapshots = []
+    for name, chunk in (("one", 10**9), ("many", 200)):
+        monkeypatch.setattr(run, "CHUNK_EVENTS", chunk)
+        with demandloop.open(tmp_path / name) as ws:
+            _load_crm(ws, market)
+            ws.ingest(market / "events.jsonl")
+            ws.resolve()
+            snapshots.append(snapshot(ws))
+            events = ws.store.table_counts()["events"]
+    assert events > 10 * 200  # the second build really ran in many chunks
+    assert_same(snapshots[0], snapshots[1])

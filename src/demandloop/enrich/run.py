@@ -32,7 +32,7 @@ from demandloop.enrich.touches import HIGH_INTENT_PATH, topic_of
 from demandloop.resolve import run as resolve_run
 from demandloop.resolve import state
 from demandloop.resolve.addresses import resolve_addresses
-from demandloop.store.db import Store
+from demandloop.store.db import Store, transaction
 
 Cursor = duckdb.DuckDBPyConnection
 
@@ -68,31 +68,49 @@ def run(store: Store, settings: Settings) -> ResolveResult:
     """Resolve and enrich what arrived since the last run (everything the first time)."""
     started = time.perf_counter()
     ws = store.workspace_id
-    with store.writer() as cur:
-        last = state.last_load(cur, ws)
-        previous = state.may_continue(cur, ws, settings)
-        full = previous is None
-        since = -1 if previous is None else previous.loaded_to
-        out = ResolveResult(mode="rebuild" if full else "incremental")
-        if full:
-            for table in ("touches", "account_matches", "ip_lookups"):
-                cur.execute(f"DELETE FROM {table} WHERE workspace_id = $ws", {"ws": ws})
-        if full or last > since:
-            resolve_addresses(cur, ws, settings, since)
-            people = resolve_run.people(cur, ws, settings, since, full)
-            out.accounts_created = people.accounts_created
-            out.touches_written = _touches(cur, ws, settings, since, full)
-            state.write(cur, ws, settings, last)
-        _summary(cur, ws, out)
+    # Two transactions on one cursor: persons and addresses, then touches. The touches read
+    # what the first wrote; committed, it is read several times faster than from the
+    # transaction's own storage (50 s against 35 s for 10M events). The first clears the
+    # watermark, the second writes it: a run that dies between leaves none, and the next
+    # one rebuilds. Readers meanwhile see new persons beside the touches of the last run.
+    with store.locked_cursor() as cur:
+        with transaction(cur):
+            last = state.last_load(cur, ws)
+            previous = state.may_continue(cur, ws, settings)
+            full = previous is None
+            since = -1 if previous is None else previous.loaded_to
+            out = ResolveResult(mode="rebuild" if full else "incremental")
+            work = full or last > since
+            if work:
+                state.clear(cur, ws)
+                if full:
+                    for table in ("account_matches", "ip_lookups"):
+                        cur.execute(f"DELETE FROM {table} WHERE workspace_id = $ws",
+                                    {"ws": ws})
+                resolve_addresses(cur, ws, settings, since)
+                people = resolve_run.people(cur, ws, settings, since, full)
+                out.accounts_created = people.accounts_created
+        with transaction(cur):
+            if work:
+                if full:
+                    cur.execute("DELETE FROM touches WHERE workspace_id = $ws", {"ws": ws})
+                out.touches_written = _touches(cur, ws, settings, since, full)
+                state.write(cur, ws, settings, last)
+            _summary(cur, ws, out)
     out.seconds = time.perf_counter() - started
     return out
 
 
+#: page and track events per chunk of visitors: each chunk's windows and joins fit in memory
+#: (10M events at once needed more than 1.8 GiB; a chunk of 1M about a tenth)
+CHUNK_EVENTS = 1_000_000
+
+
 def _touches(cur: Cursor, ws: str, settings: Settings, since: int, full: bool) -> int:
-    """Rebuild the touches of the visitors reached (every visitor for a rebuild)."""
+    """Rebuild the touches of the visitors reached (every visitor for a rebuild), in
+    chunks of visitors (by a hash of the visitor) of about :data:`CHUNK_EVENTS` events."""
     if full:
-        cur.execute(f"CREATE OR REPLACE TEMP VIEW _tev AS {_TEV}".replace(
-            "$ws", _literal(ws)))
+        source = _TEV.replace("$ws", _literal(ws))
     else:
         cur.execute("""CREATE OR REPLACE TEMP TABLE _visitors AS
             SELECT DISTINCT coalesce(anonymous_id, 'user:' || user_id) AS visitor
@@ -101,11 +119,13 @@ def _touches(cur: Cursor, ws: str, settings: Settings, since: int, full: bool) -
                 OR 'anon:' || anonymous_id IN (SELECT identifier FROM _dirty_ids)
                 OR 'user:' || user_id IN (SELECT identifier FROM _dirty_ids))""",
                     {"ws": ws, "since": since})
-        cur.execute(f"CREATE OR REPLACE TEMP VIEW _tev AS SELECT * FROM ({_TEV}) "
-                    f"WHERE visitor IN (SELECT visitor FROM _visitors)".replace(
-                        "$ws", _literal(ws)))
-        cur.execute("DELETE FROM touches WHERE workspace_id = $ws "
-                    "AND touch_id IN (SELECT message_id FROM _tev)", {"ws": ws})
+        # the few visitors' events, read once from the store (each later step reads them)
+        cur.execute(f"CREATE OR REPLACE TEMP TABLE _tev_rows AS SELECT * FROM ({_TEV}) "
+                    f"WHERE visitor IN (SELECT visitor FROM _visitors)", {"ws": ws})
+        source = "SELECT * FROM _tev_rows"
+        cur.execute("DELETE FROM touches WHERE workspace_id = $ws AND touch_id IN "
+                    "(SELECT message_id FROM _tev_rows)", {"ws": ws})
+    cur.execute(f"CREATE OR REPLACE TEMP VIEW _tev AS {source}")
     rules = channel_rules(settings)
     fragments = url_fragments(rules)
     cur.execute(touch_sql.page_features(fragments))
@@ -116,16 +136,24 @@ def _touches(cur: Cursor, ws: str, settings: Settings, since: int, full: bool) -
     paths["topic"] = [topic_of(p, topic_rules, t if topic_rules else None)
                       for p, t in zip(paths["path"], paths["page_title"], strict=True)]
     paths["high"] = paths["path"].fillna("").str.match(HIGH_INTENT_PATH)
+    row = cur.execute("SELECT count(*) FROM _tev").fetchone()
+    chunks = max(1, -(-int(row[0] if row else 0) // CHUNK_EVENTS))
     cur.register("_channels", pa.table({
         "fkey": pa.array(distinct["fkey"].to_numpy(), pa.uint64()),
         "channel": pa.array(channels.to_numpy(dtype=object), pa.string())}))
     cur.register("_paths", pa.Table.from_pandas(paths, preserve_index=False))
+    written = 0
     try:
-        row = cur.execute(touch_sql.insert_touches(), {"ws": ws}).fetchone()
+        for i in range(chunks):
+            if chunks > 1:  # the visitors of chunk i (a visitor's events stay together)
+                cur.execute(f"CREATE OR REPLACE TEMP VIEW _tev AS SELECT * FROM ({source}) "
+                            f"WHERE hash(visitor) % {chunks} = {i}")
+            done = cur.execute(touch_sql.insert_touches(), {"ws": ws}).fetchone()
+            written += int(done[0]) if done else 0
     finally:
         cur.unregister("_channels")
         cur.unregister("_paths")
-    return int(row[0]) if row else 0
+    return written
 
 
 def _literal(text: str) -> str:

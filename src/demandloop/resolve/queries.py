@@ -33,13 +33,17 @@ def new_edges(cur: Cursor, ws: str, since: int) -> int:
                    timestamp AS ts
             FROM events WHERE workspace_id = $ws AND coalesce(load_id, 0) > $since
               AND (user_id IS NOT NULL OR type = 'identify')),
+        -- the aliases' previous ids that some event used as an anonymous id (looked up for
+        -- those few ids only: all anonymous ids of a big store are millions)
+        seen_anon AS (
+            SELECT DISTINCT anonymous_id FROM events WHERE workspace_id = $ws
+              AND anonymous_id IN (SELECT previous_id FROM ev WHERE type = 'alias')),
         links AS (
             SELECT 'anon:' || anonymous_id AS a, 'user:' || user_id AS b, type AS source,
                    message_id, ts FROM ev
             WHERE anonymous_id IS NOT NULL AND user_id IS NOT NULL
             UNION ALL
-            SELECT CASE WHEN previous_id IN (SELECT anonymous_id FROM events
-                        WHERE workspace_id = $ws AND anonymous_id IS NOT NULL)
+            SELECT CASE WHEN previous_id IN (SELECT anonymous_id FROM seen_anon)
                    THEN 'anon:' ELSE 'user:' END || previous_id, 'user:' || user_id, 'alias',
                    message_id, ts FROM ev
             WHERE type = 'alias' AND previous_id IS NOT NULL AND user_id IS NOT NULL

@@ -109,7 +109,7 @@ def _persons(cur: Cursor, ws: str, settings: Settings, rows: pd.DataFrame,
                                  "name": new["account_id"].map(names),
                                  "source": new["source"]})
     titles = pq.titles(cur, ws, users).merge(user_person, on="user_id")
-    persons = _person_table(rows, person_emails, matches, crm, titles)
+    persons = _person_table(cur, rows, person_emails, matches, crm, titles)
     account_matches = pd.DataFrame({
         "subject_kind": "person", "subject": matches["person_id"],
         "account_id": matches["account_id"], "source": matches["source"],
@@ -119,19 +119,37 @@ def _persons(cur: Cursor, ws: str, settings: Settings, rows: pd.DataFrame,
     return len(new_accounts)
 
 
-def _person_table(rows: pd.DataFrame, person_emails: pd.DataFrame, matches: pd.DataFrame,
-                  crm: pd.DataFrame, titles: pd.DataFrame) -> pd.DataFrame:
-    """One row per person: emails, account, title and persona."""
-    emails = person_emails.groupby("person_id")["email"].agg(lambda s: sorted(set(s)))
-    people = pd.DataFrame({"person_id": rows["person_id"].unique()})
-    people["emails"] = people["person_id"].map(emails)
-    people["email"] = people["emails"].map(lambda e: e[0] if isinstance(e, list) else None)
-    people = people.merge(matches[["person_id", "account_id"]], on="person_id", how="left")
-    # title: the CRM's, else the latest identify traits of any of the person's user ids
-    crm_titles = dict(zip(crm["person_id"], crm["title"], strict=True))
-    web_titles = titles.groupby("person_id")["title"].last()  # rows come in time order
-    people["title"] = people["person_id"].map(crm_titles).astype(object)
-    people["title"] = people["title"].fillna(people["person_id"].map(web_titles).astype(object))
+def _person_table(cur: Cursor, rows: pd.DataFrame, person_emails: pd.DataFrame,
+                  matches: pd.DataFrame, crm: pd.DataFrame, titles: pd.DataFrame
+                  ) -> pd.DataFrame:
+    """One row per person: emails (sorted), the first as ``email``, account, title (the
+    CRM's, else the latest identify traits of any of the person's user ids) and persona.
+    Grouped in DuckDB: a pandas groupby with a Python function per person took 8 s for
+    289k persons."""
+    frames = {"_r": rows[["person_id"]], "_e": person_emails,
+              "_m": matches[["person_id", "account_id"]],
+              "_ct": crm[["person_id", "title"]],
+              "_wt": titles[["person_id", "title"]].assign(n=np.arange(len(titles)))}
+    for name, df in frames.items():
+        cur.register(name, df)
+    try:
+        people = cur.execute("""
+            SELECT p.person_id, e.emails, e.emails[1] AS email, m.account_id,
+                   coalesce(ct.title, wt.title) AS title
+            FROM (SELECT DISTINCT person_id FROM _r) p
+            LEFT JOIN (SELECT person_id, list_sort(list_distinct(list(email))) AS emails
+                       FROM _e GROUP BY person_id) e USING (person_id)
+            LEFT JOIN _m m USING (person_id)
+            LEFT JOIN _ct ct USING (person_id)
+            -- rows come in time order: the last is the latest
+            LEFT JOIN (SELECT person_id, arg_max(title, n) AS title FROM _wt
+                       GROUP BY person_id) wt USING (person_id)
+            ORDER BY p.person_id""").df()
+    finally:
+        for name in frames:
+            cur.unregister(name)
+    people["emails"] = pd.Series([list(e) if isinstance(e, (list, np.ndarray)) else None
+                                  for e in people["emails"]], index=people.index, dtype=object)
     distinct = people["title"].dropna().unique()
     persona = {t: classify_title(t) for t in distinct}
     people["seniority"] = people["title"].map(lambda t: persona[t][0] if t in persona else None)
