@@ -112,14 +112,10 @@ def import_crm(store: Store, parsed: CrmRows) -> int:
                            _ACCOUNT_COLS)
     if parsed.kind == "contacts":
         lookup = _AccountLookup(store)
-        rows = []
-        for r in parsed.rows:
-            account = lookup.find(r.get("account_domain"), r.get("account_crm_id"),
-                                  r.get("account_name"))
-            # crm_*: what the CRM said, kept apart from what resolve finds (see V11)
-            rows.append({**r, "person_id": r["email"], "emails": [r["email"]],
-                         "account_id": account, "source": source, "crm_account_id": account,
-                         "crm_title": r.get("title")})
+        rows = [{**r, "person_id": r["email"], "emails": [r["email"]], "account_id": a,
+                 "source": source, "crm_account_id": a, "crm_title": r.get("title")}
+                for r in parsed.rows for a in [lookup.find(
+                    r.get("account_domain"), r.get("account_crm_id"), r.get("account_name"))]]
         return upsert(store, "persons", "person_id", rows, _PERSON_COLS)
     lookup = _AccountLookup(store)
     rows, problems = [], []

@@ -28,6 +28,7 @@ from demandloop.enrich.channels import (
     url_fragments,
     user_rule,
 )
+from demandloop.enrich.personas import classify_title
 from demandloop.enrich.touches import HIGH_INTENT_PATH, topic_of
 from demandloop.resolve import run as resolve_run
 from demandloop.resolve import state
@@ -88,7 +89,7 @@ def run(store: Store, settings: Settings) -> ResolveResult:
                         cur.execute(f"DELETE FROM {table} WHERE workspace_id = $ws",
                                     {"ws": ws})
                 resolve_addresses(cur, ws, settings, since)
-                people = resolve_run.people(cur, ws, settings, since, full)
+                people = resolve_run.people(cur, ws, settings, since, full, classify_title)
                 out.accounts_created = people.accounts_created
         with transaction(cur):
             if work:

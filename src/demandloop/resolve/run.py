@@ -17,6 +17,7 @@ again (the enrich runner rebuilds their visitors' touches).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import duckdb
@@ -26,13 +27,15 @@ import pyarrow as pa
 
 from demandloop.config import Settings
 from demandloop.domains import alias_map, canonical_domain, personal_domains
-from demandloop.enrich.personas import classify_title
 from demandloop.resolve import person_queries as pq
 from demandloop.resolve import queries as q
 from demandloop.resolve.accounts import person_accounts
 from demandloop.resolve.identity import resolve_persons
 
 Cursor = duckdb.DuckDBPyConnection
+#: a job title -> (seniority, function): the enrich stage's persona rules, passed in (resolve
+#: runs before enrich and never imports it)
+Persona = Callable[[str], tuple[str | None, str | None]]
 
 
 @dataclass
@@ -42,8 +45,10 @@ class PeopleResult:
     accounts_created: int = 0
 
 
-def people(cur: Cursor, ws: str, settings: Settings, since: int, full: bool) -> PeopleResult:
-    """Identities, persons and person accounts (see the module docstring)."""
+def people(cur: Cursor, ws: str, settings: Settings, since: int, full: bool,
+           persona: Persona) -> PeopleResult:
+    """Identities, persons and person accounts (see the module docstring); *persona*
+    classifies the persons' titles."""
     ident = settings.identity
     if full:
         for table in ("identities", "person_identifiers"):
@@ -76,13 +81,14 @@ def people(cur: Cursor, ws: str, settings: Settings, since: int, full: bool) -> 
         scope = sorted(before | set(ids["person_id"]) | of_described)
     rows = q.person_rows(cur, ws, scope)
     out.persons_reached = rows["person_id"].nunique()
-    out.accounts_created = _persons(cur, ws, settings, rows, crm, before, scope)
+    out.accounts_created = _persons(cur, ws, settings, rows, crm, before, scope, persona)
     _dirty(cur, ws, rows)
     return out
 
 
 def _persons(cur: Cursor, ws: str, settings: Settings, rows: pd.DataFrame,
-             crm: pd.DataFrame, before: set[str], scope: list[str] | None) -> int:
+             crm: pd.DataFrame, before: set[str], scope: list[str] | None,
+             persona: Persona) -> int:
     """Find and write the persons of *rows* (their identifiers); returns accounts created."""
     ident = settings.identity
     personal = personal_domains(ident.personal_email_domains, ident.business_email_domains)
@@ -109,7 +115,7 @@ def _persons(cur: Cursor, ws: str, settings: Settings, rows: pd.DataFrame,
                                  "name": new["account_id"].map(names),
                                  "source": new["source"]})
     titles = pq.titles(cur, ws, users).merge(user_person, on="user_id")
-    persons = _person_table(cur, rows, person_emails, matches, crm, titles)
+    persons = _person_table(cur, rows, person_emails, matches, crm, titles, persona)
     account_matches = pd.DataFrame({
         "subject_kind": "person", "subject": matches["person_id"],
         "account_id": matches["account_id"], "source": matches["source"],
@@ -120,8 +126,8 @@ def _persons(cur: Cursor, ws: str, settings: Settings, rows: pd.DataFrame,
 
 
 def _person_table(cur: Cursor, rows: pd.DataFrame, person_emails: pd.DataFrame,
-                  matches: pd.DataFrame, crm: pd.DataFrame, titles: pd.DataFrame
-                  ) -> pd.DataFrame:
+                  matches: pd.DataFrame, crm: pd.DataFrame, titles: pd.DataFrame,
+                  persona: Persona) -> pd.DataFrame:
     """One row per person: emails (sorted), the first as ``email``, account, title (the
     CRM's, else the latest identify traits of any of the person's user ids) and persona.
     Grouped in DuckDB: a pandas groupby with a Python function per person took 8 s for
@@ -151,10 +157,10 @@ def _person_table(cur: Cursor, rows: pd.DataFrame, person_emails: pd.DataFrame,
     people["emails"] = pd.Series([list(e) if isinstance(e, (list, np.ndarray)) else None
                                   for e in people["emails"]], index=people.index, dtype=object)
     distinct = people["title"].dropna().unique()
-    persona = {t: classify_title(t) for t in distinct}
-    people["seniority"] = people["title"].map(lambda t: persona[t][0] if t in persona else None)
+    found = {t: persona(t) for t in distinct}
+    people["seniority"] = people["title"].map(lambda t: found[t][0] if t in found else None)
     people["job_function"] = people["title"].map(
-        lambda t: persona[t][1] if t in persona else None)
+        lambda t: found[t][1] if t in found else None)
     return people
 
 
