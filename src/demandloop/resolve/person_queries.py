@@ -16,12 +16,17 @@ Cursor = duckdb.DuckDBPyConnection
 _TYPES = {"confidence": pa.float64(), "emails": pa.list_(pa.string())}
 
 
-def _users(cur: Cursor, users: list[str] | None) -> str:
-    """The SQL condition on ``user_id`` for *users* (None: every user)."""
+def _of_users(cur: Cursor, sql: str, ws: str, users: list[str] | None) -> pd.DataFrame:
+    """Run *sql* with ``{users}`` standing for the condition on ``user_id`` that keeps
+    *users* (every user when None)."""
     if users is None:
-        return "user_id IS NOT NULL"
+        return cur.execute(sql.format(users="user_id IS NOT NULL"), {"ws": ws}).df()
     cur.register("_users", pa.table({"user_id": pa.array(users, pa.string())}))
-    return "user_id IN (SELECT user_id FROM _users)"
+    try:
+        return cur.execute(sql.format(users="user_id IN (SELECT user_id FROM _users)"),
+                           {"ws": ws}).df()
+    finally:
+        cur.unregister("_users")
 
 
 def described(cur: Cursor, ws: str, since: int) -> list[str]:
@@ -37,27 +42,17 @@ def described(cur: Cursor, ws: str, since: int) -> list[str]:
 def group_calls(cur: Cursor, ws: str, users: list[str] | None) -> pd.DataFrame:
     """Group calls of *users* (every user when None): ``user_id, website, group_name``, in
     time order."""
-    try:
-        return cur.execute(
-            f"SELECT user_id, {WEBSITE} AS website, traits ->> '$.name' AS group_name "
-            f"FROM events WHERE workspace_id = $ws AND type = 'group' "
-            f"AND {_users(cur, users)} ORDER BY timestamp, message_id", {"ws": ws}).df()
-    finally:
-        if users is not None:
-            cur.unregister("_users")
+    return _of_users(cur, f"SELECT user_id, {WEBSITE} AS website, traits ->> '$.name' AS "
+                     "group_name FROM events WHERE workspace_id = $ws AND type = 'group' "
+                     "AND {users} ORDER BY timestamp, message_id", ws, users)
 
 
 def titles(cur: Cursor, ws: str, users: list[str] | None) -> pd.DataFrame:
     """The title each identify call of *users* gave: ``user_id, title, timestamp``."""
-    try:
-        return cur.execute(
-            f"SELECT user_id, title, timestamp FROM (SELECT user_id, {TITLE} AS title, "
-            f"timestamp, message_id FROM events WHERE workspace_id = $ws "
-            f"AND type = 'identify' AND {_users(cur, users)}) WHERE title IS NOT NULL "
-            f"ORDER BY timestamp, message_id", {"ws": ws}).df()
-    finally:
-        if users is not None:
-            cur.unregister("_users")
+    return _of_users(cur, f"SELECT user_id, title, timestamp FROM (SELECT user_id, {TITLE} "
+                     "AS title, timestamp, message_id FROM events WHERE workspace_id = $ws "
+                     "AND type = 'identify' AND {users}) WHERE title IS NOT NULL "
+                     "ORDER BY timestamp, message_id", ws, users)
 
 
 def write_persons(cur: Cursor, ws: str, persons: pd.DataFrame, new_accounts: pd.DataFrame,
