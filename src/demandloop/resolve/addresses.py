@@ -21,14 +21,28 @@ from demandloop.ipaddr import anonymise_ip
 from demandloop.resolve import asn as asn_table
 from demandloop.resolve.accounts import CONFIDENCE, ip_accounts, normalise_name
 from demandloop.resolve.ipranges import RangeIndex
-from demandloop.resolve.state import RESOLVED_ACCOUNT_SOURCES
+from demandloop.resolve.state import RESOLVED_ACCOUNT_SOURCES, fingerprint
 from demandloop.store.arrow import typed_table
 
 Cursor = duckdb.DuckDBPyConnection
 Lookup = Callable[[pd.Series], pd.DataFrame]
 
 
+#: lookups by (workspace, fingerprint of its ranges, accounts and settings): an incremental
+#: run in a server reuses the last one (normalising 100k account names took 0.45 s)
+_LOOKUPS: dict[tuple[str, str], Lookup] = {}
+
+
 def lookup_for(cur: Cursor, ws: str, settings: Settings) -> Lookup:
+    """:func:`build_lookup`, cached while the inputs it is built from are unchanged."""
+    key = (ws, fingerprint(cur, ws, settings))
+    if key not in _LOOKUPS:
+        _LOOKUPS.clear()  # one workspace's at a time: a lookup holds its ranges in memory
+        _LOOKUPS[key] = build_lookup(cur, ws, settings)
+    return _LOOKUPS[key]
+
+
+def build_lookup(cur: Cursor, ws: str, settings: Settings) -> Lookup:
     """Address -> account for this workspace: its ranges, and its accounts' names for the
     ASN table's organisations (accounts resolve created from emails are never matched by
     name: a name seen in a group call is not the CRM's)."""

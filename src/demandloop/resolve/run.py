@@ -58,10 +58,11 @@ def people(cur: Cursor, ws: str, settings: Settings, since: int, full: bool,
     before = q.old_persons(cur, ws) if not full else {
         str(r[0]) for r in cur.execute("SELECT person_id FROM persons WHERE workspace_id = $ws "
                                        "AND source = 'identity'", {"ws": ws}).fetchall()}
-    crm = q.crm_people(cur, ws)
-    ids = resolve_persons(q.reach_edges(cur, ws), set(crm["person_id"]),
-                          ident.max_users_per_device)
+    edges = q.reach_edges(cur, ws)
     reached = {str(r[0]) for r in cur.execute("SELECT identifier FROM _reach").fetchall()}
+    crm = q.crm_people(cur, ws, None if full else sorted(
+        reached | set(edges["a"]) | set(edges["b"])))
+    ids = resolve_persons(edges, set(crm["person_id"]), ident.max_users_per_device)
     ids = ids[ids["identifier"].isin(reached)]
     # every CRM contact is a person even without web activity
     crm_ids = pd.DataFrame({"identifier": "email:" + crm["email"], "kind": "email",
@@ -80,6 +81,8 @@ def people(cur: Cursor, ws: str, settings: Settings, since: int, full: bool,
             "AND identifier IN (SELECT unnest($ids))", {"ws": ws, "ids": described}).fetchall()}
         scope = sorted(before | set(ids["person_id"]) | of_described)
     rows = q.person_rows(cur, ws, scope)
+    if not full:  # the CRM contacts among the persons to write
+        crm = q.crm_people(cur, ws, sorted(set(rows["identifier"]) | set(rows["person_id"])))
     out.persons_reached = rows["person_id"].nunique()
     out.accounts_created = _persons(cur, ws, settings, rows, crm, before, scope, persona)
     _dirty(cur, ws, rows)
