@@ -221,3 +221,51 @@ def test_the_server_applies_retention_on_its_own(tmp_path: Path,
             time.sleep(0.1)
         assert {m for (m,) in live.query("SELECT message_id FROM events")} == \
             {"erin-p2", "erin-p3", "erin-id"}
+
+
+def test_erasure_drops_the_address_lookups_only_the_person_used(tmp_path: Path) -> None:
+    """resolve keeps each address it looked up (ip_lookups): an erased person's addresses
+    go with their events, while an address someone else still uses stays."""
+    msgs = [
+        {"type": "identify", "messageId": "i1", "anonymousId": ANON, "userId": USER,
+         "traits": {"email": EMAIL}, "timestamp": "2026-03-02T09:00:00Z"},
+        {"type": "page", "messageId": "p1", "anonymousId": ANON,
+         "timestamp": "2026-03-02T09:01:00Z", "context": {"ip": "198.51.100.17"}},
+        {"type": "page", "messageId": "p2", "anonymousId": ANON,
+         "timestamp": "2026-03-02T09:02:00Z", "context": {"ip": "203.0.113.9"}},
+        {"type": "page", "messageId": "p3", "anonymousId": "someone-else",
+         "timestamp": "2026-03-02T09:03:00Z", "context": {"ip": "203.0.113.9"}},
+    ]
+    f = tmp_path / "e.jsonl"
+    f.write_text("".join(json.dumps(m) + "\n" for m in msgs))
+    with demandloop.open(tmp_path / "w") as ws:
+        ws.ingest(f)
+        ws.resolve()
+
+        def looked_up() -> set[str]:
+            return {r[0] for r in ws.store.con.execute("SELECT ip FROM ip_lookups").fetchall()}
+
+        assert looked_up() == {"198.51.100.17", "203.0.113.9"}
+        ws.erase_person(EMAIL)
+        assert looked_up() == {"203.0.113.9"}
+        assert ws.resolve().mode == "rebuild"  # events it had read are gone
+        assert looked_up() == {"203.0.113.9"}
+
+
+def test_retention_drops_the_address_lookups_of_the_events_it_deletes(tmp_path: Path
+                                                                      ) -> None:
+    msgs = [{"type": "page", "messageId": f"p{i}", "anonymousId": f"visitor-{i}",
+             "timestamp": "2026-03-02T09:00:00Z", "context": {"ip": f"198.51.100.{i}"}}
+            for i in range(1, 4)]
+    f = tmp_path / "e.jsonl"
+    f.write_text("".join(json.dumps(m) + "\n" for m in msgs))
+    with demandloop.open(tmp_path / "w") as ws:
+        ws.ingest(f)
+        ws.resolve()
+        ws.store.con.execute("UPDATE events SET received_at = received_at - INTERVAL 40 DAY "
+                             "WHERE message_id = 'p1'")
+        assert ws.apply_retention() == 0  # retention_days = 0: keep everything
+        from demandloop.privacy import apply_retention
+        assert apply_retention(ws.store, 30) == 1
+        ips = {r[0] for r in ws.store.con.execute("SELECT ip FROM ip_lookups").fetchall()}
+        assert ips == {"198.51.100.2", "198.51.100.3"}

@@ -62,6 +62,9 @@ PREDICATES: dict[str, str] = {
                       "OR lower(email) IN (SELECT id FROM _emails)))"),
     "suppressions": "lower(email) IN (SELECT id FROM _emails)",
     "ip_matches": "message_id IN (SELECT id FROM _events)",
+    # the address lookups resolve keeps: those no remaining event uses (events go first)
+    "ip_lookups": ("ip NOT IN (SELECT ip FROM events WHERE workspace_id = $ws "
+                   "AND ip IS NOT NULL)"),
 }
 #: erased last: their predicates read other tables' rows of the subject
 ORDER = ("mail_messages", *[t for t in PREDICATES if t != "mail_messages"])
