@@ -81,14 +81,17 @@ def person_accounts(person_emails: pd.DataFrame, crm_contacts: pd.DataFrame,
 
 
 def ip_accounts(ips: pd.Series, user_ranges: RangeIndex, range_accounts: np.ndarray,
-                asn: AsnTable | None, accounts_by_name: dict[str, str]) -> pd.DataFrame:
+                asn: AsnTable | None, accounts_by_name: dict[str, str],
+                keys: np.ndarray | None = None) -> pd.DataFrame:
     """Resolve IP addresses. Returns ``account_id, source, confidence, detail`` per input.
 
     ``detail`` says why an address did not resolve: ``isp``, ``mobile``, ``hosting``,
     ``education``, ``government``, ``organisation not in accounts: NAME``, ``unknown
-    network`` or ``no ip``.
+    network`` or ``no ip``. *keys*, when the caller has them (see
+    :func:`demandloop.ipaddr.ip_keys`), are used as they are.
     """
-    keys = ip_keys(ips)
+    if keys is None:
+        keys = ip_keys(ips)
     n = len(keys)
     account = np.full(n, None, dtype=object)
     source = np.full(n, "unresolved", dtype=object)
@@ -114,7 +117,7 @@ def ip_accounts(ips: pd.Series, user_ranges: RangeIndex, range_accounts: np.ndar
                            dtype=object)[inv]
         whys = np.array([f"organisation not in accounts: {asn.orgs[o]}" if k == "business"
                          else k for o, k in zip(seen, kinds, strict=True)], dtype=object)[inv]
-        hit = np.array([m is not None for m in matches], dtype=bool)
+        hit = pd.notna(matches)
         account[idx[hit]], source[idx[hit]], detail[idx[hit]] = matches[hit], "asn", None
         detail[idx[~hit]] = whys[~hit]
     conf = np.array([CONFIDENCE.get(s, 0.0) for s in source])

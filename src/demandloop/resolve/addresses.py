@@ -17,7 +17,7 @@ import pandas as pd
 import pyarrow as pa
 
 from demandloop.config import Settings
-from demandloop.ipaddr import anonymise_ip
+from demandloop.ipaddr import anonymise_ip, ip_keys
 from demandloop.resolve import asn as asn_table
 from demandloop.resolve.accounts import CONFIDENCE, ip_accounts, normalise_name
 from demandloop.resolve.ipranges import RangeIndex
@@ -25,7 +25,13 @@ from demandloop.resolve.state import RESOLVED_ACCOUNT_SOURCES, fingerprint
 from demandloop.store.arrow import typed_table
 
 Cursor = duckdb.DuckDBPyConnection
-Lookup = Callable[[pd.Series], pd.DataFrame]
+#: an IPv4 dotted quad's key (:func:`demandloop.ipaddr.ip_key`) in SQL, NULL for anything
+#: else: parsing millions of addresses in DuckDB rather than through Python strings
+V4_KEY = """CASE WHEN regexp_full_match(ip, '[0-9]{1,3}([.][0-9]{1,3}){3}')
+    AND list_max(list_transform(string_split(ip, '.'), x -> x::BIGINT)) <= 255 THEN
+    (split_part(ip, '.', 1)::BIGINT << 24) + (split_part(ip, '.', 2)::BIGINT << 16)
+    + (split_part(ip, '.', 3)::BIGINT << 8) + split_part(ip, '.', 4)::BIGINT END"""
+Lookup = Callable[[pd.Series, np.ndarray | None], pd.DataFrame]
 
 
 #: lookups by (workspace, fingerprint of its ranges, accounts and settings): an incremental
@@ -58,8 +64,8 @@ def build_lookup(cur: Cursor, ws: str, settings: Settings) -> Lookup:
     by_name = {normalise_name(n): a for a, n in named if isinstance(n, str) and n.strip()}
     table = asn_table.load() if settings.identity.use_asn else None
 
-    def lookup(ips: pd.Series) -> pd.DataFrame:
-        return ip_accounts(ips, index, range_accounts, table, by_name)
+    def lookup(ips: pd.Series, keys: np.ndarray | None = None) -> pd.DataFrame:
+        return ip_accounts(ips, index, range_accounts, table, by_name, keys)
 
     return lookup
 
@@ -70,25 +76,31 @@ def resolve_addresses(cur: Cursor, ws: str, settings: Settings, since: int) -> i
     lookup = lookup_for(cur, ws, settings)
     policy = settings.collect.ip
     if policy == "full":
-        ips = pd.Series([r[0] for r in cur.execute(
-            "SELECT DISTINCT ip FROM events WHERE workspace_id = $ws "
-            "AND coalesce(load_id, 0) > $since AND type IN ('page', 'track') "
-            "AND ip IS NOT NULL AND ip NOT IN (SELECT ip FROM ip_lookups "
-            "WHERE workspace_id = $ws)", {"ws": ws, "since": since}).fetchall()],
-            dtype=object)
-        if ips.empty:
+        new = cur.execute(f"""
+            SELECT ip, {V4_KEY} AS key FROM (
+                SELECT DISTINCT ip FROM events WHERE workspace_id = $ws
+                AND coalesce(load_id, 0) > $since AND type IN ('page', 'track')
+                AND ip IS NOT NULL AND ip NOT IN (SELECT ip FROM ip_lookups
+                WHERE workspace_id = $ws))""", {"ws": ws, "since": since}).to_arrow_table()
+        if new.num_rows == 0:
             return 0
-        res = lookup(ips)
-        frame = pd.DataFrame({"ip": ips.to_numpy(), "account_id": res["account_id"].to_numpy(),
-                              "source": res["source"].to_numpy(),
-                              "detail": res["detail"].to_numpy()})
-        cur.register("_looked", typed_table(frame, {}))
+        ips = pd.Series(new["ip"].to_numpy(zero_copy_only=False), dtype=object)
+        keys = new["key"].to_numpy(zero_copy_only=False)
+        other = np.flatnonzero(pd.isna(keys))  # not a dotted quad: IPv6, or not an address
+        keys = np.where(pd.isna(keys), -1, keys).astype(np.int64)
+        if len(other):
+            keys[other] = ip_keys(ips.iloc[other])
+        res = lookup(ips, keys)
+        cur.register("_looked", pa.table({
+            "ip": new["ip"],
+            **{c: pa.array(res[c].to_numpy(dtype=object), pa.string(), from_pandas=True)
+               for c in ("account_id", "source", "detail")}}))
         try:
             cur.execute("INSERT INTO ip_lookups SELECT $ws, ip, account_id, source, detail "
                         "FROM _looked", {"ws": ws})
         finally:
             cur.unregister("_looked")
-        return len(ips)
+        return int(new.num_rows)
     return _freeze(cur, ws, since, policy, lookup)
 
 
@@ -104,7 +116,7 @@ def _freeze(cur: Cursor, ws: str, since: int, policy: str, lookup: Lookup) -> in
     if new.empty:
         return 0
     ips = pd.Series(new["ip"].unique(), dtype=object)
-    res = lookup(ips)
+    res = lookup(ips, None)
     res.index = ips
     source = new["ip"].map(res["source"])
     matched = pd.DataFrame({
