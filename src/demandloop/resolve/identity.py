@@ -59,7 +59,13 @@ def components(a: np.ndarray | pd.Series, b: np.ndarray | pd.Series) -> Componen
         hashed = con.execute("SELECT hash(a) AS ha, hash(b) AS hb FROM edges").fetchnumpy()
     finally:
         con.close()
-    codes, uniq = pd.factorize(np.concatenate([hashed["ha"], hashed["hb"]]))
+    return hashed_components(np.asarray(hashed["ha"]), np.asarray(hashed["hb"]))
+
+
+def hashed_components(ha: np.ndarray, hb: np.ndarray) -> Components:
+    """:func:`components` of edges already hashed to integers (``ha[i] -- hb[i]``)."""
+    m = len(ha)
+    codes, uniq = pd.factorize(np.concatenate([ha, hb]))
     n = len(uniq)
     graph = coo_matrix((np.ones(m, dtype=np.int8), (codes[:m], codes[m:])), shape=(n, n))
     count, labels = connected_components(graph, directed=False)
@@ -97,16 +103,12 @@ def resolve_persons(edges: pd.DataFrame, known_person_ids: set[str] | None = Non
         """, {"max": max_users_per_device}).fetch_arrow_table()
         if usable.num_rows == 0:
             return resolve_persons(edges.iloc[:0])
-        m = usable.num_rows
-        codes, _ = pd.factorize(np.concatenate([usable["ha"].to_numpy(),
-                                                usable["hb"].to_numpy()]))
-        n = int(codes.max()) + 1
-        graph = coo_matrix((np.ones(m, dtype=np.int8), (codes[:m], codes[m:])), shape=(n, n))
-        _, labels = connected_components(graph, directed=False)
+        comp = hashed_components(usable["ha"].to_numpy(), usable["hb"].to_numpy())
         con.register("labelled", pa.table({
             "identifier": pa.concat_arrays([usable["a"].combine_chunks(),
                                             usable["b"].combine_chunks()]),
-            "label": pa.array(labels[codes].astype(np.int64))}))
+            "label": pa.array(np.concatenate([comp.labels_a, comp.labels_b])
+                              .astype(np.int64))}))
         return con.execute("""
             WITH ids AS (
                 SELECT DISTINCT identifier, label, split_part(identifier, ':', 1) AS kind,
