@@ -77,7 +77,9 @@ def run(store: Store, settings: Settings) -> ResolveResult:
     with store.locked_cursor() as cur:
         with transaction(cur):
             last = state.last_load(cur, ws)
-            previous = state.may_continue(cur, ws, settings)
+            # one fingerprint for the whole run: nothing resolve writes changes it
+            current = state.fingerprint(cur, ws, settings)
+            previous = state.may_continue(cur, ws, current)
             full = previous is None
             since = -1 if previous is None else previous.loaded_to
             out = ResolveResult(mode="rebuild" if full else "incremental")
@@ -88,7 +90,7 @@ def run(store: Store, settings: Settings) -> ResolveResult:
                     for table in ("account_matches", "ip_lookups"):
                         cur.execute(f"DELETE FROM {table} WHERE workspace_id = $ws",
                                     {"ws": ws})
-                resolve_addresses(cur, ws, settings, since)
+                resolve_addresses(cur, ws, settings, since, current)
                 people = resolve_run.people(cur, ws, settings, since, full, classify_title)
                 out.accounts_created = people.accounts_created
         with transaction(cur):
@@ -96,7 +98,7 @@ def run(store: Store, settings: Settings) -> ResolveResult:
                 if full:
                     cur.execute("DELETE FROM touches WHERE workspace_id = $ws", {"ws": ws})
                 out.touches_written = _touches(cur, ws, settings, since, full)
-                state.write(cur, ws, settings, last)
+                state.write(cur, ws, current, last)
             _summary(cur, ws, out)
     out.seconds = time.perf_counter() - started
     return out

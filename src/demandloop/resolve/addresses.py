@@ -21,7 +21,7 @@ from demandloop.ipaddr import anonymise_ip, ip_keys
 from demandloop.resolve import asn as asn_table
 from demandloop.resolve.accounts import CONFIDENCE, ip_accounts, normalise_name
 from demandloop.resolve.ipranges import RangeIndex
-from demandloop.resolve.state import RESOLVED_ACCOUNT_SOURCES, fingerprint
+from demandloop.resolve.state import RESOLVED_ACCOUNT_SOURCES
 from demandloop.store.arrow import typed_table
 
 Cursor = duckdb.DuckDBPyConnection
@@ -39,9 +39,11 @@ Lookup = Callable[[pd.Series, np.ndarray | None], pd.DataFrame]
 _LOOKUPS: dict[tuple[str, str], Lookup] = {}
 
 
-def lookup_for(cur: Cursor, ws: str, settings: Settings) -> Lookup:
-    """:func:`build_lookup`, cached while the inputs it is built from are unchanged."""
-    key = (ws, fingerprint(cur, ws, settings))
+def lookup_for(cur: Cursor, ws: str, settings: Settings, current: str) -> Lookup:
+    """:func:`build_lookup`, cached while the inputs it is built from are unchanged (the
+    workspace's fingerprint is *current*, see :func:`demandloop.resolve.state.fingerprint`).
+    """
+    key = (ws, current)
     if key not in _LOOKUPS:
         _LOOKUPS.clear()  # one workspace's at a time: a lookup holds its ranges in memory
         _LOOKUPS[key] = build_lookup(cur, ws, settings)
@@ -70,10 +72,11 @@ def build_lookup(cur: Cursor, ws: str, settings: Settings) -> Lookup:
     return lookup
 
 
-def resolve_addresses(cur: Cursor, ws: str, settings: Settings, since: int) -> int:
+def resolve_addresses(cur: Cursor, ws: str, settings: Settings, since: int,
+                      current: str) -> int:
     """Look up (or freeze) the addresses of the events loaded after *since*; returns how
     many distinct addresses were looked up."""
-    lookup = lookup_for(cur, ws, settings)
+    lookup = lookup_for(cur, ws, settings, current)
     policy = settings.collect.ip
     if policy == "full":
         new = cur.execute(f"""

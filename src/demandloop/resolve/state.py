@@ -86,22 +86,24 @@ def read(cur: duckdb.DuckDBPyConnection, ws: str) -> State | None:
     return State(int(row[0]), int(row[1]), str(row[2])) if row else None
 
 
-def may_continue(cur: duckdb.DuckDBPyConnection, ws: str, settings: Settings) -> State | None:
-    """The last run's state when this run may go on from it, else None (rebuild)."""
+def may_continue(cur: duckdb.DuckDBPyConnection, ws: str, current: str) -> State | None:
+    """The last run's state when this run may go on from it (its fingerprint is *current*,
+    see :func:`fingerprint`), else None (rebuild)."""
     state = read(cur, ws)
-    if state is None or state.fingerprint != fingerprint(cur, ws, settings):
+    if state is None or state.fingerprint != current:
         return None
     if events_upto(cur, ws, state.loaded_to) != state.events_seen:
         return None
     return state
 
 
-def write(cur: duckdb.DuckDBPyConnection, ws: str, settings: Settings, loaded_to: int) -> None:
-    """Record this run (after its writes, in its transaction)."""
+def write(cur: duckdb.DuckDBPyConnection, ws: str, current: str, loaded_to: int) -> None:
+    """Record this run (after its writes, in its transaction) with the fingerprint it
+    started from: resolve writes nothing the fingerprint reads."""
     cur.execute("DELETE FROM resolve_state WHERE workspace_id = $ws", {"ws": ws})
     cur.execute("INSERT INTO resolve_state VALUES ($ws, $to, $seen, $fp, $at)", {
         "ws": ws, "to": loaded_to, "seen": events_upto(cur, ws, loaded_to),
-        "fp": fingerprint(cur, ws, settings),
+        "fp": current,
         "at": dt.datetime.now(dt.UTC).replace(tzinfo=None)})
 
 
