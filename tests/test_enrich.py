@@ -86,3 +86,30 @@ def test_visits_carry_their_landing_channel() -> None:
 ])
 def test_topics(path: str | None, topic: str | None) -> None:
     assert topic_of(path) == topic
+
+
+def test_resolve_builds_the_touches_the_pandas_reference_defines(  # type: ignore[no-untyped-def]
+        tmp_path, market) -> None:
+    """resolve builds touches in SQL (enrich/touch_sql.py); build_touches is the same
+    definition in pandas. On a simulated market both give every touch the same channel,
+    motion, activity, weight and topic."""
+    import demandloop
+    from demandloop.enrich.run import channel_rules
+
+    with demandloop.open(tmp_path / "w") as ws:
+        ws.ingest(market / "events.jsonl")
+        ws.resolve()
+        with ws.store.reader() as cur:
+            events = cur.execute(
+                "SELECT message_id, type, event, anonymous_id, user_id, url, path, referrer, "
+                "title AS page_title, utm_source, utm_medium, utm_campaign, utm_term, ip, "
+                "timestamp FROM events").df()
+        cols = ["channel", "motion", "activity", "weight", "topic"]
+        stored = ws.touches().set_index("message_id")[cols].sort_index()
+        reference = build_touches(events, rules=channel_rules(ws.settings)) \
+            .set_index("message_id")[cols].sort_index()
+    assert list(stored.index) == list(reference.index)
+    for col in cols:
+        differ = stored[col].astype(object).fillna("<none>") != \
+            reference[col].astype(object).fillna("<none>")
+        assert not differ.any(), (col, stored[differ].head(), reference[differ].head())
