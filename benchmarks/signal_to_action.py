@@ -109,7 +109,7 @@ then = [{{action = "notify", url = "{receiver.url}/hook", format = "webhook"}}]
     ws = demandloop.open(d)
     root = d / ws.settings.collector.log_dir
     log = DurableLog(root / "main")
-    loader = Loader(ws.store, root, own=log, **_hooks(ws)).start()
+    loader = Loader(ws.store, root, own=log, **_hooks(ws, threading.RLock())).start()
     state = CollectorState(log=log, keys=KeyRing(d), log_root=root, loader=loader)
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

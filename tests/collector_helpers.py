@@ -73,7 +73,7 @@ def collector(directory: Path, toml: str = "", maintain_every: float = 0.0
     log = DurableLog(root / "main")
     from demandloop.serve.run import _hooks, server_options
 
-    hooks = {**_hooks(ws), "maintenance_every": maintain_every}
+    hooks = {**_hooks(ws, threading.RLock()), "maintenance_every": maintain_every}
     loader = Loader(ws.store, root, own=log, **hooks).start()
     state = CollectorState(log=log, keys=KeyRing(directory, recheck_seconds=0.1),
                            log_root=root, loader=loader)

@@ -52,6 +52,7 @@ ARGS: dict[str, list[str]] = {
     "audiences export": ["mqa-accounts", "--format", "csv", "--out", "{t}/aud.csv"],
     "mail check": ["example.invalid", "--nameserver", "127.0.0.1:9"],
     "keys revoke": ["dl_notakey"],
+    "tokens revoke": ["dlt_notatoken"],
     "privacy export": ["{person}"],
     "privacy erase": ["{person}", "--yes"],
     "suppress add": ["someone@example.com"],

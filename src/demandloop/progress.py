@@ -32,6 +32,8 @@ class LazyProgress:
 
     def __init__(self, console: Console, label: str, total: float | None, *,
                  unit: str = "items", delay: float = 1.0) -> None:
+        # the CLI's consoles are proxies (see demandloop.cli.base): Rich wants the console
+        console = getattr(console, "dl_console", console)
         self.console, self.label, self.total, self.delay = console, label, total, delay
         self.unit = unit
         self.done = 0.0

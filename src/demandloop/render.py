@@ -48,3 +48,9 @@ def _cell(v: Any, fmt: str | None) -> str:
     if v is None or (isinstance(v, float) and pd.isna(v)):
         return ""
     return fmt.format(v) if fmt else str(v)
+
+
+def records(df: pd.DataFrame) -> list[dict[str, Any]]:
+    """A frame as JSON-ready rows: missing values become None (not NaN)."""
+    clean = df.astype(object).where(df.notna(), None)
+    return [{str(k): v for k, v in row.items()} for row in clean.to_dict("records")]

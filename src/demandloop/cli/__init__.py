@@ -14,11 +14,12 @@ import importlib
 import os
 import sys
 import traceback
+from collections.abc import Callable
 
 import typer
 from rich.markup import escape
 
-from demandloop.cli.base import _is_interrupt, app, err
+from demandloop.cli.base import Forward, _is_interrupt, app, err
 from demandloop.errors import DemandloopError, Interrupted
 
 #: the command groups, in the loop's order: each registers its commands on the root app
@@ -27,21 +28,42 @@ GROUPS = ("collect", "resolve", "score", "activate", "sequences", "measure", "se
 for _group in GROUPS:
     importlib.import_module(f"demandloop.cli.{_group}")
 
-__all__ = ["app", "main"]
+__all__ = ["app", "main", "run"]
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Run the CLI; errors become one line (plus FILE:LINE details) and an exit code."""
-    debug = "--debug" in (argv if argv is not None else sys.argv[1:]) or bool(
-        os.environ.get("DEMANDLOOP_DEBUG"))
+    """Run the CLI; errors become one line (plus FILE:LINE details) and an exit code. When
+    a running server owns the workspace, the command runs there and prints the same."""
+    args = list(argv if argv is not None else sys.argv[1:])
     try:
-        code = app(args=argv, standalone_mode=False)
-        # without standalone mode, click returns a command's typer.Exit code instead
-        if isinstance(code, int) and code:
-            sys.exit(code)
+        code = run(args)
+    except Forward as fwd:
+        from demandloop.serve.forward import forward
+
+        running = fwd.running
+        code = _guarded(lambda: forward(running, args), "--debug" in args)
+    sys.exit(code)
+
+
+def run(args: list[str]) -> int:
+    """Run one command line in this process; returns its exit code. Output goes to the
+    current streams (see :mod:`demandloop.cli.base`); :class:`Forward` passes through."""
+    debug = "--debug" in args or bool(os.environ.get("DEMANDLOOP_DEBUG"))
+    return _guarded(lambda: _invoke(args), debug)
+
+
+def _invoke(args: list[str]) -> int:
+    code = app(args=args, standalone_mode=False)
+    # without standalone mode, click returns a command's typer.Exit code instead
+    return code if isinstance(code, int) else 0
+
+
+def _guarded(fn: Callable[[], int], debug: bool) -> int:
+    try:
+        return fn()
     except Interrupted as exc:
         err.print(str(exc), highlight=False)
-        sys.exit(exc.exit_code)
+        return exc.exit_code
     except DemandloopError as exc:
         if debug:
             traceback.print_exc()
@@ -49,28 +71,28 @@ def main(argv: list[str] | None = None) -> None:
                   soft_wrap=True)
         for line in getattr(exc, "problems", []):
             err.print(f"  {line}", markup=False, highlight=False, soft_wrap=True)
-        sys.exit(exc.exit_code)
+        return exc.exit_code
     except (typer.Abort, KeyboardInterrupt):
-        _interrupted()
+        return _interrupted()
     except Exception as exc:
         if _is_interrupt(exc):
-            _interrupted()
+            return _interrupted()
         # Usage errors and exits: Typer >= 0.20 raises its own copies of click's exception
         # classes, so recognise them by what they do rather than by class.
         if hasattr(exc, "exit_code"):
             if hasattr(exc, "show"):
-                exc.show()
-            sys.exit(exc.exit_code)
+                exc.show(file=err.file)
+            return int(exc.exit_code)
         # anything else is a bug: say so plainly, keep the details for --debug
         if debug:
             traceback.print_exc()
         err.print(f"[bold red]internal error:[/bold red] {type(exc).__name__}: "
                   f"{escape(str(exc))} (rerun with --debug and report it)", highlight=False,
                   soft_wrap=True)
-        sys.exit(70)
+        return 70
 
 
-def _interrupted() -> None:
+def _interrupted() -> int:
     err.print("interrupted (what a command had committed stays; run it again to finish)",
               highlight=False)
-    sys.exit(130)
+    return 130

@@ -12,8 +12,10 @@ import typer
 from rich.markup import escape
 
 from demandloop.cli.base import (
+    _SERVED,
     CONFIG_FILE,
     JsonOpt,
+    _forward_if_served,
     _json,
     _open,
     _say,
@@ -127,14 +129,21 @@ def status(as_json: bool = JsonOpt) -> None:
     from demandloop.config import locate
     from demandloop.store.db import Store
 
-    # the store alone (no pandas, no Ibis): status answers at once
-    _, settings, path = locate(_workspace_dir())
-    store = Store.open(path, workspace_id=settings.workspace.id, threads=settings.store.threads,
-                       memory_limit=settings.store.memory_limit)
-    try:
-        counts = store.table_counts()
-    finally:
-        store.close()
+    served = _SERVED.get()
+    if served is not None:
+        counts = served.store.table_counts()
+    else:
+        # the store alone (no pandas, no Ibis): status answers at once
+        directory = _workspace_dir()
+        _forward_if_served(directory)
+        _, settings, path = locate(directory)
+        store = Store.open(path, workspace_id=settings.workspace.id,
+                           threads=settings.store.threads,
+                           memory_limit=settings.store.memory_limit)
+        try:
+            counts = store.table_counts()
+        finally:
+            store.close()
     if as_json:
         _json(counts)
         return

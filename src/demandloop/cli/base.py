@@ -3,11 +3,13 @@ the workspace, and rendering (JSON, tables, one sentence)."""
 
 from __future__ import annotations
 
+import contextvars
 import datetime as dt
 import os
 import sys
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any, cast
 
 import orjson
 import typer
@@ -15,7 +17,7 @@ from rich.console import Console
 
 from demandloop.errors import NotFoundError, UsageError
 from demandloop.lazy import LazyModule
-from demandloop.render import frame_table
+from demandloop.render import frame_table, records
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -78,10 +80,61 @@ def _console(stderr: bool = False) -> Console:
     return Console(stderr=stderr, width=width)
 
 
-out = _console()
+@dataclass
+class Streams:
+    """Where a command writes: the terminal's, or (a command run by the server for a CLI
+    elsewhere) a pair of buffers sent back to it."""
+
+    out: Console
+    err: Console
+    stdout: IO[str]
 
 
-err = _console(stderr=True)
+_STREAMS: contextvars.ContextVar[Streams | None] = contextvars.ContextVar(
+    "demandloop_streams", default=None)
+#: the workspace a server runs commands on (None: open it, or find its server)
+_SERVED: contextvars.ContextVar[Workspace | None] = contextvars.ContextVar(
+    "demandloop_served", default=None)
+
+
+class _ConsoleProxy:
+    """``out`` and ``err``: the console of the current :class:`Streams`, else the
+    terminal's. Every command module imports them by name, so they cannot be rebound."""
+
+    def __init__(self, console: Console, stderr: bool) -> None:
+        self._default, self._stderr = console, stderr
+
+    @property
+    def dl_console(self) -> Console:
+        streams = _STREAMS.get()
+        if streams is None:
+            return self._default
+        return streams.err if self._stderr else streams.out
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.dl_console, name)
+
+
+out = cast(Console, _ConsoleProxy(_console(), stderr=False))
+
+
+err = cast(Console, _ConsoleProxy(_console(stderr=True), stderr=True))
+
+
+def _stdout() -> IO[str]:
+    """Standard output for raw text (JSON, CSV), redirected as the consoles are."""
+    streams = _STREAMS.get()
+    return streams.stdout if streams is not None else sys.stdout
+
+
+class Forward(BaseException):  # noqa: N818 - a signal to main(), not an error
+    """Raised where a command would open a workspace that a running server owns: main()
+    sends the command line to that server instead. A BaseException, so that a command's
+    own ``except Exception`` cannot swallow it."""
+
+    def __init__(self, running: Any) -> None:
+        super().__init__("forward to the server")
+        self.running = running
 
 
 _state: dict[str, Any] = {"workspace": Path("."), "debug": False}
@@ -118,6 +171,9 @@ def _global(
 def _workspace_dir() -> Path:
     """The workspace folder, which must exist: only 'init' (and 'demo') create one, so a
     misspelt -w is an error, not a new empty workspace."""
+    served = _SERVED.get()
+    if served is not None:
+        return served.directory
     d = Path(_state["workspace"])
     if d.suffix == ".duckdb" and d.is_file():
         return d
@@ -130,19 +186,33 @@ def _workspace_dir() -> Path:
 
 
 def _open(path: Path | None = None) -> Workspace:
+    """The workspace: the server's own when a server runs this command; else, if a server
+    owns it, :class:`Forward` (main() sends the command there); else opened here."""
+    served = _SERVED.get()
+    if served is not None:
+        return served.borrow()
+    directory = path or _workspace_dir()
+    _forward_if_served(directory)
     from demandloop.workspace import Workspace
 
-    return Workspace.open(path or _workspace_dir())
+    return Workspace.open(directory)
+
+
+def _forward_if_served(directory: Path) -> None:
+    from demandloop.serve import owner
+
+    running = owner.find(directory.parent if directory.suffix == ".duckdb" else directory)
+    if running is not None:
+        raise Forward(running)
 
 
 def _json(data: Any) -> None:
-    sys.stdout.write(orjson.dumps(data, default=str, option=orjson.OPT_INDENT_2
+    _stdout().write(orjson.dumps(data, default=str, option=orjson.OPT_INDENT_2
                                   | orjson.OPT_SERIALIZE_NUMPY).decode() + "\n")
 
 
 def _records(df: pd.DataFrame) -> list[dict[str, Any]]:
-    clean = df.astype(object).where(df.notna(), None)
-    return [{str(k): v for k, v in row.items()} for row in clean.to_dict("records")]
+    return records(df)
 
 
 def _table(df: pd.DataFrame, title: str, formats: dict[str, str] | None = None) -> Any:

@@ -3,7 +3,6 @@ lead-scoring|sla``: the measure stage's commands."""
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -18,6 +17,7 @@ from demandloop.cli.base import (
     _print_report,
     _records,
     _say,
+    _stdout,
     _table,
     err,
     out,
@@ -26,6 +26,8 @@ from demandloop.cli.base import (
 from demandloop.errors import UsageError
 from demandloop.lazy import LazyModule
 from demandloop.measure.names import ALL_MODELS, DEFAULT_MODELS, DIMENSIONS, STAGES
+from demandloop.serve import reports
+from demandloop.serve.reports import NO_HISTORY
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -43,7 +45,7 @@ def _emit(df: pd.DataFrame, title: str, as_json: bool, as_csv: bool,
     if as_json:
         _json({**(extra or {}), "rows": _records(df)} if extra else _records(df))
     elif as_csv:
-        df.to_csv(sys.stdout, index=False)
+        df.to_csv(_stdout(), index=False)
     else:
         out.print(_table(df, title, formats))
 
@@ -54,6 +56,10 @@ def report_funnel(
     as_json: bool = JsonOpt, as_csv: bool = CsvOpt,
 ) -> None:
     """Reach -> engaged -> MQL -> MQA -> opportunity -> won: counts, rates, velocity."""
+    if as_json and not as_csv:
+        with _open() as ws:
+            _json(reports.payload(ws, "funnel", {"by": by}))
+        return
     with _open() as ws:
         df = ws.funnel(by)
         note = NO_HISTORY if ws.score_snapshots() <= 1 else None
@@ -95,13 +101,14 @@ def _short(column: str) -> str:
 @report_app.command("health")
 def report_health(as_json: bool = JsonOpt, as_csv: bool = CsvOpt) -> None:
     """Demand vs capture trends (Mann-Kendall, Theil-Sen) and the shrinking-pool alarm."""
+    if as_json and not as_csv:
+        with _open() as ws:
+            _json(reports.payload(ws, "health", {}))
+        return
     with _open() as ws:
         summary, series = ws.health()
     if as_csv:
-        series.reset_index().to_csv(sys.stdout, index=False)
-        return
-    if as_json:
-        _json({**summary, "series": _records(series.reset_index())})
+        series.reset_index().to_csv(_stdout(), index=False)
         return
     rows = pd.DataFrame([{"indicator": k, **{f: v[f] for f in ("tau", "p", "slope",
                                                                 "change", "direction")}}
@@ -125,7 +132,12 @@ def report_attribution(
     as_json: bool = JsonOpt, as_csv: bool = CsvOpt,
 ) -> None:
     """Credit per channel under each attribution model, side by side."""
-    names = tuple(m.strip() for m in models.split(",") if m.strip())
+    names = reports.models(models)
+    if as_json and not as_csv:
+        with _open() as ws:
+            _json(reports.payload(ws, "attribution", {"level": level, "outcome": outcome,
+                                                      "models": models, "measure": measure}))
+        return
     with _open() as ws:
         df = ws.attribution(level=level, outcome=outcome, models=names, measure=measure)
     fmt = "{:,.0f}" if measure == "value" else "{:.2f}"
@@ -136,12 +148,13 @@ def report_attribution(
 @report_app.command("pipeline")
 def report_pipeline(as_json: bool = JsonOpt, as_csv: bool = CsvOpt) -> None:
     """Pipeline sourced (first touch) vs influenced (touch in the window) per channel."""
+    if as_json and not as_csv:
+        with _open() as ws:
+            _json(reports.payload(ws, "pipeline", {}))
+        return
     with _open() as ws:
         data = ws.pipeline()
     s = data["summary"]
-    if as_json:
-        _json({"summary": s, "channels": _records(data["channels"])})
-        return
     if not as_csv:
         d = s["demand_influenced"]
         out.print(f"{s['opportunities']:,} opportunities, {s['amount']:,.0f} pipeline, "
@@ -156,12 +169,12 @@ def report_pipeline(as_json: bool = JsonOpt, as_csv: bool = CsvOpt) -> None:
 @report_app.command("scorecard")
 def report_scorecard(as_json: bool = JsonOpt, as_csv: bool = CsvOpt) -> None:
     """Demand gen vs lead gen: the published rubric next to your measured criteria."""
+    if as_json and not as_csv:
+        with _open() as ws:
+            _json(reports.payload(ws, "scorecard", {}))
+        return
     with _open() as ws:
         data = ws.scorecard()
-    if as_json:
-        _json({**{k: v for k, v in data.items() if k not in ("card", "channels")},
-               "card": _records(data["card"]), "channels": _records(data["channels"])})
-        return
     _emit(data["card"], "program scorecard (0-10 per criterion)", False, as_csv,
           {c: "{:.1f}" for c in data["card"].columns if c not in ("criterion",)})
     if not as_csv:
@@ -183,10 +196,6 @@ def report_html(path: Path = typer.Argument(..., help="Where to write the report
     _say(as_json, {"wrote": str(written)}, f"wrote {written}")
 
 
-#: what velocity and speed to lead say before stage changes have dates of their own
-NO_HISTORY = ("one scoring run dates every stage change to that run, so there is no "
-              "history to measure yet: run 'demandloop score --backfill 7' (or let "
-              "'demandloop serve' score as events arrive)")
 
 
 @report_app.command("conversion")
@@ -221,13 +230,14 @@ def report_lead_scoring(split: str | None = typer.Option(
 @report_app.command("sla")
 def report_sla(as_json: bool = JsonOpt) -> None:
     """Speed to lead: hours from MQA / MQL to the first sales touch, and SLA breaches."""
+    if as_json:
+        with _open() as ws:
+            _json(reports.payload(ws, "sla", {}))
+        return
     with _open() as ws:
         data = ws.sla()
         hours = ws.settings.score.sla_hours
         note = NO_HISTORY if ws.score_snapshots() <= 1 else None
-    if as_json:
-        _json({**data, "note": note} if note else data)
-        return
     df = pd.DataFrame([{"stage": k, **v} for k, v in data.items()])
     out.print(_table(df, f"speed to lead (SLA {hours:g} h)", {"median_hours": "{:.1f}"}))
     if note:

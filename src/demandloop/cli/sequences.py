@@ -3,7 +3,6 @@ add|remove|list|import``: personalised email, sent safely (the activate stage)."
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -173,24 +172,9 @@ def suppress_import(
     as_json: bool = JsonOpt,
 ) -> None:
     """Import a suppression list; a file with a bad row imports nothing."""
-    try:
-        with path.open(newline="", encoding="utf-8-sig") as fh:
-            reader = csv.DictReader(fh)
-            columns = {c.strip().lower(): c for c in reader.fieldnames or []}
-            column = columns.get("email") or columns.get("email address")
-            if column is None:
-                raise InputError(f"{path}: no 'email' column (columns: "
-                                 f"{', '.join(reader.fieldnames or []) or 'none'})",
-                                 hint="export the list with an 'email' header")
-            emails = []
-            for line, row in enumerate(reader, start=2):
-                value = (row.get(column) or "").strip()
-                if "@" not in value:
-                    raise InputError(f"{path}:{line}: not an email address: '{value}'",
-                                     hint="fix the row; nothing was imported")
-                emails.append(value)
-    except OSError as exc:
-        raise InputError(f"cannot read {path}: {exc.strerror}") from None
+    from demandloop.activate.suppression_csv import read_emails
+
+    emails = read_emails(path)
     with _open() as ws:
         n = ws.suppress(emails, reason=reason, source=f"import:{path.name}")
     _say(as_json, {"imported": len(emails), "new": n},

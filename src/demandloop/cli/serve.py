@@ -1,4 +1,5 @@
-"""``demandloop serve`` and ``demandloop keys create|list|revoke``."""
+"""``demandloop serve``, ``demandloop keys create|list|revoke`` (write keys) and
+``demandloop tokens create|list|revoke`` (API tokens)."""
 
 from __future__ import annotations
 
@@ -89,3 +90,53 @@ def keys_revoke(key: str = typer.Argument(..., help="The key, or its id from 'ke
     """Revoke a write key: the collector refuses it within a second (401)."""
     info = keystore.revoke(_dir(), key)
     _say(as_json, info.__dict__, f"revoked {info.id} (workspace '{info.workspace}')")
+
+
+tokens_app = typer.Typer(no_args_is_help=True,
+                         help="API tokens for /api/v1 (scopes: read, write, admin).")
+
+
+app.add_typer(tokens_app, name="tokens")
+
+
+@tokens_app.command("create")
+def tokens_create(
+    scope: str = typer.Option("read", "--scope", help="read (GET), write (imports, "
+                              "rescore) or admin (every command, as the CLI)."),
+    name: str = typer.Option("", "--name", help="What the token is for (e.g. 'dashboard')."),
+    as_json: bool = JsonOpt,
+) -> None:
+    """Create an API token; it is shown once, store it where the client keeps secrets."""
+    from demandloop.serve import tokens
+
+    token, info = tokens.create(_dir(), scope, name)
+    if as_json:
+        _json({"token": token, **info.__dict__})
+        return
+    out.print(f"API token with scope '{info.scope}' (shown once): [bold]{token}[/bold]")
+
+
+@tokens_app.command("list")
+def tokens_list(as_json: bool = JsonOpt) -> None:
+    """API tokens: id, name, scope, created, revoked (never the token)."""
+    from demandloop.serve import tokens
+
+    rows = [t.__dict__ for t in tokens.list_tokens(_dir())]
+    if as_json:
+        _json(rows)
+        return
+    import pandas as pd
+
+    out.print(_table(pd.DataFrame(rows, columns=["id", "name", "scope", "created_at",
+                                                 "revoked_at"]), "API tokens"))
+
+
+@tokens_app.command("revoke")
+def tokens_revoke(token: str = typer.Argument(..., help="The token, or its id from "
+                                              "'tokens list'."),
+                  as_json: bool = JsonOpt) -> None:
+    """Revoke an API token: the API refuses it within a second (401)."""
+    from demandloop.serve import tokens
+
+    info = tokens.revoke(_dir(), token)
+    _say(as_json, info.__dict__, f"revoked API token {info.id} ('{info.name}')")

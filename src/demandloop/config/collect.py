@@ -84,9 +84,17 @@ class CollectorSettings(Section):
     cookie_days: int = Field(365, ge=1, le=730, description="Lifetime of dl.js's first-party "
                              "anonymous id cookie.")
     rescore_minutes: float = Field(15.0, ge=0, description="While serving, resolve, score "
-                                   "and run workflows this often when new events arrived "
-                                   "(0: never; the server holds the database, so the "
-                                   "'score' command cannot run beside it).")
+                                   "and run workflows at least this often when new events "
+                                   "arrived (0: never, live rescoring included).")
+    rescore_after_load_seconds: float = Field(2.0, ge=0, description="While serving, "
+                                              "resolve (incrementally), score and run "
+                                              "workflows after a load, at most this often, so "
+                                              "a stage change fires its workflows seconds "
+                                              "after the event (0: only every "
+                                              "rescore_minutes).")
+    api_port: int = Field(0, ge=0, le=65535, description="With several workers, the port "
+                          "of /api/v1 (served by the process that holds the database; 0: "
+                          "port + 1). With one worker the API shares the collector's port.")
 
     @field_validator("trusted_proxies")
     @classmethod

@@ -63,8 +63,10 @@ def _answer(r: Reject) -> Response:
                     headers={k.decode(): v.decode() for k, v in headers})
 
 
-def create_app(settings: Settings, state: CollectorState) -> ASGIApp:
-    """The collector as one ASGI application over *state* (log, keys, loader, metrics)."""
+def create_app(settings: Settings, state: CollectorState, api: ASGIApp | None = None
+               ) -> ASGIApp:
+    """The collector as one ASGI application over *state* (log, keys, loader, metrics),
+    with the JSON API at ``/api/v1`` when this process holds the database (*api*)."""
     c = settings.collector
     app = FastAPI(title="demandloop collector", docs_url=None, redoc_url=None,
                   openapi_url=None)
@@ -138,6 +140,8 @@ def create_app(settings: Settings, state: CollectorState) -> ASGIApp:
                         media_type="text/plain; version=0.0.4")
 
     unsubscribe.register(app, state, state.keys.path.parent)
+    if api is not None:
+        app.mount("/api/v1", api)
 
     @app.exception_handler(404)
     async def not_found(request: Request, exc: Exception) -> Response:

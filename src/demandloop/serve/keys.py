@@ -41,23 +41,36 @@ class KeyInfo:
     revoked_at: str | None
 
 
-def _read(path: Path) -> list[dict[str, Any]]:
+def read_records(path: Path, field: str = "keys") -> list[dict[str, Any]]:
+    """The records of a credentials file (``keys.json``, ``api-tokens.json``)."""
     if not path.exists():
         return []
     try:
         data = orjson.loads(path.read_bytes())
     except orjson.JSONDecodeError as exc:
         raise UsageError(f"{path} is not valid JSON: {exc}",
-                         hint="restore it, or delete it and create new keys") from None
-    return list(data.get("keys", []))
+                         hint=f"restore it, or delete it and create new {field}") from None
+    return list(data.get(field, []))
+
+
+def write_records(path: Path, field: str, rows: list[dict[str, Any]]) -> None:
+    """Replace a credentials file atomically, readable by its owner only (it holds hashes,
+    and which keys exist is nobody else's business)."""
+    tmp = path.with_suffix(".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(orjson.dumps({field: rows}, option=orjson.OPT_INDENT_2))
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+
+
+def _read(path: Path) -> list[dict[str, Any]]:
+    return read_records(path, "keys")
 
 
 def _write(path: Path, keys: list[dict[str, Any]]) -> None:
-    tmp = path.with_suffix(".tmp")
-    tmp.write_bytes(orjson.dumps({"keys": keys}, option=orjson.OPT_INDENT_2))
-    with tmp.open("rb") as fh:
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
+    write_records(path, "keys", keys)
 
 
 def create(directory: Path, workspace: str, name: str = "") -> tuple[str, KeyInfo]:

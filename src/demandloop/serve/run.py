@@ -9,7 +9,9 @@ left stays in the log, said on stderr, and loads at the next start); after SIGKI
 start replays the log. uvicorn re-raises the signal once it has shut down, which would kill
 the process before that drain: :class:`_Server` keeps the signal instead.
 Since this process holds the database, it also runs the rest of the loop (resolve, score,
-workflows) in the loader thread every ``collector.rescore_minutes`` when events arrived.
+workflows) in the loader thread a few seconds after events load
+(``collector.rescore_after_load_seconds``), serves ``/api/v1`` (:mod:`.api`), and announces
+itself in ``server.json`` so that the CLI runs its commands here (:mod:`.forward`).
 """
 
 from __future__ import annotations
@@ -18,9 +20,10 @@ import contextlib
 import logging
 import os
 import signal
+import socket
 import sys
 import threading
-from collections.abc import Generator
+from collections.abc import Callable, Generator
 from pathlib import Path
 from typing import Any
 
@@ -28,8 +31,11 @@ import uvicorn
 
 from demandloop.collect.log import DurableLog
 from demandloop.config import Settings
+from demandloop.serve import owner, tokens
+from demandloop.serve.api import create_api
 from demandloop.serve.app import create_app
 from demandloop.serve.guard import GuardedProtocol, raise_fd_limit
+from demandloop.serve.jobs import Jobs
 from demandloop.serve.keys import KeyRing
 from demandloop.serve.loader import Loader
 from demandloop.serve.state import CollectorState
@@ -46,7 +52,18 @@ logger = logging.getLogger("demandloop.loader")
 class _Server(uvicorn.Server):
     """uvicorn's server, minus re-raising SIGTERM/SIGINT after its graceful shutdown: the
     caller drains the loader first (uvicorn's re-raise killed the process with acknowledged
-    events still in the log, and made exit codes depend on timing)."""
+    events still in the log, and made exit codes depend on timing). *on_started* runs once
+    it listens (the server file must not name an address nobody answers yet)."""
+
+    def __init__(self, config: uvicorn.Config,
+                 on_started: Callable[[], object] | None = None) -> None:
+        super().__init__(config)
+        self.on_started = on_started
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets)
+        if self.started and self.on_started is not None:
+            self.on_started()
 
     @contextlib.contextmanager
     def capture_signals(self) -> Generator[None, None, None]:
@@ -86,7 +103,8 @@ def _logging(access_log: bool) -> None:
 def serve(directory: Path, *, host: str | None = None, port: int | None = None,
           workers: int | None = None, access_log: bool = True) -> None:
     """Run the collector for the workspace in *directory* until stopped."""
-    ws = Workspace.open(directory)
+    # absolute: commands run for the CLI change this process's directory while they run
+    ws = Workspace.open(directory.resolve())
     c = ws.settings.collector
     host, port, workers = host or c.host, port or c.port, workers or c.workers
     root = ws.directory / c.log_dir
@@ -98,28 +116,47 @@ def serve(directory: Path, *, host: str | None = None, port: int | None = None,
     # waiting requests; the default 5 ms switch interval would add that much latency
     sys.setswitchinterval(0.0005)
     common = server_options(ws.settings, host, port)
+    lock = threading.RLock()  # the loop's: loader maintenance, jobs, commands for the CLI
+    admin = tokens.new_admin_token()
+    keyring = KeyRing(ws.directory)
+    jobs = Jobs(lock)
+    api = create_api(ws, tokens.TokenRing(ws.directory, {admin: "admin"}), keyring, jobs,
+                     lock)
     stopped = True
     try:
         if workers == 1:
             log = DurableLog(root / "main")
-            loader = Loader(ws.store, root, own=log, **_hooks(ws)).start()
-            state = CollectorState(log=log, keys=KeyRing(ws.directory), log_root=root,
-                                   loader=loader)
-            server = _Server(uvicorn.Config(create_app(ws.settings, state), **common))
+            loader = Loader(ws.store, root, own=log, **_hooks(ws, lock)).start()
+            state = CollectorState(log=log, keys=keyring, log_root=root, loader=loader)
+            url = owner.local_url(host, port)
+            server = _Server(uvicorn.Config(create_app(ws.settings, state, api), **common),
+                             on_started=lambda: owner.announce(ws.directory, url, admin))
             try:
                 server.run()
             finally:
+                owner.withdraw(ws.directory)
                 stopped = _drain(loader, c.drain_seconds)
                 log.close()
         else:
-            loader = Loader(ws.store, root, **_hooks(ws)).start()
-            os.environ[ENV_DIR] = str(ws.directory.resolve())
+            loader = Loader(ws.store, root, **_hooks(ws, lock)).start()
+            os.environ[ENV_DIR] = str(ws.directory)
+            api_port = c.api_port or port + 1
+            url = owner.local_url(host, api_port)
+            api_server = _Server(uvicorn.Config(api, **server_options(ws.settings, host,
+                                                                      api_port)),
+                                 on_started=lambda: owner.announce(ws.directory, url, admin))
+            api_thread = threading.Thread(target=api_server.run, name="dl-api", daemon=True)
+            api_thread.start()
             try:
                 uvicorn.run("demandloop.serve.run:worker_app", factory=True, workers=workers,
                             **common)
             finally:
+                owner.withdraw(ws.directory)
+                api_server.should_exit = True
+                api_thread.join(timeout=15)
                 stopped = _drain(loader, c.drain_seconds)
     finally:
+        jobs.shutdown()
         if stopped:  # else exiting ends the loader's work; DuckDB's WAL keeps what committed
             ws.close()
 
@@ -137,11 +174,20 @@ def server_options(settings: Settings, host: str, port: int) -> dict[str, Any]:
             "proxy_headers": False}
 
 
-def _hooks(ws: Workspace) -> dict[str, Any]:
+def _hooks(ws: Workspace, lock: threading.RLock) -> dict[str, Any]:
     """What the loader thread (the database's one writer) runs besides loading: the live
-    workflows after each load, the loop (resolve, score, workflows, sequences) every
-    ``collector.rescore_minutes``, the sequence sender every ``activate.mail.tick_seconds``
-    and the raw-event retention (``collect.retention_days``) every hour, events or not."""
+    workflows after each load; the loop (resolve, score, workflows, sequences) after loads,
+    at most every ``collector.rescore_after_load_seconds`` (resolve is incremental, so this
+    costs what arrived, not what is stored) and at least every ``collector.rescore_minutes``;
+    the sequence sender every ``activate.mail.tick_seconds``; and the raw-event retention
+    (``collect.retention_days``) every hour, events or not. Each holds *lock*, so it never
+    interleaves with a command the server runs for the CLI or an API job."""
+
+    def locked(fn: Callable[[], object]) -> Callable[[], None]:
+        def run() -> None:
+            with lock:
+                fn()
+        return run
 
     def maintenance() -> None:
         ws.resolve()
@@ -149,15 +195,14 @@ def _hooks(ws: Workspace) -> dict[str, Any]:
         ws.run_workflows()
         ws.run_sequences()
 
-    def live() -> None:
-        ws.react()
-
     ws.react()  # starts the live cursor here, so the first batch loaded fires too
     c, m = ws.settings.collector, ws.settings.activate.mail
-    return {"maintenance": maintenance, "maintenance_every": c.rescore_minutes * 60,
-            "on_loaded": live,
-            "periodic": (("sequences", ws.run_sequences, m.tick_seconds),
-                         ("retention", ws.apply_retention, RETENTION_EVERY))}
+    every = 0.0 if c.rescore_minutes <= 0 else (
+        c.rescore_after_load_seconds or c.rescore_minutes * 60)
+    return {"maintenance": locked(maintenance), "maintenance_every": every,
+            "on_loaded": locked(ws.react),
+            "periodic": (("sequences", locked(ws.run_sequences), m.tick_seconds),
+                         ("retention", locked(ws.apply_retention), RETENTION_EVERY))}
 
 
 def worker_app() -> object:

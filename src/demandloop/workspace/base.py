@@ -30,6 +30,7 @@ class Base:
         self.directory = directory
         self.settings = settings
         self.store = store
+        self._borrowed = False
 
     @classmethod
     def open(cls, path: str | Path = ".", *, settings: Settings | None = None) -> Workspace:
@@ -44,7 +45,15 @@ class Base:
         return cast("Workspace", cls(directory, settings, store))
 
     def close(self) -> None:
-        self.store.close()
+        if not self._borrowed:
+            self.store.close()
+
+    def borrow(self) -> Workspace:
+        """This workspace for one command run by the server that holds it: the same store
+        and settings, and closing it leaves the store open."""
+        other = cast("Workspace", type(self)(self.directory, self.settings, self.store))
+        other._borrowed = True
+        return other
 
     def __enter__(self) -> Workspace:
         return self.facade

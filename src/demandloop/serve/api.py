@@ -1,0 +1,272 @@
+"""``/api/v1``: the JSON API over a workspace, served by the process that holds it.
+
+Accounts (filters, sort, keyset pages), one account whole, people, every report, CSV
+imports, rescore jobs, and ``/cli`` (what the CLI sends when a server owns the workspace).
+Every route needs an API token (:mod:`.tokens`) of the scope it names; a write key is
+refused here whatever it is sent as. The schema is published at ``/api/v1/openapi.json``
+and browsable at ``/api/v1/docs``. Errors have the collector's one shape,
+``{"success": false, "error": {"code", "message"}}``.
+
+Reads run on cursors of their own in a thread pool, beside the loader: they never wait for
+ingestion, and ingestion never waits for them. Heavy reports are computed once per state of
+the data (see :class:`ReportCache`).
+"""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+import threading
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import orjson
+from fastapi import Depends, FastAPI, File, Query, Request, UploadFile
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import Response
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import BaseModel, Field
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from demandloop.errors import DemandloopError
+from demandloop.serve import forward, reports
+from demandloop.serve.envelope import Reject
+from demandloop.serve.jobs import Jobs
+from demandloop.serve.keys import KeyRing
+from demandloop.serve.report_cache import ReportCache
+from demandloop.serve.tokens import TokenRing, allows
+from demandloop.store import account_pages as pages
+
+if TYPE_CHECKING:
+    from demandloop.workspace import Workspace
+
+log = logging.getLogger("demandloop.loader")
+IMPORT_KINDS = ("accounts", "contacts", "opportunities", "spend", "ip-ranges", "suppressions")
+#: largest CSV an import accepts (bigger files: the CLI, which reads them from disk)
+MAX_UPLOAD_BYTES = 256 << 20
+
+
+class CliRequest(BaseModel):
+    argv: list[str] = Field(max_length=200)
+    cwd: str = Field(max_length=4096)
+    width: int = Field(200, ge=20, le=1000)
+    color_system: str | None = Field(None, pattern="^(standard|256|truecolor|windows)$")
+    terminal: bool = False
+
+
+def _json(data: Any, status: int = 200) -> Response:
+    return Response(orjson.dumps(data, default=str, option=orjson.OPT_SERIALIZE_NUMPY
+                                 | orjson.OPT_NON_STR_KEYS),
+                    status_code=status, media_type="application/json")
+
+
+def _reject(r: Reject) -> Response:
+    body, headers = r.payload()
+    return Response(body, status_code=r.status, media_type="application/json",
+                    headers={k.decode(): v.decode() for k, v in headers
+                             if k != b"www-authenticate"}
+                    | ({"WWW-Authenticate": 'Bearer realm="demandloop"'}
+                       if r.status == 401 else {}))
+
+
+def create_api(ws: Workspace, tokens: TokenRing, keys: KeyRing, jobs: Jobs,
+               loop_lock: threading.RLock) -> FastAPI:
+    """The API over *ws* (the server's workspace)."""
+    api = FastAPI(title="demandloop API", version="1", openapi_url="/openapi.json",
+                  docs_url="/docs", redoc_url=None, servers=[{"url": "/api/v1"}],
+                  description="Accounts, people, reports, imports and jobs of one "
+                  "demandloop workspace. Send an API token as 'Authorization: Bearer "
+                  "<token>' (demandloop tokens create --scope read|write|admin).")
+    cache = ReportCache(ws)
+    jobs.on_done = cache.changed
+
+    bearer = HTTPBearer(auto_error=False, description="An API token: demandloop tokens "
+                        "create --scope read|write|admin")
+
+    def scope(needed: str) -> Any:
+        def check(request: Request,
+                  creds: HTTPAuthorizationCredentials | None = Depends(bearer)  # noqa: B008
+                  ) -> str:
+            token = creds.credentials.strip() if creds is not None else ""
+            if not token:
+                # Segment's SDKs send the write key as Basic auth: say why it cannot read
+                if request.headers.get("authorization", "").lower().startswith("basic"):
+                    raise Reject(401, "write_key_refused",
+                                 "a write key can only send events; use an API token")
+                raise Reject(401, "missing_token",
+                             "send an API token as 'Authorization: Bearer <token>'")
+            granted = tokens.scope(token)
+            if granted is None:
+                if keys.workspace(token) is not None:
+                    raise Reject(401, "write_key_refused",
+                                 "a write key can only send events; use an API token")
+                raise Reject(401, "invalid_token", "unknown or revoked API token")
+            if not allows(granted, needed):
+                raise Reject(403, "insufficient_scope",
+                             f"this token's scope is '{granted}'; this needs '{needed}'")
+            return granted
+        return Depends(check)
+
+    read, write, admin = scope("read"), scope("write"), scope("admin")
+
+    @api.exception_handler(Reject)
+    async def rejected(request: Request, exc: Reject) -> Response:
+        return _reject(exc)
+
+    @api.exception_handler(DemandloopError)
+    async def failed(request: Request, exc: DemandloopError) -> Response:
+        return _reject(Reject(exc.http_status, type(exc).__name__.removesuffix("Error")
+                              .lower() or "error", str(exc)))
+
+    @api.exception_handler(Exception)
+    async def crashed(request: Request, exc: Exception) -> Response:
+        # a bug: logged whole for the operator, one line in the one shape for the client
+        log.error("%s %s failed", request.method, request.url.path, exc_info=exc)
+        return _reject(Reject(500, "internal_error", f"{type(exc).__name__}: the server "
+                              "failed on this request (its log has the details)"))
+
+    @api.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        what = {404: ("not_found", f"no endpoint {request.url.path[:80]}"),
+                405: ("method_not_allowed",
+                      f"{request.method} is not allowed on {request.url.path[:80]}")}
+        code, message = what.get(exc.status_code, ("error", str(exc.detail)[:200]))
+        return _reject(Reject(exc.status_code, code, message))
+
+    @api.exception_handler(RequestValidationError)
+    async def invalid(request: Request, exc: RequestValidationError) -> Response:
+        problems = [f"{'.'.join(str(p) for p in e.get('loc', ()))}: {e.get('msg')}"
+                    for e in exc.errors()[:20]]
+        return _reject(Reject(422, "invalid_request", "the request's parameters are not "
+                              "valid", problems))
+
+    @api.get("/accounts", dependencies=[read], summary="Accounts, filtered, sorted, paged")
+    async def accounts(
+        stage: Annotated[list[str], Query(max_length=20)] = [],  # noqa: B006 - FastAPI's way
+        band: Annotated[list[str], Query(max_length=20)] = [],  # noqa: B006
+        intent_min: Annotated[float | None, Query(ge=0, le=1e9)] = None,
+        surging: bool | None = None, target: bool | None = None,
+        owner: Annotated[str | None, Query(max_length=200)] = None,
+        industry: Annotated[str | None, Query(max_length=200)] = None,
+        q: Annotated[str | None, Query(max_length=200)] = None,
+        sort: Annotated[str, Query(pattern=r"^-?[a-z_]{1,30}$")] = "-priority",
+        limit: Annotated[int, Query(ge=1, le=1000)] = 50,
+        cursor: Annotated[str | None, Query(max_length=2000)] = None,
+    ) -> Response:
+        where = pages.AccountFilter(tuple(stage), tuple(band), intent_min, surging, target,
+                                    owner, industry, q)
+        rows, nxt = await run_in_threadpool(pages.account_page, ws.store, where, sort, limit,
+                                            cursor)
+        return _json({"data": rows, "next": nxt})
+
+    @api.get("/accounts/{account_id}", dependencies=[read],
+             summary="One account: scores, explanation, people, timeline, history, jobs")
+    async def account(account_id: str,
+                      limit: Annotated[int, Query(ge=1, le=1000)] = 100) -> Response:
+        def build() -> dict[str, Any] | None:
+            found = pages.account_detail(ws.store, account_id, limit)
+            if found is not None:
+                found["explanation"] = ws.explain_account(account_id)
+            return found
+        found = await run_in_threadpool(build)
+        if found is None:
+            raise Reject(404, "not_found", f"no account '{account_id[:80]}'")
+        return _json(found)
+
+    @api.get("/people", dependencies=[read], summary="People, optionally of one account")
+    async def people(account: Annotated[str | None, Query(max_length=200)] = None,
+                     q: Annotated[str | None, Query(max_length=200)] = None,
+                     limit: Annotated[int, Query(ge=1, le=1000)] = 50,
+                     cursor: Annotated[str | None, Query(max_length=2000)] = None
+                     ) -> Response:
+        rows, nxt = await run_in_threadpool(pages.person_page, ws.store, account, q, limit,
+                                            cursor)
+        return _json({"data": rows, "next": nxt})
+
+    @api.get("/reports/{name}", dependencies=[read],
+             summary="A report: funnel, health, attribution, pipeline, scorecard or sla")
+    async def report(name: str, by: Annotated[str | None, Query(max_length=40)] = None,
+                     level: Annotated[str, Query(max_length=20)] = "account",
+                     outcome: Annotated[str, Query(max_length=20)] = "opportunity",
+                     models: Annotated[str | None, Query(max_length=300)] = None,
+                     measure: Annotated[str, Query(max_length=20)] = "conversions"
+                     ) -> Response:
+        if name not in reports.REPORTS:
+            raise Reject(404, "not_found", f"no report '{name[:40]}'; the reports are "
+                         f"{', '.join(reports.REPORTS)}")
+        params: dict[str, Any] = {
+            "funnel": {"by": by}, "attribution": {"level": level, "outcome": outcome,
+                                                  "models": models, "measure": measure},
+        }.get(name, {})
+        return _json(await run_in_threadpool(cache.get, name, params))
+
+    @api.post("/imports/{kind}", dependencies=[write], summary="Import a CSV (multipart)")
+    async def import_csv(kind: str, file: Annotated[UploadFile, File()]) -> Response:
+        if kind not in IMPORT_KINDS:
+            raise Reject(404, "not_found", f"no import '{kind[:40]}'; use one of "
+                         f"{', '.join(IMPORT_KINDS)}")
+        with tempfile.TemporaryDirectory(prefix="dl-import-") as tmp:
+            path = Path(tmp) / Path(file.filename or f"{kind}.csv").name
+            size = 0
+            with path.open("wb") as fh:
+                while chunk := await file.read(1 << 20):
+                    size += len(chunk)
+                    if size > MAX_UPLOAD_BYTES:
+                        raise Reject(413, "too_large", f"the file is over "
+                                     f"{MAX_UPLOAD_BYTES >> 20} MB; import it with the CLI")
+                    fh.write(chunk)
+            try:
+                result = await run_in_threadpool(jobs.run_now,
+                                                 lambda: _import(ws, kind, path))
+            except DemandloopError as exc:  # name the upload, not the temporary copy
+                raise Reject(exc.http_status, "invalid_file",
+                             str(exc).replace(f"{tmp}/", "")) from None
+        cache.changed()
+        return _json(result)
+
+    @api.post("/rescore", dependencies=[write], status_code=202,
+              summary="Resolve, score and run workflows now (a job)")
+    async def rescore() -> Response:
+        def work() -> dict[str, Any]:
+            r = ws.resolve()
+            s = ws.score()
+            w = ws.run_workflows()
+            return {"resolve": r.mode, "touches_written": r.touches_written,
+                    "as_of": s.as_of, "accounts": s.accounts, "stage_changes": s.stage_changes,
+                    "workflows_fired": w.fired, "workflow_steps_done": w.done}
+        return _json(jobs.submit("rescore", work), status=202)
+
+    @api.get("/jobs/{job_id}", dependencies=[read], summary="A job's status")
+    async def job(job_id: str) -> Response:
+        found = jobs.get(job_id)
+        if found is None:
+            raise Reject(404, "not_found", f"no job '{job_id[:40]}' (jobs are kept in memory "
+                         "for the server's run)")
+        return _json(found)
+
+    @api.post("/cli", dependencies=[admin], summary="Run a CLI command (what the CLI sends)")
+    async def cli(body: CliRequest) -> Response:
+        answer = await run_in_threadpool(
+            forward.run_here, ws, body.argv, body.cwd, body.width, body.color_system,
+            body.terminal, loop_lock)
+        cache.changed()
+        return _json(answer)
+
+    return api
+
+
+def _import(ws: Workspace, kind: str, path: Path) -> dict[str, Any]:
+    if kind in ("accounts", "contacts", "opportunities"):
+        ignored: list[str] = []
+        return {"kind": kind, "rows": ws.import_crm(kind, path, ignored=ignored),
+                "ignored_columns": ignored}
+    if kind == "spend":
+        return {"kind": kind, "rows": ws.import_spend(path)}
+    if kind == "ip-ranges":
+        return {"kind": kind, "rows": ws.import_ip_ranges(path)}
+    from demandloop.activate.suppression_csv import read_emails
+
+    emails = read_emails(path)
+    return {"kind": kind, "rows": len(emails),
+            "new": ws.suppress(emails, reason="imported", source=f"api:{path.name}")}

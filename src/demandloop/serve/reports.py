@@ -1,0 +1,58 @@
+"""The reports as JSON: one shape for ``demandloop report <name> --json`` and
+``GET /api/v1/reports/<name>``, so a script gets the same figures from either."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from demandloop.errors import UsageError
+from demandloop.measure.names import ALL_MODELS, DEFAULT_MODELS, DIMENSIONS
+from demandloop.render import records
+
+if TYPE_CHECKING:
+    from demandloop.workspace import Workspace
+
+REPORTS = ("funnel", "health", "attribution", "pipeline", "scorecard", "sla")
+#: what velocity and speed to lead say before stage changes have dates of their own
+NO_HISTORY = ("one scoring run dates every stage change to that run, so there is no "
+              "history to measure yet: run 'demandloop score --backfill 7' (or let "
+              "'demandloop serve' score as events arrive)")
+
+
+def models(text: str) -> tuple[str, ...]:
+    """``--models`` / ``?models=``: comma-separated model names."""
+    names = tuple(m.strip() for m in text.split(",") if m.strip())
+    if not names:
+        raise UsageError("no attribution model given",
+                         hint=f"use a comma-separated list of {', '.join(ALL_MODELS)}")
+    return names
+
+
+def payload(ws: Workspace, name: str, params: dict[str, Any]) -> Any:
+    """Report *name* with *params* as JSON-ready data."""
+    if name == "funnel":
+        by = params.get("by")
+        if by is not None and by not in DIMENSIONS:
+            raise UsageError(f"cannot group the funnel by '{str(by)[:40]}'",
+                             hint=f"use one of {', '.join(DIMENSIONS)}")
+        return records(ws.funnel(by))
+    if name == "health":
+        summary, series = ws.health()
+        return {**summary, "series": records(series.reset_index())}
+    if name == "attribution":
+        return records(ws.attribution(
+            level=params.get("level", "account"), outcome=params.get("outcome", "opportunity"),
+            models=models(params.get("models") or ",".join(DEFAULT_MODELS)),
+            measure=params.get("measure", "conversions")))
+    if name == "pipeline":
+        data = ws.pipeline()
+        return {"summary": data["summary"], "channels": records(data["channels"])}
+    if name == "scorecard":
+        data = ws.scorecard()
+        return {**{k: v for k, v in data.items() if k not in ("card", "channels")},
+                "card": records(data["card"]), "channels": records(data["channels"])}
+    if name == "sla":
+        data = ws.sla()
+        note = NO_HISTORY if ws.score_snapshots() <= 1 else None
+        return {**data, "note": note} if note else data
+    raise UsageError(f"no report '{name[:40]}'", hint=f"use one of {', '.join(REPORTS)}")

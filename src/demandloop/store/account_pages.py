@@ -1,0 +1,208 @@
+"""Pages of accounts and people for the API: filters, a sort, keyset pagination.
+
+Keyset, not OFFSET: a page is ``WHERE (sort key, id) after the last row seen``, so page 400
+costs what page 1 costs and a row inserted meanwhile neither repeats nor skips a row. The
+cursor a client gets back is the last row's (sort value, id), base64-encoded JSON; it is
+opaque to clients and checked when it comes back.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from demandloop.errors import UsageError
+from demandloop.store.db import Store
+
+#: sortable account fields -> the SQL they sort on (NULLs last whichever the direction)
+ACCOUNT_SORTS = {"priority": "priority", "fit": "fit", "engagement": "engagement",
+                 "intent": "intent", "name": "name", "account_id": "account_id",
+                 "employees": "employees", "updated_at": "updated_at"}
+ACCOUNT_FIELDS = ("account_id", "name", "domain", "industry", "employees", "country", "owner",
+                  "target", "tier", "stage", "fit", "band", "engagement", "intent", "surging",
+                  "people", "committee_coverage", "missing_roles", "priority", "as_of",
+                  "updated_at")
+PERSON_FIELDS = ("person_id", "email", "first_name", "last_name", "title", "seniority",
+                 "job_function", "account_id", "source", "created_at", "updated_at")
+
+
+@dataclass(frozen=True)
+class AccountFilter:
+    """What ``GET /api/v1/accounts`` may filter on; None means any."""
+
+    stage: tuple[str, ...] = ()
+    band: tuple[str, ...] = ()
+    intent_min: float | None = None
+    surging: bool | None = None
+    target: bool | None = None
+    owner: str | None = None
+    industry: str | None = None
+    search: str | None = None
+
+
+def encode_cursor(value: Any, key: str) -> str:
+    raw = orjson.dumps([value, key], default=str)
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[Any, str]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        value, key = orjson.loads(raw)
+    except (binascii.Error, ValueError, TypeError, orjson.JSONDecodeError):
+        raise UsageError("the cursor is not one this API gave out",
+                         hint="pass the 'next' value of the previous page unchanged") from None
+    if not isinstance(key, str) or isinstance(value, (list, dict)):
+        raise UsageError("the cursor is not one this API gave out",
+                         hint="pass the 'next' value of the previous page unchanged")
+    return value, key
+
+
+def _keyset(sort_sql: str, descending: bool, cursor: str | None,
+            params: dict[str, Any], key: str) -> str:
+    """The WHERE clause after the cursor's row, for ``ORDER BY sort NULLS LAST, key``."""
+    if cursor is None:
+        return "TRUE"
+    value, last = decode_cursor(cursor)
+    params["ck"] = last
+    cmp = "<" if descending else ">"
+    if value is None:  # in the NULL tail: only the key orders what is left
+        return f"({sort_sql} IS NULL AND {key} > $ck)"
+    params["cv"] = value
+    return (f"({sort_sql} {cmp} $cv OR ({sort_sql} = $cv AND {key} > $ck) "
+            f"OR {sort_sql} IS NULL)")
+
+
+def account_page(store: Store, where: AccountFilter, sort: str = "-priority",
+                 limit: int = 50, cursor: str | None = None
+                 ) -> tuple[list[dict[str, Any]], str | None]:
+    """One page of ``account_view`` and the cursor of the next (None on the last page)."""
+    descending = sort.startswith("-")
+    field = sort.lstrip("-")
+    if field not in ACCOUNT_SORTS:
+        raise UsageError(f"cannot sort by '{field[:40]}'",
+                         hint=f"use one of {', '.join(ACCOUNT_SORTS)}, '-' first for "
+                         "descending")
+    col = ACCOUNT_SORTS[field]
+    params: dict[str, Any] = {"ws": store.workspace_id, "limit": limit + 1}
+    conds = ["workspace_id = $ws"]
+    if where.stage:
+        conds.append("list_contains($stage, stage)")
+        params["stage"] = list(where.stage)
+    if where.band:
+        conds.append("list_contains($band, band)")
+        params["band"] = list(where.band)
+    for name, sql in (("intent_min", "intent >= $intent_min"), ("surging", "surging = $surging"),
+                      ("target", "target = $target"), ("owner", "owner = $owner"),
+                      ("industry", "industry = $industry")):
+        value = getattr(where, name)
+        if value is not None:
+            conds.append(sql)
+            params[name] = value
+    if where.search:
+        conds.append("(contains(lower(name), $q) OR contains(lower(domain), $q) "
+                     "OR account_id = $q_exact)")
+        params["q"], params["q_exact"] = where.search.lower(), where.search
+    conds.append(_keyset(col, descending, cursor, params, "account_id"))
+    order = f"{col} {'DESC' if descending else 'ASC'} NULLS LAST, account_id"
+    with store.reader() as cur:
+        rel = cur.execute(f"SELECT {', '.join(ACCOUNT_FIELDS)} FROM account_view "
+                          f"WHERE {' AND '.join(conds)} ORDER BY {order} LIMIT $limit", params)
+        names = [d[0] for d in rel.description]
+        rows = [dict(zip(names, r, strict=True)) for r in rel.fetchall()]
+    for r in rows:
+        r["missing_roles"] = orjson.loads(r["missing_roles"]) if r["missing_roles"] else []
+    nxt = None
+    if len(rows) > limit:
+        rows = rows[:limit]
+        nxt = encode_cursor(rows[-1][field], rows[-1]["account_id"])
+    return rows, nxt
+
+
+def person_page(store: Store, account: str | None = None, search: str | None = None,
+                limit: int = 50, cursor: str | None = None
+                ) -> tuple[list[dict[str, Any]], str | None]:
+    """One page of people ordered by person id, optionally of one account or matching
+    *search* (email or name)."""
+    params: dict[str, Any] = {"ws": store.workspace_id, "limit": limit + 1}
+    conds = ["workspace_id = $ws"]
+    if account is not None:
+        conds.append("account_id = $account")
+        params["account"] = account
+    if search:
+        conds.append("(contains(lower(email), $q) OR contains(lower(first_name || ' ' || "
+                     "last_name), $q))")
+        params["q"] = search.lower()
+    if cursor is not None:
+        _, last = decode_cursor(cursor)
+        conds.append("person_id > $ck")
+        params["ck"] = last
+    with store.reader() as cur:
+        rel = cur.execute(f"SELECT {', '.join(PERSON_FIELDS)} FROM persons "
+                          f"WHERE {' AND '.join(conds)} ORDER BY person_id LIMIT $limit",
+                          params)
+        names = [d[0] for d in rel.description]
+        rows = [dict(zip(names, r, strict=True)) for r in rel.fetchall()]
+    nxt = None
+    if len(rows) > limit:
+        rows = rows[:limit]
+        nxt = encode_cursor(None, rows[-1]["person_id"])
+    return rows, nxt
+
+
+#: what one account's page shows besides its scores, newest first, at most *limit* each
+DETAIL_QUERIES = {
+    "touches": "SELECT ts, channel, motion, activity, weight, topic, person_id, message_id "
+               "FROM touches WHERE workspace_id = $ws AND account_id = $id "
+               "ORDER BY ts DESC, touch_id LIMIT $limit",
+    "stage_history": "SELECT from_stage, to_stage, changed_at, reasons FROM stage_changes "
+                     "WHERE workspace_id = $ws AND entity = 'account' AND entity_id = $id "
+                     "ORDER BY changed_at DESC LIMIT $limit",
+    "opportunities": "SELECT opportunity_id, name, amount, stage, is_closed, won, created_at, "
+                     "closed_at, owner FROM opportunities WHERE workspace_id = $ws "
+                     "AND account_id = $id ORDER BY created_at DESC, opportunity_id "
+                     "LIMIT $limit",
+    "workflow_jobs": "SELECT job_id, workflow, step, action, trigger, status, attempts, "
+                     "last_error, result, created_at, done_at FROM jobs "
+                     "WHERE workspace_id = $ws AND account_id = $id "
+                     "ORDER BY created_at DESC, job_id LIMIT $limit",
+    "sequence_messages": "SELECT m.enrolment_id, e.sequence, m.step, m.to_email, m.subject, "
+                         "m.status, m.error, m.claimed_at, m.sent_at FROM mail_messages m "
+                         "JOIN enrolments e USING (workspace_id, enrolment_id) "
+                         "WHERE m.workspace_id = $ws AND e.account_id = $id "
+                         "ORDER BY m.claimed_at DESC, m.enrolment_id, m.step LIMIT $limit",
+    "people": f"SELECT {', '.join(PERSON_FIELDS)} FROM persons WHERE workspace_id = $ws "
+              "AND account_id = $id ORDER BY person_id LIMIT $limit",
+}
+
+
+def account_detail(store: Store, account_id: str, limit: int = 100
+                   ) -> dict[str, Any] | None:
+    """One account: its row of ``account_view`` and each list of :data:`DETAIL_QUERIES`
+    (None if there is no such account)."""
+    params = {"ws": store.workspace_id, "id": account_id, "limit": limit}
+    out: dict[str, Any] = {}
+    with store.reader() as cur:
+        rel = cur.execute("SELECT * EXCLUDE (workspace_id) FROM account_view "
+                          "WHERE workspace_id = $ws AND account_id = $id",
+                          {"ws": store.workspace_id, "id": account_id})
+        names = [d[0] for d in rel.description]
+        row = rel.fetchone()
+        if row is None:
+            return None
+        account = dict(zip(names, row, strict=True))
+        for col in ("missing_roles", "surge_topics"):
+            account[col] = orjson.loads(account[col]) if account[col] else []
+        out["account"] = account
+        for name, sql in DETAIL_QUERIES.items():
+            rel = cur.execute(sql, params)
+            cols = [d[0] for d in rel.description]
+            out[name] = [dict(zip(cols, r, strict=True)) for r in rel.fetchall()]
+    for change in out["stage_history"]:
+        if isinstance(change["reasons"], str):
+            change["reasons"] = orjson.loads(change["reasons"])
+    return out
