@@ -5,6 +5,7 @@ IP policy keeping the account an address matched while dropping the address."""
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 from typing import Any
 
@@ -269,3 +270,72 @@ def test_retention_drops_the_address_lookups_of_the_events_it_deletes(tmp_path: 
         assert apply_retention(ws.store, 30) == 1
         ips = {r[0] for r in ws.store.con.execute("SELECT ip FROM ip_lookups").fetchall()}
         assert ips == {"198.51.100.2", "198.51.100.3"}
+
+
+def test_erase_through_a_running_server_loses_no_acknowledged_event(
+        tmp_path: Path, cli) -> None:  # type: ignore[no-untyped-def]
+    """While 'demandloop serve' holds the workspace and events keep arriving, 'privacy
+    erase' runs inside the server: the person is gone from the database file and the log,
+    and every event acknowledged meanwhile (before, during and after) is stored."""
+    import signal
+    import threading
+
+    from demandloop.serve import keys as keystore
+    from tests.collector_helpers import free_port, start_subprocess
+
+    d = tmp_path / "w"
+    d.mkdir()
+    (d / "demandloop.toml").write_text("[collector]\nrescore_minutes = 0\n")
+    key, _ = keystore.create(d, "default", "test")
+    port = free_port()
+    proc = start_subprocess(d, port)
+    url = f"http://127.0.0.1:{port}"
+
+    class Live:
+        pass
+
+    live = Live()
+    live.url, live.key = url, key  # type: ignore[attr-defined]
+    try:
+        mine = _person(live, ANON, USER, EMAIL, "erin", 6)
+        acknowledged: list[str] = []
+        stop = threading.Event()
+
+        def traffic() -> None:
+            with httpx.Client(auth=(key, ""), timeout=30) as client:
+                n = 0
+                while not stop.is_set():
+                    ids = [f"bg-{n}-{i}" for i in range(20)]
+                    r = client.post(url + "/v1/batch", json={"batch": [
+                        {"type": "track", "event": "Viewed", "anonymousId": f"anon-bg-{n % 7}",
+                         "messageId": m} for m in ids]})
+                    if r.status_code == 200:
+                        acknowledged.extend(ids)
+                    n += 1
+
+        sender = threading.Thread(target=traffic)
+        sender.start()
+        try:
+            deadline = time.monotonic() + 30
+            while len(acknowledged) < 200 and time.monotonic() < deadline:
+                time.sleep(0.05)
+            code, out, err = cli("-w", str(d), "privacy", "erase", EMAIL, "--yes", "--json")
+            during = len(acknowledged)
+            time.sleep(0.5)
+        finally:
+            stop.set()
+            sender.join(timeout=30)
+        assert code == 0, err
+        result = json.loads(out)
+        assert result["rows"]["events"] == len(mine)
+        assert result["log_segments_retired"] >= 1, result
+        assert len(acknowledged) > during > 200  # traffic went on around the erasure
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=60)
+    assert _hits(d, [EMAIL.encode(), USER.encode(), ANON.encode()]) == {}
+    with demandloop.open(d) as ws:
+        stored = {m for (m,) in ws.store.con.execute("SELECT message_id FROM events")
+                  .fetchall()}
+    assert set(acknowledged) <= stored
+    assert not stored & set(mine)

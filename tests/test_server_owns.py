@@ -150,3 +150,39 @@ def test_a_server_that_does_not_answer_is_one_clear_error(
     assert code == 4
     assert err.startswith("error: the server (pid ") and "does not answer" in err
     assert len([ln for ln in err.splitlines() if ln.strip()]) == 1
+
+
+def test_with_several_workers_the_process_holding_the_database_answers(
+        pair, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:  # type: ignore[no-untyped-def]
+    """--workers 2: the HTTP workers have no database; the process that has serves /api/v1
+    on collector.api_port and the CLI finds it there."""
+    import subprocess
+    import sys
+    import time
+
+    a, _, _, _, _ = pair
+    c = tmp_path / "ws_c"
+    shutil.copytree(a, c)
+    code, direct, _ = _run("-w", str(c), "report", "funnel", "--json", capsys=capsys)
+    assert code == 0
+    port = free_port()
+    (c / "demandloop.toml").write_text(f"[collector]\napi_port = {free_port()}\n")
+    proc = subprocess.Popen([sys.executable, "-m", "demandloop", "-w", str(c), "serve",
+                             "--port", str(port), "--workers", "2", "--no-access-log"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 60
+        while owner.find(c) is None and time.monotonic() < deadline:
+            time.sleep(0.2)
+        running = owner.find(c)
+        assert running is not None and not running.url.endswith(f":{port}")
+        code, served, err = _run("-w", str(c), "report", "funnel", "--json", capsys=capsys)
+        assert (code, served) == (0, direct), err
+        # an erasure needs each worker's log: refused before anything changes
+        code, _, err = _run("-w", str(c), "privacy", "erase", "x@example.com", "--yes",
+                            capsys=capsys)
+        assert code == 2 and "several workers" in err
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=60)
+    assert not (c / owner.SERVER_FILE).exists()

@@ -10,15 +10,20 @@ log and dead letters, and the Parquet exports the workspace wrote.
 * :func:`apply_retention`: raw events received more than ``collect.retention_days`` ago are
   deleted (the server runs it with its maintenance).
 
-All of them need the database for writing, so they run where no ``demandloop serve`` holds it.
+While ``demandloop serve`` holds the workspace these run inside it (the CLI sends them
+there), and the server lends the workspace a :class:`LogAccess` of its own: loading goes
+through its loader, the log it is writing is rotated before its old segments are removed,
+and nothing else reads or writes while the database file is rewritten.
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import os
+from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import orjson
 
@@ -55,18 +60,59 @@ def _exports(directory: Path) -> list[str]:
         return []
 
 
+class LogAccess(Protocol):
+    """How an erasure reaches the collector's log: directly (no server runs), or through
+    the server that is writing it (see demandloop.serve.quiesce)."""
+
+    def exclusive(self) -> contextlib.AbstractContextManager[None]:
+        """Nothing else loads, reads or writes the workspace meanwhile."""
+        ...
+
+    def load_all(self) -> int:
+        """Store everything acknowledged so far; returns the events loaded."""
+        ...
+
+    def retire(self) -> int:
+        """Remove every loaded segment, so no byte of the erased person stays on disk;
+        returns the segments removed."""
+        ...
+
+
+class DirectLog:
+    """The log's folders when no server runs: nothing writes them meanwhile."""
+
+    def __init__(self, ws: Workspace) -> None:
+        self.ws = ws
+        self.root = ws.directory / ws.settings.collector.log_dir
+
+    @contextlib.contextmanager
+    def exclusive(self) -> Iterator[None]:
+        yield
+
+    def load_all(self) -> int:
+        from demandloop.serve.loader import Loader
+
+        if not self.root.is_dir():
+            return 0
+        loader = Loader(self.ws.store, self.root)
+        while loader.load_once():
+            pass
+        return int(loader.status["loaded"])
+
+    def retire(self) -> int:
+        folders = sorted(p for p in self.root.iterdir() if p.is_dir()) \
+            if self.root.is_dir() else []
+        return sum(retire_loaded(folder) for folder in folders)
+
+
+def _log(ws: Workspace) -> LogAccess:
+    return ws.log_access or DirectLog(ws)
+
+
 def load_collector_log(ws: Workspace) -> int:
     """Store everything the collector acknowledged and had not loaded; returns the events
     loaded."""
-    from demandloop.serve.loader import Loader
-
-    root = ws.directory / ws.settings.collector.log_dir
-    if not root.is_dir():
-        return 0
-    loader = Loader(ws.store, root)
-    while loader.load_once():
-        pass
-    return int(loader.status["loaded"])
+    return _log(ws).load_all()
 
 
 def export_person(ws: Workspace, key: str) -> dict[str, Any]:
@@ -79,22 +125,17 @@ def erase_person(ws: Workspace, key: str, now: dt.datetime | None = None
                  ) -> dict[str, Any]:
     """Remove the person *key* names from the workspace (see the module docstring)."""
     now = now or dt.datetime.now(dt.UTC).replace(tzinfo=None)
-    load_collector_log(ws)
-    subject, counts = privacy.erase(ws.store, key, now)
-    ws.store.rewrite()
-    retired = _retire_log(ws)
+    log = _log(ws)
+    with log.exclusive():
+        log.load_all()
+        subject, counts = privacy.erase(ws.store, key, now)
+        ws.store.rewrite()
+        retired = log.retire()
     dead = _drop_dead_letters(ws, subject.needles())
     exports = [str(p) for p in _erase_in_exports(ws, key, now)]
     return {"found": subject.found, "rows": counts, "log_segments_retired": retired,
             "dead_letters_removed": dead, "exports_rewritten": exports,
             "suppressed_hashes": len(subject.emails)}
-
-
-def _retire_log(ws: Workspace) -> int:
-    """Replace every fully loaded log folder's segments with one empty segment."""
-    root = ws.directory / ws.settings.collector.log_dir
-    folders = sorted(p for p in root.iterdir() if p.is_dir()) if root.is_dir() else []
-    return sum(retire_loaded(folder) for folder in folders)
 
 
 def _drop_dead_letters(ws: Workspace, needles: set[str]) -> int:

@@ -33,6 +33,8 @@ import orjson
 from demandloop.errors import StoreError
 
 HEADER = struct.Struct("<IIH")
+#: the workspace of a queue item that asks the writer for a new segment (see rotate)
+ROTATE = "\x00rotate"
 SEGMENT_BYTES = 64 << 20
 
 
@@ -124,6 +126,18 @@ class DurableLog:
         if box[0] is not None:
             raise box[0]
 
+    def rotate(self) -> int:
+        """Start a new segment now (after every record queued before this call); returns
+        its number. Every earlier segment is then closed for good, so once loaded it can be
+        removed (:func:`retire_before`) while this log goes on taking writes."""
+        done = threading.Event()
+        box: list[BaseException | None] = [None]
+        self.queue.put(((ROTATE, b""), (done, box)))
+        done.wait()
+        if box[0] is not None:
+            raise box[0]
+        return self.segment
+
     def _writer(self) -> None:
         while True:
             item = self.queue.get()
@@ -139,26 +153,48 @@ class DurableLog:
                     self.queue.put(None)
                     break
                 items.append(more)
-            error: BaseException | None = None
-            try:
+            # a rotation request splits the batch: what came before it ends its segment
+            batch: list[tuple[tuple[str, bytes], object]] = []
+            for it in items:
+                if it[0][0] is ROTATE:
+                    self._commit(batch)
+                    batch = []
+                    self._commit([], it[1])
+                else:
+                    batch.append(it)
+            self._commit(batch)
+
+    def _commit(self, items: list[tuple[tuple[str, bytes], object]],
+                rotation: object = None) -> None:
+        error: BaseException | None = None
+        try:
+            if rotation is not None:
+                self._next_segment()
+            elif items:
                 self._write(b"".join(encode(ws, body) for (ws, body), _ in items))
-            except OSError as exc:
-                error = StoreError(f"cannot write the collector log: {exc.strerror}",
-                                   hint="free disk space or fix the log folder's permissions")
-                self.failed = error
-            for _, waiter in items:
-                _release(waiter, error)
-            if error is None:
-                self.new_data.set()
+        except OSError as exc:
+            error = StoreError(f"cannot write the collector log: {exc.strerror}",
+                               hint="free disk space or fix the log folder's permissions")
+            self.failed = error
+        for _, waiter in items:
+            _release(waiter, error)
+        if rotation is not None:
+            _release(rotation, error)
+        if error is None and items:
+            self.new_data.set()
+
+    def _next_segment(self) -> None:
+        os.close(self.fd)
+        self.segment += 1
+        self.fd = os.open(_name(self.dir, self.segment),
+                          os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        _fsync_dir(self.dir)
+        self.size = 0
+        self.durable = Position(self.segment, 0)
 
     def _write(self, data: bytes) -> None:
         if self.size >= self.segment_bytes:
-            os.close(self.fd)
-            self.segment += 1
-            self.fd = os.open(_name(self.dir, self.segment),
-                              os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
-            _fsync_dir(self.dir)
-            self.size = 0
+            self._next_segment()
         view = memoryview(data)
         while view:
             n = os.write(self.fd, view)
@@ -249,6 +285,24 @@ def retire_loaded(directory: Path) -> int:
     _name(directory, existing[-1] + 1).touch()
     save_checkpoint(directory, Position(existing[-1] + 1, 0))
     return len(existing)
+
+
+def retire_before(directory: Path, segment: int) -> int:
+    """Remove the segments before *segment* once all of them are loaded (the checkpoint is
+    at *segment* or beyond); returns how many were removed. For a log still being written:
+    its writer has moved to *segment* (:meth:`DurableLog.rotate`)."""
+    checkpoint = load_checkpoint(directory)
+    old = [n for n in segments(directory) if n < segment]
+    unloaded = sum(_name(directory, n).stat().st_size for n in old if n >= checkpoint.segment)
+    if checkpoint.segment < segment and unloaded - checkpoint.offset > 0:
+        return 0
+    if checkpoint.segment < segment:  # it points into a segment about to go
+        save_checkpoint(directory, Position(segment, 0))
+    for n in old:
+        _name(directory, n).unlink(missing_ok=True)
+    if old:
+        _fsync_dir(directory)
+    return len(old)
 
 
 def backlog_bytes(directory: Path, since: Position) -> int:

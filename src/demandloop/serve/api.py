@@ -17,8 +17,9 @@ from __future__ import annotations
 import logging
 import tempfile
 import threading
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import orjson
 from fastapi import Depends, FastAPI, File, Query, Request, UploadFile
@@ -34,6 +35,7 @@ from demandloop.serve import forward, reports
 from demandloop.serve.envelope import Reject
 from demandloop.serve.jobs import Jobs
 from demandloop.serve.keys import KeyRing
+from demandloop.serve.quiesce import Gate
 from demandloop.serve.report_cache import ReportCache
 from demandloop.serve.tokens import TokenRing, allows
 from demandloop.store import account_pages as pages
@@ -42,6 +44,7 @@ if TYPE_CHECKING:
     from demandloop.workspace import Workspace
 
 log = logging.getLogger("demandloop.loader")
+T = TypeVar("T")
 IMPORT_KINDS = ("accounts", "contacts", "opportunities", "spend", "ip-ranges", "suppressions")
 #: largest CSV an import accepts (bigger files: the CLI, which reads them from disk)
 MAX_UPLOAD_BYTES = 256 << 20
@@ -71,8 +74,9 @@ def _reject(r: Reject) -> Response:
 
 
 def create_api(ws: Workspace, tokens: TokenRing, keys: KeyRing, jobs: Jobs,
-               loop_lock: threading.RLock) -> FastAPI:
-    """The API over *ws* (the server's workspace)."""
+               loop_lock: threading.RLock, gate: Gate) -> FastAPI:
+    """The API over *ws* (the server's workspace); reads pass through *gate* (an erasure
+    rewriting the database file closes it meanwhile)."""
     api = FastAPI(title="demandloop API", version="1", openapi_url="/openapi.json",
                   docs_url="/docs", redoc_url=None, servers=[{"url": "/api/v1"}],
                   description="Accounts, people, reports, imports and jobs of one "
@@ -80,6 +84,13 @@ def create_api(ws: Workspace, tokens: TokenRing, keys: KeyRing, jobs: Jobs,
                   "<token>' (demandloop tokens create --scope read|write|admin).")
     cache = ReportCache(ws)
     jobs.on_done = cache.changed
+
+    def shared(fn: Callable[..., T], *args: Any) -> T:
+        with gate.shared():
+            return fn(*args)
+
+    async def reading(fn: Callable[..., T], *args: Any) -> T:
+        return await run_in_threadpool(shared, fn, *args)
 
     bearer = HTTPBearer(auto_error=False, description="An API token: demandloop tokens "
                         "create --scope read|write|admin")
@@ -156,8 +167,7 @@ def create_api(ws: Workspace, tokens: TokenRing, keys: KeyRing, jobs: Jobs,
     ) -> Response:
         where = pages.AccountFilter(tuple(stage), tuple(band), intent_min, surging, target,
                                     owner, industry, q)
-        rows, nxt = await run_in_threadpool(pages.account_page, ws.store, where, sort, limit,
-                                            cursor)
+        rows, nxt = await reading(pages.account_page, ws.store, where, sort, limit, cursor)
         return _json({"data": rows, "next": nxt})
 
     @api.get("/accounts/{account_id}", dependencies=[read],
@@ -169,7 +179,7 @@ def create_api(ws: Workspace, tokens: TokenRing, keys: KeyRing, jobs: Jobs,
             if found is not None:
                 found["explanation"] = ws.explain_account(account_id)
             return found
-        found = await run_in_threadpool(build)
+        found = await reading(build)
         if found is None:
             raise Reject(404, "not_found", f"no account '{account_id[:80]}'")
         return _json(found)
@@ -180,8 +190,7 @@ def create_api(ws: Workspace, tokens: TokenRing, keys: KeyRing, jobs: Jobs,
                      limit: Annotated[int, Query(ge=1, le=1000)] = 50,
                      cursor: Annotated[str | None, Query(max_length=2000)] = None
                      ) -> Response:
-        rows, nxt = await run_in_threadpool(pages.person_page, ws.store, account, q, limit,
-                                            cursor)
+        rows, nxt = await reading(pages.person_page, ws.store, account, q, limit, cursor)
         return _json({"data": rows, "next": nxt})
 
     @api.get("/reports/{name}", dependencies=[read],
@@ -199,7 +208,7 @@ def create_api(ws: Workspace, tokens: TokenRing, keys: KeyRing, jobs: Jobs,
             "funnel": {"by": by}, "attribution": {"level": level, "outcome": outcome,
                                                   "models": models, "measure": measure},
         }.get(name, {})
-        return _json(await run_in_threadpool(cache.get, name, params))
+        return _json(await reading(cache.get, name, params))
 
     @api.post("/imports/{kind}", dependencies=[write], summary="Import a CSV (multipart)")
     async def import_csv(kind: str, file: Annotated[UploadFile, File()]) -> Response:

@@ -22,7 +22,7 @@ import os
 import threading
 import time
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -204,6 +204,16 @@ class Loader:
         any thread (one load at a time: a checkpoint must follow its own landing)."""
         with self._lock:
             return self._load_once()
+
+    @contextlib.contextmanager
+    def paused(self) -> Iterator[None]:
+        """No batch is loaded meanwhile but by :meth:`load_unlocked` (an erasure's)."""
+        with self._lock:
+            yield
+
+    def load_unlocked(self) -> bool:
+        """:meth:`load_once` for the holder of :meth:`paused`."""
+        return self._load_once()
 
     def _load_once(self) -> bool:
         any_loaded = False

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 import uvicorn
+from fastapi import FastAPI
 
 from demandloop.collect.log import DurableLog
 from demandloop.config import Settings
@@ -38,6 +39,7 @@ from demandloop.serve.guard import GuardedProtocol, raise_fd_limit
 from demandloop.serve.jobs import Jobs
 from demandloop.serve.keys import KeyRing
 from demandloop.serve.loader import Loader
+from demandloop.serve.quiesce import Gate, ServerLog
 from demandloop.serve.state import CollectorState
 from demandloop.workspace import Workspace
 
@@ -120,13 +122,15 @@ def serve(directory: Path, *, host: str | None = None, port: int | None = None,
     admin = tokens.new_admin_token()
     keyring = KeyRing(ws.directory)
     jobs = Jobs(lock)
+    gate = Gate()
     api = create_api(ws, tokens.TokenRing(ws.directory, {admin: "admin"}), keyring, jobs,
-                     lock)
+                     lock, gate)
     stopped = True
     try:
         if workers == 1:
             log = DurableLog(root / "main")
             loader = Loader(ws.store, root, own=log, **_hooks(ws, lock)).start()
+            ws.log_access = ServerLog(loader, log, gate)
             state = CollectorState(log=log, keys=keyring, log_root=root, loader=loader)
             url = owner.local_url(host, port)
             server = _Server(uvicorn.Config(create_app(ws.settings, state, api), **common),
@@ -139,11 +143,14 @@ def serve(directory: Path, *, host: str | None = None, port: int | None = None,
                 log.close()
         else:
             loader = Loader(ws.store, root, **_hooks(ws, lock)).start()
+            ws.log_access = ServerLog(loader, None, gate)
             os.environ[ENV_DIR] = str(ws.directory)
             api_port = c.api_port or port + 1
             url = owner.local_url(host, api_port)
-            api_server = _Server(uvicorn.Config(api, **server_options(ws.settings, host,
-                                                                      api_port)),
+            api_root = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
+            api_root.mount("/api/v1", api)
+            api_server = _Server(uvicorn.Config(api_root, **server_options(ws.settings, host,
+                                                                           api_port)),
                                  on_started=lambda: owner.announce(ws.directory, url, admin))
             api_thread = threading.Thread(target=api_server.run, name="dl-api", daemon=True)
             api_thread.start()

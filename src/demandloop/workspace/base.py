@@ -31,6 +31,9 @@ class Base:
         self.settings = settings
         self.store = store
         self._borrowed = False
+        #: how privacy requests reach the collector's log (None: its folders directly;
+        #: ``demandloop serve`` sets its own, see demandloop.serve.quiesce)
+        self.log_access: privacy.LogAccess | None = None
 
     @classmethod
     def open(cls, path: str | Path = ".", *, settings: Settings | None = None) -> Workspace:
@@ -53,6 +56,7 @@ class Base:
         and settings, and closing it leaves the store open."""
         other = cast("Workspace", type(self)(self.directory, self.settings, self.store))
         other._borrowed = True
+        other.log_access = self.log_access
         return other
 
     def __enter__(self) -> Workspace:
