@@ -102,3 +102,28 @@ then = [{{action = "notify", url = "{hooks.url}/hook", format = "webhook"}}]
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=60)
+
+
+def test_the_live_loop_keeps_one_snapshot_a_day(tmp_path: Path, market: Path) -> None:
+    """Scored every few seconds, a server would store every account's row each time: it
+    keeps the day's latest snapshot (and every earlier day's), stage changes untouched."""
+    with demandloop.open(tmp_path / "w") as ws:
+        ws.load_simulation(market, spend=False)
+        ws.resolve()
+        last = ws.store.con.execute("SELECT max(ts) FROM touches").fetchone()[0]
+        day = last.replace(hour=0, minute=0, second=0, microsecond=0)
+        earlier = [max(day, last - dt.timedelta(seconds=s)) for s in (20, 10)]
+        assert len(set(earlier)) == 2, "the market's last touch is too close to midnight"
+        moments = [day - dt.timedelta(hours=19), *earlier, last]
+        for at in moments:
+            ws.score(at)
+        changes = ws.store.con.execute("SELECT count(*) FROM stage_changes").fetchone()[0]
+        per_snapshot = ws.store.con.execute(
+            "SELECT count(*) FROM scores WHERE as_of = ?", [last]).fetchone()[0]
+        deleted = ws.keep_one_snapshot_per_day()
+        kept = [a for (a,) in ws.store.con.execute(
+            "SELECT DISTINCT as_of FROM scores ORDER BY 1").fetchall()]
+        assert kept == [moments[0], last]
+        assert deleted == 2 * per_snapshot
+        assert ws.store.con.execute("SELECT count(*) FROM stage_changes").fetchone()[0] \
+            == changes

@@ -34,3 +34,20 @@ def latest(store: Store, entity: str = "account") -> pd.DataFrame:
             "WHERE workspace_id = $ws AND entity = $e AND as_of = (SELECT max(as_of) "
             "FROM scores WHERE workspace_id = $ws AND entity = $e)",
             {"ws": store.workspace_id, "e": entity}).df()
+
+
+def keep_one_per_day(store: Store) -> int:
+    """Delete the snapshots taken earlier on the latest snapshot's day, keeping the latest
+    (the server's live loop scores every few seconds while events arrive: stored whole, that
+    would be a snapshot of every account each time). History keeps one snapshot a day, the
+    day's last; stage changes keep their own times. Returns the rows deleted."""
+    with store.writer() as cur:
+        row = cur.execute("SELECT max(as_of) FROM scores WHERE workspace_id = ?",
+                          [store.workspace_id]).fetchone()
+        if not row or row[0] is None:
+            return 0
+        gone = cur.execute(
+            "DELETE FROM scores WHERE workspace_id = $ws AND as_of < $at "
+            "AND as_of >= date_trunc('day', $at::TIMESTAMP)",
+            {"ws": store.workspace_id, "at": row[0]}).fetchone()
+    return int(gone[0]) if gone else 0

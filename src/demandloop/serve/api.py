@@ -167,7 +167,9 @@ def create_api(ws: Workspace, tokens: TokenRing, keys: KeyRing, jobs: Jobs,
     ) -> Response:
         where = pages.AccountFilter(tuple(stage), tuple(band), intent_min, surging, target,
                                     owner, industry, q)
-        rows, nxt = await reading(pages.account_page, ws.store, where, sort, limit, cursor)
+        def page() -> tuple[list[dict[str, Any]], str | None]:
+            return pages.account_page(ws.store, where, sort, limit, cursor, cache.accounts())
+        rows, nxt = await reading(page)
         return _json({"data": rows, "next": nxt})
 
     @api.get("/accounts/{account_id}", dependencies=[read],

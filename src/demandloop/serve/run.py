@@ -183,7 +183,8 @@ def server_options(settings: Settings, host: str, port: int) -> dict[str, Any]:
 
 def _hooks(ws: Workspace, lock: threading.RLock) -> dict[str, Any]:
     """What the loader thread (the database's one writer) runs besides loading: the live
-    workflows after each load; the loop (resolve, score, workflows, sequences) after loads,
+    workflows after each load; the loop (resolve, score, workflows, one score snapshot kept
+    per day, sequences) after loads,
     at most every ``collector.rescore_after_load_seconds`` (resolve is incremental, so this
     costs what arrived, not what is stored) and at least every ``collector.rescore_minutes``;
     the sequence sender every ``activate.mail.tick_seconds``; and the raw-event retention
@@ -199,7 +200,8 @@ def _hooks(ws: Workspace, lock: threading.RLock) -> dict[str, Any]:
     def maintenance() -> None:
         ws.resolve()
         ws.score()
-        ws.run_workflows()
+        ws.run_workflows()  # compares with the previous snapshot: compact only after it
+        ws.keep_one_snapshot_per_day()
         ws.run_sequences()
 
     ws.react()  # starts the live cursor here, so the first batch loaded fires too

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
+import pyarrow as pa
 
 from demandloop.errors import UsageError
 from demandloop.store.db import Store
@@ -77,10 +78,22 @@ def _keyset(sort_sql: str, descending: bool, cursor: str | None,
             f"OR {sort_sql} IS NULL)")
 
 
+def current_accounts(store: Store) -> pa.Table:
+    """Every row of ``account_view`` (the columns a page shows), as one Arrow table: a
+    server keeps it in memory per state of the data, and its pages are then queries over
+    columns rather than over the scores' JSON (see :func:`account_page`)."""
+    with store.reader() as cur:
+        table: pa.Table = cur.execute(
+            f"SELECT workspace_id, {', '.join(ACCOUNT_FIELDS)} FROM account_view "
+            "WHERE workspace_id = $ws", {"ws": store.workspace_id}).fetch_arrow_table()
+    return table
+
+
 def account_page(store: Store, where: AccountFilter, sort: str = "-priority",
-                 limit: int = 50, cursor: str | None = None
+                 limit: int = 50, cursor: str | None = None, rows: pa.Table | None = None
                  ) -> tuple[list[dict[str, Any]], str | None]:
-    """One page of ``account_view`` and the cursor of the next (None on the last page)."""
+    """One page of ``account_view`` and the cursor of the next (None on the last page);
+    over *rows* (from :func:`current_accounts`) when given."""
     descending = sort.startswith("-")
     field = sort.lstrip("-")
     if field not in ACCOUNT_SORTS:
@@ -110,17 +123,21 @@ def account_page(store: Store, where: AccountFilter, sort: str = "-priority",
     conds.append(_keyset(col, descending, cursor, params, "account_id"))
     order = f"{col} {'DESC' if descending else 'ASC'} NULLS LAST, account_id"
     with store.reader() as cur:
-        rel = cur.execute(f"SELECT {', '.join(ACCOUNT_FIELDS)} FROM account_view "
+        source = "account_view"
+        if rows is not None:
+            cur.register("_account_rows", rows)
+            source = "_account_rows"
+        rel = cur.execute(f"SELECT {', '.join(ACCOUNT_FIELDS)} FROM {source} "
                           f"WHERE {' AND '.join(conds)} ORDER BY {order} LIMIT $limit", params)
         names = [d[0] for d in rel.description]
-        rows = [dict(zip(names, r, strict=True)) for r in rel.fetchall()]
-    for r in rows:
+        found = [dict(zip(names, r, strict=True)) for r in rel.fetchall()]
+    for r in found:
         r["missing_roles"] = orjson.loads(r["missing_roles"]) if r["missing_roles"] else []
     nxt = None
-    if len(rows) > limit:
-        rows = rows[:limit]
-        nxt = encode_cursor(rows[-1][field], rows[-1]["account_id"])
-    return rows, nxt
+    if len(found) > limit:
+        found = found[:limit]
+        nxt = encode_cursor(found[-1][field], found[-1]["account_id"])
+    return found, nxt
 
 
 def person_page(store: Store, account: str | None = None, search: str | None = None,

@@ -90,6 +90,11 @@ class Score(Base):
         that run's date, so velocity and speed to lead have no history to measure."""
         return queries.snapshot_count(self.store)
 
+    def keep_one_snapshot_per_day(self) -> int:
+        """Delete the snapshots taken earlier on the latest one's day (the server's live
+        loop does this after each run); returns the rows deleted."""
+        return queries.keep_one_per_day(self.store)
+
     def latest_scores(self, entity: str = "account") -> pd.DataFrame:
         """The latest score snapshot: one row per account (or person)."""
         return queries.latest(self.store, entity)
