@@ -88,7 +88,8 @@ class CollectorSettings(Section):
                                    "arrived (0: never, live rescoring included).")
     rescore_after_load_seconds: float = Field(2.0, ge=0, description="While serving, "
                                               "resolve (incrementally), score and run "
-                                              "workflows after a load, at most this often, so "
+                                              "workflows after a load, at most this often "
+                                              "(and resting twice as long as a run took), so "
                                               "a stage change fires its workflows seconds "
                                               "after the event (0: only every "
                                               "rescore_minutes).")

@@ -52,6 +52,8 @@ LOADER_LIMITS = Limits(max_event_bytes=1 << 30)
 MAX_RECORD_BYTES = 64 << 20
 #: the store itself failing (disk full, file gone): retried later, never blamed on a record
 STORE_DOWN = (OSError, duckdb.IOException, duckdb.FatalException)
+#: after a maintenance run, rest at least this many times as long as it took
+LOOP_REST = 2.0
 
 
 class Loader:
@@ -73,7 +75,7 @@ class Loader:
         self.on_loaded = on_loaded
         self.periodic = list(periodic)
         self._last_periodic = [time.monotonic()] * len(self.periodic)
-        self._last_maintenance = time.monotonic()
+        self._next_maintenance = time.monotonic() + maintenance_every
         self._loaded_since = False
         self.batch_bytes, self.idle = batch_bytes, idle_seconds
         self.status: dict[str, Any] = {"loaded": 0, "deduplicated": 0, "dead_lettered": 0,
@@ -188,16 +190,21 @@ class Loader:
                 self._guarded(name, fn)
 
     def _maybe_maintain(self) -> None:
-        due = time.monotonic() - self._last_maintenance >= self.maintenance_every
+        due = time.monotonic() >= self._next_maintenance
         if self.maintenance is None or self.maintenance_every <= 0 or not due \
                 or not self._loaded_since:
             return
-        self._last_maintenance = time.monotonic()
         self._loaded_since = False
-        started = time.perf_counter()
+        started = time.monotonic()
         if self._guarded("maintenance", self.maintenance):
             self.status["maintained_at"] = time.time()
-        self.status["maintenance_seconds"] = round(time.perf_counter() - started, 3)
+        took = time.monotonic() - started
+        self.status["maintenance_seconds"] = round(took, 3)
+        # every maintenance_every seconds, but resting at least LOOP_REST times as long as
+        # the run took: a workspace whose rescore takes seconds keeps the rest of the time
+        # for answering reads (the loop's pandas work holds the GIL)
+        self._next_maintenance = started + max(self.maintenance_every,
+                                               took * (1 + LOOP_REST))
 
     def load_once(self) -> bool:
         """Load one batch from every folder; True if anything was loaded. Safe to call from

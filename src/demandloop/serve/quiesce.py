@@ -25,7 +25,13 @@ import threading
 from collections.abc import Iterator
 from pathlib import Path
 
-from demandloop.collect.log import DurableLog, retire_before, segments
+from demandloop.collect.log import (
+    DurableLog,
+    backlog_bytes,
+    load_checkpoint,
+    retire_before,
+    segments,
+)
 from demandloop.errors import UsageError
 from demandloop.serve.loader import Loader
 
@@ -90,9 +96,19 @@ class ServerLog:
         if self.log is not None:
             self._closed = set(segments(self.log.dir))
             self._rotated_to = self.log.rotate()
-        while self.loader.load_unlocked():
+        # up to the rotation, not until the log is empty: under steady traffic it never is
+        while self.loader.load_unlocked() and not self._reached():
             pass
         return int(self.loader.status["loaded"]) - before
+
+    def _reached(self) -> bool:
+        """Is every segment before the rotation loaded (and every folder nothing writes)?"""
+        if self.log is None or self._rotated_to is None:
+            return False
+        others = [p for p in Path(self.loader.root).iterdir()
+                  if p.is_dir() and p != self.log.dir]
+        return load_checkpoint(self.log.dir).segment >= self._rotated_to and not any(
+            backlog_bytes(p, load_checkpoint(p)) for p in others)
 
     def retire(self) -> int:
         if self.log is None or self._rotated_to is None:
