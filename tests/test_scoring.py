@@ -15,6 +15,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+import demandloop
 from demandloop.config import Settings
 from demandloop.errors import ConfigError
 from demandloop.measure.evaluation import auc, precision_at_k
@@ -474,3 +475,38 @@ def test_committee_in_the_database_equals_coverage_of_engaged_people(roles: list
         want["committee_coverage"].tolist())
     if roles:  # not trivially all or nothing
         assert len(set(got["committee_coverage"])) > 1
+
+
+def test_fit_is_reused_only_while_its_inputs_are_unchanged(tmp_path: Path, market: Path) -> None:
+    """The server rescoring every few seconds reuses fit scores; a change to an account's
+    firmographics (or to the fit rules) must be seen at the next score."""
+    from demandloop.compute import tables
+    from demandloop.score import run as score_run
+    from demandloop.score.measures import fit_scores
+
+    with demandloop.open(tmp_path / "w") as ws:
+        ws.load_simulation(market, spend=False)
+        ws.resolve()
+        ws.score()
+
+        def fits() -> dict[str, float]:
+            return dict(ws.store.con.execute(
+                "SELECT entity_id, fit FROM scores WHERE entity = 'account' AND as_of = "
+                "(SELECT max(as_of) FROM scores)").fetchall())
+
+        first = fits()
+        ws.score()
+        assert fits() == first
+        # a firmographic change: that account's fit moves, and equals a fresh computation
+        target = ws.store.con.execute(
+            "SELECT account_id FROM accounts WHERE employees BETWEEN 50 AND 5000 "
+            "ORDER BY account_id LIMIT 1").fetchone()[0]
+        with ws.store.writer() as cur:
+            cur.execute("UPDATE accounts SET employees = 3, industry = 'Agriculture' "
+                        "WHERE account_id = ?", [target])
+        ws.score()
+        fresh = fit_scores(tables(ws.store), ws.settings).set_index("account_id")["fit"]
+        after = fits()
+        assert after[target] != first[target]
+        assert after == pytest.approx({a: float(fresh[a]) for a in after})
+        assert len(score_run._FIT_CACHE) == 1
