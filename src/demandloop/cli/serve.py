@@ -1,5 +1,6 @@
 """``demandloop serve``, ``demandloop keys create|list|revoke`` (write keys) and
-``demandloop tokens create|list|revoke`` (API tokens)."""
+``demandloop tokens create|list|revoke`` (API tokens) and ``demandloop users
+create|list|disable`` (dashboard users)."""
 
 from __future__ import annotations
 
@@ -140,3 +141,60 @@ def tokens_revoke(token: str = typer.Argument(..., help="The token, or its id fr
 
     info = tokens.revoke(_dir(), token)
     _say(as_json, info.__dict__, f"revoked API token {info.id} ('{info.name}')")
+
+
+users_app = typer.Typer(no_args_is_help=True,
+                        help="Dashboard users (roles: rep, marketer, admin).")
+
+
+app.add_typer(users_app, name="users")
+
+
+@users_app.command("create")
+def users_create(
+    email: str = typer.Option(..., "--email", help="The user's email (their login)."),
+    role: str = typer.Option("rep", "--role", help="rep (reads), marketer (also acts) or "
+                             "admin (also settings)."),
+    name: str = typer.Option("", "--name", help="The user's name."),
+    password_stdin: bool = typer.Option(False, "--password-stdin",
+                                        help="Read the password from standard input "
+                                        "(else it is asked for, twice, unechoed)."),
+    as_json: bool = JsonOpt,
+) -> None:
+    """Create a dashboard user; the password is never echoed or stored (argon2 hash)."""
+    import sys
+
+    from demandloop.serve import users
+
+    if password_stdin:
+        password = sys.stdin.readline().rstrip("\n")
+    else:
+        password = typer.prompt("Password", hide_input=True, confirmation_prompt=True)
+    user = users.create(_dir(), email, role, password, name)
+    _say(as_json, user.__dict__, f"created {user.role} {user.email}: log in at "
+         "/app/login on the running 'demandloop serve'")
+
+
+@users_app.command("list")
+def users_list(as_json: bool = JsonOpt) -> None:
+    """Dashboard users: email, name, role, created, disabled (never a hash)."""
+    from demandloop.serve import users
+
+    rows = [u.__dict__ for u in users.list_users(_dir())]
+    if as_json:
+        _json(rows)
+        return
+    import pandas as pd
+
+    out.print(_table(pd.DataFrame(rows, columns=["email", "name", "role", "created_at",
+                                                 "disabled_at"]), "dashboard users"))
+
+
+@users_app.command("disable")
+def users_disable(email: str = typer.Argument(..., help="The user's email."),
+                  as_json: bool = JsonOpt) -> None:
+    """Disable a user: their sessions stop working within a second."""
+    from demandloop.serve import users
+
+    user = users.disable(_dir(), email)
+    _say(as_json, user.__dict__, f"disabled {user.email}")

@@ -83,6 +83,7 @@ def create_api(ws: Workspace, tokens: TokenRing, keys: KeyRing, jobs: Jobs,
                   "demandloop workspace. Send an API token as 'Authorization: Bearer "
                   "<token>' (demandloop tokens create --scope read|write|admin).")
     cache = ReportCache(ws)
+    api.state.report_cache = cache  # the dashboard reads the same current accounts
     jobs.on_done = cache.changed
 
     def shared(fn: Callable[..., T], *args: Any) -> T:

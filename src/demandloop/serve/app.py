@@ -63,10 +63,11 @@ def _answer(r: Reject) -> Response:
                     headers={k.decode(): v.decode() for k, v in headers})
 
 
-def create_app(settings: Settings, state: CollectorState, api: ASGIApp | None = None
-               ) -> ASGIApp:
+def create_app(settings: Settings, state: CollectorState, api: ASGIApp | None = None,
+               web: ASGIApp | None = None) -> ASGIApp:
     """The collector as one ASGI application over *state* (log, keys, loader, metrics),
-    with the JSON API at ``/api/v1`` when this process holds the database (*api*)."""
+    with the JSON API at ``/api/v1`` and the dashboard at ``/app`` when this process holds
+    the database (*api*, *web*)."""
     c = settings.collector
     app = FastAPI(title="demandloop collector", docs_url=None, redoc_url=None,
                   openapi_url=None)
@@ -142,6 +143,8 @@ def create_app(settings: Settings, state: CollectorState, api: ASGIApp | None = 
     unsubscribe.register(app, state, state.keys.path.parent)
     if api is not None:
         app.mount("/api/v1", api)
+    if web is not None:
+        app.mount("/app", web)
 
     @app.exception_handler(404)
     async def not_found(request: Request, exc: Exception) -> Response:

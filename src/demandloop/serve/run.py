@@ -41,6 +41,9 @@ from demandloop.serve.keys import KeyRing
 from demandloop.serve.loader import Loader
 from demandloop.serve.quiesce import Gate, ServerLog
 from demandloop.serve.state import CollectorState
+from demandloop.serve.users import UserRing
+from demandloop.serve.web import create_web
+from demandloop.serve.web.session import load_secret
 from demandloop.workspace import Workspace
 
 ENV_DIR = "DEMANDLOOP_SERVE_DIR"
@@ -125,6 +128,8 @@ def serve(directory: Path, *, host: str | None = None, port: int | None = None,
     gate = Gate()
     api = create_api(ws, tokens.TokenRing(ws.directory, {admin: "admin"}), keyring, jobs,
                      lock, gate)
+    web = create_web(ws, UserRing(ws.directory), load_secret(ws.directory),
+                     api.state.report_cache, gate, c.public_url.startswith("https://"))
     stopped = True
     try:
         if workers == 1:
@@ -133,7 +138,8 @@ def serve(directory: Path, *, host: str | None = None, port: int | None = None,
             ws.log_access = ServerLog(loader, log, gate)
             state = CollectorState(log=log, keys=keyring, log_root=root, loader=loader)
             url = owner.local_url(host, port)
-            server = _Server(uvicorn.Config(create_app(ws.settings, state, api), **common),
+            server = _Server(uvicorn.Config(create_app(ws.settings, state, api, web),
+                                            **common),
                              on_started=lambda: owner.announce(ws.directory, url, admin))
             try:
                 server.run()
@@ -149,6 +155,7 @@ def serve(directory: Path, *, host: str | None = None, port: int | None = None,
             url = owner.local_url(host, api_port)
             api_root = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
             api_root.mount("/api/v1", api)
+            api_root.mount("/app", web)
             api_server = _Server(uvicorn.Config(api_root, **server_options(ws.settings, host,
                                                                            api_port)),
                                  on_started=lambda: owner.announce(ws.directory, url, admin))

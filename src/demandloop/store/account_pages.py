@@ -89,19 +89,8 @@ def current_accounts(store: Store) -> pa.Table:
     return table
 
 
-def account_page(store: Store, where: AccountFilter, sort: str = "-priority",
-                 limit: int = 50, cursor: str | None = None, rows: pa.Table | None = None
-                 ) -> tuple[list[dict[str, Any]], str | None]:
-    """One page of ``account_view`` and the cursor of the next (None on the last page);
-    over *rows* (from :func:`current_accounts`) when given."""
-    descending = sort.startswith("-")
-    field = sort.lstrip("-")
-    if field not in ACCOUNT_SORTS:
-        raise UsageError(f"cannot sort by '{field[:40]}'",
-                         hint=f"use one of {', '.join(ACCOUNT_SORTS)}, '-' first for "
-                         "descending")
-    col = ACCOUNT_SORTS[field]
-    params: dict[str, Any] = {"ws": store.workspace_id, "limit": limit + 1}
+def _conditions(where: AccountFilter, params: dict[str, Any]) -> list[str]:
+    """The WHERE conditions of *where* (their values added to *params*)."""
     conds = ["workspace_id = $ws"]
     if where.stage:
         conds.append("list_contains($stage, stage)")
@@ -120,6 +109,50 @@ def account_page(store: Store, where: AccountFilter, sort: str = "-priority",
         conds.append("(contains(lower(name), $q) OR contains(lower(domain), $q) "
                      "OR account_id = $q_exact)")
         params["q"], params["q_exact"] = where.search.lower(), where.search
+    return conds
+
+
+#: counts stop here ("10,000+"): a page never scans every account to say how many
+COUNT_CAP = 10_000
+
+
+def count_capped(store: Store, where: AccountFilter, rows: pa.Table) -> int:
+    """How many accounts *where* matches among *rows*, up to :data:`COUNT_CAP` + 1."""
+    params: dict[str, Any] = {"ws": store.workspace_id, "cap": COUNT_CAP + 1}
+    conds = _conditions(where, params)
+    with store.reader() as cur:
+        cur.register("_account_rows", rows)
+        row = cur.execute(f"SELECT count(*) FROM (SELECT 1 FROM _account_rows WHERE "
+                          f"{' AND '.join(conds)} LIMIT $cap)", params).fetchone()
+    return int(row[0]) if row else 0
+
+
+def choices(store: Store, rows: pa.Table) -> dict[str, list[str]]:
+    """The values the filters offer: stages, bands, owners and industries present."""
+    out: dict[str, list[str]] = {}
+    with store.reader() as cur:
+        cur.register("_account_rows", rows)
+        for col in ("stage", "band", "owner", "industry"):
+            out[col] = [v for (v,) in cur.execute(
+                f"SELECT DISTINCT {col} FROM _account_rows WHERE {col} IS NOT NULL "
+                f"ORDER BY 1 LIMIT 200").fetchall()]
+    return out
+
+
+def account_page(store: Store, where: AccountFilter, sort: str = "-priority",
+                 limit: int = 50, cursor: str | None = None, rows: pa.Table | None = None
+                 ) -> tuple[list[dict[str, Any]], str | None]:
+    """One page of ``account_view`` and the cursor of the next (None on the last page);
+    over *rows* (from :func:`current_accounts`) when given."""
+    descending = sort.startswith("-")
+    field = sort.lstrip("-")
+    if field not in ACCOUNT_SORTS:
+        raise UsageError(f"cannot sort by '{field[:40]}'",
+                         hint=f"use one of {', '.join(ACCOUNT_SORTS)}, '-' first for "
+                         "descending")
+    col = ACCOUNT_SORTS[field]
+    params: dict[str, Any] = {"ws": store.workspace_id, "limit": limit + 1}
+    conds = _conditions(where, params)
     conds.append(_keyset(col, descending, cursor, params, "account_id"))
     order = f"{col} {'DESC' if descending else 'ASC'} NULLS LAST, account_id"
     with store.reader() as cur:

@@ -1,0 +1,144 @@
+"""The dashboard's users: an email, a role and an argon2 password hash each.
+
+Kept in ``users.json`` beside the database (mode 0600), like write keys and API tokens, so
+``demandloop users create`` works while the server holds the database, and a disabled user
+is refused within a second. Passwords are hashed with argon2id (``argon2-cffi``'s defaults,
+the OWASP recommendation); the password itself is never stored or echoed.
+
+Roles: ``admin`` (everything, settings included), ``marketer`` (everything but settings),
+``rep`` (reads only).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+import secrets
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
+
+from demandloop.errors import NotFoundError, UsageError
+from demandloop.serve.keys import read_records, write_records
+
+USERS_FILE = "users.json"
+ROLES = ("rep", "marketer", "admin")
+MIN_PASSWORD = 10
+_hasher = PasswordHasher()
+#: verified against when the email is unknown, so a wrong email costs what a wrong
+#: password costs (no timing answer to "does this user exist")
+_DUMMY = _hasher.hash(secrets.token_urlsafe(16))
+
+
+@dataclass(frozen=True)
+class User:
+    id: str
+    email: str
+    name: str
+    role: str
+    created_at: str
+    disabled_at: str | None
+
+    def may(self, role: str) -> bool:
+        """Has this user at least *role*'s rights?"""
+        return ROLES.index(self.role) >= ROLES.index(role)
+
+
+def _user(r: dict[str, Any]) -> User:
+    return User(r["id"], r["email"], r.get("name", ""), r["role"], r["created_at"],
+                r.get("disabled_at"))
+
+
+def create(directory: Path, email: str, role: str, password: str, name: str = "") -> User:
+    """A new user (an email may hold one account)."""
+    email = email.strip().lower()
+    if not re.fullmatch(r"[^@\s]+@[^@\s]+\.[^@\s]+", email):
+        raise UsageError(f"'{email[:80]}' is not an email address")
+    if role not in ROLES:
+        raise UsageError(f"unknown role '{role[:40]}'", hint=f"use one of {', '.join(ROLES)}")
+    if len(password) < MIN_PASSWORD:
+        raise UsageError(f"the password is shorter than {MIN_PASSWORD} characters",
+                         hint="choose a longer one (a passphrase is easiest)")
+    path = directory / USERS_FILE
+    rows = read_records(path, "users")
+    if any(r["email"] == email for r in rows):
+        raise UsageError(f"a user {email} exists already",
+                         hint="disable it first, or choose another email")
+    record = {"id": secrets.token_hex(6), "email": email, "name": name, "role": role,
+              "hash": _hasher.hash(password),
+              "created_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+              "disabled_at": None}
+    rows.append(record)
+    write_records(path, "users", rows)
+    return _user(record)
+
+
+def list_users(directory: Path) -> list[User]:
+    return [_user(r) for r in read_records(directory / USERS_FILE, "users")]
+
+
+def disable(directory: Path, email: str) -> User:
+    """Disable a user: their sessions stop working within a second."""
+    path = directory / USERS_FILE
+    rows = read_records(path, "users")
+    for r in rows:
+        if r["email"] == email.strip().lower():
+            if r.get("disabled_at") is None:
+                r["disabled_at"] = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+                write_records(path, "users", rows)
+            return _user(r)
+    raise NotFoundError(f"no user {email[:80]}", hint="see 'demandloop users list'")
+
+
+class UserRing:
+    """The active users for the server, re-read when the file changes."""
+
+    def __init__(self, directory: Path, recheck_seconds: float = 1.0) -> None:
+        self.path = directory / USERS_FILE
+        self.recheck = recheck_seconds
+        self._lock = threading.Lock()
+        self._checked = 0.0
+        self._mtime: int | None = None
+        self._rows: dict[str, dict[str, Any]] = {}
+        self._refresh(force=True)
+
+    def _refresh(self, force: bool = False) -> None:
+        now = time.monotonic()
+        if not force and now - self._checked < self.recheck:
+            return
+        with self._lock:
+            self._checked = now
+            mtime = self.path.stat().st_mtime_ns if self.path.exists() else None
+            if mtime == self._mtime and not force:
+                return
+            self._mtime = mtime
+            try:
+                rows = read_records(self.path, "users")
+            except UsageError:
+                return  # keep the last good users rather than lock everyone out
+            self._rows = {r["id"]: r for r in rows if not r.get("disabled_at")}
+
+    def by_id(self, user_id: str) -> User | None:
+        self._refresh()
+        r = self._rows.get(user_id)
+        return None if r is None else _user(r)
+
+    def verify(self, email: str, password: str) -> User | None:
+        """The active user with this email and password, or None."""
+        self._refresh(force=True)
+        email = email.strip().lower()
+        found = next((r for r in self._rows.values() if r["email"] == email), None)
+        try:
+            _hasher.verify(found["hash"] if found else _DUMMY, password)
+        except (VerifyMismatchError, VerificationError, InvalidHashError):
+            return None
+        return _user(found) if found else None
+
+    def __len__(self) -> int:
+        self._refresh()
+        return len(self._rows)

@@ -1,0 +1,202 @@
+"""The dashboard at ``/app``: server-rendered pages (Jinja2, htmx vendored in ``static/``),
+served by the process that holds the workspace, beside ``/api/v1``.
+
+Pages read what the API reads (the same account pages and account detail), so a page and
+its JSON twin show the same figures. Login is by email and password (``demandloop users
+create``); roles: ``rep`` reads, ``marketer`` also acts, ``admin`` also sees settings.
+Every form carries a CSRF token (see :mod:`.session`); logins are rate-limited per address.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlencode
+
+import jinja2
+from fastapi import FastAPI, Form, Request
+from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
+from starlette.concurrency import run_in_threadpool
+
+from demandloop.serve import keys as keystore
+from demandloop.serve import tokens as tokenstore
+from demandloop.serve.guard import AuthThrottle, client_address
+from demandloop.serve.users import UserRing, list_users
+from demandloop.serve.web.session import COOKIE, CSRF_COOKIE, SESSION_HOURS, Signer
+from demandloop.store import account_pages as pages
+
+if TYPE_CHECKING:
+    from demandloop.serve.quiesce import Gate
+    from demandloop.serve.report_cache import ReportCache
+    from demandloop.workspace import Workspace
+
+HERE = Path(__file__).parent
+STATIC = {"htmx.min.js": "application/javascript", "app.css": "text/css"}
+PAGE = 50
+
+
+class Refused(Exception):
+    """A page the visitor may not see: to the login page, or a 403."""
+
+    def __init__(self, status: int, message: str = "") -> None:
+        super().__init__(message)
+        self.status = status
+
+
+def _number(value: Any, digits: int = 0) -> str:
+    if value is None:
+        return ""
+    return f"{float(value):,.{digits}f}"
+
+
+def create_web(ws: Workspace, users: UserRing, secret: bytes, cache: ReportCache,
+               gate: Gate, secure: bool) -> FastAPI:
+    """The dashboard over the server's workspace (*cache*: the API's, so both read the
+    same current accounts)."""
+    web = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(HERE / "templates"),
+                             autoescape=True, undefined=jinja2.StrictUndefined)
+    env.filters["number"] = _number
+    env.filters["percent"] = lambda v: "" if v is None else f"{float(v):.0%}"
+    signer = Signer(secret)
+    throttle = AuthThrottle(10)
+
+    def render(request: Request, name: str, status: int = 200, **ctx: Any) -> HTMLResponse:
+        html = env.get_template(name).render(request=request, **ctx)
+        return HTMLResponse(html, status_code=status, headers={
+            "Cache-Control": "no-store", "X-Frame-Options": "DENY",
+            "Content-Security-Policy": "default-src 'self'; style-src 'self'; "
+                                       "img-src 'self' data:; frame-ancestors 'none'"})
+
+    def who(request: Request, role: str = "rep") -> tuple[Any, Any]:
+        session = signer.read(request.cookies.get(COOKIE))
+        user = users.by_id(session.user_id) if session else None
+        if session is None or user is None:
+            raise Refused(303)
+        if not user.may(role):
+            raise Refused(403, f"your role ({user.role}) cannot open this page")
+        return user, session
+
+    def page(request: Request, name: str, user: Any, session: Any, **ctx: Any
+             ) -> HTMLResponse:
+        return render(request, name, user=user, csrf=signer.csrf(session), **ctx)
+
+    @web.exception_handler(Refused)
+    async def refused(request: Request, exc: Refused) -> Response:
+        if exc.status == 303:
+            target = "/app/login?" + urlencode({"next": request.url.path})
+            return RedirectResponse(target, status_code=303)
+        return render(request, "error.html", status=exc.status, user=None, csrf="",
+                      message=str(exc) or "forbidden")
+
+    @web.get("/static/{name}")
+    async def static(name: str) -> Response:
+        if name not in STATIC:
+            return Response(status_code=404)
+        return FileResponse(HERE / "static" / name, media_type=STATIC[name],
+                            headers={"Cache-Control": "public, max-age=3600"})
+
+    @web.get("/login")
+    async def login_form(request: Request, next: str = "/app/accounts") -> Response:  # noqa: A002
+        token = request.cookies.get(CSRF_COOKIE) or signer.issue("login").split(".")[2]
+        response = render(request, "login.html", user=None, csrf=token, error=None,
+                          next=_safe(next))
+        response.set_cookie(CSRF_COOKIE, token, httponly=True, samesite="strict",
+                            secure=secure, path="/app")
+        return response
+
+    @web.post("/login")
+    async def login(request: Request, email: str = Form(""), password: str = Form(""),  # noqa: B008
+                    csrf: str = Form(""), next: str = Form("/app/accounts")  # noqa: A002, B008
+                    ) -> Response:
+        if not signer.csrf_ok(None, csrf, request.cookies.get(CSRF_COOKIE)):
+            return render(request, "error.html", 403, user=None, csrf="",
+                          message="the form expired or came from elsewhere: reload the "
+                          "login page")
+        client = client_address(request.scope, dict(request.scope["headers"]), [])
+        if throttle.blocked(client):
+            return render(request, "login.html", 429, user=None, csrf=csrf, next=_safe(next),
+                          error="too many failed logins from this address: wait a minute")
+        user = await run_in_threadpool(users.verify, email, password)
+        if user is None:
+            throttle.failed(client)
+            return render(request, "login.html", 401, user=None, csrf=csrf, next=_safe(next),
+                          error="wrong email or password")
+        response = RedirectResponse(_safe(next), status_code=303)
+        response.set_cookie(COOKIE, signer.issue(user.id), max_age=SESSION_HOURS * 3600,
+                            httponly=True, samesite="lax", secure=secure, path="/app")
+        return response
+
+    @web.post("/logout")
+    async def logout(request: Request, csrf: str = Form("")) -> Response:  # noqa: B008
+        user, session = who(request)
+        if not signer.csrf_ok(session, csrf):
+            return render(request, "error.html", 403, user=user, csrf="",
+                          message="the form expired or came from elsewhere")
+        response = RedirectResponse("/app/login", status_code=303)
+        response.delete_cookie(COOKIE, path="/app")
+        return response
+
+    @web.get("/")
+    async def home() -> Response:
+        return RedirectResponse("/app/accounts", status_code=303)
+
+    @web.get("/accounts")
+    async def accounts(request: Request, stage: str = "", band: str = "", target: str = "",
+                       owner: str = "", industry: str = "", q: str = "",
+                       sort: str = "-priority", cursor: str = "") -> Response:
+        user, session = who(request)
+        where = pages.AccountFilter(
+            (stage,) if stage else (), (band,) if band else (), None, None,
+            {"yes": True, "no": False}.get(target), owner or None, industry or None,
+            q or None)
+
+        def read() -> tuple[list[dict[str, Any]], str | None, int, dict[str, list[str]]]:
+            with gate.shared():
+                rows = cache.accounts()
+                found, nxt = pages.account_page(ws.store, where, sort, PAGE, cursor or None,
+                                                rows)
+                total = pages.count_capped(ws.store, where, rows)
+                choices = pages.choices(ws.store, rows)
+            return found, nxt, total, choices
+        found, nxt, total, choices = await run_in_threadpool(read)
+        params = {k: v for k, v in request.query_params.items() if k != "cursor"}
+        return page(request, "accounts.html", user, session, rows=found, total=total,
+                    cap=pages.COUNT_CAP, next_url=("?" + urlencode({**params, "cursor": nxt}))
+                    if nxt else None, f=params, sorts=list(pages.ACCOUNT_SORTS),
+                    choices=choices)
+
+    @web.get("/accounts/{account_id}")
+    async def account(request: Request, account_id: str) -> Response:
+        user, session = who(request)
+
+        def read() -> dict[str, Any] | None:
+            with gate.shared():
+                found = pages.account_detail(ws.store, account_id, 200)
+                if found is not None:
+                    found["explanation"] = ws.explain_account(account_id)
+            return found
+        found = await run_in_threadpool(read)
+        if found is None:
+            return render(request, "error.html", 404, user=user, csrf=signer.csrf(session),
+                          message=f"no account '{account_id}'")
+        days: dict[str, list[dict[str, Any]]] = {}
+        for t in found["touches"]:
+            days.setdefault(str(t["ts"])[:10], []).append(t)
+        return page(request, "account.html", user, session, a=found["account"], d=found,
+                    days=days, x=found["explanation"])
+
+    @web.get("/settings")
+    async def settings(request: Request) -> Response:
+        user, session = who(request, "admin")
+        return page(request, "settings.html", user, session,
+                    keys=keystore.list_keys(ws.directory),
+                    tokens=tokenstore.list_tokens(ws.directory),
+                    people=list_users(ws.directory))
+
+    return web
+
+
+def _safe(target: str) -> str:
+    """Where to go after login: a path of this dashboard only (no open redirect)."""
+    return target if target.startswith("/app/") and "//" not in target else "/app/accounts"

@@ -1,0 +1,218 @@
+"""The dashboard in Debian's Chromium against a real ``demandloop serve``: login and a wrong
+password, a role refused, filtering and paging the accounts list, an account page checked
+against the API's JSON, no console errors, CSRF refused, screenshots at 1280 and 390 px."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+import demandloop
+from demandloop.serve import tokens, users
+from tests.collector_helpers import free_port, start_subprocess
+from tests.test_snippet_browser import _browser
+
+PASSWORD = "correct horse battery staple"
+SHOTS = Path(__file__).resolve().parent.parent / "test-screenshots"
+
+
+@pytest.fixture(scope="module")
+def app(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+    from demandloop import simulate as sim
+
+    base = tmp_path_factory.mktemp("dash")
+    market = base / "market"
+    sim.simulate(accounts=150, days=45, seed=11, out=market)
+    d = base / "w"
+    with demandloop.open(d) as ws:
+        ws.load_simulation(market, spend=True)
+        ws.resolve()
+        ws.score_history(7)
+        ws.run_workflows()
+    (d / "demandloop.toml").write_text("[collector]\nrescore_minutes = 0\n")
+    users.create(d, "admin@example.com", "admin", PASSWORD)
+    users.create(d, "rep@example.com", "rep", PASSWORD)
+    token, _ = tokens.create(d, "read", "dashboard-test")
+    port = free_port()
+    proc = start_subprocess(d, port)
+    try:
+        yield {"url": f"http://127.0.0.1:{port}", "dir": d, "token": token}
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=60)
+
+
+@pytest.fixture(scope="module")
+def browser(app):  # type: ignore[no-untyped-def]
+    path = _browser()
+    sync_playwright = pytest.importorskip("playwright.sync_api").sync_playwright
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=path, headless=True,
+                              args=["--no-sandbox", "--disable-gpu",
+                                    "--disable-background-networking"])
+        yield b
+        b.close()
+
+
+def _login(browser: Any, app: dict[str, Any], email: str, password: str = PASSWORD,
+           width: int = 1280) -> tuple[Any, list[str]]:
+    page = browser.new_page(viewport={"width": width, "height": 900})
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    page.goto(app["url"] + "/app/accounts")
+    assert "/app/login" in page.url  # no session: the login page
+    page.fill("#email", email)
+    page.fill("#password", password)
+    page.click("button[type=submit]")
+    page.wait_for_load_state()
+    return page, errors
+
+
+def _api(app: dict[str, Any], path: str, **params: Any) -> Any:
+    r = httpx.get(app["url"] + "/api/v1" + path, params=params,
+                  headers={"Authorization": f"Bearer {app['token']}"}, timeout=60)
+    assert r.status_code == 200, r.text
+    return r.json()
+
+
+def test_login_and_a_wrong_password(app, browser) -> None:  # type: ignore[no-untyped-def]
+    page, errors = _login(browser, app, "admin@example.com", "not the password at all")
+    assert "/app/login" in page.url
+    assert page.locator("[role=alert]").inner_text() == "wrong email or password"
+    page.close()
+    page, errors = _login(browser, app, "admin@example.com")
+    assert page.url.endswith("/app/accounts")
+    assert page.locator("h1").inner_text().startswith("Accounts")
+    cookie = next(c for c in page.context.cookies() if c["name"] == "dl_session")
+    assert cookie["httpOnly"] and cookie["sameSite"] == "Lax"
+    assert errors == []
+    page.close()
+
+
+def test_a_rep_is_refused_the_settings(app, browser) -> None:  # type: ignore[no-untyped-def]
+    page, _ = _login(browser, app, "rep@example.com")
+    assert page.locator("nav >> text=Settings").count() == 0
+    response = page.goto(app["url"] + "/app/settings")
+    assert response.status == 403
+    assert "cannot open this page" in page.locator("[role=alert]").inner_text()
+    page.close()
+    page, _ = _login(browser, app, "admin@example.com")
+    response = page.goto(app["url"] + "/app/settings")
+    assert response.status == 200
+    assert page.locator("text=dashboard-test").count() == 1  # the token's name, never it
+    assert app["token"] not in page.content()
+    page.close()
+
+
+def test_filtering_and_paging_the_accounts(app, browser) -> None:  # type: ignore[no-untyped-def]
+    every = _api(app, "/accounts", limit=1000)["data"]
+    stages = [a["stage"] for a in every if a["stage"]]
+    stage = max(set(stages), key=stages.count)  # the largest stage: more than a page
+    page, errors = _login(browser, app, "admin@example.com")
+    page.select_option("select[name=stage]", stage)
+    page.select_option("select[name=sort]", "name")
+    page.click("form.filters button")
+    page.wait_for_load_state()
+    want = [a["account_id"] for a in _api(app, "/accounts", stage=stage, sort="name",
+                                           limit=1000)["data"]]
+    assert len(want) > 50, "the market must fill more than one page"
+    seen: list[str] = []
+    while True:
+        seen += page.locator("tr[data-account]").evaluate_all(
+            "rows => rows.map(r => r.dataset.account)")
+        more = page.locator("a[rel=next]")
+        if more.count() == 0:
+            break
+        more.click()
+        page.wait_for_load_state()
+    assert seen == want
+    assert int(page.locator(".count").get_attribute("data-count")) == len(want)
+    assert errors == []
+    page.close()
+
+
+def test_an_account_page_shows_what_the_api_says(app, browser) -> None:  # type: ignore[no-untyped-def]
+    top = _api(app, "/accounts", sort="-priority", limit=1)["data"][0]["account_id"]
+    detail = _api(app, f"/accounts/{top}", limit=200)
+    page, errors = _login(browser, app, "admin@example.com")
+    page.goto(app["url"] + f"/app/accounts/{top}")
+    assert page.locator("#stage").inner_text() == detail["account"]["stage"]
+    assert page.locator("#fit").inner_text().startswith(f"{detail['account']['fit']:,.1f}")
+    touches = page.locator("#timeline li[data-touch]").evaluate_all(
+        "xs => xs.map(x => x.dataset.touch)")
+    assert touches == [t["message_id"] for t in detail["touches"]]
+    people = page.locator("#committee tr[data-person]").evaluate_all(
+        "xs => xs.map(x => x.dataset.person)")
+    assert people == [p["person_id"] for p in detail["people"]]
+    for role in detail["account"]["missing_roles"]:
+        assert page.locator(f"#committee .gap:text-is('{role}')").count() == 1
+    why = page.locator("#why").inner_text()
+    assert all(r in why for r in detail["explanation"]["stage_reasons"])
+    assert errors == []
+    SHOTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(SHOTS / "account-1280.png"), full_page=True)
+    page.close()
+    narrow, errors = _login(browser, app, "admin@example.com", width=390)
+    narrow.screenshot(path=str(SHOTS / "accounts-390.png"), full_page=False)
+    # nothing wider than the screen but the tables' own scrolling boxes
+    overflow = narrow.evaluate("document.documentElement.scrollWidth")
+    assert overflow <= 390
+    narrow.goto(app["url"] + f"/app/accounts/{top}")
+    narrow.screenshot(path=str(SHOTS / "account-390.png"), full_page=False)
+    assert narrow.evaluate("document.documentElement.scrollWidth") <= 390
+    assert errors == []
+    narrow.close()
+    wide, _ = _login(browser, app, "admin@example.com")
+    wide.screenshot(path=str(SHOTS / "accounts-1280.png"), full_page=False)
+    wide.close()
+    for name in ("account-1280", "accounts-390", "account-390", "accounts-1280"):
+        assert (SHOTS / f"{name}.png").stat().st_size > 10_000
+
+
+def test_forms_without_their_csrf_token_are_refused(app) -> None:  # type: ignore[no-untyped-def]
+    url = app["url"] + "/app/login"
+    with httpx.Client() as client:
+        client.get(url)  # the login form's cookie
+        r = client.post(url, data={"email": "admin@example.com", "password": PASSWORD,
+                                   "csrf": "forged"})
+        assert r.status_code == 403 and "dl_session" not in r.cookies
+        token = client.cookies["dl_csrf"]
+        r = client.post(url, data={"email": "admin@example.com", "password": PASSWORD,
+                                   "csrf": token})
+        assert r.status_code == 303
+        # logged in: logging out without the session's token is refused, and stays in
+        r = client.post(app["url"] + "/app/logout", data={"csrf": token})
+        assert r.status_code == 403
+        assert client.get(app["url"] + "/app/accounts").status_code == 200
+
+
+def test_users_commands(tmp_path: Path) -> None:
+    d = tmp_path / "w"
+    d.mkdir()
+    (d / "demandloop.toml").write_text("")
+    run = [sys.executable, "-m", "demandloop", "-w", str(d), "users"]
+    done = subprocess.run([*run, "create", "--email", "Ann@Example.com", "--role",
+                           "marketer", "--password-stdin"], input=PASSWORD + "\n",
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert PASSWORD not in done.stdout + done.stderr
+    stored = (d / users.USERS_FILE).read_text()
+    assert PASSWORD not in stored and "$argon2id$" in stored
+    assert (d / users.USERS_FILE).stat().st_mode & 0o077 == 0
+    short = subprocess.run([*run, "create", "--email", "bo@example.com", "--password-stdin"],
+                           input="short\n", capture_output=True, text=True)
+    assert short.returncode == 2 and short.stderr.startswith("error: the password is shorter")
+    ring = users.UserRing(d, recheck_seconds=0)
+    assert ring.verify("ann@example.com", PASSWORD) is not None
+    assert ring.verify("ann@example.com", PASSWORD + "x") is None
+    done = subprocess.run([*run, "disable", "ann@example.com"], capture_output=True,
+                          text=True)
+    assert done.returncode == 0
+    assert ring.verify("ann@example.com", PASSWORD) is None
