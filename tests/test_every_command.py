@@ -53,6 +53,8 @@ ARGS: dict[str, list[str]] = {
     "mail check": ["example.invalid", "--nameserver", "127.0.0.1:9"],
     "keys revoke": ["dl_notakey"],
     "tokens revoke": ["dlt_notatoken"],
+    "users create": ["--email", "someone@example.com", "--password-stdin"],
+    "users disable": ["nobody@example.com"],
     "privacy export": ["{person}"],
     "privacy erase": ["{person}", "--yes"],
     "suppress add": ["someone@example.com"],

@@ -18,6 +18,7 @@ from demandloop.cli.base import (
     app,
     out,
 )
+from demandloop.errors import UsageError
 from demandloop.lazy import LazyModule
 
 if TYPE_CHECKING:
@@ -167,7 +168,15 @@ def users_create(
     from demandloop.serve import users
 
     if password_stdin:
-        password = sys.stdin.readline().rstrip("\n")
+        try:
+            password = sys.stdin.readline().rstrip("\n")
+        except OSError as exc:
+            raise UsageError(f"cannot read the password from standard input: {exc}",
+                             hint="pipe it in: echo \"$PASSWORD\" | demandloop users create "
+                             "... --password-stdin") from None
+    elif not sys.stdin.isatty():
+        raise UsageError("no terminal to ask for the password on",
+                         hint="pass --password-stdin and send the password on standard input")
     else:
         password = typer.prompt("Password", hide_input=True, confirmation_prompt=True)
     user = users.create(_dir(), email, role, password, name)

@@ -145,6 +145,10 @@ def run_demo(directory: Path, *, accounts: int = 500, days: int = 90, seed: int 
         console.print(f"\nWorkspace: {directory.resolve()}  (try: demandloop -w {directory} "
                       "accounts, demandloop -w " f"{directory} status)")
         console.print(f"Done in {time.perf_counter() - t0:.1f}s.")
+        console.print(
+            f"\n[bold]Open the dashboard:[/bold] demandloop -w {directory} users create "
+            f"--email you@example.com --role admin, then demandloop -w {directory} serve, "
+            "then http://127.0.0.1:8642/app (log in with that email)", soft_wrap=True)
     return {
         "workspace": str(directory.resolve()),
         "simulation": {k: str(v) if isinstance(v, Path) else v for k, v in s.__dict__.items()},
