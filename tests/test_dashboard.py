@@ -14,6 +14,7 @@ import httpx
 import pytest
 
 import demandloop
+from demandloop.serve import keys as keystore
 from demandloop.serve import tokens, users
 from tests.collector_helpers import free_port, start_subprocess
 from tests.test_snippet_browser import _browser
@@ -35,14 +36,14 @@ def app(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-de
         ws.resolve()
         ws.score_history(7)
         ws.run_workflows()
-    (d / "demandloop.toml").write_text("[collector]\nrescore_minutes = 0\n")
     users.create(d, "admin@example.com", "admin", PASSWORD)
     users.create(d, "rep@example.com", "rep", PASSWORD)
     token, _ = tokens.create(d, "read", "dashboard-test")
+    key, _ = keystore.create(d, "default", "sdk")
     port = free_port()
     proc = start_subprocess(d, port)
     try:
-        yield {"url": f"http://127.0.0.1:{port}", "dir": d, "token": token}
+        yield {"url": f"http://127.0.0.1:{port}", "dir": d, "token": token, "key": key}
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=60)
@@ -174,6 +175,65 @@ def test_an_account_page_shows_what_the_api_says(app, browser) -> None:  # type:
     wide.close()
     for name in ("account-1280", "accounts-390", "account-390", "accounts-1280"):
         assert (SHOTS / f"{name}.png").stat().st_size > 10_000
+
+
+def test_report_charts_render_without_console_errors(app, browser) -> None:  # type: ignore[no-untyped-def]
+    data = _api(app, "/reports/attribution")
+    page, errors = _login(browser, app, "admin@example.com")
+    page.goto(app["url"] + "/app/reports/attribution")
+    chart = page.locator("svg.chart")
+    assert chart.count() == 1 and chart.get_attribute("role") == "img"
+    models = [c for c in data[0] if c != "channel"]
+    # one bar per channel and model, each titled with its figure
+    assert page.locator("svg.chart rect title").count() == len(data) * len(models)
+    first = page.locator("svg.chart rect title").first.text_content()
+    assert first == f"{models[0]} {data[0]['channel']}: " + _short(data[0][models[0]])
+    for name in ("funnel", "health", "pipeline", "scorecard", "sla"):
+        assert page.goto(app["url"] + f"/app/reports/{name}").status == 200
+        assert page.locator("svg.chart").count() == 1
+    SHOTS.mkdir(exist_ok=True)
+    page.goto(app["url"] + "/app/reports/health")
+    page.screenshot(path=str(SHOTS / "health-1280.png"), full_page=True)
+    assert errors == []
+    page.close()
+
+
+def _short(v: float) -> str:
+    return f"{v:,.0f}" if abs(v) >= 100 else f"{v:,.2f}".rstrip("0").rstrip(".")
+
+
+def test_an_event_appears_on_the_open_account_page(app, browser) -> None:  # type: ignore[no-untyped-def]
+    import datetime as dt
+    import uuid
+
+    with_user = [a for a in _api(app, "/accounts", sort="-priority", limit=50)["data"]]
+    account, email = None, None
+    for a in with_user:
+        people = [p for p in _api(app, "/people", account=a["account_id"], limit=5)["data"]
+                  if p["email"]]
+        if people:
+            account, email = a["account_id"], people[0]["email"]
+            break
+    assert account is not None
+    page, errors = _login(browser, app, "admin@example.com")
+    page.goto(app["url"] + f"/app/accounts/{account}")
+    before = page.locator("#timeline li[data-touch]").count()
+    last = _api(app, f"/accounts/{account}", limit=1)["touches"][0]["ts"]
+    message = f"live-{uuid.uuid4()}"
+    at = dt.datetime.fromisoformat(last) + dt.timedelta(minutes=1)
+    # a new browser says who it is, then views the pricing page: the SDK's batch
+    r = httpx.post(app["url"] + "/v1/batch", auth=(app["key"], ""), json={"batch": [
+        {"type": "identify", "anonymousId": f"anon-{message}", "messageId": f"id-{message}",
+         "timestamp": at.isoformat() + "Z", "traits": {"email": email}},
+        {"type": "page", "anonymousId": f"anon-{message}", "messageId": message,
+         "timestamp": (at + dt.timedelta(seconds=5)).isoformat() + "Z",
+         "properties": {"path": "/pricing", "url": "https://vendor.example/pricing"}}]})
+    assert r.status_code == 200
+    # no reload: the page polls its timeline; the server resolves a few seconds after loading
+    page.locator(f"#timeline li[data-touch='{message}']").wait_for(timeout=60_000)
+    assert page.locator("#timeline li[data-touch]").count() == before + 1
+    assert errors == []
+    page.close()
 
 
 def test_forms_without_their_csrf_token_are_refused(app) -> None:  # type: ignore[no-untyped-def]

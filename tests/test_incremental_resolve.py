@@ -191,3 +191,35 @@ def test_touches_built_in_chunks_of_visitors_are_the_same(tmp_path: Path, market
             events = ws.store.table_counts()["events"]
     assert events > 10 * 200  # the second build really ran in many chunks
     assert_same(snapshots[0], snapshots[1])
+
+
+def test_many_small_loads_each_resolve(tmp_path: Path, market: Path) -> None:
+    """The live loop resolves after every small load. A load of one page has one feature
+    hash; half of all hashes are over 2**63, which a filter pushed into an Arrow scan once
+    overflowed (the run failed, and the loop with it). Twelve one-page loads, each
+    resolved: each adds its touch, with the person and account of the email it carries."""
+    with demandloop.open(tmp_path / "w") as ws:
+        ws.load_simulation(market, spend=False)
+        ws.resolve()
+        con = ws.store.con
+        email, account, last = con.execute(
+            "SELECT p.email, p.account_id, (SELECT max(ts) FROM touches) FROM persons p "
+            "WHERE p.email IS NOT NULL AND p.account_id IS NOT NULL ORDER BY 1 LIMIT 1"
+        ).fetchone()
+        for i in range(12):
+            at = last + dt.timedelta(minutes=i + 1)
+            path = tmp_path / f"load{i}.jsonl"
+            path.write_text("\n".join(json.dumps(m) for m in (
+                {"type": "identify", "anonymousId": f"anon-small-{i}", "messageId": f"i{i}",
+                 "timestamp": at.isoformat() + "Z", "traits": {"email": email}},
+                {"type": "page", "anonymousId": f"anon-small-{i}", "messageId": f"p{i}",
+                 "timestamp": (at + dt.timedelta(seconds=5)).isoformat() + "Z",
+                 "properties": {"path": "/pricing",
+                                "url": f"https://vendor.example/pricing?utm_source=s{i}"}},
+            )) + "\n")
+            ws.ingest(path)
+            r = ws.resolve()
+            assert r.mode == "incremental"
+            got = con.execute("SELECT account_id FROM touches WHERE message_id = ?",
+                              [f"p{i}"]).fetchall()
+            assert got == [(account,)], i

@@ -138,3 +138,19 @@ def history(store: Store, account: str | None = None, limit: int = 200) -> pd.Da
             "AND ($account IS NULL OR account_id = $account) "
             "ORDER BY created_at DESC, firing, step LIMIT $limit",
             {"ws": store.workspace_id, "account": account, "limit": limit}).df()
+
+
+def retry(store: Store, job: str, now: dt.datetime) -> bool:
+    """Give a dead job another try now (and the steps after it, skipped when it died);
+    False if *job* is not dead."""
+    with store.writer() as cur:
+        row = cur.execute("SELECT firing, step FROM jobs WHERE workspace_id = ? AND job_id = ? "
+                          "AND status = 'dead'", [store.workspace_id, job]).fetchone()
+        if row is None:
+            return False
+        cur.execute("UPDATE jobs SET status = 'pending', next_attempt_at = $now, done_at = NULL, "
+                    "last_error = NULL WHERE workspace_id = $ws AND firing = $f AND ("
+                    "job_id = $job OR (status = 'skipped' AND step > $step))",
+                    {"now": now, "ws": store.workspace_id, "f": row[0], "job": job,
+                     "step": row[1]})
+    return True

@@ -141,10 +141,18 @@ def _touches(cur: Cursor, ws: str, settings: Settings, since: int, full: bool) -
     paths["high"] = paths["path"].fillna("").str.match(HIGH_INTENT_PATH)
     row = cur.execute("SELECT count(*) FROM _tev").fetchone()
     chunks = max(1, -(-int(row[0] if row else 0) // CHUNK_EVENTS))
-    cur.register("_channels", pa.table({
+    # Copied into DuckDB rather than scanned as Arrow: a join's dynamic filter on fkey (a
+    # UBIGINT hash) pushed down into an Arrow scan becomes a pyarrow expression, and a hash
+    # over 2**63 overflowed it ("Python int too large to convert to C long"), failing the
+    # run whenever the few new visitors' hashes were all high. Both tables are small.
+    cur.register("_channel_rows", pa.table({
         "fkey": pa.array(distinct["fkey"].to_numpy(), pa.uint64()),
         "channel": pa.array(channels.to_numpy(dtype=object), pa.string())}))
-    cur.register("_paths", pa.Table.from_pandas(paths, preserve_index=False))
+    cur.register("_path_rows", pa.Table.from_pandas(paths, preserve_index=False))
+    cur.execute("CREATE OR REPLACE TEMP TABLE _channels AS SELECT * FROM _channel_rows")
+    cur.execute("CREATE OR REPLACE TEMP TABLE _paths AS SELECT * FROM _path_rows")
+    cur.unregister("_channel_rows")
+    cur.unregister("_path_rows")
     written = 0
     try:
         for i in range(chunks):
@@ -154,8 +162,8 @@ def _touches(cur: Cursor, ws: str, settings: Settings, since: int, full: bool) -
             done = cur.execute(touch_sql.insert_touches(), {"ws": ws}).fetchone()
             written += int(done[0]) if done else 0
     finally:
-        cur.unregister("_channels")
-        cur.unregister("_paths")
+        cur.execute("DROP TABLE IF EXISTS _channels")
+        cur.execute("DROP TABLE IF EXISTS _paths")
     return written
 
 

@@ -129,7 +129,7 @@ def serve(directory: Path, *, host: str | None = None, port: int | None = None,
     api = create_api(ws, tokens.TokenRing(ws.directory, {admin: "admin"}), keyring, jobs,
                      lock, gate)
     web = create_web(ws, UserRing(ws.directory), load_secret(ws.directory),
-                     api.state.report_cache, gate, c.public_url.startswith("https://"))
+                     api.state.report_cache, gate, c.public_url.startswith("https://"), lock)
     stopped = True
     try:
         if workers == 1:

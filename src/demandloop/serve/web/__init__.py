@@ -9,20 +9,22 @@ Every form carries a CSRF token (see :mod:`.session`); logins are rate-limited p
 
 from __future__ import annotations
 
-from pathlib import Path
+import threading
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
 
-import jinja2
 from fastapi import FastAPI, Form, Request
-from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
+from fastapi.responses import FileResponse, RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from demandloop.serve import keys as keystore
 from demandloop.serve import tokens as tokenstore
 from demandloop.serve.guard import AuthThrottle, client_address
 from demandloop.serve.users import UserRing, list_users
+from demandloop.serve.web import people as people_pages
+from demandloop.serve.web import reports as reports_pages
 from demandloop.serve.web.session import COOKIE, CSRF_COOKIE, SESSION_HOURS, Signer
+from demandloop.serve.web.site import HERE, Refused, Site
 from demandloop.store import account_pages as pages
 
 if TYPE_CHECKING:
@@ -30,56 +32,19 @@ if TYPE_CHECKING:
     from demandloop.serve.report_cache import ReportCache
     from demandloop.workspace import Workspace
 
-HERE = Path(__file__).parent
 STATIC = {"htmx.min.js": "application/javascript", "app.css": "text/css"}
 PAGE = 50
 
 
-class Refused(Exception):
-    """A page the visitor may not see: to the login page, or a 403."""
-
-    def __init__(self, status: int, message: str = "") -> None:
-        super().__init__(message)
-        self.status = status
-
-
-def _number(value: Any, digits: int = 0) -> str:
-    if value is None:
-        return ""
-    return f"{float(value):,.{digits}f}"
-
-
 def create_web(ws: Workspace, users: UserRing, secret: bytes, cache: ReportCache,
-               gate: Gate, secure: bool) -> FastAPI:
+               gate: Gate, secure: bool, lock: threading.RLock) -> FastAPI:
     """The dashboard over the server's workspace (*cache*: the API's, so both read the
     same current accounts)."""
     web = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
-    env = jinja2.Environment(loader=jinja2.FileSystemLoader(HERE / "templates"),
-                             autoescape=True, undefined=jinja2.StrictUndefined)
-    env.filters["number"] = _number
-    env.filters["percent"] = lambda v: "" if v is None else f"{float(v):.0%}"
     signer = Signer(secret)
+    site = Site(ws, users, signer, cache, gate, secure, lock)
+    render, who, page = site.render, site.who, site.page
     throttle = AuthThrottle(10)
-
-    def render(request: Request, name: str, status: int = 200, **ctx: Any) -> HTMLResponse:
-        html = env.get_template(name).render(request=request, **ctx)
-        return HTMLResponse(html, status_code=status, headers={
-            "Cache-Control": "no-store", "X-Frame-Options": "DENY",
-            "Content-Security-Policy": "default-src 'self'; style-src 'self'; "
-                                       "img-src 'self' data:; frame-ancestors 'none'"})
-
-    def who(request: Request, role: str = "rep") -> tuple[Any, Any]:
-        session = signer.read(request.cookies.get(COOKIE))
-        user = users.by_id(session.user_id) if session else None
-        if session is None or user is None:
-            raise Refused(303)
-        if not user.may(role):
-            raise Refused(403, f"your role ({user.role}) cannot open this page")
-        return user, session
-
-    def page(request: Request, name: str, user: Any, session: Any, **ctx: Any
-             ) -> HTMLResponse:
-        return render(request, name, user=user, csrf=signer.csrf(session), **ctx)
 
     @web.exception_handler(Refused)
     async def refused(request: Request, exc: Refused) -> Response:
@@ -180,11 +145,9 @@ def create_web(ws: Workspace, users: UserRing, secret: bytes, cache: ReportCache
         if found is None:
             return render(request, "error.html", 404, user=user, csrf=signer.csrf(session),
                           message=f"no account '{account_id}'")
-        days: dict[str, list[dict[str, Any]]] = {}
-        for t in found["touches"]:
-            days.setdefault(str(t["ts"])[:10], []).append(t)
         return page(request, "account.html", user, session, a=found["account"], d=found,
-                    days=days, x=found["explanation"])
+                    days=people_pages.days_of(found["touches"]), x=found["explanation"],
+                    poll=people_pages.POLL_SECONDS)
 
     @web.get("/settings")
     async def settings(request: Request) -> Response:
@@ -194,6 +157,8 @@ def create_web(ws: Workspace, users: UserRing, secret: bytes, cache: ReportCache
                     tokens=tokenstore.list_tokens(ws.directory),
                     people=list_users(ws.directory))
 
+    reports_pages.register(web, site)
+    people_pages.register(web, site)
     return web
 
 

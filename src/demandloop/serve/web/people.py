@@ -1,0 +1,92 @@
+"""The person page, the activity page (with a retry for dead workflow steps), and the
+account timeline as a fragment the account page polls, so new events show within seconds
+without a reload."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from fastapi import FastAPI, Form, Request
+from fastapi.responses import RedirectResponse, Response
+from starlette.concurrency import run_in_threadpool
+
+from demandloop.activate import job_queries
+from demandloop.errors import NotFoundError
+from demandloop.serve.web.site import Site
+from demandloop.store import account_pages as pages
+from demandloop.store import activity_pages
+
+#: how often an open account page asks for its timeline (seconds)
+POLL_SECONDS = 3
+
+
+def days_of(touches: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+    """Touches grouped by their day, newest first (as they come)."""
+    days: dict[str, list[dict[str, Any]]] = {}
+    for t in touches:
+        days.setdefault(str(t["ts"])[:10], []).append(t)
+    return days
+
+
+def register(web: FastAPI, site: Site) -> None:
+    """Add the person and activity pages and the timeline fragment to *web*."""
+
+    @web.get("/people/{key}")
+    async def person(request: Request, key: str) -> Response:
+        user, session = site.who(request)
+
+        def read() -> dict[str, Any]:
+            with site.gate.shared():
+                found = site.ws.explain_person(key)
+                found.update(activity_pages.person_lists(
+                    site.ws.store, found["person"]["person_id"]))
+            return found
+        try:
+            found = await run_in_threadpool(read)
+        except NotFoundError as exc:
+            return site.page(request, "error.html", user, session, 404, message=str(exc))
+        return site.page(request, "person.html", user, session, p=found,
+                         days=days_of(found["touches"]))
+
+    @web.get("/activity")
+    async def activity(request: Request) -> Response:
+        user, session = site.who(request)
+
+        def read() -> dict[str, list[dict[str, Any]]]:
+            with site.gate.shared():
+                return activity_pages.activity_lists(site.ws.store)
+        lists = await run_in_threadpool(read)
+        return site.page(request, "activity.html", user, session, a=lists,
+                         retried=request.query_params.get("retried"))
+
+    @web.post("/activity/retry")
+    async def retry(request: Request, job_id: str = Form(""),  # noqa: B008
+                    csrf: str = Form("")) -> Response:  # noqa: B008
+        user, session = site.who(request, "marketer")
+        if not site.signer.csrf_ok(session, csrf):
+            return site.page(request, "error.html", user, session, 403,
+                             message="the form expired or came from elsewhere: reload the page")
+
+        def run() -> bool:
+            with site.lock:
+                return job_queries.retry(site.ws.store, job_id,
+                                         dt.datetime.now(dt.UTC).replace(tzinfo=None))
+        done = await run_in_threadpool(run)
+        if not done:
+            return site.page(request, "error.html", user, session, 404,
+                             message=f"no dead workflow step '{job_id[:40]}' to retry")
+        site.cache.changed()
+        return RedirectResponse(f"/app/activity?retried={job_id}", status_code=303)
+
+    @web.get("/accounts/{account_id}/timeline")
+    async def timeline(request: Request, account_id: str) -> Response:
+        site.who(request)
+
+        def read() -> dict[str, Any] | None:
+            with site.gate.shared():
+                return pages.account_detail(site.ws.store, account_id, 200)
+        found = await run_in_threadpool(read)
+        days = days_of(found["touches"]) if found else {}
+        return site.render(request, "timeline.html", account_id=account_id, days=days,
+                           poll=POLL_SECONDS)
