@@ -115,6 +115,15 @@ def test_filters_match_pandas(api: dict[str, Any]) -> None:
          | df["domain"].str.lower().str.contains(df["name"].iloc[3][:4].lower(),
                                                  regex=False)),
     ]
+    topics = df["surge_topics"].dropna().map(orjson.loads)
+    topic = max({t for ts in topics for t in ts}, key=lambda t: sum(t in ts for ts in topics))
+    cases += [
+        ({"country": df["country"].dropna().iloc[0]}, df["country"] == df["country"]
+         .dropna().iloc[0]),
+        ({"employees_min": 200, "employees_max": 999}, df["employees"].between(200, 999)),
+        ({"topic": topic}, df["surge_topics"].map(
+            lambda v: isinstance(v, str) and topic in orjson.loads(v))),
+    ]
     for params, mask in cases:
         got = sorted(r["account_id"] for r in _pages(api, 50, **params))
         want = sorted(df[mask.fillna(False)]["account_id"])

@@ -36,6 +36,15 @@ def app(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-de
         ws.resolve()
         ws.score_history(7)
         ws.run_workflows()
+        # a workflow whose first step died, its second skipped: what Activity retries
+        account = ws.store.con.execute("SELECT min(account_id) FROM accounts").fetchone()[0]
+        for step, status in ((0, "dead"), (1, "skipped")):
+            ws.store.con.execute(
+                "INSERT INTO jobs (workspace_id, job_id, workflow, firing, step, action, "
+                "account_id, trigger, payload, status, attempts, last_error, created_at, "
+                "done_at) VALUES ('default', ?, 'alert-rep', 'firing-1', ?, 'notify', ?, "
+                "'stage_changed', '{}', ?, 5, 'HTTP 500 from the webhook', now()::TIMESTAMP, "
+                "now()::TIMESTAMP)", [f"job-dead-{step}", step, account, status])
     users.create(d, "admin@example.com", "admin", PASSWORD)
     users.create(d, "rep@example.com", "rep", PASSWORD)
     token, _ = tokens.create(d, "read", "dashboard-test")
@@ -234,6 +243,68 @@ def test_an_event_appears_on_the_open_account_page(app, browser) -> None:  # typ
     assert page.locator("#timeline li[data-touch]").count() == before + 1
     assert errors == []
     page.close()
+
+
+def test_a_dead_step_is_retried_from_activity(app, browser) -> None:  # type: ignore[no-untyped-def]
+    rep, _ = _login(browser, app, "rep@example.com")
+    rep.goto(app["url"] + "/app/activity")
+    assert rep.locator("tr[data-job='job-dead-0']").count() == 1
+    assert rep.locator("#dead button").count() == 0  # a rep reads; retrying is acting
+    rep.close()
+    page, errors = _login(browser, app, "admin@example.com")
+    page.goto(app["url"] + "/app/activity")
+    page.locator("tr[data-job='job-dead-0'] button").click()
+    page.wait_for_load_state()
+    assert "will be tried again" in page.locator("[role=status]").inner_text()
+    assert page.locator("tr[data-job='job-dead-0']").count() == 0
+    # the fixture gave the dead step to the first account by id
+    account = _api(app, "/accounts", sort="account_id", limit=1)["data"][0]["account_id"]
+    jobs = {j["job_id"]: j["status"] for j in
+            _api(app, f"/accounts/{account}")["workflow_jobs"]}
+    assert jobs["job-dead-0"] == jobs["job-dead-1"] == "pending"
+    assert errors == []
+    page.close()
+
+
+def test_bulk_add_to_an_audience_and_export_csv(app, browser) -> None:  # type: ignore[no-untyped-def]
+    import csv
+    import io
+
+    page, errors = _login(browser, app, "admin@example.com")
+    page.select_option("select[name=target]", "yes")
+    page.click("form.filters button")
+    page.wait_for_load_state()
+    ticked = page.locator("tr[data-account]").evaluate_all(
+        "rows => rows.slice(0, 3).map(r => r.dataset.account)")
+    for account in ticked:
+        page.check(f"tr[data-account='{account}'] input[type=checkbox]")
+    page.fill("input[name=audience]", "tier-one-push")
+    page.click("#bulk button")
+    page.wait_for_load_state()
+    assert "added 3 account(s) to the audience 'tier-one-push'" in page.locator(
+        "[role=status]").inner_text()
+    assert "target=yes" in page.url  # back on the same filtered list
+    page.goto(app["url"] + "/app/settings")
+    row = page.locator("#segments tr", has_text="tier-one-push")
+    assert "3 accounts" in row.inner_text()
+    # the CSV export: every account of the filter, as the API lists them
+    cookies = {c["name"]: c["value"] for c in page.context.cookies()}
+    r = httpx.get(app["url"] + "/app/accounts.csv", params={"target": "yes", "sort": "name"},
+                  cookies={"dl_session": cookies["dl_session"]})
+    assert r.status_code == 200 and r.headers["content-type"].startswith("text/csv")
+    rows = list(csv.DictReader(io.StringIO(r.text)))
+    want = _api(app, "/accounts", target="true", sort="name", limit=1000)["data"]
+    assert [x["account_id"] for x in rows] == [a["account_id"] for a in want]
+    assert errors == []
+    page.close()
+    # a rep reads: no bulk form, and posting one anyway is refused
+    rep, _ = _login(browser, app, "rep@example.com")
+    assert rep.locator("#bulk").count() == 0
+    rep_cookie = next(c["value"] for c in rep.context.cookies() if c["name"] == "dl_session")
+    r = httpx.post(app["url"] + "/app/accounts/audience", cookies={"dl_session": rep_cookie},
+                   data={"audience": "x", "account": ticked[0], "csrf": "x"})
+    assert r.status_code == 403
+    rep.close()
 
 
 def test_forms_without_their_csrf_token_are_refused(app) -> None:  # type: ignore[no-untyped-def]

@@ -162,12 +162,17 @@ def create_api(ws: Workspace, tokens: TokenRing, keys: KeyRing, jobs: Jobs,
         owner: Annotated[str | None, Query(max_length=200)] = None,
         industry: Annotated[str | None, Query(max_length=200)] = None,
         q: Annotated[str | None, Query(max_length=200)] = None,
+        employees_min: Annotated[int | None, Query(ge=0, le=10**9)] = None,
+        employees_max: Annotated[int | None, Query(ge=0, le=10**9)] = None,
+        country: Annotated[str | None, Query(max_length=80)] = None,
+        topic: Annotated[str | None, Query(max_length=200)] = None,
         sort: Annotated[str, Query(pattern=r"^-?[a-z_]{1,30}$")] = "-priority",
         limit: Annotated[int, Query(ge=1, le=1000)] = 50,
         cursor: Annotated[str | None, Query(max_length=2000)] = None,
     ) -> Response:
         where = pages.AccountFilter(tuple(stage), tuple(band), intent_min, surging, target,
-                                    owner, industry, q)
+                                    owner, industry, q, employees_min, employees_max, country,
+                                    topic)
         def page() -> tuple[list[dict[str, Any]], str | None]:
             return pages.account_page(ws.store, where, sort, limit, cursor, cache.accounts())
         rows, nxt = await reading(page)

@@ -25,8 +25,8 @@ ACCOUNT_SORTS = {"priority": "priority", "fit": "fit", "engagement": "engagement
                  "employees": "employees", "updated_at": "updated_at"}
 ACCOUNT_FIELDS = ("account_id", "name", "domain", "industry", "employees", "country", "owner",
                   "target", "tier", "stage", "fit", "band", "engagement", "intent", "surging",
-                  "people", "committee_coverage", "missing_roles", "priority", "as_of",
-                  "updated_at")
+                  "people", "committee_coverage", "missing_roles", "surge_topics", "priority",
+                  "as_of", "updated_at")
 PERSON_FIELDS = ("person_id", "email", "first_name", "last_name", "title", "seniority",
                  "job_function", "account_id", "source", "created_at", "updated_at")
 
@@ -43,6 +43,10 @@ class AccountFilter:
     owner: str | None = None
     industry: str | None = None
     search: str | None = None
+    employees_min: int | None = None
+    employees_max: int | None = None
+    country: str | None = None
+    topic: str | None = None
 
 
 def encode_cursor(value: Any, key: str) -> str:
@@ -100,7 +104,12 @@ def _conditions(where: AccountFilter, params: dict[str, Any]) -> list[str]:
         params["band"] = list(where.band)
     for name, sql in (("intent_min", "intent >= $intent_min"), ("surging", "surging = $surging"),
                       ("target", "target = $target"), ("owner", "owner = $owner"),
-                      ("industry", "industry = $industry")):
+                      ("industry", "industry = $industry"),
+                      ("employees_min", "employees >= $employees_min"),
+                      ("employees_max", "employees <= $employees_max"),
+                      ("country", "country = $country"),
+                      ("topic", "list_contains(from_json(surge_topics::JSON, '[\"VARCHAR\"]'), "
+                                "$topic)")):
         value = getattr(where, name)
         if value is not None:
             conds.append(sql)
@@ -132,10 +141,14 @@ def choices(store: Store, rows: pa.Table) -> dict[str, list[str]]:
     out: dict[str, list[str]] = {}
     with store.reader() as cur:
         cur.register("_account_rows", rows)
-        for col in ("stage", "band", "owner", "industry"):
+        for col in ("stage", "band", "owner", "industry", "country"):
             out[col] = [v for (v,) in cur.execute(
                 f"SELECT DISTINCT {col} FROM _account_rows WHERE {col} IS NOT NULL "
                 f"ORDER BY 1 LIMIT 200").fetchall()]
+        out["topic"] = [v for (v,) in cur.execute(
+            "SELECT DISTINCT unnest(from_json(surge_topics::JSON, '[\"VARCHAR\"]')) AS t "
+            "FROM _account_rows WHERE surge_topics IS NOT NULL ORDER BY 1 LIMIT 200"
+        ).fetchall()]
     return out
 
 
@@ -165,7 +178,8 @@ def account_page(store: Store, where: AccountFilter, sort: str = "-priority",
         names = [d[0] for d in rel.description]
         found = [dict(zip(names, r, strict=True)) for r in rel.fetchall()]
     for r in found:
-        r["missing_roles"] = orjson.loads(r["missing_roles"]) if r["missing_roles"] else []
+        for col in ("missing_roles", "surge_topics"):
+            r[col] = orjson.loads(r[col]) if r[col] else []
     nxt = None
     if len(found) > limit:
         found = found[:limit]

@@ -10,22 +10,20 @@ Every form carries a CSRF token (see :mod:`.session`); logins are rate-limited p
 from __future__ import annotations
 
 import threading
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 from urllib.parse import urlencode
 
 from fastapi import FastAPI, Form, Request
 from fastapi.responses import FileResponse, RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 
-from demandloop.serve import keys as keystore
-from demandloop.serve import tokens as tokenstore
 from demandloop.serve.guard import AuthThrottle, client_address
-from demandloop.serve.users import UserRing, list_users
+from demandloop.serve.users import UserRing
+from demandloop.serve.web import accounts as accounts_pages
 from demandloop.serve.web import people as people_pages
 from demandloop.serve.web import reports as reports_pages
 from demandloop.serve.web.session import COOKIE, CSRF_COOKIE, SESSION_HOURS, Signer
 from demandloop.serve.web.site import HERE, Refused, Site
-from demandloop.store import account_pages as pages
 
 if TYPE_CHECKING:
     from demandloop.serve.quiesce import Gate
@@ -33,7 +31,6 @@ if TYPE_CHECKING:
     from demandloop.workspace import Workspace
 
 STATIC = {"htmx.min.js": "application/javascript", "app.css": "text/css"}
-PAGE = 50
 
 
 def create_web(ws: Workspace, users: UserRing, secret: bytes, cache: ReportCache,
@@ -43,7 +40,7 @@ def create_web(ws: Workspace, users: UserRing, secret: bytes, cache: ReportCache
     web = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
     signer = Signer(secret)
     site = Site(ws, users, signer, cache, gate, secure, lock)
-    render, who, page = site.render, site.who, site.page
+    render, who = site.render, site.who
     throttle = AuthThrottle(10)
 
     @web.exception_handler(Refused)
@@ -106,57 +103,7 @@ def create_web(ws: Workspace, users: UserRing, secret: bytes, cache: ReportCache
     async def home() -> Response:
         return RedirectResponse("/app/accounts", status_code=303)
 
-    @web.get("/accounts")
-    async def accounts(request: Request, stage: str = "", band: str = "", target: str = "",
-                       owner: str = "", industry: str = "", q: str = "",
-                       sort: str = "-priority", cursor: str = "") -> Response:
-        user, session = who(request)
-        where = pages.AccountFilter(
-            (stage,) if stage else (), (band,) if band else (), None, None,
-            {"yes": True, "no": False}.get(target), owner or None, industry or None,
-            q or None)
-
-        def read() -> tuple[list[dict[str, Any]], str | None, int, dict[str, list[str]]]:
-            with gate.shared():
-                rows = cache.accounts()
-                found, nxt = pages.account_page(ws.store, where, sort, PAGE, cursor or None,
-                                                rows)
-                total = pages.count_capped(ws.store, where, rows)
-                choices = pages.choices(ws.store, rows)
-            return found, nxt, total, choices
-        found, nxt, total, choices = await run_in_threadpool(read)
-        params = {k: v for k, v in request.query_params.items() if k != "cursor"}
-        return page(request, "accounts.html", user, session, rows=found, total=total,
-                    cap=pages.COUNT_CAP, next_url=("?" + urlencode({**params, "cursor": nxt}))
-                    if nxt else None, f=params, sorts=list(pages.ACCOUNT_SORTS),
-                    choices=choices)
-
-    @web.get("/accounts/{account_id}")
-    async def account(request: Request, account_id: str) -> Response:
-        user, session = who(request)
-
-        def read() -> dict[str, Any] | None:
-            with gate.shared():
-                found = pages.account_detail(ws.store, account_id, 200)
-                if found is not None:
-                    found["explanation"] = ws.explain_account(account_id)
-            return found
-        found = await run_in_threadpool(read)
-        if found is None:
-            return render(request, "error.html", 404, user=user, csrf=signer.csrf(session),
-                          message=f"no account '{account_id}'")
-        return page(request, "account.html", user, session, a=found["account"], d=found,
-                    days=people_pages.days_of(found["touches"]), x=found["explanation"],
-                    poll=people_pages.POLL_SECONDS)
-
-    @web.get("/settings")
-    async def settings(request: Request) -> Response:
-        user, session = who(request, "admin")
-        return page(request, "settings.html", user, session,
-                    keys=keystore.list_keys(ws.directory),
-                    tokens=tokenstore.list_tokens(ws.directory),
-                    people=list_users(ws.directory))
-
+    accounts_pages.register(web, site)
     reports_pages.register(web, site)
     people_pages.register(web, site)
     return web

@@ -1,0 +1,148 @@
+"""The accounts list (filters, keyset pages, capped count, bulk actions, CSV export), the
+account page, and Settings."""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+from typing import Any
+from urllib.parse import urlencode
+
+from fastapi import FastAPI, Request
+from fastapi.responses import RedirectResponse, Response
+from starlette.concurrency import run_in_threadpool
+
+from demandloop.activate import sequence_queries
+from demandloop.serve import keys as keystore
+from demandloop.serve import tokens as tokenstore
+from demandloop.serve.users import list_users
+from demandloop.serve.web import people as people_pages
+from demandloop.serve.web.site import Site
+from demandloop.store import account_pages as pages
+
+PAGE = 50
+#: the size filter's bands (employees)
+SIZES = {"1-49": (1, 49), "50-199": (50, 199), "200-999": (200, 999),
+         "1000-4999": (1000, 4999), "5000+": (5000, None)}
+#: what the CSV export writes per account
+CSV_FIELDS = ("account_id", "name", "domain", "industry", "employees", "country", "owner",
+              "target", "stage", "fit", "band", "engagement", "intent", "surging", "priority")
+#: the most accounts one CSV export writes
+CSV_LIMIT = 100_000
+
+
+def _filter(q: dict[str, str]) -> pages.AccountFilter:
+    low, high = SIZES.get(q.get("size", ""), (None, None))
+    return pages.AccountFilter(
+        (q["stage"],) if q.get("stage") else (), (q["band"],) if q.get("band") else (),
+        None, None, {"yes": True, "no": False}.get(q.get("target", "")),
+        q.get("owner") or None, q.get("industry") or None, q.get("q") or None, low, high,
+        q.get("country") or None, q.get("topic") or None)
+
+
+def register(web: FastAPI, site: Site) -> None:
+    """Add the accounts pages and Settings to *web*."""
+    ws = site.ws
+
+    @web.get("/accounts")
+    async def accounts(request: Request, sort: str = "-priority", cursor: str = "") -> Response:
+        user, session = site.who(request)
+        params = {k: v for k, v in request.query_params.items() if k != "cursor"}
+        where = _filter(params)
+
+        def read() -> tuple[list[dict[str, Any]], str | None, int, dict[str, list[str]]]:
+            with site.gate.shared():
+                rows = site.cache.accounts()
+                found, nxt = pages.account_page(ws.store, where, sort, PAGE, cursor or None,
+                                                rows)
+                total = pages.count_capped(ws.store, where, rows)
+                choices = site.cache.get("_choices", {},
+                                         lambda: pages.choices(ws.store, rows))
+            return found, nxt, total, choices
+        found, nxt, total, choices = await run_in_threadpool(read)
+        return site.page(request, "accounts.html", user, session, rows=found, total=total,
+                         cap=pages.COUNT_CAP,
+                         next_url=("?" + urlencode({**params, "cursor": nxt})) if nxt else None,
+                         f=params, sorts=list(pages.ACCOUNT_SORTS), choices=choices,
+                         sizes=list(SIZES), query=urlencode(params),
+                         done=request.query_params.get("done"))
+
+    @web.get("/accounts.csv")
+    async def accounts_csv(request: Request, sort: str = "-priority") -> Response:
+        site.who(request, "marketer")
+        params = dict(request.query_params)
+        where = _filter(params)
+
+        def read() -> str:
+            with site.gate.shared():
+                found, _ = pages.account_page(ws.store, where, sort, CSV_LIMIT, None,
+                                              site.cache.accounts())
+            buf = io.StringIO()
+            out = csv.DictWriter(buf, CSV_FIELDS, extrasaction="ignore")
+            out.writeheader()
+            out.writerows(found)
+            return buf.getvalue()
+        text = await run_in_threadpool(read)
+        stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%d-%H%M")
+        return Response(text, media_type="text/csv", headers={
+            "Content-Disposition": f'attachment; filename="accounts-{stamp}.csv"',
+            "Cache-Control": "no-store"})
+
+    @web.post("/accounts/audience")
+    async def add_to_audience(request: Request) -> Response:
+        user, session = site.who(request, "marketer")
+        form = await request.form()
+        if not site.signer.csrf_ok(session, str(form.get("csrf", ""))):
+            return site.page(request, "error.html", user, session, 403,
+                             message="the form expired or came from elsewhere: reload the page")
+        audience = str(form.get("audience", "")).strip()
+        chosen = [str(a) for a in form.getlist("account")][:1000]
+        back = str(form.get("back", ""))
+        if not audience or len(audience) > 80 or not chosen:
+            return site.page(request, "error.html", user, session, 400,
+                             message="choose accounts and name the audience to add them to")
+
+        def run() -> int:
+            now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
+            with site.lock:
+                for account in chosen:
+                    sequence_queries.add_to_audience(ws.store, audience, account,
+                                                     f"dashboard:{user.email}", now)
+            return len(chosen)
+        n = await run_in_threadpool(run)
+        site.cache.changed()
+        done = urlencode({"done": f"added {n} account(s) to the audience '{audience}'"})
+        query = back if back.startswith("?") or not back else ""
+        return RedirectResponse(f"/app/accounts{query}{'&' if query else '?'}{done}",
+                                status_code=303)
+
+    @web.get("/accounts/{account_id}")
+    async def account(request: Request, account_id: str) -> Response:
+        user, session = site.who(request)
+
+        def read() -> dict[str, Any] | None:
+            with site.gate.shared():
+                found = pages.account_detail(ws.store, account_id, 200)
+                if found is not None:
+                    found["explanation"] = ws.explain_account(account_id)
+            return found
+        found = await run_in_threadpool(read)
+        if found is None:
+            return site.page(request, "error.html", user, session, 404,
+                             message=f"no account '{account_id}'")
+        return site.page(request, "account.html", user, session, a=found["account"],
+                         d=found, days=people_pages.days_of(found["touches"]),
+                         x=found["explanation"], poll=people_pages.POLL_SECONDS)
+
+    @web.get("/settings")
+    async def settings(request: Request) -> Response:
+        user, session = site.who(request, "admin")
+        public = ws.settings.public_dict()["activate"]  # secrets masked
+        return site.page(request, "settings.html", user, session,
+                         keys=keystore.list_keys(ws.directory),
+                         tokens=tokenstore.list_tokens(ws.directory),
+                         people=list_users(ws.directory), workflows=ws.workflows(),
+                         segments=ws.segments(), sequences=public.get("sequences", []),
+                         mailboxes=public.get("mailboxes", []),
+                         audiences=ws.audience_lists())
