@@ -307,6 +307,34 @@ def test_bulk_add_to_an_audience_and_export_csv(app, browser) -> None:  # type: 
     rep.close()
 
 
+def test_our_side_of_the_timeline_and_the_stage_chart(app, browser) -> None:  # type: ignore[no-untyped-def]
+    top = _api(app, "/accounts", sort="-priority", limit=1)["data"][0]["account_id"]
+    detail = _api(app, f"/accounts/{top}")
+    page, errors = _login(browser, app, "admin@example.com")
+    page.goto(app["url"] + f"/app/accounts/{top}")
+    # the stage history as a step chart: one point per change
+    assert page.locator("#history svg.chart circle").count() == len(detail["stage_history"])
+    page.click("#timeline a:text('Our team')")
+    page.locator("#timeline a[aria-current]:text('Our team')").wait_for()
+    kinds = page.locator("#timeline li[data-ours]").evaluate_all(
+        "xs => xs.map(x => x.dataset.ours)")
+    assert kinds == [o["kind"] for o in detail["ours"]]
+    assert errors == []
+    page.close()
+
+
+def test_attribution_models_are_chosen_like_the_cli(app, browser) -> None:  # type: ignore[no-untyped-def]
+    page, errors = _login(browser, app, "admin@example.com")
+    page.goto(app["url"] + "/app/reports/attribution?model=markov&model=shapley")
+    legend = page.locator("svg.chart .legend").evaluate_all(
+        "xs => xs.map(x => x.textContent)")
+    assert legend == ["markov", "shapley"]
+    headers = page.locator("table th").all_inner_texts()
+    assert headers == ["channel", "markov", "shapley"]
+    assert errors == []
+    page.close()
+
+
 def test_forms_without_their_csrf_token_are_refused(app) -> None:  # type: ignore[no-untyped-def]
     url = app["url"] + "/app/login"
     with httpx.Client() as client:
@@ -347,3 +375,21 @@ def test_users_commands(tmp_path: Path) -> None:
                           text=True)
     assert done.returncode == 0
     assert ring.verify("ann@example.com", PASSWORD) is None
+
+
+def test_logins_are_rate_limited(app) -> None:  # type: ignore[no-untyped-def]
+    """Last in the module: it blocks this address's logins for a minute."""
+    url = app["url"] + "/app/login"
+    codes = []
+    with httpx.Client() as client:
+        client.get(url)
+        token = client.cookies["dl_csrf"]
+        for _ in range(12):
+            r = client.post(url, data={"email": "admin@example.com", "password": "guess",
+                                       "csrf": token})
+            codes.append(r.status_code)
+        # even the right password waits once the address is blocked
+        r = client.post(url, data={"email": "admin@example.com", "password": PASSWORD,
+                                   "csrf": token})
+    assert codes[:10] == [401] * 10 and set(codes[10:]) == {429}
+    assert r.status_code == 429

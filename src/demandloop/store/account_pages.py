@@ -220,9 +220,22 @@ def person_page(store: Store, account: str | None = None, search: str | None = N
 
 #: what one account's page shows besides its scores, newest first, at most *limit* each
 DETAIL_QUERIES = {
-    "touches": "SELECT ts, channel, motion, activity, weight, topic, person_id, message_id "
-               "FROM touches WHERE workspace_id = $ws AND account_id = $id "
-               "ORDER BY ts DESC, touch_id LIMIT $limit",
+    "touches": "SELECT t.ts, t.channel, t.motion, t.activity, t.weight, t.topic, "
+               "t.person_id, t.message_id, p.job_function, p.seniority "
+               "FROM touches t LEFT JOIN persons p ON p.workspace_id = t.workspace_id "
+               "AND p.person_id = t.person_id WHERE t.workspace_id = $ws "
+               "AND t.account_id = $id ORDER BY t.ts DESC, t.touch_id LIMIT $limit",
+    # what our side did: emails sent to its people, tasks opened, workflow steps taken
+    "ours": "SELECT * FROM ("
+            "SELECT m.sent_at AS ts, 'email' AS kind, m.subject AS what, m.to_email AS who, "
+            "m.status FROM mail_messages m JOIN enrolments e USING (workspace_id, "
+            "enrolment_id) WHERE m.workspace_id = $ws AND e.account_id = $id "
+            "AND m.sent_at IS NOT NULL "
+            "UNION ALL SELECT created_at, 'task', title, owner, NULL FROM tasks "
+            "WHERE workspace_id = $ws AND account_id = $id "
+            "UNION ALL SELECT coalesce(done_at, created_at), 'workflow', workflow || ': ' || "
+            "action, NULL, status FROM jobs WHERE workspace_id = $ws AND account_id = $id) "
+            "ORDER BY ts DESC NULLS LAST LIMIT $limit",
     "stage_history": "SELECT from_stage, to_stage, changed_at, reasons FROM stage_changes "
                      "WHERE workspace_id = $ws AND entity = 'account' AND entity_id = $id "
                      "ORDER BY changed_at DESC LIMIT $limit",

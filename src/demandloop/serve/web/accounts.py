@@ -17,6 +17,7 @@ from demandloop.activate import sequence_queries
 from demandloop.serve import keys as keystore
 from demandloop.serve import tokens as tokenstore
 from demandloop.serve.users import list_users
+from demandloop.serve.web import charts
 from demandloop.serve.web import people as people_pages
 from demandloop.serve.web.site import Site
 from demandloop.store import account_pages as pages
@@ -118,7 +119,7 @@ def register(web: FastAPI, site: Site) -> None:
                                 status_code=303)
 
     @web.get("/accounts/{account_id}")
-    async def account(request: Request, account_id: str) -> Response:
+    async def account(request: Request, account_id: str, who: str = "them") -> Response:
         user, session = site.who(request)
 
         def read() -> dict[str, Any] | None:
@@ -131,9 +132,14 @@ def register(web: FastAPI, site: Site) -> None:
         if found is None:
             return site.page(request, "error.html", user, session, 404,
                              message=f"no account '{account_id}'")
+        levels = [st.name for st in reversed(ws.settings.score.stages)]
+        moments = [(str(h["changed_at"])[:10], h["to_stage"])
+                   for h in reversed(found["stage_history"])]
         return site.page(request, "account.html", user, session, a=found["account"],
                          d=found, days=people_pages.days_of(found["touches"]),
-                         x=found["explanation"], poll=people_pages.POLL_SECONDS)
+                         x=found["explanation"], poll=people_pages.POLL_SECONDS,
+                         who="us" if who == "us" else "them",
+                         history=charts.steps("Stage history", moments, levels))
 
     @web.get("/settings")
     async def settings(request: Request) -> Response:

@@ -98,3 +98,39 @@ def lines(title: str, x: Sequence[str], series: dict[str, Sequence[float | None]
                    f'<text x="{lx + 14}" y="{ly - 4}" class="legend">{escape(name)}</text>')
     out.append("</svg>")
     return Markup("".join(out))
+
+
+def steps(title: str, moments: Sequence[tuple[str, str]], levels: Sequence[str],
+          width: int = 720, height: int = 200) -> Markup:
+    """A step line through *levels* (bottom to top) over *moments* ((time, level), oldest
+    first): an account's stage history."""
+    left, right, top, bottom = 90, 20, 10, 24
+    span_x, span_y = width - left - right, height - top - bottom
+    n = max(len(levels) - 1, 1)
+    out = [f'<svg class="chart" viewBox="0 0 {width} {height}" role="img" '
+           f'aria-labelledby="t-{id(moments)}" xmlns="http://www.w3.org/2000/svg">',
+           f'<title id="t-{id(moments)}">{escape(title)}</title>',
+           f"<desc>{escape(title)}: {len(moments)} changes</desc>"]
+    for i, level in enumerate(levels):
+        y = top + span_y - i / n * span_y
+        out.append(f'<line x1="{left}" y1="{y:.1f}" x2="{left + span_x}" y2="{y:.1f}" '
+                   f'class="axis"/><text x="{left - 6}" y="{y + 4:.1f}" text-anchor="end" '
+                   f'class="label">{escape(level)}</text>')
+    known = [(t, levels.index(v)) for t, v in moments if v in levels]
+    if known:
+        step = span_x / max(len(known), 1)
+        points = []
+        for j, (_, i) in enumerate(known):
+            y = top + span_y - i / n * span_y
+            points += [f"{left + j * step:.1f},{y:.1f}", f"{left + (j + 1) * step:.1f},{y:.1f}"]
+        out.append(f'<polyline fill="none" stroke="{PALETTE[0]}" stroke-width="2.5" '
+                   f'points="{" ".join(points)}"/>')
+        for j, (t, i) in enumerate(known):
+            y = top + span_y - i / n * span_y
+            out.append(f'<circle cx="{left + j * step:.1f}" cy="{y:.1f}" r="4" '
+                       f'fill="{PALETTE[0]}"><title>{escape(t)}: {escape(levels[i])}'
+                       f'</title></circle>')
+        out.append(f'<text x="{left}" y="{height - 6}" class="value">'
+                   f"{escape(known[0][0])}</text>")
+    out.append("</svg>")
+    return Markup("".join(out))

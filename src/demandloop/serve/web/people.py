@@ -21,10 +21,10 @@ from demandloop.store import activity_pages
 POLL_SECONDS = 3
 
 
-def days_of(touches: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
-    """Touches grouped by their day, newest first (as they come)."""
+def days_of(items: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+    """Touches (or our side's actions) grouped by their day, newest first (as they come)."""
     days: dict[str, list[dict[str, Any]]] = {}
-    for t in touches:
+    for t in items:
         days.setdefault(str(t["ts"])[:10], []).append(t)
     return days
 
@@ -80,13 +80,14 @@ def register(web: FastAPI, site: Site) -> None:
         return RedirectResponse(f"/app/activity?retried={job_id}", status_code=303)
 
     @web.get("/accounts/{account_id}/timeline")
-    async def timeline(request: Request, account_id: str) -> Response:
+    async def timeline(request: Request, account_id: str, who: str = "them") -> Response:
         site.who(request)
 
         def read() -> dict[str, Any] | None:
             with site.gate.shared():
                 return pages.account_detail(site.ws.store, account_id, 200)
         found = await run_in_threadpool(read)
-        days = days_of(found["touches"]) if found else {}
-        return site.render(request, "timeline.html", account_id=account_id, days=days,
-                           poll=POLL_SECONDS)
+        who = "us" if who == "us" else "them"
+        d = found or {"touches": [], "ours": []}
+        return site.render(request, "timeline.html", account_id=account_id,
+                           days=days_of(d["touches"]), poll=POLL_SECONDS, who=who, d=d)

@@ -12,7 +12,7 @@ from fastapi.responses import HTMLResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from demandloop.errors import DemandloopError
-from demandloop.measure.names import DEFAULT_MODELS, DIMENSIONS, STAGES
+from demandloop.measure.names import ALL_MODELS, DEFAULT_MODELS, DIMENSIONS, STAGES
 from demandloop.serve.web import charts
 from demandloop.serve.web.site import HEADERS, Site
 
@@ -31,22 +31,26 @@ def register(web: FastAPI, site: Site) -> None:
     async def report_page(request: Request, name: str, by: str = "", level: str = "account",
                           outcome: str = "opportunity", measure: str = "conversions"
                           ) -> Response:
+        chosen = [m for m in request.query_params.getlist("model") if m in ALL_MODELS]
+        models = chosen or list(DEFAULT_MODELS)
         user, session = site.who(request)
         if name not in TITLES:
             return site.page(request, "error.html", user, session, 404,
                              message=f"no report '{name[:40]}'")
-        params: dict[str, Any] = {
+        choices: dict[str, dict[str, Any]] = {
             "funnel": {"by": by or None},
-            "attribution": {"level": level, "outcome": outcome, "models": None,
-                            "measure": measure}}.get(name, {})
+            "attribution": {"level": level, "outcome": outcome,
+                            "models": ",".join(models), "measure": measure}}
+        params = choices.get(name, {})
         try:
             data = await run_in_threadpool(report, name, params)
         except DemandloopError as exc:
             return site.page(request, "error.html", user, session, 400, message=str(exc))
-        chart, table = _view(name, data, params)
+        chart, table = _view(name, data, params, models)
         return site.page(request, "report.html", user, session, name=name, titles=TITLES,
                          data=data, chart=chart, table=table, by=by, level=level,
-                         outcome=outcome, measure=measure, dimensions=DIMENSIONS)
+                         outcome=outcome, measure=measure, dimensions=DIMENSIONS,
+                         all_models=ALL_MODELS, models=models)
 
     @web.get("/banner")
     async def banner(request: Request) -> Response:
@@ -60,7 +64,7 @@ def register(web: FastAPI, site: Site) -> None:
         return site.render(request, "banner.html", verdict=health["verdict"])
 
 
-def _view(name: str, data: Any, params: dict[str, Any]
+def _view(name: str, data: Any, params: dict[str, Any], models: list[str]
           ) -> tuple[Any, tuple[list[str], list[list[Any]]]]:
     """The chart and the table (columns, rows) of report *name*."""
     if name == "funnel":
@@ -71,7 +75,7 @@ def _view(name: str, data: Any, params: dict[str, Any]
         return chart, _table(data)
     if name == "attribution":
         channels = [r["channel"] for r in data]
-        models = [m for m in DEFAULT_MODELS if data and m in data[0]]
+        models = [m for m in models if data and m in data[0]]
         return charts.bars("Credit per channel, by model", channels,
                            {m: [r[m] for r in data] for m in models}), _table(data)
     if name == "health":

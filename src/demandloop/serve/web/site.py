@@ -58,6 +58,9 @@ class Site:
                                       autoescape=True, undefined=jinja2.StrictUndefined)
         self.env.filters["number"] = _number
         self.env.filters["percent"] = lambda v: "" if v is None else f"{float(v):.0%}"
+        currency = self.ws.settings.measure.currency
+        self.env.filters["money"] = (
+            lambda v: "" if v is None else f"{currency}{float(v):,.0f}")
 
     def render(self, request: Request, template: str, status: int = 200, **ctx: Any
                ) -> HTMLResponse:
