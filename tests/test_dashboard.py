@@ -4,6 +4,7 @@ against the API's JSON, no console errors, CSRF refused, screenshots at 1280 and
 
 from __future__ import annotations
 
+import datetime as dt
 import signal
 import subprocess
 import sys
@@ -45,6 +46,17 @@ def app(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-de
                 "done_at) VALUES ('default', ?, 'alert-rep', 'firing-1', ?, 'notify', ?, "
                 "'stage_changed', '{}', ?, 5, 'HTTP 500 from the webhook', now()::TIMESTAMP, "
                 "now()::TIMESTAMP)", [f"job-dead-{step}", step, account, status])
+    # a mailbox on day 3 of a short warm-up ramp (8 today), for Activity
+    start = (dt.datetime.now(dt.UTC).date() - dt.timedelta(days=2)).isoformat()
+    (d / "demandloop.toml").write_text(f"""
+[[activate.mailboxes]]
+name = "ann"
+address = "ann@vendor.example"
+transport = "file"
+warmup = [4, 6, 8, 10]
+daily_cap = 40
+warmup_start = {start}
+""")
     users.create(d, "admin@example.com", "admin", PASSWORD)
     users.create(d, "rep@example.com", "rep", PASSWORD)
     token, _ = tokens.create(d, "read", "dashboard-test")
@@ -212,7 +224,6 @@ def _short(v: float) -> str:
 
 
 def test_an_event_appears_on_the_open_account_page(app, browser) -> None:  # type: ignore[no-untyped-def]
-    import datetime as dt
     import uuid
 
     with_user = [a for a in _api(app, "/accounts", sort="-priority", limit=50)["data"]]
@@ -240,6 +251,9 @@ def test_an_event_appears_on_the_open_account_page(app, browser) -> None:  # typ
     assert r.status_code == 200
     # no reload: the page polls its timeline; the server resolves a few seconds after loading
     page.locator(f"#timeline li[data-touch='{message}']").wait_for(timeout=60_000)
+    # the page it happened on, and who (their function from the CRM)
+    line = page.locator(f"#timeline li[data-touch='{message}']").inner_text()
+    assert "/pricing" in line and email in line
     assert page.locator("#timeline li[data-touch]").count() == before + 1
     assert errors == []
     page.close()
@@ -248,6 +262,8 @@ def test_an_event_appears_on_the_open_account_page(app, browser) -> None:  # typ
 def test_a_dead_step_is_retried_from_activity(app, browser) -> None:  # type: ignore[no-untyped-def]
     rep, _ = _login(browser, app, "rep@example.com")
     rep.goto(app["url"] + "/app/activity")
+    cells = rep.locator("tr[data-mailbox='ann'] td").all_inner_texts()
+    assert cells[1:3] == ["day 3 of the ramp", "8"]  # what the sequence sender allows today
     assert rep.locator("tr[data-job='job-dead-0']").count() == 1
     assert rep.locator("#dead button").count() == 0  # a rep reads; retrying is acting
     rep.close()

@@ -130,12 +130,13 @@ inherited AS (
 SELECT l.message_id, l.ts, l.anonymous_id, l.user_id, l.ip, l.channel,
        {_motion('l.channel')} AS motion,
        CASE WHEN x.high THEN 'high_intent_page' ELSE 'page_view' END AS activity,
-       CASE WHEN x.high THEN {HIGH_INTENT_WEIGHT} ELSE {PAGE_WEIGHT} END AS weight, x.topic
+       CASE WHEN x.high THEN {HIGH_INTENT_WEIGHT} ELSE {PAGE_WEIGHT} END AS weight, x.topic,
+       l.path
 FROM landed l LEFT JOIN _paths x ON x.path IS NOT DISTINCT FROM l.path
     AND x.page_title IS NOT DISTINCT FROM l.page_title
 UNION ALL
 SELECT i.message_id, i.ts, i.anonymous_id, i.user_id, i.ip, i.channel, i.motion, i.activity,
-       i.weight, x.topic
+       i.weight, x.topic, i.path
 FROM inherited i LEFT JOIN _paths x ON x.path IS NOT DISTINCT FROM i.path
     AND x.page_title IS NOT DISTINCT FROM i.page_title
 """
@@ -162,7 +163,7 @@ def insert_touches() -> str:
     return f"""
 INSERT INTO touches (workspace_id, touch_id, message_id, account_id, person_id,
     anonymous_id, ts, channel, motion, activity, weight, topic, match_source, confidence,
-    ip, seq, user_id)
+    ip, seq, user_id, path)
 WITH t AS ({touches()}),
 r AS (
     SELECT t.*, coalesce(pa.person_id, pu.person_id) AS person_id
@@ -183,7 +184,7 @@ SELECT $ws, message_id, message_id, account_id, person_id, anonymous_id, ts, cha
        CASE WHEN account_id IS NOT NULL THEN source
             ELSE 'unresolved: ' || coalesce(detail, 'unknown') END,
        CASE WHEN account_id IS NOT NULL THEN {_confidence('source')} ELSE 0.0 END,
-       ip, seq, user_id
+       ip, seq, user_id, path
 FROM (SELECT *, epoch_us(ts) * 1024 + (hash(message_id) % 1024)::BIGINT AS seq FROM a)
 ORDER BY seq
 """

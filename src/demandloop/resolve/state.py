@@ -28,7 +28,7 @@ import orjson
 from demandloop.config import Settings
 
 #: bumped whenever what resolve stores for the same inputs changes
-VERSION = 1
+VERSION = 2  # 2: touches carry their page's path
 
 #: account sources resolve itself writes (see resolve.accounts): never matched by name
 RESOLVED_ACCOUNT_SOURCES = ("group", "crm", "email_domain")

@@ -220,7 +220,7 @@ def person_page(store: Store, account: str | None = None, search: str | None = N
 
 #: what one account's page shows besides its scores, newest first, at most *limit* each
 DETAIL_QUERIES = {
-    "touches": "SELECT t.ts, t.channel, t.motion, t.activity, t.weight, t.topic, "
+    "touches": "SELECT t.ts, t.channel, t.motion, t.activity, t.weight, t.topic, t.path, "
                "t.person_id, t.message_id, p.job_function, p.seniority "
                "FROM touches t LEFT JOIN persons p ON p.workspace_id = t.workspace_id "
                "AND p.person_id = t.person_id WHERE t.workspace_id = $ws "

@@ -32,7 +32,8 @@ ACTIVITY_QUERIES = {
              "ORDER BY m.claimed_at DESC LIMIT $limit",
     "mailboxes": "SELECT mailbox, count(*) FILTER (WHERE sent_at >= now()::TIMESTAMP - "
                  "INTERVAL 1 DAY) AS sent_24h, count(*) FILTER (WHERE status = 'bounced') "
-                 "AS bounced, count(*) AS claimed FROM mail_messages WHERE workspace_id = $ws "
+                 "AS bounced, count(*) AS claimed, min(sent_at) AS first_sent "
+                 "FROM mail_messages WHERE workspace_id = $ws "
                  "GROUP BY mailbox ORDER BY mailbox LIMIT $limit",
     "suppressions": "SELECT email, reason, source, added_at FROM suppressions "
                     "WHERE workspace_id = $ws ORDER BY added_at DESC LIMIT $limit",

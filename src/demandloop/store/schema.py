@@ -41,6 +41,10 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(10, "account_view: every account with its latest scores, queried in one place",
               V10),
     Migration(11, "incremental resolve: resolve_state, ip_lookups, touches.user_id", V11),
+    # the page a touch happened on, for the account timeline (resolve's VERSION moved with
+    # it, so the next resolve rebuilds and fills it in)
+    Migration(12, "touches.path: the page of each touch",
+              "ALTER TABLE touches ADD COLUMN path VARCHAR;"),
 )
 
 #: tables exported/imported as Parquet, in dependency-free order

@@ -11,7 +11,7 @@ from fastapi import FastAPI, Form, Request
 from fastapi.responses import RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 
-from demandloop.activate import job_queries
+from demandloop.activate import job_queries, sequences
 from demandloop.errors import NotFoundError
 from demandloop.serve.web.site import Site
 from demandloop.store import account_pages as pages
@@ -27,6 +27,23 @@ def days_of(items: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
     for t in items:
         days.setdefault(str(t["ts"])[:10], []).append(t)
     return days
+
+
+def _warmup(site: Site, sent: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Each configured mailbox: its day on the warm-up ramp and today's limit (what the
+    sequence sender allows), beside what it sent in the last 24 hours."""
+    by_box = {r["mailbox"]: r for r in sent}
+    today = dt.datetime.now(dt.UTC).date()
+    out = []
+    for m in site.ws.settings.activate.mailboxes:
+        row = by_box.get(m.name, {})
+        first = m.warmup_start or (row["first_sent"].date() if row.get("first_sent") else None)
+        day = (today - first).days + 1 if first else 1
+        out.append({"mailbox": m.name, "address": m.address, "day": day,
+                    "limit": sequences.daily_limit(m.warmup, m.daily_cap, max(day, 1)),
+                    "warm": day > len(m.warmup), "sent_24h": row.get("sent_24h", 0),
+                    "bounced": row.get("bounced", 0)})
+    return out
 
 
 def register(web: FastAPI, site: Site) -> None:
@@ -58,7 +75,8 @@ def register(web: FastAPI, site: Site) -> None:
                 return activity_pages.activity_lists(site.ws.store)
         lists = await run_in_threadpool(read)
         return site.page(request, "activity.html", user, session, a=lists,
-                         retried=request.query_params.get("retried"))
+                         retried=request.query_params.get("retried"),
+                         warmup=_warmup(site, lists["mailboxes"]))
 
     @web.post("/activity/retry")
     async def retry(request: Request, job_id: str = Form(""),  # noqa: B008
