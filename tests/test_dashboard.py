@@ -394,7 +394,8 @@ def test_users_commands(tmp_path: Path) -> None:
 
 
 def test_logins_are_rate_limited(app) -> None:  # type: ignore[no-untyped-def]
-    """Last in the module: it blocks this address's logins for a minute."""
+    """After every other test on the module's server: it blocks this address's logins
+    there for a minute."""
     url = app["url"] + "/app/login"
     codes = []
     with httpx.Client() as client:
@@ -411,9 +412,10 @@ def test_logins_are_rate_limited(app) -> None:  # type: ignore[no-untyped-def]
     assert r.status_code == 429
 
 
-def test_the_health_alarm_is_a_banner_on_every_page(tmp_path: Path) -> None:
+def test_the_health_alarm_is_a_banner_on_every_page(tmp_path: Path, browser) -> None:  # type: ignore[no-untyped-def]
     """A shrinking pool (the simulated scenario test_health plants): the banner shows on
-    the accounts list and on a report page, loaded after the page."""
+    the accounts list and on a report page, loaded after the page. (The module's browser:
+    Playwright's sync API cannot start twice in one process.)"""
     from tests.test_health import _market_workspace
 
     d = tmp_path / "w"
@@ -422,22 +424,17 @@ def test_the_health_alarm_is_a_banner_on_every_page(tmp_path: Path) -> None:
     ws.score()
     ws.close()
     users.create(d, "ann@example.com", "rep", PASSWORD)
-    path = _browser()
-    sync_playwright = pytest.importorskip("playwright.sync_api").sync_playwright
     port = free_port()
     proc = start_subprocess(d, port)
     try:
-        with sync_playwright() as p:
-            b = p.chromium.launch(executable_path=path, headless=True,
-                                  args=["--no-sandbox", "--disable-gpu"])
-            page, errors = _login(b, {"url": f"http://127.0.0.1:{port}"}, "ann@example.com")
-            for where in ("/app/accounts", "/app/reports/funnel"):
-                page.goto(f"http://127.0.0.1:{port}{where}")
-                banner = page.locator("#banner [role=alert]")
-                banner.wait_for(timeout=60_000)
-                assert "harvesting a shrinking pool" in banner.inner_text()
-            assert errors == []
-            b.close()
+        page, errors = _login(browser, {"url": f"http://127.0.0.1:{port}"}, "ann@example.com")
+        for where in ("/app/accounts", "/app/reports/funnel"):
+            page.goto(f"http://127.0.0.1:{port}{where}")
+            banner = page.locator("#banner [role=alert]")
+            banner.wait_for(timeout=60_000)
+            assert "harvesting a shrinking pool" in banner.inner_text()
+        assert errors == []
+        page.close()
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=60)
