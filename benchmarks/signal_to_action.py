@@ -208,24 +208,7 @@ when = {{trigger = "event", event = "Demo Requested"}}
 then = [{{action = "notify", url = "{receiver.url}/hook", format = "webhook"}}]
 """)
     key, _ = keystore.create(d, "default", "bench")
-    ws = demandloop.open(d)
-    root = d / ws.settings.collector.log_dir
-    log = DurableLog(root / "main")
-    loader = Loader(ws.store, root, own=log, **_hooks(ws, threading.RLock())).start()
-    state = CollectorState(log=log, keys=KeyRing(d), log_root=root, loader=loader)
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(create_app(ws.settings, state), host="127.0.0.1",
-                                           port=port, log_level="warning", lifespan="off"))
-    threading.Thread(target=server.run, daemon=True).start()
-    url = f"http://127.0.0.1:{port}"
-    while True:
-        try:
-            if httpx.get(url + "/healthz").status_code == 200:
-                break
-        except httpx.HTTPError:
-            time.sleep(0.05)
+    ws, loader, server, url = _serve(d)
     latencies = []
     with httpx.Client(auth=(key, "")) as client:
         for i in range(n + 2):
@@ -242,7 +225,7 @@ then = [{{action = "notify", url = "{receiver.url}/hook", format = "webhook"}}]
             time.sleep(0.1)
     server.should_exit = True
     loader.stop(drain=True)
-    log.close()
+    server.dl_log.close()
     # the batch path, in the same process: one maintenance run after one new event
     batch = []
     for _ in range(3):

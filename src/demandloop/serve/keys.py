@@ -112,33 +112,54 @@ def revoke(directory: Path, key_or_id: str) -> KeyInfo:
     raise NotFoundError(f"no write key '{key_or_id[:10]}'", hint="see 'demandloop keys list'")
 
 
-class KeyRing:
-    """Key -> workspace lookups for the collector, re-read when the file changes."""
+class WatchedRecords:
+    """The records of a credentials file as a server holds them: re-read when the file
+    changes, looked at most every *recheck_seconds* (or at once with ``now``); a file that
+    fails to parse keeps the last good records rather than lock everyone out. Subclasses
+    say which file field holds the records and keep what they need of them (:meth:`_load`).
+    One mechanism for write keys, API tokens and dashboard users."""
 
-    def __init__(self, directory: Path, recheck_seconds: float = 1.0) -> None:
-        self.path = directory / KEYS_FILE
+    field = "keys"
+
+    def __init__(self, path: Path, recheck_seconds: float = 1.0) -> None:
+        self.path = path
         self.recheck = recheck_seconds
         self._lock = threading.Lock()
         self._checked = 0.0
-        self._mtime: float | None = None
-        self._active: dict[str, str] = {}
+        self._mtime: int | None = None
         self._refresh(force=True)
 
-    def _refresh(self, force: bool = False) -> None:
-        now = time.monotonic()
-        if not force and now - self._checked < self.recheck:
+    def _load(self, rows: list[dict[str, Any]]) -> None:
+        raise NotImplementedError
+
+    def _refresh(self, force: bool = False, now: bool = False) -> None:
+        """Re-read the file if it changed (*force*: whether or not it did); *now*: look
+        even if it was looked at less than *recheck* seconds ago."""
+        at = time.monotonic()
+        if not (force or now) and at - self._checked < self.recheck:
             return
         with self._lock:
-            self._checked = now
-            mtime = self.path.stat().st_mtime if self.path.exists() else None
+            self._checked = at
+            mtime = self.path.stat().st_mtime_ns if self.path.exists() else None
             if mtime == self._mtime and not force:
                 return
             self._mtime = mtime
             try:
-                keys = _read(self.path)
+                rows = read_records(self.path, self.field)
             except UsageError:
-                return  # keep the last good keys rather than lock everyone out
-            self._active = {r["hash"]: r["workspace"] for r in keys if not r.get("revoked_at")}
+                return
+            self._load(rows)
+
+
+class KeyRing(WatchedRecords):
+    """Key -> workspace lookups for the collector, re-read when the file changes."""
+
+    def __init__(self, directory: Path, recheck_seconds: float = 1.0) -> None:
+        self._active: dict[str, str] = {}
+        super().__init__(directory / KEYS_FILE, recheck_seconds)
+
+    def _load(self, rows: list[dict[str, Any]]) -> None:
+        self._active = {r["hash"]: r["workspace"] for r in rows if not r.get("revoked_at")}
 
     def workspace(self, key: str | None) -> str | None:
         if not key:

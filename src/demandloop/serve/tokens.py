@@ -17,14 +17,12 @@ from __future__ import annotations
 import datetime as dt
 import hmac
 import secrets
-import threading
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from demandloop.errors import NotFoundError, UsageError
-from demandloop.serve.keys import digest, read_records, write_records
+from demandloop.serve.keys import WatchedRecords, digest, read_records, write_records
 
 TOKENS_FILE = "api-tokens.json"
 #: each scope includes every scope before it
@@ -85,37 +83,21 @@ def revoke(directory: Path, token_or_id: str) -> TokenInfo:
                         hint="see 'demandloop tokens list'")
 
 
-class TokenRing:
+class TokenRing(WatchedRecords):
     """Token -> scope lookups for the API, re-read when the file changes. *extra* holds
     tokens that live only in memory (the server's own admin token for the CLI)."""
 
+    field = "tokens"
+
     def __init__(self, directory: Path, extra: dict[str, str] | None = None,
                  recheck_seconds: float = 1.0) -> None:
-        self.path = directory / TOKENS_FILE
-        self.recheck = recheck_seconds
-        self._lock = threading.Lock()
-        self._checked = 0.0
-        self._mtime: float | None = None
         self._active: dict[str, tuple[str, str]] = {}  # id -> (hash, scope)
         self._extra = {_id_of(t): (digest(t), s) for t, s in (extra or {}).items()}
-        self._refresh(force=True)
+        super().__init__(directory / TOKENS_FILE, recheck_seconds)
 
-    def _refresh(self, force: bool = False, now_please: bool = False) -> None:
-        now = time.monotonic()
-        if not (force or now_please) and now - self._checked < self.recheck:
-            return
-        with self._lock:
-            self._checked = now
-            mtime = self.path.stat().st_mtime_ns if self.path.exists() else None
-            if mtime == self._mtime and not force:
-                return
-            self._mtime = mtime
-            try:
-                rows = read_records(self.path, "tokens")
-            except UsageError:
-                return  # keep the last good tokens rather than lock everyone out
-            self._active = {r["id"]: (r["hash"], r["scope"]) for r in rows
-                            if not r.get("revoked_at") and r.get("scope") in SCOPES}
+    def _load(self, rows: list[dict[str, Any]]) -> None:
+        self._active = {r["id"]: (r["hash"], r["scope"]) for r in rows
+                        if not r.get("revoked_at") and r.get("scope") in SCOPES}
 
     def scope(self, token: str | None) -> str | None:
         """The scope *token* grants, or None (unknown, revoked, malformed)."""
@@ -126,7 +108,7 @@ class TokenRing:
         found = self._extra.get(token_id) or self._active.get(token_id)
         if found is None:
             # a token created a moment ago works at once: one stat() says if the file moved
-            self._refresh(now_please=True)
+            self._refresh(now=True)
             found = self._active.get(token_id)
         if found is None:
             return None

@@ -14,8 +14,6 @@ from __future__ import annotations
 import datetime as dt
 import re
 import secrets
-import threading
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,7 +22,7 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
 from demandloop.errors import NotFoundError, UsageError
-from demandloop.serve.keys import read_records, write_records
+from demandloop.serve.keys import WatchedRecords, read_records, write_records
 
 USERS_FILE = "users.json"
 ROLES = ("rep", "marketer", "admin")
@@ -95,33 +93,17 @@ def disable(directory: Path, email: str) -> User:
     raise NotFoundError(f"no user {email[:80]}", hint="see 'demandloop users list'")
 
 
-class UserRing:
+class UserRing(WatchedRecords):
     """The active users for the server, re-read when the file changes."""
 
-    def __init__(self, directory: Path, recheck_seconds: float = 1.0) -> None:
-        self.path = directory / USERS_FILE
-        self.recheck = recheck_seconds
-        self._lock = threading.Lock()
-        self._checked = 0.0
-        self._mtime: int | None = None
-        self._rows: dict[str, dict[str, Any]] = {}
-        self._refresh(force=True)
+    field = "users"
 
-    def _refresh(self, force: bool = False) -> None:
-        now = time.monotonic()
-        if not force and now - self._checked < self.recheck:
-            return
-        with self._lock:
-            self._checked = now
-            mtime = self.path.stat().st_mtime_ns if self.path.exists() else None
-            if mtime == self._mtime and not force:
-                return
-            self._mtime = mtime
-            try:
-                rows = read_records(self.path, "users")
-            except UsageError:
-                return  # keep the last good users rather than lock everyone out
-            self._rows = {r["id"]: r for r in rows if not r.get("disabled_at")}
+    def __init__(self, directory: Path, recheck_seconds: float = 1.0) -> None:
+        self._rows: dict[str, dict[str, Any]] = {}
+        super().__init__(directory / USERS_FILE, recheck_seconds)
+
+    def _load(self, rows: list[dict[str, Any]]) -> None:
+        self._rows = {r["id"]: r for r in rows if not r.get("disabled_at")}
 
     def by_id(self, user_id: str) -> User | None:
         self._refresh()
