@@ -19,7 +19,7 @@ Then, each in a fresh process (so peak RSS is the run's own):
 
 The ratio is the rebuild's time over the incremental run's, in the same store.
 
-    python benchmarks/resolve.py                                   # ~10M events
+    DEMANDLOOP_STORE__MEMORY_LIMIT=1800MB python benchmarks/resolve.py   # ~10M events
     python benchmarks/resolve.py --accounts 20000 --copies 2 --days 90
 """
 
@@ -96,7 +96,7 @@ with demandloop.open(path) as ws:
     out = {}
     if step == "rebuild":
         with ws.store.writer() as cur:   # hold the newest events back, in two batches
-            cur.execute("CREATE TABLE held AS SELECT *, row_number() OVER "
+            cur.execute("CREATE OR REPLACE TABLE held AS SELECT *, row_number() OVER "
                         f"(ORDER BY timestamp DESC, message_id) <= {new} AS newest "
                         f"FROM events ORDER BY timestamp DESC LIMIT {2 * new}")
             cur.execute("DELETE FROM events WHERE message_id IN (SELECT message_id FROM held)")
@@ -136,12 +136,20 @@ def main() -> None:
     ap.add_argument("--days", type=int, default=225)
     ap.add_argument("--new", type=int, default=10_000, help="events of the incremental run")
     ap.add_argument("--seed", type=int, default=7)
+    ap.add_argument("--keep", type=Path, help="build the store in this folder and keep it; "
+                    "a later run with the same folder reuses it (for profiling)")
     args = ap.parse_args()
-    with tempfile.TemporaryDirectory(prefix="dl-resolve-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="dl-resolve-") as scratch:
+        tmp = args.keep or Path(scratch)
         started = time.perf_counter()
-        events = build(Path(tmp), args.accounts, args.days, args.copies, args.seed)
+        if args.keep and (tmp / "ws").exists():
+            with demandloop.open(tmp / "ws") as ws:
+                events = ws.store.table_counts()["events"]
+        else:
+            tmp.mkdir(parents=True, exist_ok=True)
+            events = build(Path(tmp), args.accounts, args.days, args.copies, args.seed)
         print(f"store: {events:,} events, {args.accounts:,} accounts "
-              f"({args.copies} copies), built in {time.perf_counter() - started:.0f} s")
+              f"({args.copies} copies), ready in {time.perf_counter() - started:.0f} s")
         full = child("rebuild", Path(tmp) / "ws", args.new)
         inc = child("incremental", Path(tmp) / "ws", args.new)
     print(f"rebuild ({full['mode']}): {events - 2 * args.new:,} events -> {full['touches']:,} "

@@ -34,6 +34,7 @@ from demandloop.resolve import run as resolve_run
 from demandloop.resolve import state
 from demandloop.resolve.addresses import resolve_addresses
 from demandloop.store.db import Store, transaction
+from demandloop.store.memory import release_memory
 
 Cursor = duckdb.DuckDBPyConnection
 
@@ -93,6 +94,8 @@ def run(store: Store, settings: Settings) -> ResolveResult:
                 resolve_addresses(cur, ws, settings, since, current)
                 people = resolve_run.people(cur, ws, settings, since, full, classify_title)
                 out.accounts_created = people.accounts_created
+                if full:
+                    release_memory()
         with transaction(cur):
             if work:
                 if full:

@@ -60,8 +60,11 @@ def distinct_features(fragments: tuple[str, ...]) -> str:
     cols = feature_columns(fragments)
     exprs = [e for _, e in cols]
     named = ", ".join(f'{e} AS "{n}"' for n, e in cols)
+    # the features over distinct raw columns, not over every page: the regular
+    # expressions then run once per distinct URL and referrer (3.2 s -> 0.5 s at 10M)
+    raw = ", ".join((*UTM, "referrer", "url"))
     return (f"SELECT DISTINCT ON (fkey) * FROM (SELECT hash({', '.join(exprs)}) AS fkey, "
-            f"{named} FROM _tev WHERE type = 'page')")
+            f"{named} FROM (SELECT DISTINCT {raw} FROM _tev WHERE type = 'page'))")
 
 
 def _motion(channel: str) -> str:
@@ -181,7 +184,10 @@ a AS (
     LEFT JOIN account_matches m ON m.workspace_id = $ws AND m.subject_kind = 'person'
         AND m.subject = r.person_id
     LEFT JOIN ip_matches f ON f.workspace_id = $ws AND f.message_id = r.message_id
-    LEFT JOIN ip_lookups l ON l.workspace_id = $ws AND l.ip = r.ip)
+    -- only the lookups of this chunk's addresses: a join that builds on every lookup
+    -- (4.6M at 10M events) cost 1.1 s a chunk, this 0.7 s
+    LEFT JOIN (SELECT ip, account_id, source, detail FROM ip_lookups
+               WHERE workspace_id = $ws AND ip IN (SELECT ip FROM _tev)) l ON l.ip = r.ip)
 SELECT $ws, message_id, message_id, account_id, person_id, anonymous_id, ts, channel,
        motion, activity, weight, topic,
        CASE WHEN account_id IS NOT NULL THEN source

@@ -22,7 +22,10 @@ import re
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
+from demandloop.compute import isin
 from demandloop.domains import canonical_domain
 from demandloop.ipaddr import ip_keys
 from demandloop.resolve.asn import KINDS, AsnTable
@@ -59,10 +62,14 @@ def person_accounts(person_emails: pd.DataFrame, crm_contacts: pd.DataFrame,
         c = person_emails.merge(crm_contacts.dropna(subset=["account_id"]), on="email")
         cands.append(c[["person_id", "account_id"]].assign(source="crm"))
     if not person_emails.empty:
-        e = person_emails.assign(account_id=person_emails["email"].str.rsplit("@", n=1).str[1])
-        e = e[e["account_id"].notna() & ~e["account_id"].isin(personal)]
-        e = e.assign(account_id=e["account_id"].map(
-            lambda d: canonical_domain(d) if isinstance(d, str) else None))
+        # the text after the last @ (Arrow's kernel: pandas' rsplit is a loop per email)
+        e = person_emails.assign(account_id=pc.struct_field(pc.extract_regex(
+            pa.array(person_emails["email"], pa.string(), from_pandas=True),
+            "@(?P<d>[^@]*)$"), "d").to_numpy(zero_copy_only=False))
+        e = e[e["account_id"].notna().to_numpy() & ~isin(e["account_id"], personal)]
+        # per distinct domain (a company's people share one), not per email
+        found = {d: canonical_domain(d) for d in e["account_id"].unique()}
+        e = e.assign(account_id=[found[d] for d in e["account_id"].tolist()])
         cands.append(e.dropna(subset=["account_id"])[["person_id", "account_id"]]
                      .assign(source="email_domain"))
     if not cands:
@@ -92,6 +99,19 @@ def ip_accounts(ips: pd.Series, user_ranges: RangeIndex, range_accounts: np.ndar
     """
     if keys is None:
         keys = ip_keys(ips)
+    account, source, detail = key_accounts(keys, user_ranges, range_accounts, asn,
+                                           accounts_by_name)
+    conf = np.select([source == s for s in CONFIDENCE], list(CONFIDENCE.values()), 0.0)
+    return pd.DataFrame({"account_id": account, "source": source, "confidence": conf,
+                         "detail": detail}, index=ips.index)
+
+
+def key_accounts(keys: np.ndarray, user_ranges: RangeIndex, range_accounts: np.ndarray,
+                 asn: AsnTable | None, accounts_by_name: dict[str, str]
+                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`ip_accounts` on address keys, as three object arrays (account, source,
+    detail): a rebuild looks up millions of addresses, and a frame of them (pandas 3 turns
+    each text column into Arrow) cost more than the lookup."""
     n = len(keys)
     account = np.full(n, None, dtype=object)
     source = np.full(n, "unresolved", dtype=object)
@@ -120,6 +140,4 @@ def ip_accounts(ips: pd.Series, user_ranges: RangeIndex, range_accounts: np.ndar
         hit = pd.notna(matches)
         account[idx[hit]], source[idx[hit]], detail[idx[hit]] = matches[hit], "asn", None
         detail[idx[~hit]] = whys[~hit]
-    conf = np.array([CONFIDENCE.get(s, 0.0) for s in source])
-    return pd.DataFrame({"account_id": account, "source": source, "confidence": conf,
-                         "detail": detail}, index=ips.index)
+    return account, source, detail

@@ -1,7 +1,7 @@
 """The accounts behind addresses, looked up once per distinct address.
 
 With ``collect.ip = "full"`` each new address of a page or track event is looked up
-(:func:`demandloop.resolve.accounts.ip_accounts`: the user's ranges, then the ASN table's
+(:func:`demandloop.resolve.accounts.key_accounts`: the user's ranges, then the ASN table's
 organisation names) and kept in ``ip_lookups``; touches join it. With ``truncate`` or
 ``drop`` the lookup happens while an event's address is still whole: what it matched is
 frozen in ``ip_matches`` and the event keeps only the truncated address (or none).
@@ -19,7 +19,7 @@ import pyarrow as pa
 from demandloop.config import Settings
 from demandloop.ipaddr import anonymise_ip, ip_keys
 from demandloop.resolve import asn as asn_table
-from demandloop.resolve.accounts import CONFIDENCE, ip_accounts, normalise_name
+from demandloop.resolve.accounts import CONFIDENCE, key_accounts, normalise_name
 from demandloop.resolve.ipranges import RangeIndex
 from demandloop.resolve.state import RESOLVED_ACCOUNT_SOURCES
 from demandloop.store.arrow import typed_table
@@ -31,7 +31,8 @@ V4_KEY = """CASE WHEN regexp_full_match(ip, '[0-9]{1,3}([.][0-9]{1,3}){3}')
     AND list_max(list_transform(string_split(ip, '.'), x -> x::BIGINT)) <= 255 THEN
     (split_part(ip, '.', 1)::BIGINT << 24) + (split_part(ip, '.', 2)::BIGINT << 16)
     + (split_part(ip, '.', 3)::BIGINT << 8) + split_part(ip, '.', 4)::BIGINT END"""
-Lookup = Callable[[pd.Series, np.ndarray | None], pd.DataFrame]
+#: address keys (:func:`demandloop.ipaddr.ip_keys`) -> account, source, detail per key
+Lookup = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray, np.ndarray]]
 
 
 #: lookups by (workspace, fingerprint of its ranges, accounts and settings): an incremental
@@ -66,8 +67,8 @@ def build_lookup(cur: Cursor, ws: str, settings: Settings) -> Lookup:
     by_name = {normalise_name(n): a for a, n in named if isinstance(n, str) and n.strip()}
     table = asn_table.load() if settings.identity.use_asn else None
 
-    def lookup(ips: pd.Series, keys: np.ndarray | None = None) -> pd.DataFrame:
-        return ip_accounts(ips, index, range_accounts, table, by_name, keys)
+    def lookup(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        return key_accounts(keys, index, range_accounts, table, by_name)
 
     return lookup
 
@@ -87,17 +88,16 @@ def resolve_addresses(cur: Cursor, ws: str, settings: Settings, since: int,
                 WHERE workspace_id = $ws))""", {"ws": ws, "since": since}).to_arrow_table()
         if new.num_rows == 0:
             return 0
-        ips = pd.Series(new["ip"].to_numpy(zero_copy_only=False), dtype=object)
-        keys = new["key"].to_numpy(zero_copy_only=False)
-        other = np.flatnonzero(pd.isna(keys))  # not a dotted quad: IPv6, or not an address
-        keys = np.where(pd.isna(keys), -1, keys).astype(np.int64)
-        if len(other):
-            keys[other] = ip_keys(ips.iloc[other])
-        res = lookup(ips, keys)
+        column = new["key"]
+        other = np.flatnonzero(column.is_null().to_numpy(zero_copy_only=False))
+        keys = column.fill_null(-1).to_numpy().astype(np.int64)
+        if len(other):  # not a dotted quad: IPv6, or not an address
+            keys[other] = ip_keys(pd.Series(new["ip"].take(other).to_pylist(), dtype=object))
+        found = lookup(keys)
         cur.register("_looked", pa.table({
             "ip": new["ip"],
-            **{c: pa.array(res[c].to_numpy(dtype=object), pa.string(), from_pandas=True)
-               for c in ("account_id", "source", "detail")}}))
+            **{c: pa.array(v, pa.string(), from_pandas=True)
+               for c, v in zip(("account_id", "source", "detail"), found, strict=True)}}))
         try:
             cur.execute("INSERT INTO ip_lookups SELECT $ws, ip, account_id, source, detail "
                         "FROM _looked", {"ws": ws})
@@ -119,8 +119,8 @@ def _freeze(cur: Cursor, ws: str, since: int, policy: str, lookup: Lookup) -> in
     if new.empty:
         return 0
     ips = pd.Series(new["ip"].unique(), dtype=object)
-    res = lookup(ips, None)
-    res.index = ips
+    account, found, why = lookup(ip_keys(ips))
+    res = pd.DataFrame({"account_id": account, "source": found, "detail": why}, index=ips)
     source = new["ip"].map(res["source"])
     matched = pd.DataFrame({
         "message_id": new["message_id"].to_numpy(),

@@ -60,8 +60,7 @@ def write_persons(cur: Cursor, ws: str, persons: pd.DataFrame, new_accounts: pd.
     """Write the persons resolve found (*persons*: one row each), the accounts their
     matches created, and their account matches; remove the identity persons in *gone*.
     *scope*: the persons whose matches are replaced (None: every person's)."""
-    p = persons.assign(emails=persons["emails"].map(
-        lambda x: list(x) if isinstance(x, list) else None))
+    p = persons
     frames = {
         "_persons": typed_table(p[["person_id", "email", "emails", "title", "seniority",
                                    "job_function", "account_id"]], _TYPES),

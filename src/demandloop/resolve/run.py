@@ -25,6 +25,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
+from demandloop.compute import isin
 from demandloop.config import Settings
 from demandloop.domains import alias_map, canonical_domain, personal_domains
 from demandloop.resolve import person_queries as pq
@@ -63,13 +64,13 @@ def people(cur: Cursor, ws: str, settings: Settings, since: int, full: bool,
     crm = q.crm_people(cur, ws, None if full else sorted(
         reached | set(edges["a"]) | set(edges["b"])))
     ids = resolve_persons(edges, set(crm["person_id"]), ident.max_users_per_device)
-    ids = ids[ids["identifier"].isin(reached)]
+    ids = ids[isin(ids["identifier"], reached)]
     # every CRM contact is a person even without web activity
     crm_ids = pd.DataFrame({"identifier": "email:" + crm["email"], "kind": "email",
                             "person_id": crm["person_id"]})
     if not full:
-        crm_ids = crm_ids[crm_ids["identifier"].isin(reached)]
-    ids = pd.concat([ids, crm_ids[~crm_ids["identifier"].isin(ids["identifier"])]],
+        crm_ids = crm_ids[isin(crm_ids["identifier"], reached)]
+    ids = pd.concat([ids, crm_ids[~isin(crm_ids["identifier"], ids["identifier"])]],
                     ignore_index=True)
     q.write_identifiers(cur, ws, ids)
 
@@ -112,7 +113,7 @@ def _persons(cur: Cursor, ws: str, settings: Settings, rows: pd.DataFrame,
     matches["account_id"] = matches["account_id"].replace(aliases)
     known = {str(r[0]) for r in cur.execute(
         "SELECT account_id FROM accounts WHERE workspace_id = $ws", {"ws": ws}).fetchall()}
-    new = matches[~matches["account_id"].isin(known)].drop_duplicates("account_id")
+    new = matches[~isin(matches["account_id"], known)].drop_duplicates("account_id")
     names = dict(zip(group_links["domain"], group_links["group_name"], strict=True))
     new_accounts = pd.DataFrame({"account_id": new["account_id"], "domain": new["account_id"],
                                  "name": new["account_id"].map(names),
@@ -157,8 +158,7 @@ def _person_table(cur: Cursor, rows: pd.DataFrame, person_emails: pd.DataFrame,
     finally:
         for name in frames:
             cur.unregister(name)
-    people["emails"] = pd.Series([list(e) if isinstance(e, (list, np.ndarray)) else None
-                                  for e in people["emails"]], index=people.index, dtype=object)
+    # emails stay as DuckDB returns them (arrays, or None): Arrow takes them as lists
     distinct = people["title"].dropna().unique()
     found = {t: persona(t) for t in distinct}
     people["seniority"] = people["title"].map(lambda t: found[t][0] if t in found else None)
