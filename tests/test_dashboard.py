@@ -209,7 +209,7 @@ def test_report_charts_render_without_console_errors(app, browser) -> None:  # t
     assert page.locator("svg.chart rect title").count() == len(data) * len(models)
     first = page.locator("svg.chart rect title").first.text_content()
     assert first == f"{models[0]} {data[0]['channel']}: " + _short(data[0][models[0]])
-    for name in ("funnel", "health", "pipeline", "scorecard", "sla"):
+    for name in ("funnel", "health", "pipeline", "scorecard", "sla", "personalization"):
         assert page.goto(app["url"] + f"/app/reports/{name}").status == 200
         assert page.locator("svg.chart").count() == 1
     SHOTS.mkdir(exist_ok=True)

@@ -79,7 +79,8 @@ def simulate(
     seed: int = typer.Option(42, "--seed", help="Random seed (same seed, same market)."),
     out_dir: Path = typer.Option(..., "--out", help="Folder to write the files into."),
     scenario: str = typer.Option("normal", "--scenario",
-                                 help="normal or shrinking-pool (demand decays)."),
+                                 help="normal, shrinking-pool (demand decays) or personalization "
+                                      "(a website experiment with a planted lift)."),
     as_json: bool = JsonOpt,
 ) -> None:
     """Simulate a B2B market: events, CRM exports, IP ranges and the ground truth."""

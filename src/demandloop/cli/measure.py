@@ -227,6 +227,50 @@ def report_lead_scoring(split: str | None = typer.Option(
     _print_report(r, "lead scoring (baseline: origin alone)", as_json)
 
 
+@report_app.command("personalization")
+def report_personalization(
+    as_of: str = typer.Option(None, "--as-of", help="Judge at this time (ISO date or "
+                              "timestamp): only what was known then is read."),
+    as_json: bool = JsonOpt,
+) -> None:
+    """Personalisation lift: per experience, exposed vs control accounts per goal, with a
+    confidence interval and whether it is significant."""
+    at = _timestamp(as_of)
+    with _open() as ws:
+        data = reports.payload(ws, "personalization", {"as_of": at})
+    if as_json:
+        _json(data)
+        return
+    if not data["experiences"]:
+        out.print("no 'Experience Viewed' events yet: configure experiences "
+                  "(docs/personalization.md) and serve dl.js")
+        return
+    out.print(_table(pd.DataFrame(data["experiences"]), "experiences (accounts by arm)", {}))
+    lifts = pd.DataFrame(data["lifts"])
+    shown = lifts[["experience", "goal", "exposed", "exposed_rate", "control", "control_rate",
+                   "difference", "difference_low", "difference_high", "relative", "p_value",
+                   "pending"]]
+    pct = "{:+.1%}"
+    out.print(_table(shown, f"lift at {data['as_of'][:19]} ({data['confidence']:.0%} "
+                     "intervals)", {"exposed_rate": "{:.1%}", "control_rate": "{:.1%}",
+                                    "difference": pct, "difference_low": pct,
+                                    "difference_high": pct, "relative": pct,
+                                    "p_value": "{:.3f}"}))
+    for row in data["lifts"]:
+        out.print(f"{row['experience']} / {row['goal']}: {row['statement']}", markup=False,
+                  highlight=False, soft_wrap=True)
+
+
+def _timestamp(text: str | None) -> str | None:
+    if text is None:
+        return None
+    try:
+        return pd.Timestamp(text).isoformat()
+    except ValueError:
+        raise UsageError(f"--as-of: '{text[:40]}' is not a date or timestamp",
+                         hint="use an ISO date such as 2026-03-01") from None
+
+
 @report_app.command("sla")
 def report_sla(as_json: bool = JsonOpt) -> None:
     """Speed to lead: hours from MQA / MQL to the first sales touch, and SLA breaches."""

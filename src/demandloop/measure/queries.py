@@ -68,3 +68,57 @@ def anonymous_visits(store: Store) -> pd.DataFrame:
             "ON e.workspace_id = t.workspace_id AND e.message_id = t.message_id "
             "WHERE t.workspace_id = ? AND e.type = 'page' AND e.user_id IS NULL",
             [store.workspace_id]).df()
+
+
+#: ``Experience Viewed`` events with the account each is attributed to, as a touch would be
+#: (the person's account, else what the address matched while whole, else its lookup)
+_EXPOSURES = """
+WITH x AS (
+    SELECT message_id, timestamp AS ts, anonymous_id, user_id, ip,
+           json_extract_string(properties, '$.experience') AS experience,
+           coalesce(TRY_CAST(json_extract_string(properties, '$.control') AS BOOLEAN),
+                    false) AS control
+    FROM events WHERE workspace_id = $ws AND type = 'track'
+        AND event = 'Experience Viewed' AND timestamp <= $at),
+a AS (
+    SELECT x.*, CASE WHEN m.account_id IS NOT NULL THEN m.account_id
+                     WHEN f.message_id IS NOT NULL THEN f.account_id
+                     ELSE l.account_id END AS account_id
+    FROM x
+    LEFT JOIN person_identifiers pa ON pa.workspace_id = $ws
+        AND pa.identifier = 'anon:' || x.anonymous_id
+    LEFT JOIN person_identifiers pu ON pu.workspace_id = $ws
+        AND pu.identifier = 'user:' || x.user_id
+    LEFT JOIN account_matches m ON m.workspace_id = $ws AND m.subject_kind = 'person'
+        AND m.subject = coalesce(pa.person_id, pu.person_id)
+    LEFT JOIN ip_matches f ON f.workspace_id = $ws AND f.message_id = x.message_id
+    LEFT JOIN ip_lookups l ON l.workspace_id = $ws AND l.ip = x.ip)
+SELECT experience, account_id, min(ts) AS first_seen, arg_min(control, ts) AS control,
+       count(*) AS views
+FROM a WHERE experience IS NOT NULL GROUP BY ALL ORDER BY experience, account_id
+"""
+
+
+def personalization_inputs(store: Store, activities: list[str], at: pd.Timestamp
+                           ) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Exposures per experience and account (``account_id`` None for views no account was
+    found for) and the goal events up to *at*: touches of *activities* and, when listed,
+    opportunities created (``activity = 'opportunity'``)."""
+    params = {"ws": store.workspace_id, "at": at.to_pydatetime(), "acts": activities}
+    with store.reader() as cur:
+        exposures = cur.execute(_EXPOSURES, {"ws": params["ws"], "at": params["at"]}).df()
+        conversions = cur.execute(
+            "SELECT account_id, activity, ts FROM touches WHERE workspace_id = $ws "
+            "AND account_id IS NOT NULL AND ts <= $at AND list_contains($acts, activity) "
+            "UNION ALL SELECT account_id, 'opportunity', created_at FROM opportunities "
+            "WHERE workspace_id = $ws AND account_id IS NOT NULL AND created_at <= $at "
+            "AND list_contains($acts, 'opportunity')", params).df()
+    return exposures, conversions
+
+
+def latest_event(store: Store) -> pd.Timestamp | None:
+    """The time of the last event (None before any)."""
+    with store.reader() as cur:
+        row = cur.execute("SELECT max(timestamp) FROM events WHERE workspace_id = ?",
+                          [store.workspace_id]).fetchone()
+    return pd.Timestamp(row[0]) if row and row[0] is not None else None

@@ -55,17 +55,33 @@ def build_lookup(cur: Cursor, ws: str, settings: Settings) -> Lookup:
     """Address -> account for this workspace: its ranges, and its accounts' names for the
     ASN table's organisations (accounts resolve created from emails are never matched by
     name: a name seen in a group call is not the CRM's)."""
+    ranges, named = lookup_inputs(cur, ws)
+    return lookup_from(ranges, named, settings.identity.use_asn)
+
+
+def lookup_inputs(cur: Cursor, ws: str) -> tuple[pa.Table, pa.Table]:
+    """What :func:`lookup_from` is built from: the workspace's ranges (``start_ip, end_ip,
+    account_id``) and its named accounts (``account_id, name``), as Arrow tables (the
+    personalisation snapshot stores them as they are)."""
     ranges = cur.execute("SELECT start_ip, end_ip, account_id FROM ip_ranges "
-                         "WHERE workspace_id = $ws", {"ws": ws}).df()
-    index = RangeIndex.build(ranges["start_ip"].to_numpy(), ranges["end_ip"].to_numpy(),
-                             np.arange(len(ranges)))
-    range_accounts = ranges["account_id"].to_numpy(dtype=object)
+                         "WHERE workspace_id = $ws", {"ws": ws}).to_arrow_table()
     named = cur.execute(
         "SELECT account_id, name FROM accounts WHERE workspace_id = $ws AND name IS NOT NULL "
         "AND coalesce(source, '') NOT IN (SELECT unnest($own)) ORDER BY account_id",
-        {"ws": ws, "own": list(RESOLVED_ACCOUNT_SOURCES)}).fetchall()
-    by_name = {normalise_name(n): a for a, n in named if isinstance(n, str) and n.strip()}
-    table = asn_table.load() if settings.identity.use_asn else None
+        {"ws": ws, "own": list(RESOLVED_ACCOUNT_SOURCES)}).to_arrow_table()
+    return ranges, named
+
+
+def lookup_from(ranges: pa.Table, named: pa.Table, use_asn: bool) -> Lookup:
+    """The lookup of :func:`build_lookup` from its inputs (:func:`lookup_inputs`)."""
+    index = RangeIndex.build(ranges.column("start_ip").to_numpy(),
+                             ranges.column("end_ip").to_numpy(), np.arange(ranges.num_rows))
+    range_accounts = np.asarray(ranges.column("account_id").to_pylist(), dtype=object)
+    by_name = {normalise_name(n): a for a, n in zip(named.column("account_id").to_pylist(),
+                                                     named.column("name").to_pylist(),
+                                                     strict=True)
+               if isinstance(n, str) and n.strip()}
+    table = asn_table.load() if use_asn else None
 
     def lookup(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         return key_accounts(keys, index, range_accounts, table, by_name)

@@ -1,6 +1,6 @@
 """The collector's HTTP application: :mod:`.ingest` for ``POST /v1/*``, FastAPI for the rest
 (project settings for analytics.js, ``/dl.js``, ``/healthz``, ``/readyz``, ``/metrics``,
-``/u/{token}`` unsubscribe links),
+``/u/{token}`` unsubscribe links), :mod:`.decide` for ``/v1/decide``,
 CORS for browsers and a structured access log around everything. Errors use the one JSON
 shape of :class:`~demandloop.serve.envelope.Reject`.
 """
@@ -19,11 +19,14 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from demandloop.config import Settings
 from demandloop.serve import unsubscribe
+from demandloop.serve.decide import Decide
 from demandloop.serve.envelope import OK, Reject
 from demandloop.serve.guard import AuthThrottle, client_address, is_loopback, networks
 from demandloop.serve.ingest import Ingest
 from demandloop.serve.snippet import snippet
 from demandloop.serve.state import CollectorState
+from demandloop.serve.tokens import TokenRing
+from demandloop.workspace.personalize import DecideService
 
 access = logging.getLogger("demandloop.access")
 
@@ -64,14 +67,25 @@ def _answer(r: Reject) -> Response:
 
 
 def create_app(settings: Settings, state: CollectorState, api: ASGIApp | None = None,
-               web: ASGIApp | None = None) -> ASGIApp:
+               web: ASGIApp | None = None, tokens: TokenRing | None = None) -> ASGIApp:
     """The collector as one ASGI application over *state* (log, keys, loader, metrics),
     with the JSON API at ``/api/v1`` and the dashboard at ``/app`` when this process holds
     the database (*api*, *web*)."""
     c = settings.collector
     app = FastAPI(title="demandloop collector", docs_url=None, redoc_url=None,
                   openapi_url=None)
-    js = snippet(c).encode()
+    directory = state.keys.path.parent
+    decisions = DecideService(directory, settings)
+    scripts: dict[bytes, bytes] = {}
+
+    def dl_script() -> bytes:
+        """dl.js as the experiences now in force want it (rebuilt when they change)."""
+        options = decisions.snippet_options()
+        key = orjson.dumps(options)
+        if key not in scripts:
+            scripts.clear()
+            scripts[key] = snippet(c, options).encode()
+        return scripts[key]
 
     throttle = AuthThrottle(c.auth_failures_per_minute)
     proxies = networks(c.trusted_proxies)
@@ -112,7 +126,7 @@ def create_app(settings: Settings, state: CollectorState, api: ASGIApp | None = 
 
     @app.get("/dl.js")
     async def dl_js() -> Response:
-        return Response(js, media_type="application/javascript",
+        return Response(dl_script(), media_type="application/javascript",
                         headers={"Cache-Control": "public, max-age=300"})
 
     @app.get("/healthz")
@@ -158,4 +172,6 @@ def create_app(settings: Settings, state: CollectorState, api: ASGIApp | None = 
     # CORS answers browsers' preflights; the ingestion path adds its own allow-origin header
     cors = CORSMiddleware(app, allow_origins=c.cors_origins, allow_methods=["*"],
                           allow_headers=["*"], max_age=86400)
-    return AccessLog(Ingest(cors, settings, state, throttle))
+    ingest = Ingest(cors, settings, state, throttle)
+    return AccessLog(Decide(ingest, settings, state, decisions,
+                            tokens or TokenRing(directory), throttle))

@@ -12,7 +12,7 @@ from demandloop.render import records
 if TYPE_CHECKING:
     from demandloop.workspace import Workspace
 
-REPORTS = ("funnel", "health", "attribution", "pipeline", "scorecard", "sla")
+REPORTS = ("funnel", "health", "attribution", "pipeline", "scorecard", "sla", "personalization")
 #: what velocity and speed to lead say before stage changes have dates of their own
 NO_HISTORY = ("one scoring run dates every stage change to that run, so there is no "
               "history to measure yet: run 'demandloop score --backfill 7' (or let "
@@ -55,4 +55,14 @@ def payload(ws: Workspace, name: str, params: dict[str, Any]) -> Any:
         data = ws.sla()
         note = NO_HISTORY if ws.score_snapshots() <= 1 else None
         return {**data, "note": note} if note else data
+    if name == "personalization":
+        import pandas as pd  # here: the CLI imports this module, and pandas is slow to load
+
+        as_of = params.get("as_of")
+        try:
+            at = pd.Timestamp(as_of) if as_of else None
+        except ValueError:
+            raise UsageError(f"as_of: '{str(as_of)[:40]}' is not a date or timestamp",
+                             hint="use an ISO date such as 2026-03-01") from None
+        return ws.personalization(at)
     raise UsageError(f"no report '{name[:40]}'", hint=f"use one of {', '.join(REPORTS)}")

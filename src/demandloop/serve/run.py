@@ -32,6 +32,7 @@ from fastapi import FastAPI
 
 from demandloop.collect.log import DurableLog
 from demandloop.config import Settings
+from demandloop.errors import ConfigError
 from demandloop.serve import owner, tokens
 from demandloop.serve.api import create_api
 from demandloop.serve.app import create_app
@@ -126,8 +127,8 @@ def serve(directory: Path, *, host: str | None = None, port: int | None = None,
     keyring = KeyRing(ws.directory)
     jobs = Jobs(lock)
     gate = Gate()
-    api = create_api(ws, tokens.TokenRing(ws.directory, {admin: "admin"}), keyring, jobs,
-                     lock, gate)
+    ring = tokens.TokenRing(ws.directory, {admin: "admin"})
+    api = create_api(ws, ring, keyring, jobs, lock, gate)
     web = create_web(ws, UserRing(ws.directory), load_secret(ws.directory),
                      api.state.report_cache, gate, c.public_url.startswith("https://"), lock)
     stopped = True
@@ -138,7 +139,7 @@ def serve(directory: Path, *, host: str | None = None, port: int | None = None,
             ws.log_access = ServerLog(loader, log, gate)
             state = CollectorState(log=log, keys=keyring, log_root=root, loader=loader)
             url = owner.local_url(host, port)
-            server = _Server(uvicorn.Config(create_app(ws.settings, state, api, web),
+            server = _Server(uvicorn.Config(create_app(ws.settings, state, api, web, ring),
                                             **common),
                              on_started=lambda: owner.announce(ws.directory, url, admin))
             try:
@@ -207,11 +208,24 @@ def _hooks(ws: Workspace, lock: threading.RLock) -> dict[str, Any]:
     def maintenance() -> None:
         ws.resolve()
         ws.score()
+        publish()
         ws.run_workflows()  # compares with the previous snapshot: compact only after it
         ws.keep_one_snapshot_per_day()
         ws.run_sequences()
 
+    def publish() -> None:
+        """The decide snapshot, when there are experiences to decide (read again each
+        time: an experience file added while serving takes effect at the next rescore)."""
+        try:
+            wanted = bool(ws.experiences())
+        except ConfigError as exc:
+            logger.warning("experiences: %s", exc)
+            wanted = True
+        if wanted:
+            ws.publish_personalization()
+
     ws.react()  # starts the live cursor here, so the first batch loaded fires too
+    publish()  # decisions from the scores already there, before the first rescore
     c, m = ws.settings.collector, ws.settings.activate.mail
     every = 0.0 if c.rescore_minutes <= 0 else (
         c.rescore_after_load_seconds or c.rescore_minutes * 60)

@@ -8,22 +8,30 @@ as anonymous id, a consent API (``dl.consent("granted"|"denied")``, default
 Global Privacy Control and the workspace respects them (``collector.respect_privacy_signals``).
 Events go to the collector as ``text/plain`` with the write key inside, analytics.js's way,
 so no CORS preflight is needed.
+
+With experiences configured, it also personalises (``docs/personalization.md``): it hides
+only the selectors experiences change, asks ``GET /v1/decide``, applies the changes, shows
+the original when no answer comes within ``personalize.timeout_ms``, and sends
+``Experience Viewed`` (experience, variant, control) for every decision.
 """
 
 from __future__ import annotations
 
 from importlib import resources
+from typing import Any
 
 import orjson
 
 from demandloop.config.collect import CollectorSettings
 
 
-def snippet(settings: CollectorSettings) -> str:
+def snippet(settings: CollectorSettings, personalize: dict[str, Any] | None = None) -> str:
+    """dl.js for *settings*; with *personalize* (``hide``: selectors to pre-hide,
+    ``timeoutMs``) it also asks ``/v1/decide`` and applies the decisions."""
     source = resources.files("demandloop.serve").joinpath("dl.js").read_text(encoding="utf-8")
     config = {"respectPrivacy": settings.respect_privacy_signals,
               "identifyForms": settings.identify_forms or None,
               "cookieDays": settings.cookie_days,
               "consentDefault": settings.consent_default,
-              "formFields": list(settings.form_fields)}
+              "formFields": list(settings.form_fields), "personalize": personalize}
     return source.replace("__CONFIG__", orjson.dumps(config).decode())

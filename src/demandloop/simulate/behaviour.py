@@ -19,6 +19,7 @@ import numpy as np
 
 from demandloop.simulate import catalog as cat
 from demandloop.simulate import pages
+from demandloop.simulate.experiment import PlantedExperiment
 from demandloop.simulate.world import (
     Account,
     Opportunity,
@@ -42,6 +43,7 @@ class Simulator:
         self.r = random.Random(int(rng.integers(2**63)))
         self.start = dt.datetime.combine(start, dt.time())
         self.scenario = scenario
+        self.experiment = PlantedExperiment() if scenario == "personalization" else None
         self.harvest = 1.0
         self.timeline = Timeline()
         self.msg_no = 0
@@ -189,6 +191,8 @@ class Simulator:
             self.exposure[acc.index] += cat.CHANNEL_EFFECTS[channel] * 0.25
         kinds = kinds or pages.journey(self.r, channel, in_market)
         user_id = self.device_user.get(anon)
+        if self.experiment is not None:
+            self.experiment.viewed(self, acc, anon, user_id, ts, ctx)
         for i, kind in enumerate(kinds):
             path = pages.page_path(self.r, kind, acc)
             self._page(anon, user_id, ts, path, ctx, channel if i == 0 else None, kind)
@@ -232,7 +236,9 @@ class Simulator:
         r = self.r
         event = None
         if "demo" in kinds and in_market and r.random() < 0.6:
-            event = "Demo Requested"
+            # the personalization scenario plants its audience's demo requests itself
+            planted = self.experiment is not None and self.experiment.owns(acc)
+            event = None if planted else "Demo Requested"
         elif "guide" in kinds and r.random() < min(0.95, 0.25 * self.harvest):
             event = "Asset Downloaded"
         elif "webinar" in kinds and r.random() < min(0.9, 0.4 * self.harvest):

@@ -17,7 +17,7 @@ from demandloop.simulate import catalog as cat
 from demandloop.simulate.behaviour import Simulator
 from demandloop.simulate.world import Timeline, World, build_world
 
-SCENARIOS = ("normal", "shrinking-pool")
+SCENARIOS = ("normal", "shrinking-pool", "personalization")
 DEFAULT_START = dt.date(2026, 1, 5)
 
 
@@ -75,7 +75,8 @@ def simulate(
     end = start + dt.timedelta(days=days)
     known = _write_crm(out, world, timeline, rng, start)
     _write_spend(out, timeline, seed)
-    _write_truth(out, world, timeline, seed, start, days, scenario, known)
+    _write_truth(out, world, timeline, seed, start, days, scenario, known,
+                 sim.experiment.truth() if sim.experiment is not None else None)
     return SimulationSummary(
         out=out, accounts=accounts, people=len(world.people), events=n_events,
         sessions=timeline.sessions, opportunities=len(timeline.opportunities),
@@ -179,8 +180,10 @@ def _write_crm(out: Path, world: World, timeline: Timeline, rng: np.random.Gener
 
 
 def _write_truth(out: Path, world: World, timeline: Timeline, seed: int, start: dt.date,
-                 days: int, scenario: str, known: dict[int, dt.datetime]) -> None:
-    truth = {
+                 days: int, scenario: str, known: dict[int, dt.datetime],
+                 experiment: dict[str, Any] | None = None) -> None:
+    truth: dict[str, Any] = {"personalization": experiment} if experiment else {}
+    truth |= {
         "seed": seed, "start": start.isoformat(), "days": days, "scenario": scenario,
         "vendor_domain": cat.VENDOR_DOMAIN, "brand_terms": list(cat.BRAND_TERMS),
         "channel_effects": cat.CHANNEL_EFFECTS,

@@ -8,7 +8,9 @@ from typing import Any
 
 import pandas as pd
 
-from demandloop.measure import overview, queries, resolution, views
+from demandloop.enrich.touches import ACTIVITIES
+from demandloop.errors import ConfigError
+from demandloop.measure import overview, personalization, queries, resolution, views
 from demandloop.measure.attribution import DEFAULT_MODELS
 from demandloop.measure.queries import frames
 from demandloop.measure.sla import sla as sla_report
@@ -27,6 +29,36 @@ class Measure(Base):
             changes, touches = queries.sla_inputs(self.store, entity, stage)
             out[stage] = sla_report(changes, touches, s.sla_hours, now)
         return out
+
+    def personalization(self, as_of: pd.Timestamp | None = None) -> dict[str, Any]:
+        """Each experience's lift per goal (see measure.personalization), judged at *as_of*
+        (default: the last event): only what was known then is read."""
+        p = self.settings.personalize
+        known = {a.name for a in ACTIVITIES} | {"opportunity"}
+        for g in p.goals:
+            if g.activity not in known:
+                raise ConfigError(f"personalize.goals: '{g.name}' names an unknown activity "
+                                  f"'{g.activity}'", hint=f"use one of {', '.join(sorted(known))}")
+        at = as_of if as_of is not None else queries.latest_event(self.store)
+        if at is None:
+            return {"as_of": None, "confidence": p.confidence, "experiences": [],
+                    "lifts": []}
+        exposures, conversions = queries.personalization_inputs(
+            self.store, sorted({g.activity for g in p.goals}), at)
+        unattributed: dict[str, int] = {
+            str(k): int(v) for k, v in exposures[exposures["account_id"].isna()].groupby(
+                "experience")["views"].sum().items()} if not exposures.empty else {}
+        attributed = exposures.dropna(subset=["account_id"])
+        attributed = attributed.assign(control=attributed["control"].astype(bool))
+        found, counts = personalization.lifts(
+            attributed, conversions, [(g.name, g.activity, g.within_days) for g in p.goals],
+            at, p.confidence)
+        names = sorted(set(counts) | set(unattributed))
+        return {"as_of": at.isoformat(), "confidence": p.confidence,
+                "experiences": [{"experience": n, **counts.get(n, {"exposed": 0, "control": 0}),
+                                 "unattributed_views": int(unattributed.get(n, 0))}
+                                for n in names],
+                "lifts": [x.as_dict() for x in found]}
 
     def event_counts(self) -> pd.DataFrame:
         return overview.event_counts(self.tables)

@@ -1,4 +1,5 @@
-"""The report pages (funnel, attribution, demand health, pipeline, scorecard, speed to lead)
+"""The report pages (funnel, attribution, demand health, pipeline, scorecard, speed to lead,
+personalisation lift)
 as charts and tables, from the same cached JSON as ``GET /api/v1/reports/{name}``; and the
 demand-health banner every page loads after it renders (htmx), so a slow report never holds
 up a page."""
@@ -17,7 +18,8 @@ from demandloop.serve.web import charts
 from demandloop.serve.web.site import HEADERS, Site
 
 TITLES = {"funnel": "Funnel", "attribution": "Attribution", "health": "Demand health",
-          "pipeline": "Pipeline", "scorecard": "Scorecard", "sla": "Speed to lead"}
+          "pipeline": "Pipeline", "scorecard": "Scorecard", "sla": "Speed to lead",
+          "personalization": "Personalisation"}
 
 
 def register(web: FastAPI, site: Site) -> None:
@@ -98,6 +100,16 @@ def _view(name: str, data: Any, params: dict[str, Any], models: list[str]
                            [r["criterion"] for r in card],
                            {"demand gen": [r["demand_gen_blended"] for r in card],
                             "lead gen": [r["lead_gen_blended"] for r in card]}), _table(card)
+    if name == "personalization":
+        lifts = data["lifts"]
+        labels = [f"{r['experience']} / {r['goal']}" for r in lifts]
+        shown = [{k: r[k] for k in ("experience", "goal", "exposed", "exposed_rate", "control",
+                                    "control_rate", "difference", "difference_low",
+                                    "difference_high", "p_value", "pending", "statement")}
+                 for r in lifts]
+        return charts.bars("Conversion rate, exposed and control accounts", labels,
+                           {"exposed": [r["exposed_rate"] for r in lifts],
+                            "control": [r["control_rate"] for r in lifts]}), _table(shown)
     rows = [{"stage": k, **v} for k, v in data.items() if isinstance(v, dict)]
     return charts.bars("Hours to the first sales touch (median)", [r["stage"] for r in rows],
                        {"median hours": [r.get("median_hours") for r in rows]}), _table(rows)

@@ -1,0 +1,172 @@
+"""Settings of website personalisation (``[personalize]``): experiences, the goals their lift
+is measured on, and how long ``dl.js`` waits for a decision.
+
+An experience changes parts of a page (CSS selectors) for an audience written in the one
+condition language, with a share of that audience held out as a control. See
+``docs/personalization.md``.
+"""
+
+from __future__ import annotations
+
+import re
+
+from pydantic import Field, model_validator
+
+from demandloop.config.base import Section
+from demandloop.config.conditions import SegmentCondition
+
+#: what an audience may name: the visitor's account, the person behind the browser, and the
+#: visit itself (the page and how it was reached)
+AUDIENCE_FIELDS: dict[str, str] = {
+    # the account (from the visitor's person, else the address)
+    "account_known": "true when the visitor's account is known",
+    "account_id": "account id (the domain when known)", "domain": "website domain",
+    "name": "company name", "industry": "industry", "employees": "employee count",
+    "country": "country code", "target": "target account flag", "tier": "account tier",
+    "owner": "account owner", "stage": "buying stage", "fit": "ICP fit 0-100",
+    "band": "fit band (Strong, Moderate, Weak)", "intent": "surge ratio",
+    "surging": "surging now", "surge_topics": "topics the account surges on (a list: "
+    "a condition holds when any topic meets it)",
+    # the person
+    "known": "true when the browser belongs to a known person",
+    "seniority": "the person's seniority", "job_function": "the person's job function",
+    # the visit
+    "path": "the page's path", "utm_source": "utm_source of the page's URL",
+    "utm_medium": "utm_medium", "utm_campaign": "utm_campaign",
+    "referrer": "the referrer's host (www. removed)",
+    "channel": "the visit's channel (the touch taxonomy: ai_assistant, paid_search, ...)",
+}
+
+#: attributes a change may set (anything else, such as on* handlers, is refused)
+ATTRIBUTES = ("href", "src", "alt", "title", "placeholder", "aria-label", "value", "class")
+_SELECTOR = re.compile(r"^[^{}<>]{1,200}$")
+
+
+class AudienceSetting(Section):
+    """Who sees an experience: every condition of ``all`` and at least one of ``any`` (when
+    given). Empty: every visitor."""
+
+    all: list[SegmentCondition] = Field(default_factory=list,
+                                        description="Conditions that must all hold.")
+    any: list[SegmentCondition] = Field(default_factory=list,
+                                        description="Conditions of which one must hold.")
+
+
+class ChangeSetting(Section):
+    """One change to the page: exactly one of text, html, attribute (with value), hide or
+    redirect. Text, HTML, attribute values and redirects are Jinja templates over
+    ``account``, ``person`` and ``visit``; when one names a field the visitor lacks, the
+    ``fallback`` is used (no fallback: the element keeps its original)."""
+
+    selector: str = Field("", description="CSS selector of the element(s) to change "
+                          "(not needed for a redirect).")
+    text: str | None = Field(None, description="New text content (template).")
+    html: str | None = Field(None, description="New inner HTML (template; sanitised: no "
+                             "scripts, event handlers or javascript: links survive).")
+    attribute: str | None = Field(None, description=f"Attribute to set: {', '.join(ATTRIBUTES)}.")
+    value: str | None = Field(None, description="The attribute's value (template).")
+    hide: bool = Field(False, description="Hide the element.")
+    redirect: str | None = Field(None, description="Send the visitor to this URL (template; "
+                                 "http(s) or a path on the site).")
+    fallback: str | None = Field(None, description="Used instead when the template names a "
+                                 "missing field.")
+
+    @model_validator(mode="after")
+    def _one_action(self) -> ChangeSetting:
+        actions = [n for n in ("text", "html", "attribute", "redirect")
+                   if getattr(self, n) is not None] + (["hide"] if self.hide else [])
+        if len(actions) != 1:
+            raise ValueError("a change needs exactly one of text, html, attribute, hide, "
+                             f"redirect (has: {', '.join(actions) or 'none'})")
+        if self.attribute is not None:
+            if self.attribute not in ATTRIBUTES:
+                raise ValueError(f"attribute '{self.attribute}' may not be set (allowed: "
+                                 f"{', '.join(ATTRIBUTES)})")
+            if self.value is None:
+                raise ValueError(f"attribute '{self.attribute}' needs a value")
+        if self.redirect is None and not _SELECTOR.match(self.selector):
+            raise ValueError("a change needs a CSS selector (up to 200 characters, no "
+                             "braces or angle brackets)")
+        return self
+
+    @property
+    def action(self) -> str:
+        return next(n for n in ("text", "html", "attribute", "redirect", "hide")
+                    if (getattr(self, n) if n != "hide" else self.hide) not in (None, False))
+
+
+class ExperienceSetting(Section):
+    """One experience: its audience, its changes, its zone and priority, and its control."""
+
+    name: str = Field(..., min_length=1, max_length=80, pattern=r"^[A-Za-z0-9][\w .:-]*$",
+                      description="Unique name (reports and exposure events use it).")
+    enabled: bool = Field(True, description="Disabled experiences are never decided.")
+    priority: int = Field(0, description="Higher first: within a zone only the first "
+                          "experience whose audience matches applies.")
+    zone: str = Field("", description="Part of the page the experience owns (default: its "
+                      "name). At most one experience per zone per visit.")
+    control: float = Field(0.5, ge=0.0, lt=1.0, description="Share of the audience held "
+                           "out and shown the original: 0.5 for an experiment, 0.1 for a "
+                           "holdout.")
+    seed: str = Field("", description="Salt of the assignment hash (default: the name). "
+                      "Change it to re-draw who is in the control.")
+    audience: AudienceSetting = Field(default_factory=AudienceSetting,
+                                      description="Who sees it.")
+    changes: list[ChangeSetting] = Field(..., min_length=1, description="What changes.")
+
+    @model_validator(mode="after")
+    def _fields(self) -> ExperienceSetting:
+        for c in (*self.audience.all, *self.audience.any):
+            if c.field not in AUDIENCE_FIELDS:
+                raise ValueError(f"experience '{self.name}': unknown audience field "
+                                 f"'{c.field}' (fields: {', '.join(sorted(AUDIENCE_FIELDS))})")
+        return self
+
+    @property
+    def zone_name(self) -> str:
+        return self.zone or self.name
+
+    @property
+    def salt(self) -> str:
+        return self.seed or self.name
+
+
+class GoalSetting(Section):
+    """A conversion the report counts per account: a touch activity, or an opportunity."""
+
+    name: str = Field(..., min_length=1, description="Shown in the report.")
+    activity: str = Field(..., description="A touch activity (demo_request, form_fill, "
+                          "meeting_booked, trial, ...) or 'opportunity' (created in the CRM).")
+    within_days: int = Field(30, ge=1, le=365, description="Counted when it happens within "
+                             "this many days after the account's first exposure.")
+
+
+def _default_goals() -> list[GoalSetting]:
+    return [GoalSetting(name="demo request", activity="demo_request", within_days=30),
+            GoalSetting(name="form fill", activity="form_fill", within_days=30),
+            GoalSetting(name="meeting", activity="meeting_booked", within_days=30),
+            GoalSetting(name="opportunity", activity="opportunity", within_days=90)]
+
+
+class PersonalizeSettings(Section):
+    """Website personalisation: experiences decided by ``/v1/decide`` and applied by dl.js."""
+
+    experiences: list[ExperienceSetting] = Field(
+        default_factory=list, description="Experiences ([[personalize.experiences]] tables; "
+        "more in experiences/*.toml as [[experiences]]).")
+    goals: list[GoalSetting] = Field(default_factory=_default_goals,
+                                     description="What `report personalization` counts as a "
+                                     "conversion.")
+    timeout_ms: int = Field(1500, ge=100, le=10_000, description="How long dl.js keeps the "
+                            "targeted elements hidden waiting for a decision before it shows "
+                            "the original.")
+    confidence: float = Field(0.95, gt=0.5, lt=1.0, description="Confidence level of the "
+                              "report's lift intervals.")
+
+    @model_validator(mode="after")
+    def _unique(self) -> PersonalizeSettings:
+        names = [e.name for e in self.experiences]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"personalize.experiences: '{dupes[0]}' is defined twice")
+        return self

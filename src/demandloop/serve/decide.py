@@ -1,0 +1,140 @@
+"""``/v1/decide``: a visit's personalisation decisions, as a plain ASGI handler in front of
+the collector (no FastAPI routing on a path a page waits for).
+
+* ``GET /v1/decide?k=WRITE_KEY&aid=&url=&ref=``: from a browser (``dl.js``). The address
+  is the request's (``collector.trusted_proxies`` apply); CORS as for events.
+* ``POST /v1/decide`` with a JSON body ``{"ip", "anonymousId", "url", "referrer"}``: from a
+  site that renders on the server. The address is the body's, so it needs an API token of
+  scope ``read`` (``Authorization: Bearer dlt_...``): a write key is public, and a public
+  endpoint that names the company behind any address would be a lookup service for anyone.
+
+Answers ``200 {"decisions": [...]}`` (``Cache-Control: no-store``); errors in the one JSON
+shape (:class:`~demandloop.serve.envelope.Reject`). Nothing is written.
+"""
+
+from __future__ import annotations
+
+import time
+from urllib.parse import parse_qs
+
+import orjson
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from demandloop.config import Settings
+from demandloop.serve.envelope import JSON, Reject
+from demandloop.serve.guard import AuthThrottle, client_address, networks
+from demandloop.serve.state import CollectorState
+from demandloop.serve.tokens import TokenRing, allows
+from demandloop.workspace.personalize import DecideService
+
+MAX_BODY = 16_384
+_FIELD = 2048  # longest url, referrer or id read from a request
+
+
+class Decide:
+    """ASGI: ``/v1/decide`` handled here, anything else passed to *app*."""
+
+    def __init__(self, app: ASGIApp, settings: Settings, state: CollectorState,
+                 service: DecideService, tokens: TokenRing, throttle: AuthThrottle) -> None:
+        self.app, self.state, self.service = app, state, service
+        self.tokens, self.throttle = tokens, throttle
+        c = settings.collector
+        self.proxies = networks(c.trusted_proxies)
+        self.any_origin = "*" in c.cors_origins
+        self.origins = {o.encode() for o in c.cors_origins}
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"] != "/v1/decide" \
+                or scope["method"] not in ("GET", "POST"):
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        headers = dict(scope["headers"])
+        origin = headers.get(b"origin")
+        allowed = origin is None or self.any_origin or origin in self.origins
+        extra: list[tuple[bytes, bytes]] = []
+        try:
+            if not allowed:
+                raise Reject(403, "origin_not_allowed", "this origin may not ask for "
+                             "decisions (add it to collector.cors_origins)")
+            if scope["method"] == "GET":
+                ip, aid, url, ref = self._from_query(scope, headers)
+            else:
+                ip, aid, url, ref = await self._from_body(scope, receive, headers)
+            decisions = self.service.decider().decide(ip, aid, url, ref)
+            status = 200
+            payload = orjson.dumps({"decisions": [d.as_json() for d in decisions]})
+        except Reject as r:
+            status = r.status
+            payload, extra = r.payload()
+        self.state.metrics.observe(time.perf_counter() - started, status)
+        if origin is not None and allowed:
+            extra.append((b"access-control-allow-origin", b"*" if self.any_origin else origin))
+            extra.append((b"vary", b"Origin"))
+        await send({"type": "http.response.start", "status": status,
+                    "headers": [JSON, (b"content-length", str(len(payload)).encode()),
+                                (b"cache-control", b"no-store"), *extra]})
+        await send({"type": "http.response.body", "body": payload})
+
+    def _from_query(self, scope: Scope, headers: dict[bytes, bytes]
+                    ) -> tuple[str | None, str | None, str | None, str | None]:
+        query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
+
+        def one(name: str) -> str | None:
+            values = query.get(name)
+            return values[0][:_FIELD] if values and values[0] else None
+
+        client = client_address(scope, headers, self.proxies)
+        if self.throttle.blocked(client):
+            raise Reject(429, "too_many_failures", "too many requests with a wrong write "
+                         "key from this address; wait a minute", retry_after=60)
+        key = one("k")
+        if not key or self.state.keys.workspace(key) is None:
+            self.throttle.failed(client)
+            raise Reject(401, "invalid_write_key", "missing or unknown write key (pass it "
+                         "as ?k=)")
+        return client, one("aid"), one("url"), one("ref")
+
+    async def _from_body(self, scope: Scope, receive: Receive, headers: dict[bytes, bytes]
+                         ) -> tuple[str | None, str | None, str | None, str | None]:
+        client = client_address(scope, headers, self.proxies)
+        if self.throttle.blocked(client):
+            raise Reject(429, "too_many_failures", "too many requests with a wrong token "
+                         "from this address; wait a minute", retry_after=60)
+        auth = headers.get(b"authorization", b"").decode("latin-1")
+        token = auth[7:].strip() if auth[:7].lower() == "bearer " else None
+        granted = self.tokens.scope(token)
+        if granted is None:
+            self.throttle.failed(client)
+            raise Reject(401, "invalid_token", "POST /v1/decide needs an API token "
+                         "(Authorization: Bearer dlt_...; demandloop tokens create --scope "
+                         "read)")
+        if not allows(granted, "read"):
+            raise Reject(403, "forbidden", "this token may not read")
+        raw = b""
+        more = True
+        while more:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                raise Reject(400, "disconnected", "the client went away")
+            raw += message.get("body", b"")
+            if len(raw) > MAX_BODY:
+                raise Reject(413, "too_large", f"the request is over {MAX_BODY:,} bytes")
+            more = message.get("more_body", False)
+        try:
+            body = orjson.loads(raw)
+        except orjson.JSONDecodeError as exc:
+            raise Reject(400, "invalid_json", f"the body is not valid JSON: {exc}") from None
+        if not isinstance(body, dict):
+            raise Reject(400, "invalid_json", "the body must be a JSON object")
+        unknown = sorted(set(body) - {"ip", "anonymousId", "url", "referrer"})
+        if unknown:
+            raise Reject(400, "invalid_request", f"unknown field '{unknown[0]}' (send ip, "
+                         "anonymousId, url, referrer)")
+        values = []
+        for name in ("ip", "anonymousId", "url", "referrer"):
+            v = body.get(name)
+            if v is not None and not isinstance(v, str):
+                raise Reject(400, "invalid_request", f"'{name}' must be a string")
+            values.append(v[:_FIELD] if v else None)
+        return values[0], values[1], values[2], values[3]

@@ -1,0 +1,133 @@
+"""The personalisation verbs of the workspace, and the decide service a server runs.
+
+Here the stages meet: the address lookup is resolve's, the visit's channel is enrich's
+taxonomy, the experiences and the index are activate's. ``serve`` only asks
+:class:`DecideService` for the current :class:`~demandloop.activate.decide_index.Decider`.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from demandloop.activate import decide_index, experience_files
+from demandloop.activate.personalize import compile_experiences, prehide
+from demandloop.config import Settings
+from demandloop.config.personalize import ExperienceSetting
+from demandloop.enrich.channels import classify
+from demandloop.enrich.run import channel_rules
+from demandloop.errors import ConfigError
+from demandloop.resolve.addresses import lookup_from, lookup_inputs
+from demandloop.workspace.base import Base
+
+logger = logging.getLogger("demandloop.loader")
+#: how often a server looks for a new snapshot or changed experience files (seconds)
+RECHECK_SECONDS = 1.0
+
+
+def channel_function(settings: Settings) -> decide_index.ChannelOf:
+    """A visit's channel by the workspace's channel rules (cached per distinct visit: the
+    rules run over a frame, about a millisecond a call)."""
+    rules = channel_rules(settings)
+
+    @lru_cache(maxsize=4096)
+    def of(key: tuple[str, ...]) -> str:
+        row = dict(zip(("utm_source", "utm_medium", "utm_campaign", "utm_term", "referrer",
+                        "url"), key, strict=True))
+        return str(classify(pd.DataFrame([row]), rules).iloc[0])
+
+    def channel(raw: dict[str, str]) -> str:
+        return of((raw["utm_source"], raw["utm_medium"], raw["utm_campaign"],
+                   raw["utm_term"], raw["referrer"], raw["url"]))
+
+    return channel
+
+
+def make_decider(snap: decide_index.Snapshot, found: list[ExperienceSetting],
+                 settings: Settings) -> decide_index.Decider:
+    """A decider over *snap* for the experiences *found*."""
+    return decide_index.Decider(snap, compile_experiences(found),
+                                lookup_from(snap.ranges, snap.named, settings.identity.use_asn),
+                                channel_function(settings))
+
+
+class Personalize(Base):
+    """Website personalisation: the decisions of a visit, and the snapshot servers use."""
+
+    def experiences(self) -> list[ExperienceSetting]:
+        """``[[personalize.experiences]]`` plus every ``experiences/*.toml``."""
+        return experience_files.experiences(Path(self.directory), self.settings)
+
+    def publish_personalization(self) -> str:
+        """Write the decide snapshot of the workspace now (a server does after each
+        rescore); returns its generation."""
+        snap = decide_index.snapshot_from(self.store, lookup_inputs)
+        return decide_index.publish(Path(self.directory), snap)
+
+    def decide(self, ip: str | None = None, anonymous_id: str | None = None,
+               url: str | None = None, referrer: str | None = None) -> list[dict[str, Any]]:
+        """The decisions for one visit, for sites that render on the server (what
+        ``GET /v1/decide`` returns, read straight from the store: build a
+        :class:`DecideService` to decide many)."""
+        snap = decide_index.snapshot_from(self.store, lookup_inputs)
+        decider = make_decider(snap, self.experiences(), self.settings)
+        return [d.as_json() for d in decider.decide(ip, anonymous_id, url, referrer)]
+
+
+class DecideService:
+    """The current decider of a workspace directory, for a server process: rebuilt when a
+    newer snapshot is published or an experience file changes (checked at most every
+    :data:`RECHECK_SECONDS`, on a request), and swapped in one assignment. A broken
+    experience file keeps the experiences that were in force (and says why in the log)."""
+
+    def __init__(self, directory: Path, settings: Settings) -> None:
+        self.directory, self.settings = directory, settings
+        self._lock = threading.Lock()
+        self._checked = 0.0
+        self._generation: str | None = None
+        self._files: object = None
+        self._found: list[ExperienceSetting] = []
+        self.problem: str | None = None
+        self._decider = make_decider(decide_index.empty_snapshot(), [], settings)
+        self.refresh()
+
+    def refresh(self) -> None:
+        """Look for a new snapshot or changed experiences now."""
+        with self._lock:
+            self._checked = time.monotonic()
+            files = experience_files.fingerprint(self.directory)
+            generation = decide_index.current_generation(self.directory / decide_index.SNAPSHOT_DIR)
+            if files == self._files and generation == self._generation:
+                return
+            if files != self._files:
+                try:
+                    self._found = experience_files.experiences(
+                        self.directory, Settings.load(self.directory))
+                    self.problem = None
+                except (ConfigError, ValueError) as exc:
+                    self.problem = str(exc).splitlines()[0]
+                    logger.warning("experiences not reloaded: %s", self.problem)
+                self._files = files
+            snap = (decide_index.read(self.directory) if generation is not None
+                    else None) or decide_index.empty_snapshot()
+            self._generation = generation
+            self._decider = make_decider(snap, self._found, self.settings)
+
+    def decider(self) -> decide_index.Decider:
+        if time.monotonic() - self._checked > RECHECK_SECONDS:
+            self.refresh()
+        return self._decider
+
+    def snippet_options(self) -> dict[str, Any] | None:
+        """What dl.js needs to know before it asks: the selectors to pre-hide and how long
+        to wait (None: no experiences, so dl.js never asks)."""
+        self.decider()
+        if not any(e.enabled for e in self._found):
+            return None
+        return {"hide": prehide(self._found), "timeoutMs": self.settings.personalize.timeout_ms}
