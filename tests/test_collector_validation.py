@@ -159,4 +159,6 @@ def test_dl_js_is_small_and_carries_the_settings(live, tmp_path: Path) -> None: 
     r = httpx.get(live.url + "/dl.js")
     assert r.status_code == 200 and "javascript" in r.headers["content-type"]
     assert len(r.content) < 6000 and '"respectPrivacy":true' in r.text
+    # no experiences: no personalisation code, and nothing asks /v1/decide
+    assert "/v1/decide" not in r.text and '"personalize":null' in r.text
     assert "import " not in r.text and "require(" not in r.text

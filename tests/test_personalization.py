@@ -328,5 +328,6 @@ def test_dl_js_prehides_only_what_experiences_change(served) -> None:  # type: i
     run, _ = served
     js = httpx.get(run.url + "/dl.js").text
     assert '"hide":["#headline"]' in js and '"timeoutMs":1500' in js
+    assert "function personalize" in js and "/v1/decide" in js
     settings = Settings.load(run.directory)
     assert settings.personalize.timeout_ms == 1500

@@ -2,7 +2,7 @@
    <script async src="https://COLLECTOR/dl.js?k=WRITE_KEY"></script>   then dl.track(...)
    Consent: dl.consent("granted" | "denied"); until granted (when the default is "denied")
    nothing is sent and no cookie but the choice itself is set.
-   With experiences configured it also personalises the page (see personalize() below). */
+   With experiences configured it also personalises the page (dl_personalize.js). */
 (function (w, d) {
   var cfg = __CONFIG__;
   var s = d.currentScript, src = s && s.src ? new URL(s.src) : null;
@@ -86,7 +86,7 @@
     }
   };
   w.dl = dl;
-  if (cfg.personalize) personalize(cfg.personalize);
+  if (cfg.personalize) personalize(cfg.personalize);  // see dl_personalize.js
   if (cfg.identifyForms) {
     d.addEventListener("submit", function (e) {
       var f = e.target;
@@ -108,74 +108,5 @@
   }
   dl.page();
 
-  /* Personalisation: hide only what experiences change, ask /v1/decide, apply, reveal.
-     Without an answer within p.timeoutMs the original shows and a late answer is ignored
-     (no flicker). Without consent: decided by account only (no anonymous id is sent). */
-  function personalize(p) {
-    var style = null, done = false;
-    if (p.hide && p.hide.length) {
-      style = d.createElement("style");
-      style.id = "dl-prehide";
-      style.textContent = p.hide.join(",") + "{visibility:hidden !important}";
-      (d.head || d.documentElement).appendChild(style);
-    }
-    function reveal() {
-      if (style && style.parentNode) style.parentNode.removeChild(style);
-      style = null;
-    }
-    var timer = setTimeout(function () { done = true; reveal(); }, p.timeoutMs);
-    function safe(url) {
-      var v = String(url).trim().toLowerCase();
-      if (v.indexOf("//") === 0) return false;
-      if (/^[/?#]/.test(v)) return true;
-      return /^(https?:|mailto:|tel:)/.test(v) || v.split("/")[0].indexOf(":") < 0;
-    }
-    function apply(c) {
-      if (c.action === "redirect") {
-        if (safe(c.value) && c.value !== location.href) location.replace(c.value);
-        return true;
-      }
-      var els = d.querySelectorAll(c.selector);
-      for (var i = 0; i < els.length; i++) {
-        var el = els[i];
-        if (c.action === "text") el.textContent = c.value;
-        else if (c.action === "html") el.innerHTML = c.value;
-        else if (c.action === "hide") el.style.setProperty("display", "none", "important");
-        else if (c.action === "attribute") {
-          if ((c.attribute === "href" || c.attribute === "src") && !safe(c.value)) continue;
-          if (/^on/i.test(c.attribute)) continue;
-          el.setAttribute(c.attribute, c.value);
-        }
-      }
-      return false;
-    }
-    function show(decisions) {
-      if (done) return;
-      done = true; clearTimeout(timer);
-      var moved = false;
-      for (var i = 0; i < decisions.length; i++) {
-        var changes = decisions[i].changes || [];
-        for (var j = 0; j < changes.length; j++) moved = apply(changes[j]) || moved;
-      }
-      dl.decisions = decisions;
-      if (moved) return;  // the page is going away: keep the targets hidden
-      reveal();
-      for (var k = 0; k < decisions.length; k++) {
-        dl.track("Experience Viewed", { experience: decisions[k].experience,
-          variant: decisions[k].variant, control: decisions[k].control });
-      }
-    }
-    var q = "?k=" + encodeURIComponent(key) + "&url=" + encodeURIComponent(location.href) +
-      "&ref=" + encodeURIComponent(d.referrer || "") +
-      (granted && anon ? "&aid=" + encodeURIComponent(anon) : "");
-    if (!w.fetch) { done = true; reveal(); return; }
-    w.fetch(api + "/v1/decide" + q, { credentials: "omit" }).then(function (r) {
-      return r.ok ? r.json() : { decisions: [] };
-    }).then(function (body) {
-      var decisions = (body && body.decisions) || [];
-      if (d.readyState === "loading") {
-        d.addEventListener("DOMContentLoaded", function () { show(decisions); });
-      } else show(decisions);
-    }).catch(function () { if (!done) { done = true; clearTimeout(timer); reveal(); } });
-  }
+  /*PERSONALIZE*/
 })(window, document);

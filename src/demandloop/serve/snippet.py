@@ -28,7 +28,13 @@ from demandloop.config.collect import CollectorSettings
 def snippet(settings: CollectorSettings, personalize: dict[str, Any] | None = None) -> str:
     """dl.js for *settings*; with *personalize* (``hide``: selectors to pre-hide,
     ``timeoutMs``) it also asks ``/v1/decide`` and applies the decisions."""
-    source = resources.files("demandloop.serve").joinpath("dl.js").read_text(encoding="utf-8")
+    folder = resources.files("demandloop.serve")
+    source = folder.joinpath("dl.js").read_text(encoding="utf-8")
+    extra = ""
+    if personalize is not None:
+        extra = folder.joinpath("dl_personalize.js").read_text(encoding="utf-8")
+        extra = extra[extra.index("*/") + 2:].lstrip("\n")  # its own header comment
+    source = source.replace("  /*PERSONALIZE*/\n", extra)
     config = {"respectPrivacy": settings.respect_privacy_signals,
               "identifyForms": settings.identify_forms or None,
               "cookieDays": settings.cookie_days,
