@@ -3,9 +3,14 @@ independent computations and a planted lift), and ``/v1/decide`` over HTTP."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import shutil
+import signal
+import subprocess
+import sys
+import time
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -30,10 +35,11 @@ from demandloop.config import Settings
 from demandloop.config.personalize import ExperienceSetting
 from demandloop.errors import ConfigError
 from demandloop.measure.personalization import lift, newcombe
+from demandloop.serve import keys as keystore
 from demandloop.serve import tokens
 from demandloop.simulate import simulate
 from demandloop.workspace.personalize import DecideService
-from tests.collector_helpers import collector
+from tests.collector_helpers import collector, free_port
 from tests.conftest import load_market
 
 
@@ -331,3 +337,72 @@ def test_dl_js_prehides_only_what_experiences_change(served) -> None:  # type: i
     assert "function personalize" in js and "/v1/decide" in js
     settings = Settings.load(run.directory)
     assert settings.personalize.timeout_ms == 1500
+
+
+def test_visit_fields_channel_utm_path_and_redirects(market: Path, tmp_path: Path) -> None:
+    directory = load_market(tmp_path / "ws", market)
+    (directory / "demandloop.toml").write_text("""
+[[personalize.experiences]]
+name = "from-ai"
+control = 0.0
+audience.all = [{field = "channel", value = "ai_assistant"}]
+[[personalize.experiences.changes]]
+selector = "#hero"
+text = "You asked {{ visit.referrer }} about us"
+
+[[personalize.experiences]]
+name = "linkedin-pricing"
+control = 0.0
+audience.all = [{field = "utm_source", value = "linkedin"},
+                {field = "path", op = "contains", value = "/pricing"}]
+[[personalize.experiences.changes]]
+redirect = "/pricing/linkedin?src={{ visit.utm_campaign }}"
+fallback = "/pricing/linkedin"
+""")
+    with demandloop.open(directory) as ws:
+        got = ws.decide(ip="8.8.8.8", anonymous_id="a-1", url="https://site.example/",
+                        referrer="https://chatgpt.com/c/123")
+        assert [(d["experience"], d["changes"][0]["value"]) for d in got] == [
+            ("from-ai", "You asked chatgpt.com about us")]
+        assert ws.decide(ip="8.8.8.8", anonymous_id="a-1", url="https://site.example/",
+                         referrer="https://www.google.com/") == []
+        got = ws.decide(anonymous_id="a-2", url="https://site.example/pricing?utm_source="
+                        "linkedin&utm_campaign=q3")
+        assert got[0]["changes"] == [{"selector": "", "action": "redirect",
+                                      "value": "/pricing/linkedin?src=q3"}]
+        got = ws.decide(anonymous_id="a-2",
+                        url="https://site.example/pricing?utm_source=linkedin")
+        assert got[0]["changes"][0]["value"] == "/pricing/linkedin"  # the fallback
+        # the unit: the anonymous id when no account is known, so arms differ by browser
+        assert ws.decide(url="https://site.example/pricing?utm_source=linkedin") == []
+
+
+def test_several_workers_decide_from_the_published_snapshot(market: Path,
+                                                             tmp_path: Path) -> None:
+    truth = json.loads((market / "truth.json").read_text())
+    shown = next(a for a in truth["accounts"] if a["target"] and a["in_crm"]
+                 and not in_control("target-hero", a["domain"], 0.5))
+    directory = load_market(tmp_path / "ws", market)
+    key, _ = keystore.create(directory, "default", "tests")
+    port = free_port()
+    (directory / "demandloop.toml").write_text(EXPERIENCES.replace(
+        "[collector]", f"[collector]\napi_port = {free_port()}"))
+    proc = subprocess.Popen([sys.executable, "-m", "demandloop", "-w", str(directory),
+                             "serve", "--port", str(port), "--workers", "2",
+                             "--no-access-log"], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    try:
+        url = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 60
+        got: list = []
+        while time.monotonic() < deadline and not got:
+            with contextlib.suppress(httpx.HTTPError, ValueError):  # not up yet
+                got = httpx.get(url + "/v1/decide", params={"k": key},
+                                headers={"x-forwarded-for": _office(shown)}).json().get(
+                    "decisions", [])
+            time.sleep(0.3)
+        assert [(d["experience"], d["variant"]) for d in got] == [
+            ("target-hero", "personalized")]
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=60)

@@ -56,6 +56,15 @@ audience.all = [{field = "target", value = false}, {field = "account_known", val
 [[personalize.experiences.changes]]
 selector = "#promo"
 html = '<b>Hello {{ account.name }}</b><img src="x" onerror="window.__pwned = 2">'
+
+
+[[personalize.experiences]]
+name = "old-page"
+zone = "page"
+control = 0.0
+audience.all = [{field = "path", value = "/old.html"}]
+[[personalize.experiences.changes]]
+redirect = "/index.html?moved=1"
 """
 
 #: every animation frame: the headline's visibility and text, and the rest's visibility
@@ -86,7 +95,8 @@ def setup(market: Path, tmp_path_factory: pytest.TempPathFactory
         run.ws.publish_personalization()
         site = root / "site"
         site.mkdir()
-        (site / "index.html").write_text(PAGE.format(collector=run.url, key=run.key))
+        for name in ("index.html", "old.html"):
+            (site / name).write_text(PAGE.format(collector=run.url, key=run.key))
         gen = _site(site)
         origin = next(gen)
         yield run, origin, {"truth": truth, "evil": evil, "browser": browser}
@@ -222,3 +232,33 @@ def test_injected_markup_is_neutralised(setup: tuple[Running, str, dict[str, Any
     assert page.evaluate("document.querySelectorAll('#promo img').length") == 1
     assert page.evaluate("document.querySelector('#promo img').getAttribute('onerror')") is None
     assert page.errors == []
+
+
+def test_without_consent_it_personalises_by_account_and_stores_nothing(
+        setup: tuple[Running, str, dict[str, Any]], chromium: Any) -> None:
+    run, origin, ctx = setup
+    shown, _ = _arms(ctx["truth"])
+    ip = _office(shown).rsplit(".", 1)[0] + ".42"
+    context = chromium.new_context(extra_http_headers={"X-Forwarded-For": ip})
+    context.add_cookies([{"name": "dl_consent", "value": "denied", "url": origin}])
+    page = context.new_page()
+    asked: list[str] = []
+    page.on("request", lambda r: asked.append(r.url) if "/v1/decide" in r.url else None)
+    page.goto(origin + "/index.html")
+    _settled(page)
+    assert page.text_content("#headline").startswith("Pipeline for ")  # by the address
+    assert len(asked) == 1 and "aid=" not in asked[0]  # no identifier sent
+    assert {c["name"] for c in context.cookies()} == {"dl_consent"}  # none stored
+    time.sleep(1.0)
+    assert [e for e in _exposures(run) if e[0] == ip] == []  # and no event sent
+    assert run.query("SELECT count(*) FROM events WHERE ip = ?", [ip]) == [(0,)]
+
+
+def test_a_redirect_experience_sends_the_visitor_on(
+        setup: tuple[Running, str, dict[str, Any]], chromium: Any) -> None:
+    _, origin, _ = setup
+    page = chromium.new_context(extra_http_headers={"X-Forwarded-For": "8.8.4.4"}).new_page()
+    page.goto(origin + "/old.html")
+    page.wait_for_url("**/index.html?moved=1", timeout=10_000)
+    _settled(page)
+    assert page.text_content("#headline") == "The original headline"
