@@ -264,6 +264,8 @@ def test_decide_over_http(served) -> None:  # type: ignore[no-untyped-def]
     # the same answer as the Python function for sites that render on the server
     assert run.ws.decide(ip=_office(shown)) == get(_office(shown)).json()["decisions"]
 
+    metrics = httpx.get(run.url + "/metrics").text
+    assert 'demandloop_decide_requests_total{status="200"}' in metrics
     bad = httpx.get(run.url + "/v1/decide", params={"k": "dl_nope"})
     assert bad.status_code == 401 and bad.json()["error"]["code"] == "invalid_write_key"
     assert httpx.get(run.url + "/v1/decide").status_code == 401

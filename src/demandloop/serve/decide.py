@@ -67,7 +67,7 @@ class Decide:
         except Reject as r:
             status = r.status
             payload, extra = r.payload()
-        self.state.metrics.observe(time.perf_counter() - started, status)
+        self.state.metrics.decided(time.perf_counter() - started, status)
         if origin is not None and allowed:
             extra.append((b"access-control-allow-origin", b"*" if self.any_origin else origin))
             extra.append((b"vary", b"Origin"))

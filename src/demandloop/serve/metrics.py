@@ -48,7 +48,14 @@ class Metrics:
                                      registry=r)
         self.heartbeat_age = Gauge("demandloop_loader_heartbeat_age_seconds",
                                    "Seconds since the loader last made progress", registry=r)
+        self.decide_requests = Counter("demandloop_decide_requests_total",
+                                       "Personalisation decisions (/v1/decide) by status",
+                                       ["status"], registry=r)
+        self.decide_latency = Histogram("demandloop_decide_seconds",
+                                        "Personalisation decision latency (/v1/decide)",
+                                        buckets=BUCKETS, registry=r)
         self._by_status: dict[int, Counter] = {}
+        self._decide_by_status: dict[int, Counter] = {}
         self._accepted = self.events.labels("accepted")
         self._rejected = self.events.labels("rejected")
 
@@ -63,6 +70,14 @@ class Metrics:
         child = self._by_status.get(status)
         if child is None:  # labels() costs a lookup and a lock: keep each child
             child = self._by_status[status] = self.requests.labels(str(status))
+        child.inc()
+
+    def decided(self, seconds: float, status: int) -> None:
+        """One ``/v1/decide`` answer (kept apart from ingestion's figures)."""
+        self.decide_latency.observe(seconds)
+        child = self._decide_by_status.get(status)
+        if child is None:
+            child = self._decide_by_status[status] = self.decide_requests.labels(str(status))
         child.inc()
 
     def render(self, backlog: int, loader: dict[str, Any], up: bool = True) -> bytes:
