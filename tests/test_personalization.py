@@ -305,7 +305,7 @@ def test_a_new_snapshot_and_changed_experiences_are_swapped_in(market: Path,
     (directory / "demandloop.toml").write_text(EXPERIENCES)
     with demandloop.open(directory) as ws:
         ws.publish_personalization()
-        service = DecideService(directory, ws.settings)
+        service = DecideService(directory, ws.settings).start()  # watches in a thread
         before = service.decider()
         assert before.decide(_office(other)) == []
         # the account joins the target list: after the next rescore it is decided
@@ -314,8 +314,10 @@ def test_a_new_snapshot_and_changed_experiences_are_swapped_in(market: Path,
                         [other["domain"]])
         ws.score()
         generation = ws.publish_personalization()
-        service.refresh()
-        assert service.decider().snap.generation == generation
+        deadline = time.monotonic() + 10
+        while service.decider().snap.generation != generation and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert service.decider().snap.generation == generation  # swapped in, unasked
         assert [d.experience for d in service.decider().decide(_office(other))] == [
             "target-hero"]
         assert before.decide(_office(other)) == []  # a decider never changes under a request
@@ -330,6 +332,7 @@ def test_a_new_snapshot_and_changed_experiences_are_swapped_in(market: Path,
         assert [d.experience for d in service.decider().decide(_office(other))] == [
             "target-hero"]
         shutil.rmtree(directory / "experiences")
+        service.stop()
 
 
 def test_dl_js_prehides_only_what_experiences_change(served) -> None:  # type: ignore[no-untyped-def]

@@ -75,7 +75,7 @@ def create_app(settings: Settings, state: CollectorState, api: ASGIApp | None = 
     app = FastAPI(title="demandloop collector", docs_url=None, redoc_url=None,
                   openapi_url=None)
     directory = state.keys.path.parent
-    decisions = DecideService(directory, settings)
+    decisions = DecideService(directory, settings).start()
     scripts: dict[bytes, bytes] = {}
 
     def dl_script() -> bytes:
