@@ -38,6 +38,7 @@ from demandloop.config.base import WORKSPACE_ID_PATTERN
 from demandloop.config.base import Section as _Section
 from demandloop.config.collect import CollectorSettings, CollectSettings, IngestSettings
 from demandloop.config.measure import MeasureSettings
+from demandloop.config.meetings import MeetingSettings
 from demandloop.config.personalize import PersonalizeSettings
 from demandloop.config.resolve import EnrichSettings, IdentitySettings
 from demandloop.config.score import ScoreSettings
@@ -94,6 +95,7 @@ class Settings(BaseSettings):
     collector: CollectorSettings = Field(default_factory=CollectorSettings)  # type: ignore[arg-type]
     activate: ActivateSettings = Field(default_factory=ActivateSettings)  # type: ignore[arg-type]
     personalize: PersonalizeSettings = Field(default_factory=PersonalizeSettings)  # type: ignore[arg-type]
+    meetings: MeetingSettings = Field(default_factory=MeetingSettings)  # type: ignore[arg-type]
 
     @classmethod
     def settings_customise_sources(
