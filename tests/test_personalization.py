@@ -411,3 +411,17 @@ def test_several_workers_decide_from_the_published_snapshot(market: Path,
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=60)
+
+
+def test_a_snapshot_removed_under_a_reader_is_read_at_the_next_check(market: Path,
+                                                                     tmp_path: Path) -> None:
+    directory = load_market(tmp_path / "ws", market)
+    (directory / "demandloop.toml").write_text(EXPERIENCES)
+    with demandloop.open(directory) as ws:
+        gone = ws.publish_personalization()
+        shutil.rmtree(directory / decide_index.SNAPSHOT_DIR / gone)  # as a newer publish does
+        service = DecideService(directory, ws.settings)  # starts, deciding nothing yet
+        assert service.decider().snap.generation == ""
+        fresh = ws.publish_personalization()
+        service.refresh()
+        assert service.decider().snap.generation == fresh

@@ -114,8 +114,12 @@ class DecideService:
                     self.problem = str(exc).splitlines()[0]
                     logger.warning("experiences not reloaded: %s", self.problem)
                 self._files = files
-            snap = (decide_index.read(self.directory) if generation is not None
-                    else None) or decide_index.empty_snapshot()
+            try:
+                snap = (decide_index.read(self.directory) if generation is not None
+                        else None) or decide_index.empty_snapshot()
+            except OSError as exc:  # removed by a newer publish meanwhile: next time
+                logger.warning("personalisation snapshot %s not read: %s", generation, exc)
+                return
             self._generation = generation
             self._decider = make_decider(snap, self._found, self.settings)
 
