@@ -15,6 +15,7 @@ from pydantic import Field, field_validator, model_validator
 
 from demandloop.config.base import Section
 from demandloop.config.conditions import SegmentCondition
+from demandloop.config.files import first_duplicate
 
 _HOURS = re.compile(r"^([01]\d|2[0-3]):[0-5]\d-([01]\d|2[0-4]):[0-5]\d$")
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
@@ -87,9 +88,9 @@ class MeetingSettings(Section):
     @model_validator(mode="after")
     def _known(self) -> MeetingSettings:
         names = [r.name for r in self.reps]
-        dupes = sorted({n for n in names if names.count(n) > 1})
-        if dupes:
-            raise ValueError(f"meetings.reps: '{dupes[0]}' is defined twice")
+        twice = first_duplicate(names)
+        if twice:
+            raise ValueError(f"meetings.reps: '{twice}' is defined twice")
         if self.reps and not self.fallback:
             raise ValueError("meetings.fallback is required: the reps for accounts no rule "
                              "matches")

@@ -14,6 +14,7 @@ from pydantic import Field, model_validator
 
 from demandloop.config.base import Section
 from demandloop.config.conditions import SegmentCondition
+from demandloop.config.files import first_duplicate
 
 #: what an audience may name: the visitor's account, the person behind the browser, and the
 #: visit itself (the page and how it was reached)
@@ -165,8 +166,7 @@ class PersonalizeSettings(Section):
 
     @model_validator(mode="after")
     def _unique(self) -> PersonalizeSettings:
-        names = [e.name for e in self.experiences]
-        dupes = sorted({n for n in names if names.count(n) > 1})
-        if dupes:
-            raise ValueError(f"personalize.experiences: '{dupes[0]}' is defined twice")
+        twice = first_duplicate(e.name for e in self.experiences)
+        if twice:
+            raise ValueError(f"personalize.experiences: '{twice}' is defined twice")
         return self

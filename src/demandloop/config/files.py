@@ -1,0 +1,47 @@
+"""Settings that may also come from a folder of TOML files (``workflows/*.toml``,
+``experiences/*.toml``): each file holds one kind of table, checked as the same table in
+``demandloop.toml`` is, with errors that name the file and the field."""
+
+from __future__ import annotations
+
+import tomllib
+from collections.abc import Iterable
+from pathlib import Path
+from typing import TypeVar
+
+from pydantic import BaseModel, TypeAdapter, ValidationError
+
+from demandloop.errors import ConfigError
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def tables_from_folder(folder: Path, key: str, model: type[M], what: str) -> list[M]:
+    """Every ``[[key]]`` table of the ``*.toml`` files in *folder* (in file-name order), as
+    *model*; nothing when the folder is missing. *what* names one table in messages."""
+    adapter = TypeAdapter(list[model])  # type: ignore[valid-type]
+    found: list[M] = []
+    for path in sorted(folder.glob("*.toml")) if folder.is_dir() else []:
+        try:
+            data = tomllib.loads(path.read_text(encoding="utf-8"))
+            unknown = set(data) - {key}
+            if unknown:
+                raise ConfigError(f"{path}: unknown key '{sorted(unknown)[0]}'",
+                                  hint=f"a {what} file holds [[{key}]] tables")
+            found += adapter.validate_python(data.get(key, []))
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{path}: invalid TOML: {exc}") from None
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            where = ".".join(str(p) for p in first["loc"])
+            raise ConfigError(f"{path}: invalid {what} at '{where}': {first['msg']}") from None
+    return found
+
+
+def first_duplicate(names: Iterable[str]) -> str | None:
+    """The first (in sorted order) of *names* given more than once, or None."""
+    seen: set[str] = set()
+    twice: set[str] = set()
+    for n in names:
+        (twice if n in seen else seen).add(n)
+    return min(twice) if twice else None
