@@ -21,7 +21,7 @@ import orjson
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from demandloop.config import Settings
-from demandloop.serve.envelope import JSON, Reject
+from demandloop.serve.envelope import Origins, Reject, read_body, respond
 from demandloop.serve.guard import AuthThrottle, client_address, networks
 from demandloop.serve.state import CollectorState
 from demandloop.serve.tokens import TokenRing, allows
@@ -40,8 +40,8 @@ class Decide:
         self.tokens, self.throttle = tokens, throttle
         c = settings.collector
         self.proxies = networks(c.trusted_proxies)
-        self.any_origin = "*" in c.cors_origins
-        self.origins = {o.encode() for o in c.cors_origins}
+        self.origins = Origins(c.cors_origins)
+        self.read_timeout = c.read_timeout_seconds
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["path"] != "/v1/decide" \
@@ -51,10 +51,9 @@ class Decide:
         started = time.perf_counter()
         headers = dict(scope["headers"])
         origin = headers.get(b"origin")
-        allowed = origin is None or self.any_origin or origin in self.origins
         extra: list[tuple[bytes, bytes]] = []
         try:
-            if not allowed:
+            if not self.origins.allows(origin):
                 raise Reject(403, "origin_not_allowed", "this origin may not ask for "
                              "decisions (add it to collector.cors_origins)")
             if scope["method"] == "GET":
@@ -68,13 +67,8 @@ class Decide:
             status = r.status
             payload, extra = r.payload()
         self.state.metrics.decided(time.perf_counter() - started, status)
-        if origin is not None and allowed:
-            extra.append((b"access-control-allow-origin", b"*" if self.any_origin else origin))
-            extra.append((b"vary", b"Origin"))
-        await send({"type": "http.response.start", "status": status,
-                    "headers": [JSON, (b"content-length", str(len(payload)).encode()),
-                                (b"cache-control", b"no-store"), *extra]})
-        await send({"type": "http.response.body", "body": payload})
+        await respond(send, status, payload, [(b"cache-control", b"no-store"), *extra,
+                                              *self.origins.headers(origin)])
 
     def _from_query(self, scope: Scope, headers: dict[bytes, bytes]
                     ) -> tuple[str | None, str | None, str | None, str | None]:
@@ -111,16 +105,7 @@ class Decide:
                          "read)")
         if not allows(granted, "read"):
             raise Reject(403, "forbidden", "this token may not read")
-        raw = b""
-        more = True
-        while more:
-            message = await receive()
-            if message["type"] == "http.disconnect":
-                raise Reject(400, "disconnected", "the client went away")
-            raw += message.get("body", b"")
-            if len(raw) > MAX_BODY:
-                raise Reject(413, "too_large", f"the request is over {MAX_BODY:,} bytes")
-            more = message.get("more_body", False)
+        raw = await read_body(receive, headers, MAX_BODY, self.read_timeout)
         try:
             body = orjson.loads(raw)
         except orjson.JSONDecodeError as exc:

@@ -1,16 +1,20 @@
 """The parts of a collector request before its messages are checked: the one error answer
-(:class:`Reject`), the per-workspace rate limit, the body's decoding, the write key, the
-envelope and its messages, the batch context merge and the client's address."""
+(:class:`Reject`) and the answer itself (:func:`respond`), the browser origins allowed
+(:class:`Origins`), the per-workspace rate limit, the body's reading and decoding, the write
+key, the envelope and its messages, the batch context merge and the client's address."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import time
 import zlib
+from collections.abc import Sequence
 from typing import Any
 
 import orjson
+from starlette.types import Receive, Send
 
 OK = b'{"success":true}'
 TYPES = {"track": "track", "identify": "identify", "page": "page", "screen": "screen",
@@ -64,6 +68,65 @@ class TokenBucket:
             return (n - tokens) / self.rate if n <= self.burst else 1.0
         self.tokens[workspace] = (tokens - n, now)
         return 0.0
+
+
+class Origins:
+    """The browser origins that may call the collector (``collector.cors_origins``; ``*``
+    for any). A browser's ``text/plain`` POST or plain GET is a "simple request" that no
+    preflight stops, so the plain handlers check the origin themselves."""
+
+    def __init__(self, allowed: Sequence[str]) -> None:
+        self.any = "*" in allowed
+        self.names = {o.encode() for o in allowed}
+
+    def allows(self, origin: bytes | None) -> bool:
+        """A request without an Origin (not from a page) is always allowed."""
+        return origin is None or self.any or origin in self.names
+
+    def headers(self, origin: bytes | None) -> list[tuple[bytes, bytes]]:
+        """The CORS headers of the answer to a request from *origin*."""
+        if origin is None or not self.allows(origin):
+            return []
+        return [(b"access-control-allow-origin", b"*" if self.any else origin),
+                (b"vary", b"Origin")]
+
+
+async def read_body(receive: Receive, headers: dict[bytes, bytes], limit: int,
+                    timeout: float, hint: str = "") -> bytes:
+    """The request's body: 413 over *limit* bytes (declared or sent, with *hint* on what to
+    do), 408 when it has not all arrived within *timeout* seconds, 400 if the client went
+    away."""
+    declared = headers.get(b"content-length", b"")
+    too_large = Reject(413, "too_large", f"the request is over {limit:,} bytes"
+                       + (f" ({hint})" if hint else ""))
+    if declared.isdigit() and int(declared) > limit:
+        raise too_large
+    chunks, size, more = [], 0, True
+    deadline = time.monotonic() + timeout
+    while more:
+        try:
+            message = await asyncio.wait_for(receive(), deadline - time.monotonic())
+        except TimeoutError:
+            raise Reject(408, "timeout", f"the body did not arrive within {timeout:g} s"
+                         ) from None
+        if message["type"] == "http.disconnect":
+            raise Reject(400, "disconnected", "the client went away")
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            raise too_large
+        chunks.append(chunk)
+        more = message.get("more_body", False)
+    return b"".join(chunks)
+
+
+async def respond(send: Send, status: int, payload: bytes,
+                  headers: Sequence[tuple[bytes, bytes]] = ()) -> None:
+    """A JSON answer with its length and *headers*."""
+    await send({"type": "http.response.start", "status": status,
+                "headers": [JSON, (b"content-length", str(len(payload)).encode()),
+                            *headers]})
+    await send({"type": "http.response.body", "body": payload})
 
 
 def decode_body(raw: bytes, encoding: str | None, limit: int) -> bytes:

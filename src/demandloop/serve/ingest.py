@@ -38,16 +38,18 @@ from demandloop.collect.validate import (
 from demandloop.config import Settings
 from demandloop.errors import StoreError
 from demandloop.serve.envelope import (
-    JSON,
     MAX_PROBLEMS,
     MAX_TELEMETRY_BYTES,
     OK,
     TOO_DEEP,
     TYPES,
+    Origins,
     Reject,
     TokenBucket,
     decode_body,
     merge_patch,
+    read_body,
+    respond,
     split_messages,
     with_client_ip,
     write_key,
@@ -68,8 +70,7 @@ class Ingest:
         self.bucket = TokenBucket(c.rate_limit, c.rate_burst)
         self.throttle = throttle or AuthThrottle(c.auth_failures_per_minute)
         self.proxies = networks(c.trusted_proxies)
-        self.any_origin = "*" in c.cors_origins
-        self.origins = {o.encode() for o in c.cors_origins}
+        self.origins = Origins(c.cors_origins)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if (scope["type"] != "http" or scope["method"] != "POST"
@@ -82,9 +83,8 @@ class Ingest:
         events = 1
         extra: list[tuple[bytes, bytes]] = []
         origin = headers.get(b"origin")
-        allowed = origin is None or self.any_origin or origin in self.origins
         try:
-            if not allowed:
+            if not self.origins.allows(origin):
                 # a browser's text/plain POST is a "simple request": no preflight stops it,
                 # so the origin is checked here
                 raise Reject(403, "origin_not_allowed", "this origin may not send events "
@@ -102,37 +102,11 @@ class Ingest:
             payload, extra = r.payload()
             self.state.metrics.rejected(status, events)
         self.state.metrics.observe(time.perf_counter() - started, status)
-        if origin is not None and allowed:
-            extra.append((b"access-control-allow-origin", b"*" if self.any_origin else origin))
-            extra.append((b"vary", b"Origin"))
-        await send({"type": "http.response.start", "status": status,
-                    "headers": [JSON, (b"content-length", str(len(payload)).encode()),
-                                *extra]})
-        await send({"type": "http.response.body", "body": payload})
+        await respond(send, status, payload, [*extra, *self.origins.headers(origin)])
 
     async def _body(self, receive: Receive, headers: dict[bytes, bytes], limit: int) -> bytes:
-        declared = headers.get(b"content-length", b"")
-        too_large = Reject(413, "too_large", f"the request is over {limit:,} bytes "
-                           "(send smaller batches)")
-        if declared.isdigit() and int(declared) > limit:
-            raise too_large
-        chunks, size, more = [], 0, True
-        deadline = time.monotonic() + self.c.read_timeout_seconds
-        while more:
-            try:
-                message = await asyncio.wait_for(receive(), deadline - time.monotonic())
-            except TimeoutError:
-                raise Reject(408, "timeout", "the body did not arrive within "
-                             f"{self.c.read_timeout_seconds:g} s") from None
-            if message["type"] == "http.disconnect":
-                raise Reject(400, "disconnected", "the client went away")
-            chunk = message.get("body", b"")
-            size += len(chunk)
-            if size > limit:
-                raise too_large
-            chunks.append(chunk)
-            more = message.get("more_body", False)
-        return b"".join(chunks)
+        return await read_body(receive, headers, limit, self.c.read_timeout_seconds,
+                               "send smaller batches")
 
     def _workspace(self, client: str | None, headers: dict[bytes, bytes],
                    body: dict[str, Any]) -> str:
