@@ -96,7 +96,7 @@ import asyncio, sys
 import duckdb, numpy as np, orjson, uvicorn
 from urllib.parse import parse_qs
 import demandloop
-from demandloop.activate.decide_index import _page
+from demandloop.activate.decide_index import page_fields
 from demandloop.activate.personalize import compile_experiences, decide
 from demandloop.ipaddr import ip_key
 path, port = sys.argv[1], int(sys.argv[2])
@@ -129,7 +129,7 @@ def one(ip, aid, url, ref):
             names = [f.strip() for f in FIELDS.split(",")]
             row.update(dict(zip(names, a)))
             row["surge_topics"] = orjson.loads(row["surge_topics"]) if row["surge_topics"] else []
-    row.update(_page(url, ref))
+    row.update(page_fields(url, ref))
     return [d.as_json() for d in decide(found, row, account or aid)]
 async def app(scope, receive, send):
     if scope["type"] != "http":

@@ -160,7 +160,7 @@ class Decider:
                 topics = fields.pop("surge_topics")
                 row.update(fields)
                 row["surge_topics"] = orjson.loads(topics) if topics else []
-        row.update(_page(url, referrer))
+        row.update(page_fields(url, referrer))
         if self.needs_channel:
             row["channel"] = self.channel_of({**{k: row.get(k) or "" for k in _UTM},
                                               "referrer": referrer or "", "url": url or ""})
@@ -176,7 +176,7 @@ class Decider:
 _UTM = ("utm_source", "utm_medium", "utm_campaign", "utm_term")
 
 
-def _page(url: str | None, referrer: str | None) -> dict[str, Any]:
+def page_fields(url: str | None, referrer: str | None) -> dict[str, Any]:
     """The page's fields: path, UTM parameters, referrer host."""
     out: dict[str, Any] = {}
     if url:

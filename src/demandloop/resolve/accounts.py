@@ -27,7 +27,6 @@ import pyarrow.compute as pc
 
 from demandloop.compute import isin
 from demandloop.domains import canonical_domain
-from demandloop.ipaddr import ip_keys
 from demandloop.resolve.asn import KINDS, AsnTable
 from demandloop.resolve.ipranges import RangeIndex
 
@@ -87,31 +86,15 @@ def person_accounts(person_emails: pd.DataFrame, crm_contacts: pd.DataFrame,
                                               "confidence"]].reset_index(drop=True)
 
 
-def ip_accounts(ips: pd.Series, user_ranges: RangeIndex, range_accounts: np.ndarray,
-                asn: AsnTable | None, accounts_by_name: dict[str, str],
-                keys: np.ndarray | None = None) -> pd.DataFrame:
-    """Resolve IP addresses. Returns ``account_id, source, confidence, detail`` per input.
-
-    ``detail`` says why an address did not resolve: ``isp``, ``mobile``, ``hosting``,
-    ``education``, ``government``, ``organisation not in accounts: NAME``, ``unknown
-    network`` or ``no ip``. *keys*, when the caller has them (see
-    :func:`demandloop.ipaddr.ip_keys`), are used as they are.
-    """
-    if keys is None:
-        keys = ip_keys(ips)
-    account, source, detail = key_accounts(keys, user_ranges, range_accounts, asn,
-                                           accounts_by_name)
-    conf = np.select([source == s for s in CONFIDENCE], list(CONFIDENCE.values()), 0.0)
-    return pd.DataFrame({"account_id": account, "source": source, "confidence": conf,
-                         "detail": detail}, index=ips.index)
-
-
 def key_accounts(keys: np.ndarray, user_ranges: RangeIndex, range_accounts: np.ndarray,
                  asn: AsnTable | None, accounts_by_name: dict[str, str]
                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """:func:`ip_accounts` on address keys, as three object arrays (account, source,
-    detail): a rebuild looks up millions of addresses, and a frame of them (pandas 3 turns
-    each text column into Arrow) cost more than the lookup."""
+    """The account behind each address key (:func:`demandloop.ipaddr.ip_keys`), as three
+    object arrays: account, source, and ``detail``, why an address did not resolve
+    (``isp``, ``mobile``, ``hosting``, ``education``, ``government``, ``organisation not in
+    accounts: NAME``, ``unknown network`` or ``no ip``). Arrays, not a frame: a rebuild looks
+    up millions of addresses, and a frame of them (pandas 3 turns each text column into
+    Arrow) cost more than the lookup."""
     n = len(keys)
     account = np.full(n, None, dtype=object)
     source = np.full(n, "unresolved", dtype=object)

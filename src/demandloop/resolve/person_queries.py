@@ -60,9 +60,8 @@ def write_persons(cur: Cursor, ws: str, persons: pd.DataFrame, new_accounts: pd.
     """Write the persons resolve found (*persons*: one row each), the accounts their
     matches created, and their account matches; remove the identity persons in *gone*.
     *scope*: the persons whose matches are replaced (None: every person's)."""
-    p = persons
     frames = {
-        "_persons": typed_table(p[["person_id", "email", "emails", "title", "seniority",
+        "_persons": typed_table(persons[["person_id", "email", "emails", "title", "seniority",
                                    "job_function", "account_id"]], _TYPES),
         "_new_accounts": typed_table(new_accounts[["account_id", "domain", "name", "source"]],
                                      _TYPES),
