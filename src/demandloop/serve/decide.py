@@ -21,7 +21,7 @@ import orjson
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from demandloop.config import Settings
-from demandloop.serve.envelope import Origins, Reject, read_body, respond
+from demandloop.serve.envelope import Origins, Reject, json_object, read_body, respond
 from demandloop.serve.guard import AuthThrottle, client_address, networks
 from demandloop.serve.state import CollectorState
 from demandloop.serve.tokens import TokenRing, allows
@@ -105,13 +105,7 @@ class Decide:
                          "read)")
         if not allows(granted, "read"):
             raise Reject(403, "forbidden", "this token may not read")
-        raw = await read_body(receive, headers, MAX_BODY, self.read_timeout)
-        try:
-            body = orjson.loads(raw)
-        except orjson.JSONDecodeError as exc:
-            raise Reject(400, "invalid_json", f"the body is not valid JSON: {exc}") from None
-        if not isinstance(body, dict):
-            raise Reject(400, "invalid_json", "the body must be a JSON object")
+        body = json_object(await read_body(receive, headers, MAX_BODY, self.read_timeout))
         unknown = sorted(set(body) - {"ip", "anonymousId", "url", "referrer"})
         if unknown:
             raise Reject(400, "invalid_request", f"unknown field '{unknown[0]}' (send ip, "

@@ -129,6 +129,17 @@ async def respond(send: Send, status: int, payload: bytes,
     await send({"type": "http.response.body", "body": payload})
 
 
+def json_object(data: bytes) -> dict[str, Any]:
+    """The body as a JSON object (400 when it is not JSON, or not an object)."""
+    try:
+        body = orjson.loads(data)
+    except orjson.JSONDecodeError as exc:
+        raise Reject(400, "invalid_json", f"the body is not valid JSON: {exc}") from None
+    if not isinstance(body, dict):
+        raise Reject(400, "invalid_json", "the body must be a JSON object")
+    return body
+
+
 def decode_body(raw: bytes, encoding: str | None, limit: int) -> bytes:
     if not encoding or encoding == "identity":
         return raw

@@ -47,6 +47,7 @@ from demandloop.serve.envelope import (
     Reject,
     TokenBucket,
     decode_body,
+    json_object,
     merge_patch,
     read_body,
     respond,
@@ -127,13 +128,7 @@ class Ingest:
         c, state = self.c, self.state
         raw = await self._body(receive, headers, c.max_request_bytes)
         encoding = headers.get(b"content-encoding", b"").decode("latin-1") or None
-        data = decode_body(raw, encoding, c.max_request_bytes)
-        try:
-            body = orjson.loads(data)
-        except orjson.JSONDecodeError as exc:
-            raise Reject(400, "invalid_json", f"the body is not valid JSON: {exc}") from None
-        if not isinstance(body, dict):
-            raise Reject(400, "invalid_json", "the body must be a JSON object")
+        body = json_object(decode_body(raw, encoding, c.max_request_bytes))
         client = client_address(scope, headers, self.proxies)
         workspace = self._workspace(client, headers, body)
         envelope, messages = split_messages(body, kind)
