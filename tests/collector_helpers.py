@@ -78,7 +78,7 @@ def collector(directory: Path, toml: str = "", maintain_every: float = 0.0
     state = CollectorState(log=log, keys=KeyRing(directory, recheck_seconds=0.1),
                            log_root=root, loader=loader)
     port = free_port()
-    server = uvicorn.Server(uvicorn.Config(create_app(ws.settings, state),
+    server = uvicorn.Server(uvicorn.Config(create_app(ws.settings, state, store=ws.store),
                                            **server_options(ws.settings, "127.0.0.1", port)))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()

@@ -16,10 +16,6 @@ and :func:`~demandloop.activate.personalize.decide` over the compiled experience
 
 from __future__ import annotations
 
-import json
-import os
-import shutil
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,15 +25,15 @@ from urllib.parse import parse_qs, urlsplit
 import numpy as np
 import orjson
 import pyarrow as pa
-import pyarrow.ipc as ipc
 
 from demandloop.activate.personalize import Decision, Experience, decide
 from demandloop.ipaddr import ip_key
+from demandloop.store import generations
 from demandloop.store.account_pages import current_accounts
 from demandloop.store.db import Store
 
 SNAPSHOT_DIR = "personalize"
-CURRENT = "current.json"
+CURRENT = generations.CURRENT
 #: address keys -> (accounts, sources, details), as resolve's lookup
 KeyLookup = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray, np.ndarray]]
 #: a visit's raw fields (utm_*, referrer, url) -> its channel
@@ -76,32 +72,15 @@ def snapshot_from(store: Store, lookup_inputs: Callable[[Any, str], tuple[pa.Tab
 
 def publish(directory: Path, snap: Snapshot) -> str:
     """Write *snap* as the newest generation under *directory*/personalize; returns its
-    name. Generations older than the one it replaces are removed (a process still mapping
-    one keeps its pages until it lets go)."""
-    root = directory / SNAPSHOT_DIR
-    root.mkdir(exist_ok=True)
-    generation = f"g{time.time_ns()}"
-    folder = root / generation
-    folder.mkdir()
+    name (see :mod:`demandloop.store.generations`)."""
+    folder = generations.new_generation(directory / SNAPSHOT_DIR)
     for name in _TABLES:
-        table: pa.Table = getattr(snap, name)
-        with ipc.new_file(str(folder / f"{name}.arrow"), table.schema) as w:
-            w.write_table(table)
-    previous = current_generation(root)
-    tmp = root / f".{CURRENT}.{os.getpid()}"
-    tmp.write_text(json.dumps({"generation": generation, "written_at": time.time()}))
-    os.replace(tmp, root / CURRENT)
-    for old in root.glob("g*"):
-        if old.name not in (generation, previous):
-            shutil.rmtree(old, ignore_errors=True)
-    return generation
+        generations.write_table(folder / f"{name}.arrow", getattr(snap, name))
+    return generations.publish(folder)
 
 
 def current_generation(root: Path) -> str | None:
-    try:
-        return str(json.loads((root / CURRENT).read_text())["generation"])
-    except (OSError, ValueError, KeyError):
-        return None
+    return generations.current_generation(root)
 
 
 def read(directory: Path) -> Snapshot | None:
@@ -110,10 +89,8 @@ def read(directory: Path) -> Snapshot | None:
     generation = current_generation(root)
     if generation is None:
         return None
-    tables = {}
-    for name in _TABLES:
-        with pa.memory_map(str(root / generation / f"{name}.arrow")) as source:
-            tables[name] = ipc.open_file(source).read_all()
+    tables = {name: generations.read_table(root / generation / f"{name}.arrow")
+              for name in _TABLES}
     return Snapshot(**tables, generation=generation)
 
 
@@ -133,6 +110,16 @@ class Decider:
     def _find(sorted_ids: np.ndarray, key: str) -> int:
         i = int(np.searchsorted(sorted_ids, key))
         return i if i < len(sorted_ids) and sorted_ids[i] == key else -1
+
+    def account_fields(self, account_id: str) -> dict[str, Any] | None:
+        """An account's row of the snapshot (as :meth:`visit` reads it), or None."""
+        i = self._find(self.account_ids, account_id)
+        if i < 0:
+            return None
+        fields: dict[str, Any] = self.snap.accounts.slice(i, 1).to_pylist()[0]
+        topics = fields.pop("surge_topics")
+        fields["surge_topics"] = orjson.loads(topics) if topics else []
+        return fields
 
     def visit(self, ip: str | None, anonymous_id: str | None, url: str | None,
               referrer: str | None) -> tuple[dict[str, Any], str | None]:
@@ -154,12 +141,7 @@ class Decider:
         row["account_known"] = account is not None
         if account is not None:
             row["account_id"] = account
-            i = self._find(self.account_ids, account)
-            if i >= 0:
-                fields = self.snap.accounts.slice(i, 1).to_pylist()[0]
-                topics = fields.pop("surge_topics")
-                row.update(fields)
-                row["surge_topics"] = orjson.loads(topics) if topics else []
+            row.update(self.account_fields(account) or {})
         row.update(page_fields(url, referrer))
         if self.needs_channel:
             row["channel"] = self.channel_of({**{k: row.get(k) or "" for k in _UTM},

@@ -36,6 +36,7 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 from demandloop.config.activate import ActivateSettings
 from demandloop.config.base import WORKSPACE_ID_PATTERN
 from demandloop.config.base import Section as _Section
+from demandloop.config.chat import ChatSettings, ContentSettings
 from demandloop.config.collect import CollectorSettings, CollectSettings, IngestSettings
 from demandloop.config.measure import MeasureSettings
 from demandloop.config.meetings import MeetingSettings
@@ -96,6 +97,8 @@ class Settings(BaseSettings):
     activate: ActivateSettings = Field(default_factory=ActivateSettings)  # type: ignore[arg-type]
     personalize: PersonalizeSettings = Field(default_factory=PersonalizeSettings)  # type: ignore[arg-type]
     meetings: MeetingSettings = Field(default_factory=MeetingSettings)  # type: ignore[arg-type]
+    content: ContentSettings = Field(default_factory=ContentSettings)  # type: ignore[arg-type]
+    chat: ChatSettings = Field(default_factory=ChatSettings)  # type: ignore[arg-type]
 
     @classmethod
     def settings_customise_sources(

@@ -18,7 +18,7 @@ from fastapi.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from demandloop.config import Settings
-from demandloop.serve import unsubscribe
+from demandloop.serve import chat, unsubscribe
 from demandloop.serve.decide import Decide
 from demandloop.serve.envelope import OK, Reject
 from demandloop.serve.guard import AuthThrottle, client_address, is_loopback, networks
@@ -26,6 +26,8 @@ from demandloop.serve.ingest import Ingest
 from demandloop.serve.snippet import snippet
 from demandloop.serve.state import CollectorState
 from demandloop.serve.tokens import TokenRing
+from demandloop.store.db import Store
+from demandloop.workspace.chat import ChatService
 from demandloop.workspace.personalize import DecideService
 
 access = logging.getLogger("demandloop.access")
@@ -67,10 +69,12 @@ def _answer(r: Reject) -> Response:
 
 
 def create_app(settings: Settings, state: CollectorState, api: ASGIApp | None = None,
-               web: ASGIApp | None = None, tokens: TokenRing | None = None) -> ASGIApp:
+               web: ASGIApp | None = None, tokens: TokenRing | None = None,
+               store: Store | None = None) -> ASGIApp:
     """The collector as one ASGI application over *state* (log, keys, loader, metrics),
-    with the JSON API at ``/api/v1`` and the dashboard at ``/app`` when this process holds
-    the database (*api*, *web*)."""
+    with the JSON API at ``/api/v1``, the dashboard at ``/app`` and chat at ``/v1/chat``
+    when this process holds the database (*api*, *web*, *store*; chat only when
+    ``chat.enabled``)."""
     c = settings.collector
     app = FastAPI(title="demandloop collector", docs_url=None, redoc_url=None,
                   openapi_url=None)
@@ -155,6 +159,9 @@ def create_app(settings: Settings, state: CollectorState, api: ASGIApp | None = 
                         media_type="text/plain; version=0.0.4")
 
     unsubscribe.register(app, state, state.keys.path.parent)
+    if store is not None and settings.chat.enabled:
+        chat.register(app, settings, state,
+                      ChatService(directory, settings, store, decisions.decider), throttle)
     if api is not None:
         app.mount("/api/v1", api)
     if web is not None:

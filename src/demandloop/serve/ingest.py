@@ -75,7 +75,8 @@ class Ingest:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if (scope["type"] != "http" or scope["method"] != "POST"
-                or not scope["path"].startswith("/v1/")):
+                or not scope["path"].startswith("/v1/")
+                or scope["path"].startswith("/v1/chat/")):  # chat's own endpoints
             await self.app(scope, receive, send)
             return
         name = scope["path"][4:]

@@ -140,8 +140,8 @@ def serve(directory: Path, *, host: str | None = None, port: int | None = None,
             ws.log_access = ServerLog(loader, log, gate)
             state = CollectorState(log=log, keys=keyring, log_root=root, loader=loader)
             url = owner.local_url(host, port)
-            server = _Server(uvicorn.Config(create_app(ws.settings, state, api, web, ring),
-                                            **common),
+            server = _Server(uvicorn.Config(create_app(ws.settings, state, api, web, ring,
+                                                       ws.store), **common),
                              on_started=lambda: _started(ws.directory, url, admin))
             try:
                 server.run()
@@ -222,7 +222,7 @@ def _hooks(ws: Workspace, lock: threading.RLock) -> dict[str, Any]:
         except ConfigError as exc:
             logger.warning("experiences: %s", exc)
             wanted = True
-        if wanted:
+        if wanted or ws.settings.chat.enabled:  # chat recognises visitors the same way
             ws.publish_personalization()
 
     ws.react()  # starts the live cursor here, so the first batch loaded fires too

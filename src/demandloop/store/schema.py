@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from demandloop.store.schema_later import V2, V3, V5, V6, V7, V8, V10, V11
+from demandloop.store.schema_later import V2, V3, V5, V6, V7, V8, V10, V11, V13
 from demandloop.store.schema_v1 import V1
 
 
@@ -45,6 +45,8 @@ MIGRATIONS: tuple[Migration, ...] = (
     # it, so the next resolve rebuilds and fills it in)
     Migration(12, "touches.path: the page of each touch",
               "ALTER TABLE touches ADD COLUMN path VARCHAR;"),
+    Migration(13, "chat and meetings: chat_sessions, chat_messages, meetings, meeting_slots",
+              V13),
 )
 
 #: tables exported/imported as Parquet, in dependency-free order
@@ -73,6 +75,10 @@ DATA_TABLES: tuple[str, ...] = (
     "audience_members",
     "erasures",
     "ip_matches",
+    "chat_sessions",
+    "chat_messages",
+    "meetings",
+    "meeting_slots",
 )
 
 SCHEMA_VERSION = MIGRATIONS[-1].version

@@ -227,3 +227,62 @@ ALTER TABLE persons ADD COLUMN crm_title VARCHAR;
 UPDATE persons SET crm_account_id = account_id, crm_title = title
 WHERE coalesce(source, '') <> 'identity';
 """
+
+# Chat and meetings: a conversation per visitor session (what the visitor was recognised as,
+# the playbook, the answers to its questions), its messages (with the pages an answer
+# cited), and booked meetings. ``meeting_slots`` holds one row per rep and taken start: its
+# primary key is what makes a double booking impossible (the second insert fails), and a
+# cancellation deletes the row, which frees the slot.
+V13 = """
+CREATE TABLE chat_sessions (
+    workspace_id VARCHAR NOT NULL,
+    session_id VARCHAR NOT NULL,
+    anonymous_id VARCHAR,
+    account_id VARCHAR,
+    person_id VARCHAR,
+    playbook VARCHAR,
+    url VARCHAR,
+    traits JSON,
+    started_at TIMESTAMP NOT NULL,
+    updated_at TIMESTAMP NOT NULL,
+    PRIMARY KEY (workspace_id, session_id)
+);
+CREATE TABLE chat_messages (
+    workspace_id VARCHAR NOT NULL,
+    session_id VARCHAR NOT NULL,
+    seq INTEGER NOT NULL,
+    role VARCHAR NOT NULL,
+    text VARCHAR NOT NULL,
+    citations JSON,
+    relevance DOUBLE,
+    sent_at TIMESTAMP NOT NULL,
+    PRIMARY KEY (workspace_id, session_id, seq)
+);
+CREATE TABLE meetings (
+    workspace_id VARCHAR NOT NULL,
+    meeting_id VARCHAR NOT NULL,
+    rep VARCHAR NOT NULL,
+    starts_at TIMESTAMP NOT NULL,
+    ends_at TIMESTAMP NOT NULL,
+    account_id VARCHAR,
+    email VARCHAR NOT NULL,
+    name VARCHAR,
+    anonymous_id VARCHAR,
+    session_id VARCHAR,
+    route_reason VARCHAR,
+    eligible VARCHAR[],
+    visitor_timezone VARCHAR,
+    status VARCHAR NOT NULL,
+    sequence INTEGER NOT NULL,
+    created_at TIMESTAMP NOT NULL,
+    updated_at TIMESTAMP NOT NULL,
+    PRIMARY KEY (workspace_id, meeting_id)
+);
+CREATE TABLE meeting_slots (
+    workspace_id VARCHAR NOT NULL,
+    rep VARCHAR NOT NULL,
+    starts_at TIMESTAMP NOT NULL,
+    meeting_id VARCHAR NOT NULL,
+    PRIMARY KEY (workspace_id, rep, starts_at)
+);
+"""

@@ -14,6 +14,7 @@ from typing import Any
 
 from demandloop.workspace.activate import Activate
 from demandloop.workspace.collect import Collect, Loaded
+from demandloop.workspace.content import Content
 from demandloop.workspace.measure import Measure
 from demandloop.workspace.personalize import Personalize
 from demandloop.workspace.score import Score
@@ -21,7 +22,7 @@ from demandloop.workspace.score import Score
 __all__ = ["Loaded", "Workspace", "open"]
 
 
-class Workspace(Collect, Score, Measure, Activate, Personalize):
+class Workspace(Collect, Score, Measure, Activate, Personalize, Content):
     """A workspace directory: its settings and its store, and every verb of the loop.
 
     Each stage's verbs live in a mixin beside this module (``collect``, ``score``,
