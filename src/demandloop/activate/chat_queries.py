@@ -167,7 +167,8 @@ def move(cur: Cursor, ws: str, meeting_id: str, rep: str, starts_at: dt.datetime
               "b": _naive(ends_at), "now": _naive(now)}
     clash = cur.execute("SELECT count(*) FROM meetings WHERE workspace_id = $ws AND rep = $rep "
                         "AND status = 'booked' AND meeting_id <> $id AND starts_at < $b "
-                        "AND ends_at > $a", params).fetchone()
+                        "AND ends_at > $a", {k: params[k] for k in ("ws", "rep", "id", "a", "b")}
+                        ).fetchone()
     if clash and clash[0]:
         raise Taken(rep)
     cur.execute("DELETE FROM meeting_slots WHERE workspace_id = $ws AND meeting_id = $id",

@@ -61,11 +61,16 @@ def react(ws: Workspace, now: dt.datetime | None = None, post: Post = webhooks.p
         with store.reader() as cur:
             last = cur.execute("SELECT max(received_at) FROM events WHERE workspace_id = ?",
                                [store.workspace_id]).fetchone()
-        jobstore.set_cursor(store, "live_events", last[0] if last else None)
+        # an empty store starts at the epoch: else the cursor stayed unset, and the first
+        # batch ever loaded only set it, firing nothing
+        start = last[0] if last and last[0] is not None else dt.datetime(1970, 1, 1)
+        jobstore.set_cursor(store, "live_events", start)
         return result
     with store.reader() as cur:
+        # inclusive: events received in the same millisecond as the cursor may have loaded
+        # after it moved there; those already fired enqueue nothing twice (job ids)
         events = read_events(cur, store.workspace_id, since, sorted({str(w.when.event)
-                                                                 for w in flows}))
+                                                                 for w in flows}), True)
         newest = cur.execute("SELECT max(received_at) FROM events WHERE workspace_id = ?",
                              [store.workspace_id]).fetchone()
     if newest and newest[0] is not None and newest[0] != since:

@@ -48,10 +48,10 @@ def read_inputs(ws: Workspace, since: dt.datetime | None,
 
 
 def read_events(cur: duckdb.DuckDBPyConnection, workspace: str, since: dt.datetime | None,
-            names: list[str] | None = None) -> pd.DataFrame:
-    """Track events received after *since* with their account: the resolved touch's, else
-    (for events not resolved yet, seconds old) the group call's, the known person's, or
-    the account of the email domain the event carries."""
+                names: list[str] | None = None, inclusive: bool = False) -> pd.DataFrame:
+    """Track events received after *since* (at or after, when *inclusive*) with their
+    account: the resolved touch's, else (for events not resolved yet, seconds old) the group
+    call's, the known person's, or the account of the email domain the event carries."""
     events: pd.DataFrame = cur.execute(
         "SELECT e.message_id, e.event, e.timestamp AS ts, e.received_at, coalesce("
         "t.account_id, g.account_id, p.account_id, d.account_id) AS account_id "
@@ -64,8 +64,9 @@ def read_events(cur: duckdb.DuckDBPyConnection, workspace: str, since: dt.dateti
         "split_part(lower(coalesce(e.properties ->> '$.email', e.context ->> '$.traits.email', "
         "e.traits ->> '$.email')), '@', 2) "
         "WHERE e.workspace_id = $ws AND e.type = 'track' AND "
-        "($since::TIMESTAMP IS NULL OR e.received_at > $since::TIMESTAMP) AND "
+        "($since::TIMESTAMP IS NULL OR e.received_at > $since::TIMESTAMP "
+        "OR ($inclusive AND e.received_at = $since::TIMESTAMP)) AND "
         "($names::VARCHAR[] IS NULL OR list_contains($names::VARCHAR[], e.event)) "
         "QUALIFY row_number() OVER (PARTITION BY e.message_id) = 1",
-        {"ws": workspace, "since": since, "names": names}).df()
+        {"ws": workspace, "since": since, "names": names, "inclusive": inclusive}).df()
     return events

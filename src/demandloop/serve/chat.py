@@ -103,8 +103,7 @@ def register(app: FastAPI, settings: Settings, state: CollectorState, service: C
                 origins.headers(dict(request.scope["headers"]).get(b"origin"))}
 
     async def log(ws: str, outcome: Outcome) -> None:
-        for event in outcome.events:
-            await state.log.append(ws, orjson.dumps(event))
+        await _append(state, ws, outcome)
 
     async def guarded(request: Request, call: Callable[[], Any]) -> Response:
         try:
@@ -195,6 +194,14 @@ def register(app: FastAPI, settings: Settings, state: CollectorState, service: C
     _register_links(app, service, state, directory)
 
 
+async def _append(state: CollectorState, workspace: str, outcome: Outcome) -> None:
+    """*outcome*'s messages as one log record (one line each, as the collector writes a
+    request's batch): they load together, so the live workflows see them together (two
+    records with one receivedAt could fall in two loads, and the second be skipped)."""
+    if outcome.events:
+        await state.log.append(workspace, b"\n".join(orjson.dumps(e) for e in outcome.events))
+
+
 def _with(response: Response, headers: dict[str, str]) -> Response:
     response.headers.update(headers)
     return response
@@ -271,8 +278,7 @@ def _register_links(app: FastAPI, service: ChatService, state: CollectorState,
         except DemandloopError as exc:
             return _page("Not changed", f"<p>{escape(str(exc))}</p>", 400)
         try:
-            for event in out.events:
-                await state.log.append(ws, orjson.dumps(event))
+            await _append(state, ws, out)
         except StoreError as exc:  # the meeting changed; only the loop's record of it is lost
             logger.error("meeting %s changed but its event was not logged: %s",
                          m["meeting_id"], exc)

@@ -1,0 +1,234 @@
+"""Booking through a real collector: iCalendar invites to a real SMTP server (aiosmtpd) that
+parse and hold the right times and people, one booking when visitors race for a slot,
+reschedule and cancel through the signed links, and ``Meeting Booked`` entering the loop
+(the rep's workflow alert, a touch, the sequence stopping)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import email
+import email.policy
+import re
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import icalendar
+import orjson
+import pytest
+from aiosmtpd.controller import Controller
+
+from demandloop.activate import sequence_queries
+from tests.collector_helpers import Running, collector, free_port
+from tests.test_sequences import Inbox
+from tests.test_snippet_browser import _until
+from tests.test_workflows import Receiver
+
+TOML = """
+[collector]
+rescore_minutes = 0
+
+[chat]
+enabled = true
+
+[meetings]
+fallback = ["Ana", "Ben"]
+lead_minutes = 0
+mailbox = "meetings"
+company = "Northwind"
+[[meetings.reps]]
+name = "Ana"
+email = "ana@northwind.example"
+timezone = "Europe/Lisbon"
+hours = "00:00-24:00"
+days = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+[[meetings.reps]]
+name = "Ben"
+email = "ben@northwind.example"
+timezone = "America/New_York"
+hours = "00:00-24:00"
+days = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+
+[[activate.mailboxes]]
+name = "meetings"
+address = "meetings@northwind.example"
+display_name = "Northwind meetings"
+host = "127.0.0.1"
+port = {port}
+security = "none"
+warmup = []
+
+[[activate.sequences]]
+name = "nurture"
+mailboxes = ["meetings"]
+[[activate.sequences.steps]]
+type = "email"
+subject = "Hello"
+body = "Hi"
+
+[[activate.workflows]]
+name = "meeting-alert"
+when = {{trigger = "event", event = "Meeting Booked"}}
+then = [{{action = "notify", url = "{hook}/meeting", format = "webhook"}}]
+"""
+
+
+@pytest.fixture
+def setup(tmp_path: Path) -> Iterator[tuple[Running, Inbox, Receiver]]:
+    inbox, port = Inbox(), free_port()
+    smtp = Controller(inbox, hostname="127.0.0.1", port=port)
+    smtp.start()
+    hook = Receiver()
+    try:
+        with collector(tmp_path / "ws", TOML.format(port=port, hook=hook.url)) as run:
+            with run.ws.store.writer() as cur:
+                cur.execute("INSERT INTO accounts (workspace_id, account_id, domain, name, "
+                            "target) VALUES ('default', 'acme.com', 'acme.com', 'Acme', true)")
+            run.ws.publish_personalization()
+            yield run, inbox, hook
+    finally:
+        hook.httpd.shutdown()
+        smtp.stop()
+
+
+def _session(run: Running, anon: str) -> str:
+    r = httpx.post(run.url + "/v1/chat/sessions", json={"writeKey": run.key,
+                                                        "anonymousId": anon})
+    assert r.status_code == 201, r.text
+    return str(r.json()["session"])
+
+
+def _slots(run: Running, sid: str, tz: str = "Europe/Paris") -> list[dict[str, Any]]:
+    r = httpx.get(f"{run.url}/v1/chat/sessions/{sid}/slots", params={"k": run.key, "tz": tz})
+    assert r.status_code == 200, r.text
+    return list(r.json()["slots"])
+
+
+def _book(run: Running, sid: str, start: str, who: str = "jo@acme.com") -> httpx.Response:
+    return httpx.post(f"{run.url}/v1/chat/sessions/{sid}/bookings",
+                      json={"writeKey": run.key, "start": start, "email": who, "name": "Jo Ng",
+                            "timezone": "Europe/Paris"})
+
+
+def _invites(inbox: Inbox) -> list[tuple[str, icalendar.Calendar, email.message.EmailMessage]]:
+    out = []
+    for _, rcpts, raw in inbox.messages:
+        msg = email.message_from_bytes(raw, policy=email.policy.default)
+        part = next(p for p in msg.walk() if p.get_content_type() == "text/calendar")
+        out.append((rcpts[0], icalendar.Calendar.from_ical(part.get_content()), msg))
+    return out
+
+
+def test_a_booking_sends_both_an_invite_with_the_right_time_and_people(
+        setup: tuple[Running, Inbox, Receiver]) -> None:
+    run, inbox, hook = setup
+    sid = _session(run, "anon-jo")
+    slot = _slots(run, sid)[3]
+    start = dt.datetime.fromisoformat(slot["start"].replace("Z", "+00:00"))
+    local = start.astimezone(__import__("zoneinfo").ZoneInfo("Europe/Paris"))
+    assert (slot["time"], slot["day"]) == (f"{local:%H:%M}", f"{local:%a %d %b}")
+    booked = _book(run, sid, slot["start"])
+    assert booked.status_code == 201, booked.text
+    body = booked.json()
+    assert body["invites"] == {"visitor": "sent", "rep": "sent"}
+    rep_email = {"Ana": "ana@northwind.example", "Ben": "ben@northwind.example"}[body["rep"]]
+    invites = _invites(inbox)
+    assert sorted(r for r, _, _ in invites) == sorted(["jo@acme.com", rep_email])
+    for _, cal, msg in invites:
+        assert str(cal["METHOD"]) == "REQUEST"
+        (ev,) = cal.walk("VEVENT")
+        assert ev.decoded("DTSTART") == start
+        assert ev.decoded("DTEND") == start + dt.timedelta(minutes=30)
+        attendees = sorted(str(a).lower() for a in ev.get("ATTENDEE"))
+        assert attendees == sorted(["mailto:jo@acme.com", f"mailto:{rep_email}"])
+        assert str(ev["ORGANIZER"]).lower() == f"mailto:{rep_email}"
+        assert str(ev["UID"]) == f"{body['meeting']}@demandloop" and int(ev["SEQUENCE"]) == 0
+        assert "Northwind" in str(msg["Subject"])
+    visitor = next(m for r, _, m in invites if r == "jo@acme.com")
+    assert body["links"]["reschedule"] in visitor.get_body(("plain",)).get_content()
+    # the loop hears of it: the rep's workflow alert, a stop signal for sequences, a touch
+    got = _until(lambda: hook.got, timeout=20)
+    assert got and got[0]["path"] == "/meeting"
+    alert = orjson.loads(got[0]["body"])
+    assert alert["account"]["account_id"] == "acme.com"
+    assert alert["account"]["why"].startswith("Meeting Booked")
+    run.wait_loaded()
+    stops = sequence_queries.signals(run.ws.store, {"meeting": ["Meeting Booked"]}, None)
+    assert stops.get("jo@acme.com") == {"meeting"}
+    run.ws.resolve()
+    touches = run.query("SELECT activity, account_id FROM touches WHERE activity = "
+                        "'meeting_booked'")
+    assert touches == [("meeting_booked", "acme.com")]
+
+
+def test_two_visitors_racing_for_one_slot_get_one_booking(
+        setup: tuple[Running, Inbox, Receiver]) -> None:
+    run, _, _ = setup
+    sessions = [_session(run, f"anon-{i}") for i in range(8)]
+    start = _slots(run, sessions[0])[0]["start"]
+    # both reps are free: the first two bookings take one each, the rest find it taken
+    results: list[int] = []
+    gate = threading.Barrier(len(sessions))
+
+    def go(sid: str, i: int) -> None:
+        gate.wait()
+        results.append(_book(run, sid, start, f"v{i}@acme.com").status_code)
+
+    threads = [threading.Thread(target=go, args=(s, i)) for i, s in enumerate(sessions)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(results) == [201, 201] + [409] * 6
+    rows = run.query("SELECT rep, count(*) FROM meetings WHERE status = 'booked' "
+                     "GROUP BY rep ORDER BY rep")
+    assert rows == [("Ana", 1), ("Ben", 1)]
+
+
+def test_reschedule_and_cancel_through_the_signed_link(
+        setup: tuple[Running, Inbox, Receiver]) -> None:
+    run, inbox, _ = setup
+    sid = _session(run, "anon-r")
+    slots = _slots(run, sid)
+    booked = _book(run, sid, slots[0]["start"]).json()
+    link = booked["links"]["reschedule"]
+    path = link[link.index("/m/"):]
+    assert httpx.get(run.url + path[:-3] + "xyz").status_code == 400  # a forged token
+    page = httpx.get(run.url + path)
+    assert page.status_code == 200 and booked["rep"] in page.text
+    assert run.query("SELECT status FROM meetings") == [("booked",)]  # a GET changes nothing
+    later = slots[4]["start"]
+    assert later in page.text
+    inbox.messages.clear()
+    moved = httpx.post(run.url + path, data={"start": later})
+    assert moved.status_code == 200 and "Moved" in moved.text
+    (ev,) = _invites(inbox)[0][1].walk("VEVENT")
+    assert int(ev["SEQUENCE"]) == 1 and str(ev["UID"]) == f"{booked['meeting']}@demandloop"
+    assert ev.decoded("DTSTART") == dt.datetime.fromisoformat(later.replace("Z", "+00:00"))
+    inbox.messages.clear()
+    cancelled = httpx.post(run.url + path, data={"cancel": "1"})
+    assert cancelled.status_code == 200 and "Cancelled" in cancelled.text
+    invites = _invites(inbox)
+    assert len(invites) == 2 and all(str(c["METHOD"]) == "CANCEL" for _, c, _ in invites)
+    assert run.query("SELECT status, sequence FROM meetings") == [("cancelled", 2)]
+    assert run.query("SELECT count(*) FROM meeting_slots") == [(0,)]
+    # the freed time can be booked again
+    assert _book(run, _session(run, "anon-s"), later).status_code == 201
+
+
+def test_bookings_refuse_bad_input(setup: tuple[Running, Inbox, Receiver]) -> None:
+    run, _, _ = setup
+    sid = _session(run, "anon-b")
+    start = _slots(run, sid)[0]["start"]
+    past = (dt.datetime.now(dt.UTC) - dt.timedelta(hours=2)).isoformat()
+    for body, why in (({"start": start, "email": "not-an-email"}, "email"),
+                      ({"start": "tomorrow", "email": "a@b.co"}, "not a time"),
+                      ({"start": past, "email": "a@b.co"}, "passed"),
+                      ({"start": start, "email": "a@b.co", "timezone": "Mars/Base"},
+                       "time zone")):
+        r = httpx.post(f"{run.url}/v1/chat/sessions/{sid}/bookings",
+                       json={"writeKey": run.key, **body})
+        assert r.status_code == 400 and re.search(why, r.json()["error"]["message"]), r.text
+    assert run.query("SELECT count(*) FROM meetings") == [(0,)]
