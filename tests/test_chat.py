@@ -373,3 +373,15 @@ def test_bad_requests_get_one_clear_error_and_change_nothing(served: Running) ->
     assert long.status_code == 400 and "longer than" in long.json()["error"]["message"]
     assert served.query("SELECT count(*) FROM chat_sessions")[0][0] == before + 1
     assert served.query("SELECT count(*) FROM chat_messages WHERE role = 'visitor'") == [(0,)]
+
+
+def test_the_widget_is_in_dl_js_only_with_chat_enabled(tmp_path: Path) -> None:
+    from demandloop.serve.app import chat_widget
+    from demandloop.serve.snippet import snippet
+
+    (tmp_path / "demandloop.toml").write_text(TOML)
+    s = Settings.load(tmp_path)
+    plain, with_chat = snippet(s.collector), snippet(s.collector, None, chat_widget(s))
+    assert "chatWidget" not in plain and "chatWidget(cfg.chat)" in with_chat
+    assert len(plain.encode()) < 6000  # sites without chat keep the small snippet
+    assert '"launcher":"Chat with us"' in with_chat

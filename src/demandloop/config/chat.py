@@ -107,6 +107,8 @@ class ChatSettings(Section):
     mqa_stages: list[str] = Field(default_factory=lambda: ["mqa", "sql", "opportunity"],
                                   description="Stages at which a target account is offered "
                                   "its owner's calendar at once.")
+    title: str = Field("Questions? Ask us.", description="The widget's title.")
+    launcher: str = Field("Chat with us", description="The widget's button.")
     fallback_greeting: str = Field("Hi! Ask me anything about us, or book a time with our "
                                    "team.", description="When no playbook matches.")
     playbooks: list[PlaybookSetting] = Field(default_factory=list,

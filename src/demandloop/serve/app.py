@@ -10,6 +10,7 @@ from __future__ import annotations
 import hmac
 import logging
 import time
+from typing import Any
 
 import orjson
 from fastapi import FastAPI, Request
@@ -62,6 +63,17 @@ class AccessLog:
             }).decode())
 
 
+def chat_widget(settings: Settings) -> dict[str, Any]:
+    """The chat widget's texts, as dl.js receives them."""
+    c = settings.chat
+    return {"title": c.title, "launcher": c.launcher, "placeholder": "Ask a question",
+            "sendLabel": "Send", "bookLabel": "Book a meeting", "confirmLabel": "Book",
+            "pickSlot": "Pick a time (your time zone):",
+            "noSlots": "No free time in the coming days; we will reach out.",
+            "booked": "Booked with {rep}, {when}. The invitation is in your inbox.",
+            "offline": "Chat is not available right now."}
+
+
 def _answer(r: Reject) -> Response:
     payload, headers = r.payload()
     return Response(payload, status_code=r.status, media_type="application/json",
@@ -82,13 +94,15 @@ def create_app(settings: Settings, state: CollectorState, api: ASGIApp | None = 
     decisions = DecideService(directory, settings).start()
     scripts: dict[bytes, bytes] = {}
 
+    widget = chat_widget(settings) if store is not None and settings.chat.enabled else None
+
     def dl_script() -> bytes:
         """dl.js as the experiences now in force want it (rebuilt when they change)."""
         options = decisions.snippet_options()
         key = orjson.dumps(options)
         if key not in scripts:
             scripts.clear()
-            scripts[key] = snippet(c, options).encode()
+            scripts[key] = snippet(c, options, widget).encode()
         return scripts[key]
 
     throttle = AuthThrottle(c.auth_failures_per_minute)

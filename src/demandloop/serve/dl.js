@@ -2,7 +2,8 @@
    <script async src="https://COLLECTOR/dl.js?k=WRITE_KEY"></script>   then dl.track(...)
    Consent: dl.consent("granted" | "denied"); until granted (when the default is "denied")
    nothing is sent and no cookie but the choice itself is set.
-   With experiences configured it also personalises the page (dl_personalize.js). */
+   With experiences configured it also personalises the page (dl_personalize.js); with
+   chat enabled, a page whose tag has data-chat="on" gets the chat widget (dl_chat.js). */
 (function (w, d) {
   var cfg = __CONFIG__;
   var s = d.currentScript, src = s && s.src ? new URL(s.src) : null;
@@ -87,6 +88,9 @@
   };
   w.dl = dl;
   if (cfg.personalize) personalize(cfg.personalize);  // see dl_personalize.js
+  // chat is opt-in per site: the page's script tag asks for it (see dl_chat.js)
+  if (cfg.chat && ((s && s.getAttribute("data-chat") === "on") ||
+                   (src && src.searchParams.get("chat") === "1"))) chatWidget(cfg.chat);
   if (cfg.identifyForms) {
     d.addEventListener("submit", function (e) {
       var f = e.target;
@@ -109,4 +113,5 @@
   dl.page();
 
   /*PERSONALIZE*/
+  /*CHAT*/
 })(window, document);

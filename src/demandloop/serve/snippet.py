@@ -9,6 +9,9 @@ Global Privacy Control and the workspace respects them (``collector.respect_priv
 Events go to the collector as ``text/plain`` with the write key inside, analytics.js's way,
 so no CORS preflight is needed.
 
+With ``chat.enabled`` (and a server that holds the database), pages whose script tag has
+``data-chat="on"`` also get the chat widget (``docs/chat.md``).
+
 With experiences configured, it also personalises (``docs/personalization.md``): it hides
 only the selectors experiences change, asks ``GET /v1/decide``, applies the changes, shows
 the original when no answer comes within ``personalize.timeout_ms``, and sends
@@ -25,19 +28,24 @@ import orjson
 from demandloop.config.collect import CollectorSettings
 
 
-def snippet(settings: CollectorSettings, personalize: dict[str, Any] | None = None) -> str:
+def snippet(settings: CollectorSettings, personalize: dict[str, Any] | None = None,
+            chat: dict[str, Any] | None = None) -> str:
     """dl.js for *settings*; with *personalize* (``hide``: selectors to pre-hide,
-    ``timeoutMs``) it also asks ``/v1/decide`` and applies the decisions."""
+    ``timeoutMs``) it also asks ``/v1/decide`` and applies the decisions; with *chat* (the
+    widget's texts) it carries the chat widget, shown on pages that opt in."""
     folder = resources.files("demandloop.serve")
     source = folder.joinpath("dl.js").read_text(encoding="utf-8")
-    extra = ""
-    if personalize is not None:
-        extra = folder.joinpath("dl_personalize.js").read_text(encoding="utf-8")
-        extra = extra[extra.index("*/") + 2:].lstrip("\n")  # its own header comment
-    source = source.replace("  /*PERSONALIZE*/\n", extra)
+    for marker, name, wanted in (("PERSONALIZE", "dl_personalize.js", personalize),
+                                 ("CHAT", "dl_chat.js", chat)):
+        extra = ""
+        if wanted is not None:
+            extra = folder.joinpath(name).read_text(encoding="utf-8")
+            extra = extra[extra.index("*/") + 2:].lstrip("\n")  # its own header comment
+        source = source.replace(f"  /*{marker}*/\n", extra)
     config = {"respectPrivacy": settings.respect_privacy_signals,
               "identifyForms": settings.identify_forms or None,
               "cookieDays": settings.cookie_days,
               "consentDefault": settings.consent_default,
-              "formFields": list(settings.form_fields), "personalize": personalize}
+              "formFields": list(settings.form_fields), "personalize": personalize,
+              "chat": chat}
     return source.replace("__CONFIG__", orjson.dumps(config).decode())
