@@ -1,0 +1,368 @@
+"""Meetings for a server: slots, booking, invites, reschedule and cancel (the half of
+:class:`~demandloop.workspace.chat.ChatService` that books).
+
+Routing is :mod:`demandloop.activate.routing` over the reps' hours, their calendar feeds
+(re-read every :data:`CALENDAR_REFRESH`) and the meetings already booked; a booking is
+routed and written in one transaction of the store's single writer, so two visitors racing
+for one rep's time cannot both get it. Invites go out through ``meetings.mailbox``; the
+Segment messages a booking produces (``identify`` with the email, ``Meeting Booked``) are
+returned for ``serve`` to write to the durable log.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import os
+import secrets
+import threading
+import time
+import zoneinfo
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from demandloop.activate import booking
+from demandloop.activate import chat_queries as q
+from demandloop.activate.compose import unsubscribe_key
+from demandloop.activate.decide_index import Decider
+from demandloop.activate.routing import Ledger, Rep, busy_from_ics, rep_from, route
+from demandloop.activate.routing import slots as free_slots
+from demandloop.config import Settings
+from demandloop.errors import UsageError
+from demandloop.outbound import smtp
+from demandloop.store.db import Store
+
+logger = logging.getLogger("demandloop.chat")
+#: how long a rep's calendar feed is trusted before it is read again (seconds)
+CALENDAR_REFRESH = 300.0
+Message = dict[str, Any]
+
+
+class NotFound(UsageError):
+    """No such session or meeting."""
+
+
+class SlotTaken(UsageError):
+    """Someone else booked the slot first."""
+
+
+@dataclass
+class Outcome:
+    """What a call answers, and the Segment messages to log before answering."""
+
+    data: dict[str, Any]
+    events: list[Message] = field(default_factory=list)
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+def stamp(t: dt.datetime) -> str:
+    """*t* as a Segment timestamp (UTC, milliseconds, Z)."""
+    return t.astimezone(dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+class MeetingDesk:
+    """Meetings of one workspace (thread-safe; writes go through the store's single
+    writer). *decider* gives the current visit decider; *clock* is the time (tests move
+    it)."""
+
+    def __init__(self, directory: Path, settings: Settings, store: Store,
+                 decider: Callable[[], Decider],
+                 clock: Callable[[], dt.datetime] = _now) -> None:
+        self.directory, self.settings, self.store = directory, settings, store
+        self.decider, self.clock = decider, clock
+        self._calendars: dict[str, tuple[float, list[tuple[dt.datetime, dt.datetime]]]] = {}
+        self._lock = threading.Lock()
+
+    def _session(self, session_id: str) -> dict[str, Any]:
+        with self.store.reader() as cur:
+            found = q.session(cur, self.store.workspace_id, session_id)
+        if found is None:
+            raise NotFound(f"no chat session '{session_id[:40]}'",
+                           hint="start one with POST /v1/chat/sessions")
+        return found
+
+    def _row(self, session: dict[str, Any]) -> dict[str, Any]:
+        """The session's visit fields now (the account's latest scores)."""
+        row: dict[str, Any] = {"account_known": session["account_id"] is not None}
+        if session["account_id"]:
+            row["account_id"] = session["account_id"]
+            row.update(self.decider().account_fields(session["account_id"]) or {})
+        return row
+
+    def _calendar(self, name: str, source: str, zone: zoneinfo.ZoneInfo, now: dt.datetime
+                  ) -> list[tuple[dt.datetime, dt.datetime]]:
+        """A rep's busy times from their feed (re-read every :data:`CALENDAR_REFRESH`; a
+        feed that cannot be read keeps its last busy times, and the log says why)."""
+        if not source:
+            return []
+        with self._lock:
+            cached = self._calendars.get(name)
+            if cached and time.monotonic() - cached[0] < CALENDAR_REFRESH:
+                return cached[1]
+        until = now + dt.timedelta(days=self.settings.meetings.days_ahead + 2)
+        try:
+            if source.startswith(("http://", "https://")):
+                raw = httpx.get(source, timeout=10.0, follow_redirects=True).content
+            else:
+                path = Path(source)
+                raw = (path if path.is_absolute() else self.directory / path).read_bytes()
+            busy = busy_from_ics(raw, zone, now - dt.timedelta(days=1), until)
+        except (OSError, httpx.HTTPError, ValueError) as exc:
+            logger.warning("calendar of %s not read: %s", name, exc)
+            busy = cached[1] if cached else []
+        with self._lock:
+            self._calendars[name] = (time.monotonic(), busy)
+        return busy
+
+    def _reps_now(self, now: dt.datetime) -> dict[str, Rep]:
+        """Every rep with their calendar's busy times and their booked meetings."""
+        with self.store.reader() as cur:
+            meetings = q.booked(cur, self.store.workspace_id, now - dt.timedelta(days=1))
+        out = {}
+        for s in self.settings.meetings.reps:
+            zone = zoneinfo.ZoneInfo(s.timezone)
+            busy = self._calendar(s.name, s.busy_ics, zone, now) + meetings.get(s.name, [])
+            out[s.name] = rep_from(s, busy)
+        return out
+
+    def _ledger(self) -> Ledger:
+        with self.store.reader() as cur:
+            history = q.history(cur, self.store.workspace_id)
+        return Ledger({r.name: r.weight for r in self.settings.meetings.reps}, history)
+
+    def slots(self, session_id: str, zone: str) -> dict[str, Any]:
+        """The slots a visitor may book (in *zone*): each start when a rep of the
+        account's route is free (its owner, its rule's reps, or the fallback)."""
+        m = self.settings.meetings
+        if not m.reps:
+            raise UsageError("no reps take meetings", hint="add [[meetings.reps]]")
+        tz = _zone(zone)
+        row = self._row(self._session(session_id))
+        now = self.clock()
+        reps, ledger = self._reps_now(now), self._ledger()
+        since = now + dt.timedelta(minutes=m.lead_minutes)
+        until = now + dt.timedelta(days=m.days_ahead)
+        step = dt.timedelta(minutes=m.step_minutes)
+        t = since.replace(second=0, microsecond=0)
+        if t < since:  # the next whole minute: never a start already past
+            t += dt.timedelta(minutes=1)
+        t += dt.timedelta(minutes=-t.minute % m.step_minutes)
+        starts, owner = [], None
+        while t < until:
+            found = route(row, reps, m, t, ledger)
+            if found is not None:
+                starts.append(t)
+                if found.reason == "owner":
+                    owner = found.rep
+            t += step
+        return {"timezone": tz.key, "minutes": m.minutes, "owner": owner,
+                "slots": booking.labelled(starts, tz.key, m.minutes)}
+
+    def book(self, session_id: str, start: str, *, email: str, name: str, zone: str
+             ) -> Outcome:
+        """Book *start* (ISO, as :meth:`slots` gives it) for the session's visitor: the
+        route picks the rep, the slot is taken in the writer's transaction (a second
+        visitor gets :class:`SlotTaken`), both get an invite, and the loop hears of it."""
+        m = self.settings.meetings
+        tz = _zone(zone)
+        if "@" not in email or len(email) > 254:
+            raise UsageError("a valid email address is needed to book",
+                             hint="the invite is sent there")
+        session = self._session(session_id)
+        row = self._row(session)
+        at = _instant(start)
+        now = self.clock()
+        if at < now:
+            raise UsageError("that time has passed", hint="pick one of the slots offered")
+        with self.store.writer() as cur:
+            # routing and the insert in one transaction of the one writer: what is booked
+            # cannot change between the check and the write
+            meetings = q.booked(cur, self.store.workspace_id, now - dt.timedelta(days=1))
+            reps = {s.name: rep_from(s, self._calendar(s.name, s.busy_ics,
+                                                      zoneinfo.ZoneInfo(s.timezone), now)
+                                     + meetings.get(s.name, []))
+                    for s in m.reps}
+            ledger = Ledger({r.name: r.weight for r in m.reps},
+                            q.history(cur, self.store.workspace_id))
+            found = route(row, reps, m, at, ledger)
+            if found is None:
+                raise SlotTaken("that time was just taken", hint="pick another slot")
+            meeting = {"meeting_id": "mt_" + secrets.token_hex(10), "rep": found.rep,
+                       "starts_at": at, "ends_at": at + dt.timedelta(minutes=m.minutes),
+                       "account_id": session["account_id"], "email": email.strip(),
+                       "name": name.strip()[:200], "anonymous_id": session["anonymous_id"],
+                       "session_id": session_id, "route_reason": found.reason,
+                       "eligible": found.eligible, "visitor_timezone": tz.key}
+            try:
+                q.insert_meeting(cur, self.store.workspace_id, meeting, now)
+            except q.Taken:
+                raise SlotTaken("that time was just taken", hint="pick another slot") from None
+            q.add_message(cur, self.store.workspace_id, session_id, "system",
+                          f"booked {meeting['meeting_id']} with {found.rep}", now)
+        rep = next(r for r in m.reps if r.name == found.rep)
+        booked = booking.Meeting(meeting["meeting_id"], rep.name, rep.email, at,
+                                 meeting["ends_at"], meeting["email"], meeting["name"],
+                                 str(row.get("name") or session["account_id"] or ""))
+        invites = self._send(booked, "REQUEST", tz.key, rep.timezone)
+        events = self._events("Meeting Booked", session["anonymous_id"], booked, found.reason,
+                              session["account_id"], now)
+        return Outcome({"meeting": booked.meeting_id, "rep": rep.name,
+                        "starts_at": stamp(at), "ends_at": stamp(booked.ends_at),
+                        "reason": found.reason, "invites": invites,
+                        "links": self._links(booked.meeting_id)}, events)
+
+    def _links(self, meeting_id: str) -> dict[str, str]:
+        base = (self.settings.collector.public_url or
+                f"http://{self.settings.collector.host}:{self.settings.collector.port}")
+        token = booking.link_token(unsubscribe_key(self.directory), self.store.workspace_id,
+                                   meeting_id)
+        return {"reschedule": f"{base.rstrip('/')}/m/{token}",
+                "cancel": f"{base.rstrip('/')}/m/{token}?cancel=1"}
+
+    def _events(self, name: str, anonymous_id: str | None, m: booking.Meeting, reason: str,
+                account_id: str | None, now: dt.datetime) -> list[Message]:
+        at = stamp(now)
+        anon = anonymous_id or f"meeting-{m.meeting_id}"
+        base = {"anonymousId": anon, "timestamp": at, "receivedAt": at,
+                "context": {"library": {"name": "demandloop-chat"},
+                            "traits": {"email": m.email}}}
+        return [
+            {**base, "type": "identify", "messageId": f"{m.meeting_id}-identify-{m.sequence}",
+             "traits": {"email": m.email, **({"name": m.name} if m.name else {})}},
+            {**base, "type": "track", "event": name,
+             "messageId": f"{m.meeting_id}-{name.replace(' ', '-').lower()}-{m.sequence}",
+             "properties": {"meeting_id": m.meeting_id, "rep": m.rep_name,
+                            "rep_email": m.rep_email, "starts_at": stamp(m.starts_at),
+                            "route": reason, "account_id": account_id, "email": m.email}},
+        ]
+
+    def _send(self, m: booking.Meeting, method: str, visitor_zone: str, rep_zone: str
+              ) -> dict[str, str]:
+        """Send the invite to the visitor and the rep; each one's outcome (``sent``,
+        ``deferred: why``, or ``not sent: no meetings.mailbox``)."""
+        s = self.settings
+        box = next((b for b in s.activate.mailboxes if b.name == s.meetings.mailbox), None)
+        if box is None:
+            why = ("not sent: set meetings.mailbox" if not s.meetings.mailbox else
+                   f"not sent: no mailbox named '{s.meetings.mailbox}'")
+            return {"visitor": why, "rep": why}
+        password = os.environ.get(box.password_env) if box.password_env else None
+        out: dict[str, str] = {}
+        sender = smtp.transport(box, self.directory, password)
+        try:
+            links = self._links(m.meeting_id)
+            for who, to, zone in (("visitor", m.email, visitor_zone),
+                                  ("rep", m.rep_email, rep_zone)):
+                raw = booking.invite_email(m, method, to=to, sender=box.address,
+                                           sender_name=box.display_name,
+                                           company=s.meetings.company or s.workspace.name,
+                                           links=links if who == "visitor" else {},
+                                           zone=zone)
+                result = sender.send(to, raw)
+                out[who] = result.status if result.status == "sent" else \
+                    f"{result.status}: {result.detail}"
+        finally:
+            sender.close()
+        return out
+
+    def meeting(self, meeting_id: str) -> dict[str, Any]:
+        with self.store.reader() as cur:
+            found = q.meeting(cur, self.store.workspace_id, meeting_id)
+        if found is None:
+            raise NotFound(f"no meeting '{meeting_id[:40]}'")
+        return found
+
+    def cancel(self, meeting_id: str) -> Outcome:
+        """Cancel a booked meeting: the slot frees, both get a cancellation."""
+        found = self.meeting(meeting_id)
+        if found["status"] != "booked":
+            return Outcome({"meeting": meeting_id, "status": found["status"]})
+        now = self.clock()
+        with self.store.writer() as cur:
+            q.cancel(cur, self.store.workspace_id, meeting_id, now)
+        m = self._as_meeting(self.meeting(meeting_id))
+        rep = next((r for r in self.settings.meetings.reps if r.name == m.rep_name), None)
+        invites = self._send(m, "CANCEL", found["visitor_timezone"] or "UTC",
+                             rep.timezone if rep else "UTC")
+        return Outcome({"meeting": meeting_id, "status": "cancelled", "invites": invites},
+                       self._events("Meeting Cancelled", found["anonymous_id"], m,
+                                    found["route_reason"] or "", found["account_id"], now))
+
+    def reschedule(self, meeting_id: str, start: str) -> Outcome:
+        """Move a booked meeting to *start* with the same rep (a new invite, same UID)."""
+        found = self.meeting(meeting_id)
+        if found["status"] != "booked":
+            raise UsageError("this meeting was cancelled", hint="book a new one")
+        at = _instant(start)
+        now = self.clock()
+        m = self.settings.meetings
+        setting = next((r for r in m.reps if r.name == found["rep"]), None)
+        if setting is None:
+            raise UsageError(f"rep '{found['rep']}' no longer takes meetings",
+                             hint="cancel and book again")
+        with self.store.writer() as cur:
+            meetings = q.booked(cur, self.store.workspace_id, now - dt.timedelta(days=1))
+            own = [(a, b) for a, b in meetings.get(setting.name, [])
+                   if not (a == found["starts_at"] and b == found["ends_at"])]
+            rep = rep_from(setting, self._calendar(setting.name, setting.busy_ics,
+                                                   zoneinfo.ZoneInfo(setting.timezone), now)
+                           + own)
+            end = at + dt.timedelta(minutes=m.minutes)
+            if at < now or not rep.free(at, end):
+                raise SlotTaken("that time is not free", hint="pick another slot")
+            try:
+                q.move(cur, self.store.workspace_id, meeting_id, setting.name, at, end, now)
+            except q.Taken:
+                raise SlotTaken("that time was just taken", hint="pick another slot") from None
+        moved = self._as_meeting(self.meeting(meeting_id))
+        invites = self._send(moved, "REQUEST", found["visitor_timezone"] or "UTC",
+                             setting.timezone)
+        return Outcome({"meeting": meeting_id, "starts_at": stamp(at), "invites": invites})
+
+    def rep_slots(self, meeting_id: str, zone: str) -> list[dict[str, Any]]:
+        """Free slots of a meeting's rep (for its reschedule page)."""
+        found = self.meeting(meeting_id)
+        m = self.settings.meetings
+        now = self.clock()
+        reps = self._reps_now(now)
+        rep = reps.get(found["rep"])
+        if rep is None:
+            return []
+        own = (found["starts_at"], found["ends_at"])
+        rep = Rep(**{**rep.__dict__, "busy": tuple(b for b in rep.busy if b != own)})
+        starts = free_slots([rep], now + dt.timedelta(minutes=m.lead_minutes),
+                            now + dt.timedelta(days=m.days_ahead), m.minutes, m.step_minutes)
+        return booking.labelled(starts, _zone(zone).key, m.minutes)
+
+    def _as_meeting(self, found: dict[str, Any]) -> booking.Meeting:
+        rep = next((r for r in self.settings.meetings.reps if r.name == found["rep"]), None)
+        return booking.Meeting(found["meeting_id"], found["rep"], rep.email if rep else "",
+                               found["starts_at"], found["ends_at"], found["email"],
+                               found["name"] or "", str(found["account_id"] or ""),
+                               int(found["sequence"]), found["status"])
+
+
+def _zone(name: str) -> zoneinfo.ZoneInfo:
+    try:
+        return zoneinfo.ZoneInfo(name or "UTC")
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        raise UsageError(f"unknown time zone '{name[:60]}'",
+                         hint="send an IANA name such as Europe/Paris") from None
+
+
+def _instant(text: str) -> dt.datetime:
+    try:
+        at = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise UsageError(f"'{text[:40]}' is not a time", hint="send a slot's 'start' as "
+                         "given by the slots call") from None
+    if at.tzinfo is None:
+        raise UsageError("the start needs a time zone", hint="send a slot's 'start' (UTC)")
+    return at.astimezone(dt.UTC)
