@@ -56,7 +56,12 @@ transport = "file"
 warmup = [4, 6, 8, 10]
 daily_cap = 40
 warmup_start = {start}
+
+[content]
+base_url = "https://northwind.example"
 """)
+    with demandloop.open(d) as ws:  # the pages chat answers from, for Search
+        ws.index_content([str(Path(__file__).parent / "data" / "site")])
     users.create(d, "admin@example.com", "admin", PASSWORD)
     users.create(d, "rep@example.com", "rep", PASSWORD)
     token, _ = tokens.create(d, "read", "dashboard-test")
@@ -438,3 +443,20 @@ def test_the_health_alarm_is_a_banner_on_every_page(tmp_path: Path, browser) -> 
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=60)
+
+
+def test_search_finds_what_chat_would_answer_from(app, browser) -> None:  # type: ignore[no-untyped-def]
+    page, errors = _login(browser, app, "rep@example.com")
+    page.goto(app["url"] + "/app/search?q=" + "How much is the Team plan per seat?")
+    first = page.locator("ol.hits li").first
+    assert first.get_attribute("data-url") == "https://northwind.example/pricing/"
+    assert "$49 per seat" in first.inner_text()
+    api = _api(app, "/content/search", q="How much is the Team plan per seat?", limit=3)
+    assert api["data"][0]["url"] == "https://northwind.example/pricing/"
+    assert api["data"][0]["relevance"] >= api["min_relevance"]
+    page.goto(app["url"] + "/app/search?q=refund+policy")
+    assert "chat would say it does not know" in page.locator("ol.hits").inner_text()
+    page.goto(app["url"] + "/app/activity")
+    assert "No meeting booked through chat." in page.locator("#meetings").inner_text()
+    assert errors == []
+    page.close()

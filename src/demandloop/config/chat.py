@@ -82,8 +82,7 @@ class PlaybookSetting(Section):
 
 
 class LlmSetting(Section):
-    """An OpenAI-compatible chat-completions endpoint that phrases answers (off when
-    base_url is empty)."""
+    """An OpenAI-compatible endpoint that phrases answers (off while base_url is empty)."""
 
     base_url: str = Field("", description="Such as http://127.0.0.1:11434/v1 (Ollama) or "
                           "http://127.0.0.1:8080/v1 (llama.cpp server); empty: no LLM.")

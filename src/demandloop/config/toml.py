@@ -44,7 +44,8 @@ def _item_model(annotation: Any) -> type[BaseModel] | None:
 def _section(lines: list[str], path: str, model: type[BaseModel], values: dict[str, Any]) -> None:
     lines.append(f"[{path}]")
     if model.__doc__:
-        lines.append(f"# {model.__doc__.strip()}")
+        # one comment line however the docstring wraps: a wrapped line would not be a comment
+        lines.append(f"# {' '.join(model.__doc__.split())}")
     nested: list[tuple[str, type[BaseModel]]] = []
     tables: list[tuple[str, type[BaseModel], str | None]] = []
     for name, sub in model.model_fields.items():

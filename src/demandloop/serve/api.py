@@ -192,6 +192,13 @@ def create_api(ws: Workspace, tokens: TokenRing, keys: KeyRing, jobs: Jobs,
             raise Reject(404, "not_found", f"no account '{account_id[:80]}'")
         return _json(found)
 
+    @api.get("/content/search", dependencies=[read],
+             summary="Your own pages' passages that best answer a question")
+    async def content_search(q: Annotated[str, Query(min_length=1, max_length=1000)],
+                             limit: Annotated[int, Query(ge=1, le=50)] = 5) -> Response:
+        hits = await run_in_threadpool(ws.search_content, q, limit)
+        return _json({"data": hits, "min_relevance": ws.settings.chat.min_relevance})
+
     @api.get("/people", dependencies=[read], summary="People, optionally of one account")
     async def people(account: Annotated[str | None, Query(max_length=200)] = None,
                      q: Annotated[str | None, Query(max_length=200)] = None,

@@ -37,6 +37,16 @@ ACTIVITY_QUERIES = {
                  "GROUP BY mailbox ORDER BY mailbox LIMIT $limit",
     "suppressions": "SELECT email, reason, source, added_at FROM suppressions "
                     "WHERE workspace_id = $ws ORDER BY added_at DESC LIMIT $limit",
+    "meetings": "SELECT meeting_id, rep, starts_at, account_id, email, name, route_reason, "
+                "status FROM meetings WHERE workspace_id = $ws "
+                "ORDER BY starts_at DESC, meeting_id LIMIT $limit",
+    "conversations": "SELECT s.session_id, s.started_at, s.account_id, s.playbook, s.url, "
+                     "count(m.seq) FILTER (WHERE m.role = 'visitor') AS questions, "
+                     "count(m.seq) FILTER (WHERE m.role = 'bot' AND m.relevance IS NOT NULL "
+                     "AND json_array_length(m.citations) = 0) AS unanswered "
+                     "FROM chat_sessions s LEFT JOIN chat_messages m USING (workspace_id, "
+                     "session_id) WHERE s.workspace_id = $ws GROUP BY ALL "
+                     "ORDER BY s.started_at DESC, s.session_id LIMIT $limit",
 }
 
 
@@ -59,5 +69,6 @@ def person_lists(store: Store, person_id: str, limit: int = 200
 
 
 def activity_lists(store: Store, limit: int = 100) -> dict[str, list[dict[str, Any]]]:
-    """Workflow jobs, dead ones, sequence sends, mailboxes, bounces and unsubscribes."""
+    """Workflow jobs, dead ones, sequence sends, mailboxes, bounces and unsubscribes,
+    meetings and chat conversations."""
     return _lists(store, ACTIVITY_QUERIES, {"ws": store.workspace_id, "limit": limit})

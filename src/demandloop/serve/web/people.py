@@ -1,6 +1,6 @@
-"""The person page, the activity page (with a retry for dead workflow steps), and the
-account timeline as a fragment the account page polls, so new events show within seconds
-without a reload."""
+"""The person page, the activity page (with a retry for dead workflow steps), the search of
+your own pages (the content index chat answers from), and the account timeline as a
+fragment the account page polls, so new events show within seconds without a reload."""
 
 from __future__ import annotations
 
@@ -96,6 +96,17 @@ def register(web: FastAPI, site: Site) -> None:
                              message=f"no dead workflow step '{job_id[:40]}' to retry")
         site.cache.changed()
         return RedirectResponse(f"/app/activity?retried={job_id}", status_code=303)
+
+    @web.get("/search")
+    async def search(request: Request, q: str = "") -> Response:
+        """Your own pages, searched as chat searches them (the content index)."""
+        user, session = site.who(request)
+        q = q.strip()[:300]
+        index = await run_in_threadpool(site.ws.content_index)
+        hits = await run_in_threadpool(index.search, q, 10) if index and q else []
+        return site.page(request, "search.html", user, session, q=q, hits=hits,
+                         indexed=index is not None,
+                         threshold=site.ws.settings.chat.min_relevance)
 
     @web.get("/accounts/{account_id}/timeline")
     async def timeline(request: Request, account_id: str, who: str = "them") -> Response:
