@@ -232,3 +232,26 @@ def test_bookings_refuse_bad_input(setup: tuple[Running, Inbox, Receiver]) -> No
                        json={"writeKey": run.key, **body})
         assert r.status_code == 400 and re.search(why, r.json()["error"]["message"]), r.text
     assert run.query("SELECT count(*) FROM meetings") == [(0,)]
+
+
+def test_a_booked_meeting_moves_a_fitting_account_to_mqa(
+        setup: tuple[Running, Inbox, Receiver]) -> None:
+    run, _, _ = setup
+    with run.ws.store.writer() as cur:  # a good fit: an industry and size the rules like
+        cur.execute("UPDATE accounts SET industry = 'Software', employees = 400, "
+                    "country = 'US' WHERE account_id = 'acme.com'")
+    sid = _session(run, "anon-m")
+    assert _book(run, sid, _slots(run, sid)[0]["start"]).status_code == 201
+    run.wait_loaded()
+    run.ws.resolve()
+    result = run.ws.score()
+    row = run.ws.latest_scores().set_index("entity_id").loc["acme.com"]
+    # the default rules: fit >= 50 and (engagement >= 25, a demo request, a meeting, a surge)
+    assert float(row["fit"]) >= 50 and result.stages == {"mqa": 1}
+    # the meeting qualifies it: no other touch, engagement far below the bar
+    assert row["stage"] == "mqa" and float(row["engagement"]) < 25
+    reasons = run.query("SELECT details->>'$.stage_reasons' FROM scores WHERE "
+                        "entity_id = 'acme.com'")[-1][0]
+    assert "meetings_30d >= 1 (is 1)" in orjson.loads(reasons)
+    changes = run.query("SELECT to_stage FROM stage_changes WHERE entity_id = 'acme.com'")
+    assert changes and changes[-1][0] == row["stage"]

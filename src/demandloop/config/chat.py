@@ -91,6 +91,7 @@ class LlmSetting(Section):
                              "(empty: none is sent). The key itself never goes in this file.")
     timeout_seconds: float = Field(8.0, gt=0, le=120, description="After this, the "
                                    "retrieval answer is given instead.")
+    max_tokens: int = Field(300, ge=16, le=4096, description="The longest answer asked for.")
 
 
 class ChatSettings(Section):

@@ -46,6 +46,7 @@ ACCOUNT_FEATURES: dict[str, str] = {
     "touches_90d": "touches in the last 90 days",
     "high_intent_30d": "high-intent pages, demo requests and trials in 30 days",
     "demo_requests_30d": "demo requests in the last 30 days",
+    "meetings_30d": "meetings booked in the last 30 days (Meeting Booked events)",
     "open_opportunities": "opportunities created and not closed",
     "won_opportunities": "opportunities won",
     "target": "on the target account list",
@@ -57,6 +58,7 @@ PERSON_FEATURES: dict[str, str] = {
     "account_fit": "their account's ICP fit",
     "demo_requests_30d": "their demo requests in the last 30 days",
     "forms_30d": "their form fills in the last 30 days",
+    "meetings_30d": "their meetings booked in the last 30 days",
     "seniority_rank": "0 individual contributor .. 4 C-level",
 }
 SENIORITY_RANK = {"individual_contributor": 0, "manager": 1, "director": 2, "vp": 3,

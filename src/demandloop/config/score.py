@@ -72,7 +72,8 @@ class MqlSetting(_Section):
         description="All must hold.")
     any: list[ConditionSetting] = Field(default_factory=lambda: [
         ConditionSetting(field="engagement", op=">=", value=15.0),
-        ConditionSetting(field="demo_requests_30d", op=">=", value=1.0)],
+        ConditionSetting(field="demo_requests_30d", op=">=", value=1.0),
+        ConditionSetting(field="meetings_30d", op=">=", value=1.0)],
         description="At least one must hold (if given).")
 
     @field_validator("all", "any")
@@ -92,7 +93,7 @@ def _default_stages() -> list[StageSetting]:
         StageSetting(name="opportunity", all=[_c("open_opportunities", ">=", 1.0)]),
         StageSetting(name="mqa", all=[_c("fit", ">=", 50.0)],
                      any=[_c("engagement", ">=", 25.0), _c("demo_requests_30d", ">=", 1.0),
-                          _c("surging", "==", True)]),
+                          _c("meetings_30d", ">=", 1.0), _c("surging", "==", True)]),
         StageSetting(name="engaged", all=[_c("engagement", ">=", 5.0)]),
         StageSetting(name="aware", all=[_c("touches_90d", ">=", 1.0)]),
         StageSetting(name="target", all=[_c("target", "==", True)]),

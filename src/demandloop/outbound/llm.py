@@ -43,7 +43,7 @@ def phrase(settings: LlmSetting, question: str, passages: Sequence[Hit]) -> Iter
     key = os.environ.get(settings.api_key_env, "") if settings.api_key_env else ""
     headers = {"Authorization": f"Bearer {key}"} if key else {}
     body = {"model": settings.model, "messages": prompt(question, passages), "stream": True,
-            "temperature": 0}
+            "temperature": 0, "max_tokens": settings.max_tokens}
     deadline = time.monotonic() + settings.timeout_seconds
     url = settings.base_url.rstrip("/") + "/chat/completions"
     try:

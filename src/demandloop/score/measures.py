@@ -135,7 +135,8 @@ def account_scores(store: Store, settings: Settings, as_of: dt.datetime, *,
 
 
 #: touch counts in recent windows that stage and MQL rules may name
-_COUNTS = ("touches_90d", "high_intent_30d", "demo_requests_30d", "forms_30d")
+_COUNTS = ("touches_90d", "high_intent_30d", "demo_requests_30d", "forms_30d",
+           "meetings_30d")
 
 
 def _aggregates(x: ir.Table, eng_rules: EngagementRules, surge_rules: SurgeRules,
@@ -153,6 +154,7 @@ def _aggregates(x: ir.Table, eng_rules: EngagementRules, surge_rules: SurgeRules
         "touches_90d": d90.ifelse(x.n, 0).sum(),
         "high_intent_30d": (d30 & intent).ifelse(x.n, 0).sum(),
         "demo_requests_30d": (d30 & (x.activity == "demo_request")).ifelse(x.n, 0).sum(),
+        "meetings_30d": (d30 & (x.activity == "meeting_booked")).ifelse(x.n, 0).sum(),
         "forms_30d": (d30 & x.activity.isin(["form_fill", "webinar_registration"]))
         .ifelse(x.n, 0).sum(),
     }
@@ -263,7 +265,8 @@ def person_measures(t: Tables, settings: Settings, as_of: dt.datetime,
     x = rows.filter(rows.ts <= as_of)
     every = _aggregates(x, eng_rules, surge_rules, as_of)
     return x.group_by("person_id").agg(
-        **{k: every[k] for k in ("engagement", "demo_requests_30d", "forms_30d")})
+        **{k: every[k] for k in ("engagement", "demo_requests_30d", "forms_30d",
+                                 "meetings_30d")})
 
 
 def person_features(store: Store, settings: Settings, as_of: dt.datetime,
@@ -287,10 +290,11 @@ def person_features(store: Store, settings: Settings, as_of: dt.datetime,
               .select(p.person_id, p.account_id, p.seniority,
                       engagement=m.engagement.fill_null(0.0),
                       demo_requests_30d=m.demo_requests_30d.fill_null(0),
-                      forms_30d=m.forms_30d.fill_null(0), account_fit=fits.account_fit,
+                      forms_30d=m.forms_30d.fill_null(0),
+                      meetings_30d=m.meetings_30d.fill_null(0), account_fit=fits.account_fit,
                       seniority_rank=p.seniority.cases(*SENIORITY_RANK.items(),
                                                        else_=ibis.null("int64"))))
-    for col in ("demo_requests_30d", "forms_30d"):
+    for col in ("demo_requests_30d", "forms_30d", "meetings_30d"):
         f[col] = f[col].astype(int)
     return f
 
