@@ -320,6 +320,8 @@ def test_a_question_streams_an_answer_that_cites_its_page(served: Running) -> No
     answer = dict(events)["answer"]
     assert answer["known"] is False and answer["text"] == chat.DONT_KNOW
     assert answer["citations"] == []
+    # not answered: a person is offered at once, before any qualification question
+    assert dict(events)["next"] == {"kind": "meeting", "reason": "unanswered"}
     transcript = served.query("SELECT role, text FROM chat_messages ORDER BY seq")
     assert [r[0] for r in transcript] == ["bot", "visitor", "bot", "visitor", "bot"]
 

@@ -255,3 +255,51 @@ def test_a_booked_meeting_moves_a_fitting_account_to_mqa(
     assert "meetings_30d >= 1 (is 1)" in orjson.loads(reasons)
     changes = run.query("SELECT to_stage FROM stage_changes WHERE entity_id = 'acme.com'")
     assert changes and changes[-1][0] == row["stage"]
+
+
+def test_slots_skip_the_reps_calendar_feed_busy_times(
+        setup: tuple[Running, Inbox, Receiver], tmp_path: Path) -> None:
+    """Ana's feed (served over HTTP) and Ben's (a file) block the next two hours: no slot
+    is offered then, and a slot after them is."""
+    import functools
+    import http.server
+
+    run, _, _ = setup
+    now = dt.datetime.now(dt.UTC).replace(second=0, microsecond=0)
+    busy_until = now + dt.timedelta(hours=3)
+    ics = ("BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//t//t//EN\r\nBEGIN:VEVENT\r\n"
+           "UID:busy-1\r\nDTSTAMP:20260101T000000Z\r\n"
+           f"DTSTART:{(now - dt.timedelta(hours=1)):%Y%m%dT%H%M%SZ}\r\n"
+           f"DTEND:{busy_until:%Y%m%dT%H%M%SZ}\r\nSUMMARY:Offsite\r\nEND:VEVENT\r\n"
+           "END:VCALENDAR\r\n")
+    feeds = tmp_path / "feeds"
+    feeds.mkdir()
+    (feeds / "ana.ics").write_text(ics)
+    (run.directory / "ben.ics").write_text(ics)
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(feeds))
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    toml = (run.directory / "demandloop.toml").read_text()
+    toml = toml.replace('timezone = "Europe/Lisbon"',
+                        'timezone = "Europe/Lisbon"\nbusy_ics = '
+                        f'"http://127.0.0.1:{httpd.server_address[1]}/ana.ics"')
+    toml = toml.replace('timezone = "America/New_York"',
+                        'timezone = "America/New_York"\nbusy_ics = "ben.ics"')
+    (run.directory / "demandloop.toml").write_text(toml)
+    try:
+        from demandloop.activate.decide_index import empty_snapshot
+        from demandloop.config import Settings
+        from demandloop.workspace.chat import ChatService
+        from demandloop.workspace.personalize import make_decider
+
+        settings = Settings.load(run.directory)
+        decider = make_decider(empty_snapshot(), [], settings)
+        service = ChatService(run.directory, settings, run.ws.store, lambda: decider)
+        sid = service.start(ip=None, anonymous_id="anon-c", url=None, referrer=None
+                            ).data["session"]
+        starts = [dt.datetime.fromisoformat(s["start"].replace("Z", "+00:00"))
+                  for s in service.slots(sid, "UTC")["slots"]]
+        assert starts and min(starts) >= busy_until
+        assert min(starts) < busy_until + dt.timedelta(hours=1)
+    finally:
+        httpd.shutdown()

@@ -120,7 +120,7 @@ class ChatService(MeetingDesk):
         row = self._row(session)
         playbook = next((p for p in c.playbooks if p.name == session["playbook"]), None)
         step = chat.next_step(c, playbook, row, session["traits"], self._reps())
-        if not found.known and step.kind == "none" and self._reps():
+        if not found.known and self._reps():  # "I don't know": a person, at once
             step = chat.Step("meeting", reason="unanswered")
         with self.store.writer() as cur:
             ws = self.store.workspace_id
