@@ -21,6 +21,7 @@ from aiosmtpd.controller import Controller
 from demandloop.activate import sequence_queries
 from tests.collector_helpers import Running, collector, free_port
 from tests.test_chat import BASE, SITE
+from tests.test_meetings import LOOP
 from tests.test_sequences import Inbox
 from tests.test_snippet_browser import _browser, _site, _until
 from tests.test_workflows import Receiver
@@ -60,28 +61,7 @@ days = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
 
 [activate.mail]
 tick_seconds = 3600  # the test runs the sender itself
-
-[[activate.mailboxes]]
-name = "meetings"
-address = "meetings@northwind.example"
-host = "127.0.0.1"
-port = {{port}}
-security = "none"
-warmup = []
-
-[[activate.sequences]]
-name = "nurture"
-mailboxes = ["meetings"]
-[[activate.sequences.steps]]
-type = "email"
-subject = "Hello"
-body = "Hi"
-
-[[activate.workflows]]
-name = "meeting-alert"
-when = {{{{trigger = "event", event = "Meeting Booked"}}}}
-then = [{{{{action = "notify", url = "{{hook}}/rep-alert", format = "webhook"}}}}]
-"""
+""" + LOOP
 
 PAGE = """<!doctype html><html><head><title>Northwind</title>
 <script src="{collector}/dl.js?k={key}" data-chat="on"></script></head>
@@ -190,7 +170,7 @@ def test_a_target_visitor_asks_gets_a_cited_answer_and_books(
             ["mailto:jo@acme.com", "mailto:owen@northwind.example"]
     # the rep's alert, and the enrolment stops on the meeting
     alerts = _until(lambda: setup["hook"].got, timeout=20)
-    assert alerts and alerts[0]["path"] == "/rep-alert"
+    assert alerts and alerts[0]["path"] == "/meeting"
     run.wait_loaded()
     run.ws.run_sequences()
     assert run.query("SELECT status, stop_reason FROM enrolments") == [("stopped", "meeting")]

@@ -60,6 +60,8 @@ ARGS: dict[str, list[str]] = {
     "suppress add": ["someone@example.com"],
     "suppress remove": ["someone@example.com"],
     "suppress import": ["{m}/contacts.csv"],
+    "content index": [str(Path(__file__).resolve().parent / "data" / "site")],
+    "content search": ["How much is a seat?"],
 }
 ERROR_LINE = re.compile(r"^error: .+ \(.+\)$")
 

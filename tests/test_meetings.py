@@ -26,6 +26,32 @@ from tests.test_sequences import Inbox
 from tests.test_snippet_browser import _until
 from tests.test_workflows import Receiver
 
+#: what a booking reaches beyond chat: the invites' mailbox, a sequence to stop, and a
+#: workflow alerting the rep (``{port}``: the SMTP server's, ``{hook}``: the receiver's)
+LOOP = """
+[[activate.mailboxes]]
+name = "meetings"
+address = "meetings@northwind.example"
+display_name = "Northwind meetings"
+host = "127.0.0.1"
+port = {port}
+security = "none"
+warmup = []
+
+[[activate.sequences]]
+name = "nurture"
+mailboxes = ["meetings"]
+[[activate.sequences.steps]]
+type = "email"
+subject = "Hello"
+body = "Hi"
+
+[[activate.workflows]]
+name = "meeting-alert"
+when = {{trigger = "event", event = "Meeting Booked"}}
+then = [{{action = "notify", url = "{hook}/meeting", format = "webhook"}}]
+"""
+
 TOML = """
 [collector]
 rescore_minutes = 0
@@ -50,29 +76,7 @@ email = "ben@northwind.example"
 timezone = "America/New_York"
 hours = "00:00-24:00"
 days = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
-
-[[activate.mailboxes]]
-name = "meetings"
-address = "meetings@northwind.example"
-display_name = "Northwind meetings"
-host = "127.0.0.1"
-port = {port}
-security = "none"
-warmup = []
-
-[[activate.sequences]]
-name = "nurture"
-mailboxes = ["meetings"]
-[[activate.sequences.steps]]
-type = "email"
-subject = "Hello"
-body = "Hi"
-
-[[activate.workflows]]
-name = "meeting-alert"
-when = {{trigger = "event", event = "Meeting Booked"}}
-then = [{{action = "notify", url = "{hook}/meeting", format = "webhook"}}]
-"""
+""" + LOOP
 
 
 @pytest.fixture
