@@ -125,3 +125,26 @@ def import_spend(file: Path = typer.Argument(..., help="CSV: date, channel, camp
     with _open() as ws:
         n = ws.import_spend(file)
     _say(as_json, {"imported": n, "file": str(file)}, f"{n:,} spend rows imported from {file}")
+
+
+@import_app.command("access-logs")
+def import_access_logs(
+    files: list[Path] = typer.Argument(..., help="nginx/Apache combined-format logs, or "
+                                       "Cloudflare, CloudFront or Fastly JSON lines (.gz too)."),
+    skip_invalid: bool = typer.Option(False, "--skip-invalid",
+                                      help="Import the good lines, report the bad ones."),
+    as_json: bool = JsonOpt,
+) -> None:
+    """Import web server and CDN access logs: which AI crawlers read which pages (see
+    docs/aeo.md). Lines already imported are skipped."""
+    with _open() as ws:
+        r = ws.import_access_logs(*files, skip_invalid=skip_invalid)
+    if as_json:
+        _json(r.as_json())
+        return
+    for p in r.problems:
+        err.print(p, markup=False, highlight=False, soft_wrap=True)
+    bots = ", ".join(f"{n:,} {k}" for k, n in sorted(r.crawls.items())) or "none"
+    out.print(f"{r.imported:,} requests imported, {r.duplicates:,} already there, "
+              f"{r.invalid:,} bad lines skipped, in {r.seconds:.1f} s; AI crawler "
+              f"requests: {bots}")

@@ -8,10 +8,7 @@ Reads the workspace (accounts, touches), computes with the pure functions of thi
 from __future__ import annotations
 
 import datetime as dt
-import gc
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import orjson
@@ -36,6 +33,7 @@ from demandloop.score.measures import (
 from demandloop.score.stages import Condition, Rule, assign, changes
 from demandloop.store.arrow import typed_table
 from demandloop.store.db import Store
+from demandloop.store.memory import collector_paused
 
 
 @dataclass
@@ -58,26 +56,8 @@ def _rules(stages: list[StageSetting]) -> list[Rule]:
 
 def run(store: Store, settings: Settings, as_of: dt.datetime | None = None) -> ScoreResult:
     """Score every account at *as_of* (default: the last touch) and store the snapshot."""
-    with _collector_paused():
+    with collector_paused():
         return _run(store, settings, as_of)
-
-
-@contextmanager
-def _collector_paused() -> Iterator[None]:
-    """Python's cyclic garbage collector paused for a rescore (and resumed if it ran).
-
-    Why: a rescore builds a few million small containers (reasons, criteria, missing
-    roles, details), and each of the collector's full passes walks every one of them while
-    they are alive: about 1 s of a 6 s rescore of 100k accounts. They hold no cycles and
-    are freed by reference counting as ever; only the collector's scans are skipped.
-    """
-    was = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was:
-            gc.enable()
 
 
 def _run(store: Store, settings: Settings, as_of: dt.datetime | None) -> ScoreResult:

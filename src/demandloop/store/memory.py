@@ -12,6 +12,8 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import gc
+from collections.abc import Iterator
+from contextlib import contextmanager
 from functools import cache
 from typing import Any
 
@@ -32,3 +34,19 @@ def release_memory() -> None:
     libc = _libc()
     if libc is not None:
         libc.malloc_trim(0)
+
+
+@contextmanager
+def collector_paused() -> Iterator[None]:
+    """Python's cyclic garbage collector paused for bulk work that builds millions of small
+    containers holding no cycles (a rescore's reasons and details, an import's parsed rows):
+    each of the collector's full passes walks every one of them while they are alive (about
+    1 s of a 6 s rescore of 100k accounts; a third of an access-log import). Reference
+    counting frees them as ever; only the collector's scans are skipped, and it resumes."""
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was:
+            gc.enable()

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from demandloop.store.schema_later import V2, V3, V5, V6, V7, V8, V10, V11, V13
+from demandloop.store.schema_later import V2, V3, V5, V6, V7, V8, V10, V11, V13, V14
 from demandloop.store.schema_v1 import V1
 
 
@@ -47,6 +47,7 @@ MIGRATIONS: tuple[Migration, ...] = (
               "ALTER TABLE touches ADD COLUMN path VARCHAR;"),
     Migration(13, "chat and meetings: chat_sessions, chat_messages, meetings, meeting_slots",
               V13),
+    Migration(14, "AEO: access_log (web server and CDN requests, AI crawlers named)", V14),
 )
 
 #: tables exported/imported as Parquet, in dependency-free order
@@ -79,6 +80,7 @@ DATA_TABLES: tuple[str, ...] = (
     "chat_messages",
     "meetings",
     "meeting_slots",
+    "access_log",
 )
 
 SCHEMA_VERSION = MIGRATIONS[-1].version

@@ -286,3 +286,25 @@ CREATE TABLE meeting_slots (
     PRIMARY KEY (workspace_id, rep, starts_at)
 );
 """
+
+# Access logs (AEO): one row per request line of a web server or CDN log, with the AI crawler
+# its user agent names. ``line_hash`` (of the raw line) makes a re-import add nothing twice;
+# the import checks it within the batch's time range, so the zone maps on ``ts`` bound it.
+V14 = """
+CREATE TABLE access_log (
+    workspace_id VARCHAR NOT NULL,
+    line_hash VARCHAR NOT NULL,
+    ts TIMESTAMP NOT NULL,
+    ip VARCHAR,
+    method VARCHAR,
+    host VARCHAR,
+    path VARCHAR NOT NULL,
+    status INTEGER,
+    bytes BIGINT,
+    referrer VARCHAR,
+    user_agent VARCHAR,
+    crawler VARCHAR,
+    crawler_category VARCHAR,
+    source VARCHAR
+);
+"""

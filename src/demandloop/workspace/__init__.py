@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from demandloop.workspace.activate import Activate
+from demandloop.workspace.aeo import Aeo
 from demandloop.workspace.collect import Collect, Loaded
 from demandloop.workspace.content import Content
 from demandloop.workspace.measure import Measure
@@ -22,7 +23,7 @@ from demandloop.workspace.score import Score
 __all__ = ["Loaded", "Workspace", "open"]
 
 
-class Workspace(Collect, Score, Measure, Activate, Personalize, Content):
+class Workspace(Collect, Score, Measure, Activate, Personalize, Content, Aeo):
     """A workspace directory: its settings and its store, and every verb of the loop.
 
     Each stage's verbs live in a mixin beside this module (``collect``, ``score``,

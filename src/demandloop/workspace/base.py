@@ -155,3 +155,4 @@ def _copy_secret(source: Path, target: Path) -> None:
         fh.flush()
         os.fsync(fh.fileno())
     os.replace(tmp, target)
+

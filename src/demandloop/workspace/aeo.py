@@ -1,0 +1,115 @@
+"""The answer-engine verbs of the workspace: access logs in, AI crawlers named.
+
+Parsing is collect's (:mod:`demandloop.collect.access_logs`), naming the crawler is
+enrich's (:mod:`demandloop.enrich.crawlers`), the rows are written by the store.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from demandloop.collect.access_logs import open_log, parse
+from demandloop.enrich.crawlers import catalog
+from demandloop.errors import InputError, UsageError
+from demandloop.store import access_log
+from demandloop.store.memory import collector_paused
+from demandloop.workspace.base import Base
+
+#: bad lines listed in an error (the count says how many more)
+MAX_PROBLEMS = 20
+#: what landing a chunk gives: rows inserted, bad lines (number, why), crawls per category
+Landed = tuple[int, list[tuple[int, str]], dict[str, int]]
+
+
+def _line_order(problem: str) -> tuple[str, int]:
+    """FILE:LINE: why, ordered by file, then line (JSON lines are found while reading,
+    combined ones when landed)."""
+    where, _, _ = problem.partition(": ")
+    file, _, line = where.rpartition(":")
+    return file, int(line) if line.isdigit() else 0
+
+
+@dataclass
+class AccessLogResult:
+    lines: int = 0
+    imported: int = 0
+    duplicates: int = 0
+    invalid: int = 0
+    #: AI crawler requests in the files read, per category
+    crawls: dict[str, int] = field(default_factory=dict)
+    problems: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+    def as_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class Aeo(Base):
+    """Answer-engine optimisation: what AI crawlers read."""
+
+    def import_access_logs(self, *paths: str | Path, skip_invalid: bool = False
+                           ) -> AccessLogResult:
+        """Import web server / CDN access logs (combined format or CDN JSON lines, .gz
+        too). A bad line fails the import with every ``FILE:LINE`` and writes nothing,
+        unless *skip_invalid*; lines already imported are skipped."""
+        if not paths:
+            raise UsageError("no files given", hint="name one or more access log files")
+        files = [Path(p) for p in paths]
+        for f in files:
+            if not f.is_file():
+                raise InputError(f"{f}: no such file", hint="check the path")
+        with collector_paused():
+            return self._import_access_logs(files, skip_invalid)
+
+    def _import_access_logs(self, files: list[Path], skip_invalid: bool) -> AccessLogResult:
+        started = time.perf_counter()
+        out = AccessLogResult()
+        crawlers = catalog()
+        crawls: Counter[str] = Counter()
+
+        def name(agent: str) -> tuple[str, str] | None:
+            found = crawlers.classify(agent)
+            return (found.name, found.category) if found else None
+
+        def landed(job: tuple[Future[Landed], Path] | None) -> None:
+            if job is None:
+                return
+            added, wrong, seen = job[0].result()
+            out.imported += added
+            out.invalid += len(wrong)
+            crawls.update(seen)
+            room = MAX_PROBLEMS - len(out.problems)
+            out.problems += [f"{job[1]}:{n}: {why}" for n, why in wrong][:max(room, 0)]
+
+        # one transaction (all or nothing); DuckDB lands chunk k in a thread of its own
+        # (releasing the GIL) while this one reads chunk k + 1
+        with self.store.writer() as cur, ThreadPoolExecutor(max_workers=1) as pool:
+            job: tuple[Future[Landed], Path] | None = None
+            for f in files:
+                with open_log(f) as stream:
+                    for chunk in parse(stream, str(f)):
+                        out.lines += chunk.lines
+                        out.invalid += len(chunk.bad)
+                        out.problems += chunk.bad[:max(MAX_PROBLEMS - len(out.problems), 0)]
+                        landed(job)  # with a bad line, landed all the same (to find them
+                        # all: combined lines are parsed when landed) and rolled back below
+                        job = (pool.submit(access_log.insert, cur, self.store.workspace_id,
+                                           chunk, name, f.name), f)
+            landed(job)
+            out.problems.sort(key=_line_order)
+            if out.invalid and not skip_invalid:
+                more = out.invalid - len(out.problems)
+                raise InputError(
+                    f"{out.invalid:,} of {out.lines:,} line(s) are not access-log lines; "
+                    "nothing was written",
+                    hint="fix them, or pass --skip-invalid to import the others",
+                    problems=out.problems + ([f"... and {more:,} more"] if more > 0 else []))
+        out.duplicates = out.lines - out.invalid - out.imported
+        out.crawls = dict(crawls)
+        out.seconds = time.perf_counter() - started
+        return out
