@@ -271,6 +271,46 @@ def _timestamp(text: str | None) -> str | None:
                          hint="use an ISO date such as 2026-03-01") from None
 
 
+@report_app.command("aeo")
+def report_aeo(
+    days: int = typer.Option(28, "--days", min=1, max=3650, help="The window crawls and "
+                             "landings are counted in."),
+    as_of: str = typer.Option(None, "--as-of", help="Judge at this time (ISO date or "
+                              "timestamp): only what was known then is read."),
+    as_json: bool = JsonOpt,
+) -> None:
+    """Answer-engine optimisation: AI crawls per week and section, key pages AI search
+    crawlers skipped, and what AI-assistant visitors went on to do (docs/aeo.md)."""
+    with _open() as ws:
+        data = reports.payload(ws, "aeo", {"days": days, "as_of": _timestamp(as_of)})
+    if as_json:
+        _json(data)
+        return
+    if not data["requests"]:
+        out.print("no access log yet: run 'demandloop import access-logs FILE' (docs/aeo.md)")
+        return
+    out.print(f"{data['requests']:,} requests logged up to {str(data['as_of'])[:19]}, "
+              f"{data['crawler_requests']:,} of them from AI crawlers")
+    weekly = pd.DataFrame(data["crawls"])
+    if not weekly.empty:
+        totals = weekly.pivot_table(index="week", columns="category", values="requests",
+                                    aggfunc="sum", fill_value=0).reset_index()
+        out.print(_table(totals.tail(8), "AI crawler requests per week", {}))
+    out.print(_table(pd.DataFrame(data["sections"]).head(15),
+                     f"by section, last {data['days']} days", {}))
+    pages = pd.DataFrame(data["pages"])
+    if not pages.empty:
+        out.print(_table(pages.drop(columns=["last_search_crawl"]).head(25),
+                         f"key pages ({data['key_pages_from']}): crawled -> referred -> "
+                         "converted", {"pipeline": "{:,.0f}"}))
+    if data["uncrawled"]:
+        out.print(f"[bold]{len(data['uncrawled'])} key page(s) no AI search crawler fetched "
+                  f"in {data['days']} days:[/bold] "
+                  + ", ".join(r["page"] for r in data["uncrawled"][:20]))
+    else:
+        out.print(f"every key page was fetched by an AI search crawler in {data['days']} days")
+
+
 @report_app.command("sla")
 def report_sla(as_json: bool = JsonOpt) -> None:
     """Speed to lead: hours from MQA / MQL to the first sales touch, and SLA breaches."""

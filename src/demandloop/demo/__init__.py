@@ -88,6 +88,7 @@ def run_demo(directory: Path, *, accounts: int = 500, days: int = 90, seed: int 
         credit = ws.attribution(models=models)
         pipe = ws.pipeline()["summary"]
         health, _ = ws.health()
+        answer = ws.aeo(days=30)
         report = ws.report_html(directory / "report.html")
         timings["measure"] = time.perf_counter() - t3
     if console:
@@ -137,6 +138,17 @@ def run_demo(directory: Path, *, accounts: int = 500, days: int = 90, seed: int 
         style = "bold red" if health["alarm"] else "green"
         console.print(f"[bold]Demand health[/bold] ({health['weeks']} weeks): "
                       f"[{style}]{health['verdict']}[/]")
+        by_kind: dict[str, int] = {}
+        for row in answer["crawls"]:
+            by_kind[row["category"]] = by_kind.get(row["category"], 0) + row["requests"]
+        console.print(
+            f"[bold]AI crawlers[/bold] (the site's access log): "
+            f"{answer['crawler_requests']:,} requests ("
+            + ", ".join(f"{n:,} {k}" for k, n in sorted(by_kind.items()))
+            + f"); {len(answer['uncrawled'])} of {answer['key_pages']} key pages no AI "
+            f"search crawler fetched in 30 days: "
+            + (", ".join(r["page"] for r in answer["uncrawled"][:5]) or "none")
+            + " (demandloop report aeo)", soft_wrap=True)
         console.print(f"[bold]Report:[/bold] {report}")
     t4 = time.perf_counter()
     acted = demo_act.act(directory, say)
@@ -163,6 +175,8 @@ def run_demo(directory: Path, *, accounts: int = 500, days: int = 90, seed: int 
         "funnel": funnel.astype(object).where(funnel.notna(), None).to_dict("records"),
         "attribution": credit.to_dict("records"), "pipeline": pipe,
         "health": {k: health[k] for k in ("weeks", "alarm", "verdict", "demand_falling")},
+        "aeo": {"crawler_requests": answer["crawler_requests"],
+                "uncrawled": [r["page"] for r in answer["uncrawled"]]},
         "report": str(report), "act": acted,
         "seconds": timings | {"total": time.perf_counter() - t0},
     }

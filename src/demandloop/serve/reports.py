@@ -12,7 +12,8 @@ from demandloop.render import records
 if TYPE_CHECKING:
     from demandloop.workspace import Workspace
 
-REPORTS = ("funnel", "health", "attribution", "pipeline", "scorecard", "sla", "personalization")
+REPORTS = ("funnel", "health", "attribution", "pipeline", "scorecard", "sla", "personalization",
+           "aeo")
 #: what velocity and speed to lead say before stage changes have dates of their own
 NO_HISTORY = ("one scoring run dates every stage change to that run, so there is no "
               "history to measure yet: run 'demandloop score --backfill 7' (or let "
@@ -65,4 +66,14 @@ def payload(ws: Workspace, name: str, params: dict[str, Any]) -> Any:
             raise UsageError(f"as_of: '{str(as_of)[:40]}' is not a date or timestamp",
                              hint="use an ISO date such as 2026-03-01") from None
         return ws.personalization(at)
+    if name == "aeo":
+        import pandas as pd
+
+        text = params.get("as_of")
+        try:
+            when = pd.Timestamp(text).to_pydatetime() if text else None
+        except ValueError:
+            raise UsageError(f"as_of: '{str(text)[:40]}' is not a date or timestamp",
+                             hint="use an ISO date such as 2026-03-01") from None
+        return ws.aeo(int(params.get("days") or 28), when)
     raise UsageError(f"no report '{name[:40]}'", hint=f"use one of {', '.join(REPORTS)}")

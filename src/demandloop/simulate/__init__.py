@@ -11,6 +11,8 @@
   period, for prospected buyers of targets);
 * ``ip_ranges.csv``: office networks of the CRM's accounts, as a reverse-IP vendor would
   supply, each ``known_since`` its account;
+* ``access.log``: the site's access log, AI crawlers with planted coverage gaps
+  (:mod:`demandloop.simulate.crawlers`);
 * ``truth.json``: the hidden state (fit, in-market windows, every person's devices and emails,
   home/mobile networks, planted channel effects) used to evaluate every later score.
 

@@ -15,6 +15,7 @@ import orjson
 from demandloop.errors import UsageError
 from demandloop.simulate import catalog as cat
 from demandloop.simulate.behaviour import Simulator
+from demandloop.simulate.crawlers import write_access_log
 from demandloop.simulate.world import Timeline, World, build_world
 
 SCENARIOS = ("normal", "shrinking-pool", "personalization")
@@ -76,7 +77,8 @@ def simulate(
     known = _write_crm(out, world, timeline, rng, start)
     _write_spend(out, timeline, seed)
     _write_truth(out, world, timeline, seed, start, days, scenario, known,
-                 sim.experiment.truth() if sim.experiment is not None else None)
+                 sim.experiment.truth() if sim.experiment is not None else None,
+                 write_access_log(out, seed, start, days))
     return SimulationSummary(
         out=out, accounts=accounts, people=len(world.people), events=n_events,
         sessions=timeline.sessions, opportunities=len(timeline.opportunities),
@@ -181,8 +183,11 @@ def _write_crm(out: Path, world: World, timeline: Timeline, rng: np.random.Gener
 
 def _write_truth(out: Path, world: World, timeline: Timeline, seed: int, start: dt.date,
                  days: int, scenario: str, known: dict[int, dt.datetime],
-                 experiment: dict[str, Any] | None = None) -> None:
+                 experiment: dict[str, Any] | None = None,
+                 aeo: dict[str, Any] | None = None) -> None:
     truth: dict[str, Any] = {"personalization": experiment} if experiment else {}
+    if aeo is not None:  # the access log's planted crawl gaps (simulate.crawlers)
+        truth["aeo"] = aeo
     truth |= {
         "seed": seed, "start": start.isoformat(), "days": days, "scenario": scenario,
         "vendor_domain": cat.VENDOR_DOMAIN, "brand_terms": list(cat.BRAND_TERMS),

@@ -6,16 +6,21 @@ enrich's (:mod:`demandloop.enrich.crawlers`), the rows are written by the store.
 
 from __future__ import annotations
 
+import datetime as dt
 import time
 from collections import Counter
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
+from demandloop.activate import knowledge
 from demandloop.collect.access_logs import open_log, parse
+from demandloop.enrich.channels import AI_HOSTS
 from demandloop.enrich.crawlers import catalog
 from demandloop.errors import InputError, UsageError
+from demandloop.measure import aeo
 from demandloop.store import access_log
 from demandloop.store.memory import collector_paused
 from demandloop.workspace.base import Base
@@ -51,6 +56,17 @@ class AccessLogResult:
 
 class Aeo(Base):
     """Answer-engine optimisation: what AI crawlers read."""
+
+    def aeo(self, days: int = 28, as_of: dt.datetime | None = None) -> dict[str, Any]:
+        """The AEO report (see :mod:`demandloop.measure.aeo`): its key pages are the
+        content index's (``demandloop content index``) when there is one."""
+        if not 1 <= days <= 3650:
+            raise UsageError(f"--days must be between 1 and 3650, got {days}")
+        index = knowledge.load(Path(self.directory) / knowledge.INDEX_DIR)
+        pages = sorted({urlsplit(u).path or "/" for u in index.pages["url"].to_pylist()}
+                       ) if index is not None else []
+        return aeo.report(self.store, days=days, as_of=as_of, key_pages=pages,
+                          ai_hosts=AI_HOSTS)
 
     def import_access_logs(self, *paths: str | Path, skip_invalid: bool = False
                            ) -> AccessLogResult:

@@ -85,8 +85,9 @@ class Collect(Base):
 
     def load_simulation(self, folder: str | Path, *, spend: bool = True) -> Loaded:
         """Load what ``demandloop simulate`` wrote into *folder* as a user would load their
-        own data: the events, the CRM's accounts, contacts and opportunities, the IP ranges
-        and (with *spend*) the spend file. Nothing is resolved or scored."""
+        own data: the events, the CRM's accounts, contacts and opportunities, the IP ranges,
+        (with *spend*) the spend file and the site's access log. Nothing is resolved or
+        scored."""
         market = Path(folder)
         started = time.perf_counter()
         ingest = self.ingest(market / "events.jsonl")
@@ -95,6 +96,8 @@ class Collect(Base):
                for kind in ("accounts", "contacts", "opportunities")}
         ranges = self.import_ip_ranges(market / "ip_ranges.csv")
         spent = self.import_spend(market / "spend.csv") if spend else 0
+        if (market / "access.log").exists():  # the site's access log (AI crawlers)
+            self.import_access_logs(market / "access.log")  # type: ignore[attr-defined]
         return Loaded(ingest=ingest, ingest_seconds=seconds, accounts=crm["accounts"],
                       contacts=crm["contacts"], opportunities=crm["opportunities"],
                       ip_ranges=ranges, spend=spent)

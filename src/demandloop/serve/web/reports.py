@@ -1,5 +1,5 @@
 """The report pages (funnel, attribution, demand health, pipeline, scorecard, speed to lead,
-personalisation lift)
+personalisation lift, AI crawlers and answers)
 as charts and tables, from the same cached JSON as ``GET /api/v1/reports/{name}``; and the
 demand-health banner every page loads after it renders (htmx), so a slow report never holds
 up a page."""
@@ -19,7 +19,7 @@ from demandloop.serve.web.site import HEADERS, Site
 
 TITLES = {"funnel": "Funnel", "attribution": "Attribution", "health": "Demand health",
           "pipeline": "Pipeline", "scorecard": "Scorecard", "sla": "Speed to lead",
-          "personalization": "Personalisation"}
+          "personalization": "Personalisation", "aeo": "AI answers (AEO)"}
 
 
 def register(web: FastAPI, site: Site) -> None:
@@ -100,6 +100,17 @@ def _view(name: str, data: Any, params: dict[str, Any], models: list[str]
                            [r["criterion"] for r in card],
                            {"demand gen": [r["demand_gen_blended"] for r in card],
                             "lead gen": [r["lead_gen_blended"] for r in card]}), _table(card)
+    if name == "aeo":
+        weeks = sorted({str(r["week"])[:10] for r in data["crawls"]})
+        kinds = sorted({r["category"] for r in data["crawls"]})
+        counts = {(str(r["week"])[:10], r["category"]): 0 for r in data["crawls"]}
+        for r in data["crawls"]:
+            counts[(str(r["week"])[:10], r["category"])] += r["requests"]
+        chart = charts.lines("AI crawler requests per week", weeks,
+                             {k: [counts.get((w, k), 0) for w in weeks] for k in kinds})
+        rows = [{**r, "never_crawled_by_ai_search": r["search_crawls"] == 0}
+                for r in data["pages"]]
+        return chart, _table(rows)
     if name == "personalization":
         lifts = data["lifts"]
         labels = [f"{r['experience']} / {r['goal']}" for r in lifts]
