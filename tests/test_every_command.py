@@ -62,6 +62,7 @@ ARGS: dict[str, list[str]] = {
     "suppress import": ["{m}/contacts.csv"],
     "content index": [str(Path(__file__).resolve().parent / "data" / "site")],
     "content search": ["How much is a seat?"],
+    "aeo audit": [str(Path(__file__).resolve().parent / "data" / "aeo_site")],
     "import access-logs": [str(Path(__file__).resolve().parent / "data" / "access_logs"
                                / "combined.log")],
 }

@@ -24,8 +24,8 @@ from demandloop.errors import DemandloopError, Interrupted
 
 #: the command groups, in the loop's order: each registers its commands on the root app
 #: when imported, and 'demandloop --help' lists them in this order
-GROUPS = ("collect", "resolve", "score", "activate", "content", "sequences", "measure", "serve",
-          "admin")
+GROUPS = ("collect", "resolve", "score", "activate", "content", "sequences", "measure", "aeo",
+          "serve", "admin")
 for _group in GROUPS:
     importlib.import_module(f"demandloop.cli.{_group}")
 

@@ -17,10 +17,11 @@ from urllib.parse import urlsplit
 
 from demandloop.activate import knowledge
 from demandloop.collect.access_logs import open_log, parse
+from demandloop.collect.site import read_site
 from demandloop.enrich.channels import AI_HOSTS
 from demandloop.enrich.crawlers import catalog
 from demandloop.errors import InputError, UsageError
-from demandloop.measure import aeo
+from demandloop.measure import aeo, site_audit
 from demandloop.store import access_log
 from demandloop.store.memory import collector_paused
 from demandloop.workspace.base import Base
@@ -56,6 +57,20 @@ class AccessLogResult:
 
 class Aeo(Base):
     """Answer-engine optimisation: what AI crawlers read."""
+
+    def audit_site(self, source: str, base_url: str = "", limit: int = 200
+                   ) -> dict[str, Any]:
+        """Audit a site (a build folder or a URL) for AI answer engines (see
+        :mod:`demandloop.measure.site_audit`). *base_url* is the site's address when
+        auditing a folder (default ``content.base_url``)."""
+        site = read_site(source, limit)
+        base = site.base if site.base != "/" else (base_url or self.settings.content.base_url
+                                                    or "/")
+        crawlers = [(c.name, c.category) for c in catalog().crawlers.values()]
+        result = site_audit.audit(base, site.robots, site.llms, site.sitemap, site.pages,
+                                  crawlers)
+        result["failed"] = site.failed
+        return result
 
     def aeo(self, days: int = 28, as_of: dt.datetime | None = None) -> dict[str, Any]:
         """The AEO report (see :mod:`demandloop.measure.aeo`): its key pages are the
