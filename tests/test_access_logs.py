@@ -61,7 +61,7 @@ def test_each_format_reads_to_the_same_fields(tmp_path: Path) -> None:
     assert [r["ts"] for r in cloudflare] == [dt.datetime(2026, 12, 1, 10, 10),
                                             dt.datetime(2026, 12, 1, 10, 11)]  # ns epoch
     assert (cloudflare[0]["host"], cloudflare[0]["ip"], cloudflare[0]["bytes"],
-            cloudflare[0]["crawler"]) == ("northwind.example", "192.0.2.20", 5120,
+            cloudflare[0]["crawler"]) == ("northwind.example", "3.211.124.183", 5120,
                                          "PerplexityBot")
     (cloudfront,) = _rows(tmp_path, "cloudfront.jsonl")
     assert cloudfront["ts"] == dt.datetime(2026, 12, 1, 10, 12)
@@ -105,16 +105,20 @@ def test_import_skips_what_is_already_there(tmp_path: Path) -> None:
         files = sorted(LOGS.iterdir())
         first = ws.import_access_logs(*files)
         assert (first.lines, first.imported, first.invalid) == (12, 12, 0)
-        assert first.crawls == {"training": 2, "search": 3, "user": 2}
+        # GPTBot and PerplexityBot come from their operators' published addresses; the
+        # OAI-SearchBot and Perplexity-User lines do not: spoofed
+        assert first.crawls == {"training": 2, "search": 2, "user": 1, "spoofed": 2}
         again = ws.import_access_logs(*files, gz)
         assert (again.imported, again.duplicates) == (0, 20)
         rows = ws.store.con.execute(
-            "SELECT crawler, crawler_category, count(*) FROM access_log WHERE crawler IS NOT "
-            "NULL GROUP BY ALL ORDER BY 1").fetchall()
-        assert rows == [("ChatGPT-User", "user", 1), ("Claude-SearchBot", "search", 1),
-                        ("ClaudeBot", "training", 1), ("GPTBot", "training", 1),
-                        ("OAI-SearchBot", "search", 1), ("Perplexity-User", "user", 1),
-                        ("PerplexityBot", "search", 1)]
+            "SELECT crawler, crawler_category, crawler_verified, count(*) FROM access_log "
+            "WHERE crawler IS NOT NULL GROUP BY ALL ORDER BY 1").fetchall()
+        assert rows == [("ChatGPT-User", "user", None, 1),
+                        ("Claude-SearchBot", "search", None, 1),
+                        ("ClaudeBot", "training", None, 1), ("GPTBot", "training", True, 1),
+                        ("OAI-SearchBot", "search", False, 1),
+                        ("Perplexity-User", "user", False, 1),
+                        ("PerplexityBot", "search", True, 1)]
 
 
 def test_bad_lines_are_listed_and_nothing_is_written(tmp_path: Path, cli) -> None:  # type: ignore[no-untyped-def]
@@ -170,3 +174,52 @@ def test_counts_match_an_independent_count(tmp_path: Path) -> None:
     assert got == {("human" if n is None else n): k for n, k in truth.items()}
     assert span == (start.replace(tzinfo=None),
                     (start + dt.timedelta(seconds=19_999 * 7)).replace(tzinfo=None))
+
+
+def test_a_real_crawler_address_against_a_spoofed_one() -> None:
+    from demandloop.enrich.crawlers import verifier
+
+    v = verifier()
+    # inside OpenAI's published GPTBot range, and a residential address using its name
+    assert v.verify("GPTBot", "74.7.227.10") is True
+    assert v.verify("GPTBot", "198.51.100.23") is False
+    assert v.verify("GPTBot", "not an address") is False
+    assert v.verify("OAI-SearchBot", "51.8.102.77") is True
+    assert v.verify("PerplexityBot", "3.211.124.183") is True
+    assert v.verify("PerplexityBot", "3.211.124.184") is False  # a /32: its neighbour is not
+    assert v.verify("ClaudeBot", "1.2.3.4") is None  # Anthropic publishes no crawler list
+
+
+def test_build_crawlers_reads_the_operators_lists(tmp_path: Path, cli) -> None:  # type: ignore[no-untyped-def]
+    """From lists served on loopback in the operators' format; a list that fails keeps its
+    last version, and the new file is what verification reads."""
+    import functools
+    import http.server
+    import json
+    import threading
+
+    from demandloop.enrich.crawlers import Verifier
+
+    (tmp_path / "gptbot.json").write_text(json.dumps({"creationTime": "2026-12-01", "prefixes": [
+        {"ipv4Prefix": "20.171.206.0/24"}, {"ipv6Prefix": "2603:1030::/48"}]}))
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(tmp_path))
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    out = tmp_path / "ranges.json"
+    out.write_text(json.dumps({"crawlers": {"PerplexityBot": {
+        "url": "old", "prefixes": ["3.211.124.183/32"]}}}))
+    try:
+        code, stdout, err = cli(
+            "data", "build-crawlers", "--out", str(out),
+            "--from", f"GPTBot=http://127.0.0.1:{httpd.server_address[1]}/gptbot.json",
+            "--from", f"PerplexityBot=http://127.0.0.1:{httpd.server_address[1]}/nope.json")
+    finally:
+        httpd.shutdown()
+    assert code == 0, err
+    assert "not read (kept its last list): PerplexityBot" in stdout
+    snap = json.loads(out.read_text())
+    assert snap["crawlers"]["GPTBot"]["prefixes"] == ["20.171.206.0/24", "2603:1030::/48"]
+    assert snap["crawlers"]["PerplexityBot"]["prefixes"] == ["3.211.124.183/32"]
+    v = Verifier(snap)
+    assert v.verify("GPTBot", "20.171.206.9") and v.verify("GPTBot", "2603:1030::1")
+    assert v.verify("GPTBot", "74.7.227.10") is False  # not in this (smaller) list

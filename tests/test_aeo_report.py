@@ -33,15 +33,20 @@ def market(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     ws.close()
 
 
-def _log(path: Path) -> list[tuple[dt.datetime, str, str | None]]:
-    """(UTC time, page, crawler category or None) of each line, read independently."""
+def _log(path: Path, since: dt.datetime | None = None
+         ) -> list[tuple[dt.datetime, str, str | None]]:
+    """(UTC time, page, crawler category, ``spoofed`` or None) of each line, read
+    independently (a spoof: GPTBot's agent from the residential 198.51.100.0/24)."""
     kinds = {agent: category for _, category, agent, _ in CRAWLERS}
     out = []
     for line in path.read_text().splitlines():
         m = LINE.search(line)
         assert m, line
         at = dt.datetime.strptime(m[1], "%d/%b/%Y:%H:%M:%S %z").astimezone(dt.UTC)
-        out.append((at.replace(tzinfo=None), m[2].split("?")[0], kinds.get(m[3])))
+        kind = kinds.get(m[3])
+        if kind and line.startswith("198.51.100."):
+            kind = "spoofed"
+        out.append((at.replace(tzinfo=None), m[2].split("?")[0], kind))
     return out
 
 
@@ -60,17 +65,25 @@ def test_crawls_and_sections_match_the_log(market: dict[str, Any]) -> None:
     per_crawler = Counter()
     for r in report["crawls"]:
         per_crawler[r["crawler"]] += r["requests"]
+    # the planted spoofs (GPTBot's agent from a residential address) count as no crawl
     assert dict(per_crawler) == market["truth"]["crawler_requests"]
     as_of = report["as_of"]
-    assert as_of == max(t for t, _, _ in lines)
     since = as_of - dt.timedelta(days=10)
+    spoofs = [(at, page) for at, page, kind in lines
+              if kind == "spoofed" and since < at <= as_of]
+    assert sum(market["truth"]["spoofed"].values()) == sum(
+        1 for line in market["log"].read_text().splitlines()
+        if line.startswith("198.51.100.") and "GPTBot" in line)
+    window = [s for s in report["spoofed"] if s["crawler"] == "GPTBot"]
+    assert window and window[0]["requests"] == len(spoofs)
+    assert as_of == max(t for t, _, _ in lines)
     sections: dict[str, Counter[str]] = {}
     for at, page, kind in lines:
         if since < at <= as_of:
             section = "/" + page.lstrip("/").split("/")[0]
             sections.setdefault(section, Counter())[kind or "people"] += 1
-    got = {r["section"]: {k: r[k] for k in ("training", "search", "user", "agent", "people")
-                          if r[k]} for r in report["sections"]}
+    got = {r["section"]: {k: r[k] for k in ("training", "search", "user", "agent", "people",
+                                            "spoofed") if r[k]} for r in report["sections"]}
     assert got == {s: dict(c) for s, c in sections.items()}
     # per page: the search crawls in the window
     pages = {r["page"]: r for r in report["pages"]}
@@ -128,8 +141,8 @@ def test_point_in_time_reads_only_what_was_logged_then(market: dict[str, Any]) -
     report = ws.aeo(days=7, as_of=at)
     assert report["as_of"] == at
     assert report["requests"] == sum(1 for t, _, _ in lines if t <= at)
-    assert sum(r["requests"] for r in report["crawls"]) == \
-        sum(1 for t, _, k in lines if t <= at and k)
+    assert sum(r["requests"] for r in report["crawls"]) == report["crawler_requests"] == \
+        sum(1 for t, _, k in lines if t <= at and k and k != "spoofed")
 
 
 def test_the_report_through_the_cli_and_the_api_shape(market: dict[str, Any], cli) -> None:  # type: ignore[no-untyped-def]

@@ -29,7 +29,7 @@ from tests.collector_helpers import free_port, start_subprocess
 OLIST = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "olist"
 STATES = ["empty", "crm", "olist", "events", "resolved", "scored", "serving"]
 #: commands whose outcome does not depend on the workspace: run once
-STATELESS = {"init", "simulate", "demo", "data build-asn", "mail check"}
+STATELESS = {"init", "simulate", "demo", "data build-asn", "data build-crawlers", "mail check"}
 #: representative arguments ({m}: the simulated market, {o}: Olist, {t}: a scratch folder)
 ARGS: dict[str, list[str]] = {
     "init": ["{t}/new"],
@@ -62,6 +62,7 @@ ARGS: dict[str, list[str]] = {
     "suppress import": ["{m}/contacts.csv"],
     "content index": [str(Path(__file__).resolve().parent / "data" / "site")],
     "content search": ["How much is a seat?"],
+    "data build-crawlers": ["--from", "GPTBot={t}/missing.json", "--out", "{t}/ranges.json"],
     "aeo audit": [str(Path(__file__).resolve().parent / "data" / "aeo_site")],
     "import access-logs": [str(Path(__file__).resolve().parent / "data" / "access_logs"
                                / "combined.log")],

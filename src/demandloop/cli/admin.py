@@ -263,3 +263,60 @@ def privacy_retention(as_json: bool = JsonOpt) -> None:
         _json({"deleted": n, "retention_days": days})
         return
     out.print(f"deleted {n:,} raw events received more than {days} days ago")
+
+
+@data_app.command("build-crawlers")
+def build_crawlers(
+    sources: list[str] = typer.Option([], "--from", help="NAME=URL_OR_FILE: read only these "
+                                      "crawlers' lists, from here (default: every operator's "
+                                      "URL)."),
+    target: Path | None = typer.Option(None, "--out", help="Where to write (default: the "
+                                       "package's data file)."),
+    as_json: bool = JsonOpt,
+) -> None:
+    """Refresh the AI crawlers' published addresses (spoofed agents are told by them) from
+    the operators' own lists; a list that cannot be read keeps its last version."""
+    import datetime as dt
+    import json
+
+    import httpx
+
+    from demandloop.enrich import crawlers
+    from demandloop.errors import InputError, UsageError
+
+    urls = {} if sources else dict(crawlers.OFFICIAL_RANGES)
+    for pair in sources:
+        name, sep, where = pair.partition("=")
+        if not sep or not name or not where:
+            raise UsageError(f"--from '{pair[:80]}' is not NAME=URL_OR_FILE",
+                             hint="for example --from GPTBot=gptbot.json")
+        urls[name] = where
+    dest = target or Path(crawlers.__file__).resolve().parent.parent / "data" / \
+        crawlers.RANGES_FILE
+    before = json.loads(dest.read_text()) if dest.exists() else {"crawlers": {}}
+    entries, failed = dict(before.get("crawlers", {})), {}
+    for name, where in sorted(urls.items()):
+        try:
+            if where.startswith(("http://", "https://")):
+                response = httpx.get(where, timeout=20, follow_redirects=True)
+                response.raise_for_status()
+                data = response.content
+            else:
+                data = Path(where).read_bytes()
+            entries[name] = {"url": where, "prefixes": crawlers.prefixes(data)}
+        except (OSError, ValueError, httpx.HTTPError) as exc:
+            failed[name] = f"{type(exc).__name__}: {exc}"
+    if len(failed) == len(urls):
+        raise InputError("no crawler list could be read; nothing was written",
+                         hint="check the addresses (or pass --from NAME=FILE)",
+                         problems=[f"{n}: {why}" for n, why in failed.items()])
+    snapshot = {"about": f"built by 'demandloop data build-crawlers' from the operators' lists "
+                f"({', '.join(sorted(urls))})", "built": dt.date.today().isoformat(),
+                "crawlers": entries}
+    dest.write_text(json.dumps(snapshot, indent=1))
+    crawlers.verifier.cache_clear()
+    counts = {n: len(e["prefixes"]) for n, e in sorted(entries.items())}
+    _say(as_json, {"path": str(dest), "prefixes": counts, "failed": failed},
+         f"{sum(counts.values()):,} prefixes of {len(counts)} crawlers written to {dest}"
+         + "".join(f"\n  not read (kept its last list): {n}: {why}"
+                   for n, why in failed.items()))

@@ -303,6 +303,10 @@ def report_aeo(
         out.print(_table(pages.drop(columns=["last_search_crawl"]).head(25),
                          f"key pages ({data['key_pages_from']}): crawled -> referred -> "
                          "converted", {"pipeline": "{:,.0f}"}))
+    for s in data["spoofed"]:
+        out.print(f"[yellow]spoofed:[/yellow] {s['requests']:,} request(s) named {s['crawler']} "
+                  f"from {s['addresses']:,} address(es) that are not its operator's "
+                  "(counted as no crawl)", highlight=False)
     if data["uncrawled"]:
         out.print(f"[bold]{len(data['uncrawled'])} key page(s) no AI search crawler fetched "
                   f"in {data['days']} days:[/bold] "

@@ -18,16 +18,25 @@ Search Crawlers" -> search), and anything that collects data is ``training``.
 
 A user agent is matched by the longest token it contains (case-insensitive), so
 ``Claude-SearchBot`` is not taken for ``ClaudeBot``, nor ``ChatGPT-User`` for ``GPTBot``.
+
+**Verification**: anyone can send ``GPTBot`` as their user agent. Where the operator
+publishes its crawler's addresses (:data:`OFFICIAL_RANGES`), a request is *verified* when it
+comes from one of them and *spoofed* when it does not (:class:`Verifier`); for the others it
+cannot be told. The lists are shipped as ``demandloop/data/crawler_ranges.json`` (its
+``about`` names where the snapshot came from) and refreshed by ``demandloop data
+build-crawlers``.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
+from typing import Any
 
 #: where the shipped list comes from (repository, commit, date)
 SOURCE = ("https://github.com/ai-robots-txt/ai.robots.txt",
@@ -120,3 +129,56 @@ def catalog() -> Catalog:
     """The shipped list (see :data:`SOURCE`)."""
     raw = resources.files("demandloop.data").joinpath(DATA_FILE).read_text(encoding="utf-8")
     return Catalog(json.loads(raw))
+
+
+#: the operators' published address lists ``data build-crawlers`` reads (Google's format:
+#: ``{"prefixes": [{"ipv4Prefix": ...}, {"ipv6Prefix": ...}]}``)
+OFFICIAL_RANGES: dict[str, str] = {
+    "GPTBot": "https://openai.com/gptbot.json",
+    "OAI-SearchBot": "https://openai.com/searchbot.json",
+    "ChatGPT-User": "https://openai.com/chatgpt-user.json",
+    "PerplexityBot": "https://www.perplexity.ai/perplexitybot.json",
+    "Perplexity-User": "https://www.perplexity.ai/perplexity-user.json",
+}
+RANGES_FILE = "crawler_ranges.json"
+
+
+def prefixes(data: bytes) -> list[str]:
+    """The CIDR prefixes of an operator's published list (Google's JSON format), checked."""
+    found = json.loads(data)
+    out = []
+    for p in found.get("prefixes", []) if isinstance(found, dict) else []:
+        value = p.get("ipv4Prefix") or p.get("ipv6Prefix") if isinstance(p, dict) else None
+        if value:
+            out.append(str(ipaddress.ip_network(value, strict=False)))
+    if not out:
+        raise ValueError("no ipv4Prefix or ipv6Prefix in the list")
+    return out
+
+
+class Verifier:
+    """Whether a request naming a crawler came from that crawler's published addresses."""
+
+    def __init__(self, snapshot: dict[str, Any]) -> None:
+        self.built = str(snapshot.get("built", ""))
+        self.nets = {name: [ipaddress.ip_network(p) for p in entry["prefixes"]]
+                     for name, entry in snapshot.get("crawlers", {}).items()}
+
+    def verify(self, crawler: str, ip: str | None) -> bool | None:
+        """True from a published address, False from any other (a spoofed agent), None
+        when the operator publishes no list (or none is held for it)."""
+        nets = self.nets.get(crawler)
+        if nets is None:
+            return None
+        try:
+            address = ipaddress.ip_address((ip or "").strip())
+        except ValueError:
+            return False
+        return any(address in net for net in nets)
+
+
+@lru_cache(maxsize=1)
+def verifier() -> Verifier:
+    """The shipped address lists (``data build-crawlers`` refreshes them)."""
+    raw = resources.files("demandloop.data").joinpath(RANGES_FILE).read_text(encoding="utf-8")
+    return Verifier(json.loads(raw))

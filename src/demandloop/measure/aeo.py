@@ -4,7 +4,10 @@ assistants send on to you lead to.
 Judged at ``as_of`` (default: the newest request logged) over the ``days`` before it; only
 what was logged, touched or created by ``as_of`` is read.
 
-* **crawls**: requests per week, per crawler and category (all history up to ``as_of``);
+* **crawls**: requests per week, per crawler and category (all history up to ``as_of``),
+  without the spoofed ones;
+* **spoofed**: requests naming a crawler whose operator publishes its addresses, from an
+  address that is not one of them, per crawler in the window (they count nowhere else);
 * **sections**: requests per site section (the path's first segment) and category, in the
   window;
 * **pages**: for each *key page* (the content index's pages when there is one, else the
@@ -30,6 +33,8 @@ QUALIFIED = ("mqa", "sql", "opportunity", "customer")
 #: touches that are a hand-raise
 FORMS = ("form_fill", "demo_request", "trial", "webinar_registration", "meeting_booked")
 _PAGE = "split_part({c}, '?', 1)"
+#: a crawler request not shown to be spoofed (verified, or its operator publishes no list)
+_REAL = "crawler_verified IS NOT false"
 
 
 def _rows(cur: Any, sql: str, params: dict[str, Any]) -> list[dict[str, Any]]:
@@ -54,21 +59,30 @@ def report(store: Store, *, days: int, as_of: dt.datetime | None, key_pages: lis
         since = as_of - dt.timedelta(days=days)
         p = {"ws": ws, "at": as_of, "since": since,
              "hosts": list(ai_hosts), "forms": list(FORMS), "qualified": list(QUALIFIED)}
-        logged = cur.execute("SELECT count(*), count(crawler) FROM access_log WHERE "
-                             "workspace_id = $ws AND ts <= $at", {"ws": ws, "at": as_of}
-                             ).fetchone() or (0, 0)
+        logged = cur.execute("SELECT count(*), count(crawler) FILTER (WHERE "
+                             f"{_REAL}) FROM access_log WHERE workspace_id = $ws AND "
+                             "ts <= $at", {"ws": ws, "at": as_of}).fetchone() or (0, 0)
         crawls = _rows(cur, """
             SELECT date_trunc('week', ts)::DATE AS week, crawler_category AS category,
                    crawler, count(*) AS requests
-            FROM access_log WHERE workspace_id = $ws AND crawler IS NOT NULL AND ts <= $at
+            FROM access_log WHERE workspace_id = $ws AND crawler IS NOT NULL
+              AND crawler_verified IS NOT false AND ts <= $at
             GROUP BY ALL ORDER BY week, category, crawler""", {"ws": ws, "at": as_of})
+        spoofed = _rows(cur, """
+            SELECT crawler, count(*) AS requests, count(DISTINCT ip) AS addresses,
+                   max(ts) AS last_seen
+            FROM access_log WHERE workspace_id = $ws AND crawler_verified = false
+              AND ts > $since AND ts <= $at
+            GROUP BY 1 ORDER BY requests DESC, crawler""",
+                        {"ws": ws, "since": since, "at": as_of})
         sections = _rows(cur, f"""
             SELECT '/' || split_part(ltrim({_PAGE.format(c='path')}, '/'), '/', 1) AS section,
-                   count(*) FILTER (WHERE crawler_category = 'training') AS training,
-                   count(*) FILTER (WHERE crawler_category = 'search') AS search,
-                   count(*) FILTER (WHERE crawler_category = 'user') AS user,
-                   count(*) FILTER (WHERE crawler_category = 'agent') AS agent,
-                   count(*) FILTER (WHERE crawler IS NULL) AS people
+                   count(*) FILTER (WHERE crawler_category = 'training' AND {_REAL}) AS training,
+                   count(*) FILTER (WHERE crawler_category = 'search' AND {_REAL}) AS search,
+                   count(*) FILTER (WHERE crawler_category = 'user' AND {_REAL}) AS user,
+                   count(*) FILTER (WHERE crawler_category = 'agent' AND {_REAL}) AS agent,
+                   count(*) FILTER (WHERE crawler IS NULL) AS people,
+                   count(*) FILTER (WHERE crawler_verified = false) AS spoofed
             FROM access_log WHERE workspace_id = $ws AND ts > $since AND ts <= $at
             GROUP BY 1 ORDER BY training + search + user + agent DESC, section""",
             {"ws": ws, "since": since, "at": as_of})
@@ -93,7 +107,7 @@ def report(store: Store, *, days: int, as_of: dt.datetime | None, key_pages: lis
             "crawler_requests": int(logged[1]), "key_pages": len(key_pages),
             "key_pages_from": chosen,
             "crawls": crawls, "sections": sections, "pages": pages, "uncrawled": uncrawled,
-            "referrals": referrals}
+            "spoofed": spoofed, "referrals": referrals}
 
 
 #: per key page: crawls in the window, the last search crawl ever (up to as_of), landings
@@ -106,7 +120,8 @@ WITH crawled AS (
                AS training_crawls,
            count(*) FILTER (WHERE crawler_category = 'user' AND ts > $since) AS user_fetches,
            max(ts) FILTER (WHERE crawler_category = 'search') AS last_search_crawl
-    FROM access_log WHERE workspace_id = $ws AND crawler IS NOT NULL AND ts <= $at
+    FROM access_log WHERE workspace_id = $ws AND crawler IS NOT NULL
+      AND crawler_verified IS NOT false AND ts <= $at
     GROUP BY 1
 ), logged AS (
     SELECT {_PAGE.format(c='path')} AS page, count(*) AS logged_referrals

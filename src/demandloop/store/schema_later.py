@@ -288,8 +288,9 @@ CREATE TABLE meeting_slots (
 """
 
 # Access logs (AEO): one row per request line of a web server or CDN log, with the AI crawler
-# its user agent names. ``line_hash`` (of the raw line) makes a re-import add nothing twice;
-# the import checks it within the batch's time range, so the zone maps on ``ts`` bound it.
+# its user agent names and whether its address is that crawler's (NULL: cannot be told).
+# ``line_hash`` (of the raw line) makes a re-import add nothing twice; the import checks it
+# within the batch's time range, so the zone maps on ``ts`` bound it.
 V14 = """
 CREATE TABLE access_log (
     workspace_id VARCHAR NOT NULL,
@@ -305,6 +306,7 @@ CREATE TABLE access_log (
     user_agent VARCHAR,
     crawler VARCHAR,
     crawler_category VARCHAR,
+    crawler_verified BOOLEAN,
     source VARCHAR
 );
 """

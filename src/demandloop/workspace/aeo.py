@@ -19,7 +19,7 @@ from demandloop.activate import knowledge
 from demandloop.collect.access_logs import open_log, parse
 from demandloop.collect.site import read_site
 from demandloop.enrich.channels import AI_HOSTS
-from demandloop.enrich.crawlers import catalog
+from demandloop.enrich.crawlers import catalog, verifier
 from demandloop.errors import InputError, UsageError
 from demandloop.measure import aeo, site_audit
 from demandloop.store import access_log
@@ -46,7 +46,8 @@ class AccessLogResult:
     imported: int = 0
     duplicates: int = 0
     invalid: int = 0
-    #: AI crawler requests in the files read, per category
+    #: AI crawler requests in the files read, per category; ``spoofed``: those naming a
+    #: crawler from an address that is not its (see enrich.crawlers.Verifier)
     crawls: dict[str, int] = field(default_factory=dict)
     problems: list[str] = field(default_factory=list)
     seconds: float = 0.0
@@ -100,7 +101,7 @@ class Aeo(Base):
     def _import_access_logs(self, files: list[Path], skip_invalid: bool) -> AccessLogResult:
         started = time.perf_counter()
         out = AccessLogResult()
-        crawlers = catalog()
+        crawlers, checker = catalog(), verifier()
         crawls: Counter[str] = Counter()
 
         def name(agent: str) -> tuple[str, str] | None:
@@ -130,7 +131,7 @@ class Aeo(Base):
                         landed(job)  # with a bad line, landed all the same (to find them
                         # all: combined lines are parsed when landed) and rolled back below
                         job = (pool.submit(access_log.insert, cur, self.store.workspace_id,
-                                           chunk, name, f.name), f)
+                                           chunk, name, checker.verify, f.name), f)
             landed(job)
             out.problems.sort(key=_line_order)
             if out.invalid and not skip_invalid:
