@@ -151,3 +151,24 @@ def test_the_report_through_the_cli_and_the_api_shape(market: dict[str, Any], cl
     assert "3 key page(s) no AI search crawler fetched in 40 days" in out
     for page in GAPS:
         assert page in out
+
+
+def test_the_scorecard_measures_ai_answer_visibility(market: dict[str, Any],
+                                                     tmp_path: Path) -> None:
+    ws, lines = market["ws"], _log(market["log"])
+    last = max(t for t, _, _ in lines)
+    crawled = {page for at, page, kind in lines
+               if kind == "search" and at > last - dt.timedelta(days=30)}
+    touches = ws.store.con.execute("SELECT motion, path, ts FROM touches").df()
+    recent = touches[touches["path"].notna()
+                     & (touches["ts"] > touches["ts"].max() - dt.timedelta(days=30))]
+    card = ws.scorecard()["card"].set_index("criterion")
+    for motion, program in (("demand", "demand_gen"), ("capture", "lead_gen")):
+        pages = set(recent.loc[recent["motion"] == motion, "path"].str.split("?").str[0])
+        expected = 10 * len(pages & crawled) / len(pages)
+        assert card.loc["ai_answer_visibility", f"{program}_measured"] == \
+            pytest.approx(expected, abs=0.05)
+    # without an access log it is not measured: the published score stands
+    with demandloop.open(tmp_path / "bare") as bare:
+        card = bare.scorecard()["card"].set_index("criterion")
+        assert card.loc["ai_answer_visibility"].isna()["demand_gen_measured"]

@@ -26,7 +26,8 @@ def test_same_seed_same_market_other_seed_other_market(tmp_path: Path) -> None:
     assert digest(tmp_path / "a")["events.jsonl"] != digest(tmp_path / "c")["events.jsonl"]
     assert set(digest(tmp_path / "a")) == {"events.jsonl", "accounts.csv", "contacts.csv",
                                            "opportunities.csv", "ip_ranges.csv", "truth.json",
-                                           "spend.csv"}
+                                           "spend.csv", "access.log"}
+    assert digest(tmp_path / "a")["access.log"] != digest(tmp_path / "c")["access.log"]
 
 
 def test_ground_truth_describes_the_world(market: Path) -> None:

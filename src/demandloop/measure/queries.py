@@ -11,7 +11,7 @@ _QUERIES = {
     "accounts": "SELECT account_id, industry, employees, target FROM accounts "
                 "WHERE workspace_id = $ws ORDER BY account_id",
     "touches": "SELECT account_id, person_id, anonymous_id, ts, channel, motion, activity, "
-               "match_source FROM touches WHERE workspace_id = $ws ORDER BY ts, touch_id",
+               "match_source, path FROM touches WHERE workspace_id = $ws ORDER BY ts, touch_id",
     "leads": "SELECT lead_id, account_id, person_id, created_at, channel, origin FROM leads "
              "WHERE workspace_id = $ws ORDER BY lead_id",
     "opportunities": "SELECT opportunity_id, account_id, lead_id, created_at, closed_at, won, "
@@ -25,6 +25,12 @@ _QUERIES = {
              "WHERE workspace_id = $ws ORDER BY date, channel",
     "scores": "SELECT account_id, fit, band FROM account_view WHERE workspace_id = $ws "
               "AND as_of IS NOT NULL",
+    # the pages an AI search crawler (not a spoofed one) fetched in the log's last 30 days
+    "ai_search_pages": "SELECT DISTINCT split_part(path, '?', 1) AS page FROM access_log "
+                       "WHERE workspace_id = $ws AND crawler_category = 'search' "
+                       "AND crawler_verified IS NOT false AND ts > (SELECT max(ts) "
+                       "FROM access_log WHERE workspace_id = $ws) - INTERVAL 30 DAY",
+    "access_log_size": "SELECT count(*) AS n FROM access_log WHERE workspace_id = $ws",
 }
 
 

@@ -7,7 +7,7 @@ for enterprise (long cycles, buying committees, AI-assisted research: coverage, 
 and compounding weigh more) and for small business (short cycles: speed and verifiability
 weigh more).
 
-Four criteria can be *measured* on the user's own data, per motion (demand vs capture) and
+Five criteria can be *measured* on the user's own data, per motion (demand vs capture) and
 per channel, and are shown next to the published score (each mapped to 0-10, documented in
 ``docs/measurement.md``):
 
@@ -18,7 +18,10 @@ per channel, and are shown next to the published score (each mapped to 0-10, doc
 * compounding: share of accounts first reached through the program that later came back on
   their own (branded search, direct, AI assistant) at least 14 days on x 10;
 * low-quality-pipeline risk (higher is better): share of the opportunities the program
-  sourced that come from ICP-fit accounts (fit >= 50) x 10.
+  sourced that come from ICP-fit accounts (fit >= 50) x 10;
+* AI answer visibility (with an access log, ``demandloop import access-logs``): share of the
+  pages the program's visitors landed on in the last 30 days that an AI search crawler
+  (not a spoofed one) fetched in the log's last 30 days x 10: what answer engines can quote.
 
 Example:
     >>> card = published()
@@ -95,10 +98,12 @@ def _speed_score(days: float) -> float:
 
 
 def measured(touches: pd.DataFrame, opportunities: pd.DataFrame, fit: pd.DataFrame,
-             by: str = "motion") -> pd.DataFrame:
-    """The four measurable criteria per *by* (``motion`` or ``channel``), with the raw
-    figure behind each score. *touches*: account_id, ts, channel, motion; *opportunities*:
-    opportunity_id, account_id, created_at; *fit*: account_id, fit."""
+             by: str = "motion", ai_pages: set[str] | None = None) -> pd.DataFrame:
+    """The measurable criteria per *by* (``motion`` or ``channel``), with the raw figure
+    behind each score. *touches*: account_id, ts, channel, motion (and path, for AI answer
+    visibility); *opportunities*: opportunity_id, account_id, created_at; *fit*:
+    account_id, fit; *ai_pages*: the pages AI search crawlers fetched lately (None: no
+    access log, so AI answer visibility is not measured)."""
     t = touches.sort_values("ts", kind="stable")
     rows: dict[str, dict[str, float]] = {}
     resolved = t.groupby(by)["account_id"].apply(lambda s: float(s.notna().mean()))
@@ -119,6 +124,13 @@ def measured(touches: pd.DataFrame, opportunities: pd.DataFrame, fit: pd.DataFra
     speed = j.groupby(by)["days"].median()
     quality = j.groupby(by)["fit"].apply(lambda f: float((f.fillna(0) >= 50).mean()))
     sourced = j.groupby(by).size()
+    visible: pd.Series = pd.Series(dtype=float)
+    if ai_pages is not None and "path" in t and not t.empty:
+        recent = t[t["path"].notna() & (t["ts"] > t["ts"].max() - pd.Timedelta(days=30))]
+        landed = recent.assign(page=recent["path"].str.split("?").str[0]).drop_duplicates(
+            [by, "page"])
+        visible = landed.groupby(by)["page"].apply(
+            lambda p: float(p.isin(ai_pages).mean()))
     for key in sorted(set(t[by].dropna())):
         rows[str(key)] = {
             "touches": float((t[by] == key).sum()), "sourced_opps": float(sourced.get(key, 0)),
@@ -126,9 +138,10 @@ def measured(touches: pd.DataFrame, opportunities: pd.DataFrame, fit: pd.DataFra
             "resolved_share": float(resolved.get(key, np.nan)),
             "return_share": float(comp.get(key, np.nan)),
             "icp_fit_share": float(quality.get(key, np.nan)),
+            "ai_visible_share": float(visible.get(key, np.nan)),
         }
     columns = ["touches", "sourced_opps", "days_to_opportunity", "resolved_share",
-               "return_share", "icp_fit_share"]
+               "return_share", "icp_fit_share", "ai_visible_share"]
     # no touches yet (a new or CRM-only workspace): the same columns, no rows
     out = pd.DataFrame.from_dict(rows, orient="index", columns=columns)
     out.index.name = by
@@ -136,14 +149,16 @@ def measured(touches: pd.DataFrame, opportunities: pd.DataFrame, fit: pd.DataFra
     out["measurement_verifiability"] = 10 * out["resolved_share"]
     out["compounding"] = 10 * out["return_share"]
     out["low_quality_pipeline_risk"] = 10 * out["icp_fit_share"]
+    out["ai_answer_visibility"] = 10 * out["ai_visible_share"]
     return out.reset_index()
 
 
 def scorecard(touches: pd.DataFrame, opportunities: pd.DataFrame, fit: pd.DataFrame,
-              weights: dict[str, float] | None = None) -> dict[str, Any]:
+              weights: dict[str, float] | None = None, ai_pages: set[str] | None = None
+              ) -> dict[str, Any]:
     """Published vs measured, the totals, verdicts and per-segment recommendations."""
     card = published(weights)
-    m = measured(touches, opportunities, fit, "motion").set_index("motion")
+    m = measured(touches, opportunities, fit, "motion", ai_pages).set_index("motion")
     for motion, program in MOTION_PROGRAM.items():
         col: list[float] = []
         row = m.loc[motion].to_dict() if motion in m.index else {}
@@ -158,4 +173,4 @@ def scorecard(touches: pd.DataFrame, opportunities: pd.DataFrame, fit: pd.DataFr
     return {"card": card, "published_totals": pub, "published_verdict": verdict(pub),
             "blended_totals": blended, "blended_verdict": verdict(blended),
             "segments": recommendations(),
-            "channels": measured(touches, opportunities, fit, "channel")}
+            "channels": measured(touches, opportunities, fit, "channel", ai_pages)}

@@ -89,7 +89,10 @@ def pipeline(f: Frames, settings: Settings) -> dict[str, Any]:
 
 
 def scorecard(f: Frames, settings: Settings) -> dict[str, Any]:
-    return scorecard_mod.scorecard(f["touches"], f["opportunities"], f["scores"])
+    logged = "access_log_size" in f and int(f["access_log_size"]["n"].iloc[0]) > 0
+    pages = set(f["ai_search_pages"]["page"]) if logged else None
+    return scorecard_mod.scorecard(f["touches"], f["opportunities"], f["scores"],
+                                   ai_pages=pages)
 
 
 def report(f: Frames, settings: Settings, name: str) -> str:

@@ -112,5 +112,6 @@ class Measure(Base):
 
     def scorecard(self) -> dict[str, Any]:
         """Demand gen vs lead gen: the published rubric next to this workspace's figures."""
-        return views.scorecard(frames(self.store, "touches", "opportunities", "scores"),
+        return views.scorecard(frames(self.store, "touches", "opportunities", "scores",
+                                      "ai_search_pages", "access_log_size"),
                                self.settings)
