@@ -209,12 +209,14 @@ def create_api(ws: Workspace, tokens: TokenRing, keys: KeyRing, jobs: Jobs,
         return _json({"data": rows, "next": nxt})
 
     @api.get("/reports/{name}", dependencies=[read],
-             summary="A report: funnel, health, attribution, pipeline, scorecard or sla")
+             summary="A report: funnel, health, attribution, pipeline, scorecard, sla, "
+                     "personalization or aeo")
     async def report(name: str, by: Annotated[str | None, Query(max_length=40)] = None,
                      level: Annotated[str, Query(max_length=20)] = "account",
                      outcome: Annotated[str, Query(max_length=20)] = "opportunity",
                      models: Annotated[str | None, Query(max_length=300)] = None,
-                     measure: Annotated[str, Query(max_length=20)] = "conversions"
+                     measure: Annotated[str, Query(max_length=20)] = "conversions",
+                     days: Annotated[int, Query(ge=1, le=3650)] = 28
                      ) -> Response:
         if name not in reports.REPORTS:
             raise Reject(404, "not_found", f"no report '{name[:40]}'; the reports are "
@@ -222,6 +224,7 @@ def create_api(ws: Workspace, tokens: TokenRing, keys: KeyRing, jobs: Jobs,
         params: dict[str, Any] = {
             "funnel": {"by": by}, "attribution": {"level": level, "outcome": outcome,
                                                   "models": models, "measure": measure},
+            "aeo": {"days": days},
         }.get(name, {})
         return _json(await reading(cache.get, name, params))
 
