@@ -221,11 +221,12 @@ def create_api(ws: Workspace, tokens: TokenRing, keys: KeyRing, jobs: Jobs,
         if name not in reports.REPORTS:
             raise Reject(404, "not_found", f"no report '{name[:40]}'; the reports are "
                          f"{', '.join(reports.REPORTS)}")
-        params: dict[str, Any] = {
+        choices: dict[str, dict[str, Any]] = {
             "funnel": {"by": by}, "attribution": {"level": level, "outcome": outcome,
                                                   "models": models, "measure": measure},
             "aeo": {"days": days},
-        }.get(name, {})
+        }
+        params = choices.get(name, {})
         return _json(await reading(cache.get, name, params))
 
     @api.post("/imports/{kind}", dependencies=[write], summary="Import a CSV (multipart)")
