@@ -214,9 +214,17 @@ def test_report_charts_render_without_console_errors(app, browser) -> None:  # t
     assert page.locator("svg.chart rect title").count() == len(data) * len(models)
     first = page.locator("svg.chart rect title").first.text_content()
     assert first == f"{models[0]} {data[0]['channel']}: " + _short(data[0][models[0]])
-    for name in ("funnel", "health", "pipeline", "scorecard", "sla", "personalization"):
+    for name in ("funnel", "health", "pipeline", "scorecard", "sla", "personalization", "aeo"):
         assert page.goto(app["url"] + f"/app/reports/{name}").status == 200
         assert page.locator("svg.chart").count() == 1
+    # the AEO page: its key pages are the content index's (the shipped test site); of
+    # them, the simulated AI search crawlers only ever fetched the home page
+    page.goto(app["url"] + "/app/reports/aeo")
+    aeo = _api(app, "/reports/aeo", days=45)
+    assert aeo["key_pages_from"] == "given"
+    assert sorted(r["page"] for r in aeo["uncrawled"]) == \
+        ["/docs/integrations", "/pricing/", "/security/"]
+    assert "/security/" in page.locator("table").inner_text()
     SHOTS.mkdir(exist_ok=True)
     page.goto(app["url"] + "/app/reports/health")
     page.screenshot(path=str(SHOTS / "health-1280.png"), full_page=True)
