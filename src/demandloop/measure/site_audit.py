@@ -21,8 +21,9 @@ question_headings  with two or more subheadings, at least one phrased as a quest
 schema             schema.org JSON-LD (parsed with extruct) of type FAQPage, HowTo,
                    Organization or Product
 answer_first       the first paragraph after the ``<h1>`` answers in 8-80 words
-date_modified      a visible date modified: ``dateModified`` in JSON-LD, a
-                   ``<time>`` element, ``article:modified_time``, or "Updated ..."
+date_modified      a date modified a reader sees: a ``<time>`` element or
+                   "Updated ..." / "Last modified ..." in the text (``dateModified``
+                   in JSON-LD alone is invisible)
 canonical          an absolute canonical link
 server_rendered    at least 50 words of text in the HTML itself (crawlers do not run
                    JavaScript)
@@ -116,9 +117,7 @@ def page_checks(path: str, html: bytes, base: str) -> list[Check]:
     words = len(body.text_content().split())
     first = _first_paragraph(doc)
     canonical = [str(h) for h in doc.xpath("//link[@rel='canonical']/@href")]
-    dated = (any("dateModified" in item for item in items) or bool(doc.xpath("//time"))
-             or bool(doc.xpath("//meta[@property='article:modified_time']"))
-             or bool(_UPDATED.search(body.text_content())))
+    dated = bool(body.xpath(".//time")) or bool(_UPDATED.search(body.text_content()))
     return [
         Check("title", 10 <= len(head_title) <= 70,
               "give the page a <title> of 10-70 characters naming its subject"),
@@ -133,7 +132,8 @@ def page_checks(path: str, html: bytes, base: str) -> list[Check]:
         Check("answer_first", first is not None and 8 <= len(first.split()) <= 80,
               "open with a paragraph that answers the page's question in 8-80 words"),
         Check("date_modified", dated,
-              "show when the page was last updated (dateModified in JSON-LD, or <time>)"),
+              "show on the page when it was last updated ('Updated <time>...</time>'), "
+              "besides dateModified in its JSON-LD"),
         Check("canonical", any(c.startswith(("http://", "https://")) for c in canonical),
               "add <link rel=\"canonical\" href=\"https://...\"> with the page's own URL"),
         Check("server_rendered", words >= 50,
