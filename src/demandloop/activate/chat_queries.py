@@ -151,14 +151,6 @@ def cancel(cur: Cursor, ws: str, meeting_id: str, now: dt.datetime) -> None:
                 {"ws": ws, "id": meeting_id, "now": _naive(now)})
 
 
-def upcoming(cur: Cursor, ws: str, since: dt.datetime) -> list[dict[str, Any]]:
-    """Booked meetings ending after *since*, soonest first."""
-    rows = cur.execute(f"SELECT {', '.join(_MEETING)} FROM meetings WHERE workspace_id = $ws "
-                       "AND status = 'booked' AND ends_at > $since ORDER BY starts_at",
-                       {"ws": ws, "since": _naive(since)}).fetchall()
-    return [dict(zip(_MEETING, r, strict=True)) for r in rows]
-
-
 def move(cur: Cursor, ws: str, meeting_id: str, rep: str, starts_at: dt.datetime,
          ends_at: dt.datetime, now: dt.datetime) -> None:
     """Reschedule a meeting to [starts_at, ends_at) with *rep*, or raise :class:`Taken`

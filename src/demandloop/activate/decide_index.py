@@ -33,7 +33,6 @@ from demandloop.store.account_pages import current_accounts
 from demandloop.store.db import Store
 
 SNAPSHOT_DIR = "personalize"
-CURRENT = generations.CURRENT
 #: address keys -> (accounts, sources, details), as resolve's lookup
 KeyLookup = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray, np.ndarray]]
 #: a visit's raw fields (utm_*, referrer, url) -> its channel
@@ -79,14 +78,10 @@ def publish(directory: Path, snap: Snapshot) -> str:
     return generations.publish(folder)
 
 
-def current_generation(root: Path) -> str | None:
-    return generations.current_generation(root)
-
-
 def read(directory: Path) -> Snapshot | None:
     """The newest published snapshot (memory-mapped), or None when none was published."""
     root = directory / SNAPSHOT_DIR
-    generation = current_generation(root)
+    generation = generations.current_generation(root)
     if generation is None:
         return None
     tables = {name: generations.read_table(root / generation / f"{name}.arrow")

@@ -116,9 +116,6 @@ class Knowledge:
         self._cols = {c: self.passages[c].to_pylist() for c in ("url", "title", "heading",
                                                                "text")}
 
-    def __len__(self) -> int:
-        return int(self.passages.num_rows)
-
     def search(self, query: str, k: int = 5) -> list[Hit]:
         """The *k* best passages for *query*, best first (none when no term matches)."""
         r = self._retriever

@@ -89,9 +89,6 @@ class Chunk:
         for column, value in zip(COLUMNS, values, strict=True):
             self.cols[column].append(value)
 
-    def __len__(self) -> int:
-        return len(self.cols["ts"]) + len(self.raw)
-
 
 def _epoch(value: float) -> dt.datetime:
     for scale in (1e9, 1e6, 1e3):  # nanoseconds, microseconds, milliseconds

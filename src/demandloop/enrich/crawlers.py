@@ -32,7 +32,6 @@ from __future__ import annotations
 import ipaddress
 import json
 import re
-from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
@@ -111,17 +110,6 @@ class Catalog:
             return None
         m = self._pattern.search(user_agent)
         return self.crawlers[self._by_lower[m.group(0).lower()]] if m else None
-
-    def classify_many(self, user_agents: Iterable[str | None]) -> list[Crawler | None]:
-        """:meth:`classify` for many, each distinct user agent matched once (logs repeat
-        a few thousand agents millions of times)."""
-        seen: dict[str | None, Crawler | None] = {}
-        out = []
-        for ua in user_agents:
-            if ua not in seen:
-                seen[ua] = self.classify(ua)
-            out.append(seen[ua])
-        return out
 
 
 @lru_cache(maxsize=1)

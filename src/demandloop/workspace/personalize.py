@@ -23,6 +23,7 @@ from demandloop.enrich.channels import classify
 from demandloop.enrich.run import channel_rules
 from demandloop.errors import ConfigError
 from demandloop.resolve.addresses import lookup_from, lookup_inputs
+from demandloop.store import generations
 from demandloop.workspace.base import Base
 
 logger = logging.getLogger("demandloop.loader")
@@ -102,7 +103,8 @@ class DecideService:
         """Look for a new snapshot or changed experiences now."""
         with self._lock:
             files = experience_files.fingerprint(self.directory)
-            generation = decide_index.current_generation(self.directory / decide_index.SNAPSHOT_DIR)
+            generation = generations.current_generation(
+                self.directory / decide_index.SNAPSHOT_DIR)
             if files == self._files and generation == self._generation:
                 return
             if files != self._files:
