@@ -33,6 +33,7 @@ from demandloop.config import Settings
 from demandloop.errors import DemandloopError, StoreError
 from demandloop.serve.envelope import Origins, Reject, json_object
 from demandloop.serve.guard import AuthThrottle, client_address, networks
+from demandloop.serve.html import page
 from demandloop.serve.state import CollectorState
 from demandloop.workspace.chat import ChatService, NotFound, Outcome, SlotTaken
 
@@ -207,18 +208,6 @@ def _with(response: Response, headers: dict[str, str]) -> Response:
     return response
 
 
-_PAGE = """<!doctype html><html lang="en"><head><meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1"><title>{title}</title>
-<style>body{{font-family:system-ui,sans-serif;max-width:34rem;margin:3rem auto;padding:0 1rem}}
-button{{font-size:1rem;padding:.4rem .8rem;margin:.2rem}}</style></head><body>
-<h1>{title}</h1>{body}</body></html>"""
-
-
-def _page(title: str, body: str, status: int = 200) -> HTMLResponse:
-    return HTMLResponse(_PAGE.format(title=escape(title), body=body), status_code=status,
-                        headers={"Cache-Control": "no-store", "X-Robots-Tag": "noindex"})
-
-
 def _register_links(app: FastAPI, service: ChatService, state: CollectorState,
                     directory: Path) -> None:
     """``GET /m/{token}`` shows a meeting with its free slots and a cancel button (a GET
@@ -239,11 +228,11 @@ def _register_links(app: FastAPI, service: ChatService, state: CollectorState,
     async def show(token: str, tz: str = "") -> HTMLResponse:
         found = await run_in_threadpool(meeting_of, token)
         if found is None:
-            return _page(*invalid, status=400)
+            return page(*invalid, status=400)
         m = found[1]
         zone = tz or m["visitor_timezone"] or "UTC"
         if m["status"] != "booked":
-            return _page("This meeting was cancelled", "<p>Book a new time on our site.</p>")
+            return page("This meeting was cancelled", "<p>Book a new time on our site.</p>")
         try:
             free = await run_in_threadpool(service.rep_slots, m["meeting_id"], zone)
         except DemandloopError:
@@ -251,7 +240,7 @@ def _register_links(app: FastAPI, service: ChatService, state: CollectorState,
         when = escape(f"{m['starts_at']:%a %d %b %Y %H:%M} UTC")
         buttons = "".join(f'<button name="start" value="{escape(s["start"])}">'
                           f'{escape(s["day"])} {escape(s["time"])}</button>' for s in free[:40])
-        return _page("Your meeting", f"<p>With <b>{escape(m['rep'])}</b>, {when}.</p>"
+        return page("Your meeting", f"<p>With <b>{escape(m['rep'])}</b>, {when}.</p>"
                      f'<form method="post"><h2>Move it to</h2>{buttons or "<p>No free time."}'
                      '</form><form method="post"><input type="hidden" name="cancel" '
                      'value="1"><button type="submit">Cancel the meeting</button></form>')
@@ -260,7 +249,7 @@ def _register_links(app: FastAPI, service: ChatService, state: CollectorState,
     async def change(token: str, request: Request) -> HTMLResponse:
         found = await run_in_threadpool(meeting_of, token)
         if found is None:
-            return _page(*invalid, status=400)
+            return page(*invalid, status=400)
         ws, m = found
         form = await request.form()
         try:
@@ -274,12 +263,12 @@ def _register_links(app: FastAPI, service: ChatService, state: CollectorState,
                 title, body = "Moved", f"<p>The meeting now starts at " \
                     f"{escape(str(out.data['starts_at']))}; a new invitation is on its way.</p>"
         except SlotTaken:
-            return _page("That time was just taken", "<p>Go back and pick another.</p>", 409)
+            return page("That time was just taken", "<p>Go back and pick another.</p>", 409)
         except DemandloopError as exc:
-            return _page("Not changed", f"<p>{escape(str(exc))}</p>", 400)
+            return page("Not changed", f"<p>{escape(str(exc))}</p>", 400)
         try:
             await _append(state, ws, out)
         except StoreError as exc:  # the meeting changed; only the loop's record of it is lost
             logger.error("meeting %s changed but its event was not logged: %s",
                          m["meeting_id"], exc)
-        return _page(title, body)
+        return page(title, body)

@@ -26,18 +26,8 @@ from fastapi.responses import HTMLResponse
 
 from demandloop.activate.compose import unsubscribe_key, verify_token
 from demandloop.errors import StoreError
+from demandloop.serve.html import page
 from demandloop.serve.state import CollectorState
-
-_PAGE = """<!doctype html><html lang="en"><head><meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1"><title>{title}</title>
-<style>body{{font-family:system-ui,sans-serif;max-width:32rem;margin:4rem auto;padding:0 1rem}}
-button{{font-size:1rem;padding:.5rem 1rem}}</style></head><body><h1>{title}</h1>{body}
-</body></html>"""
-
-
-def _page(title: str, body: str, status: int = 200) -> HTMLResponse:
-    return HTMLResponse(_PAGE.format(title=escape(title), body=body), status_code=status,
-                        headers={"Cache-Control": "no-store", "X-Robots-Tag": "noindex"})
 
 
 def event(workspace: str, email: str, now: dt.datetime) -> bytes:
@@ -65,20 +55,20 @@ def register(app: FastAPI, state: CollectorState, directory: Path) -> None:
     async def confirm(token: str) -> HTMLResponse:
         who = _who(token)
         if who is None:
-            return _page(*invalid, status=400)
-        return _page("Unsubscribe", f"<p>Stop emails to <b>{escape(who[1])}</b>?</p>"
+            return page(*invalid, status=400)
+        return page("Unsubscribe", f"<p>Stop emails to <b>{escape(who[1])}</b>?</p>"
                      '<form method="post"><button type="submit">Unsubscribe</button></form>')
 
     @app.post("/u/{token}")
     async def unsubscribe(token: str) -> HTMLResponse:
         who = _who(token)
         if who is None:
-            return _page(*invalid, status=400)
+            return page(*invalid, status=400)
         workspace, email = who
         try:
             await state.log.append(workspace, event(workspace, email, dt.datetime.now(dt.UTC)))
         except StoreError:
-            return _page("Please try again", "<p>We could not record this right now; "
+            return page("Please try again", "<p>We could not record this right now; "
                          "please try again in a minute.</p>", status=503)
-        return _page("You are unsubscribed", f"<p><b>{escape(email)}</b> will get no more "
+        return page("You are unsubscribed", f"<p><b>{escape(email)}</b> will get no more "
                      "of these emails.</p>")
