@@ -121,21 +121,24 @@ class MeetingDesk:
             self._calendars[name] = (time.monotonic(), busy)
         return busy
 
-    def _reps_now(self, now: dt.datetime) -> dict[str, Rep]:
-        """Every rep with their calendar's busy times and their booked meetings."""
-        with self.store.reader() as cur:
-            meetings = q.booked(cur, self.store.workspace_id, now - dt.timedelta(days=1))
+    def _availability(self, cur: Any, now: dt.datetime,
+              moving: tuple[dt.datetime, dt.datetime] | None = None) -> dict[str, Rep]:
+        """Every rep with their calendar's busy times and the meetings booked with them, read
+        on *cur* (the writer's, to route and book in one transaction). *moving*: the time of
+        the meeting being rescheduled, which blocks nothing (nor does its own entry in the
+        rep's calendar feed)."""
+        meetings = q.booked(cur, self.store.workspace_id, now - dt.timedelta(days=1))
         out = {}
         for s in self.settings.meetings.reps:
             zone = zoneinfo.ZoneInfo(s.timezone)
             busy = self._calendar(s.name, s.busy_ics, zone, now) + meetings.get(s.name, [])
-            out[s.name] = rep_from(s, busy)
+            out[s.name] = rep_from(s, [b for b in busy if b != moving])
         return out
 
-    def _ledger(self) -> Ledger:
-        with self.store.reader() as cur:
-            history = q.history(cur, self.store.workspace_id)
-        return Ledger({r.name: r.weight for r in self.settings.meetings.reps}, history)
+    def _ledger(self, cur: Any) -> Ledger:
+        """The round robin's account of every meeting booked (read on *cur*)."""
+        return Ledger({r.name: r.weight for r in self.settings.meetings.reps},
+                      q.history(cur, self.store.workspace_id))
 
     def slots(self, session_id: str, zone: str) -> dict[str, Any]:
         """The slots a visitor may book (in *zone*): each start when a rep of the
@@ -146,7 +149,8 @@ class MeetingDesk:
         tz = _zone(zone)
         row = self._row(self._session(session_id))
         now = self.clock()
-        reps, ledger = self._reps_now(now), self._ledger()
+        with self.store.reader() as cur:
+            reps, ledger = self._availability(cur, now), self._ledger(cur)
         since = now + dt.timedelta(minutes=m.lead_minutes)
         until = now + dt.timedelta(days=m.days_ahead)
         step = dt.timedelta(minutes=m.step_minutes)
@@ -184,14 +188,7 @@ class MeetingDesk:
         with self.store.writer() as cur:
             # routing and the insert in one transaction of the one writer: what is booked
             # cannot change between the check and the write
-            meetings = q.booked(cur, self.store.workspace_id, now - dt.timedelta(days=1))
-            reps = {s.name: rep_from(s, self._calendar(s.name, s.busy_ics,
-                                                      zoneinfo.ZoneInfo(s.timezone), now)
-                                     + meetings.get(s.name, []))
-                    for s in m.reps}
-            ledger = Ledger({r.name: r.weight for r in m.reps},
-                            q.history(cur, self.store.workspace_id))
-            found = route(row, reps, m, at, ledger)
+            found = route(row, self._availability(cur, now), m, at, self._ledger(cur))
             if found is None:
                 raise SlotTaken("that time was just taken", hint="pick another slot")
             meeting = {"meeting_id": "mt_" + secrets.token_hex(10), "rep": found.rep,
@@ -308,12 +305,7 @@ class MeetingDesk:
             raise UsageError(f"rep '{found['rep']}' no longer takes meetings",
                              hint="cancel and book again")
         with self.store.writer() as cur:
-            meetings = q.booked(cur, self.store.workspace_id, now - dt.timedelta(days=1))
-            own = [(a, b) for a, b in meetings.get(setting.name, [])
-                   if not (a == found["starts_at"] and b == found["ends_at"])]
-            rep = rep_from(setting, self._calendar(setting.name, setting.busy_ics,
-                                                   zoneinfo.ZoneInfo(setting.timezone), now)
-                           + own)
+            rep = self._availability(cur, now, (found["starts_at"], found["ends_at"]))[setting.name]
             end = at + dt.timedelta(minutes=m.minutes)
             if at < now or not rep.free(at, end):
                 raise SlotTaken("that time is not free", hint="pick another slot")
@@ -331,12 +323,11 @@ class MeetingDesk:
         found = self.meeting(meeting_id)
         m = self.settings.meetings
         now = self.clock()
-        reps = self._reps_now(now)
+        with self.store.reader() as cur:
+            reps = self._availability(cur, now, (found["starts_at"], found["ends_at"]))
         rep = reps.get(found["rep"])
         if rep is None:
             return []
-        own = (found["starts_at"], found["ends_at"])
-        rep = Rep(**{**rep.__dict__, "busy": tuple(b for b in rep.busy if b != own)})
         starts = free_slots([rep], now + dt.timedelta(minutes=m.lead_minutes),
                             now + dt.timedelta(days=m.days_ahead), m.minutes, m.step_minutes)
         return booking.labelled(starts, _zone(zone).key, m.minutes)
