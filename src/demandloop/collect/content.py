@@ -29,16 +29,21 @@ from pathlib import Path
 from urllib.parse import urljoin
 
 import httpx
-from lxml import etree
 
-from demandloop.collect.pages import Page, Passage, parse_html, parse_markdown, passages
+from demandloop.collect.pages import (
+    Page,
+    Passage,
+    parse_html,
+    parse_markdown,
+    parse_sitemap,
+    passages,
+)
 from demandloop.errors import UsageError
 
 SUFFIXES = {".html": "html", ".htm": "html", ".md": "md", ".markdown": "md"}
 #: a page larger than this is not content (a data dump, a video): skipped and reported
 MAX_BYTES = 5 * 2**20
 USER_AGENT = "demandloop-content/1 (+https://github.com/demandloop)"
-_SITEMAP_NS = "{http://www.sitemaps.org/schemas/sitemap/0.9}"
 
 
 @dataclass
@@ -210,22 +215,18 @@ def _sitemap(client: httpx.Client, response: httpx.Response, out: Gathered,
              depth: int = 0) -> list[tuple[str, str]]:
     """(page URL, lastmod) of a sitemap, following a sitemap index one level down."""
     try:
-        root = etree.fromstring(response.content,
-                                parser=etree.XMLParser(resolve_entities=False, no_network=True))
-    except etree.XMLSyntaxError as exc:
+        found = parse_sitemap(response.content)
+    except ValueError as exc:
         out.failed[str(response.url)] = f"not a valid sitemap: {exc}"
         return []
+    if not found.index:
+        return found.entries
     entries: list[tuple[str, str]] = []
-    if root.tag == f"{_SITEMAP_NS}sitemapindex" and depth == 0:
-        for loc in root.iter(f"{_SITEMAP_NS}loc"):
-            child = _get(client, (loc.text or "").strip(), None, out)
+    if depth == 0:
+        for loc, _ in found.entries:
+            child = _get(client, loc, None, out)
             if child is not None and _is_sitemap(child):
                 entries += _sitemap(client, child, out, depth + 1)
-        return entries
-    for node in root.iter(f"{_SITEMAP_NS}url"):
-        loc = node.findtext(f"{_SITEMAP_NS}loc") or ""
-        if loc.strip():
-            entries.append((loc.strip(), (node.findtext(f"{_SITEMAP_NS}lastmod") or "").strip()))
     return entries
 
 

@@ -191,3 +191,31 @@ def passages(page: Page, max_words: int = 90) -> list[Passage]:
         if chunk:
             out.append(Passage(page.url, page.title, section.heading, " ".join(chunk)))
     return out
+
+
+_SITEMAP = "{http://www.sitemaps.org/schemas/sitemap/0.9}"
+
+
+@dataclass(frozen=True)
+class Sitemap:
+    """A sitemap's entries, (URL, lastmod); in a ``<sitemapindex>`` they are sitemaps."""
+
+    index: bool
+    entries: list[tuple[str, str]]
+
+
+def parse_sitemap(data: bytes) -> Sitemap:
+    """A sitemap (``<urlset>``) or sitemap index (``<sitemapindex>``); ValueError when it
+    is not XML. Entities are never resolved nor fetched."""
+    try:
+        root = etree.fromstring(data, parser=etree.XMLParser(resolve_entities=False,
+                                                            no_network=True))
+    except etree.XMLSyntaxError as exc:
+        raise ValueError(f"not valid XML: {exc}") from None
+    index = root.tag == f"{_SITEMAP}sitemapindex"
+    entries = []
+    for node in root.iter(f"{_SITEMAP}sitemap" if index else f"{_SITEMAP}url"):
+        loc = (node.findtext(f"{_SITEMAP}loc") or "").strip()
+        if loc:
+            entries.append((loc, (node.findtext(f"{_SITEMAP}lastmod") or "").strip()))
+    return Sitemap(index, entries)

@@ -20,9 +20,8 @@ import lxml.html
 from lxml import etree
 
 from demandloop.collect.content import USER_AGENT
+from demandloop.collect.pages import parse_sitemap
 from demandloop.errors import UsageError
-
-_NS = "{http://www.sitemaps.org/schemas/sitemap/0.9}"
 
 
 @dataclass
@@ -64,13 +63,11 @@ def read_site(source: str, limit: int = 200, timeout: float = 10.0) -> Site:
 
 def _sitemap_paths(data: bytes, site: Site) -> list[str]:
     try:
-        root = etree.fromstring(data, parser=etree.XMLParser(resolve_entities=False,
-                                                            no_network=True))
-    except etree.XMLSyntaxError as exc:
-        site.failed["sitemap.xml"] = f"not valid XML: {exc}"
+        found = parse_sitemap(data)
+    except ValueError as exc:
+        site.failed["sitemap.xml"] = str(exc)
         return []
-    return [urlsplit((loc.text or "").strip()).path or "/"
-            for loc in root.iter(f"{_NS}loc") if (loc.text or "").strip()]
+    return [urlsplit(loc).path or "/" for loc, _ in found.entries]
 
 
 def _served(base: str, limit: int, timeout: float) -> Site:
