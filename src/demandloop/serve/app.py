@@ -122,13 +122,11 @@ def create_app(settings: Settings, state: CollectorState, api: ASGIApp | None = 
     @app.get("/v1/projects/{write_key}/settings")
     async def project_settings(write_key: str, request: Request) -> Response:
         client = client_address(request.scope, dict(request.scope["headers"]), proxies)
-        if throttle.blocked(client):
-            return _answer(Reject(429, "too_many_failures", "too many requests with a wrong "
-                                  "write key from this address; wait a minute",
-                                  retry_after=60))
-        if state.keys.workspace(write_key) is None:
-            throttle.failed(client)
-            return _answer(Reject(401, "invalid_write_key", "unknown write key"))
+        try:
+            throttle.admit(client, state.keys.workspace(write_key),
+                           Reject(401, "invalid_write_key", "unknown write key"))
+        except Reject as r:
+            return _answer(r)
         # the address comes from the settings, never from the request's Host header (which
         # a client or a shared cache in front of us could poison)
         return Response(orjson.dumps({

@@ -74,17 +74,11 @@ def register(app: FastAPI, settings: Settings, state: CollectorState, service: C
         if not origins.allows(headers.get(b"origin")):
             raise Reject(403, "origin_not_allowed", "this origin may not chat (add it to "
                          "collector.cors_origins)")
-        client = client_address(request.scope, headers, proxies)
-        if throttle.blocked(client):
-            raise Reject(429, "too_many_failures", "too many requests with a wrong write "
-                         "key from this address; wait a minute", retry_after=60)
         key = body.get("writeKey") or request.query_params.get("k")
-        found = state.keys.workspace(key) if isinstance(key, str) else None
-        if found is None:
-            throttle.failed(client)
-            raise Reject(401, "invalid_write_key", "missing or unknown write key (send "
-                         "writeKey in the body or ?k=)")
-        return found
+        return throttle.admit(client_address(request.scope, headers, proxies),
+                              state.keys.workspace(key) if isinstance(key, str) else None,
+                              Reject(401, "invalid_write_key", "missing or unknown write key "
+                                     "(send writeKey in the body or ?k=)"))
 
     def text(body: dict[str, Any], name: str, limit: int = 2048, required: bool = True
              ) -> str | None:

@@ -79,30 +79,21 @@ class Decide:
             return values[0][:_FIELD] if values and values[0] else None
 
         client = client_address(scope, headers, self.proxies)
-        if self.throttle.blocked(client):
-            raise Reject(429, "too_many_failures", "too many requests with a wrong write "
-                         "key from this address; wait a minute", retry_after=60)
         key = one("k")
-        if not key or self.state.keys.workspace(key) is None:
-            self.throttle.failed(client)
-            raise Reject(401, "invalid_write_key", "missing or unknown write key (pass it "
-                         "as ?k=)")
+        self.throttle.admit(client, self.state.keys.workspace(key) if key else None,
+                            Reject(401, "invalid_write_key", "missing or unknown write key "
+                                   "(pass it as ?k=)"))
         return client, one("aid"), one("url"), one("ref")
 
     async def _from_body(self, scope: Scope, receive: Receive, headers: dict[bytes, bytes]
                          ) -> tuple[str | None, str | None, str | None, str | None]:
         client = client_address(scope, headers, self.proxies)
-        if self.throttle.blocked(client):
-            raise Reject(429, "too_many_failures", "too many requests with a wrong token "
-                         "from this address; wait a minute", retry_after=60)
         auth = headers.get(b"authorization", b"").decode("latin-1")
         token = auth[7:].strip() if auth[:7].lower() == "bearer " else None
-        granted = self.tokens.scope(token)
-        if granted is None:
-            self.throttle.failed(client)
-            raise Reject(401, "invalid_token", "POST /v1/decide needs an API token "
-                         "(Authorization: Bearer dlt_...; demandloop tokens create --scope "
-                         "read)")
+        granted = self.throttle.admit(
+            client, self.tokens.scope(token),
+            Reject(401, "invalid_token", "POST /v1/decide needs an API token (Authorization: "
+                   "Bearer dlt_...; demandloop tokens create --scope read)"), "token")
         if not allows(granted, "read"):
             raise Reject(403, "forbidden", "this token may not read")
         body = json_object(await read_body(receive, headers, MAX_BODY, self.read_timeout))

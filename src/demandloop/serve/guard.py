@@ -19,10 +19,14 @@ import logging
 import resource
 import time
 from collections.abc import Sequence
-from typing import ClassVar
+from typing import ClassVar, TypeVar
 
 from starlette.types import Scope
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+from demandloop.serve.envelope import Reject
+
+T = TypeVar("T")
 
 log = logging.getLogger("demandloop.access")
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -78,6 +82,19 @@ class AuthThrottle:
     def blocked(self, client: str | None) -> bool:
         tokens, _ = self._tokens(client or "")
         return tokens < 1.0
+
+    def admit(self, client: str | None, found: T | None, refused: Reject,
+              what: str = "write key") -> T:
+        """*found* (a write key's workspace, a token's scope) for *client*: a 429 while the
+        client has failed too often, else *refused* (its 401) when nothing was found, which
+        counts as a failure. The one gate every credential of the collector goes through."""
+        if self.blocked(client):
+            raise Reject(429, "too_many_failures", f"too many requests with a wrong {what} "
+                         "from this address; wait a minute", retry_after=60)
+        if found is None:
+            self.failed(client)
+            raise refused
+        return found
 
     def failed(self, client: str | None) -> None:
         key = client or ""

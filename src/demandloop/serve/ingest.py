@@ -112,16 +112,10 @@ class Ingest:
 
     def _workspace(self, client: str | None, headers: dict[bytes, bytes],
                    body: dict[str, Any]) -> str:
-        if self.throttle.blocked(client):
-            raise Reject(429, "too_many_failures", "too many requests with a wrong write "
-                         "key from this address; wait a minute", retry_after=60)
-        workspace = self.state.keys.workspace(
-            write_key(headers.get(b"authorization", b"").decode("latin-1"), body))
-        if workspace is None:
-            self.throttle.failed(client)
-            raise Reject(401, "invalid_write_key", "missing or unknown write key (send "
-                         "it as the HTTP Basic username or as writeKey in the body)")
-        return workspace
+        return self.throttle.admit(client, self.state.keys.workspace(
+            write_key(headers.get(b"authorization", b"").decode("latin-1"), body)),
+            Reject(401, "invalid_write_key", "missing or unknown write key (send it as the "
+                   "HTTP Basic username or as writeKey in the body)"))
 
     async def _ingest(self, scope: Scope, receive: Receive, headers: dict[bytes, bytes],
                       kind: str | None) -> int:
