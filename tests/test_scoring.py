@@ -11,6 +11,7 @@ from typing import Any
 import ibis
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -129,7 +130,7 @@ def test_score_command_writes_a_snapshot(cli, market: Path, tmp_path: Path) -> N
 
 
 def test_stage_machine_first_match_wins_with_reasons() -> None:
-    from demandloop.score.stages import Condition, Rule, assign, changes
+    from demandloop.score.stages import Condition, Rule, assign
 
     rules = [Rule("customer", (Condition("won_opportunities", ">=", 1),)),
              Rule("mqa", (Condition("fit", ">=", 50),),
@@ -143,10 +144,44 @@ def test_stage_machine_first_match_wins_with_reasons() -> None:
     assert list(out["stage"]) == ["customer", "mqa", "mqa", "engaged", "engaged"]
     assert out["reasons"][1] == ["fit >= 50 (is 60)", "engagement >= 25 (is 30)"]
     assert out["reasons"][2] == ["fit >= 50 (is 60)", "surging == True (is True)"]
-    moved = changes({"a": "customer", "b": "engaged"}, out)
-    assert list(zip(moved["entity_id"], moved["from_stage"], moved["to_stage"],
-                    strict=True)) == [("b", "engaged", "mqa"), ("c", None, "mqa"),
-                                      ("d", None, "engaged"), ("e", None, "engaged")]
+
+
+def test_a_snapshot_records_every_stage_change_since_the_stages_before(
+        ws: demandloop.Workspace) -> None:
+    from demandloop.score import snapshot
+
+    at = dt.datetime(2026, 5, 1)
+    accounts = pd.DataFrame({
+        "account_id": ["a", "b", "c"], "stage": ["customer", "mqa", "unaware"],
+        "reasons": [["won"], ["fit"], []], "fit": [10.0, 60.0, 0.0], "engagement": 1.0,
+        "surge": 1.0, "predictive_fit": None, "fit_band": "Weak", "fit_criteria": [[]] * 3,
+        "touches": 1, "people": 0, "surging": False, "surge_topics": [[]] * 3,
+        "committee_coverage": 0.0, "missing_roles": [[]] * 3, "recent": 0.0,
+        "priority": 0.1})
+    people = pd.DataFrame({"person_id": ["p", "q"], "stage": ["", "mql"],
+                           "reasons": [[], ["form"]], "account_fit": [1.0, None],
+                           "engagement": [0.0, 2.0]})
+    last = {"account": pa.table({"entity_id": ["a", "b"], "stage": ["customer", "engaged"]}),
+            "person": pa.table({"entity_id": ["p"], "stage": ["mql"]})}
+    moves = snapshot.write(ws.store, at, {"account": snapshot.account_rows(accounts),
+                                          "person": snapshot.person_rows(people)},
+                           {k: v.cast(snapshot.STAGES) for k, v in last.items()},
+                           {"account": accounts["reasons"].to_numpy(dtype=object),
+                            "person": people["reasons"].to_numpy(dtype=object)})
+    with ws.store.reader() as cur:
+        stored = cur.execute("SELECT entity, entity_id, from_stage, to_stage, changed_at, "
+                             "reasons FROM stage_changes ORDER BY ALL").fetchall()
+        scores = cur.execute("SELECT entity, entity_id, stage FROM scores "
+                             "ORDER BY ALL").fetchall()
+    # "c" is unaware without a stage before: a first stage is a change, "a" kept its own
+    assert [r[:4] for r in stored] == [
+        ("account", "b", "engaged", "mqa"), ("account", "c", None, "unaware"),
+        ("person", "p", "mql", "(none)"), ("person", "q", None, "mql")]
+    assert {r[4] for r in stored} == {at} and stored[0][5] == '["fit"]'
+    assert moves.num_rows == 4
+    assert scores == [("account", "a", "customer"), ("account", "b", "mqa"),
+                      ("account", "c", "unaware"), ("person", "p", None),
+                      ("person", "q", "mql")]
 
 
 def test_committee_roles_and_seniority() -> None:

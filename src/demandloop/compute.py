@@ -12,7 +12,8 @@ Example:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 import ibis
@@ -31,12 +32,21 @@ class Tables:
 
     backend: Any
     workspace_id: str
+    #: per table, a function narrowing it to some of its rows (see :meth:`narrowed`)
+    only: dict[str, Callable[[Any], Any]] = field(default_factory=dict)
 
     def __getattr__(self, name: str) -> Any:
         if name not in DATA_TABLES:
             raise AttributeError(name)
         t = self.backend.table(name)
-        return t.filter(t.workspace_id == self.workspace_id)
+        t = t.filter(t.workspace_id == self.workspace_id)
+        narrow = self.only.get(name)
+        return narrow(t) if narrow else t
+
+    def narrowed(self, **only: Callable[[Any], Any]) -> Tables:
+        """These tables with some narrowed to part of their rows, each by a function of the
+        Ibis table (the live rescore reads only the touches of the accounts it rescores)."""
+        return Tables(self.backend, self.workspace_id, {**self.only, **only})
 
 
 def frame(expr: Any) -> pd.DataFrame:

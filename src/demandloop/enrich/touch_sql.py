@@ -150,14 +150,15 @@ def _confidence(source: str) -> str:
     return f"(CASE {source} {cases} ELSE 0.0 END)"
 
 
-def insert_touches() -> str:
+def insert_touches(returning: bool = False) -> str:
     """Insert :func:`touches` into ``touches`` with each touch's person and account: the
     person of its anonymous id, else of its user id; that person's account, else what its
     address matched while whole (IP policy), else its address's lookup. One statement, so
     nothing is staged in the transaction's own storage. Rows are written in account order
     (then time): DuckDB's zone maps then skip every row group but an account's own when a
     page reads one account's touches (an account page at 10M events: 272 ms -> 50 ms), at
-    no cost to the rebuild; nothing reads touches in their stored order."""
+    no cost to the rebuild; nothing reads touches in their stored order. *returning*: the
+    statement returns each written touch's account and person, else their number."""
     account = ("CASE WHEN m.account_id IS NOT NULL THEN m.account_id "
                "WHEN f.message_id IS NOT NULL THEN f.account_id ELSE l.account_id END")
     source = ("CASE WHEN m.account_id IS NOT NULL THEN m.source "
@@ -196,4 +197,4 @@ SELECT $ws, message_id, message_id, account_id, person_id, anonymous_id, ts, cha
        ip, seq, user_id, path
 FROM (SELECT *, epoch_us(ts) * 1024 + (hash(message_id) % 1024)::BIGINT AS seq FROM a)
 ORDER BY account_id NULLS LAST, seq
-"""
+""" + ("RETURNING account_id, person_id" if returning else "")

@@ -8,17 +8,22 @@ Reads the workspace (accounts, touches), computes with the pure functions of thi
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
+import ibis
+import numpy as np
 import orjson
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 
-from demandloop.compute import Tables, frame, tables
+from demandloop.compute import Tables, frame, isin, tables
 from demandloop.config import Settings
 from demandloop.config.score import StageSetting
 from demandloop.errors import UsageError
+from demandloop.score import caps, live, snapshot
 from demandloop.score.engagement import breadth
 from demandloop.score.measures import (
     account_context,
@@ -30,8 +35,7 @@ from demandloop.score.measures import (
     rules_from,
     stage_features,
 )
-from demandloop.score.stages import Condition, Rule, assign, changes
-from demandloop.store.arrow import typed_table
+from demandloop.score.stages import Condition, Rule, assign
 from demandloop.store.db import Store
 from demandloop.store.memory import collector_paused
 
@@ -47,6 +51,10 @@ class ScoreResult:
     mqls: int = 0
     #: for a point-in-time score: per input, (known at as_of, stored now)
     known: dict[str, tuple[int, int]] = field(default_factory=dict)
+    #: "full" (every touch read) or "incremental" (see :mod:`demandloop.score.live`)
+    mode: str = "full"
+    #: accounts whose measures were computed (all of them in a full score)
+    recomputed: int = 0
 
 
 def _rules(stages: list[StageSetting]) -> list[Rule]:
@@ -70,6 +78,59 @@ def _run(store: Store, settings: Settings, as_of: dt.datetime | None) -> ScoreRe
                              hint="ingest events and run 'demandloop resolve' first")
         as_of = row[0]
     assert as_of is not None
+    now = live.inputs(store, settings)
+    planned = live.plan(store, settings, as_of, now)
+    found = _recompute(store, settings, as_of, planned) if planned is not None else None
+    mode = "incremental" if found is not None else "full"
+    if found is None:
+        found = _compute(store, settings, as_of)
+    features, person_rows, last = found
+    df = assign(_rules(settings.score.stages), features)
+    mql_rule = Rule("mql", tuple(Condition(c.field, c.op, c.value)
+                                 for c in settings.score.mql.all),
+                    tuple(Condition(c.field, c.op, c.value) for c in settings.score.mql.any))
+    people = assign([mql_rule], person_rows, none="")
+    moves = snapshot.write(
+        store, as_of, {"account": snapshot.account_rows(df), "person": snapshot.person_rows(
+            people)}, last, {"account": df["reasons"].to_numpy(dtype=object),
+                             "person": people["reasons"].to_numpy(dtype=object)})
+    live.remember(store, now, as_of, features, person_rows, last, moves)
+    return ScoreResult(as_of=as_of, accounts=len(df), surging=int(df["surging"].sum()),
+                       strong_fit=int((df["fit_band"] == "Strong").sum()),
+                       stages={str(k): int(v) for k, v in df["stage"].value_counts().items()},
+                       stage_changes=int(pc.sum(pc.equal(moves["entity"], "account")).as_py()
+                                         or 0),
+                       mqls=int((people["stage"] == "mql").sum()), mode=mode,
+                       recomputed=len(planned.accounts) if mode == "incremental" and planned
+                       else len(df))
+
+
+
+
+def _touches_of(t: Tables, entity: str, ids: list[str]) -> Callable[[object], object]:
+    """A :meth:`~demandloop.compute.Tables.narrowed` filter: the touches of *ids* (by
+    *entity*), copied once into a temporary table on *t*'s connection. Each measure reads
+    them again; filtering 10M touches each time cost more than the measures."""
+    name = f"_live_{entity}"
+    con = t.backend.con
+    # only what scoring reads (all columns took 4x as long), matched through an Arrow table
+    # (a list parameter took twice as long)
+    con.register("_live_ids", pa.table({"id": pa.array(ids, pa.string())}))
+    try:
+        con.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS SELECT "
+                    f"{', '.join(caps.COLUMNS)} FROM touches WHERE workspace_id = $ws "
+                    f"AND {entity} IN (SELECT id FROM _live_ids)", {"ws": t.workspace_id})
+    finally:
+        con.unregister("_live_ids")
+    table = t.backend.table(name)
+    return lambda _: table
+
+Found = tuple[pd.DataFrame, pd.DataFrame, dict[str, pa.Table]]
+
+
+def _compute(store: Store, settings: Settings, as_of: dt.datetime) -> Found:
+    """Every account's and person's features at *as_of* (before the stage and MQL rules),
+    and the stages before *as_of*, from every touch."""
     t = tables(store)
     with ThreadPoolExecutor(max_workers=1) as pool:
         # The cap's candidates for accounts and people, from one pass over the touches on
@@ -82,77 +143,48 @@ def _run(store: Store, settings: Settings, as_of: dt.datetime | None) -> ScoreRe
         fits = _fits(store, own, settings)
         context = account_context(store, settings, as_of)
         reach = frame(breadth(own.touches, as_of))
-        last = {entity: _last_stages(store, entity, as_of) for entity in ("account", "person")}
+        last = {entity: snapshot.last_stages(store, entity, as_of)
+                for entity in ("account", "person")}
         found = pending.result()
     df = stage_features(store, settings, as_of, account_scores(
         store, settings, as_of, t=t, candidates=found.get("account_id"), fits=fits,
         reach=reach), context)
-    df = assign(_rules(settings.score.stages), df)
     measures = person_measures(t, settings, as_of, found.get("person_id"))
-    mql_rule = Rule("mql", tuple(Condition(c.field, c.op, c.value)
-                                 for c in settings.score.mql.all),
-                    tuple(Condition(c.field, c.op, c.value) for c in settings.score.mql.any))
-    people = assign([mql_rule], person_features(store, settings, as_of, df, measures, t),
-                    none="")
-    predicted = df["predictive_fit"].astype(float)
-    df["predictive_fit"] = predicted.astype(object).where(predicted.notna(), None)
-    # Only the columns the JSON holds, as plain lists: itertuples over the whole (wide)
-    # frame built a 40-field tuple per account and cost twice as much.
-    keys = {"fit_band": "fit_band", "fit_criteria": "fit_criteria", "touches": "touches",
-            "people": "people", "surging": "surging", "surge_topics": "surge_topics",
-            "stage_reasons": "reasons", "committee_coverage": "committee_coverage",
-            "missing_roles": "missing_roles", "recent": "recent", "priority": "priority",
-            "predictive_fit": "predictive_fit"}
-    names = list(keys)
-    details = [orjson.dumps(dict(zip(names, row, strict=True)),
-                            option=orjson.OPT_SERIALIZE_NUMPY).decode()
-               for row in zip(*(df[c].tolist() for c in keys.values()), strict=True)]
-    accounts = pd.DataFrame({"entity": "account", "entity_id": df["account_id"],
-                             "fit": df["fit"], "engagement": df["engagement"],
-                             "intent": df["surge"], "stage": df["stage"],
-                             "details": details})
-    persons = pd.DataFrame({
-        "entity": "person", "entity_id": people["person_id"], "fit": people["account_fit"],
-        "engagement": people["engagement"], "intent": None,
-        "stage": people["stage"].replace("", None),
-        # most people match no MQL rule: their (equal) details are written once
-        "details": [orjson.dumps({"mql_reasons": r}).decode() if r else _NO_MQL
-                    for r in people["reasons"].tolist()],
-    })
-    snap = _arrow(pd.concat([accounts, persons], ignore_index=True))
-    moves = []
-    for entity, snapshot in (("account", accounts.assign(reasons=df["reasons"])),
-                          ("person", persons.assign(reasons=people["reasons"]))):
-        cur_frame = snapshot.assign(stage=snapshot["stage"].fillna("(none)"))
-        moved = changes(last[entity], cur_frame)
-        moved = moved[~((moved["from_stage"].isna()) & (moved["to_stage"] == "(none)"))]
-        moves.append(moved.assign(entity=entity))
-    change_rows = pd.concat(moves, ignore_index=True)
-    change_rows["reasons"] = change_rows["reasons"].map(lambda r: orjson.dumps(r).decode())
-    change_rows["from_stage"] = change_rows["from_stage"].astype(object).where(
-        change_rows["from_stage"].notna(), None)
-    with store.writer() as cur:
-        ws = {"ws": store.workspace_id, "at": as_of}
-        cur.register("_snap", snap)
-        cur.register("_moves", _arrow(change_rows[["entity", "entity_id", "from_stage",
-                                                   "to_stage", "reasons"]]))
-        cur.execute("DELETE FROM scores WHERE workspace_id = $ws AND as_of = $at", ws)
-        cur.execute("DELETE FROM stage_changes WHERE workspace_id = $ws AND changed_at = $at",
-                    ws)
-        cur.execute("INSERT INTO scores SELECT $ws, $at, entity, entity_id, fit, "
-                    "engagement, intent, stage, details FROM _snap", ws)
-        cur.execute("INSERT INTO stage_changes SELECT $ws, entity, entity_id, from_stage, "
-                    "to_stage, $at, reasons FROM _moves", ws)
-        cur.unregister("_snap")
-        cur.unregister("_moves")
-    return ScoreResult(as_of=as_of, accounts=len(df), surging=int(df["surging"].sum()),
-                       strong_fit=int((df["fit_band"] == "Strong").sum()),
-                       stages={str(k): int(v) for k, v in df["stage"].value_counts().items()},
-                       stage_changes=int((change_rows["entity"] == "account").sum()),
-                       mqls=int((people["stage"] == "mql").sum()))
+    return df, person_features(store, settings, as_of, df, measures, t), last
 
 
-_NO_MQL = orjson.dumps({"mql_reasons": []}).decode()
+def _recompute(store: Store, settings: Settings, as_of: dt.datetime,
+               plan: live.Plan) -> Found | None:
+    """:func:`_compute` from the last score, recomputing what *plan* names (see
+    :mod:`demandloop.score.live`); None when fit moved for an account kept (a full score
+    is due)."""
+    kept = plan.kept
+    fits = _fits(store, tables(store), settings)
+    same = kept.accounts[["account_id", "fit"]].merge(fits[["account_id", "fit"]],
+                                                      on="account_id")
+    if not np.array_equal(same["fit_x"].to_numpy(), same["fit_y"].to_numpy()):
+        return None
+    t = tables(store)
+    ids = sorted(plan.accounts)
+    mine = t.narrowed(touches=_touches_of(t, "account_id", ids))
+    fresh = stage_features(store, settings, as_of, account_scores(
+        store, settings, as_of, t=mine, fits=fits[isin(fits["account_id"], plan.accounts)],
+        reach=frame(breadth(mine.touches, as_of))),
+        account_context(store, settings, as_of, ids))
+    stale = kept.accounts[~isin(kept.accounts["account_id"], plan.accounts)]
+    stale = stale.assign(engagement=stale["engagement"] * plan.factor)
+    stale["priority"] = stale["fit"] / 100.0 * (1.0 + np.log1p(stale["engagement"]))
+    df = pd.concat([stale, fresh[stale.columns]], ignore_index=True)
+    who = sorted(plan.persons)
+    chosen = ibis.memtable(pa.table({"person_id": pa.array(who, pa.string())}))
+    theirs = t.narrowed(touches=_touches_of(t, "person_id", who),
+                        persons=lambda x: x.filter(x.person_id.isin(chosen.person_id)))
+    fresh_people = person_features(store, settings, as_of, df,
+                                   person_measures(theirs, settings, as_of), theirs)
+    others = kept.people[~isin(kept.people["person_id"], plan.persons)]
+    others = others.assign(engagement=others["engagement"] * plan.factor)
+    people = pd.concat([others, fresh_people[others.columns]], ignore_index=True)
+    return df, people, plan.last(as_of)
 
 #: the last fit scores computed, by what they were computed from (see _fits)
 _FIT_CACHE: dict[tuple[object, ...], pd.DataFrame] = {}
@@ -176,18 +208,3 @@ def _fits(store: Store, t: Tables, settings: Settings) -> pd.DataFrame:
         _FIT_CACHE.clear()  # one workspace's at a time: a server holds one
         _FIT_CACHE[key] = found
     return found.copy()
-
-
-def _last_stages(store: Store, entity: str, before: dt.datetime) -> dict[str, str]:
-    """Each entity's stage after its latest change strictly before *before*."""
-    with store.reader() as cur:
-        rows = cur.execute(
-            "SELECT entity_id, arg_max(to_stage, changed_at) FROM stage_changes "
-            "WHERE workspace_id = ? AND entity = ? AND changed_at < ? GROUP BY entity_id",
-            [store.workspace_id, entity, before]).fetchall()
-    return {e: s for e, s in rows}
-
-
-def _arrow(df: pd.DataFrame) -> pa.Table:
-    return typed_table(df, {"fit": pa.float64(), "engagement": pa.float64(),
-                            "intent": pa.float64()})

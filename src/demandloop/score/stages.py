@@ -24,7 +24,7 @@ from demandloop.conditions import Condition, describe_column, mask
 from demandloop.config.conditions import ACCOUNT_FEATURES, PERSON_FEATURES, SENIORITY_RANK
 
 __all__ = ["ACCOUNT_FEATURES", "PERSON_FEATURES", "SENIORITY_RANK", "Condition", "Rule",
-           "assign", "changes"]
+           "assign"]
 
 @dataclass(frozen=True)
 class Rule:
@@ -86,14 +86,3 @@ def assign(rules: list[Rule], features: pd.DataFrame, none: str = "unaware"
     reasons[todo] = _empty_lists(int(todo.sum()))
     return features.assign(stage=pd.Series(stage, index=features.index),
                            reasons=pd.Series(reasons, index=features.index))
-
-
-def changes(previous: dict[str, str], current: pd.DataFrame) -> pd.DataFrame:
-    """Rows whose stage differs from *previous* (entity id -> last stage): ``entity_id,
-    from_stage, to_stage, reasons``."""
-    prev = current["entity_id"].map(previous).astype(object)
-    moved = current[prev.fillna("(none)") != current["stage"]]
-    before = prev[moved.index].astype(object)
-    return pd.DataFrame({"entity_id": moved["entity_id"],
-                         "from_stage": before.where(before.notna(), None),
-                         "to_stage": moved["stage"], "reasons": moved["reasons"]})

@@ -12,6 +12,7 @@ from pathlib import Path
 import orjson
 
 from demandloop.errors import InputError, UsageError
+from demandloop.store import touch_log
 from demandloop.store.db import Store
 from demandloop.store.schema import DATA_TABLES, SCHEMA_VERSION
 
@@ -108,6 +109,7 @@ def import_parquet(store: Store, directory: Path, *, replace: bool = False) -> d
                 {"ws": store.workspace_id},
             )
             counts[table] = int(tables[table])
+        touch_log.record_all(cur, store.workspace_id)  # every touch replaced
     return counts
 
 

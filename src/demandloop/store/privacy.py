@@ -25,6 +25,7 @@ import duckdb
 import orjson
 import pyarrow as pa
 
+from demandloop.store import touch_log
 from demandloop.store.db import Store, transaction
 
 ERASED = "sha256:"
@@ -196,6 +197,8 @@ def erase(store: Store, key: str, now: dt.datetime) -> tuple[Subject, dict[str, 
                                f"({PREDICATES[table]}) RETURNING 1", p).fetchall()
             if rows:
                 counts[table] = len(rows)
+        if counts.get("touches"):
+            touch_log.record_all(cur, store.workspace_id)  # the live rescore starts over
         for email in sorted(s.emails):
             cur.execute("INSERT INTO suppressions VALUES ($ws, $h, 'erased', 'privacy', $now) "
                         "ON CONFLICT DO NOTHING", {**p, "h": email_hash(email), "now": now})

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from demandloop.store.schema_later import V2, V3, V5, V6, V7, V8, V10, V11, V13, V14
+from demandloop.store.schema_later import V2, V3, V5, V6, V7, V8, V10, V11, V13, V14, V15
 from demandloop.store.schema_v1 import V1
 
 
@@ -48,6 +48,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(13, "chat and meetings: chat_sessions, chat_messages, meetings, meeting_slots",
               V13),
     Migration(14, "AEO: access_log (web server and CDN requests, AI crawlers named)", V14),
+    Migration(15, "touch_changes: what each resolve changed in touches (live rescore)", V15),
 )
 
 #: tables exported/imported as Parquet, in dependency-free order

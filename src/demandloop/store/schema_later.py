@@ -310,3 +310,17 @@ CREATE TABLE access_log (
     source VARCHAR
 );
 """
+
+# What each resolve run changed in touches, for the live rescore (score.live): the accounts
+# and persons whose touches were rewritten (before and after), one ``#`` row with the
+# touches added minus removed, or one ``*`` row when every touch may have changed (a
+# rebuild, an erasure). Only the last runs are kept.
+V15 = """
+CREATE TABLE touch_changes (
+    workspace_id VARCHAR NOT NULL,
+    run BIGINT NOT NULL,
+    entity VARCHAR NOT NULL,
+    entity_id VARCHAR,
+    net BIGINT
+);
+"""
