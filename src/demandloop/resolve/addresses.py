@@ -96,12 +96,15 @@ def resolve_addresses(cur: Cursor, ws: str, settings: Settings, since: int,
     lookup = lookup_for(cur, ws, settings, current)
     policy = settings.collect.ip
     if policy == "full":
+        # The few new addresses first, then those of them already looked up: a NOT IN
+        # over every lookup (4.6M at 10M events) hashed them all, 0.25 s a run.
         new = cur.execute(f"""
-            SELECT ip, {V4_KEY} AS key FROM (
-                SELECT DISTINCT ip FROM events WHERE workspace_id = $ws
-                AND coalesce(load_id, 0) > $since AND type IN ('page', 'track')
-                AND ip IS NOT NULL AND ip NOT IN (SELECT ip FROM ip_lookups
-                WHERE workspace_id = $ws))""", {"ws": ws, "since": since}).to_arrow_table()
+            WITH n AS (SELECT DISTINCT ip FROM events WHERE workspace_id = $ws
+                       AND coalesce(load_id, 0) > $since AND type IN ('page', 'track')
+                       AND ip IS NOT NULL)
+            SELECT ip, {V4_KEY} AS key FROM n WHERE ip NOT IN (
+                SELECT ip FROM ip_lookups WHERE workspace_id = $ws
+                AND ip IN (SELECT ip FROM n))""", {"ws": ws, "since": since}).to_arrow_table()
         if new.num_rows == 0:
             return 0
         column = new["key"]
@@ -128,10 +131,11 @@ def _freeze(cur: Cursor, ws: str, since: int, policy: str, lookup: Lookup) -> in
     whole address matched (kept in ``ip_matches``, so later runs still attribute the visit),
     and the address each one keeps."""
     new = cur.execute(
-        "SELECT message_id, ip FROM events WHERE workspace_id = $ws "
-        "AND coalesce(load_id, 0) > $since AND ip IS NOT NULL AND message_id NOT IN "
-        "(SELECT message_id FROM ip_matches WHERE workspace_id = $ws)",
-        {"ws": ws, "since": since}).df()
+        "WITH n AS (SELECT message_id, ip FROM events WHERE workspace_id = $ws "
+        "AND coalesce(load_id, 0) > $since AND ip IS NOT NULL) "
+        "SELECT message_id, ip FROM n WHERE message_id NOT IN (SELECT message_id "
+        "FROM ip_matches WHERE workspace_id = $ws AND message_id IN "
+        "(SELECT message_id FROM n))", {"ws": ws, "since": since}).df()
     if new.empty:
         return 0
     ips = pd.Series(new["ip"].unique(), dtype=object)
