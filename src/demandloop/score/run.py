@@ -165,25 +165,29 @@ def _recompute(store: Store, settings: Settings, as_of: dt.datetime,
     if not np.array_equal(same["fit_x"].to_numpy(), same["fit_y"].to_numpy()):
         return None
     t = tables(store)
-    ids = sorted(plan.accounts)
-    mine = t.narrowed(touches=_touches_of(t, "account_id", ids))
-    fresh = stage_features(store, settings, as_of, account_scores(
-        store, settings, as_of, t=mine, fits=fits[isin(fits["account_id"], plan.accounts)],
-        reach=frame(breadth(mine.touches, as_of))),
-        account_context(store, settings, as_of, ids))
     stale = kept.accounts[~isin(kept.accounts["account_id"], plan.accounts)]
     stale = stale.assign(engagement=stale["engagement"] * plan.factor)
     stale["priority"] = stale["fit"] / 100.0 * (1.0 + np.log1p(stale["engagement"]))
-    df = pd.concat([stale, fresh[stale.columns]], ignore_index=True)
-    who = sorted(plan.persons)
-    chosen = ibis.memtable(pa.table({"person_id": pa.array(who, pa.string())}))
-    theirs = t.narrowed(touches=_touches_of(t, "person_id", who),
-                        persons=lambda x: x.filter(x.person_id.isin(chosen.person_id)))
-    fresh_people = person_features(store, settings, as_of, df,
-                                   person_measures(theirs, settings, as_of), theirs)
+    df = stale
+    if plan.accounts:  # (nothing to recompute is common: the clock moved, no one crossed)
+        ids = sorted(plan.accounts)
+        mine = t.narrowed(touches=_touches_of(t, "account_id", ids))
+        fresh = stage_features(store, settings, as_of, account_scores(
+            store, settings, as_of, t=mine,
+            fits=fits[isin(fits["account_id"], plan.accounts)],
+            reach=frame(breadth(mine.touches, as_of))),
+            account_context(store, settings, as_of, ids))
+        df = pd.concat([stale, fresh[stale.columns]], ignore_index=True)
     others = kept.people[~isin(kept.people["person_id"], plan.persons)]
-    others = others.assign(engagement=others["engagement"] * plan.factor)
-    people = pd.concat([others, fresh_people[others.columns]], ignore_index=True)
+    people = others.assign(engagement=others["engagement"] * plan.factor)
+    if plan.persons:
+        who = sorted(plan.persons)
+        chosen = ibis.memtable(pa.table({"person_id": pa.array(who, pa.string())}))
+        theirs = t.narrowed(touches=_touches_of(t, "person_id", who),
+                            persons=lambda x: x.filter(x.person_id.isin(chosen.person_id)))
+        fresh_people = person_features(store, settings, as_of, df,
+                                       person_measures(theirs, settings, as_of), theirs)
+        people = pd.concat([people, fresh_people[people.columns]], ignore_index=True)
     return df, people, plan.last(as_of)
 
 #: the last fit scores computed, by what they were computed from (see _fits)
