@@ -76,16 +76,39 @@ def _load_crm(ws: demandloop.Workspace, market: Path) -> None:
     ws.import_ip_ranges(market / "ip_ranges.csv")
 
 
-@pytest.mark.parametrize(("seed", "ip"), [(1, "full"), (2, "full"), (3, "truncate"),
-                                          (4, "full"), (5, "drop")])
+def _split(lines: list[str], rng: random.Random, order: str) -> list[list[str]]:
+    """*lines* in 3-6 batches (``random``: each line anywhere), or 5-8 (``time``: in time
+    order, as a live site sends them, about 3 % arriving in a later batch)."""
+    if order == "random":
+        batches = rng.randint(3, 6)
+        parts: list[list[str]] = [[] for _ in range(batches)]
+        for line in lines:
+            parts[rng.randrange(batches)].append(line)
+        return parts
+    lines = sorted(lines, key=lambda line: json.loads(line)["timestamp"])
+    batches = rng.randint(5, 8)
+    parts = [[] for _ in range(batches)]
+    for i, line in enumerate(lines):
+        k = i * batches // len(lines)
+        if k < batches - 1 and rng.random() < 0.03:
+            k = rng.randrange(k + 1, batches)
+        parts[k].append(line)
+    return parts
+
+
+@pytest.mark.parametrize(("seed", "ip", "order"), [
+    (1, "full", "random"), (2, "full", "random"), (3, "truncate", "random"),
+    (4, "full", "random"), (5, "drop", "random"), (6, "full", "time"), (7, "full", "time"),
+    (8, "truncate", "time"), (9, "drop", "time")])
 def test_incremental_equals_rebuild_over_random_splits(tmp_path: Path, market: Path,
-                                                       seed: int, ip: str) -> None:
+                                                       seed: int, ip: str, order: str
+                                                       ) -> None:
+    """Random splits bring late events to most visitors (their events are all read
+    again); splits in time order mostly append to visitors (touches built from the new
+    events and the last page before them) and identify them later (their stored touches
+    attributed again)."""
     lines = (market / "events.jsonl").read_text().splitlines()
-    rng = random.Random(seed)
-    batches = rng.randint(3, 6)
-    parts: list[list[str]] = [[] for _ in range(batches)]
-    for line in lines:
-        parts[rng.randrange(batches)].append(line)
+    parts = _split(lines, random.Random(seed), order)
 
     with demandloop.open(tmp_path / "once", settings=_settings(ip)) as once:
         _load_crm(once, market)

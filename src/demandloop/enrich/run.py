@@ -20,7 +20,7 @@ import duckdb
 import pyarrow as pa
 
 from demandloop.config import Settings
-from demandloop.enrich import touch_sql
+from demandloop.enrich import touch_reach, touch_sql
 from demandloop.enrich.channels import (
     Rule,
     classify_features,
@@ -120,31 +120,20 @@ def _touches(cur: Cursor, ws: str, settings: Settings, since: int, full: bool) -
     if full:
         source = _TEV.replace("$ws", _literal(ws))
     else:
-        # The visitors reached: those of new events, and those whose events carry a dirty
-        # identifier. Filters on the stored columns themselves (anonymous_id, user_id), not
-        # on expressions over them, so the scans skip what they can (10M events: 0.9 s ->
-        # 0.3 s for these two statements).
-        cur.execute("""CREATE OR REPLACE TEMP TABLE _visitors AS
-            SELECT DISTINCT coalesce(anonymous_id, 'user:' || user_id) AS visitor
-            FROM events WHERE workspace_id = $ws AND type IN ('page', 'track') AND (
-                coalesce(load_id, 0) > $since
-                OR anonymous_id IN (SELECT substr(identifier, 6) FROM _dirty_ids
-                                    WHERE starts_with(identifier, 'anon:'))
-                OR user_id IN (SELECT substr(identifier, 6) FROM _dirty_ids
-                               WHERE starts_with(identifier, 'user:')))""",
-                    {"ws": ws, "since": since})
-        # the few visitors' events, read once from the store (each later step reads them)
-        cur.execute(f"""CREATE OR REPLACE TEMP TABLE _tev_rows AS SELECT * FROM ({_TEV})
-            WHERE anonymous_id IN (SELECT visitor FROM _visitors)
-               OR (anonymous_id IS NULL AND user_id IN (
-                   SELECT substr(visitor, 6) FROM _visitors
-                   WHERE starts_with(visitor, 'user:')))""", {"ws": ws})
+        # who needs touches and from what (see enrich.touch_reach): the new events of
+        # visitors who browse on, every event of late ones, the stored touches of those
+        # whose identifiers changed person or account
+        late = touch_reach.prepare(cur, ws, since, _TEV)
+        if late:
+            cur.execute(touch_reach.rows_to_build(_TEV), {"ws": ws})
+        else:
+            cur.execute("CREATE OR REPLACE TEMP TABLE _tev_rows AS SELECT * FROM _new_ev")
+        cur.execute(touch_reach.context())
+        cur.execute(touch_reach.REATTRIBUTE)
         source = "SELECT * FROM _tev_rows"
         # whose touches these were, for the live rescore (store.touch_log); then deleted
         # by row id, not by a second search (DELETE ... RETURNING took 20x longer)
-        found = cur.execute("SELECT rowid, account_id, person_id FROM touches "
-                            "WHERE workspace_id = $ws AND touch_id IN "
-                            "(SELECT message_id FROM _tev_rows)", {"ws": ws}).fetchall()
+        found = cur.execute(touch_reach.GONE).fetchall()
         removed = [(r[1], r[2]) for r in found]
         cur.register("_gone", pa.table({"i": pa.array([r[0] for r in found], pa.int64())}))
         try:
@@ -186,11 +175,22 @@ def _touches(cur: Cursor, ws: str, settings: Settings, since: int, full: bool) -
             if full:
                 done = cur.execute(touch_sql.insert_touches(), {"ws": ws}).fetchone()
                 written += int(done[0]) if done else 0
-            else:
-                rows = cur.execute(touch_sql.insert_touches(returning=True),
-                                   {"ws": ws}).fetchall()
-                added.extend(rows)
-                written += len(rows)
+                continue
+            # this chunk's visitors' context rows and kept touches to attribute again
+            # (built and attributed with the new ones: one pass over the identifiers and
+            # address lookups, not two)
+            part = f" WHERE hash(visitor) % {chunks} = {i}" if chunks > 1 else ""
+            cur.execute(f"CREATE OR REPLACE TEMP VIEW _ctx AS SELECT * FROM _ctx_rows{part}")
+            cur.execute(f"CREATE OR REPLACE TEMP VIEW _reattr AS SELECT * FROM _reattr_rows"
+                        f"{part}")
+            cur.execute("CREATE OR REPLACE TEMP VIEW _addresses AS SELECT ip FROM _tev "
+                        "UNION ALL SELECT ip FROM _reattr")
+            rows = cur.execute(touch_sql.insert_touches(
+                returning=True, rows=touch_sql.touches(context=True)
+                + f" UNION ALL SELECT {touch_reach.KEPT} FROM _reattr",
+                addresses="_addresses"), {"ws": ws}).fetchall()
+            added.extend(rows)
+            written += len(rows)
     finally:
         cur.execute("DROP TABLE IF EXISTS _channels")
         cur.execute("DROP TABLE IF EXISTS _paths")

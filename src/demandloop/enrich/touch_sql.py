@@ -92,27 +92,33 @@ def _by_activity(field: str, default: str) -> str:
 GAP_SECONDS = int(VISIT_GAP.total_seconds())
 
 
-def touches() -> str:
+def touches(context: bool = False) -> str:
     """The touches of ``_tev`` before attribution (page visits carry their landing channel;
-    tracks the activity's channel, else their visit's, else direct): a query."""
+    tracks the activity's channel, else their visit's, else direct): a query. With
+    *context*, each visitor's last stored page touch (``_ctx(visitor, ts, channel)``, see
+    :mod:`demandloop.enrich.touch_reach`) goes before its events and out of the result."""
+    ctx = ", ctx" if context else ""
+    extra = ("UNION ALL SELECT '', visitor, ts, NULL, NULL, NULL, NULL, NULL, channel, TRUE "
+             "FROM _ctx") if context else ""
     return f"""
 WITH p AS (
     SELECT g.message_id, g.visitor, g.ts, g.path, g.page_title, g.anonymous_id, g.user_id,
-           g.ip, c.channel
-    FROM _pages g JOIN _channels c USING (fkey)),
+           g.ip, c.channel{", FALSE AS ctx" if context else ""}
+    FROM _pages g JOIN _channels c USING (fkey)
+    {extra}),
 s AS (
     SELECT *, (lag(ts) OVER w IS NULL
                OR epoch(ts) - epoch(lag(ts) OVER w) > {GAP_SECONDS}
                OR channel <> 'internal') AS starts
     FROM p WINDOW w AS (PARTITION BY visitor ORDER BY ts, message_id)),
 pages AS (
-    SELECT message_id, visitor, ts, path, page_title, anonymous_id, user_id, ip,
+    SELECT message_id, visitor, ts, path, page_title, anonymous_id, user_id, ip{ctx},
            last_value(CASE WHEN starts THEN channel END IGNORE NULLS) OVER (
                PARTITION BY visitor ORDER BY ts, message_id
                ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS landing
     FROM s),
 landed AS (
-    SELECT message_id, visitor, ts, path, page_title, anonymous_id, user_id, ip,
+    SELECT message_id, visitor, ts, path, page_title, anonymous_id, user_id, ip{ctx},
            CASE WHEN landing = 'internal' THEN 'direct' ELSE landing END AS channel
     FROM pages),
 tracks AS (
@@ -137,6 +143,7 @@ SELECT l.message_id, l.ts, l.anonymous_id, l.user_id, l.ip, l.channel,
        l.path
 FROM landed l LEFT JOIN _paths x ON x.path IS NOT DISTINCT FROM l.path
     AND x.page_title IS NOT DISTINCT FROM l.page_title
+{"WHERE NOT l.ctx" if context else ""}
 UNION ALL
 SELECT i.message_id, i.ts, i.anonymous_id, i.user_id, i.ip, i.channel, i.motion, i.activity,
        i.weight, x.topic, i.path
@@ -150,7 +157,8 @@ def _confidence(source: str) -> str:
     return f"(CASE {source} {cases} ELSE 0.0 END)"
 
 
-def insert_touches(returning: bool = False) -> str:
+def insert_touches(returning: bool = False, rows: str | None = None,
+                   addresses: str = "_tev") -> str:
     """Insert :func:`touches` into ``touches`` with each touch's person and account: the
     person of its anonymous id, else of its user id; that person's account, else what its
     address matched while whole (IP policy), else its address's lookup. One statement, so
@@ -158,7 +166,11 @@ def insert_touches(returning: bool = False) -> str:
     (then time): DuckDB's zone maps then skip every row group but an account's own when a
     page reads one account's touches (an account page at 10M events: 272 ms -> 50 ms), at
     no cost to the rebuild; nothing reads touches in their stored order. *returning*: the
-    statement returns each written touch's account and person, else their number."""
+    statement returns each written touch's account and person, else their number.
+
+    *rows* replaces :func:`touches` with another query of its columns (touches kept as
+    they are, to attribute again), *addresses* names the relation whose ``ip`` column
+    holds their addresses."""
     account = ("CASE WHEN m.account_id IS NOT NULL THEN m.account_id "
                "WHEN f.message_id IS NOT NULL THEN f.account_id ELSE l.account_id END")
     source = ("CASE WHEN m.account_id IS NOT NULL THEN m.source "
@@ -171,7 +183,7 @@ def insert_touches(returning: bool = False) -> str:
 INSERT INTO touches (workspace_id, touch_id, message_id, account_id, person_id,
     anonymous_id, ts, channel, motion, activity, weight, topic, match_source, confidence,
     ip, seq, user_id, path)
-WITH t AS ({touches()}),
+WITH t AS ({rows or touches()}),
 r AS (
     SELECT t.*, coalesce(pa.person_id, pu.person_id) AS person_id
     FROM t
@@ -188,7 +200,8 @@ a AS (
     -- only the lookups of this chunk's addresses: a join that builds on every lookup
     -- (4.6M at 10M events) cost 1.1 s a chunk, this 0.7 s
     LEFT JOIN (SELECT ip, account_id, source, detail FROM ip_lookups
-               WHERE workspace_id = $ws AND ip IN (SELECT ip FROM _tev)) l ON l.ip = r.ip)
+               WHERE workspace_id = $ws AND ip IN (SELECT ip FROM {addresses})) l
+        ON l.ip = r.ip)
 SELECT $ws, message_id, message_id, account_id, person_id, anonymous_id, ts, channel,
        motion, activity, weight, topic,
        CASE WHEN account_id IS NOT NULL THEN source
