@@ -16,6 +16,7 @@ load (``collector.rescore_after_load_seconds``, default 2 s) instead of at the n
 ``rescore_minutes`` (15 minutes).
 
     python benchmarks/signal_to_action.py --events 30 --stage-events 20
+    python benchmarks/signal_to_action.py --events 0 --stage-events 20 --accounts 20000
 """
 
 from __future__ import annotations
@@ -86,13 +87,16 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--events", type=int, default=30)
     ap.add_argument("--stage-events", type=int, default=20)
+    ap.add_argument("--accounts", type=int, default=500,
+                    help="accounts of the simulated market of the stage-change run")
+    ap.add_argument("--days", type=int, default=90, help="its days")
     args = ap.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="dl-s2a-"))
     try:
         if args.events:
             run(tmp / "event", args.events)
         if args.stage_events:
-            run_stage(tmp / "stage", args.stage_events)
+            run_stage(tmp / "stage", args.stage_events, args.accounts, args.days)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
@@ -122,10 +126,10 @@ def _serve(d: Path) -> tuple[Any, Any, Any, str]:
     return ws, loader, server, url
 
 
-def run_stage(tmp: Path, n: int) -> None:
+def run_stage(tmp: Path, n: int, accounts: int = 500, days: int = 90) -> None:
     """Event -> resolve -> score -> stage change -> workflow alert, through the live loop."""
     market, d = tmp / "market", tmp / "w"
-    simulate(accounts=500, days=90, seed=42, out=market)
+    simulate(accounts=accounts, days=days, seed=42, out=market)
     with demandloop.open(d) as ws:
         ws.load_simulation(market, spend=False)
         ws.resolve()
@@ -179,6 +183,7 @@ then = [{{action = "notify", url = "{receiver.url}/hook", format = "webhook"}}]
     med = statistics.median(latencies)
     p95 = latencies[min(len(latencies) - 1, int(0.95 * len(latencies)))]
     loop = statistics.median(m for m in moments if m is not None)
+    print(f"market: {accounts:,} accounts over {days} days")
     print(f"event -> stage change -> workflow alert over {len(latencies)} accounts "
           f"({missed} missed): median {med:.2f} s, p95 {p95:.2f} s, max "
           f"{latencies[-1]:.2f} s (target p95 <= 5 s); one loop run (incremental resolve, "

@@ -120,7 +120,10 @@ def score(
             "ORDER BY (details ->> '$.priority')::DOUBLE DESC, account LIMIT 15",
             [ws.store.workspace_id, r.as_of]).df()
     if as_json:
-        _json({**r.__dict__, "top": _records(top)})
+        # how it was computed (a server's rescore is incremental) is not what was scored:
+        # the output is the same with and without a running server
+        shown = {k: v for k, v in r.__dict__.items() if k not in ("mode", "recomputed")}
+        _json({**shown, "top": _records(top)})
         return
     out.print(f"scored {r.accounts:,} accounts as of {r.as_of:%Y-%m-%d %H:%M}: "
               f"{r.strong_fit:,} strong fit, {r.surging:,} surging; stages: "
