@@ -109,7 +109,15 @@ def evaluate(ws: Workspace, now: dt.datetime | None = None, *, since: dt.datetim
     events_since, _ = jobstore.cursor(store, "events")
     if since is not None:
         changes_since = events_since = since
-    inputs = read_inputs(ws, changes_since, events_since)
+    if not flows:  # nothing fires, nothing is consumed: nothing to read
+        return result
+    # only what the enabled workflows read (every account's row is a second at 100k
+    # accounts, on every run of the live loop)
+    kinds = {w.when.trigger for w in flows}
+    compare = bool(kinds & {"surge", "score_crossed"})
+    inputs = read_inputs(ws, changes_since, events_since,
+                         accounts=compare or any(w.if_ for w in flows), previous=compare,
+                         people="became_mql" in kinds)
     # the cursors move past everything read, stale signals included: they never fire later
     changes_seen = inputs.changes["changed_at"].max() if not inputs.changes.empty else None
     events_seen = inputs.events["received_at"].max() if not inputs.events.empty else None

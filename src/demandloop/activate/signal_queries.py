@@ -17,11 +17,14 @@ if TYPE_CHECKING:
 
 
 def read_inputs(ws: Workspace, since: dt.datetime | None,
-                events_since: dt.datetime | None) -> Inputs:
+                events_since: dt.datetime | None, *, accounts: bool = True,
+                previous: bool = True, people: bool = True) -> Inputs:
     """The signals since the cursors (*since* for stage changes, *events_since* for
-    events), with every account's current row and the previous snapshot's scores."""
+    events), with (when asked: each is a read of every account or person, seconds at 100k
+    accounts, on every run of the live loop) every account's current row, the previous
+    snapshot's scores and people's accounts."""
     store = ws.store
-    accounts = ws.audience_rows("account")
+    rows = ws.audience_rows("account") if accounts else pd.DataFrame()
     with store.reader() as cur:
         ws_id = {"ws": store.workspace_id}
         changes = cur.execute(
@@ -30,21 +33,21 @@ def read_inputs(ws: Workspace, since: dt.datetime | None,
             "changed_at > $since::TIMESTAMP)", {**ws_id, "since": since}).df()
         snaps = cur.execute("SELECT DISTINCT as_of FROM scores WHERE workspace_id = $ws AND "
                             "entity = 'account' ORDER BY as_of DESC LIMIT 2", ws_id).fetchall()
-        previous = pd.DataFrame(columns=["account_id"])
-        if len(snaps) == 2:
-            previous = cur.execute(
+        before = pd.DataFrame(columns=["account_id"])
+        if previous and len(snaps) == 2:
+            before = cur.execute(
                 "SELECT entity_id AS account_id, fit, engagement, intent, "
                 "(details ->> '$.surging')::BOOLEAN AS surging FROM scores WHERE "
                 "workspace_id = $ws AND entity = 'account' AND as_of = $at",
                 {"ws": store.workspace_id, "at": snaps[1][0]}).df()
         events = read_events(cur, store.workspace_id, events_since)
-        people = dict(cur.execute("SELECT person_id, account_id FROM persons WHERE "
+        theirs = dict(cur.execute("SELECT person_id, account_id FROM persons WHERE "
                                   "workspace_id = $ws AND account_id IS NOT NULL",
-                                  ws_id).fetchall())
-    if snaps:
-        accounts = accounts.assign(as_of=snaps[0][0])
-    return Inputs(changes=changes, accounts=accounts, previous=previous, events=events,
-                  person_accounts=people)
+                                  ws_id).fetchall()) if people else {}
+    if snaps and accounts:
+        rows = rows.assign(as_of=snaps[0][0])
+    return Inputs(changes=changes, accounts=rows, previous=before, events=events,
+                  person_accounts=theirs)
 
 
 def read_events(cur: duckdb.DuckDBPyConnection, workspace: str, since: dt.datetime | None,
