@@ -157,9 +157,12 @@ then = [{{action = "notify", url = "{receiver.url}/hook", format = "webhook"}}]
 """)
     key, _ = keystore.create(d, "default", "bench")
     ws, loader, server, url = _serve(d)
-    latencies, missed, moments = [], 0, []
+    latencies, missed, moments, warm = [], 0, [], 0.0
     with httpx.Client(auth=(key, "")) as client:
-        for i, (account, user) in enumerate(candidates[:n]):
+        # The first account warms the server up and is not counted: its loop is the new
+        # workflow's first run, which reads every event it has not seen (the whole
+        # history here: 2.4 s at 20k accounts), and the loop then rests twice that.
+        for i, (account, user) in enumerate(candidates[:n + 1]):
             at = last + dt.timedelta(minutes=i + 1)
             t0 = time.perf_counter()
             r = client.post(url + "/v1/track", json={
@@ -168,6 +171,10 @@ then = [{{action = "notify", url = "{receiver.url}/hook", format = "webhook"}}]
             assert r.status_code == 200, r.text
             try:
                 arrived = receiver.wait_for(f'"{account}"', timeout=60)
+                if i == 0:
+                    warm = arrived - t0
+                    time.sleep(3 * (loader.status.get("maintenance_seconds") or 1.0))
+                    continue
                 latencies.append(arrived - t0)
                 moments.append(loader.status.get("maintenance_seconds"))
             except TimeoutError:
@@ -179,11 +186,13 @@ then = [{{action = "notify", url = "{receiver.url}/hook", format = "webhook"}}]
     if not latencies:
         print("stage change to alert: no alert arrived")
         return
+    in_order = ", ".join(f"{v:.1f}" for v in latencies)
     latencies.sort()
     med = statistics.median(latencies)
     p95 = latencies[min(len(latencies) - 1, int(0.95 * len(latencies)))]
     loop = statistics.median(m for m in moments if m is not None)
-    print(f"market: {accounts:,} accounts over {days} days")
+    print(f"market: {accounts:,} accounts over {days} days; the first (warm-up, not "
+          f"counted) {warm:.1f} s; then in order (s): {in_order}")
     print(f"event -> stage change -> workflow alert over {len(latencies)} accounts "
           f"({missed} missed): median {med:.2f} s, p95 {p95:.2f} s, max "
           f"{latencies[-1]:.2f} s (target p95 <= 5 s); one loop run (incremental resolve, "

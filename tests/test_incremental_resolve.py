@@ -19,6 +19,7 @@ import pytest
 
 import demandloop
 from demandloop.config import Settings
+from tests.streams import split
 
 #: what resolve writes, with the columns that do not depend on when a run happened
 TABLES = {
@@ -76,26 +77,6 @@ def _load_crm(ws: demandloop.Workspace, market: Path) -> None:
     ws.import_ip_ranges(market / "ip_ranges.csv")
 
 
-def _split(lines: list[str], rng: random.Random, order: str) -> list[list[str]]:
-    """*lines* in 3-6 batches (``random``: each line anywhere), or 5-8 (``time``: in time
-    order, as a live site sends them, about 3 % arriving in a later batch)."""
-    if order == "random":
-        batches = rng.randint(3, 6)
-        parts: list[list[str]] = [[] for _ in range(batches)]
-        for line in lines:
-            parts[rng.randrange(batches)].append(line)
-        return parts
-    lines = sorted(lines, key=lambda line: json.loads(line)["timestamp"])
-    batches = rng.randint(5, 8)
-    parts = [[] for _ in range(batches)]
-    for i, line in enumerate(lines):
-        k = i * batches // len(lines)
-        if k < batches - 1 and rng.random() < 0.03:
-            k = rng.randrange(k + 1, batches)
-        parts[k].append(line)
-    return parts
-
-
 @pytest.mark.parametrize(("seed", "ip", "order"), [
     (1, "full", "random"), (2, "full", "random"), (3, "truncate", "random"),
     (4, "full", "random"), (5, "drop", "random"), (6, "full", "time"), (7, "full", "time"),
@@ -108,7 +89,7 @@ def test_incremental_equals_rebuild_over_random_splits(tmp_path: Path, market: P
     events and the last page before them) and identify them later (their stored touches
     attributed again)."""
     lines = (market / "events.jsonl").read_text().splitlines()
-    parts = _split(lines, random.Random(seed), order)
+    parts = split(lines, random.Random(seed), order)
 
     with demandloop.open(tmp_path / "once", settings=_settings(ip)) as once:
         _load_crm(once, market)

@@ -21,27 +21,13 @@ import pytest
 
 import demandloop
 from demandloop.score import live
+from tests.streams import split
 
 
 def _load_crm(ws: demandloop.Workspace, market: Path) -> None:
     for kind in ("accounts", "contacts", "opportunities"):
         ws.import_crm(kind, market / f"{kind}.csv")
     ws.import_ip_ranges(market / "ip_ranges.csv")
-
-
-def _batches(market: Path, seed: int) -> list[list[str]]:
-    """The stream in time order, cut in 5-8 batches, about 3 % of events arriving late."""
-    lines = (market / "events.jsonl").read_text().splitlines()
-    lines.sort(key=lambda line: json.loads(line)["timestamp"])
-    rng = random.Random(seed)
-    n = rng.randint(5, 8)
-    parts: list[list[str]] = [[] for _ in range(n)]
-    for i, line in enumerate(lines):
-        k = i * n // len(lines)
-        if k < n - 1 and rng.random() < 0.03:
-            k = rng.randrange(k + 1, n)
-        parts[k].append(line)
-    return parts
 
 
 def _tables(ws: demandloop.Workspace) -> dict[str, pd.DataFrame]:
@@ -85,7 +71,8 @@ def test_live_rescore_equals_full_scores_batch_after_batch(
     # every rescore incremental when it can be, however much changed: this test is about
     # what it computes, not about when a full score is cheaper
     monkeypatch.setattr(live, "MOST", 1.01)
-    parts = _batches(market, seed)
+    parts = split((market / "events.jsonl").read_text().splitlines(), random.Random(seed),
+                  "time")
     modes: list[str] = []
     results: dict[str, list[tuple[dt.datetime, dict[str, int], int]]] = {}
     for name in ("live", "full"):
@@ -155,21 +142,17 @@ def test_what_it_cannot_account_for_makes_a_full_score(tmp_path: Path, market: P
             at = cur.execute("SELECT max(ts) FROM touches").fetchone()[0]
         assert ws.score(at - dt.timedelta(days=1)).mode == "full"
         assert ws.score().mode == "incremental"
-        # another opportunity
-        with ws.store.writer() as cur:
-            cur.execute("UPDATE opportunities SET amount = amount + 1 WHERE opportunity_id = "
-                        "(SELECT min(opportunity_id) FROM opportunities)")
-        assert ws.score().mode == "full"
-        # firmographics
-        with ws.store.writer() as cur:
-            cur.execute("UPDATE accounts SET employees = coalesce(employees, 0) + 1 "
-                        "WHERE account_id = (SELECT min(account_id) FROM accounts)")
-        assert ws.score().mode == "full"
-        # touches changed without a log entry
-        with ws.store.writer() as cur:
-            cur.execute("DELETE FROM touches WHERE touch_id = (SELECT min(touch_id) "
-                        "FROM touches)")
-        assert ws.score().mode == "full"
+        for what, sql in (
+                ("another opportunity", "UPDATE opportunities SET amount = amount + 1 WHERE "
+                 "opportunity_id = (SELECT min(opportunity_id) FROM opportunities)"),
+                ("firmographics", "UPDATE accounts SET employees = coalesce(employees, 0) + 1 "
+                 "WHERE account_id = (SELECT min(account_id) FROM accounts)"),
+                ("touches changed without a log entry", "DELETE FROM touches WHERE touch_id = "
+                 "(SELECT min(touch_id) FROM touches)")):
+            with ws.store.writer() as cur:
+                cur.execute(sql)
+            assert ws.score().mode == "full", what
+            assert ws.score().mode == "incremental", what
         # an erasure logs that every touch may have changed
         with ws.store.reader() as cur:
             email = cur.execute("SELECT p.email FROM persons p JOIN touches t "
