@@ -128,7 +128,7 @@ def _touches(cur: Cursor, ws: str, settings: Settings, since: int, full: bool) -
             cur.execute(touch_reach.rows_to_build(_TEV), {"ws": ws})
         else:
             cur.execute("CREATE OR REPLACE TEMP TABLE _tev_rows AS SELECT * FROM _new_ev")
-        cur.execute(touch_reach.context())
+        cur.execute(touch_reach.CONTEXT)
         cur.execute(touch_reach.REATTRIBUTE)
         source = "SELECT * FROM _tev_rows"
         # whose touches these were, for the live rescore (store.touch_log); then deleted

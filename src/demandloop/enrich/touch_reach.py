@@ -76,16 +76,14 @@ def prepare(cur: Cursor, ws: str, since: int, tev: str) -> int:
     return int(row[0]) if row else 0
 
 
-def context() -> str:
-    """``_ctx_rows(visitor, ts, channel)``: the last page touch (by time, then message id)
-    of each appending visitor."""
-    pages = ", ".join(f"'{a}'" for a in PAGE_ACTIVITIES)
-    return f"""CREATE OR REPLACE TEMP TABLE _ctx_rows AS
-        SELECT visitor, ts, channel FROM _old
-        WHERE activity IN ({pages}) AND visitor IN (SELECT visitor FROM _new_ev)
-          AND visitor NOT IN (SELECT visitor FROM _late)
-        QUALIFY row_number() OVER (PARTITION BY visitor ORDER BY ts DESC,
-                                   message_id DESC) = 1"""
+#: ``_ctx_rows(visitor, ts, channel)``: the last page touch (by time, then message id) of
+#: each appending visitor
+CONTEXT = f"""CREATE OR REPLACE TEMP TABLE _ctx_rows AS
+    SELECT visitor, ts, channel FROM _old
+    WHERE activity IN ({", ".join(f"'{a}'" for a in PAGE_ACTIVITIES)})
+      AND visitor IN (SELECT visitor FROM _new_ev)
+      AND visitor NOT IN (SELECT visitor FROM _late)
+    QUALIFY row_number() OVER (PARTITION BY visitor ORDER BY ts DESC, message_id DESC) = 1"""
 
 
 def rows_to_build(tev: str) -> str:

@@ -40,6 +40,7 @@ import numpy as np
 import pyarrow as pa
 
 from demandloop.score.engagement import EngagementRules
+from demandloop.store.arrow import fetched
 from demandloop.store.db import transaction
 
 #: threshold on a bucket's summed ``weight / cap`` (see the module docstring on rounding)
@@ -120,8 +121,7 @@ def _store(con: duckdb.DuckDBPyConnection, workspace_id: str, rules: EngagementR
              f"ELSE weight / {cap} END")
     keys = ", ".join(f"{_bucket(e, size)} AS k{i}" for i, e in enumerate(entities))
     result = con.execute(f"SELECT rowid AS i, {keys}, {ratio} AS r {scope}", ws)
-    # to_arrow_table is DuckDB 1.5's name for 1.4's (now deprecated) fetch_arrow_table
-    data = (getattr(result, "to_arrow_table", None) or result.fetch_arrow_table)()
+    data = fetched(result)
     ratios = data.column("r").to_numpy()
     # Anonymous memory, not np.empty: numpy advises huge pages for big arrays, and the
     # kernel's compaction for them made the first touch of 256 MB take 0.5-0.7 s, 0.2 s here.

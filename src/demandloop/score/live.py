@@ -26,7 +26,6 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass, field
 
-import duckdb
 import numpy as np
 import orjson
 import pandas as pd
@@ -37,6 +36,7 @@ from demandloop.config import Settings
 from demandloop.score import snapshot
 from demandloop.score.engagement import SECONDS_PER_DAY
 from demandloop.store import touch_log
+from demandloop.store.arrow import fetched
 from demandloop.store.db import Store
 
 #: above this share of accounts (or persons) to recompute, a full score is cheaper
@@ -106,7 +106,7 @@ def inputs(store: Store, settings: Settings) -> Inputs:
                           ws).fetchone()
         found = cur.execute(f"SELECT account_id, {_ACCOUNT_HASH} AS h FROM accounts "
                             "WHERE workspace_id = $ws", ws).fetchnumpy()
-        persons = _arrow(cur.execute(f"SELECT person_id, account_id, {_PERSON_HASH} AS h "
+        persons = fetched(cur.execute(f"SELECT person_id, account_id, {_PERSON_HASH} AS h "
                                      "FROM persons WHERE workspace_id = $ws", ws))
         others = cur.execute(
             "SELECT (SELECT count(*) || ':' || coalesce(bit_xor(hash(o)), 0) "
@@ -162,7 +162,9 @@ def plan(store: Store, settings: Settings, as_of: dt.datetime, now: Inputs) -> P
     moved = _moved(store, kept.inputs.persons, now.persons)
     out.persons |= {str(r[0]) for r in moved}
     out.accounts |= {str(a) for r in moved for a in r[1:] if a is not None}
-    out.accounts |= _crossing(store, settings, kept.as_of, as_of, out.persons)
+    crossed, crossers = _crossing(store, settings, kept.as_of, as_of)
+    out.accounts |= crossed
+    out.persons |= crossers
     # the accounts of every person recomputed: their committee may change
     out.accounts |= _accounts_of(store, out.persons)
     if (len(out.accounts) > MOST * max(len(now.accounts), 1)
@@ -171,12 +173,6 @@ def plan(store: Store, settings: Settings, as_of: dt.datetime, now: Inputs) -> P
     days = settings.score.half_life_days * SECONDS_PER_DAY
     out.factor = 2.0 ** (-(as_of - kept.as_of).total_seconds() / days)
     return out
-
-
-def _arrow(result: duckdb.DuckDBPyConnection) -> pa.Table:
-    # to_arrow_table is DuckDB 1.5's name for 1.4's (now deprecated) fetch_arrow_table
-    table: pa.Table = (getattr(result, "to_arrow_table", None) or result.fetch_arrow_table)()
-    return table
 
 
 def _moved(store: Store, old: pa.Table, new: pa.Table) -> list[tuple[object, ...]]:
@@ -208,12 +204,12 @@ def _accounts_of(store: Store, persons: set[str]) -> set[str]:
     return {str(r[0]) for r in rows}
 
 
-def _crossing(store: Store, settings: Settings, since: dt.datetime, at: dt.datetime,
-              persons: set[str]) -> set[str]:
-    """Accounts with a touch or an opportunity crossing a window's edge between the two
-    scores; the persons with such touches are added to *persons*."""
+def _crossing(store: Store, settings: Settings, since: dt.datetime, at: dt.datetime
+              ) -> tuple[set[str], set[str]]:
+    """The accounts with a touch or an opportunity crossing a window's edge between the two
+    scores, and the persons with such touches."""
     if at == since:
-        return set()
+        return set(), set()
     s = settings.score
     widths = sorted({0, 30, 90, s.surge_recent_days, s.surge_recent_days
                      + s.surge_baseline_days, s.committee.window_days})
@@ -227,5 +223,5 @@ def _crossing(store: Store, settings: Settings, since: dt.datetime, at: dt.datet
             "SELECT DISTINCT account_id FROM opportunities WHERE workspace_id = $ws "
             "AND account_id IS NOT NULL AND ((created_at > $since AND created_at <= $at) "
             "OR (closed_at > $since AND closed_at <= $at))", p).fetchall()
-    persons |= {str(r[1]) for r in rows if r[1] is not None}
-    return {str(r[0]) for r in rows if r[0] is not None} | {str(r[0]) for r in opened}
+    return ({str(r[0]) for r in rows if r[0] is not None} | {str(r[0]) for r in opened},
+            {str(r[1]) for r in rows if r[1] is not None})

@@ -105,8 +105,6 @@ def _run(store: Store, settings: Settings, as_of: dt.datetime | None) -> ScoreRe
                        else len(df))
 
 
-
-
 def _touches_of(t: Tables, accounts: list[str], persons: list[str]
                 ) -> tuple[Callable[[object], object], Callable[[object], object]]:
     """:meth:`~demandloop.compute.Tables.narrowed` filters: the touches of *accounts*, and
@@ -167,13 +165,12 @@ def _recompute(store: Store, settings: Settings, as_of: dt.datetime,
     """:func:`_compute` from the last score, recomputing what *plan* names (see
     :mod:`demandloop.score.live`); None when fit moved for an account kept (a full score
     is due)."""
-    kept = plan.kept
-    fits = _fits(store, tables(store), settings)
+    kept, t = plan.kept, tables(store)
+    fits = _fits(store, t, settings)
     same = kept.accounts[["account_id", "fit"]].merge(fits[["account_id", "fit"]],
                                                       on="account_id")
     if not np.array_equal(same["fit_x"].to_numpy(), same["fit_y"].to_numpy()):
         return None
-    t = tables(store)
     stale = kept.accounts[~isin(kept.accounts["account_id"], plan.accounts)]
     stale = stale.assign(engagement=stale["engagement"] * plan.factor)
     stale["priority"] = stale["fit"] / 100.0 * (1.0 + np.log1p(stale["engagement"]))
@@ -198,6 +195,7 @@ def _recompute(store: Store, settings: Settings, as_of: dt.datetime,
                                        person_measures(theirs, settings, as_of), theirs)
         people = pd.concat([people, fresh_people[people.columns]], ignore_index=True)
     return df, people, plan.last(as_of)
+
 
 #: the last fit scores computed, by what they were computed from (see _fits)
 _FIT_CACHE: dict[tuple[object, ...], pd.DataFrame] = {}

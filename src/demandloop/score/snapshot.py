@@ -16,6 +16,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from demandloop.store.arrow import fetched
 from demandloop.store.db import Store
 
 #: the stages before a snapshot, per entity: ``entity_id, stage``
@@ -75,7 +76,7 @@ def last_stages(store: Store, entity: str, before: dt.datetime) -> pa.Table:
             "SELECT entity_id, arg_max(to_stage, changed_at) AS stage FROM stage_changes "
             "WHERE workspace_id = ? AND entity = ? AND changed_at < ? GROUP BY entity_id",
             [store.workspace_id, entity, before])
-        table = (getattr(result, "to_arrow_table", None) or result.fetch_arrow_table)()
+        table = fetched(result)
     return table.cast(STAGES)
 
 

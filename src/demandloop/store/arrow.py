@@ -1,4 +1,5 @@
-"""DataFrames to Arrow with explicit column types, for registering with DuckDB.
+"""DataFrames to Arrow with explicit column types, for registering with DuckDB, and DuckDB
+results to Arrow.
 
 pandas types an all-null column as float64, which DuckDB would then read as DOUBLE; naming
 each column's type (VARCHAR unless said otherwise) keeps inserts into typed tables working
@@ -6,6 +7,8 @@ whatever the data happens to hold.
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 import pandas as pd
 import pyarrow as pa
@@ -29,3 +32,11 @@ def _column(values: pd.Series, kind: pa.DataType) -> pa.Array:
     except (pa.ArrowNotImplementedError, pa.ArrowInvalid, pa.ArrowTypeError):
         clean = values.astype(object).where(values.notna(), None)
         return pa.array(clean, type=kind, from_pandas=True)
+
+
+def fetched(result: Any) -> pa.Table:
+    """A DuckDB result (a cursor after ``execute``) as an Arrow table, on every duckdb the
+    project allows: ``to_arrow_table`` is 1.5's name for 1.4's (now deprecated)
+    ``fetch_arrow_table``."""
+    table: pa.Table = (getattr(result, "to_arrow_table", None) or result.fetch_arrow_table)()
+    return table
