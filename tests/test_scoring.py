@@ -476,6 +476,7 @@ def test_committee_in_the_database_equals_coverage_of_engaged_people(roles: list
     # the SQL flags per account (what scoring uses) against the column-wise pure function
     # over the engaged people: people touched outside the window, without an account, with
     # an unknown or no seniority or function
+    from demandloop.compute import frame, tables
     from demandloop.score.committee import coverage
     from demandloop.score.measures import committee_coverage, engaged_people
     from demandloop.store import Store
@@ -497,12 +498,13 @@ def test_committee_in_the_database_equals_coverage_of_engaged_people(roles: list
         "channel": "direct", "motion": "demand",
     })
     store = Store.open(":memory:")
-    for name, frame in (("persons", persons), ("touches", touches)):
-        store.con.register("_f", frame)
+    for name, rows in (("persons", persons), ("touches", touches)):
+        store.con.register("_f", rows)
         store.con.execute(f"INSERT INTO {name} BY NAME SELECT * FROM _f")
         store.con.unregister("_f")
-    got = committee_coverage(store, at, 90, roles)
-    want = coverage(engaged_people(store, at, 90), roles)
+    t = tables(store)
+    got = committee_coverage(t, at, 90, roles)
+    want = coverage(frame(engaged_people(t, at, 90)), roles)
     assert len(want) == 5  # every account has someone engaged
     assert got["account_id"].tolist() == want["account_id"].tolist()
     assert got["missing_roles"].tolist() == want["missing_roles"].tolist()

@@ -1,4 +1,5 @@
-"""The analytics backend: Ibis over the store's DuckDB connection.
+"""The analytics backend: Ibis over the store's DuckDB connection, or over Spark reading
+the workspace's Parquet lake (``[compute] engine = "spark"``).
 
 Analytics are written as Ibis expressions so the same code runs on DuckDB (the embedded
 default) and, for users who outgrow one machine, on Spark or a warehouse Ibis supports.
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import ibis
@@ -22,6 +24,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from demandloop.config.compute import SparkSettings
 from demandloop.store.db import Store
 from demandloop.store.schema import DATA_TABLES
 
@@ -62,6 +65,16 @@ def frame(expr: Any) -> pd.DataFrame:
 def tables(store: Store) -> Tables:
     """Ibis tables of *store*'s workspace on a cursor of their own (parallel readers)."""
     return Tables(ibis.duckdb.from_connection(store.con.cursor()), store.workspace_id)
+
+
+def spark_tables(settings: SparkSettings, lake: Path) -> Tables:
+    """Ibis tables of the Parquet lake at *lake* (``demandloop export --format lake``) on
+    Spark: the same expressions as :func:`tables`, run by Spark."""
+    from demandloop.store import spark
+
+    session = spark.session(settings)
+    workspace = spark.register_lake(session, lake)
+    return Tables(ibis.pyspark.connect(session), workspace)
 
 
 def isin(values: pd.Series, among: Any) -> np.ndarray:

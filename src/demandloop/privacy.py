@@ -165,13 +165,14 @@ def _erase_in_exports(ws: Workspace, key: str, now: dt.datetime) -> list[Path]:
         manifest = target / MANIFEST
         if not manifest.is_file():
             continue
-        workspace = str(orjson.loads(manifest.read_bytes()).get("workspace_id", "default"))
+        found = orjson.loads(manifest.read_bytes())
+        workspace = str(found.get("workspace_id", "default"))
         copy = Store.open(":memory:", workspace_id=workspace)
         try:
             import_parquet(copy, target)
             _, counts = privacy.erase(copy, key, now)
-            if counts:
-                export_parquet(copy, target)
+            if counts:  # in the layout it had (a lake stays a lake)
+                export_parquet(copy, target, lake=found.get("layout") == "lake")
                 done.append(target)
         finally:
             copy.close()

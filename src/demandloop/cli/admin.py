@@ -110,15 +110,23 @@ def import_parquet(
 
 @app.command()
 def export(
-    directory: Path,
-    fmt: str = typer.Option("parquet", "--format", help="Export format (parquet)."),
+    directory: Path | None = typer.Argument(
+        None, help="Where to write (with --format lake, default: [compute] lake)."),
+    fmt: str = typer.Option(
+        "parquet", "--format",
+        help="parquet (one file per table) or lake (a folder per table, events and "
+        "touches partitioned by day: what --engine spark reads)."),
     as_json: bool = JsonOpt,
 ) -> None:
     """Export every table of the workspace, losslessly."""
-    if fmt != "parquet":
-        raise UsageError(f"unknown export format '{fmt}'", hint="use --format parquet")
+    if fmt not in ("parquet", "lake"):
+        raise UsageError(f"unknown export format '{fmt}'", hint="use --format parquet or lake")
+    if directory is None and fmt != "lake":
+        raise UsageError("where to export?", hint="give a folder: demandloop export DIR")
     with _open() as ws:
-        n = ws.export_parquet(directory)
+        if directory is None:
+            directory = ws.lake_path()
+        n = ws.export_parquet(directory, lake=fmt == "lake")
     _say(as_json, n, f"exported {sum(n.values()):,} rows in {len(n)} tables to {directory}")
 
 

@@ -38,6 +38,7 @@ from demandloop.config.base import WORKSPACE_ID_PATTERN
 from demandloop.config.base import Section as _Section
 from demandloop.config.chat import ChatSettings, ContentSettings
 from demandloop.config.collect import CollectorSettings, CollectSettings, IngestSettings
+from demandloop.config.compute import ComputeSettings
 from demandloop.config.measure import MeasureSettings
 from demandloop.config.meetings import MeetingSettings
 from demandloop.config.personalize import PersonalizeSettings
@@ -99,6 +100,7 @@ class Settings(BaseSettings):
     meetings: MeetingSettings = Field(default_factory=MeetingSettings)  # type: ignore[arg-type]
     content: ContentSettings = Field(default_factory=ContentSettings)  # type: ignore[arg-type]
     chat: ChatSettings = Field(default_factory=ChatSettings)  # type: ignore[arg-type]
+    compute: ComputeSettings = Field(default_factory=ComputeSettings)  # type: ignore[arg-type]
 
     @classmethod
     def settings_customise_sources(

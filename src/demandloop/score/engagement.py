@@ -174,9 +174,13 @@ def with_cuts(touches: ir.Table, cuts: ir.Table, columns: list[str]) -> ir.Table
 
 
 def decay(ts: ir.TimestampValue, rules: EngagementRules, at: dt.datetime) -> ir.FloatingValue:
-    """The factor ``2 ** (-(at - ts) / half_life)`` of a touch at *ts* (Ibis)."""
-    at_s = ibis.literal(at).epoch_seconds()
-    return 2.0 ** (-(at_s - ts.epoch_seconds()) / (rules.half_life_days * SECONDS_PER_DAY))
+    """The factor ``2 ** (-(at - ts) / half_life)`` of a touch at *ts* (Ibis).
+
+    The age is counted in whole microseconds (the store's precision), the same on every
+    backend: ``epoch_seconds`` is fractional on DuckDB but whole on Spark, which moved
+    engagement by up to 3e-7 of itself between the two."""
+    age = ibis.literal(at).delta(ts, unit="microsecond")
+    return 2.0 ** (-age / (rules.half_life_days * SECONDS_PER_DAY * 1e6))
 
 
 def batch_scores(touches: ir.Table, rules: EngagementRules, at: dt.datetime,

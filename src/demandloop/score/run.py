@@ -62,28 +62,37 @@ def _rules(stages: list[StageSetting]) -> list[Rule]:
                  tuple(Condition(c.field, c.op, c.value) for c in s.any)) for s in stages]
 
 
-def run(store: Store, settings: Settings, as_of: dt.datetime | None = None) -> ScoreResult:
-    """Score every account at *as_of* (default: the last touch) and store the snapshot."""
+def run(store: Store, settings: Settings, as_of: dt.datetime | None = None, *,
+        source: Tables | None = None) -> ScoreResult:
+    """Score every account at *as_of* (default: the last touch) and store the snapshot.
+
+    *source*: the tables to compute from when not the store's own (Spark's view of the
+    lake, see :func:`demandloop.compute.spark_tables`); the snapshot and its stage changes
+    are written to *store* all the same. Such a score is always a full one."""
     with collector_paused():
-        return _run(store, settings, as_of)
+        return _run(store, settings, as_of, source)
 
 
-def _run(store: Store, settings: Settings, as_of: dt.datetime | None) -> ScoreResult:
+def _run(store: Store, settings: Settings, as_of: dt.datetime | None,
+         source: Tables | None) -> ScoreResult:
     if as_of is None:
-        with store.reader() as cur:
-            row = cur.execute("SELECT max(ts) FROM touches WHERE workspace_id = ?",
-                              [store.workspace_id]).fetchone()
-        if not row or row[0] is None:
+        t = source or tables(store)
+        last_touch = t.touches.ts.max().to_pyarrow().as_py()
+        if last_touch is None:
             raise UsageError("no touches to score",
                              hint="ingest events and run 'demandloop resolve' first")
-        as_of = row[0]
+        as_of = last_touch
     assert as_of is not None
-    now = live.inputs(store, settings)
-    planned = live.plan(store, settings, as_of, now)
-    found = _recompute(store, settings, as_of, planned) if planned is not None else None
-    mode = "incremental" if found is not None else "full"
-    if found is None:
-        found = _compute(store, settings, as_of)
+    found: Found | None
+    if source is not None:
+        found, mode, planned = _compute(store, settings, as_of, source), "full", None
+    else:
+        now = live.inputs(store, settings)
+        planned = live.plan(store, settings, as_of, now)
+        found = _recompute(store, settings, as_of, planned) if planned is not None else None
+        mode = "incremental" if found is not None else "full"
+        if found is None:
+            found = _compute(store, settings, as_of)
     features, person_rows, last = found
     df = assign(_rules(settings.score.stages), features)
     mql_rule = Rule("mql", tuple(Condition(c.field, c.op, c.value)
@@ -94,7 +103,8 @@ def _run(store: Store, settings: Settings, as_of: dt.datetime | None) -> ScoreRe
         store, as_of, {"account": snapshot.account_rows(df), "person": snapshot.person_rows(
             people)}, last, {"account": df["reasons"].to_numpy(dtype=object),
                              "person": people["reasons"].to_numpy(dtype=object)})
-    live.remember(store, now, as_of, features, person_rows, last, moves)
+    if source is None:  # (the next incremental score starts from the store's own)
+        live.remember(store, now, as_of, features, person_rows, last, moves)
     return ScoreResult(as_of=as_of, accounts=len(df), surging=int(df["surging"].sum()),
                        strong_fit=int((df["fit_band"] == "Strong").sum()),
                        stages={str(k): int(v) for k, v in df["stage"].value_counts().items()},
@@ -135,24 +145,32 @@ def _touches_of(t: Tables, accounts: list[str], persons: list[str]
 Found = tuple[pd.DataFrame, pd.DataFrame, dict[str, pa.Table]]
 
 
-def _compute(store: Store, settings: Settings, as_of: dt.datetime) -> Found:
+def _compute(store: Store, settings: Settings, as_of: dt.datetime,
+             source: Tables | None = None) -> Found:
     """Every account's and person's features at *as_of* (before the stage and MQL rules),
-    and the stages before *as_of*, from every touch."""
-    t = tables(store)
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        # The cap's candidates for accounts and people, from one pass over the touches on
-        # t's connection (mostly DuckDB, which releases the GIL), while this thread scores
-        # fit and reads what needs no cut touches on connections of its own: about 0.8 s
-        # of work that no longer adds to a 4-5 s rescore of 100k accounts.
-        pending = pool.submit(cap_candidates, t, rules_from(settings)[1],
-                              ("account_id", "person_id"))
-        own = tables(store)
-        fits = _fits(store, own, settings)
-        context = account_context(store, settings, as_of)
-        reach = frame(breadth(own.touches, as_of))
-        last = {entity: snapshot.last_stages(store, entity, as_of)
-                for entity in ("account", "person")}
-        found = pending.result()
+    and the stages before *as_of* (from *store*), from every touch (of *source* when
+    given)."""
+    last = {entity: snapshot.last_stages(store, entity, as_of)
+            for entity in ("account", "person")}
+    if source is not None:
+        t = own = source
+        fits, found = fit_scores(t, settings), {}
+        context = account_context(t, settings, as_of)
+        reach = frame(breadth(t.touches, as_of))
+    else:
+        t = tables(store)
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            # The cap's candidates for accounts and people, from one pass over the touches
+            # on t's connection (mostly DuckDB, which releases the GIL), while this thread
+            # scores fit and reads what needs no cut touches on connections of its own:
+            # about 0.8 s of work that no longer adds to a 4-5 s rescore of 100k accounts.
+            pending = pool.submit(cap_candidates, t, rules_from(settings)[1],
+                                  ("account_id", "person_id"))
+            own = tables(store)
+            fits = _fits(store, own, settings)
+            context = account_context(own, settings, as_of)
+            reach = frame(breadth(own.touches, as_of))
+            found = pending.result()
     df = stage_features(store, settings, as_of, account_scores(
         store, settings, as_of, t=t, candidates=found.get("account_id"), fits=fits,
         reach=reach), context)
@@ -183,7 +201,7 @@ def _recompute(store: Store, settings: Settings, as_of: dt.datetime,
             store, settings, as_of, t=mine,
             fits=fits[isin(fits["account_id"], plan.accounts)],
             reach=frame(breadth(mine.touches, as_of))),
-            account_context(store, settings, as_of, ids))
+            account_context(t, settings, as_of, ids))
         df = pd.concat([stale, fresh[stale.columns]], ignore_index=True)
     others = kept.people[~isin(kept.people["person_id"], plan.persons)]
     people = others.assign(engagement=others["engagement"] * plan.factor)

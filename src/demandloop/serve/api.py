@@ -258,7 +258,7 @@ def create_api(ws: Workspace, tokens: TokenRing, keys: KeyRing, jobs: Jobs,
     async def rescore() -> Response:
         def work() -> dict[str, Any]:
             r = ws.resolve()
-            s = ws.score()
+            s = ws.score(engine="duckdb")  # (as the live loop does: see serve.run)
             w = ws.run_workflows()
             return {"resolve": r.mode, "touches_written": r.touches_written,
                     "as_of": s.as_of, "accounts": s.accounts, "stage_changes": s.stage_changes,

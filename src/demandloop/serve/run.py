@@ -208,7 +208,8 @@ def _hooks(ws: Workspace, lock: threading.RLock) -> dict[str, Any]:
 
     def maintenance() -> None:
         ws.resolve()
-        ws.score()
+        # what it just resolved, live: the lake [compute] engine = "spark" reads is a copy
+        ws.score(engine="duckdb")
         publish()
         ws.run_workflows()  # compares with the previous snapshot: compact only after it
         ws.keep_one_snapshot_per_day()

@@ -1,12 +1,21 @@
-"""Lossless Parquet export and import of a workspace.
+"""Lossless Parquet export and import of a workspace, in two layouts.
 
-``export`` writes one Parquet file per data table plus ``manifest.json`` (schema version,
-workspace, row counts). ``import`` checks the manifest and the columns, then loads everything
-in one transaction: either the whole export lands or nothing does.
+* ``files`` (``demandloop export``): one Parquet file per data table.
+* ``lake`` (``demandloop export --format lake``): one folder per table, what Spark and other
+  engines read (see :mod:`demandloop.compute`). Events, touches and the access log, the
+  tables that grow without bound, are partitioned by day (``day=YYYY-MM-DD`` folders, Hive
+  style), so a job reads only the days it needs and a day's new data is new files.
+
+Both write ``manifest.json`` (layout, schema version, workspace, row counts). ``import``
+checks the manifest and the columns, then loads everything in one transaction: either the
+whole export lands or nothing does. A lake is written beside itself and swapped in, so a
+reader never sees half of one.
 """
 
 from __future__ import annotations
 
+import os
+import shutil
 from pathlib import Path
 
 import orjson
@@ -18,45 +27,80 @@ from demandloop.store.schema import DATA_TABLES, SCHEMA_VERSION
 
 MANIFEST = "manifest.json"
 
+#: the lake's partitioned tables and the time column whose UTC date names the partition
+DAY_COLUMNS = {"events": "timestamp", "touches": "ts", "access_log": "ts"}
 
-def export_parquet(store: Store, directory: Path) -> dict[str, int]:
-    """Write every data table of the workspace to *directory*; returns rows per table."""
-    directory.mkdir(parents=True, exist_ok=True)
+#: the partition column a lake adds to its partitioned tables (no table has its own)
+DAY = "day"
+
+
+def export_parquet(store: Store, directory: Path, *, lake: bool = False) -> dict[str, int]:
+    """Write every data table of the workspace to *directory* (as a lake when *lake*);
+    returns rows per table."""
+    if not lake:
+        directory.mkdir(parents=True, exist_ok=True)
+        return _write(store, directory, lake=False)
+    # beside the lake, then swapped in: a failed export leaves the old lake whole
+    directory.parent.mkdir(parents=True, exist_ok=True)
+    fresh = directory.with_name(f".{directory.name}.writing")
+    shutil.rmtree(fresh, ignore_errors=True)
+    fresh.mkdir()
+    try:
+        counts = _write(store, fresh, lake=True)
+    except BaseException:
+        shutil.rmtree(fresh, ignore_errors=True)
+        raise
+    old = directory.with_name(f".{directory.name}.old")
+    shutil.rmtree(old, ignore_errors=True)
+    if directory.exists():
+        os.replace(directory, old)
+    os.replace(fresh, directory)
+    shutil.rmtree(old, ignore_errors=True)
+    return counts
+
+
+def _write(store: Store, directory: Path, *, lake: bool) -> dict[str, int]:
     counts: dict[str, int] = {}
+    partitioned: dict[str, str] = {}
+    ws = {"ws": store.workspace_id}
     with store.reader() as cur:
         for table in DATA_TABLES:
-            target = directory / f"{table}.parquet"
-            cur.execute(
-                f"COPY (SELECT * FROM {table} WHERE workspace_id = $ws) "
-                f"TO '{_quote(target)}' (FORMAT parquet, COMPRESSION zstd)",
-                {"ws": store.workspace_id},
-            )
-            counts[table] = int(
-                cur.execute(
-                    f"SELECT count(*) FROM {table} WHERE workspace_id = ?", [store.workspace_id]
-                ).fetchone()[0]  # type: ignore[index]
-            )
+            row = cur.execute(f"SELECT count(*) FROM {table} WHERE workspace_id = $ws",
+                              ws).fetchone()
+            counts[table] = int(row[0]) if row else 0
+            rows = f"SELECT * FROM {table} WHERE workspace_id = $ws"
+            if not lake:
+                target, options = directory / f"{table}.parquet", ""
+            elif table in DAY_COLUMNS and counts[table]:
+                # an empty table has no partition to hold its schema: it is one file
+                partitioned[table] = DAY_COLUMNS[table]
+                rows = (f"SELECT *, CAST({DAY_COLUMNS[table]} AS DATE) AS {DAY} "
+                        f"FROM {table} WHERE workspace_id = $ws")
+                target, options = directory / table, f", PARTITION_BY ({DAY})"
+            else:
+                (directory / table).mkdir()
+                target, options = directory / table / "data.parquet", ""
+            cur.execute(f"COPY ({rows}) TO '{_quote(target)}' "
+                        f"(FORMAT parquet, COMPRESSION zstd{options})", ws)
     manifest = {
         "format": "demandloop-parquet",
+        "layout": "lake" if lake else "files",
         "schema_version": SCHEMA_VERSION,
         "workspace_id": store.workspace_id,
         "tables": counts,
+        **({"partitioned": partitioned} if lake else {}),
     }
     (directory / MANIFEST).write_bytes(orjson.dumps(manifest, option=orjson.OPT_INDENT_2))
     return counts
 
 
-def import_parquet(store: Store, directory: Path, *, replace: bool = False) -> dict[str, int]:
-    """Load an export made by :func:`export_parquet` into the store's workspace.
-
-    The workspace must be empty unless *replace* is set (then its rows are replaced), so an
-    import never silently doubles data.
-    """
+def read_manifest(directory: Path) -> dict[str, object]:
+    """The checked manifest of an export or lake at *directory*."""
     manifest_path = directory / MANIFEST
     if not manifest_path.is_file():
         raise InputError(
             f"{directory}: no {MANIFEST} found",
-            hint="point at a folder written by 'demandloop export --format parquet'",
+            hint="point at a folder written by 'demandloop export'",
         )
     try:
         manifest = orjson.loads(manifest_path.read_bytes())
@@ -64,24 +108,60 @@ def import_parquet(store: Store, directory: Path, *, replace: bool = False) -> d
         raise InputError(f"{manifest_path}: not valid JSON: {exc}") from exc
     if not isinstance(manifest, dict) or manifest.get("format") != "demandloop-parquet":
         raise InputError(f"{manifest_path}: not a demandloop export manifest")
+    if manifest.get("layout", "files") not in ("files", "lake"):
+        raise InputError(f"{manifest_path}: unknown layout '{manifest.get('layout')}'")
     version = manifest.get("schema_version")
-    # an older export imports when its columns still match (checked below, per table)
+    # an older export imports when its columns still match (checked per table)
     if not isinstance(version, int) or version > SCHEMA_VERSION:
         raise InputError(
             f"{manifest_path}: export has schema version {manifest.get('schema_version')}, "
             f"this demandloop uses {SCHEMA_VERSION}",
             hint="import it with the demandloop version that exported it, then upgrade",
         )
-    tables = manifest.get("tables", {})
+    return manifest
+
+
+def table_files(directory: Path, manifest: dict[str, object], table: str) -> tuple[Path, str]:
+    """Where *table* of an export is (a file, or a lake's folder) and the glob of its
+    Parquet files under it (empty for a file)."""
+    if manifest.get("layout", "files") == "files":
+        return directory / f"{table}.parquet", ""
+    partitioned = manifest.get("partitioned") or {}
+    assert isinstance(partitioned, dict)
+    return directory / table, "**/*.parquet" if table in partitioned else "data.parquet"
+
+
+def _source(directory: Path, manifest: dict[str, object], table: str) -> str:
+    """A DuckDB relation reading *table*'s rows from an export (without a lake's ``day``)."""
+    path, pattern = table_files(directory, manifest, table)
+    if not pattern:
+        return f"read_parquet('{_quote(path)}')"
+    if pattern == "data.parquet":
+        return f"read_parquet('{_quote(path / pattern)}')"
+    return (f"(SELECT * EXCLUDE ({DAY}) FROM read_parquet('{_quote(path / pattern)}', "
+            "hive_partitioning = true))")
+
+
+def import_parquet(store: Store, directory: Path, *, replace: bool = False) -> dict[str, int]:
+    """Load an export made by :func:`export_parquet` (either layout) into the store's
+    workspace.
+
+    The workspace must be empty unless *replace* is set (then its rows are replaced), so an
+    import never silently doubles data.
+    """
+    manifest = read_manifest(directory)
+    tables = manifest.get("tables") or {}
+    if not isinstance(tables, dict):
+        raise InputError(f"{directory / MANIFEST}: 'tables' is not an object")
     with store.reader() as cur:
         for table in DATA_TABLES:
             if table not in tables:
                 continue
-            path = directory / f"{table}.parquet"
-            if not path.is_file():
+            path, _ = table_files(directory, manifest, table)
+            if not path.exists():
                 raise InputError(f"{path}: missing (listed in {MANIFEST})")
             got = [r[0] for r in cur.execute(
-                f"DESCRIBE SELECT * FROM read_parquet('{_quote(path)}')").fetchall()]
+                f"DESCRIBE SELECT * FROM {_source(directory, manifest, table)}").fetchall()]
             want = [r[0] for r in cur.execute(f"DESCRIBE {table}").fetchall()]
             if got != want:
                 raise InputError(
@@ -101,11 +181,10 @@ def import_parquet(store: Store, directory: Path, *, replace: bool = False) -> d
             cur.execute(f"DELETE FROM {table} WHERE workspace_id = ?", [store.workspace_id])
             if table not in tables:
                 continue
-            path = directory / f"{table}.parquet"
             # The export's own workspace id is rewritten, so an export can seed another one.
             cur.execute(
                 f"INSERT INTO {table} SELECT * REPLACE ($ws AS workspace_id) "
-                f"FROM read_parquet('{_quote(path)}')",
+                f"FROM {_source(directory, manifest, table)}",
                 {"ws": store.workspace_id},
             )
             counts[table] = int(tables[table])

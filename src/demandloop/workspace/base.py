@@ -11,9 +11,11 @@ import pandas as pd
 
 from demandloop import privacy
 from demandloop.activate import compose
-from demandloop.compute import Tables, tables
+from demandloop.compute import Tables, spark_tables, tables
 from demandloop.config import Settings, locate
+from demandloop.errors import UsageError
 from demandloop.store import Store, export_parquet, import_parquet
+from demandloop.store.parquet import MANIFEST
 
 if TYPE_CHECKING:
     from demandloop.workspace import Workspace
@@ -65,10 +67,31 @@ class Base:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def export_parquet(self, directory: str | Path) -> dict[str, int]:
-        """Write every table to *directory* as Parquet (remembered, so that erasing a person
-        later reaches this copy too)."""
-        counts = export_parquet(self.store, Path(directory))
+    def lake_path(self) -> Path:
+        """The Parquet lake of ``[compute] lake``, resolved against the workspace."""
+        lake = Path(self.settings.compute.lake)
+        return lake if lake.is_absolute() else self.directory / lake
+
+    def engine_tables(self, engine: str | None = None) -> Tables | None:
+        """The tables a command computes on with *engine* (default ``[compute] engine``):
+        None for DuckDB (the store's own), Spark's view of the lake otherwise."""
+        chosen = engine or self.settings.compute.engine
+        if chosen == "duckdb":
+            return None
+        if chosen != "spark":
+            raise UsageError(f"unknown engine '{chosen}'", hint="use duckdb or spark")
+        lake = self.lake_path()
+        if not (lake / MANIFEST).is_file():
+            raise UsageError(f"no Parquet lake at {lake}",
+                             hint="write it with 'demandloop export --format lake' (or set "
+                             "[compute] lake)")
+        return spark_tables(self.settings.compute.spark, lake)
+
+    def export_parquet(self, directory: str | Path, *, lake: bool = False) -> dict[str, int]:
+        """Write every table to *directory* as Parquet, as a lake (partitioned by day, what
+        Spark reads) when *lake* (remembered, so that erasing a person later reaches this
+        copy too)."""
+        counts = export_parquet(self.store, Path(directory), lake=lake)
         # the secret that signs unsubscribe links: a restore must still honour links sent
         key = self.directory / compose.UNSUBSCRIBE_KEY_FILE
         if key.is_file():

@@ -24,15 +24,24 @@ from demandloop.workspace.base import Base
 class Score(Base):
     """Scoring and its explanations."""
 
-    def score(self, as_of: dt.datetime | None = None, *, point_in_time: bool = False
-              ) -> score_run.ScoreResult:
+    def score(self, as_of: dt.datetime | None = None, *, point_in_time: bool = False,
+              engine: str | None = None) -> score_run.ScoreResult:
         """Fit, engagement and intent surge for every account, stored as a snapshot at
         *as_of* (default: the last touch, with everything known now).
 
         With *point_in_time*, the snapshot uses only what was known at *as_of*: events up to
         it, and the CRM rows, contacts, IP ranges and opportunities known by then, resolved
         afresh (see :mod:`demandloop.store.pit`); the result's ``known`` says how much of
-        today's data that was."""
+        today's data that was.
+
+        *engine* (default ``[compute] engine``): ``spark`` computes from the Parquet lake on
+        Spark; the snapshot is stored in the workspace the same way."""
+        source = self.engine_tables(engine)
+        if source is not None:
+            if point_in_time and as_of is not None:
+                raise UsageError("a point-in-time score runs on DuckDB only",
+                                 hint="leave out --engine spark with --as-of or --backfill")
+            return score_run.run(self.store, self.settings, as_of, source=source)
         if not point_in_time or as_of is None:
             return score_run.run(self.store, self.settings, as_of)
         with self._known_at(as_of) as past:

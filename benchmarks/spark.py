@@ -1,0 +1,127 @@
+"""Benchmark: the full rescore on DuckDB (the store) against Spark in local mode (the lake).
+
+For each size, a simulated market is built as ``benchmarks/score.py`` builds it (simulated,
+ingested and resolved, then copied with its ids suffixed), written as a Parquet lake
+(``demandloop export --format lake``), and scored at the same time by both engines in this
+process: ``demandloop score`` (DuckDB, the embedded default) and ``demandloop score
+--engine spark`` (``[compute.spark] master``, ``local[2]`` unless ``--master``). The
+results are compared (stages equal, scores to 1e-9) and the times printed with their ratio.
+Spark's first run includes starting the JVM and planning; the figure is the median of the
+runs after it.
+
+What one machine shows, and what it does not: both engines have this machine's two cores.
+Spark's time on a cluster of ``C`` cores is estimated as its local time x 2 / C plus the
+fixed cost of a job (its time on the smallest market, where data is no part of it), which
+assumes it scales linearly with cores and ignores the network its shuffles would cross:
+an optimistic bound, printed as such, not a measurement.
+
+    python benchmarks/spark.py                      # 1M and 10M events
+    python benchmarks/spark.py --sizes 10000        # accounts per size (100 events each)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from score import simulated_market  # noqa: E402  (the same market as benchmarks/score.py)
+
+from demandloop.score import live  # noqa: E402
+
+#: simulated accounts per copy: a copy of 10k accounts over 225 days is about 1M events
+PER_COPY = 10_000
+
+
+def _snapshot(ws: Any, as_of: Any) -> Any:
+    return ws.store.con.execute(
+        "SELECT entity, entity_id, fit, engagement, intent, stage, details FROM scores "
+        "WHERE as_of = ? ORDER BY entity, entity_id", [as_of]).df()
+
+
+def _runs(fn: Any, repeat: int) -> tuple[float, list[float], Any]:
+    times, result = [], None
+    for _ in range(repeat):
+        t = time.perf_counter()
+        result = fn()
+        times.append(time.perf_counter() - t)
+    return statistics.median(times), times, result
+
+
+def one_size(accounts: int, days: int, repeat: int, seed: int) -> dict[str, float]:
+    with tempfile.TemporaryDirectory() as tmp:
+        copies = max(1, accounts // PER_COPY)
+        t = time.perf_counter()
+        ws, events = simulated_market(Path(tmp), accounts, days, copies, seed)
+        built = time.perf_counter() - t
+        t = time.perf_counter()
+        ws.export_parquet(ws.lake_path(), lake=True)
+        lake = time.perf_counter() - t
+        print(f"{accounts:,} accounts, {events:,} events (built in {built:.0f} s; lake "
+              f"written in {lake:.1f} s)", flush=True)
+        def full() -> Any:  # a full score each time, not the live rescore of a warm process
+            live.forget()
+            return ws.score(engine="duckdb")
+
+        duck, duck_runs, d = _runs(full, repeat)
+        want = _snapshot(ws, d.as_of)
+        t = time.perf_counter()
+        s = ws.score(engine="spark")
+        first = time.perf_counter() - t
+        spark, spark_runs, s = _runs(lambda: ws.score(engine="spark"), repeat)
+        got = _snapshot(ws, s.as_of)
+        ws.close()
+    same = (len(got) == len(want) and got["stage"].fillna("").tolist()
+            == want["stage"].fillna("").tolist() and all(
+                np.allclose(got[c].to_numpy(float), want[c].to_numpy(float), rtol=1e-9,
+                            equal_nan=True) for c in ("fit", "engagement", "intent")))
+    print(f"  duckdb: {duck:.2f} s median ({', '.join(f'{r:.2f}' for r in duck_runs)})")
+    print(f"  spark local: {spark:.2f} s median ({', '.join(f'{r:.2f}' for r in spark_runs)}),"
+          f" first run {first:.1f} s with the session's start")
+    print(f"  spark / duckdb: {spark / duck:.1f}x; results identical: {same}", flush=True)
+    if not same:
+        raise SystemExit("the engines disagree")
+    return {"accounts": accounts, "events": events, "duckdb": duck, "spark": spark}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000],
+                    help="accounts per market (about 100 events each)")
+    ap.add_argument("--days", type=int, default=225)
+    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--seed", type=int, default=7)
+    ap.add_argument("--master", default="local[2]")
+    args = ap.parse_args()
+    import os
+
+    os.environ["DEMANDLOOP_COMPUTE__SPARK__MASTER"] = args.master
+    found = [one_size(n, args.days, args.repeat, args.seed) for n in args.sizes]
+    small, large = found[0], found[-1]
+    if len(found) < 2:
+        print(json.dumps(found))
+        return
+    # per event, past the fixed cost of a job (its time on the smallest market)
+    fixed = small["spark"]
+    per_core = (large["spark"] - fixed) * 2 / large["events"]
+    duck_per_event = large["duckdb"] / large["events"]
+    print("extrapolated (linear in events; Spark linear in cores, no network: optimistic):")
+    for events in (100_000_000, 1_000_000_000):
+        duck = duck_per_event * events
+        need = per_core * events / max(duck - fixed, 1e-9) if duck > fixed else float("inf")
+        print(f"  {events:,} events: duckdb {duck:.0f} s on this machine; spark needs "
+              f"{need:.0f} cores to match it "
+              f"({fixed:.0f} s per job + {per_core * events:.0f} core-seconds)")
+    print(json.dumps(found))
+
+
+if __name__ == "__main__":
+    main()

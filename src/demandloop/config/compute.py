@@ -1,0 +1,77 @@
+"""Settings of the analytics engine (``[compute]``): DuckDB, the embedded default, or Apache
+Spark for a workspace that has outgrown one machine (see ``docs/scale.md``)."""
+
+from __future__ import annotations
+
+import re
+from typing import Literal
+
+from pydantic import Field, field_validator
+
+from demandloop.config.base import Section as _Section
+
+#: the master URLs Spark accepts (see Spark's "Master URLs"); Spark Connect is not yet one
+_MASTER = re.compile(r"local(\[(\d+|\*)(,\d+)?\])?|local-cluster\[\d+,\d+,\d+\]"
+                     r"|spark://[\w.-]+:\d+(,[\w.-]+:\d+)*|yarn|k8s://\S+")
+
+
+class SparkSettings(_Section):
+    """Where Spark runs and how it is configured (``[compute.spark]``)."""
+
+    master: str = Field(
+        "local[2]",
+        description="Spark master: 'local[N]' (this machine, N cores), 'spark://host:7077' "
+        "(a standalone cluster), 'yarn' or 'k8s://https://host:port'.",
+    )
+    app_name: str = Field("demandloop", min_length=1, description="Spark application name.")
+    options: dict[str, str] = Field(
+        default_factory=dict,
+        description="Spark configuration passed to the session as is, e.g. "
+        "{'spark.executor.memory' = '8g'}.",
+    )
+
+    @field_validator("master")
+    @classmethod
+    def _known_master(cls, value: str) -> str:
+        if not _MASTER.fullmatch(value):
+            raise ValueError(f"'{value}' is not a Spark master: use local[N], "
+                             "spark://host:port, yarn or k8s://https://host:port")
+        return value
+
+    @field_validator("options")
+    @classmethod
+    def _spark_keys(cls, value: dict[str, str]) -> dict[str, str]:
+        for key in value:
+            if not key.startswith("spark."):
+                raise ValueError(f"option '{key}' is not a Spark setting (they start "
+                                 "with 'spark.')")
+            if key == "spark.sql.session.timeZone":
+                raise ValueError("spark.sql.session.timeZone is always UTC (the store "
+                                 "keeps UTC times); leave it out")
+        return value
+
+
+class ComputeSettings(_Section):
+    """Which engine 'demandloop score' runs on (resolve and the reports run on DuckDB)."""
+
+    engine: Literal["duckdb", "spark"] = Field(
+        "duckdb",
+        description="'duckdb' (embedded, the default) or 'spark' (reads the Parquet lake; "
+        "install with pip install 'demandloop[spark]'). A command's --engine overrides it; "
+        "the server's live rescore always scores the store it has just resolved.",
+    )
+    lake: str = Field(
+        "lake",
+        description="The Parquet lake Spark reads: 'demandloop export --format lake' writes "
+        "it. A folder, relative to the workspace directory or absolute; on a cluster, one "
+        "every executor sees at the same path (a shared or mounted file system).",
+    )
+
+    @field_validator("lake")
+    @classmethod
+    def _local(cls, value: str) -> str:
+        if "://" in value:
+            raise ValueError(f"'{value}' is a URL: the lake is a folder (mount object "
+                             "storage to reach it as one)")
+        return value
+    spark: SparkSettings = Field(default_factory=SparkSettings)  # type: ignore[arg-type]

@@ -1,0 +1,84 @@
+"""The Spark engine's edge: one Spark session per process, and a Parquet lake's tables
+registered in it as views named like the store's tables.
+
+Spark is optional (``pip install "demandloop[spark]"``) and needs Java 17 for a local
+master. The session always runs in UTC: the store keeps naive UTC times, and a session in
+another zone would move every day boundary and window edge.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from demandloop.config.compute import SparkSettings
+from demandloop.errors import UsageError
+from demandloop.store.parquet import DAY, read_manifest, table_files
+from demandloop.store.schema import DATA_TABLES
+
+if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
+
+#: what a session is configured with unless [compute.spark] options say otherwise
+DEFAULTS = {
+    "spark.ui.enabled": "false",
+    # a few hundred shuffle tasks suit a cluster; on one machine each costs more than its rows
+    "spark.sql.shuffle.partitions": "8",
+    "spark.sql.adaptive.enabled": "true",
+    "spark.driver.memory": "2g",
+    # Parquet written by DuckDB holds timestamps without a zone: read them as such
+    "spark.sql.parquet.inferTimestampNTZ.enabled": "true",
+    # results come back to the driver through Arrow, not row by row
+    "spark.sql.execution.arrow.pyspark.enabled": "true",
+}
+
+
+def session(settings: SparkSettings) -> SparkSession:
+    """The process's Spark session for *settings* (started on first use)."""
+    try:
+        from pyspark.sql import SparkSession
+    except ImportError:
+        raise UsageError("the Spark engine needs pyspark",
+                         hint='pip install "demandloop[spark]"') from None
+    if settings.master.startswith("local") and not _java():
+        raise UsageError("the Spark engine needs Java 17 to run a local master",
+                         hint="install it (Debian: apt-get install openjdk-17-jre-headless) "
+                         "or set JAVA_HOME")
+    builder: Any = SparkSession.builder.master(settings.master).appName(settings.app_name)
+    for key, value in {**DEFAULTS, **settings.options,
+                       "spark.sql.session.timeZone": "UTC"}.items():
+        builder = builder.config(key, value)
+    spark: SparkSession = builder.getOrCreate()
+    spark.sparkContext.setLogLevel("ERROR")
+    return spark
+
+
+def _java() -> bool:
+    home = os.environ.get("JAVA_HOME")
+    return bool(shutil.which("java") or (home and Path(home, "bin", "java").is_file()))
+
+
+def register_lake(spark: SparkSession, lake: Path) -> str:
+    """Register every table of the lake at *lake* as a temporary view; returns the lake's
+    workspace id."""
+    manifest = read_manifest(lake)
+    if manifest.get("layout") != "lake":
+        raise UsageError(f"{lake} is an export, not a lake",
+                         hint="write one with 'demandloop export --format lake'")
+    tables = manifest.get("tables") or {}
+    assert isinstance(tables, dict)
+    for table in DATA_TABLES:
+        if table not in tables:
+            raise UsageError(f"{lake}: table '{table}' is missing from the lake",
+                             hint="write the lake again with 'demandloop export --format "
+                             "lake'")
+        path, pattern = table_files(lake, manifest, table)
+        reader = spark.read
+        if pattern == "data.parquet":
+            frame = reader.parquet(str(path / pattern))
+        else:
+            frame = reader.parquet(str(path)).drop(DAY)
+        frame.createOrReplaceTempView(table)
+    return str(manifest.get("workspace_id", "default"))

@@ -1,0 +1,219 @@
+"""The Spark engine: the workspace as a Parquet lake, and the same score computed from it by
+Spark in local mode as by DuckDB from the store, on the simulated market (2,000 accounts x
+180 days)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+
+import duckdb
+import numpy as np
+import pandas as pd
+import pytest
+
+import demandloop
+from demandloop.simulate import simulate
+from tests.conftest import load_market
+
+
+def _spark_or_skip() -> None:
+    """Spark needs pyspark and Java; in CI (DEMANDLOOP_REQUIRE_SPARK) both must be there."""
+    missing = []
+    try:
+        import pyspark  # noqa: F401
+    except ImportError:
+        missing.append("pyspark")
+    if not (shutil.which("java") or os.environ.get("JAVA_HOME")):
+        missing.append("Java")
+    if missing:
+        if os.environ.get("DEMANDLOOP_REQUIRE_SPARK"):
+            pytest.fail(f"{' and '.join(missing)} required here (DEMANDLOOP_REQUIRE_SPARK)")
+        pytest.skip(f"{' and '.join(missing)} not installed")
+
+
+@pytest.fixture(scope="module")
+def scored(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A workspace of the simulated market, resolved and scored every 30 days (so stage
+    changes have a history), with its lake written."""
+    market = tmp_path_factory.mktemp("big_market")
+    simulate(accounts=2000, days=180, seed=5, out=market)
+    directory = load_market(tmp_path_factory.mktemp("spark") / "ws", market,
+                            history_every=30)
+    with demandloop.open(directory) as ws:
+        ws.export_parquet(ws.lake_path(), lake=True)
+    return directory
+
+
+def _copy(directory: Path, to: Path) -> Path:
+    shutil.copytree(directory, to)
+    return to
+
+
+def _snapshot(directory: Path, as_of: dt.datetime) -> tuple[pd.DataFrame, pd.DataFrame]:
+    with demandloop.open(directory) as ws:
+        scores = ws.store.con.execute(
+            "SELECT entity, entity_id, fit, engagement, intent, stage, details FROM scores "
+            "WHERE as_of = ? ORDER BY entity, entity_id", [as_of]).df()
+        changes = ws.store.con.execute(
+            "SELECT entity, entity_id, from_stage, to_stage, reasons FROM stage_changes "
+            "WHERE changed_at = ? ORDER BY entity, entity_id", [as_of]).df()
+    return scores, changes
+
+
+def _close(a: object, b: object) -> bool:
+    """Equal, numbers to 1e-9 of themselves (sums in another order differ in the last bits)."""
+    if isinstance(a, float) or isinstance(b, float):
+        return isinstance(a, int | float) and isinstance(b, int | float) and bool(
+            abs(a - b) <= 1e-9 * max(1.0, abs(a)))
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(_close(a[k], b[k]) for k in a)
+    if isinstance(a, list) and isinstance(b, list):
+        return len(a) == len(b) and all(_close(x, y) for x, y in zip(a, b, strict=True))
+    return a == b
+
+
+def _assert_same(duck: pd.DataFrame, spark: pd.DataFrame) -> None:
+    assert len(duck) == len(spark) > 0
+    for column in ("entity", "entity_id", "stage"):
+        assert duck[column].fillna("").tolist() == spark[column].fillna("").tolist()
+    for column in ("fit", "engagement", "intent"):
+        a, b = duck[column].to_numpy(float), spark[column].to_numpy(float)
+        assert np.array_equal(np.isnan(a), np.isnan(b))
+        ok = ~np.isnan(a)
+        np.testing.assert_allclose(b[ok], a[ok], rtol=1e-9, atol=1e-12)
+    differ = [(x, y) for x, y in zip(duck["details"], spark["details"], strict=True)
+              if not _close(json.loads(x), json.loads(y))]
+    assert not differ, differ[:2]
+
+
+@pytest.mark.parametrize("days_back", [0, 47])
+def test_score_on_spark_equals_the_score_on_duckdb(scored: Path, tmp_path: Path,
+                                                   days_back: int) -> None:
+    # the same workspace twice: one scored by DuckDB from the store, one by Spark local[2]
+    # from the lake; at the last touch and at a time inside the history (windows cut
+    # touches on both sides of it)
+    _spark_or_skip()
+    duck_dir, spark_dir = _copy(scored, tmp_path / "duck"), _copy(scored, tmp_path / "spark")
+    with demandloop.open(duck_dir) as ws:
+        last = ws.store.con.execute("SELECT max(ts) FROM touches").fetchone()[0]
+        at = last - dt.timedelta(days=days_back, hours=5, microseconds=123457)
+        duck = ws.score(at, engine="duckdb")
+    with demandloop.open(spark_dir) as ws:
+        spark = ws.score(at, engine="spark")
+    assert (spark.accounts, spark.stages, spark.stage_changes, spark.mqls, spark.surging) == (
+        duck.accounts, duck.stages, duck.stage_changes, duck.mqls, duck.surging)
+    assert spark.mode == "full"
+    duck_rows, duck_changes = _snapshot(duck_dir, at)
+    spark_rows, spark_changes = _snapshot(spark_dir, at)
+    _assert_same(duck_rows, spark_rows)
+    # not trivially equal: engagement decays, stages differ, and stages moved
+    assert duck_rows["engagement"].nunique() > 100 and duck_rows["stage"].nunique() > 3
+    assert len(duck_changes) > 10
+    pd.testing.assert_frame_equal(duck_changes, spark_changes)
+
+
+def test_the_lake_is_partitioned_by_day_and_imports_back_whole(scored: Path,
+                                                               tmp_path: Path) -> None:
+    lake = scored / "lake"
+    manifest = json.loads((lake / "manifest.json").read_text())
+    assert manifest["layout"] == "lake"
+    assert {"events": "timestamp", "touches": "ts"}.items() <= manifest[
+        "partitioned"].items()
+    con = duckdb.connect()
+    with demandloop.open(scored) as ws:
+        days = {str(d) for (d,) in ws.store.con.execute(
+            "SELECT DISTINCT CAST(timestamp AS DATE) FROM events").fetchall()}
+        counts = ws.store.table_counts()
+        digest = {t: ws.store.con.execute(
+            f"SELECT count(*), sum(hash(x)) FROM (SELECT * EXCLUDE (workspace_id) FROM {t}) x"
+        ).fetchone() for t in ("events", "touches", "persons", "accounts", "scores")}
+    folders = {p.name.removeprefix("day=") for p in (lake / "events").iterdir()}
+    assert folders == days and len(days) > 150
+    # each day's folder holds that day's events only
+    one = sorted(days)[len(days) // 2]
+    got = con.execute(f"SELECT DISTINCT CAST(timestamp AS DATE)::VARCHAR FROM read_parquet("
+                      f"'{lake}/events/day={one}/*.parquet')").fetchall()
+    assert got == [(one,)]
+    # and the lake imports into another workspace as the export format does
+    with demandloop.open(tmp_path / "copy") as other:
+        assert other.import_parquet(lake) == {t: n for t, n in counts.items()}
+        for table, want in digest.items():
+            assert other.store.con.execute(
+                f"SELECT count(*), sum(hash(x)) FROM (SELECT * EXCLUDE (workspace_id) "
+                f"FROM {table}) x").fetchone() == want
+
+
+def test_erasing_a_person_reaches_the_lake(scored: Path, tmp_path: Path) -> None:
+    directory = _copy(scored, tmp_path / "ws")
+    with demandloop.open(directory) as ws:
+        lake = ws.lake_path()
+        ws.export_parquet(lake, lake=True)  # (written from here: erasure knows of it)
+        email = ws.store.con.execute(
+            "SELECT email FROM persons WHERE email IS NOT NULL ORDER BY person_id LIMIT 1"
+        ).fetchone()[0]
+        person = ws.store.con.execute("SELECT person_id FROM persons WHERE email = ?",
+                                      [email]).fetchone()[0]
+        result = ws.erase_person(email)
+    assert str(lake.resolve()) in result["exports_rewritten"]
+    manifest = json.loads((lake / "manifest.json").read_text())
+    assert manifest["layout"] == "lake" and "touches" in manifest["partitioned"]
+    con = duckdb.connect()
+    assert con.execute(f"SELECT count(*) FROM read_parquet('{lake}/persons/*.parquet') "
+                       "WHERE email = ?", [email]).fetchone() == (0,)
+    assert con.execute(f"SELECT count(*) FROM read_parquet('{lake}/touches/**/*.parquet') "
+                       "WHERE person_id = ?", [person]).fetchone() == (0,)
+    assert con.execute(f"SELECT count(*) FROM read_parquet('{lake}/touches/**/*.parquet')"
+                       ).fetchone()[0] > 1000
+
+
+def test_score_command_on_spark(cli: Callable[..., tuple[int, str, str]], scored: Path,
+                                tmp_path: Path) -> None:
+    _spark_or_skip()
+    duck_dir, spark_dir = _copy(scored, tmp_path / "duck"), _copy(scored, tmp_path / "spark")
+    code, duck, err = cli("-w", str(duck_dir), "score", "--json")
+    assert code == 0, err
+    code, spark, err = cli("-w", str(spark_dir), "score", "--json", "--engine", "spark")
+    assert code == 0, err
+    a, b = json.loads(duck), json.loads(spark)
+    assert a["top"] and [r["account"] for r in a["top"]] == [r["account"] for r in b["top"]]
+    assert _close(a, b)
+    # [compute] engine = "spark" is the default the option overrides
+    (spark_dir / "demandloop.toml").write_text('[compute]\nengine = "spark"\n')
+    code, again, err = cli("-w", str(spark_dir), "score", "--json")
+    assert code == 0 and _close(json.loads(again), a), err
+    code, _, err = cli("-w", str(spark_dir), "score", "--backfill", "30")
+    assert code != 0 and "DuckDB only" in err
+
+
+def test_the_engine_refuses_what_it_cannot_run(cli: Callable[..., tuple[int, str, str]],
+                                               tmp_path: Path, scored: Path) -> None:
+    directory = _copy(scored, tmp_path / "ws")
+    shutil.rmtree(directory / "lake")
+    code, _, err = cli("-w", str(directory), "score", "--engine", "spark")
+    assert code != 0 and "no Parquet lake at" in err and "export --format lake" in err
+    code, _, err = cli("-w", str(directory), "score", "--engine", "flink")
+    assert code != 0 and "unknown engine 'flink'" in err
+    for bad, message in (('master = "localhost"', "not a Spark master"),
+                         ('options = { "executor.memory" = "2g" }', "not a Spark setting"),
+                         ('colour = "red"', "colour")):
+        (directory / "demandloop.toml").write_text(f"[compute.spark]\n{bad}\n")
+        code, _, err = cli("-w", str(directory), "score", "--engine", "spark")
+        assert code != 0 and message in err, err
+    (directory / "demandloop.toml").write_text('[compute]\nlake = "s3a://bucket/lake"\n')
+    code, _, err = cli("-w", str(directory), "status")
+    assert code != 0 and "is a URL" in err
+    # nothing was written by any of them
+    (directory / "demandloop.toml").unlink()
+    with demandloop.open(directory) as ws:
+        assert ws.store.con.execute("SELECT count(DISTINCT as_of) FROM scores").fetchone() \
+            == _distinct_snapshots(scored)
+
+
+def _distinct_snapshots(directory: Path) -> tuple[int]:
+    with demandloop.open(directory) as ws:
+        return ws.store.con.execute("SELECT count(DISTINCT as_of) FROM scores").fetchone()
