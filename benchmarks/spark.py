@@ -1,11 +1,13 @@
-"""Benchmark: the full rescore on DuckDB (the store) against Spark in local mode (the lake).
+"""Benchmark: the full rescore, the funnel and demand health on DuckDB (the store) against
+Spark in local mode (the lake).
 
 For each size, a simulated market is built as ``benchmarks/score.py`` builds it (simulated,
 ingested and resolved, then copied with its ids suffixed), written as a Parquet lake
 (``demandloop export --format lake``), and scored at the same time by both engines in this
 process: ``demandloop score`` (DuckDB, the embedded default) and ``demandloop score
---engine spark`` (``[compute.spark] master``, ``local[2]`` unless ``--master``). The
-results are compared (stages equal, scores to 1e-9) and the times printed with their ratio.
+--engine spark`` (``[compute.spark] master``, ``local[2]`` unless ``--master``), then
+``report funnel --by channel`` and ``report health`` on each. The results are compared
+(stages equal, scores to 1e-9, reports equal) and the times printed with their ratio.
 Spark's first run includes starting the JVM and planning; the figure is the median of the
 runs after it.
 
@@ -78,6 +80,13 @@ def one_size(accounts: int, days: int, repeat: int, seed: int) -> dict[str, floa
         first = time.perf_counter() - t
         spark, spark_runs, s = _runs(lambda: ws.score(engine="spark"), repeat)
         got = _snapshot(ws, s.as_of)
+        reports = {}
+        for name, fn in (("funnel", lambda e: ws.funnel("channel", engine=e)),
+                         ("health", lambda e: ws.health(engine=e)[1])):
+            d_time, _, d_frame = _runs(lambda fn=fn: fn("duckdb"), repeat)
+            s_time, _, s_frame = _runs(lambda fn=fn: fn("spark"), repeat)
+            equal = d_frame.reset_index().astype(str).equals(s_frame.reset_index().astype(str))
+            reports[name] = (d_time, s_time, equal)
         ws.close()
     same = (len(got) == len(want) and got["stage"].fillna("").tolist()
             == want["stage"].fillna("").tolist() and all(
@@ -87,9 +96,15 @@ def one_size(accounts: int, days: int, repeat: int, seed: int) -> dict[str, floa
     print(f"  spark local: {spark:.2f} s median ({', '.join(f'{r:.2f}' for r in spark_runs)}),"
           f" first run {first:.1f} s with the session's start")
     print(f"  spark / duckdb: {spark / duck:.1f}x; results identical: {same}", flush=True)
+    for name, (d_time, s_time, equal) in reports.items():
+        print(f"  report {name}: duckdb {d_time:.2f} s, spark {s_time:.2f} s "
+              f"({s_time / d_time:.1f}x); identical: {equal}", flush=True)
+        same = same and equal
     if not same:
         raise SystemExit("the engines disagree")
-    return {"accounts": accounts, "events": events, "duckdb": duck, "spark": spark}
+    return {"accounts": accounts, "events": events, "duckdb": duck, "spark": spark,
+            **{f"{k}_duckdb": v[0] for k, v in reports.items()},
+            **{f"{k}_spark": v[1] for k, v in reports.items()}}
 
 
 def main() -> None:

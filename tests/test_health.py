@@ -78,7 +78,8 @@ def test_weekly_series_counts_full_weeks_only() -> None:
                             "activity": ["page_view", "form_fill", "page_view", "page_view",
                                          "form_fill", "page_view", "page_view"]})
     accounts = pd.DataFrame({"account_id": ["a", "b"], "target": [True, False]})
-    s = weekly(touches, accounts, pd.DataFrame({"created_at": pd.Series(dtype="datetime64[us]")}))
+    s = weekly(_parts(touches, accounts),
+               pd.DataFrame({"created_at": pd.Series(dtype="datetime64[us]")}))
     assert [str(d.date()) for d in s.index] == ["2026-01-12", "2026-01-19", "2026-01-26"]
     assert s["branded_search"].tolist() == [1, 0, 0]
     assert s["direct"].tolist() == [1, 0, 1]
@@ -86,3 +87,20 @@ def test_weekly_series_counts_full_weeks_only() -> None:
     assert s["form_fills"].tolist() == [1, 0, 1] and s["mqls"].tolist() == [1, 0, 1]
     assert s["engaged_targets"].tolist() == [1, 0, 0]
     assert health(s)["verdict"].startswith("not enough data")
+
+
+def _parts(touches: pd.DataFrame, accounts: pd.DataFrame) -> dict[str, pd.DataFrame]:
+    """The engine's weekly parts of these rows, stored in a workspace of their own."""
+    from demandloop.compute import tables
+    from demandloop.measure.inputs import weekly_parts
+    from demandloop.store import Store
+
+    store = Store.open(":memory:")
+    rows = {"touches": touches.assign(touch_id=[f"t{i}" for i in range(len(touches))],
+                                      motion="demand"),
+            "accounts": accounts.assign(domain=accounts["account_id"] + ".com")}
+    for name, frame in rows.items():
+        store.con.register("_f", frame.assign(workspace_id="default"))
+        store.con.execute(f"INSERT INTO {name} BY NAME SELECT * FROM _f")
+        store.con.unregister("_f")
+    return weekly_parts(tables(store))

@@ -31,11 +31,22 @@ from demandloop.serve.reports import NO_HISTORY
 
 if TYPE_CHECKING:
     import pandas as pd
+
+    from demandloop.workspace import Workspace
 else:  # imported on first use: 'demandloop --help' and the quick commands need none
     pd = LazyModule("pandas")
 
 
 CsvOpt = typer.Option(False, "--csv", help="Print CSV instead of tables.")
+EngineOpt = typer.Option(None, "--engine", help="duckdb or spark (reads the Parquet lake; "
+                         "default: [compute] engine).")
+
+
+def _engine(ws: Workspace, engine: str | None) -> str:
+    """*engine*, checked, or the workspace's ``[compute] engine``."""
+    if engine is not None and engine not in ("duckdb", "spark"):
+        raise UsageError(f"unknown engine '{engine}'", hint="use duckdb or spark")
+    return engine or ws.settings.compute.engine
 
 
 def _emit(df: pd.DataFrame, title: str, as_json: bool, as_csv: bool,
@@ -53,15 +64,16 @@ def _emit(df: pd.DataFrame, title: str, as_json: bool, as_csv: bool,
 @report_app.command("funnel")
 def report_funnel(
     by: str | None = typer.Option(None, "--by", help=f"One of {', '.join(DIMENSIONS)}."),
+    engine: str | None = EngineOpt,
     as_json: bool = JsonOpt, as_csv: bool = CsvOpt,
 ) -> None:
     """Reach -> engaged -> MQL -> MQA -> opportunity -> won: counts, rates, velocity."""
     if as_json and not as_csv:
         with _open() as ws:
-            _json(reports.payload(ws, "funnel", {"by": by}))
+            _json(reports.payload(ws, "funnel", {"by": by}, engine=_engine(ws, engine)))
         return
     with _open() as ws:
-        df = ws.funnel(by)
+        df = ws.funnel(by, engine=_engine(ws, engine))
         note = NO_HISTORY if ws.score_snapshots() <= 1 else None
     if not (as_json or as_csv):
         key = by or "group"
@@ -99,14 +111,15 @@ def _short(column: str) -> str:
 
 
 @report_app.command("health")
-def report_health(as_json: bool = JsonOpt, as_csv: bool = CsvOpt) -> None:
+def report_health(engine: str | None = EngineOpt, as_json: bool = JsonOpt,
+                  as_csv: bool = CsvOpt) -> None:
     """Demand vs capture trends (Mann-Kendall, Theil-Sen) and the shrinking-pool alarm."""
     if as_json and not as_csv:
         with _open() as ws:
-            _json(reports.payload(ws, "health", {}))
+            _json(reports.payload(ws, "health", {}, engine=_engine(ws, engine)))
         return
     with _open() as ws:
-        summary, series = ws.health()
+        summary, series = ws.health(engine=_engine(ws, engine))
     if as_csv:
         series.reset_index().to_csv(_stdout(), index=False)
         return

@@ -52,13 +52,14 @@ class SparkSettings(_Section):
 
 
 class ComputeSettings(_Section):
-    """Which engine 'demandloop score' runs on (resolve and the reports run on DuckDB)."""
+    """Which engine 'score', 'report funnel' and 'report health' run on (resolve and the
+    other reports run on DuckDB)."""
 
     engine: Literal["duckdb", "spark"] = Field(
         "duckdb",
         description="'duckdb' (embedded, the default) or 'spark' (reads the Parquet lake; "
         "install with pip install 'demandloop[spark]'). A command's --engine overrides it; "
-        "the server's live rescore always scores the store it has just resolved.",
+        "the server's live rescore and the API always read the store.",
     )
     lake: str = Field(
         "lake",

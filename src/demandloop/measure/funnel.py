@@ -60,19 +60,19 @@ def _first(frame: pd.DataFrame, key: str, ts: str) -> pd.Series:
     return frame.dropna(subset=[key, ts]).groupby(key)[ts].min()
 
 
-def milestones(*, accounts: pd.DataFrame, touches: pd.DataFrame, leads: pd.DataFrame,
+def milestones(*, accounts: pd.DataFrame, firsts: pd.DataFrame, leads: pd.DataFrame,
                opportunities: pd.DataFrame, stage_changes: pd.DataFrame,
                person_accounts: pd.DataFrame, engaged_stages: Sequence[str],
                mqa_stages: Sequence[str], scores: pd.DataFrame | None = None) -> pd.DataFrame:
     """One row per account with its stage dates and dimensions (see the module docstring).
 
-    *accounts*: account_id, industry, employees, target; *touches*: account_id, person_id,
-    ts, channel, motion; *leads*: account_id, created_at, channel; *opportunities*:
-    account_id, created_at, closed_at, won, amount; *stage_changes*: entity, entity_id,
-    to_stage, changed_at; *person_accounts*: person_id, account_id; *scores*: account_id,
-    fit, band (the latest scores, optional)."""
-    t = touches[touches["account_id"].notna()].sort_values("ts", kind="stable")
-    first_touch = t.drop_duplicates("account_id").set_index("account_id")
+    *accounts*: account_id, industry, employees, target; *firsts*: per account touched, its
+    first touch's ts, channel and motion, and its people
+    (:func:`demandloop.measure.inputs.account_firsts`); *leads*: account_id, created_at,
+    channel; *opportunities*: account_id, created_at, closed_at, won, amount;
+    *stage_changes*: entity, entity_id, to_stage, changed_at; *person_accounts*: person_id,
+    account_id; *scores*: account_id, fit, band (the latest scores, optional)."""
+    first_touch = firsts.set_index("account_id")
     ld = leads[leads["account_id"].notna()].sort_values("created_at", kind="stable")
     first_lead = ld.dropna(subset=["created_at"]).drop_duplicates("account_id").set_index(
         "account_id")
@@ -97,7 +97,7 @@ def milestones(*, accounts: pd.DataFrame, touches: pd.DataFrame, leads: pd.DataF
     m["won_at"] = _first(won, "account_id", "closed_at")
     m["mqls"] = ld.groupby("account_id").size().add(
         person_mql.drop_duplicates("entity_id").groupby("account_id").size(), fill_value=0)
-    m["people"] = t.dropna(subset=["person_id"]).groupby("account_id")["person_id"].nunique()
+    m["people"] = first_touch["people"]
     m["pipeline"] = o.groupby("account_id")["amount"].sum()
     m["revenue"] = won.groupby("account_id")["amount"].sum()
     m = m.fillna({"mqls": 0, "people": 0, "pipeline": 0.0, "revenue": 0.0})

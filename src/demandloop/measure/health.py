@@ -32,8 +32,6 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from demandloop.measure.attribution.journeys import LEAD_ACTIVITIES
-
 DEMAND = ("branded_search", "direct", "ai_referrals", "new_accounts", "engaged_targets")
 CAPTURE = ("form_fills", "mqls")
 MIN_WEEKS = 8
@@ -62,32 +60,26 @@ def trend(values: Any, alpha: float = 0.05) -> dict[str, Any]:
             "direction": direction, "significant": significant}
 
 
-def weekly(touches: pd.DataFrame, accounts: pd.DataFrame, leads: pd.DataFrame
-           ) -> pd.DataFrame:
+def weekly(parts: dict[str, pd.DataFrame], leads: pd.DataFrame) -> pd.DataFrame:
     """Weekly indicator series (index: week start, Monday), full weeks only.
 
-    *touches*: ts, account_id, person_id, channel, activity; *accounts*: account_id, target;
-    *leads*: created_at (CRM leads)."""
-    if touches.empty:
+    *parts*: :func:`demandloop.measure.inputs.weekly_parts` (what the engine counted per
+    week); *leads*: ``created_at`` (CRM leads)."""
+    counts = parts["counts"]
+    if counts.empty:
         return pd.DataFrame(columns=[*DEMAND, *CAPTURE])
-    t = touches.assign(week=touches["ts"].dt.to_period("W-SUN").dt.start_time)
-    first_ts, last_ts = t["ts"].min(), t["ts"].max()
-    target = set(accounts.loc[accounts["target"].fillna(False).astype(bool), "account_id"])
-    g = t.groupby("week")
-    first_touch = t.dropna(subset=["account_id"]).groupby("account_id")["week"].min()
-    is_lead = t["activity"].isin(LEAD_ACTIVITIES)
-    new_people = t[is_lead & t["person_id"].notna()].groupby("person_id")["week"].min()
+    first_ts = pd.Timestamp(parts["span"]["first"].iloc[0])
+    last_ts = pd.Timestamp(parts["span"]["last"].iloc[0])
+    c = counts.set_index("week")
     lead_weeks = (leads["created_at"].dropna().dt.to_period("W-SUN").dt.start_time
                   if len(leads) else pd.Series(dtype="datetime64[us]"))
-    tt = t[t["account_id"].isin(target)]
+    new_people = parts["new_people"].set_index("week")["new_people"]
     s = pd.DataFrame({
-        "branded_search": g["channel"].apply(lambda c: int((c == "branded_search").sum())),
-        "direct": g["channel"].apply(lambda c: int((c == "direct").sum())),
-        "ai_referrals": g["channel"].apply(lambda c: int((c == "ai_assistant").sum())),
-        "new_accounts": first_touch.value_counts(),
-        "engaged_targets": tt.groupby("week")["account_id"].nunique(),
-        "form_fills": t[is_lead].groupby("week").size(),
-        "mqls": new_people.value_counts().add(lead_weeks.value_counts(), fill_value=0),
+        "branded_search": c["branded_search"], "direct": c["direct"],
+        "ai_referrals": c["ai_referrals"],
+        "new_accounts": parts["new_accounts"].set_index("week")["new_accounts"],
+        "engaged_targets": c["engaged_targets"], "form_fills": c["form_fills"],
+        "mqls": new_people.add(lead_weeks.value_counts(), fill_value=0),
     })
     weeks = pd.date_range(s.index.min(), s.index.max(), freq="W-MON")
     s = s.reindex(weeks).fillna(0).astype(int)

@@ -3,26 +3,21 @@ take, fetched on a reader cursor (reads may run beside the writer)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pandas as pd
 
+from demandloop.compute import Tables, frame, tables
+from demandloop.measure import inputs
 from demandloop.store.db import Store
 
+#: frames read from the workspace's store: what scoring wrote (stage changes, the latest
+#: scores), and the touches and access log the reports not yet run by an engine read
 _QUERIES = {
-    "accounts": "SELECT account_id, industry, employees, target FROM accounts "
-                "WHERE workspace_id = $ws ORDER BY account_id",
     "touches": "SELECT account_id, person_id, anonymous_id, ts, channel, motion, activity, "
                "match_source, path FROM touches WHERE workspace_id = $ws ORDER BY ts, touch_id",
-    "leads": "SELECT lead_id, account_id, person_id, created_at, channel, origin FROM leads "
-             "WHERE workspace_id = $ws ORDER BY lead_id",
-    "opportunities": "SELECT opportunity_id, account_id, lead_id, created_at, closed_at, won, "
-                     "is_closed, amount FROM opportunities WHERE workspace_id = $ws "
-                     "ORDER BY opportunity_id",
     "stage_changes": "SELECT entity, entity_id, from_stage, to_stage, changed_at "
                      "FROM stage_changes WHERE workspace_id = $ws ORDER BY changed_at",
-    "person_accounts": "SELECT person_id, account_id FROM persons WHERE workspace_id = $ws "
-                       "AND account_id IS NOT NULL",
-    "spend": "SELECT date, channel, campaign, spend, impressions, clicks FROM spend "
-             "WHERE workspace_id = $ws ORDER BY date, channel",
     "scores": "SELECT account_id, fit, band FROM account_view WHERE workspace_id = $ws "
               "AND as_of IS NOT NULL",
     # the pages an AI search crawler (not a spoofed one) fetched in the log's last 30 days
@@ -34,12 +29,48 @@ _QUERIES = {
 }
 
 
-def frames(store: Store, *names: str) -> dict[str, pd.DataFrame]:
-    """The named input frames (all of them when no name is given)."""
+def _crm(t: Tables) -> dict[str, Callable[[], pd.DataFrame]]:
+    """The CRM-sized frames, read by the engine (from the lake on Spark)."""
+    o, ld = t.opportunities, t.leads
+    return {
+        "accounts": lambda: frame(t.accounts.select(
+            "account_id", "industry", "employees", "target").order_by("account_id")),
+        "leads": lambda: frame(ld.select("lead_id", "account_id", "person_id", "created_at",
+                                         "channel", "origin").order_by("lead_id")),
+        "opportunities": lambda: frame(o.select(
+            "opportunity_id", "account_id", "lead_id", "created_at", "closed_at", "won",
+            "is_closed", "amount").order_by("opportunity_id")),
+        "person_accounts": lambda: frame(t.persons.filter(t.persons.account_id.notnull())
+                                         .select("person_id", "account_id")
+                                         .order_by("person_id")),
+        "spend": lambda: frame(t.spend.select("date", "channel", "campaign", "spend",
+                                              "impressions", "clicks")
+                               .order_by(["date", "channel"])),
+        "account_firsts": lambda: inputs.account_firsts(t),
+    }
+
+
+#: every frame :func:`frames` gives (``weekly`` stands for its four parts, ``weekly_*``)
+NAMES = (*_QUERIES, "accounts", "leads", "opportunities", "person_accounts", "spend",
+         "account_firsts", "weekly")
+
+
+def frames(store: Store, *names: str, source: Tables | None = None
+           ) -> dict[str, pd.DataFrame]:
+    """The named input frames (all of them when no name is given). Those an engine computes
+    come from *source* when given (Spark's view of the lake), else from the store's own
+    tables; what scoring wrote (stage changes, scores) always comes from the store."""
+    t = source or tables(store)
+    engine = _crm(t)
     out = {}
     with store.reader() as cur:
-        for name in names or tuple(_QUERIES):
-            out[name] = cur.execute(_QUERIES[name], {"ws": store.workspace_id}).df()
+        for name in names or NAMES:
+            if name == "weekly":
+                out.update({f"weekly_{k}": v for k, v in inputs.weekly_parts(t).items()})
+            elif name in engine:
+                out[name] = engine[name]()
+            else:
+                out[name] = cur.execute(_QUERIES[name], {"ws": store.workspace_id}).df()
     return out
 
 

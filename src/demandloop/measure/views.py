@@ -24,6 +24,13 @@ from demandloop.measure.names import STAGES
 
 Frames = dict[str, pd.DataFrame]
 
+#: the frames the funnel reads (see demandloop.measure.queries.frames)
+FUNNEL_FRAMES = ("accounts", "account_firsts", "leads", "opportunities", "stage_changes",
+                 "person_accounts", "scores", "spend")
+
+#: the parts of the weekly series (see demandloop.measure.inputs.weekly_parts)
+WEEKLY_PARTS = ("counts", "new_accounts", "new_people", "span")
+
 
 def _stages_from(settings: Settings, name: str) -> list[str]:
     """*name* and every stage listed before it (stages are bottom of the funnel first)."""
@@ -36,7 +43,7 @@ def _stages_from(settings: Settings, name: str) -> list[str]:
 
 def milestones(f: Frames, settings: Settings) -> pd.DataFrame:
     return funnel_mod.milestones(
-        accounts=f["accounts"], touches=f["touches"], leads=f["leads"],
+        accounts=f["accounts"], firsts=f["account_firsts"], leads=f["leads"],
         opportunities=f["opportunities"], stage_changes=f["stage_changes"],
         person_accounts=f["person_accounts"],
         engaged_stages=_stages_from(settings, settings.measure.engaged_stage),
@@ -49,7 +56,7 @@ def funnel(f: Frames, settings: Settings, by: str | None = None) -> pd.DataFrame
 
 
 def health(f: Frames, settings: Settings) -> tuple[dict[str, Any], pd.DataFrame]:
-    series = health_mod.weekly(f["touches"], f["accounts"], f["leads"])
+    series = health_mod.weekly({k: f[f"weekly_{k}"] for k in WEEKLY_PARTS}, f["leads"])
     unconfigured = () if settings.enrich.brand_terms else ("branded_search",)
     return health_mod.health(series, settings.measure.health_alpha, unconfigured), series
 

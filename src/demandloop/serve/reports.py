@@ -29,16 +29,18 @@ def models(text: str) -> tuple[str, ...]:
     return names
 
 
-def payload(ws: Workspace, name: str, params: dict[str, Any]) -> Any:
-    """Report *name* with *params* as JSON-ready data."""
+def payload(ws: Workspace, name: str, params: dict[str, Any], *, engine: str = "duckdb"
+            ) -> Any:
+    """Report *name* with *params* as JSON-ready data, the funnel and health computed on
+    *engine* (the server's reports read its store: ``duckdb``)."""
     if name == "funnel":
         by = params.get("by")
         if by is not None and by not in DIMENSIONS:
             raise UsageError(f"cannot group the funnel by '{str(by)[:40]}'",
                              hint=f"use one of {', '.join(DIMENSIONS)}")
-        return records(ws.funnel(by))
+        return records(ws.funnel(by, engine=engine))
     if name == "health":
-        summary, series = ws.health()
+        summary, series = ws.health(engine=engine)
         return {**summary, "series": records(series.reset_index())}
     if name == "attribution":
         return records(ws.attribution(

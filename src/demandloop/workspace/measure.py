@@ -77,18 +77,23 @@ class Measure(Base):
     def lead_conversion(self, by: str = "origin") -> pd.DataFrame:
         return overview.lead_conversion(self.tables, by)
 
-    def funnel(self, by: str | None = None) -> pd.DataFrame:
+    def funnel(self, by: str | None = None, *, engine: str | None = None) -> pd.DataFrame:
         """Reach -> engaged -> MQL -> MQA -> opportunity -> won, overall or by a dimension
-        (channel, motion, band, industry, size, target, cohort); see measure.funnel."""
-        return views.funnel(frames(self.store), self.settings, by)
+        (channel, motion, band, industry, size, target, cohort); see measure.funnel.
+        *engine* (default ``[compute] engine``): ``spark`` reads the Parquet lake."""
+        return views.funnel(frames(self.store, *views.FUNNEL_FRAMES,
+                                   source=self.engine_tables(engine)), self.settings, by)
 
-    def milestones(self) -> pd.DataFrame:
+    def milestones(self, *, engine: str | None = None) -> pd.DataFrame:
         """One row per account: the date it reached each funnel stage, and its dimensions."""
-        return views.milestones(frames(self.store), self.settings)
+        return views.milestones(frames(self.store, *views.FUNNEL_FRAMES,
+                                       source=self.engine_tables(engine)), self.settings)
 
-    def health(self) -> tuple[dict[str, Any], pd.DataFrame]:
-        """Demand-health trends, the shrinking-pool alarm and the weekly series."""
-        return views.health(frames(self.store, "touches", "accounts", "leads"), self.settings)
+    def health(self, *, engine: str | None = None) -> tuple[dict[str, Any], pd.DataFrame]:
+        """Demand-health trends, the shrinking-pool alarm and the weekly series (*engine*
+        as for :meth:`funnel`)."""
+        return views.health(frames(self.store, "weekly", "leads",
+                                   source=self.engine_tables(engine)), self.settings)
 
     def attribution(self, *, level: str = "account", outcome: str = "opportunity",
                     models: tuple[str, ...] = DEFAULT_MODELS, measure: str = "conversions"
