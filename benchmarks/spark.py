@@ -1,13 +1,14 @@
-"""Benchmark: the full rescore, the funnel and demand health on DuckDB (the store) against
-Spark in local mode (the lake).
+"""Benchmark: the full rescore, the funnel, demand health and pipeline on DuckDB (the store)
+against Spark in local mode (the lake).
 
 For each size, a simulated market is built as ``benchmarks/score.py`` builds it (simulated,
 ingested and resolved, then copied with its ids suffixed), written as a Parquet lake
 (``demandloop export --format lake``), and scored at the same time by both engines in this
 process: ``demandloop score`` (DuckDB, the embedded default) and ``demandloop score
 --engine spark`` (``[compute.spark] master``, ``local[2]`` unless ``--master``), then
-``report funnel --by channel`` and ``report health`` on each. The results are compared
-(stages equal, scores to 1e-9, reports equal) and the times printed with their ratio.
+``report funnel --by channel``, ``report health`` and ``report pipeline`` on each. The
+results are compared (stages equal, scores to 1e-9, reports equal) and the times printed
+with their ratio.
 Spark's first run includes starting the JVM and planning; the figure is the median of the
 runs after it.
 
@@ -49,6 +50,22 @@ def _snapshot(ws: Any, as_of: Any) -> Any:
         "WHERE as_of = ? ORDER BY entity, entity_id", [as_of]).df()
 
 
+def _same_frame(a: Any, b: Any) -> bool:
+    """Equal frames, numbers to 1e-9 of themselves (sums in another order)."""
+    a, b = a.reset_index(), b.reset_index()
+    if list(a.columns) != list(b.columns) or len(a) != len(b):
+        return False
+    for column in a.columns:
+        x, y = a[column], b[column]
+        if x.dtype.kind in "fiu" and y.dtype.kind in "fiu":
+            if not np.allclose(x.to_numpy(float), y.to_numpy(float), rtol=1e-9,
+                               equal_nan=True):
+                return False
+        elif x.astype(str).tolist() != y.astype(str).tolist():
+            return False
+    return True
+
+
 def _runs(fn: Any, repeat: int) -> tuple[float, list[float], Any]:
     times, result = [], None
     for _ in range(repeat):
@@ -82,10 +99,11 @@ def one_size(accounts: int, days: int, repeat: int, seed: int) -> dict[str, floa
         got = _snapshot(ws, s.as_of)
         reports = {}
         for name, fn in (("funnel", lambda e: ws.funnel("channel", engine=e)),
-                         ("health", lambda e: ws.health(engine=e)[1])):
+                         ("health", lambda e: ws.health(engine=e)[1]),
+                         ("pipeline", lambda e: ws.pipeline(engine=e)["channels"])):
             d_time, _, d_frame = _runs(lambda fn=fn: fn("duckdb"), repeat)
             s_time, _, s_frame = _runs(lambda fn=fn: fn("spark"), repeat)
-            equal = d_frame.reset_index().astype(str).equals(s_frame.reset_index().astype(str))
+            equal = _same_frame(d_frame, s_frame)
             reports[name] = (d_time, s_time, equal)
         ws.close()
     same = (len(got) == len(want) and got["stage"].fillna("").tolist()

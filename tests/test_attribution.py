@@ -189,7 +189,7 @@ def test_account_journeys_credit_every_touch_of_the_account_once() -> None:
     people = person_journeys(touches)
     assert people.total_conversions == 1  # p1's form fill; p2, p3 and visitors did not
     assert dict(zip(people.ids or [], people.paths(), strict=True))["p1"] == "events > email"
-    result = pipeline(touches, opps, window_days=30)
+    result = pipeline(_pipeline_parts(touches, opps, 30), opps, window_days=30)
     s = result["summary"]
     assert s["opportunities"] == 2 and s["demand_influenced"]["opportunities"] == 1
     assert s["sourced_by_motion"]["demand"]["amount"] == 4000.0
@@ -224,3 +224,20 @@ def test_ordered_shapley_splits_each_channels_credit_over_positions() -> None:
         for c in members:
             expected[c] += conv / len(members)
     assert counts.to_dict() == pytest.approx(expected, rel=1e-9)
+
+
+def _pipeline_parts(touches: pd.DataFrame, opps: pd.DataFrame, window_days: int
+                    ) -> dict[str, pd.DataFrame]:
+    """The engine's pipeline parts of these rows, stored in a workspace of their own."""
+    from demandloop.compute import tables
+    from demandloop.measure.inputs import pipeline_parts
+    from demandloop.store import Store
+
+    store = Store.open(":memory:")
+    rows = {"touches": touches.assign(touch_id=[f"t{i}" for i in range(len(touches))]),
+            "opportunities": opps}
+    for name, frame in rows.items():
+        store.con.register("_f", frame.assign(workspace_id="default"))
+        store.con.execute(f"INSERT INTO {name} BY NAME SELECT * FROM _f")
+        store.con.unregister("_f")
+    return pipeline_parts(tables(store), window_days)

@@ -159,14 +159,15 @@ def report_attribution(
 
 
 @report_app.command("pipeline")
-def report_pipeline(as_json: bool = JsonOpt, as_csv: bool = CsvOpt) -> None:
+def report_pipeline(engine: str | None = EngineOpt, as_json: bool = JsonOpt,
+                    as_csv: bool = CsvOpt) -> None:
     """Pipeline sourced (first touch) vs influenced (touch in the window) per channel."""
     if as_json and not as_csv:
         with _open() as ws:
-            _json(reports.payload(ws, "pipeline", {}))
+            _json(reports.payload(ws, "pipeline", {}, engine=_engine(ws, engine)))
         return
     with _open() as ws:
-        data = ws.pipeline()
+        data = ws.pipeline(engine=_engine(ws, engine))
     s = data["summary"]
     if not as_csv:
         d = s["demand_influenced"]

@@ -50,16 +50,18 @@ def _crm(t: Tables) -> dict[str, Callable[[], pd.DataFrame]]:
     }
 
 
-#: every frame :func:`frames` gives (``weekly`` stands for its four parts, ``weekly_*``)
+#: every frame :func:`frames` gives (``weekly`` and ``pipeline`` stand for their parts,
+#: ``weekly_*`` and ``pipeline_*``)
 NAMES = (*_QUERIES, "accounts", "leads", "opportunities", "person_accounts", "spend",
-         "account_firsts", "weekly")
+         "account_firsts", "weekly", "pipeline")
 
 
-def frames(store: Store, *names: str, source: Tables | None = None
-           ) -> dict[str, pd.DataFrame]:
+def frames(store: Store, *names: str, source: Tables | None = None,
+           window_days: int = 90) -> dict[str, pd.DataFrame]:
     """The named input frames (all of them when no name is given). Those an engine computes
     come from *source* when given (Spark's view of the lake), else from the store's own
-    tables; what scoring wrote (stage changes, scores) always comes from the store."""
+    tables; what scoring wrote (stage changes, scores) always comes from the store.
+    *window_days*: pipeline influence's window."""
     t = source or tables(store)
     engine = _crm(t)
     out = {}
@@ -67,6 +69,9 @@ def frames(store: Store, *names: str, source: Tables | None = None
         for name in names or NAMES:
             if name == "weekly":
                 out.update({f"weekly_{k}": v for k, v in inputs.weekly_parts(t).items()})
+            elif name == "pipeline":
+                out.update({f"pipeline_{k}": v for k, v in
+                            inputs.pipeline_parts(t, window_days).items()})
             elif name in engine:
                 out[name] = engine[name]()
             else:

@@ -28,6 +28,9 @@ Frames = dict[str, pd.DataFrame]
 FUNNEL_FRAMES = ("accounts", "account_firsts", "leads", "opportunities", "stage_changes",
                  "person_accounts", "scores", "spend")
 
+#: the parts of pipeline influence (see demandloop.measure.inputs.pipeline_parts)
+PIPELINE_PARTS = ("first", "influence", "demand")
+
 #: the parts of the weekly series (see demandloop.measure.inputs.weekly_parts)
 WEEKLY_PARTS = ("counts", "new_accounts", "new_people", "span")
 
@@ -92,7 +95,8 @@ def attribution(f: Frames, settings: Settings, *, level: str = "account",
 
 
 def pipeline(f: Frames, settings: Settings) -> dict[str, Any]:
-    return pipeline_fn(f["touches"], f["opportunities"], settings.measure.influence_window_days)
+    return pipeline_fn({k: f[f"pipeline_{k}"] for k in PIPELINE_PARTS}, f["opportunities"],
+                       settings.measure.influence_window_days)
 
 
 def scorecard(f: Frames, settings: Settings) -> dict[str, Any]:

@@ -233,8 +233,12 @@ def committee_coverage(t: Tables, as_of: dt.datetime, days: int, roles: list[str
         if least is not None:
             holds &= rank >= least
         flags[f"r{i}"] = holds.fill_null(False).any()
-    found = frame(p.group_by("account_id").agg(**flags).order_by("account_id")) \
-        if roles else frame(p.select("account_id").distinct().order_by("account_id"))
+    if roles:
+        found = frame(p.group_by("account_id").agg(**flags).order_by("account_id"))
+    else:  # sorted here: an order_by after distinct() is not safe on Spark (see
+        # demandloop.measure.inputs.pipeline_parts)
+        found = frame(p.select("account_id").distinct()).sort_values("account_id",
+                                                                      ignore_index=True)
     ids = found["account_id"].to_numpy(dtype=object)
     covered = np.column_stack([found[f"r{i}"].to_numpy(dtype=bool)
                                for i in range(len(roles))]) if roles else \

@@ -31,8 +31,8 @@ def models(text: str) -> tuple[str, ...]:
 
 def payload(ws: Workspace, name: str, params: dict[str, Any], *, engine: str = "duckdb"
             ) -> Any:
-    """Report *name* with *params* as JSON-ready data, the funnel and health computed on
-    *engine* (the server's reports read its store: ``duckdb``)."""
+    """Report *name* with *params* as JSON-ready data, the funnel, health and pipeline
+    computed on *engine* (the server's reports read its store: ``duckdb``)."""
     if name == "funnel":
         by = params.get("by")
         if by is not None and by not in DIMENSIONS:
@@ -48,7 +48,7 @@ def payload(ws: Workspace, name: str, params: dict[str, Any], *, engine: str = "
             models=models(params.get("models") or ",".join(DEFAULT_MODELS)),
             measure=params.get("measure", "conversions")))
     if name == "pipeline":
-        data = ws.pipeline()
+        data = ws.pipeline(engine=engine)
         return {"summary": data["summary"], "channels": records(data["channels"])}
     if name == "scorecard":
         data = ws.scorecard()

@@ -99,19 +99,25 @@ class Measure(Base):
                     models: tuple[str, ...] = DEFAULT_MODELS, measure: str = "conversions"
                     ) -> pd.DataFrame:
         """Credit per channel under each model, side by side (see measure.attribution)."""
-        return views.attribution(frames(self.store), self.settings, level=level,
+        return views.attribution(frames(self.store, "touches", "opportunities"),
+                                 self.settings, level=level,
                                  outcome=outcome, models=models, measure=measure)
 
-    def pipeline(self) -> dict[str, Any]:
-        """Pipeline sourced vs influenced, per channel and motion."""
-        return views.pipeline(frames(self.store, "touches", "opportunities"), self.settings)
+    def pipeline(self, *, engine: str | None = None) -> dict[str, Any]:
+        """Pipeline sourced vs influenced, per channel and motion (*engine* as for
+        :meth:`funnel`)."""
+        return views.pipeline(frames(
+            self.store, "pipeline", "opportunities", source=self.engine_tables(engine),
+            window_days=self.settings.measure.influence_window_days), self.settings)
 
     def report_html(self, path: str | Path) -> Path:
         """Write the self-contained HTML report (funnel, attribution, demand health,
         scorecard) to *path*; returns the resolved path."""
         target = Path(path)
         target.parent.mkdir(parents=True, exist_ok=True)
-        page = views.report(frames(self.store), self.settings, self.directory.resolve().name)
+        page = views.report(frames(
+            self.store, window_days=self.settings.measure.influence_window_days),
+            self.settings, self.directory.resolve().name)
         target.write_text(page, encoding="utf-8")
         return target.resolve()
 

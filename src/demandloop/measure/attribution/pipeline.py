@@ -9,13 +9,18 @@
   ``demand_influenced`` is the headline: opportunities with any demand-motion touch in the
   window, the pipeline demand generation helped create whatever sourced it.
 
+The engine finds, per opportunity, its first touch and the channels in its window
+(:func:`demandloop.measure.inputs.pipeline_parts`); this module adds them up.
+
 Example:
     >>> import pandas as pd
-    >>> t = pd.DataFrame({"account_id": ["a"], "ts": [pd.Timestamp("2026-01-01")],
-    ...                   "channel": ["events"], "motion": ["demand"]})
+    >>> parts = {"first": pd.DataFrame({"opportunity_id": ["o1"], "channel": ["events"],
+    ...                                 "motion": ["demand"]}),
+    ...          "influence": pd.DataFrame({"opportunity_id": ["o1"], "channel": ["events"]}),
+    ...          "demand": pd.DataFrame({"opportunity_id": ["o1"]})}
     >>> o = pd.DataFrame({"opportunity_id": ["o1"], "account_id": ["a"], "amount": [100.0],
     ...                   "won": [True], "created_at": [pd.Timestamp("2026-02-01")]})
-    >>> pipeline(t, o)["summary"]["demand_influenced"]["opportunities"]
+    >>> pipeline(parts, o)["summary"]["demand_influenced"]["opportunities"]
     1
 """
 
@@ -26,9 +31,10 @@ from typing import Any
 import pandas as pd
 
 
-def pipeline(touches: pd.DataFrame, opportunities: pd.DataFrame, window_days: int = 90
-             ) -> dict[str, Any]:
-    """Sourced and influenced pipeline. *touches*: account_id, ts, channel, motion;
+def pipeline(parts: dict[str, pd.DataFrame], opportunities: pd.DataFrame,
+             window_days: int = 90) -> dict[str, Any]:
+    """Sourced and influenced pipeline. *parts*: what the engine found per opportunity
+    (:func:`demandloop.measure.inputs.pipeline_parts` over the same *window_days*);
     *opportunities*: opportunity_id, account_id, amount, won, created_at.
 
     Returns ``{"summary": {...}, "channels": DataFrame}`` where the frame has, per channel:
@@ -36,17 +42,12 @@ def pipeline(touches: pd.DataFrame, opportunities: pd.DataFrame, window_days: in
     o = opportunities[opportunities["created_at"].notna()].copy()
     o["amount"] = o["amount"].fillna(0.0).astype(float)
     o["won_amount"] = o["amount"].where(o["won"].fillna(False).astype(bool), 0.0)
-    t = touches[touches["account_id"].notna()][["account_id", "ts", "channel", "motion"]]
-    j = o[["opportunity_id", "account_id", "created_at"]].merge(t, on="account_id")
-    j = j[j["ts"] < j["created_at"]]
-    first = j.sort_values(["opportunity_id", "ts"], kind="stable").drop_duplicates(
-        "opportunity_id")
-    o = o.merge(first[["opportunity_id", "channel", "motion"]], on="opportunity_id",
-                how="left").fillna({"channel": "(none)", "motion": "(none)"})
-    recent = j[j["ts"] >= j["created_at"] - pd.Timedelta(days=window_days)]
-    influenced = recent[["opportunity_id", "channel"]].drop_duplicates().merge(
+    o = o.merge(parts["first"][["opportunity_id", "channel", "motion"]],
+                on="opportunity_id", how="left").fillna(
+        {"channel": "(none)", "motion": "(none)"})
+    influenced = parts["influence"][["opportunity_id", "channel"]].merge(
         o[["opportunity_id", "amount", "won_amount"]], on="opportunity_id")
-    demand_ids = set(recent.loc[recent["motion"] == "demand", "opportunity_id"])
+    demand_ids = set(parts["demand"]["opportunity_id"])
     sourced = o.groupby("channel").agg(sourced_opps=("opportunity_id", "count"),
                                        sourced_amount=("amount", "sum"),
                                        sourced_won=("won_amount", "sum"))
