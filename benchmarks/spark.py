@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import sys
 import tempfile
 import time
@@ -36,7 +35,7 @@ from typing import Any
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from score import simulated_market  # noqa: E402  (the same market as benchmarks/score.py)
+from score import simulated_market, timed  # noqa: E402  (benchmarks/score.py's)
 
 from demandloop.score import live  # noqa: E402
 
@@ -66,15 +65,6 @@ def _same_frame(a: Any, b: Any) -> bool:
     return True
 
 
-def _runs(fn: Any, repeat: int) -> tuple[float, list[float], Any]:
-    times, result = [], None
-    for _ in range(repeat):
-        t = time.perf_counter()
-        result = fn()
-        times.append(time.perf_counter() - t)
-    return statistics.median(times), times, result
-
-
 def one_size(accounts: int, days: int, repeat: int, seed: int) -> dict[str, float]:
     with tempfile.TemporaryDirectory() as tmp:
         copies = max(1, accounts // PER_COPY)
@@ -90,19 +80,19 @@ def one_size(accounts: int, days: int, repeat: int, seed: int) -> dict[str, floa
             live.forget()
             return ws.score(engine="duckdb")
 
-        duck, duck_runs, d = _runs(full, repeat)
+        duck, duck_runs, d = timed(repeat, full)
         want = _snapshot(ws, d.as_of)
         t = time.perf_counter()
         s = ws.score(engine="spark")
         first = time.perf_counter() - t
-        spark, spark_runs, s = _runs(lambda: ws.score(engine="spark"), repeat)
+        spark, spark_runs, s = timed(repeat, lambda: ws.score(engine="spark"))
         got = _snapshot(ws, s.as_of)
         reports = {}
         for name, fn in (("funnel", lambda e: ws.funnel("channel", engine=e)),
                          ("health", lambda e: ws.health(engine=e)[1]),
                          ("pipeline", lambda e: ws.pipeline(engine=e)["channels"])):
-            d_time, _, d_frame = _runs(lambda fn=fn: fn("duckdb"), repeat)
-            s_time, _, s_frame = _runs(lambda fn=fn: fn("spark"), repeat)
+            d_time, _, d_frame = timed(repeat, lambda fn=fn: fn("duckdb"))
+            s_time, _, s_frame = timed(repeat, lambda fn=fn: fn("spark"))
             equal = _same_frame(d_frame, s_frame)
             reports[name] = (d_time, s_time, equal)
         ws.close()
