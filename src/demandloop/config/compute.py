@@ -52,7 +52,7 @@ class SparkSettings(_Section):
 
 
 class ComputeSettings(_Section):
-    """Which engine 'score', 'report funnel' and 'report health' run on (resolve and the
+    """Which engine 'score' and 'report funnel|health|pipeline' run on (resolve and the
     other reports run on DuckDB)."""
 
     engine: Literal["duckdb", "spark"] = Field(
