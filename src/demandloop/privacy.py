@@ -30,7 +30,7 @@ import orjson
 from demandloop.collect.log import retire_loaded
 from demandloop.store import privacy
 from demandloop.store.db import Store
-from demandloop.store.parquet import MANIFEST, export_parquet, import_parquet
+from demandloop.store.parquet import MANIFEST, export_parquet, import_parquet, read_manifest
 
 if TYPE_CHECKING:
     from demandloop.workspace import Workspace
@@ -162,17 +162,15 @@ def _erase_in_exports(ws: Workspace, key: str, now: dt.datetime) -> list[Path]:
     done = []
     for name in _exports(ws.directory):
         target = Path(name)
-        manifest = target / MANIFEST
-        if not manifest.is_file():
+        if not (target / MANIFEST).is_file():
             continue
-        found = orjson.loads(manifest.read_bytes())
-        workspace = str(found.get("workspace_id", "default"))
-        copy = Store.open(":memory:", workspace_id=workspace)
+        manifest = read_manifest(target)
+        copy = Store.open(":memory:", workspace_id=manifest.workspace_id)
         try:
             import_parquet(copy, target)
             _, counts = privacy.erase(copy, key, now)
             if counts:  # in the layout it had (a lake stays a lake)
-                export_parquet(copy, target, lake=found.get("layout") == "lake")
+                export_parquet(copy, target, lake=manifest.layout == "lake")
                 done.append(target)
         finally:
             copy.close()

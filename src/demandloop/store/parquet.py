@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 import shutil
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import orjson
@@ -94,7 +95,29 @@ def _write(store: Store, directory: Path, *, lake: bool) -> dict[str, int]:
     return counts
 
 
-def read_manifest(directory: Path) -> dict[str, object]:
+@dataclass(frozen=True)
+class Manifest:
+    """What ``manifest.json`` says of an export or lake (checked by :func:`read_manifest`)."""
+
+    #: ``files`` or ``lake`` (see the module docstring)
+    layout: str
+    workspace_id: str
+    #: rows per table written
+    tables: dict[str, int]
+    #: a lake's tables written in day partitions, with their time column
+    partitioned: dict[str, str] = field(default_factory=dict)
+
+    def location(self, directory: Path, table: str) -> tuple[Path, bool]:
+        """Where *table* is in the export at *directory*: its one Parquet file, or (when
+        partitioned, the second item) the folder of its ``day=`` partitions."""
+        if self.layout == "files":
+            return directory / f"{table}.parquet", False
+        if table in self.partitioned:
+            return directory / table, True
+        return directory / table / "data.parquet", False
+
+
+def read_manifest(directory: Path) -> Manifest:
     """The checked manifest of an export or lake at *directory*."""
     manifest_path = directory / MANIFEST
     if not manifest_path.is_file():
@@ -108,8 +131,9 @@ def read_manifest(directory: Path) -> dict[str, object]:
         raise InputError(f"{manifest_path}: not valid JSON: {exc}") from exc
     if not isinstance(manifest, dict) or manifest.get("format") != "demandloop-parquet":
         raise InputError(f"{manifest_path}: not a demandloop export manifest")
-    if manifest.get("layout", "files") not in ("files", "lake"):
-        raise InputError(f"{manifest_path}: unknown layout '{manifest.get('layout')}'")
+    layout = manifest.get("layout", "files")
+    if layout not in ("files", "lake"):
+        raise InputError(f"{manifest_path}: unknown layout '{layout}'")
     version = manifest.get("schema_version")
     # an older export imports when its columns still match (checked per table)
     if not isinstance(version, int) or version > SCHEMA_VERSION:
@@ -118,27 +142,25 @@ def read_manifest(directory: Path) -> dict[str, object]:
             f"this demandloop uses {SCHEMA_VERSION}",
             hint="import it with the demandloop version that exported it, then upgrade",
         )
-    return manifest
-
-
-def table_files(directory: Path, manifest: dict[str, object], table: str) -> tuple[Path, str]:
-    """Where *table* of an export is (a file, or a lake's folder) and the glob of its
-    Parquet files under it (empty for a file)."""
-    if manifest.get("layout", "files") == "files":
-        return directory / f"{table}.parquet", ""
+    tables = manifest.get("tables") or {}
     partitioned = manifest.get("partitioned") or {}
-    assert isinstance(partitioned, dict)
-    return directory / table, "**/*.parquet" if table in partitioned else "data.parquet"
+    if not isinstance(tables, dict) or not isinstance(partitioned, dict):
+        raise InputError(f"{manifest_path}: 'tables' and 'partitioned' must be objects")
+    try:
+        counts = {str(k): int(v) for k, v in tables.items()}
+    except (TypeError, ValueError):
+        raise InputError(f"{manifest_path}: 'tables' must give each table's row count"
+                         ) from None
+    return Manifest(layout, str(manifest.get("workspace_id", "default")), counts,
+                    {str(k): str(v) for k, v in partitioned.items()})
 
 
-def _source(directory: Path, manifest: dict[str, object], table: str) -> str:
+def _source(directory: Path, manifest: Manifest, table: str) -> str:
     """A DuckDB relation reading *table*'s rows from an export (without a lake's ``day``)."""
-    path, pattern = table_files(directory, manifest, table)
-    if not pattern:
+    path, partitioned = manifest.location(directory, table)
+    if not partitioned:
         return f"read_parquet('{_quote(path)}')"
-    if pattern == "data.parquet":
-        return f"read_parquet('{_quote(path / pattern)}')"
-    return (f"(SELECT * EXCLUDE ({DAY}) FROM read_parquet('{_quote(path / pattern)}', "
+    return (f"(SELECT * EXCLUDE ({DAY}) FROM read_parquet('{_quote(path / '**/*.parquet')}', "
             "hive_partitioning = true))")
 
 
@@ -150,14 +172,12 @@ def import_parquet(store: Store, directory: Path, *, replace: bool = False) -> d
     import never silently doubles data.
     """
     manifest = read_manifest(directory)
-    tables = manifest.get("tables") or {}
-    if not isinstance(tables, dict):
-        raise InputError(f"{directory / MANIFEST}: 'tables' is not an object")
+    tables = manifest.tables
     with store.reader() as cur:
         for table in DATA_TABLES:
             if table not in tables:
                 continue
-            path, _ = table_files(directory, manifest, table)
+            path, _ = manifest.location(directory, table)
             if not path.exists():
                 raise InputError(f"{path}: missing (listed in {MANIFEST})")
             got = [r[0] for r in cur.execute(
@@ -187,7 +207,7 @@ def import_parquet(store: Store, directory: Path, *, replace: bool = False) -> d
                 f"FROM {_source(directory, manifest, table)}",
                 {"ws": store.workspace_id},
             )
-            counts[table] = int(tables[table])
+            counts[table] = tables[table]
         touch_log.record_all(cur, store.workspace_id)  # every touch replaced
     return counts
 

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from demandloop.config.compute import SparkSettings
 from demandloop.errors import UsageError
-from demandloop.store.parquet import DAY, read_manifest, table_files
+from demandloop.store.parquet import DAY, read_manifest
 from demandloop.store.schema import DATA_TABLES
 
 if TYPE_CHECKING:
@@ -64,21 +64,16 @@ def register_lake(spark: SparkSession, lake: Path) -> str:
     """Register every table of the lake at *lake* as a temporary view; returns the lake's
     workspace id."""
     manifest = read_manifest(lake)
-    if manifest.get("layout") != "lake":
+    if manifest.layout != "lake":
         raise UsageError(f"{lake} is an export, not a lake",
                          hint="write one with 'demandloop export --format lake'")
-    tables = manifest.get("tables") or {}
-    assert isinstance(tables, dict)
     for table in DATA_TABLES:
-        if table not in tables:
+        if table not in manifest.tables:
             raise UsageError(f"{lake}: table '{table}' is missing from the lake",
                              hint="write the lake again with 'demandloop export --format "
                              "lake'")
-        path, pattern = table_files(lake, manifest, table)
-        reader = spark.read
-        if pattern == "data.parquet":
-            frame = reader.parquet(str(path / pattern))
-        else:
-            frame = reader.parquet(str(path)).drop(DAY)
-        frame.createOrReplaceTempView(table)
-    return str(manifest.get("workspace_id", "default"))
+        path, partitioned = manifest.location(lake, table)
+        # a partitioned table is read from its folder: Spark finds the day= partitions
+        frame = spark.read.parquet(str(path))
+        (frame.drop(DAY) if partitioned else frame).createOrReplaceTempView(table)
+    return manifest.workspace_id
