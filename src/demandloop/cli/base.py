@@ -143,6 +143,10 @@ _state: dict[str, Any] = {"workspace": Path("."), "debug": False}
 JsonOpt = typer.Option(False, "--json", help="Print JSON instead of tables.")
 
 
+EngineOpt = typer.Option(None, "--engine", help="duckdb or spark (reads the Parquet lake; "
+                         "default: [compute] engine).")
+
+
 HorizonOpt = typer.Option(90, "--horizon", min=1, max=3650, metavar="DAYS",
                           help="The outcome window: what happens within DAYS of a snapshot.")
 

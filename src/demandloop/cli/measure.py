@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 import typer
 
 from demandloop.cli.base import (
+    EngineOpt,
     HorizonOpt,
     JsonOpt,
     _date,
@@ -31,22 +32,11 @@ from demandloop.serve.reports import NO_HISTORY
 
 if TYPE_CHECKING:
     import pandas as pd
-
-    from demandloop.workspace import Workspace
 else:  # imported on first use: 'demandloop --help' and the quick commands need none
     pd = LazyModule("pandas")
 
 
 CsvOpt = typer.Option(False, "--csv", help="Print CSV instead of tables.")
-EngineOpt = typer.Option(None, "--engine", help="duckdb or spark (reads the Parquet lake; "
-                         "default: [compute] engine).")
-
-
-def _engine(ws: Workspace, engine: str | None) -> str:
-    """*engine*, checked, or the workspace's ``[compute] engine``."""
-    if engine is not None and engine not in ("duckdb", "spark"):
-        raise UsageError(f"unknown engine '{engine}'", hint="use duckdb or spark")
-    return engine or ws.settings.compute.engine
 
 
 def _emit(df: pd.DataFrame, title: str, as_json: bool, as_csv: bool,
@@ -70,10 +60,10 @@ def report_funnel(
     """Reach -> engaged -> MQL -> MQA -> opportunity -> won: counts, rates, velocity."""
     if as_json and not as_csv:
         with _open() as ws:
-            _json(reports.payload(ws, "funnel", {"by": by}, engine=_engine(ws, engine)))
+            _json(reports.payload(ws, "funnel", {"by": by}, engine=ws.engine(engine)))
         return
     with _open() as ws:
-        df = ws.funnel(by, engine=_engine(ws, engine))
+        df = ws.funnel(by, engine=ws.engine(engine))
         note = NO_HISTORY if ws.score_snapshots() <= 1 else None
     if not (as_json or as_csv):
         key = by or "group"
@@ -116,10 +106,10 @@ def report_health(engine: str | None = EngineOpt, as_json: bool = JsonOpt,
     """Demand vs capture trends (Mann-Kendall, Theil-Sen) and the shrinking-pool alarm."""
     if as_json and not as_csv:
         with _open() as ws:
-            _json(reports.payload(ws, "health", {}, engine=_engine(ws, engine)))
+            _json(reports.payload(ws, "health", {}, engine=ws.engine(engine)))
         return
     with _open() as ws:
-        summary, series = ws.health(engine=_engine(ws, engine))
+        summary, series = ws.health(engine=ws.engine(engine))
     if as_csv:
         series.reset_index().to_csv(_stdout(), index=False)
         return
@@ -164,10 +154,10 @@ def report_pipeline(engine: str | None = EngineOpt, as_json: bool = JsonOpt,
     """Pipeline sourced (first touch) vs influenced (touch in the window) per channel."""
     if as_json and not as_csv:
         with _open() as ws:
-            _json(reports.payload(ws, "pipeline", {}, engine=_engine(ws, engine)))
+            _json(reports.payload(ws, "pipeline", {}, engine=ws.engine(engine)))
         return
     with _open() as ws:
-        data = ws.pipeline(engine=_engine(ws, engine))
+        data = ws.pipeline(engine=ws.engine(engine))
     s = data["summary"]
     if not as_csv:
         d = s["demand_influenced"]

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 import typer
 
 from demandloop.cli.base import (
+    EngineOpt,
     HorizonOpt,
     JsonOpt,
     _date,
@@ -95,15 +96,11 @@ def score(
         None, "--as-of", metavar="DATE",
         help="Score as of DATE (YYYY-MM-DD[THH:MM]) knowing only what was known then: events "
         "up to DATE, and CRM rows, contacts, IP ranges and opportunities created by then."),
-    engine: str | None = typer.Option(
-        None, "--engine", help="duckdb or spark (reads the Parquet lake; default: [compute] "
-        "engine)."),
+    engine: str | None = EngineOpt,
     as_json: bool = JsonOpt,
 ) -> None:
     """Score every account: ICP fit, engagement, intent surge, stage and priority (the order
     to work accounts in); run after 'resolve'."""
-    if engine is not None and engine not in ("duckdb", "spark"):
-        raise UsageError(f"unknown engine '{engine}'", hint="use duckdb or spark")
     if as_of is not None and backfill is not None:
         raise UsageError("--as-of and --backfill do not go together",
                          hint="--backfill scores every DAYS days up to the last touch")
@@ -113,11 +110,8 @@ def score(
             with LazyProgress(err, "scoring", None):
                 r = ws.score(when, point_in_time=when is not None, engine=engine)
         else:
-            if (engine or ws.settings.compute.engine) != "duckdb":
-                raise UsageError("a point-in-time score runs on DuckDB only",
-                                 hint="leave out --engine spark with --backfill")
             with LazyProgress(err, "scoring history", None, unit="snapshots") as bar:
-                r = ws.score_history(backfill, progress=bar.step)[-1]
+                r = ws.score_history(backfill, progress=bar.step, engine=engine)[-1]
         top = ws.store.con.execute(
             "SELECT entity_id AS account, round((details ->> '$.priority')::DOUBLE, 2) "
             "AS priority, round(fit, 1) AS fit, "

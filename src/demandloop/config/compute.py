@@ -4,7 +4,7 @@ Spark for a workspace that has outgrown one machine (see ``docs/scale.md``)."""
 from __future__ import annotations
 
 import re
-from typing import Literal
+from typing import Literal, get_args
 
 from pydantic import Field, field_validator
 
@@ -51,11 +51,16 @@ class SparkSettings(_Section):
         return value
 
 
+#: the engines a computation may run on (see ``docs/scale.md``)
+Engine = Literal["duckdb", "spark"]
+ENGINES: tuple[str, ...] = get_args(Engine)
+
+
 class ComputeSettings(_Section):
     """Which engine 'score' and 'report funnel|health|pipeline' run on (resolve and the
     other reports run on DuckDB)."""
 
-    engine: Literal["duckdb", "spark"] = Field(
+    engine: Engine = Field(
         "duckdb",
         description="'duckdb' (embedded, the default) or 'spark' (reads the Parquet lake; "
         "install with pip install 'demandloop[spark]'). A command's --engine overrides it; "

@@ -13,6 +13,7 @@ from demandloop import privacy
 from demandloop.activate import compose
 from demandloop.compute import Tables, spark_tables, tables
 from demandloop.config import Settings, locate
+from demandloop.config.compute import ENGINES
 from demandloop.errors import UsageError
 from demandloop.store import Store, export_parquet, import_parquet
 from demandloop.store.parquet import MANIFEST
@@ -72,14 +73,18 @@ class Base:
         lake = Path(self.settings.compute.lake)
         return lake if lake.is_absolute() else self.directory / lake
 
-    def engine_tables(self, engine: str | None = None) -> Tables | None:
-        """The tables a command computes on with *engine* (default ``[compute] engine``):
-        None for DuckDB (the store's own), Spark's view of the lake otherwise."""
+    def engine(self, engine: str | None = None) -> str:
+        """*engine*, checked, or ``[compute] engine`` when None."""
         chosen = engine or self.settings.compute.engine
-        if chosen == "duckdb":
+        if chosen not in ENGINES:
+            raise UsageError(f"unknown engine '{chosen}'", hint=f"use {' or '.join(ENGINES)}")
+        return chosen
+
+    def engine_tables(self, engine: str | None = None) -> Tables | None:
+        """The tables a command computes on with *engine* (see :meth:`engine`): None for
+        DuckDB (the store's own), Spark's view of the lake otherwise."""
+        if self.engine(engine) == "duckdb":
             return None
-        if chosen != "spark":
-            raise UsageError(f"unknown engine '{chosen}'", hint="use duckdb or spark")
         lake = self.lake_path()
         if not (lake / MANIFEST).is_file():
             raise UsageError(f"no Parquet lake at {lake}",

@@ -36,11 +36,10 @@ class Score(Base):
 
         *engine* (default ``[compute] engine``): ``spark`` computes from the Parquet lake on
         Spark; the snapshot is stored in the workspace the same way."""
+        if point_in_time and as_of is not None:
+            self._point_in_time_on(engine)
         source = self.engine_tables(engine)
         if source is not None:
-            if point_in_time and as_of is not None:
-                raise UsageError("a point-in-time score runs on DuckDB only",
-                                 hint="leave out --engine spark with --as-of or --backfill")
             return score_run.run(self.store, self.settings, as_of, source=source)
         if not point_in_time or as_of is None:
             return score_run.run(self.store, self.settings, as_of)
@@ -50,16 +49,24 @@ class Score(Base):
         result.known = pit.known_counts(self.store, as_of)
         return result
 
+    def _point_in_time_on(self, engine: str | None) -> None:
+        """Refuse a point-in-time score on an engine other than DuckDB: each resolves
+        afresh in a temporary DuckDB (see :mod:`demandloop.store.pit`)."""
+        if self.engine(engine) != "duckdb":
+            raise UsageError("a point-in-time score runs on DuckDB only",
+                             hint="leave out --engine spark with --as-of or --backfill")
+
     def score_history(self, every_days: int, since: dt.datetime | None = None,
-                      progress: Callable[[int, int], None] | None = None
-                      ) -> list[score_run.ScoreResult]:
+                      progress: Callable[[int, int], None] | None = None, *,
+                      engine: str | None = None) -> list[score_run.ScoreResult]:
         """Score at every *every_days* from *since* (default: the first touch) up to now, in
         order, each point in time (what a daily job would have recorded then, knowing only
         what was known then), so stage changes carry their real dates; ends with a run at
         the latest touch on everything known now. *progress* is told (done, total) after
-        each snapshot."""
+        each snapshot. *engine* (default ``[compute] engine``) must be DuckDB's."""
         if every_days < 1:
             raise UsageError("--backfill needs a number of days >= 1")
+        self._point_in_time_on(engine)
         first, last = queries.touch_span(self.store)
         if first is None or last is None:
             return [self.score()]
