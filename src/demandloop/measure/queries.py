@@ -29,31 +29,29 @@ _QUERIES = {
 }
 
 
-def _crm(t: Tables) -> dict[str, Callable[[], pd.DataFrame]]:
-    """The CRM-sized frames, read by the engine (from the lake on Spark)."""
-    o, ld = t.opportunities, t.leads
-    return {
-        "accounts": lambda: frame(t.accounts.select(
-            "account_id", "industry", "employees", "target").order_by("account_id")),
-        "leads": lambda: frame(ld.select("lead_id", "account_id", "person_id", "created_at",
-                                         "channel", "origin").order_by("lead_id")),
-        "opportunities": lambda: frame(o.select(
-            "opportunity_id", "account_id", "lead_id", "created_at", "closed_at", "won",
-            "is_closed", "amount").order_by("opportunity_id")),
-        "person_accounts": lambda: frame(t.persons.filter(t.persons.account_id.notnull())
-                                         .select("person_id", "account_id")
-                                         .order_by("person_id")),
-        "spend": lambda: frame(t.spend.select("date", "channel", "campaign", "spend",
-                                              "impressions", "clicks")
-                               .order_by(["date", "channel"])),
-        "account_firsts": lambda: inputs.account_firsts(t),
-    }
-
+#: frames an engine computes from the workspace's tables (from the lake on Spark): the
+#: CRM-sized ones, and each account's first touch
+_ENGINE: dict[str, Callable[[Tables], pd.DataFrame]] = {
+    "accounts": lambda t: frame(t.accounts.select(
+        "account_id", "industry", "employees", "target").order_by("account_id")),
+    "leads": lambda t: frame(t.leads.select(
+        "lead_id", "account_id", "person_id", "created_at", "channel", "origin"
+    ).order_by("lead_id")),
+    "opportunities": lambda t: frame(t.opportunities.select(
+        "opportunity_id", "account_id", "lead_id", "created_at", "closed_at", "won",
+        "is_closed", "amount").order_by("opportunity_id")),
+    "person_accounts": lambda t: frame(t.persons.filter(t.persons.account_id.notnull())
+                                       .select("person_id", "account_id")
+                                       .order_by("person_id")),
+    "spend": lambda t: frame(t.spend.select(
+        "date", "channel", "campaign", "spend", "impressions", "clicks"
+    ).order_by(["date", "channel"])),
+    "account_firsts": inputs.account_firsts,
+}
 
 #: every frame :func:`frames` gives (``weekly`` and ``pipeline`` stand for their parts,
-#: ``weekly_*`` and ``pipeline_*``)
-NAMES = (*_QUERIES, "accounts", "leads", "opportunities", "person_accounts", "spend",
-         "account_firsts", "weekly", "pipeline")
+#: ``weekly_*`` and ``pipeline_*``: see demandloop.measure.views.parts)
+NAMES = (*_QUERIES, *_ENGINE, "weekly", "pipeline")
 
 
 def frames(store: Store, *names: str, source: Tables | None = None,
@@ -63,7 +61,6 @@ def frames(store: Store, *names: str, source: Tables | None = None,
     tables; what scoring wrote (stage changes, scores) always comes from the store.
     *window_days*: pipeline influence's window."""
     t = source or tables(store)
-    engine = _crm(t)
     out = {}
     with store.reader() as cur:
         for name in names or NAMES:
@@ -72,8 +69,8 @@ def frames(store: Store, *names: str, source: Tables | None = None,
             elif name == "pipeline":
                 out.update({f"pipeline_{k}": v for k, v in
                             inputs.pipeline_parts(t, window_days).items()})
-            elif name in engine:
-                out[name] = engine[name]()
+            elif name in _ENGINE:
+                out[name] = _ENGINE[name](t)
             else:
                 out[name] = cur.execute(_QUERIES[name], {"ws": store.workspace_id}).df()
     return out

@@ -28,11 +28,12 @@ Frames = dict[str, pd.DataFrame]
 FUNNEL_FRAMES = ("accounts", "account_firsts", "leads", "opportunities", "stage_changes",
                  "person_accounts", "scores", "spend")
 
-#: the parts of pipeline influence (see demandloop.measure.inputs.pipeline_parts)
-PIPELINE_PARTS = ("first", "influence", "demand")
 
-#: the parts of the weekly series (see demandloop.measure.inputs.weekly_parts)
-WEEKLY_PARTS = ("counts", "new_accounts", "new_people", "span")
+def parts(f: Frames, name: str) -> Frames:
+    """The parts of *name* (``weekly`` or ``pipeline``) in *f*, by part: :func:`frames
+    <demandloop.measure.queries.frames>` gives them as ``weekly_*`` and ``pipeline_*``."""
+    prefix = f"{name}_"
+    return {k.removeprefix(prefix): v for k, v in f.items() if k.startswith(prefix)}
 
 
 def _stages_from(settings: Settings, name: str) -> list[str]:
@@ -59,7 +60,7 @@ def funnel(f: Frames, settings: Settings, by: str | None = None) -> pd.DataFrame
 
 
 def health(f: Frames, settings: Settings) -> tuple[dict[str, Any], pd.DataFrame]:
-    series = health_mod.weekly({k: f[f"weekly_{k}"] for k in WEEKLY_PARTS}, f["leads"])
+    series = health_mod.weekly(parts(f, "weekly"), f["leads"])
     unconfigured = () if settings.enrich.brand_terms else ("branded_search",)
     return health_mod.health(series, settings.measure.health_alpha, unconfigured), series
 
@@ -95,7 +96,7 @@ def attribution(f: Frames, settings: Settings, *, level: str = "account",
 
 
 def pipeline(f: Frames, settings: Settings) -> dict[str, Any]:
-    return pipeline_fn({k: f[f"pipeline_{k}"] for k in PIPELINE_PARTS}, f["opportunities"],
+    return pipeline_fn(parts(f, "pipeline"), f["opportunities"],
                        settings.measure.influence_window_days)
 
 

@@ -153,7 +153,7 @@ def _compute(store: Store, settings: Settings, as_of: dt.datetime,
     last = {entity: snapshot.last_stages(store, entity, as_of)
             for entity in ("account", "person")}
     if source is not None:
-        t = own = source
+        t = source
         fits, found = fit_scores(t, settings), {}
         context = account_context(t, settings, as_of)
         reach = frame(breadth(t.touches, as_of))
