@@ -8,6 +8,7 @@ import typer
 from rich.markup import escape
 
 from demandloop.cli.base import (
+    EngineOpt,
     JsonOpt,
     _json,
     _open,
@@ -27,10 +28,11 @@ else:  # imported on first use: 'demandloop --help' and the quick commands need 
 
 
 @app.command()
-def resolve(as_json: bool = JsonOpt) -> None:
-    """Resolve persons and accounts and derive touches (incrementally: see docs/resolution.md)."""
+def resolve(engine: str | None = EngineOpt, as_json: bool = JsonOpt) -> None:
+    """Resolve persons and accounts and derive touches (incrementally: see docs/resolution.md;
+    --engine spark rebuilds them from the Parquet lake: docs/scale.md)."""
     with _open() as ws, LazyProgress(err, "resolving identities and accounts", None):
-        r = ws.resolve()
+        r = ws.resolve(engine=engine)
     if as_json:
         _json(r.__dict__)
         return

@@ -13,10 +13,14 @@ pages for topics, addresses, identity edges of the persons reached).
 from __future__ import annotations
 
 import re
+import shutil
 import time
+import uuid
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import duckdb
+import pandas as pd
 import pyarrow as pa
 
 from demandloop.config import Settings
@@ -30,11 +34,13 @@ from demandloop.enrich.channels import (
 )
 from demandloop.enrich.personas import classify_title
 from demandloop.enrich.touches import HIGH_INTENT_PATH, topic_of
+from demandloop.errors import UsageError
 from demandloop.resolve import run as resolve_run
 from demandloop.resolve import state
 from demandloop.resolve.addresses import resolve_addresses
 from demandloop.store import touch_log
 from demandloop.store.db import Store, transaction
+from demandloop.store.dialect import SqlEngine, inline
 from demandloop.store.memory import release_memory
 
 Cursor = duckdb.DuckDBPyConnection
@@ -67,8 +73,16 @@ def channel_rules(settings: Settings) -> list[tuple[str, Rule]]:
     return rules_for(tuple(settings.enrich.brand_terms), extra)
 
 
-def run(store: Store, settings: Settings) -> ResolveResult:
-    """Resolve and enrich what arrived since the last run (everything the first time)."""
+def run(store: Store, settings: Settings, lake: SqlEngine | None = None,
+        results: Path | None = None) -> ResolveResult:
+    """Resolve and enrich what arrived since the last run (everything the first time).
+
+    With *lake*, a rebuild from that engine's copy of the events (a Parquet lake on Spark,
+    see :mod:`demandloop.store.spark`): it scans the events and builds the touches; the
+    identity graph, persons and address lookups run here over what it found, from the
+    same queries. Its touches come back through Parquet files in *results* (a folder both
+    it and this process reach), and everything is written to the workspace as a DuckDB
+    rebuild writes it. The next run here goes on from the lake's last load."""
     started = time.perf_counter()
     ws = store.workspace_id
     # Two transactions on one cursor: persons and addresses, then touches. The touches read
@@ -78,10 +92,10 @@ def run(store: Store, settings: Settings) -> ResolveResult:
     # one rebuilds. Readers meanwhile see new persons beside the touches of the last run.
     with store.locked_cursor() as cur:
         with transaction(cur):
-            last = state.last_load(cur, ws)
+            last = state.last_load(cur, ws) if lake is None else _lake_loaded(cur, ws, lake)
             # one fingerprint for the whole run: nothing resolve writes changes it
             current = state.fingerprint(cur, ws, settings)
-            previous = state.may_continue(cur, ws, current)
+            previous = state.may_continue(cur, ws, current) if lake is None else None
             full = previous is None
             since = -1 if previous is None else previous.loaded_to
             out = ResolveResult(mode="rebuild" if full else "incremental")
@@ -92,8 +106,9 @@ def run(store: Store, settings: Settings) -> ResolveResult:
                     for table in ("account_matches", "ip_lookups"):
                         cur.execute(f"DELETE FROM {table} WHERE workspace_id = $ws",
                                     {"ws": ws})
-                resolve_addresses(cur, ws, settings, since, current)
-                people = resolve_run.people(cur, ws, settings, since, full, classify_title)
+                resolve_addresses(cur, ws, settings, since, current, lake)
+                people = resolve_run.people(cur, ws, settings, since, full, classify_title,
+                                            lake)
                 out.accounts_created = people.accounts_created
                 if full:
                     release_memory()
@@ -102,11 +117,84 @@ def run(store: Store, settings: Settings) -> ResolveResult:
                 if full:
                     cur.execute("DELETE FROM touches WHERE workspace_id = $ws", {"ws": ws})
                     touch_log.record_all(cur, ws)
-                out.touches_written = _touches(cur, ws, settings, since, full)
+                if lake is None:
+                    out.touches_written = _touches(cur, ws, settings, since, full)
+                else:
+                    out.touches_written = _lake_touches(cur, ws, settings, lake,
+                                                        results or Path("."))
                 state.write(cur, ws, current, last)
             _summary(cur, ws, out)
     out.seconds = time.perf_counter() - started
     return out
+
+
+def _lake_loaded(cur: Cursor, ws: str, lake: SqlEngine) -> int:
+    """The last load the lake holds, once it is checked to hold exactly the workspace's
+    events up to it (a lake written before an erasure or a retention run would bring
+    erased events back)."""
+    row = lake.query(inline("SELECT count(*) AS n, coalesce(max(coalesce(load_id, 0)), 0) "
+                            "AS last FROM events WHERE workspace_id = $ws", {"ws": ws}))
+    held, last = int(row["n"][0].as_py()), int(row["last"][0].as_py())
+    stored = state.events_upto(cur, ws, last)
+    if stored != held:
+        raise UsageError(f"the lake holds {held:,} events up to load {last}, the workspace "
+                         f"{stored:,}", hint="write the lake again: demandloop export "
+                         "--format lake")
+    return last
+
+
+def _rule_tables(settings: Settings, distinct: pd.DataFrame, paths: pd.DataFrame,
+                 rules: list[tuple[str, Rule]]) -> tuple[pa.Table, pa.Table]:
+    """``_channels(fkey, channel)`` and ``_paths(path, page_title, topic, high)``: the
+    channel rules over the distinct feature rows and the topic rules over the distinct
+    pages (in Python, on distinct values only; see :mod:`demandloop.enrich.touch_sql`)."""
+    channels = classify_features(distinct.drop(columns=["fkey"]), rules)
+    topic_rules = [(k, re.compile(v)) for k, v in settings.enrich.topics.items()]
+    paths = paths.copy()
+    paths["topic"] = [topic_of(p, topic_rules, t if topic_rules else None)
+                      for p, t in zip(paths["path"], paths["page_title"], strict=True)]
+    paths["high"] = paths["path"].fillna("").str.match(HIGH_INTENT_PATH)
+    keys = distinct["fkey"].to_numpy()
+    return (pa.table({"fkey": pa.array(keys, pa.uint64() if keys.dtype.kind == "u"
+                                        else pa.int64()),
+                      "channel": pa.array(channels.to_numpy(dtype=object), pa.string())}),
+            pa.Table.from_pandas(paths, preserve_index=False))
+
+
+#: the workspace's tables the touches are attributed from, which the lake's copy of is
+#: older than this run
+_ATTRIBUTION = ("person_identifiers", "account_matches", "ip_matches", "ip_lookups")
+
+
+def _lake_touches(cur: Cursor, ws: str, settings: Settings, lake: SqlEngine,
+                  results: Path) -> int:
+    """Every touch, built and attributed by *lake* from its events (the queries of
+    :mod:`demandloop.enrich.touch_sql`, as a DuckDB rebuild runs them), written here."""
+    w = {"ws": ws}
+    rules = channel_rules(settings)
+    fragments = url_fragments(rules)
+    lake.view("_tev", inline(_TEV, w))
+    lake.view("_pages", touch_sql.pages(fragments))
+    channels, paths = _rule_tables(
+        settings, lake.query(touch_sql.distinct_features(fragments)).to_pandas(),
+        lake.query("SELECT DISTINCT path, page_title FROM _tev").to_pandas(), rules)
+    lake.put("_channels", channels)
+    lake.put("_paths", paths)
+    for table in _ATTRIBUTION:  # what the first transaction wrote, not the lake's copy
+        lake.put(table, cur.execute(f"SELECT * FROM {table} WHERE workspace_id = $ws",
+                                    w).to_arrow_table())
+    folder = results / f".touches-{uuid.uuid4().hex}"
+    try:
+        lake.write(inline(touch_sql.attributed(), w), folder)
+        files = sorted(folder.glob("*.parquet"))
+        if not files:
+            return 0
+        done = cur.execute(touch_sql.insert_touches(source=(
+            f"SELECT {', '.join(touch_sql.ATTRIBUTED)} FROM read_parquet("
+            f"[{', '.join(_literal(str(f)) for f in files)}])")), w).fetchone()
+        return int(done[0]) if done else 0
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 #: page and track events per chunk of visitors: each chunk's windows and joins fit in memory
@@ -144,23 +232,17 @@ def _touches(cur: Cursor, ws: str, settings: Settings, since: int, full: bool) -
     rules = channel_rules(settings)
     fragments = url_fragments(rules)
     cur.execute(touch_sql.page_features(fragments))
-    distinct = cur.execute(touch_sql.distinct_features(fragments)).df()
-    channels = classify_features(distinct.drop(columns=["fkey"]), rules)
-    topic_rules = [(k, re.compile(v)) for k, v in settings.enrich.topics.items()]
-    paths = cur.execute("SELECT DISTINCT path, page_title FROM _tev").df()
-    paths["topic"] = [topic_of(p, topic_rules, t if topic_rules else None)
-                      for p, t in zip(paths["path"], paths["page_title"], strict=True)]
-    paths["high"] = paths["path"].fillna("").str.match(HIGH_INTENT_PATH)
+    channel_rows, path_rows = _rule_tables(
+        settings, cur.execute(touch_sql.distinct_features(fragments)).df(),
+        cur.execute("SELECT DISTINCT path, page_title FROM _tev").df(), rules)
     row = cur.execute("SELECT count(*) FROM _tev").fetchone()
     chunks = max(1, -(-int(row[0] if row else 0) // CHUNK_EVENTS))
     # Copied into DuckDB rather than scanned as Arrow: a join's dynamic filter on fkey (a
     # UBIGINT hash) pushed down into an Arrow scan becomes a pyarrow expression, and a hash
     # over 2**63 overflowed it ("Python int too large to convert to C long"), failing the
     # run whenever the few new visitors' hashes were all high. Both tables are small.
-    cur.register("_channel_rows", pa.table({
-        "fkey": pa.array(distinct["fkey"].to_numpy(), pa.uint64()),
-        "channel": pa.array(channels.to_numpy(dtype=object), pa.string())}))
-    cur.register("_path_rows", pa.Table.from_pandas(paths, preserve_index=False))
+    cur.register("_channel_rows", channel_rows)
+    cur.register("_path_rows", path_rows)
     cur.execute("CREATE OR REPLACE TEMP TABLE _channels AS SELECT * FROM _channel_rows")
     cur.execute("CREATE OR REPLACE TEMP TABLE _paths AS SELECT * FROM _path_rows")
     cur.unregister("_channel_rows")

@@ -30,7 +30,7 @@ def _q(text: str) -> str:
 
 def _host(expr: str) -> str:
     h = f"regexp_extract(lower(coalesce({expr}, '')), {_q(HOST_PATTERN)}, 1)"
-    return f"(CASE WHEN starts_with({h}, 'www.') THEN {h}[5:] ELSE {h} END)"
+    return f"(CASE WHEN starts_with({h}, 'www.') THEN substring({h}, 5) ELSE {h} END)"
 
 
 def feature_columns(fragments: tuple[str, ...]) -> list[tuple[str, str]]:
@@ -44,15 +44,18 @@ def feature_columns(fragments: tuple[str, ...]) -> list[tuple[str, str]]:
     return cols
 
 
-def page_features(fragments: tuple[str, ...]) -> str:
-    """``_pages``: each page of ``_tev`` with the hash of its features (``fkey``). A view,
-    as ``_tev`` is: rows a transaction writes into a temporary table of its own are read
-    several times slower than the stored events (measured: 1.75 s against 0.48 s)."""
+def pages(fragments: tuple[str, ...]) -> str:
+    """Each page of ``_tev`` with the hash of its features (``fkey``): a query."""
     exprs = [e for _, e in feature_columns(fragments)]
-    return (f"CREATE OR REPLACE TEMP VIEW _pages AS SELECT message_id, visitor, timestamp "
-            f"AS ts, path, page_title, anonymous_id, user_id, ip, "
-            f"hash({', '.join(exprs)}) AS fkey FROM _tev "
-            f"WHERE type = 'page'")
+    return (f"SELECT message_id, visitor, timestamp AS ts, path, page_title, anonymous_id, "
+            f"user_id, ip, hash({', '.join(exprs)}) AS fkey FROM _tev WHERE type = 'page'")
+
+
+def page_features(fragments: tuple[str, ...]) -> str:
+    """``_pages``: :func:`pages`, as a view, as ``_tev`` is: rows a transaction writes
+    into a temporary table of its own are read several times slower than the stored
+    events (measured: 1.75 s against 0.48 s)."""
+    return f"CREATE OR REPLACE TEMP VIEW _pages AS {pages(fragments)}"
 
 
 def distinct_features(fragments: tuple[str, ...]) -> str:
@@ -89,7 +92,9 @@ def _by_activity(field: str, default: str) -> str:
     return f"(CASE activity {' '.join(cases)} END)"
 
 
-GAP_SECONDS = int(VISIT_GAP.total_seconds())
+#: the visit gap in microseconds: both engines count a time's age in whole microseconds
+#: (DuckDB's epoch() is fractional seconds, Spark's unix_timestamp() whole ones)
+GAP_US = int(VISIT_GAP.total_seconds()) * 1_000_000
 
 
 def touches(context: bool = False) -> str:
@@ -108,7 +113,7 @@ WITH p AS (
     {extra}),
 s AS (
     SELECT *, (lag(ts) OVER w IS NULL
-               OR epoch(ts) - epoch(lag(ts) OVER w) > {GAP_SECONDS}
+               OR epoch_us(ts) - epoch_us(lag(ts) OVER w) > {GAP_US}
                OR channel <> 'internal') AS starts
     FROM p WINDOW w AS (PARTITION BY visitor ORDER BY ts, message_id)),
 pages AS (
@@ -130,12 +135,29 @@ acts AS (
            coalesce({_by_activity('motion', 'NULL')}, 'capture') AS motion,
            {_by_activity('weight', '0.0')} AS weight
     FROM tracks WHERE activity IS NOT NULL),
+-- the page each tracked activity happened after (the visitor's last at or before it, a
+-- page first at the same time): a window, not DuckDB's ASOF join, so Spark runs it too,
+-- over the pages of visitors with activities only
+marks AS (
+    SELECT visitor, ts, 0 AS kind, message_id, ts AS page_ts, channel AS page_channel
+    FROM landed WHERE visitor IN (SELECT visitor FROM acts)
+    UNION ALL
+    SELECT visitor, ts, 1, message_id, NULL, NULL FROM acts),
+visit_of AS (
+    SELECT message_id, page_ts, page_channel FROM (
+        SELECT kind, message_id,
+               last_value(page_ts IGNORE NULLS) OVER w AS page_ts,
+               last_value(page_channel IGNORE NULLS) OVER w AS page_channel
+        FROM marks
+        WINDOW w AS (PARTITION BY visitor ORDER BY ts, kind, message_id
+                     ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW))
+    WHERE kind = 1),
 inherited AS (
     SELECT a.message_id, a.ts, a.path, a.page_title, a.anonymous_id, a.user_id, a.ip,
            a.activity, a.motion, a.weight,
-           coalesce(a.own_channel, CASE WHEN epoch(a.ts) - epoch(l.ts) <= {GAP_SECONDS}
-                                        THEN l.channel END, 'direct') AS channel
-    FROM acts a ASOF LEFT JOIN landed l ON a.visitor = l.visitor AND a.ts >= l.ts)
+           coalesce(a.own_channel, CASE WHEN epoch_us(a.ts) - epoch_us(v.page_ts) <= {GAP_US}
+                                        THEN v.page_channel END, 'direct') AS channel
+    FROM acts a JOIN visit_of v ON v.message_id = a.message_id)
 SELECT l.message_id, l.ts, l.anonymous_id, l.user_id, l.ip, l.channel,
        {_motion('l.channel')} AS motion,
        CASE WHEN x.high THEN 'high_intent_page' ELSE 'page_view' END AS activity,
@@ -157,20 +179,18 @@ def _confidence(source: str) -> str:
     return f"(CASE {source} {cases} ELSE 0.0 END)"
 
 
-def insert_touches(returning: bool = False, rows: str | None = None,
-                   addresses: str = "_tev") -> str:
-    """Insert :func:`touches` into ``touches`` with each touch's person and account: the
-    person of its anonymous id, else of its user id; that person's account, else what its
-    address matched while whole (IP policy), else its address's lookup. One statement, so
-    nothing is staged in the transaction's own storage. Rows are written in account order
-    (then time): DuckDB's zone maps then skip every row group but an account's own when a
-    page reads one account's touches (an account page at 10M events: 272 ms -> 50 ms), at
-    no cost to the rebuild; nothing reads touches in their stored order. *returning*: the
-    statement returns each written touch's account and person, else their number.
+#: the columns of :func:`attributed`, in order
+ATTRIBUTED = ("message_id", "account_id", "person_id", "anonymous_id", "ts", "channel",
+              "motion", "activity", "weight", "topic", "match_source", "confidence", "ip",
+              "user_id", "path")
 
-    *rows* replaces :func:`touches` with another query of its columns (touches kept as
-    they are, to attribute again), *addresses* names the relation whose ``ip`` column
-    holds their addresses."""
+
+def attributed(rows: str | None = None, addresses: str = "_tev") -> str:
+    """:func:`touches` (or *rows*, another query of its columns: touches kept as they are,
+    to attribute again) with each touch's person and account: the person of its anonymous
+    id, else of its user id; that person's account, else what its address matched while
+    whole (IP policy), else its address's lookup. *addresses* names the relation whose
+    ``ip`` column holds their addresses. Columns :data:`ATTRIBUTED`; a query."""
     account = ("CASE WHEN m.account_id IS NOT NULL THEN m.account_id "
                "WHEN f.message_id IS NOT NULL THEN f.account_id ELSE l.account_id END")
     source = ("CASE WHEN m.account_id IS NOT NULL THEN m.source "
@@ -180,9 +200,6 @@ def insert_touches(returning: bool = False, rows: str | None = None,
               "WHEN f.message_id IS NOT NULL THEN coalesce(f.detail, 'no ip') "
               "ELSE coalesce(l.detail, 'no ip') END")
     return f"""
-INSERT INTO touches (workspace_id, touch_id, message_id, account_id, person_id,
-    anonymous_id, ts, channel, motion, activity, weight, topic, match_source, confidence,
-    ip, seq, user_id, path)
 WITH t AS ({rows or touches()}),
 r AS (
     SELECT t.*, coalesce(pa.person_id, pu.person_id) AS person_id
@@ -202,12 +219,34 @@ a AS (
     LEFT JOIN (SELECT ip, account_id, source, detail FROM ip_lookups
                WHERE workspace_id = $ws AND ip IN (SELECT ip FROM {addresses})) l
         ON l.ip = r.ip)
-SELECT $ws, message_id, message_id, account_id, person_id, anonymous_id, ts, channel,
-       motion, activity, weight, topic,
+SELECT message_id, account_id, person_id, anonymous_id, ts, channel, motion, activity,
+       weight, topic,
        CASE WHEN account_id IS NOT NULL THEN source
-            ELSE 'unresolved: ' || coalesce(detail, 'unknown') END,
-       CASE WHEN account_id IS NOT NULL THEN {_confidence('source')} ELSE 0.0 END,
-       ip, seq, user_id, path
-FROM (SELECT *, epoch_us(ts) * 1024 + (hash(message_id) % 1024)::BIGINT AS seq FROM a)
+            ELSE 'unresolved: ' || coalesce(detail, 'unknown') END AS match_source,
+       CASE WHEN account_id IS NOT NULL THEN {_confidence('source')} ELSE 0.0 END
+           AS confidence,
+       ip, user_id, path
+FROM a"""
+
+
+def insert_touches(returning: bool = False, rows: str | None = None,
+                   addresses: str = "_tev", source: str | None = None) -> str:
+    """Insert :func:`attributed` (of *rows* and *addresses*), or the relation *source* of
+    its columns (touches an engine attributed), into ``touches``. One statement, so
+    nothing is staged in the transaction's own storage. Rows are written in account order
+    (then time): DuckDB's zone maps then skip every row group but an account's own when a
+    page reads one account's touches (an account page at 10M events: 272 ms -> 50 ms), at
+    no cost to the rebuild; nothing reads touches in their stored order. ``seq`` (time,
+    then a hash of the message id) is the store's own order of touches, computed here.
+    *returning*: the statement returns each written touch's account and person, else
+    their number."""
+    return f"""
+INSERT INTO touches (workspace_id, touch_id, message_id, account_id, person_id,
+    anonymous_id, ts, channel, motion, activity, weight, topic, match_source, confidence,
+    ip, seq, user_id, path)
+SELECT $ws, message_id, message_id, account_id, person_id, anonymous_id, ts, channel,
+       motion, activity, weight, topic, match_source, confidence, ip, seq, user_id, path
+FROM (SELECT *, epoch_us(ts) * 1024 + (hash(message_id) % 1024)::BIGINT AS seq
+      FROM ({source or attributed(rows, addresses)}))
 ORDER BY account_id NULLS LAST, seq
 """ + ("RETURNING account_id, person_id" if returning else "")

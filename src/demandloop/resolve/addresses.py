@@ -17,12 +17,14 @@ import pandas as pd
 import pyarrow as pa
 
 from demandloop.config import Settings
+from demandloop.errors import UsageError
 from demandloop.ipaddr import anonymise_ip, ip_keys
 from demandloop.resolve import asn as asn_table
 from demandloop.resolve.accounts import CONFIDENCE, key_accounts, normalise_name
 from demandloop.resolve.ipranges import RangeIndex
 from demandloop.resolve.state import RESOLVED_ACCOUNT_SOURCES
 from demandloop.store.arrow import typed_table
+from demandloop.store.dialect import SqlEngine, inline
 
 Cursor = duckdb.DuckDBPyConnection
 #: an IPv4 dotted quad's key (:func:`demandloop.ipaddr.ip_key`) in SQL, NULL for anything
@@ -89,41 +91,64 @@ def lookup_from(ranges: pa.Table, named: pa.Table, use_asn: bool) -> Lookup:
     return lookup
 
 
+#: the distinct addresses of page and track events (what ``collect.ip = "full"`` looks up)
+ADDRESSES = ("SELECT DISTINCT ip FROM events WHERE workspace_id = $ws "
+             "AND coalesce(load_id, 0) > $since AND type IN ('page', 'track') "
+             "AND ip IS NOT NULL")
+
+
 def resolve_addresses(cur: Cursor, ws: str, settings: Settings, since: int,
-                      current: str) -> int:
+                      current: str, lake: SqlEngine | None = None) -> int:
     """Look up (or freeze) the addresses of the events loaded after *since*; returns how
-    many distinct addresses were looked up."""
+    many distinct addresses were looked up. With *lake* (a rebuild, ``collect.ip =
+    "full"``: freezing rewrites events, which a lake's engine cannot), that engine finds
+    the distinct addresses of its events; the lookup runs here."""
     lookup = lookup_for(cur, ws, settings, current)
     policy = settings.collect.ip
+    if lake is not None:
+        if policy != "full":
+            raise UsageError(f"resolve on another engine needs collect.ip = \"full\" "
+                             f"(it is \"{policy}\")", hint="resolve on duckdb: it truncates "
+                             "addresses in the workspace's events as it resolves them")
+        cur.register("_lake_ips", lake.query(inline(ADDRESSES, {"ws": ws, "since": since})))
+        try:
+            new = cur.execute(f"SELECT ip, {V4_KEY} AS key FROM _lake_ips").to_arrow_table()
+        finally:
+            cur.unregister("_lake_ips")
+        return _look_up(cur, ws, new, lookup)
     if policy == "full":
         # The few new addresses first, then those of them already looked up: a NOT IN
         # over every lookup (4.6M at 10M events) hashed them all, 0.25 s a run.
         new = cur.execute(f"""
-            WITH n AS (SELECT DISTINCT ip FROM events WHERE workspace_id = $ws
-                       AND coalesce(load_id, 0) > $since AND type IN ('page', 'track')
-                       AND ip IS NOT NULL)
+            WITH n AS ({ADDRESSES})
             SELECT ip, {V4_KEY} AS key FROM n WHERE ip NOT IN (
                 SELECT ip FROM ip_lookups WHERE workspace_id = $ws
                 AND ip IN (SELECT ip FROM n))""", {"ws": ws, "since": since}).to_arrow_table()
-        if new.num_rows == 0:
-            return 0
-        column = new["key"]
-        other = np.flatnonzero(column.is_null().to_numpy(zero_copy_only=False))
-        keys = column.fill_null(-1).to_numpy().astype(np.int64)
-        if len(other):  # not a dotted quad: IPv6, or not an address
-            keys[other] = ip_keys(pd.Series(new["ip"].take(other).to_pylist(), dtype=object))
-        found = lookup(keys)
-        cur.register("_looked", pa.table({
-            "ip": new["ip"],
-            **{c: pa.array(v, pa.string(), from_pandas=True)
-               for c, v in zip(("account_id", "source", "detail"), found, strict=True)}}))
-        try:
-            cur.execute("INSERT INTO ip_lookups SELECT $ws, ip, account_id, source, detail "
-                        "FROM _looked", {"ws": ws})
-        finally:
-            cur.unregister("_looked")
-        return int(new.num_rows)
+        return _look_up(cur, ws, new, lookup)
     return _freeze(cur, ws, since, policy, lookup)
+
+
+def _look_up(cur: Cursor, ws: str, new: pa.Table, lookup: Lookup) -> int:
+    """Look up the addresses of *new* (``ip, key``: :data:`V4_KEY`, NULL for others) and
+    store them in ``ip_lookups``; returns how many."""
+    if new.num_rows == 0:
+        return 0
+    column = new["key"]
+    other = np.flatnonzero(column.is_null().to_numpy(zero_copy_only=False))
+    keys = column.fill_null(-1).to_numpy().astype(np.int64)
+    if len(other):  # not a dotted quad: IPv6, or not an address
+        keys[other] = ip_keys(pd.Series(new["ip"].take(other).to_pylist(), dtype=object))
+    found = lookup(keys)
+    cur.register("_looked", pa.table({
+        "ip": new["ip"],
+        **{c: pa.array(v, pa.string(), from_pandas=True)
+           for c, v in zip(("account_id", "source", "detail"), found, strict=True)}}))
+    try:
+        cur.execute("INSERT INTO ip_lookups SELECT $ws, ip, account_id, source, detail "
+                    "FROM _looked", {"ws": ws})
+    finally:
+        cur.unregister("_looked")
+    return int(new.num_rows)
 
 
 def _freeze(cur: Cursor, ws: str, since: int, policy: str, lookup: Lookup) -> int:

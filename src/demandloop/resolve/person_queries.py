@@ -10,15 +10,23 @@ import pyarrow as pa
 
 from demandloop.resolve.queries import TITLE, WEBSITE
 from demandloop.store.arrow import typed_table
+from demandloop.store.dialect import SqlEngine, inline
 
 Cursor = duckdb.DuckDBPyConnection
 
 _TYPES = {"confidence": pa.float64(), "emails": pa.list_(pa.string())}
 
 
-def _of_users(cur: Cursor, sql: str, ws: str, users: list[str] | None) -> pd.DataFrame:
+def _of_users(cur: Cursor, sql: str, ws: str, users: list[str] | None,
+              lake: SqlEngine | None = None) -> pd.DataFrame:
     """Run *sql* with ``{users}`` standing for the condition on ``user_id`` that keeps
-    *users* (every user when None)."""
+    *users* (every user when None), on *lake*'s events when given (every user's)."""
+    if lake is not None:
+        if users is not None:
+            raise ValueError("a lake's events are read for every user (a rebuild)")
+        found: pd.DataFrame = lake.query(inline(sql.format(users="user_id IS NOT NULL"),
+                                                {"ws": ws})).to_pandas()
+        return found
     if users is None:
         return cur.execute(sql.format(users="user_id IS NOT NULL"), {"ws": ws}).df()
     cur.register("_users", pa.table({"user_id": pa.array(users, pa.string())}))
@@ -39,20 +47,23 @@ def described(cur: Cursor, ws: str, since: int) -> list[str]:
         {"ws": ws, "since": since}).fetchall() if r[0] is not None]
 
 
-def group_calls(cur: Cursor, ws: str, users: list[str] | None) -> pd.DataFrame:
+def group_calls(cur: Cursor, ws: str, users: list[str] | None,
+                lake: SqlEngine | None = None) -> pd.DataFrame:
     """Group calls of *users* (every user when None): ``user_id, website, group_name``, in
-    time order."""
+    time order (from *lake*'s events when given)."""
     return _of_users(cur, f"SELECT user_id, {WEBSITE} AS website, traits ->> '$.name' AS "
                      "group_name FROM events WHERE workspace_id = $ws AND type = 'group' "
-                     "AND {users} ORDER BY timestamp, message_id", ws, users)
+                     "AND {users} ORDER BY timestamp, message_id", ws, users, lake)
 
 
-def titles(cur: Cursor, ws: str, users: list[str] | None) -> pd.DataFrame:
-    """The title each identify call of *users* gave: ``user_id, title, timestamp``."""
+def titles(cur: Cursor, ws: str, users: list[str] | None,
+           lake: SqlEngine | None = None) -> pd.DataFrame:
+    """The title each identify call of *users* gave: ``user_id, title, timestamp`` (from
+    *lake*'s events when given)."""
     return _of_users(cur, f"SELECT user_id, title, timestamp FROM (SELECT user_id, {TITLE} "
                      "AS title, timestamp, message_id FROM events WHERE workspace_id = $ws "
                      "AND type = 'identify' AND {users}) WHERE title IS NOT NULL "
-                     "ORDER BY timestamp, message_id", ws, users)
+                     "ORDER BY timestamp, message_id", ws, users, lake)
 
 
 def write_persons(cur: Cursor, ws: str, persons: pd.DataFrame, new_accounts: pd.DataFrame,

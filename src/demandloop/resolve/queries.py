@@ -13,6 +13,7 @@ import pandas as pd
 import pyarrow as pa
 
 from demandloop.store.arrow import typed_table
+from demandloop.store.dialect import SqlEngine, inline
 
 Cursor = duckdb.DuckDBPyConnection
 
@@ -22,45 +23,59 @@ TITLE = "coalesce(traits ->> '$.title', traits ->> '$.jobTitle', traits ->> '$.j
 WEBSITE = "coalesce(traits ->> '$.website', traits ->> '$.domain')"
 
 
-def new_edges(cur: Cursor, ws: str, since: int) -> int:
-    """Write ``_edges_new(a, b, source, message_id, ts)``: the links between identifiers
-    the events loaded after *since* make, the first message of each pair (by time, then
-    message id), keeping only pairs not stored yet or stored from a later message."""
-    cur.execute(f"""
-        CREATE OR REPLACE TEMP TABLE _edges_new AS
-        WITH ev AS (
-            SELECT message_id, type, anonymous_id, user_id, previous_id, {EMAIL} AS email,
-                   timestamp AS ts
-            FROM events WHERE workspace_id = $ws AND coalesce(load_id, 0) > $since
-              AND (user_id IS NOT NULL OR type = 'identify')),
-        -- the aliases' previous ids that some event used as an anonymous id (looked up for
-        -- those few ids only: all anonymous ids of a big store are millions)
-        seen_anon AS (
-            SELECT DISTINCT anonymous_id FROM events WHERE workspace_id = $ws
-              AND anonymous_id IN (SELECT previous_id FROM ev WHERE type = 'alias')),
-        links AS (
-            SELECT 'anon:' || anonymous_id AS a, 'user:' || user_id AS b, type AS source,
-                   message_id, ts FROM ev
-            WHERE anonymous_id IS NOT NULL AND user_id IS NOT NULL
-            UNION ALL
-            SELECT CASE WHEN previous_id IN (SELECT anonymous_id FROM seen_anon)
-                   THEN 'anon:' ELSE 'user:' END || previous_id, 'user:' || user_id, 'alias',
-                   message_id, ts FROM ev
-            WHERE type = 'alias' AND previous_id IS NOT NULL AND user_id IS NOT NULL
-            UNION ALL
-            SELECT CASE WHEN user_id IS NOT NULL THEN 'user:' || user_id
-                   ELSE 'anon:' || anonymous_id END, 'email:' || email, 'identify',
-                   message_id, ts FROM ev
-            WHERE type = 'identify' AND email IS NOT NULL
-              AND (user_id IS NOT NULL OR anonymous_id IS NOT NULL)),
-        firsts AS (
-            SELECT * FROM links
-            QUALIFY row_number() OVER (PARTITION BY a, b ORDER BY ts, message_id) = 1)
-        SELECT f.* FROM firsts f
-        LEFT JOIN identities i ON i.workspace_id = $ws
-            AND i.kind_a || ':' || i.id_a = f.a AND i.kind_b || ':' || i.id_b = f.b
-        WHERE i.id_a IS NULL OR (f.ts, f.message_id) < (i.first_seen, i.message_id)
-    """, {"ws": ws, "since": since})
+#: the links between identifiers the events loaded after ``$since`` make, the first
+#: message of each pair (by time, then message id): ``a, b, source, message_id, ts``
+EDGES = f"""
+WITH ev AS (
+    SELECT message_id, type, anonymous_id, user_id, previous_id, {EMAIL} AS email,
+           timestamp AS ts
+    FROM events WHERE workspace_id = $ws AND coalesce(load_id, 0) > $since
+      AND (user_id IS NOT NULL OR type = 'identify')),
+-- the aliases' previous ids that some event used as an anonymous id (looked up for those
+-- few ids only: all anonymous ids of a big store are millions)
+seen_anon AS (
+    SELECT DISTINCT anonymous_id FROM events WHERE workspace_id = $ws
+      AND anonymous_id IN (SELECT previous_id FROM ev WHERE type = 'alias')),
+links AS (
+    SELECT 'anon:' || anonymous_id AS a, 'user:' || user_id AS b, type AS source,
+           message_id, ts FROM ev
+    WHERE anonymous_id IS NOT NULL AND user_id IS NOT NULL
+    UNION ALL
+    -- joined, not tested with IN: Spark takes a subquery in a filter only
+    SELECT CASE WHEN s.anonymous_id IS NOT NULL THEN 'anon:' ELSE 'user:' END
+               || ev.previous_id, 'user:' || ev.user_id, 'alias', ev.message_id, ev.ts
+    FROM ev LEFT JOIN seen_anon s ON s.anonymous_id = ev.previous_id
+    WHERE ev.type = 'alias' AND ev.previous_id IS NOT NULL AND ev.user_id IS NOT NULL
+    UNION ALL
+    SELECT CASE WHEN user_id IS NOT NULL THEN 'user:' || user_id
+           ELSE 'anon:' || anonymous_id END, 'email:' || email, 'identify',
+           message_id, ts FROM ev
+    WHERE type = 'identify' AND email IS NOT NULL
+      AND (user_id IS NOT NULL OR anonymous_id IS NOT NULL))
+SELECT a, b, source, message_id, ts FROM links
+QUALIFY row_number() OVER (PARTITION BY a, b ORDER BY ts, message_id) = 1
+"""
+
+
+def new_edges(cur: Cursor, ws: str, since: int, lake: SqlEngine | None = None) -> int:
+    """Write ``_edges_new(a, b, source, message_id, ts)``: :data:`EDGES`, keeping only
+    pairs not stored yet or stored from a later message. With *lake* (a rebuild: nothing
+    stored) the edges are found by that engine from its events."""
+    if lake is not None:
+        cur.register("_lake_edges", lake.query(inline(EDGES, {"ws": ws, "since": since})))
+        try:
+            cur.execute("CREATE OR REPLACE TEMP TABLE _edges_new AS SELECT a, b, source, "
+                        "message_id, ts FROM _lake_edges")
+        finally:
+            cur.unregister("_lake_edges")
+    else:
+        cur.execute(f"""
+            CREATE OR REPLACE TEMP TABLE _edges_new AS
+            SELECT f.* FROM ({EDGES}) f
+            LEFT JOIN identities i ON i.workspace_id = $ws
+                AND i.kind_a || ':' || i.id_a = f.a AND i.kind_b || ':' || i.id_b = f.b
+            WHERE i.id_a IS NULL OR (f.ts, f.message_id) < (i.first_seen, i.message_id)
+        """, {"ws": ws, "since": since})
     cur.execute("""
         DELETE FROM identities i USING _edges_new n WHERE i.workspace_id = $ws
             AND i.kind_a || ':' || i.id_a = n.a AND i.kind_b || ':' || i.id_b = n.b""",

@@ -28,7 +28,9 @@ import orjson
 from demandloop.config import Settings
 
 #: bumped whenever what resolve stores for the same inputs changes
-VERSION = 2  # 2: touches carry their page's path
+#: 2: touches carry their page's path; 3: one SQL for DuckDB and Spark (a tracked
+#: activity finds its visit's page through a window, not an ASOF join)
+VERSION = 3
 
 #: account sources resolve itself writes (see resolve.accounts): never matched by name
 RESOLVED_ACCOUNT_SOURCES = ("group", "crm", "email_domain")

@@ -257,7 +257,7 @@ def create_api(ws: Workspace, tokens: TokenRing, keys: KeyRing, jobs: Jobs,
               summary="Resolve, score and run workflows now (a job)")
     async def rescore() -> Response:
         def work() -> dict[str, Any]:
-            r = ws.resolve()
+            r = ws.resolve(engine="duckdb")
             s = ws.score(engine="duckdb")  # (as the live loop does: see serve.run)
             w = ws.run_workflows()
             return {"resolve": r.mode, "touches_written": r.touches_written,

@@ -207,7 +207,7 @@ def _hooks(ws: Workspace, lock: threading.RLock) -> dict[str, Any]:
         return run
 
     def maintenance() -> None:
-        ws.resolve()
+        ws.resolve(engine="duckdb")
         # what it just resolved, live: the lake [compute] engine = "spark" reads is a copy
         ws.score(engine="duckdb")
         publish()

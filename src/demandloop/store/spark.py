@@ -1,5 +1,6 @@
-"""The Spark engine's edge: one Spark session per process, and a Parquet lake's tables
-registered in it as views named like the store's tables.
+"""The Spark engine's edge: one Spark session per process, a Parquet lake's tables
+registered in it as views named like the store's tables, and the store's DuckDB queries
+run on it (:class:`SparkSql`).
 
 Spark is optional (``pip install "demandloop[spark]"``) and needs Java 17 for a local
 master. The session always runs in UTC: the store keeps naive UTC times, and a session in
@@ -13,8 +14,11 @@ import shutil
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import pyarrow as pa
+
 from demandloop.config.compute import SparkSettings
 from demandloop.errors import UsageError
+from demandloop.store.dialect import to_spark
 from demandloop.store.parquet import DAY, read_manifest
 from demandloop.store.schema import DATA_TABLES
 
@@ -24,6 +28,8 @@ if TYPE_CHECKING:
 #: what a session is configured with unless [compute.spark] options say otherwise
 DEFAULTS = {
     "spark.ui.enabled": "false",
+    # stage progress bars on stderr would run through the command's own output
+    "spark.ui.showConsoleProgress": "false",
     # a few hundred shuffle tasks suit a cluster; on one machine each costs more than its rows
     "spark.sql.shuffle.partitions": "8",
     "spark.sql.adaptive.enabled": "true",
@@ -77,3 +83,31 @@ def register_lake(spark: SparkSession, lake: Path) -> str:
         frame = spark.read.parquet(str(path))
         (frame.drop(DAY) if partitioned else frame).createOrReplaceTempView(table)
     return manifest.workspace_id
+
+
+class SparkSql:
+    """:class:`demandloop.store.dialect.SqlEngine` on a Spark session whose lake is
+    registered (:func:`register_lake`): each query is transpiled by
+    :func:`demandloop.store.dialect.to_spark`, rows come back through Arrow."""
+
+    def __init__(self, spark: SparkSession) -> None:
+        self.spark = spark
+
+    def query(self, sql: str) -> pa.Table:
+        return self.spark.sql(to_spark(sql)).toArrow()
+
+    def view(self, name: str, sql: str) -> None:
+        self.spark.sql(to_spark(sql)).createOrReplaceTempView(name)
+
+    def put(self, name: str, table: pa.Table) -> None:
+        self.spark.createDataFrame(table).createOrReplaceTempView(name)
+
+    def write(self, sql: str, folder: Path) -> None:
+        self.spark.sql(to_spark(sql)).write.mode("errorifexists").parquet(str(folder))
+
+
+def lake_sql(settings: SparkSettings, lake: Path) -> tuple[SparkSql, str]:
+    """The session for *settings* with the lake at *lake* registered, as a
+    :class:`SparkSql`, and the lake's workspace id."""
+    spark = session(settings)
+    return SparkSql(spark), register_lake(spark, lake)

@@ -85,12 +85,16 @@ class Base:
         DuckDB (the store's own), Spark's view of the lake otherwise."""
         if self.engine(engine) == "duckdb":
             return None
+        return spark_tables(self.settings.compute.spark, self.written_lake())
+
+    def written_lake(self) -> Path:
+        """:meth:`lake_path`, once it holds a lake."""
         lake = self.lake_path()
         if not (lake / MANIFEST).is_file():
             raise UsageError(f"no Parquet lake at {lake}",
                              hint="write it with 'demandloop export --format lake' (or set "
                              "[compute] lake)")
-        return spark_tables(self.settings.compute.spark, lake)
+        return lake
 
     def export_parquet(self, directory: str | Path, *, lake: bool = False) -> dict[str, int]:
         """Write every table to *directory* as Parquet, as a lake (partitioned by day, what

@@ -107,6 +107,19 @@ class Collect(Base):
         ranges = read_ip_ranges(Path(path))
         return import_ip_ranges(self.store, ranges, str(path))
 
-    def resolve(self) -> ResolveResult:
-        """Rebuild persons, account matches and touches from everything stored."""
-        return enrich_run.run(self.store, self.settings)
+    def resolve(self, *, engine: str | None = None) -> ResolveResult:
+        """Resolve persons, account matches and touches from what arrived since the last
+        run. *engine* (default ``[compute] engine``): ``spark`` rebuilds them from the
+        Parquet lake on Spark (see docs/scale.md), and writes them here."""
+        if self.engine(engine) == "duckdb":
+            return enrich_run.run(self.store, self.settings)
+        from demandloop.store import spark
+
+        lake = self.written_lake()
+        sql, lake_workspace = spark.lake_sql(self.settings.compute.spark, lake)
+        if lake_workspace != self.store.workspace_id:
+            raise UsageError(f"the lake at {lake} is workspace '{lake_workspace}', not "
+                             f"'{self.store.workspace_id}'",
+                             hint="write this workspace's lake: demandloop export --format "
+                             "lake")
+        return enrich_run.run(self.store, self.settings, lake=sql, results=lake.parent)
