@@ -9,6 +9,7 @@ import os
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -323,3 +324,43 @@ def test_a_fit_report_with_a_one_sided_test_set_warns(capsys) -> None:  # type: 
     assert "no positive record" in json.loads(capsys.readouterr().out)["warning"]
     _print_report(r, "predictive fit", as_json=False)
     assert "warning: the test set after 2026-03-01 has no positive" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(("level", "outcome", "lookback"), [
+    ("account", "opportunity", 0), ("account", "opportunity", 30), ("person", "opportunity", 0),
+    ("person", "opportunity", 14)])
+def test_attribution_on_the_engine_equals_the_journey_reference(
+        market_ws: Path, level: str, outcome: str, lookback: int) -> None:
+    # the workspace's attribution runs as Ibis (journeys, rule-based shares and distinct
+    # paths where the touches are); the pandas journeys of measure.attribution.builders with
+    # the numpy models are the independent reference, model by model
+    from demandloop.config import Settings
+    from demandloop.measure.attribution import ALL_MODELS, compare
+    from demandloop.measure.attribution.builders import account_journeys, person_journeys
+    from demandloop.measure.queries import frames
+
+    with demandloop.open(market_ws) as ws:
+        settings = Settings.model_validate({**ws.settings.model_dump(), "measure": {
+            **ws.settings.measure.model_dump(), "lookback_days": lookback}})
+        ws.settings = settings
+        got = ws.attribution(level=level, outcome=outcome, models=ALL_MODELS)
+        value = ws.attribution(level=level, outcome=outcome, models=ALL_MODELS,
+                               measure="value")
+        f = frames(ws.store, "touches", "opportunities")
+    m = settings.measure
+    if level == "account":
+        j = account_journeys(f["touches"], f["opportunities"], outcome=outcome,
+                             lookback_days=lookback or None)
+    else:
+        j = person_journeys(f["touches"], lookback_days=lookback or None)
+    options = {"half_life_days": m.decay_half_life_days, "repeats": m.markov_repeats}
+    for measure, table in (("conversions", got), ("value", value)):
+        want = compare(j, ALL_MODELS, measure, **options).set_index("channel").sort_index()
+        have = table.set_index("channel").sort_index()
+        assert list(have.index) == list(want.index) and len(want) >= 5
+        for model in ALL_MODELS:
+            np.testing.assert_allclose(have[model], want[model], rtol=1e-9, atol=1e-9,
+                                       err_msg=f"{measure} {model}")
+    # journeys converted, and every model shares out exactly their conversions
+    assert j.total_conversions > 0
+    assert got[list(ALL_MODELS)].sum().to_numpy() == pytest.approx(j.total_conversions)

@@ -132,17 +132,19 @@ def report_attribution(
     models: str = typer.Option(",".join(DEFAULT_MODELS), "--models",
                                help=f"Comma-separated: {', '.join(ALL_MODELS)}."),
     measure: str = typer.Option("conversions", "--measure", help="conversions or value."),
-    as_json: bool = JsonOpt, as_csv: bool = CsvOpt,
+    engine: str | None = EngineOpt, as_json: bool = JsonOpt, as_csv: bool = CsvOpt,
 ) -> None:
     """Credit per channel under each attribution model, side by side."""
     names = reports.models(models)
     if as_json and not as_csv:
         with _open() as ws:
             _json(reports.payload(ws, "attribution", {"level": level, "outcome": outcome,
-                                                      "models": models, "measure": measure}))
+                                                      "models": models, "measure": measure},
+                                  engine=ws.engine(engine)))
         return
     with _open() as ws:
-        df = ws.attribution(level=level, outcome=outcome, models=names, measure=measure)
+        df = ws.attribution(level=level, outcome=outcome, models=names, measure=measure,
+                            engine=ws.engine(engine))
     fmt = "{:,.0f}" if measure == "value" else "{:.2f}"
     _emit(df, f"attribution ({level} level, {outcome if level == 'account' else 'lead'}; "
           f"{measure})", as_json, as_csv, dict.fromkeys(names, fmt))

@@ -10,9 +10,11 @@ from pydantic import Field, field_validator
 
 from demandloop.config.base import Section as _Section
 
-#: the master URLs Spark accepts (see Spark's "Master URLs"); Spark Connect is not yet one
+#: the master URLs Spark accepts (see Spark's "Master URLs"), and a Spark Connect server's
+#: (``sc://host[:port][/;param=value...]``)
 _MASTER = re.compile(r"local(\[(\d+|\*)(,\d+)?\])?|local-cluster\[\d+,\d+,\d+\]"
-                     r"|spark://[\w.-]+:\d+(,[\w.-]+:\d+)*|yarn|k8s://\S+")
+                     r"|spark://[\w.-]+:\d+(,[\w.-]+:\d+)*|yarn|k8s://\S+"
+                     r"|sc://[\w.-]+(:\d+)?(/(;[\w.-]+=[^;\s]*)*)?")
 
 
 class SparkSettings(_Section):
@@ -21,7 +23,8 @@ class SparkSettings(_Section):
     master: str = Field(
         "local[2]",
         description="Spark master: 'local[N]' (this machine, N cores), 'spark://host:7077' "
-        "(a standalone cluster), 'yarn' or 'k8s://https://host:port'.",
+        "(a standalone cluster), 'yarn', 'k8s://https://host:port', or a Spark Connect "
+        "server, 'sc://host:15002' (the job then runs in the server's driver).",
     )
     app_name: str = Field("demandloop", min_length=1, description="Spark application name.")
     options: dict[str, str] = Field(
@@ -35,7 +38,8 @@ class SparkSettings(_Section):
     def _known_master(cls, value: str) -> str:
         if not _MASTER.fullmatch(value):
             raise ValueError(f"'{value}' is not a Spark master: use local[N], "
-                             "spark://host:port, yarn or k8s://https://host:port")
+                             "spark://host:port, yarn, k8s://https://host:port or "
+                             "sc://host:port (Spark Connect)")
         return value
 
     @field_validator("options")

@@ -11,16 +11,16 @@ from typing import Any
 
 import pandas as pd
 
+from demandloop.compute import Tables
 from demandloop.config import Settings
 from demandloop.errors import ConfigError, InputError
 from demandloop.measure import funnel as funnel_mod
 from demandloop.measure import health as health_mod
 from demandloop.measure import scorecard as scorecard_mod
-from demandloop.measure.attribution import ALL_MODELS, DEFAULT_MODELS, compare
-from demandloop.measure.attribution.builders import account_journeys, person_journeys
-from demandloop.measure.attribution.journeys import Journeys
+from demandloop.measure.attribution import ALL_MODELS, DEFAULT_MODELS, run_model
+from demandloop.measure.attribution import steps as steps_mod
 from demandloop.measure.attribution.pipeline import pipeline as pipeline_fn
-from demandloop.measure.names import STAGES
+from demandloop.measure.names import HEURISTIC_MODELS, STAGES
 
 Frames = dict[str, pd.DataFrame]
 
@@ -65,34 +65,32 @@ def health(f: Frames, settings: Settings) -> tuple[dict[str, Any], pd.DataFrame]
     return health_mod.health(series, settings.measure.health_alpha, unconfigured), series
 
 
-def journeys(f: Frames, settings: Settings, level: str = "account",
-             outcome: str = "opportunity") -> Journeys:
-    lookback = settings.measure.lookback_days or None
-    if level == "account":
-        return account_journeys(f["touches"], f["opportunities"], outcome=outcome,
-                                lookback_days=lookback)
-    if level == "person":
-        return person_journeys(f["touches"], lookback_days=lookback)
-    raise InputError(f"unknown attribution level '{level}'", hint="use account or person")
-
-
-def attribution(f: Frames, settings: Settings, *, level: str = "account",
+def attribution(t: Tables, settings: Settings, *, level: str = "account",
                 outcome: str = "opportunity", models: tuple[str, ...] = DEFAULT_MODELS,
                 measure: str = "conversions") -> pd.DataFrame:
-    """Channel x model credit table for the workspace's journeys (see measure.attribution)."""
+    """Channel x model credit table of the workspace's journeys (see measure.attribution),
+    computed where *t* is (the store on DuckDB, the lake on Spark): the journeys and the
+    rule-based models there, Markov and Shapley here from the distinct paths."""
     unknown = [m for m in models if m not in ALL_MODELS]
     if unknown:
         raise InputError(f"unknown attribution model(s): {', '.join(unknown)}",
                          hint=f"choose from {', '.join(ALL_MODELS)}")
     if measure not in ("conversions", "value"):
         raise InputError(f"unknown measure '{measure}'", hint="use conversions or value")
-    j = journeys(f, settings, level, outcome)
+    m = settings.measure
+    s = steps_mod.journey_steps(t, level, outcome, m.lookback_days or None)
+    rules = steps_mod.heuristic_credit(s, [x for x in models if x in HEURISTIC_MODELS],
+                                       m.decay_half_life_days)
+    j = steps_mod.paths(s)
     if j.n == 0:
         return pd.DataFrame({"channel": j.channels}).assign(**{name: [] for name in models})
-    table: pd.DataFrame = compare(j, models, measure,
-                                  half_life_days=settings.measure.decay_half_life_days,
-                                  repeats=settings.measure.markov_repeats)
-    return table
+    table = pd.DataFrame({"channel": j.channels})
+    for name in models:
+        credit = (rules[name] if name in rules else
+                  run_model(j, name, repeats=m.markov_repeats)).set_index("channel")
+        table[name] = credit[measure].reindex(j.channels).fillna(0.0).to_numpy()
+    return table.sort_values([models[0], "channel"], ascending=[False, True]).reset_index(
+        drop=True) if models else table
 
 
 def pipeline(f: Frames, settings: Settings) -> dict[str, Any]:
@@ -107,8 +105,13 @@ def scorecard(f: Frames, settings: Settings) -> dict[str, Any]:
                                    ai_pages=pages)
 
 
-def report(f: Frames, settings: Settings, name: str) -> str:
-    """The self-contained HTML report of the workspace (see measure.report_html)."""
+#: the models the HTML report shows
+REPORT_MODELS = ("first_touch", "last_touch", "linear", "w_shaped", "markov", "shapley")
+
+
+def report(f: Frames, settings: Settings, name: str, attribution: pd.DataFrame) -> str:
+    """The self-contained HTML report of the workspace (see measure.report_html), with the
+    :func:`attribution` table of :data:`REPORT_MODELS`."""
     from demandloop.measure.report_html import render
 
     summary, series = health(f, settings)
@@ -116,11 +119,10 @@ def report(f: Frames, settings: Settings, name: str) -> str:
     keep = ["channel", *STAGES, "reached_to_won", "days_reached_to_won",
             "pipeline", "revenue"] + [c for c in ("spend", "cpl", "cost_per_opp", "roi")
                                       if c in by_channel]
-    models = ("first_touch", "last_touch", "linear", "w_shaped", "markov", "shapley")
     return render({
         "workspace": name, "funnel": funnel(f, settings), "stages": STAGES,
         "funnel_by_channel": by_channel[keep] if len(by_channel) else by_channel,
-        "attribution": attribution(f, settings, models=models), "models": models,
+        "attribution": attribution, "models": REPORT_MODELS,
         "health": summary, "series": series, "demand": health_mod.DEMAND,
         "capture": health_mod.CAPTURE, "pipeline": pipeline(f, settings),
         "scorecard": scorecard(f, settings), "currency": settings.measure.currency,

@@ -31,8 +31,8 @@ def models(text: str) -> tuple[str, ...]:
 
 def payload(ws: Workspace, name: str, params: dict[str, Any], *, engine: str = "duckdb"
             ) -> Any:
-    """Report *name* with *params* as JSON-ready data, the funnel, health and pipeline
-    computed on *engine* (the server's reports read its store: ``duckdb``)."""
+    """Report *name* with *params* as JSON-ready data, the funnel, health, attribution and
+    pipeline computed on *engine* (the server's reports read its store: ``duckdb``)."""
     if name == "funnel":
         by = params.get("by")
         if by is not None and by not in DIMENSIONS:
@@ -46,7 +46,7 @@ def payload(ws: Workspace, name: str, params: dict[str, Any], *, engine: str = "
         return records(ws.attribution(
             level=params.get("level", "account"), outcome=params.get("outcome", "opportunity"),
             models=models(params.get("models") or ",".join(DEFAULT_MODELS)),
-            measure=params.get("measure", "conversions")))
+            measure=params.get("measure", "conversions"), engine=engine))
     if name == "pipeline":
         data = ws.pipeline(engine=engine)
         return {"summary": data["summary"], "channels": records(data["channels"])}

@@ -9,8 +9,10 @@ another zone would move every day boundary and window edge.
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import shutil
+import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -41,23 +43,44 @@ DEFAULTS = {
 }
 
 
+#: of :data:`DEFAULTS`, those a Spark Connect session may set (the rest are the server's,
+#: fixed when it started)
+CONNECT_DEFAULTS = ("spark.sql.shuffle.partitions", "spark.sql.adaptive.enabled",
+                    "spark.sql.parquet.inferTimestampNTZ.enabled")
+
+
 def session(settings: SparkSettings) -> SparkSession:
-    """The process's Spark session for *settings* (started on first use)."""
+    """The process's Spark session for *settings* (started on first use). A master
+    ``sc://...`` is a Spark Connect server: the session is a client of it, and the job runs
+    in the server's driver."""
+    remote = settings.master.startswith("sc://")
     try:
         from pyspark.sql import SparkSession
+        if remote and importlib.util.find_spec("grpc") is None:  # Connect's client needs it
+            raise ImportError("grpc")
     except ImportError:
-        raise UsageError("the Spark engine needs pyspark",
+        raise UsageError("the Spark engine needs pyspark" + (" with Spark Connect's client"
+                                                             if remote else ""),
                          hint='pip install "demandloop[spark]"') from None
     if settings.master.startswith("local") and not _java():
         raise UsageError("the Spark engine needs Java 17 to run a local master",
                          hint="install it (Debian: apt-get install openjdk-17-jre-headless) "
                          "or set JAVA_HOME")
-    builder: Any = SparkSession.builder.master(settings.master).appName(settings.app_name)
-    for key, value in {**DEFAULTS, **settings.options,
+    builder: Any = SparkSession.builder.appName(settings.app_name)
+    builder = builder.remote(settings.master) if remote else builder.master(settings.master)
+    defaults = {k: v for k, v in DEFAULTS.items() if not remote or k in CONNECT_DEFAULTS}
+    for key, value in {**defaults, **settings.options,
                        "spark.sql.session.timeZone": "UTC"}.items():
         builder = builder.config(key, value)
     spark: SparkSession = builder.getOrCreate()
-    spark.sparkContext.setLogLevel("ERROR")
+    if remote:
+        # a Connect server may already hold a session of this client's with other settings
+        spark.conf.set("spark.sql.session.timeZone", "UTC")
+        # said on every upload of rows (createDataFrame), about an argument nobody passed
+        warnings.filterwarnings("ignore", message="'verifySchema' is ignored",
+                                category=UserWarning)
+    else:
+        spark.sparkContext.setLogLevel("ERROR")
     return spark
 
 
@@ -100,10 +123,17 @@ class SparkSql:
         self.spark.sql(to_spark(sql)).createOrReplaceTempView(name)
 
     def put(self, name: str, table: pa.Table) -> None:
-        self.spark.createDataFrame(table).createOrReplaceTempView(name)
+        from pyspark.sql.pandas.types import from_arrow_schema
+
+        with warnings.catch_warnings():  # Connect's client: "'verifySchema' is ignored"
+            warnings.simplefilter("ignore", UserWarning)
+            # an empty table is given its schema: Spark Connect infers none from no rows
+            frame = (self.spark.createDataFrame(table) if table.num_rows else
+                     self.spark.createDataFrame([], from_arrow_schema(table.schema)))
+        frame.createOrReplaceTempView(name)
 
     def write(self, sql: str, folder: Path) -> None:
-        self.spark.sql(to_spark(sql)).write.mode("errorifexists").parquet(str(folder))
+        self.spark.sql(to_spark(sql)).write.mode("error").parquet(str(folder))
 
 
 def lake_sql(settings: SparkSettings, lake: Path) -> tuple[SparkSql, str]:

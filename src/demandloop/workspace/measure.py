@@ -8,6 +8,7 @@ from typing import Any
 
 import pandas as pd
 
+from demandloop.compute import tables
 from demandloop.enrich.touches import ACTIVITIES
 from demandloop.errors import ConfigError
 from demandloop.measure import overview, personalization, queries, resolution, views
@@ -96,12 +97,13 @@ class Measure(Base):
                                    source=self.engine_tables(engine)), self.settings)
 
     def attribution(self, *, level: str = "account", outcome: str = "opportunity",
-                    models: tuple[str, ...] = DEFAULT_MODELS, measure: str = "conversions"
-                    ) -> pd.DataFrame:
-        """Credit per channel under each model, side by side (see measure.attribution)."""
-        return views.attribution(frames(self.store, "touches", "opportunities"),
-                                 self.settings, level=level,
-                                 outcome=outcome, models=models, measure=measure)
+                    models: tuple[str, ...] = DEFAULT_MODELS, measure: str = "conversions",
+                    engine: str | None = None) -> pd.DataFrame:
+        """Credit per channel under each model, side by side (see measure.attribution;
+        *engine* as for :meth:`funnel`)."""
+        return views.attribution(self.engine_tables(engine) or tables(self.store),
+                                 self.settings, level=level, outcome=outcome, models=models,
+                                 measure=measure)
 
     def pipeline(self, *, engine: str | None = None) -> dict[str, Any]:
         """Pipeline sourced vs influenced, per channel and motion (*engine* as for
@@ -117,7 +119,8 @@ class Measure(Base):
         target.parent.mkdir(parents=True, exist_ok=True)
         page = views.report(frames(
             self.store, window_days=self.settings.measure.influence_window_days),
-            self.settings, self.directory.resolve().name)
+            self.settings, self.directory.resolve().name,
+            self.attribution(models=views.REPORT_MODELS, engine="duckdb"))
         target.write_text(page, encoding="utf-8")
         return target.resolve()
 

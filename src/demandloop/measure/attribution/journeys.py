@@ -97,7 +97,8 @@ class Journeys:
 
     # -- constructors -----------------------------------------------------------------------
     @classmethod
-    def from_paths(cls, paths: Sequence[str], conversions: Sequence[float],
+    def from_paths(cls, paths: Sequence[str] | pd.Series | pa.Array | pa.ChunkedArray,
+                   conversions: Sequence[float],
                    nulls: Sequence[float] | None = None, value: Sequence[float] | None = None,
                    sep: str = ">") -> Journeys:
         """From ChannelAttribution-style path strings (``"a > b > c"``) and counts; *nulls*
