@@ -1,14 +1,16 @@
-"""Benchmark: the full rescore, the funnel, demand health and pipeline on DuckDB (the store)
-against Spark in local mode (the lake).
+"""Benchmark: a resolve rebuild, the full rescore, the funnel, demand health, pipeline and
+attribution on DuckDB (the store) against Spark in local mode (the lake).
 
 For each size, a simulated market is built as ``benchmarks/score.py`` builds it (simulated,
 ingested and resolved, then copied with its ids suffixed), written as a Parquet lake
 (``demandloop export --format lake``), and scored at the same time by both engines in this
 process: ``demandloop score`` (DuckDB, the embedded default) and ``demandloop score
 --engine spark`` (``[compute.spark] master``, ``local[2]`` unless ``--master``), then
-``report funnel --by channel``, ``report health`` and ``report pipeline`` on each. The
-results are compared (stages equal, scores to 1e-9, reports equal) and the times printed
-with their ratio.
+``report funnel --by channel``, ``report health``, ``report pipeline`` and ``report
+attribution`` (every model) on each; then ``resolve`` rebuilt from every event by each
+(``--resolve-repeat`` times: a rebuild at 10M events takes minutes). The results are
+compared (stages equal, scores to 1e-9, reports equal, every table resolve writes equal)
+and the times printed with their ratio.
 Spark's first run includes starting the JVM and planning; the figure is the median of the
 runs after it.
 
@@ -37,7 +39,13 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from score import simulated_market, timed  # noqa: E402  (benchmarks/score.py's)
 
+from demandloop.measure.attribution import ALL_MODELS  # noqa: E402
 from demandloop.score import live  # noqa: E402
+
+#: what resolve writes, and the columns that say when (left out of the comparison)
+RESOLVED = {"identities": "", "person_identifiers": "", "account_matches": "",
+            "ip_lookups": "", "touches": "", "persons": " EXCLUDE (created_at, updated_at)",
+            "accounts": " EXCLUDE (created_at, updated_at)"}
 
 #: simulated accounts per copy: a copy of 10k accounts over 225 days is about 1M events
 PER_COPY = 10_000
@@ -65,7 +73,21 @@ def _same_frame(a: Any, b: Any) -> bool:
     return True
 
 
-def one_size(accounts: int, days: int, repeat: int, seed: int) -> dict[str, float]:
+def _digest(ws: Any) -> dict[str, tuple[int, int]]:
+    """Rows and an order-free hash of each table resolve writes."""
+    return {t: tuple(ws.store.con.execute(
+        f"SELECT count(*), coalesce(bit_xor(hash(x)), 0) FROM (SELECT *{x} FROM {t}) x"
+    ).fetchone()) for t, x in RESOLVED.items()}
+
+
+def _rebuild(ws: Any, engine: str) -> Any:
+    if engine == "duckdb":  # a rebuild, as Spark's always is
+        ws.store.con.execute("DELETE FROM resolve_state")
+    return ws.resolve(engine=engine)
+
+
+def one_size(accounts: int, days: int, repeat: int, seed: int,
+             resolve_repeat: int) -> dict[str, float]:
     with tempfile.TemporaryDirectory() as tmp:
         copies = max(1, accounts // PER_COPY)
         t = time.perf_counter()
@@ -90,11 +112,17 @@ def one_size(accounts: int, days: int, repeat: int, seed: int) -> dict[str, floa
         reports = {}
         for name, fn in (("funnel", lambda e: ws.funnel("channel", engine=e)),
                          ("health", lambda e: ws.health(engine=e)[1]),
-                         ("pipeline", lambda e: ws.pipeline(engine=e)["channels"])):
+                         ("pipeline", lambda e: ws.pipeline(engine=e)["channels"]),
+                         ("attribution", lambda e: ws.attribution(models=ALL_MODELS,
+                                                                  engine=e))):
             d_time, _, d_frame = timed(repeat, lambda fn=fn: fn("duckdb"))
             s_time, _, s_frame = timed(repeat, lambda fn=fn: fn("spark"))
             equal = _same_frame(d_frame, s_frame)
             reports[name] = (d_time, s_time, equal)
+        d_time, _, _ = timed(resolve_repeat, lambda: _rebuild(ws, "duckdb"))
+        want_rows = _digest(ws)
+        s_time, _, _ = timed(resolve_repeat, lambda: _rebuild(ws, "spark"))
+        reports["resolve"] = (d_time, s_time, _digest(ws) == want_rows)
         ws.close()
     same = (len(got) == len(want) and got["stage"].fillna("").tolist()
             == want["stage"].fillna("").tolist() and all(
@@ -105,7 +133,8 @@ def one_size(accounts: int, days: int, repeat: int, seed: int) -> dict[str, floa
           f" first run {first:.1f} s with the session's start")
     print(f"  spark / duckdb: {spark / duck:.1f}x; results identical: {same}", flush=True)
     for name, (d_time, s_time, equal) in reports.items():
-        print(f"  report {name}: duckdb {d_time:.2f} s, spark {s_time:.2f} s "
+        what = name if name == "resolve" else f"report {name}"
+        print(f"  {what}: duckdb {d_time:.2f} s, spark {s_time:.2f} s "
               f"({s_time / d_time:.1f}x); identical: {equal}", flush=True)
         same = same and equal
     if not same:
@@ -122,12 +151,14 @@ def main() -> None:
     ap.add_argument("--days", type=int, default=225)
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--seed", type=int, default=7)
+    ap.add_argument("--resolve-repeat", type=int, default=1)
     ap.add_argument("--master", default="local[2]")
     args = ap.parse_args()
     import os
 
     os.environ["DEMANDLOOP_COMPUTE__SPARK__MASTER"] = args.master
-    found = [one_size(n, args.days, args.repeat, args.seed) for n in args.sizes]
+    found = [one_size(n, args.days, args.repeat, args.seed, args.resolve_repeat)
+             for n in args.sizes]
     small, large = found[0], found[-1]
     if len(found) < 2:
         print(json.dumps(found))

@@ -61,8 +61,8 @@ ENGINES: tuple[str, ...] = get_args(Engine)
 
 
 class ComputeSettings(_Section):
-    """Which engine 'score' and 'report funnel|health|pipeline' run on (resolve and the
-    other reports run on DuckDB)."""
+    """Which engine 'resolve' (a rebuild from the lake), 'score' and 'report
+    funnel|health|pipeline|attribution' run on (the other reports run on DuckDB)."""
 
     engine: Engine = Field(
         "duckdb",
