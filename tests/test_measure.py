@@ -90,6 +90,22 @@ def test_published_scorecard_totals_and_segments() -> None:
     assert totals(weighted) == {"demand_gen": 66.0 + 2 * 6, "lead_gen": 59.0 + 2 * 9}
 
 
+def _scorecard_parts(touches: pd.DataFrame, opps: pd.DataFrame) -> dict[str, pd.DataFrame]:
+    """What the scorecard reads of *touches* and *opps*, stored in a workspace of their own
+    and read by the engine, as a workspace's scorecard reads them."""
+    from demandloop.compute import tables
+    from demandloop.measure.inputs import scorecard_parts
+    from demandloop.store import Store
+
+    store = Store.open(":memory:")
+    for name, rows in (("touches", touches.assign(
+            touch_id=[f"t{i}" for i in range(len(touches))])), ("opportunities", opps)):
+        store.con.register("_rows", rows.assign(workspace_id=store.workspace_id))
+        store.con.execute(f"INSERT INTO {name} BY NAME SELECT * FROM _rows")
+        store.con.unregister("_rows")
+    return scorecard_parts(tables(store))
+
+
 def test_measured_criteria_from_touches() -> None:
     ts = pd.to_datetime
     touches = pd.DataFrame({
@@ -102,7 +118,7 @@ def test_measured_criteria_from_touches() -> None:
     opps = pd.DataFrame({"opportunity_id": ["o1", "o2"], "account_id": ["a", "b"],
                          "created_at": ts(["2026-03-02", "2026-01-17"])})
     fit = pd.DataFrame({"account_id": ["a", "b"], "fit": [80.0, 20.0]})
-    r = scorecard(touches, opps, fit)
+    r = scorecard(_scorecard_parts(touches, opps), fit)
     card = r["card"].set_index("criterion")
     # demand: o1 sourced 60 days after the events touch; a came back 31 days later on its own
     assert card.loc["speed_to_outcome", "demand_gen_measured"] == pytest.approx(

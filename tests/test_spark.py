@@ -227,7 +227,7 @@ def _distinct_snapshots(directory: Path) -> tuple[int]:
         return ws.store.con.execute("SELECT count(DISTINCT as_of) FROM scores").fetchone()
 
 
-def test_funnel_health_and_pipeline_on_spark_equal_duckdb(scored: Path) -> None:
+def test_funnel_health_pipeline_and_scorecard_on_spark_equal_duckdb(scored: Path) -> None:
     # the engine groups every touch (first touches per account, weekly counts); the pandas
     # code after it is shared, so the reports are equal value for value
     _spark_or_skip()
@@ -252,13 +252,21 @@ def test_funnel_health_and_pipeline_on_spark_equal_duckdb(scored: Path) -> None:
                                   rtol=1e-12)
     assert duck_p["summary"]["opportunities"] > 20
     assert duck_p["channels"]["influenced_opps"].sum() > duck_p["summary"]["opportunities"]
+    with demandloop.open(scored) as ws:
+        duck_c, spark_c = ws.scorecard(engine="duckdb"), ws.scorecard(engine="spark")
+    for part in ("card", "channels"):
+        pd.testing.assert_frame_equal(spark_c[part], duck_c[part], check_dtype=False,
+                                      rtol=1e-12)
+    assert _close(spark_c["blended_totals"], duck_c["blended_totals"])
+    assert duck_c["channels"]["sourced_opps"].sum() > 20
 
 
 def test_report_commands_on_spark(cli: Callable[..., tuple[int, str, str]],
                                   scored: Path) -> None:
     _spark_or_skip()
     for report in (["funnel", "--by", "channel"], ["health"], ["pipeline"],
-                   ["attribution", "--models", "linear,time_decay,w_shaped,markov,shapley"]):
+                   ["attribution", "--models", "linear,time_decay,w_shaped,markov,shapley"],
+                   ["scorecard"]):
         code, duck, err = cli("-w", str(scored), "report", *report, "--json")
         assert code == 0, err
         code, spark, err = cli("-w", str(scored), "report", *report, "--json",
@@ -422,3 +430,37 @@ def test_spark_connect_resolves_scores_and_reports_as_duckdb(
         at = ws.store.con.execute("SELECT max(as_of) FROM scores").fetchone()[0]
     _assert_same(_snapshot(duck_dir, at)[0], _snapshot(remote_dir, at)[0])
     assert _close(remote_f, duck_f) and len(duck_f) > 5
+
+
+def test_resolve_on_spark_refuses_a_lake_it_cannot_trust(
+        cli: Callable[..., tuple[int, str, str]], tmp_path: Path, scored: Path) -> None:
+    # each refusal leaves the workspace as it was: its touches and its resolve watermark
+    _spark_or_skip()
+    directory = _copy(scored, tmp_path / "ws")
+    before = _resolved(directory)
+    # addresses truncated as they are resolved: a copy of the events cannot be rewritten
+    (directory / "demandloop.toml").write_text('[collect]\nip = "truncate"\n')
+    code, _, err = cli("-w", str(directory), "resolve", "--engine", "spark")
+    assert code != 0 and 'collect.ip = "full"' in err, err
+    (directory / "demandloop.toml").write_text("")
+    # events gone from the workspace since the lake was written (as after an erasure or a
+    # retention run): the lake would bring them back
+    with demandloop.open(directory) as ws:
+        first = ws.store.con.execute("SELECT min(load_id) FROM events").fetchone()[0]
+        ws.store.con.execute("CREATE TABLE kept AS SELECT * FROM events WHERE load_id = ?",
+                             [first])
+        ws.store.con.execute("DELETE FROM events WHERE load_id = ?", [first])
+    code, _, err = cli("-w", str(directory), "resolve", "--engine", "spark")
+    assert code != 0 and "write the lake again" in err, err
+    with demandloop.open(directory) as ws:
+        ws.store.con.execute("INSERT INTO events SELECT * FROM kept")
+        ws.store.con.execute("DROP TABLE kept")
+    # another workspace's lake
+    manifest = directory / "lake" / "manifest.json"
+    data = json.loads(manifest.read_text())
+    manifest.write_text(json.dumps({**data, "workspace_id": "other"}))
+    code, _, err = cli("-w", str(directory), "resolve", "--engine", "spark")
+    assert code != 0 and "workspace 'other'" in err, err
+    after = _resolved(directory)
+    for table, rows in before.items():
+        pd.testing.assert_frame_equal(rows, after[table], obj=table)

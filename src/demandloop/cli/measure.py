@@ -173,14 +173,15 @@ def report_pipeline(engine: str | None = EngineOpt, as_json: bool = JsonOpt,
 
 
 @report_app.command("scorecard")
-def report_scorecard(as_json: bool = JsonOpt, as_csv: bool = CsvOpt) -> None:
+def report_scorecard(engine: str | None = EngineOpt, as_json: bool = JsonOpt,
+                     as_csv: bool = CsvOpt) -> None:
     """Demand gen vs lead gen: the published rubric next to your measured criteria."""
     if as_json and not as_csv:
         with _open() as ws:
-            _json(reports.payload(ws, "scorecard", {}))
+            _json(reports.payload(ws, "scorecard", {}, engine=ws.engine(engine)))
         return
     with _open() as ws:
-        data = ws.scorecard()
+        data = ws.scorecard(engine=ws.engine(engine))
     _emit(data["card"], "program scorecard (0-10 per criterion)", False, as_csv,
           {c: "{:.1f}" for c in data["card"].columns if c not in ("criterion",)})
     if not as_csv:

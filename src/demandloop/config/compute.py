@@ -62,7 +62,7 @@ ENGINES: tuple[str, ...] = get_args(Engine)
 
 class ComputeSettings(_Section):
     """Which engine 'resolve' (a rebuild from the lake), 'score' and 'report
-    funnel|health|pipeline|attribution' run on (the other reports run on DuckDB)."""
+    funnel|health|pipeline|attribution|scorecard' run on (the other reports run on DuckDB)."""
 
     engine: Engine = Field(
         "duckdb",

@@ -73,16 +73,30 @@ def channel_rules(settings: Settings) -> list[tuple[str, Rule]]:
     return rules_for(tuple(settings.enrich.brand_terms), extra)
 
 
-def run(store: Store, settings: Settings, lake: SqlEngine | None = None,
-        results: Path | None = None) -> ResolveResult:
+@dataclass(frozen=True)
+class Lake:
+    """A rebuild from a copy of the events on another engine: *engine* runs the queries
+    over its tables, and its touches come back as Parquet through *results*, a folder it
+    writes and this process reads."""
+
+    engine: SqlEngine
+    results: Path
+
+
+def run(store: Store, settings: Settings, lake: Lake | None = None) -> ResolveResult:
     """Resolve and enrich what arrived since the last run (everything the first time).
 
     With *lake*, a rebuild from that engine's copy of the events (a Parquet lake on Spark,
     see :mod:`demandloop.store.spark`): it scans the events and builds the touches; the
     identity graph, persons and address lookups run here over what it found, from the
-    same queries. Its touches come back through Parquet files in *results* (a folder both
-    it and this process reach), and everything is written to the workspace as a DuckDB
-    rebuild writes it. The next run here goes on from the lake's last load."""
+    same queries. Everything is written to the workspace as a DuckDB rebuild writes it.
+    The next run here goes on from the lake's last load."""
+    sql = lake.engine if lake is not None else None
+    if sql is not None and settings.collect.ip != "full":
+        raise UsageError(f'resolve from a lake needs collect.ip = "full" (it is '
+                         f'"{settings.collect.ip}")', hint="resolve on duckdb: it truncates "
+                         "addresses in the workspace's events as it resolves them, which a "
+                         "copy of them cannot do")
     started = time.perf_counter()
     ws = store.workspace_id
     # Two transactions on one cursor: persons and addresses, then touches. The touches read
@@ -92,7 +106,7 @@ def run(store: Store, settings: Settings, lake: SqlEngine | None = None,
     # one rebuilds. Readers meanwhile see new persons beside the touches of the last run.
     with store.locked_cursor() as cur:
         with transaction(cur):
-            last = state.last_load(cur, ws) if lake is None else _lake_loaded(cur, ws, lake)
+            last = state.last_load(cur, ws) if sql is None else _lake_loaded(cur, ws, sql)
             # one fingerprint for the whole run: nothing resolve writes changes it
             current = state.fingerprint(cur, ws, settings)
             previous = state.may_continue(cur, ws, current) if lake is None else None
@@ -106,9 +120,9 @@ def run(store: Store, settings: Settings, lake: SqlEngine | None = None,
                     for table in ("account_matches", "ip_lookups"):
                         cur.execute(f"DELETE FROM {table} WHERE workspace_id = $ws",
                                     {"ws": ws})
-                resolve_addresses(cur, ws, settings, since, current, lake)
+                resolve_addresses(cur, ws, settings, since, current, sql)
                 people = resolve_run.people(cur, ws, settings, since, full, classify_title,
-                                            lake)
+                                            sql)
                 out.accounts_created = people.accounts_created
                 if full:
                     release_memory()
@@ -120,8 +134,8 @@ def run(store: Store, settings: Settings, lake: SqlEngine | None = None,
                 if lake is None:
                     out.touches_written = _touches(cur, ws, settings, since, full)
                 else:
-                    out.touches_written = _lake_touches(cur, ws, settings, lake,
-                                                        results or Path("."))
+                    out.touches_written = _lake_touches(cur, ws, settings, lake.engine,
+                                                        lake.results)
                 state.write(cur, ws, current, last)
             _summary(cur, ws, out)
     out.seconds = time.perf_counter() - started

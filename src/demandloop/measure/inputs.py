@@ -87,3 +87,61 @@ def pipeline_parts(t: Tables, window_days: int) -> dict[str, pd.DataFrame]:
             "influence": frame(influence).sort_values(["opportunity_id", "channel"],
                                                       ignore_index=True),
             "demand": frame(demand).sort_values("opportunity_id", ignore_index=True)}
+
+
+#: how long after its first touch an account's own return (a self-directed touch) counts
+#: as compounding, and how recent a landing page must be to count for AI visibility
+RETURN_AFTER_DAYS, RECENT_PAGE_DAYS = 14, 30
+
+
+def scorecard_parts(t: Tables) -> dict[str, pd.DataFrame]:
+    """What the scorecard's measured criteria read of the touches: ``segments``, per
+    channel and motion, the ``touches`` and those with an account (``resolved``);
+    ``firsts``, each account's first touch (``ts, channel, motion``); ``returned``, the
+    accounts that came back on their own (:data:`SELF_DIRECTED`) 14 days or more after it;
+    ``sourced``, per opportunity with an account and a creation time, its account's first
+    touch before it (``ts, channel, motion``) and ``created_at``; ``pages``, the distinct
+    ``channel, motion, page`` (the path before any ``?``) of the touches in the last 30
+    days of touches."""
+    from demandloop.measure.scorecard import SELF_DIRECTED
+
+    tt = t.touches
+    segments = tt.group_by(["channel", "motion"]).agg(
+        touches=tt.count(), resolved=_count(tt.account_id.notnull()))
+    x = tt.filter(tt.account_id.notnull())
+    order = ibis.window(group_by=x.account_id, order_by=[x.ts, x.touch_id])
+    first = x.select("account_id", "ts", "channel", "motion",
+                     _n=ibis.row_number().over(order))
+    first = first.filter(first._n == 0).drop("_n")
+    own = x.filter(x.channel.isin(SELF_DIRECTED)).select(own_account=x.account_id,
+                                                         own_ts=x.ts)
+    back = own.join(first, own.own_account == first.account_id)
+    returned = back.filter(back.own_ts >= back.ts + ibis.interval(days=RETURN_AFTER_DAYS)
+                           ).select("account_id").distinct()
+    o = t.opportunities
+    o = o.filter(o.created_at.notnull() & o.account_id.notnull()).select(
+        "opportunity_id", "created_at", opportunity_account=o.account_id)
+    j = o.join(x.select("account_id", "ts", "touch_id", "channel", "motion"),
+               o.opportunity_account == x.account_id)
+    j = j.filter(j.ts < j.created_at)
+    by_opp = ibis.window(group_by=j.opportunity_id, order_by=[j.ts, j.touch_id])
+    sourced = j.select("opportunity_id", "account_id", "created_at", "ts", "channel",
+                       "motion", _n=ibis.row_number().over(by_opp))
+    sourced = sourced.filter(sourced._n == 0).drop("_n")
+    last = frame(tt.aggregate(last=tt.ts.max()))["last"].iloc[0]
+    if pd.isna(last):
+        pages = pd.DataFrame({c: pd.Series(dtype=object) for c in ("channel", "motion",
+                                                                   "page")})
+    else:
+        recent = tt.filter(tt.path.notnull() & (tt.ts > ibis.literal(pd.Timestamp(last)
+                                                                     .to_pydatetime())
+                                                - ibis.interval(days=RECENT_PAGE_DAYS)))
+        cut = recent.path.find("?")
+        page = ibis.ifelse(cut >= 0, recent.path.substr(0, cut), recent.path)
+        # sorted here, not by the engine (see pipeline_parts)
+        pages = frame(recent.select("channel", "motion", page=page).distinct()).sort_values(
+            ["channel", "motion", "page"], ignore_index=True)
+    return {"segments": frame(segments.order_by(["channel", "motion"])),
+            "firsts": frame(first.order_by("account_id")),
+            "returned": frame(returned).sort_values("account_id", ignore_index=True),
+            "sourced": frame(sourced.order_by("opportunity_id")), "pages": pages}

@@ -12,7 +12,8 @@ from demandloop.measure import inputs
 from demandloop.store.db import Store
 
 #: frames read from the workspace's store: what scoring wrote (stage changes, the latest
-#: scores), and the touches and access log the reports not yet run by an engine read
+#: scores), the access log, and every touch (no report reads them all any more: the
+#: reference journeys of the attribution tests do)
 _QUERIES = {
     "touches": "SELECT account_id, person_id, anonymous_id, ts, channel, motion, activity, "
                "match_source, path FROM touches WHERE workspace_id = $ws ORDER BY ts, touch_id",
@@ -49,9 +50,10 @@ _ENGINE: dict[str, Callable[[Tables], pd.DataFrame]] = {
     "account_firsts": inputs.account_firsts,
 }
 
-#: every frame :func:`frames` gives (``weekly`` and ``pipeline`` stand for their parts,
-#: ``weekly_*`` and ``pipeline_*``: see demandloop.measure.views.parts)
-NAMES = (*_QUERIES, *_ENGINE, "weekly", "pipeline")
+#: every frame :func:`frames` gives (``weekly``, ``pipeline`` and ``scorecard`` stand for
+#: their parts, ``weekly_*``, ``pipeline_*`` and ``scorecard_*``: see
+#: demandloop.measure.views.parts)
+NAMES = (*_QUERIES, *_ENGINE, "weekly", "pipeline", "scorecard")
 
 
 def frames(store: Store, *names: str, source: Tables | None = None,
@@ -69,6 +71,9 @@ def frames(store: Store, *names: str, source: Tables | None = None,
             elif name == "pipeline":
                 out.update({f"pipeline_{k}": v for k, v in
                             inputs.pipeline_parts(t, window_days).items()})
+            elif name == "scorecard":
+                out.update({f"scorecard_{k}": v for k, v in
+                            inputs.scorecard_parts(t).items()})
             elif name in _ENGINE:
                 out[name] = _ENGINE[name](t)
             else:

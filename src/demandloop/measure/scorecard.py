@@ -97,43 +97,36 @@ def _speed_score(days: float) -> float:
     return float(10.0 * (np.log(180.0) - np.log(d)) / (np.log(180.0) - np.log(7.0)))
 
 
-def measured(touches: pd.DataFrame, opportunities: pd.DataFrame, fit: pd.DataFrame,
-             by: str = "motion", ai_pages: set[str] | None = None) -> pd.DataFrame:
+def measured(parts: dict[str, pd.DataFrame], fit: pd.DataFrame, by: str = "motion",
+             ai_pages: set[str] | None = None) -> pd.DataFrame:
     """The measurable criteria per *by* (``motion`` or ``channel``), with the raw figure
-    behind each score. *touches*: account_id, ts, channel, motion (and path, for AI answer
-    visibility); *opportunities*: opportunity_id, account_id, created_at; *fit*:
-    account_id, fit; *ai_pages*: the pages AI search crawlers fetched lately (None: no
-    access log, so AI answer visibility is not measured)."""
-    t = touches.sort_values("ts", kind="stable")
+    behind each score. *parts*: :func:`demandloop.measure.inputs.scorecard_parts` (what
+    the engine read of the touches); *fit*: account_id, fit; *ai_pages*: the pages AI
+    search crawlers fetched lately (None: no access log, so AI answer visibility is not
+    measured)."""
     rows: dict[str, dict[str, float]] = {}
-    resolved = t.groupby(by)["account_id"].apply(lambda s: float(s.notna().mean()))
-    known = t[t["account_id"].notna()]
-    first = known.drop_duplicates("account_id")[["account_id", "ts", by]]
+    counts = parts["segments"].groupby(by)[["touches", "resolved"]].sum()
+    resolved = counts["resolved"] / counts["touches"]
+    first = parts["firsts"]
     # compounding: did the account come back on its own 14+ days after its first touch?
-    back = known[known["channel"].isin(SELF_DIRECTED)].merge(
-        first.rename(columns={"ts": "first_ts", by: "first_by"}), on="account_id")
-    returned = set(back.loc[back["ts"] >= back["first_ts"] + pd.Timedelta(days=14),
-                            "account_id"])
-    comp = first.assign(back=first["account_id"].isin(returned)).groupby(by)["back"].mean()
+    comp = first.assign(back=first["account_id"].isin(parts["returned"]["account_id"])
+                        ).groupby(by)["back"].mean()
     # sourcing: the first touch of the account before each opportunity
-    o = opportunities.dropna(subset=["created_at", "account_id"])
-    j = o[["opportunity_id", "account_id", "created_at"]].merge(known, on="account_id")
-    j = j[j["ts"] < j["created_at"]].drop_duplicates("opportunity_id")
+    j = parts["sourced"]
     j = j.assign(days=(j["created_at"] - j["ts"]).dt.total_seconds() / 86400)
     j = j.merge(fit[["account_id", "fit"]], on="account_id", how="left")
     speed = j.groupby(by)["days"].median()
     quality = j.groupby(by)["fit"].apply(lambda f: float((f.fillna(0) >= 50).mean()))
     sourced = j.groupby(by).size()
     visible: pd.Series = pd.Series(dtype=float)
-    if ai_pages is not None and "path" in t and not t.empty:
-        recent = t[t["path"].notna() & (t["ts"] > t["ts"].max() - pd.Timedelta(days=30))]
-        landed = recent.assign(page=recent["path"].str.split("?").str[0]).drop_duplicates(
-            [by, "page"])
+    if ai_pages is not None and len(counts):
+        landed = parts["pages"].drop_duplicates([by, "page"])
         visible = landed.groupby(by)["page"].apply(
             lambda p: float(p.isin(ai_pages).mean()))
-    for key in sorted(set(t[by].dropna())):
+    for key in sorted(counts.index):
         rows[str(key)] = {
-            "touches": float((t[by] == key).sum()), "sourced_opps": float(sourced.get(key, 0)),
+            "touches": float(counts.loc[key, "touches"]),
+            "sourced_opps": float(sourced.get(key, 0)),
             "days_to_opportunity": float(speed.get(key, np.nan)),
             "resolved_share": float(resolved.get(key, np.nan)),
             "return_share": float(comp.get(key, np.nan)),
@@ -153,12 +146,13 @@ def measured(touches: pd.DataFrame, opportunities: pd.DataFrame, fit: pd.DataFra
     return out.reset_index()
 
 
-def scorecard(touches: pd.DataFrame, opportunities: pd.DataFrame, fit: pd.DataFrame,
+def scorecard(parts: dict[str, pd.DataFrame], fit: pd.DataFrame,
               weights: dict[str, float] | None = None, ai_pages: set[str] | None = None
               ) -> dict[str, Any]:
-    """Published vs measured, the totals, verdicts and per-segment recommendations."""
+    """Published vs measured (from *parts*, see :func:`measured`), the totals, verdicts
+    and per-segment recommendations."""
     card = published(weights)
-    m = measured(touches, opportunities, fit, "motion", ai_pages).set_index("motion")
+    m = measured(parts, fit, "motion", ai_pages).set_index("motion")
     for motion, program in MOTION_PROGRAM.items():
         col: list[float] = []
         row = m.loc[motion].to_dict() if motion in m.index else {}
@@ -173,4 +167,4 @@ def scorecard(touches: pd.DataFrame, opportunities: pd.DataFrame, fit: pd.DataFr
     return {"card": card, "published_totals": pub, "published_verdict": verdict(pub),
             "blended_totals": blended, "blended_verdict": verdict(blended),
             "segments": recommendations(),
-            "channels": measured(touches, opportunities, fit, "channel", ai_pages)}
+            "channels": measured(parts, fit, "channel", ai_pages)}

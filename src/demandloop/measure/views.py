@@ -30,8 +30,9 @@ FUNNEL_FRAMES = ("accounts", "account_firsts", "leads", "opportunities", "stage_
 
 
 def parts(f: Frames, name: str) -> Frames:
-    """The parts of *name* (``weekly`` or ``pipeline``) in *f*, by part: :func:`frames
-    <demandloop.measure.queries.frames>` gives them as ``weekly_*`` and ``pipeline_*``."""
+    """The parts of *name* (``weekly``, ``pipeline`` or ``scorecard``) in *f*, by part:
+    :func:`frames <demandloop.measure.queries.frames>` gives them as ``weekly_*``,
+    ``pipeline_*`` and ``scorecard_*``."""
     prefix = f"{name}_"
     return {k.removeprefix(prefix): v for k, v in f.items() if k.startswith(prefix)}
 
@@ -101,10 +102,12 @@ def pipeline(f: Frames, settings: Settings) -> dict[str, Any]:
 def scorecard(f: Frames, settings: Settings) -> dict[str, Any]:
     logged = "access_log_size" in f and int(f["access_log_size"]["n"].iloc[0]) > 0
     pages = set(f["ai_search_pages"]["page"]) if logged else None
-    return scorecard_mod.scorecard(f["touches"], f["opportunities"], f["scores"],
-                                   ai_pages=pages)
+    return scorecard_mod.scorecard(parts(f, "scorecard"), f["scores"], ai_pages=pages)
 
 
+#: the frames the HTML report reads (its attribution is computed apart: see :func:`report`)
+REPORT_FRAMES = (*FUNNEL_FRAMES, "weekly", "pipeline", "scorecard", "ai_search_pages",
+                 "access_log_size")
 #: the models the HTML report shows
 REPORT_MODELS = ("first_touch", "last_touch", "linear", "w_shaped", "markov", "shapley")
 

@@ -17,7 +17,6 @@ import pandas as pd
 import pyarrow as pa
 
 from demandloop.config import Settings
-from demandloop.errors import UsageError
 from demandloop.ipaddr import anonymise_ip, ip_keys
 from demandloop.resolve import asn as asn_table
 from demandloop.resolve.accounts import CONFIDENCE, key_accounts, normalise_name
@@ -106,10 +105,8 @@ def resolve_addresses(cur: Cursor, ws: str, settings: Settings, since: int,
     lookup = lookup_for(cur, ws, settings, current)
     policy = settings.collect.ip
     if lake is not None:
-        if policy != "full":
-            raise UsageError(f"resolve on another engine needs collect.ip = \"full\" "
-                             f"(it is \"{policy}\")", hint="resolve on duckdb: it truncates "
-                             "addresses in the workspace's events as it resolves them")
+        if policy != "full":  # enrich.run refuses it first, with the reason
+            raise ValueError("a lake's addresses are looked up whole (collect.ip = full)")
         cur.register("_lake_ips", lake.query(inline(ADDRESSES, {"ws": ws, "since": since})))
         try:
             new = cur.execute(f"SELECT ip, {V4_KEY} AS key FROM _lake_ips").to_arrow_table()

@@ -31,8 +31,9 @@ def models(text: str) -> tuple[str, ...]:
 
 def payload(ws: Workspace, name: str, params: dict[str, Any], *, engine: str = "duckdb"
             ) -> Any:
-    """Report *name* with *params* as JSON-ready data, the funnel, health, attribution and
-    pipeline computed on *engine* (the server's reports read its store: ``duckdb``)."""
+    """Report *name* with *params* as JSON-ready data, the funnel, health, attribution,
+    pipeline and scorecard computed on *engine* (the server's reports read its store:
+    ``duckdb``)."""
     if name == "funnel":
         by = params.get("by")
         if by is not None and by not in DIMENSIONS:
@@ -51,7 +52,7 @@ def payload(ws: Workspace, name: str, params: dict[str, Any], *, engine: str = "
         data = ws.pipeline(engine=engine)
         return {"summary": data["summary"], "channels": records(data["channels"])}
     if name == "scorecard":
-        data = ws.scorecard()
+        data = ws.scorecard(engine=engine)
         return {**{k: v for k, v in data.items() if k not in ("card", "channels")},
                 "card": records(data["card"]), "channels": records(data["channels"])}
     if name == "sla":

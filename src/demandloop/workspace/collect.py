@@ -122,4 +122,4 @@ class Collect(Base):
                              f"'{self.store.workspace_id}'",
                              hint="write this workspace's lake: demandloop export --format "
                              "lake")
-        return enrich_run.run(self.store, self.settings, lake=sql, results=lake.parent)
+        return enrich_run.run(self.store, self.settings, enrich_run.Lake(sql, lake.parent))

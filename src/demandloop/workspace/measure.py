@@ -118,14 +118,16 @@ class Measure(Base):
         target = Path(path)
         target.parent.mkdir(parents=True, exist_ok=True)
         page = views.report(frames(
-            self.store, window_days=self.settings.measure.influence_window_days),
+            self.store, *views.REPORT_FRAMES,
+            window_days=self.settings.measure.influence_window_days),
             self.settings, self.directory.resolve().name,
             self.attribution(models=views.REPORT_MODELS, engine="duckdb"))
         target.write_text(page, encoding="utf-8")
         return target.resolve()
 
-    def scorecard(self) -> dict[str, Any]:
-        """Demand gen vs lead gen: the published rubric next to this workspace's figures."""
-        return views.scorecard(frames(self.store, "touches", "opportunities", "scores",
-                                      "ai_search_pages", "access_log_size"),
+    def scorecard(self, *, engine: str | None = None) -> dict[str, Any]:
+        """Demand gen vs lead gen: the published rubric next to this workspace's figures
+        (*engine* as for :meth:`funnel`: what it reads of the touches)."""
+        return views.scorecard(frames(self.store, "scorecard", "scores", "ai_search_pages",
+                                      "access_log_size", source=self.engine_tables(engine)),
                                self.settings)
