@@ -186,10 +186,15 @@ def main() -> None:
                     "events, as benchmarks/resolve.py builds: the larger markets here are "
                     "copies of touches, with no events to resolve)")
     ap.add_argument("--master", default="local[2]")
+    ap.add_argument("--driver-memory", help="spark.driver.memory (the local master's whole "
+                    "heap; demandloop's default is 2g)")
     args = ap.parse_args()
     import os
 
     os.environ["DEMANDLOOP_COMPUTE__SPARK__MASTER"] = args.master
+    if args.driver_memory:
+        os.environ["DEMANDLOOP_COMPUTE__SPARK__OPTIONS"] = json.dumps(
+            {"spark.driver.memory": args.driver_memory})
     if args.resolve_store:
         resolve_store(args.resolve_store, args.resolve_repeat)
     found = [one_size(n, args.days, args.repeat, args.seed, args.resolve_repeat)

@@ -585,3 +585,31 @@ def test_the_topic_does_not_depend_on_the_hash_seed(tmp_path: Path) -> None:
                             env={**__import__("os").environ, "PYTHONHASHSEED": seed},
                             check=True).stdout.strip() for seed in ("1", "2", "3", "4", "5")}
     assert picks == {"pricing"}  # the most recent of the tied topics
+
+
+def test_the_unsubscribe_key_is_created_once_under_a_race(tmp_path: Path) -> None:
+    # a server's requests create it at once (two visitors booking, a sequence run): every
+    # one gets the same key, none fails, and the key is private
+    import threading
+
+    from demandloop.activate.compose import UNSUBSCRIBE_KEY_FILE, unsubscribe_key
+
+    gate = threading.Barrier(8)
+    keys: list[bytes] = []
+    errors: list[BaseException] = []
+
+    def create() -> None:
+        gate.wait()
+        try:
+            keys.append(unsubscribe_key(tmp_path))
+        except BaseException as exc:  # noqa: BLE001  (what the race raised, to report)
+            errors.append(exc)
+
+    threads = [threading.Thread(target=create) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors and len(keys) == 8 and len(set(keys)) == 1
+    assert (tmp_path / UNSUBSCRIBE_KEY_FILE).stat().st_mode & 0o777 == 0o600
+    assert [p.name for p in tmp_path.iterdir()] == [UNSUBSCRIBE_KEY_FILE]  # no temp left

@@ -33,6 +33,7 @@ import hashlib
 import hmac
 import os
 import secrets
+import tempfile
 from dataclasses import dataclass
 from email.message import EmailMessage
 from email.policy import SMTP
@@ -243,8 +244,11 @@ def unsubscribe_key(directory: Path) -> bytes:
     path = Path(directory) / UNSUBSCRIBE_KEY_FILE
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(f".{os.getpid()}.tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        # a name of this call's own (mkstemp: mode 0600): two requests of one server
+        # process creating the key at once shared a per-process name, and the second's
+        # link found the file the first had already removed (a 500 to a visitor booking)
+        fd, name = tempfile.mkstemp(dir=path.parent, prefix="unsubscribe.", suffix=".tmp")
+        tmp = Path(name)
         with os.fdopen(fd, "wb") as fh:
             fh.write(secrets.token_hex(32).encode())
             fh.flush()

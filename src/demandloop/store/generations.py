@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import tempfile
 import time
 from pathlib import Path
 
@@ -35,9 +36,12 @@ def publish(folder: Path) -> str:
     returns its name."""
     root = folder.parent
     previous = current_generation(root)
-    tmp = root / f".{CURRENT}.{os.getpid()}"
-    tmp.write_text(json.dumps({"generation": folder.name, "written_at": time.time()}))
-    os.replace(tmp, root / CURRENT)
+    # a name of this call's own: a name per process would let two threads publishing at
+    # once move one file twice
+    fd, name = tempfile.mkstemp(dir=root, prefix=f".{CURRENT}.")
+    with os.fdopen(fd, "w") as fh:
+        fh.write(json.dumps({"generation": folder.name, "written_at": time.time()}))
+    os.replace(name, root / CURRENT)
     for old in root.glob("g*"):
         if old.name not in (folder.name, previous):
             shutil.rmtree(old, ignore_errors=True)
