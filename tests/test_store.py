@@ -138,3 +138,24 @@ def test_workspaces_in_one_file_are_isolated(tmp_path: Path) -> None:
     with demandloop.open(tmp_path / "b") as b:
         assert b.counts()["events"] == 0
         assert b.ingest(tmp_path / "e.jsonl").inserted == 1  # same messageId, other workspace
+
+
+def test_an_interrupt_after_the_transaction_ended_stays_an_interrupt() -> None:
+    # DuckDB ends the transaction of a statement a Ctrl-C interrupted: the rollback then
+    # has nothing to roll back, and the interrupt must still be what the caller sees (the
+    # CLI says "interrupted, nothing written", not "internal error")
+    from demandloop.store.db import transaction
+
+    con = duckdb.connect()
+    con.execute("CREATE TABLE t (x INTEGER)")
+    with pytest.raises(KeyboardInterrupt):
+        with transaction(con):
+            con.execute("INSERT INTO t VALUES (1)")
+            con.execute("ROLLBACK")  # what the interrupted statement left behind
+            raise KeyboardInterrupt
+    assert con.execute("SELECT count(*) FROM t").fetchone() == (0,)
+    with pytest.raises(ValueError):  # and an ordinary failure still rolls back
+        with transaction(con):
+            con.execute("INSERT INTO t VALUES (2)")
+            raise ValueError("boom")
+    assert con.execute("SELECT count(*) FROM t").fetchone() == (0,)

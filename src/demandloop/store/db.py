@@ -230,6 +230,11 @@ def transaction(cur: duckdb.DuckDBPyConnection) -> Iterator[None]:
     try:
         yield
     except BaseException:
-        cur.execute("ROLLBACK")
+        try:
+            cur.execute("ROLLBACK")
+        except duckdb.TransactionException:
+            # already over: DuckDB ends the transaction of a statement a Ctrl-C interrupted,
+            # and a failed ROLLBACK would replace the interrupt with an "internal error"
+            pass
         raise
     cur.execute("COMMIT")
