@@ -148,14 +148,13 @@ def test_an_interrupt_after_the_transaction_ended_stays_an_interrupt() -> None:
 
     con = duckdb.connect()
     con.execute("CREATE TABLE t (x INTEGER)")
-    with pytest.raises(KeyboardInterrupt):
-        with transaction(con):
-            con.execute("INSERT INTO t VALUES (1)")
-            con.execute("ROLLBACK")  # what the interrupted statement left behind
-            raise KeyboardInterrupt
+    with pytest.raises(KeyboardInterrupt), transaction(con):
+        con.execute("INSERT INTO t VALUES (1)")
+        con.execute("ROLLBACK")  # what the interrupted statement left behind
+        raise KeyboardInterrupt
     assert con.execute("SELECT count(*) FROM t").fetchone() == (0,)
-    with pytest.raises(ValueError):  # and an ordinary failure still rolls back
-        with transaction(con):
-            con.execute("INSERT INTO t VALUES (2)")
-            raise ValueError("boom")
+    # and an ordinary failure still rolls back
+    with pytest.raises(ValueError, match="boom"), transaction(con):
+        con.execute("INSERT INTO t VALUES (2)")
+        raise ValueError("boom")
     assert con.execute("SELECT count(*) FROM t").fetchone() == (0,)

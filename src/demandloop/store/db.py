@@ -13,6 +13,7 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -230,11 +231,9 @@ def transaction(cur: duckdb.DuckDBPyConnection) -> Iterator[None]:
     try:
         yield
     except BaseException:
-        try:
+        # already over when DuckDB ended the transaction of a statement a Ctrl-C
+        # interrupted: a failed ROLLBACK would replace the interrupt with an "internal error"
+        with contextlib.suppress(duckdb.TransactionException):
             cur.execute("ROLLBACK")
-        except duckdb.TransactionException:
-            # already over: DuckDB ends the transaction of a statement a Ctrl-C interrupted,
-            # and a failed ROLLBACK would replace the interrupt with an "internal error"
-            pass
         raise
     cur.execute("COMMIT")
