@@ -40,7 +40,7 @@ from demandloop.resolve import state
 from demandloop.resolve.addresses import resolve_addresses
 from demandloop.store import touch_log
 from demandloop.store.db import Store, transaction
-from demandloop.store.dialect import SqlEngine, inline
+from demandloop.store.dialect import SqlEngine, inline, literal
 from demandloop.store.memory import release_memory
 
 Cursor = duckdb.DuckDBPyConnection
@@ -205,7 +205,7 @@ def _lake_touches(cur: Cursor, ws: str, settings: Settings, lake: SqlEngine,
             return 0
         done = cur.execute(touch_sql.insert_touches(source=(
             f"SELECT {', '.join(touch_sql.ATTRIBUTED)} FROM read_parquet("
-            f"[{', '.join(_literal(str(f)) for f in files)}])")), w).fetchone()
+            f"[{', '.join(literal(str(f)) for f in files)}])")), w).fetchone()
         return int(done[0]) if done else 0
     finally:
         shutil.rmtree(folder, ignore_errors=True)
@@ -220,7 +220,7 @@ def _touches(cur: Cursor, ws: str, settings: Settings, since: int, full: bool) -
     """Rebuild the touches of the visitors reached (every visitor for a rebuild), in
     chunks of visitors (by a hash of the visitor) of about :data:`CHUNK_EVENTS` events."""
     if full:
-        source = _TEV.replace("$ws", _literal(ws))
+        source = inline(_TEV, {"ws": ws})
     else:
         # who needs touches and from what (see enrich.touch_reach): the new events of
         # visitors who browse on, every event of late ones, the stored touches of those
@@ -295,10 +295,6 @@ def _touches(cur: Cursor, ws: str, settings: Settings, since: int, full: bool) -
                          [r[1] for r in removed + added], len(added) - len(removed))
     return written
 
-
-def _literal(text: str) -> str:
-    """*text* as a SQL string literal (a view cannot take parameters)."""
-    return "'" + text.replace("'", "''") + "'"
 
 
 def _summary(cur: Cursor, ws: str, out: ResolveResult) -> None:

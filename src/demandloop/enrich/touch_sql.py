@@ -22,14 +22,11 @@ from demandloop.enrich.channels import (
 )
 from demandloop.enrich.touches import ACTIVITIES, HIGH_INTENT_WEIGHT, PAGE_WEIGHT, VISIT_GAP
 from demandloop.resolve.accounts import CONFIDENCE
-
-
-def _q(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
+from demandloop.store.dialect import literal
 
 
 def _host(expr: str) -> str:
-    h = f"regexp_extract(lower(coalesce({expr}, '')), {_q(HOST_PATTERN)}, 1)"
+    h = f"regexp_extract(lower(coalesce({expr}, '')), {literal(HOST_PATTERN)}, 1)"
     return f"(CASE WHEN starts_with({h}, 'www.') THEN substring({h}, 5) ELSE {h} END)"
 
 
@@ -38,9 +35,9 @@ def feature_columns(fragments: tuple[str, ...]) -> list[tuple[str, str]]:
     url = "lower(coalesce(url, ''))"
     cols = [(c, f"lower(coalesce({c}, ''))") for c in UTM]
     cols += [("ref_host", _host("referrer")), ("url_host", _host("url")),
-             ("click_search", f"regexp_matches({url}, {_q(SEARCH_CLICK)})"),
-             ("click_social", f"regexp_matches({url}, {_q(SOCIAL_CLICK)})")]
-    cols += [(fragment_column(f), f"contains({url}, {_q(f.lower())})") for f in fragments]
+             ("click_search", f"regexp_matches({url}, {literal(SEARCH_CLICK)})"),
+             ("click_social", f"regexp_matches({url}, {literal(SOCIAL_CLICK)})")]
+    cols += [(fragment_column(f), f"contains({url}, {literal(f.lower())})") for f in fragments]
     return cols
 
 
@@ -71,14 +68,14 @@ def distinct_features(fragments: tuple[str, ...]) -> str:
 
 
 def _motion(channel: str) -> str:
-    cases = " ".join(f"WHEN {_q(c)} THEN {_q(m)}" for c, m in CHANNEL_MOTION.items())
+    cases = " ".join(f"WHEN {literal(c)} THEN {literal(m)}" for c, m in CHANNEL_MOTION.items())
     return f"(CASE {channel} {cases} ELSE 'demand' END)"
 
 
 def _activity() -> str:
     name = "lower(trim(coalesce(event, '')))"
-    cases = " ".join(f"WHEN {name} IN ({', '.join(_q(e) for e in a.events)}) THEN {_q(a.name)}"
-                     for a in ACTIVITIES)
+    cases = " ".join(f"WHEN {name} IN ({', '.join(literal(e) for e in a.events)}) "
+                     f"THEN {literal(a.name)}" for a in ACTIVITIES)
     return f"(CASE {cases} END)"
 
 
@@ -86,8 +83,8 @@ def _by_activity(field: str, default: str) -> str:
     cases = []
     for a in ACTIVITIES:
         value = getattr(a, field)
-        cases.append(f"WHEN {_q(a.name)} THEN "
-                     + (_q(value) if isinstance(value, str) else
+        cases.append(f"WHEN {literal(a.name)} THEN "
+                     + (literal(value) if isinstance(value, str) else
                         str(value) if value is not None else default))
     return f"(CASE activity {' '.join(cases)} END)"
 
@@ -175,7 +172,7 @@ FROM inherited i LEFT JOIN _paths x ON x.path IS NOT DISTINCT FROM i.path
 
 
 def _confidence(source: str) -> str:
-    cases = " ".join(f"WHEN {_q(s)} THEN {c}" for s, c in CONFIDENCE.items())
+    cases = " ".join(f"WHEN {literal(s)} THEN {c}" for s, c in CONFIDENCE.items())
     return f"(CASE {source} {cases} ELSE 0.0 END)"
 
 

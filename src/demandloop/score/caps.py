@@ -42,6 +42,7 @@ import pyarrow as pa
 from demandloop.score.engagement import EngagementRules
 from demandloop.store.arrow import fetched
 from demandloop.store.db import transaction
+from demandloop.store.dialect import literal
 
 #: threshold on a bucket's summed ``weight / cap`` (see the module docstring on rounding)
 THRESHOLD = 1.0 + 1e-12
@@ -73,10 +74,6 @@ def over_cap(buckets: np.ndarray, ratios: np.ndarray, sums: np.ndarray) -> np.nd
     return over
 
 
-def _literal(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
-
-
 def _number(value: float) -> str:
     # through text, so that inf and nan (valid in TOML) are numbers in SQL too
     return f"CAST('{float(value)!r}' AS DOUBLE)"
@@ -84,7 +81,7 @@ def _number(value: float) -> str:
 
 def cap_sql(rules: EngagementRules) -> str:
     """The cap of a touch's ``activity`` as SQL (the default for any other or none)."""
-    whens = " ".join(f"WHEN {_literal(k)} THEN {_number(v)}" for k, v in rules.caps.items())
+    whens = " ".join(f"WHEN {literal(k)} THEN {_number(v)}" for k, v in rules.caps.items())
     default = _number(rules.default_cap)
     return f"CASE activity {whens} ELSE {default} END" if whens else default
 

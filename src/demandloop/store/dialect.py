@@ -69,16 +69,22 @@ def to_spark(sql: str) -> str:
     return tree.transform(rewrite).sql("spark", unsupported_level=ErrorLevel.RAISE)
 
 
+def literal(text: str) -> str:
+    """*text* as a SQL string literal (for SQL built as text: a view takes no parameters,
+    nor does a query for another engine)."""
+    return "'" + text.replace("'", "''") + "'"
+
+
 def inline(sql: str, params: dict[str, Any]) -> str:
     """*sql* with each ``$name`` parameter replaced by its value as a literal (a query for
     another engine carries no parameters): strings quoted, numbers as they are."""
-    def literal(m: re.Match[str]) -> str:
+    def value_of(m: re.Match[str]) -> str:
         value = params[m.group(1)]
         if isinstance(value, bool) or not isinstance(value, (int, float, str)):
             raise TypeError(f"cannot inline {m.group(1)}={value!r}")
-        return "'" + value.replace("'", "''") + "'" if isinstance(value, str) else str(value)
+        return literal(value) if isinstance(value, str) else str(value)
 
-    return re.sub(r"\$([A-Za-z_]\w*)", literal, sql)
+    return re.sub(r"\$([A-Za-z_]\w*)", value_of, sql)
 
 
 class SqlEngine(Protocol):
