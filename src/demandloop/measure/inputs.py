@@ -19,13 +19,38 @@ from demandloop.measure.attribution.journeys import LEAD_ACTIVITIES
 def account_firsts(t: Tables) -> pd.DataFrame:
     """Per account with touches: its first touch (``ts``, ``channel``, ``motion``) and
     ``people``, the distinct known people among its touches."""
-    x = t.touches.filter(t.touches.account_id.notnull())
-    order = ibis.window(group_by=x.account_id, order_by=[x.ts, x.touch_id])
-    ranked = x.select("account_id", "ts", "channel", "motion",
-                      _n=ibis.row_number().over(order))
-    first = ranked.filter(ranked._n == 0).drop("_n")
+    x = _with_account(t)
     people = x.group_by("account_id").agg(people=x.person_id.nunique())
-    return frame(first.join(people, "account_id").order_by("account_id"))
+    return frame(_first_of(x.select(*_PLACED), "account_id").join(people, "account_id")
+                 .order_by("account_id"))
+
+
+#: what a first touch is found by and reported with
+_PLACED = ("account_id", "ts", "touch_id", "channel", "motion")
+
+
+def _with_account(t: Tables) -> ir.Table:
+    """The touches attributed to an account."""
+    return t.touches.filter(t.touches.account_id.notnull())
+
+
+def _first_of(x: ir.Table, key: str) -> ir.Table:
+    """Per *key*, the first row of *x* (the lowest time, then touch id): its ``ts,
+    channel, motion`` and the other columns of *x* (``touch_id`` aside)."""
+    ranked = x.mutate(_n=ibis.row_number().over(
+        ibis.window(group_by=x[key], order_by=[x.ts, x.touch_id])))
+    return ranked.filter(ranked._n == 0).drop("_n", "touch_id")
+
+
+def _before_opportunities(t: Tables) -> ir.Table:
+    """Each opportunity with a creation time beside every touch of its account before it:
+    ``opportunity_id, created_at, account_id, ts, touch_id, channel, motion``."""
+    o = t.opportunities
+    o = o.filter(o.created_at.notnull()).select(
+        "opportunity_id", "created_at", opportunity_account=o.account_id)
+    x = _with_account(t).select(*_PLACED)
+    j = o.join(x, o.opportunity_account == x.account_id)
+    return j.filter(j.ts < j.created_at).drop("opportunity_account")
 
 
 def _count(condition: ir.BooleanValue) -> ir.IntegerScalar:
@@ -67,16 +92,8 @@ def pipeline_parts(t: Tables, window_days: int) -> dict[str, pd.DataFrame]:
     it (by time, then touch id); ``influence``, each channel its account touched in the
     *window_days* before it (distinct pairs); ``demand``, the opportunities with a
     demand-motion touch in that window."""
-    o = t.opportunities
-    o = o.filter(o.created_at.notnull()).select(
-        "opportunity_id", "created_at", opportunity_account=o.account_id)
-    x = t.touches.filter(t.touches.account_id.notnull()).select(
-        "account_id", "ts", "touch_id", "channel", "motion")
-    j = o.join(x, o.opportunity_account == x.account_id)
-    j = j.filter(j.ts < j.created_at)
-    order = ibis.window(group_by=j.opportunity_id, order_by=[j.ts, j.touch_id])
-    ranked = j.select("opportunity_id", "channel", "motion", _n=ibis.row_number().over(order))
-    first = ranked.filter(ranked._n == 0).drop("_n")
+    j = _before_opportunities(t)
+    first = _first_of(j, "opportunity_id").select("opportunity_id", "channel", "motion")
     recent = j.filter(j.ts >= j.created_at - ibis.interval(days=window_days))
     influence = recent.select("opportunity_id", "channel").distinct()
     demand = recent.filter(recent.motion == "demand").select("opportunity_id").distinct()
@@ -108,26 +125,16 @@ def scorecard_parts(t: Tables) -> dict[str, pd.DataFrame]:
     tt = t.touches
     segments = tt.group_by(["channel", "motion"]).agg(
         touches=tt.count(), resolved=_count(tt.account_id.notnull()))
-    x = tt.filter(tt.account_id.notnull())
-    order = ibis.window(group_by=x.account_id, order_by=[x.ts, x.touch_id])
-    first = x.select("account_id", "ts", "channel", "motion",
-                     _n=ibis.row_number().over(order))
-    first = first.filter(first._n == 0).drop("_n")
+    x = _with_account(t)
+    first = _first_of(x.select(*_PLACED), "account_id")
     own = x.filter(x.channel.isin(SELF_DIRECTED)).select(own_account=x.account_id,
                                                          own_ts=x.ts)
     back = own.join(first, own.own_account == first.account_id)
     returned = back.filter(back.own_ts >= back.ts + ibis.interval(days=RETURN_AFTER_DAYS)
                            ).select("account_id").distinct()
-    o = t.opportunities
-    o = o.filter(o.created_at.notnull() & o.account_id.notnull()).select(
-        "opportunity_id", "created_at", opportunity_account=o.account_id)
-    j = o.join(x.select("account_id", "ts", "touch_id", "channel", "motion"),
-               o.opportunity_account == x.account_id)
-    j = j.filter(j.ts < j.created_at)
-    by_opp = ibis.window(group_by=j.opportunity_id, order_by=[j.ts, j.touch_id])
-    sourced = j.select("opportunity_id", "account_id", "created_at", "ts", "channel",
-                       "motion", _n=ibis.row_number().over(by_opp))
-    sourced = sourced.filter(sourced._n == 0).drop("_n")
+    # an opportunity without an account joins no touch: it sources nothing
+    sourced = _first_of(_before_opportunities(t), "opportunity_id").select(
+        "opportunity_id", "account_id", "created_at", "ts", "channel", "motion")
     last = frame(tt.aggregate(last=tt.ts.max()))["last"].iloc[0]
     if pd.isna(last):
         pages = pd.DataFrame({c: pd.Series(dtype=object) for c in ("channel", "motion",
