@@ -31,6 +31,8 @@ from demandloop.measure.attribution.heuristics import DIRECT_CHANNELS
 from demandloop.measure.attribution.journeys import LEAD_ACTIVITIES, Journeys
 
 _SECONDS_PER_DAY = 86400.0
+#: every step of a step's journey
+_JOURNEY = ibis.window(group_by="journey")
 
 
 def _account_steps(t: Tables, outcome: str, lookback: int | None,
@@ -107,13 +109,12 @@ def journey_steps(t: Tables, level: str = "account", outcome: str = "opportunity
         now = last if last is not None else dt.datetime.now(dt.UTC).replace(tzinfo=None)
     steps = (_account_steps(t, outcome, lookback_days, now) if level == "account"
              else _person_steps(t, lookback_days, now))
-    journey = ibis.window(group_by="journey", order_by=["ts", "touch_id"])
-    whole = ibis.window(group_by="journey")
-    placed = steps.mutate(pos=ibis.row_number().over(journey),
-                          n=steps.touch_id.count().over(whole))
+    in_order = ibis.window(group_by="journey", order_by=["ts", "touch_id"])
+    placed = steps.mutate(pos=ibis.row_number().over(in_order),
+                          n=steps.touch_id.count().over(_JOURNEY))
     lead = ibis.ifelse(placed.activity.isin(LEAD_ACTIVITIES), placed.pos,
                        ibis.null(placed.pos.type().copy(nullable=True)))
-    return placed.mutate(lead=lead.min().over(whole).fill_null(-1))
+    return placed.mutate(lead=lead.min().over(_JOURNEY).fill_null(-1))
 
 
 def _position_based(s: ir.Table) -> ir.FloatingValue:
@@ -123,22 +124,19 @@ def _position_based(s: ir.Table) -> ir.FloatingValue:
 
 
 def _w_shaped(s: ir.Table) -> ir.FloatingValue:
-    whole = ibis.window(group_by="journey")
     raw = 0.3 * ((s.pos == 0).cast("float64") + (s.pos == s.lead).cast("float64")
                  + (s.pos == s.n - 1).cast("float64"))
-    others = (raw == 0).cast("int64").sum().over(whole)
+    others = (raw == 0).cast("int64").sum().over(_JOURNEY)
     out = ibis.ifelse(raw > 0, raw, 0.1 / ibis.greatest(others, 1))
     # out's sum per journey, written out: a window over a window is not every engine's
-    raw_sum = raw.sum().over(whole)
+    raw_sum = raw.sum().over(_JOURNEY)
     total = raw_sum + ibis.ifelse(others > 0, 0.1, 0.0)
     return ibis.ifelse(s.lead < 0, _position_based(s), out / total)
 
 
 def _shares(half_life_days: float) -> dict[str, Callable[[ir.Table], ir.FloatingValue]]:
-    whole = ibis.window(group_by="journey")
-
     def last_non_direct(s: ir.Table) -> ir.FloatingValue:
-        best = ibis.ifelse(s.channel.isin(DIRECT_CHANNELS), -1, s.pos).max().over(whole)
+        best = ibis.ifelse(s.channel.isin(DIRECT_CHANNELS), -1, s.pos).max().over(_JOURNEY)
         return (s.pos == ibis.ifelse(best < 0, s.n - 1, best)).cast("float64")
 
     def time_decay(s: ir.Table) -> ir.FloatingValue:
@@ -146,7 +144,7 @@ def _shares(half_life_days: float) -> dict[str, Callable[[ir.Table], ir.Floating
         age = s.end.delta(s.ts, unit="microsecond").cast("float64") / 1e6
         w = ibis.literal(2.0) ** (-ibis.greatest(age, 0.0)
                                   / (half_life_days * _SECONDS_PER_DAY))
-        return w / w.sum().over(whole)
+        return w / w.sum().over(_JOURNEY)
 
     return {
         "first_touch": lambda s: (s.pos == 0).cast("float64"),
@@ -170,10 +168,8 @@ def heuristic_credit(steps: ir.Table, models: tuple[str, ...] | list[str],
                          hint=f"choose from {', '.join(shares)}")
     if not models:
         return {}
-    won = steps.converted.cast("float64")
-    value = steps.value.fill_null(0.0) * won
-    shared = steps.mutate(**{f"s_{m}": shares[m](steps) for m in models},
-                          won_=won, value_=value)
+    shared = _weighed(steps)
+    shared = shared.mutate(**{f"s_{m}": shares[m](shared) for m in models})
     sums: dict[str, Any] = {}
     for m in models:
         sums[f"c_{m}"] = (shared[f"s_{m}"] * shared.won_).sum()
@@ -184,13 +180,19 @@ def heuristic_credit(steps: ir.Table, models: tuple[str, ...] | list[str],
                              "value": table[f"v_{m}"].to_numpy(float)}) for m in models}
 
 
+def _weighed(steps: ir.Table) -> ir.Table:
+    """*steps* with what their journey's outcome counts for: ``won_`` (1 converted, else
+    0) and ``value_`` (its value when converted, else 0)."""
+    won = steps.converted.cast("float64")
+    return steps.mutate(won_=won, value_=steps.value.fill_null(0.0) * won)
+
+
 def paths(steps: ir.Table) -> Journeys:
     """The distinct paths of :func:`journey_steps` with their conversions, non-conversions
     and value, as :class:`Journeys` (what Markov and Shapley solve from on the driver).
     A path is assembled by sorting each journey's steps by place, as a list: Ibis cannot
     order an aggregate on every engine."""
-    won = steps.converted.cast("float64")
-    one = steps.mutate(won_=won, value_=steps.value.fill_null(0.0) * won)
+    one = _weighed(steps)
     per = one.group_by("journey").agg(
         steps=ibis.struct({"pos": one.pos, "channel": one.channel}).collect(),
         won_=one.won_.max(), value_=one.value_.max())
