@@ -432,7 +432,7 @@ def test_spark_connect_resolves_scores_and_reports_as_duckdb(
     assert _close(remote_f, duck_f) and len(duck_f) > 5
 
 
-def test_resolve_on_spark_refuses_a_lake_it_cannot_trust(
+def test_spark_refuses_a_lake_it_cannot_trust(
         cli: Callable[..., tuple[int, str, str]], tmp_path: Path, scored: Path) -> None:
     # each refusal leaves the workspace as it was: its touches and its resolve watermark
     _spark_or_skip()
@@ -461,6 +461,12 @@ def test_resolve_on_spark_refuses_a_lake_it_cannot_trust(
     manifest.write_text(json.dumps({**data, "workspace_id": "other"}))
     code, _, err = cli("-w", str(directory), "resolve", "--engine", "spark")
     assert code != 0 and "workspace 'other'" in err, err
+    # the same lake for a score or a report: refused alike (it would score the other
+    # workspace's accounts into this one)
+    for command in (["score"], ["report", "funnel"]):
+        code, _, err = cli("-w", str(directory), *command, "--engine", "spark")
+        assert code != 0 and "workspace 'other'" in err, err
+    assert _distinct_snapshots(directory) == _distinct_snapshots(scored)
     after = _resolved(directory)
     for table, rows in before.items():
         pd.testing.assert_frame_equal(rows, after[table], obj=table)

@@ -136,8 +136,9 @@ class SparkSql:
         self.spark.sql(to_spark(sql)).write.mode("error").parquet(str(folder))
 
 
-def lake_sql(settings: SparkSettings, lake: Path) -> tuple[SparkSql, str]:
+def lake_sql(settings: SparkSettings, lake: Path) -> SparkSql:
     """The session for *settings* with the lake at *lake* registered, as a
-    :class:`SparkSql`, and the lake's workspace id."""
+    :class:`SparkSql`."""
     spark = session(settings)
-    return SparkSql(spark), register_lake(spark, lake)
+    register_lake(spark, lake)
+    return SparkSql(spark)

@@ -16,7 +16,7 @@ from demandloop.config import Settings, locate
 from demandloop.config.compute import ENGINES
 from demandloop.errors import UsageError
 from demandloop.store import Store, export_parquet, import_parquet
-from demandloop.store.parquet import MANIFEST
+from demandloop.store.parquet import MANIFEST, read_manifest
 
 if TYPE_CHECKING:
     from demandloop.workspace import Workspace
@@ -88,12 +88,19 @@ class Base:
         return spark_tables(self.settings.compute.spark, self.written_lake())
 
     def written_lake(self) -> Path:
-        """:meth:`lake_path`, once it holds a lake."""
+        """:meth:`lake_path`, once it holds this workspace's lake (another workspace's
+        would be computed and written here as if it were this one's)."""
         lake = self.lake_path()
         if not (lake / MANIFEST).is_file():
             raise UsageError(f"no Parquet lake at {lake}",
                              hint="write it with 'demandloop export --format lake' (or set "
                              "[compute] lake)")
+        held = read_manifest(lake).workspace_id
+        if held != self.store.workspace_id:
+            raise UsageError(f"the lake at {lake} is workspace '{held}', not "
+                             f"'{self.store.workspace_id}'",
+                             hint="write this workspace's lake: demandloop export --format "
+                             "lake")
         return lake
 
     def export_parquet(self, directory: str | Path, *, lake: bool = False) -> dict[str, int]:

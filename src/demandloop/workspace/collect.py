@@ -116,10 +116,5 @@ class Collect(Base):
         from demandloop.store import spark
 
         lake = self.written_lake()
-        sql, lake_workspace = spark.lake_sql(self.settings.compute.spark, lake)
-        if lake_workspace != self.store.workspace_id:
-            raise UsageError(f"the lake at {lake} is workspace '{lake_workspace}', not "
-                             f"'{self.store.workspace_id}'",
-                             hint="write this workspace's lake: demandloop export --format "
-                             "lake")
+        sql = spark.lake_sql(self.settings.compute.spark, lake)
         return enrich_run.run(self.store, self.settings, enrich_run.Lake(sql, lake.parent))
