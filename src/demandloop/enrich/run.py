@@ -91,8 +91,8 @@ def run(store: Store, settings: Settings, lake: Lake | None = None) -> ResolveRe
     identity graph, persons and address lookups run here over what it found, from the
     same queries. Everything is written to the workspace as a DuckDB rebuild writes it.
     The next run here goes on from the lake's last load."""
-    sql = lake.engine if lake is not None else None
-    if sql is not None and settings.collect.ip != "full":
+    sql = lake.engine if lake is not None else None  # what the stages read events with
+    if lake is not None and settings.collect.ip != "full":
         raise UsageError(f'resolve from a lake needs collect.ip = "full" (it is '
                          f'"{settings.collect.ip}")', hint="resolve on duckdb: it truncates "
                          "addresses in the workspace's events as it resolves them, which a "
@@ -106,7 +106,8 @@ def run(store: Store, settings: Settings, lake: Lake | None = None) -> ResolveRe
     # one rebuilds. Readers meanwhile see new persons beside the touches of the last run.
     with store.locked_cursor() as cur:
         with transaction(cur):
-            last = state.last_load(cur, ws) if sql is None else _lake_loaded(cur, ws, sql)
+            last = (state.last_load(cur, ws) if lake is None
+                    else _lake_loaded(cur, ws, lake.engine))
             # one fingerprint for the whole run: nothing resolve writes changes it
             current = state.fingerprint(cur, ws, settings)
             previous = state.may_continue(cur, ws, current) if lake is None else None
@@ -134,8 +135,7 @@ def run(store: Store, settings: Settings, lake: Lake | None = None) -> ResolveRe
                 if lake is None:
                     out.touches_written = _touches(cur, ws, settings, since, full)
                 else:
-                    out.touches_written = _lake_touches(cur, ws, settings, lake.engine,
-                                                        lake.results)
+                    out.touches_written = _lake_touches(cur, ws, settings, lake)
                 state.write(cur, ws, current, last)
             _summary(cur, ws, out)
     out.seconds = time.perf_counter() - started
@@ -180,11 +180,10 @@ def _rule_tables(settings: Settings, distinct: pd.DataFrame, paths: pd.DataFrame
 _ATTRIBUTION = ("person_identifiers", "account_matches", "ip_matches", "ip_lookups")
 
 
-def _lake_touches(cur: Cursor, ws: str, settings: Settings, lake: SqlEngine,
-                  results: Path) -> int:
-    """Every touch, built and attributed by *lake* from its events (the queries of
-    :mod:`demandloop.enrich.touch_sql`, as a DuckDB rebuild runs them), written here."""
-    w = {"ws": ws}
+def _lake_touches(cur: Cursor, ws: str, settings: Settings, on: Lake) -> int:
+    """Every touch, built and attributed by the lake's engine from its events (the queries
+    of :mod:`demandloop.enrich.touch_sql`, as a DuckDB rebuild runs them), written here."""
+    lake, w = on.engine, {"ws": ws}
     rules = channel_rules(settings)
     fragments = url_fragments(rules)
     lake.view("_tev", inline(_TEV, w))
@@ -197,7 +196,7 @@ def _lake_touches(cur: Cursor, ws: str, settings: Settings, lake: SqlEngine,
     for table in _ATTRIBUTION:  # what the first transaction wrote, not the lake's copy
         lake.put(table, cur.execute(f"SELECT * FROM {table} WHERE workspace_id = $ws",
                                     w).to_arrow_table())
-    folder = results / f".touches-{uuid.uuid4().hex}"
+    folder = on.results / f".touches-{uuid.uuid4().hex}"
     try:
         lake.write(inline(touch_sql.attributed(), w), folder)
         files = sorted(folder.glob("*.parquet"))
