@@ -362,7 +362,11 @@ def test_attribution_on_the_engine_equals_the_journey_reference(
         got = ws.attribution(level=level, outcome=outcome, models=ALL_MODELS)
         value = ws.attribution(level=level, outcome=outcome, models=ALL_MODELS,
                                measure="value")
-        f = frames(ws.store, "touches", "opportunities")
+        f = frames(ws.store, "opportunities")
+        # every touch, in the stored order of time then id, as a pandas user reads them
+        f["touches"] = ws.store.con.execute(
+            "SELECT account_id, person_id, anonymous_id, ts, channel, activity FROM touches "
+            "ORDER BY ts, touch_id").df()
     m = settings.measure
     if level == "account":
         j = account_journeys(f["touches"], f["opportunities"], outcome=outcome,

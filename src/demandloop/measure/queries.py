@@ -12,11 +12,8 @@ from demandloop.measure import inputs
 from demandloop.store.db import Store
 
 #: frames read from the workspace's store: what scoring wrote (stage changes, the latest
-#: scores), the access log, and every touch (no report reads them all any more: the
-#: reference journeys of the attribution tests do)
+#: scores) and the access log (the touches are read by an engine: see _ENGINE)
 _QUERIES = {
-    "touches": "SELECT account_id, person_id, anonymous_id, ts, channel, motion, activity, "
-               "match_source, path FROM touches WHERE workspace_id = $ws ORDER BY ts, touch_id",
     "stage_changes": "SELECT entity, entity_id, from_stage, to_stage, changed_at "
                      "FROM stage_changes WHERE workspace_id = $ws ORDER BY changed_at",
     "scores": "SELECT account_id, fit, band FROM account_view WHERE workspace_id = $ws "
