@@ -158,3 +158,38 @@ def test_an_interrupt_after_the_transaction_ended_stays_an_interrupt() -> None:
         con.execute("INSERT INTO t VALUES (2)")
         raise ValueError("boom")
     assert con.execute("SELECT count(*) FROM t").fetchone() == (0,)
+
+
+def test_an_imported_workspace_numbers_new_loads_after_the_imported_ones(
+        market: Path, tmp_path: Path) -> None:
+    """The cursors read after the highest load number (incremental resolve, workflows):
+    after an import, a new load is numbered above every imported one, so it is resolved
+    (and a new stage change numbered above the imported ones)."""
+    lines = (market / "events.jsonl").read_text().splitlines()
+    with demandloop.open(tmp_path / "a") as a:
+        for i in range(3):
+            part = tmp_path / f"part{i}.jsonl"
+            part.write_text("\n".join(lines[i::3]) + "\n")
+            a.ingest(part)
+        a.resolve()
+        a.score()
+        a.export_parquet(tmp_path / "x")
+        loads, seqs = a.store.con.execute(
+            "SELECT (SELECT max(load_id) FROM events), (SELECT max(seq) FROM stage_changes)"
+        ).fetchone()
+    assert loads == 3 and seqs > 0
+    new = tmp_path / "new.jsonl"
+    new.write_text('{"type": "page", "anonymousId": "fresh-visitor", "messageId": "n1", '
+                   '"timestamp": "2030-01-01T00:00:00Z", "properties": {"url": '
+                   '"https://example.com/pricing"}}\n')
+    with demandloop.open(tmp_path / "b") as b:
+        b.import_parquet(tmp_path / "x")
+        b.resolve()
+        b.ingest(new)
+        assert b.store.con.execute("SELECT load_id FROM events WHERE message_id = 'n1'"
+                                   ).fetchone() == (4,)
+        b.resolve()  # incremental: the new load is read
+        assert b.store.con.execute("SELECT count(*) FROM touches WHERE message_id = 'n1'"
+                                   ).fetchone() == (1,)
+        (nxt,) = b.store.con.execute("SELECT nextval('stage_change_seq')").fetchone()
+        assert nxt > seqs

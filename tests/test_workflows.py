@@ -158,6 +158,32 @@ def test_failures_back_off_then_go_to_the_dead_letter_list(scored: Path,
     assert status == {"dead": n}
 
 
+def test_a_stage_change_written_at_the_cursors_time_still_fires(
+        scored: Path, receiver: Receiver) -> None:
+    """A rescore's time is its newest touch: when a batch brings no newer one (an event
+    from a visitor whose clock is behind), its stage changes are written at the same time
+    as the last rescore's, where the workflows' cursor already is. They still fire, once;
+    those already fired do not fire again."""
+    (scored / "demandloop.toml").write_text(FLOWS.format(url=receiver.url))
+    with demandloop.open(scored) as ws:
+        first = ws.run_workflows()
+        assert first.fired == len(_expected(ws)) > 0
+        at = ws.store.con.execute("SELECT max(changed_at) FROM stage_changes").fetchone()[0]
+        (late,) = ws.store.con.execute(
+            "SELECT account_id FROM accounts WHERE target AND account_id NOT IN (SELECT "
+            "entity_id FROM stage_changes WHERE to_stage = 'mqa') ORDER BY 1 LIMIT 1"
+        ).fetchone()
+        # as a rescore writes it (score.snapshot)
+        ws.store.con.execute("INSERT INTO stage_changes VALUES ('default', 'account', ?, "
+                             "'engaged', 'mqa', ?, '[]', nextval('stage_change_seq'))",
+                             [late, at])
+        again = ws.run_workflows()
+        assert (again.fired, again.enqueued) == (1, 3)
+        assert len(receiver.got) == first.fired + 1
+        assert f"({late})" in json.loads(receiver.got[-1]["body"])["blocks"][0]["text"]["text"]
+        assert ws.run_workflows().fired == 0
+
+
 def test_signed_webhook_on_an_event_and_exactly_once_across_a_crash(
         scored: Path, receiver: Receiver, monkeypatch: pytest.MonkeyPatch) -> None:
     (scored / "demandloop.toml").write_text(f"""
@@ -375,3 +401,61 @@ then = [{action = "create_task", title = "Research {name}", due_days = 2}]
         assert len(receiver.got) == len(expected)  # nobody alerted twice
         assert ws.store.con.execute("SELECT count(*) FROM tasks WHERE title LIKE "
                                     "'Research %'").fetchone()[0] == len(expected)
+
+
+def test_an_event_loaded_after_a_later_received_one_still_fires(
+        tmp_path: Path, receiver: Receiver) -> None:
+    """A booking's events are stamped when the booking began and logged once its invites
+    are sent: a page view received later can be loaded first. Live (`react`) and scheduled
+    (`workflows run`) firing both follow the loads, not the receipt times, so the earlier
+    "Demo Requested" still alerts, once."""
+    d = tmp_path / "w"
+    d.mkdir()
+    (d / "demandloop.toml").write_text(f"""
+[activate]
+max_signal_age_days = 0
+[[activate.workflows]]
+name = "demo"
+when = {{trigger = "event", event = "Demo Requested"}}
+then = [{{action = "notify", url = "{receiver.url}/demo", format = "webhook"}}]
+""")
+    t0 = dt.datetime(2026, 12, 1, 9, 0, 0)
+
+    def batch(name: str, msg: dict[str, Any]) -> Path:
+        at = msg.pop("at").isoformat() + "Z"
+        p = tmp_path / f"{name}.jsonl"
+        p.write_text(json.dumps({**msg, "timestamp": at, "receivedAt": at,
+                                 "messageId": name}) + "\n")
+        return p
+
+    with demandloop.open(d) as ws:
+        ws.store.con.execute("INSERT INTO accounts (workspace_id, account_id, domain, name) "
+                             "VALUES ('default', 'acme.com', 'acme.com', 'Acme')")
+        ws.react()  # the server starts the cursor
+        ws.ingest(batch("first", {"type": "page", "anonymousId": "a1", "at": t0,
+                                  "properties": {"url": "https://x.example/"}}))
+        ws.react()
+        later = {"type": "page", "anonymousId": "a2", "at": t0 + dt.timedelta(seconds=5),
+                 "properties": {"url": "https://x.example/p"}}
+        ws.ingest(batch("later", later))
+        ws.react()
+        demo = {"type": "track", "event": "Demo Requested", "anonymousId": "a3",
+                "at": t0 + dt.timedelta(seconds=2), "properties": {"email": "jo@acme.com"}}
+        ws.ingest(batch("demo", demo))  # received before "later", loaded after it
+        ws.react()
+        assert [h["path"] for h in receiver.got] == ["/demo"]
+        ws.react()
+        ws.run_workflows()  # the scheduled run finds the job already there
+    assert len(receiver.got) == 1
+    # the scheduled run alone (no server) follows the loads too
+    receiver.got.clear()
+    (d / "demandloop.toml").write_text((d / "demandloop.toml").read_text()
+                                       .replace('name = "demo"', 'name = "demo-2"'))
+    with demandloop.open(d) as ws:
+        ws.run_workflows()  # its cursor is past what is stored: nothing
+        assert receiver.got == []
+        ws.ingest(batch("later2", {**later, "at": t0 + dt.timedelta(seconds=9)}))
+        ws.run_workflows()
+        ws.ingest(batch("demo2", {**demo, "at": t0 + dt.timedelta(seconds=3)}))
+        ws.run_workflows()
+    assert [json.loads(h["body"])["workflow"] for h in receiver.got] == ["demo-2"]

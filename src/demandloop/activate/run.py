@@ -22,7 +22,12 @@ from demandloop.activate import job_queries as jobstore
 from demandloop.activate import sequence_inputs
 from demandloop.activate import sequence_queries as mailstore
 from demandloop.activate.actions import ACTIONS
-from demandloop.activate.signal_queries import read_events, read_inputs
+from demandloop.activate.signal_queries import (
+    newest_change_seq,
+    newest_load,
+    read_events,
+    read_inputs,
+)
 from demandloop.activate.workflow_files import workflows
 from demandloop.activate.workflows import Inputs, firings, jobs
 from demandloop.outbound import webhooks
@@ -56,25 +61,23 @@ def react(ws: Workspace, now: dt.datetime | None = None, post: Post = webhooks.p
     if not flows:
         return result
     store = ws.store
-    since, _ = jobstore.cursor(store, "live_events")
+    since, loaded = jobstore.cursor(store, "live_events")
     if since is None:  # first run: only what arrives from now on
         with store.reader() as cur:
-            last = cur.execute("SELECT max(received_at) FROM events WHERE workspace_id = ?",
-                               [store.workspace_id]).fetchone()
+            last, last_load = newest_load(cur, store.workspace_id)
         # an empty store starts at the epoch: else the cursor stayed unset, and the first
         # batch ever loaded only set it, firing nothing
-        start = last[0] if last and last[0] is not None else dt.datetime(1970, 1, 1)
-        jobstore.set_cursor(store, "live_events", start)
+        jobstore.set_cursor(store, "live_events", last or dt.datetime(1970, 1, 1), last_load)
         return result
     with store.reader() as cur:
-        # inclusive: events received in the same millisecond as the cursor may have loaded
-        # after it moved there; those already fired enqueue nothing twice (job ids)
+        newest, newest_id = newest_load(cur, store.workspace_id)
+        # the loads after the cursor's (a cursor set before loads were numbered: what was
+        # received at or after it; those already fired enqueue nothing twice, job ids)
         events = read_events(cur, store.workspace_id, since, sorted({str(w.when.event)
-                                                                 for w in flows}), True)
-        newest = cur.execute("SELECT max(received_at) FROM events WHERE workspace_id = ?",
-                             [store.workspace_id]).fetchone()
-    if newest and newest[0] is not None and newest[0] != since:
-        jobstore.set_cursor(store, "live_events", newest[0])
+                                                                 for w in flows}), True,
+                             after_load=loaded)
+    if newest is not None and (newest_id, newest) != (loaded, since):
+        jobstore.set_cursor(store, "live_events", max(newest, since), max(newest_id, loaded))
     events = events[events["account_id"].notna()]
     if events.empty:
         return result
@@ -105,17 +108,25 @@ def evaluate(ws: Workspace, now: dt.datetime | None = None, *, since: dt.datetim
     now = now or dt.datetime.now(dt.UTC).replace(tzinfo=None)
     store, result = ws.store, RunResult()
     flows = [w for w in workflows(ws) if w.enabled]
-    changes_since, _ = jobstore.cursor(store, "stage_changes")
-    events_since, _ = jobstore.cursor(store, "events")
+    # each cursor is a time (how the first versions kept it, read once) and a number, the
+    # last stage change's seq or event load read: numbers are given in commit order by the
+    # one writer, times are not (see read_events, read_inputs)
+    changes_since, changes_read = jobstore.cursor(store, "stage_changes")
+    events_since, events_loaded = jobstore.cursor(store, "events")
     if since is not None:
         changes_since = events_since = since
+        changes_read = events_loaded = 0  # a replay reads by time
     if not flows:  # nothing fires, nothing is consumed: nothing to read
         return result
+    with store.reader() as cur:  # before the signals: what commits between is read again
+        _, newest_id = newest_load(cur, store.workspace_id)
+        newest_change = newest_change_seq(cur, store.workspace_id)
     # only what the enabled workflows read (every account's row is a second at 100k
     # accounts, on every run of the live loop)
     kinds = {w.when.trigger for w in flows}
     compare = bool(kinds & {"surge", "score_crossed"})
-    inputs = read_inputs(ws, changes_since, events_since,
+    inputs = read_inputs(ws, changes_since, events_since, after_change=changes_read,
+                         after_load=events_loaded,
                          accounts=compare or any(w.if_ for w in flows), previous=compare,
                          people="became_mql" in kinds)
     # the cursors move past everything read, stale signals included: they never fire later
@@ -136,10 +147,13 @@ def evaluate(ws: Workspace, now: dt.datetime | None = None, *, since: dt.datetim
             result.enqueued += jobstore.enqueue(store, rows, now)
     if dry_run or not flows:
         return result
-    for name, seen in (("stage_changes", changes_seen), ("events", events_seen)):
-        current, _ = jobstore.cursor(store, name)
-        if seen is not None and (current is None or seen > current):  # a replay never
-            jobstore.set_cursor(store, name, seen)                      # moves one back
+    for name, seen, newest in (("stage_changes", changes_seen, newest_change),
+                               ("events", events_seen, newest_id)):
+        current, number = jobstore.cursor(store, name)
+        if seen is None or (current is not None and current > seen):
+            seen = current  # a replay never moves one back
+        if (seen, max(newest, number)) != (current, number):
+            jobstore.set_cursor(store, name, seen, max(newest, number))
     return result
 
 

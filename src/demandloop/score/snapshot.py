@@ -123,7 +123,8 @@ def write(store: Store, as_of: dt.datetime, rows: dict[str, pa.Table],
                 cur.execute(f"INSERT INTO scores SELECT $ws, $at, '{e}', entity_id, fit, "
                             f"engagement, intent, stage, details FROM _snap_{e}", ws)
             cur.execute("INSERT INTO stage_changes SELECT $ws, entity, entity_id, "
-                        "from_stage, to_stage, $at, reasons FROM _moves", ws)
+                        "from_stage, to_stage, $at, reasons, nextval('stage_change_seq') "
+                        "FROM _moves", ws)
         finally:
             for name in names:
                 cur.unregister(name)

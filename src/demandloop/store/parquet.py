@@ -19,12 +19,13 @@ import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import duckdb
 import orjson
 
 from demandloop.errors import InputError, UsageError
 from demandloop.store import touch_log
 from demandloop.store.db import Store
-from demandloop.store.schema import DATA_TABLES, SCHEMA_VERSION
+from demandloop.store.schema import DATA_TABLES, SCHEMA_VERSION, SEQUENCES
 
 MANIFEST = "manifest.json"
 
@@ -209,7 +210,21 @@ def import_parquet(store: Store, directory: Path, *, replace: bool = False) -> d
             )
             counts[table] = tables[table]
         touch_log.record_all(cur, store.workspace_id)  # every touch replaced
+        for sequence, table, column in SEQUENCES:
+            _advance(cur, sequence, table, column)
     return counts
+
+
+def _advance(cur: duckdb.DuckDBPyConnection, sequence: str, table: str, column: str) -> None:
+    """Move *sequence* past every number in *table*'s *column*: the imported rows bring
+    their numbers, and the cursors read after the highest (``resolve``'s watermark, the
+    workflows'), so a new load numbered below it would never be read. DuckDB has no
+    ``setval``: the sequence is made again, starting after both its own next number and
+    the highest stored."""
+    (stored,) = cur.execute(f"SELECT coalesce(max({column}), 0) FROM {table}").fetchone() \
+        or (0,)
+    (nxt,) = cur.execute(f"SELECT nextval('{sequence}')").fetchone() or (1,)
+    cur.execute(f"CREATE OR REPLACE SEQUENCE {sequence} START {max(int(stored) + 1, nxt)}")
 
 
 def _quote(path: Path) -> str:

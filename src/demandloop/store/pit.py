@@ -114,6 +114,7 @@ def copy_snapshot(past: Store, store: Store, at: dt.datetime) -> None:
         cur.execute("DELETE FROM stage_changes WHERE workspace_id = $ws AND changed_at = $at",
                     params)
         cur.execute("INSERT INTO scores BY NAME SELECT * FROM _scores")
-        cur.execute("INSERT INTO stage_changes BY NAME SELECT * FROM _moves")
+        cur.execute("INSERT INTO stage_changes BY NAME SELECT * REPLACE "
+                    "(nextval('stage_change_seq') AS seq) FROM _moves")
         cur.unregister("_scores")
         cur.unregister("_moves")

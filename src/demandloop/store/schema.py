@@ -49,6 +49,19 @@ MIGRATIONS: tuple[Migration, ...] = (
               V13),
     Migration(14, "AEO: access_log (web server and CDN requests, AI crawlers named)", V14),
     Migration(15, "touch_changes: what each resolve changed in touches (live rescore)", V15),
+    # the order stage changes were written in, for the workflows' cursor: their time is the
+    # rescore's newest touch, which does not always move forward (changes already stored
+    # get 0, older than any new one)
+    Migration(16, "stage_changes.seq: the order stage changes were written in",
+              "CREATE SEQUENCE stage_change_seq START 1;"
+              "ALTER TABLE stage_changes ADD COLUMN seq BIGINT;"),
+)
+
+#: sequences and the column each numbers: an import moves each past the numbers it brings
+#: (else the next load or stage change would get a number already read by a cursor)
+SEQUENCES: tuple[tuple[str, str, str], ...] = (
+    ("event_loads", "events", "load_id"),
+    ("stage_change_seq", "stage_changes", "seq"),
 )
 
 #: tables exported/imported as Parquet, in dependency-free order
