@@ -459,3 +459,43 @@ then = [{{action = "notify", url = "{receiver.url}/demo", format = "webhook"}}]
         ws.ingest(batch("demo2", {**demo, "at": t0 + dt.timedelta(seconds=3)}))
         ws.run_workflows()
     assert [json.loads(h["body"])["workflow"] for h in receiver.got] == ["demo-2"]
+
+
+def test_became_mql_with_a_condition_fires_for_each_mql_of_a_matching_account(
+        scored: Path) -> None:
+    """A workflow reads the rows of the accounts its signals name: a person's MQL names
+    their account, whose own fields the condition reads."""
+    (scored / "demandloop.toml").write_text("""
+[activate]
+max_signal_age_days = 0
+[[activate.workflows]]
+name = "mql-task"
+when = {trigger = "became_mql"}
+if = [{field = "target", op = "==", value = true}]
+then = [{action = "create_task", title = "Call the new MQL at {name}"}]
+""")
+    with demandloop.open(scored) as ws:
+        expected = sorted(ws.store.con.execute(
+            "SELECT a.account_id, 'Call the new MQL at ' || a.name FROM stage_changes c "
+            "JOIN persons p ON p.person_id = c.entity_id JOIN accounts a ON "
+            "a.account_id = p.account_id WHERE c.entity = 'person' AND c.to_stage = 'mql' "
+            "AND a.target").fetchall())
+        assert expected
+        r = ws.run_workflows()
+        assert r.fired == len(expected)
+        assert sorted(ws.store.con.execute("SELECT account_id, title FROM tasks").fetchall()
+                      ) == expected
+        # a later MQL alone (no change of its account in the same run) names its account
+        person, account, name = ws.store.con.execute(
+            "SELECT p.person_id, a.account_id, a.name FROM persons p JOIN accounts a USING "
+            "(workspace_id, account_id) WHERE a.target AND p.person_id NOT IN (SELECT "
+            "entity_id FROM stage_changes WHERE to_stage = 'mql') ORDER BY 1 LIMIT 1"
+        ).fetchone()
+        ws.store.con.execute("INSERT INTO stage_changes VALUES ('default', 'person', ?, NULL, "
+                             "'mql', now()::TIMESTAMP, '[]', nextval('stage_change_seq'))",
+                             [person])
+        assert ws.run_workflows().fired == 1
+        assert ws.store.con.execute("SELECT count(*) FROM tasks WHERE account_id = ? AND "
+                                    "title = ?", [account, f"Call the new MQL at {name}"]
+                                    ).fetchone() == (expected.count(
+                                        (account, f"Call the new MQL at {name}")) + 1,)

@@ -81,8 +81,7 @@ def react(ws: Workspace, now: dt.datetime | None = None, post: Post = webhooks.p
     events = events[events["account_id"].notna()]
     if events.empty:
         return result
-    accounts = ws.audience_rows("account")
-    accounts = accounts[accounts["account_id"].isin(set(events["account_id"]))]
+    accounts = ws.audience_rows("account", ids=sorted(set(events["account_id"].astype(str))))
     inputs = Inputs(events=events, accounts=accounts)
     result.stale = _drop_stale(inputs, ws.settings.activate.max_signal_age_days, now)
     for wf in flows:
@@ -127,7 +126,8 @@ def evaluate(ws: Workspace, now: dt.datetime | None = None, *, since: dt.datetim
     compare = bool(kinds & {"surge", "score_crossed"})
     inputs = read_inputs(ws, changes_since, events_since, after_change=changes_read,
                          after_load=events_loaded,
-                         accounts=compare or any(w.if_ for w in flows), previous=compare,
+                         accounts=compare or any(w.if_ for w in flows),
+                         all_accounts=compare, previous=compare,
                          people="became_mql" in kinds)
     # the cursors move past everything read, stale signals included: they never fire later
     changes_seen = inputs.changes["changed_at"].max() if not inputs.changes.empty else None
@@ -214,7 +214,8 @@ def execute(ws: Workspace, now: dt.datetime | None = None, post: Post = webhooks
         batch = jobstore.due(store, now)
         if batch.empty:
             break
-        rows = ws.audience_rows("account")  # once per round, kept current below
+        # the round's accounts, once, kept current below
+        rows = ws.audience_rows("account", ids=sorted(set(batch["account_id"].astype(str))))
         position = {a: i for i, a in enumerate(rows["account_id"].tolist())}
         signals = _top_signals(ws, sorted(set(batch["account_id"].astype(str))))
         counters: dict[str, int] = {}  # round-robin positions, read once, moved in memory

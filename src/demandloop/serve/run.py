@@ -210,8 +210,9 @@ def _hooks(ws: Workspace, lock: threading.RLock) -> dict[str, Any]:
         ws.resolve(engine="duckdb")
         # what it just resolved, live: the lake [compute] engine = "spark" reads is a copy
         ws.score(engine="duckdb")
-        publish()
+        # the alerts first: they wait for nothing the decide snapshot holds
         ws.run_workflows()  # compares with the previous snapshot: compact only after it
+        publish()
         ws.keep_one_snapshot_per_day()
         ws.run_sequences()
 

@@ -49,11 +49,15 @@ class Activate(Base):
         rows = self.audience_rows(seg.entity)
         return seg, audiences.select(rows, seg.conditions)
 
-    def audience_rows(self, entity: str) -> pd.DataFrame:
+    def audience_rows(self, entity: str, *, ids: list[str] | None = None) -> pd.DataFrame:
         """Every account (CRM fields + latest scores), or every person with their
-        account's fields prefixed ``account_``: what segments and workflows filter."""
+        account's fields prefixed ``account_``: what segments and workflows filter. Only
+        the accounts *ids* when given (accounts only: every row is 0.7 s at 100k accounts,
+        a workflow run after a load needs a handful)."""
+        if ids is not None and entity != "account":
+            raise ValueError("ids select accounts only")
         # the committee gaps and surge topics stay: alerts and messages name them
-        merged = rounded(account_view(self.store)).drop(columns=[
+        merged = rounded(account_view(self.store, ids=ids)).drop(columns=[
             "technologies", "crm_id", "source", "created_at", "updated_at", "as_of",
             "recent"])
         if entity == "account":
