@@ -344,3 +344,48 @@ def test_erase_through_a_running_server_loses_no_acknowledged_event(
                   .fetchall()}
     assert set(acknowledged) <= stored
     assert not stored & set(mine)
+
+
+def test_erase_and_export_cover_chat_and_meetings(tmp_path: Path) -> None:
+    """A visitor's chat (their browser's conversation, its messages, one naming their
+    address from another browser) and their meeting are part of their data: exported
+    on request, erased with them; another visitor's stay."""
+    events = tmp_path / "e.jsonl"
+    events.write_text("\n".join(json.dumps(m) for m in [
+        {"type": "identify", "anonymousId": ANON, "userId": USER, "messageId": "m1",
+         "timestamp": "2026-11-01T10:00:00Z", "traits": {"email": EMAIL}},
+        {"type": "identify", "anonymousId": "anon-olive-1", "messageId": "m2",
+         "timestamp": "2026-11-01T10:00:00Z", "traits": {"email": OTHER}}]) + "\n")
+    with demandloop.open(tmp_path / "w") as ws:
+        ws.ingest(events)
+        ws.resolve()
+        con = ws.store.con
+        for sid, anon in (("cs_erin", ANON), ("cs_olive", "anon-olive-1"),
+                          ("cs_desk", "anon-desk-2"), ("cs_booked", "anon-lab-3")):
+            con.execute("INSERT INTO chat_sessions VALUES ('default', ?, ?, NULL, NULL, NULL, "
+                        "NULL, '{}', now()::TIMESTAMP, now()::TIMESTAMP)", [sid, anon])
+            con.execute("INSERT INTO chat_messages VALUES ('default', ?, 1, 'visitor', "
+                        "'How much is the Team plan?', NULL, NULL, now()::TIMESTAMP)", [sid])
+        # another browser: a message naming the address; a meeting booked with it
+        con.execute("INSERT INTO chat_messages VALUES ('default', 'cs_desk', 2, 'visitor', "
+                    "?, NULL, NULL, now()::TIMESTAMP)", [f"reach me at {EMAIL.lower()}"])
+        for mid, email, sid in (("mt1", EMAIL, "cs_booked"), ("mt2", OTHER, "cs_olive")):
+            con.execute("INSERT INTO meetings (workspace_id, meeting_id, rep, starts_at, "
+                        "ends_at, email, name, session_id, status, sequence, created_at, "
+                        "updated_at) VALUES ('default', ?, 'Ana', now()::TIMESTAMP, "
+                        "now()::TIMESTAMP, ?, 'x', ?, 'booked', 0, now()::TIMESTAMP, "
+                        "now()::TIMESTAMP)",
+                        [mid, email, sid])
+        exported = ws.export_person(EMAIL)["tables"]
+        assert {r["session_id"] for r in exported["chat_sessions"]} == {"cs_erin",
+                                                                       "cs_booked"}
+        assert {(r["session_id"], r["seq"]) for r in exported["chat_messages"]} == {
+            ("cs_erin", 1), ("cs_booked", 1), ("cs_desk", 2)}
+        assert [r["meeting_id"] for r in exported["meetings"]] == ["mt1"]
+        ws.erase_person(EMAIL)
+        con = ws.store.con  # (the file was rewritten)
+        assert sorted(con.execute("SELECT session_id FROM chat_sessions").fetchall()) == [
+            ("cs_desk",), ("cs_olive",)]
+        assert sorted(con.execute("SELECT session_id, seq FROM chat_messages").fetchall()
+                      ) == [("cs_desk", 1), ("cs_olive", 1)]
+        assert con.execute("SELECT meeting_id FROM meetings").fetchall() == [("mt2",)]

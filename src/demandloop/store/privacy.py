@@ -30,6 +30,12 @@ from demandloop.store.db import Store, transaction
 
 ERASED = "sha256:"
 
+_SESSIONS = (
+    "anonymous_id IN (SELECT id FROM _anons) OR person_id IN (SELECT id FROM _persons) OR "
+    "session_id IN (SELECT session_id FROM meetings WHERE workspace_id = $ws AND "
+    "(lower(email) IN (SELECT id FROM _emails) OR anonymous_id IN (SELECT id FROM _anons))) "
+    "OR EXISTS (SELECT 1 FROM _needles n WHERE contains(lower(CAST(traits AS VARCHAR)), n.id))")
+
 #: per table, the rows of the subject (temp tables _emails, _users, _anons, _persons, _events)
 PREDICATES: dict[str, str] = {
     "events": (
@@ -63,12 +69,22 @@ PREDICATES: dict[str, str] = {
                       "OR lower(email) IN (SELECT id FROM _emails)))"),
     "suppressions": "lower(email) IN (SELECT id FROM _emails)",
     "ip_matches": "message_id IN (SELECT id FROM _events)",
+    # chat: the subject's conversations (their browser's, their person's, the one they
+    # booked a meeting from, one whose answers name them) and any message naming them
+    "chat_messages": (
+        "session_id IN (SELECT session_id FROM chat_sessions WHERE workspace_id = $ws AND "
+        f"({_SESSIONS})) OR EXISTS (SELECT 1 FROM _needles n WHERE "
+        "contains(lower(text), n.id))"),
+    "chat_sessions": _SESSIONS,
+    "meetings": "lower(email) IN (SELECT id FROM _emails) OR anonymous_id IN "
+                "(SELECT id FROM _anons)",
     # the address lookups resolve keeps: those no remaining event uses (events go first)
     "ip_lookups": ("ip NOT IN (SELECT ip FROM events WHERE workspace_id = $ws "
                    "AND ip IS NOT NULL)"),
 }
-#: erased last: their predicates read other tables' rows of the subject
-ORDER = ("mail_messages", *[t for t in PREDICATES if t != "mail_messages"])
+#: erased first: their predicates read other tables' rows of the subject
+_FIRST = ("mail_messages", "chat_messages", "chat_sessions")
+ORDER = (*_FIRST, *[t for t in PREDICATES if t not in _FIRST])
 
 
 @dataclass
