@@ -214,10 +214,10 @@ def execute(ws: Workspace, now: dt.datetime | None = None, post: Post = webhooks
         batch = jobstore.due(store, now)
         if batch.empty:
             break
-        # the round's accounts, once, kept current below
-        rows = ws.audience_rows("account", ids=sorted(set(batch["account_id"].astype(str))))
+        ids = sorted(set(batch["account_id"].astype(str)))
+        rows = ws.audience_rows("account", ids=ids)  # once per round, kept current below
         position = {a: i for i, a in enumerate(rows["account_id"].tolist())}
-        signals = _top_signals(ws, sorted(set(batch["account_id"].astype(str))))
+        signals = _top_signals(ws, ids)
         counters: dict[str, int] = {}  # round-robin positions, read once, moved in memory
         local: list[tuple[str, str, tuple[str, Any] | None]] = []
         for job in batch.to_dict("records"):
