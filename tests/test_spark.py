@@ -22,7 +22,7 @@ import pytest
 import demandloop
 from demandloop.simulate import simulate
 from demandloop.store import export_parquet
-from tests.conftest import load_market
+from tests.conftest import load_market, write_jsonl
 
 
 def _spark_or_skip() -> None:
@@ -306,11 +306,31 @@ def _resolved(directory: Path) -> dict[str, pd.DataFrame]:
                 for t, x in RESOLVED.items()}
 
 
+def _late_events(directory: Path) -> list[dict[str, object]]:
+    """Page views on the market's last two days from its known visitors."""
+    with demandloop.open(directory) as ws:
+        last, visitors = ws.store.con.execute(
+            "SELECT max(timestamp), list(DISTINCT anonymous_id ORDER BY anonymous_id) "
+            "FILTER (WHERE anonymous_id IS NOT NULL) FROM events").fetchone()
+    return [{"type": "page", "messageId": f"late-{i}", "anonymousId": visitors[i * 7],
+             "timestamp": (last - dt.timedelta(hours=i)).isoformat(),
+             "properties": {"path": "/pricing", "url": "https://example.com/pricing"}}
+            for i in range(60)]
+
+
 def test_resolve_on_spark_equals_a_rebuild_on_duckdb(scored: Path, tmp_path: Path) -> None:
     # the same workspace twice, rebuilt from every event: by DuckDB from the store, and by
     # Spark local[2] from the lake (event scans and touches there, the graph here)
     _spark_or_skip()
     duck_dir, spark_dir = _copy(scored, tmp_path / "duck"), _copy(scored, tmp_path / "spark")
+    # a load after the lake was written, which the collector lands in it (store.lake)
+    late = write_jsonl(tmp_path / "late.jsonl", _late_events(scored))
+    for directory in (duck_dir, spark_dir):
+        with demandloop.open(directory) as ws:
+            ws.ingest(late)
+    with demandloop.open(spark_dir) as ws:
+        landed = ws.land_in_lake()
+    assert not landed.rewritten and landed.events == 60 and landed.files >= 2
     with demandloop.open(duck_dir) as ws:
         ws.store.con.execute("DELETE FROM resolve_state")  # a rebuild, as Spark's is
         duck = ws.resolve(engine="duckdb")

@@ -93,6 +93,13 @@ class CollectorSettings(Section):
                                               "a stage change fires its workflows seconds "
                                               "after the event (0: only every "
                                               "rescore_minutes).")
+    land_lake_seconds: float = Field(0.0, ge=0, description="While serving, append the "
+                                     "events loaded since to the Parquet lake ([compute] "
+                                     "lake) at most this often, as new files in its day "
+                                     "partitions, so 'resolve --engine spark' reads every "
+                                     "acknowledged load without an export; a lake that "
+                                     "cannot be appended to (none yet, or an erasure or "
+                                     "retention run since) is written again whole (0: off).")
     api_port: int = Field(0, ge=0, le=65535, description="With several workers, the port "
                           "of /api/v1 (served by the process that holds the database; 0: "
                           "port + 1). With one worker the API shares the collector's port.")

@@ -235,7 +235,9 @@ def _hooks(ws: Workspace, lock: threading.RLock) -> dict[str, Any]:
     return {"maintenance": locked(maintenance), "maintenance_every": every,
             "on_loaded": locked(ws.react),
             "periodic": (("sequences", locked(ws.run_sequences), m.tick_seconds),
-                         ("retention", locked(ws.apply_retention), RETENTION_EVERY))}
+                         ("retention", locked(ws.apply_retention), RETENTION_EVERY),
+                         *((("lake", locked(ws.land_in_lake), c.land_lake_seconds),)
+                           if c.land_lake_seconds > 0 else ()))}
 
 
 def worker_app() -> object:

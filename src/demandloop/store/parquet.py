@@ -66,6 +66,11 @@ def _write(store: Store, directory: Path, *, lake: bool) -> dict[str, int]:
     partitioned: dict[str, str] = {}
     ws = {"ws": store.workspace_id}
     with store.reader() as cur:
+        # one snapshot: loads landing meanwhile are neither counted nor written, and the
+        # lake's last load (what the collector appends after) is the newest one written
+        cur.execute("BEGIN TRANSACTION")
+        (newest,) = cur.execute("SELECT coalesce(max(load_id), 0) FROM events "
+                                "WHERE workspace_id = $ws", ws).fetchone() or (0,)
         for table in DATA_TABLES:
             row = cur.execute(f"SELECT count(*) FROM {table} WHERE workspace_id = $ws",
                               ws).fetchone()
@@ -82,15 +87,16 @@ def _write(store: Store, directory: Path, *, lake: bool) -> dict[str, int]:
             else:
                 (directory / table).mkdir()
                 target, options = directory / table / "data.parquet", ""
-            cur.execute(f"COPY ({rows}) TO '{_quote(target)}' "
+            cur.execute(f"COPY ({rows}) TO '{path_literal(target)}' "
                         f"(FORMAT parquet, COMPRESSION zstd{options})", ws)
+        cur.execute("COMMIT")
     manifest = {
         "format": "demandloop-parquet",
         "layout": "lake" if lake else "files",
         "schema_version": SCHEMA_VERSION,
         "workspace_id": store.workspace_id,
         "tables": counts,
-        **({"partitioned": partitioned} if lake else {}),
+        **({"partitioned": partitioned, "last_load": int(newest)} if lake else {}),
     }
     (directory / MANIFEST).write_bytes(orjson.dumps(manifest, option=orjson.OPT_INDENT_2))
     return counts
@@ -107,6 +113,8 @@ class Manifest:
     tables: dict[str, int]
     #: a lake's tables written in day partitions, with their time column
     partitioned: dict[str, str] = field(default_factory=dict)
+    #: a lake's newest load of events (the collector lands the ones after it: store.lake)
+    last_load: int | None = None
 
     def location(self, directory: Path, table: str) -> tuple[Path, bool]:
         """Where *table* is in the export at *directory*: its one Parquet file, or (when
@@ -152,16 +160,18 @@ def read_manifest(directory: Path) -> Manifest:
     except (TypeError, ValueError):
         raise InputError(f"{manifest_path}: 'tables' must give each table's row count"
                          ) from None
+    last = manifest.get("last_load")
     return Manifest(layout, str(manifest.get("workspace_id", "default")), counts,
-                    {str(k): str(v) for k, v in partitioned.items()})
+                    {str(k): str(v) for k, v in partitioned.items()},
+                    last if isinstance(last, int) else None)
 
 
 def _source(directory: Path, manifest: Manifest, table: str) -> str:
     """A DuckDB relation reading *table*'s rows from an export (without a lake's ``day``)."""
     path, partitioned = manifest.location(directory, table)
     if not partitioned:
-        return f"read_parquet('{_quote(path)}')"
-    return (f"(SELECT * EXCLUDE ({DAY}) FROM read_parquet('{_quote(path / '**/*.parquet')}', "
+        return f"read_parquet('{path_literal(path)}')"
+    return (f"(SELECT * EXCLUDE ({DAY}) FROM read_parquet('{path_literal(path / '**/*.parquet')}', "
             "hive_partitioning = true))")
 
 
@@ -227,5 +237,6 @@ def _advance(cur: duckdb.DuckDBPyConnection, sequence: str, table: str, column: 
     cur.execute(f"CREATE OR REPLACE SEQUENCE {sequence} START {max(int(stored) + 1, nxt)}")
 
 
-def _quote(path: Path) -> str:
+def path_literal(path: Path) -> str:
+    """*path* as the inside of a SQL string literal."""
     return str(path).replace("'", "''")

@@ -16,6 +16,7 @@ from demandloop.config import Settings, locate
 from demandloop.config.compute import ENGINES
 from demandloop.errors import UsageError
 from demandloop.store import Store, export_parquet, import_parquet
+from demandloop.store.lake import Landed, land_loads
 from demandloop.store.parquet import MANIFEST, read_manifest
 
 if TYPE_CHECKING:
@@ -114,6 +115,21 @@ class Base:
             _copy_secret(key, Path(directory) / compose.UNSUBSCRIBE_KEY_FILE)
         privacy.record_export(self.directory, Path(directory))
         return counts
+
+    def land_in_lake(self) -> Landed:
+        """Append the events loaded since ``[compute] lake``'s last load to it (what the
+        server does every ``collector.land_lake_seconds``), or write the lake again whole
+        where it cannot be appended to (:mod:`demandloop.store.lake`)."""
+        lake = self.lake_path()
+        landed = land_loads(self.store, lake)
+        if landed is not None:
+            return landed
+        if lake.is_dir() and any(lake.iterdir()) and not (lake / MANIFEST).is_file():
+            raise UsageError(f"{lake} holds files but no lake: loads are not landed there",
+                             hint="set [compute] lake to a new or empty folder")
+        counts = self.export_parquet(lake, lake=True)
+        return Landed(events=counts["events"], last_load=read_manifest(lake).last_load or 0,
+                      rewritten=True)
 
     def export_person(self, key: str) -> dict[str, Any]:
         """Everything stored about one person (an email, user id or anonymous id)."""
