@@ -198,7 +198,7 @@ def _lake_touches(cur: Cursor, ws: str, settings: Settings, on: Lake) -> int:
                                     w).to_arrow_table())
     folder = on.results / f".touches-{uuid.uuid4().hex}"
     try:
-        lake.write(inline(touch_sql.attributed(), w), folder)
+        lake.write(inline(touch_sql.attributed(addresses="_tev"), w), folder)
         files = sorted(folder.glob("*.parquet"))
         if not files:
             return 0
@@ -244,9 +244,10 @@ def _touches(cur: Cursor, ws: str, settings: Settings, since: int, full: bool) -
     cur.execute(f"CREATE OR REPLACE TEMP VIEW _tev AS {source}")
     rules = channel_rules(settings)
     fragments = url_fragments(rules)
-    cur.execute(touch_sql.page_features(fragments))
+    for statement in touch_sql.page_features(fragments):
+        cur.execute(statement)
     channel_rows, path_rows = _rule_tables(
-        settings, cur.execute(touch_sql.distinct_features(fragments)).df(),
+        settings, cur.execute(touch_sql.FEATURES_OF_RAW).df(),
         cur.execute("SELECT DISTINCT path, page_title FROM _tev").df(), rules)
     row = cur.execute("SELECT count(*) FROM _tev").fetchone()
     chunks = max(1, -(-int(row[0] if row else 0) // CHUNK_EVENTS))
@@ -278,17 +279,14 @@ def _touches(cur: Cursor, ws: str, settings: Settings, since: int, full: bool) -
             cur.execute(f"CREATE OR REPLACE TEMP VIEW _ctx AS SELECT * FROM _ctx_rows{part}")
             cur.execute(f"CREATE OR REPLACE TEMP VIEW _reattr AS SELECT * FROM _reattr_rows"
                         f"{part}")
-            cur.execute("CREATE OR REPLACE TEMP VIEW _addresses AS SELECT ip FROM _tev "
-                        "UNION ALL SELECT ip FROM _reattr")
             rows = cur.execute(touch_sql.insert_touches(
                 returning=True, rows=touch_sql.touches(context=True)
-                + f" UNION ALL SELECT {touch_reach.KEPT} FROM _reattr",
-                addresses="_addresses"), {"ws": ws}).fetchall()
+                + f" UNION ALL SELECT {touch_reach.KEPT} FROM _reattr"), {"ws": ws}).fetchall()
             added.extend(rows)
             written += len(rows)
     finally:
-        cur.execute("DROP TABLE IF EXISTS _channels")
-        cur.execute("DROP TABLE IF EXISTS _paths")
+        for table in ("_channels", "_paths", "_raw_features"):
+            cur.execute(f"DROP TABLE IF EXISTS {table}")
     if not full:
         touch_log.record(cur, ws, [r[0] for r in removed + added],
                          [r[1] for r in removed + added], len(added) - len(removed))

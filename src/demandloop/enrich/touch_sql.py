@@ -48,23 +48,47 @@ def pages(fragments: tuple[str, ...]) -> str:
             f"user_id, ip, hash({', '.join(exprs)}) AS fkey FROM _tev WHERE type = 'page'")
 
 
-def page_features(fragments: tuple[str, ...]) -> str:
-    """``_pages``: :func:`pages`, as a view, as ``_tev`` is: rows a transaction writes
-    into a temporary table of its own are read several times slower than the stored
-    events (measured: 1.75 s against 0.48 s)."""
-    return f"CREATE OR REPLACE TEMP VIEW _pages AS {pages(fragments)}"
+#: the raw columns a page's channel features are computed from
+RAW = (*UTM, "referrer", "url")
+
+
+def _features(fragments: tuple[str, ...], raw_key: bool = False) -> str:
+    """Every distinct combination of :data:`RAW` among the pages of ``_tev``: the hash of
+    its features (``fkey``) and the features, after the hash of the raw columns
+    (``rkey``) with *raw_key*."""
+    cols = feature_columns(fragments)
+    named = ", ".join(f'{e} AS "{n}"' for n, e in cols)
+    rkey = f"hash({', '.join(RAW)}) AS rkey, " if raw_key else ""
+    # the features over distinct raw columns, not over every page: the regular
+    # expressions then run once per distinct URL and referrer (3.2 s -> 0.5 s at 10M)
+    return (f"SELECT {rkey}hash({', '.join(e for _, e in cols)}) AS fkey, {named} "
+            f"FROM (SELECT DISTINCT {', '.join(RAW)} FROM _tev WHERE type = 'page')")
 
 
 def distinct_features(fragments: tuple[str, ...]) -> str:
     """One row per distinct feature combination of the pages of ``_tev``, with its key."""
-    cols = feature_columns(fragments)
-    exprs = [e for _, e in cols]
-    named = ", ".join(f'{e} AS "{n}"' for n, e in cols)
-    # the features over distinct raw columns, not over every page: the regular
-    # expressions then run once per distinct URL and referrer (3.2 s -> 0.5 s at 10M)
-    raw = ", ".join((*UTM, "referrer", "url"))
-    return (f"SELECT DISTINCT ON (fkey) * FROM (SELECT hash({', '.join(exprs)}) AS fkey, "
-            f"{named} FROM (SELECT DISTINCT {raw} FROM _tev WHERE type = 'page'))")
+    return f"SELECT DISTINCT ON (fkey) * FROM ({_features(fragments)})"
+
+
+def page_features(fragments: tuple[str, ...]) -> list[str]:
+    """DuckDB's statements for ``_pages`` (:func:`pages`, the portable query, which Spark
+    runs) and ``_raw_features`` (:func:`_features`; :func:`distinct_features` is
+    ``FEATURES_OF_RAW`` then). The same keys, found another way: each page looks its
+    ``fkey`` up by the hash of its raw columns among the distinct ones, instead of
+    computing the regular expressions of its features again (0.5 s of each million
+    pages of a rebuild). ``_pages`` is a view, as ``_tev`` is: rows a transaction writes
+    into a temporary table of its own are read several times slower than the stored
+    events (1.75 s against 0.48 s); ``_raw_features`` holds the few distinct rows."""
+    return [f"CREATE OR REPLACE TEMP TABLE _raw_features AS SELECT DISTINCT ON (rkey) * "
+            f"FROM ({_features(fragments, raw_key=True)})",
+            "CREATE OR REPLACE TEMP VIEW _pages AS SELECT e.message_id, e.visitor, "
+            "e.timestamp AS ts, e.path, e.page_title, e.anonymous_id, e.user_id, e.ip, "
+            f"k.fkey FROM _tev e JOIN _raw_features k "
+            f"ON k.rkey = hash({', '.join('e.' + c for c in RAW)}) WHERE e.type = 'page'"]
+
+
+#: :func:`distinct_features` from ``_raw_features`` (see :func:`page_features`)
+FEATURES_OF_RAW = "SELECT DISTINCT ON (fkey) * EXCLUDE (rkey) FROM _raw_features"
 
 
 def _motion(channel: str) -> str:
@@ -182,12 +206,16 @@ ATTRIBUTED = ("message_id", "account_id", "person_id", "anonymous_id", "ts", "ch
               "user_id", "path")
 
 
-def attributed(rows: str | None = None, addresses: str = "_tev") -> str:
+def attributed(rows: str | None = None, addresses: str = "t") -> str:
     """:func:`touches` (or *rows*, another query of its columns: touches kept as they are,
     to attribute again) with each touch's person and account: the person of its anonymous
     id, else of its user id; that person's account, else what its address matched while
     whole (IP policy), else its address's lookup. *addresses* names the relation whose
-    ``ip`` column holds their addresses. Columns :data:`ATTRIBUTED`; a query."""
+    ``ip`` column holds their addresses: by default ``t``, the touches themselves, which
+    DuckDB then computes once for both uses (reading ``_tev``'s addresses again scanned
+    the events a third time per chunk: 0.3 s of each million events of a rebuild); Spark,
+    which computes a CTE again where it is used, reads ``_tev``'s. Columns
+    :data:`ATTRIBUTED`; a query."""
     account = ("CASE WHEN m.account_id IS NOT NULL THEN m.account_id "
                "WHEN f.message_id IS NOT NULL THEN f.account_id ELSE l.account_id END")
     source = ("CASE WHEN m.account_id IS NOT NULL THEN m.source "
@@ -227,7 +255,7 @@ FROM a"""
 
 
 def insert_touches(returning: bool = False, rows: str | None = None,
-                   addresses: str = "_tev", source: str | None = None) -> str:
+                   addresses: str = "t", source: str | None = None) -> str:
     """Insert :func:`attributed` (of *rows* and *addresses*), or the relation *source* of
     its columns (touches an engine attributed), into ``touches``. One statement, so
     nothing is staged in the transaction's own storage. Rows are written in account order
