@@ -177,3 +177,19 @@ def test_the_server_lands_what_it_acknowledged(tmp_path: Path) -> None:
         assert _lake_events(lake) == c.query("SELECT * FROM events ORDER BY message_id")
         assert list(lake.glob("events/day=2026-11-0[678]/load-*.parquet"))
         assert c.loader.status.get("lake_error") is None
+
+
+def test_a_lake_without_events_is_written_again_only_once_they_come(tmp_path: Path) -> None:
+    with demandloop.open(tmp_path / "ws") as ws:
+        assert ws.land_in_lake().rewritten  # nothing yet: the lake, with its empty tables
+        written = (ws.lake_path() / "manifest.json").stat().st_mtime_ns
+        again = ws.land_in_lake()
+        assert not again.rewritten and again.events == 0  # nothing new: left as it is
+        assert (ws.lake_path() / "manifest.json").stat().st_mtime_ns == written
+        _ingest(ws, tmp_path, 12, 0, "a")  # events, and no day folders to add them to
+        landed = ws.land_in_lake()
+        assert landed.rewritten and landed.events == 12
+        assert _lake_events(ws.lake_path()) == _store_events(ws)
+        _ingest(ws, tmp_path, 5, 1, "b")
+        assert ws.land_in_lake().events == 5
+        assert _lake_events(ws.lake_path()) == _store_events(ws)

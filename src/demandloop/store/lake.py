@@ -70,10 +70,8 @@ def land_loads(store: Store, lake: Path) -> Landed | None:
                          hint="set [compute] lake to this workspace's own folder")
     manifest = _recover(lake, manifest)
     last, events = manifest.get("last_load"), (manifest.get("tables") or {}).get("events")
-    partitioned = manifest.get("partitioned") or {}
-    # a lake exported without events holds them as one file, not day folders to add to
     if manifest.get("layout") != "lake" or not isinstance(last, int) \
-            or not isinstance(events, int) or "events" not in partitioned:
+            or not isinstance(events, int):
         return None
     ws = {"ws": store.workspace_id, "last": last}
     with store.reader() as cur:
@@ -87,6 +85,8 @@ def land_loads(store: Store, lake: Path) -> Landed | None:
             return None
         if not new_rows:
             return Landed(last_load=last)
+        if "events" not in (manifest.get("partitioned") or {}):
+            return None  # exported without events: one file, no day folders to add to
         staging = lake.with_name(f".{lake.name}.landing")
         shutil.rmtree(staging, ignore_errors=True)
         name = LANDED.format(first=last + 1, last=newest)
