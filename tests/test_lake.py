@@ -193,3 +193,26 @@ def test_a_lake_without_events_is_written_again_only_once_they_come(tmp_path: Pa
         _ingest(ws, tmp_path, 5, 1, "b")
         assert ws.land_in_lake().events == 5
         assert _lake_events(ws.lake_path()) == _store_events(ws)
+
+
+def test_a_copied_workspace_erases_in_its_own_lake(tmp_path: Path) -> None:
+    # the lake inside the workspace folder is recorded relative to it: a copy of the folder
+    # (a restore, a staging copy) erasing a person rewrites its own lake, not the original's
+    import shutil
+
+    with demandloop.open(tmp_path / "a") as ws:
+        _ingest(ws, tmp_path, 40, 0, "a")
+        ws.export_parquet(ws.lake_path(), lake=True)
+    shutil.copytree(tmp_path / "a", tmp_path / "b")
+
+    def visits(lake: Path) -> int:
+        return sum(1 for row in duckdb.sql(
+            f"SELECT anonymous_id FROM read_parquet('{lake}/events/**/*.parquet', "
+            "hive_partitioning = true)").fetchall() if row[0] == "a-3")
+
+    assert visits(tmp_path / "a" / "lake") == visits(tmp_path / "b" / "lake") > 0
+    with demandloop.open(tmp_path / "b") as ws:
+        done = ws.erase_person("a-3")
+    assert done["exports_rewritten"] == [str((tmp_path / "b" / "lake").resolve())]
+    assert visits(tmp_path / "b" / "lake") == 0
+    assert visits(tmp_path / "a" / "lake") > 0

@@ -40,24 +40,34 @@ EXPORTS_FILE = "exports.json"
 
 def record_export(directory: Path, target: Path) -> None:
     """Remember that *directory*'s workspace wrote an export to *target* (so an erasure can
-    reach it)."""
+    reach it). An export inside the workspace's folder (its lake, by default) is recorded
+    relative to it: a copy of the folder then erases in its own copy of the export, not in
+    the original's."""
     path = directory / EXPORTS_FILE
-    known = _exports(directory)
-    resolved = str(target.resolve())
-    if resolved not in known:
+    try:
+        known = orjson.loads(path.read_bytes()).get("exports", []) if path.is_file() else []
+    except (orjson.JSONDecodeError, AttributeError):
+        known = []
+    resolved = target.resolve()
+    base = directory.resolve()
+    entry = str(resolved.relative_to(base)) if resolved.is_relative_to(base) \
+        else str(resolved)
+    if entry not in known and str(resolved) not in _exports(directory):
         tmp = path.with_suffix(".tmp")
-        tmp.write_bytes(orjson.dumps({"exports": [*known, resolved]}, option=orjson.OPT_INDENT_2))
+        tmp.write_bytes(orjson.dumps({"exports": [*known, entry]}, option=orjson.OPT_INDENT_2))
         os.replace(tmp, path)
 
 
 def _exports(directory: Path) -> list[str]:
+    """The exports *directory*'s workspace wrote, as absolute paths."""
     path = directory / EXPORTS_FILE
     if not path.is_file():
         return []
     try:
-        return [str(p) for p in orjson.loads(path.read_bytes()).get("exports", [])]
+        names = [str(p) for p in orjson.loads(path.read_bytes()).get("exports", [])]
     except (orjson.JSONDecodeError, AttributeError):
         return []
+    return [str(directory.resolve() / n) if not Path(n).is_absolute() else n for n in names]
 
 
 class LogAccess(Protocol):
