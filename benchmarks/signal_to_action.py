@@ -15,8 +15,13 @@ workflow notifies the receiver. The server does this by itself a couple of secon
 load (``collector.rescore_after_load_seconds``, default 2 s) instead of at the next
 ``rescore_minutes`` (15 minutes).
 
+With ``--reads``, a client asks the server for a page without pause meanwhile: the loop
+then rests twice its run after each run (it rests whenever it answered requests during
+one), and an alert waits up to about three runs.
+
     python benchmarks/signal_to_action.py --events 30 --stage-events 20
     python benchmarks/signal_to_action.py --events 0 --stage-events 20 --accounts 20000
+    python benchmarks/signal_to_action.py --events 0 --stage-events 10 --accounts 100000 --reads
 """
 
 from __future__ import annotations
@@ -90,13 +95,18 @@ def main() -> None:
     ap.add_argument("--accounts", type=int, default=500,
                     help="accounts of the simulated market of the stage-change run")
     ap.add_argument("--days", type=int, default=90, help="its days")
+    ap.add_argument("--reads", action="store_true",
+                    help="meanwhile, a client asks the server for a page without pause "
+                    "(the loop then rests twice its run after each, as it does whenever "
+                    "it answered requests during a run)")
     args = ap.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="dl-s2a-"))
     try:
         if args.events:
             run(tmp / "event", args.events)
         if args.stage_events:
-            run_stage(tmp / "stage", args.stage_events, args.accounts, args.days)
+            run_stage(tmp / "stage", args.stage_events, args.accounts, args.days,
+                      args.reads)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
@@ -126,8 +136,17 @@ def _serve(d: Path) -> tuple[Any, Any, Any, str]:
     return ws, loader, server, url
 
 
-def run_stage(tmp: Path, n: int, accounts: int = 500, days: int = 90) -> None:
-    """Event -> resolve -> score -> stage change -> workflow alert, through the live loop."""
+def _reader(url: str, stop: threading.Event) -> None:
+    """Ask the server for a page (its readiness) without pause until *stop*."""
+    with httpx.Client() as client:
+        while not stop.is_set():
+            client.get(url + "/readyz")
+
+
+def run_stage(tmp: Path, n: int, accounts: int = 500, days: int = 90,
+              reads: bool = False) -> None:
+    """Event -> resolve -> score -> stage change -> workflow alert, through the live loop
+    (while a client reads without pause, with *reads*)."""
     market, d = tmp / "market", tmp / "w"
     simulate(accounts=accounts, days=days, seed=42, out=market)
     receiver = Receiver()
@@ -162,7 +181,10 @@ then = [{{action = "notify", url = "{receiver.url}/hook", format = "webhook"}}]
     (d / "demandloop.toml").write_text("[activate]\nmax_signal_age_days = 3650\n" + flows)
     key, _ = keystore.create(d, "default", "bench")
     ws, loader, server, url = _serve(d)
-    latencies, missed, moments, warm = [], 0, [], 0.0
+    latencies, missed, moments, warm, rests = [], 0, [], 0.0, []
+    stop = threading.Event()
+    if reads:
+        threading.Thread(target=_reader, args=(url, stop), daemon=True).start()
     with httpx.Client(auth=(key, "")) as client:
         # The first account warms the server up and is not counted: its loop is the
         # process's first score, a full one (the live rescore starts from it), and the
@@ -182,8 +204,10 @@ then = [{{action = "notify", url = "{receiver.url}/hook", format = "webhook"}}]
                     continue
                 latencies.append(arrived - t0)
                 moments.append(loader.status.get("maintenance_seconds"))
+                rests.append(loader.status.get("rest_seconds"))
             except TimeoutError:
                 missed += 1
+    stop.set()
     server.should_exit = True
     loader.stop(drain=True)
     server.dl_log.close()
@@ -191,6 +215,8 @@ then = [{{action = "notify", url = "{receiver.url}/hook", format = "webhook"}}]
     if not latencies:
         print("stage change to alert: no alert arrived")
         return
+    rested = statistics.median(r for r in rests if r is not None) if any(
+        r is not None for r in rests) else 0.0
     in_order = ", ".join(f"{v:.1f}" for v in latencies)
     latencies.sort()
     med = statistics.median(latencies)
@@ -201,7 +227,8 @@ then = [{{action = "notify", url = "{receiver.url}/hook", format = "webhook"}}]
     print(f"event -> stage change -> workflow alert over {len(latencies)} accounts "
           f"({missed} missed): median {med:.2f} s, p95 {p95:.2f} s, max "
           f"{latencies[-1]:.2f} s (target p95 <= 5 s); one loop run (incremental resolve, "
-          f"score, workflows, sequences) {loop:.2f} s")
+          f"score, workflows, sequences) {loop:.2f} s, then a rest of {rested:.2f} s "
+          f"({'a client reading without pause' if reads else 'no reads meanwhile'})")
     print(f"without the live loop the alert waits for collector.rescore_minutes (15 min = "
           f"900 s): ratio {900 / p95:.0f}x at p95")
 

@@ -127,3 +127,51 @@ def test_the_live_loop_keeps_one_snapshot_a_day(tmp_path: Path, market: Path) ->
         assert deleted == 2 * per_snapshot
         assert ws.store.con.execute("SELECT count(*) FROM stage_changes").fetchone()[0] \
             == changes
+
+
+def _loader_after_one_run(tmp_path: Path, requests_meanwhile: float) -> Any:
+    """A loader (not started) whose maintenance takes 0.2 s, during which the server
+    answered requests for *requests_meanwhile* seconds; after one run."""
+    from demandloop.serve.loader import Loader
+    from demandloop.serve.traffic import Serving
+
+    serving = Serving()
+
+    def run() -> None:
+        time.sleep(0.2)
+        serving.add(requests_meanwhile)
+
+    with demandloop.open(tmp_path / "ws") as ws:
+        (tmp_path / "log").mkdir()
+        loader = Loader(ws.store, tmp_path / "log", maintenance=run, maintenance_every=0.05,
+                        serving=serving.seconds)
+        loader._loaded_since, loader._next_maintenance = True, 0.0
+        before = time.monotonic()
+        loader._maybe_maintain()
+        return loader, before
+
+
+def test_the_loop_rests_only_when_requests_were_answered_during_its_run(
+        tmp_path: Path) -> None:
+    # nobody served: the next run may start at once (the rest would only delay the alert)
+    quiet, before = _loader_after_one_run(tmp_path / "q", 0.001)
+    assert quiet.status["rest_seconds"] == 0.0
+    assert quiet._next_maintenance - before < 0.2 * 1.5
+    # reads answered during it (a tenth of its time): it rests twice its run, as before
+    busy, before = _loader_after_one_run(tmp_path / "b", 0.02)
+    took = busy.status["maintenance_seconds"]
+    assert busy.status["rest_seconds"] == pytest.approx(2 * took, abs=0.002)
+    assert busy._next_maintenance - before >= 3 * 0.2
+
+
+def test_every_request_of_the_server_counts_as_serving(tmp_path: Path) -> None:
+    from demandloop.serve.traffic import SERVING
+    from tests.collector_helpers import collector
+
+    with collector(tmp_path / "ws") as c:
+        before = SERVING.seconds()
+        for _ in range(5):
+            assert httpx.get(f"{c.url}/healthz", timeout=5).status_code == 200
+        # a refused request is answered too
+        assert httpx.post(f"{c.url}/v1/batch", content=b"{", timeout=5).status_code == 400
+        assert SERVING.seconds() > before

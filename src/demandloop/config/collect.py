@@ -89,9 +89,10 @@ class CollectorSettings(Section):
     rescore_after_load_seconds: float = Field(2.0, ge=0, description="While serving, "
                                               "resolve (incrementally), score and run "
                                               "workflows after a load, at most this often "
-                                              "(and resting twice as long as a run took), so "
-                                              "a stage change fires its workflows seconds "
-                                              "after the event (0: only every "
+                                              "(and, when the server answered requests "
+                                              "during a run, resting twice as long as it "
+                                              "took), so a stage change fires its workflows "
+                                              "seconds after the event (0: only every "
                                               "rescore_minutes).")
     land_lake_seconds: float = Field(0.0, ge=0, description="While serving, append the "
                                      "events loaded since to the Parquet lake ([compute] "

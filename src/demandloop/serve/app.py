@@ -27,6 +27,7 @@ from demandloop.serve.ingest import Ingest
 from demandloop.serve.snippet import snippet
 from demandloop.serve.state import CollectorState
 from demandloop.serve.tokens import TokenRing
+from demandloop.serve.traffic import Timed
 from demandloop.store.db import Store
 from demandloop.workspace.chat import ChatService
 from demandloop.workspace.personalize import DecideService
@@ -192,5 +193,5 @@ def create_app(settings: Settings, state: CollectorState, api: ASGIApp | None = 
     cors = CORSMiddleware(app, allow_origins=c.cors_origins, allow_methods=["*"],
                           allow_headers=["*"], max_age=86400)
     ingest = Ingest(cors, settings, state, throttle)
-    return AccessLog(Decide(ingest, settings, state, decisions,
-                            tokens or TokenRing(directory), throttle))
+    return Timed(AccessLog(Decide(ingest, settings, state, decisions,
+                            tokens or TokenRing(directory), throttle)))

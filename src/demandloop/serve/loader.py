@@ -52,8 +52,11 @@ LOADER_LIMITS = Limits(max_event_bytes=1 << 30)
 MAX_RECORD_BYTES = 64 << 20
 #: the store itself failing (disk full, file gone): retried later, never blamed on a record
 STORE_DOWN = (OSError, duckdb.IOException, duckdb.FatalException)
-#: after a maintenance run, rest at least this many times as long as it took
+#: after a maintenance run during which requests were answered, rest at least this many
+#: times as long as it took
 LOOP_REST = 2.0
+#: ... requests for at least this share of the run's time (see demandloop.serve.traffic)
+BUSY_SHARE = 0.05
 
 
 class Loader:
@@ -64,14 +67,18 @@ class Loader:
                  maintenance: Callable[[], None] | None = None,
                  maintenance_every: float = 0.0,
                  on_loaded: Callable[[], None] | None = None,
-                 periodic: tuple[tuple[str, Callable[[], None], float], ...] = ()) -> None:
+                 periodic: tuple[tuple[str, Callable[[], None], float], ...] = (),
+                 serving: Callable[[], float] | None = None) -> None:
         """*maintenance* (resolve, score, workflows) runs in this thread, the database's one
-        writer, every *maintenance_every* seconds when new events were loaded since;
+        writer, every *maintenance_every* seconds when new events were loaded since, and
+        rests after a run when *serving* (the seconds spent answering requests, summed)
+        grew during it (always, without *serving*);
         *on_loaded* (the live workflows) after every load; each *periodic* function (the
         sequence sender) every so many seconds, only when the log is fully loaded (so an
         unsubscribe acknowledged before it is in the store when it runs)."""
         self.store, self.root, self.own = store, root, own
         self.maintenance, self.maintenance_every = maintenance, maintenance_every
+        self.serving = serving
         self.on_loaded = on_loaded
         self.periodic = list(periodic)
         self._last_periodic = [time.monotonic()] * len(self.periodic)
@@ -196,15 +203,20 @@ class Loader:
             return
         self._loaded_since = False
         started = time.monotonic()
+        served = self.serving() if self.serving is not None else 0.0
         if self._guarded("maintenance", self.maintenance):
             self.status["maintained_at"] = time.time()
         took = time.monotonic() - started
         self.status["maintenance_seconds"] = round(took, 3)
         # every maintenance_every seconds, but resting at least LOOP_REST times as long as
-        # the run took: a workspace whose rescore takes seconds keeps the rest of the time
-        # for answering reads (the loop's pandas work holds the GIL)
-        self._next_maintenance = started + max(self.maintenance_every,
-                                               took * (1 + LOOP_REST))
+        # the run took when requests were answered meanwhile: a workspace whose rescore
+        # takes seconds keeps the rest of the time for answering them (the loop's pandas
+        # work holds the GIL). With nobody to answer, the rest would only delay the next
+        # alert.
+        busy = self.serving is None or self.serving() - served > BUSY_SHARE * took
+        rest = took * LOOP_REST if busy else 0.0
+        self.status["rest_seconds"] = round(rest, 3)
+        self._next_maintenance = started + max(self.maintenance_every, took + rest)
 
     def load_once(self) -> bool:
         """Load one batch from every folder; True if anything was loaded. Safe to call from

@@ -43,6 +43,7 @@ from demandloop.serve.keys import KeyRing
 from demandloop.serve.loader import Loader
 from demandloop.serve.quiesce import Gate, ServerLog
 from demandloop.serve.state import CollectorState
+from demandloop.serve.traffic import SERVING, Timed
 from demandloop.serve.users import UserRing
 from demandloop.serve.web import create_web
 from demandloop.serve.web.session import load_secret
@@ -158,8 +159,9 @@ def serve(directory: Path, *, host: str | None = None, port: int | None = None,
             api_root = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
             api_root.mount("/api/v1", api)
             api_root.mount("/app", web)
-            api_server = _Server(uvicorn.Config(api_root, **server_options(ws.settings, host,
-                                                                           api_port)),
+            api_server = _Server(uvicorn.Config(Timed(api_root),
+                                                **server_options(ws.settings, host,
+                                                                 api_port)),
                                  on_started=lambda: owner.announce(ws.directory, url, admin))
             api_thread = threading.Thread(target=api_server.run, name="dl-api", daemon=True)
             api_thread.start()
@@ -234,6 +236,7 @@ def _hooks(ws: Workspace, lock: threading.RLock) -> dict[str, Any]:
         c.rescore_after_load_seconds or c.rescore_minutes * 60)
     return {"maintenance": locked(maintenance), "maintenance_every": every,
             "on_loaded": locked(ws.react),
+            "serving": SERVING.seconds,
             "periodic": (("sequences", locked(ws.run_sequences), m.tick_seconds),
                          ("retention", locked(ws.apply_retention), RETENTION_EVERY),
                          *((("lake", locked(ws.land_in_lake), c.land_lake_seconds),)
