@@ -15,13 +15,13 @@ workflow notifies the receiver. The server does this by itself a couple of secon
 load (``collector.rescore_after_load_seconds``, default 2 s) instead of at the next
 ``rescore_minutes`` (15 minutes).
 
-With ``--reads``, a client asks the server for a page without pause meanwhile: the loop
-then rests twice its run after each run (it rests whenever it answered requests during
-one), and an alert waits up to about three runs.
+With ``--reads R``, a client asks the server for a page R times a second meanwhile
+(``max``: without pause): the loop rests twice its run after a run during which answering
+requests took 5 % of its time, and an alert then waits up to about three runs.
 
     python benchmarks/signal_to_action.py --events 30 --stage-events 20
     python benchmarks/signal_to_action.py --events 0 --stage-events 20 --accounts 20000
-    python benchmarks/signal_to_action.py --events 0 --stage-events 10 --accounts 100000 --reads
+    python benchmarks/signal_to_action.py --events 0 --stage-events 10 --accounts 100000 --reads max
 """
 
 from __future__ import annotations
@@ -95,10 +95,10 @@ def main() -> None:
     ap.add_argument("--accounts", type=int, default=500,
                     help="accounts of the simulated market of the stage-change run")
     ap.add_argument("--days", type=int, default=90, help="its days")
-    ap.add_argument("--reads", action="store_true",
-                    help="meanwhile, a client asks the server for a page without pause "
-                    "(the loop then rests twice its run after each, as it does whenever "
-                    "it answered requests during a run)")
+    ap.add_argument("--reads", default="0",
+                    help="meanwhile, a client asks the server for a page this many times a "
+                    "second ('max': without pause); the loop rests twice its run after a "
+                    "run during which answering took 5%% of its time")
     args = ap.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="dl-s2a-"))
     try:
@@ -136,15 +136,20 @@ def _serve(d: Path) -> tuple[Any, Any, Any, str]:
     return ws, loader, server, url
 
 
-def _reader(url: str, stop: threading.Event) -> None:
-    """Ask the server for a page (its readiness) without pause until *stop*."""
+def _reader(url: str, stop: threading.Event, rate: float) -> None:
+    """Ask the server for a page (its readiness) *rate* times a second (0: without pause)
+    until *stop*."""
     with httpx.Client() as client:
+        due = time.perf_counter()
         while not stop.is_set():
             client.get(url + "/readyz")
+            if rate:
+                due += 1.0 / rate
+                stop.wait(max(0.0, due - time.perf_counter()))
 
 
 def run_stage(tmp: Path, n: int, accounts: int = 500, days: int = 90,
-              reads: bool = False) -> None:
+              reads: str = "0") -> None:
     """Event -> resolve -> score -> stage change -> workflow alert, through the live loop
     (while a client reads without pause, with *reads*)."""
     market, d = tmp / "market", tmp / "w"
@@ -183,8 +188,9 @@ then = [{{action = "notify", url = "{receiver.url}/hook", format = "webhook"}}]
     ws, loader, server, url = _serve(d)
     latencies, missed, moments, warm, rests = [], 0, [], 0.0, []
     stop = threading.Event()
-    if reads:
-        threading.Thread(target=_reader, args=(url, stop), daemon=True).start()
+    rate = 0.0 if reads == "max" else float(reads)
+    if reads == "max" or rate > 0:
+        threading.Thread(target=_reader, args=(url, stop, rate), daemon=True).start()
     with httpx.Client(auth=(key, "")) as client:
         # The first account warms the server up and is not counted: its loop is the
         # process's first score, a full one (the live rescore starts from it), and the
@@ -228,9 +234,15 @@ then = [{{action = "notify", url = "{receiver.url}/hook", format = "webhook"}}]
           f"({missed} missed): median {med:.2f} s, p95 {p95:.2f} s, max "
           f"{latencies[-1]:.2f} s (target p95 <= 5 s); one loop run (incremental resolve, "
           f"score, workflows, sequences) {loop:.2f} s, then a rest of {rested:.2f} s "
-          f"({'a client reading without pause' if reads else 'no reads meanwhile'})")
+          f"({_reading(reads)})")
     print(f"without the live loop the alert waits for collector.rescore_minutes (15 min = "
           f"900 s): ratio {900 / p95:.0f}x at p95")
+
+
+def _reading(reads: str) -> str:
+    if reads == "max":
+        return "a client reading without pause"
+    return f"a client reading {reads} times a second" if float(reads) else "no reads"
 
 
 def run(tmp: Path, n: int) -> None:
