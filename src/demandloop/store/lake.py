@@ -35,7 +35,13 @@ import orjson
 
 from demandloop.errors import UsageError
 from demandloop.store.db import Store
-from demandloop.store.parquet import DAY, DAY_COLUMNS, MANIFEST, path_literal
+from demandloop.store.parquet import (
+    DAY,
+    DAY_COLUMNS,
+    MANIFEST,
+    path_literal,
+    write_manifest,
+)
 
 #: the pattern of a landed file's name (DuckDB appends the file's number in its folder)
 LANDED = "load-{first}-{last}-"
@@ -99,7 +105,7 @@ def land_loads(store: Store, lake: Path) -> Landed | None:
             {**ws, "newest": newest})
         cur.execute("COMMIT")
     files = sorted(staging.rglob("*.parquet"))
-    _write_manifest(lake, {**manifest, "pending": [last + 1, newest]})
+    write_manifest(lake, {**manifest, "pending": [last + 1, newest]})
     for path in files:
         target = lake / "events" / path.relative_to(staging)
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -107,7 +113,7 @@ def land_loads(store: Store, lake: Path) -> Landed | None:
     shutil.rmtree(staging, ignore_errors=True)
     tables = {**manifest["tables"], "events": events + new_rows}
     done = {k: v for k, v in manifest.items() if k != "pending"}
-    _write_manifest(lake, {**done, "tables": tables, "last_load": newest})
+    write_manifest(lake, {**done, "tables": tables, "last_load": newest})
     return Landed(events=new_rows, last_load=newest, files=len(files))
 
 
@@ -120,7 +126,7 @@ def _recover(lake: Path, manifest: dict[str, Any]) -> dict[str, Any]:
     for path in (lake / "events").glob(f"{DAY}=*/{LANDED.format(first=first, last=last)}*"):
         path.unlink()
     clean = {k: v for k, v in manifest.items() if k != "pending"}
-    _write_manifest(lake, clean)
+    write_manifest(lake, clean)
     return clean
 
 
@@ -133,9 +139,3 @@ def _manifest(lake: Path) -> dict[str, Any] | None:
     except orjson.JSONDecodeError:
         return None  # not one this module wrote: written again whole
     return manifest if isinstance(manifest, dict) else None
-
-
-def _write_manifest(lake: Path, manifest: dict[str, Any]) -> None:
-    tmp = lake / f".{MANIFEST}.tmp"
-    tmp.write_bytes(orjson.dumps(manifest, option=orjson.OPT_INDENT_2))
-    os.replace(tmp, lake / MANIFEST)

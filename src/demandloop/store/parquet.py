@@ -98,8 +98,16 @@ def _write(store: Store, directory: Path, *, lake: bool) -> dict[str, int]:
         "tables": counts,
         **({"partitioned": partitioned, "last_load": int(newest)} if lake else {}),
     }
-    (directory / MANIFEST).write_bytes(orjson.dumps(manifest, option=orjson.OPT_INDENT_2))
+    write_manifest(directory, manifest)
     return counts
+
+
+def write_manifest(directory: Path, manifest: dict[str, object]) -> None:
+    """Write *manifest* as *directory*'s ``manifest.json``, whole or not at all (a reader,
+    or the collector landing loads in a lake, never finds half of one)."""
+    tmp = directory / f".{MANIFEST}.tmp"
+    tmp.write_bytes(orjson.dumps(manifest, option=orjson.OPT_INDENT_2))
+    os.replace(tmp, directory / MANIFEST)
 
 
 @dataclass(frozen=True)
