@@ -43,31 +43,35 @@ def record_export(directory: Path, target: Path) -> None:
     reach it). An export inside the workspace's folder (its lake, by default) is recorded
     relative to it: a copy of the folder then erases in its own copy of the export, not in
     the original's."""
-    path = directory / EXPORTS_FILE
-    try:
-        known = orjson.loads(path.read_bytes()).get("exports", []) if path.is_file() else []
-    except (orjson.JSONDecodeError, AttributeError):
-        known = []
-    resolved = target.resolve()
-    base = directory.resolve()
+    known = _recorded(directory)
+    resolved, base = target.resolve(), directory.resolve()
     entry = str(resolved.relative_to(base)) if resolved.is_relative_to(base) \
         else str(resolved)
-    if entry not in known and str(resolved) not in _exports(directory):
+    if str(resolved) not in _absolute(directory, known):
+        path = directory / EXPORTS_FILE
         tmp = path.with_suffix(".tmp")
         tmp.write_bytes(orjson.dumps({"exports": [*known, entry]}, option=orjson.OPT_INDENT_2))
         os.replace(tmp, path)
 
 
-def _exports(directory: Path) -> list[str]:
-    """The exports *directory*'s workspace wrote, as absolute paths."""
+def _recorded(directory: Path) -> list[str]:
+    """The entries of ``exports.json`` as written (relative to *directory*, or absolute)."""
     path = directory / EXPORTS_FILE
     if not path.is_file():
         return []
     try:
-        names = [str(p) for p in orjson.loads(path.read_bytes()).get("exports", [])]
+        return [str(p) for p in orjson.loads(path.read_bytes()).get("exports", [])]
     except (orjson.JSONDecodeError, AttributeError):
         return []
-    return [str(directory.resolve() / n) if not Path(n).is_absolute() else n for n in names]
+
+
+def _absolute(directory: Path, names: list[str]) -> list[str]:
+    return [n if Path(n).is_absolute() else str(directory.resolve() / n) for n in names]
+
+
+def _exports(directory: Path) -> list[str]:
+    """The exports *directory*'s workspace wrote, as absolute paths."""
+    return _absolute(directory, _recorded(directory))
 
 
 class LogAccess(Protocol):

@@ -194,4 +194,4 @@ def create_app(settings: Settings, state: CollectorState, api: ASGIApp | None = 
                           allow_headers=["*"], max_age=86400)
     ingest = Ingest(cors, settings, state, throttle)
     return Timed(AccessLog(Decide(ingest, settings, state, decisions,
-                            tokens or TokenRing(directory), throttle)))
+                                  tokens or TokenRing(directory), throttle)))
