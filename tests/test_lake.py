@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import shutil
 import time
 import uuid
 from pathlib import Path
@@ -198,8 +199,6 @@ def test_a_lake_without_events_is_written_again_only_once_they_come(tmp_path: Pa
 def test_a_copied_workspace_erases_in_its_own_lake(tmp_path: Path) -> None:
     # the lake inside the workspace folder is recorded relative to it: a copy of the folder
     # (a restore, a staging copy) erasing a person rewrites its own lake, not the original's
-    import shutil
-
     with demandloop.open(tmp_path / "a") as ws:
         _ingest(ws, tmp_path, 40, 0, "a")
         ws.export_parquet(ws.lake_path(), lake=True)
