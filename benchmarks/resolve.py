@@ -10,13 +10,16 @@ simulated shape (identified browsers, anonymous office and home visitors, CRM co
 
 Then, each in a fresh process (so peak RSS is the run's own):
 
-* **rebuild**: ``resolve`` on the store without the newest 2 x ``--new`` events (the first
-  run, or any run after an import, reads everything);
-* **incremental**: the held-back events arrive in two loads of ``--new``; after each,
-  ``resolve`` (it reads them and reaches back to the visitors and persons they touch) and
-  ``score``. The first warms the process up (a server's process is warm and keeps its last
-  score, see ``demandloop.score.live``); the second is timed, then a full score of the
-  same store at the same time for the ratio.
+* **rebuild**: ``resolve`` on the store without its last, partial day (so that the batches
+  below fall on one day, as a server's batches seconds apart do) and without the newest
+  ``BATCHES`` x ``--new`` events (the first run, or any run after an import, reads
+  everything);
+* **incremental**: the held-back events arrive in loads of ``--new``; after each, the
+  server's loop: ``resolve`` (it reads them and reaches back to the visitors and persons
+  they touch), ``score`` keeping one snapshot a day, and the checkpoint deferred to after
+  it (``Store.defer_checkpoints``). The first batches warm the process up (a server's
+  process is warm and keeps its last two scores, see ``demandloop.score.live``); the last
+  is timed, then a full score of the same store at the same time for the ratio.
 
 The ratio is the rebuild's time over the incremental run's, in the same store.
 
@@ -35,6 +38,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import demandloop
 from demandloop.simulate import simulate
@@ -89,35 +93,58 @@ def build(directory: Path, accounts: int, days: int, copies: int, seed: int) -> 
     return n
 
 
+#: batches held back: the last is timed, the ones before warm the process up as a server's
+#: is warm (its last two scores kept, see demandloop.score.live)
+BATCHES = 4
+
 _CHILD = """
 import json, resource, sys, time
 import demandloop
-step, path, new = sys.argv[1], sys.argv[2], int(sys.argv[3])
+step, path, new, batches = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
 with demandloop.open(path) as ws:
     out = {}
     if step == "rebuild":
-        with ws.store.writer() as cur:   # hold the newest events back, in two batches
-            cur.execute("CREATE OR REPLACE TABLE held AS SELECT *, row_number() OVER "
-                        f"(ORDER BY timestamp DESC, message_id) <= {new} AS newest "
-                        f"FROM events ORDER BY timestamp DESC LIMIT {2 * new}")
+        with ws.store.writer() as cur:
+            # the market's last day is cut short: its events go, so that the batches held
+            # back fall on one day, as a server's batches, seconds apart, do
+            out["dropped"] = cur.execute(
+                "DELETE FROM events WHERE timestamp >= (SELECT date_trunc('day', "
+                "max(timestamp)) FROM events)").fetchone()[0]
+            # the newest events held back, in batches (0: the newest)
+            cur.execute("CREATE OR REPLACE TABLE held AS SELECT *, (row_number() OVER "
+                        f"(ORDER BY timestamp DESC, message_id) - 1) // {new} AS batch "
+                        f"FROM events ORDER BY timestamp DESC LIMIT {batches * new}")
             cur.execute("DELETE FROM events WHERE message_id IN (SELECT message_id FROM held)")
         t = time.perf_counter(); r = ws.resolve(); out["resolve"] = time.perf_counter() - t
     else:
-        def arrive(newest):   # a batch of held-back events arrives as one load
+        # as the server runs its loop: checkpoints after it, one snapshot kept a day
+        ws.store.defer_checkpoints()
+        def arrive(batch):   # a batch of held-back events arrives as one load
             with ws.store.writer() as cur:
-                cur.execute("INSERT INTO events SELECT * EXCLUDE (newest) REPLACE "
-                            "(nextval('event_loads') AS load_id) FROM held "
-                            f"WHERE newest = {newest}")
-        # the first batch warms the process up (a server's is warm, and keeps its last
-        # score): reported, not timed
-        arrive("false")
-        t = time.perf_counter(); ws.resolve(); ws.score(); out["first"] = time.perf_counter() - t
-        arrive("true")
+                cur.execute("INSERT INTO events SELECT * EXCLUDE (batch) REPLACE "
+                            "((SELECT nextval('event_loads')) AS load_id) FROM held "
+                            f"WHERE batch = {batch}")
+        def loop():
+            r = ws.resolve(); s = ws.score(one_per_day=True); ws.keep_one_snapshot_per_day()
+            return r, s
+        out["warm"] = []
+        for batch in range(batches - 1, 0, -1):   # reported, not timed
+            arrive(batch)
+            t = time.perf_counter(); loop(); out["warm"].append(time.perf_counter() - t)
+            ws.store.checkpoint_due()
+        arrive(0)
         t = time.perf_counter(); r = ws.resolve(); out["resolve"] = time.perf_counter() - t
-        t = time.perf_counter(); s = ws.score(); out["score"] = time.perf_counter() - t
-        out.update(score_mode=s.mode, rescored=s.recomputed, accounts=s.accounts)
+        t = time.perf_counter(); s = ws.score(one_per_day=True)
+        out["score"] = time.perf_counter() - t
+        t = time.perf_counter(); ws.keep_one_snapshot_per_day()
+        out["keep"] = time.perf_counter() - t
+        t = time.perf_counter(); ws.store.checkpoint_due(wal_bytes=0)
+        out["checkpoint"] = time.perf_counter() - t
+        out.update(score_mode=s.mode, rescored=s.recomputed, accounts=s.accounts,
+                   rows_written=s.rows_written, rows=ws.store.con.execute(
+                       "SELECT count(*) FROM scores WHERE as_of = ?", [s.as_of]).fetchone()[0])
         from demandloop.score import live
-        live.forget()   # the same score from every touch, for the ratio
+        live.forget()   # the same score from every touch, written whole, for the ratio
         t = time.perf_counter(); ws.score(s.as_of); out["full_score"] = time.perf_counter() - t
     out.update(mode=r.mode, touches=r.touches, written=r.touches_written, persons=r.persons,
                with_account=r.touches_with_account,
@@ -126,9 +153,10 @@ print(json.dumps(out))
 """
 
 
-def child(step: str, path: Path, new: int) -> dict[str, float]:
+def child(step: str, path: Path, new: int) -> dict[str, Any]:
     os.sync()
-    done = subprocess.run([sys.executable, "-c", _CHILD, step, str(path), str(new)],
+    done = subprocess.run([sys.executable, "-c", _CHILD, step, str(path), str(new),
+                           str(BATCHES)],
                           capture_output=True, text=True)
     if done.returncode:
         raise SystemExit(f"the {step} run failed:\n{done.stderr[-2000:]}")
@@ -158,22 +186,28 @@ def main() -> None:
               f"({args.copies} copies), ready in {time.perf_counter() - started:.0f} s")
         full = child("rebuild", Path(tmp) / "ws", args.new)
         inc = child("incremental", Path(tmp) / "ws", args.new)
-    print(f"rebuild ({full['mode']}): {events - 2 * args.new:,} events -> {full['touches']:,} "
-          f"touches ({full['with_account'] / max(full['touches'], 1):.1%} with an account), "
+    held = BATCHES * args.new
+    read = events - full["dropped"] - held
+    print(f"rebuild ({full['mode']}): {read:,} events -> {full['touches']:,} touches "
+          f"({full['with_account'] / max(full['touches'], 1):.1%} with an account), "
           f"{full['persons']:,} persons in {full['resolve']:.1f} s "
-          f"({(events - 2 * args.new) / full['resolve']:,.0f} events/s), "
-          f"peak RSS {full['rss_gb']:.2f} GB")
-    print(f"incremental ({inc['mode']}): {args.new:,} new events, {inc['written']:,} touches "
-          f"rewritten, in {inc['resolve']:.2f} s; then score ({inc['score_mode']}: "
-          f"{inc['rescored']:,} of {inc['accounts']:,} accounts recomputed) "
-          f"{inc['score']:.2f} s; resolve + score {inc['resolve'] + inc['score']:.2f} s; "
-          f"peak RSS {inc['rss_gb']:.2f} GB (a first batch of {args.new:,} resolved and "
-          f"scored in a cold process: {inc['first']:.2f} s)")
+          f"({read / full['resolve']:,.0f} events/s), peak RSS {full['rss_gb']:.2f} GB "
+          f"(the last, partial day's {full['dropped']:,} events left out, the newest "
+          f"{held:,} held back)")
+    print(f"incremental ({inc['mode']}), as the server's loop runs it: {args.new:,} new events, "
+          f"{inc['written']:,} touches rewritten, in {inc['resolve']:.2f} s; then score "
+          f"({inc['score_mode']}: {inc['rescored']:,} of {inc['accounts']:,} accounts "
+          f"recomputed, {inc['rows_written']:,} of the snapshot's {inc['rows']:,} rows "
+          f"written) {inc['score']:.2f} s; resolve + score "
+          f"{inc['resolve'] + inc['score']:.2f} s; peak RSS {inc['rss_gb']:.2f} GB")
+    print(f"  after it, off the event's path: one snapshot a day kept {inc['keep']:.2f} s, "
+          f"checkpoint {inc['checkpoint']:.2f} s; the {BATCHES - 1} batches before it (a cold "
+          f"process warming up): " + ", ".join(f"{w:.2f}" for w in inc["warm"]) + " s")
     print(f"ratio: the incremental resolve is {full['resolve'] / inc['resolve']:.0f}x faster "
           f"than the rebuild of the same store; the live rescore "
           f"{inc['full_score'] / inc['score']:.1f}x faster than a full score of it "
           f"({inc['full_score']:.2f} s)")
-    per_event = full["resolve"] / (events - 2 * args.new)
+    per_event = full["resolve"] / read
     print(f"extrapolated (linear in events): 100M events rebuild ~{per_event * 1e8 / 60:.0f} "
           f"min")
 

@@ -232,7 +232,12 @@ def test_ctrl_c_during_ingest_says_nothing_was_written(tmp_path: Path) -> None:
                             env=env)
     import time
 
-    time.sleep(2.5)
+    # once the workspace is open (on a loaded machine the imports alone can take seconds,
+    # and an interrupt during them is not one during an ingest), then into the ingest
+    deadline = time.monotonic() + 120
+    while not (d / "demandloop.duckdb").exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(1.5)
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=120)
     if proc.returncode == 0:

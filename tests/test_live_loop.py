@@ -108,7 +108,8 @@ then = [{{action = "notify", url = "{hooks.url}/hook", format = "webhook"}}]
 
 def test_the_live_loop_keeps_one_snapshot_a_day(tmp_path: Path, market: Path) -> None:
     """Scored every few seconds, a server would store every account's row each time: it
-    keeps the day's latest snapshot (and every earlier day's), stage changes untouched."""
+    keeps the day's latest snapshot (and every earlier day's) and the one before the
+    latest, stage changes untouched."""
     with demandloop.open(tmp_path / "w") as ws:
         ws.load_simulation(market, spend=False)
         ws.resolve()
@@ -125,8 +126,9 @@ def test_the_live_loop_keeps_one_snapshot_a_day(tmp_path: Path, market: Path) ->
         deleted = ws.keep_one_snapshot_per_day()
         kept = [a for (a,) in ws.store.con.execute(
             "SELECT DISTINCT as_of FROM scores ORDER BY 1").fetchall()]
-        assert kept == [moments[0], last]
-        assert deleted == 2 * per_snapshot
+        # the latest two stay (the loop compares them, and makes the next from the older)
+        assert kept == [moments[0], earlier[1], last]
+        assert deleted == per_snapshot
         assert ws.store.con.execute("SELECT count(*) FROM stage_changes").fetchone()[0] \
             == changes
 

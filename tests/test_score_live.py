@@ -16,6 +16,7 @@ import random
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -99,6 +100,62 @@ def test_live_rescore_equals_full_scores_batch_after_batch(
     assert results["live"] == results["full"]
     assert len(got["scores"]) > 0 and len(got["stage_changes"]) > 0
     assert_same(got, tables)
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_a_snapshot_made_from_the_one_before_equals_a_full_one(
+        tmp_path: Path, market: Path, seed: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The server's loop: the last day's events arrive in batches, each resolved and scored
+    with one snapshot kept a day. The live workspace makes each snapshot from the one
+    before the latest, rewriting only the rows that changed; every snapshot kept and every
+    stage change equal those of full scores written whole, and so does the priority every
+    reader sees."""
+    monkeypatch.setattr(live, "MOST", 1.01)
+    # a whole day's events (the market's last day is cut short), scored at each batch's
+    # newest event: the day's snapshots follow one another
+    lines = (market / "events.jsonl").read_text().splitlines()
+    stamp = {line: json.loads(line)["timestamp"] for line in lines}
+    day = sorted({t[:10] for t in stamp.values()})[-2]
+    earlier = [line for line in lines if stamp[line][:10] < day]
+    parts = [earlier, *split([line for line in lines if stamp[line][:10] == day],
+                             random.Random(seed), "time")]
+    times = [dt.datetime.fromisoformat(max(stamp[line] for part in parts[:i + 1]
+                                           for line in part)).replace(tzinfo=None)
+             for i in range(len(parts))]
+    tables: dict[str, list[dict[str, pd.DataFrame]]] = {}
+    written: list[tuple[int, int]] = []
+    for name in ("live", "full"):
+        tables[name] = []
+        with demandloop.open(tmp_path / name) as ws:
+            _load_crm(ws, market)
+            for i, part in enumerate(parts):
+                f = tmp_path / f"{name}{i}.jsonl"
+                f.write_text("\n".join(part) + "\n")
+                ws.ingest(f)
+                ws.resolve()
+                if name == "full":
+                    live.forget()
+                r = ws.score(times[i], one_per_day=True)
+                ws.keep_one_snapshot_per_day()
+                tables[name].append(_tables(ws))
+                if name == "live":
+                    stored = ws.store.con.execute("SELECT count(*) FROM scores WHERE "
+                                                  "as_of = ?", [r.as_of]).fetchone()[0]
+                    written.append((r.rows_written, stored))
+                    # every reader's priority: fit x engagement, from the numbers stored
+                    view = ws.store.con.execute(
+                        "SELECT a.fit, a.engagement, a.priority FROM account_view a "
+                        "WHERE a.as_of IS NOT NULL").df()
+                    want = view["fit"] / 100.0 * (1.0 + np.log1p(view["engagement"]))
+                    assert np.allclose(view["priority"], want, rtol=1e-12, atol=0)
+    for got, want in zip(tables["live"], tables["full"], strict=True):
+        assert_same(got, want)
+    # written whole: the full score and the day's first two (the snapshot before the latest
+    # is then none, or the day before's); then each made from the one before the latest,
+    # fewer rows written than held
+    assert all(w == n for w, n in written[:3]), written
+    assert all(w < n for w, n in written[3:]), written
+    assert len(written) >= 6
 
 
 def test_only_the_clock_moves(tmp_path: Path, market: Path,

@@ -163,8 +163,10 @@ def test_a_snapshot_records_every_stage_change_since_the_stages_before(
                            "engagement": [0.0, 2.0]})
     last = {"account": pa.table({"entity_id": ["a", "b"], "stage": ["customer", "engaged"]}),
             "person": pa.table({"entity_id": ["p"], "stage": ["mql"]})}
-    moves = snapshot.write(ws.store, at, {"account": snapshot.account_rows(accounts),
-                                          "person": snapshot.person_rows(people)},
+    moves = snapshot.write(ws.store, at, {"account": snapshot.stages(accounts, "account_id"),
+                                          "person": snapshot.stages(people, "person_id")},
+                           {"account": snapshot.account_rows(accounts),
+                            "person": snapshot.person_rows(people)},
                            {k: v.cast(snapshot.STAGES) for k, v in last.items()},
                            {"account": accounts["reasons"].to_numpy(dtype=object),
                             "person": people["reasons"].to_numpy(dtype=object)})

@@ -193,3 +193,52 @@ def test_an_imported_workspace_numbers_new_loads_after_the_imported_ones(
                                    ).fetchone() == (1,)
         (nxt,) = b.store.con.execute("SELECT nextval('stage_change_seq')").fetchone()
         assert nxt > seqs
+
+
+def _wal(path: Path) -> int:
+    wal = Path(str(path) + ".wal")
+    return wal.stat().st_size if wal.exists() else 0
+
+
+def test_deferred_checkpoints_wait_for_the_call_and_lose_nothing(tmp_path: Path) -> None:
+    """A server defers checkpoints to after its alerts: commits leave the log alone, the
+    call folds it in once it holds 16 MB, and a process that dies before keeps every
+    committed row (the log is replayed)."""
+    path = tmp_path / "d.duckdb"
+    store = Store.open(path)
+    _updated(store)
+    grown = _wal(path)
+    assert grown >= 16 * 2**20  # DuckDB alone checkpoints in the next commit (below)
+    assert store.checkpoint_due(wal_bytes=grown + 1) is False and _wal(path) == grown
+    # a process that stops here (no checkpoint, no clean close) loses nothing committed
+    copy = tmp_path / "copy.duckdb"
+    copy.write_bytes(path.read_bytes())
+    Path(str(copy) + ".wal").write_bytes(Path(str(path) + ".wal").read_bytes())
+    other = duckdb.connect(str(copy), read_only=True)
+    assert other.execute("SELECT count(*) FROM t WHERE s LIKE '%y'").fetchone() == (600000,)
+    assert other.execute("SELECT count(*) FROM t").fetchone() == (600001,)
+    other.close()
+    assert store.checkpoint_due() is True
+    assert _wal(path) < grown
+    assert store.checkpoint_due() is False  # nothing left to fold in
+    store.close()
+    # without deferring, the same commit checkpoints by itself
+    plain = Store.open(tmp_path / "p.duckdb")
+    _updated(plain, defer=False)
+    assert _wal(tmp_path / "p.duckdb") < 16 * 2**20
+    plain.close()
+
+
+def _updated(store: Store, defer: bool = True) -> None:
+    """A table of 600k rows, checkpointed, then every row updated (about 30 MB of log:
+    a bulk insert goes to the file directly, an update to the log)."""
+    with store.writer() as cur:
+        cur.execute("CREATE TABLE t AS SELECT range AS i, repeat('x', 40) AS s "
+                    "FROM range(600000)")
+    store.con.execute("CHECKPOINT")
+    if defer:
+        store.defer_checkpoints()
+    with store.writer() as cur:
+        cur.execute("UPDATE t SET s = s || 'y'")
+    with store.writer() as cur:  # the commit after the log passed 16 MB
+        cur.execute("INSERT INTO t VALUES (-1, 'z')")

@@ -112,14 +112,17 @@ def score(
         else:
             with LazyProgress(err, "scoring history", None, unit="snapshots") as bar:
                 r = ws.score_history(backfill, progress=bar.step, engine=engine)[-1]
+        from demandloop.store.schema_later import PRIORITY
+
+        priority = PRIORITY.format(s="scores")
         top = ws.store.con.execute(
-            "SELECT entity_id AS account, round((details ->> '$.priority')::DOUBLE, 2) "
+            f"SELECT entity_id AS account, round({priority}, 2) "
             "AS priority, round(fit, 1) AS fit, "
             "details ->> '$.fit_band' AS band, round(engagement, 1) AS engagement, "
             "round(intent, 2) AS surge, (details ->> '$.surging')::BOOLEAN AS surging, "
             "stage, (details ->> '$.people')::INT AS people FROM scores "
             "WHERE workspace_id = ? AND as_of = ? AND entity = 'account' "
-            "ORDER BY (details ->> '$.priority')::DOUBLE DESC, account LIMIT 15",
+            f"ORDER BY {priority} DESC, account LIMIT 15",
             [ws.store.workspace_id, r.as_of]).df()
     if as_json:
         # how it was computed (a server's rescore is incremental) is not what was scored:

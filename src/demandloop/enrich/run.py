@@ -83,8 +83,10 @@ class Lake:
     results: Path
 
 
-def run(store: Store, settings: Settings, lake: Lake | None = None) -> ResolveResult:
+def run(store: Store, settings: Settings, lake: Lake | None = None, *,
+        summary: bool = True) -> ResolveResult:
     """Resolve and enrich what arrived since the last run (everything the first time).
+    Without *summary*, the workspace's totals are not counted (they stay 0).
 
     With *lake*, a rebuild from that engine's copy of the events (a Parquet lake on Spark,
     see :mod:`demandloop.store.spark`): it scans the events and builds the touches; the
@@ -137,7 +139,8 @@ def run(store: Store, settings: Settings, lake: Lake | None = None) -> ResolveRe
                 else:
                     out.touches_written = _lake_touches(cur, ws, settings, lake)
                 state.write(cur, ws, current, last)
-            _summary(cur, ws, out)
+            if summary:
+                _summary(cur, ws, out)
     out.seconds = time.perf_counter() - started
     return out
 

@@ -59,6 +59,18 @@ class Inputs:
     others: tuple[object, ...]  # opportunities and predictions digests
 
 
+@dataclass(frozen=True)
+class Written:
+    """A snapshot a score stored: its time and number of rows and, when that score was an
+    incremental one, the ids (per entity) whose rows differ from the snapshot before it by
+    more than the engagement decay *factor* (None after a full score: not known)."""
+
+    as_of: dt.datetime
+    rows: int
+    changed: dict[str, set[str]] | None
+    factor: float = 1.0
+
+
 @dataclass
 class Kept:
     """The last score: its inputs, features before the rules, and stage baselines."""
@@ -72,6 +84,11 @@ class Kept:
     #: after its own changes (``entity_id, stage``)
     last: dict[str, pa.Table]
     after: dict[str, pa.Table]
+    #: per entity, the stage and reasons it gave each row of *accounts* / *people*
+    shown: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
+    #: the snapshot it stored, and the one before it (when a score of this process wrote it)
+    written: Written | None = None
+    prior: Written | None = None
 
 
 @dataclass
@@ -82,6 +99,9 @@ class Plan:
     accounts: set[str] = field(default_factory=set)
     persons: set[str] = field(default_factory=set)
     factor: float = 1.0
+    #: the positions in the kept frames of the accounts and people kept (not recomputed)
+    kept_accounts: np.ndarray = field(default_factory=lambda: np.empty(0, np.int64))
+    kept_people: np.ndarray = field(default_factory=lambda: np.empty(0, np.int64))
 
     def last(self, as_of: dt.datetime) -> dict[str, pa.Table]:
         """The stages the new score compares with (those before *as_of*)."""
@@ -130,12 +150,63 @@ def stage_log(store: Store) -> tuple[object, ...]:
 
 
 def remember(store: Store, now: Inputs, as_of: dt.datetime, accounts: pd.DataFrame,
-             people: pd.DataFrame, last: dict[str, pa.Table], moves: pa.Table) -> None:
-    """Keep this score for the next one (*moves*: its stage changes, by entity)."""
+             people: pd.DataFrame, last: dict[str, pa.Table], moves: pa.Table,
+             shown: dict[str, tuple[np.ndarray, np.ndarray]], written: Written) -> None:
+    """Keep this score for the next one (*moves*: its stage changes, by entity; *shown*:
+    the stages and reasons it gave; *written*: the snapshot it stored)."""
     after = {entity: snapshot.after(seen, moves.filter(pc.equal(moves["entity"], entity)))
              for entity, seen in last.items()}
+    before = _KEPT.get(now.key)
+    prior = (before.written if before is not None and before.written is not None
+             and before.written.as_of < written.as_of else None)
     _KEPT.clear()  # one workspace at a time: a server holds one
-    _KEPT[now.key] = Kept(now, as_of, stage_log(store), accounts, people, last, after)
+    _KEPT[now.key] = Kept(now, as_of, stage_log(store), accounts, people, last, after,
+                          shown, written, prior)
+
+
+def changed(plan: Plan, accounts: pd.DataFrame, people: pd.DataFrame) -> dict[str, set[str]]:
+    """The ids whose rows differ from the kept score's by more than the decay: those
+    recomputed, and those kept whose stage or reasons the rules now give otherwise
+    (*accounts*, *people*: the rows of the new score, the kept ones first, in their kept
+    order, as :func:`demandloop.score.run` builds them)."""
+    out = {}
+    for entity, rows, key, ids, kept in (
+            ("account", accounts, "account_id", plan.accounts, plan.kept_accounts),
+            ("person", people, "person_id", plan.persons, plan.kept_people)):
+        stage, reasons = plan.kept.shown[entity]
+        n = len(kept)
+        now_stage = rows["stage"].to_numpy(dtype=object)[:n]
+        now_reasons = rows["reasons"].to_numpy(dtype=object)[:n]
+        differ = np.fromiter((a != b or r != q for a, b, r, q in zip(
+            now_stage, stage[kept], now_reasons, reasons[kept], strict=True)),
+            dtype=bool, count=n)
+        out[entity] = set(ids) | set(rows[key].to_numpy(dtype=object)[:n][differ])
+    return out
+
+
+def reusable(store: Store, plan: Plan, as_of: dt.datetime, now: dict[str, set[str]]
+             ) -> snapshot.Reuse | None:
+    """How to make the snapshot at *as_of* from the one before the kept score's (see
+    :class:`demandloop.score.snapshot.Reuse`; *now*: what :func:`changed` found), or None
+    when it cannot be: it is on another day, the kept score's changes from it are not
+    known, or the store holds other snapshots since it than the two this process wrote.
+
+    That snapshot's rows differ from the new ones by the kept score's changes and these,
+    and otherwise by its decay and this one's (both the multiplications made in memory)."""
+    written, prior = plan.kept.written, plan.kept.prior
+    if (written is None or prior is None or written.changed is None
+            or not written.as_of < as_of
+            or prior.as_of.date() != as_of.date()):
+        return None
+    with store.reader() as cur:
+        held = cur.execute("SELECT as_of, count(*) FROM scores WHERE workspace_id = ? AND "
+                           "as_of >= ? GROUP BY as_of",
+                           [store.workspace_id, prior.as_of]).fetchall()
+    if sorted(held) != [(prior.as_of, prior.rows), (written.as_of, written.rows)]:
+        return None
+    return snapshot.Reuse(prior.as_of, (written.factor, plan.factor), {
+        entity: sorted(ids | now.get(entity, set()))
+        for entity, ids in written.changed.items()})
 
 
 def plan(store: Store, settings: Settings, as_of: dt.datetime, now: Inputs) -> Plan | None:
@@ -148,16 +219,16 @@ def plan(store: Store, settings: Settings, as_of: dt.datetime, now: Inputs) -> P
         return None
     ws = store.workspace_id
     with store.reader() as cur:
-        changed = touch_log.since(cur, ws, kept.inputs.run)
-    if changed is None or now.touches != kept.inputs.touches + changed.net:
+        logged = touch_log.since(cur, ws, kept.inputs.run)
+    if logged is None or now.touches != kept.inputs.touches + logged.net:
         return None
     before = kept.inputs.accounts
     common = before.index.intersection(now.accounts.index)
     if len(common) != len(before) or not np.array_equal(
             before.loc[common].to_numpy(), now.accounts.loc[common].to_numpy()):
         return None  # an account changed or went: fit's expected points may move
-    out = Plan(kept, set(now.accounts.index.difference(before.index)), set(changed.persons))
-    out.accounts |= changed.accounts
+    out = Plan(kept, set(now.accounts.index.difference(before.index)), set(logged.persons))
+    out.accounts |= logged.accounts
     # persons whose row changed, came or went, with their accounts then and now
     moved = _moved(store, kept.inputs.persons, now.persons)
     out.persons |= {str(r[0]) for r in moved}

@@ -37,17 +37,31 @@ def latest(store: Store, entity: str = "account") -> pd.DataFrame:
 
 
 def keep_one_per_day(store: Store) -> int:
-    """Delete the snapshots taken earlier on the latest snapshot's day, keeping the latest
-    (the server's live loop scores every few seconds while events arrive: stored whole, that
-    would be a snapshot of every account each time). History keeps one snapshot a day, the
-    day's last; stage changes keep their own times. Returns the rows deleted."""
+    """Delete the snapshots of the latest two's days that are neither one of those two nor
+    their day's last (the server's live loop scores every few seconds while events arrive:
+    stored whole, that would be a snapshot of every account each time). History keeps one
+    snapshot a day, the day's last; the latest two stay for the loop (workflows compare
+    the latest with the one before, and the next score may be made from it, see
+    :func:`demandloop.score.run.run`); stage changes keep their own times. Returns the rows
+    deleted."""
+    ws = {"ws": store.workspace_id}
     with store.writer() as cur:
-        row = cur.execute("SELECT max(as_of) FROM scores WHERE workspace_id = ?",
-                          [store.workspace_id]).fetchone()
-        if not row or row[0] is None:
+        latest = [r[0] for r in cur.execute(
+            "SELECT DISTINCT as_of FROM scores WHERE workspace_id = $ws ORDER BY as_of DESC "
+            "LIMIT 2", ws).fetchall()]
+        if not latest:
             return 0
-        gone = cur.execute(
-            "DELETE FROM scores WHERE workspace_id = $ws AND as_of < $at "
-            "AND as_of >= date_trunc('day', $at::TIMESTAMP)",
-            {"ws": store.workspace_id, "at": row[0]}).fetchone()
-    return int(gone[0]) if gone else 0
+        taken = [r[0] for r in cur.execute(
+            "SELECT DISTINCT as_of FROM scores WHERE workspace_id = $ws "
+            "AND as_of >= date_trunc('day', $at::TIMESTAMP)", {**ws, "at": latest[-1]}
+        ).fetchall()]
+        last_of_day: dict[dt.date, dt.datetime] = {}
+        for at in taken:
+            last_of_day[at.date()] = max(at, last_of_day.get(at.date(), at))
+        gone = sorted(set(taken) - set(latest) - set(last_of_day.values()))
+        if not gone:
+            return 0
+        row = cur.execute("DELETE FROM scores WHERE workspace_id = $ws AND as_of IN "
+                          "(SELECT unnest($gone::TIMESTAMP[]))", {**ws, "gone": gone}
+                          ).fetchone()
+    return int(row[0]) if row else 0

@@ -55,6 +55,9 @@ class ScoreResult:
     mode: str = "full"
     #: accounts whose measures were computed (all of them in a full score)
     recomputed: int = 0
+    #: ``scores`` rows written (fewer than accounts + people when the snapshot was made
+    #: from an earlier one of the day, see :class:`demandloop.score.snapshot.Reuse`)
+    rows_written: int = 0
 
 
 def _rules(stages: list[StageSetting]) -> list[Rule]:
@@ -63,18 +66,24 @@ def _rules(stages: list[StageSetting]) -> list[Rule]:
 
 
 def run(store: Store, settings: Settings, as_of: dt.datetime | None = None, *,
-        source: Tables | None = None) -> ScoreResult:
+        source: Tables | None = None, one_per_day: bool = False) -> ScoreResult:
     """Score every account at *as_of* (default: the last touch) and store the snapshot.
 
     *source*: the tables to compute from when not the store's own (Spark's view of the
     lake, see :func:`demandloop.compute.spark_tables`); the snapshot and its stage changes
-    are written to *store* all the same. Such a score is always a full one."""
+    are written to *store* all the same. Such a score is always a full one.
+
+    *one_per_day*: the caller keeps one snapshot a day besides the latest two (the server's
+    live loop, see :func:`demandloop.score.queries.keep_one_per_day`). An incremental score
+    may then make its snapshot from the one before the latest, taken earlier the same day
+    by this process, which the caller would delete: only the rows that changed since are
+    written (:class:`demandloop.score.snapshot.Reuse`)."""
     with collector_paused():
-        return _run(store, settings, as_of, source)
+        return _run(store, settings, as_of, source, one_per_day)
 
 
 def _run(store: Store, settings: Settings, as_of: dt.datetime | None,
-         source: Tables | None) -> ScoreResult:
+         source: Tables | None, one_per_day: bool = False) -> ScoreResult:
     if as_of is None:
         t = source or tables(store)
         last_touch = t.touches.ts.max().to_pyarrow().as_py()
@@ -99,12 +108,28 @@ def _run(store: Store, settings: Settings, as_of: dt.datetime | None,
                                  for c in settings.score.mql.all),
                     tuple(Condition(c.field, c.op, c.value) for c in settings.score.mql.any))
     people = assign([mql_rule], person_rows, none="")
+    changed = live.changed(planned, df, people) if planned and mode == "incremental" else None
+    reuse = (live.reusable(store, planned, as_of, changed)
+             if one_per_day and planned and changed is not None else None)
+    rows = ({"account": snapshot.account_rows(df), "person": snapshot.person_rows(people)}
+            if reuse is None else {
+                "account": snapshot.account_rows(df[isin(df["account_id"],
+                                                         reuse.ids["account"])]),
+                "person": snapshot.person_rows(people[isin(people["person_id"],
+                                                           reuse.ids["person"])])})
     moves = snapshot.write(
-        store, as_of, {"account": snapshot.account_rows(df), "person": snapshot.person_rows(
-            people)}, last, {"account": df["reasons"].to_numpy(dtype=object),
-                             "person": people["reasons"].to_numpy(dtype=object)})
+        store, as_of, {"account": snapshot.stages(df, "account_id"),
+                       "person": snapshot.stages(people, "person_id")}, rows, last,
+        {"account": df["reasons"].to_numpy(dtype=object),
+         "person": people["reasons"].to_numpy(dtype=object)}, reuse)
     if source is None:  # (the next incremental score starts from the store's own)
-        live.remember(store, now, as_of, features, person_rows, last, moves)
+        live.remember(store, now, as_of, features, person_rows, last, moves, {
+            "account": (df["stage"].to_numpy(dtype=object),
+                        df["reasons"].to_numpy(dtype=object)),
+            "person": (people["stage"].to_numpy(dtype=object),
+                       people["reasons"].to_numpy(dtype=object))},
+            live.Written(as_of, len(df) + len(people), changed,
+                         planned.factor if planned and changed is not None else 1.0))
     return ScoreResult(as_of=as_of, accounts=len(df), surging=int(df["surging"].sum()),
                        strong_fit=int((df["fit_band"] == "Strong").sum()),
                        stages={str(k): int(v) for k, v in df["stage"].value_counts().items()},
@@ -112,7 +137,8 @@ def _run(store: Store, settings: Settings, as_of: dt.datetime | None,
                                          or 0),
                        mqls=int((people["stage"] == "mql").sum()), mode=mode,
                        recomputed=len(planned.accounts) if mode == "incremental" and planned
-                       else len(df))
+                       else len(df),
+                       rows_written=sum(t.num_rows for t in rows.values()))
 
 
 def _touches_of(t: Tables, accounts: list[str], persons: list[str]
@@ -189,7 +215,9 @@ def _recompute(store: Store, settings: Settings, as_of: dt.datetime,
                                                       on="account_id")
     if not np.array_equal(same["fit_x"].to_numpy(), same["fit_y"].to_numpy()):
         return None
-    stale = kept.accounts[~isin(kept.accounts["account_id"], plan.accounts)]
+    keep = ~isin(kept.accounts["account_id"], plan.accounts)
+    plan.kept_accounts = np.flatnonzero(keep)
+    stale = kept.accounts[keep]
     stale = stale.assign(engagement=stale["engagement"] * plan.factor)
     stale["priority"] = stale["fit"] / 100.0 * (1.0 + np.log1p(stale["engagement"]))
     df = stale
@@ -203,7 +231,9 @@ def _recompute(store: Store, settings: Settings, as_of: dt.datetime,
             reach=frame(breadth(mine.touches, as_of))),
             account_context(t, settings, as_of, ids))
         df = pd.concat([stale, fresh[stale.columns]], ignore_index=True)
-    others = kept.people[~isin(kept.people["person_id"], plan.persons)]
+    keep = ~isin(kept.people["person_id"], plan.persons)
+    plan.kept_people = np.flatnonzero(keep)
+    others = kept.people[keep]
     people = others.assign(engagement=others["engagement"] * plan.factor)
     if of_persons and who:
         chosen = ibis.memtable(pa.table({"person_id": pa.array(who, pa.string())}))

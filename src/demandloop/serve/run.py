@@ -54,6 +54,10 @@ ENV_DIR = "DEMANDLOOP_SERVE_DIR"
 SPARE_FDS = 256
 #: how often the server applies collect.retention_days (seconds)
 RETENTION_EVERY = 3600.0
+
+#: seconds between checks of the write-ahead log's size (checkpoints are deferred to the
+#: loader thread: see Store.defer_checkpoints), besides the one after each rescore
+CHECKPOINT_EVERY = 10.0
 logger = logging.getLogger("demandloop.loader")
 
 
@@ -209,14 +213,16 @@ def _hooks(ws: Workspace, lock: threading.RLock) -> dict[str, Any]:
         return run
 
     def maintenance() -> None:
-        ws.resolve(engine="duckdb")
+        ws.resolve(engine="duckdb", summary=False)
         # what it just resolved, live: the lake [compute] engine = "spark" reads is a copy
-        ws.score(engine="duckdb")
+        # (it then keeps one snapshot a day: this score may be made from an earlier one)
+        ws.score(engine="duckdb", one_per_day=True)
         # the alerts first: they wait for nothing the decide snapshot holds
         ws.run_workflows()  # compares with the previous snapshot: compact only after it
         publish()
         ws.keep_one_snapshot_per_day()
         ws.run_sequences()
+        ws.store.checkpoint_due()  # after the alerts: they never wait on one
 
     def publish() -> None:
         """The decide snapshot, when there are experiences to decide (read again each
@@ -229,6 +235,7 @@ def _hooks(ws: Workspace, lock: threading.RLock) -> dict[str, Any]:
         if wanted or ws.settings.chat.enabled:  # chat recognises visitors the same way
             ws.publish_personalization()
 
+    ws.store.defer_checkpoints()
     ws.react()  # starts the live cursor here, so the first batch loaded fires too
     publish()  # decisions from the scores already there, before the first rescore
     c, m = ws.settings.collector, ws.settings.activate.mail
@@ -238,6 +245,7 @@ def _hooks(ws: Workspace, lock: threading.RLock) -> dict[str, Any]:
             "on_loaded": locked(ws.react),
             "serving": SERVING.seconds,
             "periodic": (("sequences", locked(ws.run_sequences), m.tick_seconds),
+                         ("checkpoint", locked(ws.store.checkpoint_due), CHECKPOINT_EVERY),
                          ("retention", locked(ws.apply_retention), RETENTION_EVERY),
                          *((("lake", locked(ws.land_in_lake), c.land_lake_seconds),)
                            if c.land_lake_seconds > 0 else ()))}

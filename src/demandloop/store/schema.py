@@ -12,7 +12,20 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from demandloop.store.schema_later import V2, V3, V5, V6, V7, V8, V10, V11, V13, V14, V15
+from demandloop.store.schema_later import (
+    V2,
+    V3,
+    V5,
+    V6,
+    V7,
+    V8,
+    V10,
+    V11,
+    V13,
+    V14,
+    V15,
+    V17,
+)
 from demandloop.store.schema_v1 import V1
 
 
@@ -55,6 +68,8 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(16, "stage_changes.seq: the order stage changes were written in",
               "CREATE SEQUENCE stage_change_seq START 1;"
               "ALTER TABLE stage_changes ADD COLUMN seq BIGINT;"),
+    # snapshots stop storing it: the live loop keeps the rows whose engagement only decayed
+    Migration(17, "account_view: priority computed from fit and engagement", V17),
 )
 
 #: sequences and the column each numbers: an import moves each past the numbers it brings

@@ -324,3 +324,14 @@ CREATE TABLE touch_changes (
     net BIGINT
 );
 """
+
+#: an account's priority (the order to work accounts in) from a snapshot's fit and
+#: engagement, as :func:`demandloop.score.measures.account_scores` computes it. Computed on
+#: read since version 17: a snapshot the live loop makes from an earlier one keeps the rows
+#: whose engagement only decayed, and a stored priority would go stale with them.
+PRIORITY = "{s}.fit / 100.0 * (1.0 + ln(1.0 + {s}.engagement))"
+
+# account_view as V10 made it, with the priority computed from fit and engagement
+V17 = V10.replace("CREATE VIEW", "CREATE OR REPLACE VIEW").replace(
+    "(s.details ->> '$.priority')::DOUBLE AS priority",
+    PRIORITY.format(s="s") + " AS priority")

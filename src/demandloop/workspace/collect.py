@@ -107,12 +107,15 @@ class Collect(Base):
         ranges = read_ip_ranges(Path(path))
         return import_ip_ranges(self.store, ranges, str(path))
 
-    def resolve(self, *, engine: str | None = None) -> ResolveResult:
+    def resolve(self, *, engine: str | None = None, summary: bool = True) -> ResolveResult:
         """Resolve persons, account matches and touches from what arrived since the last
         run. *engine* (default ``[compute] engine``): ``spark`` rebuilds them from the
-        Parquet lake on Spark (see docs/scale.md), and writes them here."""
+        Parquet lake on Spark (see docs/scale.md), and writes them here.
+
+        Without *summary* the result's totals (persons, touches, unresolved) stay 0: the
+        server's loop, which prints none, saves their count of every row."""
         if self.engine(engine) == "duckdb":
-            return enrich_run.run(self.store, self.settings)
+            return enrich_run.run(self.store, self.settings, summary=summary)
         from demandloop.store import spark
 
         lake = self.written_lake()

@@ -25,7 +25,8 @@ class Score(Base):
     """Scoring and its explanations."""
 
     def score(self, as_of: dt.datetime | None = None, *, point_in_time: bool = False,
-              engine: str | None = None) -> score_run.ScoreResult:
+              engine: str | None = None, one_per_day: bool = False
+              ) -> score_run.ScoreResult:
         """Fit, engagement and intent surge for every account, stored as a snapshot at
         *as_of* (default: the last touch, with everything known now).
 
@@ -35,14 +36,19 @@ class Score(Base):
         today's data that was.
 
         *engine* (default ``[compute] engine``): ``spark`` computes from the Parquet lake on
-        Spark; the snapshot is stored in the workspace the same way."""
+        Spark; the snapshot is stored in the workspace the same way.
+
+        *one_per_day*: the caller then calls :meth:`keep_one_snapshot_per_day` (the server's
+        live loop does), so the snapshot may be made from the one before the latest, of the
+        same day, rewriting only the rows that changed (see
+        :func:`demandloop.score.run.run`)."""
         if point_in_time and as_of is not None:
             self._point_in_time_on(engine)
         source = self.engine_tables(engine)
         if source is not None:
             return score_run.run(self.store, self.settings, as_of, source=source)
         if not point_in_time or as_of is None:
-            return score_run.run(self.store, self.settings, as_of)
+            return score_run.run(self.store, self.settings, as_of, one_per_day=one_per_day)
         with self._known_at(as_of) as past:
             result = score_run.run(past, self.settings, as_of)
             pit.copy_snapshot(past, self.store, as_of)
@@ -107,7 +113,7 @@ class Score(Base):
         return queries.snapshot_count(self.store)
 
     def keep_one_snapshot_per_day(self) -> int:
-        """Delete the snapshots taken earlier on the latest one's day (the server's live
+        """Keep one snapshot a day, the day's last, and the latest two (the server's live
         loop does this after each run); returns the rows deleted."""
         return queries.keep_one_per_day(self.store)
 
