@@ -10,10 +10,10 @@ simulated shape (identified browsers, anonymous office and home visitors, CRM co
 
 Then, each in a fresh process (so peak RSS is the run's own):
 
-* **rebuild**: ``resolve`` on the store without its last, partial day (so that the batches
-  below fall on one day, as a server's batches seconds apart do) and without the newest
-  ``BATCHES`` x ``--new`` events (the first run, or any run after an import, reads
-  everything);
+* **rebuild**: ``resolve`` on the store without the events after its last whole day of at
+  least three batches (so that the last three batches below fall on one day, as a
+  server's batches seconds apart do) and without the newest ``BATCHES`` x ``--new`` events
+  (the first run, or any run after an import, reads everything);
 * **incremental**: the held-back events arrive in loads of ``--new``; after each, the
   server's loop: ``resolve`` (it reads them and reaches back to the visitors and persons
   they touch), ``score`` keeping one snapshot a day, and the checkpoint deferred to after
@@ -105,16 +105,22 @@ with demandloop.open(path) as ws:
     out = {}
     if step == "rebuild":
         with ws.store.writer() as cur:
-            # the market's last day is cut short: its events go, so that the batches held
-            # back fall on one day, as a server's batches, seconds apart, do
+            # the events after the last whole day holding the newest three batches go: a
+            # server's batches, seconds apart, fall on one day, where each batch here is
+            # hours of the market (the live rescore makes a snapshot from the one before
+            # the latest of the same day)
             out["dropped"] = cur.execute(
-                "DELETE FROM events WHERE timestamp >= (SELECT date_trunc('day', "
-                "max(timestamp)) FROM events)").fetchone()[0]
+                "DELETE FROM events WHERE timestamp >= (SELECT max(day) + INTERVAL 1 DAY "
+                "FROM (SELECT date_trunc('day', timestamp) AS day, count(*) AS n FROM "
+                "events GROUP BY ALL) WHERE day < (SELECT date_trunc('day', max(timestamp)) "
+                f"FROM events) AND n >= 3 * {new})").fetchone()[0]
             # the newest events held back, in batches (0: the newest)
             cur.execute("CREATE OR REPLACE TABLE held AS SELECT *, (row_number() OVER "
                         f"(ORDER BY timestamp DESC, message_id) - 1) // {new} AS batch "
                         f"FROM events ORDER BY timestamp DESC LIMIT {batches * new}")
             cur.execute("DELETE FROM events WHERE message_id IN (SELECT message_id FROM held)")
+            for table in ("scores", "stage_changes"):  # (a kept store's earlier runs')
+                cur.execute(f"DELETE FROM {table}")
         t = time.perf_counter(); r = ws.resolve(); out["resolve"] = time.perf_counter() - t
     else:
         # as the server runs its loop: checkpoints after it, one snapshot kept a day
@@ -125,15 +131,18 @@ with demandloop.open(path) as ws:
                             "((SELECT nextval('event_loads')) AS load_id) FROM held "
                             f"WHERE batch = {batch}")
         def loop():
-            r = ws.resolve(); s = ws.score(one_per_day=True); ws.keep_one_snapshot_per_day()
+            r = ws.resolve(summary=False); s = ws.score(one_per_day=True)
+            ws.keep_one_snapshot_per_day()
             return r, s
         out["warm"] = []
         for batch in range(batches - 1, 0, -1):   # reported, not timed
             arrive(batch)
-            t = time.perf_counter(); loop(); out["warm"].append(time.perf_counter() - t)
+            t = time.perf_counter(); _, s = loop()
+            out["warm"].append((time.perf_counter() - t, s.mode, s.rows_written))
             ws.store.checkpoint_due()
         arrive(0)
-        t = time.perf_counter(); r = ws.resolve(); out["resolve"] = time.perf_counter() - t
+        t = time.perf_counter(); r = ws.resolve(summary=False)
+        out["resolve"] = time.perf_counter() - t
         t = time.perf_counter(); s = ws.score(one_per_day=True)
         out["score"] = time.perf_counter() - t
         t = time.perf_counter(); ws.keep_one_snapshot_per_day()
@@ -192,8 +201,8 @@ def main() -> None:
           f"({full['with_account'] / max(full['touches'], 1):.1%} with an account), "
           f"{full['persons']:,} persons in {full['resolve']:.1f} s "
           f"({read / full['resolve']:,.0f} events/s), peak RSS {full['rss_gb']:.2f} GB "
-          f"(the last, partial day's {full['dropped']:,} events left out, the newest "
-          f"{held:,} held back)")
+          f"(the {full['dropped']:,} events after the last whole day of at least three "
+          f"batches left out, the newest {held:,} held back)")
     print(f"incremental ({inc['mode']}), as the server's loop runs it: {args.new:,} new events, "
           f"{inc['written']:,} touches rewritten, in {inc['resolve']:.2f} s; then score "
           f"({inc['score_mode']}: {inc['rescored']:,} of {inc['accounts']:,} accounts "
@@ -202,7 +211,8 @@ def main() -> None:
           f"{inc['resolve'] + inc['score']:.2f} s; peak RSS {inc['rss_gb']:.2f} GB")
     print(f"  after it, off the event's path: one snapshot a day kept {inc['keep']:.2f} s, "
           f"checkpoint {inc['checkpoint']:.2f} s; the {BATCHES - 1} batches before it (a cold "
-          f"process warming up): " + ", ".join(f"{w:.2f}" for w in inc["warm"]) + " s")
+          f"process warming up): " + ", ".join(f"{w:.2f} s ({mode}, {n:,} rows written)"
+                                               for w, mode, n in inc["warm"]))
     print(f"ratio: the incremental resolve is {full['resolve'] / inc['resolve']:.0f}x faster "
           f"than the rebuild of the same store; the live rescore "
           f"{inc['full_score'] / inc['score']:.1f}x faster than a full score of it "

@@ -48,7 +48,7 @@ def prepare(cur: Cursor, ws: str, since: int, tev: str) -> int:
     """
     p = {"ws": ws, "since": since}
     cur.execute(f"CREATE OR REPLACE TEMP TABLE _new_ev AS {tev} "
-                "AND coalesce(load_id, 0) > $since", p)
+                "AND (load_id > $since OR $since < 0)", p)
     # Filters on the stored columns themselves (anonymous_id, user_id), not expressions
     # over them, so the scan skips what it can.
     cur.execute(f"""CREATE OR REPLACE TEMP TABLE _old AS

@@ -43,7 +43,7 @@ def described(cur: Cursor, ws: str, since: int) -> list[str]:
     return [str(r[0]) for r in cur.execute(
         "SELECT DISTINCT CASE WHEN user_id IS NOT NULL THEN 'user:' || user_id "
         "ELSE 'anon:' || anonymous_id END FROM events WHERE workspace_id = $ws "
-        "AND coalesce(load_id, 0) > $since AND type IN ('identify', 'group')",
+        "AND (load_id > $since OR $since < 0) AND type IN ('identify', 'group')",
         {"ws": ws, "since": since}).fetchall() if r[0] is not None]
 
 

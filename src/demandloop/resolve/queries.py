@@ -29,7 +29,7 @@ EDGES = f"""
 WITH ev AS (
     SELECT message_id, type, anonymous_id, user_id, previous_id, {EMAIL} AS email,
            timestamp AS ts
-    FROM events WHERE workspace_id = $ws AND coalesce(load_id, 0) > $since
+    FROM events WHERE workspace_id = $ws AND (load_id > $since OR $since < 0)
       AND (user_id IS NOT NULL OR type = 'identify')),
 -- the aliases' previous ids that some event used as an anonymous id (looked up for those
 -- few ids only: all anonymous ids of a big store are millions)

@@ -117,9 +117,8 @@ def _persons(cur: Cursor, ws: str, settings: Settings, rows: pd.DataFrame,
                               group_links[["person_id", "domain"]], personal)
     # a known alias (a second brand or country domain) belongs to its main account
     matches["account_id"] = matches["account_id"].replace(aliases)
-    known = {str(r[0]) for r in cur.execute(
-        "SELECT account_id FROM accounts WHERE workspace_id = $ws", {"ws": ws}).fetchall()}
-    new = matches[~isin(matches["account_id"], known)].drop_duplicates("account_id")
+    new = matches[isin(matches["account_id"], _unknown(cur, ws, matches["account_id"]))
+                  ].drop_duplicates("account_id")
     names = dict(zip(group_links["domain"], group_links["group_name"], strict=True))
     new_accounts = pd.DataFrame({"account_id": new["account_id"], "domain": new["account_id"],
                                  "name": new["account_id"].map(names),
@@ -133,6 +132,18 @@ def _persons(cur: Cursor, ws: str, settings: Settings, rows: pd.DataFrame,
     gone = sorted(before - set(persons["person_id"]))
     pq.write_persons(cur, ws, persons, new_accounts, account_matches, gone, scope)
     return len(new_accounts)
+
+
+def _unknown(cur: Cursor, ws: str, ids: pd.Series) -> list[str]:
+    """Which of *ids* no account has yet (found in DuckDB: reading every account id into
+    Python cost 0.2 s a run at 100k accounts)."""
+    cur.register("_ids", pa.table({"id": pa.array(ids.dropna().unique(), pa.string())}))
+    try:
+        return [str(r[0]) for r in cur.execute(
+            "SELECT id FROM _ids ANTI JOIN (SELECT account_id FROM accounts WHERE "
+            "workspace_id = $ws) a ON a.account_id = _ids.id", {"ws": ws}).fetchall()]
+    finally:
+        cur.unregister("_ids")
 
 
 def _person_table(cur: Cursor, rows: pd.DataFrame, person_emails: pd.DataFrame,

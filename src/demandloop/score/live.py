@@ -175,11 +175,15 @@ def changed(plan: Plan, accounts: pd.DataFrame, people: pd.DataFrame) -> dict[st
             ("person", people, "person_id", plan.persons, plan.kept_people)):
         stage, reasons = plan.kept.shown[entity]
         n = len(kept)
-        now_stage = rows["stage"].to_numpy(dtype=object)[:n]
-        now_reasons = rows["reasons"].to_numpy(dtype=object)[:n]
-        differ = np.fromiter((a != b or r != q for a, b, r, q in zip(
-            now_stage, stage[kept], now_reasons, reasons[kept], strict=True)),
-            dtype=bool, count=n)
+        differ = np.asarray(rows["stage"].to_numpy(dtype=object)[:n] != stage[kept],
+                            dtype=bool)
+        now, then = rows["reasons"].to_numpy(dtype=object)[:n], reasons[kept]
+        # reasons compared where there are any (most people have none): Python's list
+        # equality, row by row, over 400k rows was most of this function's time
+        said = (np.fromiter(map(len, now), dtype=np.int64, count=n)
+                + np.fromiter(map(len, then), dtype=np.int64, count=n)) > 0
+        for i in np.flatnonzero(said & ~differ).tolist():
+            differ[i] = now[i] != then[i]
         out[entity] = set(ids) | set(rows[key].to_numpy(dtype=object)[:n][differ])
     return out
 

@@ -111,15 +111,21 @@ def _run(store: Store, settings: Settings, as_of: dt.datetime | None,
     changed = live.changed(planned, df, people) if planned and mode == "incremental" else None
     reuse = (live.reusable(store, planned, as_of, changed)
              if one_per_day and planned and changed is not None else None)
-    rows = ({"account": snapshot.account_rows(df), "person": snapshot.person_rows(people)}
-            if reuse is None else {
-                "account": snapshot.account_rows(df[isin(df["account_id"],
-                                                         reuse.ids["account"])]),
-                "person": snapshot.person_rows(people[isin(people["person_id"],
-                                                           reuse.ids["person"])])})
+    if reuse is None:
+        rows = {"account": snapshot.account_rows(df), "person": snapshot.person_rows(people)}
+        moving = {"account": snapshot.stages(df, "account_id"),
+                  "person": snapshot.stages(people, "person_id")}
+    else:
+        # only the rows rewritten can change stage: the others kept theirs, which the
+        # stages before this score (those after the kept one's changes) already hold
+        at = {"account": np.flatnonzero(isin(df["account_id"], reuse.ids["account"])),
+              "person": np.flatnonzero(isin(people["person_id"], reuse.ids["person"]))}
+        rows = {"account": snapshot.account_rows(df.iloc[at["account"]]),
+                "person": snapshot.person_rows(people.iloc[at["person"]])}
+        moving = {"account": snapshot.stages(df, "account_id", at["account"]),
+                  "person": snapshot.stages(people, "person_id", at["person"])}
     moves = snapshot.write(
-        store, as_of, {"account": snapshot.stages(df, "account_id"),
-                       "person": snapshot.stages(people, "person_id")}, rows, last,
+        store, as_of, moving, rows, last,
         {"account": df["reasons"].to_numpy(dtype=object),
          "person": people["reasons"].to_numpy(dtype=object)}, reuse)
     if source is None:  # (the next incremental score starts from the store's own)

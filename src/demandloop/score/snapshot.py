@@ -86,12 +86,13 @@ def _stage(rows: pd.DataFrame) -> pa.Array:
     return pa.array(stage, pa.string(), mask=stage == "")
 
 
-def stages(rows: pd.DataFrame, key: str) -> pa.Table:
-    """``i, entity_id, stage`` of every row of *rows* (*key*: its id column): what the stage
-    changes are found from, whichever rows are written."""
-    return pa.table({"i": np.arange(len(rows)),
-                     "entity_id": pa.array(rows[key].to_numpy(dtype=object), pa.string()),
-                     "stage": _stage(rows)})
+def stages(rows: pd.DataFrame, key: str, at: np.ndarray | None = None) -> pa.Table:
+    """``i, entity_id, stage`` of the rows of *rows* (*key*: its id column) at the positions
+    *at* (default: all), ``i`` being the position: what the stage changes are found from."""
+    chosen = rows if at is None else rows.iloc[at]
+    return pa.table({"i": np.arange(len(rows)) if at is None else at,
+                     "entity_id": pa.array(chosen[key].to_numpy(dtype=object), pa.string()),
+                     "stage": _stage(chosen)})
 
 
 def last_stages(store: Store, entity: str, before: dt.datetime) -> pa.Table:
