@@ -228,15 +228,20 @@ def _recompute(store: Store, settings: Settings, as_of: dt.datetime,
     stale["priority"] = stale["fit"] / 100.0 * (1.0 + np.log1p(stale["engagement"]))
     df = stale
     ids, who = sorted(plan.accounts), sorted(plan.persons)
-    of_accounts, of_persons = _touches_of(t, ids, who) if ids or who else (None, None)
-    if of_accounts and ids:  # (nothing to recompute is common: the clock moved alone)
-        mine = t.narrowed(touches=of_accounts)
-        fresh = stage_features(store, settings, as_of, account_scores(
-            store, settings, as_of, t=mine,
-            fits=fits[isin(fits["account_id"], plan.accounts)],
-            reach=frame(breadth(mine.touches, as_of))),
-            account_context(t, settings, as_of, ids))
-        df = pd.concat([stale, fresh[stale.columns]], ignore_index=True)
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        # the accounts' context (opportunities, targets, committee: a scan of every touch
+        # in the committee's window) on a connection of its own, meanwhile: mostly DuckDB,
+        # which releases the GIL, beside this thread's narrowing and measures
+        context = pool.submit(account_context, tables(store), settings, as_of, ids) \
+            if ids else None
+        of_accounts, of_persons = _touches_of(t, ids, who) if ids or who else (None, None)
+        if of_accounts and context:  # (nothing to recompute is common: the clock moved)
+            mine = t.narrowed(touches=of_accounts)
+            fresh = stage_features(store, settings, as_of, account_scores(
+                store, settings, as_of, t=mine,
+                fits=fits[isin(fits["account_id"], plan.accounts)],
+                reach=frame(breadth(mine.touches, as_of))), context.result())
+            df = pd.concat([stale, fresh[stale.columns]], ignore_index=True)
     keep = ~isin(kept.people["person_id"], plan.persons)
     plan.kept_people = np.flatnonzero(keep)
     others = kept.people[keep]
