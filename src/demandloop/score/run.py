@@ -111,6 +111,30 @@ def _run(store: Store, settings: Settings, as_of: dt.datetime | None,
     changed = live.changed(planned, df, people) if planned and mode == "incremental" else None
     reuse = (live.reusable(store, planned, as_of, changed)
              if one_per_day and planned and changed is not None else None)
+    moves, written = _store(store, as_of, df, people, last, reuse)
+    if source is None:  # (the next incremental score starts from the store's own)
+        live.remember(store, now, as_of, features, person_rows, last, moves, {
+            "account": (df["stage"].to_numpy(dtype=object),
+                        df["reasons"].to_numpy(dtype=object)),
+            "person": (people["stage"].to_numpy(dtype=object),
+                       people["reasons"].to_numpy(dtype=object))},
+            live.Written(as_of, len(df) + len(people), changed,
+                         planned.factor if planned and changed is not None else 1.0))
+    return ScoreResult(as_of=as_of, accounts=len(df), surging=int(df["surging"].sum()),
+                       strong_fit=int((df["fit_band"] == "Strong").sum()),
+                       stages={str(k): int(v) for k, v in df["stage"].value_counts().items()},
+                       stage_changes=int(pc.sum(pc.equal(moves["entity"], "account")).as_py()
+                                         or 0),
+                       mqls=int((people["stage"] == "mql").sum()), mode=mode,
+                       recomputed=len(planned.accounts) if mode == "incremental" and planned
+                       else len(df),
+                       rows_written=written)
+
+
+def _store(store: Store, as_of: dt.datetime, df: pd.DataFrame, people: pd.DataFrame,
+           last: dict[str, pa.Table], reuse: snapshot.Reuse | None) -> tuple[pa.Table, int]:
+    """Write the snapshot of *df* (accounts) and *people*, with their stages and reasons,
+    whole or (*reuse*) from an earlier one; returns its stage changes and the rows written."""
     if reuse is None:
         rows = {"account": snapshot.account_rows(df), "person": snapshot.person_rows(people)}
         moving = {"account": snapshot.stages(df, "account_id"),
@@ -128,23 +152,7 @@ def _run(store: Store, settings: Settings, as_of: dt.datetime | None,
         store, as_of, moving, rows, last,
         {"account": df["reasons"].to_numpy(dtype=object),
          "person": people["reasons"].to_numpy(dtype=object)}, reuse)
-    if source is None:  # (the next incremental score starts from the store's own)
-        live.remember(store, now, as_of, features, person_rows, last, moves, {
-            "account": (df["stage"].to_numpy(dtype=object),
-                        df["reasons"].to_numpy(dtype=object)),
-            "person": (people["stage"].to_numpy(dtype=object),
-                       people["reasons"].to_numpy(dtype=object))},
-            live.Written(as_of, len(df) + len(people), changed,
-                         planned.factor if planned and changed is not None else 1.0))
-    return ScoreResult(as_of=as_of, accounts=len(df), surging=int(df["surging"].sum()),
-                       strong_fit=int((df["fit_band"] == "Strong").sum()),
-                       stages={str(k): int(v) for k, v in df["stage"].value_counts().items()},
-                       stage_changes=int(pc.sum(pc.equal(moves["entity"], "account")).as_py()
-                                         or 0),
-                       mqls=int((people["stage"] == "mql").sum()), mode=mode,
-                       recomputed=len(planned.accounts) if mode == "incremental" and planned
-                       else len(df),
-                       rows_written=sum(t.num_rows for t in rows.values()))
+    return moves, sum(t.num_rows for t in rows.values())
 
 
 def _touches_of(t: Tables, accounts: list[str], persons: list[str]
