@@ -31,6 +31,16 @@ def _load_crm(ws: demandloop.Workspace, market: Path) -> None:
     ws.import_ip_ranges(market / "ip_ranges.csv")
 
 
+def _arrive(ws: demandloop.Workspace, f: Path, part: list[str], *, full: bool) -> None:
+    """A batch of events ingested and resolved; for the full workspace, the next score
+    made from every touch."""
+    f.write_text("\n".join(part) + "\n")
+    ws.ingest(f)
+    ws.resolve()
+    if full:
+        live.forget()
+
+
 def _tables(ws: demandloop.Workspace) -> dict[str, pd.DataFrame]:
     with ws.store.reader() as cur:
         return {
@@ -81,12 +91,7 @@ def test_live_rescore_equals_full_scores_batch_after_batch(
             _load_crm(ws, market)
             results[name] = []
             for i, part in enumerate(parts):
-                f = tmp_path / f"{name}{i}.jsonl"
-                f.write_text("\n".join(part) + "\n")
-                ws.ingest(f)
-                ws.resolve()
-                if name == "full":
-                    live.forget()
+                _arrive(ws, tmp_path / f"{name}{i}.jsonl", part, full=name == "full")
                 r = ws.score()
                 results[name].append((r.as_of, r.stages, r.mqls))
                 if name == "live":
@@ -129,12 +134,7 @@ def test_a_snapshot_made_from_the_one_before_equals_a_full_one(
         with demandloop.open(tmp_path / name) as ws:
             _load_crm(ws, market)
             for i, part in enumerate(parts):
-                f = tmp_path / f"{name}{i}.jsonl"
-                f.write_text("\n".join(part) + "\n")
-                ws.ingest(f)
-                ws.resolve()
-                if name == "full":
-                    live.forget()
+                _arrive(ws, tmp_path / f"{name}{i}.jsonl", part, full=name == "full")
                 r = ws.score(times[i], one_per_day=True)
                 ws.keep_one_snapshot_per_day()
                 tables[name].append(_tables(ws))
