@@ -19,6 +19,11 @@ next score a full one: other settings, another store, an earlier ``as_of``, a ch
 opportunities, predictions or the stage log it did not write, touches that changed
 without a log entry (their number is checked), changed firmographics, or too many
 entities to recompute. A test holds the result equal to a full score, table for table.
+
+It also keeps what the last two scores wrote (:class:`Written`), so that a server keeping
+one snapshot a day can make the next snapshot from the one before the latest, writing only
+the rows that changed since (:func:`changed`, :func:`reusable`,
+:class:`demandloop.score.snapshot.Reuse`).
 """
 
 from __future__ import annotations
