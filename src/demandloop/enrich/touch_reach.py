@@ -27,6 +27,8 @@ from __future__ import annotations
 
 import duckdb
 
+from demandloop.resolve.state import LOADED_AFTER
+
 Cursor = duckdb.DuckDBPyConnection
 
 #: the activities of page touches (tracks never have these)
@@ -48,7 +50,7 @@ def prepare(cur: Cursor, ws: str, since: int, tev: str) -> int:
     """
     p = {"ws": ws, "since": since}
     cur.execute(f"CREATE OR REPLACE TEMP TABLE _new_ev AS {tev} "
-                "AND (load_id > $since OR $since < 0)", p)
+                f"AND {LOADED_AFTER}", p)
     # Filters on the stored columns themselves (anonymous_id, user_id), not expressions
     # over them, so the scan skips what it can.
     cur.execute(f"""CREATE OR REPLACE TEMP TABLE _old AS

@@ -21,7 +21,7 @@ from demandloop.ipaddr import anonymise_ip, ip_keys
 from demandloop.resolve import asn as asn_table
 from demandloop.resolve.accounts import CONFIDENCE, key_accounts, normalise_name
 from demandloop.resolve.ipranges import RangeIndex
-from demandloop.resolve.state import RESOLVED_ACCOUNT_SOURCES
+from demandloop.resolve.state import LOADED_AFTER, RESOLVED_ACCOUNT_SOURCES
 from demandloop.store.arrow import typed_table
 from demandloop.store.dialect import SqlEngine, inline
 
@@ -92,7 +92,7 @@ def lookup_from(ranges: pa.Table, named: pa.Table, use_asn: bool) -> Lookup:
 
 #: the distinct addresses of page and track events (what ``collect.ip = "full"`` looks up)
 ADDRESSES = ("SELECT DISTINCT ip FROM events WHERE workspace_id = $ws "
-             "AND (load_id > $since OR $since < 0) AND type IN ('page', 'track') "
+             f"AND {LOADED_AFTER} AND type IN ('page', 'track') "
              "AND ip IS NOT NULL")
 
 
@@ -154,7 +154,7 @@ def _freeze(cur: Cursor, ws: str, since: int, policy: str, lookup: Lookup) -> in
     and the address each one keeps."""
     new = cur.execute(
         "WITH n AS (SELECT message_id, ip FROM events WHERE workspace_id = $ws "
-        "AND (load_id > $since OR $since < 0) AND ip IS NOT NULL) "
+        f"AND {LOADED_AFTER} AND ip IS NOT NULL) "
         "SELECT message_id, ip FROM n WHERE message_id NOT IN (SELECT message_id "
         "FROM ip_matches WHERE workspace_id = $ws AND message_id IN "
         "(SELECT message_id FROM n))", {"ws": ws, "since": since}).df()

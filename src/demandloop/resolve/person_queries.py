@@ -9,6 +9,7 @@ import pandas as pd
 import pyarrow as pa
 
 from demandloop.resolve.queries import TITLE, WEBSITE
+from demandloop.resolve.state import LOADED_AFTER
 from demandloop.store.arrow import typed_table
 from demandloop.store.dialect import SqlEngine, inline
 
@@ -43,7 +44,7 @@ def described(cur: Cursor, ws: str, since: int) -> list[str]:
     return [str(r[0]) for r in cur.execute(
         "SELECT DISTINCT CASE WHEN user_id IS NOT NULL THEN 'user:' || user_id "
         "ELSE 'anon:' || anonymous_id END FROM events WHERE workspace_id = $ws "
-        "AND (load_id > $since OR $since < 0) AND type IN ('identify', 'group')",
+        f"AND {LOADED_AFTER} AND type IN ('identify', 'group')",
         {"ws": ws, "since": since}).fetchall() if r[0] is not None]
 
 

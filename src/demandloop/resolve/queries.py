@@ -12,6 +12,7 @@ import duckdb
 import pandas as pd
 import pyarrow as pa
 
+from demandloop.resolve.state import LOADED_AFTER
 from demandloop.store.arrow import typed_table
 from demandloop.store.dialect import SqlEngine, inline
 
@@ -29,7 +30,7 @@ EDGES = f"""
 WITH ev AS (
     SELECT message_id, type, anonymous_id, user_id, previous_id, {EMAIL} AS email,
            timestamp AS ts
-    FROM events WHERE workspace_id = $ws AND (load_id > $since OR $since < 0)
+    FROM events WHERE workspace_id = $ws AND {LOADED_AFTER}
       AND (user_id IS NOT NULL OR type = 'identify')),
 -- the aliases' previous ids that some event used as an anonymous id (looked up for those
 -- few ids only: all anonymous ids of a big store are millions)

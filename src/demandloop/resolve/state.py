@@ -32,6 +32,12 @@ from demandloop.config import Settings
 #: activity finds its visit's page through a window, not an ASOF join)
 VERSION = 3
 
+#: the events loaded after ``$since`` (every event, rows without a load too, when ``$since``
+#: is negative: a rebuild). Written on the column itself, not as ``coalesce(load_id, 0) >
+#: $since``: DuckDB skips row groups by their ``load_id`` range only then (an expression
+#: over the column read every row group, 0.28 s against 3 ms at 10M events)
+LOADED_AFTER = "(load_id > $since OR $since < 0)"
+
 #: account sources resolve itself writes (see resolve.accounts): never matched by name
 RESOLVED_ACCOUNT_SOURCES = ("group", "crm", "email_domain")
 

@@ -46,19 +46,13 @@ def keep_one_per_day(store: Store) -> int:
     deleted."""
     ws = {"ws": store.workspace_id}
     with store.writer() as cur:
-        latest = [r[0] for r in cur.execute(
-            "SELECT DISTINCT as_of FROM scores WHERE workspace_id = $ws ORDER BY as_of DESC "
-            "LIMIT 2", ws).fetchall()]
-        if not latest:
-            return 0
-        taken = [r[0] for r in cur.execute(
-            "SELECT DISTINCT as_of FROM scores WHERE workspace_id = $ws "
-            "AND as_of >= date_trunc('day', $at::TIMESTAMP)", {**ws, "at": latest[-1]}
-        ).fetchall()]
-        last_of_day: dict[dt.date, dt.datetime] = {}
-        for at in taken:
-            last_of_day[at.date()] = max(at, last_of_day.get(at.date(), at))
-        gone = sorted(set(taken) - set(latest) - set(last_of_day.values()))
+        # the snapshots from the day of the one before the latest on, in order
+        taken = sorted(r[0] for r in cur.execute(
+            "SELECT DISTINCT as_of FROM scores WHERE workspace_id = $ws AND as_of >= "
+            "(SELECT date_trunc('day', min(as_of)) FROM (SELECT DISTINCT as_of FROM scores "
+            "WHERE workspace_id = $ws ORDER BY as_of DESC LIMIT 2))", ws).fetchall())
+        last_of_day = {at.date(): at for at in taken}  # (in order: the day's last stays)
+        gone = [at for at in taken[:-2] if last_of_day[at.date()] != at]
         if not gone:
             return 0
         row = cur.execute("DELETE FROM scores WHERE workspace_id = $ws AND as_of IN "
