@@ -40,6 +40,7 @@ import pyarrow.compute as pc
 from demandloop.config import Settings
 from demandloop.score import snapshot
 from demandloop.score.engagement import SECONDS_PER_DAY
+from demandloop.score.stages import Shown
 from demandloop.store import touch_log
 from demandloop.store.arrow import fetched
 from demandloop.store.db import Store
@@ -169,6 +170,20 @@ def remember(store: Store, now: Inputs, as_of: dt.datetime, accounts: pd.DataFra
                           shown, written, prior)
 
 
+#: the features of a kept row that differ from the kept score's (engagement decays, and
+#: priority is computed from it)
+MOVED = {"account": frozenset({"engagement", "priority"}),
+         "person": frozenset({"engagement"})}
+
+
+def shown(plan: Plan, entity: str) -> Shown:
+    """What the kept score's rules gave the rows *plan* keeps of *entity* (``account``,
+    ``person``), for :func:`demandloop.score.stages.assign`."""
+    stage, reasons = plan.kept.shown[entity]
+    kept = plan.kept_accounts if entity == "account" else plan.kept_people
+    return Shown(stage[kept], reasons[kept], MOVED[entity])
+
+
 def changed(plan: Plan, accounts: pd.DataFrame, people: pd.DataFrame) -> dict[str, set[str]]:
     """The ids whose rows differ from the kept score's by more than the decay: those
     recomputed, and those kept whose stage or reasons the rules now give otherwise
@@ -187,8 +202,9 @@ def changed(plan: Plan, accounts: pd.DataFrame, people: pd.DataFrame) -> dict[st
         # equality, row by row, over 400k rows was most of this function's time
         said = (np.fromiter(map(len, now), dtype=np.int64, count=n)
                 + np.fromiter(map(len, then), dtype=np.int64, count=n)) > 0
+        # (a row whose reasons the rules kept holds the same list: nothing to compare)
         for i in np.flatnonzero(said & ~differ).tolist():
-            differ[i] = now[i] != then[i]
+            differ[i] = now[i] is not then[i] and now[i] != then[i]
         out[entity] = set(ids) | set(rows[key].to_numpy(dtype=object)[:n][differ])
     return out
 

@@ -103,12 +103,16 @@ def _run(store: Store, settings: Settings, as_of: dt.datetime | None,
         if found is None:
             found = _compute(store, settings, as_of)
     features, person_rows, last = found
-    df = assign(_rules(settings.score.stages), features)
+    # a live rescore's kept rows keep their reasons where the rules say the same
+    kept = planned if mode == "incremental" else None
+    df = assign(_rules(settings.score.stages), features,
+                shown=live.shown(kept, "account") if kept else None)
     mql_rule = Rule("mql", tuple(Condition(c.field, c.op, c.value)
                                  for c in settings.score.mql.all),
                     tuple(Condition(c.field, c.op, c.value) for c in settings.score.mql.any))
-    people = assign([mql_rule], person_rows, none="")
-    changed = live.changed(planned, df, people) if planned and mode == "incremental" else None
+    people = assign([mql_rule], person_rows, none="",
+                    shown=live.shown(kept, "person") if kept else None)
+    changed = live.changed(kept, df, people) if kept else None
     reuse = (live.reusable(store, planned, as_of, changed)
              if one_per_day and planned and changed is not None else None)
     moves, written = _store(store, as_of, df, people, last, reuse)

@@ -24,7 +24,7 @@ from demandloop.conditions import Condition, describe_column, mask
 from demandloop.config.conditions import ACCOUNT_FEATURES, PERSON_FEATURES, SENIORITY_RANK
 
 __all__ = ["ACCOUNT_FEATURES", "PERSON_FEATURES", "SENIORITY_RANK", "Condition", "Rule",
-           "assign"]
+           "Shown", "assign"]
 
 @dataclass(frozen=True)
 class Rule:
@@ -48,41 +48,67 @@ def _empty_lists(n: int) -> np.ndarray:
     return np.fromiter(([] for _ in range(n)), dtype=object, count=n)
 
 
-def assign(rules: list[Rule], features: pd.DataFrame, none: str = "unaware"
-           ) -> pd.DataFrame:
+@dataclass(frozen=True)
+class Shown:
+    """What an earlier :func:`assign` gave the first rows of the frame now assigned: their
+    *stage* and *reasons*, when only the features named in *moved* may differ since."""
+
+    stage: np.ndarray
+    reasons: np.ndarray
+    moved: frozenset[str]
+
+
+def assign(rules: list[Rule], features: pd.DataFrame, none: str = "unaware",
+           shown: Shown | None = None) -> pd.DataFrame:
     """``stage`` and ``reasons`` for every row of *features* (first matching rule wins).
 
     Rules are evaluated as column masks (fast for a million accounts); the reasons are
-    written out only for the rule each row matched.
+    written out only for the rule each row matched. With *shown* (the live rescore: the
+    kept rows come first, and only their engagement decayed), a kept row that keeps its
+    stage under a rule naming none of ``shown.moved`` keeps its reasons too, the same list:
+    writing out the reasons of every row was most of a live rescore's rules (0.27 s at 88k
+    accounts and 289k people). Nothing may change a reasons list in place.
     """
     # Positional numpy arrays, not Series: the reasons are lists, and pandas spends more
     # time inferring and aligning a Series of lists than building them.
     n = len(features)
-    stage = np.full(n, none, dtype=object)
-    reasons = np.empty(n, dtype=object)
+    which = np.full(n, -1, dtype=np.int64)  # the rule each row matched
     todo = np.ones(n, dtype=bool)
-    for rule in rules:
+    for k, rule in enumerate(rules):
         hit = todo.copy()
         for c in rule.all:
             hit &= mask(c, features)
         any_masks = [mask(c, features) for c in rule.any]
         if any_masks:
             hit &= np.logical_or.reduce(any_masks)
-        where = np.flatnonzero(hit)
+        which[hit] = k
+        todo &= ~hit
+    names = np.array([none, *(r.name for r in rules)], dtype=object)
+    stage = names[which + 1]
+    reasons = np.empty(n, dtype=object)
+    written = np.ones(n, dtype=bool)  # rows whose reasons are written out here
+    if shown is not None and none not in names[1:]:
+        m = len(shown.stage)
+        steady = np.array([-1, *(k for k, r in enumerate(rules)
+                                 if not {c.field for c in (*r.all, *r.any)} & shown.moved)])
+        keep = (stage[:m] == shown.stage) & np.isin(which[:m], steady)
+        reasons[:m][keep] = shown.reasons[keep]
+        written[:m] = ~keep
+    for k, rule in enumerate(rules):
+        where = np.flatnonzero((which == k) & written)
         if not len(where):
             continue
-        stage[where] = rule.name
         rows = features.iloc[where]
         alls = [describe_column(c, rows).to_numpy(dtype=object) for c in rule.all]
         for c in rule.any:  # only the "any" conditions that hold are reasons
-            shown = describe_column(c, rows).to_numpy(dtype=object)
-            shown[~mask(c, rows)] = None
-            alls.append(shown)
+            said = describe_column(c, rows).to_numpy(dtype=object)
+            said[~mask(c, rows)] = None
+            alls.append(said)
         for i, row in zip(where, zip(*alls, strict=True) if alls else ((),) * len(where),
                           strict=True):
             reasons[i] = [r for r in row if isinstance(r, str)]
-        todo &= ~hit
-    # a list of its own for every row that matched nothing (callers may extend them)
-    reasons[todo] = _empty_lists(int(todo.sum()))
+    # a list of its own for every row that matched nothing
+    empty = (which == -1) & written
+    reasons[empty] = _empty_lists(int(empty.sum()))
     return features.assign(stage=pd.Series(stage, index=features.index),
                            reasons=pd.Series(reasons, index=features.index))
