@@ -5,6 +5,8 @@ jobs, and schemathesis over the published OpenAPI schema (no request may end in 
 
 from __future__ import annotations
 
+import base64
+import json
 import shutil
 import signal
 import time
@@ -90,7 +92,8 @@ def _expected_order(df: pd.DataFrame, column: str, descending: bool) -> list[str
     return [*known["account_id"], *sorted(df[df[column].isna()]["account_id"])]
 
 
-@pytest.mark.parametrize("sort", ["-priority", "fit", "-engagement", "name", "-employees"])
+@pytest.mark.parametrize("sort", ["-priority", "fit", "-engagement", "name", "-employees",
+                                  "-updated_at"])
 def test_keyset_pages_walk_every_account_once_in_order(api: dict[str, Any], sort: str) -> None:
     df = _view(api["twin"])
     got = [r["account_id"] for r in _pages(api, 7, sort=sort)]
@@ -131,9 +134,21 @@ def test_filters_match_pandas(api: dict[str, Any]) -> None:
         assert want, f"the case {params} tests nothing"
 
 
+def _cursor(value: Any, key: str) -> str:
+    """A cursor as a client might edit one by hand (the API's own encoding)."""
+    return base64.urlsafe_b64encode(json.dumps([value, key]).encode()).decode().rstrip("=")
+
+
 def test_bad_parameters_are_one_clear_4xx(api: dict[str, Any]) -> None:
+    # a cursor of the right shape whose value is not of the sort field's type (a number
+    # sorting by name, text sorting by priority or time) is the client's error too
+    edited = [({"sort": "name", "cursor": _cursor(123, "a")}, 400),
+              ({"sort": "-priority", "cursor": _cursor("high", "a")}, 400),
+              ({"sort": "updated_at", "cursor": _cursor("yesterday", "a")}, 400),
+              ({"sort": "fit", "cursor": _cursor(True, "a")}, 400)]
     for params, status in (({"sort": "-nonsense"}, 400), ({"limit": 0}, 422),
-                           ({"cursor": "not-a-cursor"}, 400), ({"intent_min": "x"}, 422)):
+                           ({"cursor": "not-a-cursor"}, 400), ({"intent_min": "x"}, 422),
+                           *edited):
         r = _get(api, "/accounts", **params)
         assert r.status_code == status, (params, r.text)
         body = r.json()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import datetime as dt
 from dataclasses import dataclass
 from typing import Any
 
@@ -67,6 +68,28 @@ def decode_cursor(cursor: str) -> tuple[Any, str]:
     return value, key
 
 
+#: the sort fields whose values are text (the others are numbers, but ``updated_at``)
+_TEXT_SORTS = ("name", "account_id")
+
+
+def _sort_value(sort_sql: str, value: Any) -> Any:
+    """A cursor's sort value as the sort field's type: a cursor edited by hand (a number
+    where a name was, text where a time was) is the client's error, a 400, not the
+    database's (a 500)."""
+    if sort_sql == "updated_at" and isinstance(value, str):
+        try:
+            return dt.datetime.fromisoformat(value)
+        except ValueError:
+            pass
+    elif sort_sql in _TEXT_SORTS:
+        if isinstance(value, str):
+            return value
+    elif isinstance(value, int | float) and not isinstance(value, bool):
+        return value
+    raise UsageError("the cursor is not one this API gave out",
+                     hint="pass the 'next' value of the previous page unchanged")
+
+
 def _keyset(sort_sql: str, descending: bool, cursor: str | None,
             params: dict[str, Any], key: str) -> str:
     """The WHERE clause after the cursor's row, for ``ORDER BY sort NULLS LAST, key``."""
@@ -77,7 +100,7 @@ def _keyset(sort_sql: str, descending: bool, cursor: str | None,
     cmp = "<" if descending else ">"
     if value is None:  # in the NULL tail: only the key orders what is left
         return f"({sort_sql} IS NULL AND {key} > $ck)"
-    params["cv"] = value
+    params["cv"] = _sort_value(sort_sql, value)
     return (f"({sort_sql} {cmp} $cv OR ({sort_sql} = $cv AND {key} > $ck) "
             f"OR {sort_sql} IS NULL)")
 
