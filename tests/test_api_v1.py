@@ -276,6 +276,26 @@ def test_csv_imports(api: dict[str, Any], tmp_path: Path) -> None:
     message = r.json()["error"]["message"]
     assert message.startswith("wrong.csv") and "dl-import" not in message
     assert len(_pages(api, 1000)) == len(after)
+    # a bad row: the answer names the file's line and what is wrong with it, as the CLI
+    # prints it, and nothing is written
+    rows = tmp_path / "deals.csv"
+    rows.write_text("opportunity_id,account_id,amount\nd1,newco-api.example,100\n"
+                    "d2,newco-api.example,lots\n")
+    r = httpx.post(url + "/imports/opportunities", headers=headers, timeout=60,
+                   files={"file": (rows.name, rows.read_bytes(), "text/csv")})
+    assert r.status_code == 400, r.text
+    error = r.json()["error"]
+    assert error["message"].startswith("deals.csv: 1 problem")
+    assert error["problems"] == ["deals.csv:3: column 'amount': 'lots' is not a number"]
+    # an account imported but not scored yet is listed, and so has a page: its
+    # firmographics, no explanation yet
+    detail = _get(api, "/accounts/newco-api.example")
+    assert detail.status_code == 200, detail.text
+    assert detail.json()["account"]["name"] == "NewCo"
+    assert detail.json()["explanation"] is None
+    assert detail.json()["opportunities"] == []
+    missing = _get(api, "/accounts/nobody-at-all.example")
+    assert missing.status_code == 404 and missing.json()["error"]["code"] == "not_found"
     assert httpx.post(url + "/imports/nonsense", headers=headers,
                       files={"file": ("x.csv", b"a\n1\n")}).status_code == 404
     r = httpx.post(url + "/imports/accounts", timeout=60, files={"file": ("x.csv", b"a\n")},

@@ -468,3 +468,22 @@ def test_search_finds_what_chat_would_answer_from(app, browser) -> None:  # type
     assert "No meeting booked through chat." in page.locator("#meetings").inner_text()
     assert errors == []
     page.close()
+
+
+def test_an_account_not_scored_yet_has_a_page(app, browser) -> None:  # type: ignore[no-untyped-def]
+    # imported through the API while the server runs: listed at once, scored later
+    writer, _ = tokens.create(app["dir"], "write", "import-test")
+    r = httpx.post(app["url"] + "/api/v1/imports/accounts", timeout=60,
+                   headers={"Authorization": f"Bearer {writer}"},
+                   files={"file": ("new.csv", b"domain,name,industry\n"
+                                   b"unscored-dash.example,Unscored Ltd,Software\n")})
+    assert r.status_code == 200, r.text
+    detail = _api(app, "/accounts/unscored-dash.example")
+    assert detail["explanation"] is None
+    page, errors = _login(browser, app, "rep@example.com")
+    answer = page.goto(app["url"] + "/app/accounts/unscored-dash.example")
+    assert answer is not None and answer.status == 200
+    assert "Unscored Ltd" in page.locator("h1").inner_text()
+    assert "Not scored yet" in page.locator("#why").inner_text()
+    assert errors == []
+    page.close()

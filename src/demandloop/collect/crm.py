@@ -175,7 +175,7 @@ def read_crm_csv(path: Path, kind: str, mapping: dict[str, str] | None = None) -
     if problems:
         raise InputError(
             f"{path}: {len(problems)} problem(s); nothing was imported",
-            hint="fix the rows listed above and import again",
+            hint="fix the rows listed and import again",
             problems=problems[:20] + ([f"... and {len(problems) - 20} more"]
                                       if len(problems) > 20 else []),
         )

@@ -86,6 +86,6 @@ def read_ip_ranges(path: Path) -> list[UserRange]:
             problems.append(f"{path}:{cur.line}: range overlaps line {prev.line}")
     if problems:
         raise InputError(f"{path}: {len(problems)} problem(s); nothing was imported",
-                         hint="fix the lines listed above", problems=problems[:20])
+                         hint="fix the lines listed", problems=problems[:20])
     return ranges
 

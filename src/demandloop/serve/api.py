@@ -30,7 +30,7 @@ from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from demandloop.errors import DemandloopError
+from demandloop.errors import DemandloopError, NotFoundError
 from demandloop.serve import forward, reports
 from demandloop.serve.envelope import Reject
 from demandloop.serve.jobs import Jobs
@@ -128,8 +128,9 @@ def create_api(ws: Workspace, tokens: TokenRing, keys: KeyRing, jobs: Jobs,
 
     @api.exception_handler(DemandloopError)
     async def failed(request: Request, exc: DemandloopError) -> Response:
-        return _reject(Reject(exc.http_status, type(exc).__name__.removesuffix("Error")
-                              .lower() or "error", str(exc)))
+        # the class's own code (errors.py), the one the docs list: not one made from
+        # its name ("notfound" where the account detail says "not_found")
+        return _reject(Reject(exc.http_status, exc.code, str(exc)))
 
     @api.exception_handler(Exception)
     async def crashed(request: Request, exc: Exception) -> Response:
@@ -185,7 +186,10 @@ def create_api(ws: Workspace, tokens: TokenRing, keys: KeyRing, jobs: Jobs,
         def build() -> dict[str, Any] | None:
             found = pages.account_detail(ws.store, account_id, limit)
             if found is not None:
-                found["explanation"] = ws.explain_account(account_id)
+                try:
+                    found["explanation"] = ws.explain_account(account_id)
+                except NotFoundError:  # known (imported, listed) but not scored yet
+                    found["explanation"] = None
             return found
         found = await reading(build)
         if found is None:
@@ -248,8 +252,12 @@ def create_api(ws: Workspace, tokens: TokenRing, keys: KeyRing, jobs: Jobs,
                 result = await run_in_threadpool(jobs.run_now,
                                                  lambda: _import(ws, kind, path))
             except DemandloopError as exc:  # name the upload, not the temporary copy
+                # with each bad row (FILE:LINE: reason), which the CLI prints under its
+                # one line and a client would otherwise never see
                 raise Reject(exc.http_status, "invalid_file",
-                             str(exc).replace(f"{tmp}/", "")) from None
+                             str(exc).replace(f"{tmp}/", ""),
+                             problems=[p.replace(f"{tmp}/", "") for p in
+                                       getattr(exc, "problems", [])]) from None
         cache.changed()
         return _json(result)
 
