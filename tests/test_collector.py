@@ -125,6 +125,19 @@ def test_a_forced_503_is_retried_and_stored_once(tmp_path: Path, sdk: str,
     assert dict(got) == dict.fromkeys(ids, 1)
 
 
+def test_a_client_clock_years_ahead_is_stored_at_receipt(tmp_path: Path) -> None:
+    with collector(tmp_path / "w") as run:
+        ahead = {"type": "track", "event": "E", "userId": "u", "messageId": "ahead",
+                 "timestamp": "2099-01-01T00:00:00Z"}
+        r = httpx.post(run.url + "/v1/batch", json={"batch": [ahead]}, auth=(run.key, ""))
+        assert r.status_code == 200, r.text
+        run.wait_loaded()
+        (ts, received, sent), = run.query(
+            "SELECT timestamp, received_at, original_timestamp FROM events_full "
+            "WHERE message_id = 'ahead'")
+    assert str(ts) == str(received) and str(sent).startswith("2099-01-01")
+
+
 def test_auth_limits_and_error_shape(tmp_path: Path) -> None:
     toml = "[collector]\nmax_request_bytes = 100000\nrate_limit = 50\nrate_burst = 60\n"
     with collector(tmp_path / "w", toml) as run:

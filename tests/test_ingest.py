@@ -59,6 +59,33 @@ def test_skew_correction_uses_sent_at(ws, tmp_path: Path) -> None:  # type: igno
     assert ts == received - (sent - original) == dt.datetime(2026, 2, 1, 9, 59, 30)
 
 
+def test_a_time_far_after_receipt_is_stored_at_receipt(ws, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    # a client whose clock is years ahead would otherwise move every score's "now"
+    received = "2026-02-01T10:00:00Z"
+    msgs = [track(1, timestamp="2028-02-01T10:00:00Z", receivedAt=received),
+            track(2, timestamp="2026-02-02T08:59:00Z", receivedAt=received),  # 22:59 ahead
+            track(3, timestamp="2026-02-02T09:01:00Z", receivedAt=received),  # 23:01 ahead
+            # skew-corrected first (a clock ahead for both times is put right by it), and
+            # a time 2 years after its own sentAt is still 2 years on
+            track(4, timestamp=None, originalTimestamp="2028-02-01T10:00:00Z",
+                  sentAt="2026-02-01T10:00:00Z", receivedAt=received),
+            track(6, timestamp=None, originalTimestamp="2028-02-01T10:00:00Z",
+                  sentAt="2028-02-01T10:00:01Z", receivedAt=received),
+            # no receivedAt (a file, a simulated market): taken at its word
+            track(5, timestamp="2028-02-01T10:00:00Z")]
+    r = ws.ingest(write_jsonl(tmp_path / "e.jsonl", msgs), received_at=RECEIVED)
+    assert r.inserted == 6 and r.invalid == 0
+    at = dict(zip(stored(ws), stored(ws, "timestamp"), strict=True))
+    then = dt.datetime(2026, 2, 1, 10, 0)
+    assert at["m1"] == then and at["m3"] == then and at["m4"] == then
+    assert at["m2"] == dt.datetime(2026, 2, 2, 8, 59)
+    assert at["m6"] == dt.datetime(2026, 2, 1, 9, 59, 59)
+    assert at["m5"] == dt.datetime(2028, 2, 1, 10, 0)
+    # what the client said is kept beside it
+    sent = dict(zip(stored(ws), stored(ws, "original_timestamp"), strict=True))
+    assert sent["m1"] == dt.datetime(2028, 2, 1, 10, 0)
+
+
 def test_batch_envelope_shares_context_and_sent_at(ws, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     batch = {"batch": [
         {"type": "identify", "userId": "u1", "anonymousId": "a1", "messageId": "b1",

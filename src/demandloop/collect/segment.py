@@ -4,7 +4,8 @@ Messages are validated the way the Segment HTTP tracking API validates them: a k
 ``userId`` or ``anonymousId``, ``event`` on track, ``groupId`` on group, ``previousId`` on
 alias, a ``messageId`` of at most 100 characters, at most 32 KB per message. Timestamps are
 skew-corrected as Segment does: when ``sentAt`` is present,
-``timestamp = receivedAt - (sentAt - originalTimestamp)``.
+``timestamp = receivedAt - (sentAt - originalTimestamp)``; a time more than
+:data:`FUTURE_HOURS` after the message's ``receivedAt`` is replaced by it.
 
 Why SQL and not a Python loop: parsing and checking a million messages in Python costs several
 microseconds each; DuckDB's JSON functions do the same work vectorised on every core, which is
@@ -35,6 +36,12 @@ from demandloop.collect.segment_fields import (
 )
 
 MESSAGE_TYPES = ("track", "identify", "page", "screen", "group", "alias")
+
+#: how far after its ``receivedAt`` a message's (skew-corrected) time may be: beyond it the
+#: event is stored at ``receivedAt``, as PostHog does past 23 hours. Only when the message
+#: carries ``receivedAt`` (every message through the collector, and Segment's exports): a
+#: file without it, a simulated market say, is taken at its word.
+FUTURE_HOURS = 23
 
 
 @dataclass(frozen=True)
@@ -259,6 +266,14 @@ SELECT
     {_utm('term', 'term')} AS utm_term,
     {_utm('content', 'content')} AS utm_content,
     CASE WHEN reason IS NOT NULL THEN NULL
+         -- a time too far after the message was received (a client's clock years
+         -- ahead) would become everyone's "now" when scores are taken at the last touch
+         WHEN received_text IS NOT NULL AND coalesce(CASE
+                  WHEN sent_at IS NOT NULL AND original_timestamp IS NOT NULL
+                  THEN received_at - (sent_at - original_timestamp)
+                  ELSE original_timestamp END
+                  > received_at + INTERVAL {FUTURE_HOURS} HOUR, false)
+         THEN received_at
          WHEN sent_at IS NOT NULL AND original_timestamp IS NOT NULL
          THEN received_at - (sent_at - original_timestamp)
          ELSE coalesce(original_timestamp, received_at) END AS timestamp,
