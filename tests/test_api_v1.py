@@ -226,6 +226,10 @@ def test_tokens_scopes_revocation_and_write_keys(api: dict[str, Any],
         assert r.status_code == 401 and r.json()["error"]["code"] == "write_key_refused"
     r = httpx.get(url + "/accounts", auth=(api["key"], ""))
     assert r.status_code == 401 and r.json()["error"]["code"] == "write_key_refused"
+    # an API token in the SDKs' header is not taken for a write key: it is told where to go
+    r = httpx.get(url + "/accounts", auth=(t["read"], ""))
+    assert r.status_code == 401 and "Bearer" in r.json()["error"]["message"]
+    assert r.json()["error"]["code"] == "missing_token"
     # scopes: read reads, write writes, admin runs commands
     assert _get(api, "/accounts", "read").status_code == 200
     r = httpx.post(url + "/rescore", headers={"Authorization": f"Bearer {t['read']}"})

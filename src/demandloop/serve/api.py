@@ -32,11 +32,12 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from demandloop.errors import DemandloopError, NotFoundError
 from demandloop.serve import forward, reports
-from demandloop.serve.envelope import Reject
+from demandloop.serve.envelope import Reject, write_key
 from demandloop.serve.jobs import Jobs
 from demandloop.serve.keys import KeyRing
 from demandloop.serve.quiesce import Gate
 from demandloop.serve.report_cache import ReportCache
+from demandloop.serve.tokens import PREFIX as TOKEN_PREFIX
 from demandloop.serve.tokens import TokenRing, allows
 from demandloop.store import account_pages as pages
 
@@ -103,7 +104,12 @@ def create_api(ws: Workspace, tokens: TokenRing, keys: KeyRing, jobs: Jobs,
             token = creds.credentials.strip() if creds is not None else ""
             if not token:
                 # Segment's SDKs send the write key as Basic auth: say why it cannot read
-                if request.headers.get("authorization", "").lower().startswith("basic"):
+                # (an API token sent that way is only in the wrong header)
+                auth = request.headers.get("authorization", "")
+                if auth.lower().startswith("basic"):
+                    if (write_key(auth, {}) or "").startswith(TOKEN_PREFIX):
+                        raise Reject(401, "missing_token", "send the API token as "
+                                     "'Authorization: Bearer <token>', not as HTTP Basic")
                     raise Reject(401, "write_key_refused",
                                  "a write key can only send events; use an API token")
                 raise Reject(401, "missing_token",
