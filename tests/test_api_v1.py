@@ -153,6 +153,10 @@ def test_bad_parameters_are_one_clear_4xx(api: dict[str, Any]) -> None:
         assert r.status_code == status, (params, r.text)
         body = r.json()
         assert body["success"] is False and body["error"]["message"]
+    # a report's bad parameter: the CLI's own message (one check serves both edges)
+    r = _get(api, "/reports/funnel", by="nope")
+    assert r.status_code == 400 and r.json()["error"]["code"] == "invalid_input"
+    assert r.json()["error"]["message"].startswith("cannot break the funnel down by 'nope'")
 
 
 def test_one_account_whole(api: dict[str, Any]) -> None:

@@ -37,8 +37,7 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from demandloop.errors import InputError
-from demandloop.measure.names import DIMENSIONS, STAGES
+from demandloop.measure.names import STAGES, dimension
 
 SIZE_BANDS: tuple[tuple[int, str], ...] = ((50, "1-49"), (200, "50-199"), (1000, "200-999"),
                                            (5000, "1000-4999"))
@@ -136,9 +135,7 @@ def funnel(m: pd.DataFrame, by: str | None = None, spend: pd.DataFrame | None = 
     None). With *spend* (channel, spend) and ``by="channel"``: spend, cpl, cost_per_opp,
     roi. Columns: the group, one count per stage, ``X_to_Y`` rates, ``days_X_to_Y``
     medians, ``reached_to_won``, pipeline, revenue, people, mqls."""
-    if by is not None and by not in DIMENSIONS:
-        raise InputError(f"cannot break the funnel down by '{by}'",
-                         hint=f"choose from {', '.join(DIMENSIONS)}")
+    by = dimension(by)
     d = _at_least(m)
     key = m[by] if by else pd.Series("all", index=m.index)
     rows = []

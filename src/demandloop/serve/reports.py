@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from demandloop.errors import UsageError
-from demandloop.measure.names import ALL_MODELS, DEFAULT_MODELS, DIMENSIONS
+from demandloop.measure.names import ALL_MODELS, DEFAULT_MODELS, dimension
 from demandloop.render import records
 
 if TYPE_CHECKING:
@@ -35,11 +35,7 @@ def payload(ws: Workspace, name: str, params: dict[str, Any], *, engine: str = "
     pipeline and scorecard computed on *engine* (the server's reports read its store:
     ``duckdb``)."""
     if name == "funnel":
-        by = params.get("by")
-        if by is not None and by not in DIMENSIONS:
-            raise UsageError(f"cannot group the funnel by '{str(by)[:40]}'",
-                             hint=f"use one of {', '.join(DIMENSIONS)}")
-        return records(ws.funnel(by, engine=engine))
+        return records(ws.funnel(dimension(params.get("by")), engine=engine))
     if name == "health":
         summary, series = ws.health(engine=engine)
         return {**summary, "series": records(series.reset_index())}
