@@ -37,6 +37,17 @@ CHECKPOINT_BYTES = 16 * 2**20
 DEFERRED_THRESHOLD = "1GB"
 
 
+
+def _settle(con: duckdb.DuckDBPyConnection) -> None:
+    """The settings every connection to a store's file runs with (:meth:`Store.open`, and
+    :meth:`Store.rewrite` when it reopens the file)."""
+    # Pinned to UTC so TIMESTAMPTZ -> TIMESTAMP casts mean UTC everywhere (set after
+    # connect: the ICU extension that owns the setting loads with the connection).
+    con.execute("SET TimeZone = 'UTC'")
+    # Every query that needs an order says ORDER BY; without this promise DuckDB would
+    # keep insertion order and serialise large inserts (about 2x slower ingestion).
+    con.execute("SET GLOBAL preserve_insertion_order = false")
+
 class Store:
     """A DuckDB database holding one or more workspaces, migrated to the current schema."""
 
@@ -91,12 +102,7 @@ class Store:
                 f"cannot open database {target}: {exc}",
                 hint="is it a DuckDB file written by demandloop?",
             ) from exc
-        # Pinned to UTC so TIMESTAMPTZ -> TIMESTAMP casts mean UTC everywhere (set after
-        # connect: the ICU extension that owns the setting loads with the connection).
-        con.execute("SET TimeZone = 'UTC'")
-        # Every query that needs an order says ORDER BY; without this promise DuckDB would
-        # keep insertion order and serialise large inserts (about 2x slower ingestion).
-        con.execute("SET GLOBAL preserve_insertion_order = false")
+        _settle(con)
         store = cls(con, target, workspace_id)
         store._config = config
         if not read_only:
@@ -222,8 +228,7 @@ class Store:
             tmp.replace(path)
             Path(str(path) + ".wal").unlink(missing_ok=True)
             self.con = duckdb.connect(self.path, config=self._config)
-            self.con.execute("SET TimeZone = 'UTC'")
-            self.con.execute("SET GLOBAL preserve_insertion_order = false")
+            _settle(self.con)
             if self._deferred:
                 self.defer_checkpoints()
 
