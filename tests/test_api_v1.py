@@ -263,34 +263,35 @@ def test_tokens_scopes_revocation_and_write_keys(api: dict[str, Any],
     assert (api["dir"] / tokens.TOKENS_FILE).stat().st_mode & 0o077 == 0
 
 
+def _upload(api: dict[str, Any], kind: str, path: Path, text: str) -> httpx.Response:
+    """*text* written to *path* and imported as *kind* through the API with a write token."""
+    path.write_text(text)
+    return httpx.post(api["url"] + f"/imports/{kind}", timeout=60,
+                      headers={"Authorization": f"Bearer {api['tokens']['write']}"},
+                      files={"file": (path.name, path.read_bytes(), "text/csv")})
+
+
 def test_csv_imports(api: dict[str, Any], tmp_path: Path) -> None:
     url, headers = api["url"], {"Authorization": f"Bearer {api['tokens']['write']}"}
     before = _pages(api, 1000)
-    good = tmp_path / "new_accounts.csv"
-    good.write_text("domain,name,industry,employees\nnewco-api.example,NewCo,Software,120\n"
-                    "other-api.example,Other,Retail,40\n")
-    r = httpx.post(url + "/imports/accounts", headers=headers, timeout=60,
-                   files={"file": (good.name, good.read_bytes(), "text/csv")})
+    r = _upload(api, "accounts", tmp_path / "new_accounts.csv",
+                "domain,name,industry,employees\nnewco-api.example,NewCo,Software,120\n"
+                "other-api.example,Other,Retail,40\n")
     assert r.status_code == 200, r.text
     assert r.json()["rows"] == 2
     after = {a["account_id"] for a in _pages(api, 1000)}
     assert len(after) == len(before) + 2
     # a wrong header: one clear message naming the file, nothing written
-    bad = tmp_path / "wrong.csv"
-    bad.write_text("company_email\nx@y.com\n")
-    r = httpx.post(url + "/imports/accounts", headers=headers, timeout=60,
-                   files={"file": (bad.name, bad.read_bytes(), "text/csv")})
+    r = _upload(api, "accounts", tmp_path / "wrong.csv", "company_email\nx@y.com\n")
     assert 400 <= r.status_code < 500
     message = r.json()["error"]["message"]
     assert message.startswith("wrong.csv") and "dl-import" not in message
     assert len(_pages(api, 1000)) == len(after)
     # a bad row: the answer names the file's line and what is wrong with it, as the CLI
     # prints it, and nothing is written
-    rows = tmp_path / "deals.csv"
-    rows.write_text("opportunity_id,account_id,amount\nd1,newco-api.example,100\n"
-                    "d2,newco-api.example,lots\n")
-    r = httpx.post(url + "/imports/opportunities", headers=headers, timeout=60,
-                   files={"file": (rows.name, rows.read_bytes(), "text/csv")})
+    r = _upload(api, "opportunities", tmp_path / "deals.csv",
+                "opportunity_id,account_id,amount\nd1,newco-api.example,100\n"
+                "d2,newco-api.example,lots\n")
     assert r.status_code == 400, r.text
     error = r.json()["error"]
     assert error["message"].startswith("deals.csv: 1 problem")
