@@ -147,6 +147,11 @@ def test_auth_limits_and_error_shape(tmp_path: Path) -> None:
         for auth in (("nope", ""), None):
             r = httpx.post(url + "/v1/batch", json={"batch": [msg]}, auth=auth)
             assert r.status_code == 401 and r.json()["error"]["code"] == "invalid_write_key"
+        # an endpoint asked with the wrong method: 405 naming the one that works
+        for method, path in (("GET", "/v1/batch"), ("HEAD", "/v1/t"), ("PUT", "/v1/track")):
+            r = httpx.request(method, url + path, auth=(key, ""))
+            assert r.status_code == 405 and r.headers["allow"] == "POST", (method, path)
+        assert httpx.get(url + "/v1/nonsense").status_code == 404
         # writeKey in a text/plain body (analytics.js) on a short path
         r = httpx.post(url + "/v1/t", content=json.dumps({**msg, "writeKey": key}),
                        headers={"Content-Type": "text/plain"})

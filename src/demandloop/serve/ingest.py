@@ -59,6 +59,11 @@ from demandloop.serve.guard import AuthThrottle, client_address, networks
 from demandloop.serve.state import CollectorState
 
 
+def _sink(name: str) -> bool:
+    """Whether ``/v1/{name}`` is one of the collector's own endpoints (POST only)."""
+    return name in ("batch", "b", "m") or name in TYPES
+
+
 class Ingest:
     """ASGI: ``POST /v1/...`` handled here, anything else passed to *app*."""
 
@@ -74,6 +79,14 @@ class Ingest:
         self.origins = Origins(c.cors_origins)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if (scope["type"] == "http" and scope["method"] not in ("POST", "OPTIONS")
+                and scope["path"].startswith("/v1/") and _sink(scope["path"][4:])):
+            # an endpoint that exists, asked the wrong way: say so (a CORS preflight,
+            # OPTIONS, goes on to its middleware)
+            payload, _ = Reject(405, "method_not_allowed", f"{scope['method'][:10]} is not "
+                                f"allowed on {scope['path'][:80]}; send events with POST").payload()
+            await respond(send, 405, payload, [(b"allow", b"POST")])
+            return
         if (scope["type"] != "http" or scope["method"] != "POST"
                 or not scope["path"].startswith("/v1/")
                 or scope["path"].startswith("/v1/chat/")):  # chat's own endpoints
