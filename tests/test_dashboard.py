@@ -487,3 +487,19 @@ def test_an_account_not_scored_yet_has_a_page(app, browser) -> None:  # type: ig
     assert "Not scored yet" in page.locator("#why").inner_text()
     assert errors == []
     page.close()
+
+
+def test_a_parameter_edited_in_the_address_bar_is_a_page_saying_so(app, browser) -> None:  # type: ignore[no-untyped-def]
+    page, errors = _login(browser, app, "rep@example.com")
+    for query, said in (("?sort=nonsense", "cannot sort by 'nonsense'"),
+                        ("?sort=name&cursor=WzEyMywgImEiXQ", "the cursor is not one"),
+                        ("?cursor=garbage", "the cursor is not one")):
+        answer = page.goto(app["url"] + "/app/accounts" + query)
+        assert answer is not None and answer.status == 400, query
+        assert said in page.locator("[role=alert]").inner_text(), query
+    answer = page.goto(app["url"] + "/app/reports/funnel?by=nonsense")
+    assert answer is not None and answer.status == 400
+    assert "cannot break the funnel down by 'nonsense'" in page.locator("[role=alert]").inner_text()
+    # the server answers on as before
+    assert page.goto(app["url"] + "/app/accounts").status == 200  # type: ignore[union-attr]
+    page.close()

@@ -17,6 +17,7 @@ from fastapi import FastAPI, Form, Request
 from fastapi.responses import FileResponse, RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 
+from demandloop.errors import DemandloopError
 from demandloop.serve.guard import AuthThrottle, client_address
 from demandloop.serve.users import UserRing
 from demandloop.serve.web import accounts as accounts_pages
@@ -50,6 +51,13 @@ def create_web(ws: Workspace, users: UserRing, secret: bytes, cache: ReportCache
             return RedirectResponse(target, status_code=303)
         return render(request, "error.html", status=exc.status, user=None, csrf="",
                       message=str(exc) or "forbidden")
+
+    @web.exception_handler(DemandloopError)
+    async def failed(request: Request, exc: DemandloopError) -> Response:
+        # a page asked with a parameter it cannot take (a sort, a cursor, a report's
+        # option edited in the address bar): the message, on a page, with its 4xx
+        return render(request, "error.html", status=exc.http_status, user=None, csrf="",
+                      message=str(exc))
 
     @web.get("/static/{name}")
     async def static(name: str) -> Response:
