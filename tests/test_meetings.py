@@ -227,9 +227,15 @@ def test_bookings_refuse_bad_input(setup: tuple[Running, Inbox, Receiver]) -> No
     sid = _session(run, "anon-b")
     start = _slots(run, sid)[0]["start"]
     past = (dt.datetime.now(dt.UTC) - dt.timedelta(hours=2)).isoformat()
+    first = dt.datetime.fromisoformat(start.replace("Z", "+00:00"))
+    # times no slots call offers, though a rep is free then (both work around the clock)
+    off_grid = (first + dt.timedelta(minutes=7)).isoformat()
+    next_year = (first + dt.timedelta(days=365)).isoformat()
     for body, why in (({"start": start, "email": "not-an-email"}, "email"),
                       ({"start": "tomorrow", "email": "a@b.co"}, "not a time"),
                       ({"start": past, "email": "a@b.co"}, "passed"),
+                      ({"start": off_grid, "email": "a@b.co"}, "not one of the slots"),
+                      ({"start": next_year, "email": "a@b.co"}, "too far ahead"),
                       ({"start": start, "email": "a@b.co", "timezone": "Mars/Base"},
                        "time zone")):
         r = httpx.post(f"{run.url}/v1/chat/sessions/{sid}/bookings",

@@ -32,6 +32,7 @@ from demandloop.activate.decide_index import Decider
 from demandloop.activate.routing import Ledger, Rep, busy_from_ics, rep_from, route
 from demandloop.activate.routing import slots as free_slots
 from demandloop.config import Settings
+from demandloop.config.meetings import MeetingSettings
 from demandloop.errors import UsageError
 from demandloop.outbound import smtp
 from demandloop.store.db import Store
@@ -144,10 +145,11 @@ class MeetingDesk:
         """The slots a visitor may book (in *zone*): each start when a rep of the
         account's route is free (its owner, its rule's reps, or the fallback)."""
         m = self.settings.meetings
+        session = self._session(session_id)  # (an unknown one: 404, whatever the settings)
         if not m.reps:
             raise UsageError("no reps take meetings", hint="add [[meetings.reps]]")
         tz = _zone(zone)
-        row = self._row(self._session(session_id))
+        row = self._row(session)
         now = self.clock()
         with self.store.reader() as cur:
             reps, ledger = self._availability(cur, now), self._ledger(cur)
@@ -180,11 +182,12 @@ class MeetingDesk:
             raise UsageError("a valid email address is needed to book",
                              hint="the invite is sent there")
         session = self._session(session_id)
+        if not m.reps:
+            raise UsageError("no reps take meetings", hint="add [[meetings.reps]]")
         row = self._row(session)
         at = _instant(start)
         now = self.clock()
-        if at < now:
-            raise UsageError("that time has passed", hint="pick one of the slots offered")
+        _offered(at, now, m)
         with self.store.writer() as cur:
             # routing and the insert in one transaction of the one writer: what is booked
             # cannot change between the check and the write
@@ -300,6 +303,7 @@ class MeetingDesk:
         at = _instant(start)
         now = self.clock()
         m = self.settings.meetings
+        _offered(at, now, m)
         setting = next((r for r in m.reps if r.name == found["rep"]), None)
         if setting is None:
             raise UsageError(f"rep '{found['rep']}' no longer takes meetings",
@@ -338,6 +342,29 @@ class MeetingDesk:
                                found["starts_at"], found["ends_at"], found["email"],
                                found["name"] or "", str(found["account_id"] or ""),
                                int(found["sequence"]), found["status"])
+
+
+def _offered(at: dt.datetime, now: dt.datetime, m: MeetingSettings) -> None:
+    """Refuse a start that no slots call would offer: past, sooner than the lead time (give
+    or take one step: the visitor picked it from a list shown a moment ago), past the days
+    ahead, or off the grid. The booking calls take any time a client sends, and a rep's
+    free hours alone would let a script book 03:07 tomorrow or a slot next year."""
+    if at < now:
+        raise UsageError("that time has passed", hint="pick one of the slots offered")
+    step = dt.timedelta(minutes=m.step_minutes)
+    if at < now + dt.timedelta(minutes=m.lead_minutes) - step:
+        raise UsageError("that time is too soon to book",
+                         hint=f"slots start {m.lead_minutes} minutes from now")
+    if at + dt.timedelta(minutes=m.minutes) > now + dt.timedelta(days=m.days_ahead):
+        raise UsageError("that time is too far ahead to book",
+                         hint=f"slots are offered {m.days_ahead} days ahead")
+    # the grid is minutes past the hour; a step that does not divide the hour drifts with
+    # the first slot offered, so only whole minutes are checked then
+    off = at.second or at.microsecond or (60 % m.step_minutes == 0
+                                          and at.minute % m.step_minutes)
+    if off:
+        raise UsageError("that time is not one of the slots offered",
+                         hint=f"slots start every {m.step_minutes} minutes past the hour")
 
 
 def _zone(name: str) -> zoneinfo.ZoneInfo:
