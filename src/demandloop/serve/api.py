@@ -30,7 +30,7 @@ from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from demandloop.errors import DemandloopError, NotFoundError
+from demandloop.errors import DemandloopError
 from demandloop.serve import forward, reports
 from demandloop.serve.envelope import Reject, write_key
 from demandloop.serve.jobs import Jobs
@@ -189,15 +189,7 @@ def create_api(ws: Workspace, tokens: TokenRing, keys: KeyRing, jobs: Jobs,
              summary="One account: scores, explanation, people, timeline, history, jobs")
     async def account(account_id: str,
                       limit: Annotated[int, Query(ge=1, le=1000)] = 100) -> Response:
-        def build() -> dict[str, Any] | None:
-            found = pages.account_detail(ws.store, account_id, limit)
-            if found is not None:
-                try:
-                    found["explanation"] = ws.explain_account(account_id)
-                except NotFoundError:  # known (imported, listed) but not scored yet
-                    found["explanation"] = None
-            return found
-        found = await reading(build)
+        found = await reading(ws.account_page, account_id, limit)
         if found is None:
             raise Reject(404, "not_found", f"no account '{account_id[:80]}'")
         return _json(found)

@@ -12,11 +12,11 @@ import pandas as pd
 
 from demandloop import explain
 from demandloop.enrich import run as enrich_run
-from demandloop.errors import UsageError
+from demandloop.errors import NotFoundError, UsageError
 from demandloop.score import measures as score_measures
 from demandloop.score import predictive, predictive_run, queries
 from demandloop.score import run as score_run
-from demandloop.store import Store, pit
+from demandloop.store import Store, account_pages, pit
 from demandloop.store.accounts import SCORE_COLUMNS, account_view, rounded
 from demandloop.workspace.base import Base
 
@@ -146,6 +146,19 @@ class Score(Base):
     def explain_account(self, key: str) -> dict[str, Any]:
         """Fit criteria, top signals (with decay), surge topics, stage history, committee."""
         return explain.account(self.store, self.settings, key)
+
+    def account_page(self, account_id: str, limit: int = 100) -> dict[str, Any] | None:
+        """One account whole (:func:`demandloop.store.account_pages.account_detail`) with
+        its ``explanation``: None before the account is scored (imported, listed, not yet
+        scored); the whole is None when there is no such account. What the API and the
+        dashboard show of an account."""
+        found = account_pages.account_detail(self.store, account_id, limit)
+        if found is not None:
+            try:
+                found["explanation"] = self.explain_account(account_id)
+            except NotFoundError:
+                found["explanation"] = None
+        return found
 
     def explain_person(self, key: str) -> dict[str, Any]:
         """Why a person is who they are: identifiers, the messages that merged them, account."""

@@ -14,7 +14,6 @@ from fastapi.responses import RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from demandloop.activate import sequence_queries
-from demandloop.errors import NotFoundError
 from demandloop.serve import keys as keystore
 from demandloop.serve import tokens as tokenstore
 from demandloop.serve.users import list_users
@@ -125,13 +124,7 @@ def register(web: FastAPI, site: Site) -> None:
 
         def read() -> dict[str, Any] | None:
             with site.gate.shared():
-                found = pages.account_detail(ws.store, account_id, 200)
-                if found is not None:
-                    try:
-                        found["explanation"] = ws.explain_account(account_id)
-                    except NotFoundError:  # known (imported, listed) but not scored yet
-                        found["explanation"] = None
-            return found
+                return ws.account_page(account_id, 200)
         found = await run_in_threadpool(read)
         if found is None:
             return site.page(request, "error.html", user, session, 404,
