@@ -242,6 +242,8 @@ def test_bookings_refuse_bad_input(setup: tuple[Running, Inbox, Receiver]) -> No
                        json={"writeKey": run.key, **body})
         assert r.status_code == 400 and re.search(why, r.json()["error"]["message"]), r.text
     assert run.query("SELECT count(*) FROM meetings") == [(0,)]
+    # the last slot offered is bookable (its meeting may end past the days ahead)
+    assert _book(run, sid, _slots(run, sid)[-1]["start"]).status_code == 201
 
 
 def test_a_booked_meeting_moves_a_fitting_account_to_mqa(

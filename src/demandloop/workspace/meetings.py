@@ -355,7 +355,7 @@ def _offered(at: dt.datetime, now: dt.datetime, m: MeetingSettings) -> None:
     if at < now + dt.timedelta(minutes=m.lead_minutes) - step:
         raise UsageError("that time is too soon to book",
                          hint=f"slots start {m.lead_minutes} minutes from now")
-    if at + dt.timedelta(minutes=m.minutes) > now + dt.timedelta(days=m.days_ahead):
+    if at >= now + dt.timedelta(days=m.days_ahead):  # (as the slots call: starts before)
         raise UsageError("that time is too far ahead to book",
                          hint=f"slots are offered {m.days_ahead} days ahead")
     # the grid is minutes past the hour; a step that does not divide the hour drifts with
