@@ -60,7 +60,8 @@ from demandloop.serve.state import CollectorState
 
 
 def _sink(name: str) -> bool:
-    """Whether ``/v1/{name}`` is one of the collector's own endpoints (POST only)."""
+    """Whether ``/v1/{name}`` is one of the collector's own endpoints (POST only): a batch,
+    analytics.js telemetry (``m``), or one message whose type its path names."""
     return name in ("batch", "b", "m") or name in TYPES
 
 
@@ -104,14 +105,13 @@ class Ingest:
                 # so the origin is checked here
                 raise Reject(403, "origin_not_allowed", "this origin may not send events "
                              "(add it to collector.cors_origins)")
+            if not _sink(name):
+                raise Reject(404, "not_found", f"no endpoint /v1/{name[:40]}")
             if name == "m":  # analytics.js telemetry: accepted and ignored
                 await self._body(receive, headers, MAX_TELEMETRY_BYTES)
-                status, payload = 200, OK
-            elif name in ("batch", "b") or name in TYPES:
+            else:  # a batch, or one message whose type its path names
                 events = await self._ingest(scope, receive, headers, TYPES.get(name))
-                status, payload = 200, OK
-            else:
-                raise Reject(404, "not_found", f"no endpoint /v1/{name[:40]}")
+            status, payload = 200, OK
         except Reject as r:
             status = r.status
             payload, extra = r.payload()
