@@ -265,18 +265,17 @@ SELECT
     {_utm('campaign', 'name')} AS utm_campaign,
     {_utm('term', 'term')} AS utm_term,
     {_utm('content', 'content')} AS utm_content,
+    -- the message's own time, skew-corrected (valid messages only: the others' times
+    -- may not subtract)
+    CASE WHEN reason IS NULL AND sent_at IS NOT NULL AND original_timestamp IS NOT NULL
+         THEN received_at - (sent_at - original_timestamp)
+         WHEN reason IS NULL THEN original_timestamp END AS told,
     CASE WHEN reason IS NOT NULL THEN NULL
          -- a time too far after the message was received (a client's clock years
          -- ahead) would become everyone's "now" when scores are taken at the last touch
-         WHEN received_text IS NOT NULL AND coalesce(CASE
-                  WHEN sent_at IS NOT NULL AND original_timestamp IS NOT NULL
-                  THEN received_at - (sent_at - original_timestamp)
-                  ELSE original_timestamp END
-                  > received_at + INTERVAL {FUTURE_HOURS} HOUR, false)
-         THEN received_at
-         WHEN sent_at IS NOT NULL AND original_timestamp IS NOT NULL
-         THEN received_at - (sent_at - original_timestamp)
-         ELSE coalesce(original_timestamp, received_at) END AS timestamp,
+         WHEN received_text IS NOT NULL
+              AND told > received_at + INTERVAL {FUTURE_HOURS} HOUR THEN received_at
+         ELSE coalesce(told, received_at) END AS timestamp,
     original_timestamp, sent_at, received_at
 FROM checked
 ),
