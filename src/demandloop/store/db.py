@@ -37,7 +37,6 @@ CHECKPOINT_BYTES = 16 * 2**20
 DEFERRED_THRESHOLD = "1GB"
 
 
-
 def _settle(con: duckdb.DuckDBPyConnection) -> None:
     """The settings every connection to a store's file runs with (:meth:`Store.open`, and
     :meth:`Store.rewrite` when it reopens the file)."""
@@ -47,6 +46,7 @@ def _settle(con: duckdb.DuckDBPyConnection) -> None:
     # Every query that needs an order says ORDER BY; without this promise DuckDB would
     # keep insertion order and serialise large inserts (about 2x slower ingestion).
     con.execute("SET GLOBAL preserve_insertion_order = false")
+
 
 class Store:
     """A DuckDB database holding one or more workspaces, migrated to the current schema."""
