@@ -19,6 +19,7 @@ Anonymous visits (events of no resolved person), by IP address:
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -86,41 +87,59 @@ def person_accounts(person_emails: pd.DataFrame, crm_contacts: pd.DataFrame,
                                               "confidence"]].reset_index(drop=True)
 
 
+@dataclass(frozen=True)
+class KeyAccounts:
+    """What :func:`key_accounts` found: per address key a position (``codes``) in three
+    short arrays, ``account``, ``source`` and ``detail`` (why an address did not resolve).
+    Coded, not three arrays as long as the keys: a rebuild looks up millions of
+    addresses, which share a few thousand outcomes (a range, an organisation, a reason),
+    and building a Python string per address cost more than the lookup."""
+
+    codes: np.ndarray
+    account: np.ndarray
+    source: np.ndarray
+    detail: np.ndarray
+
+    def columns(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Account, source and detail per key (object arrays)."""
+        return self.account[self.codes], self.source[self.codes], self.detail[self.codes]
+
+
 def key_accounts(keys: np.ndarray, user_ranges: RangeIndex, range_accounts: np.ndarray,
-                 asn: AsnTable | None, accounts_by_name: dict[str, str]
-                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The account behind each address key (:func:`demandloop.ipaddr.ip_keys`), as three
-    object arrays: account, source, and ``detail``, why an address did not resolve
-    (``isp``, ``mobile``, ``hosting``, ``education``, ``government``, ``organisation not in
-    accounts: NAME``, ``unknown network`` or ``no ip``). Arrays, not a frame: a rebuild looks
-    up millions of addresses, and a frame of them (pandas 3 turns each text column into
-    Arrow) cost more than the lookup."""
-    n = len(keys)
-    account = np.full(n, None, dtype=object)
-    source = np.full(n, "unresolved", dtype=object)
-    detail = np.where(keys < 0, "no ip", "unknown network").astype(object)
+                 asn: AsnTable | None, accounts_by_name: dict[str, str]) -> KeyAccounts:
+    """The account behind each address key (:func:`demandloop.ipaddr.ip_keys`): its
+    account, source, and ``detail``, why an address did not resolve (``isp``, ``mobile``,
+    ``hosting``, ``education``, ``government``, ``organisation not in accounts: NAME``,
+    ``unknown network`` or ``no ip``)."""
+    keys = np.asarray(keys, dtype=np.int64)
+    # outcomes 0 and 1: no address, an address of no known network
+    account: list[str | None] = [None, None]
+    source = ["unresolved", "unresolved"]
+    detail: list[str | None] = ["no ip", "unknown network"]
+    codes = (keys >= 0).astype(np.int64)
     if len(user_ranges.starts):
         pos = user_ranges.lookup(keys)
         hit = pos >= 0
-        account[hit] = range_accounts[user_ranges.values[pos[hit]]]
-        source[hit] = "ip_range"
-        detail[hit] = None
-    todo = (source == "unresolved") & (keys >= 0)
-    if asn is not None and todo.any():
-        idx = np.flatnonzero(todo)
-        org = asn.organisations(keys[idx])
+        # one outcome per range (user ranges are few next to the addresses)
+        codes[hit] = len(account) + pos[hit]
+        account += range_accounts[user_ranges.values].tolist()
+        source += ["ip_range"] * len(user_ranges.starts)
+        detail += [None] * len(user_ranges.starts)
+    todo = np.flatnonzero(codes == 1)
+    if asn is not None and len(todo):
+        org = asn.organisations(keys[todo])
         known = org >= 0
-        idx, org = idx[known], org[known]
-        # per distinct organisation: its account (by name) or why none (the kind of network)
+        todo, org = todo[known], org[known]
+        # one outcome per distinct organisation: its account (by name) or why none
         seen, inv = np.unique(org, return_inverse=True)
-        kinds = [KINDS[int(asn.kinds[o])] for o in seen]
-        matches = np.array([accounts_by_name.get(normalise_name(str(asn.orgs[o])))
-                            if k == "business" else None for o, k in zip(seen, kinds,
-                                                                          strict=True)],
-                           dtype=object)[inv]
-        whys = np.array([f"organisation not in accounts: {asn.orgs[o]}" if k == "business"
-                         else k for o, k in zip(seen, kinds, strict=True)], dtype=object)[inv]
-        hit = pd.notna(matches)
-        account[idx[hit]], source[idx[hit]], detail[idx[hit]] = matches[hit], "asn", None
-        detail[idx[~hit]] = whys[~hit]
-    return account, source, detail
+        codes[todo] = len(account) + inv
+        for o in seen.tolist():
+            kind, name = KINDS[int(asn.kinds[o])], str(asn.orgs[o])
+            match = accounts_by_name.get(normalise_name(name)) if kind == "business" else None
+            account.append(match)
+            source.append("asn" if match is not None else "unresolved")
+            detail.append(None if match is not None else
+                          f"organisation not in accounts: {name}" if kind == "business"
+                          else kind)
+    return KeyAccounts(codes, np.array(account, dtype=object), np.array(source, dtype=object),
+                       np.array(detail, dtype=object))
