@@ -53,8 +53,12 @@ links AS (
            message_id, ts FROM ev
     WHERE type = 'identify' AND email IS NOT NULL
       AND (user_id IS NOT NULL OR anonymous_id IS NOT NULL))
-SELECT a, b, source, message_id, ts FROM links
-QUALIFY row_number() OVER (PARTITION BY a, b ORDER BY ts, message_id) = 1
+-- the first message by an aggregate, not a window: most links repeat a pair (every event
+-- of an identified browser links it to its user again), and sorting them all by pair cost
+-- 1.6 s of a rebuild at 10M events, the aggregate 0.9 s
+SELECT a, b, arg_min(source, (ts, message_id)) AS source,
+       arg_min(message_id, (ts, message_id)) AS message_id, min(ts) AS ts
+FROM links GROUP BY a, b
 """
 
 

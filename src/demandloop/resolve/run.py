@@ -65,11 +65,16 @@ def people(cur: Cursor, ws: str, settings: Settings, since: int, full: bool,
         str(r[0]) for r in cur.execute("SELECT person_id FROM persons WHERE workspace_id = $ws "
                                        "AND source = 'identity'", {"ws": ws}).fetchall()}
     edges = q.reach_edges(cur, ws)
-    reached = {str(r[0]) for r in cur.execute("SELECT identifier FROM _reach").fetchall()}
+    # A rebuild reaches every identifier (those of every edge, as the persons found are
+    # made of): the set of them, and the filters by it, only narrow an incremental run
+    # (at 10M events 750k identifiers, 1.2 s to gather and test)
+    reached: set[str] = set() if full else {
+        str(r[0]) for r in cur.execute("SELECT identifier FROM _reach").fetchall()}
     crm = q.crm_people(cur, ws, None if full else sorted(
         reached | set(edges["a"]) | set(edges["b"])))
     ids = resolve_persons(edges, set(crm["person_id"]), ident.max_users_per_device)
-    ids = ids[isin(ids["identifier"], reached)]
+    if not full:
+        ids = ids[isin(ids["identifier"], reached)]
     # every CRM contact is a person even without web activity
     crm_ids = pd.DataFrame({"identifier": "email:" + crm["email"], "kind": "email",
                             "person_id": crm["person_id"]})
@@ -92,7 +97,8 @@ def people(cur: Cursor, ws: str, settings: Settings, since: int, full: bool,
     out.persons_reached = rows["person_id"].nunique()
     out.accounts_created = _persons(cur, ws, settings, rows, crm, before, scope, persona,
                                     lake)
-    _dirty(cur, ws, rows)
+    if not full:  # (a rebuild builds every touch again)
+        _dirty(cur, ws, rows)
     return out
 
 
@@ -176,11 +182,11 @@ def _person_table(cur: Cursor, rows: pd.DataFrame, person_emails: pd.DataFrame,
         for name in frames:
             cur.unregister(name)
     # emails stay as DuckDB returns them (arrays, or None): Arrow takes them as lists
-    distinct = people["title"].dropna().unique()
-    found = {t: persona(t) for t in distinct}
-    people["seniority"] = people["title"].map(lambda t: found[t][0] if t in found else None)
-    people["job_function"] = people["title"].map(
-        lambda t: found[t][1] if t in found else None)
+    # the persona of each distinct title, mapped by dictionary (a Python function per
+    # person cost 0.5 s of a rebuild's 289k)
+    found = {t: persona(t) for t in people["title"].dropna().unique()}
+    for i, col in enumerate(("seniority", "job_function")):
+        people[col] = people["title"].map({t: v[i] for t, v in found.items()}).astype(object)
     return people
 
 
