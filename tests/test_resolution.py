@@ -247,3 +247,49 @@ def test_domain_aliases_map_to_the_main_account(tmp_path: Path) -> None:
         t = ws.touches().set_index("message_id")
         assert set(t["account_id"]) == {"acme.com"}
         assert (t.loc["p1", "topic"], t.loc["p2", "topic"]) == ("abm", "pricing")
+
+
+_PEOPLE = st.sampled_from(["p0", "p1", "p2", "p3"])
+_EMAILS = st.sampled_from(["a@acme.com", "b@acme.com", "c@gmail.com", "d@beta.io",
+                           "e@Beta.io", "f@www.acme.com", "no-at-sign", "g@", "h@x@acme.com"])
+_DOMAINS = st.sampled_from(["acme.com", "beta.io", "gamma.org", None])
+
+
+@settings(max_examples=80, deadline=None)
+@given(st.lists(st.tuples(_PEOPLE, _EMAILS), max_size=8),
+       st.lists(st.tuples(_EMAILS, _DOMAINS), max_size=5),
+       st.lists(st.tuples(_PEOPLE, _DOMAINS), max_size=5))
+def test_person_accounts_rank_as_the_rules_say(emails: list[tuple[str, str]],
+                                               crm: list[tuple[str, str | None]],
+                                               groups: list[tuple[str, str | None]]) -> None:
+    """Each person's account, against the rules computed one person at a time: the
+    highest confidence (group, CRM, email domain), then the most candidates, then the
+    first account by name; personal domains never match."""
+    from collections import Counter
+
+    from demandloop.domains import canonical_domain
+    from demandloop.resolve.accounts import CONFIDENCE, person_accounts
+    personal = frozenset({"gmail.com"})
+    got = person_accounts(
+        pd.DataFrame(emails, columns=["person_id", "email"], dtype=object),
+        pd.DataFrame(crm, columns=["email", "account_id"], dtype=object),
+        pd.DataFrame(groups, columns=["person_id", "domain"], dtype=object), personal)
+    candidates: dict[str, list[tuple[str, str]]] = {}
+    for person, domain in groups:
+        if domain is not None:
+            candidates.setdefault(person, []).append((domain, "group"))
+    for person, email in emails:
+        candidates.setdefault(person, []).extend(
+            (account, "crm") for e, account in crm if e == email and account is not None)
+        domain = email.rsplit("@", 1)[1] if "@" in email else None
+        if domain is not None and domain not in personal and canonical_domain(domain):
+            candidates[person].append((str(canonical_domain(domain)), "email_domain"))
+    expected = {}
+    for person, found in candidates.items():
+        if found:
+            votes = Counter(account for account, _ in found)
+            account, source = min(found, key=lambda c: (-CONFIDENCE[c[1]], -votes[c[0]], c[0]))
+            expected[person] = (account, source, CONFIDENCE[source])
+    assert list(got["person_id"]) == sorted(expected)
+    assert {r.person_id: (r.account_id, r.source, r.confidence)
+            for r in got.itertuples()} == expected

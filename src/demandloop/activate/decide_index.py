@@ -131,7 +131,7 @@ class Decider:
         if account is None and ip:
             key = ip_key(ip)
             if key is not None:
-                found = self.lookup(np.array([key], dtype=np.int64)).columns()[0][0]
+                found = self.lookup(np.array([key], dtype=np.int64))[0][0]
                 account = str(found) if found is not None else None
         row["account_known"] = account is not None
         if account is not None:

@@ -21,12 +21,12 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+import duckdb
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from demandloop.compute import isin
 from demandloop.domains import canonical_domain
 from demandloop.resolve.asn import KINDS, AsnTable
 from demandloop.resolve.ipranges import RangeIndex
@@ -52,39 +52,63 @@ def person_accounts(person_emails: pd.DataFrame, crm_contacts: pd.DataFrame,
 
     *person_emails*: ``person_id, email``; *crm_contacts*: ``email, account_id``;
     *group_links*: ``person_id, domain`` (from group calls). Returns
-    ``person_id, account_id, source, confidence``.
+    ``person_id, account_id, source, confidence``, one row per person matched, in person
+    order: the highest confidence wins; among equals (two work emails), the account with
+    the most candidates, then the first by name.
+
+    Ranked in DuckDB (an in-memory connection: nothing stored is read): the pandas sort,
+    merge and group counts cost 1.6 s of a rebuild's 289k persons. Only the domains'
+    canonical forms are found in Python, once per distinct domain.
     """
-    cands = []
-    if not group_links.empty:
-        g = group_links.dropna(subset=["domain"])[["person_id", "domain"]]
-        cands.append(g.rename(columns={"domain": "account_id"}).assign(source="group"))
-    if not crm_contacts.empty and not person_emails.empty:
-        c = person_emails.merge(crm_contacts.dropna(subset=["account_id"]), on="email")
-        cands.append(c[["person_id", "account_id"]].assign(source="crm"))
-    if not person_emails.empty:
-        # the text after the last @ (Arrow's kernel: pandas' rsplit is a loop per email)
-        e = person_emails.assign(account_id=pc.struct_field(pc.extract_regex(
-            pa.array(person_emails["email"], pa.string(), from_pandas=True),
-            "@(?P<d>[^@]*)$"), "d").to_numpy(zero_copy_only=False))
-        e = e[e["account_id"].notna().to_numpy() & ~isin(e["account_id"], personal)]
-        # per distinct domain (a company's people share one), not per email
-        found = {d: canonical_domain(d) for d in e["account_id"].unique()}
-        e = e.assign(account_id=[found[d] for d in e["account_id"].tolist()])
-        cands.append(e.dropna(subset=["account_id"])[["person_id", "account_id"]]
-                     .assign(source="email_domain"))
-    if not cands:
-        return pd.DataFrame({"person_id": pd.Series(dtype=object),
-                             "account_id": pd.Series(dtype=object),
-                             "source": pd.Series(dtype=object),
-                             "confidence": pd.Series(dtype=float)})
-    allc = pd.concat(cands, ignore_index=True)
-    allc["confidence"] = allc["source"].map(CONFIDENCE)
-    # highest confidence wins; among equals (two work emails), the most frequent account
-    allc["votes"] = allc.groupby(["person_id", "account_id"])["source"].transform("size")
-    allc = allc.sort_values(["person_id", "confidence", "votes", "account_id"],
-                            ascending=[True, False, False, True])
-    return allc.drop_duplicates("person_id")[["person_id", "account_id", "source",
-                                              "confidence"]].reset_index(drop=True)
+    emails = pd.DataFrame({"person_id": person_emails["person_id"],
+                           "email": person_emails["email"]})
+    # the text after the last @ (Arrow's kernel: pandas' rsplit is a loop per email)
+    domains = pc.struct_field(pc.extract_regex(
+        pa.array(emails["email"], pa.string(), from_pandas=True), "@(?P<d>[^@]*)$"), "d")
+    distinct = [d for d in pc.unique(domains.drop_null()).to_pylist() if d not in personal]
+    canonical = pa.table({"d": pa.array(distinct, pa.string()), "account_id": pa.array(
+        [canonical_domain(d) for d in distinct], pa.string())})
+    con = duckdb.connect()
+    try:
+        con.register("_emails", pa.table({
+            "person_id": pa.array(emails["person_id"], pa.string(), from_pandas=True),
+            "email": pa.array(emails["email"], pa.string(), from_pandas=True),
+            "d": domains}))
+        con.register("_canonical", canonical)
+        con.register("_crm", pa.table({c: pa.array(crm_contacts[c], pa.string(),
+                                                    from_pandas=True)
+                                       for c in ("email", "account_id")}))
+        con.register("_groups", pa.table({c: pa.array(group_links[c], pa.string(),
+                                                       from_pandas=True)
+                                          for c in ("person_id", "domain")}))
+        found = con.execute(f"""
+            WITH candidates AS (
+                SELECT person_id, domain AS account_id, 'group' AS source FROM _groups
+                WHERE domain IS NOT NULL
+                UNION ALL
+                SELECT e.person_id, c.account_id, 'crm' FROM _emails e
+                JOIN _crm c ON c.email = e.email WHERE c.account_id IS NOT NULL
+                UNION ALL
+                SELECT e.person_id, k.account_id, 'email_domain' FROM _emails e
+                JOIN _canonical k USING (d) WHERE k.account_id IS NOT NULL),
+            ranked AS (
+                SELECT person_id, account_id, source,
+                       {_confidence_sql('source')} AS confidence,
+                       count(*) OVER (PARTITION BY person_id, account_id) AS votes
+                FROM candidates)
+            SELECT person_id, account_id, source, confidence FROM ranked
+            QUALIFY row_number() OVER (PARTITION BY person_id
+                                       ORDER BY confidence DESC, votes DESC, account_id) = 1
+            ORDER BY person_id""").df()
+    finally:
+        con.close()
+    return found.astype({"person_id": object, "account_id": object, "source": object,
+                         "confidence": float})
+
+
+def _confidence_sql(source: str) -> str:
+    cases = " ".join(f"WHEN '{s}' THEN {c}" for s, c in CONFIDENCE.items())
+    return f"(CASE {source} {cases} END)"
 
 
 @dataclass(frozen=True)

@@ -164,7 +164,8 @@ def _person_table(cur: Cursor, rows: pd.DataFrame, person_emails: pd.DataFrame,
               "_ct": crm[["person_id", "title"]],
               "_wt": titles[["person_id", "title"]].assign(n=np.arange(len(titles)))}
     for name, df in frames.items():
-        cur.register(name, df)
+        # as Arrow: DuckDB reads pandas' Arrow-backed text through NumPy objects (0.6 s)
+        cur.register(name, pa.Table.from_pandas(df, preserve_index=False))
     try:
         people = cur.execute("""
             SELECT p.person_id, e.emails, e.emails[1] AS email, m.account_id,

@@ -52,8 +52,9 @@ def channel_function(settings: Settings) -> decide_index.ChannelOf:
 def make_decider(snap: decide_index.Snapshot, found: list[ExperienceSetting],
                  settings: Settings) -> decide_index.Decider:
     """A decider over *snap* for the experiences *found*."""
+    lookup = lookup_from(snap.ranges, snap.named, settings.identity.use_asn)
     return decide_index.Decider(snap, compile_experiences(found),
-                                lookup_from(snap.ranges, snap.named, settings.identity.use_asn),
+                                lambda keys: lookup(keys).columns(),
                                 channel_function(settings))
 
 
