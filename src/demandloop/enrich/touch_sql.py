@@ -231,10 +231,15 @@ WITH t AS ({rows or touches()}),
 r AS (
     SELECT t.*, coalesce(pa.person_id, pu.person_id) AS person_id
     FROM t
-    LEFT JOIN person_identifiers pa ON pa.workspace_id = $ws
-        AND pa.identifier = 'anon:' || t.anonymous_id
-    LEFT JOIN person_identifiers pu ON pu.workspace_id = $ws
-        AND pu.identifier = 'user:' || t.user_id),
+    -- each kind's identifiers with their prefix cut, not every touch's id with one added:
+    -- DuckDB built its hash table on the touches' side of the concatenated key (1.2 s of
+    -- each million touches of a rebuild)
+    LEFT JOIN (SELECT substr(identifier, 6) AS id, person_id FROM person_identifiers
+               WHERE workspace_id = $ws AND starts_with(identifier, 'anon:')) pa
+        ON pa.id = t.anonymous_id
+    LEFT JOIN (SELECT substr(identifier, 6) AS id, person_id FROM person_identifiers
+               WHERE workspace_id = $ws AND starts_with(identifier, 'user:')) pu
+        ON pu.id = t.user_id),
 a AS (
     SELECT r.*, {account} AS account_id, {source} AS source, {detail} AS detail
     FROM r
