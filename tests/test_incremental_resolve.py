@@ -163,6 +163,73 @@ def test_merges_reach_back_and_imports_claim_earlier_visits(tmp_path: Path) -> N
         assert touches.loc["m1", "account_id"] == "acme-corp.com"
 
 
+def test_a_merge_leaves_nothing_a_rebuild_would_not_write(tmp_path: Path) -> None:
+    """Two persons found apart, then merged by a later identify, end as a rebuild of the
+    same events leaves them: a CRM contact merged into another goes back to what the CRM
+    said (it kept the list of emails, persona and account the run that last found it on
+    its own wrote), and an account resolve made from the merged person's email domain,
+    which nobody matches any more, goes (a rebuild never makes it). Both came out of a
+    fuzz of user ids shared between browsers."""
+    t0 = dt.datetime(2026, 3, 2, 9, 0)
+
+    def identify(mid: str, anon: str, user: str, minutes: int, **traits: str) -> str:
+        return json.dumps({"type": "identify", "messageId": mid, "anonymousId": anon,
+                           "userId": user, "traits": traits,
+                           "timestamp": (t0 + dt.timedelta(minutes=minutes)).isoformat()
+                           + "Z"})
+
+    def page(mid: str, anon: str, minutes: int) -> str:
+        return json.dumps({"type": "page", "messageId": mid, "anonymousId": anon,
+                           "timestamp": (t0 + dt.timedelta(minutes=minutes)).isoformat()
+                           + "Z", "context": {"ip": "198.51.100.7", "page": {
+                               "url": "https://vendor.io/pricing", "path": "/pricing"}}})
+
+    first = [page("m1", "b-1", 0), identify("m2", "b-1", "u-zed", 1, email="zed@zeta.io",
+                                            title="VP Marketing"),
+             page("m3", "b-2", 2), identify("m4", "b-2", "u-x", 3, email="x@startup.io")]
+    # later, the same two users identify with ana's work email: one person, named ana
+    later = [identify("m5", "b-1", "u-zed", 60, email="ana@acme.com"),
+             identify("m6", "b-2", "u-x", 61, email="ana@acme.com")]
+    (tmp_path / "accounts.csv").write_text("crm_id,domain,name\nA1,acme.com,Acme\n")
+    (tmp_path / "contacts.csv").write_text(
+        "crm_id,email,title,account_domain\nC1,ana@acme.com,CTO,acme.com\n"
+        "C2,zed@zeta.io,Marketing Lead,\n")
+    (tmp_path / "first.jsonl").write_text("\n".join(first) + "\n")
+    (tmp_path / "later.jsonl").write_text("\n".join(later) + "\n")
+    (tmp_path / "all.jsonl").write_text("\n".join(first + later) + "\n")
+
+    def crm(ws: demandloop.Workspace) -> None:
+        ws.import_crm("accounts", tmp_path / "accounts.csv")
+        ws.import_crm("contacts", tmp_path / "contacts.csv")
+
+    with demandloop.open(tmp_path / "once") as once:
+        crm(once)
+        once.ingest(tmp_path / "all.jsonl")
+        assert once.resolve().mode == "rebuild"
+        expected = snapshot(once)
+    with demandloop.open(tmp_path / "steps") as steps:
+        crm(steps)
+        steps.ingest(tmp_path / "first.jsonl")
+        steps.resolve()
+        with steps.store.reader() as cur:
+            # apart, each was found on its own: zed's persona, x's account from its domain
+            assert cur.execute("SELECT seniority IS NOT NULL, len(emails) FROM persons "
+                               "WHERE person_id = 'zed@zeta.io'").fetchone() == (True, 1)
+            assert cur.execute("SELECT count(*) FROM accounts WHERE account_id = "
+                               "'startup.io'").fetchone() == (1,)
+        steps.ingest(tmp_path / "later.jsonl")
+        assert steps.resolve().mode == "incremental"
+        got = snapshot(steps)
+        with steps.store.reader() as cur:
+            zed = cur.execute("SELECT emails, title, seniority, account_id FROM persons "
+                              "WHERE person_id = 'zed@zeta.io'").fetchone()
+            gone = cur.execute("SELECT count(*) FROM accounts WHERE account_id = "
+                               "'startup.io'").fetchone()
+    assert zed == (["zed@zeta.io"], "Marketing Lead", None, None)
+    assert gone == (0,)
+    assert_same(got, expected)
+
+
 def test_a_deletion_or_a_settings_change_forces_a_rebuild(tmp_path: Path, market: Path
                                                           ) -> None:
     with demandloop.open(tmp_path / "w") as ws:

@@ -9,7 +9,7 @@ import pandas as pd
 import pyarrow as pa
 
 from demandloop.resolve.queries import TITLE, WEBSITE
-from demandloop.resolve.state import LOADED_AFTER
+from demandloop.resolve.state import LOADED_AFTER, RESOLVED_ACCOUNT_SOURCES
 from demandloop.store.arrow import typed_table
 from demandloop.store.dialect import SqlEngine, inline
 
@@ -120,6 +120,21 @@ def write_persons(cur: Cursor, ws: str, persons: pd.DataFrame, new_accounts: pd.
             "OR t.seniority IS DISTINCT FROM r.seniority "
             "OR t.job_function IS DISTINCT FROM r.job_function "
             "OR t.account_id IS DISTINCT FROM coalesce(r.account_id, t.crm_account_id))", w)
+        # CRM contacts this run no longer finds as a person of their own (merged into
+        # another: their email now names someone else) go back to what the CRM said, as a
+        # rebuild leaves them; they kept what the run that last found them wrote
+        lost = ("t.person_id NOT IN (SELECT person_id FROM _persons)" if scope is None
+                else "t.person_id IN (SELECT person_id FROM _gone)")
+        cur.execute(
+            "INSERT INTO _crm_rows SELECT t.* REPLACE ([t.email] AS emails, "
+            "t.crm_title AS title, NULL AS seniority, NULL AS job_function, "
+            "t.crm_account_id AS account_id, now()::TIMESTAMP AS updated_at), "
+            "t.emails IS DISTINCT FROM [t.email] AS lists FROM persons t "
+            "WHERE t.workspace_id = $ws AND coalesce(t.source, '') <> 'identity' "
+            f"AND t.email IS NOT NULL AND {lost} AND (t.emails IS DISTINCT FROM [t.email] "
+            "OR t.title IS DISTINCT FROM t.crm_title OR t.seniority IS NOT NULL "
+            "OR t.job_function IS NOT NULL "
+            "OR t.account_id IS DISTINCT FROM t.crm_account_id)", w)
         cur.execute("UPDATE persons AS t SET email = r.email, title = r.title, "
                     "seniority = r.seniority, job_function = r.job_function, "
                     "account_id = r.account_id, updated_at = r.updated_at FROM _crm_rows r "
@@ -137,10 +152,44 @@ def write_persons(cur: Cursor, ws: str, persons: pd.DataFrame, new_accounts: pd.
             "ANTI JOIN (SELECT person_id FROM persons WHERE workspace_id = $ws) "
             "USING (person_id)", w)
         where = "" if scope is None else "AND subject IN (SELECT person_id FROM _scope)"
+        # the accounts this run may leave unmatched: those of the matches it replaces
+        # (in a rebuild, which cleared every match first, every account resolve made)
+        cur.execute("CREATE OR REPLACE TEMP TABLE _unmatched AS " + (
+            f"SELECT account_id FROM accounts WHERE workspace_id = $ws AND source IN "
+            f"({_OWN})" if scope is None else
+            "SELECT DISTINCT account_id FROM account_matches WHERE workspace_id = $ws "
+            f"AND subject_kind = 'person' {where}"), w)
         cur.execute(f"DELETE FROM account_matches WHERE workspace_id = $ws "
                     f"AND subject_kind = 'person' {where}", w)
         cur.execute("INSERT INTO account_matches SELECT $ws, subject_kind, subject, "
                     "account_id, source, confidence, detail FROM _matches", w)
+        _forget_unmatched(cur, ws)
     finally:
         for name in frames:
             cur.unregister(name)
+
+
+#: account sources resolve itself writes (state.RESOLVED_ACCOUNT_SOURCES), as SQL
+_OWN = ", ".join(f"'{s}'" for s in RESOLVED_ACCOUNT_SOURCES)
+
+#: where an account is named besides resolve's matches: one resolve made is kept while any
+#: of these names it (a CRM opportunity or lead may have been filed under it since, a rep
+#: may have a task or a meeting with it)
+_NAMED_IN = ("persons", "opportunities", "leads", "ip_ranges", "audience_members",
+             "chat_sessions", "enrolments", "jobs", "meetings", "tasks")
+
+
+def _forget_unmatched(cur: Cursor, ws: str) -> None:
+    """Delete the accounts in ``_unmatched`` that resolve made (from a person's group call,
+    CRM contact or email domain) and nothing names any more: a person found again with
+    another account (merged into a CRM contact, say) leaves the account an earlier run made
+    for them, which a rebuild would never make."""
+    named = " UNION ALL ".join(
+        [f"SELECT account_id FROM {t} WHERE workspace_id = $ws AND account_id IS NOT NULL"
+         for t in ("account_matches", *_NAMED_IN)]
+        + ["SELECT crm_account_id FROM persons WHERE workspace_id = $ws "
+           "AND crm_account_id IS NOT NULL"])
+    cur.execute(f"DELETE FROM accounts WHERE workspace_id = $ws AND source IN ({_OWN}) "
+                "AND account_id IN (SELECT account_id FROM _unmatched) "
+                f"AND account_id NOT IN ({named})", {"ws": ws})
+
