@@ -19,7 +19,7 @@ import pytest
 
 import demandloop
 from demandloop.config import Settings
-from tests.streams import split
+from tests.streams import odd, split
 
 #: what resolve writes, with the columns that do not depend on when a run happened
 TABLES = {
@@ -228,6 +228,35 @@ def test_a_merge_leaves_nothing_a_rebuild_would_not_write(tmp_path: Path) -> Non
     assert zed == (["zed@zeta.io"], "Marketing Lead", None, None)
     assert gone == (0,)
     assert_same(got, expected)
+
+
+@pytest.mark.parametrize(("seed", "ip", "order"), [(21, "full", "random"),
+                                              (22, "truncate", "time")])
+def test_odd_values_resolve_as_a_rebuild(tmp_path: Path, market: Path, seed: int, ip: str,
+                                         order: str) -> None:
+    """A sixth of the events carry an odd value (tests.streams.odd: addresses that are not
+    dotted quads, text that is not a URL, traits of the wrong type, user ids shared between
+    browsers, which merge persons found apart). Every run succeeds, and the batches end
+    where a rebuild of them all ends, table for table, then score."""
+    rng = random.Random(seed)
+    lines = [json.dumps(odd(json.loads(line), rng) if rng.random() < 0.17
+                        else json.loads(line))
+             for line in (market / "events.jsonl").read_text().splitlines()]
+    (tmp_path / "all.jsonl").write_text("\n".join(lines) + "\n")
+    with demandloop.open(tmp_path / "once", settings=_settings(ip)) as once:
+        _load_crm(once, market)
+        once.ingest(tmp_path / "all.jsonl", skip_invalid=True)
+        assert once.resolve().mode == "rebuild"
+        expected = snapshot(once)
+        once.score()
+    with demandloop.open(tmp_path / "steps", settings=_settings(ip)) as steps:
+        _load_crm(steps, market)
+        for i, part in enumerate(split(lines, rng, order)):
+            (tmp_path / f"part{i}.jsonl").write_text("\n".join(part) + "\n")
+            steps.ingest(tmp_path / f"part{i}.jsonl", skip_invalid=True)
+            steps.resolve()
+            steps.score()
+        assert_same(snapshot(steps), expected)
 
 
 def test_a_deletion_or_a_settings_change_forces_a_rebuild(tmp_path: Path, market: Path
