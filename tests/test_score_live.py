@@ -4,8 +4,8 @@ The same simulated stream arrives in batches, in time order with some events lat
 workspaces; after each batch both resolve and score. One rescores incrementally from the
 score before (what a server does), the other from every touch. Every score snapshot and
 every stage change must come out the same (numbers to 1e-9). Several seeds. Then the cases
-where only the clock moves (touches leave windows), and those that must fall back to a
-full score.
+where only the clock moves (touches leave windows), an account that went, and those that
+must fall back to a full score.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ import pytest
 
 import demandloop
 from demandloop.score import live
+from demandloop.store import touch_log
 from tests.streams import split
 
 
@@ -185,6 +186,49 @@ def test_only_the_clock_moves(tmp_path: Path, market: Path,
             assert_same({"scores": got}, {"scores": _tables(ws)["scores"].query(
                 "as_of == @at")})
         assert moved > 0  # some accounts did cross a window
+
+
+def test_an_account_that_went_is_rescored_live(tmp_path: Path, market: Path) -> None:
+    """Resolve deletes an account it made once nobody matches it (after a merge); the
+    next rescore stays incremental, makes its snapshot from the one before (as a server's
+    does), and that snapshot equals a full score's, without the account."""
+    with demandloop.open(tmp_path / "w") as ws:
+        ws.load_simulation(market, spend=False)
+        ws.resolve()
+        with ws.store.reader() as cur:
+            at = cur.execute("SELECT max(ts) FROM touches").fetchone()[0]
+            # accounts resolve made, with people and touches: one goes per step below
+            made = [r[0] for r in cur.execute(
+                "SELECT account_id FROM accounts a WHERE source = 'email_domain' AND EXISTS "
+                "(SELECT 1 FROM touches t WHERE t.account_id = a.account_id) "
+                "ORDER BY account_id LIMIT 2").fetchall()]
+        assert len(made) == 2
+        for i, gone in enumerate(made):
+            t0 = at + dt.timedelta(minutes=10 * i)
+            live.forget()
+            assert ws.score(t0, one_per_day=True).mode == "full"
+            assert ws.score(t0 + dt.timedelta(minutes=1), one_per_day=True).mode == \
+                "incremental"
+            with ws.store.writer() as cur:
+                # as resolve leaves it: no account, its people and touches elsewhere
+                cur.execute("UPDATE persons SET account_id = NULL WHERE account_id = ?",
+                            [gone])
+                moved = cur.execute("UPDATE touches SET account_id = NULL WHERE "
+                                    "account_id = ? RETURNING person_id", [gone]).fetchall()
+                cur.execute("DELETE FROM account_matches WHERE account_id = ?", [gone])
+                cur.execute("DELETE FROM accounts WHERE account_id = ?", [gone])
+                touch_log.record(cur, ws.store.workspace_id, [gone] * len(moved),
+                                 [r[0] for r in moved], 0)
+            now = t0 + dt.timedelta(minutes=2)
+            r = ws.score(now, one_per_day=True)
+            got = _tables(ws)["scores"].query("as_of == @now")
+            assert r.mode == "incremental" and 0 < r.rows_written < len(got)
+            assert gone not in set(got["entity_id"])
+            live.forget()
+            full = ws.score(now)
+            assert (r.stages, r.mqls) == (full.stages, full.mqls)
+            assert_same({"scores": got}, {"scores": _tables(ws)["scores"].query(
+                "as_of == @now")})
 
 
 def test_what_it_cannot_account_for_makes_a_full_score(tmp_path: Path, market: Path) -> None:

@@ -184,12 +184,20 @@ def _forget_unmatched(cur: Cursor, ws: str) -> None:
     CRM contact or email domain) and nothing names any more: a person found again with
     another account (merged into a CRM contact, say) leaves the account an earlier run made
     for them, which a rebuild would never make."""
+    w = {"ws": ws}
+    # first those no match names (most runs: none, and nothing more to read)
+    row = cur.execute(
+        "CREATE OR REPLACE TEMP TABLE _unmatched AS SELECT account_id FROM _unmatched "
+        "WHERE account_id IS NOT NULL AND account_id NOT IN (SELECT account_id FROM "
+        "account_matches WHERE workspace_id = $ws AND account_id IS NOT NULL)", w).fetchone()
+    if not row or not row[0]:
+        return
     named = " UNION ALL ".join(
         [f"SELECT account_id FROM {t} WHERE workspace_id = $ws AND account_id IS NOT NULL"
-         for t in ("account_matches", *_NAMED_IN)]
+         for t in _NAMED_IN]
         + ["SELECT crm_account_id FROM persons WHERE workspace_id = $ws "
            "AND crm_account_id IS NOT NULL"])
     cur.execute(f"DELETE FROM accounts WHERE workspace_id = $ws AND source IN ({_OWN}) "
                 "AND account_id IN (SELECT account_id FROM _unmatched) "
-                f"AND account_id NOT IN ({named})", {"ws": ws})
+                f"AND account_id NOT IN ({named})", w)
 

@@ -8,7 +8,9 @@ when
 * one of its touches crosses the edge of a window, ``ts`` in ``(T0 - W, T - W]`` for every
   window ``W`` a measure reads (0, 30 and 90 days, the surge's two, the committee's);
 * its own row changed (a new account, a person's account, title or persona), or, for an
-  account, one of its people changed or an opportunity of it opened or closed in between.
+  account, one of its people changed or an opportunity of it opened or closed in between;
+* for an account that went (resolve deletes one it made once nobody matches it), it comes
+  out of the score, as it would from a full one.
 
 Everything else keeps its measures but engagement, which decays by exactly
 ``2 ** (-(T - T0) / half_life)``. So this module keeps the last score's features in the
@@ -249,10 +251,13 @@ def plan(store: Store, settings: Settings, as_of: dt.datetime, now: Inputs) -> P
         return None
     before = kept.inputs.accounts
     common = before.index.intersection(now.accounts.index)
-    if len(common) != len(before) or not np.array_equal(
-            before.loc[common].to_numpy(), now.accounts.loc[common].to_numpy()):
-        return None  # an account changed or went: fit's expected points may move
-    out = Plan(kept, set(now.accounts.index.difference(before.index)), set(logged.persons))
+    if not np.array_equal(before.loc[common].to_numpy(), now.accounts.loc[common].to_numpy()):
+        return None  # an account changed: fit's expected points may move
+    # accounts that came, and accounts that went (resolve deletes one it made when nobody
+    # matches it any more): recomputed, a gone one comes out of the score as it would from
+    # a full one (the fit check of score.run still sends a move of expected points there)
+    out = Plan(kept, set(now.accounts.index.symmetric_difference(before.index)),
+               set(logged.persons))
     out.accounts |= logged.accounts
     # persons whose row changed, came or went, with their accounts then and now
     moved = _moved(store, kept.inputs.persons, now.persons)
