@@ -21,7 +21,7 @@ from demandloop.enrich.channels import (
     fragment_column,
 )
 from demandloop.enrich.touches import ACTIVITIES, HIGH_INTENT_WEIGHT, PAGE_WEIGHT, VISIT_GAP
-from demandloop.resolve.accounts import CONFIDENCE
+from demandloop.resolve.accounts import confidence_sql
 from demandloop.store.dialect import literal
 
 
@@ -197,11 +197,6 @@ FROM inherited i LEFT JOIN _paths x ON x.path IS NOT DISTINCT FROM i.path
 """
 
 
-def _confidence(source: str) -> str:
-    cases = " ".join(f"WHEN {literal(s)} THEN {c}" for s, c in CONFIDENCE.items())
-    return f"(CASE {source} {cases} ELSE 0.0 END)"
-
-
 #: the columns of :func:`attributed`, in order
 ATTRIBUTED = ("message_id", "account_id", "person_id", "anonymous_id", "ts", "channel",
               "motion", "activity", "weight", "topic", "match_source", "confidence", "ip",
@@ -255,7 +250,7 @@ SELECT message_id, account_id, person_id, anonymous_id, ts, channel, motion, act
        weight, topic,
        CASE WHEN account_id IS NOT NULL THEN source
             ELSE 'unresolved: ' || coalesce(detail, 'unknown') END AS match_source,
-       CASE WHEN account_id IS NOT NULL THEN {_confidence('source')} ELSE 0.0 END
+       CASE WHEN account_id IS NOT NULL THEN {confidence_sql('source')} ELSE 0.0 END
            AS confidence,
        ip, user_id, path
 FROM a"""

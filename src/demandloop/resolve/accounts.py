@@ -30,6 +30,7 @@ import pyarrow.compute as pc
 from demandloop.domains import canonical_domain
 from demandloop.resolve.asn import KINDS, AsnTable
 from demandloop.resolve.ipranges import RangeIndex
+from demandloop.store.dialect import literal
 
 CONFIDENCE = {"group": 0.99, "crm": 0.95, "email_domain": 0.9, "ip_range": 0.8, "asn": 0.5}
 
@@ -93,7 +94,7 @@ def person_accounts(person_emails: pd.DataFrame, crm_contacts: pd.DataFrame,
                 JOIN _canonical k USING (d) WHERE k.account_id IS NOT NULL),
             ranked AS (
                 SELECT person_id, account_id, source,
-                       {_confidence_sql('source')} AS confidence,
+                       {confidence_sql('source')} AS confidence,
                        count(*) OVER (PARTITION BY person_id, account_id) AS votes
                 FROM candidates)
             SELECT person_id, account_id, source, confidence FROM ranked
@@ -106,9 +107,12 @@ def person_accounts(person_emails: pd.DataFrame, crm_contacts: pd.DataFrame,
                          "confidence": float})
 
 
-def _confidence_sql(source: str) -> str:
-    cases = " ".join(f"WHEN '{s}' THEN {c}" for s, c in CONFIDENCE.items())
-    return f"(CASE {source} {cases} END)"
+def confidence_sql(source: str) -> str:
+    """:data:`CONFIDENCE` of the match source named by the SQL expression *source* (0.0
+    for any other), as a SQL expression: one mapping for every query that ranks or stores
+    matches."""
+    cases = " ".join(f"WHEN {literal(s)} THEN {c}" for s, c in CONFIDENCE.items())
+    return f"(CASE {source} {cases} ELSE 0.0 END)"
 
 
 @dataclass(frozen=True)
