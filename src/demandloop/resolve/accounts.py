@@ -61,20 +61,17 @@ def person_accounts(person_emails: pd.DataFrame, crm_contacts: pd.DataFrame,
     merge and group counts cost 1.6 s of a rebuild's 289k persons. Only the domains'
     canonical forms are found in Python, once per distinct domain.
     """
-    emails = pd.DataFrame({"person_id": person_emails["person_id"],
-                           "email": person_emails["email"]})
+    email = pa.array(person_emails["email"], pa.string(), from_pandas=True)
     # the text after the last @ (Arrow's kernel: pandas' rsplit is a loop per email)
-    domains = pc.struct_field(pc.extract_regex(
-        pa.array(emails["email"], pa.string(), from_pandas=True), "@(?P<d>[^@]*)$"), "d")
+    domains = pc.struct_field(pc.extract_regex(email, "@(?P<d>[^@]*)$"), "d")
     distinct = [d for d in pc.unique(domains.drop_null()).to_pylist() if d not in personal]
     canonical = pa.table({"d": pa.array(distinct, pa.string()), "account_id": pa.array(
         [canonical_domain(d) for d in distinct], pa.string())})
     con = duckdb.connect()
     try:
         con.register("_emails", pa.table({
-            "person_id": pa.array(emails["person_id"], pa.string(), from_pandas=True),
-            "email": pa.array(emails["email"], pa.string(), from_pandas=True),
-            "d": domains}))
+            "person_id": pa.array(person_emails["person_id"], pa.string(), from_pandas=True),
+            "email": email, "d": domains}))
         con.register("_canonical", canonical)
         con.register("_crm", pa.table({c: pa.array(crm_contacts[c], pa.string(),
                                                     from_pandas=True)

@@ -9,7 +9,7 @@ import pandas as pd
 import pyarrow as pa
 
 from demandloop.resolve.queries import TITLE, WEBSITE
-from demandloop.resolve.state import LOADED_AFTER, RESOLVED_ACCOUNT_SOURCES
+from demandloop.resolve.state import LOADED_AFTER, RESOLVED_SOURCES_SQL
 from demandloop.store.arrow import typed_table
 from demandloop.store.dialect import SqlEngine, inline
 
@@ -156,7 +156,7 @@ def write_persons(cur: Cursor, ws: str, persons: pd.DataFrame, new_accounts: pd.
         # (in a rebuild, which cleared every match first, every account resolve made)
         cur.execute("CREATE OR REPLACE TEMP TABLE _unmatched AS " + (
             f"SELECT account_id FROM accounts WHERE workspace_id = $ws AND source IN "
-            f"({_OWN})" if scope is None else
+            f"({RESOLVED_SOURCES_SQL})" if scope is None else
             "SELECT DISTINCT account_id FROM account_matches WHERE workspace_id = $ws "
             f"AND subject_kind = 'person' {where}"), w)
         cur.execute(f"DELETE FROM account_matches WHERE workspace_id = $ws "
@@ -168,9 +168,6 @@ def write_persons(cur: Cursor, ws: str, persons: pd.DataFrame, new_accounts: pd.
         for name in frames:
             cur.unregister(name)
 
-
-#: account sources resolve itself writes (state.RESOLVED_ACCOUNT_SOURCES), as SQL
-_OWN = ", ".join(f"'{s}'" for s in RESOLVED_ACCOUNT_SOURCES)
 
 #: where an account is named besides resolve's matches: one resolve made is kept while any
 #: of these names it (a CRM opportunity or lead may have been filed under it since, a rep
@@ -197,7 +194,7 @@ def _forget_unmatched(cur: Cursor, ws: str) -> None:
          for t in _NAMED_IN]
         + ["SELECT crm_account_id FROM persons WHERE workspace_id = $ws "
            "AND crm_account_id IS NOT NULL"])
-    cur.execute(f"DELETE FROM accounts WHERE workspace_id = $ws AND source IN ({_OWN}) "
+    cur.execute("DELETE FROM accounts WHERE workspace_id = $ws "
+                f"AND source IN ({RESOLVED_SOURCES_SQL}) "
                 "AND account_id IN (SELECT account_id FROM _unmatched) "
                 f"AND account_id NOT IN ({named})", w)
-

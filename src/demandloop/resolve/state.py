@@ -40,12 +40,13 @@ LOADED_AFTER = "(load_id > $since OR $since < 0)"
 
 #: account sources resolve itself writes (see resolve.accounts): never matched by name
 RESOLVED_ACCOUNT_SOURCES = ("group", "crm", "email_domain")
+#: the same as a SQL list, for ``source IN (...)``
+RESOLVED_SOURCES_SQL = ", ".join(f"'{s}'" for s in RESOLVED_ACCOUNT_SOURCES)
 
 _INPUTS = f"""
 SELECT
     (SELECT count(*) || ':' || coalesce(bit_xor(hash(account_id, name)), 0) FROM accounts
-     WHERE workspace_id = $ws AND coalesce(source, '') NOT IN
-        ({", ".join(f"'{s}'" for s in RESOLVED_ACCOUNT_SOURCES)})),
+     WHERE workspace_id = $ws AND coalesce(source, '') NOT IN ({RESOLVED_SOURCES_SQL})),
     (SELECT count(*) || ':'
             || coalesce(bit_xor(hash(person_id, email, crm_account_id, crm_title)), 0)
      FROM persons WHERE workspace_id = $ws AND coalesce(source, '') <> 'identity'),
