@@ -153,6 +153,14 @@ def test_bad_parameters_are_one_clear_4xx(api: dict[str, Any]) -> None:
         assert r.status_code == status, (params, r.text)
         body = r.json()
         assert body["success"] is False and body["error"]["message"]
+    # a stage or band no account can have: named, with the ones there are, not an empty page
+    for params, known in (({"stage": ["customer", "custmer"]}, "stage is one of: "),
+                          ({"band": "strong"}, "band is one of: Strong, Moderate, Weak")):
+        r = _get(api, "/accounts", **params)
+        assert r.status_code == 400, r.text
+        message = r.json()["error"]["message"]
+        assert message.startswith("unknown ") and known in message, message
+    assert "custmer" in _get(api, "/accounts", stage=["customer", "custmer"]).text
     # a report's bad parameter: the CLI's own message (one check serves both edges)
     r = _get(api, "/reports/funnel", by="nope")
     assert r.status_code == 400 and r.json()["error"]["code"] == "invalid_input"

@@ -9,6 +9,7 @@ import functools
 import http.server
 import shutil
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -292,6 +293,28 @@ def _start(run: Running, headers: dict[str, str] | None = None, **body: Any
     return httpx.post(run.url + "/v1/chat/sessions",
                       json={"writeKey": run.key, "url": BASE + "/pricing/", **body},
                       headers=headers or {})
+
+
+def test_a_session_records_the_person_of_a_known_browser(served: Running) -> None:
+    with served.ws.store.writer() as cur:
+        cur.execute("INSERT INTO persons (workspace_id, person_id, email, seniority, "
+                    "job_function, account_id) VALUES ('default', 'jo@acme.com', "
+                    "'jo@acme.com', 'vp', 'marketing', 'acme.com')")
+        cur.execute("INSERT INTO person_identifiers VALUES ('default', 'anon:anon-jo', "
+                    "'anon', 'jo@acme.com')")
+    served.ws.publish_personalization()
+    deadline = time.monotonic() + 30  # the server reloads published snapshots every second
+    known = _start(served, anonymousId="anon-jo", url=BASE + "/blog/")
+    while not known.json()["account"] and time.monotonic() < deadline:
+        time.sleep(0.2)
+        known = _start(served, anonymousId="anon-jo", url=BASE + "/blog/")
+    stranger = _start(served, anonymousId="anon-nobody")
+    assert known.status_code == stranger.status_code == 201
+    with served.ws.store.reader() as cur:
+        rows = dict(cur.execute(
+            "SELECT session_id, (person_id, account_id) FROM chat_sessions").fetchall())
+    assert rows[known.json()["session"]] == ("jo@acme.com", "acme.com")
+    assert rows[stranger.json()["session"]] == (None, None)
 
 
 def test_a_question_streams_an_answer_that_cites_its_page(served: Running) -> None:

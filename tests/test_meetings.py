@@ -5,6 +5,7 @@ reschedule and cancel through the signed links, and ``Meeting Booked`` entering 
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import email
 import email.policy
@@ -315,3 +316,62 @@ def test_slots_skip_the_reps_calendar_feed_busy_times(
         assert min(starts) < busy_until + dt.timedelta(hours=1)
     finally:
         httpd.shutdown()
+
+
+def test_invites_a_down_mail_server_deferred_are_sent_again_until_the_meeting_starts(
+        tmp_path: Path) -> None:
+    """The mailbox's server is down when a visitor books: the booking stands, its invites
+    are deferred and kept, and the server's retry sends them once it is up, as the meeting
+    stands; one still undelivered when its meeting starts is given up, never sent late."""
+    inbox, port, hook = Inbox(), free_port(), Receiver()
+    smtp = Controller(inbox, hostname="127.0.0.1", port=port)
+    try:
+        with collector(tmp_path / "ws", TOML.format(port=port, hook=hook.url)) as run:
+            sid = _session(run, "anon-down")
+            slot = _slots(run, sid)[3]
+            booked = _book(run, sid, slot["start"])
+            assert booked.status_code == 201, booked.text
+            body = booked.json()
+            assert all(v.startswith("deferred: ") for v in body["invites"].values()), body
+            at = dt.datetime.now(dt.UTC)
+
+            def kept() -> dict[str, tuple[str, int]]:
+                return {r: (s, n) for r, s, n in run.query(
+                    "SELECT recipient, status, attempts FROM meeting_invites "
+                    f"WHERE meeting_id = '{body['meeting']}'")}
+            assert kept() == {"visitor": ("deferred", 1), "rep": ("deferred", 1)}
+            # not due yet (the first wait is a minute), then due and still down
+            assert run.ws.retry_invites(at + dt.timedelta(seconds=20))["deferred"] == 0
+            assert run.ws.retry_invites(at + dt.timedelta(minutes=2))["deferred"] == 2
+            assert kept() == {"visitor": ("deferred", 2), "rep": ("deferred", 2)}
+            # the second wait is twice the first: due again only two minutes later
+            assert sum(run.ws.retry_invites(at + dt.timedelta(minutes=3)).values()) == 0
+            smtp.start()
+            got = run.ws.retry_invites(at + dt.timedelta(minutes=5))
+            assert got["sent"] == 2, got
+            assert kept() == {"visitor": ("sent", 3), "rep": ("sent", 3)}
+            invites = _invites(inbox)
+            assert sorted(r for r, _, _ in invites) == sorted(
+                ["jo@acme.com", {"Ana": "ana@northwind.example",
+                                 "Ben": "ben@northwind.example"}[body["rep"]]])
+            start = dt.datetime.fromisoformat(slot["start"].replace("Z", "+00:00"))
+            for _, cal, _ in invites:
+                (ev,) = cal.walk("VEVENT")
+                assert str(cal["METHOD"]) == "REQUEST" and ev.decoded("DTSTART") == start
+                assert str(ev["UID"]) == f"{body['meeting']}@demandloop"
+            assert sum(run.ws.retry_invites(at + dt.timedelta(hours=3)).values()) == 0
+            # down again: a meeting whose invites are still deferred when it starts
+            smtp.stop()
+            late = _book(run, _session(run, "anon-late"), _slots(run, sid)[5]["start"]).json()
+            assert all(v.startswith("deferred: ") for v in late["invites"].values()), late
+            begun = dt.datetime.fromisoformat(late["starts_at"].replace("Z", "+00:00"))
+            assert run.ws.retry_invites(begun + dt.timedelta(minutes=1))["failed"] == 2
+            assert {s for (s,) in run.query(
+                "SELECT status FROM meeting_invites WHERE meeting_id = "
+                f"'{late['meeting']}'")} == {"failed"}
+            assert len(inbox.messages) == 2
+            assert sum(run.ws.retry_invites(begun + dt.timedelta(hours=2)).values()) == 0
+    finally:
+        hook.httpd.shutdown()
+        with contextlib.suppress(Exception):
+            smtp.stop()

@@ -376,7 +376,18 @@ def test_erase_and_export_cover_chat_and_meetings(tmp_path: Path) -> None:
                         "now()::TIMESTAMP, ?, 'x', ?, 'booked', 0, now()::TIMESTAMP, "
                         "now()::TIMESTAMP)",
                         [mid, email, sid])
+        # what became of each invite (one of the other visitor's quotes the address: a
+        # mail server's answer naming it)
+        for mid, who, detail in (("mt1", "visitor", "connection refused"),
+                                 ("mt2", "visitor", None),
+                                 ("mt2", "rep", f"451 <{EMAIL}> try later")):
+            con.execute("INSERT INTO meeting_invites VALUES ('default', ?, ?, 0, 'REQUEST', "
+                        "'deferred', 1, ?, now()::TIMESTAMP, now()::TIMESTAMP)",
+                        [mid, who, detail])
         exported = ws.export_person(EMAIL)["tables"]
+        assert sorted((r["meeting_id"], r["recipient"])
+                      for r in exported["meeting_invites"]) == [("mt1", "visitor"),
+                                                                ("mt2", "rep")]
         assert {r["session_id"] for r in exported["chat_sessions"]} == {"cs_erin",
                                                                        "cs_booked"}
         assert {(r["session_id"], r["seq"]) for r in exported["chat_messages"]} == {
@@ -389,3 +400,5 @@ def test_erase_and_export_cover_chat_and_meetings(tmp_path: Path) -> None:
         assert sorted(con.execute("SELECT session_id, seq FROM chat_messages").fetchall()
                       ) == [("cs_desk", 1), ("cs_olive", 1)]
         assert con.execute("SELECT meeting_id FROM meetings").fetchall() == [("mt2",)]
+        assert con.execute("SELECT meeting_id, recipient FROM meeting_invites").fetchall() == [
+            ("mt2", "visitor")]

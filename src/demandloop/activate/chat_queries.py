@@ -173,3 +173,49 @@ def move(cur: Cursor, ws: str, meeting_id: str, rep: str, starts_at: dt.datetime
     cur.execute("UPDATE meetings SET rep = $rep, starts_at = $a, ends_at = $b, "
                 "sequence = sequence + 1, updated_at = $now WHERE workspace_id = $ws "
                 "AND meeting_id = $id", params)
+
+
+def record_invite(cur: Cursor, ws: str, meeting_id: str, recipient: str, sequence: int,
+                  method: str, status: str, detail: str, now: dt.datetime,
+                  next_at: dt.datetime | None) -> None:
+    """Keep what became of the invite of *meeting_id*'s *sequence* to *recipient*: a new
+    sequence starts its attempts again, the same one counts one more."""
+    cur.execute(
+        "INSERT INTO meeting_invites VALUES ($ws, $id, $who, $seq, $method, $status, 1, "
+        "$detail, $next, $now) ON CONFLICT (workspace_id, meeting_id, recipient) DO UPDATE "
+        "SET attempts = CASE WHEN meeting_invites.sequence = excluded.sequence "
+        "THEN meeting_invites.attempts + 1 ELSE 1 END, sequence = excluded.sequence, "
+        "method = excluded.method, status = excluded.status, detail = excluded.detail, "
+        "next_at = excluded.next_at, updated_at = excluded.updated_at",
+        {"ws": ws, "id": meeting_id, "who": recipient, "seq": sequence, "method": method,
+         "status": status, "detail": detail[:500] or None,
+         "next": _naive(next_at) if next_at else None, "now": _naive(now)})
+
+
+def due_invites(cur: Cursor, ws: str, now: dt.datetime) -> list[dict[str, Any]]:
+    """The deferred invites due to be sent again at *now*, with their meeting's fields as
+    it stands (``recipient``, ``attempts``, ``detail`` and those of :func:`meeting`)."""
+    rows = cur.execute(
+        f"SELECT i.recipient, i.attempts, i.detail, "
+        f"{', '.join('m.' + c for c in _MEETING)} FROM meeting_invites i JOIN meetings m "
+        "ON m.workspace_id = i.workspace_id AND m.meeting_id = i.meeting_id "
+        "WHERE i.workspace_id = $ws AND i.status = 'deferred' AND i.next_at <= $now "
+        "ORDER BY i.next_at, i.meeting_id, i.recipient",
+        {"ws": ws, "now": _naive(now)}).fetchall()
+    out = []
+    for row in rows:
+        found = dict(zip(("recipient", "attempts", "detail", *_MEETING), row, strict=True))
+        for k in ("starts_at", "ends_at", "created_at"):
+            found[k] = _aware(found[k])
+        out.append(found)
+    return out
+
+
+def invites(cur: Cursor, ws: str, meeting_id: str) -> dict[str, dict[str, Any]]:
+    """Per recipient, the state of *meeting_id*'s latest invite."""
+    rows = cur.execute("SELECT recipient, status, attempts, detail, next_at, sequence FROM "
+                       "meeting_invites WHERE workspace_id = $ws AND meeting_id = $id",
+                       {"ws": ws, "id": meeting_id}).fetchall()
+    return {r[0]: {"status": r[1], "attempts": r[2], "detail": r[3],
+                   "next_at": _aware(r[4]) if r[4] else None, "sequence": r[5]}
+            for r in rows}

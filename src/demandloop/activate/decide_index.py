@@ -118,7 +118,8 @@ class Decider:
 
     def visit(self, ip: str | None, anonymous_id: str | None, url: str | None,
               referrer: str | None) -> tuple[dict[str, Any], str | None]:
-        """The fields of a visit (see AUDIENCE_FIELDS) and its assignment unit."""
+        """The fields of a visit (see AUDIENCE_FIELDS; with ``person_id`` for a known
+        browser) and its assignment unit."""
         row: dict[str, Any] = {"known": False}
         account: str | None = None
         if anonymous_id:
@@ -126,7 +127,8 @@ class Decider:
             if i >= 0:
                 person = self.snap.people.slice(i, 1).to_pylist()[0]
                 row.update(known=True, seniority=person["seniority"],
-                           job_function=person["job_function"])
+                           job_function=person["job_function"],
+                           person_id=person["person_id"])
                 account = person["account_id"]
         if account is None and ip:
             key = ip_key(ip)

@@ -50,9 +50,13 @@ class FitRules:
         return sum(max(b, 0.0) for b in best)
 
 
+#: the fit bands, best first
+BANDS = ("Strong", "Moderate", "Weak")
+
+
 def band(score: float) -> str:
-    """6sense-style band of a 0-100 fit score."""
-    return "Strong" if score >= 81 else "Moderate" if score >= 50 else "Weak"
+    """6sense-style band of a 0-100 fit score (one of :data:`BANDS`)."""
+    return BANDS[0] if score >= 81 else BANDS[1] if score >= 50 else BANDS[2]
 
 
 CRITERIA = ("industry", "country", "technologies", "employees", "revenue")

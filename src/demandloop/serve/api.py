@@ -31,6 +31,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from demandloop.errors import DemandloopError
+from demandloop.score.fit import BANDS
 from demandloop.serve import forward, reports
 from demandloop.serve.envelope import Reject, write_key
 from demandloop.serve.jobs import Jobs
@@ -180,6 +181,10 @@ def create_api(ws: Workspace, tokens: TokenRing, keys: KeyRing, jobs: Jobs,
         where = pages.AccountFilter(tuple(stage), tuple(band), intent_min, surging, target,
                                     owner, industry, q, employees_min, employees_max, country,
                                     topic)
+        # a stage or band no account can have is a typo, not an empty page
+        pages.check_choices("stage", stage, [s.name for s in ws.settings.score.stages])
+        pages.check_choices("band", band, list(BANDS))
+
         def page() -> tuple[list[dict[str, Any]], str | None]:
             return pages.account_page(ws.store, where, sort, limit, cursor, cache.accounts())
         rows, nxt = await reading(page)

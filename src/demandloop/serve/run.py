@@ -47,7 +47,7 @@ from demandloop.serve.traffic import SERVING, Timed
 from demandloop.serve.users import UserRing
 from demandloop.serve.web import create_web
 from demandloop.serve.web.session import load_secret
-from demandloop.workspace import Workspace
+from demandloop.workspace import Workspace, invites
 
 ENV_DIR = "DEMANDLOOP_SERVE_DIR"
 #: descriptors a process needs besides its connections (log segments, DuckDB, the loader)
@@ -202,7 +202,8 @@ def _hooks(ws: Workspace, lock: threading.RLock) -> dict[str, Any]:
     per day, sequences) after loads,
     at most every ``collector.rescore_after_load_seconds`` (resolve is incremental, so this
     costs what arrived, not what is stored) and at least every ``collector.rescore_minutes``;
-    the sequence sender every ``activate.mail.tick_seconds``; and the raw-event retention
+    the sequence sender every ``activate.mail.tick_seconds``; deferred meeting invites
+    again (when ``meetings.mailbox`` is set); and the raw-event retention
     (``collect.retention_days``) every hour, events or not. Each holds *lock*, so it never
     interleaves with a command the server runs for the CLI or an API job."""
 
@@ -245,6 +246,8 @@ def _hooks(ws: Workspace, lock: threading.RLock) -> dict[str, Any]:
             "on_loaded": locked(ws.react),
             "serving": SERVING.seconds,
             "periodic": (("sequences", locked(ws.run_sequences), m.tick_seconds),
+                         *((("invites", locked(ws.retry_invites), invites.RETRY_EVERY),)
+                           if ws.settings.meetings.mailbox else ()),
                          ("checkpoint", locked(ws.store.checkpoint_due), CHECKPOINT_EVERY),
                          ("retention", locked(ws.apply_retention), RETENTION_EVERY),
                          *((("lake", locked(ws.land_in_lake), c.land_lake_seconds),)

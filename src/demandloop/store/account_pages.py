@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import binascii
 import datetime as dt
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -48,6 +49,15 @@ class AccountFilter:
     employees_max: int | None = None
     country: str | None = None
     topic: str | None = None
+
+
+def check_choices(field: str, given: Iterable[str], known: Sequence[str]) -> None:
+    """Refuse a filter value of *field* that is not one of *known* (a stage or band no
+    account can have is a typo, and an empty page would hide it)."""
+    wrong = [v for v in given if v not in known]
+    if wrong:
+        raise UsageError(f"unknown {field} '{wrong[0][:80]}'",
+                         hint=f"{field} is one of: {', '.join(known)}")
 
 
 def encode_cursor(value: Any, key: str) -> str:

@@ -78,12 +78,18 @@ PREDICATES: dict[str, str] = {
     "chat_sessions": _SESSIONS,
     "meetings": "lower(email) IN (SELECT id FROM _emails) OR anonymous_id IN "
                 "(SELECT id FROM _anons)",
+    # (erased before the meetings its predicate reads; a mail server's answer may quote
+    # the address)
+    "meeting_invites": (
+        "meeting_id IN (SELECT meeting_id FROM meetings WHERE workspace_id = $ws AND "
+        "(lower(email) IN (SELECT id FROM _emails) OR anonymous_id IN (SELECT id FROM _anons))) "
+        "OR EXISTS (SELECT 1 FROM _needles n WHERE contains(lower(coalesce(detail, '')), n.id))"),
     # the address lookups resolve keeps: those no remaining event uses (events go first)
     "ip_lookups": ("ip NOT IN (SELECT ip FROM events WHERE workspace_id = $ws "
                    "AND ip IS NOT NULL)"),
 }
 #: erased first: their predicates read other tables' rows of the subject
-_FIRST = ("mail_messages", "chat_messages", "chat_sessions")
+_FIRST = ("mail_messages", "chat_messages", "chat_sessions", "meeting_invites")
 ORDER = (*_FIRST, *[t for t in PREDICATES if t not in _FIRST])
 
 

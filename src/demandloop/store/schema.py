@@ -25,6 +25,7 @@ from demandloop.store.schema_later import (
     V14,
     V15,
     V17,
+    V18,
 )
 from demandloop.store.schema_v1 import V1
 
@@ -70,6 +71,7 @@ MIGRATIONS: tuple[Migration, ...] = (
               "ALTER TABLE stage_changes ADD COLUMN seq BIGINT;"),
     # snapshots stop storing it: the live loop keeps the rows whose engagement only decayed
     Migration(17, "account_view: priority computed from fit and engagement", V17),
+    Migration(18, "meeting_invites: each invite's outcome, deferred ones sent again", V18),
 )
 
 #: sequences and the column each numbers: an import moves each past the numbers it brings
@@ -109,6 +111,7 @@ DATA_TABLES: tuple[str, ...] = (
     "chat_messages",
     "meetings",
     "meeting_slots",
+    "meeting_invites",
     "access_log",
 )
 

@@ -335,3 +335,22 @@ PRIORITY = "{s}.fit / 100.0 * (1.0 + ln(1.0 + {s}.engagement))"
 V17 = V10.replace("CREATE VIEW", "CREATE OR REPLACE VIEW").replace(
     "(s.details ->> '$.priority')::DOUBLE AS priority",
     PRIORITY.format(s="s") + " AS priority")
+
+# Meeting invites: per meeting and recipient (visitor, rep), what became of the latest
+# invite (the meeting's ``sequence`` it carried): sent, bounced, deferred (a temporary SMTP
+# failure: sent again at ``next_at``) or failed (given up once the meeting had started).
+V18 = """
+CREATE TABLE meeting_invites (
+    workspace_id VARCHAR NOT NULL,
+    meeting_id VARCHAR NOT NULL,
+    recipient VARCHAR NOT NULL,
+    sequence INTEGER NOT NULL,
+    method VARCHAR NOT NULL,
+    status VARCHAR NOT NULL,
+    attempts INTEGER NOT NULL,
+    detail VARCHAR,
+    next_at TIMESTAMP,
+    updated_at TIMESTAMP NOT NULL,
+    PRIMARY KEY (workspace_id, meeting_id, recipient)
+);
+"""

@@ -19,6 +19,7 @@ from demandloop.outbound import webhooks
 from demandloop.outbound.smtp import Transports
 from demandloop.store.accounts import account_view, rounded
 from demandloop.workspace.base import Base
+from demandloop.workspace.invites import Invites
 
 
 class Activate(Base):
@@ -83,6 +84,13 @@ class Activate(Base):
                       transports: Transports | None = None) -> sequencing.TickResult:
         """Stop what must stop and send what is due (within every mailbox's limits)."""
         return sequencing.tick(self.facade, now, transports)
+
+    def retry_invites(self, now: dt.datetime | None = None) -> dict[str, int]:
+        """Send again the meeting invites a mail server deferred, when due (see
+        :mod:`demandloop.workspace.invites`); ``demandloop serve`` calls this every
+        :data:`~demandloop.workspace.invites.RETRY_EVERY` seconds."""
+        return Invites(self.directory, self.settings, self.store).retry(
+            now or dt.datetime.now(dt.UTC))
 
     def check_sequences(self) -> list[str]:
         """Problems with the sequences' templates (rendered against a sample person)."""

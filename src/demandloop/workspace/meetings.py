@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import os
 import secrets
 import threading
 import time
@@ -27,15 +26,14 @@ import httpx
 
 from demandloop.activate import booking
 from demandloop.activate import chat_queries as q
-from demandloop.activate.compose import unsubscribe_key
 from demandloop.activate.decide_index import Decider
 from demandloop.activate.routing import Ledger, Rep, busy_from_ics, rep_from, route
 from demandloop.activate.routing import slots as free_slots
 from demandloop.config import Settings
 from demandloop.config.meetings import MeetingSettings
 from demandloop.errors import UsageError
-from demandloop.outbound import smtp
 from demandloop.store.db import Store
+from demandloop.workspace.invites import Invites, as_meeting
 
 logger = logging.getLogger("demandloop.chat")
 #: how long a rep's calendar feed is trusted before it is read again (seconds)
@@ -80,6 +78,7 @@ class MeetingDesk:
         self.decider, self.clock = decider, clock
         self._calendars: dict[str, tuple[float, list[tuple[dt.datetime, dt.datetime]]]] = {}
         self._lock = threading.Lock()
+        self.invites = Invites(directory, settings, store)
 
     def _session(self, session_id: str) -> dict[str, Any]:
         with self.store.reader() as cur:
@@ -216,15 +215,7 @@ class MeetingDesk:
         return Outcome({"meeting": booked.meeting_id, "rep": rep.name,
                         "starts_at": stamp(at), "ends_at": stamp(booked.ends_at),
                         "reason": found.reason, "invites": invites,
-                        "links": self._links(booked.meeting_id)}, events)
-
-    def _links(self, meeting_id: str) -> dict[str, str]:
-        base = (self.settings.collector.public_url or
-                f"http://{self.settings.collector.host}:{self.settings.collector.port}")
-        token = booking.link_token(unsubscribe_key(self.directory), self.store.workspace_id,
-                                   meeting_id)
-        return {"reschedule": f"{base.rstrip('/')}/m/{token}",
-                "cancel": f"{base.rstrip('/')}/m/{token}?cancel=1"}
+                        "links": self.invites.links(booked.meeting_id)}, events)
 
     def _events(self, name: str, anonymous_id: str | None, m: booking.Meeting, reason: str,
                 account_id: str | None, now: dt.datetime) -> list[Message]:
@@ -245,32 +236,9 @@ class MeetingDesk:
 
     def _send(self, m: booking.Meeting, method: str, visitor_zone: str, rep_zone: str
               ) -> dict[str, str]:
-        """Send the invite to the visitor and the rep; each one's outcome (``sent``,
-        ``deferred: why``, or ``not sent: no meetings.mailbox``)."""
-        s = self.settings
-        box = next((b for b in s.activate.mailboxes if b.name == s.meetings.mailbox), None)
-        if box is None:
-            why = ("not sent: set meetings.mailbox" if not s.meetings.mailbox else
-                   f"not sent: no mailbox named '{s.meetings.mailbox}'")
-            return {"visitor": why, "rep": why}
-        password = os.environ.get(box.password_env) if box.password_env else None
-        out: dict[str, str] = {}
-        sender = smtp.transport(box, self.directory, password)
-        try:
-            links = self._links(m.meeting_id)
-            for who, to, zone in (("visitor", m.email, visitor_zone),
-                                  ("rep", m.rep_email, rep_zone)):
-                raw = booking.invite_email(m, method, to=to, sender=box.address,
-                                           sender_name=box.display_name,
-                                           company=s.meetings.company or s.workspace.name,
-                                           links=links if who == "visitor" else {},
-                                           zone=zone)
-                result = sender.send(to, raw)
-                out[who] = result.status if result.status == "sent" else \
-                    f"{result.status}: {result.detail}"
-        finally:
-            sender.close()
-        return out
+        """Send the invite to the visitor and the rep; each one's outcome (see
+        :meth:`demandloop.workspace.invites.Invites.send`: a deferred one is sent again)."""
+        return self.invites.send(m, method, visitor_zone, rep_zone, self.clock())
 
     def meeting(self, meeting_id: str) -> dict[str, Any]:
         with self.store.reader() as cur:
@@ -338,10 +306,7 @@ class MeetingDesk:
 
     def _as_meeting(self, found: dict[str, Any]) -> booking.Meeting:
         rep = next((r for r in self.settings.meetings.reps if r.name == found["rep"]), None)
-        return booking.Meeting(found["meeting_id"], found["rep"], rep.email if rep else "",
-                               found["starts_at"], found["ends_at"], found["email"],
-                               found["name"] or "", str(found["account_id"] or ""),
-                               int(found["sequence"]), found["status"])
+        return as_meeting(found, rep.email if rep else "")
 
 
 def _offered(at: dt.datetime, now: dt.datetime, m: MeetingSettings) -> None:
