@@ -318,6 +318,15 @@ def test_slots_skip_the_reps_calendar_feed_busy_times(
         httpd.shutdown()
 
 
+def _known_session(run: Running, anon: str) -> str | None:
+    """A session of *anon* once the server recognises its account (it reloads published
+    snapshots every second), else None."""
+    r = httpx.post(run.url + "/v1/chat/sessions", json={"writeKey": run.key,
+                                                        "anonymousId": anon})
+    assert r.status_code == 201, r.text
+    return str(r.json()["session"]) if r.json()["account"] else None
+
+
 def test_invites_a_down_mail_server_deferred_are_sent_again_until_the_meeting_starts(
         tmp_path: Path) -> None:
     """The mailbox's server is down when a visitor books: the booking stands, its invites
@@ -327,7 +336,15 @@ def test_invites_a_down_mail_server_deferred_are_sent_again_until_the_meeting_st
     smtp = Controller(inbox, hostname="127.0.0.1", port=port)
     try:
         with collector(tmp_path / "ws", TOML.format(port=port, hook=hook.url)) as run:
-            sid = _session(run, "anon-down")
+            with run.ws.store.writer() as cur:  # a known browser: its account names the invite
+                cur.execute("INSERT INTO accounts (workspace_id, account_id, domain, name) "
+                            "VALUES ('default', 'acme.com', 'acme.com', 'Acme')")
+                cur.execute("INSERT INTO persons (workspace_id, person_id, email, account_id) "
+                            "VALUES ('default', 'jo@acme.com', 'jo@acme.com', 'acme.com')")
+                cur.execute("INSERT INTO person_identifiers VALUES ('default', "
+                            "'anon:anon-down', 'anon', 'jo@acme.com')")
+            run.ws.publish_personalization()
+            sid = _until(lambda: _known_session(run, "anon-down"), timeout=30)
             slot = _slots(run, sid)[3]
             booked = _book(run, sid, slot["start"])
             assert booked.status_code == 201, booked.text
@@ -358,6 +375,8 @@ def test_invites_a_down_mail_server_deferred_are_sent_again_until_the_meeting_st
             for _, cal, _ in invites:
                 (ev,) = cal.walk("VEVENT")
                 assert str(cal["METHOD"]) == "REQUEST" and ev.decoded("DTSTART") == start
+                # titled as the booking's own invite would have been: the account's name
+                assert str(ev["SUMMARY"]) == "Northwind: meeting with Acme"
                 assert str(ev["UID"]) == f"{body['meeting']}@demandloop"
             assert sum(run.ws.retry_invites(at + dt.timedelta(hours=3)).values()) == 0
             # down again: a meeting whose invites are still deferred when it starts

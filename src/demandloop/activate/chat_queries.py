@@ -131,12 +131,20 @@ _MEETING = ("meeting_id", "rep", "starts_at", "ends_at", "account_id", "email", 
             "status", "sequence", "created_at")
 
 
+#: a meeting's columns (of ``meetings m``) and its account's name, as :func:`meeting` gives
+#: them: the invites' title names the account as the booking's did, whoever sends it later
+_MEETING_SQL = (", ".join(f"m.{c}" for c in _MEETING) + ", (SELECT a.name FROM accounts a "
+                "WHERE a.workspace_id = m.workspace_id AND a.account_id = m.account_id) "
+                "AS account_name")
+
+
 def meeting(cur: Cursor, ws: str, meeting_id: str) -> dict[str, Any] | None:
-    found = cur.execute(f"SELECT {', '.join(_MEETING)} FROM meetings WHERE workspace_id = $ws "
-                        "AND meeting_id = $id", {"ws": ws, "id": meeting_id}).fetchone()
+    """A meeting's fields (:data:`_MEETING`, ``account_name``), or None."""
+    found = cur.execute(f"SELECT {_MEETING_SQL} FROM meetings m WHERE m.workspace_id = $ws "
+                        "AND m.meeting_id = $id", {"ws": ws, "id": meeting_id}).fetchone()
     if found is None:
         return None
-    out = dict(zip(_MEETING, found, strict=True))
+    out = dict(zip((*_MEETING, "account_name"), found, strict=True))
     for k in ("starts_at", "ends_at", "created_at"):
         out[k] = _aware(out[k])
     return out
@@ -196,15 +204,16 @@ def due_invites(cur: Cursor, ws: str, now: dt.datetime) -> list[dict[str, Any]]:
     """The deferred invites due to be sent again at *now*, with their meeting's fields as
     it stands (``recipient``, ``attempts``, ``detail`` and those of :func:`meeting`)."""
     rows = cur.execute(
-        f"SELECT i.recipient, i.attempts, i.detail, "
-        f"{', '.join('m.' + c for c in _MEETING)} FROM meeting_invites i JOIN meetings m "
+        f"SELECT i.recipient, i.attempts, i.detail, {_MEETING_SQL} "
+        "FROM meeting_invites i JOIN meetings m "
         "ON m.workspace_id = i.workspace_id AND m.meeting_id = i.meeting_id "
         "WHERE i.workspace_id = $ws AND i.status = 'deferred' AND i.next_at <= $now "
         "ORDER BY i.next_at, i.meeting_id, i.recipient",
         {"ws": ws, "now": _naive(now)}).fetchall()
     out = []
     for row in rows:
-        found = dict(zip(("recipient", "attempts", "detail", *_MEETING), row, strict=True))
+        found = dict(zip(("recipient", "attempts", "detail", *_MEETING, "account_name"), row,
+                         strict=True))
         for k in ("starts_at", "ends_at", "created_at"):
             found[k] = _aware(found[k])
         out.append(found)

@@ -139,5 +139,6 @@ def as_meeting(found: dict[str, Any], rep_email: str) -> booking.Meeting:
     :class:`~demandloop.activate.booking.Meeting`."""
     return booking.Meeting(found["meeting_id"], found["rep"], rep_email,
                            found["starts_at"], found["ends_at"], found["email"],
-                           found["name"] or "", str(found["account_id"] or ""),
+                           found["name"] or "",
+                           str(found.get("account_name") or found["account_id"] or ""),
                            int(found["sequence"]), found["status"])
