@@ -59,20 +59,28 @@ class Invites:
                 "cancel": f"{base.rstrip('/')}/m/{token}?cancel=1"}
 
     def send(self, m: booking.Meeting, method: str, visitor_zone: str, rep_zone: str,
-             now: dt.datetime, only: str | None = None) -> dict[str, str]:
+             now: dt.datetime) -> dict[str, str]:
         """Send *m*'s invite (*method*: ``REQUEST`` or ``CANCEL``) to the visitor and the
-        rep (or *only* one of them), keep each outcome, and return it per recipient
-        (``sent``, ``deferred: why``, ``bounced: why``, or ``not sent: ...`` when no
-        mailbox is set, which is not kept: nothing could send it later either)."""
+        rep, keep each outcome, and return it per recipient (``sent``, ``deferred: why``,
+        ``bounced: why``, or ``not sent: ...`` when no mailbox is set, which is not kept:
+        nothing could send it later either)."""
+        return self._deliver(m, method, visitor_zone, rep_zone, now)[0]
+
+    def _deliver(self, m: booking.Meeting, method: str, visitor_zone: str, rep_zone: str,
+                 now: dt.datetime, only: str | None = None) -> tuple[dict[str, str], bool]:
+        """:meth:`send` (to *only* one recipient when given), and whether the mailbox's
+        server itself failed (then the other recipient is not tried: it would wait out
+        the same timeout, as the sequence sender does)."""
         s = self.settings
         box = next((b for b in s.activate.mailboxes if b.name == s.meetings.mailbox), None)
         if box is None:
             why = ("not sent: set meetings.mailbox" if not s.meetings.mailbox else
                    f"not sent: no mailbox named '{s.meetings.mailbox}'")
-            return {"visitor": why, "rep": why}
+            return {"visitor": why, "rep": why}, False
         password = os.environ.get(box.password_env) if box.password_env else None
         out: dict[str, str] = {}
         kept: list[tuple[str, str, str]] = []
+        down: smtp.Outcome | None = None
         sender = smtp.transport(box, self.directory, password)
         try:
             links = self.links(m.meeting_id)
@@ -85,7 +93,8 @@ class Invites:
                                            company=s.meetings.company or s.workspace.name,
                                            links=links if who == "visitor" else {},
                                            zone=zone)
-                result = sender.send(to, raw)
+                result = down or sender.send(to, raw)
+                down = result if result.mailbox_down else down
                 out[who] = result.status if result.status == "sent" else \
                     f"{result.status}: {result.detail}"
                 kept.append((who, result.status, result.detail))
@@ -99,7 +108,7 @@ class Invites:
                 q.record_invite(cur, self.store.workspace_id, m.meeting_id, who, m.sequence,
                                 method, status, detail or "", now,
                                 now + wait_after(attempts) if status == "deferred" else None)
-        return out
+        return out, down is not None
 
     def retry(self, now: dt.datetime) -> dict[str, int]:
         """Send again every deferred invite due at *now* (see the module docstring);
@@ -123,10 +132,12 @@ class Invites:
                 counts["failed"] += 1
                 continue
             m = as_meeting(row, rep.email)
-            result = self.send(m, _method(row), row["visitor_timezone"] or "UTC",
-                               rep.timezone, now, only=row["recipient"])
+            result, down = self._deliver(m, _method(row), row["visitor_timezone"] or "UTC",
+                                         rep.timezone, now, only=row["recipient"])
             status = result[row["recipient"]].split(":", 1)[0]
             counts[status] = counts.get(status, 0) + 1
+            if down:  # the others due wait for the next look, not for one timeout each
+                break
         return counts
 
 
