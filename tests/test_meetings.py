@@ -15,13 +15,15 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import duckdb
 import httpx
 import icalendar
 import orjson
 import pytest
 from aiosmtpd.controller import Controller
 
-from demandloop.activate import sequence_queries
+from demandloop.activate import chat_queries, sequence_queries
+from demandloop.store.schema_later import V18
 from tests.collector_helpers import Running, collector, free_port
 from tests.test_sequences import Inbox
 from tests.test_snippet_browser import _until
@@ -399,3 +401,23 @@ def test_invites_a_down_mail_server_deferred_are_sent_again_until_the_meeting_st
         hook.httpd.shutdown()
         with contextlib.suppress(Exception):
             smtp.stop()
+
+
+def test_an_older_invites_outcome_never_hides_a_newer_ones() -> None:
+    """A retry of the invite before a reschedule that lands after the new invite's outcome
+    (deferred) must not mark it done: the moved meeting's invite would never be sent."""
+    con = duckdb.connect()
+    con.execute(V18)
+    now = dt.datetime(2026, 3, 2, 9, tzinfo=dt.UTC)
+    later = now + dt.timedelta(minutes=1)
+    chat_queries.record_invite(con, "w", "mt1", "rep", 1, "REQUEST", "deferred", "down", now,
+                               later)
+    chat_queries.record_invite(con, "w", "mt1", "rep", 0, "REQUEST", "sent", "", now, None)
+    assert con.execute("SELECT sequence, status, attempts FROM meeting_invites").fetchall() == [
+        (1, "deferred", 1)]
+    chat_queries.record_invite(con, "w", "mt1", "rep", 1, "REQUEST", "deferred", "down", later,
+                               later)
+    chat_queries.record_invite(con, "w", "mt1", "rep", 2, "CANCEL", "sent", "", later, None)
+    assert con.execute("SELECT sequence, method, status, attempts FROM meeting_invites"
+                       ).fetchall() == [(2, "CANCEL", "sent", 1)]
+    assert con.execute("SELECT next_at FROM meeting_invites").fetchall() == [(None,)]

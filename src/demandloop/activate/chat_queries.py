@@ -187,14 +187,17 @@ def record_invite(cur: Cursor, ws: str, meeting_id: str, recipient: str, sequenc
                   method: str, status: str, detail: str, now: dt.datetime,
                   next_at: dt.datetime | None) -> None:
     """Keep what became of the invite of *meeting_id*'s *sequence* to *recipient*: a new
-    sequence starts its attempts again, the same one counts one more."""
+    sequence starts its attempts again, the same one counts one more, an older one (sent
+    while the meeting moved) changes nothing."""
     cur.execute(
         "INSERT INTO meeting_invites VALUES ($ws, $id, $who, $seq, $method, $status, 1, "
         "$detail, $next, $now) ON CONFLICT (workspace_id, meeting_id, recipient) DO UPDATE "
         "SET attempts = CASE WHEN meeting_invites.sequence = excluded.sequence "
         "THEN meeting_invites.attempts + 1 ELSE 1 END, sequence = excluded.sequence, "
         "method = excluded.method, status = excluded.status, detail = excluded.detail, "
-        "next_at = excluded.next_at, updated_at = excluded.updated_at",
+        "next_at = excluded.next_at, updated_at = excluded.updated_at "
+        # an older invite's outcome (a retry racing a reschedule) never hides a newer one's
+        "WHERE excluded.sequence >= meeting_invites.sequence",
         {"ws": ws, "id": meeting_id, "who": recipient, "seq": sequence, "method": method,
          "status": status, "detail": detail[:500] or None,
          "next": _naive(next_at) if next_at else None, "now": _naive(now)})
