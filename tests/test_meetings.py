@@ -23,6 +23,7 @@ import pytest
 from aiosmtpd.controller import Controller
 
 from demandloop.activate import chat_queries, sequence_queries
+from demandloop.store.activity_pages import activity_lists
 from demandloop.store.schema_later import V18
 from tests.collector_helpers import Running, collector, free_port
 from tests.test_sequences import Inbox
@@ -359,6 +360,9 @@ def test_invites_a_down_mail_server_deferred_are_sent_again_until_the_meeting_st
                     "SELECT recipient, status, attempts FROM meeting_invites "
                     f"WHERE meeting_id = '{body['meeting']}'")}
             assert kept() == {"visitor": ("deferred", 1), "rep": ("deferred", 1)}
+            # the dashboard's activity page says so
+            (shown,) = activity_lists(run.ws.store)["meetings"]
+            assert shown["invites"] == "rep: deferred, visitor: deferred"
             # not due yet (the first wait is a minute), then due and still down: one is
             # tried, and the other waits for the next look rather than for a second timeout
             assert sum(run.ws.retry_invites(at + dt.timedelta(seconds=20)).values()) == 0
@@ -374,6 +378,8 @@ def test_invites_a_down_mail_server_deferred_are_sent_again_until_the_meeting_st
             got = run.ws.retry_invites(at + dt.timedelta(minutes=5))
             assert got["sent"] == 2, got
             assert kept() == {"visitor": ("sent", 3), "rep": ("sent", 3)}
+            assert activity_lists(run.ws.store)["meetings"][0]["invites"] == (
+                "rep: sent (3 attempts), visitor: sent (3 attempts)")
             invites = _invites(inbox)
             assert sorted(r for r, _, _ in invites) == sorted(
                 ["jo@acme.com", {"Ana": "ana@northwind.example",

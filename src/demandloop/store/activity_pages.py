@@ -37,8 +37,14 @@ ACTIVITY_QUERIES = {
                  "GROUP BY mailbox ORDER BY mailbox LIMIT $limit",
     "suppressions": "SELECT email, reason, source, added_at FROM suppressions "
                     "WHERE workspace_id = $ws ORDER BY added_at DESC LIMIT $limit",
+    # with what became of each recipient's invite: one a mail server keeps deferring is
+    # the operator's to see before the meeting starts
     "meetings": "SELECT meeting_id, rep, starts_at, account_id, email, name, route_reason, "
-                "status FROM meetings WHERE workspace_id = $ws "
+                "status, (SELECT string_agg(i.recipient || ': ' || i.status || CASE WHEN "
+                "i.attempts > 1 THEN ' (' || i.attempts || ' attempts)' ELSE '' END, ', ' "
+                "ORDER BY i.recipient) FROM meeting_invites i WHERE i.workspace_id = "
+                "m.workspace_id AND i.meeting_id = m.meeting_id) AS invites "
+                "FROM meetings m WHERE workspace_id = $ws "
                 "ORDER BY starts_at DESC, meeting_id LIMIT $limit",
     "conversations": "SELECT s.session_id, s.started_at, s.account_id, s.playbook, s.url, "
                      "count(m.seq) FILTER (WHERE m.role = 'visitor') AS questions, "
