@@ -161,6 +161,8 @@ def test_bad_parameters_are_one_clear_4xx(api: dict[str, Any]) -> None:
         message = r.json()["error"]["message"]
         assert message.startswith("unknown ") and known in message, message
     assert "custmer" in _get(api, "/accounts", stage=["customer", "custmer"]).text
+    # the stage of accounts no rule matches is one too
+    assert _get(api, "/accounts", stage="unaware").status_code == 200
     # a report's bad parameter: the CLI's own message (one check serves both edges)
     r = _get(api, "/reports/funnel", by="nope")
     assert r.status_code == 400 and r.json()["error"]["code"] == "invalid_input"

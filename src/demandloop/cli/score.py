@@ -53,7 +53,9 @@ def accounts(
     with _open() as ws:
         scores = ws.scored_accounts()
         if not scores.empty:
-            names = [s.name for s in ws.settings.score.stages] + ["unaware"]
+            from demandloop.score.stages import stage_names  # (pandas: on first use)
+
+            names = stage_names(ws.settings.score.stages)
             if stage is not None and stage not in names:
                 raise UsageError(f"unknown stage '{stage}'",
                                  hint=f"stages: {', '.join(names)}")

@@ -14,6 +14,7 @@ loads (the fields a rule may name are in :mod:`demandloop.config.conditions`).
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -58,7 +59,17 @@ class Shown:
     moved: frozenset[str]
 
 
-def assign(rules: list[Rule], features: pd.DataFrame, none: str = "unaware",
+#: the stage of an account that no stage rule matches
+NO_STAGE = "unaware"
+
+
+def stage_names(rules: Iterable[Any]) -> list[str]:
+    """Every stage an account may be in: the names of *rules* (``[[score.stages]]``, in
+    order) and :data:`NO_STAGE`."""
+    return [r.name for r in rules] + [NO_STAGE]
+
+
+def assign(rules: list[Rule], features: pd.DataFrame, none: str = NO_STAGE,
            shown: Shown | None = None) -> pd.DataFrame:
     """``stage`` and ``reasons`` for every row of *features* (first matching rule wins).
 

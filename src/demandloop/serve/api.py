@@ -32,6 +32,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from demandloop.errors import DemandloopError
 from demandloop.score.fit import BANDS
+from demandloop.score.stages import stage_names
 from demandloop.serve import forward, reports
 from demandloop.serve.envelope import Reject, write_key
 from demandloop.serve.jobs import Jobs
@@ -182,7 +183,7 @@ def create_api(ws: Workspace, tokens: TokenRing, keys: KeyRing, jobs: Jobs,
                                     owner, industry, q, employees_min, employees_max, country,
                                     topic)
         # a stage or band no account can have is a typo, not an empty page
-        pages.check_choices("stage", stage, [s.name for s in ws.settings.score.stages])
+        pages.check_choices("stage", stage, stage_names(ws.settings.score.stages))
         pages.check_choices("band", band, list(BANDS))
 
         def page() -> tuple[list[dict[str, Any]], str | None]:
