@@ -113,9 +113,12 @@ class Invites:
     def retry(self, now: dt.datetime) -> dict[str, int]:
         """Send again every deferred invite due at *now* (see the module docstring);
         returns how many were ``sent``, ``deferred`` again, ``bounced`` and ``failed``."""
+        counts = {"sent": 0, "deferred": 0, "bounced": 0, "failed": 0}
+        s = self.settings
+        if not any(b.name == s.meetings.mailbox for b in s.activate.mailboxes):
+            return counts  # (nothing could send them: they wait for a mailbox)
         with self.store.reader() as cur:
             due = q.due_invites(cur, self.store.workspace_id, now)
-        counts = {"sent": 0, "deferred": 0, "bounced": 0, "failed": 0}
         reps = {r.name: r for r in self.settings.meetings.reps}
         for row in due:
             rep = reps.get(row["rep"])
