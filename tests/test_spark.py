@@ -22,6 +22,7 @@ import pytest
 import demandloop
 from demandloop.simulate import simulate
 from demandloop.store import export_parquet
+from demandloop.store.schema import NOT_ANALYSED
 from tests.conftest import load_market, write_jsonl
 
 
@@ -194,6 +195,19 @@ def test_score_command_on_spark(cli: Callable[..., tuple[int, str, str]], scored
     assert code == 0 and _close(json.loads(again), a), err
     code, _, err = cli("-w", str(spark_dir), "score", "--backfill", "30")
     assert code != 0 and "DuckDB only" in err
+    # a lake written before a table no analytics read existed is read as it is; one
+    # without a table they read is refused, with what to do
+    manifest = spark_dir / "lake" / "manifest.json"
+    data = json.loads(manifest.read_text())
+    for table in NOT_ANALYSED:
+        data["tables"].pop(table)
+    manifest.write_text(json.dumps(data))
+    code, older, err = cli("-w", str(spark_dir), "score", "--json")
+    assert code == 0 and _close(json.loads(older), a), err
+    data["tables"].pop("touches")
+    manifest.write_text(json.dumps(data))
+    code, _, err = cli("-w", str(spark_dir), "score", "--json")
+    assert code != 0 and "'touches' is missing" in err and "export --format lake" in err, err
 
 
 def test_the_engine_refuses_what_it_cannot_run(cli: Callable[..., tuple[int, str, str]],

@@ -22,7 +22,7 @@ from demandloop.config.compute import SparkSettings
 from demandloop.errors import UsageError
 from demandloop.store.dialect import to_spark
 from demandloop.store.parquet import DAY, read_manifest
-from demandloop.store.schema import DATA_TABLES
+from demandloop.store.schema import DATA_TABLES, NOT_ANALYSED
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -97,6 +97,8 @@ def register_lake(spark: SparkSession, lake: Path) -> str:
         raise UsageError(f"{lake} is an export, not a lake",
                          hint="write one with 'demandloop export --format lake'")
     for table in DATA_TABLES:
+        if table not in manifest.tables and table in NOT_ANALYSED:
+            continue
         if table not in manifest.tables:
             raise UsageError(f"{lake}: table '{table}' is missing from the lake",
                              hint="write the lake again with 'demandloop export --format "
