@@ -10,7 +10,9 @@ import datetime as dt
 import email
 import email.policy
 import re
+import socket
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -25,6 +27,7 @@ from aiosmtpd.controller import Controller
 from demandloop.activate import chat_queries, sequence_queries
 from demandloop.store.activity_pages import activity_lists
 from demandloop.store.schema_later import V18
+from demandloop.workspace import invites
 from tests.collector_helpers import Running, collector, free_port
 from tests.test_sequences import Inbox
 from tests.test_snippet_browser import _until
@@ -427,3 +430,33 @@ def test_an_older_invites_outcome_never_hides_a_newer_ones() -> None:
     assert con.execute("SELECT sequence, method, status, attempts FROM meeting_invites"
                        ).fetchall() == [(2, "CANCEL", "sent", 1)]
     assert con.execute("SELECT next_at FROM meeting_invites").fetchall() == [(None,)]
+
+
+def test_a_mail_server_that_never_answers_holds_a_booking_for_one_timeout(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A mailbox whose server accepts connections but never answers (a firewall, a hung
+    server): the booking answers after one short timeout, its invites deferred (and sent
+    again later), not after the SMTP default for each recipient."""
+    monkeypatch.setattr(invites, "SEND_TIMEOUT", 1.0)
+    hook = Receiver()
+    with socket.socket() as silent:  # the kernel completes the handshake; nobody answers
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)
+        toml = TOML.format(port=silent.getsockname()[1], hook=hook.url)
+        try:
+            with collector(tmp_path / "ws", toml) as run:
+                sid = _session(run, "anon-hung")
+                start = _slots(run, sid)[2]["start"]
+                began = time.monotonic()
+                booked = httpx.post(f"{run.url}/v1/chat/sessions/{sid}/bookings", timeout=120,
+                                    json={"writeKey": run.key, "start": start,
+                                          "email": "jo@acme.com", "timezone": "UTC"})
+                took = time.monotonic() - began
+                assert booked.status_code == 201, booked.text
+                assert all(v.startswith("deferred: ")
+                           for v in booked.json()["invites"].values()), booked.text
+                assert took < 15, took  # (the SMTP default alone is 30 s)
+                assert {s for (s,) in run.query("SELECT status FROM meeting_invites")} == {
+                    "deferred"}
+        finally:
+            hook.httpd.shutdown()

@@ -132,10 +132,11 @@ def _classify(code: int, text: Any) -> Outcome:
     return Outcome("bounced" if 500 <= code < 600 else "deferred", detail)
 
 
-def transport(box: MailboxSetting, workspace_dir: Path, password: str | None
-              ) -> SmtpTransport | FileTransport:
-    """The transport a mailbox's settings ask for."""
+def transport(box: MailboxSetting, workspace_dir: Path, password: str | None,
+              timeout: float = 30.0) -> SmtpTransport | FileTransport:
+    """The transport a mailbox's settings ask for (*timeout*: seconds an SMTP server may
+    take to answer before the message is deferred)."""
     if box.transport == "file":
         return FileTransport(workspace_dir / box.outbox)
     ca = workspace_dir / box.tls_ca_file if box.tls_ca_file else None
-    return SmtpTransport(box, password, ca_file=ca)
+    return SmtpTransport(box, password, timeout=timeout, ca_file=ca)

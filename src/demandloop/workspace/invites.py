@@ -31,6 +31,11 @@ logger = logging.getLogger("demandloop.chat")
 
 #: seconds between the server's looks for deferred invites due again
 RETRY_EVERY = 30.0
+#: seconds the mail server may take to answer before an invite is deferred: a booking
+#: waits for its invites, and so does the server's loader thread for a retry, so a server
+#: that does not answer must not hold either for the SMTP default (deferred, it is sent
+#: again a minute later)
+SEND_TIMEOUT = 10.0
 #: the wait before a deferred invite's first new attempt, doubled after each one...
 FIRST_WAIT = dt.timedelta(minutes=1)
 #: ...up to this
@@ -81,7 +86,7 @@ class Invites:
         out: dict[str, str] = {}
         kept: list[tuple[str, str, str]] = []
         down: smtp.Outcome | None = None
-        sender = smtp.transport(box, self.directory, password)
+        sender = smtp.transport(box, self.directory, password, timeout=SEND_TIMEOUT)
         try:
             links = self.links(m.meeting_id)
             for who, to, zone in (("visitor", m.email, visitor_zone),
