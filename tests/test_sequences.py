@@ -33,6 +33,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import demandloop
+from demandloop.activate import run_sequences
 from demandloop.outbound.smtp import Outcome
 from tests.collector_helpers import collector, free_port
 from tests.conftest import load_market, write_jsonl
@@ -368,6 +369,61 @@ def test_a_crash_between_claim_and_send_never_sends_twice(
     assert status[(doubtful, 0)] == "in_doubt"
     got = Counter(rcpts[0].lower() for _, rcpts, _ in inbox.messages)
     assert got[doubtful] == 1  # only the follow-up: step 0 was never re-sent
+
+
+def test_a_mailbox_that_does_not_answer_rests_before_it_is_tried_again(
+        base: Path, tmp_path: Path, smtp: tuple[Inbox, int],
+        dkim_key: tuple[bytes, bytes]) -> None:
+    """Each attempt on a mail server that does not answer waits out the SMTP timeout (on
+    the server's loader thread, which the live loop's alerts wait for too): a mailbox that
+    failed is left alone for a minute, then twice as long after each failure in a row,
+    and tried at once again after it answers."""
+    inbox, port = smtp
+    d = _setup(base, tmp_path, port, dkim_key[0])
+    tried: list[tuple[dt.datetime, str]] = []
+    up = {"ana": False, "ben": False}
+    real = run_sequences.default_transports
+
+    def transports(ws: demandloop.Workspace) -> Any:
+        def make(box: Any) -> Any:
+            inner = real(ws)(box)
+
+            class Watched:
+                def send(self, to: str, raw: bytes) -> Outcome:
+                    tried.append((now, box.name))
+                    if not up[box.name]:
+                        return Outcome("deferred", "TimeoutError: timed out",
+                                       mailbox_down=True)
+                    return inner.send(to, raw)
+
+                def close(self) -> None:
+                    inner.close()
+            return Watched()
+        return make
+
+    def tick(at: dt.datetime) -> set[str]:
+        nonlocal now
+        now, before = at, len(tried)
+        ws.run_sequences(now=at, transports=transports(ws))
+        return {box for _, box in tried[before:]}
+
+    noon = MONDAY + dt.timedelta(hours=15)  # in every zone's window on this market
+    now = noon
+    with demandloop.open(d) as ws:
+        ws.run_workflows()
+        assert tick(noon) == {"ana", "ben"}  # one attempt each, then each rests
+        assert tick(noon + dt.timedelta(seconds=30)) == set()
+        assert tick(noon + dt.timedelta(seconds=61)) == {"ana", "ben"}
+        assert tick(noon + dt.timedelta(minutes=2)) == set()  # now two minutes' rest
+        up["ana"] = True
+        assert tick(noon + dt.timedelta(minutes=3, seconds=2)) == {"ana", "ben"}
+        assert inbox.messages  # ana's went out
+        # ana answered: no rest for it; ben failed a third time in a row: four minutes
+        home = Path(ws.directory)
+        assert run_sequences.resting(home, noon + dt.timedelta(minutes=3, seconds=3)) == {
+            "ben"}
+        assert "ben" not in tick(noon + dt.timedelta(minutes=7))
+        assert "ben" in tick(noon + dt.timedelta(minutes=7, seconds=15))
 
 
 @pytest.fixture(scope="module")

@@ -58,6 +58,29 @@ class TickResult:
     details: list[str] = field(default_factory=list)
 
 
+#: a mailbox whose server failed (no answer, a refused login) is left alone by this
+#: process's later ticks for a minute, twice as long after each failure in a row, up to
+#: :data:`REST_LONGEST`: each attempt can wait out the SMTP timeout, and in ``demandloop
+#: serve`` ticks run on the loader thread, which the live loop's alerts wait for too
+REST_FIRST = dt.timedelta(minutes=1)
+REST_LONGEST = dt.timedelta(minutes=15)
+#: (workspace directory, mailbox) -> (left alone until, failures in a row)
+_RESTING: dict[tuple[str, str], tuple[dt.datetime, int]] = {}
+
+
+def resting(directory: Path, now: dt.datetime) -> set[str]:
+    """The mailboxes of the workspace at *directory* this process leaves alone at *now*."""
+    home = str(directory)
+    return {box for (d, box), (until, _) in _RESTING.items() if d == home and now < until}
+
+
+def _failed(directory: Path, box: str, now: dt.datetime) -> None:
+    key = (str(directory), box)
+    failures = _RESTING.get(key, (now, 0))[1] + 1
+    _RESTING[key] = (now + min(REST_FIRST * (1 << min(failures - 1, 10)), REST_LONGEST),
+                     failures)
+
+
 def default_transports(ws: Workspace) -> Transports:
     def make(box: MailboxSetting) -> Transport:
         password = os.environ.get(box.password_env) if box.password_env else None
@@ -111,7 +134,9 @@ class _Tick:
         self.firsts = mailstore.first_sends(store)
         self.key = compose.unsubscribe_key(Path(ws.directory))
         self.open: dict[str, Any] = {}
-        self.down: set[str] = set()  # mailboxes that failed this tick (login, connection)
+        # mailboxes left alone this tick: those resting after failing in a tick before,
+        # and any that fails in this one (login, connection)
+        self.down: set[str] = resting(Path(ws.directory), now)
         self.people: dict[str, dict[str, Any]] = {}
 
     def _set(self, eid: str, **values: Any) -> None:
@@ -221,6 +246,8 @@ class _Tick:
         if box.name not in self.open:
             self.open[box.name] = self.make(box)
         result = self.open[box.name].send(str(e["email"]), raw)
+        if not result.mailbox_down:  # it answered: no rest for it
+            _RESTING.pop((str(self.ws.directory), box.name), None)
         if result.status == "sent":
             mailstore.settle(self.store, eid, step_no, "sent", now)
             out.sent += 1
@@ -238,6 +265,7 @@ class _Tick:
         self.sent_log[box.name].remove(now)  # a deferred attempt spends no allowance
         if result.mailbox_down:  # no use trying its other recipients (each would time out)
             self.down.add(box.name)
+            _failed(Path(self.ws.directory), box.name, now)
         mailstore.settle(self.store, eid, step_no, "deferred", now, result.detail)
         attempts = int(e.get("attempts") or 0) + 1
         settings = self.ws.settings.activate
