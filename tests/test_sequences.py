@@ -401,10 +401,12 @@ def test_a_mailbox_that_does_not_answer_rests_before_it_is_tried_again(
             return Watched()
         return make
 
+    said: list[str] = []
+
     def tick(at: dt.datetime) -> set[str]:
         nonlocal now
         now, before = at, len(tried)
-        ws.run_sequences(now=at, transports=transports(ws))
+        said[:] = ws.run_sequences(now=at, transports=transports(ws)).details
         return {box for _, box in tried[before:]}
 
     noon = MONDAY + dt.timedelta(hours=15)  # in every zone's window on this market
@@ -413,6 +415,8 @@ def test_a_mailbox_that_does_not_answer_rests_before_it_is_tried_again(
         ws.run_workflows()
         assert tick(noon) == {"ana", "ben"}  # one attempt each, then each rests
         assert tick(noon + dt.timedelta(seconds=30)) == set()
+        assert any(d.startswith("mailbox 'ana' rests until ") and "failed 1 time(s)" in d
+                   for d in said), said
         assert tick(noon + dt.timedelta(seconds=61)) == {"ana", "ben"}
         assert tick(noon + dt.timedelta(minutes=2)) == set()  # now two minutes' rest
         up["ana"] = True

@@ -137,6 +137,10 @@ class _Tick:
         # mailboxes left alone this tick: those resting after failing in a tick before,
         # and any that fails in this one (login, connection)
         self.down: set[str] = resting(Path(ws.directory), now)
+        for box in sorted(self.down):  # (said, or a tick sending nothing would not say why)
+            until, failures = _RESTING[(str(ws.directory), box)]
+            self.out.details.append(f"mailbox '{box}' rests until {until:%Y-%m-%d %H:%M:%S} "
+                                    f"UTC: its server failed {failures} time(s) in a row")
         self.people: dict[str, dict[str, Any]] = {}
 
     def _set(self, eid: str, **values: Any) -> None:

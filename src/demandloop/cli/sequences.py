@@ -86,7 +86,8 @@ def sequences_run(as_json: bool = JsonOpt) -> None:
         return
     out.print(f"sent {r.sent}, bounced {r.bounced}, deferred {r.deferred}, stopped "
               f"{r.stopped}, finished {r.finished}, waiting {r.waiting} (outside the "
-              f"recipient's hours or over a mailbox limit), tasks {r.tasks}"
+              f"recipient's hours, over a mailbox limit or its mailbox resting), tasks "
+              f"{r.tasks}"
               + (f", in doubt {r.in_doubt}" if r.in_doubt else ""))
     for line in r.details[:20]:
         out.print(f"  {line}")
