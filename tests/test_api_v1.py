@@ -6,6 +6,7 @@ jobs, and schemathesis over the published OpenAPI schema (no request may end in 
 from __future__ import annotations
 
 import base64
+import datetime as dt
 import json
 import shutil
 import signal
@@ -267,6 +268,34 @@ def test_tokens_scopes_revocation_and_write_keys(api: dict[str, Any],
             break
         time.sleep(0.2)
     assert r.status_code == 401 and r.json()["error"]["code"] == "invalid_token"
+    # a token with a lifetime works until it ends, then is refused as expired (saying
+    # what to do), not as unknown
+    code, made, _ = _run("-w", str(api["dir"]), "tokens", "create", "--scope", "read",
+                         "--expires-in", "30", "--json", capsys=capsys)
+    assert code == 0
+    timed = json.loads(made)
+    ends = dt.datetime.fromisoformat(timed["expires_at"])
+    assert dt.timedelta(days=29, hours=23) < ends - dt.datetime.now(dt.UTC) <= dt.timedelta(
+        days=30)
+    bearer = {"Authorization": f"Bearer {timed['token']}"}
+    assert httpx.get(url + "/people", headers=bearer).status_code == 200
+    path = api["dir"] / tokens.TOKENS_FILE
+    stored = json.loads(path.read_text())
+    for record in stored["tokens"]:
+        if record["id"] == timed["id"]:
+            record["expires_at"] = "2026-01-01T00:00:00+00:00"
+    path.write_text(json.dumps(stored))
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        r = httpx.get(url + "/people", headers=bearer)
+        if r.status_code == 401:
+            break
+        time.sleep(0.2)
+    assert r.status_code == 401 and r.json()["error"]["code"] == "token_expired", r.text
+    assert "tokens create" in r.json()["error"]["message"]
+    code, _, err = _run("-w", str(api["dir"]), "tokens", "create", "--expires-in", "0",
+                        capsys=capsys)
+    assert code != 0 and "--expires-in must be between 1 and" in err
     # the token file holds hashes only, readable by its owner only
     text = (api["dir"] / tokens.TOKENS_FILE).read_text()
     assert fresh not in text and t["admin"] not in text

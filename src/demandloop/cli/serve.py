@@ -106,21 +106,24 @@ def tokens_create(
     scope: str = typer.Option("read", "--scope", help="read (GET), write (imports, "
                               "rescore) or admin (every command, as the CLI)."),
     name: str = typer.Option("", "--name", help="What the token is for (e.g. 'dashboard')."),
+    expires_in: int | None = typer.Option(None, "--expires-in", help="Days until the API "
+                                          "refuses it (default: no end)."),
     as_json: bool = JsonOpt,
 ) -> None:
     """Create an API token; it is shown once, store it where the client keeps secrets."""
     from demandloop.serve import tokens
 
-    token, info = tokens.create(_dir(), scope, name)
+    token, info = tokens.create(_dir(), scope, name, expires_in)
     if as_json:
         _json({"token": token, **info.__dict__})
         return
-    out.print(f"API token with scope '{info.scope}' (shown once): [bold]{token}[/bold]")
+    out.print(f"API token with scope '{info.scope}' (shown once): [bold]{token}[/bold]"
+              + (f" (expires {info.expires_at})" if info.expires_at else ""))
 
 
 @tokens_app.command("list")
 def tokens_list(as_json: bool = JsonOpt) -> None:
-    """API tokens: id, name, scope, created, revoked (never the token)."""
+    """API tokens: id, name, scope, created, revoked, expires (never the token)."""
     from demandloop.serve import tokens
 
     rows = [t.__dict__ for t in tokens.list_tokens(_dir())]
@@ -130,7 +133,7 @@ def tokens_list(as_json: bool = JsonOpt) -> None:
     import pandas as pd
 
     out.print(_table(pd.DataFrame(rows, columns=["id", "name", "scope", "created_at",
-                                                 "revoked_at"]), "API tokens"))
+                                                 "revoked_at", "expires_at"]), "API tokens"))
 
 
 @tokens_app.command("revoke")

@@ -116,7 +116,11 @@ def create_api(ws: Workspace, tokens: TokenRing, keys: KeyRing, jobs: Jobs,
                                  "a write key can only send events; use an API token")
                 raise Reject(401, "missing_token",
                              "send an API token as 'Authorization: Bearer <token>'")
-            granted = tokens.scope(token)
+            granted, expired = tokens.check(token)
+            if granted is not None and expired is not None:
+                raise Reject(401, "token_expired", f"this API token expired at "
+                             f"{expired.isoformat(timespec='seconds')}; create another: "
+                             "demandloop tokens create")
             if granted is None:
                 if keys.workspace(token) is not None:
                     raise Reject(401, "write_key_refused",

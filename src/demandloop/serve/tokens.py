@@ -10,6 +10,8 @@ is ``dlt_<id>_<secret>``; only the SHA-256 of the whole token is stored, shown o
 creation. A request's token is found by its id and its hash then compared with
 :func:`hmac.compare_digest`, so the comparison takes the same time whatever the guess.
 The server re-reads the file when it changes: a revoked token stops working within a second.
+A token may be given a lifetime (``--expires-in DAYS``); past it, the API refuses it with
+``token_expired``, which says what to do, rather than as an unknown token.
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ class TokenInfo:
     scope: str
     created_at: str
     revoked_at: str | None
+    expires_at: str | None = None
 
 
 def allows(granted: str, needed: str) -> bool:
@@ -46,20 +49,31 @@ def allows(granted: str, needed: str) -> bool:
 
 def _info(r: dict[str, Any]) -> TokenInfo:
     return TokenInfo(r["id"], r.get("name", ""), r["scope"], r["created_at"],
-                     r.get("revoked_at"))
+                     r.get("revoked_at"), r.get("expires_at"))
 
 
-def create(directory: Path, scope: str, name: str = "") -> tuple[str, TokenInfo]:
-    """A new token with *scope*: returns the token (shown once) and its record."""
+#: the longest lifetime ``--expires-in`` gives (ten years; no option: no end)
+MAX_DAYS = 3650
+
+
+def create(directory: Path, scope: str, name: str = "", expires_days: int | None = None
+           ) -> tuple[str, TokenInfo]:
+    """A new token with *scope* (refused after *expires_days* days when given): returns the
+    token (shown once) and its record."""
     if scope not in SCOPES:
         raise UsageError(f"unknown scope '{scope[:40]}'", hint=f"use one of {', '.join(SCOPES)}")
+    if expires_days is not None and not 1 <= expires_days <= MAX_DAYS:
+        raise UsageError(f"--expires-in must be between 1 and {MAX_DAYS} days, got "
+                         f"{expires_days}", hint="leave it out for a token without an end")
     token_id = secrets.token_hex(4)
     token = f"{PREFIX}{token_id}_{secrets.token_urlsafe(32)}"
     path = directory / TOKENS_FILE
     rows = read_records(path, "tokens")
+    now = dt.datetime.now(dt.UTC)
     record = {"id": token_id, "hash": digest(token), "scope": scope, "name": name,
-              "created_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-              "revoked_at": None}
+              "created_at": now.isoformat(timespec="seconds"), "revoked_at": None,
+              "expires_at": (now + dt.timedelta(days=expires_days)).isoformat(
+                  timespec="seconds") if expires_days is not None else None}
     rows.append(record)
     write_records(path, "tokens", rows)
     return token, _info(record)
@@ -91,18 +105,25 @@ class TokenRing(WatchedRecords):
 
     def __init__(self, directory: Path, extra: dict[str, str] | None = None,
                  recheck_seconds: float = 1.0) -> None:
-        self._active: dict[str, tuple[str, str]] = {}  # id -> (hash, scope)
-        self._extra = {_id_of(t): (digest(t), s) for t, s in (extra or {}).items()}
+        # id -> (hash, scope, expires_at or None)
+        self._active: dict[str, tuple[str, str, dt.datetime | None]] = {}
+        self._extra = {_id_of(t): (digest(t), s, None) for t, s in (extra or {}).items()}
         super().__init__(directory / TOKENS_FILE, recheck_seconds)
 
     def _load(self, rows: list[dict[str, Any]]) -> None:
-        self._active = {r["id"]: (r["hash"], r["scope"]) for r in rows
-                        if not r.get("revoked_at") and r.get("scope") in SCOPES}
+        self._active = {r["id"]: (r["hash"], r["scope"], _when(r.get("expires_at")))
+                        for r in rows if not r.get("revoked_at") and r.get("scope") in SCOPES}
 
     def scope(self, token: str | None) -> str | None:
-        """The scope *token* grants, or None (unknown, revoked, malformed)."""
+        """The scope *token* grants, or None (unknown, revoked, expired, malformed)."""
+        scope, expired = self.check(token)
+        return None if expired else scope
+
+    def check(self, token: str | None) -> tuple[str | None, dt.datetime | None]:
+        """The scope *token* was given (None: unknown, revoked, malformed), and when it
+        expired if it has (else None)."""
         if not token or not token.startswith(PREFIX) or len(token) > 200:
-            return None
+            return None, None
         self._refresh()
         token_id = _id_of(token)
         found = self._extra.get(token_id) or self._active.get(token_id)
@@ -111,9 +132,24 @@ class TokenRing(WatchedRecords):
             self._refresh(now=True)
             found = self._active.get(token_id)
         if found is None:
-            return None
-        expected, scope = found
-        return scope if hmac.compare_digest(expected, digest(token)) else None
+            return None, None
+        expected, scope, expires = found
+        if not hmac.compare_digest(expected, digest(token)):
+            return None, None
+        return scope, (expires if expires is not None
+                       and dt.datetime.now(dt.UTC) >= expires else None)
+
+
+def _when(text: str | None) -> dt.datetime | None:
+    """A stored expiry as an aware time (None: none, or not a time: the file was edited by
+    hand, and a token is then refused rather than trusted for ever)."""
+    if not text:
+        return None
+    try:
+        at = dt.datetime.fromisoformat(text)
+    except ValueError:
+        return dt.datetime.min.replace(tzinfo=dt.UTC)
+    return at if at.tzinfo is not None else at.replace(tzinfo=dt.UTC)
 
 
 def _id_of(token: str) -> str:
