@@ -419,14 +419,15 @@ def test_an_older_invites_outcome_never_hides_a_newer_ones() -> None:
     con.execute(V18)
     now = dt.datetime(2026, 3, 2, 9, tzinfo=dt.UTC)
     later = now + dt.timedelta(minutes=1)
-    chat_queries.record_invite(con, "w", "mt1", "rep", 1, "REQUEST", "deferred", "down", now,
-                               later)
-    chat_queries.record_invite(con, "w", "mt1", "rep", 0, "REQUEST", "sent", "", now, None)
+    chat_queries.record_invite(con, "w", "mt1", "rep", 1, "REQUEST", "deferred", "down", 1,
+                               now, later)
+    chat_queries.record_invite(con, "w", "mt1", "rep", 0, "REQUEST", "sent", "", 1, now, None)
     assert con.execute("SELECT sequence, status, attempts FROM meeting_invites").fetchall() == [
         (1, "deferred", 1)]
-    chat_queries.record_invite(con, "w", "mt1", "rep", 1, "REQUEST", "deferred", "down", later,
-                               later)
-    chat_queries.record_invite(con, "w", "mt1", "rep", 2, "CANCEL", "sent", "", later, None)
+    chat_queries.record_invite(con, "w", "mt1", "rep", 1, "REQUEST", "deferred", "down", 2,
+                               later, later)
+    chat_queries.record_invite(con, "w", "mt1", "rep", 2, "CANCEL", "sent", "", 1, later,
+                               None)
     assert con.execute("SELECT sequence, method, status, attempts FROM meeting_invites"
                        ).fetchall() == [(2, "CANCEL", "sent", 1)]
     assert con.execute("SELECT next_at FROM meeting_invites").fetchall() == [(None,)]

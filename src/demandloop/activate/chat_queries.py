@@ -142,9 +142,12 @@ def meeting(cur: Cursor, ws: str, meeting_id: str) -> dict[str, Any] | None:
     """A meeting's fields (:data:`_MEETING`, ``account_name``), or None."""
     found = cur.execute(f"SELECT {_MEETING_SQL} FROM meetings m WHERE m.workspace_id = $ws "
                         "AND m.meeting_id = $id", {"ws": ws, "id": meeting_id}).fetchone()
-    if found is None:
-        return None
-    out = dict(zip((*_MEETING, "account_name"), found, strict=True))
+    return None if found is None else _meeting_row((), found)
+
+
+def _meeting_row(extra: tuple[str, ...], row: tuple[Any, ...]) -> dict[str, Any]:
+    """A row of *extra* columns, then :data:`_MEETING_SQL`'s, as a dict (times aware)."""
+    out = dict(zip((*extra, *_MEETING, "account_name"), row, strict=True))
     for k in ("starts_at", "ends_at", "created_at"):
         out[k] = _aware(out[k])
     return out
@@ -184,43 +187,37 @@ def move(cur: Cursor, ws: str, meeting_id: str, rep: str, starts_at: dt.datetime
 
 
 def record_invite(cur: Cursor, ws: str, meeting_id: str, recipient: str, sequence: int,
-                  method: str, status: str, detail: str, now: dt.datetime,
+                  method: str, status: str, detail: str, attempts: int, now: dt.datetime,
                   next_at: dt.datetime | None) -> None:
-    """Keep what became of the invite of *meeting_id*'s *sequence* to *recipient*: a new
-    sequence starts its attempts again, the same one counts one more, an older one (sent
-    while the meeting moved) changes nothing."""
+    """Keep what became of the invite of *meeting_id*'s *sequence* to *recipient* after
+    *attempts* (counted by the caller from :func:`invites`); an older sequence's outcome
+    (sent while the meeting moved) changes nothing."""
     cur.execute(
-        "INSERT INTO meeting_invites VALUES ($ws, $id, $who, $seq, $method, $status, 1, "
-        "$detail, $next, $now) ON CONFLICT (workspace_id, meeting_id, recipient) DO UPDATE "
-        "SET attempts = CASE WHEN meeting_invites.sequence = excluded.sequence "
-        "THEN meeting_invites.attempts + 1 ELSE 1 END, sequence = excluded.sequence, "
+        "INSERT INTO meeting_invites VALUES ($ws, $id, $who, $seq, $method, $status, "
+        "$attempts, $detail, $next, $now) ON CONFLICT (workspace_id, meeting_id, recipient) "
+        "DO UPDATE SET attempts = excluded.attempts, sequence = excluded.sequence, "
         "method = excluded.method, status = excluded.status, detail = excluded.detail, "
         "next_at = excluded.next_at, updated_at = excluded.updated_at "
         # an older invite's outcome (a retry racing a reschedule) never hides a newer one's
         "WHERE excluded.sequence >= meeting_invites.sequence",
         {"ws": ws, "id": meeting_id, "who": recipient, "seq": sequence, "method": method,
-         "status": status, "detail": detail[:500] or None,
+         "status": status, "attempts": attempts, "detail": detail[:500] or None,
          "next": _naive(next_at) if next_at else None, "now": _naive(now)})
 
 
 def due_invites(cur: Cursor, ws: str, now: dt.datetime) -> list[dict[str, Any]]:
     """The deferred invites due to be sent again at *now*, with their meeting's fields as
-    it stands (``recipient``, ``attempts``, ``detail`` and those of :func:`meeting`)."""
+    it stands (``recipient``, ``attempts``, ``invite_sequence`` (the meeting's sequence the
+    invite carried), ``detail`` and those of :func:`meeting`)."""
     rows = cur.execute(
-        f"SELECT i.recipient, i.attempts, i.detail, {_MEETING_SQL} "
+        f"SELECT i.recipient, i.attempts, i.sequence, i.detail, {_MEETING_SQL} "
         "FROM meeting_invites i JOIN meetings m "
         "ON m.workspace_id = i.workspace_id AND m.meeting_id = i.meeting_id "
         "WHERE i.workspace_id = $ws AND i.status = 'deferred' AND i.next_at <= $now "
         "ORDER BY i.next_at, i.meeting_id, i.recipient",
         {"ws": ws, "now": _naive(now)}).fetchall()
-    out = []
-    for row in rows:
-        found = dict(zip(("recipient", "attempts", "detail", *_MEETING, "account_name"), row,
-                         strict=True))
-        for k in ("starts_at", "ends_at", "created_at"):
-            found[k] = _aware(found[k])
-        out.append(found)
-    return out
+    return [_meeting_row(("recipient", "attempts", "invite_sequence", "detail"), row)
+            for row in rows]
 
 
 def invites(cur: Cursor, ws: str, meeting_id: str) -> dict[str, dict[str, Any]]:

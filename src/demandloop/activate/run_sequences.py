@@ -74,11 +74,9 @@ def resting(directory: Path, now: dt.datetime) -> set[str]:
     return {box for (d, box), (until, _) in _RESTING.items() if d == home and now < until}
 
 
-def _failed(directory: Path, box: str, now: dt.datetime) -> None:
-    key = (str(directory), box)
+def _failed(key: tuple[str, str], now: dt.datetime) -> None:
     failures = _RESTING.get(key, (now, 0))[1] + 1
-    _RESTING[key] = (now + min(REST_FIRST * (1 << min(failures - 1, 10)), REST_LONGEST),
-                     failures)
+    _RESTING[key] = (now + smtp.backoff(REST_FIRST, REST_LONGEST, failures), failures)
 
 
 def default_transports(ws: Workspace) -> Transports:
@@ -138,10 +136,14 @@ class _Tick:
         # and any that fails in this one (login, connection)
         self.down: set[str] = resting(Path(ws.directory), now)
         for box in sorted(self.down):  # (said, or a tick sending nothing would not say why)
-            until, failures = _RESTING[(str(ws.directory), box)]
+            until, failures = _RESTING[self._rest_key(box)]
             self.out.details.append(f"mailbox '{box}' rests until {until:%Y-%m-%d %H:%M:%S} "
                                     f"UTC: its server failed {failures} time(s) in a row")
         self.people: dict[str, dict[str, Any]] = {}
+
+    def _rest_key(self, box: str) -> tuple[str, str]:
+        """*box*'s key in :data:`_RESTING`."""
+        return str(self.ws.directory), box
 
     def _set(self, eid: str, **values: Any) -> None:
         mailstore.update(self.store, eid, self.now, **values)
@@ -251,7 +253,7 @@ class _Tick:
             self.open[box.name] = self.make(box)
         result = self.open[box.name].send(str(e["email"]), raw)
         if not result.mailbox_down:  # it answered: no rest for it
-            _RESTING.pop((str(self.ws.directory), box.name), None)
+            _RESTING.pop(self._rest_key(box.name), None)
         if result.status == "sent":
             mailstore.settle(self.store, eid, step_no, "sent", now)
             out.sent += 1
@@ -269,7 +271,7 @@ class _Tick:
         self.sent_log[box.name].remove(now)  # a deferred attempt spends no allowance
         if result.mailbox_down:  # no use trying its other recipients (each would time out)
             self.down.add(box.name)
-            _failed(Path(self.ws.directory), box.name, now)
+            _failed(self._rest_key(box.name), now)
         mailstore.settle(self.store, eid, step_no, "deferred", now, result.detail)
         attempts = int(e.get("attempts") or 0) + 1
         settings = self.ws.settings.activate

@@ -17,6 +17,7 @@ the user opens in a mail client.
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import os
 import re
 import smtplib
@@ -34,6 +35,13 @@ class Outcome:
     status: str  # sent, bounced, deferred
     detail: str = ""
     mailbox_down: bool = False  # the mailbox itself failed: try it again next tick
+
+
+def backoff(first: dt.timedelta, longest: dt.timedelta, failures: int) -> dt.timedelta:
+    """How long to wait after *failures* failed attempts in a row before the next: *first*
+    after one, twice as long after each more, never over *longest* (as a mail server's own
+    queue backs off)."""
+    return min(first * (1 << min(max(failures - 1, 0), 20)), longest)
 
 
 class Transport(Protocol):

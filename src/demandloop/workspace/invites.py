@@ -24,6 +24,7 @@ from demandloop.activate import booking
 from demandloop.activate import chat_queries as q
 from demandloop.activate.compose import unsubscribe_key
 from demandloop.config import Settings
+from demandloop.config.sequences import MailboxSetting
 from demandloop.outbound import smtp
 from demandloop.store.db import Store
 
@@ -42,17 +43,16 @@ FIRST_WAIT = dt.timedelta(minutes=1)
 LONGEST_WAIT = dt.timedelta(hours=1)
 
 
-def wait_after(attempts: int) -> dt.timedelta:
-    """How long after its *attempts*-th failed attempt a deferred invite is sent again."""
-    doublings: int = min(max(attempts - 1, 0), 20)
-    return min(FIRST_WAIT * (1 << doublings), LONGEST_WAIT)
-
-
 class Invites:
     """The invites of one workspace's meetings (see the module docstring)."""
 
     def __init__(self, directory: Path, settings: Settings, store: Store) -> None:
         self.directory, self.settings, self.store = directory, settings, store
+
+    def _mailbox(self) -> MailboxSetting | None:
+        """The mailbox ``meetings.mailbox`` names, if there is one."""
+        s = self.settings
+        return next((b for b in s.activate.mailboxes if b.name == s.meetings.mailbox), None)
 
     def links(self, meeting_id: str) -> dict[str, str]:
         """The visitor's signed reschedule and cancel links of a meeting."""
@@ -77,7 +77,7 @@ class Invites:
         server itself failed (then the other recipient is not tried: it would wait out
         the same timeout, as the sequence sender does)."""
         s = self.settings
-        box = next((b for b in s.activate.mailboxes if b.name == s.meetings.mailbox), None)
+        box = self._mailbox()
         if box is None:
             why = ("not sent: set meetings.mailbox" if not s.meetings.mailbox else
                    f"not sent: no mailbox named '{s.meetings.mailbox}'")
@@ -106,21 +106,20 @@ class Invites:
         finally:
             sender.close()
         with self.store.writer() as cur:
+            before = q.invites(cur, self.store.workspace_id, m.meeting_id)
             for who, status, detail in kept:
-                prior = q.invites(cur, self.store.workspace_id, m.meeting_id).get(who)
-                attempts = (prior["attempts"] + 1
-                            if prior is not None and prior["sequence"] == m.sequence else 1)
+                attempts = _attempts(before.get(who), m.sequence)
                 q.record_invite(cur, self.store.workspace_id, m.meeting_id, who, m.sequence,
-                                method, status, detail or "", now,
-                                now + wait_after(attempts) if status == "deferred" else None)
+                                method, status, detail or "", attempts, now,
+                                now + smtp.backoff(FIRST_WAIT, LONGEST_WAIT, attempts)
+                                if status == "deferred" else None)
         return out, down is not None
 
     def retry(self, now: dt.datetime) -> dict[str, int]:
         """Send again every deferred invite due at *now* (see the module docstring);
         returns how many were ``sent``, ``deferred`` again, ``bounced`` and ``failed``."""
         counts = {"sent": 0, "deferred": 0, "bounced": 0, "failed": 0}
-        s = self.settings
-        if not any(b.name == s.meetings.mailbox for b in s.activate.mailboxes):
+        if self._mailbox() is None:
             return counts  # (nothing could send them: they wait for a mailbox)
         with self.store.reader() as cur:
             due = q.due_invites(cur, self.store.workspace_id, now)
@@ -136,7 +135,10 @@ class Invites:
                     q.record_invite(cur, self.store.workspace_id, row["meeting_id"],
                                     row["recipient"], int(row["sequence"]),
                                     _method(row), "failed",
-                                    f"gave up: {why}; last: {row['detail'] or ''}", now, None)
+                                    f"gave up: {why}; last: {row['detail'] or ''}",
+                                    _attempts({"attempts": row["attempts"],
+                                               "sequence": row["invite_sequence"]},
+                                              int(row["sequence"])), now, None)
                 counts["failed"] += 1
                 continue
             m = as_meeting(row, rep.email)
@@ -147,6 +149,14 @@ class Invites:
             if down:  # the others due wait for the next look, not for one timeout each
                 break
         return counts
+
+
+def _attempts(prior: dict[str, Any] | None, sequence: int) -> int:
+    """The attempts an invite of the meeting's *sequence* has had with this one, given the
+    kept row of its recipient (*prior*: ``attempts``, ``sequence``): a new sequence starts
+    again at one."""
+    return int(prior["attempts"]) + 1 if prior is not None and prior["sequence"] == sequence \
+        else 1
 
 
 def _method(row: dict[str, Any]) -> str:
