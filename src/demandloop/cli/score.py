@@ -54,11 +54,11 @@ def accounts(
         scores = ws.scored_accounts()
         if not scores.empty:
             from demandloop.score.stages import stage_names  # (pandas: on first use)
+            from demandloop.store.account_pages import check_choices
 
-            names = stage_names(ws.settings.score.stages)
-            if stage is not None and stage not in names:
-                raise UsageError(f"unknown stage '{stage}'",
-                                 hint=f"stages: {', '.join(names)}")
+            # the API's own check of ?stage=: one message at both edges
+            check_choices("stage", [stage] if stage is not None else [],
+                          stage_names(ws.settings.score.stages))
             _scored_accounts(scores, stage, SORTS[sort], limit, as_json)
             return
         if stage is not None:

@@ -188,7 +188,7 @@ def create_api(ws: Workspace, tokens: TokenRing, keys: KeyRing, jobs: Jobs,
                                     topic)
         # a stage or band no account can have is a typo, not an empty page
         pages.check_choices("stage", stage, stage_names(ws.settings.score.stages))
-        pages.check_choices("band", band, list(BANDS))
+        pages.check_choices("band", band, BANDS)
 
         def page() -> tuple[list[dict[str, Any]], str | None]:
             return pages.account_page(ws.store, where, sort, limit, cursor, cache.accounts())
