@@ -184,3 +184,24 @@ def test_tables_fit_the_terminal_by_choosing_columns() -> None:
         assert ("not shown, too wide for this terminal: surge_topics" in text) == hidden
         assert ("email-deliverability, account-based-marketing" in text) != hidden
         assert max(len(line) for line in text.splitlines()) <= width
+
+
+def test_data_is_printed_as_it_is_not_as_markup(cli, market: Path, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """Values from a user's data that look like Rich markup or emoji codes ("[/x]",
+    "[b]", ":x:", a Next.js path "/blog/[slug]") are shown verbatim: as markup, an
+    unmatched closing tag failed the command and the rest lost characters."""
+    from tests.conftest import load_market
+
+    w = load_market(tmp_path / "w", market, history_every=30)
+    weird = "Software [/x] [b]SaaS :x: /blog/[slug]"
+    with demandloop.open(w) as ws, ws.store.writer() as cur:
+        cur.execute("UPDATE accounts SET industry = ? WHERE account_id IN "
+                    "(SELECT account_id FROM accounts ORDER BY account_id LIMIT 40)", [weird])
+    code, out, err = cli("-w", str(w), "report", "funnel", "--by", "industry")
+    assert code == 0, err
+    assert weird in out.replace("\n", "")
+    # a wrong CSV's header is quoted in the error as the file has it
+    bad = tmp_path / "passwd.csv"
+    bad.write_text("root:x:0:0:root:/root:/bin/bash\n")
+    code, _, err = cli("-w", str(w), "import", "accounts", str(bad))
+    assert code != 0 and "root:x:0:0:root" in err.replace("\n", ""), err

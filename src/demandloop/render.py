@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from rich.table import Table
+from rich.text import Text
 
 from demandloop.lazy import LazyModule
 
@@ -38,7 +39,9 @@ def frame_table(df: pd.DataFrame, title: str, formats: dict[str, str] | None = N
         t.add_column(str(col), justify="right" if pd.api.types.is_numeric_dtype(df[col])
                      else "left", overflow="fold")
     for row in cells:
-        t.add_row(*row[:keep])
+        # as Text, not markup: a value such as "/blog/[slug]" or "[/x]" is data (as a
+        # string Rich read it as tags: it lost the tag, or failed on an unmatched one)
+        t.add_row(*(Text(c) for c in row[:keep]))
     return t
 
 

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import typer
+from rich.markup import escape
 
 from demandloop.cli.base import (
     JsonOpt,
@@ -65,9 +66,9 @@ def audiences_export(
         _json({"rows": n, "segment": name, "format": fmt, "path": str(path),
                "warnings": warnings})
         return
-    out.print(f"wrote {n:,} rows of '{name}' ({fmt}) to {path}")
+    out.print(f"wrote {n:,} rows of '{name}' ({fmt}) to {path}", markup=False)
     for w in warnings:
-        out.print(f"[yellow]warning:[/yellow] {w}")
+        out.print(f"[yellow]warning:[/yellow] {escape(w)}")
 
 
 workflows_app = typer.Typer(no_args_is_help=True, help="Workflows: signal -> route -> alert.")
@@ -84,7 +85,8 @@ def workflows_validate(as_json: bool = JsonOpt) -> None:
     if as_json:
         _json({"valid": [w.name for w in flows]})
         return
-    out.print(f"{len(flows)} workflow(s) valid: {', '.join(w.name for w in flows) or '(none)'}")
+    out.print(f"{len(flows)} workflow(s) valid: {', '.join(w.name for w in flows) or '(none)'}",
+              markup=False)
 
 
 @workflows_app.command("list")
@@ -133,7 +135,7 @@ def workflows_run(
               + (f"; {r.stale:,} signal(s) older than activate.max_signal_age_days skipped"
                  if r.stale else ""))
     for line in r.details[:20]:
-        out.print(f"  {line}")
+        out.print(f"  {line}", markup=False, highlight=False)
 
 
 @workflows_app.command("history")
@@ -177,7 +179,8 @@ def mail_check(
     else:
         colour = {"ok": "green", "warn": "yellow", "fail": "bold red"}
         for f in findings:
-            out.print(f"[{colour[f.status]}]{f.status.upper():4}[/] {f.check:5} {f.message}")
+            out.print(f"[{colour[f.status]}]{f.status.upper():4}[/] {f.check:5} "
+                      f"{escape(f.message)}")
     if any(f.status == "fail" for f in findings):
         raise typer.Exit(1)
 

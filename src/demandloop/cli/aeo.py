@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import typer
+from rich.markup import escape
 
 from demandloop.cli.base import JsonOpt, _json, _open, app, out
 
@@ -29,17 +30,17 @@ def aeo_audit(
     if as_json:
         _json(result)
     else:
-        out.print(f"[bold]{result['base']}[/bold]: score {result['score']} / 100 over "
+        out.print(f"[bold]{escape(result['base'])}[/bold]: score {result['score']} / 100 over "
                   f"{len(result['pages'])} page(s)")
         for c in result["site"]:
             mark = "[green]ok[/green]" if c["ok"] else "[red]fix[/red]"
-            out.print(f"  {mark} {c['check']}: {c.get('fix') or c.get('note') or ''}",
+            out.print(f"  {mark} {c['check']}: {escape(c.get('fix') or c.get('note') or '')}",
                       highlight=False)
         for p in result["pages"]:
-            out.print(f"  {p['score']:>3} {p['page']}", highlight=False)
+            out.print(f"  {p['score']:>3} {p['page']}", markup=False, highlight=False)
             for f in p["fixes"]:
                 out.print(f"        - {f['name']}: {f['fix']}", markup=False, highlight=False)
         for where, why in result["failed"].items():
-            out.print(f"  [yellow]not read:[/yellow] {where}: {why}", highlight=False)
+            out.print(f"  [yellow]not read:[/yellow] {escape(f'{where}: {why}')}", highlight=False)
     if result["score"] < min_score:
         raise typer.Exit(1)

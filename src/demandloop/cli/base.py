@@ -77,7 +77,9 @@ def _console(stderr: bool = False) -> Console:
     columns as Rich would do, but at $COLUMNS or 200."""
     stream = sys.stderr if stderr else sys.stdout
     width = None if stream.isatty() else int(os.environ.get("COLUMNS", "0") or 0) or 200
-    return Console(stderr=stderr, width=width)
+    # no emoji codes: data quoted in output ("root:x:0" in a wrong CSV's header) is shown
+    # as it is, not with ":x:" turned into a symbol
+    return Console(stderr=stderr, width=width, emoji=False)
 
 
 @dataclass

@@ -4,6 +4,7 @@ dashboard searches) and search them."""
 from __future__ import annotations
 
 import typer
+from rich.markup import escape
 
 from demandloop.cli.base import JsonOpt, _json, _open, app, err, out
 
@@ -29,7 +30,8 @@ def content_index(
                   f"{result.seconds:.1f} s: {result.added:,} new, {result.changed:,} "
                   f"changed, {result.unchanged:,} unchanged, {result.removed:,} removed")
         for location, why in result.failed.items():
-            err.print(f"[yellow]not read:[/yellow] {location}: {why} (its last version, "
+            where = escape(f"{location}: {why}")
+            err.print(f"[yellow]not read:[/yellow] {where} (its last version, "
                       "if any, stays in the index)", markup=True, highlight=False)
     if result.failed and not result.pages:
         raise typer.Exit(1)
@@ -56,5 +58,6 @@ def content_search(
     if not hits:
         out.print("no passage holds any word of the question")
     for h in hits:
-        out.print(f"[bold]{h['relevance']:.0%}[/bold] {h['url']}  {h['heading']}")
+        where = escape(f"{h['url']}  {h['heading']}")
+        out.print(f"[bold]{h['relevance']:.0%}[/bold] {where}")
         out.print(f"    {h['text'][:300]}", markup=False, highlight=False)

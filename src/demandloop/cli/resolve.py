@@ -62,11 +62,11 @@ def explain_person(key: str = typer.Argument(..., help="Person id, email, user i
               f"  ({p.get('seniority') or '?'}, {p.get('function') or '?'})")
     acc = info["account"]
     out.print(f"account: {acc['account_id']} via {acc['source']} (confidence "
-              f"{acc['confidence']:.2f})" if acc else "account: not resolved")
-    out.print("identifiers: " + ", ".join(info["identifiers"]))
+              f"{acc['confidence']:.2f})" if acc else "account: not resolved", markup=False)
+    out.print("identifiers: " + ", ".join(info["identifiers"]), markup=False)
     for link in info["merged_by"]:
         out.print(f"  merged {link['from']} + {link['to']} by {link['message_type']} "
-                  f"{link['message_id']} at {link['first_seen']}", highlight=False)
+                  f"{link['message_id']} at {link['first_seen']}", markup=False, highlight=False)
     out.print(f"anonymous touches attributed after identification: "
               f"{info['anonymous_touches_attributed']:,}")
     if info["touches_by_channel"]:

@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 import typer
+from rich.markup import escape
 
 from demandloop.cli.base import (
     EngineOpt,
@@ -153,18 +154,20 @@ def explain_account(key: str = typer.Argument(..., help="Account domain or id.")
         _json(info)
         return
     f, e, i = info["fit"], info["engagement"], info["intent"]
-    out.print(f"[bold]{info['account_id']}[/bold]  stage: {info['stage']}  (as of "
-              f"{info['as_of'][:16]})", highlight=False)
-    out.print(f"fit {f['score']:.1f} ({f['band']}): " + "; ".join(f["criteria"] or []),
+    out.print(f"[bold]{escape(info['account_id'])}[/bold]  "
+              + escape(f"stage: {info['stage']}  (as of {info['as_of'][:16]})"),
               highlight=False)
+    out.print(f"fit {f['score']:.1f} ({f['band']}): " + "; ".join(f["criteria"] or []),
+              markup=False, highlight=False)
     out.print(f"engagement {e['score']:.1f} from {e['touches']} touches by {e['people']} "
               f"people; intent surge {i['surge']:.2f}"
               + (f" (surging on {', '.join(i['topics'])})" if i["topics"] else ""),
+              markup=False, highlight=False)
+    out.print("stage because: " + "; ".join(info["stage_reasons"] or []), markup=False,
               highlight=False)
-    out.print("stage because: " + "; ".join(info["stage_reasons"] or []), highlight=False)
     c = info["committee"]
     out.print(f"buying committee: {c['coverage']:.0%} covered; missing: "
-              f"{', '.join(c['missing_roles']) or 'none'}", highlight=False)
+              f"{', '.join(c['missing_roles']) or 'none'}", markup=False, highlight=False)
     out.print(_table(pd.DataFrame(e["top_signals"]), "top signals (weight x decay)"))
     if info["stage_history"]:
         out.print(_table(pd.DataFrame(info["stage_history"]).drop(columns=["reasons"]),

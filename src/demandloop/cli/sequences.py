@@ -90,7 +90,7 @@ def sequences_run(as_json: bool = JsonOpt) -> None:
               f"{r.tasks}"
               + (f", in doubt {r.in_doubt}" if r.in_doubt else ""))
     for line in r.details[:20]:
-        out.print(f"  {line}")
+        out.print(f"  {line}", markup=False, highlight=False)
 
 
 @sequences_app.command("enrolments")

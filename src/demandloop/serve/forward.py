@@ -53,7 +53,7 @@ def run_here(ws: Workspace, argv: list[str], cwd: str, width: int,
 
     def console(buf: io.StringIO) -> Console:
         return Console(file=buf, width=width, color_system=color_system,  # type: ignore[arg-type]
-                       force_terminal=terminal, force_interactive=False)
+                       force_terminal=terminal, force_interactive=False, emoji=False)
 
     streams = Streams(console(stdout), console(stderr), stdout)
     with _one_at_a_time, lock or contextlib.nullcontext():
