@@ -164,6 +164,15 @@ def test_bad_parameters_are_one_clear_4xx(api: dict[str, Any]) -> None:
     assert "custmer" in _get(api, "/accounts", stage=["customer", "custmer"]).text
     # the stage of accounts no rule matches is one too
     assert _get(api, "/accounts", stage="unaware").status_code == 200
+    # a parameter the endpoint does not take is a typo, not the unfiltered first page
+    for path, params, named in (("/accounts", {"intent": 2}, "'intent'"),
+                                ("/people", {"after": "x", "limit": 2}, "'after'"),
+                                ("/reports/health", {"weeks": 8}, "'weeks'")):
+        r = _get(api, path, **params)
+        assert r.status_code == 400, (path, r.text)
+        error = r.json()["error"]
+        assert error["code"] == "unknown_parameter" and named in error["message"], error
+    assert "intent_min" in _get(api, "/accounts", intent=2).json()["error"]["message"]
     # a report's bad parameter: the CLI's own message (one check serves both edges)
     r = _get(api, "/reports/funnel", by="nope")
     assert r.status_code == 400 and r.json()["error"]["code"] == "invalid_input"

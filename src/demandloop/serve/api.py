@@ -76,6 +76,39 @@ def _reject(r: Reject) -> Response:
                        if r.status == 401 else {}))
 
 
+def _known_parameters(request: Request) -> None:
+    """Refuse a query parameter the route does not take: ``?intent=2`` (the filter is
+    ``intent_min``) or ``?after=`` (the cursor is ``cursor``) would otherwise answer the
+    unfiltered first page, which looks like a result."""
+    route = request.scope.get("route")
+    if getattr(route, "dependant", None) is None:
+        return
+    known = _query_names(route)
+    unknown = sorted(set(request.query_params) - known)
+    if unknown:
+        raise Reject(400, "unknown_parameter",
+                     f"unknown query parameter{'s' if len(unknown) > 1 else ''} "
+                     f"{', '.join(repr(u[:40]) for u in unknown[:5])} (this endpoint takes "
+                     f"{', '.join(sorted(known)) or 'none'}; see /api/v1/docs)")
+
+
+def _query_names(route: Any) -> frozenset[str]:
+    """The query parameters *route* and its dependencies take, found once per route and
+    kept on it (walked here rather than with FastAPI's private helper, whose name changes
+    between versions; a route is unhashable, so it cannot key a cache)."""
+    names: frozenset[str] | None = getattr(route, "_dl_query_names", None)
+    if names is None:
+        found: set[str] = set()
+        todo = [route.dependant]
+        while todo:
+            d = todo.pop()
+            found.update(p.alias for p in d.query_params)
+            todo.extend(d.dependencies)
+        names = frozenset(found)
+        route._dl_query_names = names
+    return names
+
+
 def create_api(ws: Workspace, tokens: TokenRing, keys: KeyRing, jobs: Jobs,
                loop_lock: threading.RLock, gate: Gate) -> FastAPI:
     """The API over *ws* (the server's workspace); reads pass through *gate* (an erasure
@@ -129,6 +162,7 @@ def create_api(ws: Workspace, tokens: TokenRing, keys: KeyRing, jobs: Jobs,
             if not allows(granted, needed):
                 raise Reject(403, "insufficient_scope",
                              f"this token's scope is '{granted}'; this needs '{needed}'")
+            _known_parameters(request)
             return granted
         return Depends(check)
 
