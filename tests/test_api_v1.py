@@ -305,6 +305,19 @@ def test_tokens_scopes_revocation_and_write_keys(api: dict[str, Any],
     code, _, err = _run("-w", str(api["dir"]), "tokens", "create", "--expires-in", "0",
                         capsys=capsys)
     assert code != 0 and "--expires-in must be between 1 and" in err
+    # when each token was last used: a token's first use is on record at once (what an
+    # audit for unused tokens reads), one never used says so
+    code, out, _ = _run("-w", str(api["dir"]), "tokens", "list", "--json", capsys=capsys)
+    listed = {r["id"]: r for r in json.loads(out)}
+    used = dt.datetime.fromisoformat(listed[timed["id"]]["last_used_at"])
+    assert dt.timedelta(0) <= dt.datetime.now(dt.UTC) - used < dt.timedelta(minutes=2)
+    code, made, _ = _run("-w", str(api["dir"]), "tokens", "create", "--json",
+                         capsys=capsys)
+    assert code == 0
+    code, out, _ = _run("-w", str(api["dir"]), "tokens", "list", "--json", capsys=capsys)
+    assert {r["id"]: r for r in json.loads(out)}[json.loads(made)["id"]][
+        "last_used_at"] is None
+    assert (api["dir"] / tokens.USED_FILE).stat().st_mode & 0o077 == 0
     # the token file holds hashes only, readable by its owner only
     text = (api["dir"] / tokens.TOKENS_FILE).read_text()
     assert fresh not in text and t["admin"] not in text
@@ -408,3 +421,18 @@ def test_openapi_schema_and_no_5xx_under_schemathesis(api: dict[str, Any]) -> No
             fuzz(op)
     assert failures == [], "\n".join(failures[:10])
     assert len(seen) >= 7 and any(200 in codes for codes in seen.values())
+
+
+def test_a_tokens_later_uses_are_written_when_the_server_stops(tmp_path: Path) -> None:
+    """Uses after a token's first are noted in memory and written at most every
+    USED_EVERY seconds, and by the server's stop (TokenRing.write_used): none is lost."""
+    token, info = tokens.create(tmp_path, "read", "script")
+    ring = tokens.TokenRing(tmp_path)
+    assert ring.scope(token) == "read"
+    first = tokens.last_used(tmp_path)[info.id]
+    time.sleep(1.1)
+    assert ring.scope(token) == "read"
+    assert tokens.last_used(tmp_path)[info.id] == first  # not a write per request
+    ring.write_used()
+    assert tokens.last_used(tmp_path)[info.id] > first
+    assert tokens.list_tokens(tmp_path)[0].last_used_at == tokens.last_used(tmp_path)[info.id]

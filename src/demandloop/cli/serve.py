@@ -123,7 +123,8 @@ def tokens_create(
 
 @tokens_app.command("list")
 def tokens_list(as_json: bool = JsonOpt) -> None:
-    """API tokens: id, name, scope, created, revoked, expires (never the token)."""
+    """API tokens: id, name, scope, created, revoked, expires, last used (to the minute;
+    never the token)."""
     from demandloop.serve import tokens
 
     rows = [t.__dict__ for t in tokens.list_tokens(_dir())]
@@ -133,7 +134,8 @@ def tokens_list(as_json: bool = JsonOpt) -> None:
     import pandas as pd
 
     out.print(_table(pd.DataFrame(rows, columns=["id", "name", "scope", "created_at",
-                                                 "revoked_at", "expires_at"]), "API tokens"))
+                                                 "revoked_at", "expires_at",
+                                                 "last_used_at"]), "API tokens"))
 
 
 @tokens_app.command("revoke")

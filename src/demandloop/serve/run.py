@@ -179,6 +179,7 @@ def serve(directory: Path, *, host: str | None = None, port: int | None = None,
                 stopped = _drain(loader, c.drain_seconds)
     finally:
         jobs.shutdown()
+        ring.write_used()
         if stopped:  # else exiting ends the loader's work; DuckDB's WAL keeps what committed
             ws.close()
 
