@@ -19,7 +19,10 @@ Then, each in a fresh process (so peak RSS is the run's own):
   they touch), ``score`` keeping one snapshot a day, and the checkpoint deferred to after
   it (``Store.defer_checkpoints``). The first batches warm the process up (a server's
   process is warm and keeps its last two scores, see ``demandloop.score.live``); the last
-  is timed, then a full score of the same store at the same time for the ratio.
+  is timed, then a full score of the same store at the same time for the ratio. Run twice,
+  on copies: with DuckDB's default threads (every core, as ``demandloop resolve`` and
+  ``score`` get on the command line), and with the one thread ``demandloop serve`` gives
+  its loader, whose other cores answer requests.
 
 The ratio is the rebuild's time over the incremental run's, in the same store.
 
@@ -101,8 +104,11 @@ _CHILD = """
 import json, resource, sys, time
 import demandloop
 step, path, new, batches = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+threads = int(sys.argv[5])
 with demandloop.open(path) as ws:
     out = {}
+    if threads:  # as demandloop serve's loader runs (serve.run: the other cores answer)
+        ws.store.con.execute(f"SET threads = {threads}")
     if step == "rebuild":
         with ws.store.writer() as cur:
             # the events after the last whole day holding the newest three batches go: a
@@ -162,10 +168,11 @@ print(json.dumps(out))
 """
 
 
-def child(step: str, path: Path, new: int) -> dict[str, Any]:
+def child(step: str, path: Path, new: int, threads: int = 0) -> dict[str, Any]:
+    """*step* in a fresh process; *threads*: DuckDB's (0: its default, every core)."""
     os.sync()
     done = subprocess.run([sys.executable, "-c", _CHILD, step, str(path), str(new),
-                           str(BATCHES)],
+                           str(BATCHES), str(threads)],
                           capture_output=True, text=True)
     if done.returncode:
         raise SystemExit(f"the {step} run failed:\n{done.stderr[-2000:]}")
@@ -194,7 +201,14 @@ def main() -> None:
         print(f"store: {events:,} events, {args.accounts:,} accounts "
               f"({args.copies} copies), ready in {time.perf_counter() - started:.0f} s")
         full = child("rebuild", Path(tmp) / "ws", args.new)
+        # the same incremental runs on a copy, with the one DuckDB thread demandloop serve
+        # gives its loader (the other cores answer requests)
+        one = Path(tmp) / "ws-one-thread"
+        shutil.rmtree(one, ignore_errors=True)
+        shutil.copytree(Path(tmp) / "ws", one)
         inc = child("incremental", Path(tmp) / "ws", args.new)
+        served = child("incremental", one, args.new, threads=1)
+        shutil.rmtree(one)
     held = BATCHES * args.new
     read = events - full["dropped"] - held
     print(f"rebuild ({full['mode']}): {read:,} events -> {full['touches']:,} touches "
@@ -203,12 +217,16 @@ def main() -> None:
           f"({read / full['resolve']:,.0f} events/s), peak RSS {full['rss_gb']:.2f} GB "
           f"(the {full['dropped']:,} events after the last whole day of at least three "
           f"batches left out, the newest {held:,} held back)")
-    print(f"incremental ({inc['mode']}), as the server's loop runs it: {args.new:,} new events, "
+    print(f"incremental ({inc['mode']}), the server's loop with every core: {args.new:,} new "
+          f"events, "
           f"{inc['written']:,} touches rewritten, in {inc['resolve']:.2f} s; then score "
           f"({inc['score_mode']}: {inc['rescored']:,} of {inc['accounts']:,} accounts "
           f"recomputed, {inc['rows_written']:,} of the snapshot's {inc['rows']:,} rows "
           f"written) {inc['score']:.2f} s; resolve + score "
           f"{inc['resolve'] + inc['score']:.2f} s; peak RSS {inc['rss_gb']:.2f} GB")
+    print(f"  the same with one DuckDB thread, as demandloop serve's loader runs it (its "
+          f"other cores answer requests): resolve {served['resolve']:.2f} s + score "
+          f"{served['score']:.2f} s = {served['resolve'] + served['score']:.2f} s")
     print(f"  after it, off the event's path: one snapshot a day kept {inc['keep']:.2f} s, "
           f"checkpoint {inc['checkpoint']:.2f} s; the {BATCHES - 1} batches before it (a cold "
           f"process warming up): " + ", ".join(f"{w:.2f} s ({mode}, {n:,} rows written)"
