@@ -119,3 +119,22 @@ def test_a_bad_environment_variable_is_blamed_not_the_file(tmp_path: Path,
     with pytest.raises(ConfigError) as err:
         Settings.load(tmp_path)
     assert str(err.value).startswith(str(tmp_path / "demandloop.toml"))
+
+
+def test_a_setting_variable_that_names_no_setting_is_refused(
+        cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+    """A typo in a variable's section, or one underscore where two belong, was ignored
+    without a word (pydantic reads only the sections' own names): the setting the user
+    meant silently kept its default. Variables that are not settings stay allowed."""
+    w = tmp_path / "w"
+    assert cli("-w", str(w), "status")[0] == 0
+    for key, said in (("DEMANDLOOP_SCOR__HALF_LIFE_DAYS", "unknown section 'scor'"),
+                      ("DEMANDLOOP_STORE_MEMORY_LIMIT", "DEMANDLOOP_STORE__MEMORY_LIMIT")):
+        monkeypatch.setenv(key, "1GB")
+        code, out, err = cli("-w", str(w), "status")
+        assert code == 2 and out == "" and key in err and said in err, err
+        assert len(err.strip().splitlines()) == 1, err
+        monkeypatch.delenv(key)
+    for key in ("DEMANDLOOP_DEBUG", "DEMANDLOOP_REQUIRE_BROWSER", "DEMANDLOOP_DIR"):
+        monkeypatch.setenv(key, "")
+    assert cli("-w", str(w), "status")[0] == 0

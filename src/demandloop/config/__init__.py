@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import os
 import tomllib
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -130,6 +131,7 @@ class Settings(BaseSettings):
                         f"{path}: not valid TOML: {exc}",
                         hint="fix the syntax, or run 'demandloop init --force' for a fresh file",
                     ) from exc
+        _check_environment(os.environ)
         try:
             return cls(**data)
         except ValidationError as exc:
@@ -158,6 +160,32 @@ def locate(path: str | Path, settings: Settings | None = None
     settings = settings or Settings.load(p)
     db_path = Path(settings.store.path)
     return p, settings, db_path if db_path.is_absolute() else p / db_path
+
+
+def _check_environment(env: Mapping[str, str]) -> None:
+    """Refuse a ``DEMANDLOOP_`` variable meant as a setting that names none: pydantic's
+    environment source reads only the names of sections, so ``DEMANDLOOP_SCOR__THREADS``
+    or ``DEMANDLOOP_STORE_PATH`` (one underscore) would be ignored without a word. Others
+    (``DEMANDLOOP_DEBUG``, ``DEMANDLOOP_DIR``, a test suite's own) are not settings and
+    stay allowed: only a name with the ``__`` delimiter, or one that starts like a section,
+    is taken for a setting."""
+    sections = sorted(Settings.model_fields)
+    for key in env:
+        if not key.upper().startswith("DEMANDLOOP_"):
+            continue
+        name = key[len("DEMANDLOOP_"):].lower()
+        head = name.split("__", 1)[0]
+        if "__" in name and head not in sections:
+            raise ConfigError(f"environment variable {key}: unknown section '{head}'",
+                              hint="a setting's variable is DEMANDLOOP_<SECTION>__<KEY>, "
+                              f"the sections being {', '.join(sections)}")
+        if "__" not in name and name not in sections:
+            meant = next((f for f in sections if name.startswith(f + "_")), None)
+            if meant is not None:
+                rest = name[len(meant) + 1:].upper()
+                raise ConfigError(f"environment variable {key} is not a setting",
+                                  hint=f"separate the section and the key with two "
+                                  f"underscores: DEMANDLOOP_{meant.upper()}__{rest}")
 
 
 def _blame(exc: ValidationError, source: str) -> str:
