@@ -160,3 +160,39 @@ def test_import_names_ignored_headers_and_a_reimport_updates(cli, tmp_path: Path
         person = ws.store.con.execute("SELECT account_id FROM persons").fetchall()
     assert rows == [("acme.com", "acme.com", "42"), ("beta.io", "beta.io", "43")]
     assert person == [("acme.com",)]
+
+
+@pytest.mark.parametrize("delimiter", [";", "\t", "|"])
+def test_a_spreadsheets_semicolon_or_tab_export_imports_like_a_comma_one(
+        ws, tmp_path: Path, delimiter: str) -> None:  # type: ignore[no-untyped-def]
+    """Excel in most of Europe saves CSV with semicolons; many tools export tabs under a
+    .csv name. They were refused ("no column for 'domain' among Domain;Name;..."); they
+    now import the same rows as the comma file, a delimiter inside quotes staying data."""
+    header = ["Company Domain Name", "Company name", "Industry", "Annual Revenue"]
+    rows = [["acme.com", "Acme; Inc, \"the\" one", "Software", "30,000,000"],
+            ["globex.com", "Globex|Tab\there", "Retail", "1200"]]
+    comma = write_csv(tmp_path / "comma.csv", header, rows)
+    other = tmp_path / "other.csv"
+    with other.open("w", newline="", encoding="utf-8-sig") as fh:  # (Excel writes a BOM)
+        csv.writer(fh, delimiter=delimiter, quoting=csv.QUOTE_MINIMAL).writerows(
+            [header, *rows])
+    assert ws.import_crm("accounts", other) == 2
+    got = ws.accounts().sort_values("account_id")[["account_id", "name", "industry",
+                                                   "revenue"]]
+    with ws.store.writer() as cur:
+        cur.execute("DELETE FROM accounts")
+    assert ws.import_crm("accounts", comma) == 2
+    want = ws.accounts().sort_values("account_id")[["account_id", "name", "industry",
+                                                    "revenue"]]
+    assert got.to_dict("records") == want.to_dict("records")
+    assert got["name"].tolist() == ["Acme; Inc, \"the\" one", "Globex|Tab\there"]
+    # the other imports read the same way: spend and a suppression list
+    spend = tmp_path / "spend.csv"
+    spend.write_text(f"date{delimiter}channel{delimiter}spend\n"
+                     f"2026-01-05{delimiter}Paid Social{delimiter}120.5\n")
+    assert ws.import_spend(spend) == 1
+    emails = tmp_path / "suppressed.csv"
+    emails.write_text(f"email{delimiter}reason\nann@acme.com{delimiter}unsubscribed\n")
+    from demandloop.activate.suppression_csv import read_emails
+
+    assert read_emails(emails) == ["ann@acme.com"]

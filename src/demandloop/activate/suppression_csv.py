@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
+from demandloop.csvfiles import delimiter
 from demandloop.errors import InputError
 
 
@@ -13,7 +14,7 @@ def read_emails(path: Path) -> list[str]:
     row that is not an address raises, so a bad file imports nothing."""
     try:
         with path.open(newline="", encoding="utf-8-sig") as fh:
-            reader = csv.DictReader(fh)
+            reader = csv.DictReader(fh, delimiter=delimiter(fh))
             columns = {c.strip().lower(): c for c in reader.fieldnames or []}
             column = columns.get("email") or columns.get("email address")
             if column is None:

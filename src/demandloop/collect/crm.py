@@ -28,6 +28,7 @@ from demandloop.collect.values import (
     as_text,
     parse_timestamp,
 )
+from demandloop.csvfiles import delimiter
 from demandloop.errors import InputError
 
 KINDS = ("accounts", "contacts", "opportunities")
@@ -143,7 +144,7 @@ def read_crm_csv(path: Path, kind: str, mapping: dict[str, str] | None = None) -
         raise InputError(f"{path}: no such file", hint="check the path")
     with path.open(newline="", encoding="utf-8-sig") as fh:
         try:
-            reader = csv.reader(fh)
+            reader = csv.reader(fh, delimiter=delimiter(fh))
             header = next(reader, None)
             if not header:
                 raise InputError(f"{path}: empty file, expected a header row")

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from demandloop.collect.values import parse_timestamp
+from demandloop.csvfiles import delimiter
 from demandloop.domains import canonical_domain
 from demandloop.errors import InputError
 from demandloop.ipaddr import ip_key, range_keys
@@ -36,7 +37,7 @@ def read_ip_ranges(path: Path) -> list[UserRange]:
     if not path.is_file():
         raise InputError(f"{path}: no such file", hint="check the path")
     with path.open(newline="", encoding="utf-8-sig") as fh:
-        reader = csv.DictReader(fh)
+        reader = csv.DictReader(fh, delimiter=delimiter(fh))
         cols = {c.strip().lower(): c for c in (reader.fieldnames or [])}
         has_cidr, has_pair = "cidr" in cols, "start" in cols and "end" in cols
         if not (has_cidr or has_pair) or not ({"domain", "organisation", "organization"}

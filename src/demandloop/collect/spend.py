@@ -17,6 +17,7 @@ from typing import Any
 
 from demandloop.collect.crm import normalise_header
 from demandloop.collect.values import as_integer, as_number, parse_timestamp
+from demandloop.csvfiles import delimiter
 from demandloop.errors import InputError
 
 ALIASES: dict[str, tuple[str, ...]] = {
@@ -49,7 +50,7 @@ def read_spend_csv(path: Path) -> SpendRows:
     except OSError as e:
         raise InputError(f"cannot read {path}: {e.strerror}") from None
     with handle:
-        reader = csv.reader(handle)
+        reader = csv.reader(handle, delimiter=delimiter(handle))
         header = next(reader, None)
         if not header:
             raise InputError(f"{path} is empty", hint="expected a header: "

@@ -17,8 +17,8 @@ When each token was last used is kept so that a token nobody uses any more can b
 and revoked (``tokens list``, the dashboard's Settings). The server notes it in memory and
 writes it to ``api-tokens-used.json`` at most every :data:`USED_EVERY` seconds and when it
 stops (a token's first use in a server's run at once): a write per request would cost
-every request a file write, and the time is wanted to the minute, not the second. It is a file of its own so that the server never
-rewrites the tokens file the CLI edits.
+every request a file write, and the time is wanted to the minute, not the second. It is a
+file of its own so that the server never rewrites the tokens file the CLI edits.
 """
 
 from __future__ import annotations
