@@ -19,10 +19,11 @@ import tempfile
 import threading
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar, get_origin
 
 import orjson
 from fastapi import Depends, FastAPI, File, Query, Request, UploadFile
+from fastapi import Path as Path_
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -31,8 +32,10 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from demandloop.errors import DemandloopError
+from demandloop.measure.names import ALL_MODELS, DIMENSIONS
 from demandloop.score.fit import BANDS
 from demandloop.score.stages import stage_names
+from demandloop.serve import api_schema as schema
 from demandloop.serve import forward, reports
 from demandloop.serve.envelope import Reject, write_key
 from demandloop.serve.jobs import Jobs
@@ -49,6 +52,8 @@ if TYPE_CHECKING:
 log = logging.getLogger("demandloop.loader")
 T = TypeVar("T")
 IMPORT_KINDS = ("accounts", "contacts", "opportunities", "spend", "ip-ranges", "suppressions")
+#: ``?models=``: a comma-separated list of names (each checked against the models)
+_MODELS = r"^ *[a-z0-9_]+ *(, *[a-z0-9_]+ *)*,? *$"
 #: largest CSV an import accepts (bigger files: the CLI, which reads them from disk)
 MAX_UPLOAD_BYTES = 256 << 20
 
@@ -79,11 +84,19 @@ def _reject(r: Reject) -> Response:
 def _known_parameters(request: Request) -> None:
     """Refuse a query parameter the route does not take: ``?intent=2`` (the filter is
     ``intent_min``) or ``?after=`` (the cursor is ``cursor``) would otherwise answer the
-    unfiltered first page, which looks like a result."""
+    unfiltered first page, which looks like a result. Refuse one given twice that takes
+    one value (``?q=a&q=b``): which one counts would be a guess."""
     route = request.scope.get("route")
     if getattr(route, "dependant", None) is None:
         return
-    known = _query_names(route)
+    known, lists = _query_names(route)
+    twice = sorted({k for k in request.query_params
+                    if k in known and k not in lists
+                    and len(request.query_params.getlist(k)) > 1})
+    if twice:
+        raise Reject(400, "repeated_parameter",
+                     f"query parameter {', '.join(repr(k) for k in twice)} given more than "
+                     "once; it takes one value")
     unknown = sorted(set(request.query_params) - known)
     if unknown:
         raise Reject(400, "unknown_parameter",
@@ -92,19 +105,25 @@ def _known_parameters(request: Request) -> None:
                      f"{', '.join(sorted(known)) or 'none'}; see /api/v1/docs)")
 
 
-def _query_names(route: Any) -> frozenset[str]:
-    """The query parameters *route* and its dependencies take, found once per route and
-    kept on it (walked here rather than with FastAPI's private helper, whose name changes
-    between versions; a route is unhashable, so it cannot key a cache)."""
-    names: frozenset[str] | None = getattr(route, "_dl_query_names", None)
+def _query_names(route: Any) -> tuple[frozenset[str], frozenset[str]]:
+    """The query parameters *route* and its dependencies take, and those of them that take
+    a list; found once per route and kept on it (walked here rather than with FastAPI's
+    private helper, whose name changes between versions; a route is unhashable, so it
+    cannot key a cache)."""
+    names: tuple[frozenset[str], frozenset[str]] | None = getattr(route, "_dl_query_names",
+                                                                   None)
     if names is None:
         found: set[str] = set()
+        lists: set[str] = set()
         todo = [route.dependant]
         while todo:
             d = todo.pop()
-            found.update(p.alias for p in d.query_params)
+            for p in d.query_params:
+                found.add(p.alias)
+                if get_origin(p.field_info.annotation) in (list, tuple, set):
+                    lists.add(p.alias)
             todo.extend(d.dependencies)
-        names = frozenset(found)
+        names = frozenset(found), frozenset(lists)
         route._dl_query_names = names
     return names
 
@@ -115,6 +134,9 @@ def create_api(ws: Workspace, tokens: TokenRing, keys: KeyRing, jobs: Jobs,
     rewriting the database file closes it meanwhile)."""
     api = FastAPI(title="demandloop API", version="1", openapi_url="/openapi.json",
                   docs_url="/docs", redoc_url=None, servers=[{"url": "/api/v1"}],
+                  # every route's errors, in their one shape (FastAPI's own 422 model is
+                  # not what the API answers)
+                  responses=schema.errors(400, 401, 403, 422, 503),
                   description="Accounts, people, reports, imports and jobs of one "
                   "demandloop workspace. Send an API token as 'Authorization: Bearer "
                   "<token>' (demandloop tokens create --scope read|write|admin).")
@@ -200,10 +222,16 @@ def create_api(ws: Workspace, tokens: TokenRing, keys: KeyRing, jobs: Jobs,
         return _reject(Reject(422, "invalid_request", "the request's parameters are not "
                               "valid", problems))
 
-    @api.get("/accounts", dependencies=[read], summary="Accounts, filtered, sorted, paged")
+    stages = stage_names(ws.settings.score.stages)
+
+    @api.get("/accounts", dependencies=[read], summary="Accounts, filtered, sorted, paged",
+             responses=schema.ok(schema.AccountsPage))
     async def accounts(
-        stage: Annotated[list[str], Query(max_length=20)] = [],  # noqa: B006 - FastAPI's way
-        band: Annotated[list[str], Query(max_length=20)] = [],  # noqa: B006
+        # (the workspace's own stages: a default, as an annotation cannot name a local)
+        stage: list[str] = Query([], max_length=20, json_schema_extra={  # noqa: B008
+            "items": {"type": "string", "enum": list(stages)}}),
+        band: Annotated[list[str], Query(max_length=20, json_schema_extra={
+            "items": {"type": "string", "enum": list(BANDS)}})] = [],  # noqa: B006
         intent_min: Annotated[float | None, Query(ge=0, le=1e9)] = None,
         surging: bool | None = None, target: bool | None = None,
         owner: Annotated[str | None, Query(max_length=200)] = None,
@@ -213,7 +241,9 @@ def create_api(ws: Workspace, tokens: TokenRing, keys: KeyRing, jobs: Jobs,
         employees_max: Annotated[int | None, Query(ge=0, le=10**9)] = None,
         country: Annotated[str | None, Query(max_length=80)] = None,
         topic: Annotated[str | None, Query(max_length=200)] = None,
-        sort: Annotated[str, Query(pattern=r"^-?[a-z_]{1,30}$")] = "-priority",
+        sort: Annotated[str, Query(pattern=r"^-?[a-z_]{1,30}$", json_schema_extra={
+            "enum": [f"{d}{f}" for f in pages.ACCOUNT_SORTS for d in ("", "-")]})
+        ] = "-priority",
         limit: Annotated[int, Query(ge=1, le=1000)] = 50,
         cursor: Annotated[str | None, Query(max_length=2000)] = None,
     ) -> Response:
@@ -221,7 +251,7 @@ def create_api(ws: Workspace, tokens: TokenRing, keys: KeyRing, jobs: Jobs,
                                     owner, industry, q, employees_min, employees_max, country,
                                     topic)
         # a stage or band no account can have is a typo, not an empty page
-        pages.check_choices("stage", stage, stage_names(ws.settings.score.stages))
+        pages.check_choices("stage", stage, stages)
         pages.check_choices("band", band, BANDS)
 
         def page() -> tuple[list[dict[str, Any]], str | None]:
@@ -230,7 +260,8 @@ def create_api(ws: Workspace, tokens: TokenRing, keys: KeyRing, jobs: Jobs,
         return _json({"data": rows, "next": nxt})
 
     @api.get("/accounts/{account_id}", dependencies=[read],
-             summary="One account: scores, explanation, people, timeline, history, jobs")
+             summary="One account: scores, explanation, people, timeline, history, jobs",
+             responses=schema.ok(schema.AccountDetail) | schema.errors(404))
     async def account(account_id: str,
                       limit: Annotated[int, Query(ge=1, le=1000)] = 100) -> Response:
         found = await reading(ws.account_page, account_id, limit)
@@ -239,13 +270,15 @@ def create_api(ws: Workspace, tokens: TokenRing, keys: KeyRing, jobs: Jobs,
         return _json(found)
 
     @api.get("/content/search", dependencies=[read],
-             summary="Your own pages' passages that best answer a question")
+             summary="Your own pages' passages that best answer a question",
+             responses=schema.ok(schema.Passages))
     async def content_search(q: Annotated[str, Query(min_length=1, max_length=1000)],
                              limit: Annotated[int, Query(ge=1, le=50)] = 5) -> Response:
         hits = await run_in_threadpool(ws.search_content, q, limit)
         return _json({"data": hits, "min_relevance": ws.settings.chat.min_relevance})
 
-    @api.get("/people", dependencies=[read], summary="People, optionally of one account")
+    @api.get("/people", dependencies=[read], summary="People, optionally of one account",
+             responses=schema.ok(schema.PeoplePage))
     async def people(account: Annotated[str | None, Query(max_length=200)] = None,
                      q: Annotated[str | None, Query(max_length=200)] = None,
                      limit: Annotated[int, Query(ge=1, le=1000)] = 50,
@@ -256,12 +289,23 @@ def create_api(ws: Workspace, tokens: TokenRing, keys: KeyRing, jobs: Jobs,
 
     @api.get("/reports/{name}", dependencies=[read],
              summary="A report: funnel, health, attribution, pipeline, scorecard, sla, "
-                     "personalization or aeo")
-    async def report(name: str, by: Annotated[str | None, Query(max_length=40)] = None,
-                     level: Annotated[str, Query(max_length=20)] = "account",
-                     outcome: Annotated[str, Query(max_length=20)] = "opportunity",
-                     models: Annotated[str | None, Query(max_length=300)] = None,
-                     measure: Annotated[str, Query(max_length=20)] = "conversions",
+                     "personalization or aeo",
+             responses=schema.ok(schema.Report, "The report, as 'demandloop report NAME "
+                                 "--json' prints it") | schema.errors(404))
+    async def report(request: Request,
+                     name: Annotated[str, Path_(json_schema_extra={
+                         "enum": list(reports.REPORTS)})],
+                     by: Annotated[str | None, Query(max_length=40, json_schema_extra={
+                         "enum": list(DIMENSIONS)})] = None,
+                     level: Annotated[str, Query(max_length=20, json_schema_extra={
+                         "enum": ["account", "person"]})] = "account",
+                     outcome: Annotated[str, Query(max_length=20, json_schema_extra={
+                         "enum": ["opportunity", "won"]})] = "opportunity",
+                     models: Annotated[str | None, Query(
+                         max_length=300, pattern=_MODELS,
+                         description="Comma-separated: " + ", ".join(ALL_MODELS))] = None,
+                     measure: Annotated[str, Query(max_length=20, json_schema_extra={
+                         "enum": ["conversions", "value"]})] = "conversions",
                      days: Annotated[int, Query(ge=1, le=3650)] = 28
                      ) -> Response:
         if name not in reports.REPORTS:
@@ -273,10 +317,20 @@ def create_api(ws: Workspace, tokens: TokenRing, keys: KeyRing, jobs: Jobs,
             "aeo": {"days": days},
         }
         params = choices.get(name, {})
+        # a parameter of another report is a mistake, not a no-op (?by= on health would
+        # answer the unbroken report, which looks like a result)
+        stray = sorted(k for k in request.query_params if k not in params)
+        if stray:
+            raise Reject(400, "unknown_parameter",
+                         f"the {name} report does not take {', '.join(map(repr, stray))} "
+                         f"(it takes {', '.join(params) or 'no parameter'})")
         return _json(await reading(cache.get, name, params))
 
-    @api.post("/imports/{kind}", dependencies=[write], summary="Import a CSV (multipart)")
-    async def import_csv(kind: str, file: Annotated[UploadFile, File()]) -> Response:
+    @api.post("/imports/{kind}", dependencies=[write], summary="Import a CSV (multipart)",
+              responses=schema.ok(schema.ImportResult) | schema.errors(404, 413))
+    async def import_csv(kind: Annotated[str, Path_(json_schema_extra={
+                             "enum": list(IMPORT_KINDS)})],
+                         file: Annotated[UploadFile, File()]) -> Response:
         if kind not in IMPORT_KINDS:
             raise Reject(404, "not_found", f"no import '{kind[:40]}'; use one of "
                          f"{', '.join(IMPORT_KINDS)}")
@@ -304,7 +358,8 @@ def create_api(ws: Workspace, tokens: TokenRing, keys: KeyRing, jobs: Jobs,
         return _json(result)
 
     @api.post("/rescore", dependencies=[write], status_code=202,
-              summary="Resolve, score and run workflows now (a job)")
+              summary="Resolve, score and run workflows now (a job)",
+              responses={202: {"model": schema.Job, "description": "The job, queued"}})
     async def rescore() -> Response:
         def work() -> dict[str, Any]:
             r = ws.resolve(engine="duckdb")
@@ -315,7 +370,8 @@ def create_api(ws: Workspace, tokens: TokenRing, keys: KeyRing, jobs: Jobs,
                     "workflows_fired": w.fired, "workflow_steps_done": w.done}
         return _json(jobs.submit("rescore", work), status=202)
 
-    @api.get("/jobs/{job_id}", dependencies=[read], summary="A job's status")
+    @api.get("/jobs/{job_id}", dependencies=[read], summary="A job's status",
+             responses=schema.ok(schema.Job) | schema.errors(404))
     async def job(job_id: str) -> Response:
         found = jobs.get(job_id)
         if found is None:
@@ -323,7 +379,8 @@ def create_api(ws: Workspace, tokens: TokenRing, keys: KeyRing, jobs: Jobs,
                          "for the server's run)")
         return _json(found)
 
-    @api.post("/cli", dependencies=[admin], summary="Run a CLI command (what the CLI sends)")
+    @api.post("/cli", dependencies=[admin], summary="Run a CLI command (what the CLI sends)",
+              responses=schema.ok(schema.CliAnswer))
     async def cli(body: CliRequest) -> Response:
         answer = await run_in_threadpool(
             forward.run_here, ws, body.argv, body.cwd, body.width, body.color_system,
