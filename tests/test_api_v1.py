@@ -419,9 +419,9 @@ def test_openapi_schema_and_no_5xx_under_schemathesis(api: dict[str, Any]) -> No
               oc.ignored_auth]
     failures: list[str] = []
     seen: dict[str, set[int]] = {}
-    def fuzz(op: Any, mode: Any) -> None:
+    def fuzz(op: Any, mode: Any, **fixed: Any) -> None:
         negative = mode == schemathesis.GenerationMode.NEGATIVE
-        @given(case=op.as_strategy(mode))
+        @given(case=op.as_strategy(mode, **fixed))
         @settings(max_examples=25, deadline=None, derandomize=True,
                   suppress_health_check=list(HealthCheck))
         def check(case: Any) -> None:
@@ -442,8 +442,20 @@ def test_openapi_schema_and_no_5xx_under_schemathesis(api: dict[str, Any]) -> No
         if op.path != "/cli":  # runs commands: covered by test_server_owns, not fuzzed
             for mode in schemathesis.GenerationMode:
                 fuzz(op, mode)
+    # an account and a job that exist (random ids are 404s), their whole answers checked
+    account = _view(api["twin"]).sort_values("priority", ascending=False)["account_id"]
+    job = httpx.post(api["url"] + "/rescore", timeout=60, headers={
+        "Authorization": f"Bearer {api['tokens']['write']}"}).json()["id"]
+    for result in schema.get_all_operations():
+        op = result.ok()
+        if op.path == "/accounts/{account_id}":
+            fuzz(op, schemathesis.GenerationMode.POSITIVE,
+                 path_parameters={"account_id": account.iloc[0]})
+        elif op.path == "/jobs/{job_id}":
+            fuzz(op, schemathesis.GenerationMode.POSITIVE, path_parameters={"job_id": job})
     assert failures == [], "\n".join(failures[:10])
     assert len(seen) >= 7 and any(200 in codes for codes in seen.values())
+    assert 200 in seen["GET /accounts/{account_id}"] and 200 in seen["GET /jobs/{job_id}"]
 
 
 def test_a_tokens_later_uses_are_written_when_the_server_stops(tmp_path: Path) -> None:
