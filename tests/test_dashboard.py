@@ -503,3 +503,17 @@ def test_a_parameter_edited_in_the_address_bar_is_a_page_saying_so(app, browser)
     # the server answers on as before
     assert page.goto(app["url"] + "/app/accounts").status == 200  # type: ignore[union-attr]
     page.close()
+
+
+def test_a_chart_label_is_cut_before_it_is_escaped() -> None:
+    """A long label is cut to 24 characters of its own text: cut after escaping, an
+    entity was cut in half ("<" shown as "&l") and escaped characters shortened it."""
+    import html
+    import re
+
+    from demandloop.serve.web.charts import bars
+
+    label = "Mergers <and> Acquisitions & Partners"
+    svg = str(bars("by industry", [label], {"accounts": [3.0]}))
+    shown = re.findall(r'class="label">([^<]*)</text>', svg)
+    assert [html.unescape(s) for s in shown] == [label[:24]]

@@ -48,7 +48,7 @@ def bars(title: str, labels: Sequence[str], series: dict[str, Sequence[float | N
     for r, label in enumerate(labels):
         y0 = top + r * row
         out.append(f'<text x="{left - 6}" y="{y0 + row / 2 + 4:.0f}" text-anchor="end" '
-                   f'class="label">{escape(str(label))[:24]}</text>')
+                   f'class="label">{escape(str(label)[:24])}</text>')
         for i, name in enumerate(names):
             v = float(series[name][r] or 0)
             w = max(v / high * span, 0.0)
