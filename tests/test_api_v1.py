@@ -471,3 +471,24 @@ def test_a_tokens_later_uses_are_written_when_the_server_stops(tmp_path: Path) -
     ring.write_used()
     assert tokens.last_used(tmp_path)[info.id] > first
     assert tokens.list_tokens(tmp_path)[0].last_used_at == tokens.last_used(tmp_path)[info.id]
+
+
+@pytest.mark.parametrize("damaged", ['[1]', '{"tokens": "all"}', '{"tokens": [{"scope": "read"}]}',
+                                     '{"tokens": [1]}'])
+def test_a_credentials_file_edited_into_another_shape_keeps_the_last_good_tokens(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], damaged: str) -> None:
+    """A running server re-reads the token file when it changes; one edited into another
+    shape (a list, an entry missing its fields) failed every request with a Python error.
+    The server keeps the tokens it had; the CLI says the file is not a tokens file."""
+    token, _ = tokens.create(tmp_path, "read", "script")
+    ring = tokens.TokenRing(tmp_path, recheck_seconds=0.0)
+    assert ring.scope(token) == "read"
+    path = tmp_path / tokens.TOKENS_FILE
+    path.write_text(damaged)
+    assert ring.scope(token) == "read"
+    assert ring.scope("dlt_00000000_x") is None
+    (tmp_path / "demandloop.toml").write_text("")
+    code, _, err = _run("-w", str(tmp_path), "tokens", "list", capsys=capsys)
+    assert code != 0 and "internal error" not in err, err
+    assert ("is not a demandloop tokens file" in err if "scope" not in damaged
+            else "an entry has no 'id'" in err), err

@@ -50,7 +50,13 @@ def read_records(path: Path, field: str = "keys") -> list[dict[str, Any]]:
     except orjson.JSONDecodeError as exc:
         raise UsageError(f"{path} is not valid JSON: {exc}",
                          hint=f"restore it, or delete it and create new {field}") from None
-    return list(data.get(field, []))
+    rows = data.get(field, []) if isinstance(data, dict) else None
+    if not isinstance(rows, list) or not all(isinstance(r, dict) for r in rows):
+        # (edited by hand, or another file in its place: say so, not a Python error)
+        raise UsageError(f"{path} is not a demandloop {field} file (expected "
+                         f"{{\"{field}\": [...]}} with one object per entry)",
+                         hint=f"restore it, or delete it and create new {field}")
+    return rows
 
 
 def write_records(path: Path, field: str, rows: list[dict[str, Any]]) -> None:
@@ -145,10 +151,11 @@ class WatchedRecords:
                 return
             self._mtime = mtime
             try:
-                rows = read_records(self.path, self.field)
-            except UsageError:
+                self._load(read_records(self.path, self.field))
+            except (UsageError, KeyError, TypeError):
+                # a file edited into another shape, or an entry missing a field: the last
+                # good records stay (a request must never fail on it, nor lock all out)
                 return
-            self._load(rows)
 
 
 class KeyRing(WatchedRecords):
