@@ -324,6 +324,20 @@ def test_tokens_scopes_revocation_and_write_keys(api: dict[str, Any],
     assert {r["id"]: r for r in json.loads(out)}[json.loads(made)["id"]][
         "last_used_at"] is None
     assert (api["dir"] / tokens.USED_FILE).stat().st_mode & 0o077 == 0
+    # a write key: when it last sent events (a source gone quiet shows), not when it was
+    # refused by the API above
+    def key_used() -> str | None:
+        code, out, _ = _run("-w", str(api["dir"]), "keys", "list", "--json", capsys=capsys)
+        assert code == 0
+        found = [r for r in json.loads(out) if api["key"].startswith(r["id"])]
+        return found[0]["last_used_at"]  # type: ignore[no-any-return]
+    assert key_used() is None
+    sent = httpx.post(url.removesuffix("/api/v1") + "/v1/batch", auth=(api["key"], ""),
+                      json={"batch": [{"type": "track", "event": "Key Checked",
+                                       "anonymousId": "key-check", "messageId": "key-1"}]})
+    assert sent.status_code == 200, sent.text
+    used = dt.datetime.fromisoformat(key_used() or "")
+    assert dt.timedelta(0) <= dt.datetime.now(dt.UTC) - used < dt.timedelta(minutes=2)
     # the token file holds hashes only, readable by its owner only
     text = (api["dir"] / tokens.TOKENS_FILE).read_text()
     assert fresh not in text and t["admin"] not in text
@@ -460,7 +474,7 @@ def test_openapi_schema_and_no_5xx_under_schemathesis(api: dict[str, Any]) -> No
 
 def test_a_tokens_later_uses_are_written_when_the_server_stops(tmp_path: Path) -> None:
     """Uses after a token's first are noted in memory and written at most every
-    USED_EVERY seconds, and by the server's stop (TokenRing.write_used): none is lost."""
+    USED_EVERY seconds, and by the server's stop (UseLog.write): none is lost."""
     token, info = tokens.create(tmp_path, "read", "script")
     ring = tokens.TokenRing(tmp_path)
     assert ring.scope(token) == "read"
@@ -468,7 +482,7 @@ def test_a_tokens_later_uses_are_written_when_the_server_stops(tmp_path: Path) -
     time.sleep(1.1)
     assert ring.scope(token) == "read"
     assert tokens.last_used(tmp_path)[info.id] == first  # not a write per request
-    ring.write_used()
+    ring.uses.write()
     assert tokens.last_used(tmp_path)[info.id] > first
     assert tokens.list_tokens(tmp_path)[0].last_used_at == tokens.last_used(tmp_path)[info.id]
 

@@ -75,7 +75,8 @@ def keys_create(
 
 @keys_app.command("list")
 def keys_list(as_json: bool = JsonOpt) -> None:
-    """Write keys: id (the key's first characters), workspace, name, created, revoked."""
+    """Write keys: id (the key's first characters), workspace, name, created, revoked, last
+    used (when it last sent events, to the minute)."""
     rows = [k.__dict__ for k in keystore.list_keys(_dir())]
     if as_json:
         _json(rows)
@@ -83,7 +84,7 @@ def keys_list(as_json: bool = JsonOpt) -> None:
     import pandas as pd
 
     out.print(_table(pd.DataFrame(rows, columns=["id", "workspace", "name", "created_at",
-                                                 "revoked_at"]), "write keys"))
+                                                 "revoked_at", "last_used_at"]), "write keys"))
 
 
 @keys_app.command("revoke")

@@ -177,7 +177,7 @@ def create_api(ws: Workspace, tokens: TokenRing, keys: KeyRing, jobs: Jobs,
                              f"{expired.isoformat(timespec='seconds')}; create another: "
                              "demandloop tokens create")
             if granted is None:
-                if keys.workspace(token) is not None:
+                if keys.workspace(token, use=False) is not None:
                     raise Reject(401, "write_key_refused",
                                  "a write key can only send events; use an API token")
                 raise Reject(401, "invalid_token", "unknown or revoked API token")

@@ -5,6 +5,10 @@ database for writing, and that process is ``demandloop serve`` while it runs, so
 ``demandloop keys create`` must work without the database. Only a SHA-256 of each key is
 stored; the key itself is shown once, at creation. The file is replaced atomically, and the
 collector re-reads it when it changes, so a revoked key stops working within a second.
+
+When each key last sent events is kept beside it (``keys-used.json``, see :class:`UseLog`),
+as a source's "last event received": a site or app whose key has gone quiet shows in
+``keys list``.
 """
 
 from __future__ import annotations
@@ -26,6 +30,10 @@ from demandloop.config.base import WORKSPACE_ID_PATTERN
 from demandloop.errors import NotFoundError, UsageError
 
 KEYS_FILE = "keys.json"
+#: when each write key last sent events (see :class:`UseLog`)
+KEYS_USED_FILE = "keys-used.json"
+#: seconds between a server's writes of last-used times
+USED_EVERY = 60.0
 
 
 def digest(key: str) -> str:
@@ -39,6 +47,7 @@ class KeyInfo:
     name: str
     created_at: str
     revoked_at: str | None
+    last_used_at: str | None = None
 
 
 def read_records(path: Path, field: str = "keys") -> list[dict[str, Any]]:
@@ -96,13 +105,20 @@ def create(directory: Path, workspace: str, name: str = "") -> tuple[str, KeyInf
     return key, _info(record)
 
 
-def _info(r: dict[str, Any]) -> KeyInfo:
+def _info(r: dict[str, Any], used: dict[str, str] | None = None) -> KeyInfo:
     return KeyInfo(r["id"], r["workspace"], r.get("name", ""), r["created_at"],
-                   r.get("revoked_at"))
+                   r.get("revoked_at"), (used or {}).get(r["id"]))
 
 
 def list_keys(directory: Path) -> list[KeyInfo]:
-    return [_info(r) for r in _read(directory / KEYS_FILE)]
+    """Every write key, revoked ones too, with when each last sent events."""
+    used = read_uses(directory / KEYS_USED_FILE)
+    path = directory / KEYS_FILE
+    try:
+        return [_info(r, used) for r in _read(path)]
+    except KeyError as exc:
+        raise UsageError(f"{path}: an entry has no '{exc.args[0]}' (edited by hand?)",
+                         hint="restore the file, or delete it and create new keys") from None
 
 
 def revoke(directory: Path, key_or_id: str) -> KeyInfo:
@@ -158,21 +174,83 @@ class WatchedRecords:
                 return
 
 
+def read_uses(path: Path) -> dict[str, str]:
+    """Credential id -> when a server last saw it used (ISO 8601, UTC, to the second)."""
+    try:
+        rows = read_records(path, "used")
+    except UsageError:
+        return {}  # (a damaged file loses the times, never the credentials)
+    return {str(r["id"]): str(r["at"]) for r in rows if "id" in r and "at" in r}
+
+
+class UseLog:
+    """When each credential of a file was last used, for ``keys list`` and ``tokens list``.
+
+    Noted in memory and written to *path* (mode 0600) at a credential's first use in this
+    process at once, later ones at most every :data:`USED_EVERY` seconds and when the
+    server stops (:meth:`write`): a write per request would cost every request a file
+    write, and the time is wanted to the minute, not the second. A file of its own, so the
+    server never rewrites the credentials file the CLI edits. Several processes (a server
+    with workers) may write it: each merges what is there, the latest time winning."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._noted: dict[str, str] = {}
+        self._lock = threading.Lock()
+        self._written = time.monotonic()
+        self._seen: set[str] = set()  # ids whose use this process has written
+
+    def note(self, ident: str) -> None:
+        """*ident* was used now."""
+        at = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+        with self._lock:
+            self._noted[ident] = at
+            # a first use is written at once: "never used" is what an audit looks for
+            due = ident not in self._seen or time.monotonic() - self._written >= USED_EVERY
+        if due:
+            self.write()
+
+    def write(self) -> None:
+        """Write the uses noted since the last write."""
+        with self._lock:
+            noted, self._noted = self._noted, {}
+            self._written = time.monotonic()
+            if not noted:
+                return
+            self._seen.update(noted)
+            merged = read_uses(self.path)
+            for ident, at in noted.items():
+                merged[ident] = max(at, merged.get(ident, ""))
+            write_records(self.path, "used",
+                          [{"id": k, "at": v} for k, v in sorted(merged.items())])
+
+
 class KeyRing(WatchedRecords):
-    """Key -> workspace lookups for the collector, re-read when the file changes."""
+    """Key -> workspace lookups for the collector, re-read when the file changes; notes
+    each key's use (:attr:`uses`)."""
 
     def __init__(self, directory: Path, recheck_seconds: float = 1.0) -> None:
-        self._active: dict[str, str] = {}
+        self._active: dict[str, tuple[str, str]] = {}  # hash -> (workspace, id)
+        self.uses = UseLog(directory / KEYS_USED_FILE)
         super().__init__(directory / KEYS_FILE, recheck_seconds)
 
     def _load(self, rows: list[dict[str, Any]]) -> None:
-        self._active = {r["hash"]: r["workspace"] for r in rows if not r.get("revoked_at")}
+        self._active = {r["hash"]: (r["workspace"], r["id"]) for r in rows
+                        if not r.get("revoked_at")}
 
-    def workspace(self, key: str | None) -> str | None:
+    def workspace(self, key: str | None, use: bool = True) -> str | None:
+        """The workspace *key* writes to (None: unknown or revoked); a found key's use is
+        noted unless *use* is False (a check that it is not sent where it does not
+        belong)."""
         if not key:
             return None
         self._refresh()
-        return self._active.get(digest(key))
+        found = self._active.get(digest(key))
+        if found is None:
+            return None
+        if use:
+            self.uses.note(found[1])
+        return found[0]
 
     def __len__(self) -> int:
         return len(self._active)

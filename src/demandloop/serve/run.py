@@ -179,7 +179,8 @@ def serve(directory: Path, *, host: str | None = None, port: int | None = None,
                 stopped = _drain(loader, c.drain_seconds)
     finally:
         jobs.shutdown()
-        ring.write_used()
+        ring.uses.write()
+        keyring.uses.write()
         if stopped:  # else exiting ends the loader's work; DuckDB's WAL keeps what committed
             ws.close()
 

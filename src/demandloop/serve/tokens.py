@@ -14,11 +14,8 @@ A token may be given a lifetime (``--expires-in DAYS``); past it, the API refuse
 ``token_expired``, which says what to do, rather than as an unknown token.
 
 When each token was last used is kept so that a token nobody uses any more can be found
-and revoked (``tokens list``, the dashboard's Settings). The server notes it in memory and
-writes it to ``api-tokens-used.json`` at most every :data:`USED_EVERY` seconds and when it
-stops (a token's first use in a server's run at once): a write per request would cost
-every request a file write, and the time is wanted to the minute, not the second. It is a
-file of its own so that the server never rewrites the tokens file the CLI edits.
+and revoked (``tokens list``, the dashboard's Settings), in ``api-tokens-used.json``
+(see :class:`demandloop.serve.keys.UseLog`).
 """
 
 from __future__ import annotations
@@ -26,20 +23,23 @@ from __future__ import annotations
 import datetime as dt
 import hmac
 import secrets
-import threading
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from demandloop.errors import NotFoundError, UsageError
-from demandloop.serve.keys import WatchedRecords, digest, read_records, write_records
+from demandloop.serve.keys import (
+    UseLog,
+    WatchedRecords,
+    digest,
+    read_records,
+    read_uses,
+    write_records,
+)
 
 TOKENS_FILE = "api-tokens.json"
 #: when each token was last used (see the module docstring)
 USED_FILE = "api-tokens-used.json"
-#: seconds between the server's writes of last-used times
-USED_EVERY = 60.0
 #: each scope includes every scope before it
 SCOPES = ("read", "write", "admin")
 PREFIX = "dlt_"
@@ -68,11 +68,7 @@ def _info(r: dict[str, Any], used: dict[str, str] | None = None) -> TokenInfo:
 
 def last_used(directory: Path) -> dict[str, str]:
     """Token id -> when a server last saw it used (ISO 8601, UTC, to the second)."""
-    try:
-        rows = read_records(directory / USED_FILE, "used")
-    except UsageError:
-        return {}  # (a damaged file loses the times, never the tokens)
-    return {str(r["id"]): str(r["at"]) for r in rows if "id" in r and "at" in r}
+    return read_uses(directory / USED_FILE)
 
 
 #: the longest lifetime ``--expires-in`` gives (ten years; no option: no end)
@@ -138,11 +134,7 @@ class TokenRing(WatchedRecords):
         # id -> (hash, scope, expires_at or None)
         self._active: dict[str, tuple[str, str, dt.datetime | None]] = {}
         self._extra = {_id_of(t): (digest(t), s, None) for t, s in (extra or {}).items()}
-        self.directory = directory
-        self._used: dict[str, str] = {}  # token id -> last use not yet written
-        self._used_lock = threading.Lock()
-        self._written = time.monotonic()
-        self._seen: set[str] = set()  # ids whose use this process has written
+        self.uses = UseLog(directory / USED_FILE)
         super().__init__(directory / TOKENS_FILE, recheck_seconds)
 
     def _load(self, rows: list[dict[str, Any]]) -> None:
@@ -171,36 +163,11 @@ class TokenRing(WatchedRecords):
         expected, scope, expires = found
         if not hmac.compare_digest(expected, digest(token)):
             return None, None
-        now = dt.datetime.now(dt.UTC)
-        if expires is not None and now >= expires:
+        if expires is not None and dt.datetime.now(dt.UTC) >= expires:
             return scope, expires
         if token_id not in self._extra:  # (the server's own token is no user's)
-            self._note_use(token_id, now)
+            self.uses.note(token_id)
         return scope, None
-
-    def _note_use(self, token_id: str, now: dt.datetime) -> None:
-        with self._used_lock:
-            self._used[token_id] = now.isoformat(timespec="seconds")
-            # a token's first use here is written at once: "never used" is what an
-            # audit looks for, and it must not be wrong for a minute
-            due = (token_id not in self._seen
-                   or time.monotonic() - self._written >= USED_EVERY)
-        if due:
-            self.write_used()
-
-    def write_used(self) -> None:
-        """Write the last-used times noted since the last write (the server calls this
-        when it stops; requests every :data:`USED_EVERY` seconds)."""
-        with self._used_lock:
-            noted, self._used = self._used, {}
-            self._written = time.monotonic()
-            if not noted:
-                return
-            self._seen.update(noted)
-            merged = last_used(self.directory)
-            merged.update(noted)
-            write_records(self.directory / USED_FILE, "used",
-                          [{"id": k, "at": v} for k, v in sorted(merged.items())])
 
 
 def _when(text: str | None) -> dt.datetime | None:
