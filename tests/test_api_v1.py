@@ -313,6 +313,7 @@ def test_tokens_scopes_revocation_and_write_keys(api: dict[str, Any],
     assert code != 0 and "--expires-in must be between 1 and" in err
     # when each token was last used: a token's first use is on record at once (what an
     # audit for unused tokens reads), one never used says so
+    _written(api["dir"], timed["id"])
     code, out, _ = _run("-w", str(api["dir"]), "tokens", "list", "--json", capsys=capsys)
     listed = {r["id"]: r for r in json.loads(out)}
     used = dt.datetime.fromisoformat(listed[timed["id"]]["last_used_at"])
@@ -326,17 +327,22 @@ def test_tokens_scopes_revocation_and_write_keys(api: dict[str, Any],
     assert (api["dir"] / tokens.USED_FILE).stat().st_mode & 0o077 == 0
     # a write key: when it last sent events (a source gone quiet shows), not when it was
     # refused by the API above
-    def key_used() -> str | None:
-        code, out, _ = _run("-w", str(api["dir"]), "keys", "list", "--json", capsys=capsys)
-        assert code == 0
-        found = [r for r in json.loads(out) if api["key"].startswith(r["id"])]
-        return found[0]["last_used_at"]  # type: ignore[no-any-return]
+    def key_used(wait: float = 0.0) -> str | None:
+        deadline = time.monotonic() + wait
+        while True:
+            code, out, _ = _run("-w", str(api["dir"]), "keys", "list", "--json",
+                                capsys=capsys)
+            assert code == 0
+            found = [r for r in json.loads(out) if api["key"].startswith(r["id"])]
+            if found[0]["last_used_at"] or time.monotonic() >= deadline:
+                return found[0]["last_used_at"]  # type: ignore[no-any-return]
+            time.sleep(0.05)
     assert key_used() is None
     sent = httpx.post(url.removesuffix("/api/v1") + "/v1/batch", auth=(api["key"], ""),
                       json={"batch": [{"type": "track", "event": "Key Checked",
                                        "anonymousId": "key-check", "messageId": "key-1"}]})
     assert sent.status_code == 200, sent.text
-    used = dt.datetime.fromisoformat(key_used() or "")
+    used = dt.datetime.fromisoformat(key_used(wait=10) or "")
     assert dt.timedelta(0) <= dt.datetime.now(dt.UTC) - used < dt.timedelta(minutes=2)
     # the token file holds hashes only, readable by its owner only
     text = (api["dir"] / tokens.TOKENS_FILE).read_text()
@@ -472,15 +478,28 @@ def test_openapi_schema_and_no_5xx_under_schemathesis(api: dict[str, Any]) -> No
     assert 200 in seen["GET /accounts/{account_id}"] and 200 in seen["GET /jobs/{job_id}"]
 
 
+def _written(directory: Path, ident: str, seconds: float = 10.0) -> str:
+    """A credential's last use once its first has been written (aside, on a thread)."""
+    deadline = time.monotonic() + seconds
+    while ident not in tokens.last_used(directory) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    return tokens.last_used(directory)[ident]
+
+
 def test_a_tokens_later_uses_are_written_when_the_server_stops(tmp_path: Path) -> None:
-    """Uses after a token's first are noted in memory and written at most every
-    USED_EVERY seconds, and by the server's stop (UseLog.write): none is lost."""
+    """A token's first use is written at once, off the request's thread; later uses are
+    noted in memory and written at most every USED_EVERY seconds, and by the server's stop
+    (UseLog.write): none is lost, and no request waits for the file."""
     token, info = tokens.create(tmp_path, "read", "script")
+    other, second = tokens.create(tmp_path, "write", "other")
     ring = tokens.TokenRing(tmp_path)
     assert ring.scope(token) == "read"
-    first = tokens.last_used(tmp_path)[info.id]
+    assert ring.scope(other) == "write"  # (a first use while the first write may run)
+    first = _written(tmp_path, info.id)
+    _written(tmp_path, second.id)
     time.sleep(1.1)
     assert ring.scope(token) == "read"
+    time.sleep(0.3)
     assert tokens.last_used(tmp_path)[info.id] == first  # not a write per request
     ring.uses.write()
     assert tokens.last_used(tmp_path)[info.id] > first

@@ -13,6 +13,7 @@ as a source's "last event received": a site or app whose key has gone quiet show
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import hashlib
 import os
@@ -189,15 +190,20 @@ class UseLog:
     Noted in memory and written to *path* (mode 0600) at a credential's first use in this
     process at once, later ones at most every :data:`USED_EVERY` seconds and when the
     server stops (:meth:`write`): a write per request would cost every request a file
-    write, and the time is wanted to the minute, not the second. A file of its own, so the
-    server never rewrites the credentials file the CLI edits. Several processes (a server
-    with workers) may write it: each merges what is there, the latest time winning."""
+    write, and the time is wanted to the minute, not the second. The writes run on a
+    thread of their own, never the request's: the collector answers on an event loop,
+    which a file's fsync must not stall. A file of its own, so the server never rewrites
+    the credentials file the CLI edits. Several processes (a server with workers) may
+    write it: each merges what is there, the latest time winning."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
         self._noted: dict[str, str] = {}
         self._lock = threading.Lock()
         self._written = time.monotonic()
+        self._writing = False
+        self._fresh = False  # a first use noted and not yet written
+        self._file_lock = threading.Lock()
         self._seen: set[str] = set()  # ids whose use this process has written
 
     def note(self, ident: str) -> None:
@@ -206,23 +212,45 @@ class UseLog:
         with self._lock:
             self._noted[ident] = at
             # a first use is written at once: "never used" is what an audit looks for
-            due = ident not in self._seen or time.monotonic() - self._written >= USED_EVERY
+            self._fresh |= ident not in self._seen
+            due = not self._writing and (
+                self._fresh or time.monotonic() - self._written >= USED_EVERY)
+            self._writing |= due
         if due:
-            self.write()
+            threading.Thread(target=self._write_aside, name="dl-uses", daemon=True).start()
+
+    def _write_aside(self) -> None:
+        """Write, again while first uses were noted meanwhile."""
+        while True:
+            with contextlib.suppress(OSError):  # (times only: the next write tries again)
+                self.write()
+            with self._lock:
+                if not self._fresh:
+                    self._writing = False
+                    return
 
     def write(self) -> None:
-        """Write the uses noted since the last write."""
+        """Write the uses noted since the last write (the file's I/O outside the lock
+        requests note under, so none waits for it)."""
         with self._lock:
             noted, self._noted = self._noted, {}
             self._written = time.monotonic()
-            if not noted:
-                return
             self._seen.update(noted)
-            merged = read_uses(self.path)
-            for ident, at in noted.items():
-                merged[ident] = max(at, merged.get(ident, ""))
-            write_records(self.path, "used",
-                          [{"id": k, "at": v} for k, v in sorted(merged.items())])
+            self._fresh = False
+        if not noted:
+            return
+        try:
+            with self._file_lock:  # (two writers of this process would lose times)
+                merged = read_uses(self.path)
+                for ident, at in noted.items():
+                    merged[ident] = max(at, merged.get(ident, ""))
+                write_records(self.path, "used",
+                              [{"id": k, "at": v} for k, v in sorted(merged.items())])
+        except OSError:
+            with self._lock:  # the next write tries them again
+                for ident, at in noted.items():
+                    self._noted.setdefault(ident, at)
+            raise
 
 
 class KeyRing(WatchedRecords):
