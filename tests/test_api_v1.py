@@ -227,6 +227,54 @@ def test_people_pages(api: dict[str, Any]) -> None:
     assert got == want
 
 
+def _walk(api: dict[str, Any], **params: Any) -> list[dict[str, Any]]:
+    rows, cursor = [], None
+    while True:
+        r = _get(api, "/people", limit=37, **params, **({"cursor": cursor} if cursor else {}))
+        assert r.status_code == 200, r.text
+        rows += r.json()["data"]
+        cursor = r.json()["next"]
+        if cursor is None:
+            return rows
+
+
+def test_people_carry_their_latest_scores_mqls_first_by_engagement(api: dict[str, Any]
+                                                                     ) -> None:
+    """Each person comes with the latest score's stage, engagement and MQL reasons;
+    ?mql=true lists exactly the MQLs, ?sort=-engagement walks everyone once, highest
+    engagement first and people never scored last (checked against the snapshot itself)."""
+    con = duckdb.connect(str(api["twin"] / "demandloop.duckdb"), read_only=True)
+    try:
+        latest = con.execute(
+            "SELECT p.person_id, s.stage, s.engagement, s.details ->> '$.mql_reasons' "
+            "FROM persons p LEFT JOIN scores s ON s.entity = 'person' "
+            "AND s.entity_id = p.person_id AND s.as_of = (SELECT max(as_of) FROM scores "
+            "WHERE entity = 'person')").fetchall()
+    finally:
+        con.close()
+    scores = {p: (stage, eng, json.loads(why) if why else None)
+              for p, stage, eng, why in latest}
+    mqls = sorted(p for p, (stage, _, _) in scores.items() if stage == "mql")
+    assert 0 < len(mqls) < len(scores)
+    got = _walk(api, mql="true")
+    assert [r["person_id"] for r in got] == mqls
+    for r in got:
+        stage, eng, why = scores[r["person_id"]]
+        assert r["stage"] == "mql" and r["engagement"] == pytest.approx(eng)
+        assert r["mql_reasons"] == why and why
+    assert {r["person_id"] for r in _walk(api, mql="false")} == set(scores) - set(mqls)
+    ranked = _walk(api, sort="-engagement")
+    want = sorted(scores, key=lambda p: (-(scores[p][1] if scores[p][1] is not None
+                                            else -1.0), p))
+    assert [r["person_id"] for r in ranked] == want
+    assert ranked[-1]["engagement"] is None or all(
+        scores[p][1] is not None for p in scores)
+    # a cursor of the other order is refused, not read as this one's
+    first = _get(api, "/people", limit=5).json()["next"]
+    r = _get(api, "/people", sort="-engagement", cursor=first)
+    assert r.status_code == 400, r.text
+
+
 @pytest.mark.parametrize("name,args", [
     ("funnel", []), ("funnel", ["--by", "channel"]), ("health", []), ("pipeline", []),
     ("attribution", ["--models", "first_touch,linear,markov"]), ("scorecard", []),

@@ -45,6 +45,7 @@ from demandloop.serve.report_cache import ReportCache
 from demandloop.serve.tokens import PREFIX as TOKEN_PREFIX
 from demandloop.serve.tokens import TokenRing, allows
 from demandloop.store import account_pages as pages
+from demandloop.store import person_pages
 
 if TYPE_CHECKING:
     from demandloop.workspace import Workspace
@@ -277,14 +278,21 @@ def create_api(ws: Workspace, tokens: TokenRing, keys: KeyRing, jobs: Jobs,
         hits = await run_in_threadpool(ws.search_content, q, limit)
         return _json({"data": hits, "min_relevance": ws.settings.chat.min_relevance})
 
-    @api.get("/people", dependencies=[read], summary="People, optionally of one account",
+    @api.get("/people", dependencies=[read],
+             summary="People with their latest scores: of one account, MQLs, by engagement",
              responses=schema.ok(schema.PeoplePage))
     async def people(account: Annotated[str | None, Query(max_length=200)] = None,
                      q: Annotated[str | None, Query(max_length=200)] = None,
+                     mql: Annotated[bool | None, Query(
+                         description="Only MQLs (true) or only people who are not "
+                         "(false), by the latest score")] = None,
+                     sort: Annotated[str, Query(max_length=20, json_schema_extra={
+                         "enum": list(person_pages.PERSON_SORTS)})] = "person_id",
                      limit: Annotated[int, Query(ge=1, le=1000)] = 50,
                      cursor: Annotated[str | None, Query(max_length=2000)] = None
                      ) -> Response:
-        rows, nxt = await reading(pages.person_page, ws.store, account, q, limit, cursor)
+        rows, nxt = await reading(person_pages.person_page, ws.store, account, q, limit,
+                                  cursor, mql, sort)
         return _json({"data": rows, "next": nxt})
 
     @api.get("/reports/{name}", dependencies=[read],

@@ -92,6 +92,13 @@ class PersonRow(_Open):
     source: str | None = None
     created_at: str | None = None
     updated_at: str | None = None
+    stage: str | None = Field(None, description="'mql' when the latest score made the "
+                              "person an MQL, else null.")
+    engagement: float | None = Field(None, description="Null for a person never scored.")
+    account_fit: float | None = None
+    mql_reasons: list[str] | None = Field(None, description="The MQL rule's conditions "
+                                          "the person met, with their values.")
+    as_of: str | None = Field(None, description="When the scores were computed.")
 
 
 class PeoplePage(_Open):

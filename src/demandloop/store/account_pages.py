@@ -220,37 +220,6 @@ def account_page(store: Store, where: AccountFilter, sort: str = "-priority",
     return found, nxt
 
 
-def person_page(store: Store, account: str | None = None, search: str | None = None,
-                limit: int = 50, cursor: str | None = None
-                ) -> tuple[list[dict[str, Any]], str | None]:
-    """One page of people ordered by person id, optionally of one account or matching
-    *search* (email or name)."""
-    params: dict[str, Any] = {"ws": store.workspace_id, "limit": limit + 1}
-    conds = ["workspace_id = $ws"]
-    if account is not None:
-        conds.append("account_id = $account")
-        params["account"] = account
-    if search:
-        conds.append("(contains(lower(email), $q) OR contains(lower(first_name || ' ' || "
-                     "last_name), $q))")
-        params["q"] = search.lower()
-    if cursor is not None:
-        _, last = decode_cursor(cursor)
-        conds.append("person_id > $ck")
-        params["ck"] = last
-    with store.reader() as cur:
-        rel = cur.execute(f"SELECT {', '.join(PERSON_FIELDS)} FROM persons "
-                          f"WHERE {' AND '.join(conds)} ORDER BY person_id LIMIT $limit",
-                          params)
-        names = [d[0] for d in rel.description]
-        rows = [dict(zip(names, r, strict=True)) for r in rel.fetchall()]
-    nxt = None
-    if len(rows) > limit:
-        rows = rows[:limit]
-        nxt = encode_cursor(None, rows[-1]["person_id"])
-    return rows, nxt
-
-
 #: what one account's page shows besides its scores, newest first, at most *limit* each
 DETAIL_QUERIES = {
     "touches": "SELECT t.ts, t.channel, t.motion, t.activity, t.weight, t.topic, t.path, "

@@ -1,0 +1,92 @@
+"""``GET /api/v1/people``: people with their latest scores, filtered and keyset-paged.
+
+Each person comes with what the latest scoring said of them: ``stage`` (``mql`` or null),
+``engagement``, ``account_fit`` and the ``mql_reasons`` that made them an MQL, so a script
+can pull the MQLs to work without a second call per person. Pages are keyset pages like the
+accounts' (:mod:`.account_pages`): by person id, or by engagement (highest first, people
+never scored last), each ending with the cursor of the next.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+
+from demandloop.errors import UsageError
+from demandloop.store.account_pages import PERSON_FIELDS, decode_cursor, encode_cursor
+from demandloop.store.db import Store
+
+#: ``sort`` values: by person id (the default), or by engagement, highest first
+PERSON_SORTS = ("person_id", "-engagement")
+
+#: the engagement people are sorted by: a person never scored counts as -1, so they sort
+#: last and keyset conditions need no NULL cases
+_E = "coalesce(s.engagement, -1.0)"
+
+#: the person's row with the latest person snapshot's scores
+_ROWS = f"""
+WITH latest AS (SELECT max(as_of) AS as_of FROM scores
+                WHERE workspace_id = $ws AND entity = 'person')
+SELECT {", ".join(f"p.{f}" for f in PERSON_FIELDS)},
+       s.stage, s.engagement, s.fit AS account_fit,
+       s.details -> '$.mql_reasons' AS mql_reasons, s.as_of,
+       {_E} AS _e
+FROM persons p
+CROSS JOIN latest l
+LEFT JOIN scores s ON s.workspace_id = p.workspace_id AND s.entity = 'person'
+    AND s.entity_id = p.person_id AND s.as_of = l.as_of
+WHERE p.workspace_id = $ws"""
+
+
+def person_page(store: Store, account: str | None = None, search: str | None = None,
+                limit: int = 50, cursor: str | None = None, mql: bool | None = None,
+                sort: str = "person_id") -> tuple[list[dict[str, Any]], str | None]:
+    """One page of people (*sort*: one of :data:`PERSON_SORTS`), optionally of one
+    account, matching *search* (email or name), or only (*mql* True) or never (False) MQLs
+    by the latest score; and the cursor of the next page (None on the last)."""
+    if sort not in PERSON_SORTS:
+        raise UsageError(f"cannot sort people by '{sort[:40]}'",
+                         hint=f"use one of {', '.join(PERSON_SORTS)}")
+    params: dict[str, Any] = {"ws": store.workspace_id, "limit": limit + 1}
+    conds = []
+    if account is not None:
+        conds.append("p.account_id = $account")
+        params["account"] = account
+    if search:
+        conds.append("(contains(lower(p.email), $q) OR contains(lower(p.first_name || ' ' "
+                     "|| p.last_name), $q))")
+        params["q"] = search.lower()
+    if mql is not None:
+        conds.append("s.stage = 'mql'" if mql else "s.stage IS DISTINCT FROM 'mql'")
+    by_engagement = sort == "-engagement"
+    if cursor is not None:
+        value, last = decode_cursor(cursor)
+        params["ck"] = last
+        if by_engagement:
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                raise UsageError("the cursor is not one this API gave out",
+                                 hint="pass the 'next' value of the previous page unchanged")
+            conds.append(f"({_E} < $cv OR ({_E} = $cv AND p.person_id > $ck))")
+            params["cv"] = float(value)
+        elif value is not None:
+            raise UsageError("the cursor is not one this API gave out",
+                             hint="pass the 'next' value of the previous page unchanged")
+        else:
+            conds.append("p.person_id > $ck")
+    order = f"{_E} DESC, p.person_id" if by_engagement else "p.person_id"
+    where = "".join(f" AND {c}" for c in conds)
+    with store.reader() as cur:
+        rel = cur.execute(f"{_ROWS}{where} ORDER BY {order} LIMIT $limit", params)
+        names = [d[0] for d in rel.description]
+        rows = [dict(zip(names, r, strict=True)) for r in rel.fetchall()]
+    nxt = None
+    if len(rows) > limit:
+        rows = rows[:limit]
+        last_row = rows[-1]
+        nxt = encode_cursor(last_row["_e"] if by_engagement else None, last_row["person_id"])
+    for r in rows:
+        del r["_e"]
+        reasons = r["mql_reasons"]
+        r["mql_reasons"] = orjson.loads(reasons) if isinstance(reasons, str) else reasons
+    return rows, nxt
