@@ -24,19 +24,26 @@ PERSON_SORTS = ("person_id", "-engagement")
 #: last and keyset conditions need no NULL cases
 _E = "coalesce(s.engagement, -1.0)"
 
-#: the person's row with the latest person snapshot's scores
-_ROWS = f"""
+_FIELDS = ", ".join(f"p.{f}" for f in PERSON_FIELDS)
+
+
+def _rows(people: str) -> str:
+    """The rows of *people* (a query over ``persons``) with the latest person snapshot's
+    scores; columns :data:`PERSON_FIELDS`, the scores, and ``_e`` (:data:`_E`)."""
+    return f"""
 WITH latest AS (SELECT max(as_of) AS as_of FROM scores
-                WHERE workspace_id = $ws AND entity = 'person')
-SELECT {", ".join(f"p.{f}" for f in PERSON_FIELDS)},
-       s.stage, s.engagement, s.fit AS account_fit,
-       s.details -> '$.mql_reasons' AS mql_reasons, s.as_of,
-       {_E} AS _e
-FROM persons p
-CROSS JOIN latest l
+                WHERE workspace_id = $ws AND entity = 'person'),
+     p AS ({people})
+SELECT {_FIELDS}, s.stage, s.engagement, s.fit AS account_fit,
+       s.details -> '$.mql_reasons' AS mql_reasons, s.as_of, {_E} AS _e
+FROM p CROSS JOIN latest l
 LEFT JOIN scores s ON s.workspace_id = p.workspace_id AND s.entity = 'person'
-    AND s.entity_id = p.person_id AND s.as_of = l.as_of
-WHERE p.workspace_id = $ws"""
+    AND s.entity_id = p.person_id AND s.as_of = l.as_of"""
+
+
+def _bad_cursor() -> UsageError:
+    return UsageError("the cursor is not one this API gave out",
+                      hint="pass the 'next' value of the previous page unchanged")
 
 
 def person_page(store: Store, account: str | None = None, search: str | None = None,
@@ -49,35 +56,42 @@ def person_page(store: Store, account: str | None = None, search: str | None = N
         raise UsageError(f"cannot sort people by '{sort[:40]}'",
                          hint=f"use one of {', '.join(PERSON_SORTS)}")
     params: dict[str, Any] = {"ws": store.workspace_id, "limit": limit + 1}
-    conds = []
+    # conditions on the person's own columns, and on the scores
+    own = ["workspace_id = $ws"]
+    scored = []
     if account is not None:
-        conds.append("p.account_id = $account")
+        own.append("account_id = $account")
         params["account"] = account
     if search:
-        conds.append("(contains(lower(p.email), $q) OR contains(lower(p.first_name || ' ' "
-                     "|| p.last_name), $q))")
+        own.append("(contains(lower(email), $q) OR contains(lower(first_name || ' ' "
+                   "|| last_name), $q))")
         params["q"] = search.lower()
     if mql is not None:
-        conds.append("s.stage = 'mql'" if mql else "s.stage IS DISTINCT FROM 'mql'")
+        scored.append("stage = 'mql'" if mql else "stage IS DISTINCT FROM 'mql'")
     by_engagement = sort == "-engagement"
     if cursor is not None:
         value, last = decode_cursor(cursor)
         params["ck"] = last
-        if by_engagement:
-            if isinstance(value, bool) or not isinstance(value, int | float):
-                raise UsageError("the cursor is not one this API gave out",
-                                 hint="pass the 'next' value of the previous page unchanged")
-            conds.append(f"({_E} < $cv OR ({_E} = $cv AND p.person_id > $ck))")
-            params["cv"] = float(value)
-        elif value is not None:
-            raise UsageError("the cursor is not one this API gave out",
-                             hint="pass the 'next' value of the previous page unchanged")
+        if not by_engagement:
+            if value is not None:
+                raise _bad_cursor()
+            own.append("person_id > $ck")
+        elif isinstance(value, bool) or not isinstance(value, int | float):
+            raise _bad_cursor()
         else:
-            conds.append("p.person_id > $ck")
-    order = f"{_E} DESC, p.person_id" if by_engagement else "p.person_id"
-    where = "".join(f" AND {c}" for c in conds)
+            scored.append("(_e < $cv OR (_e = $cv AND person_id > $ck))")
+            params["cv"] = float(value)
+    people = f"SELECT * FROM persons WHERE {' AND '.join(own)}"
+    if by_engagement or scored:  # (the order or a filter needs every person's score)
+        order = "_e DESC, person_id" if by_engagement else "person_id"
+        sql = (f"SELECT * FROM ({_rows(people)}) WHERE {' AND '.join(scored) or 'true'} "
+               f"ORDER BY {order} LIMIT $limit")
+    else:
+        # the page of people first, then their scores: joining every person to the
+        # snapshot for one page took four times as long (170 ms against 41 at 290k)
+        sql = f"{_rows(people + ' ORDER BY person_id LIMIT $limit')} ORDER BY p.person_id"
     with store.reader() as cur:
-        rel = cur.execute(f"{_ROWS}{where} ORDER BY {order} LIMIT $limit", params)
+        rel = cur.execute(sql, params)
         names = [d[0] for d in rel.description]
         rows = [dict(zip(names, r, strict=True)) for r in rel.fetchall()]
     nxt = None
