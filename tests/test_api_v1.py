@@ -238,8 +238,8 @@ def _walk(api: dict[str, Any], **params: Any) -> list[dict[str, Any]]:
             return rows
 
 
-def test_people_carry_their_latest_scores_mqls_first_by_engagement(api: dict[str, Any]
-                                                                     ) -> None:
+def test_people_carry_their_latest_scores_mqls_first_by_engagement(
+        api: dict[str, Any], capsys: pytest.CaptureFixture[str]) -> None:
     """Each person comes with the latest score's stage, engagement and MQL reasons;
     ?mql=true lists exactly the MQLs, ?sort=-engagement walks everyone once, highest
     engagement first and people never scored last (checked against the snapshot itself)."""
@@ -269,6 +269,12 @@ def test_people_carry_their_latest_scores_mqls_first_by_engagement(api: dict[str
     assert [r["person_id"] for r in ranked] == want
     assert ranked[-1]["engagement"] is None or all(
         scores[p][1] is not None for p in scores)
+    # demandloop people lists the same (the CLI runs it in the server that holds the file)
+    code, out, err = _run("-w", str(api["dir"]), "people", "--mql", "--limit", "1000",
+                          "--json", capsys=capsys)
+    assert code == 0, err
+    assert json.loads(out) == json.loads(orjson.dumps(_walk(api, mql="true",
+                                                            sort="-engagement")))
     # a cursor of the other order is refused, not read as this one's
     first = _get(api, "/people", limit=5).json()["next"]
     r = _get(api, "/people", sort="-engagement", cursor=first)

@@ -1,5 +1,5 @@
-"""``demandloop score``, ``accounts``, ``explain account`` and ``fit train``: the score
-stage's commands."""
+"""``demandloop score``, ``accounts``, ``people``, ``explain account`` and ``fit train``:
+the score stage's commands."""
 
 from __future__ import annotations
 
@@ -73,6 +73,40 @@ def accounts(
         err.print("no touches yet: run 'demandloop resolve' after ingesting events")
         return
     out.print(_table(df, f"most active accounts, last {days} days"))
+
+
+@app.command()
+def people(
+    mql: bool | None = typer.Option(None, "--mql/--not-mql",
+                                    help="Only MQLs, or only people who are not (by the "
+                                    "latest score)."),
+    account: str | None = typer.Option(None, "--account", help="Only this account's people."),
+    search: str | None = typer.Option(None, "--search",
+                                      help="Part of the email or name (any case)."),
+    sort: str = typer.Option("-engagement", "--sort",
+                             help="-engagement (highest first, never scored last) or "
+                             "person_id."),
+    limit: int = typer.Option(20, "--limit", min=1, max=100_000, help="How many people."),
+    as_json: bool = JsonOpt,
+) -> None:
+    """People with their latest scores: stage (MQL), engagement, account fit and why, e.g.
+    the MQLs to work: demandloop people --mql."""
+    with _open() as ws:
+        rows, _ = ws.people(account, search, mql, sort, limit)
+    if as_json:
+        _json(rows)
+        return
+    if not rows:
+        out.print("no people match" + ("" if mql is None else
+                                       " (run 'demandloop score' for MQLs)"))
+        return
+    shown = [{"person": r["person_id"], "name": " ".join(
+        x for x in (r["first_name"], r["last_name"]) if x), "title": r["title"],
+        "account": r["account_id"], "stage": r["stage"], "engagement": r["engagement"],
+        "account_fit": r["account_fit"], "why": "; ".join(r["mql_reasons"] or [])}
+        for r in rows]
+    out.print(_table(pd.DataFrame(shown), "people (latest scores)",
+                     {"engagement": "{:.1f}", "account_fit": "{:.1f}"}))
 
 
 def _scored_accounts(scores: pd.DataFrame, stage: str | None, sort: str, limit: int,

@@ -45,7 +45,7 @@ from demandloop.serve.report_cache import ReportCache
 from demandloop.serve.tokens import PREFIX as TOKEN_PREFIX
 from demandloop.serve.tokens import TokenRing, allows
 from demandloop.store import account_pages as pages
-from demandloop.store import person_pages
+from demandloop.store.person_pages import PERSON_SORTS
 
 if TYPE_CHECKING:
     from demandloop.workspace import Workspace
@@ -287,12 +287,11 @@ def create_api(ws: Workspace, tokens: TokenRing, keys: KeyRing, jobs: Jobs,
                          description="Only MQLs (true) or only people who are not "
                          "(false), by the latest score")] = None,
                      sort: Annotated[str, Query(max_length=20, json_schema_extra={
-                         "enum": list(person_pages.PERSON_SORTS)})] = "person_id",
+                         "enum": list(PERSON_SORTS)})] = "person_id",
                      limit: Annotated[int, Query(ge=1, le=1000)] = 50,
                      cursor: Annotated[str | None, Query(max_length=2000)] = None
                      ) -> Response:
-        rows, nxt = await reading(person_pages.person_page, ws.store, account, q, limit,
-                                  cursor, mql, sort)
+        rows, nxt = await reading(ws.people, account, q, mql, sort, limit, cursor)
         return _json({"data": rows, "next": nxt})
 
     @api.get("/reports/{name}", dependencies=[read],

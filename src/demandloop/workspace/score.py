@@ -16,7 +16,7 @@ from demandloop.errors import NotFoundError, UsageError
 from demandloop.score import measures as score_measures
 from demandloop.score import predictive, predictive_run, queries
 from demandloop.score import run as score_run
-from demandloop.store import Store, account_pages, pit
+from demandloop.store import Store, account_pages, person_pages, pit
 from demandloop.store.accounts import SCORE_COLUMNS, account_view, rounded
 from demandloop.workspace.base import Base
 
@@ -142,6 +142,14 @@ class Score(Base):
         surge_topics, priority (the order to work accounts in)."""
         df = account_view(self.store, scored=True, columns=SCORE_COLUMNS)
         return rounded(df).rename(columns={"account_id": "account"})
+
+    def people(self, account: str | None = None, search: str | None = None,
+               mql: bool | None = None, sort: str = "person_id", limit: int = 50,
+               cursor: str | None = None) -> tuple[list[dict[str, Any]], str | None]:
+        """People with their latest scores, and the cursor of the next page (see
+        :func:`demandloop.store.person_pages.person_page`): what ``demandloop people`` and
+        ``GET /api/v1/people`` list."""
+        return person_pages.person_page(self.store, account, search, limit, cursor, mql, sort)
 
     def explain_account(self, key: str) -> dict[str, Any]:
         """Fit criteria, top signals (with decay), surge topics, stage history, committee."""
