@@ -1,4 +1,5 @@
-"""``GET /api/v1/people``: people with their latest scores, filtered and keyset-paged.
+"""People with their latest scores, filtered and keyset-paged (``GET /api/v1/people``,
+``demandloop people``).
 
 Each person comes with what the latest scoring said of them: ``stage`` (``mql`` or null),
 ``engagement``, ``account_fit`` and the ``mql_reasons`` that made them an MQL, so a script
