@@ -555,6 +555,13 @@ def test_a_tokens_later_uses_are_written_when_the_server_stops(tmp_path: Path) -
     assert ring.scope(token) == "read"
     time.sleep(0.3)
     assert tokens.last_used(tmp_path)[info.id] == first  # not a write per request
+    # a write that fails (here: the file's place taken by a folder) raises nothing, so
+    # the server's stop still closes its store, and keeps the times for the next write
+    (tmp_path / tokens.USED_FILE).rename(tmp_path / "used.bak")
+    (tmp_path / tokens.USED_FILE).mkdir()
+    ring.uses.write()
+    (tmp_path / tokens.USED_FILE).rmdir()
+    (tmp_path / "used.bak").rename(tmp_path / tokens.USED_FILE)
     ring.uses.write()
     assert tokens.last_used(tmp_path)[info.id] > first
     assert tokens.list_tokens(tmp_path)[0].last_used_at == tokens.last_used(tmp_path)[info.id]

@@ -13,7 +13,6 @@ as a source's "last event received": a site or app whose key has gone quiet show
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import hashlib
 import os
@@ -21,9 +20,10 @@ import re
 import secrets
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
 
@@ -67,6 +67,20 @@ def read_records(path: Path, field: str = "keys") -> list[dict[str, Any]]:
                          f"{{\"{field}\": [...]}} with one object per entry)",
                          hint=f"restore it, or delete it and create new {field}")
     return rows
+
+
+T = TypeVar("T")
+
+
+def entries(path: Path, field: str, make: Callable[[dict[str, Any]], T]) -> list[T]:
+    """Every record of a credentials file made into what ``keys list`` or ``tokens list``
+    shows; an entry missing a field (edited by hand) is one clear error, not a KeyError."""
+    try:
+        return [make(r) for r in read_records(path, field)]
+    except KeyError as exc:
+        raise UsageError(f"{path}: an entry has no '{exc.args[0]}' (edited by hand?)",
+                         hint=f"restore the file, or delete it and create new {field}"
+                         ) from None
 
 
 def write_records(path: Path, field: str, rows: list[dict[str, Any]]) -> None:
@@ -114,12 +128,7 @@ def _info(r: dict[str, Any], used: dict[str, str] | None = None) -> KeyInfo:
 def list_keys(directory: Path) -> list[KeyInfo]:
     """Every write key, revoked ones too, with when each last sent events."""
     used = read_uses(directory / KEYS_USED_FILE)
-    path = directory / KEYS_FILE
-    try:
-        return [_info(r, used) for r in _read(path)]
-    except KeyError as exc:
-        raise UsageError(f"{path}: an entry has no '{exc.args[0]}' (edited by hand?)",
-                         hint="restore the file, or delete it and create new keys") from None
+    return entries(directory / KEYS_FILE, "keys", lambda r: _info(r, used))
 
 
 def revoke(directory: Path, key_or_id: str) -> KeyInfo:
@@ -222,8 +231,7 @@ class UseLog:
     def _write_aside(self) -> None:
         """Write, again while first uses were noted meanwhile."""
         while True:
-            with contextlib.suppress(OSError):  # (times only: the next write tries again)
-                self.write()
+            self.write()
             with self._lock:
                 if not self._fresh:
                     self._writing = False
@@ -231,7 +239,9 @@ class UseLog:
 
     def write(self) -> None:
         """Write the uses noted since the last write (the file's I/O outside the lock
-        requests note under, so none waits for it)."""
+        requests note under, so none waits for it). A failed write keeps them for the
+        next and raises nothing: these are times only, and the server's stop, which calls
+        this, must still close the store."""
         with self._lock:
             noted, self._noted = self._noted, {}
             self._written = time.monotonic()
@@ -250,7 +260,6 @@ class UseLog:
             with self._lock:  # the next write tries them again
                 for ident, at in noted.items():
                     self._noted.setdefault(ident, at)
-            raise
 
 
 class KeyRing(WatchedRecords):

@@ -32,6 +32,7 @@ from demandloop.serve.keys import (
     UseLog,
     WatchedRecords,
     digest,
+    entries,
     read_records,
     read_uses,
     write_records,
@@ -101,12 +102,7 @@ def create(directory: Path, scope: str, name: str = "", expires_days: int | None
 def list_tokens(directory: Path) -> list[TokenInfo]:
     """Every token of the workspace, revoked ones too, with when each was last used."""
     used = last_used(directory)
-    path = directory / TOKENS_FILE
-    try:
-        return [_info(r, used) for r in read_records(path, "tokens")]
-    except KeyError as exc:
-        raise UsageError(f"{path}: an entry has no '{exc.args[0]}' (edited by hand?)",
-                         hint="restore the file, or delete it and create new tokens") from None
+    return entries(directory / TOKENS_FILE, "tokens", lambda r: _info(r, used))
 
 
 def revoke(directory: Path, token_or_id: str) -> TokenInfo:
