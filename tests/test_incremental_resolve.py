@@ -33,6 +33,7 @@ TABLES = {
     "touches": "SELECT * EXCLUDE (workspace_id) FROM touches",
     "ip_lookups": "SELECT * EXCLUDE (workspace_id) FROM ip_lookups",
     "ip_matches": "SELECT * EXCLUDE (workspace_id) FROM ip_matches",
+    "described_calls": "SELECT * EXCLUDE (workspace_id) FROM described_calls",
     "event addresses": "SELECT message_id, ip FROM events",
 }
 

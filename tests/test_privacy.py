@@ -31,7 +31,8 @@ def _person(live: Any, anon: str, user: str, email: str, tag: str, pages: int) -
               "context": {"ip": "203.0.113.9", "traits": {"email": email}}}
              for i, m in enumerate(ids)]
     batch.append({"type": "identify", "anonymousId": anon, "userId": user,
-                  "messageId": f"{tag}-id", "traits": {"email": email, "firstName": "E"}})
+                  "messageId": f"{tag}-id", "traits": {"email": email, "firstName": "E",
+                                                       "title": "VP Marketing"}})
     r = httpx.post(live.url + "/v1/batch", json={"batch": batch}, auth=(live.key, ""))
     assert r.status_code == 200
     return [*ids, f"{tag}-id"]
@@ -258,6 +259,10 @@ def test_retention_drops_the_address_lookups_of_the_events_it_deletes(tmp_path: 
     msgs = [{"type": "page", "messageId": f"p{i}", "anonymousId": f"visitor-{i}",
              "timestamp": "2026-03-02T09:00:00Z", "context": {"ip": f"198.51.100.{i}"}}
             for i in range(1, 4)]
+    # and the titles resolve kept of identify calls (described_calls)
+    msgs += [{"type": "identify", "messageId": f"i{i}", "userId": f"user-{i}",
+              "timestamp": "2026-03-02T09:00:00Z", "traits": {"title": f"Title {i}"}}
+             for i in range(1, 3)]
     f = tmp_path / "e.jsonl"
     f.write_text("".join(json.dumps(m) + "\n" for m in msgs))
     with demandloop.open(tmp_path / "w") as ws:
@@ -267,9 +272,15 @@ def test_retention_drops_the_address_lookups_of_the_events_it_deletes(tmp_path: 
                              "WHERE message_id = 'p1'")
         assert ws.apply_retention() == 0  # retention_days = 0: keep everything
         from demandloop.privacy import apply_retention
-        assert apply_retention(ws.store, 30) == 1
+        assert ws.store.con.execute("SELECT count(*) FROM described_calls"
+                                    ).fetchone() == (2,)
+        ws.store.con.execute("UPDATE events SET received_at = received_at - INTERVAL 40 DAY "
+                             "WHERE message_id = 'i1'")
+        assert apply_retention(ws.store, 30) == 2
         ips = {r[0] for r in ws.store.con.execute("SELECT ip FROM ip_lookups").fetchall()}
         assert ips == {"198.51.100.2", "198.51.100.3"}
+        assert ws.store.con.execute("SELECT message_id, user_id, title FROM described_calls"
+                                    ).fetchall() == [("i2", "user-2", "Title 2")]
 
 
 def test_erase_through_a_running_server_loses_no_acknowledged_event(

@@ -200,8 +200,12 @@ def apply_retention(store: Store, days: int, now: dt.datetime | None = None) -> 
         rows = cur.execute("DELETE FROM events WHERE workspace_id = $ws AND received_at < $t "
                            "RETURNING 1", {"ws": store.workspace_id,
                                            "t": now - dt.timedelta(days=days)}).fetchall()
-        if rows:  # and the addresses resolve looked up for them alone
+        if rows:  # and the addresses resolve looked up for them alone, and what it kept
+            # of their identify and group calls
             cur.execute("DELETE FROM ip_lookups WHERE workspace_id = $ws AND ip NOT IN "
                         "(SELECT ip FROM events WHERE workspace_id = $ws AND ip IS NOT NULL)",
+                        {"ws": store.workspace_id})
+            cur.execute("DELETE FROM described_calls WHERE workspace_id = $ws AND message_id "
+                        "NOT IN (SELECT message_id FROM events WHERE workspace_id = $ws)",
                         {"ws": store.workspace_id})
     return len(rows)

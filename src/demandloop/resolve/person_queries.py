@@ -18,18 +18,47 @@ Cursor = duckdb.DuckDBPyConnection
 _TYPES = {"confidence": pa.float64(), "emails": pa.list_(pa.string())}
 
 
-def _of_users(cur: Cursor, sql: str, ws: str, users: list[str] | None,
-              lake: SqlEngine | None = None) -> pd.DataFrame:
-    """Run *sql* with ``{users}`` standing for the condition on ``user_id`` that keeps
-    *users* (every user when None), on *lake*'s events when given (every user's)."""
+#: the identify calls naming a title and the group calls of users among the events loaded
+#: after ``$since``: what :data:`described_calls` keeps of them
+CALLS = f"""
+SELECT message_id, type, user_id,
+       CASE WHEN type = 'identify' THEN {TITLE} END AS title,
+       CASE WHEN type = 'group' THEN {WEBSITE} END AS website,
+       CASE WHEN type = 'group' THEN traits ->> '$.name' END AS group_name, timestamp
+FROM events WHERE workspace_id = $ws AND {LOADED_AFTER} AND user_id IS NOT NULL
+  AND (type = 'group' OR (type = 'identify' AND {TITLE} IS NOT NULL))"""
+
+
+def record_calls(cur: Cursor, ws: str, since: int, full: bool,
+                 lake: SqlEngine | None = None) -> None:
+    """Keep in ``described_calls`` what the identify and group calls loaded after *since*
+    say about their users (all of them, from *lake*'s events when given, for a rebuild).
+
+    Hand-kept rather than read from the events when a person is reached: the events table
+    is scanned for a few users' calls in full (two scans, 0.35 s of a 10M-event store's
+    incremental run with one thread), where these rows are 3 % of it."""
+    w = {"ws": ws, "since": since}
+    if full:
+        cur.execute("DELETE FROM described_calls WHERE workspace_id = $ws", {"ws": ws})
     if lake is not None:
-        if users is not None:
-            raise ValueError("a lake's events are read for every user (a rebuild)")
-        found: pd.DataFrame = lake.query(inline(sql.format(users="user_id IS NOT NULL"),
-                                                {"ws": ws})).to_pandas()
-        return found
+        cur.register("_lake_calls", lake.query(inline(CALLS, w)))
+        source, w = "SELECT * FROM _lake_calls", {"ws": ws}
+    else:
+        source = CALLS
+    try:
+        cur.execute("INSERT INTO described_calls (workspace_id, message_id, type, user_id, "
+                    "title, website, group_name, timestamp) "
+                    f"SELECT $ws, * FROM ({source})", w)
+    finally:
+        if lake is not None:
+            cur.unregister("_lake_calls")
+
+
+def _of_users(cur: Cursor, sql: str, ws: str, users: list[str] | None) -> pd.DataFrame:
+    """Run *sql* with ``{users}`` standing for the condition on ``user_id`` that keeps
+    *users* (every user when None)."""
     if users is None:
-        return cur.execute(sql.format(users="user_id IS NOT NULL"), {"ws": ws}).df()
+        return cur.execute(sql.format(users="TRUE"), {"ws": ws}).df()
     cur.register("_users", pa.table({"user_id": pa.array(users, pa.string())}))
     try:
         return cur.execute(sql.format(users="user_id IN (SELECT user_id FROM _users)"),
@@ -48,23 +77,20 @@ def described(cur: Cursor, ws: str, since: int) -> list[str]:
         {"ws": ws, "since": since}).fetchall() if r[0] is not None]
 
 
-def group_calls(cur: Cursor, ws: str, users: list[str] | None,
-                lake: SqlEngine | None = None) -> pd.DataFrame:
+def group_calls(cur: Cursor, ws: str, users: list[str] | None) -> pd.DataFrame:
     """Group calls of *users* (every user when None): ``user_id, website, group_name``, in
-    time order (from *lake*'s events when given)."""
-    return _of_users(cur, f"SELECT user_id, {WEBSITE} AS website, traits ->> '$.name' AS "
-                     "group_name FROM events WHERE workspace_id = $ws AND type = 'group' "
-                     "AND {users} ORDER BY timestamp, message_id", ws, users, lake)
+    time order (from ``described_calls``: :func:`record_calls` first)."""
+    return _of_users(cur, "SELECT user_id, website, group_name FROM described_calls "
+                     "WHERE workspace_id = $ws AND type = 'group' AND {users} "
+                     "ORDER BY timestamp, message_id", ws, users)
 
 
-def titles(cur: Cursor, ws: str, users: list[str] | None,
-           lake: SqlEngine | None = None) -> pd.DataFrame:
-    """The title each identify call of *users* gave: ``user_id, title, timestamp`` (from
-    *lake*'s events when given)."""
-    return _of_users(cur, f"SELECT user_id, title, timestamp FROM (SELECT user_id, {TITLE} "
-                     "AS title, timestamp, message_id FROM events WHERE workspace_id = $ws "
-                     "AND type = 'identify' AND {users}) WHERE title IS NOT NULL "
-                     "ORDER BY timestamp, message_id", ws, users, lake)
+def titles(cur: Cursor, ws: str, users: list[str] | None) -> pd.DataFrame:
+    """The title each identify call of *users* gave: ``user_id, title, timestamp``, in time
+    order (from ``described_calls``: :func:`record_calls` first)."""
+    return _of_users(cur, "SELECT user_id, title, timestamp FROM described_calls "
+                     "WHERE workspace_id = $ws AND type = 'identify' AND {users} "
+                     "ORDER BY timestamp, message_id", ws, users)
 
 
 def write_persons(cur: Cursor, ws: str, persons: pd.DataFrame, new_accounts: pd.DataFrame,

@@ -60,6 +60,7 @@ def people(cur: Cursor, ws: str, settings: Settings, since: int, full: bool,
         for table in ("identities", "person_identifiers"):
             cur.execute(f"DELETE FROM {table} WHERE workspace_id = $ws", {"ws": ws})
     out = PeopleResult(edges=q.new_edges(cur, ws, since, lake))
+    pq.record_calls(cur, ws, since, full, lake)
     q.reach(cur, ws, full)
     before = q.old_persons(cur, ws) if not full else {
         str(r[0]) for r in cur.execute("SELECT person_id FROM persons WHERE workspace_id = $ws "
@@ -95,8 +96,7 @@ def people(cur: Cursor, ws: str, settings: Settings, since: int, full: bool,
     if not full:  # the CRM contacts among the persons to write
         crm = q.crm_people(cur, ws, sorted(set(rows["identifier"]) | set(rows["person_id"])))
     out.persons_reached = rows["person_id"].nunique()
-    out.accounts_created = _persons(cur, ws, settings, rows, crm, before, scope, persona,
-                                    lake)
+    out.accounts_created = _persons(cur, ws, settings, rows, crm, before, scope, persona)
     if not full:  # (a rebuild builds every touch again)
         _dirty(cur, ws, rows)
     return out
@@ -104,7 +104,7 @@ def people(cur: Cursor, ws: str, settings: Settings, since: int, full: bool,
 
 def _persons(cur: Cursor, ws: str, settings: Settings, rows: pd.DataFrame,
              crm: pd.DataFrame, before: set[str], scope: list[str] | None,
-             persona: Persona, lake: SqlEngine | None) -> int:
+             persona: Persona) -> int:
     """Find and write the persons of *rows* (their identifiers); returns accounts created."""
     ident = settings.identity
     personal = personal_domains(ident.personal_email_domains, ident.business_email_domains)
@@ -114,7 +114,7 @@ def _persons(cur: Cursor, ws: str, settings: Settings, rows: pd.DataFrame,
     user_person = rows[rows["kind"] == "user"].assign(
         user_id=lambda d: d["identifier"].str.removeprefix("user:"))[["user_id", "person_id"]]
     users = None if scope is None else sorted(user_person["user_id"])
-    groups = pq.group_calls(cur, ws, users, lake).merge(user_person, on="user_id")
+    groups = pq.group_calls(cur, ws, users).merge(user_person, on="user_id")
     websites = groups["website"].dropna().unique()
     canonical = {w: canonical_domain(w) for w in websites if isinstance(w, str)}
     groups["domain"] = groups["website"].map(canonical).replace(aliases)
@@ -129,7 +129,7 @@ def _persons(cur: Cursor, ws: str, settings: Settings, rows: pd.DataFrame,
     new_accounts = pd.DataFrame({"account_id": new["account_id"], "domain": new["account_id"],
                                  "name": new["account_id"].map(names),
                                  "source": new["source"]})
-    titles = pq.titles(cur, ws, users, lake).merge(user_person, on="user_id")
+    titles = pq.titles(cur, ws, users).merge(user_person, on="user_id")
     persons = _person_table(cur, rows, person_emails, matches, crm, titles, persona)
     account_matches = pd.DataFrame({
         "subject_kind": "person", "subject": matches["person_id"],

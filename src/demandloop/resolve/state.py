@@ -29,8 +29,9 @@ from demandloop.config import Settings
 
 #: bumped whenever what resolve stores for the same inputs changes
 #: 2: touches carry their page's path; 3: one SQL for DuckDB and Spark (a tracked
-#: activity finds its visit's page through a window, not an ASOF join)
-VERSION = 3
+#: activity finds its visit's page through a window, not an ASOF join); 4: titles and
+#: companies kept in ``described_calls`` (a store upgraded to it rebuilds to fill it in)
+VERSION = 4
 
 #: the events loaded after ``$since`` (every event, rows without a load too, when ``$since``
 #: is negative: a rebuild). Written on the column itself, not as ``coalesce(load_id, 0) >

@@ -49,6 +49,8 @@ PREDICATES: dict[str, str] = {
         "OR (kind_b = 'user' AND id_b IN (SELECT id FROM _users)) "
         "OR (kind_b = 'anon' AND id_b IN (SELECT id FROM _anons))"),
     "person_identifiers": "person_id IN (SELECT id FROM _persons)",
+    "described_calls": ("user_id IN (SELECT id FROM _users) "
+                        "OR message_id IN (SELECT id FROM _events)"),
     "persons": ("person_id IN (SELECT id FROM _persons) "
                 "OR lower(email) IN (SELECT id FROM _emails)"),
     "touches": ("person_id IN (SELECT id FROM _persons) "

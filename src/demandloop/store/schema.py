@@ -26,6 +26,7 @@ from demandloop.store.schema_later import (
     V15,
     V17,
     V18,
+    V19,
 )
 from demandloop.store.schema_v1 import V1
 
@@ -72,6 +73,8 @@ MIGRATIONS: tuple[Migration, ...] = (
     # snapshots stop storing it: the live loop keeps the rows whose engagement only decayed
     Migration(17, "account_view: priority computed from fit and engagement", V17),
     Migration(18, "meeting_invites: each invite's outcome, deferred ones sent again", V18),
+    # resolve's VERSION moved with it: the next resolve rebuilds and fills it in
+    Migration(19, "described_calls: identify and group calls' titles and companies", V19),
 )
 
 #: sequences and the column each numbers: an import moves each past the numbers it brings

@@ -354,3 +354,20 @@ CREATE TABLE meeting_invites (
     PRIMARY KEY (workspace_id, meeting_id, recipient)
 );
 """
+
+# What identify and group calls said about their users, kept by resolve as events load: a
+# reached person's title and company are read from here instead of from every event (at 10M
+# events two scans of the events table, 0.35 s of each incremental run with one thread). A
+# copy of those events' fields, rebuilt with everything else when resolve rebuilds.
+V19 = """
+CREATE TABLE described_calls (
+    workspace_id VARCHAR NOT NULL,
+    message_id VARCHAR NOT NULL,
+    type VARCHAR NOT NULL,
+    user_id VARCHAR NOT NULL,
+    title VARCHAR,
+    website VARCHAR,
+    group_name VARCHAR,
+    timestamp TIMESTAMP NOT NULL
+);
+"""
