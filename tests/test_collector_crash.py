@@ -3,6 +3,7 @@ every event that got a 200 is stored exactly once."""
 
 from __future__ import annotations
 
+import datetime as dt
 import signal
 import subprocess
 import threading
@@ -85,7 +86,7 @@ def test_several_workers_share_one_loader(tmp_path: Path) -> None:
     d = tmp_path / "w"
     d.mkdir()
     (d / "demandloop.toml").write_text("")
-    key, _ = keystore.create(d, "default", "workers")
+    key, info = keystore.create(d, "default", "workers")
     port = free_port()
     proc = subprocess.Popen([sys.executable, "-m", "demandloop", "-w", str(d), "serve",
                              "--port", str(port), "--workers", "2", "--no-access-log"],
@@ -97,6 +98,9 @@ def test_several_workers_share_one_loader(tmp_path: Path) -> None:
         _wait_up(url)
         with httpx.Client() as client:  # new connections spread over the workers
             for i in range(40):
+                if i == 20:  # the key's first uses are written; those after, at the stop
+                    time.sleep(1.5)
+                    sent = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
                 r = httpx.post(url + "/v1/track", auth=(key, ""),
                                json={"event": "E", "userId": "u", "messageId": f"w{i}"})
                 assert r.status_code == 200
@@ -104,6 +108,9 @@ def test_several_workers_share_one_loader(tmp_path: Path) -> None:
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=60)
+    # each worker writes its last uses when it stops (the later ones were not written
+    # before: at most once a minute), so the key's time is that of its last events
+    assert keystore.list_keys(d)[0].last_used_at >= sent
     with demandloop.open(d) as ws:
         rows = ws.store.con.execute("SELECT count(DISTINCT message_id), count(*), "
                                     "min(source) FROM events").fetchone()

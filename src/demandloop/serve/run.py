@@ -30,6 +30,7 @@ from typing import Any
 
 import uvicorn
 from fastapi import FastAPI
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from demandloop.collect.log import DurableLog
 from demandloop.config import Settings
@@ -170,8 +171,9 @@ def serve(directory: Path, *, host: str | None = None, port: int | None = None,
             api_thread = threading.Thread(target=api_server.run, name="dl-api", daemon=True)
             api_thread.start()
             try:
+                # (the lifespan on: each worker writes its keys' last uses at its stop)
                 uvicorn.run("demandloop.serve.run:worker_app", factory=True, workers=workers,
-                            **common)
+                            **{**common, "lifespan": "on"})
             finally:
                 owner.withdraw(ws.directory)
                 api_server.should_exit = True
@@ -263,11 +265,36 @@ def worker_app() -> object:
     server_options(settings, "", 0)  # this worker's guards
     root = directory / settings.collector.log_dir
     log = DurableLog(root / f"w{os.getpid()}")
-    state = CollectorState(log=log, keys=KeyRing(directory), log_root=root)
+    keys = KeyRing(directory)
+    state = CollectorState(log=log, keys=keys, log_root=root)
     _logging(True)
-    app = create_app(settings, state)
+    # A worker process is ended by the signal uvicorn raises again after its shutdown, so
+    # neither atexit nor a finally runs there: its keys' last uses (up to a minute of them)
+    # are written at the lifespan's shutdown, which uvicorn sends before.
+    app = OnShutdown(create_app(settings, state), keys.uses.write)
     settle_heap()
     return app
+
+
+class OnShutdown:
+    """An ASGI app that runs *on_stop* when the server's lifespan shuts down, and hands
+    everything else to *app* (which has no lifespan of its own)."""
+
+    def __init__(self, app: ASGIApp, on_stop: Callable[[], object]) -> None:
+        self.app, self.on_stop = app, on_stop
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "lifespan":
+            await self.app(scope, receive, send)
+            return
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                self.on_stop()
+                await send({"type": "lifespan.shutdown.complete"})
+                return
 
 
 def _started(directory: Path, url: str, admin: str) -> None:
