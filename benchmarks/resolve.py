@@ -21,8 +21,9 @@ Then, each in a fresh process (so peak RSS is the run's own):
   process is warm and keeps its last two scores, see ``demandloop.score.live``); the last
   is timed, then a full score of the same store at the same time for the ratio. Run twice,
   on copies: with DuckDB's default threads (every core, as ``demandloop resolve`` and
-  ``score`` get on the command line), and with the one thread ``demandloop serve`` gives
-  its loader, whose other cores answer requests.
+  ``score`` get on the command line, and ``demandloop serve``'s loop after a quiet spell),
+  and with one thread, as ``demandloop serve``'s loop runs when it answered requests since
+  its last run (its other cores answer them; see ``demandloop.serve.run.Threads``).
 
 The ratio is the rebuild's time over the incremental run's, in the same store.
 
@@ -107,7 +108,7 @@ step, path, new, batches = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.a
 threads = int(sys.argv[5])
 with demandloop.open(path) as ws:
     out = {}
-    if threads:  # as demandloop serve's loader runs (serve.run: the other cores answer)
+    if threads:  # as demandloop serve's loop runs while it answers requests (serve.run)
         ws.store.con.execute(f"SET threads = {threads}")
     if step == "rebuild":
         with ws.store.writer() as cur:
@@ -202,7 +203,7 @@ def main() -> None:
               f"({args.copies} copies), ready in {time.perf_counter() - started:.0f} s")
         full = child("rebuild", Path(tmp) / "ws", args.new)
         # the same incremental runs on a copy, with the one DuckDB thread demandloop serve
-        # gives its loader (the other cores answer requests)
+        # gives its loop while it answers requests (the other cores answer them)
         one = Path(tmp) / "ws-one-thread"
         shutil.rmtree(one, ignore_errors=True)
         shutil.copytree(Path(tmp) / "ws", one)
@@ -224,9 +225,10 @@ def main() -> None:
           f"recomputed, {inc['rows_written']:,} of the snapshot's {inc['rows']:,} rows "
           f"written) {inc['score']:.2f} s; resolve + score "
           f"{inc['resolve'] + inc['score']:.2f} s; peak RSS {inc['rss_gb']:.2f} GB")
-    print(f"  the same with one DuckDB thread, as demandloop serve's loader runs it (its "
-          f"other cores answer requests): resolve {served['resolve']:.2f} s + score "
-          f"{served['score']:.2f} s = {served['resolve'] + served['score']:.2f} s")
+    print(f"  the same with one DuckDB thread, as demandloop serve's loop runs while it "
+          f"answers requests (its other cores answer them): resolve "
+          f"{served['resolve']:.2f} s + score {served['score']:.2f} s = "
+          f"{served['resolve'] + served['score']:.2f} s")
     print(f"  after it, off the event's path: one snapshot a day kept {inc['keep']:.2f} s, "
           f"checkpoint {inc['checkpoint']:.2f} s; the {BATCHES - 1} batches before it (a cold "
           f"process warming up): " + ", ".join(f"{w:.2f} s ({mode}, {n:,} rows written)"

@@ -175,3 +175,36 @@ def test_every_request_of_the_server_counts_as_serving(tmp_path: Path) -> None:
         # a refused request is answered too
         assert httpx.post(f"{c.url}/v1/batch", content=b"{", timeout=5).status_code == 400
         assert SERVING.seconds() > before
+
+
+def test_the_loop_runs_on_every_core_only_while_the_server_is_quiet(tmp_path: Path) -> None:
+    """DuckDB's thread count is the database's: the server keeps one between runs (its
+    other cores answer requests); a run after a quiet spell gets every core
+    (``store.threads``), one after requests were answered keeps one."""
+    from demandloop.serve.run import Threads
+
+    (tmp_path / "demandloop.toml").write_text("[store]\nthreads = 2\n")
+    served = [0.0]
+
+    def setting(ws: Any) -> int:
+        return int(ws.store.con.execute("SELECT current_setting('threads')").fetchone()[0])
+
+    with demandloop.open(tmp_path) as ws:
+        threads = Threads(ws, lambda: served[0])
+        assert setting(ws) == 1  # between runs
+        time.sleep(0.2)
+        with threads.for_loop():  # nothing answered since: every core
+            assert setting(ws) == 2
+            served[0] += 0.5  # requests answered during the run do not change it
+            assert setting(ws) == 2
+        assert setting(ws) == 1
+        time.sleep(0.2)
+        served[0] += 0.05  # a quarter of the time since the last run spent answering
+        with threads.for_loop():
+            assert setting(ws) == 1
+        assert threads.last == 1
+        time.sleep(0.4)
+        served[0] += 0.001  # a request now and then is quiet
+        with threads.for_loop():
+            assert setting(ws) == 2
+        assert setting(ws) == 1
