@@ -279,24 +279,28 @@ class Threads:
         self._since = (time.monotonic(), serving())
         self.last = 1
         # the loader lands with one thread: the other cores answer requests
-        ws.store.con.execute("SET threads = 1")
+        self._set(1)
 
     def quiet(self) -> bool:
         """Did answering requests take under BUSY_SHARE of the time since the last run?"""
         at, served = self._since
         return self.serving() - served <= BUSY_SHARE * (time.monotonic() - at)
 
+    def _set(self, threads: int) -> None:
+        # (the whole database's setting, from a cursor of this thread's own)
+        with self.ws.store.reader() as cur:
+            cur.execute(f"SET threads = {int(threads)}")
+
     @contextlib.contextmanager
     def for_loop(self) -> Generator[None, None, None]:
         self.last = self.every if self.quiet() else 1
-        con = self.ws.store.con
         if self.last != 1:
-            con.execute(f"SET threads = {self.last}")
+            self._set(self.last)
         try:
             yield
         finally:
             if self.last != 1:
-                con.execute("SET threads = 1")
+                self._set(1)
             self._since = (time.monotonic(), self.serving())
 
 
