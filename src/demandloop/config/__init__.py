@@ -70,7 +70,8 @@ class StoreSettings(_Section):
         description="Database file, relative to the workspace directory (or absolute).",
     )
     threads: int | None = Field(
-        None, ge=1, le=256, description="DuckDB worker threads; empty means one per core."
+        None, ge=1, le=256, description="DuckDB worker threads; empty means one per core. "
+        "A running server keeps one, and gives its live loop these after a quiet spell."
     )
     memory_limit: str | None = Field(
         None, description="DuckDB memory limit such as '4GB'; empty means DuckDB's default."
