@@ -159,13 +159,32 @@ def test_a_snapshot_made_from_the_one_before_equals_a_full_one(
     assert len(written) >= 6
 
 
-def test_only_the_clock_moves(tmp_path: Path, market: Path,
-                              monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize("windows", [None, (45, 10, 60)])
+def test_only_the_clock_moves(tmp_path: Path, market: Path, monkeypatch: pytest.MonkeyPatch,
+                              windows: tuple[int, int, int] | None) -> None:
     """No new events, a later as_of each time: touches leave the surge's, the 30- and
     90-day and the committee's windows, opportunities open and close; each incremental
-    score equals a full one."""
+    score equals a full one. The accounts and persons that only crossed an edge are
+    recomputed from the touches of the last windows (score.live's *windowed*). With
+    *windows* (committee, surge recent, surge baseline days), no edge shares a day count
+    with another: a person leaving the committee's window moves only its account's
+    coverage."""
     monkeypatch.setattr(live, "MOST", 1.01)
+    plans: list[live.Plan] = []
+    planned = live.plan
+
+    def spy(*args: Any) -> live.Plan | None:
+        found = planned(*args)
+        if found is not None:
+            plans.append(found)
+        return found
+
+    monkeypatch.setattr(live, "plan", spy)
     with demandloop.open(tmp_path / "w") as ws:
+        if windows:
+            score = ws.settings.score
+            score.committee.window_days, score.surge_recent_days, score.surge_baseline_days \
+                = windows
         ws.load_simulation(market, spend=False)
         ws.resolve()
         first = ws.score()
@@ -186,6 +205,95 @@ def test_only_the_clock_moves(tmp_path: Path, market: Path,
             assert_same({"scores": got}, {"scores": _tables(ws)["scores"].query(
                 "as_of == @at")})
         assert moved > 0  # some accounts did cross a window
+        assert any(p.windowed for p in plans) and any(p.windowed_persons for p in plans)
+
+
+def _event(kind: str, at: dt.datetime, n: int, **fields: Any) -> str:
+    return json.dumps({"type": kind, "messageId": f"m{n}", "anonymousId": "a1",
+                       "timestamp": at.isoformat() + "Z", **fields})
+
+
+def test_a_person_leaving_the_committee_window_moves_only_its_account(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A VP of marketing's only touches leave the committee's window (45 days here, an
+    edge no other measure has): nothing else of the account or the person moves, but the
+    account's committee loses its role; the account is recomputed and equals a full
+    score."""
+    monkeypatch.setattr(live, "MOST", 1.01)
+    day = dt.datetime(2026, 3, 2)
+    lines = [_event("identify", day + dt.timedelta(hours=7), 0, userId="u1",
+                    traits={"email": "ann@capco-industries.com", "title": "VP Marketing"})]
+    lines += [_event("page", day + dt.timedelta(hours=8, minutes=4 * i), i + 1,
+                     properties={"path": "/blog/a", "url": "https://x.io/blog/a"})
+              for i in range(3)]
+    f = tmp_path / "events.jsonl"
+    f.write_text("\n".join(lines) + "\n")
+    with demandloop.open(tmp_path / "w") as ws:
+        ws.settings.score.committee.window_days = 45
+        ws.ingest(f)
+        ws.resolve()
+        start = day + dt.timedelta(days=45, hours=7, minutes=50)
+        at = start + dt.timedelta(hours=1)
+        assert ws.score(start).mode == "full"
+        assert ws.score(at).mode == "incremental"
+        got = _tables(ws)["scores"].query("as_of == @at")
+        live.forget()
+        assert ws.score(at).mode == "full"
+        want = _tables(ws)["scores"].query("as_of == @at")
+        # (it did move: the role it covered is missing now)
+        before = _tables(ws)["scores"].query("as_of == @start and entity == 'account'")
+        assert json.loads(before["details"].iloc[0])["committee_coverage"] > 0
+        assert json.loads(want.query("entity == 'account'")["details"].iloc[0])[
+            "committee_coverage"] == 0
+        assert_same({"scores": got}, {"scores": want})
+
+
+def test_a_windowed_rescore_reads_the_whole_first_day(tmp_path: Path,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """The daily cap counts a day's touches in time order. An account that only crossed
+    the surge baseline's edge is recomputed from the touches since the first day of the
+    windows; starting at the window's own edge instead would count again, uncut, the page
+    views that the cap cut after the day's first ten (its baseline, and so its surge,
+    would differ from a full score's)."""
+    monkeypatch.setattr(live, "MOST", 1.01)  # (one account of one)
+    plans: list[live.Plan] = []
+    planned = live.plan
+
+    def spy(*args: Any) -> live.Plan | None:
+        found = planned(*args)
+        if found is not None:
+            plans.append(found)
+        return found
+
+    monkeypatch.setattr(live, "plan", spy)
+    day = dt.datetime(2026, 3, 2)
+    lines = [_event("identify", day + dt.timedelta(hours=7), 0, userId="u1",
+                    traits={"email": "ann@capco-industries.com"})]
+    # 25 page views from 08:00, four minutes apart: the cap (10) cuts the last 15
+    lines += [_event("page", day + dt.timedelta(hours=8, minutes=4 * i), i + 1,
+                     properties={"path": "/blog/a", "url": "https://x.io/blog/a"})
+              for i in range(25)]
+    # the rest of the windows: a steady visitor, so the account has a baseline
+    lines += [_event("page", day + dt.timedelta(days=d, hours=12), 100 + d,
+                     properties={"path": "/blog/b", "url": "https://x.io/blog/b"})
+              for d in range(1, 97, 3)]
+    f = tmp_path / "events.jsonl"
+    f.write_text("\n".join(lines) + "\n")
+    with demandloop.open(tmp_path / "w") as ws:
+        ws.ingest(f)
+        ws.resolve()
+        edge = ws.settings.score.surge_recent_days + ws.settings.score.surge_baseline_days
+        # the baseline's edge passes 08:50 of the capped day, then 09:20
+        start = day + dt.timedelta(days=edge, hours=8, minutes=50)
+        at = start + dt.timedelta(minutes=30)
+        assert ws.score(start).mode == "full"
+        r = ws.score(at)
+        assert r.mode == "incremental"
+        assert plans[-1].windowed == {"capco-industries.com"}
+        got = _tables(ws)["scores"].query("as_of == @at")
+        live.forget()
+        assert ws.score(at).mode == "full"
+        assert_same({"scores": got}, {"scores": _tables(ws)["scores"].query("as_of == @at")})
 
 
 def test_an_account_that_went_is_rescored_live(tmp_path: Path, market: Path) -> None:

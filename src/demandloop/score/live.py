@@ -16,11 +16,24 @@ Everything else keeps its measures but engagement, which decays by exactly
 ``2 ** (-(T - T0) / half_life)``. So this module keeps the last score's features in the
 process and, for the next, names the accounts and persons to recompute (their touches
 only, through the same functions as a full score); the stage and MQL rules then run over
-everyone again (their reasons quote engagement). Anything it cannot account for makes the
-next score a full one: other settings, another store, an earlier ``as_of``, a change to
-opportunities, predictions or the stage log it did not write, touches that changed
-without a log entry (their number is checked), changed firmographics, or too many
-entities to recompute. A test holds the result equal to a full score, table for table.
+everyone again (their reasons quote engagement).
+
+Most of those an incremental score names only crossed a window's edge: at 10M touches,
+6,000 accounts a batch against 1,700 whose touches changed. Their engagement and all-time
+touch count are the kept ones (decayed): only the windowed measures move, and those read
+the touches of the last :func:`horizon` only. So such an entity is recomputed from those
+(*windowed*), from the start of the horizon's first UTC day, so that the daily cap sees
+whole days: 97 days of touches with the default windows, against all its history. An
+edge matters only to the measures that read it: a touch leaving the 30 days changes only
+the counts of the :data:`~demandloop.score.measures.COUNTED_30D` activities, and a
+person's features read no other window; a person leaving the committee's window changes
+only the coverage of its account.
+
+Anything it cannot account for makes the next score a full one: other settings, another
+store, an earlier ``as_of``, a change to opportunities, predictions or the stage log it
+did not write, touches that changed without a log entry (their number is checked),
+changed firmographics, or too many entities to recompute. A test holds the result equal
+to a full score, table for table.
 
 It also keeps what the last two scores wrote (:class:`Written`), so that a server keeping
 one snapshot a day can make the next snapshot from the one before the latest, writing only
@@ -42,6 +55,7 @@ import pyarrow.compute as pc
 from demandloop.config import Settings
 from demandloop.score import snapshot
 from demandloop.score.engagement import SECONDS_PER_DAY
+from demandloop.score.measures import COUNTED_30D
 from demandloop.score.stages import Shown
 from demandloop.store import touch_log
 from demandloop.store.arrow import fetched
@@ -106,6 +120,10 @@ class Plan:
     kept: Kept
     accounts: set[str] = field(default_factory=set)
     persons: set[str] = field(default_factory=set)
+    #: accounts and persons of the kept score whose windowed measures only are recomputed
+    #: (they only crossed a window's edge; see the module docstring)
+    windowed: set[str] = field(default_factory=set)
+    windowed_persons: set[str] = field(default_factory=set)
     factor: float = 1.0
     #: the positions in the kept frames of the accounts and people kept (not recomputed)
     kept_accounts: np.ndarray = field(default_factory=lambda: np.empty(0, np.int64))
@@ -114,6 +132,12 @@ class Plan:
     def last(self, as_of: dt.datetime) -> dict[str, pa.Table]:
         """The stages the new score compares with (those before *as_of*)."""
         return self.kept.last if as_of == self.kept.as_of else self.kept.after
+
+    def recomputed(self, entity: str) -> set[str]:
+        """Every id of *entity* (``account``, ``person``) recomputed, whole or windowed."""
+        if entity == "account":
+            return self.accounts | self.windowed
+        return self.persons | self.windowed_persons
 
 
 _KEPT: dict[tuple[object, ...], Kept] = {}
@@ -193,8 +217,9 @@ def changed(plan: Plan, accounts: pd.DataFrame, people: pd.DataFrame) -> dict[st
     order, as :func:`demandloop.score.run` builds them)."""
     out = {}
     for entity, rows, key, ids, kept in (
-            ("account", accounts, "account_id", plan.accounts, plan.kept_accounts),
-            ("person", people, "person_id", plan.persons, plan.kept_people)):
+            ("account", accounts, "account_id", plan.recomputed("account"),
+             plan.kept_accounts),
+            ("person", people, "person_id", plan.recomputed("person"), plan.kept_people)):
         stage, reasons = plan.kept.shown[entity]
         n = len(kept)
         differ = np.asarray(rows["stage"].to_numpy(dtype=object)[:n] != stage[kept],
@@ -263,13 +288,17 @@ def plan(store: Store, settings: Settings, as_of: dt.datetime, now: Inputs) -> P
     moved = _moved(store, kept.inputs.persons, now.persons)
     out.persons |= {str(r[0]) for r in moved}
     out.accounts |= {str(a) for r in moved for a in r[1:] if a is not None}
-    crossed, crossers = _crossing(store, settings, kept.as_of, as_of)
-    out.accounts |= crossed
-    out.persons |= crossers
-    # the accounts of every person recomputed: their committee may change
-    out.accounts |= _accounts_of(store, out.persons)
-    if (len(out.accounts) > MOST * max(len(now.accounts), 1)
-            or len(out.persons) > MOST * max(now.persons.num_rows, 1)):
+    cross = _crossing(store, settings, kept.as_of, as_of)
+    out.accounts |= cross.entered
+    out.persons |= cross.entered_persons
+    # the accounts of every person recomputed, and of those who left the committee's
+    # window: their committee may change (all else of theirs only when their touches did)
+    # (accounts and persons that came are in the sets above: what is left is kept)
+    out.windowed = (cross.accounts
+                    | _accounts_of(store, out.persons | cross.committee)) - out.accounts
+    out.windowed_persons = cross.persons - out.persons
+    if (len(out.recomputed("account")) > MOST * max(len(now.accounts), 1)
+            or len(out.recomputed("person")) > MOST * max(now.persons.num_rows, 1)):
         return None
     days = settings.score.half_life_days * SECONDS_PER_DAY
     out.factor = 2.0 ** (-(as_of - kept.as_of).total_seconds() / days)
@@ -305,24 +334,80 @@ def _accounts_of(store: Store, persons: set[str]) -> set[str]:
     return {str(r[0]) for r in rows}
 
 
-def _crossing(store: Store, settings: Settings, since: dt.datetime, at: dt.datetime
-              ) -> tuple[set[str], set[str]]:
-    """The accounts with a touch or an opportunity crossing a window's edge between the two
-    scores, and the persons with such touches."""
-    if at == since:
-        return set(), set()
+def horizon(settings: Settings) -> int:
+    """The widest window (days) a windowed measure reads: the 30- and 90-day counts,
+    breadth's 90 days and the surge's two windows (the committee's coverage is found from
+    every touch of its window, apart)."""
     s = settings.score
-    widths = sorted({0, 30, 90, s.surge_recent_days, s.surge_recent_days
-                     + s.surge_baseline_days, s.committee.window_days})
-    edges = " OR ".join(f"(ts > $since - INTERVAL {w} DAY AND ts <= $at - INTERVAL {w} DAY)"
-                        for w in widths)
+    return max(30, 90, s.surge_recent_days + s.surge_baseline_days)
+
+
+def since(settings: Settings, as_of: dt.datetime) -> dt.datetime:
+    """Where a windowed recompute's touches start: the UTC day of ``as_of`` minus
+    :func:`horizon` (whole days, as the daily cap counts them)."""
+    start = as_of - dt.timedelta(days=horizon(settings))
+    return dt.datetime.combine(start.date(), dt.time())
+
+
+@dataclass
+class Crossing:
+    """Who has touches between two scores' times, or crossing a window's edge then."""
+
+    #: accounts and persons with touches after the earlier time (their touches came in)
+    entered: set[str] = field(default_factory=set)
+    entered_persons: set[str] = field(default_factory=set)
+    #: accounts with a touch leaving a window an account's measure reads, or an
+    #: opportunity opening or closing
+    accounts: set[str] = field(default_factory=set)
+    #: persons with a touch of a counted activity leaving the 30 days
+    persons: set[str] = field(default_factory=set)
+    #: persons with a touch leaving the committee's window
+    committee: set[str] = field(default_factory=set)
+
+
+def _band(width: int) -> str:
+    return f"(ts > $since - INTERVAL {width} DAY AND ts <= $at - INTERVAL {width} DAY)"
+
+
+def _crossing(store: Store, settings: Settings, since: dt.datetime, at: dt.datetime
+              ) -> Crossing:
+    """:class:`Crossing` between the scores at *since* and *at*."""
+    out = Crossing()
+    if at == since:
+        return out
+    s = settings.score
+    counted = ", ".join(f"'{a}'" for a in COUNTED_30D)  # (plain names: no quoting)
+    thirty = f"({_band(30)} AND activity IN ({counted}))"
+    of_account = " OR ".join([thirty, *(_band(w) for w in sorted(
+        {90, s.surge_recent_days, s.surge_recent_days + s.surge_baseline_days}))])
+    committee = _band(s.committee.window_days)
+    # found by time alone, then told apart: an activity in the filter cost half as much
+    # again as the whole query (every touch's activity read)
+    every = " OR ".join(_band(w) for w in sorted({
+        0, 30, 90, s.surge_recent_days, s.surge_recent_days + s.surge_baseline_days,
+        s.committee.window_days}))
     p = {"ws": store.workspace_id, "since": since, "at": at}
     with store.reader() as cur:
-        rows = cur.execute("SELECT DISTINCT account_id, person_id FROM touches "
-                           f"WHERE workspace_id = $ws AND ({edges})", p).fetchall()
+        rows = cur.execute(
+            f"SELECT account_id, person_id, bool_or({_band(0)}), bool_or({of_account}), "
+            f"bool_or({thirty}), bool_or({committee}) FROM touches "
+            f"WHERE workspace_id = $ws AND ({every}) GROUP BY ALL", p).fetchall()
         opened = cur.execute(
             "SELECT DISTINCT account_id FROM opportunities WHERE workspace_id = $ws "
             "AND account_id IS NOT NULL AND ((created_at > $since AND created_at <= $at) "
             "OR (closed_at > $since AND closed_at <= $at))", p).fetchall()
-    return ({str(r[0]) for r in rows if r[0] is not None} | {str(r[0]) for r in opened},
-            {str(r[1]) for r in rows if r[1] is not None})
+    for account, person, entered, crossed, left_30, left_committee in rows:
+        if account is not None:
+            if entered:
+                out.entered.add(str(account))
+            elif crossed:
+                out.accounts.add(str(account))
+        if person is not None:
+            if entered:
+                out.entered_persons.add(str(person))
+            elif left_30:
+                out.persons.add(str(person))
+            if left_committee:
+                out.committee.add(str(person))
+    out.accounts |= {str(r[0]) for r in opened}
+    return out

@@ -141,6 +141,11 @@ def account_scores(store: Store, settings: Settings, as_of: dt.datetime, *,
 #: touch counts in recent windows that stage and MQL rules may name
 _COUNTS = ("touches_90d", "high_intent_30d", "demo_requests_30d", "forms_30d",
            "meetings_30d")
+#: the activities of the 30-day counts: high intent, forms (and demo requests, meetings)
+INTENT = ("high_intent_page", "demo_request", "trial")
+FORMS = ("form_fill", "webinar_registration")
+#: every activity a 30-day count reads (the live rescore's edges, see score.live)
+COUNTED_30D = (*INTENT, "meeting_booked", *FORMS)
 
 
 def _aggregates(x: ir.Table, eng_rules: EngagementRules, surge_rules: SurgeRules,
@@ -150,7 +155,7 @@ def _aggregates(x: ir.Table, eng_rules: EngagementRules, surge_rules: SurgeRules
     :data:`_COUNTS`."""
     d30 = x.ts > ibis.literal(as_of - dt.timedelta(days=30))
     d90 = x.ts > ibis.literal(as_of - dt.timedelta(days=90))
-    intent = x.activity.isin(["high_intent_page", "demo_request", "trial"])
+    intent = x.activity.isin(list(INTENT))
     return {
         "engagement": (x.value * decay(x.ts, eng_rules, as_of)).sum(),
         "touches": x.n.sum(),
@@ -159,7 +164,7 @@ def _aggregates(x: ir.Table, eng_rules: EngagementRules, surge_rules: SurgeRules
         "high_intent_30d": (d30 & intent).ifelse(x.n, 0).sum(),
         "demo_requests_30d": (d30 & (x.activity == "demo_request")).ifelse(x.n, 0).sum(),
         "meetings_30d": (d30 & (x.activity == "meeting_booked")).ifelse(x.n, 0).sum(),
-        "forms_30d": (d30 & x.activity.isin(["form_fill", "webinar_registration"]))
+        "forms_30d": (d30 & x.activity.isin(list(FORMS)))
         .ifelse(x.n, 0).sum(),
     }
 

@@ -130,7 +130,8 @@ def _run(store: Store, settings: Settings, as_of: dt.datetime | None,
                        stage_changes=int(pc.sum(pc.equal(moves["entity"], "account")).as_py()
                                          or 0),
                        mqls=int((people["stage"] == "mql").sum()), mode=mode,
-                       recomputed=len(planned.accounts) if mode == "incremental" and planned
+                       recomputed=len(planned.recomputed("account"))
+                       if mode == "incremental" and planned
                        else len(df),
                        rows_written=written)
 
@@ -159,31 +160,61 @@ def _store(store: Store, as_of: dt.datetime, df: pd.DataFrame, people: pd.DataFr
     return moves, sum(t.num_rows for t in rows.values())
 
 
-def _touches_of(t: Tables, accounts: list[str], persons: list[str]
+def _touches_of(t: Tables, plan: live.Plan, since: dt.datetime
                 ) -> tuple[Callable[[object], object], Callable[[object], object]]:
-    """:meth:`~demandloop.compute.Tables.narrowed` filters: the touches of *accounts*, and
-    those of *persons*, copied in one pass into a temporary table on *t*'s connection.
-    Each measure reads them again; filtering 10M touches each time cost more than the
-    measures, and one pass for both costs about what one for either did."""
+    """:meth:`~demandloop.compute.Tables.narrowed` filters: the touches of the accounts
+    *plan* recomputes, and those of its persons (of the windowed ones, those from *since*
+    only), copied in one pass into a temporary table on *t*'s connection. Each measure
+    reads them again; filtering 10M touches each time cost more than the measures, and one
+    pass for both costs about what one for either did."""
     con = t.backend.con
     # only what scoring reads (all columns took 4x as long), matched through Arrow tables
     # (a list parameter took twice as long)
-    con.register("_live_accounts", pa.table({"id": pa.array(accounts, pa.string())}))
-    con.register("_live_persons", pa.table({"id": pa.array(persons, pa.string())}))
+    sets = {"_live_accounts": plan.accounts, "_live_persons": plan.persons,
+            "_live_windowed": plan.windowed, "_live_windowed_persons": plan.windowed_persons}
+    for name, ids in sets.items():
+        con.register(name, pa.table({"id": pa.array(sorted(ids), pa.string())}))
     try:
-        con.execute(f"CREATE OR REPLACE TEMP TABLE _live_touches AS SELECT "
-                    f"{', '.join(caps.COLUMNS)}, account_id IN (SELECT id FROM "
-                    "_live_accounts) AS of_account, person_id IN (SELECT id FROM "
-                    "_live_persons) AS of_person FROM touches WHERE workspace_id = $ws AND ("
-                    "account_id IN (SELECT id FROM _live_accounts) OR person_id IN "
-                    "(SELECT id FROM _live_persons))", {"ws": t.workspace_id})
+        con.execute(f"""CREATE OR REPLACE TEMP TABLE _live_touches AS
+            SELECT * FROM (SELECT {', '.join(caps.COLUMNS)},
+                account_id IN (SELECT id FROM _live_accounts)
+                    OR (ts >= $since AND account_id IN (SELECT id FROM _live_windowed))
+                    AS of_account,
+                person_id IN (SELECT id FROM _live_persons)
+                    OR (ts >= $since AND person_id IN (SELECT id FROM _live_windowed_persons))
+                    AS of_person
+                FROM touches WHERE workspace_id = $ws)
+            WHERE of_account OR of_person""", {"ws": t.workspace_id, "since": since})
     finally:
-        con.unregister("_live_accounts")
-        con.unregister("_live_persons")
+        for name in sets:
+            con.unregister(name)
     table = t.backend.table("_live_touches")
     of_accounts = table.filter(table.of_account).drop("of_account", "of_person")
     of_persons = table.filter(table.of_person).drop("of_account", "of_person")
     return (lambda _: of_accounts), (lambda _: of_persons)
+
+
+def _kept_history(kept: pd.DataFrame, key: str, windowed: set[str], columns: list[str],
+                  factor: float) -> pd.DataFrame | None:
+    """The all-time measures (*columns*, engagement decayed by *factor*) of the *windowed*
+    rows of *kept*, by *key*; None when one is missing (the kept score did not hold it:
+    it is to be computed whole)."""
+    rows = kept.loc[isin(kept[key], windowed), [key, *columns]]
+    if len(rows) != len(windowed):
+        return None
+    return rows.assign(engagement=rows["engagement"] * factor).set_index(key)
+
+
+def _with_history(fresh: pd.DataFrame, key: str, history: pd.DataFrame) -> pd.DataFrame:
+    """*fresh* (computed from the touches of the last horizon for the ids of *history*)
+    with the all-time measures of *history* in place of what those touches gave."""
+    at = isin(fresh[key], history.index)
+    ids = fresh.loc[at, key]
+    for col in history.columns:
+        values = fresh[col].to_numpy(copy=True)
+        values[at] = history[col].reindex(ids).to_numpy()
+        fresh[col] = values
+    return fresh
 
 
 Found = tuple[pd.DataFrame, pd.DataFrame, dict[str, pa.Table]]
@@ -225,45 +256,55 @@ def _compute(store: Store, settings: Settings, as_of: dt.datetime,
 def _recompute(store: Store, settings: Settings, as_of: dt.datetime,
                plan: live.Plan) -> Found | None:
     """:func:`_compute` from the last score, recomputing what *plan* names (see
-    :mod:`demandloop.score.live`); None when fit moved for an account kept (a full score
-    is due)."""
+    :mod:`demandloop.score.live`); None when fit moved for an account kept, or a row to
+    recompute windowed is not in the last score (a full score is due)."""
     kept, t = plan.kept, tables(store)
     fits = _fits(store, t, settings)
     same = kept.accounts[["account_id", "fit"]].merge(fits[["account_id", "fit"]],
                                                       on="account_id")
     if not np.array_equal(same["fit_x"].to_numpy(), same["fit_y"].to_numpy()):
         return None
-    keep = ~isin(kept.accounts["account_id"], plan.accounts)
+    history = _kept_history(kept.accounts, "account_id", plan.windowed,
+                            ["engagement", "touches"], plan.factor)
+    person_history = _kept_history(kept.people, "person_id", plan.windowed_persons,
+                                   ["engagement"], plan.factor)
+    if history is None or person_history is None:
+        return None
+    recomputed = plan.recomputed("account")
+    keep = ~isin(kept.accounts["account_id"], recomputed)
     plan.kept_accounts = np.flatnonzero(keep)
     stale = kept.accounts[keep]
     stale = stale.assign(engagement=stale["engagement"] * plan.factor)
     stale["priority"] = stale["fit"] / 100.0 * (1.0 + np.log1p(stale["engagement"]))
     df = stale
-    ids, who = sorted(plan.accounts), sorted(plan.persons)
+    ids, who = sorted(recomputed), plan.recomputed("person")
     with ThreadPoolExecutor(max_workers=1) as pool:
         # the accounts' context (opportunities, targets, committee: a scan of every touch
         # in the committee's window) on a connection of its own, meanwhile: mostly DuckDB,
         # which releases the GIL, beside this thread's narrowing and measures
         context = pool.submit(account_context, tables(store), settings, as_of, ids) \
             if ids else None
-        of_accounts, of_persons = _touches_of(t, ids, who) if ids or who else (None, None)
+        of_accounts, of_persons = (_touches_of(t, plan, live.since(settings, as_of))
+                                   if ids or who else (None, None))
         if of_accounts and context:  # (nothing to recompute is common: the clock moved)
             mine = t.narrowed(touches=of_accounts)
-            fresh = stage_features(store, settings, as_of, account_scores(
-                store, settings, as_of, t=mine,
-                fits=fits[isin(fits["account_id"], plan.accounts)],
-                reach=frame(breadth(mine.touches, as_of))), context.result())
+            fresh = _with_history(account_scores(
+                store, settings, as_of, t=mine, fits=fits[isin(fits["account_id"], recomputed)],
+                reach=frame(breadth(mine.touches, as_of))), "account_id", history)
+            fresh["priority"] = fresh["fit"] / 100.0 * (1.0 + np.log1p(fresh["engagement"]))
+            fresh = stage_features(store, settings, as_of, fresh, context.result())
             df = pd.concat([stale, fresh[stale.columns]], ignore_index=True)
-    keep = ~isin(kept.people["person_id"], plan.persons)
+    keep = ~isin(kept.people["person_id"], who)
     plan.kept_people = np.flatnonzero(keep)
     others = kept.people[keep]
     people = others.assign(engagement=others["engagement"] * plan.factor)
     if of_persons and who:
-        chosen = ibis.memtable(pa.table({"person_id": pa.array(who, pa.string())}))
+        chosen = ibis.memtable(pa.table({"person_id": pa.array(sorted(who), pa.string())}))
         theirs = t.narrowed(touches=of_persons,
                             persons=lambda x: x.filter(x.person_id.isin(chosen.person_id)))
-        fresh_people = person_features(store, settings, as_of, df,
-                                       person_measures(theirs, settings, as_of), theirs)
+        fresh_people = _with_history(person_features(
+            store, settings, as_of, df, person_measures(theirs, settings, as_of), theirs),
+            "person_id", person_history)
         people = pd.concat([people, fresh_people[people.columns]], ignore_index=True)
     return df, people, plan.last(as_of)
 
