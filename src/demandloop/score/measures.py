@@ -134,7 +134,14 @@ def account_scores(store: Store, settings: Settings, as_of: dt.datetime, *,
     # ranks first, and among quiet accounts the better fit still ranks higher (most
     # opportunities of the next quarter come from accounts not yet in market: measured in
     # benchmarks/evaluation.py, where this beats fit x log engagement on every seed)
-    out["priority"] = out["fit"] / 100.0 * (1.0 + np.log1p(out["engagement"]))
+    out["priority"] = priority(out)
+    return out
+
+
+def priority(scores: pd.DataFrame) -> pd.Series:
+    """The account score sales sorts by, from *scores*' ``fit`` and ``engagement``:
+    ``fit / 100 * (1 + ln(1 + engagement))`` (see :func:`account_scores`)."""
+    out: pd.Series = scores["fit"] / 100.0 * (1.0 + np.log1p(scores["engagement"]))
     return out
 
 

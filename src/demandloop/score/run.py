@@ -32,6 +32,7 @@ from demandloop.score.measures import (
     fit_scores,
     person_features,
     person_measures,
+    priority,
     rules_from,
     stage_features,
 )
@@ -196,9 +197,9 @@ def _touches_of(t: Tables, plan: live.Plan, since: dt.datetime
 
 def _kept_history(kept: pd.DataFrame, key: str, windowed: set[str], columns: list[str],
                   factor: float) -> pd.DataFrame | None:
-    """The all-time measures (*columns*, engagement decayed by *factor*) of the *windowed*
-    rows of *kept*, by *key*; None when one is missing (the kept score did not hold it:
-    it is to be computed whole)."""
+    """The all-time measures (*columns*, ``engagement`` among them, decayed by *factor*)
+    of the *windowed* rows of *kept*, by *key*; None when one is missing (the kept score
+    did not hold it: it is to be computed whole)."""
     rows = kept.loc[isin(kept[key], windowed), [key, *columns]]
     if len(rows) != len(windowed):
         return None
@@ -275,7 +276,7 @@ def _recompute(store: Store, settings: Settings, as_of: dt.datetime,
     plan.kept_accounts = np.flatnonzero(keep)
     stale = kept.accounts[keep]
     stale = stale.assign(engagement=stale["engagement"] * plan.factor)
-    stale["priority"] = stale["fit"] / 100.0 * (1.0 + np.log1p(stale["engagement"]))
+    stale["priority"] = priority(stale)
     df = stale
     ids, who = sorted(recomputed), plan.recomputed("person")
     with ThreadPoolExecutor(max_workers=1) as pool:
@@ -291,7 +292,7 @@ def _recompute(store: Store, settings: Settings, as_of: dt.datetime,
             fresh = _with_history(account_scores(
                 store, settings, as_of, t=mine, fits=fits[isin(fits["account_id"], recomputed)],
                 reach=frame(breadth(mine.touches, as_of))), "account_id", history)
-            fresh["priority"] = fresh["fit"] / 100.0 * (1.0 + np.log1p(fresh["engagement"]))
+            fresh["priority"] = priority(fresh)
             fresh = stage_features(store, settings, as_of, fresh, context.result())
             df = pd.concat([stale, fresh[stale.columns]], ignore_index=True)
     keep = ~isin(kept.people["person_id"], who)
