@@ -159,6 +159,21 @@ def test_a_snapshot_made_from_the_one_before_equals_a_full_one(
     assert len(written) >= 6
 
 
+def _plans(monkeypatch: pytest.MonkeyPatch) -> list[live.Plan]:
+    """Every plan of an incremental score from now on, in order."""
+    plans: list[live.Plan] = []
+    planned = live.plan
+
+    def spy(*args: Any) -> live.Plan | None:
+        found = planned(*args)
+        if found is not None:
+            plans.append(found)
+        return found
+
+    monkeypatch.setattr(live, "plan", spy)
+    return plans
+
+
 @pytest.mark.parametrize("windows", [None, (45, 10, 60)])
 def test_only_the_clock_moves(tmp_path: Path, market: Path, monkeypatch: pytest.MonkeyPatch,
                               windows: tuple[int, int, int] | None) -> None:
@@ -170,16 +185,7 @@ def test_only_the_clock_moves(tmp_path: Path, market: Path, monkeypatch: pytest.
     with another: a person leaving the committee's window moves only its account's
     coverage."""
     monkeypatch.setattr(live, "MOST", 1.01)
-    plans: list[live.Plan] = []
-    planned = live.plan
-
-    def spy(*args: Any) -> live.Plan | None:
-        found = planned(*args)
-        if found is not None:
-            plans.append(found)
-        return found
-
-    monkeypatch.setattr(live, "plan", spy)
+    plans = _plans(monkeypatch)
     with demandloop.open(tmp_path / "w") as ws:
         if windows:
             score = ws.settings.score
@@ -256,16 +262,7 @@ def test_a_windowed_rescore_reads_the_whole_first_day(tmp_path: Path,
     views that the cap cut after the day's first ten (its baseline, and so its surge,
     would differ from a full score's)."""
     monkeypatch.setattr(live, "MOST", 1.01)  # (one account of one)
-    plans: list[live.Plan] = []
-    planned = live.plan
-
-    def spy(*args: Any) -> live.Plan | None:
-        found = planned(*args)
-        if found is not None:
-            plans.append(found)
-        return found
-
-    monkeypatch.setattr(live, "plan", spy)
+    plans = _plans(monkeypatch)
     day = dt.datetime(2026, 3, 2)
     lines = [_event("identify", day + dt.timedelta(hours=7), 0, userId="u1",
                     traits={"email": "ann@capco-industries.com"})]
