@@ -156,7 +156,8 @@ with demandloop.open(path) as ws:
         out["keep"] = time.perf_counter() - t
         t = time.perf_counter(); ws.store.checkpoint_due(wal_bytes=0)
         out["checkpoint"] = time.perf_counter() - t
-        out.update(score_mode=s.mode, rescored=s.recomputed, accounts=s.accounts,
+        out.update(score_mode=s.mode, rescored=s.recomputed, windowed=s.windowed,
+                   accounts=s.accounts,
                    rows_written=s.rows_written, rows=ws.store.con.execute(
                        "SELECT count(*) FROM scores WHERE as_of = ?", [s.as_of]).fetchone()[0])
         from demandloop.score import live
@@ -222,7 +223,8 @@ def main() -> None:
           f"events, "
           f"{inc['written']:,} touches rewritten, in {inc['resolve']:.2f} s; then score "
           f"({inc['score_mode']}: {inc['rescored']:,} of {inc['accounts']:,} accounts "
-          f"recomputed, {inc['rows_written']:,} of the snapshot's {inc['rows']:,} rows "
+          f"recomputed, {inc['windowed']:,} of them from their windows' touches only, "
+          f"{inc['rows_written']:,} of the snapshot's {inc['rows']:,} rows "
           f"written) {inc['score']:.2f} s; resolve + score "
           f"{inc['resolve'] + inc['score']:.2f} s; peak RSS {inc['rss_gb']:.2f} GB")
     print(f"  the same with one DuckDB thread, as demandloop serve's loop runs while it "

@@ -164,7 +164,8 @@ def score(
     if as_json:
         # how it was computed (a server's rescore is incremental) is not what was scored:
         # the output is the same with and without a running server
-        shown = {k: v for k, v in r.__dict__.items() if k not in ("mode", "recomputed")}
+        shown = {k: v for k, v in r.__dict__.items()
+                 if k not in ("mode", "recomputed", "windowed")}
         _json({**shown, "top": _records(top)})
         return
     out.print(f"scored {r.accounts:,} accounts as of {r.as_of:%Y-%m-%d %H:%M}: "

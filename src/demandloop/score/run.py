@@ -56,6 +56,9 @@ class ScoreResult:
     mode: str = "full"
     #: accounts whose measures were computed (all of them in a full score)
     recomputed: int = 0
+    #: of those, the accounts recomputed from their windows' touches only (they only
+    #: crossed a window's edge, see :mod:`demandloop.score.live`)
+    windowed: int = 0
     #: ``scores`` rows written (fewer than accounts + people when the snapshot was made
     #: from an earlier one of the day, see :class:`demandloop.score.snapshot.Reuse`)
     rows_written: int = 0
@@ -134,6 +137,8 @@ def _run(store: Store, settings: Settings, as_of: dt.datetime | None,
                        recomputed=len(planned.recomputed("account"))
                        if mode == "incremental" and planned
                        else len(df),
+                       windowed=len(planned.windowed) if mode == "incremental" and planned
+                       else 0,
                        rows_written=written)
 
 
