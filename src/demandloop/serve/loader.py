@@ -59,6 +59,12 @@ LOOP_REST = 2.0
 BUSY_SHARE = 0.05
 
 
+def busy(served: float, span: float) -> bool:
+    """Did answering requests take more than :data:`BUSY_SHARE` of *span* seconds
+    (*served*: the seconds spent answering them meanwhile)?"""
+    return served > BUSY_SHARE * span
+
+
 class Loader:
     """A background thread over *root*'s log folders (or just *own*, a log in-process)."""
 
@@ -213,8 +219,8 @@ class Loader:
         # takes seconds keeps the rest of the time for answering them (the loop's pandas
         # work holds the GIL). With nobody to answer, the rest would only delay the next
         # alert.
-        busy = self.serving is None or self.serving() - served > BUSY_SHARE * took
-        rest = took * LOOP_REST if busy else 0.0
+        answered = self.serving is None or busy(self.serving() - served, took)
+        rest = took * LOOP_REST if answered else 0.0
         self.status["rest_seconds"] = round(rest, 3)
         self._next_maintenance = started + max(self.maintenance_every, took + rest)
 

@@ -42,7 +42,7 @@ from demandloop.serve.app import create_app
 from demandloop.serve.guard import GuardedProtocol, raise_fd_limit
 from demandloop.serve.jobs import Jobs
 from demandloop.serve.keys import KeyRing
-from demandloop.serve.loader import BUSY_SHARE, Loader
+from demandloop.serve.loader import Loader, busy
 from demandloop.serve.quiesce import Gate, ServerLog
 from demandloop.serve.state import CollectorState
 from demandloop.serve.traffic import SERVING, Timed
@@ -284,7 +284,7 @@ class Threads:
     def quiet(self) -> bool:
         """Did answering requests take under BUSY_SHARE of the time since the last run?"""
         at, served = self._since
-        return self.serving() - served <= BUSY_SHARE * (time.monotonic() - at)
+        return not busy(self.serving() - served, time.monotonic() - at)
 
     def _set(self, threads: int) -> None:
         # (the whole database's setting, from a cursor of this thread's own)
