@@ -19,7 +19,7 @@ from fastapi.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from demandloop.config import Settings
-from demandloop.serve import chat, unsubscribe
+from demandloop.serve import chat, chat_proxy, unsubscribe
 from demandloop.serve.decide import Decide
 from demandloop.serve.envelope import OK, Reject
 from demandloop.serve.guard import AuthThrottle, client_address, is_loopback, networks
@@ -75,19 +75,16 @@ def chat_widget(settings: Settings) -> dict[str, Any]:
             "offline": "Chat is not available right now."}
 
 
-def _answer(r: Reject) -> Response:
-    payload, headers = r.payload()
-    return Response(payload, status_code=r.status, media_type="application/json",
-                    headers={k.decode(): v.decode() for k, v in headers})
-
-
 def create_app(settings: Settings, state: CollectorState, api: ASGIApp | None = None,
                web: ASGIApp | None = None, tokens: TokenRing | None = None,
-               store: Store | None = None) -> ASGIApp:
+               store: Store | None = None, chat_owner: tuple[str, str] | None = None
+               ) -> ASGIApp:
     """The collector as one ASGI application over *state* (log, keys, loader, metrics),
     with the JSON API at ``/api/v1``, the dashboard at ``/app`` and chat at ``/v1/chat``
     when this process holds the database (*api*, *web*, *store*; chat only when
-    ``chat.enabled``)."""
+    ``chat.enabled``). A worker of several gets *chat_owner* instead (the address of the
+    process that holds the database, and the run's secret): it forwards chat there
+    (:mod:`.chat_proxy`)."""
     c = settings.collector
     app = FastAPI(title="demandloop collector", docs_url=None, redoc_url=None,
                   openapi_url=None)
@@ -95,7 +92,8 @@ def create_app(settings: Settings, state: CollectorState, api: ASGIApp | None = 
     decisions = DecideService(directory, settings).start()
     scripts: dict[bytes, bytes] = {}
 
-    widget = chat_widget(settings) if store is not None and settings.chat.enabled else None
+    chats = settings.chat.enabled and (store is not None or chat_owner is not None)
+    widget = chat_widget(settings) if chats else None
 
     def dl_script() -> bytes:
         """dl.js as the experiences now in force want it (rebuilt when they change)."""
@@ -127,7 +125,7 @@ def create_app(settings: Settings, state: CollectorState, api: ASGIApp | None = 
             throttle.admit(client, state.keys.workspace(write_key),
                            Reject(401, "invalid_write_key", "unknown write key"))
         except Reject as r:
-            return _answer(r)
+            return r.response()
         # the address comes from the settings, never from the request's Host header (which
         # a client or a shared cache in front of us could poison)
         return Response(orjson.dumps({
@@ -156,16 +154,16 @@ def create_app(settings: Settings, state: CollectorState, api: ASGIApp | None = 
         if problem:
             # load balancers need only the status; the reason (error text) is for operators
             detail = problem if monitor(request) else "not ready"
-            return _answer(Reject(503, "not_ready", detail, retry_after=5))
+            return Reject(503, "not_ready", detail, retry_after=5).response()
         return Response(OK, media_type="application/json")
 
     @app.get("/metrics")
     async def prometheus(request: Request) -> Response:
         if not monitor(request):
-            return _answer(Reject(401 if token else 403, "forbidden",
-                                  "send collector.monitoring_token as a Bearer token" if token
-                                  else "only loopback clients may read /metrics unless "
-                                  "collector.monitoring_token is set"))
+            return Reject(401 if token else 403, "forbidden",
+                          "send collector.monitoring_token as a Bearer token" if token
+                          else "only loopback clients may read /metrics unless "
+                          "collector.monitoring_token is set").response()
         status = state.loader_status()
         return Response(state.metrics.render(state.backlog_bytes(), status,
                                              up=state.loader_problem(status) is None),
@@ -175,6 +173,8 @@ def create_app(settings: Settings, state: CollectorState, api: ASGIApp | None = 
     if store is not None and settings.chat.enabled:
         chat.register(app, settings, state,
                       ChatService(directory, settings, store, decisions.decider), throttle)
+    elif chat_owner is not None and settings.chat.enabled:
+        chat_proxy.register(app, settings, *chat_owner)
     if api is not None:
         app.mount("/api/v1", api)
     if web is not None:
@@ -182,12 +182,12 @@ def create_app(settings: Settings, state: CollectorState, api: ASGIApp | None = 
 
     @app.exception_handler(404)
     async def not_found(request: Request, exc: Exception) -> Response:
-        return _answer(Reject(404, "not_found", f"no endpoint {request.url.path[:80]}"))
+        return Reject(404, "not_found", f"no endpoint {request.url.path[:80]}").response()
 
     @app.exception_handler(405)
     async def not_allowed(request: Request, exc: Exception) -> Response:
-        return _answer(Reject(405, "method_not_allowed",
-                              f"{request.method} is not allowed on {request.url.path[:80]}"))
+        return Reject(405, "method_not_allowed",
+                      f"{request.method} is not allowed on {request.url.path[:80]}").response()
 
     # CORS answers browsers' preflights; the ingestion path adds its own allow-origin header
     cors = CORSMiddleware(app, allow_origins=c.cors_origins, allow_methods=["*"],

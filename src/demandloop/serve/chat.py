@@ -10,7 +10,8 @@ conversation's secret. Answers stream as server-sent events (``text/event-stream
 Booked``) are written to the durable log before the answer goes out: the loader lands them
 like any event. Errors use the one JSON shape.
 
-Chat needs the process that holds the database: ``demandloop serve`` with one worker.
+Chat runs in the process that holds the database; with several workers, each forwards
+these routes there (:mod:`.chat_proxy`).
 """
 
 from __future__ import annotations
@@ -40,12 +41,6 @@ from demandloop.workspace.chat import ChatService, NotFound, Outcome, SlotTaken
 logger = logging.getLogger("demandloop.chat")
 MAX_BODY = 8192
 MAX_QUESTION = 1000
-
-
-def _reject(r: Reject) -> Response:
-    payload, headers = r.payload()
-    return Response(payload, status_code=r.status, media_type="application/json",
-                    headers={k.decode(): v.decode() for k, v in headers})
 
 
 def _from_error(exc: DemandloopError) -> Reject:
@@ -104,13 +99,13 @@ def register(app: FastAPI, settings: Settings, state: CollectorState, service: C
         try:
             return await call()  # type: ignore[no-any-return]
         except Reject as r:
-            return _with(_reject(r), cors(request))
+            return _with(r.response(), cors(request))
         except StoreError:
-            return _with(_reject(Reject(503, "unavailable", "could not record this now; "
-                                        "try again in a minute", retry_after=5)),
+            return _with(Reject(503, "unavailable", "could not record this now; "
+                                "try again in a minute", retry_after=5).response(),
                          cors(request))
         except DemandloopError as exc:
-            return _with(_reject(_from_error(exc)), cors(request))
+            return _with(_from_error(exc).response(), cors(request))
 
     def ok(request: Request, data: dict[str, Any], status: int = 200) -> Response:
         return Response(orjson.dumps(data), status_code=status, media_type="application/json",

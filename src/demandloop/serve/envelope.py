@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import orjson
+from starlette.responses import Response
 from starlette.types import Receive, Send
 
 OK = b'{"success":true}'
@@ -46,6 +47,12 @@ class Reject(Exception):
         if self.status == 401:
             headers.append((b"www-authenticate", b'Basic realm="demandloop"'))
         return orjson.dumps(body), headers
+
+    def response(self) -> Response:
+        """This answer as a Starlette response (for the routes outside the raw ASGI path)."""
+        payload, headers = self.payload()
+        return Response(payload, status_code=self.status, media_type="application/json",
+                        headers={k.decode(): v.decode() for k, v in headers})
 
 
 

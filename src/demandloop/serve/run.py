@@ -20,6 +20,7 @@ import contextlib
 import gc
 import logging
 import os
+import secrets
 import signal
 import socket
 import sys
@@ -36,10 +37,11 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from demandloop.collect.log import DurableLog
 from demandloop.config import Settings
 from demandloop.errors import ConfigError
-from demandloop.serve import owner, tokens
+from demandloop.serve import chat, owner, tokens
 from demandloop.serve.api import create_api
 from demandloop.serve.app import create_app
-from demandloop.serve.guard import GuardedProtocol, raise_fd_limit
+from demandloop.serve.chat_proxy import Forwarded
+from demandloop.serve.guard import AuthThrottle, GuardedProtocol, raise_fd_limit
 from demandloop.serve.jobs import Jobs
 from demandloop.serve.keys import KeyRing
 from demandloop.serve.loader import Loader, busy
@@ -50,8 +52,14 @@ from demandloop.serve.users import UserRing
 from demandloop.serve.web import create_web
 from demandloop.serve.web.session import load_secret
 from demandloop.workspace import Workspace, invites
+from demandloop.workspace.chat import ChatService
+from demandloop.workspace.personalize import DecideService
 
 ENV_DIR = "DEMANDLOOP_SERVE_DIR"
+#: where the workers forward chat: the address of this process's API and the run's secret
+ENV_CHAT = "DEMANDLOOP_SERVE_CHAT"
+#: "0" when the workers keep no access log (``--no-access-log``)
+ENV_ACCESS = "DEMANDLOOP_SERVE_ACCESS_LOG"
 #: descriptors a process needs besides its connections (log segments, DuckDB, the loader)
 SPARE_FDS = 256
 #: how often the server applies collect.retention_days (seconds)
@@ -138,6 +146,7 @@ def serve(directory: Path, *, host: str | None = None, port: int | None = None,
     web = create_web(ws, UserRing(ws.directory), load_secret(ws.directory),
                      api.state.report_cache, gate, c.public_url.startswith("https://"), lock)
     stopped = True
+    chat_log: DurableLog | None = None
     try:
         if workers == 1:
             log = DurableLog(root / "main")
@@ -158,12 +167,25 @@ def serve(directory: Path, *, host: str | None = None, port: int | None = None,
             loader = Loader(ws.store, root, **_hooks(ws, lock)).start()
             ws.log_access = ServerLog(loader, None, gate)
             os.environ[ENV_DIR] = str(ws.directory)
+            os.environ[ENV_ACCESS] = "1" if access_log else "0"
             api_port = c.api_port or port + 1
             url = owner.local_url(host, api_port)
             api_root = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
             api_root.mount("/api/v1", api)
             api_root.mount("/app", web)
-            api_server = _Server(uvicorn.Config(Timed(api_root),
+            secret = secrets.token_urlsafe(32)
+            os.environ.pop(ENV_CHAT, None)
+            if ws.settings.chat.enabled:  # the workers forward chat here (see .chat_proxy)
+                chat_log = DurableLog(root / "main")
+                os.environ[ENV_CHAT] = f"{url} {secret}"
+                chat.register(api_root, ws.settings,
+                              CollectorState(log=chat_log, keys=keyring, log_root=root,
+                                             loader=loader),
+                              ChatService(ws.directory, ws.settings, ws.store,
+                                          DecideService(ws.directory, ws.settings)
+                                          .start().decider),
+                              AuthThrottle(c.auth_failures_per_minute))
+            api_server = _Server(uvicorn.Config(Timed(Forwarded(api_root, secret)),
                                                 **server_options(ws.settings, host,
                                                                  api_port)),
                                  on_started=lambda: owner.announce(ws.directory, url, admin))
@@ -178,6 +200,8 @@ def serve(directory: Path, *, host: str | None = None, port: int | None = None,
                 api_server.should_exit = True
                 api_thread.join(timeout=15)
                 stopped = _drain(loader, c.drain_seconds)
+                if chat_log is not None:
+                    chat_log.close()
     finally:
         jobs.shutdown()
         ring.uses.write()
@@ -313,11 +337,13 @@ def worker_app() -> object:
     log = DurableLog(root / f"w{os.getpid()}")
     keys = KeyRing(directory)
     state = CollectorState(log=log, keys=keys, log_root=root)
-    _logging(True)
+    _logging(os.environ.get(ENV_ACCESS) != "0")
     # A worker process is ended by the signal uvicorn raises again after its shutdown, so
     # neither atexit nor a finally runs there: its keys' last uses (up to a minute of them)
     # are written at the lifespan's shutdown, which uvicorn sends before.
-    app = OnShutdown(create_app(settings, state), keys.uses.write)
+    owner_chat = os.environ.get(ENV_CHAT, "").split()
+    app = OnShutdown(create_app(settings, state, chat_owner=(owner_chat[0], owner_chat[1])
+                                if len(owner_chat) == 2 else None), keys.uses.write)
     settle_heap()
     return app
 
