@@ -265,17 +265,22 @@ def test_unknown_playbook_fields_are_refused(tmp_path: Path) -> None:
 @pytest.fixture
 def served(tmp_path: Path, site: Path) -> Iterator[Running]:
     with collector(tmp_path / "srv", TOML) as run:
-        run.ws.index_content([str(site)])
-        with run.ws.store.writer() as cur:  # a hot target account behind 10.9.0.0/24
-            cur.execute("INSERT INTO accounts (workspace_id, account_id, domain, name, owner, "
-                        "target) VALUES ('default', 'acme.com', 'acme.com', 'Acme', 'Owen', "
-                        "true)")
-            cur.execute("INSERT INTO ip_ranges (workspace_id, start_ip, end_ip, account_id, "
-                        "source) VALUES ('default', 168361984, 168362239, 'acme.com', 'crm')")
-            cur.execute("INSERT INTO scores VALUES ('default', now()::TIMESTAMP, 'account', "
-                        "'acme.com', 80, 10, 2, 'mqa', '{}')")
-        run.ws.publish_personalization()
+        with_hot_target(run.ws, site)
         yield run
+
+
+def with_hot_target(ws: demandloop.Workspace, site: Path) -> None:
+    """Index *site* and add a hot target account behind 10.9.0.0/24 (Acme, owned by Owen),
+    published for the server to map visitors to."""
+    ws.index_content([str(site)])
+    with ws.store.writer() as cur:
+        cur.execute("INSERT INTO accounts (workspace_id, account_id, domain, name, owner, "
+                    "target) VALUES ('default', 'acme.com', 'acme.com', 'Acme', 'Owen', true)")
+        cur.execute("INSERT INTO ip_ranges (workspace_id, start_ip, end_ip, account_id, "
+                    "source) VALUES ('default', 168361984, 168362239, 'acme.com', 'crm')")
+        cur.execute("INSERT INTO scores VALUES ('default', now()::TIMESTAMP, 'account', "
+                    "'acme.com', 80, 10, 2, 'mqa', '{}')")
+    ws.publish_personalization()
 
 
 def _events(response: httpx.Response) -> list[tuple[str, Any]]:

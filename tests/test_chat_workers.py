@@ -22,7 +22,7 @@ from demandloop.config import Settings
 from demandloop.serve import chat_proxy
 from demandloop.serve import keys as keystore
 from tests.collector_helpers import free_port
-from tests.test_chat import BASE, SITE, TOML, _events
+from tests.test_chat import BASE, SITE, TOML, _events, with_hot_target
 
 
 def _market(directory: Path, api_port: int) -> str:
@@ -33,16 +33,7 @@ def _market(directory: Path, api_port: int) -> str:
                      f'cors_origins = ["{BASE}"]'))
     key, _ = keystore.create(directory, "default", "tests")
     with demandloop.open(directory) as ws:
-        ws.index_content([str(SITE)])
-        with ws.store.writer() as cur:
-            cur.execute("INSERT INTO accounts (workspace_id, account_id, domain, name, owner, "
-                        "target) VALUES ('default', 'acme.com', 'acme.com', 'Acme', 'Owen', "
-                        "true)")
-            cur.execute("INSERT INTO ip_ranges (workspace_id, start_ip, end_ip, account_id, "
-                        "source) VALUES ('default', 168361984, 168362239, 'acme.com', 'crm')")
-            cur.execute("INSERT INTO scores VALUES ('default', now()::TIMESTAMP, 'account', "
-                        "'acme.com', 80, 10, 2, 'mqa', '{}')")
-        ws.publish_personalization()
+        with_hot_target(ws, SITE)
     return key
 
 
