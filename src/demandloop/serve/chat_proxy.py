@@ -68,7 +68,12 @@ class Forwarded:
 def register(app: FastAPI, settings: Settings, owner_url: str, secret: str) -> None:
     """Forward chat's routes on *app* (a worker's) to *owner_url* with *secret*."""
     proxies = networks(settings.collector.trusted_proxies)
-    client = httpx.AsyncClient(base_url=owner_url, timeout=TIMEOUT)
+    # as many connections to the owner as the worker itself accepts: an answer holds one
+    # while it streams, and httpx's default of 100 would queue the rest
+    n = settings.collector.max_connections
+    client = httpx.AsyncClient(base_url=owner_url, timeout=TIMEOUT,
+                               limits=httpx.Limits(max_connections=n,
+                                                   max_keepalive_connections=min(n, 64)))
 
     async def forward(request: Request) -> Response:
         try:
