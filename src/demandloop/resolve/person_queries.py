@@ -4,6 +4,8 @@ account matches. On the writer's cursor, inside resolve's transaction."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import duckdb
 import pandas as pd
 import pyarrow as pa
@@ -34,24 +36,72 @@ _INSERT_CALLS = ("INSERT INTO described_calls (workspace_id, message_id, type, u
                  "website, group_name, timestamp) SELECT $ws, * FROM ({source})")
 
 
-def record_calls(cur: Cursor, ws: str, since: int, full: bool,
+def record_calls(cur: Cursor, ws: str, since: int, full: bool, domain_of: Callable[[str], str],
                  lake: SqlEngine | None = None) -> None:
     """Keep in ``described_calls`` what the identify and group calls loaded after *since*
-    say about their users (all of them, from *lake*'s events when given, for a rebuild).
+    say about their users (all of them, from *lake*'s events when given, for a rebuild),
+    with the account each group call names (``domain``: *domain_of* its website, ``''``
+    for none).
 
     Hand-kept rather than read from the events when a person is reached: the events table
     is scanned for a few users' calls in full (two scans, 0.35 s of a 10M-event store's
     incremental run with one thread), where these rows are 3 % of it."""
+    w = {"ws": ws}
     if full:
-        cur.execute("DELETE FROM described_calls WHERE workspace_id = $ws", {"ws": ws})
+        cur.execute("DELETE FROM described_calls WHERE workspace_id = $ws", w)
     if lake is None:
         cur.execute(_INSERT_CALLS.format(source=CALLS), {"ws": ws, "since": since})
-        return
-    cur.register("_lake_calls", lake.query(inline(CALLS, {"ws": ws, "since": since})))
-    try:
-        cur.execute(_INSERT_CALLS.format(source="SELECT * FROM _lake_calls"), {"ws": ws})
-    finally:
-        cur.unregister("_lake_calls")
+    else:
+        cur.register("_lake_calls", lake.query(inline(CALLS, {"ws": ws, "since": since})))
+        try:
+            cur.execute(_INSERT_CALLS.format(source="SELECT * FROM _lake_calls"), w)
+        finally:
+            cur.unregister("_lake_calls")
+    # the new group calls' websites, each canonicalised once (in Python: see domains)
+    sites = [str(r[0]) for r in cur.execute(
+        "SELECT DISTINCT website FROM described_calls WHERE workspace_id = $ws "
+        "AND type = 'group' AND domain IS NULL AND website IS NOT NULL", w).fetchall()]
+    if sites:
+        cur.register("_sites", pa.table({"website": pa.array(sites, pa.string()),
+                                         "domain": pa.array([domain_of(x) for x in sites],
+                                                            pa.string())}))
+        try:
+            cur.execute("UPDATE described_calls d SET domain = s.domain FROM _sites s "
+                        "WHERE d.workspace_id = $ws AND d.type = 'group' "
+                        "AND d.domain IS NULL AND d.website = s.website", w)
+        finally:
+            cur.unregister("_sites")
+
+
+def refresh_accounts(cur: Cursor, ws: str) -> None:
+    """Keep the name and source of every account resolve made what the whole store says,
+    so that a run that reaches a few persons leaves what a rebuild leaves:
+
+    * ``name``: the company name of the latest group call (by time, then message id) that
+      names the account, once any does (a later call without a name keeps it). An account
+      first found from a person's email domain is named when a group call names it later.
+    * ``source``: the source of its match with the first person (by id), as the run that
+      made it wrote; unchanged while nobody matches it (it is then kept only because
+      something else names it, see ``_forget_unmatched``).
+
+    Two grouped reads over ``described_calls``' group rows and the persons' matches, and
+    an update of the rows that differ (usually none)."""
+    cur.execute(f"""UPDATE accounts a SET name = coalesce(n.name, a.name),
+            source = coalesce(n.source, a.source), updated_at = now()::TIMESTAMP
+        FROM (SELECT a.account_id, g.name, m.source
+              FROM (SELECT account_id, name, source FROM accounts
+                    WHERE workspace_id = $ws AND source IN ({RESOLVED_SOURCES_SQL})) a
+              LEFT JOIN (SELECT domain, arg_max(group_name, (timestamp, message_id)) AS name
+                         FROM described_calls WHERE workspace_id = $ws AND type = 'group'
+                           AND group_name IS NOT NULL AND domain <> ''
+                         GROUP BY domain) g ON g.domain = a.account_id
+              LEFT JOIN (SELECT account_id, arg_min(source, subject) AS source
+                         FROM account_matches WHERE workspace_id = $ws
+                           AND subject_kind = 'person' GROUP BY account_id) m
+                ON m.account_id = a.account_id
+              WHERE a.name IS DISTINCT FROM coalesce(g.name, a.name)
+                 OR a.source IS DISTINCT FROM coalesce(m.source, a.source)) n
+        WHERE a.workspace_id = $ws AND a.account_id = n.account_id""", {"ws": ws})
 
 
 def _of_users(cur: Cursor, sql: str, ws: str, users: list[str] | None) -> pd.DataFrame:
@@ -78,11 +128,11 @@ def described(cur: Cursor, ws: str, since: int) -> list[str]:
 
 
 def group_calls(cur: Cursor, ws: str, users: list[str] | None) -> pd.DataFrame:
-    """Group calls of *users* (every user when None): ``user_id, website, group_name``, in
-    time order (from ``described_calls``: :func:`record_calls` first)."""
-    return _of_users(cur, "SELECT user_id, website, group_name FROM described_calls "
-                     "WHERE workspace_id = $ws AND type = 'group' AND {users} "
-                     "ORDER BY timestamp, message_id", ws, users)
+    """The accounts group calls of *users* (every user when None) name: ``user_id,
+    domain``, in time order (from ``described_calls``: :func:`record_calls` first)."""
+    return _of_users(cur, "SELECT user_id, domain FROM described_calls "
+                     "WHERE workspace_id = $ws AND type = 'group' AND domain <> '' "
+                     "AND {users} ORDER BY timestamp, message_id", ws, users)
 
 
 def titles(cur: Cursor, ws: str, users: list[str] | None) -> pd.DataFrame:

@@ -60,7 +60,10 @@ def people(cur: Cursor, ws: str, settings: Settings, since: int, full: bool,
         for table in ("identities", "person_identifiers"):
             cur.execute(f"DELETE FROM {table} WHERE workspace_id = $ws", {"ws": ws})
     out = PeopleResult(edges=q.new_edges(cur, ws, since, lake))
-    pq.record_calls(cur, ws, since, full, lake)
+    aliases = alias_map(settings.identity.domain_aliases)
+    pq.record_calls(cur, ws, since, full,
+                    lambda site: aliases.get(d, d) if (d := canonical_domain(site)) else "",
+                    lake)
     q.reach(cur, ws, full)
     before = q.old_persons(cur, ws) if not full else {
         str(r[0]) for r in cur.execute("SELECT person_id FROM persons WHERE workspace_id = $ws "
@@ -115,9 +118,6 @@ def _persons(cur: Cursor, ws: str, settings: Settings, rows: pd.DataFrame,
         user_id=lambda d: d["identifier"].str.removeprefix("user:"))[["user_id", "person_id"]]
     users = None if scope is None else sorted(user_person["user_id"])
     groups = pq.group_calls(cur, ws, users).merge(user_person, on="user_id")
-    websites = groups["website"].dropna().unique()
-    canonical = {w: canonical_domain(w) for w in websites if isinstance(w, str)}
-    groups["domain"] = groups["website"].map(canonical).replace(aliases)
     group_links = groups.dropna(subset=["person_id", "domain"])
     matches = person_accounts(person_emails, crm[["email", "account_id"]],
                               group_links[["person_id", "domain"]], personal)
@@ -125,10 +125,9 @@ def _persons(cur: Cursor, ws: str, settings: Settings, rows: pd.DataFrame,
     matches["account_id"] = matches["account_id"].replace(aliases)
     new = matches[isin(matches["account_id"], _unknown(cur, ws, matches["account_id"]))
                   ].drop_duplicates("account_id")
-    names = dict(zip(group_links["domain"], group_links["group_name"], strict=True))
+    # named by pq.refresh_accounts, from every group call (not only these persons')
     new_accounts = pd.DataFrame({"account_id": new["account_id"], "domain": new["account_id"],
-                                 "name": new["account_id"].map(names),
-                                 "source": new["source"]})
+                                 "name": None, "source": new["source"]})
     titles = pq.titles(cur, ws, users).merge(user_person, on="user_id")
     persons = _person_table(cur, rows, person_emails, matches, crm, titles, persona)
     account_matches = pd.DataFrame({
@@ -137,6 +136,7 @@ def _persons(cur: Cursor, ws: str, settings: Settings, rows: pd.DataFrame,
         "confidence": matches["confidence"], "detail": None})
     gone = sorted(before - set(persons["person_id"]))
     pq.write_persons(cur, ws, persons, new_accounts, account_matches, gone, scope)
+    pq.refresh_accounts(cur, ws)
     return len(new_accounts)
 
 

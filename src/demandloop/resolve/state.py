@@ -30,8 +30,10 @@ from demandloop.config import Settings
 #: bumped whenever what resolve stores for the same inputs changes
 #: 2: touches carry their page's path; 3: one SQL for DuckDB and Spark (a tracked
 #: activity finds its visit's page through a window, not an ASOF join); 4: titles and
-#: companies kept in ``described_calls`` (a store upgraded to it rebuilds to fill it in)
-VERSION = 4
+#: companies kept in ``described_calls`` (a store upgraded to it rebuilds to fill it in);
+#: 5: the account each group call names kept with it, and the name and source of the
+#: accounts resolve made kept up to date (see resolve.person_queries.refresh_accounts)
+VERSION = 5
 
 #: the events loaded after ``$since`` (every event, rows without a load too, when ``$since``
 #: is negative: a rebuild). Written on the column itself, not as ``coalesce(load_id, 0) >

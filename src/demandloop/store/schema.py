@@ -75,6 +75,9 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(18, "meeting_invites: each invite's outcome, deferred ones sent again", V18),
     # resolve's VERSION moved with it: the next resolve rebuilds and fills it in
     Migration(19, "described_calls: identify and group calls' titles and companies", V19),
+    # resolve's VERSION moved with it: the next resolve rebuilds and fills it in
+    Migration(20, "described_calls.domain: the account each group call names",
+              "ALTER TABLE described_calls ADD COLUMN domain VARCHAR;"),
 )
 
 #: sequences and the column each numbers: an import moves each past the numbers it brings
