@@ -3,7 +3,8 @@
 The same simulated stream arrives in batches, in time order with some events late, into two
 workspaces; after each batch both resolve and score. One rescores incrementally from the
 score before (what a server does), the other from every touch. Every score snapshot and
-every stage change must come out the same (numbers to 1e-9). Several seeds. Then the cases
+every stage change must come out the same (numbers to 1e-9). Several seeds, one with
+daily caps that cut hundreds of touches (the defaults cut three). Then the cases
 where only the clock moves (touches leave windows), an account that went, and those that
 must fall back to a full score.
 """
@@ -77,9 +78,17 @@ def assert_same(got: dict[str, pd.DataFrame], want: dict[str, pd.DataFrame]) -> 
             assert not diff, f"{name}.{col}: {len(diff)} rows differ, e.g. {diff[:2]}"
 
 
-@pytest.mark.parametrize("seed", [1, 2, 3])
+#: daily caps that bind on most busy days, and a short half-life: the cap's cuts (and the
+#: decay between scores) then move most numbers a live rescore keeps or recomputes
+TIGHT_CAPS = {"page_view": 1.5, "high_intent_page": 2.0, "form_fill": 1.0,
+              "demo_request": 3.0, "sales_email": 0.5, "webinar_registration": 1.0,
+              "trial": 0.0}
+
+
+@pytest.mark.parametrize(("seed", "tight"), [(1, False), (2, False), (3, False), (4, True)])
 def test_live_rescore_equals_full_scores_batch_after_batch(
-        tmp_path: Path, market: Path, seed: int, monkeypatch: pytest.MonkeyPatch) -> None:
+        tmp_path: Path, market: Path, seed: int, tight: bool,
+        monkeypatch: pytest.MonkeyPatch) -> None:
     # every rescore incremental when it can be, however much changed: this test is about
     # what it computes, not about when a full score is cheaper
     monkeypatch.setattr(live, "MOST", 1.01)
@@ -89,6 +98,9 @@ def test_live_rescore_equals_full_scores_batch_after_batch(
     results: dict[str, list[tuple[dt.datetime, dict[str, int], int]]] = {}
     for name in ("live", "full"):
         with demandloop.open(tmp_path / name) as ws:
+            if tight:
+                ws.settings.score.daily_caps = dict(TIGHT_CAPS)
+                ws.settings.score.half_life_days = 2.5
             _load_crm(ws, market)
             results[name] = []
             for i, part in enumerate(parts):
