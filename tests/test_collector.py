@@ -248,3 +248,31 @@ def test_the_server_resolves_and_scores_what_it_collects(tmp_path: Path, market:
     assert loaded == len(lines)
     assert touched > 0 and scored[0][0] >= min(accounts, touched)
     assert run.loader.status.get("maintenance_error") is None
+
+
+def test_metrics_report_the_live_loops_runs() -> None:
+    """/metrics reads the live loop's last run and its rescores by mode from the loader's
+    status (the process's own, or the status file a worker reads)."""
+    from demandloop.serve.metrics import Metrics
+
+    def series(text: str) -> dict[str, float]:
+        return {line.rsplit(" ", 1)[0]: float(line.rsplit(" ", 1)[1])
+                for line in text.splitlines() if line and not line.startswith("#")}
+
+    before = series(Metrics().render(0, {"heartbeat": 0}).decode())
+    assert before["demandloop_loop_seconds"] == 0.0
+    assert not [k for k in before if k.startswith("demandloop_live_rescores")]
+    status = {"heartbeat": 0, "maintenance_seconds": 1.25, "rest_seconds": 2.5,
+              "maintained_at": 1_765_000_000.0,
+              "maintenance": {"resolve_seconds": 0.4, "score_seconds": 0.7,
+                              "score_mode": "incremental", "accounts": 150, "recomputed": 12,
+                              "rescores": {"incremental": 7, "full": 2}}}
+    got = series(Metrics().render(0, json.loads(json.dumps(status))).decode())
+    assert got["demandloop_loop_seconds"] == 1.25
+    assert got["demandloop_loop_rest_seconds"] == 2.5
+    assert got["demandloop_loop_last_run_timestamp_seconds"] == 1_765_000_000.0
+    assert got['demandloop_loop_step_seconds{step="resolve"}'] == 0.4
+    assert got['demandloop_loop_step_seconds{step="score"}'] == 0.7
+    assert got['demandloop_live_rescores{mode="incremental"}'] == 7
+    assert got['demandloop_live_rescores{mode="full"}'] == 2
+    assert got["demandloop_rescore_accounts_recomputed"] == 12

@@ -70,13 +70,14 @@ class Loader:
 
     def __init__(self, store: Store, root: Path, own: DurableLog | None = None,
                  batch_bytes: int = 16 << 20, idle_seconds: float = 0.05,
-                 maintenance: Callable[[], None] | None = None,
+                 maintenance: Callable[[], dict[str, Any] | None] | None = None,
                  maintenance_every: float = 0.0,
                  on_loaded: Callable[[], None] | None = None,
                  periodic: tuple[tuple[str, Callable[[], None], float], ...] = (),
                  serving: Callable[[], float] | None = None) -> None:
         """*maintenance* (resolve, score, workflows) runs in this thread, the database's one
-        writer, every *maintenance_every* seconds when new events were loaded since, and
+        writer, every *maintenance_every* seconds when new events were loaded since (the
+        figures it returns, if any, go into :attr:`status` under ``maintenance``), and
         rests after a run when *serving* (the seconds spent answering requests, summed)
         grew during it (always, without *serving*);
         *on_loaded* (the live workflows) after every load; each *periodic* function (the
@@ -181,12 +182,15 @@ class Loader:
                 else:
                     self._stop.wait(self.idle)
 
-    def _guarded(self, what: str, fn: Callable[[], None]) -> bool:
+    def _guarded(self, what: str, fn: Callable[[], object]) -> bool:
         """Run *fn*, recording its failure in ``status["<what>_error"]``; True if it ran.
-        While it runs the loader is busy, not stalled (``busy_since``)."""
+        While it runs the loader is busy, not stalled (``busy_since``). A dict *fn* returns
+        is what it reports: kept in ``status[what]``."""
         self.status["busy_since"] = time.time()
         try:
-            fn()
+            figures = fn()
+            if isinstance(figures, dict):
+                self.status[what] = figures
             self.status[f"{what}_error"] = None
             return True
         except Exception as exc:  # acting on data must never stop collecting it

@@ -48,6 +48,25 @@ class Metrics:
                                      registry=r)
         self.heartbeat_age = Gauge("demandloop_loader_heartbeat_age_seconds",
                                    "Seconds since the loader last made progress", registry=r)
+        # the live loop (resolve, score, workflows after loads; see serve.run._hooks)
+        self.loop_seconds = Gauge("demandloop_loop_seconds",
+                                  "How long the live loop's last run took", registry=r)
+        self.loop_rest = Gauge("demandloop_loop_rest_seconds",
+                               "The rest the live loop took after its last run (twice the "
+                               "run when requests were answered meanwhile)", registry=r)
+        self.loop_last = Gauge("demandloop_loop_last_run_timestamp_seconds",
+                               "When the live loop last finished a run (Unix time)",
+                               registry=r)
+        self.loop_steps = Gauge("demandloop_loop_step_seconds",
+                                "How long each step of the live loop's last run took",
+                                ["step"], registry=r)
+        self.rescores = Gauge("demandloop_live_rescores",
+                              "Scores the live loop ran since the server started, by mode "
+                              "(full: it could not rescore only what changed)", ["mode"],
+                              registry=r)
+        self.recomputed = Gauge("demandloop_rescore_accounts_recomputed",
+                                "Accounts the live loop's last score recomputed (all of "
+                                "them for a full score)", registry=r)
         self.decide_requests = Counter("demandloop_decide_requests_total",
                                        "Personalisation decisions (/v1/decide) by status",
                                        ["status"], registry=r)
@@ -89,4 +108,24 @@ class Metrics:
         self.loaded.set(loader.get("loaded", 0))
         self.deduplicated.set(loader.get("deduplicated", 0))
         self.dead.set(loader.get("dead_lettered", 0))
+        self._loop(loader)
         return generate_latest(self.registry)
+
+    def _loop(self, loader: dict[str, Any]) -> None:
+        """The live loop's figures, from the loader's status (0, and no series by step or
+        mode, until its first run)."""
+        if "maintenance_seconds" in loader:
+            self.loop_seconds.set(loader["maintenance_seconds"])
+            self.loop_rest.set(loader.get("rest_seconds", 0.0))
+        if loader.get("maintained_at"):
+            self.loop_last.set(loader["maintained_at"])
+        figures = loader.get("maintenance")
+        if not isinstance(figures, dict):
+            return
+        for step in ("resolve", "score"):
+            if f"{step}_seconds" in figures:
+                self.loop_steps.labels(step).set(figures[f"{step}_seconds"])
+        for mode, n in (figures.get("rescores") or {}).items():
+            self.rescores.labels(mode).set(n)
+        if "recomputed" in figures:
+            self.recomputed.set(figures["recomputed"])

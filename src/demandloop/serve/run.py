@@ -234,29 +234,41 @@ def _hooks(ws: Workspace, lock: threading.RLock) -> dict[str, Any]:
     (``collect.retention_days``) every hour, events or not. Each holds *lock*, so it never
     interleaves with a command the server runs for the CLI or an API job."""
 
-    def locked(fn: Callable[[], object]) -> Callable[[], None]:
-        def run() -> None:
+    def locked(fn: Callable[[], Any]) -> Callable[[], Any]:
+        def run() -> Any:
             with lock:
-                fn()
+                return fn()
         return run
 
     threads = Threads(ws, SERVING.seconds)
+    # rescores since the server started, by mode: a live loop that keeps falling back to
+    # full scores (settings, imports, too much changed) is one an operator wants to see
+    rescores = {"incremental": 0, "full": 0}
 
-    def maintenance() -> None:
+    def maintenance() -> dict[str, Any]:
         with threads.for_loop():
-            loop()
+            return loop()
 
-    def loop() -> None:
+    def loop() -> dict[str, Any]:
+        started = time.perf_counter()
         ws.resolve(engine="duckdb", summary=False)
+        resolved = time.perf_counter()
         # what it just resolved, live: the lake [compute] engine = "spark" reads is a copy
         # (it then keeps one snapshot a day: this score may be made from an earlier one)
-        ws.score(engine="duckdb", one_per_day=True)
+        s = ws.score(engine="duckdb", one_per_day=True)
+        scored = time.perf_counter()
+        rescores[s.mode] = rescores.get(s.mode, 0) + 1
         # the alerts first: they wait for nothing the decide snapshot holds
         ws.run_workflows()  # compares with the previous snapshot: compact only after it
         publish()
         ws.keep_one_snapshot_per_day()
         ws.run_sequences()
         ws.store.checkpoint_due()  # after the alerts: they never wait on one
+        # what /metrics and the loader's status report of this run (see Loader._guarded)
+        return {"resolve_seconds": round(resolved - started, 3),
+                "score_seconds": round(scored - resolved, 3), "score_mode": s.mode,
+                "accounts": s.accounts, "recomputed": s.recomputed,
+                "rescores": dict(rescores)}
 
     def publish() -> None:
         """The decide snapshot, when there are experiences to decide (read again each
