@@ -28,13 +28,14 @@ from pathlib import Path
 
 import httpx
 import pandas as pd
+import pytest
 
 import demandloop
 from demandloop.resolve import state
 from demandloop.score import live
 from demandloop.serve import keys as keystore
 from demandloop.serve import tokens
-from tests.collector_helpers import free_port, start_subprocess
+from tests.collector_helpers import _wait_up, free_port, start_subprocess
 from tests.test_incremental_resolve import assert_same, snapshot
 from tests.test_score_live import assert_same as assert_same_scores
 
@@ -99,14 +100,37 @@ def _gauge(text: str, name: str) -> float:
     raise AssertionError(f"no {name} in /metrics")
 
 
+def _serve(d: Path, port: int, workers: int) -> subprocess.Popen[bytes]:
+    """``demandloop serve`` on *d*, with *workers* HTTP workers (then the API on
+    ``collector.api_port``, as the workspace's settings say)."""
+    if workers == 1:
+        return start_subprocess(d, port)
+    proc = subprocess.Popen([sys.executable, "-m", "demandloop", "-w", str(d), "serve",
+                             "--port", str(port), "--workers", str(workers),
+                             "--no-access-log"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    _wait_up(f"http://127.0.0.1:{port}")
+    return proc
+
+
+@pytest.mark.parametrize("workers", [1, 2])
 def test_the_servers_live_loop_ends_where_a_rebuild_and_a_full_score_do(
-        tmp_path: Path, market: Path) -> None:
+        tmp_path: Path, market: Path, workers: int) -> None:
+    served_equals_rebuild(tmp_path, market, workers)
+
+
+def served_equals_rebuild(tmp_path: Path, market: Path, workers: int) -> None:
+    """The test, on *market* with *workers* (also replayed by hand on other markets)."""
     d = tmp_path / "served"
     with demandloop.open(d) as ws:
         for kind in ("accounts", "contacts", "opportunities"):
             ws.import_crm(kind, market / f"{kind}.csv")
         ws.import_ip_ranges(market / "ip_ranges.csv")
-    (d / "demandloop.toml").write_text("[collector]\nrescore_after_load_seconds = 0.5\n")
+    port, api_port = free_port(), free_port()
+    # with several workers the events go to them, the API and the CLI to the process that
+    # holds the database
+    (d / "demandloop.toml").write_text("[collector]\nrescore_after_load_seconds = 0.5\n"
+                                       f"api_port = {api_port}\n")
     key, _ = keystore.create(d, "default", "sdk")
     token, _ = tokens.create(d, "read", "test")
     headers = {"Authorization": f"Bearer {token}"}
@@ -119,14 +143,14 @@ def test_the_servers_live_loop_ends_where_a_rebuild_and_a_full_score_do(
                 key=lambda m: m["timestamp"])
     messages.remove(final)
     last_touch = _when(final)
-    port = free_port()
     url = f"http://127.0.0.1:{port}"
-    proc = start_subprocess(d, port)
+    api = f"http://127.0.0.1:{api_port if workers > 1 else port}"
+    proc = _serve(d, port, workers)
     stop, failures = threading.Event(), []
 
     def read() -> None:
         while not stop.is_set():
-            r = httpx.get(f"{url}/api/v1/accounts", params={"sort": "-engagement"},
+            r = httpx.get(f"{api}/api/v1/accounts", params={"sort": "-engagement"},
                           headers=headers, timeout=120)
             if r.status_code != 200:
                 failures.append(f"GET /api/v1/accounts: {r.status_code} {r.text[:200]}")
@@ -152,9 +176,9 @@ def test_the_servers_live_loop_ends_where_a_rebuild_and_a_full_score_do(
         rng = random.Random(3)
         _send(url, key, [m for m in messages if _when(m) < tail], rng, (100, 600))
         _send(url, key, [m for m in messages if _when(m) >= tail], rng, (15, 45),
-              lambda at: _wait_scored(url, headers, at))
+              lambda at: _wait_scored(api, headers, at))
         _send(url, key, [final], rng, (1, 1))
-        _wait_scored(url, headers, last_touch)
+        _wait_scored(api, headers, last_touch)
         metrics = httpx.get(f"{url}/metrics", timeout=60).text
     finally:
         stop.set()
