@@ -17,6 +17,7 @@ from typing import Any
 
 import httpx
 import uvicorn
+from prometheus_client.parser import text_string_to_metric_families
 
 import demandloop
 from demandloop.collect.log import DurableLog
@@ -106,13 +107,17 @@ def _wait_up(url: str, timeout: float = 30.0) -> None:
     raise AssertionError(f"collector at {url} did not come up")
 
 
-def start_subprocess(directory: Path, port: int) -> subprocess.Popen[bytes]:
-    """`demandloop serve` on *directory* (made a workspace first, as 'init' would)."""
+def start_subprocess(directory: Path, port: int, workers: int = 1
+                     ) -> subprocess.Popen[bytes]:
+    """`demandloop serve` on *directory* (made a workspace first, as 'init' would), with
+    *workers* HTTP workers (several: the API on ``collector.api_port``, as the workspace's
+    settings say)."""
     if not (directory / "demandloop.toml").exists():
         (directory / "demandloop.toml").write_text("")
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    several = ["--workers", str(workers)] if workers > 1 else []
     proc = subprocess.Popen([sys.executable, "-m", "demandloop", "-w", str(directory), "serve",
-                             "--port", str(port), "--no-access-log"], env=env,
+                             "--port", str(port), *several, "--no-access-log"], env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
         _wait_up(f"http://127.0.0.1:{port}")
@@ -120,3 +125,14 @@ def start_subprocess(directory: Path, port: int) -> subprocess.Popen[bytes]:
         proc.kill()
         raise AssertionError(proc.stderr.read().decode() if proc.stderr else "") from None
     return proc
+
+
+def metric_values(text: str) -> dict[str, float]:
+    """Every series of a Prometheus text page (``/metrics``) by its name and labels as the
+    page writes them (``name{label="value"}``), read by prometheus_client's own parser."""
+    out: dict[str, float] = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            labels = ",".join(f'{k}="{v}"' for k, v in sorted(sample.labels.items()))
+            out[sample.name + (f"{{{labels}}}" if labels else "")] = float(sample.value)
+    return out

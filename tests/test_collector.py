@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 from demandloop.serve import keys as keystore
-from tests.collector_helpers import collector
+from tests.collector_helpers import collector, metric_values
 
 
 def _events(run, where: str = "true") -> dict[str, dict]:  # type: ignore[no-untyped-def]
@@ -255,11 +255,7 @@ def test_metrics_report_the_live_loops_runs() -> None:
     status (the process's own, or the status file a worker reads)."""
     from demandloop.serve.metrics import Metrics
 
-    def series(text: str) -> dict[str, float]:
-        return {line.rsplit(" ", 1)[0]: float(line.rsplit(" ", 1)[1])
-                for line in text.splitlines() if line and not line.startswith("#")}
-
-    before = series(Metrics().render(0, {"heartbeat": 0}).decode())
+    before = metric_values(Metrics().render(0, {"heartbeat": 0}).decode())
     assert before["demandloop_loop_seconds"] == 0.0
     assert not [k for k in before if k.startswith("demandloop_live_rescores")]
     status = {"heartbeat": 0, "maintenance_seconds": 1.25, "rest_seconds": 2.5,
@@ -267,7 +263,7 @@ def test_metrics_report_the_live_loops_runs() -> None:
               "maintenance": {"resolve_seconds": 0.4, "score_seconds": 0.7,
                               "score_mode": "incremental", "accounts": 150, "recomputed": 12,
                               "rescores": {"incremental": 7, "full": 2}}}
-    got = series(Metrics().render(0, json.loads(json.dumps(status))).decode())
+    got = metric_values(Metrics().render(0, json.loads(json.dumps(status))).decode())
     assert got["demandloop_loop_seconds"] == 1.25
     assert got["demandloop_loop_rest_seconds"] == 2.5
     assert got["demandloop_loop_last_run_timestamp_seconds"] == 1_765_000_000.0

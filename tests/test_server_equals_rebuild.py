@@ -35,7 +35,7 @@ from demandloop.resolve import state
 from demandloop.score import live
 from demandloop.serve import keys as keystore
 from demandloop.serve import tokens
-from tests.collector_helpers import _wait_up, free_port, start_subprocess
+from tests.collector_helpers import free_port, metric_values, start_subprocess
 from tests.test_incremental_resolve import assert_same, snapshot
 from tests.test_score_live import assert_same as assert_same_scores
 
@@ -92,27 +92,6 @@ def _send(url: str, key: str, messages: list[dict], rng: random.Random,
             time.sleep(rng.choice([0, 0.2, 0.5]))
 
 
-def _gauge(text: str, name: str) -> float:
-    """The value of the series *name* (with its labels) in a Prometheus text page."""
-    for line in text.splitlines():
-        if line.startswith(name + " "):
-            return float(line.split()[-1])
-    raise AssertionError(f"no {name} in /metrics")
-
-
-def _serve(d: Path, port: int, workers: int) -> subprocess.Popen[bytes]:
-    """``demandloop serve`` on *d*, with *workers* HTTP workers (then the API on
-    ``collector.api_port``, as the workspace's settings say)."""
-    if workers == 1:
-        return start_subprocess(d, port)
-    proc = subprocess.Popen([sys.executable, "-m", "demandloop", "-w", str(d), "serve",
-                             "--port", str(port), "--workers", str(workers),
-                             "--no-access-log"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    _wait_up(f"http://127.0.0.1:{port}")
-    return proc
-
-
 @pytest.mark.parametrize("workers", [1, 2])
 def test_the_servers_live_loop_ends_where_a_rebuild_and_a_full_score_do(
         tmp_path: Path, market: Path, workers: int) -> None:
@@ -147,7 +126,7 @@ def served_equals_rebuild(tmp_path: Path, market: Path, workers: int,
     last_touch = _when(final)
     url = f"http://127.0.0.1:{port}"
     api = f"http://127.0.0.1:{api_port if workers > 1 else port}"
-    proc = _serve(d, port, workers)
+    proc = start_subprocess(d, port, workers)
     stop, failures = threading.Event(), []
 
     def read() -> None:
@@ -190,9 +169,10 @@ def served_equals_rebuild(tmp_path: Path, market: Path, workers: int,
         proc.wait(timeout=120)
     assert not failures, failures[:3]
     # the loop rescored live (only what changed) at least once, and reported it
-    live_runs = _gauge(metrics, 'demandloop_live_rescores{mode="incremental"}')
+    values = metric_values(metrics)
+    live_runs = values.get('demandloop_live_rescores{mode="incremental"}', 0.0)
     assert live_runs >= 1, [x for x in metrics.splitlines() if "rescore" in x]
-    assert _gauge(metrics, "demandloop_loop_seconds") > 0
+    assert values["demandloop_loop_seconds"] > 0
 
     with demandloop.open(d) as ws:
         served = snapshot(ws)
