@@ -288,6 +288,15 @@ def test_scored_workspace_stages_explain_and_filters(cli, market: Path, tmp_path
     assert info["fit"]["criteria"] and info["stage_history"][0]["to"] == "opportunity"
     assert info["engagement"]["top_signals"] == sorted(
         info["engagement"]["top_signals"], key=lambda s: -s["decayed"])
+    # the order to work accounts in: priority, highest first, shown to two decimals
+    code, out, _ = cli("-w", w, "accounts", "--sort", "priority", "--limit", "100000",
+                       "--json")
+    listed = json.loads(out)
+    assert code == 0 and len(listed) == len(stage)
+    assert [a["priority"] for a in listed] == sorted((a["priority"] for a in listed),
+                                                     reverse=True)
+    code, out, _ = cli("-w", w, "accounts", "--sort", "priority", "--limit", "1")
+    assert code == 0 and f" {listed[0]['priority']:.2f} " in out, out
     code, _, err = cli("-w", w, "accounts", "--sort", "colour")
     assert code == 2 and "cannot sort by 'colour'" in err
     code, _, err = cli("-w", w, "explain", "account", "nowhere.example")

@@ -34,15 +34,16 @@ else:  # imported on first use: 'demandloop --help' and the quick commands need 
     pd = LazyModule("pandas")
 
 
-SORTS = {"engagement": "engagement", "intent": "intent", "fit": "fit", "people": "people",
-         "coverage": "committee_coverage"}
+SORTS = {"engagement": "engagement", "priority": "priority", "intent": "intent", "fit": "fit",
+         "people": "people", "coverage": "committee_coverage"}
 
 
 @app.command()
 def accounts(
     stage: str | None = typer.Option(None, "--stage", help="Only accounts in this stage."),
     sort: str = typer.Option("engagement", "--sort",
-                             help="engagement, intent, fit, people or coverage."),
+                             help="engagement, priority (the order to work accounts "
+                             "in), intent, fit, people or coverage."),
     days: int = typer.Option(30, "--days", help="Activity window before 'score' has run."),
     limit: int = typer.Option(20, "--limit", help="How many accounts."),
     as_json: bool = JsonOpt,
@@ -120,7 +121,7 @@ def _scored_accounts(scores: pd.DataFrame, stage: str | None, sort: str, limit: 
         _json(_records(df))
         return
     out.print(_table(df.drop(columns=["missing_roles"]), "accounts (latest scores)",
-                     {"committee_coverage": "{:.0%}"}))
+                     {"committee_coverage": "{:.0%}", "priority": "{:.2f}"}))
 
 
 @app.command()
