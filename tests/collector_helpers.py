@@ -107,24 +107,36 @@ def _wait_up(url: str, timeout: float = 30.0) -> None:
     raise AssertionError(f"collector at {url} did not come up")
 
 
-def start_subprocess(directory: Path, port: int, workers: int = 1
+def start_subprocess(directory: Path, port: int, workers: int = 1, timeout: float = 60.0
                      ) -> subprocess.Popen[bytes]:
     """`demandloop serve` on *directory* (made a workspace first, as 'init' would), with
     *workers* HTTP workers (several: the API on ``collector.api_port``, as the workspace's
-    settings say)."""
+    settings say), once it answers ``/healthz`` (within *timeout* seconds).
+
+    Its log goes to :func:`server_log`'s file, not to a pipe: nothing reads a pipe while
+    the test runs, and a server that logged more than the pipe holds would block on its
+    next line."""
     if not (directory / "demandloop.toml").exists():
         (directory / "demandloop.toml").write_text("")
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     several = ["--workers", str(workers)] if workers > 1 else []
-    proc = subprocess.Popen([sys.executable, "-m", "demandloop", "-w", str(directory), "serve",
-                             "--port", str(port), *several, "--no-access-log"], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    with server_log(directory).open("ab") as log:
+        proc = subprocess.Popen([sys.executable, "-m", "demandloop", "-w", str(directory),
+                                 "serve", "--port", str(port), *several, "--no-access-log"],
+                                env=env, stdout=subprocess.DEVNULL, stderr=log)
     try:
-        _wait_up(f"http://127.0.0.1:{port}")
+        _wait_up(f"http://127.0.0.1:{port}", timeout)
     except AssertionError:
         proc.kill()
-        raise AssertionError(proc.stderr.read().decode() if proc.stderr else "") from None
+        proc.wait()
+        raise AssertionError(server_log(directory).read_text(errors="replace")) from None
     return proc
+
+
+def server_log(directory: Path) -> Path:
+    """Where :func:`start_subprocess` writes the log of a server on *directory*: beside the
+    workspace, not in it (a copy of the workspace would carry it)."""
+    return directory.parent / f"{directory.name}.serve.log"
 
 
 def metric_values(text: str) -> dict[str, float]:

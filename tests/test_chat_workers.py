@@ -7,8 +7,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -21,7 +19,7 @@ import demandloop
 from demandloop.config import Settings
 from demandloop.serve import chat_proxy
 from demandloop.serve import keys as keystore
-from tests.collector_helpers import free_port
+from tests.collector_helpers import free_port, server_log, start_subprocess
 from tests.test_chat import BASE, SITE, TOML, _events, with_hot_target
 
 
@@ -54,9 +52,7 @@ def test_chat_through_several_workers(tmp_path: Path) -> None:
     directory, port, api_port = tmp_path / "ws", free_port(), free_port()
     STARTED.clear()
     key = _market(directory, api_port)
-    proc = subprocess.Popen([sys.executable, "-m", "demandloop", "-w", str(directory), "serve",
-                             "--port", str(port), "--workers", "2", "--no-access-log"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    proc = start_subprocess(directory, port, workers=2)
     url, owner = f"http://127.0.0.1:{port}", f"http://127.0.0.1:{api_port}"
     office = {"X-Forwarded-For": "10.9.0.77"}  # 127.0.0.1 is a trusted proxy in TOML
     try:
@@ -106,7 +102,8 @@ def test_chat_through_several_workers(tmp_path: Path) -> None:
         assert httpx.get(f"{url}/m/not-a-token").status_code == 400
     finally:
         proc.send_signal(signal.SIGTERM)
-        _, err = proc.communicate(timeout=90)
+        proc.wait(timeout=90)
+    err = server_log(directory).read_bytes()
     assert proc.returncode == 0, err.decode()[-2000:]
     assert b'"path":' not in err  # --no-access-log holds in the workers too
     # what the conversations logged was loaded before the server stopped: the sessions, the

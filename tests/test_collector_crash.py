@@ -81,21 +81,15 @@ def test_sigkill_loses_nothing_acknowledged_and_stores_nothing_twice(tmp_path: P
 
 
 def test_several_workers_share_one_loader(tmp_path: Path) -> None:
-    import sys
 
     d = tmp_path / "w"
     d.mkdir()
     (d / "demandloop.toml").write_text("")
     key, info = keystore.create(d, "default", "workers")
     port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "demandloop", "-w", str(d), "serve",
-                             "--port", str(port), "--workers", "2", "--no-access-log"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = start_subprocess(d, port, workers=2)
     url = f"http://127.0.0.1:{port}"
     try:
-        from tests.collector_helpers import _wait_up
-
-        _wait_up(url)
         with httpx.Client() as client:  # new connections spread over the workers
             for i in range(40):
                 if i == 20:  # the key's first uses are written; those after, at the stop

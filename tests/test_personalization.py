@@ -8,8 +8,6 @@ import json
 import math
 import shutil
 import signal
-import subprocess
-import sys
 import time
 from html.parser import HTMLParser
 from pathlib import Path
@@ -39,7 +37,7 @@ from demandloop.serve import keys as keystore
 from demandloop.serve import tokens
 from demandloop.simulate import simulate
 from demandloop.workspace.personalize import DecideService
-from tests.collector_helpers import collector, free_port
+from tests.collector_helpers import collector, free_port, start_subprocess
 from tests.conftest import load_market
 
 
@@ -392,10 +390,7 @@ def test_several_workers_decide_from_the_published_snapshot(market: Path,
     port = free_port()
     (directory / "demandloop.toml").write_text(EXPERIENCES.replace(
         "[collector]", f"[collector]\napi_port = {free_port()}"))
-    proc = subprocess.Popen([sys.executable, "-m", "demandloop", "-w", str(directory),
-                             "serve", "--port", str(port), "--workers", "2",
-                             "--no-access-log"], stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
+    proc = start_subprocess(directory, port, workers=2)
     try:
         url = f"http://127.0.0.1:{port}"
         deadline = time.monotonic() + 60

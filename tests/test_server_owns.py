@@ -156,8 +156,6 @@ def test_with_several_workers_the_process_holding_the_database_answers(
         pair, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:  # type: ignore[no-untyped-def]
     """--workers 2: the HTTP workers have no database; the process that has serves /api/v1
     on collector.api_port and the CLI finds it there."""
-    import subprocess
-    import sys
     import time
 
     a, _, _, _, _ = pair
@@ -167,9 +165,7 @@ def test_with_several_workers_the_process_holding_the_database_answers(
     assert code == 0
     port = free_port()
     (c / "demandloop.toml").write_text(f"[collector]\napi_port = {free_port()}\n")
-    proc = subprocess.Popen([sys.executable, "-m", "demandloop", "-w", str(c), "serve",
-                             "--port", str(port), "--workers", "2", "--no-access-log"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = start_subprocess(c, port, workers=2)
     try:
         deadline = time.monotonic() + 60
         while owner.find(c) is None and time.monotonic() < deadline:
