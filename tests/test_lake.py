@@ -215,3 +215,105 @@ def test_a_copied_workspace_erases_in_its_own_lake(tmp_path: Path) -> None:
     assert done["exports_rewritten"] == [str((tmp_path / "b" / "lake").resolve())]
     assert visits(tmp_path / "b" / "lake") == 0
     assert visits(tmp_path / "a" / "lake") > 0
+
+
+def _files(lake: Path) -> dict[str, list[str]]:
+    """The events files of each day folder, by folder."""
+    out: dict[str, list[str]] = {}
+    for path in sorted(lake.glob("events/day=*/*.parquet")):
+        out.setdefault(path.parent.name, []).append(path.name)
+    return out
+
+
+def _today_events(n: int) -> list[dict[str, object]]:
+    """*n* page views of today (UTC), within the last hour: today's folder."""
+    now = dt.datetime.now(dt.UTC)
+    start = max(now - dt.timedelta(hours=1), now.replace(hour=0, minute=0, second=0))
+    return [{"type": "page", "messageId": str(uuid.uuid4()), "anonymousId": f"today-{i % 3}",
+             "timestamp": (start + (now - start) * i / (n + 1)).isoformat(),
+             "properties": {"path": "/today"}} for i in range(n)]
+
+
+def test_past_days_are_merged_into_one_file_each(tmp_path: Path) -> None:
+    directory = tmp_path / "ws"
+    directory.mkdir()
+    (directory / "demandloop.toml").write_text("[collector]\nlake_compact_files = 3\n")
+    with demandloop.open(directory) as ws:
+        _ingest(ws, tmp_path, 30, 0, "a")  # days 0-2
+        lake = ws.lake_path()
+        assert ws.land_in_lake().rewritten
+        today = f"day={dt.datetime.now(dt.UTC).date().isoformat()}"
+        landings = []
+        for i in range(3):  # three more files in days 0-2, one in day 5, three today
+            _ingest(ws, tmp_path, 9, 0, f"b{i}")
+            ws.ingest(write_jsonl(tmp_path / f"t{i}.jsonl", _today_events(4)))
+            if i == 0:
+                _ingest(ws, tmp_path, 1, 5, "late")
+            landings.append(ws.land_in_lake())
+        files = _files(lake)
+        if today not in files:  # (the test ran across midnight, UTC: today moved)
+            pytest.skip("the day changed while the test ran")
+        # a day reaching three files is merged at the landing that brought its third
+        assert [landed.compacted for landed in landings] == [0, 3, 0]
+        for day in ("day=2026-11-01", "day=2026-11-02", "day=2026-11-03"):
+            assert len(files[day]) == 2 and files[day][0].startswith("compact-"), files
+        assert len(files["day=2026-11-06"]) == 1  # one file: nothing to merge
+        assert len(files[today]) == 3  # today still receives loads: never merged
+        # what another engine reads is still the workspace's events, row for row
+        assert _lake_events(lake) == _store_events(ws)
+        assert "compacting" not in _manifest(lake)
+        assert not lake.with_name(f".{lake.name}.compacting").exists()
+        # a past day's late events land as files beside the merged one, merged again at three
+        _ingest(ws, tmp_path, 3, 0, "c")
+        assert ws.land_in_lake().compacted == 3
+        assert all(len(names) == 1 for day, names in _files(lake).items() if day != today)
+        assert _lake_events(lake) == _store_events(ws)
+    with demandloop.open(tmp_path / "copy") as other:  # and the lake imports back whole
+        other.import_parquet(lake)
+        with demandloop.open(directory) as ws:
+            assert _store_events(other) == _store_events(ws)
+
+
+@pytest.mark.parametrize("moved", [False, True])
+def test_a_merge_cut_short_is_undone_or_finished(tmp_path: Path, moved: bool,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    with demandloop.open(tmp_path / "ws") as ws:
+        _ingest(ws, tmp_path, 20, 0, "a")
+        lake = ws.lake_path()
+        ws.land_in_lake()
+        for i in range(3):
+            _ingest(ws, tmp_path, 6, 0, f"b{i}")
+            ws.land_in_lake()  # (the default merges at 24 files a day)
+        before = _files(lake)
+        staging = lake.with_name(f".{lake.name}.compacting")
+        real_replace, real_rmtree = lake_module.os.replace, lake_module.shutil.rmtree
+
+        def replace(src: object, dst: object) -> None:
+            if not moved and "compacting" in str(src):
+                raise OSError("killed before the merged file was moved in")
+            real_replace(src, dst)  # type: ignore[arg-type]
+
+        def rmtree(path: object, **kw: object) -> None:
+            if moved and Path(str(path)) == staging and any(
+                    p.name.startswith("compact-") for p in lake.glob("events/*/*")):
+                raise OSError("killed after the merged file was moved in")
+            real_rmtree(path, **kw)  # type: ignore[arg-type]
+
+        monkeypatch.setattr(lake_module.os, "replace", replace)
+        monkeypatch.setattr(lake_module.shutil, "rmtree", rmtree)
+        with pytest.raises(OSError, match="killed"):
+            lake_module.compact_days(lake, 2)
+        monkeypatch.undo()
+        assert _manifest(lake)["compacting"]
+        if moved:  # a reader meanwhile sees the merged rows beside the ones they replace
+            assert len(_lake_events(lake)) > len(_store_events(ws))
+        else:  # nothing in the lake changed
+            assert _files(lake) == before and _lake_events(lake) == _store_events(ws)
+        # the next landing finishes the merge or undoes it first, and then merges
+        assert ws.land_in_lake().events == 0
+        assert "compacting" not in _manifest(lake) and not staging.exists()
+        assert _lake_events(lake) == _store_events(ws)
+        # (three days had several files: the first day's merge was finished, or undone)
+        assert lake_module.compact_days(lake, 2) == (2 if moved else 3)
+        assert all(len(names) == 1 for names in _files(lake).values())
+        assert _lake_events(lake) == _store_events(ws)

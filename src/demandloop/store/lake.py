@@ -21,19 +21,32 @@ next landing writes them again. A lake whose events are not exactly the workspac
 its ``last_load`` (an erasure, a retention run or an import since, or a lake written before
 ``last_load`` was recorded) cannot be appended to: :func:`land_loads` returns None and the
 caller writes the lake again, whole.
+
+Landing every minute makes 1,440 small files a day, and an engine pays for each file it
+lists and opens. :func:`compact_days` merges the files of each past day (before today, in
+UTC) that holds at least a given number into one, as Delta Lake's and Iceberg's compactions
+do; today's folder still receives loads and is left alone. It is made safe the same way:
+the merged file is written beside the lake and its row count checked against the files it
+replaces, the manifest names the merge as ``compacting``, the merged file is moved in and
+the old ones removed, then the manifest is written without it. A merge found
+``compacting`` is finished when its file was moved in (the old files removed), else undone
+(nothing in the lake had changed).
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import shutil
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import duckdb
 import orjson
 
-from demandloop.errors import UsageError
+from demandloop.errors import StoreError, UsageError
 from demandloop.store.db import Store
 from demandloop.store.parquet import (
     DAY,
@@ -45,6 +58,8 @@ from demandloop.store.parquet import (
 
 #: the pattern of a landed file's name (DuckDB appends the file's number in its folder)
 LANDED = "load-{first}-{last}-"
+#: the name of a day's merged file (see :func:`compact_days`)
+COMPACTED = "compact-{ns}.parquet"
 
 
 @dataclass(frozen=True)
@@ -59,6 +74,8 @@ class Landed:
     files: int = 0
     #: the lake was written again, whole (see the module docstring), not appended to
     rewritten: bool = False
+    #: past days whose files were merged into one afterwards (see :func:`compact_days`)
+    compacted: int = 0
 
 
 def land_loads(store: Store, lake: Path) -> Landed | None:
@@ -118,7 +135,9 @@ def land_loads(store: Store, lake: Path) -> Landed | None:
 
 
 def _recover(lake: Path, manifest: dict[str, Any]) -> dict[str, Any]:
-    """Remove the files of a landing the manifest names as pending (it never finished)."""
+    """Remove the files of a landing the manifest names as pending (it never finished), and
+    finish or undo a merge it names as ``compacting``."""
+    manifest = _recover_merge(lake, manifest)
     pending = manifest.get("pending")
     if not pending:
         return manifest
@@ -139,3 +158,72 @@ def _manifest(lake: Path) -> dict[str, Any] | None:
     except orjson.JSONDecodeError:
         return None  # not one this module wrote: written again whole
     return manifest if isinstance(manifest, dict) else None
+
+
+def compact_days(lake: Path, at_least: int, today: dt.date | None = None) -> int:
+    """Merge the events files of every day before *today* (UTC, by default the current
+    date) whose folder holds at least *at_least* of them (2 or more) into one file, each
+    made safe as the module docstring says; returns how many days were merged. A lake
+    without a manifest this module can read is left alone (the next landing writes it)."""
+    manifest = _manifest(lake)
+    if manifest is None or manifest.get("layout") != "lake" or at_least < 2:
+        return 0
+    manifest = _recover(lake, manifest)
+    today = today or dt.datetime.now(dt.UTC).date()
+    merged = 0
+    for folder in sorted((lake / "events").glob(f"{DAY}=*")):
+        try:
+            day = dt.date.fromisoformat(folder.name.removeprefix(f"{DAY}="))
+        except ValueError:
+            continue  # not a day folder: not ours to merge
+        files = sorted(folder.glob("*.parquet"))
+        if day < today and len(files) >= at_least:
+            manifest = _merge(lake, manifest, folder, files)
+            merged += 1
+    return merged
+
+
+def _merge(lake: Path, manifest: dict[str, Any], folder: Path, files: list[Path]
+           ) -> dict[str, Any]:
+    """Merge *files* (one day *folder*'s) into one; returns the manifest after."""
+    staging = lake.with_name(f".{lake.name}.compacting")
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    name = COMPACTED.format(ns=time.time_ns())
+    listed = "[" + ", ".join(f"'{path_literal(p)}'" for p in files) + "]"
+    # its own connection, one thread and a bounded memory: the files are read in their
+    # order and written as they come (no sort), beside a server answering requests
+    with duckdb.connect(config={"threads": 1, "memory_limit": "512MB"}) as con:
+        con.execute(f"COPY (SELECT * FROM read_parquet({listed}, hive_partitioning = false, "
+                    f"union_by_name = true)) TO '{path_literal(staging / name)}' "
+                    "(FORMAT parquet, COMPRESSION zstd)")
+        row = con.execute(
+            f"SELECT (SELECT sum(num_rows) FROM parquet_file_metadata({listed})), "
+            f"(SELECT count(*) FROM read_parquet('{path_literal(staging / name)}'))"
+        ).fetchone()
+    if row is None or row[0] != row[1]:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise StoreError(f"merging the files of {folder} wrote {row[1] if row else 0:,} "
+                         f"rows of {row[0] if row else 0:,}: they were left as they are",
+                         hint="write the lake again: demandloop export --format lake")
+    merging = {"folder": folder.name, "into": name, "files": [p.name for p in files]}
+    write_manifest(lake, {**manifest, "compacting": merging})
+    os.replace(staging / name, folder / name)
+    shutil.rmtree(staging, ignore_errors=True)
+    return _recover_merge(lake, {**manifest, "compacting": merging})
+
+
+def _recover_merge(lake: Path, manifest: dict[str, Any]) -> dict[str, Any]:
+    """Finish the merge the manifest names as ``compacting`` when its file is in its day
+    folder (remove the files it replaces), else undo it; returns the manifest after."""
+    merging = manifest.get("compacting")
+    if not merging:
+        return manifest
+    folder = lake / "events" / str(merging["folder"])
+    if (folder / str(merging["into"])).is_file():
+        for name in merging["files"]:
+            (folder / str(name)).unlink(missing_ok=True)
+    shutil.rmtree(lake.with_name(f".{lake.name}.compacting"), ignore_errors=True)
+    clean = {k: v for k, v in manifest.items() if k != "compacting"}
+    write_manifest(lake, clean)
+    return clean

@@ -3,6 +3,7 @@ export, import and privacy. The stage mixins beside this module add the loop's v
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
@@ -16,7 +17,7 @@ from demandloop.config import Settings, locate
 from demandloop.config.compute import ENGINES
 from demandloop.errors import UsageError
 from demandloop.store import Store, export_parquet, import_parquet
-from demandloop.store.lake import Landed, land_loads
+from demandloop.store.lake import Landed, compact_days, land_loads
 from demandloop.store.parquet import MANIFEST, read_manifest
 
 if TYPE_CHECKING:
@@ -123,7 +124,9 @@ class Base:
         lake = self.lake_path()
         landed = land_loads(self.store, lake)
         if landed is not None:
-            return landed
+            # past days' landed files merged into one each (a no-op on most landings)
+            merged = compact_days(lake, self.settings.collector.lake_compact_files)
+            return dataclasses.replace(landed, compacted=merged) if merged else landed
         if lake.is_dir() and any(lake.iterdir()) and not (lake / MANIFEST).is_file():
             raise UsageError(f"{lake} holds files but no lake: loads are not landed there",
                              hint="set [compute] lake to a new or empty folder")
