@@ -324,15 +324,42 @@ def test_touches_built_in_chunks_of_visitors_are_the_same(tmp_path: Path, market
     """A big rebuild works through visitors in chunks (bounded memory): same touches."""
     from demandloop.enrich import run
 
+    # Visitors a chunking by ranges of anonymous ids could split or mis-read: people
+    # tracked by user id only (enough for several chunks of their own), an anonymous id
+    # "user:u7" that is the same visitor as user u7 (its demo request inherits the
+    # channel of u7's page a minute before, which only a chunk holding both can see), and
+    # ids a query must quote.
+    start = dt.datetime(2026, 2, 2, 9, tzinfo=dt.UTC)
+    odd_visitors = [{"type": "page", "userId": f"u{i % 40}", "messageId": f"odd-p{i}",
+                     "timestamp": (start + dt.timedelta(minutes=3 * i)).isoformat(),
+                     "properties": {"path": "/pricing", "url": "https://loopwise.test/"
+                                    "pricing?utm_source=linkedin&utm_medium=paid_social"}}
+                    for i in range(450)]
+    odd_visitors += [
+        {"type": "track", "event": "Demo Requested", "anonymousId": "user:u7",
+         "messageId": "odd-demo", "timestamp": (start + dt.timedelta(
+             minutes=3 * 47 + 1)).isoformat()},
+        *({"type": "page", "anonymousId": who, "messageId": f"odd-q{k}",
+           "timestamp": (start + dt.timedelta(hours=k)).isoformat(),
+           "properties": {"path": "/"}}
+          for k, who in enumerate(["o'brien-laptop", "zz'\\x", "user;1", "user", "0"]))]
+    extra = tmp_path / "odd.jsonl"
+    extra.write_text("\n".join(json.dumps(m) for m in odd_visitors))
     snapshots = []
     for name, chunk in (("one", 10**9), ("many", 200)):
         monkeypatch.setattr(run, "CHUNK_EVENTS", chunk)
         with demandloop.open(tmp_path / name) as ws:
             _load_crm(ws, market)
             ws.ingest(market / "events.jsonl")
+            ws.ingest(extra)
             ws.resolve()
             snapshots.append(snapshot(ws))
             events = ws.store.table_counts()["events"]
+            channel = dict(ws.store.con.execute(
+                "SELECT message_id, channel FROM touches WHERE message_id IN "
+                "('odd-demo', 'odd-p47')").fetchall())
+            # the demo request found its visit's page, in the same chunk
+            assert channel["odd-demo"] == channel["odd-p47"] != "direct", channel
     assert events > 10 * 200  # the second build really ran in many chunks
     assert_same(snapshots[0], snapshots[1])
 

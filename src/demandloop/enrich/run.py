@@ -24,7 +24,7 @@ import pandas as pd
 import pyarrow as pa
 
 from demandloop.config import Settings
-from demandloop.enrich import touch_reach, touch_sql
+from demandloop.enrich import touch_chunks, touch_reach, touch_sql
 from demandloop.enrich.channels import (
     Rule,
     classify_features,
@@ -229,7 +229,9 @@ CHUNK_EVENTS = 1_000_000
 
 def _touches(cur: Cursor, ws: str, settings: Settings, since: int, full: bool) -> int:
     """Rebuild the touches of the visitors reached (every visitor for a rebuild), in
-    chunks of visitors (by a hash of the visitor) of about :data:`CHUNK_EVENTS` events."""
+    chunks of visitors of about :data:`CHUNK_EVENTS` events (a rebuild's by ranges of
+    anonymous ids, see :mod:`demandloop.enrich.touch_chunks`; an incremental run's, rarely
+    more than one, by a hash of the visitor)."""
     if full:
         source = inline(_TEV, {"ws": ws})
     else:
@@ -261,8 +263,12 @@ def _touches(cur: Cursor, ws: str, settings: Settings, since: int, full: bool) -
     channel_rows, path_rows = _rule_tables(
         settings, cur.execute(touch_sql.FEATURES_OF_RAW).df(),
         cur.execute("SELECT DISTINCT path, page_title FROM _tev").df(), rules)
-    row = cur.execute("SELECT count(*) FROM _tev").fetchone()
-    chunks = max(1, -(-int(row[0] if row else 0) // CHUNK_EVENTS))
+    if full:  # ranges of visitors, read through filters the scan applies
+        parts = touch_chunks.chunks(cur, ws, source, CHUNK_EVENTS)
+        chunks = len(parts)
+    else:  # (a few visitors: one chunk, but for the biggest of late loads)
+        row = cur.execute("SELECT count(*) FROM _tev").fetchone()
+        chunks = max(1, -(-int(row[0] if row else 0) // CHUNK_EVENTS))
     # Copied into DuckDB rather than scanned as Arrow: a join's dynamic filter on fkey (a
     # UBIGINT hash) pushed down into an Arrow scan becomes a pyarrow expression, and a hash
     # over 2**63 overflowed it ("Python int too large to convert to C long"), failing the
@@ -277,13 +283,15 @@ def _touches(cur: Cursor, ws: str, settings: Settings, since: int, full: bool) -
     added: list[tuple[str | None, str | None]] = []
     try:
         for i in range(chunks):
-            if chunks > 1:  # the visitors of chunk i (a visitor's events stay together)
-                cur.execute(f"CREATE OR REPLACE TEMP VIEW _tev AS SELECT * FROM ({source}) "
-                            f"WHERE hash(visitor) % {chunks} = {i}")
             if full:
+                if chunks > 1:  # the visitors of chunk i (a visitor's events together)
+                    cur.execute(f"CREATE OR REPLACE TEMP VIEW _tev AS {parts[i]}")
                 done = cur.execute(touch_sql.insert_touches(), {"ws": ws}).fetchone()
                 written += int(done[0]) if done else 0
                 continue
+            if chunks > 1:  # the visitors of chunk i (a visitor's events stay together)
+                cur.execute(f"CREATE OR REPLACE TEMP VIEW _tev AS SELECT * FROM ({source}) "
+                            f"WHERE hash(visitor) % {chunks} = {i}")
             # this chunk's visitors' context rows and kept touches to attribute again
             # (built and attributed with the new ones: one pass over the identifiers and
             # address lookups, not two)
