@@ -154,6 +154,10 @@ def test_bad_parameters_are_one_clear_4xx(api: dict[str, Any]) -> None:
         assert r.status_code == status, (params, r.text)
         body = r.json()
         assert body["success"] is False and body["error"]["message"]
+    # not a number at all: said so (not that NaN exceeds the limit)
+    for value in ("nan", "inf"):
+        r = _get(api, "/accounts", intent_min=value)
+        assert r.status_code == 422 and "finite number" in r.text, r.text
     # a stage or band no account can have: named, with the ones there are, not an empty page
     for params, known in (({"stage": ["customer", "custmer"]}, "stage is one of: "),
                           ({"band": "strong"}, "band is one of: Strong, Moderate, Weak")):

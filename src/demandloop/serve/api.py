@@ -27,7 +27,7 @@ from fastapi import Path as Path_
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, FiniteFloat
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -233,7 +233,7 @@ def create_api(ws: Workspace, tokens: TokenRing, keys: KeyRing, jobs: Jobs,
             "items": {"type": "string", "enum": list(stages)}}),
         band: Annotated[list[str], Query(max_length=20, json_schema_extra={
             "items": {"type": "string", "enum": list(BANDS)}})] = [],  # noqa: B006
-        intent_min: Annotated[float | None, Query(ge=0, le=1e9)] = None,
+        intent_min: Annotated[FiniteFloat | None, Query(ge=0, le=1e9)] = None,
         surging: bool | None = None, target: bool | None = None,
         owner: Annotated[str | None, Query(max_length=200)] = None,
         industry: Annotated[str | None, Query(max_length=200)] = None,
