@@ -56,6 +56,8 @@ def _manifest(lake: Path) -> dict[str, object]:
 
 def test_loads_are_appended_as_day_files_and_the_lake_stays_the_workspace(
         tmp_path: Path) -> None:
+    (tmp_path / "ws").mkdir()  # (landing alone: past days' files not merged)
+    (tmp_path / "ws" / "demandloop.toml").write_text("[collector]\nlake_compact_files = 0\n")
     with demandloop.open(tmp_path / "ws") as ws:
         _ingest(ws, tmp_path, 40, 0, "a")
         lake = ws.lake_path()
@@ -239,34 +241,40 @@ def test_past_days_are_merged_into_one_file_each(tmp_path: Path) -> None:
     directory.mkdir()
     (directory / "demandloop.toml").write_text("[collector]\nlake_compact_files = 3\n")
     with demandloop.open(directory) as ws:
-        _ingest(ws, tmp_path, 30, 0, "a")  # days 0-2
+        _ingest(ws, tmp_path, 30, 0, "a")  # 1-3 November
         lake = ws.lake_path()
         assert ws.land_in_lake().rewritten
-        today = f"day={dt.datetime.now(dt.UTC).date().isoformat()}"
-        landings = []
-        for i in range(3):  # three more files in days 0-2, one in day 5, three today
-            _ingest(ws, tmp_path, 9, 0, f"b{i}")
-            ws.ingest(write_jsonl(tmp_path / f"t{i}.jsonl", _today_events(4)))
-            if i == 0:
-                _ingest(ws, tmp_path, 1, 5, "late")
-            landings.append(ws.land_in_lake())
+        # a landing with more of those days: each has two files, and is weeks old: merged
+        _ingest(ws, tmp_path, 9, 0, "b")
+        landed = ws.land_in_lake()
+        assert (landed.events, landed.compacted) == (9, 3)
         files = _files(lake)
-        if today not in files:  # (the test ran across midnight, UTC: today moved)
-            pytest.skip("the day changed while the test ran")
-        # a day reaching three files is merged at the landing that brought its third
-        assert [landed.compacted for landed in landings] == [0, 3, 0]
-        for day in ("day=2026-11-01", "day=2026-11-02", "day=2026-11-03"):
-            assert len(files[day]) == 2 and files[day][0].startswith("compact-"), files
-        assert len(files["day=2026-11-06"]) == 1  # one file: nothing to merge
-        assert len(files[today]) == 3  # today still receives loads: never merged
-        # what another engine reads is still the workspace's events, row for row
+        assert all(len(names) == 1 and names[0].startswith("compact-")
+                   for names in files.values()), files
         assert _lake_events(lake) == _store_events(ws)
         assert "compacting" not in _manifest(lake)
         assert not lake.with_name(f".{lake.name}.compacting").exists()
-        # a past day's late events land as files beside the merged one, merged again at three
-        _ingest(ws, tmp_path, 3, 0, "c")
-        assert ws.land_in_lake().compacted == 3
-        assert all(len(names) == 1 for day, names in _files(lake).items() if day != today)
+        # as on 3 November: the 2nd (yesterday) waits for three files, the 1st (older)
+        # is merged at two, the 3rd (today) never
+        on = dt.date(2026, 11, 3)
+        for i in range(2):
+            _ingest(ws, tmp_path, 9, 0, f"c{i}")
+            assert lake_module.land_loads(ws.store, lake).events == 9  # (no merge)
+            counts = {day: len(names) for day, names in _files(lake).items()}
+            assert lake_module.compact_days(lake, 3, today=on) == [1, 2][i]
+            after = {day: len(names) for day, names in _files(lake).items()}
+            assert after["day=2026-11-01"] == 1
+            assert after["day=2026-11-02"] == (counts["day=2026-11-02"] if i == 0 else 1)
+            assert after["day=2026-11-03"] == counts["day=2026-11-03"] == 2 + i
+            assert _lake_events(lake) == _store_events(ws)
+        # the real today: its folder still receives loads, never merged
+        today = f"day={dt.datetime.now(dt.UTC).date().isoformat()}"
+        for i in range(3):
+            ws.ingest(write_jsonl(tmp_path / f"t{i}.jsonl", _today_events(4)))
+            ws.land_in_lake()
+        if today not in _files(lake):  # (the test ran across midnight, UTC: today moved)
+            pytest.skip("the day changed while the test ran")
+        assert len(_files(lake)[today]) == 3
         assert _lake_events(lake) == _store_events(ws)
     with demandloop.open(tmp_path / "copy") as other:  # and the lake imports back whole
         other.import_parquet(lake)
@@ -283,7 +291,7 @@ def test_a_merge_cut_short_is_undone_or_finished(tmp_path: Path, moved: bool,
         ws.land_in_lake()
         for i in range(3):
             _ingest(ws, tmp_path, 6, 0, f"b{i}")
-            ws.land_in_lake()  # (the default merges at 24 files a day)
+            lake_module.land_loads(ws.store, lake)  # (landed, not merged)
         before = _files(lake)
         staging = lake.with_name(f".{lake.name}.compacting")
         real_replace, real_rmtree = lake_module.os.replace, lake_module.shutil.rmtree
@@ -309,11 +317,10 @@ def test_a_merge_cut_short_is_undone_or_finished(tmp_path: Path, moved: bool,
             assert len(_lake_events(lake)) > len(_store_events(ws))
         else:  # nothing in the lake changed
             assert _files(lake) == before and _lake_events(lake) == _store_events(ws)
-        # the next landing finishes the merge or undoes it first, and then merges
-        assert ws.land_in_lake().events == 0
+        # the next landing finishes the merge or undoes it first, and then merges (three
+        # days had several files: the first day's merge was finished, or undone)
+        landed = ws.land_in_lake()
+        assert (landed.events, landed.compacted) == (0, 2 if moved else 3)
         assert "compacting" not in _manifest(lake) and not staging.exists()
-        assert _lake_events(lake) == _store_events(ws)
-        # (three days had several files: the first day's merge was finished, or undone)
-        assert lake_module.compact_days(lake, 2) == (2 if moved else 3)
         assert all(len(names) == 1 for names in _files(lake).values())
         assert _lake_events(lake) == _store_events(ws)

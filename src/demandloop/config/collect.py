@@ -102,11 +102,11 @@ class CollectorSettings(Section):
                                      "cannot be appended to (none yet, or an erasure or "
                                      "retention run since) is written again whole (0: off).")
     lake_compact_files: int = Field(24, ge=0, description="While landing loads in the lake "
-                                    "(land_lake_seconds): a past day's folder of events "
-                                    "(before today, UTC) holding at least this many files is "
-                                    "merged into one file, so an engine reading the lake "
-                                    "opens one file a day, not one per landing (0 or 1: "
-                                    "never).")
+                                    "(land_lake_seconds): yesterday's folder of events (UTC) "
+                                    "is merged into one file once it holds this many files, "
+                                    "an older day's once it holds two, so an engine reading "
+                                    "the lake opens one file a day, not one per landing "
+                                    "(0 or 1: never).")
     api_port: int = Field(0, ge=0, le=65535, description="With several workers, the port "
                           "of /api/v1 (served by the process that holds the database; 0: "
                           "port + 1). With one worker the API shares the collector's port.")

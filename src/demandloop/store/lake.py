@@ -24,8 +24,9 @@ caller writes the lake again, whole.
 
 Landing every minute makes 1,440 small files a day, and an engine pays for each file it
 lists and opens. :func:`compact_days` merges the files of each past day (before today, in
-UTC) that holds at least a given number into one, as Delta Lake's and Iceberg's compactions
-do; today's folder still receives loads and is left alone. It is made safe the same way:
+UTC) into one, as Delta Lake's and Iceberg's compactions do: yesterday once it holds a
+given number, older days once they hold two; today's folder still receives loads and is
+left alone. It is made safe the same way:
 the merged file is written beside the lake and its row count checked against the files it
 replaces, the manifest names the merge as ``compacting``, the merged file is moved in and
 the old ones removed, then the manifest is written without it. A merge found
@@ -161,10 +162,15 @@ def _manifest(lake: Path) -> dict[str, Any] | None:
 
 
 def compact_days(lake: Path, at_least: int, today: dt.date | None = None) -> int:
-    """Merge the events files of every day before *today* (UTC, by default the current
-    date) whose folder holds at least *at_least* of them (2 or more) into one file, each
-    made safe as the module docstring says; returns how many days were merged. A lake
-    without a manifest this module can read is left alone (the next landing writes it)."""
+    """Merge the events files of past days into one file per day, each made safe as the
+    module docstring says; returns how many days were merged. A day before *today* (UTC,
+    by default the current date) is merged once its folder holds *at_least* files, and
+    from the day after on once it holds two: yesterday still gets the late events of
+    clients whose clocks or queues lag, and merging it again for each of them would
+    rewrite a whole day every landing; older days rarely get any, and a day that never
+    reached *at_least* files (a server landing hourly, or stopped for a while) is still
+    merged. *at_least* below 2: never. A lake without a manifest this module can read is
+    left alone (the next landing writes it)."""
     manifest = _manifest(lake)
     if manifest is None or manifest.get("layout") != "lake" or at_least < 2:
         return 0
@@ -177,7 +183,8 @@ def compact_days(lake: Path, at_least: int, today: dt.date | None = None) -> int
         except ValueError:
             continue  # not a day folder: not ours to merge
         files = sorted(folder.glob("*.parquet"))
-        if day < today and len(files) >= at_least:
+        due = at_least if day == today - dt.timedelta(days=1) else 2
+        if day < today and len(files) >= due:
             manifest = _merge(lake, manifest, folder, files)
             merged += 1
     return merged
