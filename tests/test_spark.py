@@ -345,6 +345,9 @@ def test_resolve_on_spark_equals_a_rebuild_on_duckdb(scored: Path, tmp_path: Pat
     with demandloop.open(spark_dir) as ws:
         landed = ws.land_in_lake()
     assert not landed.rewritten and landed.events == 60 and landed.files >= 2
+    # (the market's days are past: each day landed in is merged into one file, which
+    # Spark then reads)
+    assert landed.compacted == landed.files
     with demandloop.open(duck_dir) as ws:
         ws.store.con.execute("DELETE FROM resolve_state")  # a rebuild, as Spark's is
         duck = ws.resolve(engine="duckdb")
