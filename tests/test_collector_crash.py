@@ -81,7 +81,6 @@ def test_sigkill_loses_nothing_acknowledged_and_stores_nothing_twice(tmp_path: P
 
 
 def test_several_workers_share_one_loader(tmp_path: Path) -> None:
-
     d = tmp_path / "w"
     d.mkdir()
     (d / "demandloop.toml").write_text("")

@@ -263,12 +263,14 @@ def _touches(cur: Cursor, ws: str, settings: Settings, since: int, full: bool) -
     channel_rows, path_rows = _rule_tables(
         settings, cur.execute(touch_sql.FEATURES_OF_RAW).df(),
         cur.execute("SELECT DISTINCT path, page_title FROM _tev").df(), rules)
+    # each chunk's visitors as a query of _tev's rows (a visitor's events in one chunk)
     if full:  # ranges of visitors, read through filters the scan applies
         parts = touch_chunks.chunks(cur, ws, source, CHUNK_EVENTS)
-        chunks = len(parts)
     else:  # (a few visitors: one chunk, but for the biggest of late loads)
         row = cur.execute("SELECT count(*) FROM _tev").fetchone()
-        chunks = max(1, -(-int(row[0] if row else 0) // CHUNK_EVENTS))
+        n = max(1, -(-int(row[0] if row else 0) // CHUNK_EVENTS))
+        parts = [source] if n == 1 else [
+            f"SELECT * FROM ({source}) WHERE hash(visitor) % {n} = {i}" for i in range(n)]
     # Copied into DuckDB rather than scanned as Arrow: a join's dynamic filter on fkey (a
     # UBIGINT hash) pushed down into an Arrow scan becomes a pyarrow expression, and a hash
     # over 2**63 overflowed it ("Python int too large to convert to C long"), failing the
@@ -282,23 +284,20 @@ def _touches(cur: Cursor, ws: str, settings: Settings, since: int, full: bool) -
     written = 0
     added: list[tuple[str | None, str | None]] = []
     try:
-        for i in range(chunks):
+        for i, part in enumerate(parts):
+            if len(parts) > 1:
+                cur.execute(f"CREATE OR REPLACE TEMP VIEW _tev AS {part}")
             if full:
-                if chunks > 1:  # the visitors of chunk i (a visitor's events together)
-                    cur.execute(f"CREATE OR REPLACE TEMP VIEW _tev AS {parts[i]}")
                 done = cur.execute(touch_sql.insert_touches(), {"ws": ws}).fetchone()
                 written += int(done[0]) if done else 0
                 continue
-            if chunks > 1:  # the visitors of chunk i (a visitor's events stay together)
-                cur.execute(f"CREATE OR REPLACE TEMP VIEW _tev AS SELECT * FROM ({source}) "
-                            f"WHERE hash(visitor) % {chunks} = {i}")
             # this chunk's visitors' context rows and kept touches to attribute again
             # (built and attributed with the new ones: one pass over the identifiers and
             # address lookups, not two)
-            part = f" WHERE hash(visitor) % {chunks} = {i}" if chunks > 1 else ""
-            cur.execute(f"CREATE OR REPLACE TEMP VIEW _ctx AS SELECT * FROM _ctx_rows{part}")
+            mine = f" WHERE hash(visitor) % {len(parts)} = {i}" if len(parts) > 1 else ""
+            cur.execute(f"CREATE OR REPLACE TEMP VIEW _ctx AS SELECT * FROM _ctx_rows{mine}")
             cur.execute(f"CREATE OR REPLACE TEMP VIEW _reattr AS SELECT * FROM _reattr_rows"
-                        f"{part}")
+                        f"{mine}")
             rows = cur.execute(touch_sql.insert_touches(
                 returning=True, rows=touch_sql.touches(context=True)
                 + f" UNION ALL SELECT {touch_reach.KEPT} FROM _reattr"), {"ws": ws}).fetchall()
