@@ -162,6 +162,34 @@ def test_import_names_ignored_headers_and_a_reimport_updates(cli, tmp_path: Path
     assert person == [("acme.com",)]
 
 
+def test_a_file_that_says_less_updates_the_account_without_re_keying_it(
+        cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """A re-import without the domain column (matched by CRM id) or with names only
+    updates the stored ``acme.com``: it is not re-keyed to ``crm:42`` or ``name:acme``,
+    which would lose the id web and email signals meet on."""
+    full = write_csv(tmp_path / "a.csv", ["Record ID", "Company name", "Website"],
+                     [["42", "Acme", "acme.com"], ["43", "Beta", "beta.io"]])
+    con = write_csv(tmp_path / "c.csv", ["Email", "Company ID"], [["jo@acme.com", "42"]])
+    by_crm = write_csv(tmp_path / "b.csv", ["Record ID", "Company name", "Employees"],
+                       [["42", "Acme", "120"]])
+    by_name = write_csv(tmp_path / "n.csv", ["dom", "name", "industry"],
+                        [["beta.io", "Beta", "Software"]])
+    w = str(tmp_path / "w")
+    for kind, f in (("accounts", full), ("contacts", con), ("accounts", by_crm),
+                    ("accounts", by_name)):
+        code, _, err = cli("-w", w, "import", kind, str(f))
+        assert code == 0, err
+    import demandloop
+
+    with demandloop.open(w) as ws:
+        rows = ws.store.con.execute("SELECT account_id, domain, crm_id, employees, industry "
+                                    "FROM accounts ORDER BY 1").fetchall()
+        person = ws.store.con.execute("SELECT account_id FROM persons").fetchall()
+    assert rows == [("acme.com", "acme.com", "42", 120, None),
+                    ("beta.io", "beta.io", "43", None, "Software")]
+    assert person == [("acme.com",)]
+
+
 @pytest.mark.parametrize("delimiter", [";", "\t", "|"])
 def test_a_spreadsheets_semicolon_or_tab_export_imports_like_a_comma_one(
         ws, tmp_path: Path, delimiter: str) -> None:  # type: ignore[no-untyped-def]

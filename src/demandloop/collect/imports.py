@@ -158,7 +158,12 @@ def _rekey(cur: duckdb.DuckDBPyConnection, ws: str, lookup: _AccountLookup,
     its domain (an unrecognised header) is ``crm:42``, and the same file imported again with
     ``--map Website=domain`` says ``acme.com``. Matched by CRM id (else by name when the row
     has neither), the stored account takes the new id, so a re-import updates it instead of
-    adding a second account."""
+    adding a second account.
+
+    Never the other way: a row that says less than the stored account (a file without the
+    domain column, matched by CRM id or name to ``acme.com``) updates ``acme.com``. Re-keyed
+    to ``crm:42`` or ``name:acme``, the account would lose the id web and email signals
+    meet on, and resolve would make a second ``acme.com`` from the next visitor's email."""
     stored = {a for a in (*lookup.by_crm.values(), *lookup.by_domain.values(),
                           *lookup.by_name.values())}
     for r in rows:
@@ -167,7 +172,12 @@ def _rekey(cur: duckdb.DuckDBPyConnection, ws: str, lookup: _AccountLookup,
         old = lookup.by_crm.get(crm) if crm else None
         if old is None and not crm and not r.get("domain"):
             old = lookup.by_name.get(name) if name else None
-        if old is None or old == new or new in stored:
+        if old is None or old == new:
+            continue
+        if _strength(new) < _strength(old):
+            r["account_id"] = old  # (the row updates the stored account)
+            continue
+        if new in stored:
             continue
         for table, column in _ACCOUNT_REFS:
             cur.execute(f"UPDATE {table} SET {column} = $new WHERE workspace_id = $ws AND "
@@ -179,6 +189,12 @@ def _rekey(cur: duckdb.DuckDBPyConnection, ws: str, lookup: _AccountLookup,
         cur.execute("UPDATE accounts SET account_id = $new WHERE workspace_id = $ws AND "
                     "account_id = $old", {"ws": ws, "new": new, "old": old})
         stored.add(new)
+
+
+def _strength(account_id: str) -> int:
+    """How much an account id says (see :func:`account_id_for`): a domain 2, a CRM id 1,
+    a name 0."""
+    return 0 if account_id.startswith("name:") else 1 if account_id.startswith("crm:") else 2
 
 
 class _AccountLookup:
