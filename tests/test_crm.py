@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from demandloop.errors import InputError
+from tests.conftest import write_jsonl
 
 
 def write_csv(path: Path, header: list[str], rows: list[list[str]]) -> Path:
@@ -188,6 +189,54 @@ def test_a_file_that_says_less_updates_the_account_without_re_keying_it(
     assert rows == [("acme.com", "acme.com", "42", 120, None),
                     ("beta.io", "beta.io", "43", None, "Software")]
     assert person == [("acme.com",)]
+
+
+def _accounts_people_touches(w: Path) -> tuple[list[tuple[object, ...]], ...]:
+    import demandloop
+
+    with demandloop.open(w) as ws:
+        q = ws.store.con.execute
+        return (q("SELECT account_id, domain, crm_id, name FROM accounts ORDER BY 1").fetchall(),
+                q("SELECT person_id, account_id, crm_account_id FROM persons ORDER BY 1")
+                .fetchall(),
+                q("SELECT message_id, account_id FROM touches ORDER BY 1").fetchall())
+
+
+def test_an_account_given_its_domain_later_is_merged_into_the_one_resolve_made(
+        cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """A visitor's email made ``acme.com``; the CRM file, first imported without its
+    domain column, made ``crm:42`` with a contact. Imported again with ``--map``, the two
+    become one account, and the next resolve keeps the contact, the visitor and their
+    touches there: the workspace then holds what importing the file right the first time
+    gives."""
+    events = write_jsonl(tmp_path / "e.jsonl", [
+        {"type": "identify", "userId": "u1", "anonymousId": "a1", "messageId": "i1",
+         "timestamp": "2026-11-01T10:00:00Z", "traits": {"email": "jo@acme.com"}},
+        {"type": "page", "anonymousId": "a1", "messageId": "p1",
+         "timestamp": "2026-11-01T10:01:00Z",
+         "properties": {"url": "https://x.io/pricing", "path": "/pricing"}},
+        {"type": "page", "anonymousId": "a2", "messageId": "p2",
+         "timestamp": "2026-11-02T10:01:00Z", "properties": {"url": "https://x.io/"}},
+        {"type": "identify", "userId": "u2", "anonymousId": "a2", "messageId": "i2",
+         "timestamp": "2026-11-02T10:02:00Z", "traits": {"email": "sam@acme.com"}}])
+    acc = write_csv(tmp_path / "a.csv", ["Record ID", "Company name", "Web Address"],
+                    [["42", "Acme Corp", "acme.com"]])
+    con = write_csv(tmp_path / "c.csv", ["Email", "Company ID"], [["sam@acme.com", "42"]])
+    late, right = str(tmp_path / "late"), str(tmp_path / "right")
+    for args in (("ingest", str(events)), ("resolve",), ("import", "accounts", str(acc)),
+                 ("import", "contacts", str(con)),
+                 ("import", "accounts", str(acc), "--map", "Web Address=domain"),
+                 ("resolve",)):
+        code, _, err = cli("-w", late, *args)
+        assert code == 0, err
+    for args in (("import", "accounts", str(acc), "--map", "Web Address=domain"),
+                 ("import", "contacts", str(con)), ("ingest", str(events)), ("resolve",)):
+        code, _, err = cli("-w", right, *args)
+        assert code == 0, err
+    got = _accounts_people_touches(Path(late))
+    assert got[0] == [("acme.com", "acme.com", "42", "Acme Corp")]
+    assert got == _accounts_people_touches(Path(right))
+    assert {a for _, a in got[2]} == {"acme.com"}
 
 
 @pytest.mark.parametrize("delimiter", [";", "\t", "|"])

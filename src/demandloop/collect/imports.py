@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import bisect
 import datetime as dt
-import re
 from pathlib import Path
 from typing import Any
 
 import duckdb
 import pyarrow as pa
 
+from demandloop.collect.account_keys import AccountLookup, account_id_for, rekey
 from demandloop.collect.crm import CrmRows
 from demandloop.collect.ipranges import UserRange
 from demandloop.errors import InputError
@@ -35,15 +35,6 @@ _TYPES: dict[str, pa.DataType] = {
     "technologies": pa.list_(pa.string()), "emails": pa.list_(pa.string()),
     "created_at": pa.timestamp("us"), "closed_at": pa.timestamp("us"),
 }
-
-
-def account_id_for(domain: str | None, crm_id: str | None, name: str | None) -> str:
-    """Accounts are keyed by canonical domain, so web, email and CRM signals meet on one id."""
-    if domain:
-        return domain
-    if crm_id:
-        return f"crm:{crm_id}"
-    return "name:" + re.sub(r"[^a-z0-9]+", "-", (name or "").lower()).strip("-")
 
 
 def _table(rows: list[dict[str, Any]], cols: tuple[str, ...]) -> pa.Table:
@@ -105,19 +96,19 @@ def import_crm(store: Store, parsed: CrmRows) -> int:
         rows = [{**r, "account_id": account_id_for(r.get("domain"), r.get("crm_id"),
                                                    r.get("name")), "source": source}
                 for r in parsed.rows]
-        lookup = _AccountLookup(store)
+        lookup = AccountLookup(store)
         with store.writer() as cur:
-            _rekey(cur, store.workspace_id, lookup, rows)
+            rekey(cur, store.workspace_id, lookup, rows)
             return _upsert(cur, store.workspace_id, "accounts", "account_id", rows,
                            _ACCOUNT_COLS)
     if parsed.kind == "contacts":
-        lookup = _AccountLookup(store)
+        lookup = AccountLookup(store)
         rows = [{**r, "person_id": r["email"], "emails": [r["email"]], "account_id": a,
                  "source": source, "crm_account_id": a, "crm_title": r.get("title")}
                 for r in parsed.rows for a in [lookup.find(
                     r.get("account_domain"), r.get("account_crm_id"), r.get("account_name"))]]
         return upsert(store, "persons", "person_id", rows, _PERSON_COLS)
-    lookup = _AccountLookup(store)
+    lookup = AccountLookup(store)
     rows, problems = [], []
     for r, line in zip(parsed.rows, parsed.lines, strict=True):
         account = lookup.find(r.get("account_domain"), r.get("account_crm_id"),
@@ -139,86 +130,6 @@ def import_crm(store: Store, parsed: CrmRows) -> int:
             problems=problems[:20],
         )
     return upsert(store, "opportunities", "opportunity_id", rows, _OPP_COLS)
-
-
-#: every column that names an account, by table (scores and stage changes: entity_id)
-_ACCOUNT_REFS = (("persons", "account_id"), ("opportunities", "account_id"),
-                 ("leads", "account_id"), ("touches", "account_id"),
-                 ("account_matches", "account_id"), ("jobs", "account_id"),
-                 ("tasks", "account_id"), ("enrolments", "account_id"),
-                 ("audience_members", "account_id"), ("ip_ranges", "account_id"),
-                 ("ip_matches", "account_id"))
-
-
-def _rekey(cur: duckdb.DuckDBPyConnection, ws: str, lookup: _AccountLookup,
-           rows: list[dict[str, Any]]) -> None:
-    """Give a stored account the id a re-import gives it, everywhere.
-
-    Accounts are keyed by domain, else CRM id, else name: an account first imported without
-    its domain (an unrecognised header) is ``crm:42``, and the same file imported again with
-    ``--map Website=domain`` says ``acme.com``. Matched by CRM id (else by name when the row
-    has neither), the stored account takes the new id, so a re-import updates it instead of
-    adding a second account.
-
-    Never the other way: a row that says less than the stored account (a file without the
-    domain column, matched by CRM id or name to ``acme.com``) updates ``acme.com``. Re-keyed
-    to ``crm:42`` or ``name:acme``, the account would lose the id web and email signals
-    meet on, and resolve would make a second ``acme.com`` from the next visitor's email."""
-    stored = {a for a in (*lookup.by_crm.values(), *lookup.by_domain.values(),
-                          *lookup.by_name.values())}
-    for r in rows:
-        new = r["account_id"]
-        crm, name = r.get("crm_id"), (r.get("name") or "").lower()
-        old = lookup.by_crm.get(crm) if crm else None
-        if old is None and not crm and not r.get("domain"):
-            old = lookup.by_name.get(name) if name else None
-        if old is None or old == new:
-            continue
-        if _strength(new) < _strength(old):
-            r["account_id"] = old  # (the row updates the stored account)
-            continue
-        if new in stored:
-            continue
-        for table, column in _ACCOUNT_REFS:
-            cur.execute(f"UPDATE {table} SET {column} = $new WHERE workspace_id = $ws AND "
-                        f"{column} = $old", {"ws": ws, "new": new, "old": old})
-        for table in ("scores", "stage_changes"):
-            cur.execute(f"UPDATE {table} SET entity_id = $new WHERE workspace_id = $ws AND "
-                        "entity = 'account' AND entity_id = $old",
-                        {"ws": ws, "new": new, "old": old})
-        cur.execute("UPDATE accounts SET account_id = $new WHERE workspace_id = $ws AND "
-                    "account_id = $old", {"ws": ws, "new": new, "old": old})
-        stored.add(new)
-
-
-def _strength(account_id: str) -> int:
-    """How much an account id says (see :func:`account_id_for`): a domain 2, a CRM id 1,
-    a name 0."""
-    return 0 if account_id.startswith("name:") else 1 if account_id.startswith("crm:") else 2
-
-
-class _AccountLookup:
-    """Finds a stored account by domain, CRM id or exact name (in that order)."""
-
-    def __init__(self, store: Store) -> None:
-        with store.reader() as cur:
-            rows = cur.execute(
-                "SELECT account_id, domain, crm_id, lower(name) FROM accounts "
-                "WHERE workspace_id = ?", [store.workspace_id]
-            ).fetchall()
-        self.by_domain: dict[str, str] = {d: a for a, d, _, _ in rows if d}
-        self.by_crm: dict[str, str] = {c: a for a, _, c, _ in rows if c}
-        self.by_name: dict[str, str] = {n: a for a, _, _, n in rows if n}
-
-    def find(self, domain: str | None, crm_id: str | None, name: str | None) -> str | None:
-        found: str | None = None
-        if domain and domain in self.by_domain:
-            found = self.by_domain[domain]
-        elif crm_id and crm_id in self.by_crm:
-            found = self.by_crm[crm_id]
-        elif name and name.lower() in self.by_name:
-            found = self.by_name[name.lower()]
-        return found
 
 
 def import_leads(store: Store, accounts: list[dict[str, Any]], leads: list[dict[str, Any]],
