@@ -85,6 +85,16 @@ def test_the_server_file_names_the_server_and_only_its_owner_reads_it(pair) -> N
     assert owner.find(b) is not None
 
 
+def test_a_second_serve_names_the_server_running(
+        pair, capsys: pytest.CaptureFixture[str]) -> None:  # type: ignore[no-untyped-def]
+    _, b, _, _, proc = pair
+    code, _, err = _run("-w", str(b), "serve", "--port", str(free_port()), capsys=capsys)
+    url = orjson.loads((b / owner.SERVER_FILE).read_bytes())["url"]
+    assert code == 4
+    assert f"a server already runs this workspace at {url} (process {proc.pid})" in err
+    assert proc.poll() is None and owner.find(b) is not None
+
+
 def test_every_command_prints_the_same_with_and_without_a_server(
         pair, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:  # type: ignore[no-untyped-def]
     a, b, market, base, _ = pair

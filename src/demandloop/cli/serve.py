@@ -49,9 +49,18 @@ def serve(
                                     help="One JSON line per request on stderr."),
 ) -> None:
     """Run the Segment-compatible collector: /v1/batch, /v1/track, ..., /dl.js, /metrics."""
+    from demandloop.errors import StoreLockedError
+    from demandloop.serve import owner
     from demandloop.serve.run import serve as run
 
-    run(_dir(), host=host, port=port, workers=workers, access_log=access_log)
+    directory = _dir()
+    running = owner.find(directory)
+    if running is not None:  # (said before DuckDB's "in use" would say it less helpfully)
+        raise StoreLockedError(
+            f"a server already runs this workspace at {running.url} (process {running.pid})",
+            hint=f"other commands run through it; stop it (Ctrl-C, or kill {running.pid}) "
+            "to serve again")
+    run(directory, host=host, port=port, workers=workers, access_log=access_log)
 
 
 @keys_app.command("create")
