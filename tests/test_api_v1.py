@@ -448,6 +448,13 @@ def test_csv_imports(api: dict[str, Any], tmp_path: Path) -> None:
     assert detail.json()["account"]["name"] == "NewCo"
     assert detail.json()["explanation"] is None
     assert detail.json()["opportunities"] == []
+    # a contact of an account not imported yet is written without it, and said so
+    r = _upload(api, "contacts", tmp_path / "people.csv",
+                "email,account_domain\nann@newco-api.example,newco-api.example\n"
+                "bo@later-api.example,later-api.example\n")
+    assert r.status_code == 200, r.text
+    assert r.json()["unlinked"] == [
+        "people.csv:3: account 'later-api.example' is not in the workspace"]
     missing = _get(api, "/accounts/nobody-at-all.example")
     assert missing.status_code == 404 and missing.json()["error"]["code"] == "not_found"
     assert httpx.post(url + "/imports/nonsense", headers=headers,

@@ -191,6 +191,31 @@ def test_a_file_that_says_less_updates_the_account_without_re_keying_it(
     assert person == [("acme.com",)]
 
 
+def test_contacts_of_accounts_not_imported_yet_are_listed_and_linked_when_imported_again(
+        cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    con = write_csv(tmp_path / "c.csv", ["Email", "Company ID"],
+                    [["jo@acme.com", "42"], ["al@beta.io", "43"], ["mo@solo.dev", ""]])
+    acc = write_csv(tmp_path / "a.csv", ["Record ID", "Company name", "Website"],
+                    [["42", "Acme", "acme.com"]])
+    w = str(tmp_path / "w")
+    code, out, err = cli("-w", w, "import", "contacts", str(con))
+    assert code == 0 and "3 contacts imported" in out
+    assert ("2 contact(s) imported without their account, which is not in the workspace "
+            "(import the accounts, then these contacts again):") in err
+    assert f"{con}:2: account '42' is not in the workspace" in err
+    assert f"{con}:3: account '43' is not in the workspace" in err and ":4:" not in err
+    assert cli("-w", w, "import", "accounts", str(acc))[0] == 0
+    code, out, _ = cli("-w", w, "import", "contacts", str(con), "--json")
+    assert code == 0
+    assert json.loads(out)["unlinked"] == [f"{con}:3: account '43' is not in the workspace"]
+    import demandloop
+
+    with demandloop.open(w) as ws:
+        linked = ws.store.con.execute("SELECT person_id, account_id FROM persons "
+                                      "ORDER BY 1").fetchall()
+    assert linked == [("al@beta.io", None), ("jo@acme.com", "acme.com"), ("mo@solo.dev", None)]
+
+
 def _accounts_people_touches(w: Path) -> tuple[list[tuple[object, ...]], ...]:
     import demandloop
 

@@ -87,14 +87,22 @@ def _import_crm(kind: str, file: Path, pairs: list[str], as_json: bool) -> None:
     assert kind in KINDS
     mapping = parse_mapping(pairs, kind)
     ignored: list[str] = []
+    unlinked: list[str] = []
     with _open() as ws:
-        n = ws.import_crm(kind, file, mapping, ignored)
-    _say(as_json, {"imported": n, "kind": kind, "file": str(file), "ignored_columns": ignored},
+        n = ws.import_crm(kind, file, mapping, ignored, unlinked)
+    _say(as_json, {"imported": n, "kind": kind, "file": str(file), "ignored_columns": ignored,
+                   **({"unlinked": unlinked} if kind == "contacts" else {})},
          f"{n:,} {kind} imported from {file}")
     if ignored and not as_json:
         err.print(f"not imported, no field recognised: {', '.join(ignored)} (pass --map "
                   "'COLUMN=FIELD' to import one)", markup=False, highlight=False,
                   soft_wrap=True)
+    if unlinked and not as_json:
+        shown = "\n".join(f"  {u}" for u in unlinked[:10])
+        more = f"\n  ... and {len(unlinked) - 10:,} more" if len(unlinked) > 10 else ""
+        err.print(f"{len(unlinked):,} contact(s) imported without their account, which is "
+                  "not in the workspace (import the accounts, then these contacts again):\n"
+                  f"{shown}{more}", markup=False, highlight=False, soft_wrap=True)
 
 
 @import_app.command("ip-ranges")

@@ -89,8 +89,10 @@ def _upsert(cur: duckdb.DuckDBPyConnection, ws: str, table: str, key: str,
     return len(rows)
 
 
-def import_crm(store: Store, parsed: CrmRows) -> int:
-    """Write parsed CRM rows; opportunities must name an account the store knows."""
+def import_crm(store: Store, parsed: CrmRows, unlinked: list[str] | None = None) -> int:
+    """Write parsed CRM rows; opportunities must name an account the store knows. A contact
+    naming an account the store does not know is written without one, and listed in
+    *unlinked* when given (``FILE:LINE: account '...' is not in the workspace``)."""
     source = f"crm:{parsed.path.name}"
     if parsed.kind == "accounts":
         rows = [{**r, "account_id": account_id_for(r.get("domain"), r.get("crm_id"),
@@ -103,10 +105,17 @@ def import_crm(store: Store, parsed: CrmRows) -> int:
                            _ACCOUNT_COLS)
     if parsed.kind == "contacts":
         lookup = AccountLookup(store)
-        rows = [{**r, "person_id": r["email"], "emails": [r["email"]], "account_id": a,
-                 "source": source, "crm_account_id": a, "crm_title": r.get("title")}
-                for r in parsed.rows for a in [lookup.find(
-                    r.get("account_domain"), r.get("account_crm_id"), r.get("account_name"))]]
+        rows = []
+        for r, line in zip(parsed.rows, parsed.lines, strict=True):
+            named = r.get("account_domain") or r.get("account_crm_id") or r.get("account_name")
+            a = lookup.find(r.get("account_domain"), r.get("account_crm_id"),
+                            r.get("account_name"))
+            if a is None and named and unlinked is not None:
+                unlinked.append(f"{parsed.path}:{line}: account '{named}' is not in the "
+                                "workspace")
+            rows.append({**r, "person_id": r["email"], "emails": [r["email"]],
+                         "account_id": a, "source": source, "crm_account_id": a,
+                         "crm_title": r.get("title")})
         return upsert(store, "persons", "person_id", rows, _PERSON_COLS)
     lookup = AccountLookup(store)
     rows, problems = [], []

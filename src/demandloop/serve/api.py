@@ -401,8 +401,10 @@ def create_api(ws: Workspace, tokens: TokenRing, keys: KeyRing, jobs: Jobs,
 def _import(ws: Workspace, kind: str, path: Path) -> dict[str, Any]:
     if kind in ("accounts", "contacts", "opportunities"):
         ignored: list[str] = []
-        return {"kind": kind, "rows": ws.import_crm(kind, path, ignored=ignored),
-                "ignored_columns": ignored}
+        unlinked: list[str] = []
+        rows = ws.import_crm(kind, path, ignored=ignored, unlinked=unlinked)
+        return {"kind": kind, "rows": rows, "ignored_columns": ignored,
+                **({"unlinked": unlinked} if kind == "contacts" else {})}
     if kind == "spend":
         return {"kind": kind, "rows": ws.import_spend(path)}
     if kind == "ip-ranges":

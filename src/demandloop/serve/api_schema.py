@@ -115,6 +115,9 @@ class ImportResult(_Open):
     kind: str
     rows: int = Field(description="Rows read from the file.")
     ignored_columns: list[str] | None = None
+    unlinked: list[str] | None = Field(
+        None, description="Contacts: those written without the account they name, which "
+        "is not in the workspace (FILE:LINE: why); import the accounts, then them again.")
     new: int | None = Field(None, description="Suppressions: addresses not listed before.")
 
 

@@ -54,12 +54,15 @@ class Collect(Base):
 
     def import_crm(self, kind: str, path: str | Path,
                    mapping: dict[str, str] | None = None,
-                   ignored: list[str] | None = None) -> int:
+                   ignored: list[str] | None = None,
+                   unlinked: list[str] | None = None) -> int:
         """Import a CRM CSV (``accounts``, ``contacts`` or ``opportunities``); rows written.
         Importing again updates (an account re-imported with its domain keeps one row).
 
         Domains listed in ``identity.domain_aliases`` are mapped to their main domain. The
-        file's headers no field was taken from are appended to *ignored* when given.
+        file's headers no field was taken from are appended to *ignored* when given, and
+        the contacts written without the account they name (not in the workspace yet:
+        import the accounts, then the contacts again) to *unlinked*.
         """
         parsed = read_crm_csv(Path(path), kind, mapping)
         if ignored is not None:
@@ -69,7 +72,7 @@ class Collect(Base):
             for key in ("domain", "account_domain"):
                 if row.get(key) in aliases:
                     row[key] = aliases[row[key]]
-        return import_crm(self.store, parsed)
+        return import_crm(self.store, parsed, unlinked)
 
     def import_olist(self, directory: str | Path) -> dict[str, int]:
         """Import the Olist marketing funnel (MQLs as leads, closed deals as won deals)."""
