@@ -63,6 +63,7 @@ import httpx
 url, key, rate, seconds = sys.argv[1], sys.argv[2], float(sys.argv[3]), float(sys.argv[4])
 async def main():
     sent = acked = failed = 0
+    why = {}  # what each failed request got: a status code or an exception's name
     gate = asyncio.Semaphore(64)  # requests in flight, as a fleet of SDK clients keeps
     limits = httpx.Limits(max_connections=64, max_keepalive_connections=64)
     async with httpx.AsyncClient(auth=(key, ""), timeout=30, limits=limits) as client:
@@ -75,13 +76,15 @@ async def main():
             async with gate:
                 try:
                     r = await client.post(url + "/v1/batch", json={"batch": batch})
-                except httpx.HTTPError:
+                except httpx.HTTPError as e:
                     failed += 1
+                    why[type(e).__name__] = why.get(type(e).__name__, 0) + 1
                     return
             if r.status_code == 200:
                 acked += 100
             else:
                 failed += 1
+                why[str(r.status_code)] = why.get(str(r.status_code), 0) + 1
         tasks = []
         while time.perf_counter() - started < seconds:
             due = (time.perf_counter() - started) * rate / 100
@@ -90,7 +93,8 @@ async def main():
                 sent += 1
             await asyncio.sleep(0.005)
         await asyncio.gather(*tasks)
-        print(acked, time.perf_counter() - started, failed, flush=True)
+        print(acked, time.perf_counter() - started, failed,
+              ",".join(f"{k}:{v}" for k, v in sorted(why.items())) or "-", flush=True)
 asyncio.run(main())
 """
 
@@ -202,7 +206,7 @@ def main() -> None:
             # (last: the pages above are measured as before this series was added)
             busy_people = _latencies(url, token, args.requests // 3, "/api/v1/people", PEOPLE)
             out, _ = sender.communicate(timeout=600)
-            acked, took, failed = out.split()
+            acked, took, failed, why = out.split()
         finally:
             server.send_signal(signal.SIGTERM)
             server.wait(timeout=600)
@@ -213,7 +217,8 @@ def main() -> None:
               f"{statistics.median(quiet) * 1000:.1f} ms, p95 {_p95(quiet) * 1000:.1f} ms "
               f"(ratio to DuckDB at p95: {_p95(quiet) / _p95(base):.1f}x)")
         print(f"the same while ingesting (sent at {args.rate:,.0f} events/s, acknowledged "
-              f"{int(acked) / float(took):,.0f} events/s, {failed} requests failed): median "
+              f"{int(acked) / float(took):,.0f} events/s, {failed} requests failed"
+              f"{'' if why == '-' else ' (' + why + ')'}): median "
               f"{statistics.median(busy) * 1000:.1f} ms, p95 {_p95(busy) * 1000:.1f} ms, max "
               f"{busy[-1] * 1000:.0f} ms (target p95 <= 100 ms; ratio to DuckDB at p95: "
               f"{_p95(busy) / _p95(base):.1f}x)")

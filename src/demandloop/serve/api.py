@@ -361,6 +361,8 @@ def create_api(ws: Workspace, tokens: TokenRing, keys: KeyRing, jobs: Jobs,
                              str(exc).replace(f"{tmp}/", ""),
                              problems=[p.replace(f"{tmp}/", "") for p in
                                        getattr(exc, "problems", [])]) from None
+            if "unlinked" in result:
+                result["unlinked"] = [u.replace(f"{tmp}/", "") for u in result["unlinked"]]
         cache.changed()
         return _json(result)
 
