@@ -262,6 +262,10 @@ def test_an_account_given_its_domain_later_is_merged_into_the_one_resolve_made(
     assert got[0] == [("acme.com", "acme.com", "42", "Acme Corp")]
     assert got == _accounts_people_touches(Path(right))
     assert {a for _, a in got[2]} == {"acme.com"}
+    # what was crm:42 says where it went
+    code, _, err = cli("-w", late, "explain", "account", "crm:42")
+    assert code == 5 and "account 'crm:42' is 'acme.com' now" in err
+    assert "demandloop explain account acme.com" in err
 
 
 @pytest.mark.parametrize("delimiter", [";", "\t", "|"])

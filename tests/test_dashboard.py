@@ -489,6 +489,37 @@ def test_an_account_not_scored_yet_has_a_page(app, browser) -> None:  # type: ig
     page.close()
 
 
+def test_a_link_sent_before_an_import_gave_the_account_its_domain_still_leads_to_it(
+        app, browser) -> None:  # type: ignore[no-untyped-def]
+    """An account imported without its domain is ``crm:88``, and an alert links to it;
+    imported again with the domain it is ``gamma-dash.example``: the old link leads there
+    (the API answers 301 with the new address, the dashboard redirects)."""
+    writer, _ = tokens.create(app["dir"], "write", "rekey-test")
+
+    def upload(text: bytes) -> None:
+        r = httpx.post(app["url"] + "/api/v1/imports/accounts", timeout=60,
+                       headers={"Authorization": f"Bearer {writer}"},
+                       files={"file": ("gamma.csv", text)})
+        assert r.status_code == 200, r.text
+
+    upload(b"Record ID,Company name\n88,Gamma Dash\n")
+    assert _api(app, "/accounts/crm:88")["account"]["name"] == "Gamma Dash"
+    upload(b"Record ID,Company name,Website\n88,Gamma Dash,gamma-dash.example\n")
+    r = httpx.get(app["url"] + "/api/v1/accounts/crm:88", timeout=60,
+                  headers={"Authorization": f"Bearer {app['token']}"})
+    assert r.status_code == 301, r.text
+    assert r.headers["location"] == "/api/v1/accounts/gamma-dash.example"
+    assert r.json()["account_id"] == "gamma-dash.example"
+    assert _api(app, "/accounts/gamma-dash.example")["account"]["name"] == "Gamma Dash"
+    page, errors = _login(browser, app, "rep@example.com")
+    answer = page.goto(app["url"] + "/app/accounts/crm:88")
+    assert answer is not None and answer.status == 200
+    assert page.url == app["url"] + "/app/accounts/gamma-dash.example"
+    assert "Gamma Dash" in page.locator("h1").inner_text()
+    assert errors == []
+    page.close()
+
+
 def test_a_parameter_edited_in_the_address_bar_is_a_page_saying_so(app, browser) -> None:  # type: ignore[no-untyped-def]
     page, errors = _login(browser, app, "rep@example.com")
     for query, said in (("?sort=nonsense", "cannot sort by 'nonsense'"),

@@ -70,6 +70,7 @@ def account(store: Store, settings: Any, key: str) -> dict[str, Any]:
     """Explain an account's latest scores: fit criteria met, the touches behind engagement
     (each with its decayed contribution), surge topics, stage history and committee gaps."""
     from demandloop.domains import canonical_domain
+    from demandloop.store.accounts import moved_to
 
     ws = store.workspace_id
     account_id = canonical_domain(key) or key.strip()
@@ -79,6 +80,11 @@ def account(store: Store, settings: Any, key: str) -> dict[str, Any]:
             "WHERE workspace_id = ? AND entity = 'account' AND entity_id = ? "
             "ORDER BY as_of DESC LIMIT 1", [ws, account_id]).fetchone()
         if snap is None:
+            moved = moved_to(store, account_id)
+            if moved is not None:
+                raise NotFoundError(f"account '{key}' is '{moved}' now (an import gave it "
+                                    "that id, or merged it)",
+                                    hint=f"demandloop explain account {moved}")
             raise NotFoundError(f"no scores for account '{key}'",
                                 hint="check the domain; run 'demandloop score' first")
         as_of, fit, engagement, intent, stage, details = snap

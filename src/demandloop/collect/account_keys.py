@@ -143,5 +143,13 @@ def _move(cur: duckdb.DuckDBPyConnection, ws: str, old: str, new: str, merge: bo
     else:
         cur.execute("UPDATE accounts SET account_id = $new WHERE workspace_id = $ws AND "
                     "account_id = $old", p)
+    # links sent with the old id lead to the account (see store.accounts.moved_to): older
+    # ids of it follow it, and an id that is an account's again is no alias any more
+    cur.execute("UPDATE account_aliases SET account_id = $new WHERE workspace_id = $ws AND "
+                "account_id = $old", p)
+    cur.execute("DELETE FROM account_aliases WHERE workspace_id = $ws AND alias = $new",
+                {"ws": ws, "new": new})
+    cur.execute("INSERT OR REPLACE INTO account_aliases VALUES ($ws, $old, $new, "
+                "now()::TIMESTAMP)", p)
     # touches changed account outside resolve: the server's next rescore is a full one
     touch_log.record_all(cur, ws)

@@ -20,6 +20,7 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar, get_origin
+from urllib.parse import quote
 
 import orjson
 from fastapi import Depends, FastAPI, File, Query, Request, UploadFile
@@ -262,11 +263,22 @@ def create_api(ws: Workspace, tokens: TokenRing, keys: KeyRing, jobs: Jobs,
 
     @api.get("/accounts/{account_id}", dependencies=[read],
              summary="One account: scores, explanation, people, timeline, history, jobs",
-             responses=schema.ok(schema.AccountDetail) | schema.errors(404))
+             responses=schema.ok(schema.AccountDetail) | schema.errors(404)
+             | {301: {"model": schema.Moved, "description": "The account has another id "
+                      "now (an import gave it one, or merged it): Location names it"}})
     async def account(account_id: str,
                       limit: Annotated[int, Query(ge=1, le=1000)] = 100) -> Response:
         found = await reading(ws.account_page, account_id, limit)
         if found is None:
+            moved = await reading(ws.account_moved, account_id)
+            if moved is not None:  # a link sent before an import re-keyed it (GitHub's way)
+                payload = {"success": False, "error": {
+                    "code": "moved", "message": f"account '{account_id[:80]}' is '{moved}' "
+                    "now (an import gave it that id, or merged it)"},
+                    "account_id": moved}
+                return Response(orjson.dumps(payload), status_code=301,
+                                media_type="application/json",
+                                headers={"Location": f"/api/v1/accounts/{quote(moved, safe='')}"})
             raise Reject(404, "not_found", f"no account '{account_id[:80]}'")
         return _json(found)
 

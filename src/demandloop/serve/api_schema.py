@@ -111,6 +111,12 @@ class Passages(_Open):
     min_relevance: float
 
 
+class Moved(_Open):
+    success: bool
+    error: dict[str, Any]
+    account_id: str = Field(description="The id the account has now.")
+
+
 class ImportResult(_Open):
     kind: str
     rows: int = Field(description="Rows read from the file.")

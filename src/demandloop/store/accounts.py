@@ -41,3 +41,15 @@ def rounded(df: pd.DataFrame) -> pd.DataFrame:
     """Scores as lists and messages show them: fit and engagement to 0.1, intent to 0.01."""
     return df.assign(fit=df["fit"].round(1), engagement=df["engagement"].round(1),
                      intent=df["intent"].round(2))
+
+
+def moved_to(store: Store, account_id: str) -> str | None:
+    """The account *account_id* now is, when an import re-keyed or merged it (see
+    :mod:`demandloop.collect.account_keys`) and no account holds that id again; else None.
+    """
+    with store.reader() as cur:
+        row = cur.execute(
+            "SELECT a.account_id FROM account_aliases a WHERE a.workspace_id = $ws AND "
+            "a.alias = $id AND NOT EXISTS (SELECT 1 FROM accounts WHERE workspace_id = $ws "
+            "AND account_id = $id)", {"ws": store.workspace_id, "id": account_id}).fetchone()
+    return str(row[0]) if row else None

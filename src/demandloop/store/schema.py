@@ -27,6 +27,7 @@ from demandloop.store.schema_later import (
     V17,
     V18,
     V19,
+    V21,
 )
 from demandloop.store.schema_v1 import V1
 
@@ -78,6 +79,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     # resolve's VERSION moved with it: the next resolve rebuilds and fills it in
     Migration(20, "described_calls.domain: the account each group call names",
               "ALTER TABLE described_calls ADD COLUMN domain VARCHAR;"),
+    Migration(21, "account_aliases: the ids accounts had before an import re-keyed them", V21),
 )
 
 #: sequences and the column each numbers: an import moves each past the numbers it brings
@@ -119,11 +121,12 @@ DATA_TABLES: tuple[str, ...] = (
     "meeting_slots",
     "meeting_invites",
     "access_log",
+    "account_aliases",
 )
 
 #: tables no analytics read, added after lakes were first written: a lake written before
 #: one existed is still read (Spark registers it only when the lake has it), not refused
 #: until a large lake is written again for a table nothing on Spark looks at
-NOT_ANALYSED: tuple[str, ...] = ("meeting_invites",)
+NOT_ANALYSED: tuple[str, ...] = ("meeting_invites", "account_aliases")
 
 SCHEMA_VERSION = MIGRATIONS[-1].version

@@ -371,3 +371,16 @@ CREATE TABLE described_calls (
     timestamp TIMESTAMP NOT NULL
 );
 """
+
+# The ids an account had before an import gave it a better one (``crm:42`` once the file
+# says ``acme.com``) or merged it into another: links sent with the old id (an alert, a
+# bookmark) still lead to it. Not derived from events: exported with the workspace.
+V21 = """
+CREATE TABLE account_aliases (
+    workspace_id VARCHAR NOT NULL,
+    alias VARCHAR NOT NULL,
+    account_id VARCHAR NOT NULL,
+    created_at TIMESTAMP NOT NULL,
+    PRIMARY KEY (workspace_id, alias)
+);
+"""

@@ -17,7 +17,7 @@ from demandloop.score import measures as score_measures
 from demandloop.score import predictive, predictive_run, queries
 from demandloop.score import run as score_run
 from demandloop.store import Store, account_pages, person_pages, pit
-from demandloop.store.accounts import SCORE_COLUMNS, account_view, rounded
+from demandloop.store.accounts import SCORE_COLUMNS, account_view, moved_to, rounded
 from demandloop.workspace.base import Base
 
 
@@ -167,6 +167,11 @@ class Score(Base):
             except NotFoundError:
                 found["explanation"] = None
         return found
+
+    def account_moved(self, account_id: str) -> str | None:
+        """The id an account known by *account_id* has now, when an import gave it a
+        better one or merged it into another (None otherwise): where old links lead."""
+        return moved_to(self.store, account_id)
 
     def explain_person(self, key: str) -> dict[str, Any]:
         """Why a person is who they are: identifiers, the messages that merged them, account."""

@@ -7,7 +7,7 @@ import csv
 import datetime as dt
 import io
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import quote, urlencode
 
 from fastapi import FastAPI, Request
 from fastapi.responses import RedirectResponse, Response
@@ -122,11 +122,15 @@ def register(web: FastAPI, site: Site) -> None:
     async def account(request: Request, account_id: str, who: str = "them") -> Response:
         user, session = site.who(request)
 
-        def read() -> dict[str, Any] | None:
+        def read() -> tuple[dict[str, Any] | None, str | None]:
             with site.gate.shared():
-                return ws.account_page(account_id, 200)
-        found = await run_in_threadpool(read)
+                found = ws.account_page(account_id, 200)
+                return found, ws.account_moved(account_id) if found is None else None
+        found, moved = await run_in_threadpool(read)
         if found is None:
+            if moved is not None:  # a link sent before an import gave it another id
+                return RedirectResponse(f"/app/accounts/{quote(moved, safe='')}",
+                                        status_code=302)
             return site.page(request, "error.html", user, session, 404,
                              message=f"no account '{account_id}'")
         levels = [st.name for st in reversed(ws.settings.score.stages)]
