@@ -268,6 +268,52 @@ def test_an_account_given_its_domain_later_is_merged_into_the_one_resolve_made(
     assert "demandloop explain account acme.com" in err
 
 
+@pytest.mark.parametrize(("text", "decimal", "number"), [
+    ("1250.75", ".", 1250.75), ("$1,250.75", ".", 1250.75), ("1.250,75 €", ",", 1250.75),
+    ("1 250,75", ",", 1250.75), ("1\u00a0250,75", ",", 1250.75), ("1'250.75", ".", 1250.75),
+    ("EUR 1.234.567,89", ".", 1234567.89), ("1,250.75 USD", ",", 1250.75),
+    ("99,90", ",", 99.9), ("99,90", ".", 99.9), ("3.400", ",", 3400.0),
+    ("3,400", ".", 3400.0), ("3.400", ".", 3.4), ("120.5", ",", 120.5),
+    ("30,000,000", ",", 30e6), ("-5", ".", -5.0), ("1e3", ".", 1000.0), ("", ".", None)])
+def test_numbers_as_spreadsheets_write_them(text: str, decimal: str,
+                                            number: float | None) -> None:
+    from demandloop.collect.values import as_number
+
+    assert as_number(text, decimal) == number
+
+
+@pytest.mark.parametrize("text", ["abc", "1,23,4", "12.34.5", "1.2.3,4", "nan", "inf",
+                                  "--5", ","])
+def test_what_is_not_a_number_is_refused(text: str) -> None:
+    from demandloop.collect.values import as_number
+
+    with pytest.raises(ValueError, match="is not a number"):
+        as_number(text, ",")
+
+
+def test_a_european_export_reads_its_decimal_commas(ws, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """Excel in continental Europe separates with semicolons and writes decimal commas:
+    every comma was dropped, so a spend of 99,90 became 9990 and a deal of 3400,50 became
+    340050."""
+    (tmp_path / "a.csv").write_text("domain;name;employees;annual revenue\n"
+                                    "acme.com;Acme;1.200;2.500.000,00\n", encoding="utf-8")
+    (tmp_path / "d.csv").write_text(
+        "Deal ID;Deal Name;Amount;account_domain\nd1;EU;3400,50;acme.com\n"
+        "d2;EU2;1.234.567,89;acme.com\nd3;EU3;\"12,5\";acme.com\n", encoding="utf-8")
+    (tmp_path / "s.csv").write_text("date;channel;spend;clicks\n"
+                                    "2026-11-01;paid_search;1.250,75;1.024\n"
+                                    "2026-11-02;paid_search;99,90;7\n", encoding="utf-8")
+    ws.import_crm("accounts", tmp_path / "a.csv")
+    ws.import_crm("opportunities", tmp_path / "d.csv")
+    ws.import_spend(tmp_path / "s.csv")
+    q = ws.store.con.execute
+    assert q("SELECT employees, revenue FROM accounts").fetchall() == [(1200, 2_500_000.0)]
+    assert q("SELECT opportunity_id, amount FROM opportunities ORDER BY 1").fetchall() == [
+        ("d1", 3400.5), ("d2", 1234567.89), ("d3", 12.5)]
+    assert q("SELECT spend, clicks FROM spend ORDER BY date").fetchall() == [
+        (1250.75, 1024), (99.9, 7)]
+
+
 @pytest.mark.parametrize("delimiter", [";", "\t", "|"])
 def test_a_spreadsheets_semicolon_or_tab_export_imports_like_a_comma_one(
         ws, tmp_path: Path, delimiter: str) -> None:  # type: ignore[no-untyped-def]

@@ -15,6 +15,7 @@ import csv
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +27,7 @@ from demandloop.collect.values import (
     as_number,
     as_technologies,
     as_text,
+    decimal_mark,
     parse_timestamp,
 )
 from demandloop.csvfiles import delimiter
@@ -144,7 +146,14 @@ def read_crm_csv(path: Path, kind: str, mapping: dict[str, str] | None = None) -
         raise InputError(f"{path}: no such file", hint="check the path")
     with path.open(newline="", encoding="utf-8-sig") as fh:
         try:
-            reader = csv.reader(fh, delimiter=delimiter(fh))
+            separator = delimiter(fh)
+            reader = csv.reader(fh, delimiter=separator)
+            # numbers read with the file's decimal mark (a comma in a semicolon file)
+            mark = decimal_mark(separator)
+            parsers: dict[str, Callable[[str], Any]] = {
+                **PARSERS, "revenue": partial(as_number, decimal=mark),
+                "amount": partial(as_number, decimal=mark),
+                "employees": partial(as_integer, decimal=mark)}
             header = next(reader, None)
             if not header:
                 raise InputError(f"{path}: empty file, expected a header row")
@@ -162,7 +171,7 @@ def read_crm_csv(path: Path, kind: str, mapping: dict[str, str] | None = None) -
                 row: dict[str, Any] = {}
                 for fld, i in index.items():
                     try:
-                        row[fld] = PARSERS.get(fld, as_text)(values[i])
+                        row[fld] = parsers.get(fld, as_text)(values[i])
                     except ValueError as exc:
                         problems.append(f"{path}:{line}: column '{columns[fld]}': {exc}")
                 rows.append(row)

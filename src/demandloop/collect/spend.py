@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from demandloop.collect.crm import normalise_header
-from demandloop.collect.values import as_integer, as_number, parse_timestamp
+from demandloop.collect.values import as_integer, as_number, decimal_mark, parse_timestamp
 from demandloop.csvfiles import delimiter
 from demandloop.errors import InputError
 
@@ -50,7 +50,9 @@ def read_spend_csv(path: Path) -> SpendRows:
     except OSError as e:
         raise InputError(f"cannot read {path}: {e.strerror}") from None
     with handle:
-        reader = csv.reader(handle, delimiter=delimiter(handle))
+        separator = delimiter(handle)
+        reader = csv.reader(handle, delimiter=separator)
+        mark = decimal_mark(separator)  # (a comma in a semicolon file)
         header = next(reader, None)
         if not header:
             raise InputError(f"{path} is empty", hint="expected a header: "
@@ -75,7 +77,7 @@ def read_spend_csv(path: Path) -> SpendRows:
             get = {f: (record[i] if i < len(record) else "") for f, i in columns.items()}
             try:
                 day = parse_timestamp(get["date"])
-                spend = as_number(get["spend"])
+                spend = as_number(get["spend"], mark)
                 channel = channel_key(get["channel"])
                 if day is None or spend is None or not channel:
                     raise ValueError("date, channel and spend are required")
@@ -84,8 +86,8 @@ def read_spend_csv(path: Path) -> SpendRows:
                 rows.append({
                     "date": day.date(), "channel": channel,
                     "campaign": get.get("campaign", "").strip() or None, "spend": spend,
-                    "impressions": as_integer(get.get("impressions", "")),
-                    "clicks": as_integer(get.get("clicks", "")),
+                    "impressions": as_integer(get.get("impressions", ""), mark),
+                    "clicks": as_integer(get.get("clicks", ""), mark),
                 })
             except ValueError as e:
                 problems.append(f"{path}:{line}: {e}")

@@ -34,18 +34,64 @@ def parse_timestamp(value: str) -> dt.datetime | None:
     return ts
 
 
-def as_number(value: str) -> float | None:
-    v = value.strip().replace(",", "").replace("$", "").replace("€", "").replace("£", "")
+#: what a spreadsheet or CRM puts around and inside a number that is not part of it:
+#: currency signs, spaces (also the no-break ones French and Swiss formats group with) and
+#: the Swiss apostrophe
+_NOT_DIGITS = str.maketrans("", "", " \u00a0\u202f\u2009'\u2019$€£¥")
+#: an ISO currency code before or after the number ("EUR 1.250,00", "1,250.00 USD")
+_CODE = re.compile(r"^[A-Za-z]{3}(?=[\d\s.,+-])|(?<=[\d\s.,])[A-Za-z]{3}$")
+
+
+def decimal_mark(delimiter: str) -> str:
+    """The decimal mark of a CSV separated by *delimiter*: a comma where the file is
+    separated by semicolons (Excel in most of continental Europe, where the comma is the
+    decimal mark), else a point."""
+    return "," if delimiter == ";" else "."
+
+
+def as_number(value: str, decimal: str = ".") -> float | None:
+    """A number as spreadsheets and CRMs export it: ``1250.75``, ``$1,250.75``,
+    ``1.250,75 €``, ``1 250,75``, ``1'250.75``, ``EUR 1.234.567,89``.
+
+    With both marks, the last is the decimal mark; one mark several times groups
+    thousands. A single mark once is the file's *decimal* mark (see :func:`decimal_mark`),
+    or the other one: with three digits after it, it groups thousands (``3.400`` in a
+    semicolon file, ``3,400`` in a comma one), else it is a decimal mark all the same
+    (``120.5`` in a semicolon file). Before, every comma was dropped: ``99,90`` from a
+    European export became 9990."""
+    v = _CODE.sub("", value.strip()).translate(_NOT_DIGITS)
     if not v:
         return None
-    try:
-        return float(v)
-    except ValueError:
-        raise ValueError(f"'{value}' is not a number") from None
+    sign = v[0] if v[0] in "+-" else ""
+    body = v[len(sign):]
+    commas, points = body.count(","), body.count(".")
+    if commas and points:
+        mark = "," if body.rfind(",") > body.rfind(".") else "."
+        whole, _, fraction = body.rpartition(mark)
+        whole = _ungrouped(whole, "." if mark == "," else ",", value)
+        body = f"{whole}.{fraction}"
+    elif commas + points > 1:
+        body = _ungrouped(body, "," if commas else ".", value)
+    elif commas + points == 1:
+        mark = "," if commas else "."
+        whole, _, fraction = body.partition(mark)
+        grouped = (mark != decimal and len(fraction) == 3 and fraction.isdigit()
+                   and 1 <= len(whole) <= 3)
+        body = f"{whole}{fraction}" if grouped else f"{whole}.{fraction}"
+    if not re.fullmatch(r"\d*\.?\d+(?:[eE][+-]?\d+)?", body):
+        raise ValueError(f"'{value}' is not a number")
+    return float(sign + body)
 
 
-def as_integer(value: str) -> int | None:
-    n = as_number(value)
+def _ungrouped(digits: str, mark: str, value: str) -> str:
+    """*digits* grouped in thousands by *mark* (``1,234,567``), without the marks."""
+    if not re.fullmatch(rf"\d{{1,3}}(?:{re.escape(mark)}\d{{3}})+", digits):
+        raise ValueError(f"'{value}' is not a number")
+    return digits.replace(mark, "")
+
+
+def as_integer(value: str, decimal: str = ".") -> int | None:
+    n = as_number(value, decimal)
     if n is None:
         return None
     if n != int(n) or n < 0:
