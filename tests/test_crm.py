@@ -298,20 +298,34 @@ def test_a_european_export_reads_its_decimal_commas(ws, tmp_path: Path) -> None:
     (tmp_path / "a.csv").write_text("domain;name;employees;annual revenue\n"
                                     "acme.com;Acme;1.200;2.500.000,00\n", encoding="utf-8")
     (tmp_path / "d.csv").write_text(
-        "Deal ID;Deal Name;Amount;account_domain\nd1;EU;3400,50;acme.com\n"
-        "d2;EU2;1.234.567,89;acme.com\nd3;EU3;\"12,5\";acme.com\n", encoding="utf-8")
+        "Deal ID;Deal Name;Amount;Create Date;account_domain\n"
+        "d1;EU;3400,50;01/02/2026;acme.com\nd2;EU2;1.234.567,89;31.12.2025;acme.com\n"
+        "d3;EU3;\"12,5\";2026-03-04;acme.com\n", encoding="utf-8")
     (tmp_path / "s.csv").write_text("date;channel;spend;clicks\n"
-                                    "2026-11-01;paid_search;1.250,75;1.024\n"
+                                    "01/11/2026;paid_search;1.250,75;1.024\n"
                                     "2026-11-02;paid_search;99,90;7\n", encoding="utf-8")
     ws.import_crm("accounts", tmp_path / "a.csv")
     ws.import_crm("opportunities", tmp_path / "d.csv")
     ws.import_spend(tmp_path / "s.csv")
     q = ws.store.con.execute
     assert q("SELECT employees, revenue FROM accounts").fetchall() == [(1200, 2_500_000.0)]
-    assert q("SELECT opportunity_id, amount FROM opportunities ORDER BY 1").fetchall() == [
-        ("d1", 3400.5), ("d2", 1234567.89), ("d3", 12.5)]
-    assert q("SELECT spend, clicks FROM spend ORDER BY date").fetchall() == [
-        (1250.75, 1024), (99.9, 7)]
+    assert q("SELECT opportunity_id, amount, created_at::DATE::VARCHAR FROM opportunities "
+             "ORDER BY 1").fetchall() == [("d1", 3400.5, "2026-02-01"),
+                                          ("d2", 1234567.89, "2025-12-31"),
+                                          ("d3", 12.5, "2026-03-04")]
+    assert q("SELECT date::VARCHAR, spend, clicks FROM spend ORDER BY date").fetchall() == [
+        ("2026-11-01", 1250.75, 1024), ("2026-11-02", 99.9, 7)]
+
+
+@pytest.mark.parametrize(("text", "day_first", "day"), [
+    ("01/02/2026", False, "2026-01-02"), ("01/02/2026", True, "2026-02-01"),
+    ("31/12/2025", False, "2025-12-31"), ("12/31/2025", True, "2025-12-31"),
+    ("31.12.2025 10:30", False, "2025-12-31"), ("2026-01-02T10:00:00Z", True, "2026-01-02")])
+def test_dates_as_spreadsheets_write_them(text: str, day_first: bool, day: str) -> None:
+    from demandloop.collect.values import parse_timestamp
+
+    found = parse_timestamp(text, day_first)
+    assert found is not None and found.date().isoformat() == day
 
 
 @pytest.mark.parametrize("delimiter", [";", "\t", "|"])

@@ -153,7 +153,10 @@ def read_crm_csv(path: Path, kind: str, mapping: dict[str, str] | None = None) -
             parsers: dict[str, Callable[[str], Any]] = {
                 **PARSERS, "revenue": partial(as_number, decimal=mark),
                 "amount": partial(as_number, decimal=mark),
-                "employees": partial(as_integer, decimal=mark)}
+                "employees": partial(as_integer, decimal=mark),
+                # (and dates day first there: 01/02/2026 is the 1st of February)
+                "created_at": partial(parse_timestamp, day_first=mark == ","),
+                "closed_at": partial(parse_timestamp, day_first=mark == ",")}
             header = next(reader, None)
             if not header:
                 raise InputError(f"{path}: empty file, expected a header row")

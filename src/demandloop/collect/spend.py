@@ -76,7 +76,7 @@ def read_spend_csv(path: Path) -> SpendRows:
                 continue
             get = {f: (record[i] if i < len(record) else "") for f, i in columns.items()}
             try:
-                day = parse_timestamp(get["date"])
+                day = parse_timestamp(get["date"], day_first=mark == ",")
                 spend = as_number(get["spend"], mark)
                 channel = channel_key(get["channel"])
                 if day is None or spend is None or not channel:

@@ -12,16 +12,25 @@ from demandloop.domains import canonical_domain
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
 
-def parse_timestamp(value: str) -> dt.datetime | None:
-    """ISO dates/times (``Z`` or offsets, converted to UTC), ``MM/DD/YYYY`` and ``DD-MM-YYYY``."""
+#: dates with slashes as the United States write them, and as the rest of the world does
+_MONTH_FIRST = ("%m/%d/%Y %H:%M", "%m/%d/%Y")
+_DAY_FIRST = ("%d/%m/%Y %H:%M", "%d/%m/%Y")
+
+
+def parse_timestamp(value: str, day_first: bool = False) -> dt.datetime | None:
+    """ISO dates/times (``Z`` or offsets, converted to UTC), ``MM/DD/YYYY``,
+    ``DD/MM/YYYY``, ``DD.MM.YYYY`` and ``DD-MM-YYYY``. A date with slashes is read month
+    first, or day first with *day_first* (a semicolon-separated file: European Excel);
+    the other order when the first cannot be (``31/12/2025`` is the 31st either way)."""
     v = value.strip()
     if not v:
         return None
     try:
         ts = dt.datetime.fromisoformat(v.replace("Z", "+00:00"))
     except ValueError:
-        for fmt in ("%m/%d/%Y %H:%M", "%m/%d/%Y", "%d-%m-%Y %H:%M:%S", "%d-%m-%Y %H:%M",
-                    "%d-%m-%Y", "%Y/%m/%d"):
+        slashes = (*_DAY_FIRST, *_MONTH_FIRST) if day_first else (*_MONTH_FIRST, *_DAY_FIRST)
+        for fmt in (*slashes, "%d.%m.%Y %H:%M", "%d.%m.%Y", "%d-%m-%Y %H:%M:%S",
+                    "%d-%m-%Y %H:%M", "%d-%m-%Y", "%Y/%m/%d"):
             try:
                 ts = dt.datetime.strptime(v, fmt)
                 break
