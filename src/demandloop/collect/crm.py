@@ -102,12 +102,19 @@ def normalise_header(header: str) -> str:
     return _NORMALISE.sub("", header.lower())
 
 
-PARSERS: dict[str, Callable[[str], Any]] = {
-    "employees": as_integer, "revenue": as_number, "amount": as_number, "target": as_boolean,
-    "is_closed": as_boolean, "won": as_boolean, "created_at": parse_timestamp,
-    "closed_at": parse_timestamp, "domain": as_domain, "account_domain": as_domain,
-    "email": as_email, "technologies": as_technologies,
-}
+def parsers(mark: str) -> dict[str, Callable[[str], Any]]:
+    """The parser of each field, for a file whose decimal mark is *mark* (see
+    :func:`~demandloop.collect.values.decimal_mark`): a comma file's numbers and dates are
+    read as the United States write them, a semicolon file's as continental Europe does
+    (``01/02/2026`` is the 1st of February there)."""
+    number, day_first = partial(as_number, decimal=mark), mark == ","
+    stamp = partial(parse_timestamp, day_first=day_first)
+    return {
+        "employees": partial(as_integer, decimal=mark), "revenue": number, "amount": number,
+        "target": as_boolean, "is_closed": as_boolean, "won": as_boolean,
+        "created_at": stamp, "closed_at": stamp, "domain": as_domain,
+        "account_domain": as_domain, "email": as_email, "technologies": as_technologies,
+    }
 
 
 @dataclass
@@ -148,15 +155,7 @@ def read_crm_csv(path: Path, kind: str, mapping: dict[str, str] | None = None) -
         try:
             separator = delimiter(fh)
             reader = csv.reader(fh, delimiter=separator)
-            # numbers read with the file's decimal mark (a comma in a semicolon file)
-            mark = decimal_mark(separator)
-            parsers: dict[str, Callable[[str], Any]] = {
-                **PARSERS, "revenue": partial(as_number, decimal=mark),
-                "amount": partial(as_number, decimal=mark),
-                "employees": partial(as_integer, decimal=mark),
-                # (and dates day first there: 01/02/2026 is the 1st of February)
-                "created_at": partial(parse_timestamp, day_first=mark == ","),
-                "closed_at": partial(parse_timestamp, day_first=mark == ",")}
+            parse = parsers(decimal_mark(separator))  # (a comma in a semicolon file)
             header = next(reader, None)
             if not header:
                 raise InputError(f"{path}: empty file, expected a header row")
@@ -174,7 +173,7 @@ def read_crm_csv(path: Path, kind: str, mapping: dict[str, str] | None = None) -
                 row: dict[str, Any] = {}
                 for fld, i in index.items():
                     try:
-                        row[fld] = parsers.get(fld, as_text)(values[i])
+                        row[fld] = parse.get(fld, as_text)(values[i])
                     except ValueError as exc:
                         problems.append(f"{path}:{line}: column '{columns[fld]}': {exc}")
                 rows.append(row)
