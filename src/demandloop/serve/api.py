@@ -272,13 +272,10 @@ def create_api(ws: Workspace, tokens: TokenRing, keys: KeyRing, jobs: Jobs,
         if found is None:
             moved = await reading(ws.account_moved, account_id)
             if moved is not None:  # a link sent before an import re-keyed it (GitHub's way)
-                payload = {"success": False, "error": {
-                    "code": "moved", "message": f"account '{account_id[:80]}' is '{moved}' "
-                    "now (an import gave it that id, or merged it)"},
-                    "account_id": moved}
-                return Response(orjson.dumps(payload), status_code=301,
-                                media_type="application/json",
-                                headers={"Location": f"/api/v1/accounts/{quote(moved, safe='')}"})
+                raise Reject(301, "moved", f"account '{account_id[:80]}' is '{moved}' now (an "
+                             "import gave it that id, or merged it)",
+                             location=f"/api/v1/accounts/{quote(moved, safe='')}",
+                             extra={"account_id": moved})
             raise Reject(404, "not_found", f"no account '{account_id[:80]}'")
         return _json(found)
 

@@ -32,18 +32,24 @@ class Reject(Exception):
     """An answer other than 200, in the one error shape."""
 
     def __init__(self, status: int, code: str, message: str,
-                 problems: list[str] | None = None, retry_after: int | None = None) -> None:
+                 problems: list[str] | None = None, retry_after: int | None = None,
+                 location: str | None = None, extra: dict[str, Any] | None = None) -> None:
         super().__init__(message)
         self.status, self.code, self.message = status, code, message
         self.problems, self.retry_after = problems or [], retry_after
+        #: where a moved thing is now (a 301's ``Location``), and fields beside ``error``
+        self.location, self.extra = location, extra or {}
 
     def payload(self) -> tuple[bytes, list[tuple[bytes, bytes]]]:
         """The JSON body and the extra headers of this answer."""
         body: dict[str, Any] = {"success": False,
-                                "error": {"code": self.code, "message": self.message}}
+                                "error": {"code": self.code, "message": self.message},
+                                **self.extra}
         if self.problems:
             body["error"]["problems"] = self.problems
         headers = [(b"retry-after", str(self.retry_after).encode())] if self.retry_after else []
+        if self.location is not None:
+            headers.append((b"location", self.location.encode()))
         if self.status == 401:
             headers.append((b"www-authenticate", b'Basic realm="demandloop"'))
         return orjson.dumps(body), headers
