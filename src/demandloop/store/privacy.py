@@ -178,7 +178,6 @@ def find(cur: duckdb.DuckDBPyConnection, workspace: str, key: str) -> Subject:
         "lower(traits ->> 'email') IN (SELECT id FROM _emails) OR "
         "lower(context -> 'traits' ->> 'email') IN (SELECT id FROM _emails) OR "
         "lower(properties ->> 'email') IN (SELECT id FROM _emails))"), p)
-    # the key stands for itself only where something carries it
     _register(cur, s)
     return s
 
@@ -203,10 +202,33 @@ def export(store: Store, key: str) -> dict[str, Any]:
             rows = [dict(zip(names, r, strict=True)) for r in rel.fetchall()]
             if rows:
                 tables[table] = rows
+    users, anons = s.users, s.anons
+    # The key is searched for as a user id and as an anonymous id (it may be either), but
+    # named as one only where a row carries it as such: a data subject is told what is held.
+    if not _carried(tables, ("user_id",), "user", s.key):
+        users = users - {s.key}
+    if not _carried(tables, ("anonymous_id",), "anon", s.key):
+        anons = anons - {s.key}
     return {"subject": key, "found": s.found,
-            "identifiers": {"emails": sorted(s.emails), "user_ids": sorted(s.users),
-                            "anonymous_ids": sorted(s.anons), "person_ids": sorted(s.persons)},
+            "identifiers": {"emails": sorted(s.emails), "user_ids": sorted(users),
+                            "anonymous_ids": sorted(anons), "person_ids": sorted(s.persons)},
             "tables": tables}
+
+
+def _carried(tables: dict[str, list[dict[str, Any]]], columns: tuple[str, ...], kind: str,
+             key: str) -> bool:
+    """Does an exported row carry *key* in one of *columns*, or as an identity edge's or
+    identifier's *kind* id?"""
+    for rows in tables.values():
+        for row in rows:
+            if any(row.get(c) == key for c in columns):
+                return True
+            if (row.get("kind_a"), row.get("id_a")) == (kind, key) or (
+                    row.get("kind_b"), row.get("id_b")) == (kind, key):
+                return True
+            if (row.get("kind"), row.get("identifier")) == (kind, f"{kind}:{key}"):
+                return True
+    return False
 
 
 def erase(store: Store, key: str, now: dt.datetime) -> tuple[Subject, dict[str, int]]:
