@@ -138,3 +138,52 @@ def test_a_setting_variable_that_names_no_setting_is_refused(
     for key in ("DEMANDLOOP_DEBUG", "DEMANDLOOP_REQUIRE_BROWSER", "DEMANDLOOP_DIR"):
         monkeypatch.setenv(key, "")
     assert cli("-w", str(w), "status")[0] == 0
+
+
+@pytest.mark.parametrize("size", ["lots", "80%", "100", "0MB", "-1GB", "2 gigabytes", "1,5GB"])
+def test_a_memory_limit_that_is_not_a_size_is_refused_before_the_database_opens(
+        cli, tmp_path: Path, size: str) -> None:  # type: ignore[no-untyped-def]
+    # DuckDB refused some of these only on opening ("cannot open database"), and took
+    # '-1GB' as no limit and '2 gigabytes' as none at all
+    (tmp_path / "demandloop.toml").write_text(f'[store]\nmemory_limit = "{size}"\n')
+    code, _, err = cli("-w", str(tmp_path), "status")
+    assert code == 2
+    assert err.count("\n") == 1
+    assert f"invalid value for 'store.memory_limit': '{size}' is not a size" in err
+    assert "cannot open" not in err and "Value error" not in err
+    assert not (tmp_path / "demandloop.duckdb").exists()
+
+
+@pytest.mark.parametrize("size", ["1800MB", "1.5 GiB", "4gb", "512KiB"])
+def test_memory_limits_as_duckdb_writes_them_are_taken(tmp_path: Path, size: str) -> None:
+    import duckdb
+
+    (tmp_path / "demandloop.toml").write_text(f'[store]\nmemory_limit = "{size}"\n')
+    assert Settings.load(tmp_path).store.memory_limit == size
+    duckdb.connect().execute(f"SET memory_limit = '{size}'")  # and DuckDB takes it too
+
+
+@pytest.mark.parametrize(("caps", "says"), [
+    ("{pageview = 5}", "unknown activity 'pageview' (activities: page_view,"),
+    ("{page_view = -1}", "the cap of 'page_view' is -1.0: a cap is 0 or more"),
+    ("{form_fill = nan}", "the cap of 'form_fill' is nan"),
+])
+def test_a_daily_cap_on_no_activity_or_below_zero_is_refused(tmp_path: Path, caps: str,
+                                                             says: str) -> None:
+    (tmp_path / "demandloop.toml").write_text(f"[score]\ndaily_caps = {caps}\n")
+    with pytest.raises(ConfigError, match="'score.daily_caps'") as e:
+        Settings.load(tmp_path)
+    assert says in str(e.value)
+
+
+def test_the_daily_caps_name_every_activity_a_touch_can_have(tmp_path: Path) -> None:
+    from demandloop.config.score import ACTIVITY_NAMES
+    from demandloop.enrich.touches import ACTIVITIES
+    from demandloop.enrich.touch_reach import PAGE_ACTIVITIES
+    from demandloop.score.engagement import EngagementRules
+
+    every = {*PAGE_ACTIVITIES, *(a.name for a in ACTIVITIES)}
+    assert set(ACTIVITY_NAMES) == every == set(EngagementRules().caps)
+    (tmp_path / "demandloop.toml").write_text(
+        "[score]\ndaily_caps = {" + ", ".join(f"{a} = 0" for a in sorted(every)) + "}\n")
+    assert Settings.load(tmp_path).score.daily_caps == dict.fromkeys(every, 0.0)

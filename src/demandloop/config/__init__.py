@@ -21,6 +21,7 @@ Example:
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
@@ -31,6 +32,7 @@ from pydantic import (
     Field,
     SecretStr,
     ValidationError,
+    field_validator,
 )
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
@@ -47,6 +49,9 @@ from demandloop.config.resolve import EnrichSettings, IdentitySettings
 from demandloop.config.score import ScoreSettings
 from demandloop.config.toml import render_example
 from demandloop.errors import ConfigError
+
+#: a DuckDB memory size: a positive number and a unit
+_SIZE = re.compile(r"\s*(\d+(\.\d+)?|\.\d+)\s*([KMGT]i?B)\s*", re.IGNORECASE)
 
 CONFIG_FILE = "demandloop.toml"
 
@@ -74,8 +79,20 @@ class StoreSettings(_Section):
         "A running server keeps one, and gives its live loop these after a quiet spell."
     )
     memory_limit: str | None = Field(
-        None, description="DuckDB memory limit such as '4GB'; empty means DuckDB's default."
+        None, description="DuckDB memory limit such as '4GB' or '1800MB' (units KB, MB, GB, "
+        "TB, KiB, MiB, GiB, TiB); empty means DuckDB's default (80 % of the memory)."
     )
+
+    @field_validator("memory_limit")
+    @classmethod
+    def _a_size(cls, value: str | None) -> str | None:
+        # checked here, not left to DuckDB, whose refusal surfaced as "cannot open
+        # database" (and it takes '-1GB' as no limit, '2 gigabytes' as zero)
+        size = _SIZE.fullmatch(value) if value is not None else None
+        if value is not None and (size is None or float(size.group(1)) <= 0):
+            raise ValueError(f"'{value}' is not a size: write a number and a unit, such as "
+                             "'4GB' or '1800MB' (units KB, MB, GB, TB, KiB, MiB, GiB, TiB)")
+        return value
 
 
 class Settings(BaseSettings):
@@ -225,7 +242,8 @@ def _config_error(exc: ValidationError, source: str) -> ConfigError:
         )
     more = f" and {len(exc.errors()) - 1} more problem(s)" if len(exc.errors()) > 1 else ""
     return ConfigError(
-        f"{source}: invalid value for '{key}': {first['msg']}{more}",
+        f"{source}: invalid value for '{key}': {first['msg'].removeprefix('Value error, ')}"
+        f"{more}",
         hint="see the commented example written by 'demandloop init'",
     )
 

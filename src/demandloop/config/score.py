@@ -13,6 +13,13 @@ from demandloop.config.conditions import (
     ConditionSetting,
 )
 
+#: the activities a touch can have (page views, then the track events'
+#: ``demandloop.enrich.touches.ACTIVITIES``; a test holds the two equal): what a daily cap
+#: may name
+ACTIVITY_NAMES = ("page_view", "high_intent_page", "demo_request", "meeting_booked", "trial",
+                  "form_fill", "webinar_registration", "webinar_attended",
+                  "sales_email_reply", "sales_email")
+
 
 class BandSetting(_Section):
     """A numeric range worth some fit points: min <= value < max."""
@@ -127,7 +134,8 @@ class ScoreSettings(_Section):
                                   description="Engagement halves every N days.")
     daily_caps: dict[str, float] = Field(default_factory=dict,
                                          description="Activity -> max weight counted per day "
-                                         "(adds to / overrides the built-in caps).")
+                                         "(adds to / overrides the built-in caps; 0 counts "
+                                         "none of it).")
     surge_recent_days: int = Field(7, ge=1, le=90, description="Intent: recent window (days).")
     surge_baseline_days: int = Field(90, ge=7, le=730,
                                      description="Intent: trailing baseline window (days).")
@@ -143,6 +151,20 @@ class ScoreSettings(_Section):
     fit: FitSettings = Field(default_factory=FitSettings)
     mql: MqlSetting = Field(default_factory=MqlSetting)
     committee: CommitteeSetting = Field(default_factory=CommitteeSetting)  # type: ignore[arg-type]
+
+    @field_validator("daily_caps")
+    @classmethod
+    def _caps(cls, value: dict[str, float]) -> dict[str, float]:
+        # a misspelt activity would cap nothing and say nothing
+        unknown = sorted(set(value) - set(ACTIVITY_NAMES))
+        if unknown:
+            raise ValueError(f"unknown activity '{unknown[0]}' (activities: "
+                             f"{', '.join(ACTIVITY_NAMES)})")
+        negative = sorted(k for k, v in value.items() if not v >= 0)
+        if negative:
+            raise ValueError(f"the cap of '{negative[0]}' is {value[negative[0]]}: a cap is "
+                             "0 or more (0 counts none of that activity)")
+        return value
 
     @model_validator(mode="after")
     def _stage_names(self) -> ScoreSettings:
