@@ -499,3 +499,34 @@ then = [{action = "create_task", title = "Call the new MQL at {name}"}]
                                     "title = ?", [account, f"Call the new MQL at {name}"]
                                     ).fetchone() == (expected.count(
                                         (account, f"Call the new MQL at {name}")) + 1,)
+
+
+@pytest.mark.parametrize(("when", "action", "says"), [
+    ('{trigger = "stage_changed", to = "mqx"}', 'url = "http://127.0.0.1:9/hook"',
+     "workflow 'z': no stage 'mqx' (stages: customer, opportunity, mqa, engaged, aware, "
+     "target, unaware)"),
+    ('{trigger = "surge"}', 'url = "hooks.slack.com/services/T0/B0/x"',
+     "notify: 'hooks.slack.com/services/T0/B0/x' is not an http(s) URL"),
+    ('{trigger = "surge"}', 'url = "ftp://example.com/hook"', "is not an http(s) URL"),
+])
+def test_a_workflow_that_could_never_deliver_or_fire_is_refused_before_it_runs(
+        tmp_path: Path, cli, when: str, action: str, says: str) -> None:  # type: ignore[no-untyped-def]
+    # before: a URL without its scheme was retried on every firing until the dead-letter
+    # list, and a stage no rule gives never fired, both without a word
+    d = tmp_path / "w"
+    (d / "workflows").mkdir(parents=True)
+    (d / "workflows" / "a.toml").write_text(
+        f'[[workflows]]\nname = "z"\nwhen = {when}\n'
+        f'then = [{{action = "notify", {action}}}]\n')
+    for command in (("workflows", "validate"), ("workflows", "run")):
+        code, out, err = cli("-w", str(d), *command)
+        assert code == 2, out
+        assert says in err and "Value error" not in err
+        assert err.count("\n") == 1
+    assert not (d / "demandloop.duckdb").exists() or _jobs(d) == 0
+
+
+def _jobs(d: Path) -> int:
+    with demandloop.open(d) as ws:
+        row = ws.store.con.execute("SELECT count(*) FROM jobs").fetchone()
+    return int(row[0]) if row else 0

@@ -7,6 +7,7 @@ is the ``activate`` field of :class:`demandloop.config.Settings`.
 from __future__ import annotations
 
 from typing import Literal
+from urllib.parse import urlsplit
 
 from pydantic import ConfigDict, Field, model_validator
 
@@ -124,6 +125,12 @@ class ActionSetting(_Section):
             missing.append("territories")
         if missing:
             raise ValueError(f"action '{self.action}' needs {', '.join(missing)}")
+        if self.action == "notify" and self.url is not None:
+            url = urlsplit(self.url)
+            # anything else was retried until the dead-letter list, on every firing
+            if url.scheme not in ("http", "https") or not url.hostname:
+                raise ValueError(f"notify: '{self.url}' is not an http(s) URL (such as "
+                                 "https://hooks.slack.com/services/...)")
         return self
 
 

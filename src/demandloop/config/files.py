@@ -34,7 +34,8 @@ def tables_from_folder(folder: Path, key: str, model: type[M], what: str) -> lis
         except ValidationError as exc:
             first = exc.errors()[0]
             where = ".".join(str(p) for p in first["loc"])
-            raise ConfigError(f"{path}: invalid {what} at '{where}': {first['msg']}") from None
+            raise ConfigError(f"{path}: invalid {what} at '{where}': "
+                              f"{first['msg'].removeprefix('Value error, ')}") from None
     return found
 
 
