@@ -5,7 +5,9 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import demandloop
 
@@ -205,3 +207,37 @@ def test_data_is_printed_as_it_is_not_as_markup(cli, market: Path, tmp_path: Pat
     bad.write_text("root:x:0:0:root:/root:/bin/bash\n")
     code, _, err = cli("-w", str(w), "import", "accounts", str(bad))
     assert code != 0 and "root:x:0:0:root" in err.replace("\n", ""), err
+
+
+def _commands(cmd: Any, path: list[str]) -> Iterator[tuple[list[str], Any]]:
+    yield path, cmd
+    for name, sub in getattr(cmd, "commands", {}).items():
+        yield from _commands(sub, [*path, name])
+
+
+def test_every_help_shows_the_settings_it_names_in_brackets() -> None:
+    # Rich read "[compute]" and "[activate.segments]" in help texts as markup tags and
+    # printed nothing in their place ("default: lake", "Saved segments ([])")
+    import re
+
+    import typer
+    from typer.testing import CliRunner
+
+    from demandloop.cli import app
+
+    bracketed = re.compile(r"\[[^\[\]\s]+\]")
+    checked = 0
+    for path, cmd in _commands(typer.main.get_command(app), []):
+        texts = [cmd.help or "", *(getattr(p, "help", None) or "" for p in cmd.params),
+                 *(c.help or "" for c in getattr(cmd, "commands", {}).values())]
+        # what the text says once Rich's escapes are read
+        wanted = {t for text in texts for t in bracketed.findall(text.replace("\\[", "["))}
+        if not wanted:
+            continue
+        shown = CliRunner().invoke(app, [*path, "--help"], terminal_width=200)
+        assert shown.exit_code == 0, path
+        flat = " ".join(shown.output.replace("│", " ").split())
+        for token in wanted:
+            assert token in flat, (path, token)
+            checked += 1
+    assert checked >= 10  # the settings named in brackets when this test was written

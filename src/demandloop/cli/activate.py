@@ -35,7 +35,7 @@ app.add_typer(audiences_app, name="audiences")
 
 @audiences_app.command("list")
 def audiences_list(as_json: bool = JsonOpt) -> None:
-    """Saved segments ([[activate.segments]]) and the lists workflows fill
+    """Saved segments ([\\[activate.segments]]) and the lists workflows fill
     (add_to_audience), with their current size."""
     with _open() as ws:
         rows = [{"name": s.name, "entity": s.entity, "members": len(ws.segment(s.name)[1]),

@@ -111,7 +111,7 @@ def import_parquet(
 @app.command()
 def export(
     directory: Path | None = typer.Argument(
-        None, help="Where to write (with --format lake, default: [compute] lake)."),
+        None, help="Where to write (with --format lake, default: \\[compute] lake)."),
     fmt: str = typer.Option(
         "parquet", "--format",
         help="parquet (one file per table) or lake (a folder per table, events and "

@@ -146,7 +146,7 @@ JsonOpt = typer.Option(False, "--json", help="Print JSON instead of tables.")
 
 
 EngineOpt = typer.Option(None, "--engine", help="duckdb or spark (reads the Parquet lake; "
-                         "default: [compute] engine).")
+                         "default: \\[compute] engine).")
 
 
 HorizonOpt = typer.Option(90, "--horizon", min=1, max=3650, metavar="DAYS",
