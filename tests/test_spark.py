@@ -374,23 +374,24 @@ def test_resolve_on_spark_equals_a_rebuild_on_duckdb(scored: Path, tmp_path: Pat
 
 
 @pytest.mark.parametrize(("level", "outcome"), [("account", "opportunity"),
-                                                ("account", "won"), ("person", "opportunity")])
-def test_attribution_on_spark_equals_duckdb(scored: Path, level: str, outcome: str) -> None:
+                                                ("account", "won"), ("person", None)])
+def test_attribution_on_spark_equals_duckdb(scored: Path, level: str, outcome: str | None
+                                            ) -> None:
     # journeys and rule-based models run by Spark from the lake, Markov and Shapley from
     # the distinct paths it found; the same on DuckDB from the store
     _spark_or_skip()
     from demandloop.measure.attribution import ALL_MODELS
 
     with demandloop.open(scored) as ws:
-        for measure in ("conversions", "value"):
+        # a person's journey ends at a lead, which has no value (refused: test_measure)
+        for measure in ("conversions", "value") if level == "account" else ("conversions",):
             duck = ws.attribution(level=level, outcome=outcome, models=ALL_MODELS,
                                   measure=measure, engine="duckdb")
             spark = ws.attribution(level=level, outcome=outcome, models=ALL_MODELS,
                                    measure=measure, engine="spark")
             assert duck["channel"].tolist() == spark["channel"].tolist()
             assert len(duck) >= 8
-            if measure == "conversions" or level == "account":  # a person has no value
-                assert duck["linear"].sum() > 20  # journeys converted: credit to share
+            assert duck["linear"].sum() > 20  # journeys converted: credit to share
             for model in ALL_MODELS:
                 np.testing.assert_allclose(spark[model], duck[model], rtol=1e-9, atol=1e-9,
                                            err_msg=f"{measure} {model}")

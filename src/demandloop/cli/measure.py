@@ -127,8 +127,8 @@ def report_health(engine: str | None = EngineOpt, as_json: bool = JsonOpt,
 @report_app.command("attribution")
 def report_attribution(
     level: str = typer.Option("account", "--level", help="account or person."),
-    outcome: str = typer.Option("opportunity", "--outcome",
-                                help="account level: opportunity or won."),
+    outcome: str | None = typer.Option(None, "--outcome", help="Account level only: "
+                                       "opportunity (the default) or won."),
     models: str = typer.Option(",".join(DEFAULT_MODELS), "--models",
                                help=f"Comma-separated: {', '.join(ALL_MODELS)}."),
     measure: str = typer.Option("conversions", "--measure", help="conversions or value."),
@@ -146,7 +146,8 @@ def report_attribution(
         df = ws.attribution(level=level, outcome=outcome, models=names, measure=measure,
                             engine=ws.engine(engine))
     fmt = "{:,.0f}" if measure == "value" else "{:.2f}"
-    _emit(df, f"attribution ({level} level, {outcome if level == 'account' else 'lead'}; "
+    _emit(df, f"attribution ({level} level, "
+          f"{(outcome or 'opportunity') if level == 'account' else 'lead'}; "
           f"{measure})", as_json, as_csv, dict.fromkeys(names, fmt))
 
 

@@ -67,19 +67,31 @@ def health(f: Frames, settings: Settings) -> tuple[dict[str, Any], pd.DataFrame]
 
 
 def attribution(t: Tables, settings: Settings, *, level: str = "account",
-                outcome: str = "opportunity", models: tuple[str, ...] = DEFAULT_MODELS,
+                outcome: str | None = None, models: tuple[str, ...] = DEFAULT_MODELS,
                 measure: str = "conversions") -> pd.DataFrame:
     """Channel x model credit table of the workspace's journeys (see measure.attribution),
     computed where *t* is (the store on DuckDB, the lake on Spark): the journeys and the
-    rule-based models there, Markov and Shapley here from the distinct paths."""
+    rule-based models there, Markov and Shapley here from the distinct paths.
+
+    *outcome* (account level: ``opportunity``, the default, or ``won``) and the ``value``
+    measure are refused at person level, whose journeys end at a lead: they were ignored
+    there, and a table of lead credit (or of zeros) answered a question not asked."""
     unknown = [m for m in models if m not in ALL_MODELS]
     if unknown:
         raise InputError(f"unknown attribution model(s): {', '.join(unknown)}",
                          hint=f"choose from {', '.join(ALL_MODELS)}")
     if measure not in ("conversions", "value"):
         raise InputError(f"unknown measure '{measure}'", hint="use conversions or value")
+    if level == "person" and outcome is not None:
+        raise InputError(f"outcome '{outcome}' is for account-level attribution: person "
+                         "level credits the leads people became",
+                         hint="drop the outcome, or use level account")
+    if level == "person" and measure == "value":
+        raise InputError("a lead carries no value: value is credited at account level, "
+                         "from its opportunities' amounts",
+                         hint="use level account, or measure conversions")
     m = settings.measure
-    s = steps_mod.journey_steps(t, level, outcome, m.lookback_days or None)
+    s = steps_mod.journey_steps(t, level, outcome or "opportunity", m.lookback_days or None)
     rules = steps_mod.heuristic_credit(s, [x for x in models if x in HEURISTIC_MODELS],
                                        m.decay_half_life_days)
     j = steps_mod.paths(s)

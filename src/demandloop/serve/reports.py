@@ -41,7 +41,7 @@ def payload(ws: Workspace, name: str, params: dict[str, Any], *, engine: str = "
         return {**summary, "series": records(series.reset_index())}
     if name == "attribution":
         return records(ws.attribution(
-            level=params.get("level", "account"), outcome=params.get("outcome", "opportunity"),
+            level=params.get("level", "account"), outcome=params.get("outcome"),
             models=models(params.get("models") or ",".join(DEFAULT_MODELS)),
             measure=params.get("measure", "conversions"), engine=engine))
     if name == "pipeline":

@@ -96,7 +96,7 @@ class Measure(Base):
         return views.health(frames(self.store, "weekly", "leads",
                                    source=self.engine_tables(engine)), self.settings)
 
-    def attribution(self, *, level: str = "account", outcome: str = "opportunity",
+    def attribution(self, *, level: str = "account", outcome: str | None = None,
                     models: tuple[str, ...] = DEFAULT_MODELS, measure: str = "conversions",
                     engine: str | None = None) -> pd.DataFrame:
         """Credit per channel under each model, side by side (see measure.attribution;
