@@ -182,6 +182,12 @@ def test_bad_parameters_are_one_clear_4xx(api: dict[str, Any]) -> None:
     assert r.status_code == 400 and "does not take 'by'" in r.json()["error"]["message"]
     r = _get(api, "/people", q=["ann", "bob"])
     assert r.status_code == 400 and r.json()["error"]["code"] == "repeated_parameter"
+    # a person's journey ends at a lead: no outcome to choose, no value to credit
+    for params in ({"outcome": "won"}, {"measure": "value"}):
+        r = _get(api, "/reports/attribution", level="person", **params)
+        assert r.status_code == 400, (params, r.text)
+        assert "lead" in r.json()["error"]["message"]
+    assert _get(api, "/reports/attribution", level="person").status_code == 200
     assert _get(api, "/accounts", stage=["mqa", "customer"]).status_code == 200  # (a list)
     # a report's bad parameter: the CLI's own message (one check serves both edges)
     r = _get(api, "/reports/funnel", by="nope")
@@ -212,6 +218,15 @@ def test_one_account_whole(api: dict[str, Any]) -> None:
     assert body["explanation"] and body["stage_history"]
     assert set(body) >= {"opportunities", "workflow_jobs", "sequence_messages"}
     assert _get(api, "/accounts/no-such.example").status_code == 404
+    # its domain written another way leads to it (explain took it; the API answered 404)
+    r = _get(api, f"/accounts/{account.upper()}")
+    assert r.status_code == 301, r.text
+    assert r.headers["location"] == f"/api/v1/accounts/{account}"
+    assert "its domain" in r.json()["error"]["message"]
+    assert _get(api, "/accounts/NO-SUCH.EXAMPLE").status_code == 404
+    # and its people are found by it (they were "no people match")
+    shown = _get(api, "/people", account=account.upper(), limit=5).json()["data"]
+    assert [p["person_id"] for p in shown] == people
 
 
 def test_people_pages(api: dict[str, Any]) -> None:

@@ -9,6 +9,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 import demandloop
 
 
@@ -241,3 +243,21 @@ def test_every_help_shows_the_settings_it_names_in_brackets() -> None:
             assert token in flat, (path, token)
             checked += 1
     assert checked >= 10  # the settings named in brackets when this test was written
+
+
+@pytest.mark.parametrize(("args", "said"), [
+    (("accounts", "--limit", "-5"), "'--limit'"),  # pandas' head(-5): all but the last 5
+    (("accounts", "--limit", "0"), "'--limit'"),
+    (("accounts", "--days", "0"), "'--days'"),
+    (("serve", "--port", "70000"), "'--port'"),  # listened on 70000 - 65536 = 4464
+    (("serve", "--workers", "0"), "'--workers'"),
+])
+def test_a_number_out_of_its_range_is_refused_before_anything_runs(
+        tmp_path: Path, args: tuple[str, ...], said: str) -> None:
+    # in a process of its own, with a time limit: a serve not refused would run on
+    (tmp_path / "demandloop.toml").write_text("")
+    done = subprocess.run([sys.executable, "-m", "demandloop", "-w", str(tmp_path), *args],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert f"Invalid value for {said}" in done.stderr
+    assert not (tmp_path / "server.json").exists()

@@ -44,8 +44,9 @@ def accounts(
     sort: str = typer.Option("engagement", "--sort",
                              help="engagement, priority (the order to work accounts "
                              "in), intent, fit, people or coverage."),
-    days: int = typer.Option(30, "--days", help="Activity window before 'score' has run."),
-    limit: int = typer.Option(20, "--limit", help="How many accounts."),
+    days: int = typer.Option(30, "--days", min=1, max=3650,
+                             help="Activity window before 'score' has run."),
+    limit: int = typer.Option(20, "--limit", min=1, max=100_000, help="How many accounts."),
     as_json: bool = JsonOpt,
 ) -> None:
     """Accounts from the latest scores (fit, engagement, intent, stage, committee), or by

@@ -43,8 +43,12 @@ def _dir() -> Path:
 @app.command()
 def serve(
     host: str | None = typer.Option(None, "--host", help="Address (collector.host)."),
-    port: int | None = typer.Option(None, "--port", help="Port (collector.port)."),
-    workers: int | None = typer.Option(None, "--workers", help="HTTP worker processes."),
+    # the bounds of collector.port and collector.workers: a port over 65535 was taken
+    # modulo 65536 (--port 70000 listened on 4464)
+    port: int | None = typer.Option(None, "--port", min=1, max=65535,
+                                    help="Port (collector.port)."),
+    workers: int | None = typer.Option(None, "--workers", min=1, max=64,
+                                       help="HTTP worker processes (collector.workers)."),
     access_log: bool = typer.Option(True, "--access-log/--no-access-log",
                                     help="One JSON line per request on stderr."),
 ) -> None:

@@ -32,6 +32,7 @@ from pydantic import BaseModel, Field, FiniteFloat
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from demandloop.domains import canonical_domain
 from demandloop.errors import DemandloopError
 from demandloop.measure.names import ALL_MODELS, DIMENSIONS
 from demandloop.score.fit import BANDS
@@ -265,15 +266,18 @@ def create_api(ws: Workspace, tokens: TokenRing, keys: KeyRing, jobs: Jobs,
              summary="One account: scores, explanation, people, timeline, history, jobs",
              responses=schema.ok(schema.AccountDetail) | schema.errors(404)
              | {301: {"model": schema.Moved, "description": "The account has another id "
-                      "now (an import gave it one, or merged it): Location names it"}})
+                      "now (an import gave it one, or merged it), or the id asked for is its "
+                      "domain written another way (ACME.COM): Location names it"}})
     async def account(account_id: str,
                       limit: Annotated[int, Query(ge=1, le=1000)] = 100) -> Response:
         found = await reading(ws.account_page, account_id, limit)
         if found is None:
             moved = await reading(ws.account_moved, account_id)
             if moved is not None:  # a link sent before an import re-keyed it (GitHub's way)
-                raise Reject(301, "moved", f"account '{account_id[:80]}' is '{moved}' now (an "
-                             "import gave it that id, or merged it)",
+                why = ("its domain, written as account ids are" if moved == canonical_domain(
+                    account_id) else "an import gave it that id, or merged it")
+                raise Reject(301, "moved", f"account '{account_id[:80]}' is '{moved}' now "
+                             f"({why})",
                              location=f"/api/v1/accounts/{quote(moved, safe='')}",
                              extra={"account_id": moved})
             raise Reject(404, "not_found", f"no account '{account_id[:80]}'")
@@ -315,8 +319,10 @@ def create_api(ws: Workspace, tokens: TokenRing, keys: KeyRing, jobs: Jobs,
                          "enum": list(DIMENSIONS)})] = None,
                      level: Annotated[str, Query(max_length=20, json_schema_extra={
                          "enum": ["account", "person"]})] = "account",
-                     outcome: Annotated[str, Query(max_length=20, json_schema_extra={
-                         "enum": ["opportunity", "won"]})] = "opportunity",
+                     outcome: Annotated[str | None, Query(
+                         max_length=20, json_schema_extra={"enum": ["opportunity", "won"]},
+                         description="Account level only: opportunity (the default) or "
+                                     "won")] = None,
                      models: Annotated[str | None, Query(
                          max_length=300, pattern=_MODELS,
                          description="Comma-separated: " + ", ".join(ALL_MODELS))] = None,

@@ -53,3 +53,13 @@ def moved_to(store: Store, account_id: str) -> str | None:
             "a.alias = $id AND NOT EXISTS (SELECT 1 FROM accounts WHERE workspace_id = $ws "
             "AND account_id = $id)", {"ws": store.workspace_id, "id": account_id}).fetchone()
     return str(row[0]) if row else None
+
+
+def held(store: Store, account_id: str) -> str | None:
+    """*account_id* when an account holds it, else the account it moved to (see
+    :func:`moved_to`), else None."""
+    with store.reader() as cur:
+        row = cur.execute("SELECT 1 FROM accounts WHERE workspace_id = $ws AND "
+                          "account_id = $id", {"ws": store.workspace_id,
+                                               "id": account_id}).fetchone()
+    return account_id if row else moved_to(store, account_id)

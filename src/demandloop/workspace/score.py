@@ -11,13 +11,14 @@ from typing import Any
 import pandas as pd
 
 from demandloop import explain
+from demandloop.domains import canonical_domain
 from demandloop.enrich import run as enrich_run
 from demandloop.errors import NotFoundError, UsageError
 from demandloop.score import measures as score_measures
 from demandloop.score import predictive, predictive_run, queries
 from demandloop.score import run as score_run
 from demandloop.store import Store, account_pages, person_pages, pit
-from demandloop.store.accounts import SCORE_COLUMNS, account_view, moved_to, rounded
+from demandloop.store.accounts import SCORE_COLUMNS, account_view, held, moved_to, rounded
 from demandloop.workspace.base import Base
 
 
@@ -149,6 +150,10 @@ class Score(Base):
         """People with their latest scores, and the cursor of the next page (see
         :func:`demandloop.store.person_pages.person_page`): what ``demandloop people`` and
         ``GET /api/v1/people`` list."""
+        if account is not None:
+            # the account as explain finds it: its domain however written, or where it went
+            account = canonical_domain(account) or account.strip()
+            account = held(self.store, account) or account
         return person_pages.person_page(self.store, account, search, limit, cursor, mql, sort)
 
     def explain_account(self, key: str) -> dict[str, Any]:
@@ -170,8 +175,16 @@ class Score(Base):
 
     def account_moved(self, account_id: str) -> str | None:
         """The id an account known by *account_id* has now, when an import gave it a
-        better one or merged it into another (None otherwise): where old links lead."""
-        return moved_to(self.store, account_id)
+        better one or merged it into another, or when *account_id* is its domain written
+        another way (``ACME.COM``, ``https://www.acme.com/``); None otherwise: where old
+        links and hand-typed ones lead."""
+        moved = moved_to(self.store, account_id)
+        if moved is not None:
+            return moved
+        canonical = canonical_domain(account_id)
+        if canonical is None or canonical == account_id:
+            return None
+        return held(self.store, canonical)
 
     def explain_person(self, key: str) -> dict[str, Any]:
         """Why a person is who they are: identifiers, the messages that merged them, account."""
