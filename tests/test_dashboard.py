@@ -404,6 +404,24 @@ def test_users_commands(tmp_path: Path) -> None:
                           text=True)
     assert done.returncode == 0
     assert ring.verify("ann@example.com", PASSWORD) is None
+    # a user who forgot their password: the hint said "disable it first", which then
+    # changed nothing (the email was still taken)
+    again = [*run, "create", "--email", "ann@example.com", "--role", "admin",
+             "--password-stdin"]
+    done = subprocess.run(again, input=PASSWORD + "2\n", capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    ann = ring.verify("ann@example.com", PASSWORD + "2")
+    assert ann is not None and ann.role == "admin"
+    assert ring.verify("ann@example.com", PASSWORD) is None
+    old = next(u for u in users.list_users(d) if u.disabled_at)
+    assert old.id != ann.id and ring.by_id(old.id) is None  # its sessions stay refused
+    # an active user's email stays taken, and the hint leads somewhere
+    done = subprocess.run(again, input=PASSWORD + "3\n", capture_output=True, text=True)
+    assert done.returncode == 2
+    assert "run 'demandloop users disable ann@example.com' first" in done.stderr
+    # disable finds the active one among the records of the email
+    subprocess.run([*run, "disable", "ann@example.com"], capture_output=True, check=True)
+    assert ring.verify("ann@example.com", PASSWORD + "2") is None
 
 
 def test_logins_are_rate_limited(app) -> None:  # type: ignore[no-untyped-def]

@@ -53,7 +53,9 @@ def _user(r: dict[str, Any]) -> User:
 
 
 def create(directory: Path, email: str, role: str, password: str, name: str = "") -> User:
-    """A new user (an email may hold one account)."""
+    """A new user (an email may hold one active account). A disabled user's email may be
+    given an account again: the way to a new password or another role. The disabled record
+    stays, listed, and its sessions stay refused (they name its id, not the email)."""
     email = email.strip().lower()
     if not re.fullmatch(r"[^@\s]+@[^@\s]+\.[^@\s]+", email):
         raise UsageError(f"'{email[:80]}' is not an email address")
@@ -64,9 +66,10 @@ def create(directory: Path, email: str, role: str, password: str, name: str = ""
                          hint="choose a longer one (a passphrase is easiest)")
     path = directory / USERS_FILE
     rows = read_records(path, "users")
-    if any(r["email"] == email for r in rows):
+    if any(r["email"] == email and not r.get("disabled_at") for r in rows):
         raise UsageError(f"a user {email} exists already",
-                         hint="disable it first, or choose another email")
+                         hint=f"to give them a new password or role, run 'demandloop users "
+                         f"disable {email}' first, then create them again")
     record = {"id": secrets.token_hex(6), "email": email, "name": name, "role": role,
               "hash": _hasher.hash(password),
               "created_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
@@ -84,12 +87,13 @@ def disable(directory: Path, email: str) -> User:
     """Disable a user: their sessions stop working within a second."""
     path = directory / USERS_FILE
     rows = read_records(path, "users")
-    for r in rows:
-        if r["email"] == email.strip().lower():
-            if r.get("disabled_at") is None:
-                r["disabled_at"] = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
-                write_records(path, "users", rows)
-            return _user(r)
+    mine = [r for r in rows if r["email"] == email.strip().lower()]
+    # the active one (an email disabled and created again has several records)
+    for r in sorted(mine, key=lambda r: r.get("disabled_at") is not None):
+        if r.get("disabled_at") is None:
+            r["disabled_at"] = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+            write_records(path, "users", rows)
+        return _user(r)
     raise NotFoundError(f"no user {email[:80]}", hint="see 'demandloop users list'")
 
 
