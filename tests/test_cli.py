@@ -261,3 +261,29 @@ def test_a_number_out_of_its_range_is_refused_before_anything_runs(
     assert done.returncode == 2, done.stdout + done.stderr
     assert f"Invalid value for {said}" in done.stderr
     assert not (tmp_path / "server.json").exists()
+
+
+def test_a_list_of_commands_shows_each_summary_on_one_line() -> None:
+    # Typer's Rich help kept a docstring's line breaks in the list of commands: "... within
+    # the horizon, from" and "firmographics and how ..." on two lines, however wide the
+    # terminal
+    import inspect
+
+    import typer
+    from typer.testing import CliRunner
+
+    from demandloop.cli import app
+
+    shown = 0
+    for path, cmd in _commands(typer.main.get_command(app), []):
+        subs = getattr(cmd, "commands", {})
+        if not subs:
+            continue
+        lines = CliRunner().invoke(app, [*path, "--help"], env={"COLUMNS": "400"}).output
+        for name, sub in subs.items():
+            doc = inspect.cleandoc(sub.help or "").split("\n\n")[0]
+            summary = " ".join(doc.replace("\\[", "[").split())
+            assert any(f"{name} " in line and summary in line
+                       for line in lines.splitlines()), (path, name, summary)
+            shown += 1
+    assert shown >= 60

@@ -11,6 +11,7 @@ Errors are rendered once, here: ``error: <what is wrong> (<what to do>)`` plus a
 from __future__ import annotations
 
 import importlib
+import inspect
 import os
 import sys
 import traceback
@@ -28,6 +29,23 @@ GROUPS = ("collect", "resolve", "score", "activate", "content", "sequences", "me
           "serve", "admin")
 for _group in GROUPS:
     importlib.import_module(f"demandloop.cli.{_group}")
+
+
+def _one_line_summaries(t: typer.Typer) -> None:
+    """Give every command the first paragraph of its docstring, its lines joined, as the
+    summary a list of commands shows. Typer's Rich help keeps a docstring's line breaks
+    there ("... within the horizon, from" / "firmographics and ..."), though not on the
+    command's own page."""
+    for command in t.registered_commands:
+        doc = inspect.getdoc(command.callback) if command.callback else None
+        if command.short_help is None and command.help is None and doc:
+            command.short_help = " ".join(doc.split("\n\n")[0].split())
+    for group in t.registered_groups:
+        if group.typer_instance is not None:
+            _one_line_summaries(group.typer_instance)
+
+
+_one_line_summaries(app)
 
 __all__ = ["app", "main", "run"]
 
