@@ -8,6 +8,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+import demandloop
 from demandloop.errors import InputError
 
 
@@ -154,3 +155,26 @@ def test_funnel_on_olist_equals_pandas(ws, olist_dir: Path, by: str | None) -> N
         else:
             assert pd.isna(g["days_reached_to_won"])
     assert got["reached"].sum() == 8000 and got["won"].sum() == 842
+
+
+@pytest.mark.parametrize(("cut", "cells"), [(300, 4), (None, 15)])
+def test_a_cut_off_or_overlong_line_is_named_and_nothing_is_imported(
+        cli, olist_dir: Path, tmp_path: Path, cut: int | None, cells: int) -> None:  # type: ignore[no-untyped-def]
+    # a download cut off mid-line (or a stray comma) was an internal error, not a message
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    shutil.copy(olist_dir / "marketing_qualified_leads.csv", bad)
+    deals = (olist_dir / "closed_deals.csv").read_text()
+    if cut is not None:
+        deals = deals[:cut]
+    else:
+        lines = deals.split("\n")
+        lines[1] += ",1"
+        deals = "\n".join(lines)
+    (bad / "closed_deals.csv").write_text(deals)
+    code, _, err = cli("-w", str(tmp_path / "w"), "import", "olist", str(bad))
+    assert code == 3, err
+    assert "1 line(s) without a cell per column; nothing was imported" in err
+    assert f"closed_deals.csv:2: {cells} cell(s) where the header has 14" in err
+    with demandloop.open(tmp_path / "w") as ws:
+        assert ws.counts()["leads"] == 0 and ws.counts()["opportunities"] == 0

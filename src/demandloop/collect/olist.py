@@ -49,7 +49,22 @@ def _read(path: Path, required: tuple[str, ...]) -> list[tuple[int, dict[str, st
                 f"{path}: missing column(s) {', '.join(missing)}",
                 hint=f"expected the Olist header: {', '.join(required)}",
             )
-        return [(reader.line_num, row) for row in reader]
+        rows, short = [], []
+        for row in reader:
+            # DictReader fills a short row with None and keeps a long one's extra cells
+            # under None: a line cut off or mis-quoted, which read on as a crash
+            extra = row.pop(None, None) or []
+            cells = sum(v is not None for v in row.values()) + len(extra)
+            if cells != len(row):
+                short.append(f"{path}:{reader.line_num}: {cells} cell(s) where the header "
+                             f"has {len(row)} (a line cut off, a stray comma or a quote not "
+                             "closed?)")
+            else:
+                rows.append((reader.line_num, row))
+        if short:
+            raise InputError(f"{path}: {len(short)} line(s) without a cell per column; "
+                             "nothing was imported", problems=short[:20])
+        return rows
 
 
 def _date(value: str, fmt: str, where: str, problems: list[str]) -> dt.datetime | None:
