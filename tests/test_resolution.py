@@ -86,6 +86,17 @@ def test_ip_range_file_bad_inputs_name_the_line(ws, tmp_path: Path) -> None:  # 
     g = write(tmp_path / "g.csv", "network,company\n10.0.0.0/24,acme\n")
     with pytest.raises(InputError, match="needs a 'cidr' column"):
         ws.import_ip_ranges(g)
+    # a line cut off, or a cell too many: said so (it read as "'None' is not a CIDR block")
+    h = write(tmp_path / "h.csv", "domain,organisation,cidr\nacme.io,Acme,10.0.0.0/24\n"
+              "beta.io,Beta\ngamma.io,Gamma,10.0.2.0/24,x\n")
+    with pytest.raises(InputError) as e:
+        ws.import_ip_ranges(h)
+    assert e.value.problems == [
+        f"{h}:3: 2 cell(s) where the header has 3 (a line cut off, a stray delimiter or a "
+        "quote not closed?)",
+        f"{h}:4: 4 cell(s) where the header has 3 (a line cut off, a stray delimiter or a "
+        "quote not closed?)"]
+    assert ws.counts()["ip_ranges"] == 0
 
 
 def test_ip_ranges_start_end_ipv6_and_overlap_with_other_files(ws, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]

@@ -12,7 +12,7 @@ guesses from the data rows too and takes a single-column file's letters for deli
 from __future__ import annotations
 
 import re
-from typing import TextIO
+from typing import Any, TextIO
 
 #: what separates columns, the comma first (it wins a tie)
 DELIMITERS = (",", ";", "\t", "|")
@@ -28,3 +28,16 @@ def delimiter(fh: TextIO) -> str:
     counts = {d: header.count(d) for d in DELIMITERS}
     best = max(DELIMITERS, key=lambda d: counts[d])  # (the first of equals: the comma)
     return best if counts[best] else ","
+
+
+def ragged(row: dict[Any, Any], width: int) -> str | None:
+    """What is wrong with a :class:`csv.DictReader` *row* of a file whose header has *width*
+    columns when it has not one cell per column, else None. DictReader fills a short row
+    with None and keeps a long one's extra cells under the key None, so a line cut off (an
+    interrupted download) or a stray delimiter reads on as missing values."""
+    extra = row.get(None) or []
+    cells = sum(v is not None for k, v in row.items() if k is not None) + len(extra)
+    if cells == width:
+        return None
+    return (f"{cells} cell(s) where the header has {width} (a line cut off, a stray "
+            "delimiter or a quote not closed?)")

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from demandloop.collect.values import parse_timestamp
-from demandloop.csvfiles import delimiter
+from demandloop.csvfiles import delimiter, ragged
 from demandloop.domains import canonical_domain
 from demandloop.errors import InputError
 from demandloop.ipaddr import ip_key, range_keys
@@ -50,8 +50,13 @@ def read_ip_ranges(path: Path) -> list[UserRange]:
         org_col = cols.get("organisation") or cols.get("organization")
         since_col = next((cols[c] for c in KNOWN_SINCE if c in cols), None)
         ranges, problems = [], []
+        width = len(reader.fieldnames or [])
         for row in reader:
             line = reader.line_num
+            wrong = ragged(row, width)  # (a short row read as "'None' is not a CIDR block")
+            if wrong is not None:
+                problems.append(f"{path}:{line}: {wrong}")
+                continue
             try:
                 if has_cidr and (row[cols["cidr"]] or "").strip():
                     start, end = range_keys(row[cols["cidr"]])

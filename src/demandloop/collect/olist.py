@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from demandloop.csvfiles import ragged
 from demandloop.errors import InputError
 
 MQL_FILE = "marketing_qualified_leads.csv"
@@ -50,15 +51,11 @@ def _read(path: Path, required: tuple[str, ...]) -> list[tuple[int, dict[str, st
                 hint=f"expected the Olist header: {', '.join(required)}",
             )
         rows, short = [], []
+        width = len(reader.fieldnames or [])
         for row in reader:
-            # DictReader fills a short row with None and keeps a long one's extra cells
-            # under None: a line cut off or mis-quoted, which read on as a crash
-            extra = row.pop(None, None) or []
-            cells = sum(v is not None for v in row.values()) + len(extra)
-            if cells != len(row):
-                short.append(f"{path}:{reader.line_num}: {cells} cell(s) where the header "
-                             f"has {len(row)} (a line cut off, a stray comma or a quote not "
-                             "closed?)")
+            wrong = ragged(row, width)  # (read on, it was an internal error)
+            if wrong is not None:
+                short.append(f"{path}:{reader.line_num}: {wrong}")
             else:
                 rows.append((reader.line_num, row))
         if short:
