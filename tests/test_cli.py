@@ -77,6 +77,13 @@ def test_export_import_via_cli(cli, market: Path, tmp_path: Path) -> None:  # ty
     assert code == 2 and "--replace" in err
     code, _, err = cli("-w", a, "export", "--format", "csv", str(tmp_path / "y"))
     assert code == 2 and "unknown export format 'csv'" in err
+    # a file named as the folder: said so (it was an internal error, FileExistsError)
+    note = tmp_path / "notes.txt"
+    note.write_text("mine")
+    for fmt in ("parquet", "lake"):
+        code, _, err = cli("-w", a, "export", "--format", fmt, str(note))
+        assert code == 3 and "is a file: an export is a folder of Parquet files" in err, err
+    assert note.read_text() == "mine"
 
 
 def test_usage_errors_exit_2_without_traceback(cli) -> None:  # type: ignore[no-untyped-def]

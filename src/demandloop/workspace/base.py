@@ -15,7 +15,7 @@ from demandloop.activate import compose
 from demandloop.compute import Tables, spark_tables, tables
 from demandloop.config import Settings, locate
 from demandloop.config.compute import ENGINES
-from demandloop.errors import UsageError
+from demandloop.errors import InputError, UsageError
 from demandloop.store import Store, export_parquet, import_parquet
 from demandloop.store.lake import Landed, compact_days, land_loads
 from demandloop.store.parquet import MANIFEST, read_manifest
@@ -109,6 +109,9 @@ class Base:
         """Write every table to *directory* as Parquet, as a lake (partitioned by day, what
         Spark reads) when *lake* (remembered, so that erasing a person later reaches this
         copy too)."""
+        if Path(directory).exists() and not Path(directory).is_dir():
+            raise InputError(f"{directory} is a file: an export is a folder of Parquet files",
+                             hint="name a new or empty folder")
         counts = export_parquet(self.store, Path(directory), lake=lake)
         # the secret that signs unsubscribe links: a restore must still honour links sent
         key = self.directory / compose.UNSUBSCRIBE_KEY_FILE
