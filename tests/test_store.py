@@ -105,6 +105,41 @@ def test_import_of_a_bad_export_writes_nothing(ws, tmp_path: Path) -> None:  # t
     assert sum(ws.counts().values()) == 0
 
 
+def test_an_export_with_a_file_cut_off_or_replaced_imports_nothing(
+        market: Path, tmp_path: Path) -> None:
+    # a copy interrupted mid-file was an internal error; a file swapped for a shorter one
+    # imported its rows and reported the manifest's count
+    import shutil
+
+    import duckdb
+
+    with demandloop.open(tmp_path / "a") as a:
+        a.ingest(market / "events.jsonl")
+        a.resolve()
+        a.export_parquet(tmp_path / "export")
+    cut, short = tmp_path / "cut", tmp_path / "short"
+    shutil.copytree(tmp_path / "export", cut)
+    shutil.copytree(tmp_path / "export", short)
+    whole = (tmp_path / "export" / "touches.parquet").read_bytes()
+    (cut / "touches.parquet").write_bytes(whole[: len(whole) // 2])
+    duckdb.connect().execute(
+        f"COPY (SELECT * FROM read_parquet('{tmp_path / 'export' / 'touches.parquet'}') "
+        f"LIMIT 10) TO '{short / 'touches.parquet'}' (FORMAT parquet)")
+    with demandloop.open(tmp_path / "b") as b:
+        with pytest.raises(InputError, match="touches.parquet: cannot be read as Parquet"):
+            b.import_parquet(cut)
+        with pytest.raises(InputError, match=r"touches.parquet: 10 rows where manifest.json "
+                                             r"lists [\d,]+; nothing was imported"):
+            b.import_parquet(short)
+        assert sum(b.counts().values()) == 0
+        b.import_parquet(tmp_path / "export")  # the whole export still imports
+        before = b.counts()
+        # and with --replace, a bad one changes nothing (the transaction is rolled back)
+        with pytest.raises(InputError, match="10 rows where"):
+            b.import_parquet(short, replace=True)
+        assert b.counts() == before
+
+
 def test_second_process_gets_a_clear_lock_error(tmp_path: Path) -> None:
     db = tmp_path / "locked.duckdb"
     Store.open(db).close()

@@ -199,8 +199,11 @@ def import_parquet(store: Store, directory: Path, *, replace: bool = False) -> d
             path, _ = manifest.location(directory, table)
             if not path.exists():
                 raise InputError(f"{path}: missing (listed in {MANIFEST})")
-            got = [r[0] for r in cur.execute(
-                f"DESCRIBE SELECT * FROM {_source(directory, manifest, table)}").fetchall()]
+            try:
+                got = [r[0] for r in cur.execute(
+                    f"DESCRIBE SELECT * FROM {_source(directory, manifest, table)}").fetchall()]
+            except duckdb.Error as exc:
+                raise _unreadable(path, exc) from None
             want = [r[0] for r in cur.execute(f"DESCRIBE {table}").fetchall()]
             if got != want:
                 raise InputError(
@@ -221,16 +224,33 @@ def import_parquet(store: Store, directory: Path, *, replace: bool = False) -> d
             if table not in tables:
                 continue
             # The export's own workspace id is rewritten, so an export can seed another one.
-            cur.execute(
-                f"INSERT INTO {table} SELECT * REPLACE ($ws AS workspace_id) "
-                f"FROM {_source(directory, manifest, table)}",
-                {"ws": store.workspace_id},
-            )
-            counts[table] = tables[table]
+            try:
+                row = cur.execute(
+                    f"INSERT INTO {table} SELECT * REPLACE ($ws AS workspace_id) "
+                    f"FROM {_source(directory, manifest, table)}",
+                    {"ws": store.workspace_id},
+                ).fetchone()
+            except duckdb.Error as exc:  # (the transaction is rolled back: nothing changes)
+                raise _unreadable(manifest.location(directory, table)[0], exc) from None
+            written = int(row[0]) if row else 0
+            if written != tables[table]:  # a file replaced or cut since the export
+                raise InputError(
+                    f"{manifest.location(directory, table)[0]}: {written:,} rows where "
+                    f"{MANIFEST} lists {tables[table]:,}; nothing was imported",
+                    hint="export again, or copy the whole export folder")
+            counts[table] = written
         touch_log.record_all(cur, store.workspace_id)  # every touch replaced
         for sequence, table, column in SEQUENCES:
             _advance(cur, sequence, table, column)
     return counts
+
+
+def _unreadable(path: Path, exc: duckdb.Error) -> InputError:
+    """A file of the export DuckDB cannot read (cut off, or not Parquet), said in one line
+    (it was an internal error)."""
+    reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    return InputError(f"{path}: cannot be read as Parquet ({reason}); nothing was imported",
+                      hint="export again, or copy the whole export folder")
 
 
 def _advance(cur: duckdb.DuckDBPyConnection, sequence: str, table: str, column: str) -> None:
