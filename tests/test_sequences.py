@@ -34,6 +34,7 @@ from hypothesis import strategies as st
 
 import demandloop
 from demandloop.activate import run_sequences
+from demandloop.errors import NotFoundError
 from demandloop.outbound.smtp import Outcome
 from tests.collector_helpers import collector, free_port
 from tests.conftest import load_market, write_jsonl
@@ -200,6 +201,11 @@ def test_a_week_of_sequence_mail(base: Path, tmp_path: Path, smtp: tuple[Inbox, 
         ws.run_workflows()
         enrolled = ws.enrolments()
         assert len(enrolled) >= 6
+        # by its name, and a name no sequence has is said to be one (not an empty table)
+        (name,) = set(enrolled["sequence"])
+        assert len(ws.enrolments(name)) == len(enrolled)
+        with pytest.raises(NotFoundError, match=f"no sequence 'x{name}'.*{name}"):
+            ws.enrolments(f"x{name}")
         # the quality gate, checked independently: target or a good fit, at MQA or above
         acc = ws.audience_rows("account").set_index("account_id")
         for a in enrolled["account_id"].unique():

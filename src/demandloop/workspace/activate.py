@@ -103,7 +103,13 @@ class Activate(Base):
         m = self.settings.activate.mail
         now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
         mailstore.sync_suppressions(self.store, m.unsubscribe_events, m.bounce_events, now)
-        return mailstore.enrolments(self.store, sequence)
+        found = mailstore.enrolments(self.store, sequence)
+        named = [q.name for q in self.settings.activate.sequences]
+        if sequence is not None and found.empty and sequence not in named:
+            # a misspelt name answered an empty table, as if nobody were enrolled
+            raise NotFoundError(f"no sequence '{sequence[:80]}'",
+                                hint=f"sequences: {', '.join(named) or 'none configured'}")
+        return found
 
     def mail_messages(self) -> pd.DataFrame:
         """Every sequence email claimed: to whom, subject, status (sent, bounced, ...)."""
