@@ -26,6 +26,9 @@ DEFECTS = {
     # JSON-LD dateModified alone does not count)
     "/app.html": ["title", "one_h1", "answer_first", "server_rendered", "date_modified"],
     "/heavy.html": ["page_weight"],
+    # a valid FAQPage and a broken block: the broken one is named (extruct read none of
+    # them, and the advice was to add the FAQPage the page had)
+    "/broken-ld.html": ["schema"],
 }
 
 
@@ -37,15 +40,21 @@ def site(tmp_path: Path) -> Path:
     filler = "<!-- " + "x" * 400_000 + " -->"
     (folder / "heavy.html").write_text(
         clean.replace("/pricing/", "/heavy.html").replace("</main>", filler + "</main>"))
+    (folder / "broken-ld.html").write_text(clean.replace("/pricing/", "/broken-ld.html").replace(
+        "</head>", '<script type="application/ld+json">{"@type": "Thing" "name": 1}</script></head>'))
     sitemap = folder / "sitemap.xml"
     sitemap.write_text(sitemap.read_text().replace(
-        "</urlset>", "<url><loc>https://northwind.example/heavy.html</loc></url></urlset>"))
+        "</urlset>", "<url><loc>https://northwind.example/heavy.html</loc></url>"
+        "<url><loc>https://northwind.example/broken-ld.html</loc></url></urlset>"))
     return folder
 
 
 def _check(result: dict[str, Any], served: bool) -> None:
     got = {p["page"]: sorted(f["name"] for f in p["fixes"]) for p in result["pages"]}
     assert got == {page: sorted(names) for page, names in DEFECTS.items()}
+    fixes = {f["name"]: f["fix"] for p in result["pages"] if p["page"] == "/broken-ld.html"
+             for f in p["fixes"]}
+    assert fixes["schema"].startswith("1 of the page's 2 JSON-LD block(s) is not valid JSON")
     scores = {p["page"]: p["score"] for p in result["pages"]}
     assert scores["/"] == scores["/pricing/"] == 100 and scores["/app.html"] == 50
     site = {c["check"]: c for c in result["site"]}

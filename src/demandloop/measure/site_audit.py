@@ -35,6 +35,7 @@ A page's score is the share of its checks that pass.
 
 from __future__ import annotations
 
+import json
 import re
 import urllib.robotparser
 from collections.abc import Iterable
@@ -105,11 +106,7 @@ def page_checks(path: str, html: bytes, base: str) -> list[Check]:
     description = (doc.xpath("//meta[@name='description']/@content") or [""])[0].strip()
     h1s = doc.xpath("//h1")
     subheads = [" ".join(h.text_content().split()) for h in doc.xpath("//h2|//h3")]
-    try:
-        data = extruct.extract(html, base_url=base, syntaxes=["json-ld"], uniform=True)
-    except (ValueError, TypeError, etree.ParserError):
-        data = {"json-ld": []}
-    items = _items(data.get("json-ld", []))
+    items, broken = _json_ld(doc, html, base)
     types = {t for item in items for t in _types(item)}
     body = (doc.xpath("//body") or [doc])[0]
     for gone in body.xpath(".//script|.//style|.//noscript|.//template"):
@@ -127,8 +124,8 @@ def page_checks(path: str, html: bytes, base: str) -> list[Check]:
         Check("question_headings", len(subheads) < 2 or any(_QUESTION.search(h)
                                                              for h in subheads),
               "phrase subheadings as the questions buyers ask ('How much does X cost?')"),
-        Check("schema", bool(types & set(SCHEMA_TYPES)),
-              "add schema.org JSON-LD: FAQPage, HowTo, Organization or Product"),
+        Check("schema", bool(types & set(SCHEMA_TYPES)) and not broken,
+              broken or "add schema.org JSON-LD: FAQPage, HowTo, Organization or Product"),
         Check("answer_first", first is not None and 8 <= len(first.split()) <= 80,
               "open with a paragraph that answers the page's question in 8-80 words"),
         Check("date_modified", dated,
@@ -137,12 +134,44 @@ def page_checks(path: str, html: bytes, base: str) -> list[Check]:
         Check("canonical", any(c.startswith(("http://", "https://")) for c in canonical),
               "add <link rel=\"canonical\" href=\"https://...\"> with the page's own URL"),
         Check("server_rendered", words >= 50,
-              f"render the text on the server: only {words} words are in the HTML, and AI "
-              "crawlers do not run JavaScript"),
+              f"render the text on the server: only {words} word{'s' * (words != 1)} "
+              f"{'are' if words != 1 else 'is'} in the HTML, and AI crawlers do not run "
+              "JavaScript"),
         Check("page_weight", len(html) <= MAX_PAGE_BYTES,
               f"the HTML weighs {len(html) // 1024} KB: keep it under "
               f"{MAX_PAGE_BYTES // 1024} KB"),
     ]
+
+
+def _json_ld(doc: Any, html: bytes, base: str) -> tuple[list[dict[str, Any]], str]:
+    """The page's JSON-LD items, and what to fix when a block is not valid JSON ("" when
+    none). extruct reads every block or none: one broken block hid the valid others, and
+    the advice was to add what the page had; so a failure reads the blocks one by one."""
+    try:
+        data = extruct.extract(html, base_url=base, syntaxes=["json-ld"], uniform=True)
+        return _items(data.get("json-ld", [])), ""
+    except (ValueError, TypeError, etree.ParserError):
+        pass
+    found: list[Any] = []
+    errors = []
+    blocks = doc.xpath("//script[@type='application/ld+json']")
+    for block in blocks:
+        text = (block.text or "").strip()
+        # what extruct strips too: an HTML comment or CDATA wrapper some CMSs add
+        text = re.sub(r"^(<!--|<!\[CDATA\[)|(-->|\]\]>)$", "", text).strip()
+        try:
+            value = json.loads(text)
+        except ValueError as exc:
+            errors.append(f"{exc.msg} at line {exc.lineno} column {exc.colno}"
+                          if isinstance(exc, json.JSONDecodeError) else str(exc))
+            continue
+        found += value if isinstance(value, list) else [value]
+    if not errors:
+        return _items(found), ""
+    return _items(found), (f"{len(errors)} of the page's {len(blocks)} JSON-LD block(s) "
+                           f"{'is' if len(errors) == 1 else 'are'} not valid JSON "
+                           f"({errors[0]}): crawlers skip {'it' if len(errors) == 1 else 'them'}; "
+                           "fix the JSON")
 
 
 def _items(found: list[Any]) -> list[dict[str, Any]]:
