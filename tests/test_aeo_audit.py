@@ -40,8 +40,9 @@ def site(tmp_path: Path) -> Path:
     filler = "<!-- " + "x" * 400_000 + " -->"
     (folder / "heavy.html").write_text(
         clean.replace("/pricing/", "/heavy.html").replace("</main>", filler + "</main>"))
-    (folder / "broken-ld.html").write_text(clean.replace("/pricing/", "/broken-ld.html").replace(
-        "</head>", '<script type="application/ld+json">{"@type": "Thing" "name": 1}</script></head>'))
+    broken = '<script type="application/ld+json">{"@type": "Thing" "name": 1}</script>'
+    (folder / "broken-ld.html").write_text(clean.replace("/pricing/", "/broken-ld.html")
+                                           .replace("</head>", broken + "</head>"))
     sitemap = folder / "sitemap.xml"
     sitemap.write_text(sitemap.read_text().replace(
         "</urlset>", "<url><loc>https://northwind.example/heavy.html</loc></url>"

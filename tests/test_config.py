@@ -178,8 +178,8 @@ def test_a_daily_cap_on_no_activity_or_below_zero_is_refused(tmp_path: Path, cap
 
 def test_the_daily_caps_name_every_activity_a_touch_can_have(tmp_path: Path) -> None:
     from demandloop.config.score import ACTIVITY_NAMES
-    from demandloop.enrich.touches import ACTIVITIES
     from demandloop.enrich.touch_reach import PAGE_ACTIVITIES
+    from demandloop.enrich.touches import ACTIVITIES
     from demandloop.score.engagement import EngagementRules
 
     every = {*PAGE_ACTIVITIES, *(a.name for a in ACTIVITIES)}

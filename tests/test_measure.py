@@ -392,3 +392,25 @@ def test_attribution_on_the_engine_equals_the_journey_reference(
     # journeys converted, and every model shares out exactly their conversions
     assert j.total_conversions > 0
     assert got[list(ALL_MODELS)].sum().to_numpy() == pytest.approx(j.total_conversions)
+
+
+def test_the_html_report_into_a_folder_or_where_it_cannot_be_written(
+        cli, market_ws: Path, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    # a folder was an internal error (IsADirectoryError), and so was a path not writable
+    folder = tmp_path / "out"
+    folder.mkdir()
+    code, out, err = cli("-w", str(market_ws), "report", "html", str(folder))
+    assert code == 0, err
+    assert "<svg" in (folder / "report.html").read_text()
+    blocker = tmp_path / "a-file"
+    blocker.write_text("x")
+    code, _, err = cli("-w", str(market_ws), "report", "html", str(blocker / "r.html"))
+    assert code == 3 and f"cannot write {blocker / 'r.html'}" in err, err
+    assert blocker.read_text() == "x"
+
+
+def test_conversion_without_leads_says_where_they_come_from(cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    code, out, _ = cli("-w", str(tmp_path / "w"), "report", "conversion")
+    assert code == 0 and "no leads to count yet" in out and "import olist" in out
+    code, out, _ = cli("-w", str(tmp_path / "w"), "report", "conversion", "--json")
+    assert code == 0 and json.loads(out) == []

@@ -219,6 +219,10 @@ def report_conversion(
     if as_json:
         _json(_records(df))
         return
+    if df.empty:  # (an empty table said nothing of why)
+        out.print("no leads to count yet: import a lead source ('demandloop import olist "
+                  "DIR')")
+        return
     out.print(_table(df, f"MQL -> won by {by}", {"rate": "{:.1%}", "mqls": "{:,}"}))
 
 

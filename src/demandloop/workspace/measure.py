@@ -10,7 +10,7 @@ import pandas as pd
 
 from demandloop.compute import tables
 from demandloop.enrich.touches import ACTIVITIES
-from demandloop.errors import ConfigError
+from demandloop.errors import ConfigError, InputError
 from demandloop.measure import overview, personalization, queries, resolution, views
 from demandloop.measure.attribution import DEFAULT_MODELS
 from demandloop.measure.queries import frames
@@ -116,13 +116,23 @@ class Measure(Base):
         """Write the self-contained HTML report (funnel, attribution, demand health,
         scorecard) to *path*; returns the resolved path."""
         target = Path(path)
-        target.parent.mkdir(parents=True, exist_ok=True)
+        if target.is_dir():  # a folder: the report goes in it, as the demo names it
+            target = target / "report.html"
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise InputError(f"cannot write {target}: {exc.strerror or exc}",
+                             hint="choose a file in a folder you can write to") from None
         page = views.report(frames(
             self.store, *views.REPORT_FRAMES,
             window_days=self.settings.measure.influence_window_days),
             self.settings, self.directory.resolve().name,
             self.attribution(models=views.REPORT_MODELS, engine="duckdb"))
-        target.write_text(page, encoding="utf-8")
+        try:
+            target.write_text(page, encoding="utf-8")
+        except OSError as exc:  # (an internal error before)
+            raise InputError(f"cannot write {target}: {exc.strerror or exc}",
+                             hint="choose a file in a folder you can write to") from None
         return target.resolve()
 
     def scorecard(self, *, engine: str | None = None) -> dict[str, Any]:
