@@ -187,3 +187,16 @@ def test_the_daily_caps_name_every_activity_a_touch_can_have(tmp_path: Path) -> 
     (tmp_path / "demandloop.toml").write_text(
         "[score]\ndaily_caps = {" + ", ".join(f"{a} = 0" for a in sorted(every)) + "}\n")
     assert Settings.load(tmp_path).score.daily_caps == dict.fromkeys(every, 0.0)
+
+
+def test_a_personalisation_goal_on_no_activity_is_refused_as_the_file_loads(
+        tmp_path: Path) -> None:
+    # it was found first when the report ran
+    (tmp_path / "demandloop.toml").write_text(
+        '[[personalize.goals]]\nname = "demo"\nactivity = "demo_requested"\n')
+    with pytest.raises(ConfigError, match=r"'personalize.goals.0.activity': unknown activity "
+                                          r"'demo_requested' \(use one of page_view"):
+        Settings.load(tmp_path)
+    (tmp_path / "demandloop.toml").write_text(
+        '[[personalize.goals]]\nname = "deal"\nactivity = "opportunity"\n')
+    assert Settings.load(tmp_path).personalize.goals[0].activity == "opportunity"

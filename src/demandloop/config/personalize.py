@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import re
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from demandloop.config.base import Section
 from demandloop.config.conditions import SegmentCondition
 from demandloop.config.files import first_duplicate
+from demandloop.config.score import ACTIVITY_NAMES
 
 #: what an audience may name: the visitor's account, the person behind the browser, and the
 #: visit itself (the page and how it was reached)
@@ -140,6 +141,15 @@ class GoalSetting(Section):
                           "meeting_booked, trial, ...) or 'opportunity' (created in the CRM).")
     within_days: int = Field(30, ge=1, le=365, description="Counted when it happens within "
                              "this many days after the account's first exposure.")
+
+    @field_validator("activity")
+    @classmethod
+    def _known(cls, value: str) -> str:
+        # checked as the file loads, not first when the report runs
+        known = (*ACTIVITY_NAMES, "opportunity")
+        if value not in known:
+            raise ValueError(f"unknown activity '{value}' (use one of {', '.join(known)})")
+        return value
 
 
 def _default_goals() -> list[GoalSetting]:
