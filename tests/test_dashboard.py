@@ -541,6 +541,11 @@ def test_a_link_sent_before_an_import_gave_the_account_its_domain_still_leads_to
 def test_a_parameter_edited_in_the_address_bar_is_a_page_saying_so(app, browser) -> None:  # type: ignore[no-untyped-def]
     page, errors = _login(browser, app, "rep@example.com")
     for query, said in (("?sort=nonsense", "cannot sort by 'nonsense'"),
+                        # a stage renamed since the link was bookmarked: it showed "0
+                        # accounts" under filters that all said "any"
+                        ("?stage=hot", "unknown stage 'hot' (stage is one of: customer"),
+                        ("?band=strong", "unknown band 'strong'"),
+                        ("?size=huge", "unknown size 'huge'"),
                         ("?sort=name&cursor=WzEyMywgImEiXQ", "the cursor is not one"),
                         ("?cursor=garbage", "the cursor is not one")):
         answer = page.goto(app["url"] + "/app/accounts" + query)

@@ -14,6 +14,8 @@ from fastapi.responses import RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from demandloop.activate import sequence_queries
+from demandloop.score.fit import BANDS
+from demandloop.score.stages import stage_names
 from demandloop.serve import keys as keystore
 from demandloop.serve import tokens as tokenstore
 from demandloop.serve.users import list_users
@@ -33,7 +35,14 @@ CSV_FIELDS = ("account_id", "name", "domain", "industry", "employees", "country"
 CSV_LIMIT = 100_000
 
 
-def _filter(q: dict[str, str]) -> pages.AccountFilter:
+def _filter(q: dict[str, str], stages: list[str]) -> pages.AccountFilter:
+    """The accounts list's filter from its query *q*, a value no account can have refused
+    as the API refuses it (an address edited, or bookmarked before a stage was renamed,
+    showed "0 accounts" under a form that said "any")."""
+    for field, known in (("stage", stages), ("band", list(BANDS)), ("size", list(SIZES)),
+                         ("target", ["yes", "no"])):
+        if q.get(field):
+            pages.check_choices(field, [q[field]], known)
     low, high = SIZES.get(q.get("size", ""), (None, None))
     return pages.AccountFilter(
         (q["stage"],) if q.get("stage") else (), (q["band"],) if q.get("band") else (),
@@ -50,7 +59,7 @@ def register(web: FastAPI, site: Site) -> None:
     async def accounts(request: Request, sort: str = "-priority", cursor: str = "") -> Response:
         user, session = site.who(request)
         params = {k: v for k, v in request.query_params.items() if k != "cursor"}
-        where = _filter(params)
+        where = _filter(params, stage_names(ws.settings.score.stages))
 
         def read() -> tuple[list[dict[str, Any]], str | None, int, dict[str, list[str]]]:
             with site.gate.shared():
@@ -73,7 +82,7 @@ def register(web: FastAPI, site: Site) -> None:
     async def accounts_csv(request: Request, sort: str = "-priority") -> Response:
         site.who(request, "marketer")
         params = dict(request.query_params)
-        where = _filter(params)
+        where = _filter(params, stage_names(ws.settings.score.stages))
 
         def read() -> str:
             with site.gate.shared():
