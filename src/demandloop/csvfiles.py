@@ -36,8 +36,10 @@ def ragged(row: dict[Any, Any], width: int) -> str | None:
     with None and keeps a long one's extra cells under the key None, so a line cut off (an
     interrupted download) or a stray delimiter reads on as missing values."""
     extra = row.get(None) or []
-    cells = sum(v is not None for k, v in row.items() if k is not None) + len(extra)
-    if cells == width:
+    missing = sum(v is None for k, v in row.items() if k is not None)
+    if not extra and not missing:
+        # (judged by what is missing or left over, not by counting the row's keys: a
+        # header naming a column twice makes one key of two cells)
         return None
-    return (f"{cells} cell(s) where the header has {width} (a line cut off, a stray "
-            "delimiter or a quote not closed?)")
+    return (f"{width - missing + len(extra)} cell(s) where the header has {width} (a line "
+            "cut off, a stray delimiter or a quote not closed?)")

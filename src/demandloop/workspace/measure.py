@@ -9,8 +9,7 @@ from typing import Any
 import pandas as pd
 
 from demandloop.compute import tables
-from demandloop.enrich.touches import ACTIVITIES
-from demandloop.errors import ConfigError, InputError
+from demandloop.errors import InputError
 from demandloop.measure import overview, personalization, queries, resolution, views
 from demandloop.measure.attribution import DEFAULT_MODELS
 from demandloop.measure.queries import frames
@@ -34,12 +33,7 @@ class Measure(Base):
     def personalization(self, as_of: pd.Timestamp | None = None) -> dict[str, Any]:
         """Each experience's lift per goal (see measure.personalization), judged at *as_of*
         (default: the last event): only what was known then is read."""
-        p = self.settings.personalize
-        known = {a.name for a in ACTIVITIES} | {"opportunity"}
-        for g in p.goals:
-            if g.activity not in known:
-                raise ConfigError(f"personalize.goals: '{g.name}' names an unknown activity "
-                                  f"'{g.activity}'", hint=f"use one of {', '.join(sorted(known))}")
+        p = self.settings.personalize  # (its goals' activities are checked as it loads)
         at = as_of if as_of is not None else queries.latest_event(self.store)
         if at is None:
             return {"as_of": None, "confidence": p.confidence, "experiences": [],
