@@ -304,3 +304,22 @@ def test_person_accounts_rank_as_the_rules_say(emails: list[tuple[str, str]],
     assert list(got["person_id"]) == sorted(expected)
     assert {r.person_id: (r.account_id, r.source, r.confidence)
             for r in got.itertuples()} == expected
+
+
+@pytest.mark.parametrize(("text", "said"), [
+    ("a,a,b\n1,2,3\n", None),  # a column named twice: one key of two cells, not ragged
+    ("a,a,b\n1,2\n", "2 cell(s) where the header has 3"),
+    ("a,b,c\n1,2,3,4\n", "4 cell(s) where the header has 3"),
+    ("a,b,c\n1\n", "1 cell(s) where the header has 3"),
+    ('a,b,c\n1,"2,x",3\n', None),  # a quoted delimiter is one cell
+])
+def test_a_ragged_line_is_told_from_a_whole_one(text: str, said: str | None) -> None:
+    import csv
+    import io
+
+    from demandloop.csvfiles import ragged
+
+    reader = csv.DictReader(io.StringIO(text))
+    (row,) = list(reader)
+    got = ragged(row, len(reader.fieldnames or []))
+    assert (got is None) if said is None else (got is not None and got.startswith(said))
