@@ -100,3 +100,14 @@ def test_a_domain_that_does_not_exist_says_so(cli, nameserver: str) -> None:  # 
     findings = json.loads(out)
     assert code == 1 and len(findings) == 1
     assert findings[0]["check"] == "DNS" and "does not exist" in findings[0]["message"]
+
+
+def test_what_is_not_a_domain_is_refused_and_a_url_names_its_domain(
+        cli, nameserver: str) -> None:  # type: ignore[no-untyped-def]
+    # "not a domain!" was asked of DNS, and came back as "does not exist in DNS"
+    for given in ("not a domain!", "localhost", ""):
+        code, _, err = cli("mail", "check", given, "--nameserver", nameserver)
+        assert code == 2 and "is not a domain" in err, (given, err)
+    code, out, _ = cli("mail", "check", "https://www.good.test/pricing", "--nameserver",
+                       nameserver, "--selector", "s2048", "--json")
+    assert code == 0 and {f["status"] for f in json.loads(out)} == {"ok"}

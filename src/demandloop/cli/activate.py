@@ -19,6 +19,7 @@ from demandloop.cli.base import (
     app,
     out,
 )
+from demandloop.errors import UsageError
 from demandloop.lazy import LazyModule
 
 if TYPE_CHECKING:
@@ -170,8 +171,16 @@ def mail_check(
 ) -> None:
     """Check SPF, DKIM and DMARC and say what to fix; exits 1 when a check fails."""
     from demandloop.activate import deliverability as mail
+    from demandloop.domains import canonical_domain
     from demandloop.outbound.dns import txt_lookup
 
+    # a URL or an address names its domain; anything else is no domain to ask DNS about
+    # (it was asked, and "not a domain!" came back as "does not exist in DNS")
+    named = canonical_domain(domain)
+    if named is None or not any(c.isalpha() for c in named):
+        raise UsageError(f"'{domain[:80]}' is not a domain",
+                         hint="give the domain you send mail from, e.g. acme.com")
+    domain = named
     selectors = tuple(selector) or mail.DEFAULT_SELECTORS
     findings = mail.check(domain, txt_lookup(nameserver), selectors)
     if as_json:
