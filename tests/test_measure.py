@@ -414,3 +414,8 @@ def test_conversion_without_leads_says_where_they_come_from(cli, tmp_path: Path)
     assert code == 0 and "no leads to count yet" in out and "import olist" in out
     code, out, _ = cli("-w", str(tmp_path / "w"), "report", "conversion", "--json")
     assert code == 0 and json.loads(out) == []
+    # attribution before any journey: said so, not an empty table
+    code, out, _ = cli("-w", str(tmp_path / "w"), "report", "attribution")
+    assert code == 0 and "no journeys to credit yet" in out
+    code, out, _ = cli("-w", str(tmp_path / "w"), "report", "attribution", "--json")
+    assert code == 0 and json.loads(out) == []

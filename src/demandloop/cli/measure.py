@@ -145,6 +145,9 @@ def report_attribution(
     with _open() as ws:
         df = ws.attribution(level=level, outcome=outcome, models=names, measure=measure,
                             engine=ws.engine(engine))
+    if df.empty and not as_csv:  # (an empty table said nothing of why)
+        out.print("no journeys to credit yet: ingest events and run 'demandloop resolve'")
+        return
     fmt = "{:,.0f}" if measure == "value" else "{:.2f}"
     _emit(df, f"attribution ({level} level, "
           f"{(outcome or 'opportunity') if level == 'account' else 'lead'}; "
