@@ -122,6 +122,17 @@ def test_score_as_of_on_the_command_line(tmp_path: Path, cli) -> None:  # type: 
     assert [r["account"] for r in body["top"]] == ["early.com"]
     code, _, err = cli("-w", w, "score", "--as-of", "10/02/2026")
     assert code == 2 and "is not a date" in err
+    # a time with its offset is that instant (naive, it compared with nothing: a crash)
+    code, out, _ = cli("-w", w, "score", "--as-of", "2026-02-10T02:00+02:00", "--json")
+    assert code == 0 and json.loads(out)["as_of"].startswith("2026-02-10T00:00"), out
+    # a time not reached yet (a typo: 2036 for 2026) wrote a snapshot dated then, every
+    # signal decayed to it, and made it the latest scores
+    with demandloop.open(tmp_path / "ws") as ws:
+        before = ws.store.con.execute("SELECT count(*) FROM scores").fetchone()
+    code, _, err = cli("-w", w, "score", "--as-of", "2036-02-10")
+    assert code == 2 and "--as-of 2036-02-10 is in the future" in err
+    with demandloop.open(tmp_path / "ws") as ws:
+        assert ws.store.con.execute("SELECT count(*) FROM scores").fetchone() == before
 
 
 # -- the predictive fit, point in time --------------------------------------------------------

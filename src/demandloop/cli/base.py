@@ -235,10 +235,13 @@ def _say(as_json: bool, data: dict[str, Any], message: str) -> None:
 
 
 def _date(text: str) -> dt.datetime:
+    """A date option's value as the store keeps times: naive UTC (an offset given, such as
+    ``2026-03-01T10:00+02:00``, is applied)."""
     try:
-        return dt.datetime.fromisoformat(text)
+        at = dt.datetime.fromisoformat(text)
     except ValueError:
         raise UsageError(f"'{text}' is not a date", hint="use YYYY-MM-DD") from None
+    return at.astimezone(dt.UTC).replace(tzinfo=None) if at.tzinfo is not None else at
 
 
 def _is_interrupt(exc: BaseException) -> bool:

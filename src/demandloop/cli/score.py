@@ -3,6 +3,7 @@ the score stage's commands."""
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import TYPE_CHECKING
 
 import typer
@@ -144,6 +145,13 @@ def score(
         raise UsageError("--as-of and --backfill do not go together",
                          hint="--backfill scores every DAYS days up to the last touch")
     when = _date(as_of) if as_of is not None else None
+    if when is not None and when > dt.datetime.now(dt.UTC).replace(tzinfo=None):
+        # (a typo such as 2030 for 2026 wrote a snapshot dated then, every stage moved to
+        # it, and made it the latest scores everything reads)
+        raise UsageError(f"--as-of {as_of} is in the future: a score then would decay every "
+                         "signal to a time not reached yet and date stage changes at it",
+                         hint="give a time up to now (UTC), or leave --as-of out to score as "
+                         "of the last touch")
     with _open() as ws:
         if backfill is None:
             with LazyProgress(err, "scoring", None):
