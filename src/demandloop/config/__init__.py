@@ -37,7 +37,7 @@ from pydantic import (
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from demandloop.config.activate import ActivateSettings
-from demandloop.config.base import WORKSPACE_ID_PATTERN
+from demandloop.config.base import WORKSPACE_ID_PATTERN, said
 from demandloop.config.base import Section as _Section
 from demandloop.config.chat import ChatSettings, ContentSettings
 from demandloop.config.collect import CollectorSettings, CollectSettings, IngestSettings
@@ -242,8 +242,7 @@ def _config_error(exc: ValidationError, source: str) -> ConfigError:
         )
     more = f" and {len(exc.errors()) - 1} more problem(s)" if len(exc.errors()) > 1 else ""
     return ConfigError(
-        f"{source}: invalid value for '{key}': {first['msg'].removeprefix('Value error, ')}"
-        f"{more}",
+        f"{source}: invalid value for '{key}': {said(first)}{more}",
         hint="see the commented example written by 'demandloop init'",
     )
 

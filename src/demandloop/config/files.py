@@ -11,6 +11,7 @@ from typing import TypeVar
 
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
+from demandloop.config.base import said
 from demandloop.errors import ConfigError
 
 M = TypeVar("M", bound=BaseModel)
@@ -34,8 +35,7 @@ def tables_from_folder(folder: Path, key: str, model: type[M], what: str) -> lis
         except ValidationError as exc:
             first = exc.errors()[0]
             where = ".".join(str(p) for p in first["loc"])
-            raise ConfigError(f"{path}: invalid {what} at '{where}': "
-                              f"{first['msg'].removeprefix('Value error, ')}") from None
+            raise ConfigError(f"{path}: invalid {what} at '{where}': {said(first)}") from None
     return found
 
 
