@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 from demandloop.config.activate import WorkflowSetting, check_enrolments
 from demandloop.config.files import first_duplicate, tables_from_folder
 from demandloop.errors import ConfigError
-from demandloop.score.stages import NO_STAGE
+from demandloop.score.stages import stage_names
 
 if TYPE_CHECKING:
     from demandloop.workspace import Workspace
@@ -28,7 +28,7 @@ def workflows(ws: Workspace) -> list[WorkflowSetting]:
         raise ConfigError(str(exc), hint="add the sequence as [[activate.sequences]] in "
                           "demandloop.toml") from None
     # a stage no rule gives never changes to: the workflow would never fire, silently
-    stages = [*(s.name for s in ws.settings.score.stages), NO_STAGE]
+    stages = stage_names(ws.settings.score.stages)
     for w in found:
         if w.when.trigger == "stage_changed" and w.when.to not in stages:
             raise ConfigError(f"workflow '{w.name}': no stage '{w.when.to}' (stages: "
