@@ -88,13 +88,15 @@ def disable(directory: Path, email: str) -> User:
     path = directory / USERS_FILE
     rows = read_records(path, "users")
     mine = [r for r in rows if r["email"] == email.strip().lower()]
+    if not mine:
+        raise NotFoundError(f"no user {email[:80]}", hint="see 'demandloop users list'")
     # the active one (an email disabled and created again has several records)
-    for r in sorted(mine, key=lambda r: r.get("disabled_at") is not None):
-        if r.get("disabled_at") is None:
-            r["disabled_at"] = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
-            write_records(path, "users", rows)
-        return _user(r)
-    raise NotFoundError(f"no user {email[:80]}", hint="see 'demandloop users list'")
+    active = next((r for r in mine if r.get("disabled_at") is None), None)
+    if active is None:
+        return _user(mine[0])
+    active["disabled_at"] = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+    write_records(path, "users", rows)
+    return _user(active)
 
 
 class UserRing(WatchedRecords):

@@ -224,6 +224,7 @@ def import_parquet(store: Store, directory: Path, *, replace: bool = False) -> d
             if table not in tables:
                 continue
             # The export's own workspace id is rewritten, so an export can seed another one.
+            path, _ = manifest.location(directory, table)
             try:
                 row = cur.execute(
                     f"INSERT INTO {table} SELECT * REPLACE ($ws AS workspace_id) "
@@ -231,11 +232,11 @@ def import_parquet(store: Store, directory: Path, *, replace: bool = False) -> d
                     {"ws": store.workspace_id},
                 ).fetchone()
             except duckdb.Error as exc:  # (the transaction is rolled back: nothing changes)
-                raise _unreadable(manifest.location(directory, table)[0], exc) from None
+                raise _unreadable(path, exc) from None
             written = int(row[0]) if row else 0
             if written != tables[table]:  # a file replaced or cut since the export
                 raise InputError(
-                    f"{manifest.location(directory, table)[0]}: {written:,} rows where "
+                    f"{path}: {written:,} rows where "
                     f"{MANIFEST} lists {tables[table]:,}; nothing was imported",
                     hint="export again, or copy the whole export folder")
             counts[table] = written

@@ -115,8 +115,7 @@ class Measure(Base):
         try:
             target.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
-            raise InputError(f"cannot write {target}: {exc.strerror or exc}",
-                             hint="choose a file in a folder you can write to") from None
+            raise _unwritable(target, exc) from None
         page = views.report(frames(
             self.store, *views.REPORT_FRAMES,
             window_days=self.settings.measure.influence_window_days),
@@ -125,8 +124,7 @@ class Measure(Base):
         try:
             target.write_text(page, encoding="utf-8")
         except OSError as exc:  # (an internal error before)
-            raise InputError(f"cannot write {target}: {exc.strerror or exc}",
-                             hint="choose a file in a folder you can write to") from None
+            raise _unwritable(target, exc) from None
         return target.resolve()
 
     def scorecard(self, *, engine: str | None = None) -> dict[str, Any]:
@@ -135,3 +133,9 @@ class Measure(Base):
         return views.scorecard(frames(self.store, "scorecard", "scores", "ai_search_pages",
                                       "access_log_size", source=self.engine_tables(engine)),
                                self.settings)
+
+
+def _unwritable(target: Path, exc: OSError) -> InputError:
+    """The report's file cannot be written (its folder made, or the file itself)."""
+    return InputError(f"cannot write {target}: {exc.strerror or exc}",
+                      hint="choose a file in a folder you can write to")
