@@ -56,6 +56,36 @@ def test_demo_shows_the_market(cli, tmp_path: Path) -> None:  # type: ignore[no-
     assert filled >= 1 and lists["mqa-linkedin"] == filled
 
 
+def test_the_demo_builds_where_it_is_told_and_into_no_other_data(
+        cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    # -w names the demo's folder, as it names every other command's workspace
+    d = tmp_path / "via-w"
+    r = subprocess.run([sys.executable, "-m", "demandloop", "-w", str(d), "demo",
+                        "--accounts", "40", "--days", "10", "--json"],
+                       capture_output=True, text=True, cwd=tmp_path, timeout=600)
+    assert r.returncode == 0, r.stderr
+    assert (d / "demandloop.duckdb").is_file() and not (tmp_path / "demandloop-demo").exists()
+    events = json.loads(r.stdout)["counts"]["events"]
+    # another market into the same folder would be added to the first: refused, nothing moved
+    code, _, err = cli("demo", "--dir", str(d), "--accounts", "40", "--days", "10",
+                       "--seed", "7")
+    assert code == 3 and "--accounts 40 --days 10 --seed 42" in err and "--seed 7" in err
+    assert "delete" in err and err.count("error:") == 1
+    with demandloop.open(d) as ws:
+        assert ws.counts()["events"] == events
+    # a workspace of the user's own is never given a simulated market
+    mine = tmp_path / "mine"
+    assert cli("-w", str(mine), "status")[0] == 0
+    before = sorted(p.name for p in mine.iterdir())
+    code, _, err = cli("demo", "--dir", str(mine), "--accounts", "40", "--days", "10")
+    assert code == 3 and "did not build" in err
+    assert sorted(p.name for p in mine.iterdir()) == before
+    # nor is a file
+    (tmp_path / "a.duckdb").write_bytes(b"")
+    code, _, err = cli("demo", "--dir", str(tmp_path / "a.duckdb"))
+    assert code == 3 and "is a file" in err
+
+
 def test_status_accounts_and_json(cli, market: Path, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     w = str(tmp_path / "w")
     assert cli("-w", w, "ingest", str(market / "events.jsonl"))[0] == 0

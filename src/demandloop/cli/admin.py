@@ -182,8 +182,10 @@ def build_asn(source: Path = typer.Argument(..., help="'npm pack @ip-location-db
 
 @app.command()
 def demo(
-    directory: Path = typer.Option(Path("demandloop-demo"), "--dir",
-                                   help="Workspace to (re)build for the demo."),
+    directory: Path | None = typer.Option(
+        None, "--dir", show_default=False,
+        help="Workspace to build the demo in (default: the one -w names, else "
+        "demandloop-demo). A folder holding a workspace of your own is refused."),
     accounts_: int = typer.Option(500, "--accounts", help="Accounts in the simulated market."),
     days: int = typer.Option(90, "--days", help="Days simulated."),
     seed: int = typer.Option(42, "--seed", help="Random seed."),
@@ -192,6 +194,8 @@ def demo(
     """Simulate a B2B market, ingest it, and show what demandloop sees."""
     from demandloop.demo import run_demo
 
+    if directory is None:
+        directory = _state["workspace"] if _state["workspace_given"] else Path("demandloop-demo")
     report = run_demo(directory, accounts=accounts_, days=days, seed=seed,
                       console=None if as_json else out)
     if as_json:

@@ -139,7 +139,7 @@ class Forward(BaseException):  # noqa: N818 - a signal to main(), not an error
         self.running = running
 
 
-_state: dict[str, Any] = {"workspace": Path("."), "debug": False}
+_state: dict[str, Any] = {"workspace": Path("."), "debug": False, "workspace_given": False}
 
 
 JsonOpt = typer.Option(False, "--json", help="Print JSON instead of tables.")
@@ -163,6 +163,7 @@ def _version(value: bool) -> None:
 
 @app.callback()
 def _global(
+    ctx: typer.Context,
     workspace: Path = typer.Option(
         Path("."), "--workspace", "-w", envvar="DEMANDLOOP_DIR",
         help="Workspace directory (holds demandloop.toml and the database).",
@@ -172,6 +173,11 @@ def _global(
                                  help="Print the version and exit."),
 ) -> None:
     _state["workspace"], _state["debug"] = workspace, debug
+    # 'demo' builds its own folder unless -w names one on this command line (a workspace
+    # set in the environment is a user's own, which the demo must not be pointed at)
+    # (by name: Typer carries its own copy of click's ParameterSource)
+    source = ctx.get_parameter_source("workspace")
+    _state["workspace_given"] = getattr(source, "name", None) == "COMMANDLINE"
 
 
 def _workspace_dir() -> Path:

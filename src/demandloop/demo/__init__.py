@@ -15,6 +15,7 @@ from rich.console import Console
 
 from demandloop.config import CONFIG_FILE, example_toml
 from demandloop.demo import act as demo_act
+from demandloop.errors import InputError
 from demandloop.measure.evaluation import evaluate
 from demandloop.render import frame_table as _table
 from demandloop.simulate import simulate
@@ -44,10 +45,45 @@ def market_quality(seed: int, accounts: int, days: int, folder: Path) -> dict[st
         return _evaluate(ws, truth, s.start, days)
 
 
+def _refuse_to_mix(directory: Path, accounts: int, days: int, seed: int) -> None:
+    """Refuse a *directory* where the demo would mix its simulated market into other data:
+    a workspace the demo did not build (a user's own, given by mistake), or a demo built
+    with another market (its events would join the old ones: ingestion keeps what is
+    stored). The same demo again is safe: it loads the same events and files."""
+    if directory.exists() and not directory.is_dir():
+        raise InputError(f"{directory} is a file: the demo builds a workspace folder",
+                         hint="give it a folder with --dir (or -w)")
+    truth_file = directory / "market" / "truth.json"
+    holds_data = (directory / CONFIG_FILE).is_file() or any(directory.glob("*.duckdb"))
+    if not holds_data:
+        return
+    if not truth_file.is_file():
+        raise InputError(
+            f"{directory} holds a workspace the demo did not build: the demo would mix a "
+            "simulated market into its data",
+            hint="give the demo a folder of its own, e.g. 'demandloop demo --dir "
+            "demandloop-demo'")
+    try:
+        truth = orjson.loads(truth_file.read_bytes())
+        built = (len(truth["accounts"]), int(truth["days"]), int(truth["seed"]))
+    except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
+        built = None
+    if built != (accounts, days, seed) and any(directory.glob("*.duckdb")):
+        was = ("another market" if built is None else
+               f"--accounts {built[0]} --days {built[1]} --seed {built[2]}")
+        raise InputError(
+            f"{directory} holds the demo built with {was}: a market of --accounts "
+            f"{accounts} --days {days} --seed {seed} would be added to it, not replace it",
+            hint=f"delete {directory} first, or give another --dir")
+
+
 def run_demo(directory: Path, *, accounts: int = 500, days: int = 90, seed: int = 42,
              console: Console | None = None) -> dict[str, Any]:
     """Build the demo workspace in *directory*; print to *console* (if given) and return a
-    JSON-ready report. Re-running is safe: ingestion and imports are idempotent."""
+    JSON-ready report. Re-running is safe: ingestion and imports are idempotent. A folder
+    holding another workspace, or a demo of another market, is refused: nothing is
+    written there."""
+    _refuse_to_mix(directory, accounts, days, seed)
     say = console.print if console else (lambda *a, **k: None)
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
