@@ -229,6 +229,41 @@ def test_one_account_whole(api: dict[str, Any]) -> None:
     assert [p["person_id"] for p in shown] == people
 
 
+def test_one_person_whole(api: dict[str, Any]) -> None:
+    con = duckdb.connect(str(api["twin"] / "demandloop.duckdb"), read_only=True)
+    try:
+        # the person with most touches, who browsed anonymously before they identified
+        pid, touches = con.execute(
+            "SELECT person_id, count(*) FROM touches WHERE person_id IS NOT NULL "
+            "GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT 1").fetchone()
+        anon = con.execute("SELECT min(identifier) FROM person_identifiers WHERE "
+                           "person_id = ? AND identifier LIKE 'anon:%'", [pid]).fetchone()[0]
+        email = con.execute("SELECT email FROM persons WHERE person_id = ?", [pid]).fetchone()[0]
+        score = con.execute(
+            "SELECT engagement FROM scores WHERE entity = 'person' AND entity_id = ? AND "
+            "as_of = (SELECT max(as_of) FROM scores WHERE entity = 'person')",
+            [pid]).fetchone()
+    finally:
+        con.close()
+    r = _get(api, f"/people/{pid}", limit=5)
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["person"]["person_id"] == pid
+    assert body["person"]["engagement"] == (score[0] if score else None)
+    assert len(body["touches"]) == min(5, touches)
+    times = [t["ts"] for t in body["touches"]]
+    assert times == sorted(times, reverse=True)
+    assert sum(c["touches"] for c in body["explanation"]["touches_by_channel"]) == touches
+    assert set(body) >= {"enrolments", "suppressions"}
+    # found by any of their keys, as explain finds them: the same person
+    for key in (anon.removeprefix("anon:"), email.upper()):
+        found = _get(api, f"/people/{key}", limit=5)
+        assert found.status_code == 200 and found.json()["person"]["person_id"] == pid
+    gone = _get(api, "/people/nobody-at-all@example.org")
+    assert gone.status_code == 404 and gone.json()["error"]["code"] == "not_found"
+    assert _get(api, f"/people/{pid}", limit=0).status_code == 422
+
+
 def test_people_pages(api: dict[str, Any]) -> None:
     con = duckdb.connect(str(api["twin"] / "demandloop.duckdb"), read_only=True)
     try:

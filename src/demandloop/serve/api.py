@@ -307,6 +307,15 @@ def create_api(ws: Workspace, tokens: TokenRing, keys: KeyRing, jobs: Jobs,
         rows, nxt = await reading(ws.people, account, q, mql, sort, limit, cursor)
         return _json({"data": rows, "next": nxt})
 
+    @api.get("/people/{key}", dependencies=[read],
+             summary="One person: scores, identifiers and merges, touches, enrolments",
+             responses=schema.ok(schema.PersonDetail) | schema.errors(404))
+    async def person(key: Annotated[str, Path_(max_length=320, description="A person id, "
+                                               "email, user id or anonymous id")],
+                     limit: Annotated[int, Query(ge=1, le=1000)] = 100) -> Response:
+        # (no such person: the NotFoundError's 404, in the one shape, by the handler above)
+        return _json(await reading(ws.person_page, key, limit))
+
     @api.get("/reports/{name}", dependencies=[read],
              summary="A report: funnel, health, attribution, pipeline, scorecard, sla, "
                      "personalization or aeo",

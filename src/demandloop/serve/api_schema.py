@@ -101,6 +101,17 @@ class PersonRow(_Open):
     as_of: str | None = Field(None, description="When the scores were computed.")
 
 
+class PersonDetail(_Open):
+    """One person whole (see docs/api.md)."""
+
+    person: PersonRow
+    explanation: dict[str, Any] = Field(description="Identifiers, the messages that "
+                                        "merged them, the account match, touches by channel.")
+    touches: list[dict[str, Any]]
+    enrolments: list[dict[str, Any]]
+    suppressions: list[dict[str, Any]]
+
+
 class PeoplePage(_Open):
     data: list[PersonRow]
     next: str | None = Field(description="The cursor of the next page (null on the last).")

@@ -100,8 +100,22 @@ def person_page(store: Store, account: str | None = None, search: str | None = N
         rows = rows[:limit]
         last_row = rows[-1]
         nxt = encode_cursor(last_row["_e"] if by_engagement else None, last_row["person_id"])
-    for r in rows:
-        del r["_e"]
-        reasons = r["mql_reasons"]
-        r["mql_reasons"] = orjson.loads(reasons) if isinstance(reasons, str) else reasons
-    return rows, nxt
+    return [_shown(r) for r in rows], nxt
+
+
+def person_row(store: Store, person_id: str) -> dict[str, Any] | None:
+    """One person as :func:`person_page` lists them (None when there is no such id)."""
+    sql = _rows("SELECT * FROM persons WHERE workspace_id = $ws AND person_id = $id")
+    with store.reader() as cur:
+        rel = cur.execute(sql, {"ws": store.workspace_id, "id": person_id})
+        names = [d[0] for d in rel.description]
+        row = rel.fetchone()
+    return None if row is None else _shown(dict(zip(names, row, strict=True)))
+
+
+def _shown(r: dict[str, Any]) -> dict[str, Any]:
+    """A row of :func:`_rows` as the API shows it: the MQL reasons as a list, no sort key."""
+    del r["_e"]
+    reasons = r["mql_reasons"]
+    r["mql_reasons"] = orjson.loads(reasons) if isinstance(reasons, str) else reasons
+    return r

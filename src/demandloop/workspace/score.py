@@ -17,7 +17,7 @@ from demandloop.errors import NotFoundError, UsageError
 from demandloop.score import measures as score_measures
 from demandloop.score import predictive, predictive_run, queries
 from demandloop.score import run as score_run
-from demandloop.store import Store, account_pages, person_pages, pit
+from demandloop.store import Store, account_pages, activity_pages, person_pages, pit
 from demandloop.store.accounts import SCORE_COLUMNS, account_view, held, moved_to, rounded
 from demandloop.workspace.base import Base
 
@@ -185,6 +185,20 @@ class Score(Base):
         if canonical is None or canonical == account_id:
             return None
         return held(self.store, canonical)
+
+    def person_page(self, key: str, limit: int = 100) -> dict[str, Any]:
+        """One person whole, found by *key* as :meth:`explain_person` finds them (a person
+        id, email, user id or anonymous id): ``person`` (as :meth:`people` lists them),
+        ``explanation`` (:meth:`explain_person`), and their latest *limit* ``touches``,
+        ``enrolments`` and ``suppressions``. What ``GET /api/v1/people/{key}`` answers;
+        raises NotFoundError when no person is known by *key*."""
+        explanation = self.explain_person(key)
+        pid = explanation["person"]["person_id"]
+        row = person_pages.person_row(self.store, pid)
+        if row is None:  # (resolve keeps identifiers and persons in one transaction)
+            raise NotFoundError(f"no person known by '{key.strip()[:80]}'")
+        return {"person": row, "explanation": explanation,
+                **activity_pages.person_lists(self.store, pid, limit)}
 
     def explain_person(self, key: str) -> dict[str, Any]:
         """Why a person is who they are: identifiers, the messages that merged them, account."""
