@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 from pathlib import Path
+from urllib.parse import quote
 from typing import Any
 
 import httpx
@@ -507,6 +508,34 @@ def test_an_account_not_scored_yet_has_a_page(app, browser) -> None:  # type: ig
     page.close()
 
 
+def test_an_account_whose_crm_id_holds_a_slash_has_a_page(app, browser) -> None:  # type: ignore[no-untyped-def]
+    # a spreadsheet CRM's ids: the API and the dashboard answered 404 "no endpoint" (the
+    # slash split the address), and the list linked a '#' in an id as a fragment
+    writer, _ = tokens.create(app["dir"], "write", "slash-test")
+    r = httpx.post(app["url"] + "/api/v1/imports/accounts", timeout=60,
+                   headers={"Authorization": f"Bearer {writer}"},
+                   files={"file": ("slash.csv", b"Record ID,Company name\n"
+                                   b"ACC/2024/001#7,Slashwood Ltd\n")})
+    assert r.status_code == 200, r.text
+    key = "crm:ACC/2024/001#7"
+    assert _api(app, "/accounts/" + quote(key, safe=""))["account"]["name"] == "Slashwood Ltd"
+    page, errors = _login(browser, app, "rep@example.com")
+    page.goto(app["url"] + "/app/accounts?q=Slashwood")
+    page.get_by_role("link", name="Slashwood Ltd").click()
+    page.wait_for_load_state()
+    assert "Slashwood Ltd" in page.locator("h1").inner_text()
+    # its timeline, which the page polls, is found too
+    timeline = page.request.get(app["url"] + "/app/accounts/" + quote(key, safe="")
+                                + "/timeline")
+    assert timeline.status == 200 and "No touches yet" in timeline.text()
+    assert errors == []
+    # an address no page answers is a page saying so, not the framework's JSON
+    answer = page.goto(app["url"] + "/app/acounts")
+    assert answer is not None and answer.status == 404
+    assert "no page /app/acounts" in page.locator("[role=alert]").inner_text()
+    page.close()
+
+
 def test_a_link_sent_before_an_import_gave_the_account_its_domain_still_leads_to_it(
         app, browser) -> None:  # type: ignore[no-untyped-def]
     """An account imported without its domain is ``crm:88``, and an alert links to it;
@@ -551,9 +580,13 @@ def test_a_parameter_edited_in_the_address_bar_is_a_page_saying_so(app, browser)
         answer = page.goto(app["url"] + "/app/accounts" + query)
         assert answer is not None and answer.status == 400, query
         assert said in page.locator("[role=alert]").inner_text(), query
-    answer = page.goto(app["url"] + "/app/reports/funnel?by=nonsense")
-    assert answer is not None and answer.status == 400
-    assert "cannot break the funnel down by 'nonsense'" in page.locator("[role=alert]").inner_text()
+    for where, said in (("funnel?by=nonsense", "cannot break the funnel down by 'nonsense'"),
+                        # both showed the defaults as if they had been asked for
+                        ("attribution?model=markov&model=markvo", "unknown model 'markvo'"),
+                        ("funnel?by=channel&by=motion", "by one dimension at a time")):
+        answer = page.goto(app["url"] + "/app/reports/" + where)
+        assert answer is not None and answer.status == 400, where
+        assert said in page.locator("[role=alert]").inner_text(), where
     # the server answers on as before
     assert page.goto(app["url"] + "/app/accounts").status == 200  # type: ignore[union-attr]
     page.close()

@@ -262,7 +262,7 @@ def create_api(ws: Workspace, tokens: TokenRing, keys: KeyRing, jobs: Jobs,
         rows, nxt = await reading(page)
         return _json({"data": rows, "next": nxt})
 
-    @api.get("/accounts/{account_id}", dependencies=[read],
+    @api.get("/accounts/{account_id:path}", dependencies=[read],
              summary="One account: scores, explanation, people, timeline, history, jobs",
              responses=schema.ok(schema.AccountDetail) | schema.errors(404)
              | {301: {"model": schema.Moved, "description": "The account has another id "
@@ -307,7 +307,7 @@ def create_api(ws: Workspace, tokens: TokenRing, keys: KeyRing, jobs: Jobs,
         rows, nxt = await reading(ws.people, account, q, mql, sort, limit, cursor)
         return _json({"data": rows, "next": nxt})
 
-    @api.get("/people/{key}", dependencies=[read],
+    @api.get("/people/{key:path}", dependencies=[read],
              summary="One person: scores, identifiers and merges, touches, enrolments",
              responses=schema.ok(schema.PersonDetail) | schema.errors(404))
     async def person(key: Annotated[str, Path_(max_length=320, description="A person id, "

@@ -16,6 +16,7 @@ from urllib.parse import urlencode
 from fastapi import FastAPI, Form, Request
 from fastapi.responses import FileResponse, RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from demandloop.errors import DemandloopError
 from demandloop.serve.guard import AuthThrottle, client_address
@@ -58,6 +59,15 @@ def create_web(ws: Workspace, users: UserRing, secret: bytes, cache: ReportCache
         # option edited in the address bar): the message, on a page, with its 4xx
         return render(request, "error.html", status=exc.http_status, user=None, csrf="",
                       message=str(exc))
+
+    @web.exception_handler(StarletteHTTPException)
+    async def no_page(request: Request, exc: StarletteHTTPException) -> Response:
+        # an address no page answers (a link cut short, a typo): a page saying so, as
+        # every other dashboard error is, not the framework's JSON
+        said = {404: f"no page {request.url.path[:80]}",
+                405: f"{request.url.path[:80]} cannot be asked with {request.method}"}
+        return render(request, "error.html", status=exc.status_code, user=None, csrf="",
+                      message=said.get(exc.status_code, str(exc.detail)))
 
     @web.get("/static/{name}")
     async def static(name: str) -> Response:
@@ -111,9 +121,11 @@ def create_web(ws: Workspace, users: UserRing, secret: bytes, cache: ReportCache
     async def home() -> Response:
         return RedirectResponse("/app/accounts", status_code=303)
 
+    # (the timeline, /accounts/{id}/timeline, before the account page, whose id may hold
+    # a slash: a CRM's "ACC/2024/001")
+    people_pages.register(web, site)
     accounts_pages.register(web, site)
     reports_pages.register(web, site)
-    people_pages.register(web, site)
     return web
 
 

@@ -127,7 +127,7 @@ def register(web: FastAPI, site: Site) -> None:
         return RedirectResponse(f"/app/accounts{query}{'&' if query else '?'}{done}",
                                 status_code=303)
 
-    @web.get("/accounts/{account_id}")
+    @web.get("/accounts/{account_id:path}")
     async def account(request: Request, account_id: str, who: str = "them") -> Response:
         user, session = site.who(request)
 

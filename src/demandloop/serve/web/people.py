@@ -49,7 +49,7 @@ def _warmup(site: Site, sent: list[dict[str, Any]]) -> list[dict[str, Any]]:
 def register(web: FastAPI, site: Site) -> None:
     """Add the person and activity pages and the timeline fragment to *web*."""
 
-    @web.get("/people/{key}")
+    @web.get("/people/{key:path}")
     async def person(request: Request, key: str) -> Response:
         user, session = site.who(request)
 
@@ -108,7 +108,7 @@ def register(web: FastAPI, site: Site) -> None:
                          indexed=index is not None,
                          threshold=site.ws.settings.chat.min_relevance)
 
-    @web.get("/accounts/{account_id}/timeline")
+    @web.get("/accounts/{account_id:path}/timeline")
     async def timeline(request: Request, account_id: str, who: str = "them") -> Response:
         site.who(request)
 

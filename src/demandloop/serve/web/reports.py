@@ -12,10 +12,11 @@ from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, Response
 from starlette.concurrency import run_in_threadpool
 
-from demandloop.errors import DemandloopError
+from demandloop.errors import DemandloopError, UsageError
 from demandloop.measure.names import ALL_MODELS, DEFAULT_MODELS, DIMENSIONS, STAGES
 from demandloop.serve.web import charts
 from demandloop.serve.web.site import HEADERS, Site
+from demandloop.store.account_pages import check_choices
 
 TITLES = {"funnel": "Funnel", "attribution": "Attribution", "health": "Demand health",
           "pipeline": "Pipeline", "scorecard": "Scorecard", "sla": "Speed to lead",
@@ -33,12 +34,21 @@ def register(web: FastAPI, site: Site) -> None:
     async def report_page(request: Request, name: str, by: str = "", level: str = "account",
                           outcome: str = "opportunity", measure: str = "conversions"
                           ) -> Response:
-        chosen = [m for m in request.query_params.getlist("model") if m in ALL_MODELS]
+        chosen = request.query_params.getlist("model")
         models = chosen or list(DEFAULT_MODELS)
         user, session = site.who(request)
         if name not in TITLES:
             return site.page(request, "error.html", user, session, 404,
                              message=f"no report '{name[:40]}'")
+        try:
+            # a model misspelt in a bookmark, or a funnel broken down twice, is a page
+            # saying so (as the API answers), not the defaults shown as if asked for
+            check_choices("model", chosen, ALL_MODELS)
+            if len(request.query_params.getlist("by")) > 1:
+                raise UsageError("the funnel is broken down by one dimension at a time",
+                                 hint=f"choose one of {', '.join(DIMENSIONS)}")
+        except UsageError as exc:
+            return site.page(request, "error.html", user, session, 400, message=str(exc))
         choices: dict[str, dict[str, Any]] = {
             "funnel": {"by": by or None},
             "attribution": {"level": level, "outcome": outcome,
