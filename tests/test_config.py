@@ -176,6 +176,45 @@ def test_a_daily_cap_on_no_activity_or_below_zero_is_refused(tmp_path: Path, cap
     assert says in str(e.value)
 
 
+_REP = '[[meetings.reps]]\nname = "ann"\nemail = "ann@x.com"\n'
+_BOX = ('[[activate.mailboxes]]\nname = "m"\naddress = "m@x.com"\ntransport = "file"\n')
+
+
+@pytest.mark.parametrize(("toml", "says"), [
+    # each was taken, and then did nothing, in silence: every invite "not sent", every
+    # rule routed to the fallback, every chat answer failed over, a greeting never shown
+    ('[meetings]\nfallback = ["ann"]\nmailbox = "sdr"\n' + _REP,
+     "meetings.mailbox: no mailbox 'sdr' (mailboxes: none"),
+    ('[meetings]\nfallback = ["ann"]\n' + _REP + '[[meetings.rules]]\nname = "dach"\n'
+     'reps = ["ann"]\n[[meetings.rules.where]]\nfield = "territory"\nvalue = "DE"\n',
+     "'meetings.rules.0.where': field 'territory' is unknown (fields: account_id,"),
+    ('[chat.llm]\nbase_url = "localhost:11434"\nmodel = "m"\n',
+     "base_url 'localhost:11434' must start with http:// or https://"),
+    ('[chat.llm]\nbase_url = "http://127.0.0.1:11434/v1"\n', "model is required"),
+    ('[[chat.playbooks]]\nname = "p"\ngreeting = "Hi {{ account.name "\n',
+     "the greeting is not a valid template: unexpected end of template, expected "
+     "'end of print statement' (line 1)"),
+    (_BOX + '[[activate.sequences]]\nname = "s"\nmailboxes = ["m"]\n'
+     '[[activate.sequences.steps]]\ntype = "email"\nsubject = "Hi"\n'
+     'body = "{% if person.title %}Hello\\n"\n',
+     "the step's body is not a valid template: Unexpected end of template. Jinja was "
+     "looking for the following tags: 'elif' or 'else' or 'endif'"),
+])
+def test_a_setting_that_could_never_work_is_refused_as_the_file_loads(
+        tmp_path: Path, toml: str, says: str) -> None:
+    (tmp_path / "demandloop.toml").write_text(toml)
+    with pytest.raises(ConfigError) as e:
+        Settings.load(tmp_path)
+    assert says in str(e.value)
+    # mended, each loads
+    (tmp_path / "demandloop.toml").write_text(
+        toml.replace('mailbox = "sdr"', "").replace('"territory"', '"country"')
+        .replace('"localhost:11434"', '"http://localhost:11434"')
+        .replace("/v1\"\n", '/v1"\nmodel = "llama3.1:8b"\n')
+        .replace("account.name ", "account.name }}").replace("Hello\\n", "Hello{% endif %}"))
+    Settings.load(tmp_path)
+
+
 def test_the_daily_caps_name_every_activity_a_touch_can_have(tmp_path: Path) -> None:
     from demandloop.config.score import ACTIVITY_NAMES
     from demandloop.enrich.touch_reach import PAGE_ACTIVITIES

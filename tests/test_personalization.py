@@ -26,9 +26,9 @@ from demandloop.activate.personalize import (
     decide,
     holds,
     in_control,
-    safe_url,
 )
 from demandloop.conditions import Condition
+from demandloop.domains import safe_link
 from demandloop.config import Settings
 from demandloop.config.personalize import ExperienceSetting
 from demandloop.errors import ConfigError
@@ -115,7 +115,9 @@ def test_content_falls_back_and_is_made_safe() -> None:
             {"selector": "#b", "html": "<b onclick='x()'>{{ account.name }}</b>"
                                        "<script>steal()</script><a href='javascript:x'>l</a>"},
             {"selector": "#c", "attribute": "href", "value": "{{ account.site }}"},
-            {"selector": "#d", "attribute": "href", "value": "javascript:alert(1)"},
+            # (a link with no template is refused as the settings load; one made unsafe
+            # by what it is filled with is dropped as the visit is decided)
+            {"selector": "#d", "attribute": "href", "value": "javascript:{{ account.name }}"},
             {"selector": "#e", "text": "{{ account.industry }}"},
             {"selector": "#f", "hide": True}]})])
     got = decide(found, {"name": evil}, "u1")[0].changes
@@ -131,7 +133,7 @@ def test_content_falls_back_and_is_made_safe() -> None:
     assert "#e" not in by  # missing industry: the element keeps its original
     assert by["#f"] == {"selector": "#f", "action": "hide"}
     assert decide(found, {}, "u1")[0].changes[0]["value"] == "For you"
-    assert [safe_url(u) for u in ("/demo", "https://a.io", "demo?x", "//evil.io",
+    assert [safe_link(u) for u in ("/demo", "https://a.io", "demo?x", "//evil.io",
                                   "JavaScript:alert(1)", " data:text/html,x")] == \
         [True, True, True, False, False, False]
 
@@ -144,6 +146,19 @@ def test_content_falls_back_and_is_made_safe() -> None:
     ({"name": "x", "audience": {"all": [{"field": "colour", "value": "red"}]},
       "changes": [{"selector": "#h", "hide": True}]}, "unknown audience field 'colour'"),
     ({"name": "x", "changes": [{"selector": "<b>", "hide": True}]}, "CSS selector"),
+    # each did nothing, in silence, on every visit: a link dropped as unsafe, a template
+    # that could not be compiled
+    ({"name": "x", "changes": [{"redirect": "javascript:alert(1)"}]},
+     "'javascript:alert\\(1\\)' is not a link a page may follow"),
+    ({"name": "x", "changes": [{"selector": "a", "attribute": "href", "value": " data:x"}]},
+     "not a link a page may follow"),
+    ({"name": "x", "changes": [{"redirect": "/pricing/{{ account.tier }}",
+                                "fallback": "//elsewhere.example"}]},
+     "'//elsewhere.example' is not a link"),
+    ({"name": "x", "changes": [{"selector": "h1", "text": "Hi {{ account.name "}]},
+     "the change's text is not a valid template: .* \\(line 1\\)"),
+    ({"name": "x", "changes": [{"selector": "h1", "html": "{% if x %}<b>y</b>"}]},
+     "the change's html is not a valid template"),
 ])
 def test_bad_experiences_are_refused_with_a_clear_message(body: dict, message: str) -> None:
     with pytest.raises(ValueError, match=message):

@@ -79,3 +79,19 @@ def country_of_domain(domain: str | None) -> str | None:
     if len(tld) != 2 or not tld.isalpha() or tld in _GENERIC_CC:
         return None
     return _CC_ISO.get(tld, tld.upper())
+
+
+#: URL schemes a personalised link or redirect may carry (a path on the site has none)
+SAFE_SCHEMES = ("http:", "https:", "mailto:", "tel:")
+
+
+def safe_link(value: str) -> bool:
+    """A link or redirect target a page may follow: http(s), mailto, tel, or a path on the
+    site (never ``javascript:``, ``data:`` or a protocol-relative ``//host``)."""
+    v = value.strip().lower()
+    if v.startswith("//"):
+        return False
+    if v.startswith(("/", "?", "#")):
+        return True
+    head = v.split("/", 1)[0]
+    return v.startswith(SAFE_SCHEMES) or (":" not in head and bool(v))

@@ -33,11 +33,10 @@ from markupsafe import escape
 
 from demandloop.conditions import OPS, Condition, missing
 from demandloop.config.personalize import ChangeSetting, ExperienceSetting
+from demandloop.domains import safe_link
 
 _TEXT = ImmutableSandboxedEnvironment(undefined=jinja2.StrictUndefined, autoescape=False)
 _HTML = ImmutableSandboxedEnvironment(undefined=jinja2.StrictUndefined, autoescape=True)
-#: URL schemes an attribute or a redirect may carry (a path on the site has none)
-SAFE_SCHEMES = ("http:", "https:", "mailto:", "tel:")
 _URL_ATTRIBUTES = ("href", "src")
 _NEGATIVE = ("!=", "not_in")
 
@@ -107,7 +106,7 @@ class Change:
             if self.action == "html":
                 value = nh3.clean(value)
             elif (self.action == "redirect" or self.attribute in _URL_ATTRIBUTES) \
-                    and not safe_url(value):
+                    and not safe_link(value):
                 return None
         out: dict[str, Any] = {"selector": self.selector, "action": self.action}
         if value is not None:
@@ -115,17 +114,6 @@ class Change:
         if self.attribute:
             out["attribute"] = self.attribute
         return out
-
-
-def safe_url(value: str) -> bool:
-    """A link or redirect target: http(s), mailto, tel, or a path on the site."""
-    v = value.strip().lower()
-    if v.startswith("//"):
-        return False
-    if v.startswith(("/", "?", "#")):
-        return True
-    head = v.split("/", 1)[0]
-    return v.startswith(SAFE_SCHEMES) or (":" not in head and bool(v))
 
 
 @dataclass(frozen=True)

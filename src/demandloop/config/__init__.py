@@ -33,6 +33,7 @@ from pydantic import (
     SecretStr,
     ValidationError,
     field_validator,
+    model_validator,
 )
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
@@ -120,6 +121,16 @@ class Settings(BaseSettings):
     content: ContentSettings = Field(default_factory=ContentSettings)  # type: ignore[arg-type]
     chat: ChatSettings = Field(default_factory=ChatSettings)  # type: ignore[arg-type]
     compute: ComputeSettings = Field(default_factory=ComputeSettings)  # type: ignore[arg-type]
+
+    @model_validator(mode="after")
+    def _across_sections(self) -> Settings:
+        boxes = [m.name for m in self.activate.mailboxes]
+        if self.meetings.mailbox and self.meetings.mailbox not in boxes:
+            # every booking's invite was "not sent", found only in the booking's answer
+            raise ValueError(f"meetings.mailbox: no mailbox '{self.meetings.mailbox}' "
+                             f"(mailboxes: {', '.join(boxes) or 'none'}; add it as "
+                             "[[activate.mailboxes]])")
+        return self
 
     @classmethod
     def settings_customise_sources(
@@ -241,8 +252,10 @@ def _config_error(exc: ValidationError, source: str) -> ConfigError:
             hint=f"valid keys in {where}: {valid}",
         )
     more = f" and {len(exc.errors()) - 1} more problem(s)" if len(exc.errors()) > 1 else ""
+    # (a check across sections has no one key: its message names the keys it compared)
+    what = f"invalid value for '{key}': " if key else ""
     return ConfigError(
-        f"{source}: invalid value for '{key}': {said(first)}{more}",
+        f"{source}: {what}{said(first)}{more}",
         hint="see the commented example written by 'demandloop init'",
     )
 

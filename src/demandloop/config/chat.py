@@ -13,7 +13,7 @@ import re
 
 from pydantic import Field, field_validator, model_validator
 
-from demandloop.config.base import Section
+from demandloop.config.base import Section, check_template
 from demandloop.config.conditions import SegmentCondition
 from demandloop.config.files import first_duplicate
 from demandloop.config.personalize import AUDIENCE_FIELDS
@@ -71,6 +71,12 @@ class PlaybookSetting(Section):
     offer_meeting: bool = Field(True, description="Offer the routed rep's calendar once the "
                                 "questions are answered (or at once when there are none).")
 
+    @field_validator("greeting")
+    @classmethod
+    def _a_template(cls, v: str) -> str:
+        check_template(v, "the greeting")
+        return v
+
     @field_validator("audience")
     @classmethod
     def _fields(cls, v: list[SegmentCondition]) -> list[SegmentCondition]:
@@ -92,6 +98,17 @@ class LlmSetting(Section):
     timeout_seconds: float = Field(8.0, gt=0, le=120, description="After this, the "
                                    "retrieval answer is given instead.")
     max_tokens: int = Field(300, ge=16, le=4096, description="The longest answer asked for.")
+
+    @model_validator(mode="after")
+    def _usable(self) -> LlmSetting:
+        # either was taken, and every answer then failed over to retrieval, in silence
+        if self.base_url and not self.base_url.startswith(("http://", "https://")):
+            raise ValueError(f"base_url '{self.base_url[:80]}' must start with http:// or "
+                             "https:// (such as http://127.0.0.1:11434/v1)")
+        if self.base_url and not self.model:
+            raise ValueError("model is required with base_url: the name the endpoint "
+                             "serves (such as 'llama3.1:8b' for Ollama)")
+        return self
 
 
 class ChatSettings(Section):

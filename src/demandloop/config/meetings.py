@@ -16,6 +16,7 @@ from pydantic import Field, field_validator, model_validator
 from demandloop.config.base import Section
 from demandloop.config.conditions import SegmentCondition
 from demandloop.config.files import first_duplicate
+from demandloop.config.personalize import AUDIENCE_FIELDS
 
 _HOURS = re.compile(r"^([01]\d|2[0-3]):[0-5]\d-([01]\d|2[0-4]):[0-5]\d$")
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
@@ -72,6 +73,17 @@ class RoutingRuleSetting(Section):
     where: list[SegmentCondition] = Field(..., min_length=1, description="Conditions over "
                                           "the account (territory, industry, size, segment).")
     reps: list[str] = Field(..., min_length=1, description="Reps of this rule.")
+
+    @field_validator("where")
+    @classmethod
+    def _fields(cls, v: list[SegmentCondition]) -> list[SegmentCondition]:
+        # a rule is matched against the visit's fields, as chat's and personalisation's
+        # audiences are: a field no visit has never matched, and routed to the fallback
+        for c in v:
+            if c.field not in AUDIENCE_FIELDS:
+                raise ValueError(f"field '{c.field}' is unknown (fields: "
+                                 f"{', '.join(sorted(AUDIENCE_FIELDS))})")
+        return v
 
 
 class MeetingSettings(Section):

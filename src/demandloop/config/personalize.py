@@ -12,10 +12,11 @@ import re
 
 from pydantic import Field, field_validator, model_validator
 
-from demandloop.config.base import Section
+from demandloop.config.base import Section, check_template
 from demandloop.config.conditions import SegmentCondition
 from demandloop.config.files import first_duplicate
 from demandloop.config.score import ACTIVITY_NAMES
+from demandloop.domains import safe_link
 
 #: what an audience may name: the visitor's account, the person behind the browser, and the
 #: visit itself (the page and how it was reached)
@@ -89,6 +90,16 @@ class ChangeSetting(Section):
         if self.redirect is None and not _SELECTOR.match(self.selector):
             raise ValueError("a change needs a CSS selector (up to 200 characters, no "
                              "braces or angle brackets)")
+        for name in ("text", "html", "value", "redirect"):
+            check_template(getattr(self, name), f"the change's {name}")
+        link = self.redirect if self.redirect is not None else \
+            self.value if self.attribute in ("href", "src") else None
+        # a link with no template in it is checked now: else it was dropped as each
+        # visit was decided, and the experience changed nothing, in silence
+        for url in (link, self.fallback if link is not None else None):
+            if url is not None and "{" not in url and not safe_link(url):
+                raise ValueError(f"'{url[:80]}' is not a link a page may follow (use "
+                                 "http(s), mailto, tel or a path on the site)")
         return self
 
     @property

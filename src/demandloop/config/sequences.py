@@ -12,6 +12,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import Field, field_validator, model_validator
 
 from demandloop.config.base import Section as _Section
+from demandloop.config.base import check_template
 
 Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
 StopReason = Literal["reply", "meeting", "unsubscribe", "bounce", "stage_change"]
@@ -107,6 +108,8 @@ class StepSetting(_Section):
             raise ValueError("a wait step needs days >= 1")
         if self.type == "task" and not self.title:
             raise ValueError("a task step needs title")
+        for name in ("subject", "body", "html", "title"):
+            check_template(getattr(self, name), f"the step's {name}")
         return self
 
 
