@@ -9,8 +9,8 @@ import signal
 import subprocess
 import sys
 from pathlib import Path
-from urllib.parse import quote
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 import pytest

@@ -28,9 +28,9 @@ from demandloop.activate.personalize import (
     in_control,
 )
 from demandloop.conditions import Condition
-from demandloop.domains import safe_link
 from demandloop.config import Settings
 from demandloop.config.personalize import ExperienceSetting
+from demandloop.domains import safe_link
 from demandloop.errors import ConfigError
 from demandloop.measure.personalization import lift, newcombe
 from demandloop.serve import keys as keystore
