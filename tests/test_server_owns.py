@@ -147,6 +147,27 @@ def test_a_stale_server_file_is_ignored(tmp_path: Path,
     assert not (d / owner.SERVER_FILE).exists()
 
 
+def test_a_server_file_copied_with_the_folder_leads_nowhere(
+        pair, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:  # type: ignore[no-untyped-def]
+    """A folder copied (a backup restored, a copy to try something) while its server runs
+    carries the server's file: commands in the copy ran on the original's server, on the
+    original's data (a score, an import, an erasure)."""
+    _, b, _, _, proc = pair
+    c = tmp_path / "copy"
+    c.mkdir()
+    for name in ("demandloop.toml", owner.SERVER_FILE):
+        shutil.copy2(b / name, c / name)
+    code, out, err = _run("-w", str(c), "status", "--json", capsys=capsys)
+    assert code == 0, err
+    assert orjson.loads(out)["events"] == 0  # the copy's own (empty) store, not b's
+    assert not (c / owner.SERVER_FILE).exists()
+    # the original's file still leads to its server, through a link to its folder too
+    link = tmp_path / "link"
+    link.symlink_to(b, target_is_directory=True)
+    found = owner.find(link)
+    assert found is not None and found.pid == proc.pid
+
+
 def test_a_server_that_does_not_answer_is_one_clear_error(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     d = tmp_path / "ws"

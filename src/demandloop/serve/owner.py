@@ -5,7 +5,10 @@ server. It writes ``server.json`` into the workspace (mode 0600: it holds a toke
 run any command) with its address, a token made for this run and its process id; the CLI
 reads it and sends its commands there instead of opening the database. The file goes when
 the server stops; one left by a killed server names a process that no longer exists and is
-ignored (and removed).
+ignored (and removed). So is one copied with the folder (a backup restored, a copy made to
+try something): it names the folder it was written in, by its device and inode, and a
+command in the copy would otherwise have run on the original's server, on the original's
+data.
 """
 
 from __future__ import annotations
@@ -30,6 +33,9 @@ class Running:
     url: str
     token: str
     pid: int
+    #: the workspace folder's (device, inode) when the file was written (None: a file of an
+    #: older version, which did not say)
+    folder: tuple[int, int] | None = None
 
 
 def local_url(host: str, port: int) -> str:
@@ -48,7 +54,7 @@ def announce(directory: Path, url: str, token: str) -> Path:
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "wb") as fh:
         fh.write(orjson.dumps({
-            "url": url, "token": token, "pid": os.getpid(),
+            "url": url, "token": token, "pid": os.getpid(), "folder": _identity(directory),
             "started_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds")}))
     os.replace(tmp, path)
     return path
@@ -68,17 +74,27 @@ def find(directory: Path) -> Running | None:
     found = _read(path)
     if found is None:
         return None
-    if not pid_alive(found.pid) or found.pid == os.getpid():
+    elsewhere = found.folder is not None and found.folder != _identity(directory)
+    if elsewhere or not pid_alive(found.pid) or found.pid == os.getpid():
         if found.pid != os.getpid():
             with contextlib.suppress(OSError):
-                path.unlink()  # a killed server's: nothing holds the workspace
+                path.unlink()  # a killed server's, or a copy's: nothing holds this folder
         return None
     return found
+
+
+def _identity(directory: Path) -> tuple[int, int]:
+    """The folder's (device, inode): the same through a symbolic link or another spelling
+    of its path, another for a copy."""
+    st = os.stat(directory)
+    return st.st_dev, st.st_ino
 
 
 def _read(path: Path) -> Running | None:
     try:
         data = orjson.loads(path.read_bytes())
-        return Running(str(data["url"]), str(data["token"]), int(data["pid"]))
-    except (OSError, orjson.JSONDecodeError, KeyError, TypeError, ValueError):
+        folder = data.get("folder")
+        return Running(str(data["url"]), str(data["token"]), int(data["pid"]),
+                       (int(folder[0]), int(folder[1])) if folder is not None else None)
+    except (OSError, orjson.JSONDecodeError, KeyError, TypeError, ValueError, IndexError):
         return None
