@@ -512,6 +512,26 @@ def test_csv_imports(api: dict[str, Any], tmp_path: Path) -> None:
     r = httpx.post(url + "/imports/accounts", timeout=60, files={"file": ("x.csv", b"a\n")},
                    headers={"Authorization": f"Bearer {api['tokens']['read']}"})
     assert r.status_code == 403
+    # a header the importer does not know, mapped as the CLI's --map maps it (the API
+    # had no way to, and its refusal told the client to pass --map)
+    sheet = b"Company Site,Company\nmapped-api.example,Mapped Co\n"
+
+    def mapped(kind: str, body: bytes, pairs: list[str]) -> httpx.Response:
+        return httpx.post(url + f"/imports/{kind}", headers=headers, timeout=60,
+                          files={"file": ("mapped.csv", body)}, data={"map": pairs})
+    r = mapped("accounts", sheet, ["Company Site=domian"])
+    assert r.status_code == 400 and "unknown field 'domian'" in r.json()["error"]["message"]
+    assert "--map" not in r.json()["error"]["message"]
+    r = mapped("spend", sheet, ["Company Site=domain"])
+    assert r.status_code == 400 and "a map is for the CRM imports" in r.text
+    # a column named twice: the first was taken and the other dropped, in silence
+    r = mapped("accounts", b"domain,name,domain\ntwice-api.example,Twice,x.example\n", [])
+    assert r.status_code == 400
+    assert "names column 'domain' 2 times" in r.json()["error"]["message"]
+    assert _get(api, "/accounts/twice-api.example").status_code == 404
+    r = mapped("accounts", sheet, ["Company Site=domain"])
+    assert r.status_code == 200 and r.json()["ignored_columns"] == [], r.text
+    assert _get(api, "/accounts/mapped-api.example").json()["account"]["name"] == "Mapped Co"
 
 
 def test_rescore_is_a_job_to_poll(api: dict[str, Any]) -> None:

@@ -70,6 +70,20 @@ def test_map_option_for_unrecognised_headers(ws, tmp_path: Path) -> None:  # typ
     assert ws.accounts().iloc[0]["name"] == "Initech"
 
 
+def test_a_column_named_twice_is_refused_where_it_is_imported(ws, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    # the first 'Website' was taken and the second dropped, in silence
+    f = write_csv(tmp_path / "a.csv", ["Name", "Website", "Website"],
+                  [["Initech", "initech.com", "initech.de"]])
+    with pytest.raises(InputError, match="names column 'Website' 2 times"):
+        ws.import_crm("accounts", f)
+    assert ws.accounts().empty
+    # a column named twice that nothing is imported from is only ignored
+    f = write_csv(tmp_path / "b.csv", ["Name", "Website", "Notes", "Notes"],
+                  [["Initech", "initech.com", "a", "b"]])
+    ignored: list[str] = []
+    assert ws.import_crm("accounts", f, ignored=ignored) == 1 and ignored == ["Notes", "Notes"]
+
+
 def test_bad_rows_are_reported_by_line_and_nothing_is_written(ws, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     f = write_csv(tmp_path / "a.csv", ["domain", "name", "employees", "target"],
                   [["ok.com", "OK", "10", "true"], ["bad.com", "Bad", "many", "true"],

@@ -224,6 +224,11 @@ def _match_columns(path: Path, kind: str, header: list[str],
                 f"{path}: no column for {need} among {', '.join(header)}",
                 hint=f"rename a column, or pass --map 'YOUR COLUMN={group[0]}'",
             )
+    twice = next((c for c in columns.values() if header.count(c) > 1), None)
+    if twice is not None:  # (the first was taken, the other dropped, in silence)
+        raise InputError(f"{path}: the header names column '{twice}' {header.count(twice)} "
+                         "times: which of them to import cannot be told",
+                         hint="rename the column that is not meant, or delete it")
     ignored = [c for c in header if c not in columns.values()]
     return columns, ignored
 

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Annotated, Any, TypeVar, get_origin
 from urllib.parse import quote
 
 import orjson
-from fastapi import Depends, FastAPI, File, Query, Request, UploadFile
+from fastapi import Depends, FastAPI, File, Form, Query, Request, UploadFile
 from fastapi import Path as Path_
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
@@ -33,6 +33,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from demandloop.domains import canonical_domain
+from demandloop.collect.crm import parse_mapping
 from demandloop.errors import DemandloopError
 from demandloop.measure.names import ALL_MODELS, DIMENSIONS
 from demandloop.score.fit import BANDS
@@ -55,6 +56,8 @@ if TYPE_CHECKING:
 log = logging.getLogger("demandloop.loader")
 T = TypeVar("T")
 IMPORT_KINDS = ("accounts", "contacts", "opportunities", "spend", "ip-ranges", "suppressions")
+#: the imports whose columns a map may name (the CRM's objects)
+CRM_KINDS = ("accounts", "contacts", "opportunities")
 #: ``?models=``: a comma-separated list of names (each checked against the models)
 _MODELS = r"^ *[a-z0-9_]+ *(, *[a-z0-9_]+ *)*,? *$"
 #: largest CSV an import accepts (bigger files: the CLI, which reads them from disk)
@@ -361,10 +364,22 @@ def create_api(ws: Workspace, tokens: TokenRing, keys: KeyRing, jobs: Jobs,
               responses=schema.ok(schema.ImportResult) | schema.errors(404, 413))
     async def import_csv(kind: Annotated[str, Path_(json_schema_extra={
                              "enum": list(IMPORT_KINDS)})],
-                         file: Annotated[UploadFile, File()]) -> Response:
+                         file: Annotated[UploadFile, File()],
+                         map_: Annotated[list[str], Form(
+                             alias="map", max_length=100, description="COLUMN=FIELD for a "
+                             "header demandloop does not recognise (accounts, contacts, "
+                             "opportunities; one form field per column), as the CLI's --map")
+                         ] = []) -> Response:  # noqa: B006
         if kind not in IMPORT_KINDS:
             raise Reject(404, "not_found", f"no import '{kind[:40]}'; use one of "
                          f"{', '.join(IMPORT_KINDS)}")
+        if map_ and kind not in CRM_KINDS:
+            raise Reject(400, "usage", f"a map is for the CRM imports ({', '.join(CRM_KINDS)})"
+                         f": {kind} reads its own columns")
+        try:
+            mapping = parse_mapping(map_, kind) if kind in CRM_KINDS else None
+        except DemandloopError as exc:
+            raise Reject(exc.http_status, exc.code, _as_api(str(exc))) from None
         with tempfile.TemporaryDirectory(prefix="dl-import-") as tmp:
             path = Path(tmp) / Path(file.filename or f"{kind}.csv").name
             size = 0
@@ -377,12 +392,12 @@ def create_api(ws: Workspace, tokens: TokenRing, keys: KeyRing, jobs: Jobs,
                     fh.write(chunk)
             try:
                 result = await run_in_threadpool(jobs.run_now,
-                                                 lambda: _import(ws, kind, path))
+                                                 lambda: _import(ws, kind, path, mapping))
             except DemandloopError as exc:  # name the upload, not the temporary copy
                 # with each bad row (FILE:LINE: reason), which the CLI prints under its
                 # one line and a client would otherwise never see
                 raise Reject(exc.http_status, "invalid_file",
-                             str(exc).replace(f"{tmp}/", ""),
+                             _as_api(str(exc).replace(f"{tmp}/", "")),
                              problems=[p.replace(f"{tmp}/", "") for p in
                                        getattr(exc, "problems", [])]) from None
             if "unlinked" in result:
@@ -424,11 +439,18 @@ def create_api(ws: Workspace, tokens: TokenRing, keys: KeyRing, jobs: Jobs,
     return api
 
 
-def _import(ws: Workspace, kind: str, path: Path) -> dict[str, Any]:
-    if kind in ("accounts", "contacts", "opportunities"):
+def _as_api(message: str) -> str:
+    """A message of the CRM import as an API client reads it: the CLI's ``--map`` is the
+    form's ``map`` field here."""
+    return message.replace("--map", "map")
+
+
+def _import(ws: Workspace, kind: str, path: Path, mapping: dict[str, str] | None
+            ) -> dict[str, Any]:
+    if kind in CRM_KINDS:
         ignored: list[str] = []
         unlinked: list[str] = []
-        rows = ws.import_crm(kind, path, ignored=ignored, unlinked=unlinked)
+        rows = ws.import_crm(kind, path, mapping, ignored=ignored, unlinked=unlinked)
         return {"kind": kind, "rows": rows, "ignored_columns": ignored,
                 **({"unlinked": unlinked} if kind == "contacts" else {})}
     if kind == "spend":
