@@ -32,8 +32,8 @@ from pydantic import BaseModel, Field, FiniteFloat
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from demandloop.domains import canonical_domain
 from demandloop.collect.crm import parse_mapping
+from demandloop.domains import canonical_domain
 from demandloop.errors import DemandloopError
 from demandloop.measure.names import ALL_MODELS, DIMENSIONS
 from demandloop.score.fit import BANDS
