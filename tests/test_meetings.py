@@ -239,6 +239,11 @@ def test_bookings_refuse_bad_input(setup: tuple[Running, Inbox, Receiver]) -> No
     off_grid = (first + dt.timedelta(minutes=7)).isoformat()
     next_year = (first + dt.timedelta(days=365)).isoformat()
     for body, why in (({"start": start, "email": "not-an-email"}, "email"),
+                      # each was booked, the slot taken, and then the invite failed: 500
+                      ({"start": start, "email": "jo@"}, "'jo@' is not an email address"),
+                      ({"start": start, "email": "jo@@acme.com"}, "not an email address"),
+                      ({"start": start, "email": "jo@acme.com\r\nBcc: x@evil.example"},
+                       "not an email address"),
                       ({"start": "tomorrow", "email": "a@b.co"}, "not a time"),
                       ({"start": past, "email": "a@b.co"}, "passed"),
                       ({"start": off_grid, "email": "a@b.co"}, "not one of the slots"),
@@ -249,8 +254,14 @@ def test_bookings_refuse_bad_input(setup: tuple[Running, Inbox, Receiver]) -> No
                        json={"writeKey": run.key, **body})
         assert r.status_code == 400 and re.search(why, r.json()["error"]["message"]), r.text
     assert run.query("SELECT count(*) FROM meetings") == [(0,)]
-    # the last slot offered is bookable (its meeting may end past the days ahead)
-    assert _book(run, sid, _slots(run, sid)[-1]["start"]).status_code == 201
+    # the last slot offered is bookable (its meeting may end past the days ahead), by a
+    # visitor who typed a line break into their name: it is a space in the invite
+    r = httpx.post(f"{run.url}/v1/chat/sessions/{sid}/bookings", json={
+        "writeKey": run.key, "start": _slots(run, sid)[-1]["start"], "email": " jo@acme.com ",
+        "name": "Jo\r\nBcc: x@evil.example", "timezone": "Europe/Paris"})
+    assert r.status_code == 201, r.text
+    assert run.query("SELECT email, name FROM meetings") == [
+        ("jo@acme.com", "Jo Bcc: x@evil.example")]
 
 
 def test_a_booked_meeting_moves_a_fitting_account_to_mqa(

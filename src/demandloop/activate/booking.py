@@ -10,8 +10,11 @@ both as a ``text/calendar; method=...`` part (what clients act on) and as ``invi
 from __future__ import annotations
 
 import datetime as dt
+import re
 import zoneinfo
 from dataclasses import dataclass
+from email.errors import HeaderParseError
+from email.headerregistry import Address
 from email.message import EmailMessage
 from email.policy import SMTP
 from email.utils import format_datetime, formataddr, make_msgid
@@ -71,8 +74,26 @@ def ics(m: Meeting, method: str, summary: str, description: str) -> bytes:
 
 
 def summary_of(m: Meeting, company: str) -> str:
-    who = m.account or m.name or m.email
+    # (on one line: it is the invite's subject, where a line break is refused)
+    who = " ".join((m.account or m.name or m.email).split())
     return f"{company}: meeting with {who}" if company else f"Meeting with {who}"
+
+
+_ADDRESS = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+
+
+def mail_address(value: str) -> str | None:
+    """*value* (stripped) when an invite can be addressed to it, else None: a local part
+    and a domain with a dot, which the standard library's mail headers also take (it
+    refuses, among others, a non-ASCII local part and some it cannot parse at all)."""
+    address = value.strip()
+    if len(address) > 254 or not _ADDRESS.match(address):
+        return None
+    try:
+        Address(addr_spec=address)
+    except (ValueError, IndexError, HeaderParseError):
+        return None
+    return address
 
 
 def invite_email(m: Meeting, method: str, *, to: str, sender: str, sender_name: str,

@@ -177,9 +177,11 @@ class MeetingDesk:
         visitor gets :class:`SlotTaken`), both get an invite, and the loop hears of it."""
         m = self.settings.meetings
         tz = _zone(zone)
-        if "@" not in email or len(email) > 254:
-            raise UsageError("a valid email address is needed to book",
-                             hint="the invite is sent there")
+        address = booking.mail_address(email)
+        if address is None:  # (checked before the slot is taken: the invite goes there)
+            raise UsageError(f"'{email.strip()[:80]}' is not an email address an invite can "
+                             "be sent to", hint="the invite is sent there")
+        name = " ".join(name.split())  # (one line: it is shown in the invite's headers)
         session = self._session(session_id)
         if not m.reps:
             raise UsageError("no reps take meetings", hint="add [[meetings.reps]]")
@@ -195,8 +197,8 @@ class MeetingDesk:
                 raise SlotTaken("that time was just taken", hint="pick another slot")
             meeting = {"meeting_id": "mt_" + secrets.token_hex(10), "rep": found.rep,
                        "starts_at": at, "ends_at": at + dt.timedelta(minutes=m.minutes),
-                       "account_id": session["account_id"], "email": email.strip(),
-                       "name": name.strip()[:200], "anonymous_id": session["anonymous_id"],
+                       "account_id": session["account_id"], "email": address,
+                       "name": name[:200], "anonymous_id": session["anonymous_id"],
                        "session_id": session_id, "route_reason": found.reason,
                        "eligible": found.eligible, "visitor_timezone": tz.key}
             try:
