@@ -405,6 +405,21 @@ def test_bad_requests_get_one_clear_error_and_change_nothing(served: Running) ->
     assert served.query("SELECT count(*) FROM chat_messages WHERE role = 'visitor'") == [(0,)]
 
 
+def test_a_bug_is_one_json_error_not_a_page_of_text(
+        served: Running, monkeypatch: pytest.MonkeyPatch) -> None:
+    # the widget reads every answer as JSON: a bug answered "Internal Server Error" as text
+    from demandloop.workspace.chat import ChatService
+
+    def boom(*args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("secret detail")
+    sid = _start(served).json()["session"]
+    monkeypatch.setattr(ChatService, "slots", boom)
+    r = httpx.get(f"{served.url}/v1/chat/sessions/{sid}/slots", params={"k": served.key})
+    assert r.status_code == 500
+    assert r.json()["error"]["code"] == "internal_error"
+    assert "RuntimeError" in r.json()["error"]["message"] and "secret" not in r.text
+
+
 def test_the_widget_is_in_dl_js_only_with_chat_enabled(tmp_path: Path) -> None:
     from demandloop.serve.app import chat_widget
     from demandloop.serve.snippet import snippet

@@ -33,6 +33,7 @@ from demandloop.workspace.chat import ChatService
 from demandloop.workspace.personalize import DecideService
 
 access = logging.getLogger("demandloop.access")
+log = logging.getLogger("demandloop.loader")
 
 
 class AccessLog:
@@ -188,6 +189,14 @@ def create_app(settings: Settings, state: CollectorState, api: ASGIApp | None = 
     async def not_allowed(request: Request, exc: Exception) -> Response:
         return Reject(405, "method_not_allowed",
                       f"{request.method} is not allowed on {request.url.path[:80]}").response()
+
+    @app.exception_handler(Exception)
+    async def crashed(request: Request, exc: Exception) -> Response:
+        # a bug: the one JSON shape for the client (a widget reads it), the details in the
+        # server's log (the API does the same for /api/v1)
+        log.error("%s %s failed", request.method, request.url.path, exc_info=exc)
+        return Reject(500, "internal_error", f"{type(exc).__name__}: the server failed on "
+                      "this request (its log has the details)").response()
 
     # CORS answers browsers' preflights; the ingestion path adds its own allow-origin header
     cors = CORSMiddleware(app, allow_origins=c.cors_origins, allow_methods=["*"],
