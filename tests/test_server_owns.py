@@ -15,11 +15,14 @@ import re
 import shutil
 import signal
 import stat
+import time
 from pathlib import Path
 
+import httpx
 import orjson
 import pytest
 
+from demandloop.serve import keys as keystore
 from demandloop.serve import owner
 from tests.collector_helpers import free_port, start_subprocess
 from tests.test_every_command import ARGS, COMMANDS, STATELESS, _fill, _run
@@ -83,6 +86,23 @@ def test_the_server_file_names_the_server_and_only_its_owner_reads_it(pair) -> N
     data = orjson.loads(path.read_bytes())
     assert data["pid"] == proc.pid and data["url"].startswith("http://127.0.0.1:")
     assert owner.find(b) is not None
+
+
+def test_dl_js_and_invite_links_name_the_port_serve_was_given(tmp_path: Path) -> None:
+    # 'serve --port 9000' told analytics.js to send every browser's events to the
+    # settings' 8642, and invite links named it too
+    d = tmp_path / "ws"
+    d.mkdir()
+    (d / "demandloop.toml").write_text("")
+    key, _ = keystore.create(d, "default", "site")
+    port = free_port()
+    proc = start_subprocess(d, port)
+    try:
+        r = httpx.get(f"http://127.0.0.1:{port}/v1/projects/{key}/settings", timeout=30)
+        assert r.json()["integrations"]["Segment.io"]["apiHost"] == f"127.0.0.1:{port}/v1"
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=60)
 
 
 def test_a_second_serve_names_the_server_running(
@@ -187,8 +207,6 @@ def test_with_several_workers_the_process_holding_the_database_answers(
         pair, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:  # type: ignore[no-untyped-def]
     """--workers 2: the HTTP workers have no database; the process that has serves /api/v1
     on collector.api_port and the CLI finds it there."""
-    import time
-
     a, _, _, _, _ = pair
     c = tmp_path / "ws_c"
     shutil.copytree(a, c)
@@ -196,6 +214,7 @@ def test_with_several_workers_the_process_holding_the_database_answers(
     assert code == 0
     port = free_port()
     (c / "demandloop.toml").write_text(f"[collector]\napi_port = {free_port()}\n")
+    key, _ = keystore.create(c, "default", "site")
     proc = start_subprocess(c, port, workers=2)
     try:
         deadline = time.monotonic() + 60
@@ -203,6 +222,10 @@ def test_with_several_workers_the_process_holding_the_database_answers(
             time.sleep(0.2)
         running = owner.find(c)
         assert running is not None and not running.url.endswith(f":{port}")
+        # a worker tells analytics.js the port it serves on (it named the settings' 8642,
+        # where every browser's events went to nothing)
+        r = httpx.get(f"http://127.0.0.1:{port}/v1/projects/{key}/settings", timeout=30)
+        assert r.json()["integrations"]["Segment.io"]["apiHost"] == f"127.0.0.1:{port}/v1"
         code, served, err = _run("-w", str(c), "report", "funnel", "--json", capsys=capsys)
         assert (code, served) == (0, direct), err
         # an erasure needs each worker's log: refused before anything changes

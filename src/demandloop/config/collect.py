@@ -25,6 +25,15 @@ class CollectSettings(Section):
         "next resolve.")
 
 
+def local_url(host: str, port: int) -> str:
+    """The address a local client uses for a server listening on *host*."""
+    if host in ("", "0.0.0.0"):  # noqa: S104 - reading the setting, not binding
+        host = "127.0.0.1"
+    elif host == "::":
+        host = "::1"
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+
+
 class CollectorSettings(Section):
     """The Segment-compatible HTTP collector (demandloop serve)."""
 
@@ -110,6 +119,12 @@ class CollectorSettings(Section):
     api_port: int = Field(0, ge=0, le=65535, description="With several workers, the port "
                           "of /api/v1 (served by the process that holds the database; 0: "
                           "port + 1). With one worker the API shares the collector's port.")
+
+    def base_url(self) -> str:
+        """Where browsers and links reach the collector: ``public_url``, else this
+        section's host and port as a local client reaches them (what dl.js tells
+        analytics.js, and what invite links start with)."""
+        return self.public_url.rstrip("/") or local_url(self.host, self.port)
 
     @field_validator("trusted_proxies")
     @classmethod

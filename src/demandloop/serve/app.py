@@ -108,7 +108,7 @@ def create_app(settings: Settings, state: CollectorState, api: ASGIApp | None = 
     throttle = AuthThrottle(c.auth_failures_per_minute)
     proxies = networks(c.trusted_proxies)
     token = c.monitoring_token.get_secret_value()
-    api_host = c.public_url.rstrip("/") or f"http://{c.host}:{c.port}"
+    api_host = c.base_url()
     scheme, _, api_host = api_host.rpartition("://")
 
     def monitor(request: Request) -> bool:

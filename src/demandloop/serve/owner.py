@@ -21,7 +21,10 @@ from pathlib import Path
 
 import orjson
 
+from demandloop.config.collect import local_url
 from demandloop.serve.dead_letters import pid_alive
+
+__all__ = ["SERVER_FILE", "Running", "announce", "find", "local_url", "withdraw"]
 
 SERVER_FILE = "server.json"
 
@@ -36,15 +39,6 @@ class Running:
     #: the workspace folder's (device, inode) when the file was written (None: a file of an
     #: older version, which did not say)
     folder: tuple[int, int] | None = None
-
-
-def local_url(host: str, port: int) -> str:
-    """The address a local client uses for a server listening on *host*."""
-    if host in ("", "0.0.0.0"):  # noqa: S104 - reading the setting, not binding
-        host = "127.0.0.1"
-    elif host == "::":
-        host = "::1"
-    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
 
 
 def announce(directory: Path, url: str, token: str) -> Path:

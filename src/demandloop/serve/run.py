@@ -129,9 +129,19 @@ def serve(directory: Path, *, host: str | None = None, port: int | None = None,
     ws = Workspace.open(directory.resolve())
     c = ws.settings.collector
     host, port, workers = host or c.host, port or c.port, workers or c.workers
+    # what --host and --port say is what dl.js tells browsers and invite links name (they
+    # named the settings' port: 'serve --port 9000' sent every browser's events to 8642),
+    # in this process and in the workers, which load the settings again
+    c.host, c.port = host, port
+    os.environ["DEMANDLOOP_COLLECTOR__HOST"], os.environ["DEMANDLOOP_COLLECTOR__PORT"] = \
+        host, str(port)
     root = ws.directory / c.log_dir
     root.mkdir(parents=True, exist_ok=True)
     _logging(access_log)
+    if not c.public_url and host not in ("127.0.0.1", "::1", "localhost"):
+        logger.warning("collector.public_url is empty: dl.js tells browsers, and invite "
+                       "links name, %s, which other machines cannot reach; set it to the "
+                       "address browsers reach (https://collect.example.com)", c.base_url())
     # the log writer thread must get the GIL back quickly after each fsync to release the
     # waiting requests; the default 5 ms switch interval would add that much latency
     sys.setswitchinterval(0.0005)

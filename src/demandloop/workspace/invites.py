@@ -56,8 +56,7 @@ class Invites:
 
     def links(self, meeting_id: str) -> dict[str, str]:
         """The visitor's signed reschedule and cancel links of a meeting."""
-        c = self.settings.collector
-        base = c.public_url or f"http://{c.host}:{c.port}"
+        base = self.settings.collector.base_url()
         token = booking.link_token(unsubscribe_key(self.directory), self.store.workspace_id,
                                    meeting_id)
         return {"reschedule": f"{base.rstrip('/')}/m/{token}",
