@@ -13,6 +13,7 @@ import re
 import socket
 import threading
 import time
+import zoneinfo
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -209,12 +210,19 @@ def test_reschedule_and_cancel_through_the_signed_link(
     assert httpx.get(run.url + path[:-3] + "xyz").status_code == 400  # a forged token
     page = httpx.get(run.url + path)
     assert page.status_code == 200 and booked["rep"] in page.text
+
+    def paris(start: str) -> str:  # the visitor booked in Paris: times read as there
+        at = dt.datetime.fromisoformat(start.replace("Z", "+00:00"))
+        return f"{at.astimezone(zoneinfo.ZoneInfo('Europe/Paris')):%a %d %b %Y %H:%M}" \
+            " (Europe/Paris)"
+    assert paris(slots[0]["start"]) in page.text
     assert run.query("SELECT status FROM meetings") == [("booked",)]  # a GET changes nothing
     later = slots[4]["start"]
     assert later in page.text
     inbox.messages.clear()
     moved = httpx.post(run.url + path, data={"start": later})
     assert moved.status_code == 200 and "Moved" in moved.text
+    assert paris(later) in moved.text  # (it said "2026-12-09T10:00:00.000Z")
     (ev,) = _invites(inbox)[0][1].walk("VEVENT")
     assert int(ev["SEQUENCE"]) == 1 and str(ev["UID"]) == f"{booked['meeting']}@demandloop"
     assert ev.decoded("DTSTART") == dt.datetime.fromisoformat(later.replace("Z", "+00:00"))

@@ -16,7 +16,9 @@ these routes there (:mod:`.chat_proxy`).
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
+import zoneinfo
 from collections.abc import AsyncIterator, Callable
 from html import escape
 from pathlib import Path
@@ -192,6 +194,17 @@ async def _append(state: CollectorState, workspace: str, outcome: Outcome) -> No
         await state.log.append(workspace, b"\n".join(orjson.dumps(e) for e in outcome.events))
 
 
+def _local(at: dt.datetime, zone: str) -> str:
+    """*at* (UTC; naive means UTC, as the store keeps times) as a person in *zone* reads
+    it: ``Tue 08 Dec 2026 11:00 (Europe/Paris)``; in UTC when *zone* is not a zone."""
+    try:
+        tz = zoneinfo.ZoneInfo(zone)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        tz, zone = zoneinfo.ZoneInfo("UTC"), "UTC"
+    local = (at if at.tzinfo else at.replace(tzinfo=dt.UTC)).astimezone(tz)
+    return f"{local:%a %d %b %Y %H:%M} ({zone})"
+
+
 def _with(response: Response, headers: dict[str, str]) -> Response:
     response.headers.update(headers)
     return response
@@ -226,7 +239,7 @@ def _register_links(app: FastAPI, service: ChatService, state: CollectorState,
             free = await run_in_threadpool(service.rep_slots, m["meeting_id"], zone)
         except DemandloopError:
             free = []
-        when = escape(f"{m['starts_at']:%a %d %b %Y %H:%M} UTC")
+        when = escape(_local(m["starts_at"], zone))
         buttons = "".join(f'<button name="start" value="{escape(s["start"])}">'
                           f'{escape(s["day"])} {escape(s["time"])}</button>' for s in free[:40])
         return page("Your meeting", f"<p>With <b>{escape(m['rep'])}</b>, {when}.</p>"
@@ -249,8 +262,11 @@ def _register_links(app: FastAPI, service: ChatService, state: CollectorState,
             else:
                 start = str(form.get("start") or "")
                 out = await run_in_threadpool(service.reschedule, m["meeting_id"], start)
-                title, body = "Moved", f"<p>The meeting now starts at " \
-                    f"{escape(str(out.data['starts_at']))}; a new invitation is on its way.</p>"
+                # (in the visitor's time, as the page listed the slots: not an ISO stamp)
+                moved = _local(dt.datetime.fromisoformat(str(out.data["starts_at"])),
+                               m["visitor_timezone"] or "UTC")
+                title, body = "Moved", f"<p>The meeting now starts {escape(moved)}; a new " \
+                    "invitation is on its way.</p>"
         except SlotTaken:
             return page("That time was just taken", "<p>Go back and pick another.</p>", 409)
         except DemandloopError as exc:
