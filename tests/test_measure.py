@@ -216,7 +216,8 @@ def test_html_report_opens_in_chromium(cli, market_ws: Path, tmp_path: Path) -> 
     assert "-0.00" not in page_html and "$" in page_html
 
 
-def test_audiences_select_and_export_what_the_platforms_take(market_ws: Path, cli) -> None:  # type: ignore[no-untyped-def]
+def test_audiences_select_and_export_what_the_platforms_take(market_ws: Path, cli,  # type: ignore[no-untyped-def]
+                                                           tmp_path: Path) -> None:
     import hashlib
 
     w = str(market_ws)
@@ -251,6 +252,18 @@ def test_audiences_select_and_export_what_the_platforms_take(market_ws: Path, cl
     code, _, err = cli("-w", w, "audiences", "export", "mqa-buying-committees", "--format",
                        "linkedin", "--out", str(g))
     assert code != 0 and "LinkedIn company lists take accounts" in err
+    # a folder: the file goes in it (it was an internal error, IsADirectoryError); a file
+    # that cannot be written is one line saying so (an internal error, FileNotFoundError)
+    code, text, err = cli("-w", w, "audiences", "export", "in-market-targets", "--out",
+                          str(tmp_path))
+    assert code == 0, err
+    assert str(tmp_path / "in-market-targets-csv.csv") in text
+    assert len((tmp_path / "in-market-targets-csv.csv").read_text().splitlines()) == \
+        len(expected) + 1
+    (tmp_path / "a-file").write_text("x")
+    code, _, err = cli("-w", w, "audiences", "export", "in-market-targets", "--out",
+                       str(tmp_path / "a-file" / "x.csv"))
+    assert code == 3 and f"cannot write {tmp_path / 'a-file' / 'x.csv'}" in err, err
     code, out_json, _ = cli("-w", w, "audiences", "list", "--json")
     sizes = {r["name"]: r["members"] for r in json.loads(out_json)}
     assert sizes["in-market-targets"] == len(expected)

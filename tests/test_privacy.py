@@ -158,6 +158,13 @@ def test_export_holds_every_row_about_the_person(tmp_path: Path, cli  # type: ig
             "SELECT count(*) FROM touches WHERE anonymous_id = ?", [ANON]).fetchone()[0]
     assert len(data["tables"]["touches"]) == touches > 0
     assert all(OTHER not in json.dumps(rows) for rows in data["tables"].values())
+    # a folder: the export goes in it; a file that cannot be written: one line, exit 3
+    code, _, err = cli("-w", str(d), "privacy", "export", ANON, "--out", str(tmp_path))
+    assert code == 0, err
+    assert json.loads((tmp_path / "privacy-export.json").read_text()) == data
+    code, _, err = cli("-w", str(d), "privacy", "export", ANON, "--out",
+                       str(out_file / "x.json"))
+    assert code == 3 and "cannot write" in err, err
 
 
 def test_retention_deletes_raw_events_older_than_the_setting(

@@ -57,12 +57,13 @@ def audiences_export(
     name: str = typer.Argument(..., help="Segment name (see 'audiences list')."),
     fmt: str = typer.Option("csv", "--format", help="csv, linkedin (accounts) or google "
                             "(people, hashed Customer Match)."),
-    path: Path = typer.Option(..., "--out", help="CSV file to write."),
+    path: Path = typer.Option(..., "--out", help="CSV file to write (a folder: "
+                              "NAME-FORMAT.csv in it)."),
     as_json: bool = JsonOpt,
 ) -> None:
     """Write a segment in the format an ad platform uploads."""
     with _open() as ws:
-        n, warnings = ws.export_audience(name, fmt, path)
+        n, warnings, path = ws.export_audience(name, fmt, path)
     if as_json:
         _json({"rows": n, "segment": name, "format": fmt, "path": str(path),
                "warnings": warnings})

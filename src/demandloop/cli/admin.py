@@ -217,7 +217,8 @@ def _nobody(person: str) -> NotFoundError:
 @privacy_app.command("export")
 def privacy_export(
     person: str = typer.Argument(..., help="An email, user id or anonymous id."),
-    out_file: Path | None = typer.Option(None, "--out", help="Write the JSON here (else "
+    out_file: Path | None = typer.Option(None, "--out", help="Write the JSON here (a "
+                                         "folder: privacy-export.json in it; else "
                                          "standard output)."),
     as_json: bool = typer.Option(False, "--json", help="Accepted for symmetry: the export "
                                  "is JSON either way."),
@@ -231,7 +232,11 @@ def privacy_export(
         _json(data)
         return
 
-    out_file.write_bytes(orjson.dumps(data, default=str, option=orjson.OPT_INDENT_2))
+    from demandloop import outfiles
+
+    out_file = outfiles.target(out_file, "privacy-export.json")
+    with outfiles.written(out_file):
+        out_file.write_bytes(orjson.dumps(data, default=str, option=orjson.OPT_INDENT_2))
     rows = sum(len(v) for v in data["tables"].values())
     out.print(f"wrote {rows:,} rows from {len(data['tables'])} tables to {out_file}")
 

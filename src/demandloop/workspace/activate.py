@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from demandloop import outfiles
 from demandloop.activate import audiences, sequence_check, workflow_files
 from demandloop.activate import job_queries as jobstore
 from demandloop.activate import run as activation
@@ -70,15 +71,15 @@ class Activate(Base):
         return people.merge(prefixed, on="account_id", how="left")
 
     def export_audience(self, name: str, fmt: str, path: str | Path
-                        ) -> tuple[int, list[str]]:
-        """Write segment *name* as *fmt* (csv, linkedin, google) to *path*; returns the
-        rows written and any warnings."""
+                        ) -> tuple[int, list[str], Path]:
+        """Write segment *name* as *fmt* (csv, linkedin, google) to *path* (a folder: as
+        ``NAME-FORMAT.csv`` in it); returns the rows written, any warnings and the file."""
         seg, rows = self.segment(name)
         out, warnings = audiences.export(seg, rows, fmt)
-        target = Path(path)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        out.to_csv(target, index=False)
-        return len(out), warnings
+        target = outfiles.target(path, f"{name}-{fmt}.csv")
+        with outfiles.written(target):
+            out.to_csv(target, index=False)
+        return len(out), warnings, target
 
     def run_sequences(self, now: dt.datetime | None = None,
                       transports: Transports | None = None) -> sequencing.TickResult:

@@ -8,8 +8,8 @@ from typing import Any
 
 import pandas as pd
 
+from demandloop import outfiles
 from demandloop.compute import tables
-from demandloop.errors import InputError
 from demandloop.measure import overview, personalization, queries, resolution, views
 from demandloop.measure.attribution import DEFAULT_MODELS
 from demandloop.measure.queries import frames
@@ -109,22 +109,15 @@ class Measure(Base):
     def report_html(self, path: str | Path) -> Path:
         """Write the self-contained HTML report (funnel, attribution, demand health,
         scorecard) to *path*; returns the resolved path."""
-        target = Path(path)
-        if target.is_dir():  # a folder: the report goes in it, as the demo names it
-            target = target / "report.html"
-        try:
-            target.parent.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise _unwritable(target, exc) from None
+        # (a folder: the report goes in it, as the demo names it)
+        target = outfiles.target(path, "report.html")
         page = views.report(frames(
             self.store, *views.REPORT_FRAMES,
             window_days=self.settings.measure.influence_window_days),
             self.settings, self.directory.resolve().name,
             self.attribution(models=views.REPORT_MODELS, engine="duckdb"))
-        try:
+        with outfiles.written(target):
             target.write_text(page, encoding="utf-8")
-        except OSError as exc:  # (an internal error before)
-            raise _unwritable(target, exc) from None
         return target.resolve()
 
     def scorecard(self, *, engine: str | None = None) -> dict[str, Any]:
@@ -134,8 +127,3 @@ class Measure(Base):
                                       "access_log_size", source=self.engine_tables(engine)),
                                self.settings)
 
-
-def _unwritable(target: Path, exc: OSError) -> InputError:
-    """The report's file cannot be written (its folder made, or the file itself)."""
-    return InputError(f"cannot write {target}: {exc.strerror or exc}",
-                      hint="choose a file in a folder you can write to")
