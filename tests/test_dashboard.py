@@ -420,6 +420,13 @@ def test_users_commands(tmp_path: Path) -> None:
     done = subprocess.run(again, input=PASSWORD + "3\n", capture_output=True, text=True)
     assert done.returncode == 2
     assert "run 'demandloop users disable ann@example.com' first" in done.stderr
+    # what is wrong with the email or the role is said before a password is asked for
+    # (it was asked for, twice, and then refused); here: no terminal to ask on either
+    for args, said in ((["--email", "cy@example.com", "--role", "king"], "unknown role"),
+                       (["--email", "ann@example.com"], "exists already")):
+        done = subprocess.run([*run, "create", *args], stdin=subprocess.DEVNULL,
+                              capture_output=True, text=True)
+        assert done.returncode == 2 and said in done.stderr, done.stderr
     # disable finds the active one among the records of the email
     subprocess.run([*run, "disable", "ann@example.com"], capture_output=True, check=True)
     assert ring.verify("ann@example.com", PASSWORD + "2") is None

@@ -186,6 +186,8 @@ def users_create(
 
     from demandloop.serve import users
 
+    # (what is wrong with the email or role is said before a password is typed for it)
+    users.check(_dir(), email, role)
     if password_stdin:
         try:
             password = sys.stdin.readline().rstrip("\n")

@@ -52,24 +52,33 @@ def _user(r: dict[str, Any]) -> User:
                 r.get("disabled_at"))
 
 
-def create(directory: Path, email: str, role: str, password: str, name: str = "") -> User:
-    """A new user (an email may hold one active account). A disabled user's email may be
-    given an account again: the way to a new password or another role. The disabled record
-    stays, listed, and its sessions stay refused (they name its id, not the email)."""
+def check(directory: Path, email: str, role: str) -> str:
+    """*email* (normalised) when a user with it and *role* may be created; else the
+    UsageError saying why. Checked before a password is asked for, and again as the user is
+    written."""
     email = email.strip().lower()
     if not re.fullmatch(r"[^@\s]+@[^@\s]+\.[^@\s]+", email):
         raise UsageError(f"'{email[:80]}' is not an email address")
     if role not in ROLES:
         raise UsageError(f"unknown role '{role[:40]}'", hint=f"use one of {', '.join(ROLES)}")
+    if any(r["email"] == email and not r.get("disabled_at")
+           for r in read_records(directory / USERS_FILE, "users")):
+        raise UsageError(f"a user {email} exists already",
+                         hint=f"to give them a new password or role, run 'demandloop users "
+                         f"disable {email}' first, then create them again")
+    return email
+
+
+def create(directory: Path, email: str, role: str, password: str, name: str = "") -> User:
+    """A new user (an email may hold one active account). A disabled user's email may be
+    given an account again: the way to a new password or another role. The disabled record
+    stays, listed, and its sessions stay refused (they name its id, not the email)."""
+    email = check(directory, email, role)
     if len(password) < MIN_PASSWORD:
         raise UsageError(f"the password is shorter than {MIN_PASSWORD} characters",
                          hint="choose a longer one (a passphrase is easiest)")
     path = directory / USERS_FILE
     rows = read_records(path, "users")
-    if any(r["email"] == email and not r.get("disabled_at") for r in rows):
-        raise UsageError(f"a user {email} exists already",
-                         hint=f"to give them a new password or role, run 'demandloop users "
-                         f"disable {email}' first, then create them again")
     record = {"id": secrets.token_hex(6), "email": email, "name": name, "role": role,
               "hash": _hasher.hash(password),
               "created_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
