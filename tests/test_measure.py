@@ -80,6 +80,23 @@ def test_spend_reimport_replaces_and_bad_files_write_nothing(tmp_path: Path) -> 
         assert e.value.problems == [f"{bad}:3: '2026-13-01' is not a date (use YYYY-MM-DD "
                                     "or ISO-8601)"]
         assert ws.store.con.execute("SELECT count(*) FROM spend").fetchone() == (2,)
+        # a channel no touch can have: imported, and named (its spend met nothing, and the
+        # reports' cost per lead and ROI missed it, in silence); one of the workspace's own
+        # channel rules is known
+        typo = tmp_path / "typo.csv"
+        typo.write_text("date,channel,spend\n2026-01-07,Paid Searh,10\n"
+                        "2026-01-07,paid_search,5\n2026-01-07,podcast,7\n")
+        warnings: list[str] = []
+        assert ws.import_spend(typo, warnings) == 3
+        assert len(warnings) == 2 and warnings[0].startswith(
+            "channel 'paid_searh' is none touches are classified into")
+        assert "channel 'podcast'" in warnings[1]
+    (tmp_path / "w" / "demandloop.toml").write_text(
+        '[[enrich.channel_rules]]\nchannel = "podcast"\nutm_medium = ["podcast"]\n')
+    with demandloop.open(tmp_path / "w") as ws:
+        warnings = []
+        ws.import_spend(typo, warnings)
+        assert [w.split("'")[1] for w in warnings] == ["paid_searh"]
 
 
 def test_published_scorecard_totals_and_segments() -> None:

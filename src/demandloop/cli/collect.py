@@ -130,9 +130,14 @@ def import_spend(file: Path = typer.Argument(..., help="CSV: date, channel, camp
                                              "impressions, clicks."),
                  as_json: bool = JsonOpt) -> None:
     """Import ad/program spend (for CPL, cost per opportunity and ROI in the funnel)."""
+    warnings: list[str] = []
     with _open() as ws:
-        n = ws.import_spend(file)
-    _say(as_json, {"imported": n, "file": str(file)}, f"{n:,} spend rows imported from {file}")
+        n = ws.import_spend(file, warnings)
+    _say(as_json, {"imported": n, "file": str(file), "warnings": warnings},
+         f"{n:,} spend rows imported from {file}")
+    if not as_json:
+        for w in warnings:
+            err.print(f"warning: {w}", markup=False, highlight=False, soft_wrap=True)
 
 
 @import_app.command("access-logs")

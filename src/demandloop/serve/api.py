@@ -454,7 +454,8 @@ def _import(ws: Workspace, kind: str, path: Path, mapping: dict[str, str] | None
         return {"kind": kind, "rows": rows, "ignored_columns": ignored,
                 **({"unlinked": unlinked} if kind == "contacts" else {})}
     if kind == "spend":
-        return {"kind": kind, "rows": ws.import_spend(path)}
+        warnings: list[str] = []
+        return {"kind": kind, "rows": ws.import_spend(path, warnings), "warnings": warnings}
     if kind == "ip-ranges":
         return {"kind": kind, "rows": ws.import_ip_ranges(path)}
     from demandloop.activate.suppression_csv import read_emails

@@ -18,6 +18,7 @@ from demandloop.collect.segment import Limits
 from demandloop.collect.spend import read_spend_csv
 from demandloop.domains import alias_map
 from demandloop.enrich import run as enrich_run
+from demandloop.enrich.channels import CHANNEL_MOTION
 from demandloop.enrich.run import ResolveResult
 from demandloop.errors import UsageError
 from demandloop.workspace.base import Base
@@ -81,10 +82,26 @@ class Collect(Base):
         return {"accounts": len(data.accounts), "leads": len(data.leads),
                 "opportunities": len(data.opportunities)}
 
-    def import_spend(self, path: str | Path) -> int:
+    def import_spend(self, path: str | Path, warnings: list[str] | None = None) -> int:
         """Import a spend CSV (date, channel, campaign, spend, impressions, clicks); rows for
-        a date/channel/campaign already stored are replaced."""
-        return import_spend(self.store, read_spend_csv(Path(path)).rows)
+        a date/channel/campaign already stored are replaced. A channel no touch can have
+        (a typo: ``paid_searh``) is imported and named in *warnings* when given: its spend
+        would meet no lead or deal, and the reports' cost per lead and ROI miss it."""
+        rows = read_spend_csv(Path(path)).rows
+        if warnings is not None:
+            with self.store.reader() as cur:
+                seen = {c for (c,) in cur.execute(
+                    "SELECT DISTINCT channel FROM touches WHERE workspace_id = ?",
+                    [self.store.workspace_id]).fetchall()}
+            known = (set(CHANNEL_MOTION) | seen
+                     | {r.channel for r in self.settings.enrich.channel_rules})
+            for channel in sorted({str(r["channel"]) for r in rows} - known):
+                warnings.append(
+                    f"channel '{channel}' is none touches are classified into, so its spend "
+                    "meets no lead or deal (a typo? channels: "
+                    f"{', '.join(sorted(known))}; a channel of your own needs "
+                    "[[enrich.channel_rules]])")
+        return import_spend(self.store, rows)
 
     def load_simulation(self, folder: str | Path, *, spend: bool = True) -> Loaded:
         """Load what ``demandloop simulate`` wrote into *folder* as a user would load their
