@@ -255,6 +255,20 @@ then = [{action = "assign", strategy = "fixed", owners = ["ana"]}]
 """)
     code, out, _ = cli("-w", str(d), "workflows", "validate")
     assert code == 0 and "1 workflow(s) valid: y" in out
+    # a signing secret not set where the workflows run: its webhooks went unsigned
+    (d / "demandloop.toml").write_text("""
+[[activate.workflows]]
+name = "signed"
+when = {trigger = "surge"}
+[[activate.workflows.then]]
+action = "notify"
+url = "https://hooks.example.com/x"
+format = "webhook"
+secret_env = "DL_TEST_UNSET_SECRET"
+""")
+    code, _, err = cli("-w", str(d), "workflows", "validate")
+    assert code == 2 and "secret_env names DL_TEST_UNSET_SECRET, which is not set" in err
+    (d / "demandloop.toml").write_text("")
     with pytest.raises(ConfigError):
         (d / "workflows" / "b.toml").write_text((d / "workflows" / "a.toml").read_text())
         with demandloop.open(d) as ws:

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+import os
 from typing import TYPE_CHECKING
 
 from demandloop.config.activate import WorkflowSetting, check_enrolments
@@ -34,6 +35,15 @@ def workflows(ws: Workspace) -> list[WorkflowSetting]:
             raise ConfigError(f"workflow '{w.name}': no stage '{w.when.to}' (stages: "
                               f"{', '.join(stages)})",
                               hint="name a stage of [[score.stages]] in demandloop.toml")
+    # a signing secret that is not set: every webhook went out unsigned, and a receiver
+    # that checks signatures refused each one until it was dead
+    for w in found:
+        for a in w.then:
+            if a.action == "notify" and a.secret_env and not os.environ.get(a.secret_env):
+                raise ConfigError(f"workflow '{w.name}': secret_env names {a.secret_env}, "
+                                  "which is not set here: its webhooks would go unsigned",
+                                  hint=f"export {a.secret_env}=... where the workflows run "
+                                  "(the shell of 'demandloop serve' or 'workflows run')")
     twice = first_duplicate(w.name for w in found)
     if twice:
         raise ConfigError(f"workflow '{twice}' is defined twice",
