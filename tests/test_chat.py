@@ -227,6 +227,20 @@ def test_a_sitemap_is_read_with_lastmod_and_conditional_gets(
         assert ws.search_content("Salesforce", 1) == []
 
 
+def test_a_re_index_that_reads_nothing_fails(
+        cli, tmp_path: Path, http_site: tuple[str, Path, dict[str, int]]) -> None:  # type: ignore[no-untyped-def]
+    # it exited 0 once an earlier index held pages: a cron job never saw the site was down
+    base, _, _ = http_site
+    w = str(tmp_path / "w")
+    assert cli("-w", w, "content", "index", f"{base}/pricing/index.html")[0] == 0
+    code, _, err = cli("-w", w, "content", "index", f"{base}/broken.html")
+    assert code == 1 and "not read:" in err and "no source could be read" in err
+    # some read, one not: done, the one named
+    code, _, err = cli("-w", w, "content", "index", f"{base}/pricing/index.html",
+                       f"{base}/broken.html")
+    assert code == 0 and "not read:" in err and "no source could be read" not in err
+
+
 # -- conversation rules ----------------------------------------------------------------------
 def test_playbooks_and_the_fast_lane_for_hot_target_accounts(tmp_path: Path) -> None:
     (tmp_path / "demandloop.toml").write_text(TOML)

@@ -33,7 +33,12 @@ def content_index(
             where = escape(f"{location}: {why}")
             err.print(f"[yellow]not read:[/yellow] {where} (its last version, "
                       "if any, stays in the index)", markup=True, highlight=False)
-    if result.failed and not result.pages:
+    if result.failed and not (result.added + result.changed + result.unchanged):
+        # nothing read this run (a site down, a sitemap gone): a failure a scheduled job
+        # must see, even while the last index still answers
+        if not as_json:
+            err.print("error: no source could be read; the index is as it was",
+                      markup=False, highlight=False)
         raise typer.Exit(1)
 
 
