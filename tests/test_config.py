@@ -215,6 +215,32 @@ def test_a_setting_that_could_never_work_is_refused_as_the_file_loads(
     Settings.load(tmp_path)
 
 
+@pytest.mark.parametrize(("rule", "says"), [
+    # each was refused only when scoring ran (or compared a number with text there)
+    ('{field = "surging", op = ">=", value = "yes"}',
+     'surging >= "yes": surging is true or false'),
+    ('{field = "fit", op = ">=", value = "50"}', 'fit >= "50": fit is a number'),
+    ('{field = "fit", op = "in", value = 50}', "in and not_in take a list"),
+    ('{field = "fit", op = ">=", value = [50]}', "in and not_in take a list"),
+    ('{field = "people", op = "contains", value = 2}', "contains is for text and lists"),
+])
+def test_a_stage_rule_comparing_a_feature_with_another_kind_is_refused(
+        tmp_path: Path, rule: str, says: str) -> None:
+    (tmp_path / "demandloop.toml").write_text(
+        f'[score]\nmqa_stage = "hot"\n[[score.stages]]\nname = "hot"\nall = [{rule}]\n')
+    with pytest.raises(ConfigError, match="'score.stages.0.all'") as e:
+        Settings.load(tmp_path)
+    assert says in str(e.value)
+    # the same rule with a value of the feature's kind loads
+    good = rule.replace('"yes"', "true").replace('"50"', "50").replace(
+        '"in", value = 50', '"in", value = [50]').replace('">=", value = [50]', '">=", value = 50'
+                                                          ).replace('"contains", value = 2',
+                                                                    '">=", value = 2')
+    (tmp_path / "demandloop.toml").write_text(
+        f'[score]\nmqa_stage = "hot"\n[[score.stages]]\nname = "hot"\nall = [{good}]\n')
+    Settings.load(tmp_path)
+
+
 def test_the_daily_caps_name_every_activity_a_touch_can_have(tmp_path: Path) -> None:
     from demandloop.config.score import ACTIVITY_NAMES
     from demandloop.enrich.touch_reach import PAGE_ACTIVITIES

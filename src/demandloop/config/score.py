@@ -3,6 +3,8 @@ committee, engagement and intent."""
 
 from __future__ import annotations
 
+import json
+
 from pydantic import Field, field_validator, model_validator
 
 from demandloop.config.base import Section as _Section
@@ -50,10 +52,30 @@ class FitSettings(_Section):
                                        description="Annual revenue bands, like employees.")
 
 
+#: the stage and MQL features that are true or false; every other one is a number
+_FLAGS = frozenset({"surging", "target"})
+
+
 def _check_fields(conditions: list[ConditionSetting], allowed: dict[str, str]) -> None:
+    """Every condition names a feature of *allowed*, with a value of its kind: a number
+    for a number (``contains`` takes none), true or false for a flag. A value of another
+    kind (``surging >= "yes"``) was refused only when scoring ran."""
     for c in conditions:
         if c.field not in allowed:
             raise ValueError(f"unknown field '{c.field}' (valid: {', '.join(sorted(allowed))})")
+        values = c.value if isinstance(c.value, list) else [c.value]
+        flag = c.field in _FLAGS
+        fits = all(isinstance(v, bool) if flag else
+                   isinstance(v, int | float) and not isinstance(v, bool) for v in values)
+        if c.op == "contains" or (isinstance(c.value, list) != (c.op in ("in", "not_in"))):
+            raise ValueError(f"{c.field} {c.op} {json.dumps(c.value)}: "
+                             + ("contains is for text and lists, and features are numbers "
+                                "or flags" if c.op == "contains" else
+                                "in and not_in take a list; the other operators one value"))
+        if not fits:
+            raise ValueError(f"{c.field} {c.op} {json.dumps(c.value)}: {c.field} is "
+                             + ("true or false: compare it with true or false" if flag else
+                                "a number: compare it with a number"))
 
 
 class StageSetting(_Section):
