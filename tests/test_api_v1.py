@@ -128,6 +128,13 @@ def test_filters_match_pandas(api: dict[str, Any]) -> None:
         ({"topic": topic}, df["surge_topics"].map(
             lambda v: isinstance(v, str) and topic in orjson.loads(v))),
     ]
+    # text as people type it (they found nothing): another case, and an empty value is no
+    # filter, as an empty search
+    industry, country = df["industry"].dropna().iloc[0], df["country"].dropna().iloc[0]
+    cases += [({"industry": industry.upper()}, df["industry"] == industry),
+              ({"country": country.lower()}, df["country"] == country),
+              ({"topic": topic.upper()}, cases[-1][1]),
+              ({"owner": "", "industry": ""}, df["account_id"].notna())]
     for params, mask in cases:
         got = sorted(r["account_id"] for r in _pages(api, 50, **params))
         want = sorted(df[mask.fillna(False)]["account_id"])

@@ -135,15 +135,19 @@ def _conditions(where: AccountFilter, params: dict[str, Any]) -> list[str]:
     if where.band:
         conds.append("list_contains($band, band)")
         params["band"] = list(where.band)
+    # (text as people type it: 'software' finds 'Software', 'de' finds 'DE'; an empty
+    # value is no filter, as an empty search is, where it matched no account)
     for name, sql in (("intent_min", "intent >= $intent_min"), ("surging", "surging = $surging"),
-                      ("target", "target = $target"), ("owner", "owner = $owner"),
-                      ("industry", "industry = $industry"),
+                      ("target", "target = $target"), ("owner", "lower(owner) = $owner"),
+                      ("industry", "lower(industry) = $industry"),
                       ("employees_min", "employees >= $employees_min"),
                       ("employees_max", "employees <= $employees_max"),
-                      ("country", "country = $country"),
-                      ("topic", "list_contains(from_json(surge_topics::JSON, '[\"VARCHAR\"]'), "
-                                "$topic)")):
+                      ("country", "lower(country) = $country"),
+                      ("topic", "list_contains(from_json(lower(surge_topics)::JSON, "
+                                "'[\"VARCHAR\"]'), $topic)")):
         value = getattr(where, name)
+        if isinstance(value, str):
+            value = value.strip().lower() or None
         if value is not None:
             conds.append(sql)
             params[name] = value
