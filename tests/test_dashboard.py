@@ -325,6 +325,17 @@ def test_bulk_add_to_an_audience_and_export_csv(app, browser) -> None:  # type: 
     rows = list(csv.DictReader(io.StringIO(r.text)))
     want = _api(app, "/accounts", target="true", sort="name", limit=1000)["data"]
     assert [x["account_id"] for x in rows] == [a["account_id"] for a in want]
+    # a name a spreadsheet would run as a formula is text there (a live link before)
+    writer, _ = tokens.create(app["dir"], "write", "formula-test")
+    evil = '=HYPERLINK("http://evil.example","x")'
+    assert httpx.post(app["url"] + "/api/v1/imports/accounts", timeout=60,
+                      headers={"Authorization": f"Bearer {writer}"},
+                      files={"file": ("f.csv", ('domain,name\nformula-dash.example,"'
+                                                + evil.replace('"', '""') + '"\n').encode())}
+                      ).status_code == 200
+    r = httpx.get(app["url"] + "/app/accounts.csv", params={"q": "formula-dash"},
+                  cookies={"dl_session": cookies["dl_session"]})
+    assert [x["name"] for x in csv.DictReader(io.StringIO(r.text))] == ["'" + evil]
     assert errors == []
     page.close()
     # a rep reads: no bulk form, and posting one anyway is refused

@@ -286,6 +286,29 @@ def test_audiences_select_and_export_what_the_platforms_take(market_ws: Path, cl
     assert sizes["in-market-targets"] == len(expected)
 
 
+def test_an_export_shows_a_formula_as_text(cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """A company name can come from a visitor's browser (a group call's traits): in an
+    export a marketer opens in a spreadsheet, ``=HYPERLINK(...)`` was a live formula."""
+    w = tmp_path / "w"
+    w.mkdir()
+    (w / "demandloop.toml").write_text(
+        '[[activate.segments]]\nname = "targets"\nentity = "account"\n'
+        'where = [{field = "target", value = true}]\n')
+    evil = '=HYPERLINK("http://evil.example","x")'
+    (w / "a.csv").write_text('domain,name,target\nevil-name.example,"'
+                             + evil.replace('"', '""') + '",true\nfine.example,-Fine Co,true\n')
+    assert cli("-w", str(w), "import", "accounts", str(w / "a.csv"))[0] == 0
+    for fmt, column in (("csv", "name"), ("linkedin", "companyname")):
+        out = tmp_path / f"{fmt}.csv"
+        assert cli("-w", str(w), "audiences", "export", "targets", "--format", fmt,
+                   "--out", str(out))[0] == 0
+        names = sorted(r[column] for r in csv.DictReader(out.open()))
+        assert names == ["'-Fine Co", "'" + evil], fmt
+    # the store keeps the name as it came
+    with demandloop.open(w) as ws:
+        assert evil in set(ws.accounts()["name"])
+
+
 def test_a_segment_on_an_unknown_field_is_a_config_error(tmp_path: Path) -> None:
     from demandloop.config import Settings
     from demandloop.errors import ConfigError

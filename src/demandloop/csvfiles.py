@@ -43,3 +43,26 @@ def ragged(row: dict[Any, Any], width: int) -> str | None:
         return None
     return (f"{width - missing + len(extra)} cell(s) where the header has {width} (a line "
             "cut off, a stray delimiter or a quote not closed?)")
+
+
+#: what a spreadsheet reads as the start of a formula in a cell
+_FORMULA = ("=", "+", "-", "@", "\t", "\r")
+
+
+def cell(value: Any) -> Any:
+    """*value* as a CSV cell a spreadsheet shows as text: a string a spreadsheet would run
+    as a formula gets a leading apostrophe (OWASP's advice on CSV injection). Company
+    names, titles and such can come from a visitor's browser (a ``group`` call's traits);
+    ``=HYPERLINK(...)`` in an export a marketer opens in Excel must not be a link."""
+    if isinstance(value, str) and value.startswith(_FORMULA):
+        return "'" + value
+    return value
+
+
+def cells(frame: Any) -> Any:
+    """*frame* (a pandas DataFrame) with :func:`cell` applied to its text columns."""
+    out = frame.copy()
+    for col in out.columns:
+        if out[col].dtype == object or str(out[col].dtype).startswith(("string", "str")):
+            out[col] = out[col].map(cell)
+    return out

@@ -30,6 +30,7 @@ import pandas as pd
 
 from demandloop.conditions import Condition, select
 from demandloop.config.conditions import ACCOUNT_FIELDS, PERSON_FIELDS, fields_for
+from demandloop.csvfiles import cells
 from demandloop.errors import InputError, UsageError
 
 __all__ = ["ACCOUNT_FIELDS", "PERSON_FIELDS", "Condition", "Segment", "fields_for", "select"]
@@ -85,8 +86,8 @@ def export(segment: Segment, rows: pd.DataFrame, fmt: str) -> tuple[pd.DataFrame
     if fmt not in FORMATS:
         raise InputError(f"unknown audience format '{fmt}'", hint=f"use {', '.join(FORMATS)}")
     warnings: list[str] = []
-    if fmt == "csv":
-        return rows.reset_index(drop=True), warnings
+    if fmt == "csv":  # (text a spreadsheet would run as a formula is shown as text)
+        return cells(rows.reset_index(drop=True)), warnings
     if fmt == "linkedin":
         if segment.entity != "account":
             raise UsageError(f"segment '{segment.name}' holds people: LinkedIn company lists "
@@ -94,7 +95,7 @@ def export(segment: Segment, rows: pd.DataFrame, fmt: str) -> tuple[pd.DataFrame
         if len(rows) < LINKEDIN_MINIMUM:
             warnings.append(f"{len(rows)} companies: LinkedIn needs at least "
                             f"{LINKEDIN_MINIMUM} to serve ads")
-        return linkedin(rows).reset_index(drop=True), warnings
+        return cells(linkedin(rows).reset_index(drop=True)), warnings
     if segment.entity != "person":
         raise UsageError(f"segment '{segment.name}' holds accounts: Customer Match takes "
                          "people", hint="use --format linkedin or csv")

@@ -3,8 +3,8 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 import os
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from demandloop.config.activate import WorkflowSetting, check_enrolments

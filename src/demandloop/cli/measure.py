@@ -24,6 +24,7 @@ from demandloop.cli.base import (
     out,
     report_app,
 )
+from demandloop.csvfiles import cells
 from demandloop.errors import UsageError
 from demandloop.lazy import LazyModule
 from demandloop.measure.names import ALL_MODELS, DEFAULT_MODELS, DIMENSIONS, STAGES
@@ -46,7 +47,7 @@ def _emit(df: pd.DataFrame, title: str, as_json: bool, as_csv: bool,
     if as_json:
         _json({**(extra or {}), "rows": _records(df)} if extra else _records(df))
     elif as_csv:
-        df.to_csv(_stdout(), index=False)
+        cells(df).to_csv(_stdout(), index=False)
     else:
         out.print(_table(df, title, formats))
 

@@ -14,6 +14,7 @@ from fastapi.responses import RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from demandloop.activate import sequence_queries
+from demandloop.csvfiles import cell
 from demandloop.score.fit import BANDS
 from demandloop.score.stages import stage_names
 from demandloop.serve import keys as keystore
@@ -91,7 +92,7 @@ def register(web: FastAPI, site: Site) -> None:
             buf = io.StringIO()
             out = csv.DictWriter(buf, CSV_FIELDS, extrasaction="ignore")
             out.writeheader()
-            out.writerows(found)
+            out.writerows({k: cell(v) for k, v in r.items()} for r in found)
             return buf.getvalue()
         text = await run_in_threadpool(read)
         stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%d-%H%M")
