@@ -544,3 +544,21 @@ def _jobs(d: Path) -> int:
     with demandloop.open(d) as ws:
         row = ws.store.con.execute("SELECT count(*) FROM jobs").fetchone()
     return int(row[0]) if row else 0
+
+
+def test_a_slack_alert_shows_a_name_as_text_not_as_markup() -> None:
+    """A company name or a page title can come from a visitor's browser: in the alert,
+    ``<!channel>`` pinged everyone and ``<https://...|Pay>`` was a link."""
+    from demandloop.activate.actions import notify
+
+    hostile = "<!channel> <https://evil.example|Pay here> & Co"
+    effect = notify({"format": "slack", "url": "https://hooks.example.com/x"},
+                    {"account_id": "evil.example", "name": hostile, "owner": "<@U123>",
+                     "top_signals": ["viewed <!here>"]}, "became mqa (was aware)")
+    body = json.loads(effect.body)
+    texts = [body["text"], body["blocks"][0]["text"]["text"]]
+    for text in texts:
+        assert "<!" not in text and "<https" not in text and "<@" not in text
+    assert ("&lt;!channel&gt; &lt;https://evil.example|Pay here&gt; &amp; Co"
+            in body["blocks"][0]["text"]["text"])
+    assert "&lt;!here&gt;" in texts[1] and "&lt;@U123&gt;" in texts[1]

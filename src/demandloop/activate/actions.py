@@ -59,16 +59,28 @@ def _context(account: dict[str, Any], why: str) -> dict[str, Any]:
     return {k: (None if isinstance(v, float) and pd.isna(v) else v) for k, v in ctx.items()}
 
 
+def _plain(value: Any) -> str:
+    """*value* as Slack shows text, not markup: ``&``, ``<`` and ``>`` escaped, as Slack
+    asks. A company name or a page title can come from a visitor's browser, and
+    ``<!channel>`` or ``<https://evil.example|Your invoice>`` in one was a mention of
+    everyone, or a link, in the rep's alert."""
+    return str(value).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
 def _slack(ctx: dict[str, Any], workflow: str) -> dict[str, Any]:
-    name = ctx.get("name") or ctx["account_id"]
-    gaps = ", ".join(ctx.get("missing_roles") or []) or "none"
-    signals = "\n".join(f"• {s}" for s in (ctx.get("top_signals") or [])[:5]) or "• (none)"
-    fit = f"{ctx['fit']:.0f} ({ctx.get('band')})" if ctx.get("fit") is not None else "n/a"
-    text = (f"*{name}* ({ctx.get('domain') or ctx['account_id']}): {ctx['why']}\n"
-            f"Stage: {ctx.get('stage')} · Fit: {fit} · Engagement: "
-            f"{(ctx.get('engagement') or 0):.1f} · Owner: {ctx.get('owner') or 'unassigned'}\n"
+    name = _plain(ctx.get("name") or ctx["account_id"])
+    why = _plain(ctx["why"])
+    gaps = _plain(", ".join(ctx.get("missing_roles") or []) or "none")
+    signals = "\n".join(f"• {_plain(s)}" for s in (ctx.get("top_signals") or [])[:5]) \
+        or "• (none)"
+    fit = f"{ctx['fit']:.0f} ({_plain(ctx.get('band'))})" if ctx.get("fit") is not None \
+        else "n/a"
+    text = (f"*{name}* ({_plain(ctx.get('domain') or ctx['account_id'])}): {why}\n"
+            f"Stage: {_plain(ctx.get('stage'))} · Fit: {fit} · Engagement: "
+            f"{(ctx.get('engagement') or 0):.1f} · Owner: "
+            f"{_plain(ctx.get('owner') or 'unassigned')}\n"
             f"Top signals:\n{signals}\nBuying-committee gaps: {gaps}")
-    return {"text": f"{name}: {ctx['why']}",
+    return {"text": f"{name}: {why}",
             "blocks": [{"type": "section", "text": {"type": "mrkdwn", "text": text}},
                        {"type": "context", "elements": [{"type": "mrkdwn",
                                                          "text": f"workflow `{workflow}`"}]}]}
