@@ -143,6 +143,25 @@ def default_split(rows: pd.DataFrame, events: pd.DataFrame, horizon_days: int,
     return split
 
 
+def chosen_split(split: pd.Timestamp, rows: pd.DataFrame, events: pd.DataFrame,
+                 horizon_days: int, end: pd.Timestamp) -> pd.Timestamp:
+    """*split* when its test window (``split`` to ``split + horizon``) has ended by *end*
+    (the last date with data); else the UsageError naming the latest split that has. Its
+    test rows' outcomes are otherwise not all known yet: one still to come counts as none,
+    and the held-out AUC and observed rate it reports are wrong, point in time."""
+    ends = split + pd.Timedelta(days=horizon_days)
+    if ends > end:
+        try:
+            hint = f"use --split {default_split(rows, events, horizon_days, end):%Y-%m-%d} " \
+                "or earlier"
+        except UsageError as exc:  # (no split has ended: what default_split advises)
+            hint = exc.hint or exc.message
+        raise UsageError(f"the split at {split:%Y-%m-%d} is judged on outcomes up to "
+                         f"{ends:%Y-%m-%d}, after the last data ({end:%Y-%m-%d}): outcomes "
+                         "not seen yet would count as none", hint=hint)
+    return split
+
+
 def evaluate(rows: pd.DataFrame, events: pd.DataFrame, split: pd.Timestamp,
              horizon_days: int, features: Features, categorical: list[str],
              numeric: list[str], baseline_categorical: list[str], label: str

@@ -13,6 +13,7 @@ from demandloop.score.predictive import (
     Report,
     account_features,
     contributions,
+    chosen_split,
     default_split,
     train_accounts,
     train_leads,
@@ -32,8 +33,8 @@ def train_fit(store: Store, split: dt.datetime | None = None, horizon_days: int 
     if accounts["known_at"].notna().sum() == 0:
         raise UsageError("no accounts to learn from",
                          hint="import accounts (a CRM export, Olist) and opportunities")
-    at = pd.Timestamp(split) if split else default_split(
-        accounts, opps, horizon_days, end)
+    at = chosen_split(pd.Timestamp(split), accounts, opps, horizon_days, end) if split \
+        else default_split(accounts, opps, horizon_days, end)
     _, report, _ = train_accounts(accounts, opps, at, horizon_days)
     # the stored model: the same recipe one window later, on the newest outcomes known
     latest = default_split(accounts, opps, horizon_days, end) + pd.Timedelta(
@@ -69,8 +70,8 @@ def lead_scoring(store: Store, split: dt.datetime | None = None, horizon_days: i
     leads, wins, end = lead_inputs(store)
     if leads.empty:
         raise UsageError("no leads to learn from", hint="e.g. 'demandloop import olist'")
-    at = pd.Timestamp(split) if split else default_split(
-        leads, wins, horizon_days, end)
+    at = chosen_split(pd.Timestamp(split), leads, wins, horizon_days, end) if split \
+        else default_split(leads, wins, horizon_days, end)
     return train_leads(leads, wins, at, horizon_days)[1]
 
 
