@@ -12,8 +12,8 @@ from demandloop.errors import UsageError
 from demandloop.score.predictive import (
     Report,
     account_features,
-    contributions,
     chosen_split,
+    contributions,
     default_split,
     train_accounts,
     train_leads,
