@@ -250,6 +250,24 @@ def test_the_server_resolves_and_scores_what_it_collects(tmp_path: Path, market:
     assert run.loader.status.get("maintenance_error") is None
 
 
+def test_a_first_identify_alone_runs_the_loop_without_an_error(tmp_path: Path) -> None:
+    """A new site's first calls may all be identifies: no touch to score yet. Every run of
+    the loop failed ("no touches to score", a traceback in the log and /readyz's reason)
+    until a page view came."""
+    with collector(tmp_path / "w", maintain_every=0.1) as run:
+        r = httpx.post(run.url + "/v1/identify", auth=(run.key, ""), json={
+            "userId": "u1", "traits": {"email": "ann@acme.example"}, "messageId": "id-1"})
+        assert r.status_code == 200, r.text
+        # (the loader's own thread loads it, which is what starts a run of the loop)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not run.loader.status.get("maintenance") \
+                and not run.loader.status.get("maintenance_error"):
+            time.sleep(0.1)
+        assert run.loader.status.get("maintenance_error") is None
+        assert run.loader.status["maintenance"]["score_mode"] == "none"
+        assert run.query("SELECT count(*) FROM events") == [(1,)]
+
+
 def test_metrics_report_the_live_loops_runs() -> None:
     """/metrics reads the live loop's last run and its rescores by mode from the loader's
     status (the process's own, or the status file a worker reads)."""

@@ -220,6 +220,14 @@ def serve(directory: Path, *, host: str | None = None, port: int | None = None,
             ws.close()
 
 
+def _has_touches(ws: Workspace) -> bool:
+    """Whether the workspace has a touch to score (a scan that stops at the first)."""
+    with ws.store.reader() as cur:
+        row = cur.execute("SELECT 1 FROM touches WHERE workspace_id = ? LIMIT 1",
+                          [ws.store.workspace_id]).fetchone()
+    return row is not None
+
+
 def server_options(settings: Settings, host: str, port: int) -> dict[str, Any]:
     """uvicorn's options for the collector, with its guards against stalled and excess
     connections in force in this process (the file limit raised to fit them)."""
@@ -263,6 +271,13 @@ def _hooks(ws: Workspace, lock: threading.RLock) -> dict[str, Any]:
         started = time.perf_counter()
         ws.resolve(engine="duckdb", summary=False)
         resolved = time.perf_counter()
+        if not _has_touches(ws):
+            # nothing to score yet (a new site's first identify calls): the mail still
+            # goes; every run failed with a traceback in the log before
+            ws.run_sequences()
+            ws.store.checkpoint_due()
+            return {"resolve_seconds": round(resolved - started, 3), "score_mode": "none",
+                    "accounts": 0, "recomputed": 0, "rescores": dict(rescores)}
         # what it just resolved, live: the lake [compute] engine = "spark" reads is a copy
         # (it then keeps one snapshot a day: this score may be made from an earlier one)
         s = ws.score(engine="duckdb", one_per_day=True)
