@@ -508,10 +508,12 @@ def test_csv_imports(api: dict[str, Any], tmp_path: Path) -> None:
     # a contact of an account not imported yet is written without it, and said so
     r = _upload(api, "contacts", tmp_path / "people.csv",
                 "email,account_domain\nann@newco-api.example,newco-api.example\n"
-                "bo@later-api.example,later-api.example\n")
+                "bo@later-api.example,later-api.example\n,newco-api.example\n")
     assert r.status_code == 200, r.text
     assert r.json()["unlinked"] == [
         "people.csv:3: account 'later-api.example' is not in the workspace"]
+    assert r.json()["skipped"] == ["people.csv:4: no email address (a person is known by "
+                                   "theirs)"]
     missing = _get(api, "/accounts/nobody-at-all.example")
     assert missing.status_code == 404 and missing.json()["error"]["code"] == "not_found"
     assert httpx.post(url + "/imports/nonsense", headers=headers,

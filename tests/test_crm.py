@@ -230,6 +230,34 @@ def test_contacts_of_accounts_not_imported_yet_are_listed_and_linked_when_import
     assert linked == [("al@beta.io", None), ("jo@acme.com", "acme.com"), ("mo@solo.dev", None)]
 
 
+def test_a_contact_without_an_email_is_left_out_and_listed(cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    # a CRM export holds phone-only contacts: the whole file was refused ("needs an email
+    # address"), so no real export could be imported without editing it first
+    con = write_csv(tmp_path / "c.csv", ["Email", "First Name", "Phone"],
+                    [["jo@acme.com", "Jo", "1"], ["", "Phone Only", "2"],
+                     ["al@acme.com", "Al", "3"]])
+    w = str(tmp_path / "w")
+    code, out, err = cli("-w", w, "import", "contacts", str(con))
+    assert code == 0 and "2 contacts imported" in out, err
+    assert "1 contact(s) without an email address were not imported" in err
+    assert f"{con}:3: no email address" in err
+    code, out, _ = cli("-w", w, "import", "contacts", str(con), "--json")
+    assert json.loads(out)["skipped"] == [
+        f"{con}:3: no email address (a person is known by theirs)"]
+    import demandloop
+
+    with demandloop.open(w) as ws:
+        assert sorted(ws.persons()["person_id"]) == ["al@acme.com", "jo@acme.com"]
+    # a malformed email is still a problem, and a file where no contact has one is refused
+    bad = write_csv(tmp_path / "b.csv", ["Email"], [["not-an-email"], [""]])
+    code, _, err = cli("-w", w, "import", "contacts", str(bad))
+    assert code == 3 and "'not-an-email' is not an email address" in err
+    assert err.count(":2:") == 1
+    none = write_csv(tmp_path / "n.csv", ["Email", "Name"], [["", "A"], ["", "B"]])
+    code, _, err = cli("-w", w, "import", "contacts", str(none))
+    assert code == 3 and "no contact has an email address" in err
+
+
 def _accounts_people_touches(w: Path) -> tuple[list[tuple[object, ...]], ...]:
     import demandloop
 

@@ -88,11 +88,19 @@ def _import_crm(kind: str, file: Path, pairs: list[str], as_json: bool) -> None:
     mapping = parse_mapping(pairs, kind)
     ignored: list[str] = []
     unlinked: list[str] = []
+    skipped: list[str] = []
     with _open() as ws:
-        n = ws.import_crm(kind, file, mapping, ignored, unlinked)
+        n = ws.import_crm(kind, file, mapping, ignored, unlinked, skipped)
     _say(as_json, {"imported": n, "kind": kind, "file": str(file), "ignored_columns": ignored,
-                   **({"unlinked": unlinked} if kind == "contacts" else {})},
+                   **({"unlinked": unlinked, "skipped": skipped} if kind == "contacts"
+                      else {})},
          f"{n:,} {kind} imported from {file}")
+    if skipped and not as_json:
+        shown = "\n".join(f"  {u}" for u in skipped[:10])
+        more = f"\n  ... and {len(skipped) - 10:,} more" if len(skipped) > 10 else ""
+        err.print(f"{len(skipped):,} contact(s) without an email address were not imported "
+                  f"(a person is known by their email):\n{shown}{more}", markup=False,
+                  highlight=False, soft_wrap=True)
     if ignored and not as_json:
         err.print(f"not imported, no field recognised: {', '.join(ignored)} (pass --map "
                   "'COLUMN=FIELD' to import one)", markup=False, highlight=False,

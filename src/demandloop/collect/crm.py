@@ -14,6 +14,7 @@ from __future__ import annotations
 import csv
 import re
 from collections.abc import Callable, Iterator
+import dataclasses
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -127,6 +128,8 @@ class CrmRows:
     lines: list[int]
     columns: dict[str, str]  # field -> the header it came from
     ignored: list[str]
+    #: rows left out, as ``FILE:LINE: why`` (contacts without an email address)
+    skipped: list[str] = dataclasses.field(default_factory=list)
 
 
 def parse_mapping(pairs: list[str], kind: str) -> dict[str, str]:
@@ -183,6 +186,20 @@ def read_crm_csv(path: Path, kind: str, mapping: dict[str, str] | None = None) -
                              hint="export the CSV as UTF-8") from exc
         except csv.Error as exc:
             raise InputError(f"{path}: not a readable CSV: {exc}") from exc
+    skipped: list[str] = []
+    if kind == "contacts":
+        # a contact without an email (a phone-only one, common in CRM exports) is left out
+        # and listed: a person is known by their email, and refusing the file for it left
+        # a real export impossible to import. One whose email is malformed stays a problem.
+        at = len(f"{path}:")
+        bad = {int(p[at:].split(":", 1)[0]) for p in problems}
+        keep = [i for i, r in enumerate(rows) if r.get("email") or lines[i] in bad]
+        skipped = [f"{path}:{lines[i]}: no email address (a person is known by theirs)"
+                   for i in range(len(rows)) if i not in set(keep)]
+        if rows and not keep:
+            raise InputError(f"{path}: no contact has an email address; nothing was imported",
+                             hint="map the email column with --map 'YOUR COLUMN=email'")
+        rows, lines = [rows[i] for i in keep], [lines[i] for i in keep]
     problems += _check_rows(path, kind, rows, lines)
     if problems:
         raise InputError(
@@ -191,7 +208,7 @@ def read_crm_csv(path: Path, kind: str, mapping: dict[str, str] | None = None) -
             problems=problems[:20] + ([f"... and {len(problems) - 20} more"]
                                       if len(problems) > 20 else []),
         )
-    return CrmRows(kind, path, rows, lines, columns, ignored)
+    return CrmRows(kind, path, rows, lines, columns, ignored, skipped)
 
 
 def _records(reader: Any) -> Iterator[tuple[int, list[str]]]:
@@ -239,8 +256,6 @@ def _check_rows(path: Path, kind: str, rows: list[dict[str, Any]], lines: list[i
     for row, line in zip(rows, lines, strict=True):
         if kind == "accounts" and not (row.get("domain") or row.get("name")):
             problems.append(f"{path}:{line}: needs a domain or a name")
-        if kind == "contacts" and not row.get("email"):
-            problems.append(f"{path}:{line}: needs an email address")
         if kind == "opportunities":
             if not row.get("crm_id"):
                 problems.append(f"{path}:{line}: needs an opportunity id")

@@ -400,8 +400,9 @@ def create_api(ws: Workspace, tokens: TokenRing, keys: KeyRing, jobs: Jobs,
                              _as_api(str(exc).replace(f"{tmp}/", "")),
                              problems=[p.replace(f"{tmp}/", "") for p in
                                        getattr(exc, "problems", [])]) from None
-            if "unlinked" in result:
-                result["unlinked"] = [u.replace(f"{tmp}/", "") for u in result["unlinked"]]
+            for listed in ("unlinked", "skipped"):  # (named by the upload's name)
+                if listed in result:
+                    result[listed] = [u.replace(f"{tmp}/", "") for u in result[listed]]
         cache.changed()
         return _json(result)
 
@@ -450,9 +451,12 @@ def _import(ws: Workspace, kind: str, path: Path, mapping: dict[str, str] | None
     if kind in CRM_KINDS:
         ignored: list[str] = []
         unlinked: list[str] = []
-        rows = ws.import_crm(kind, path, mapping, ignored=ignored, unlinked=unlinked)
+        skipped: list[str] = []
+        rows = ws.import_crm(kind, path, mapping, ignored=ignored, unlinked=unlinked,
+                             skipped=skipped)
         return {"kind": kind, "rows": rows, "ignored_columns": ignored,
-                **({"unlinked": unlinked} if kind == "contacts" else {})}
+                **({"unlinked": unlinked, "skipped": skipped} if kind == "contacts"
+                   else {})}
     if kind == "spend":
         warnings: list[str] = []
         return {"kind": kind, "rows": ws.import_spend(path, warnings), "warnings": warnings}

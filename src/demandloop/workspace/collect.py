@@ -56,18 +56,22 @@ class Collect(Base):
     def import_crm(self, kind: str, path: str | Path,
                    mapping: dict[str, str] | None = None,
                    ignored: list[str] | None = None,
-                   unlinked: list[str] | None = None) -> int:
+                   unlinked: list[str] | None = None,
+                   skipped: list[str] | None = None) -> int:
         """Import a CRM CSV (``accounts``, ``contacts`` or ``opportunities``); rows written.
         Importing again updates (an account re-imported with its domain keeps one row).
 
         Domains listed in ``identity.domain_aliases`` are mapped to their main domain. The
         file's headers no field was taken from are appended to *ignored* when given, and
         the contacts written without the account they name (not in the workspace yet:
-        import the accounts, then the contacts again) to *unlinked*.
+        import the accounts, then the contacts again) to *unlinked*, and the contacts left
+        out for want of an email address to *skipped* (``FILE:LINE: why``).
         """
         parsed = read_crm_csv(Path(path), kind, mapping)
         if ignored is not None:
             ignored.extend(parsed.ignored)
+        if skipped is not None:
+            skipped.extend(parsed.skipped)
         aliases = alias_map(self.settings.identity.domain_aliases)
         for row in parsed.rows:
             for key in ("domain", "account_domain"):
