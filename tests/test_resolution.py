@@ -136,6 +136,11 @@ def test_personal_email_never_creates_an_account_and_group_wins(ws, tmp_path: Pa
          "traits": {"email": "jo.smith@gmail.com"}},
         {"type": "identify", "userId": "u2", "messageId": "i2",
          "traits": {"email": "someone@hey.com"}},
+        # addresses of relays that hide a person's own (Sign in with Apple, Firefox Relay)
+        {"type": "identify", "userId": "u4", "messageId": "i4",
+         "traits": {"email": "x7fk2@privaterelay.appleid.com"}},
+        {"type": "identify", "userId": "u5", "messageId": "i5",
+         "traits": {"email": "q1w2e3@mozmail.com"}},
         {"type": "identify", "userId": "u3", "messageId": "i3",
          "traits": {"email": "sam@contractor.io"}},
         {"type": "group", "userId": "u3", "groupId": "org_9", "messageId": "g1",
@@ -144,6 +149,7 @@ def test_personal_email_never_creates_an_account_and_group_wins(ws, tmp_path: Pa
     ws.resolve()
     accounts = set(ws.accounts()["account_id"])
     assert "gmail.com" not in accounts and "hey.com" not in accounts
+    assert not accounts & {"privaterelay.appleid.com", "mozmail.com"}
     assert "client.co" in accounts
     people = ws.persons().set_index("person_id")
     assert pd.isna(people.loc["jo.smith@gmail.com", "account_id"])

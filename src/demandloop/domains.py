@@ -16,6 +16,13 @@ EXTRA_PERSONAL = frozenset({
     "protonmail.com", "protonmail.ch", "skiff.com", "duck.com", "fastmail.com", "fastmail.fm",
     "mailfence.com", "posteo.de", "posteo.net", "startmail.com", "icloud.com", "me.com",
     "mac.com", "gmx.de", "gmx.net", "web.de", "t-online.de", "yandex.ru", "mail.ru",
+    # Relays that hide a person's own address (Sign in with Apple, Firefox Relay,
+    # SimpleLogin, addy.io, Proton Pass) and disposable inboxes: one address each, people
+    # of no common company. An account made of one gathered unrelated visitors.
+    "privaterelay.appleid.com", "mozmail.com", "simplelogin.com", "simplelogin.fr",
+    "aleeas.com", "slmail.me", "anonaddy.com", "anonaddy.me", "addy.io", "passmail.net",
+    "passmail.com", "passinbox.com", "guerrillamail.com", "sharklasers.com",
+    "10minutemail.com", "tempmail.com", "temp-mail.org", "trashmail.com",
 })
 
 
