@@ -153,6 +153,20 @@ def test_the_report_through_the_cli_and_the_api_shape(market: dict[str, Any], cl
         assert page in out
 
 
+def test_a_log_of_crawlers_only_has_no_key_pages_to_call_fetched(cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    # with neither a content index nor people's visits there are no key pages, and the
+    # report said "every key page was fetched by an AI search crawler"
+    log = tmp_path / "access.log"
+    log.write_text('20.171.207.1 - - [10/Oct/2026:13:55:36 +0000] "GET /docs HTTP/1.1" 200 '
+                   '2326 "-" "Mozilla/5.0 AppleWebKit/537.36 (KHTML, like Gecko; compatible; '
+                   'GPTBot/1.2; +https://openai.com/gptbot)"\n')
+    w = str(tmp_path / "w")
+    assert cli("-w", w, "import", "access-logs", str(log))[0] == 0
+    code, out, _ = cli("-w", w, "report", "aeo")
+    assert code == 0 and "no key pages to check yet" in out
+    assert "every key page was fetched" not in out
+
+
 def test_the_scorecard_measures_ai_answer_visibility(market: dict[str, Any],
                                                      tmp_path: Path) -> None:
     ws, lines = market["ws"], _log(market["log"])

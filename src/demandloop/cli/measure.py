@@ -327,6 +327,11 @@ def report_aeo(
         out.print(f"[bold]{len(data['uncrawled'])} key page(s) no AI search crawler fetched "
                   f"in {data['days']} days:[/bold] "
                   + ", ".join(r["page"] for r in data["uncrawled"][:20]))
+    elif not data["key_pages"]:
+        # (it said every key page was fetched: of none, true and of no use)
+        out.print("no key pages to check yet: no content index, and no page people visited "
+                  f"in the last {data['days']} days (index your site with 'demandloop content "
+                  "index', or import an access log with people's visits)")
     else:
         out.print(f"every key page was fetched by an AI search crawler in {data['days']} days")
 
