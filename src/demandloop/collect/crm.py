@@ -12,9 +12,9 @@ may span lines), which is what the user needs to find the bad row.
 from __future__ import annotations
 
 import csv
+import dataclasses
 import re
 from collections.abc import Callable, Iterator
-import dataclasses
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
