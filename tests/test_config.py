@@ -191,6 +191,9 @@ _BOX = ('[[activate.mailboxes]]\nname = "m"\naddress = "m@x.com"\ntransport = "f
     ('[chat.llm]\nbase_url = "localhost:11434"\nmodel = "m"\n',
      "base_url 'localhost:11434' must start with http:// or https://"),
     ('[chat.llm]\nbase_url = "http://127.0.0.1:11434/v1"\n', "model is required"),
+    # (refused only when a funnel was asked for)
+    ('[measure]\nengaged_stage = "engagd"\n',
+     "measure.engaged_stage: no stage 'engagd' (stages: customer,"),
     ('[[chat.playbooks]]\nname = "p"\ngreeting = "Hi {{ account.name "\n',
      "the greeting is not a valid template: unexpected end of template, expected "
      "'end of print statement' (line 1)"),
@@ -211,7 +214,8 @@ def test_a_setting_that_could_never_work_is_refused_as_the_file_loads(
         toml.replace('mailbox = "sdr"', "").replace('"territory"', '"country"')
         .replace('"localhost:11434"', '"http://localhost:11434"')
         .replace("/v1\"\n", '/v1"\nmodel = "llama3.1:8b"\n')
-        .replace("account.name ", "account.name }}").replace("Hello\\n", "Hello{% endif %}"))
+        .replace("account.name ", "account.name }}").replace("Hello\\n", "Hello{% endif %}")
+        .replace('"engagd"', '"engaged"'))
     Settings.load(tmp_path)
 
 

@@ -130,6 +130,11 @@ class Settings(BaseSettings):
             raise ValueError(f"meetings.mailbox: no mailbox '{self.meetings.mailbox}' "
                              f"(mailboxes: {', '.join(boxes) or 'none'}; add it as "
                              "[[activate.mailboxes]])")
+        stages = [st.name for st in self.score.stages]
+        if self.measure.engaged_stage not in stages:
+            # refused only when a funnel was asked for (the report, the dashboard, the API)
+            raise ValueError(f"measure.engaged_stage: no stage '{self.measure.engaged_stage}'"
+                             f" (stages: {', '.join(stages)})")
         return self
 
     @classmethod
