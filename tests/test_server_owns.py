@@ -24,7 +24,7 @@ import pytest
 
 from demandloop.serve import keys as keystore
 from demandloop.serve import owner
-from tests.collector_helpers import free_port, start_subprocess
+from tests.collector_helpers import free_port, server_log, start_subprocess
 from tests.test_every_command import ARGS, COMMANDS, STATELESS, _fill, _run
 
 #: commands that open no workspace (they run where they are called) and serve itself
@@ -103,6 +103,24 @@ def test_dl_js_and_invite_links_name_the_port_serve_was_given(tmp_path: Path) ->
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=60)
+
+
+def test_serve_says_at_start_what_the_settings_leave_undone(tmp_path: Path) -> None:
+    # chat with no content index answered every question "I don't know", and meetings
+    # with no mailbox sent no invitation: each visitor met it, nothing said so before
+    d = tmp_path / "ws"
+    d.mkdir()
+    (d / "demandloop.toml").write_text(
+        '[chat]\nenabled = true\n[meetings]\nfallback = ["ann"]\n'
+        '[[meetings.reps]]\nname = "ann"\nemail = "ann@vendor.example"\n')
+    proc = start_subprocess(d, free_port())
+    try:
+        said = server_log(d).read_text()
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=60)
+    assert "chat is enabled but there is no content index" in said
+    assert "meetings.mailbox is empty: meetings booked through chat send no invitation" in said
 
 
 def test_a_second_serve_names_the_server_running(

@@ -138,6 +138,7 @@ def serve(directory: Path, *, host: str | None = None, port: int | None = None,
     root = ws.directory / c.log_dir
     root.mkdir(parents=True, exist_ok=True)
     _logging(access_log)
+    _warn_of_settings(ws)
     if not c.public_url and host not in ("127.0.0.1", "::1", "localhost"):
         logger.warning("collector.public_url is empty: dl.js tells browsers, and invite "
                        "links name, %s, which other machines cannot reach; set it to the "
@@ -218,6 +219,21 @@ def serve(directory: Path, *, host: str | None = None, port: int | None = None,
         keyring.uses.write()
         if stopped:  # else exiting ends the loader's work; DuckDB's WAL keeps what committed
             ws.close()
+
+
+def _warn_of_settings(ws: Workspace) -> None:
+    """Say at the start what the settings leave undone, which each visitor would otherwise
+    meet in silence: chat answering every question "I don't know" (no content index), and
+    meetings booked with no invitation sent (no ``meetings.mailbox``)."""
+    s = ws.settings
+    if s.chat.enabled and ws.content_index() is None:
+        logger.warning("chat is enabled but there is no content index: every question is "
+                       "answered \"I don't know\" and a person is offered; run "
+                       "'demandloop content index FOLDER|URL'")
+    if s.chat.enabled and s.meetings.reps and not s.meetings.mailbox:
+        logger.warning("meetings.mailbox is empty: meetings booked through chat send no "
+                       "invitation to the visitor or the rep; name one of "
+                       "[[activate.mailboxes]] there")
 
 
 def _has_touches(ws: Workspace) -> bool:
