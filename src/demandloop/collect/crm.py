@@ -194,8 +194,9 @@ def read_crm_csv(path: Path, kind: str, mapping: dict[str, str] | None = None) -
         at = len(f"{path}:")
         bad = {int(p[at:].split(":", 1)[0]) for p in problems}
         keep = [i for i, r in enumerate(rows) if r.get("email") or lines[i] in bad]
+        kept = set(keep)
         skipped = [f"{path}:{lines[i]}: no email address (a person is known by theirs)"
-                   for i in range(len(rows)) if i not in set(keep)]
+                   for i in range(len(rows)) if i not in kept]
         if rows and not keep:
             raise InputError(f"{path}: no contact has an email address; nothing was imported",
                              hint="map the email column with --map 'YOUR COLUMN=email'")
