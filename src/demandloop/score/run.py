@@ -155,11 +155,8 @@ def _store(store: Store, as_of: dt.datetime, df: pd.DataFrame, people: pd.DataFr
         # stages before this score (those after the kept one's changes) already hold
         at = {"account": np.flatnonzero(isin(df["account_id"], reuse.ids["account"])),
               "person": np.flatnonzero(isin(people["person_id"], reuse.ids["person"]))}
-        # (the columns a snapshot row is made of only: a take of every column cost more)
-        rows = {"account": snapshot.account_rows(df[snapshot.ACCOUNT_COLUMNS]
-                                                 .iloc[at["account"]]),
-                "person": snapshot.person_rows(people[snapshot.PERSON_COLUMNS]
-                                               .iloc[at["person"]])}
+        rows = {"account": snapshot.account_rows(df.iloc[at["account"]]),
+                "person": snapshot.person_rows(people.iloc[at["person"]])}
         moving = {"account": snapshot.stages(df, "account_id", at["account"]),
                   "person": snapshot.stages(people, "person_id", at["person"])}
     moves = snapshot.write(

@@ -42,10 +42,6 @@ _DETAILS = {"fit_band": "fit_band", "fit_criteria": "fit_criteria", "touches": "
             "missing_roles": "missing_roles", "recent": "recent",
             "predictive_fit": "predictive_fit"}
 _NO_MQL = orjson.dumps({"mql_reasons": []}).decode()
-#: the feature columns :func:`account_rows` and :func:`person_rows` read
-ACCOUNT_COLUMNS = list(dict.fromkeys(["account_id", "fit", "engagement", "surge", "stage",
-                                      *_DETAILS.values()]))
-PERSON_COLUMNS = ["person_id", "account_fit", "engagement", "stage", "reasons"]
 
 
 def account_rows(df: pd.DataFrame) -> pa.Table:
@@ -93,7 +89,7 @@ def _stage(rows: pd.DataFrame) -> pa.Array:
 def stages(rows: pd.DataFrame, key: str, at: np.ndarray | None = None) -> pa.Table:
     """``i, entity_id, stage`` of the rows of *rows* (*key*: its id column) at the positions
     *at* (default: all), ``i`` being the position: what the stage changes are found from."""
-    chosen = rows if at is None else rows[[key, "stage"]].iloc[at]  # (two columns only)
+    chosen = rows if at is None else rows.iloc[at]
     return pa.table({"i": np.arange(len(rows)) if at is None else at,
                      "entity_id": pa.array(chosen[key].to_numpy(dtype=object), pa.string()),
                      "stage": _stage(chosen)})

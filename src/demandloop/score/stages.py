@@ -109,10 +109,7 @@ def assign(rules: list[Rule], features: pd.DataFrame, none: str = NO_STAGE,
         where = np.flatnonzero((which == k) & written)
         if not len(where):
             continue
-        # (the rule's columns only: a take of every column, text among them, cost more
-        # than the rule's reasons at 88k accounts and 289k people)
-        rows = features[list(dict.fromkeys(c.field for c in (*rule.all, *rule.any)))
-                        ].iloc[where]
+        rows = features.iloc[where]
         alls = [describe_column(c, rows).to_numpy(dtype=object) for c in rule.all]
         for c in rule.any:  # only the "any" conditions that hold are reasons
             said = describe_column(c, rows).to_numpy(dtype=object)
