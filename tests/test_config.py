@@ -231,7 +231,8 @@ def test_a_setting_that_could_never_work_is_refused_as_the_file_loads(
 def test_a_stage_rule_comparing_a_feature_with_another_kind_is_refused(
         tmp_path: Path, rule: str, says: str) -> None:
     (tmp_path / "demandloop.toml").write_text(
-        f'[score]\nmqa_stage = "hot"\n[[score.stages]]\nname = "hot"\nall = [{rule}]\n')
+        f'[score]\nmqa_stage = "hot"\n[measure]\nengaged_stage = "hot"\n'
+        f'[[score.stages]]\nname = "hot"\nall = [{rule}]\n')
     with pytest.raises(ConfigError, match="'score.stages.0.all'") as e:
         Settings.load(tmp_path)
     assert says in str(e.value)
@@ -241,7 +242,8 @@ def test_a_stage_rule_comparing_a_feature_with_another_kind_is_refused(
                                                           ).replace('"contains", value = 2',
                                                                     '">=", value = 2')
     (tmp_path / "demandloop.toml").write_text(
-        f'[score]\nmqa_stage = "hot"\n[[score.stages]]\nname = "hot"\nall = [{good}]\n')
+        f'[score]\nmqa_stage = "hot"\n[measure]\nengaged_stage = "hot"\n'
+        f'[[score.stages]]\nname = "hot"\nall = [{good}]\n')
     Settings.load(tmp_path)
 
 

@@ -16,7 +16,7 @@ from pydantic import Field, field_validator, model_validator
 from demandloop.config.base import Section, check_template
 from demandloop.config.conditions import SegmentCondition
 from demandloop.config.files import first_duplicate
-from demandloop.config.personalize import AUDIENCE_FIELDS
+from demandloop.config.personalize import check_visit_fields
 
 #: the traits a qualification question may store (Segment's reserved traits, and ours)
 _TRAIT = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
@@ -80,10 +80,7 @@ class PlaybookSetting(Section):
     @field_validator("audience")
     @classmethod
     def _fields(cls, v: list[SegmentCondition]) -> list[SegmentCondition]:
-        for c in v:
-            if c.field not in AUDIENCE_FIELDS:
-                raise ValueError(f"audience field '{c.field}' is unknown (fields: "
-                                 f"{', '.join(sorted(AUDIENCE_FIELDS))})")
+        check_visit_fields(v, "audience field")
         return v
 
 

@@ -16,7 +16,7 @@ from pydantic import Field, field_validator, model_validator
 from demandloop.config.base import Section
 from demandloop.config.conditions import SegmentCondition
 from demandloop.config.files import first_duplicate
-from demandloop.config.personalize import AUDIENCE_FIELDS
+from demandloop.config.personalize import check_visit_fields
 
 _HOURS = re.compile(r"^([01]\d|2[0-3]):[0-5]\d-([01]\d|2[0-4]):[0-5]\d$")
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
@@ -79,10 +79,7 @@ class RoutingRuleSetting(Section):
     def _fields(cls, v: list[SegmentCondition]) -> list[SegmentCondition]:
         # a rule is matched against the visit's fields, as chat's and personalisation's
         # audiences are: a field no visit has never matched, and routed to the fallback
-        for c in v:
-            if c.field not in AUDIENCE_FIELDS:
-                raise ValueError(f"field '{c.field}' is unknown (fields: "
-                                 f"{', '.join(sorted(AUDIENCE_FIELDS))})")
+        check_visit_fields(v, "field")
         return v
 
 

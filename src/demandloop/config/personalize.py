@@ -9,6 +9,7 @@ condition language, with a share of that audience held out as a control. See
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 
 from pydantic import Field, field_validator, model_validator
 
@@ -53,6 +54,15 @@ class AudienceSetting(Section):
                                         description="Conditions that must all hold.")
     any: list[SegmentCondition] = Field(default_factory=list,
                                         description="Conditions of which one must hold.")
+
+
+def check_visit_fields(conditions: Iterable[SegmentCondition], what: str) -> None:
+    """Refuse a condition on a field no visit has (:data:`AUDIENCE_FIELDS`): it would
+    never hold. *what* names the condition's field in the message (``audience field``)."""
+    for c in conditions:
+        if c.field not in AUDIENCE_FIELDS:
+            raise ValueError(f"{what} '{c.field}' is unknown (fields: "
+                             f"{', '.join(sorted(AUDIENCE_FIELDS))})")
 
 
 class ChangeSetting(Section):
