@@ -326,13 +326,9 @@ def test_bulk_add_to_an_audience_and_export_csv(app, browser) -> None:  # type: 
     want = _api(app, "/accounts", target="true", sort="name", limit=1000)["data"]
     assert [x["account_id"] for x in rows] == [a["account_id"] for a in want]
     # a name a spreadsheet would run as a formula is text there (a live link before)
-    writer, _ = tokens.create(app["dir"], "write", "formula-test")
     evil = '=HYPERLINK("http://evil.example","x")'
-    assert httpx.post(app["url"] + "/api/v1/imports/accounts", timeout=60,
-                      headers={"Authorization": f"Bearer {writer}"},
-                      files={"file": ("f.csv", ('domain,name\nformula-dash.example,"'
-                                                + evil.replace('"', '""') + '"\n').encode())}
-                      ).status_code == 200
+    _import_accounts(app, "f.csv", ('domain,name\nformula-dash.example,"'
+                                    + evil.replace('"', '""') + '"\n').encode())
     r = httpx.get(app["url"] + "/app/accounts.csv", params={"q": "formula-dash"},
                   cookies={"dl_session": cookies["dl_session"]})
     assert [x["name"] for x in csv.DictReader(io.StringIO(r.text))] == ["'" + evil]
@@ -507,14 +503,20 @@ def test_search_finds_what_chat_would_answer_from(app, browser) -> None:  # type
     page.close()
 
 
-def test_an_account_not_scored_yet_has_a_page(app, browser) -> None:  # type: ignore[no-untyped-def]
-    # imported through the API while the server runs: listed at once, scored later
-    writer, _ = tokens.create(app["dir"], "write", "import-test")
+def _import_accounts(app: dict[str, Any], name: str, body: bytes) -> None:
+    """Import an accounts CSV through the API's imports, as a client would while the
+    server runs."""
+    writer, _ = tokens.create(app["dir"], "write", f"import-{name}")
     r = httpx.post(app["url"] + "/api/v1/imports/accounts", timeout=60,
                    headers={"Authorization": f"Bearer {writer}"},
-                   files={"file": ("new.csv", b"domain,name,industry\n"
-                                   b"unscored-dash.example,Unscored Ltd,Software\n")})
+                   files={"file": (name, body)})
     assert r.status_code == 200, r.text
+
+
+def test_an_account_not_scored_yet_has_a_page(app, browser) -> None:  # type: ignore[no-untyped-def]
+    # imported through the API while the server runs: listed at once, scored later
+    _import_accounts(app, "new.csv", b"domain,name,industry\n"
+                     b"unscored-dash.example,Unscored Ltd,Software\n")
     detail = _api(app, "/accounts/unscored-dash.example")
     assert detail["explanation"] is None
     page, errors = _login(browser, app, "rep@example.com")
@@ -529,12 +531,7 @@ def test_an_account_not_scored_yet_has_a_page(app, browser) -> None:  # type: ig
 def test_an_account_whose_crm_id_holds_a_slash_has_a_page(app, browser) -> None:  # type: ignore[no-untyped-def]
     # a spreadsheet CRM's ids: the API and the dashboard answered 404 "no endpoint" (the
     # slash split the address), and the list linked a '#' in an id as a fragment
-    writer, _ = tokens.create(app["dir"], "write", "slash-test")
-    r = httpx.post(app["url"] + "/api/v1/imports/accounts", timeout=60,
-                   headers={"Authorization": f"Bearer {writer}"},
-                   files={"file": ("slash.csv", b"Record ID,Company name\n"
-                                   b"ACC/2024/001#7,Slashwood Ltd\n")})
-    assert r.status_code == 200, r.text
+    _import_accounts(app, "slash.csv", b"Record ID,Company name\nACC/2024/001#7,Slashwood Ltd\n")
     key = "crm:ACC/2024/001#7"
     assert _api(app, "/accounts/" + quote(key, safe=""))["account"]["name"] == "Slashwood Ltd"
     page, errors = _login(browser, app, "rep@example.com")
