@@ -49,6 +49,7 @@ def test_stage_rules_segments_and_workflows_share_the_language() -> None:
             {"name": "target", "all": [{"field": "target", "op": "==", "value": True}]},
             {"name": "none", "all": [{"field": "people", "op": "in", "value": [1, 2]}]}],
             "mqa_stage": "mqa"},
+        "measure": {"engaged_stage": "mqa"},  # (a stage of these: 'engaged' is none)
         "activate": {"segments": [{"name": "s", "where": [
             {"field": "stage", "value": "mqa"},  # '==' by default
             {"field": "fit", "op": ">=", "value": 50}]}],
