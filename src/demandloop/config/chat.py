@@ -22,6 +22,13 @@ from demandloop.config.personalize import check_visit_fields
 _TRAIT = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
 
 
+def _http(base_url: str, example: str = "") -> None:
+    """Refuse a ``base_url`` (empty: none) that does not start with http:// or https://."""
+    if base_url and not base_url.startswith(("http://", "https://")):
+        raise ValueError(f"base_url '{base_url}' must start with http:// or https://"
+                         + (f" ({example})" if example else ""))
+
+
 class ContentSettings(Section):
     """The vendor's own pages, indexed by ``demandloop content index``."""
 
@@ -34,8 +41,7 @@ class ContentSettings(Section):
     @field_validator("base_url")
     @classmethod
     def _url(cls, v: str) -> str:
-        if v and not v.startswith(("http://", "https://")):
-            raise ValueError(f"base_url '{v}' must start with http:// or https://")
+        _http(v)
         return v
 
 
@@ -99,9 +105,7 @@ class LlmSetting(Section):
     @model_validator(mode="after")
     def _usable(self) -> LlmSetting:
         # either was taken, and every answer then failed over to retrieval, in silence
-        if self.base_url and not self.base_url.startswith(("http://", "https://")):
-            raise ValueError(f"base_url '{self.base_url[:80]}' must start with http:// or "
-                             "https:// (such as http://127.0.0.1:11434/v1)")
+        _http(self.base_url, "such as http://127.0.0.1:11434/v1")
         if self.base_url and not self.model:
             raise ValueError("model is required with base_url: the name the endpoint "
                              "serves (such as 'llama3.1:8b' for Ollama)")
