@@ -40,7 +40,7 @@ from demandloop.score.fit import BANDS
 from demandloop.score.stages import stage_names
 from demandloop.serve import api_schema as schema
 from demandloop.serve import forward, reports
-from demandloop.serve.envelope import Reject, write_key
+from demandloop.serve.envelope import Reject, internal_error, write_key
 from demandloop.serve.jobs import Jobs
 from demandloop.serve.keys import KeyRing
 from demandloop.serve.quiesce import Gate
@@ -208,10 +208,7 @@ def create_api(ws: Workspace, tokens: TokenRing, keys: KeyRing, jobs: Jobs,
 
     @api.exception_handler(Exception)
     async def crashed(request: Request, exc: Exception) -> Response:
-        # a bug: logged whole for the operator, one line in the one shape for the client
-        log.error("%s %s failed", request.method, request.url.path, exc_info=exc)
-        return _reject(Reject(500, "internal_error", f"{type(exc).__name__}: the server "
-                              "failed on this request (its log has the details)"))
+        return _reject(internal_error(log, request.method, request.url.path, exc))
 
     @api.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> Response:

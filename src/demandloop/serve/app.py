@@ -21,7 +21,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from demandloop.config import Settings
 from demandloop.serve import chat, chat_proxy, unsubscribe
 from demandloop.serve.decide import Decide
-from demandloop.serve.envelope import OK, Reject
+from demandloop.serve.envelope import OK, Reject, internal_error
 from demandloop.serve.guard import AuthThrottle, client_address, is_loopback, networks
 from demandloop.serve.ingest import Ingest
 from demandloop.serve.snippet import snippet
@@ -192,11 +192,8 @@ def create_app(settings: Settings, state: CollectorState, api: ASGIApp | None = 
 
     @app.exception_handler(Exception)
     async def crashed(request: Request, exc: Exception) -> Response:
-        # a bug: the one JSON shape for the client (a widget reads it), the details in the
-        # server's log (the API does the same for /api/v1)
-        log.error("%s %s failed", request.method, request.url.path, exc_info=exc)
-        return Reject(500, "internal_error", f"{type(exc).__name__}: the server failed on "
-                      "this request (its log has the details)").response()
+        # (the one JSON shape, as /api/v1 answers: a widget reads it)
+        return internal_error(log, request.method, request.url.path, exc).response()
 
     # CORS answers browsers' preflights; the ingestion path adds its own allow-origin header
     cors = CORSMiddleware(app, allow_origins=c.cors_origins, allow_methods=["*"],

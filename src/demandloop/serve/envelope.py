@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import logging
 import time
 import zlib
 from collections.abc import Sequence
@@ -59,6 +60,14 @@ class Reject(Exception):
         payload, headers = self.payload()
         return Response(payload, status_code=self.status, media_type="application/json",
                         headers={k.decode(): v.decode() for k, v in headers})
+
+
+def internal_error(log: logging.Logger, method: str, path: str, exc: BaseException) -> Reject:
+    """A bug met answering *method* *path*: logged whole for the operator, and the 500 the
+    client gets, in the one shape (the exception's class only: its text may hold data)."""
+    log.error("%s %s failed", method, path, exc_info=exc)
+    return Reject(500, "internal_error", f"{type(exc).__name__}: the server failed on this "
+                  "request (its log has the details)")
 
 
 
