@@ -126,4 +126,3 @@ class Measure(Base):
         return views.scorecard(frames(self.store, "scorecard", "scores", "ai_search_pages",
                                       "access_log_size", source=self.engine_tables(engine)),
                                self.settings)
-
