@@ -133,6 +133,18 @@ def start_subprocess(directory: Path, port: int, workers: int = 1, timeout: floa
     return proc
 
 
+def served_with_key(directory: Path, toml: str = "", workers: int = 1, name: str = "tests"
+                    ) -> tuple[str, int, subprocess.Popen[bytes]]:
+    """A new workspace in *directory* (its demandloop.toml: *toml*) with a write key named
+    *name*, and `demandloop serve` on it (:func:`start_subprocess`): the key, the port, the
+    process."""
+    directory.mkdir(parents=True)
+    (directory / "demandloop.toml").write_text(toml)
+    key, _ = keystore.create(directory, "default", name)
+    port = free_port()
+    return key, port, start_subprocess(directory, port, workers=workers)
+
+
 def server_log(directory: Path) -> Path:
     """Where :func:`start_subprocess` writes the log of a server on *directory*: beside the
     workspace, not in it (a copy of the workspace would carry it)."""

@@ -14,7 +14,7 @@ import httpx
 
 import demandloop
 from demandloop.serve import keys as keystore
-from tests.collector_helpers import free_port, start_subprocess
+from tests.collector_helpers import served_with_key, start_subprocess
 
 
 def _sender(url: str, key: str, tag: str, acked: list[str], stop: threading.Event) -> None:
@@ -42,10 +42,8 @@ def _sender(url: str, key: str, tag: str, acked: list[str], stop: threading.Even
 def _served(tmp_path: Path, name: str) -> tuple[Path, str, int, str, subprocess.Popen[bytes]]:
     """A workspace with a write key, served by a `demandloop serve` process."""
     d = tmp_path / "w"
-    d.mkdir()
-    key, _ = keystore.create(d, "default", name)
-    port = free_port()
-    return d, key, port, f"http://127.0.0.1:{port}", start_subprocess(d, port)
+    key, port, proc = served_with_key(d, name=name)
+    return d, key, port, f"http://127.0.0.1:{port}", proc
 
 
 def test_sigkill_loses_nothing_acknowledged_and_stores_nothing_twice(tmp_path: Path) -> None:
@@ -82,11 +80,7 @@ def test_sigkill_loses_nothing_acknowledged_and_stores_nothing_twice(tmp_path: P
 
 def test_several_workers_share_one_loader(tmp_path: Path) -> None:
     d = tmp_path / "w"
-    d.mkdir()
-    (d / "demandloop.toml").write_text("")
-    key, info = keystore.create(d, "default", "workers")
-    port = free_port()
-    proc = start_subprocess(d, port, workers=2)
+    key, port, proc = served_with_key(d, workers=2, name="workers")
     url = f"http://127.0.0.1:{port}"
     try:
         with httpx.Client() as client:  # new connections spread over the workers

@@ -300,15 +300,10 @@ def test_erase_through_a_running_server_loses_no_acknowledged_event(
     import signal
     import threading
 
-    from demandloop.serve import keys as keystore
-    from tests.collector_helpers import free_port, start_subprocess
+    from tests.collector_helpers import served_with_key
 
     d = tmp_path / "w"
-    d.mkdir()
-    (d / "demandloop.toml").write_text("[collector]\nrescore_minutes = 0\n")
-    key, _ = keystore.create(d, "default", "test")
-    port = free_port()
-    proc = start_subprocess(d, port)
+    key, port, proc = served_with_key(d, "[collector]\nrescore_minutes = 0\n")
     url = f"http://127.0.0.1:{port}"
 
     class Live:

@@ -24,7 +24,7 @@ import pytest
 
 from demandloop.serve import keys as keystore
 from demandloop.serve import owner
-from tests.collector_helpers import free_port, server_log, start_subprocess
+from tests.collector_helpers import free_port, served_with_key, server_log, start_subprocess
 from tests.test_every_command import ARGS, COMMANDS, STATELESS, _fill, _run
 
 #: commands that open no workspace (they run where they are called) and serve itself
@@ -91,12 +91,7 @@ def test_the_server_file_names_the_server_and_only_its_owner_reads_it(pair) -> N
 def test_dl_js_and_invite_links_name_the_port_serve_was_given(tmp_path: Path) -> None:
     # 'serve --port 9000' told analytics.js to send every browser's events to the
     # settings' 8642, and invite links named it too
-    d = tmp_path / "ws"
-    d.mkdir()
-    (d / "demandloop.toml").write_text("")
-    key, _ = keystore.create(d, "default", "site")
-    port = free_port()
-    proc = start_subprocess(d, port)
+    key, port, proc = served_with_key(tmp_path / "ws")
     try:
         r = httpx.get(f"http://127.0.0.1:{port}/v1/projects/{key}/settings", timeout=30)
         assert r.json()["integrations"]["Segment.io"]["apiHost"] == f"127.0.0.1:{port}/v1"
