@@ -190,10 +190,9 @@ def read_crm_csv(path: Path, kind: str, mapping: dict[str, str] | None = None) -
     if kind == "contacts":
         # a contact without an email (a phone-only one, common in CRM exports) is left out
         # and listed: a person is known by their email, and refusing the file for it left
-        # a real export impossible to import. One whose email is malformed stays a problem.
-        at = len(f"{path}:")
-        bad = {int(p[at:].split(":", 1)[0]) for p in problems}
-        keep = [i for i, r in enumerate(rows) if r.get("email") or lines[i] in bad]
+        # a real export impossible to import. One whose email is malformed stays a problem
+        # (its parse failed: the row holds no "email" at all, where a blank one holds None).
+        keep = [i for i, r in enumerate(rows) if r.get("email") or "email" not in r]
         kept = set(keep)
         skipped = [f"{path}:{lines[i]}: no email address (a person is known by theirs)"
                    for i in range(len(rows)) if i not in kept]
