@@ -54,8 +54,8 @@ def _refuse_to_mix(directory: Path, accounts: int, days: int, seed: int) -> None
         raise InputError(f"{directory} is a file: the demo builds a workspace folder",
                          hint="give it a folder with --dir (or -w)")
     truth_file = directory / "market" / "truth.json"
-    holds_data = (directory / CONFIG_FILE).is_file() or any(directory.glob("*.duckdb"))
-    if not holds_data:
+    database = any(directory.glob("*.duckdb"))
+    if not (database or (directory / CONFIG_FILE).is_file()):
         return
     if not truth_file.is_file():
         raise InputError(
@@ -68,7 +68,7 @@ def _refuse_to_mix(directory: Path, accounts: int, days: int, seed: int) -> None
         built = (len(truth["accounts"]), int(truth["days"]), int(truth["seed"]))
     except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
         built = None
-    if built != (accounts, days, seed) and any(directory.glob("*.duckdb")):
+    if built != (accounts, days, seed) and database:
         was = ("another market" if built is None else
                f"--accounts {built[0]} --days {built[1]} --seed {built[2]}")
         raise InputError(
