@@ -93,6 +93,42 @@ def test_rudder_python_sdk_gzip_and_context_traits(tmp_path: Path) -> None:
     assert by_kind["group"]["group_id"] == "acme.com"
 
 
+def test_a_string_cut_inside_an_emoji_costs_nothing_of_its_batch(tmp_path: Path) -> None:
+    """Python's json.dumps (as analytics.js's JSON.stringify) writes half of a surrogate
+    pair as an escape: valid JSON text, which orjson refuses. Segment's API takes it as
+    U+FFFD; a 400 here lost the whole batch (and Rudder's SDK re-sends it)."""
+    from rudderstack.analytics.client import Client
+
+    cut = "Caf\u00e9 \U0001f600"[:-1] + "\ud83d"  # an emoji's first half, as a slice leaves it
+    with collector(tmp_path / "w") as run:
+        client = Client(write_key=run.key, host=run.url, max_retries=1, upload_interval=0.5,
+                        gzip=True)
+        ids = [client.track("user-1", f"Searched {i}",
+                            {"q": cut if i == 1 else "ok \U0001f600", "i": i})[1]["messageId"]
+               for i in range(3)]
+        client.flush()
+        client.join()
+        run.wait_loaded()
+        got = _events(run)
+        # the same by hand, the escape in a key too: one answer, 200
+        body = ('{"batch":[{"type":"track","userId":"u","event":"x","properties":'
+                '{"\\udc00k":"a\\ud800b"}}]}')
+        answer = httpx.post(f"{run.url}/v1/batch", content=body, auth=(run.key, ""),
+                            headers={"content-type": "application/json"})
+        assert answer.status_code == 200, answer.text
+        bad = httpx.post(f"{run.url}/v1/batch", auth=(run.key, ""),
+                         content='{"batch":[{"type":"track","userId":"\\ud800","event":NaN}]}',
+                         headers={"content-type": "application/json"})
+        assert bad.status_code == 400 and bad.json()["error"]["code"] == "invalid_json"
+        run.wait_loaded()
+        mended = _events(run, "user_id = 'u'")
+    assert set(got) == set(ids)
+    by_i = {v["properties"]["i"]: v for v in got.values()}
+    assert by_i[1]["properties"]["q"] == "Caf\u00e9 \ufffd"
+    assert by_i[0]["properties"]["q"] == "ok \U0001f600"  # a whole pair stays the emoji
+    assert [v["properties"] for v in mended.values()] == [{"\ufffdk": "a\ufffdb"}]
+
+
 @pytest.mark.parametrize("sdk", ["segment", "rudder"])
 def test_a_forced_503_is_retried_and_stored_once(tmp_path: Path, sdk: str,
                                                 monkeypatch: pytest.MonkeyPatch) -> None:
