@@ -588,7 +588,7 @@ def test_a_parameter_edited_in_the_address_bar_is_a_page_saying_so(app, browser)
                         # a stage renamed since the link was bookmarked: it showed "0
                         # accounts" under filters that all said "any"
                         ("?stage=hot", "unknown stage 'hot' (stage is one of: customer"),
-                        ("?band=strong", "unknown band 'strong'"),
+                        ("?band=strng", "unknown band 'strng'"),
                         ("?size=huge", "unknown size 'huge'"),
                         ("?sort=name&cursor=WzEyMywgImEiXQ", "the cursor is not one"),
                         ("?cursor=garbage", "the cursor is not one")):
@@ -602,8 +602,10 @@ def test_a_parameter_edited_in_the_address_bar_is_a_page_saying_so(app, browser)
         answer = page.goto(app["url"] + "/app/reports/" + where)
         assert answer is not None and answer.status == 400, where
         assert said in page.locator("[role=alert]").inner_text(), where
-    # the server answers on as before
+    # the server answers on as before; a choice in another case is that choice, shown
     assert page.goto(app["url"] + "/app/accounts").status == 200  # type: ignore[union-attr]
+    assert page.goto(app["url"] + "/app/accounts?band=moderate").status == 200  # type: ignore[union-attr]
+    assert page.locator("select[name=band]").input_value() == "Moderate"
     page.close()
 
 

@@ -239,6 +239,12 @@ def test_bad_stage_config_names_the_key(tmp_path: Path) -> None:
     (tmp_path / "demandloop.toml").write_text('[score]\nmqa_stage = "hot"\n')
     with pytest.raises(ConfigError, match="unknown stage 'hot'"):
         Settings.load(tmp_path)
+    # two names one filter could not tell apart
+    (tmp_path / "demandloop.toml").write_text(
+        '[[score.stages]]\nname = "MQA"\nall = [{ field = "fit", op = ">=", value = 80 }]\n'
+        '[[score.stages]]\nname = "mqa"\nall = [{ field = "fit", op = ">=", value = 50 }]\n')
+    with pytest.raises(ConfigError, match="duplicate stage names.*differing only in case"):
+        Settings.load(tmp_path)
     (tmp_path / "demandloop.toml").write_text(
         '[score.mql]\nany = [{ field = "engagement", op = "~", value = 1 }]\n')
     with pytest.raises(ConfigError, match="score.mql.any.0.op"):
@@ -274,6 +280,9 @@ def test_scored_workspace_stages_explain_and_filters(cli, market: Path, tmp_path
     rows = json.loads(out)
     assert code == 0 and rows and all(a["stage"] == "opportunity" for a in rows)
     assert [a["fit"] for a in rows] == sorted((a["fit"] for a in rows), reverse=True)
+    # the stage as a person types it: the same accounts (the API's ?stage= matches so too)
+    assert json.loads(cli("-w", w, "accounts", "--stage", "Opportunity", "--sort", "fit",
+                          "--json")[1]) == rows
     # every account with an open opportunity in the CRM export is in stage opportunity or
     # customer (a won one wins)
     opps = pd.read_csv(market / "opportunities.csv")

@@ -61,8 +61,8 @@ def accounts(
             from demandloop.store.account_pages import check_choices
 
             # the API's own check of ?stage=: one message at both edges
-            check_choices("stage", [stage] if stage is not None else [],
-                          stage_names(ws.settings.score.stages))
+            if stage is not None:
+                stage = check_choices("stage", [stage], stage_names(ws.settings.score.stages))[0]
             _scored_accounts(scores, stage, SORTS[sort], limit, as_json)
             return
         if stage is not None:

@@ -191,8 +191,10 @@ class ScoreSettings(_Section):
     @model_validator(mode="after")
     def _stage_names(self) -> ScoreSettings:
         names = [s.name for s in self.stages]
-        if len(set(names)) != len(names):
-            raise ValueError(f"score.stages: duplicate stage names in {names}")
+        if len({n.casefold() for n in names}) != len(names):
+            # filters (--stage, ?stage=) match a stage's name in any case
+            raise ValueError(f"score.stages: duplicate stage names in {names} (names "
+                             "differing only in case are the same name)")
         if self.mqa_stage not in names:
             raise ValueError(f"score.mqa_stage: unknown stage '{self.mqa_stage}' "
                              f"(stages: {', '.join(names)})")

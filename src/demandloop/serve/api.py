@@ -250,12 +250,11 @@ def create_api(ws: Workspace, tokens: TokenRing, keys: KeyRing, jobs: Jobs,
         limit: Annotated[int, Query(ge=1, le=1000)] = 50,
         cursor: Annotated[str | None, Query(max_length=2000)] = None,
     ) -> Response:
-        where = pages.AccountFilter(tuple(stage), tuple(band), intent_min, surging, target,
-                                    owner, industry, q, employees_min, employees_max, country,
-                                    topic)
         # a stage or band no account can have is a typo, not an empty page
-        pages.check_choices("stage", stage, stages)
-        pages.check_choices("band", band, BANDS)
+        where = pages.AccountFilter(tuple(pages.check_choices("stage", stage, stages)),
+                                    tuple(pages.check_choices("band", band, BANDS)),
+                                    intent_min, surging, target, owner, industry, q,
+                                    employees_min, employees_max, country, topic)
 
         def page() -> tuple[list[dict[str, Any]], str | None]:
             return pages.account_page(ws.store, where, sort, limit, cursor, cache.accounts())

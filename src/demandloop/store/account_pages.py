@@ -51,13 +51,17 @@ class AccountFilter:
     topic: str | None = None
 
 
-def check_choices(field: str, given: Iterable[str], known: Sequence[str]) -> None:
-    """Refuse a filter value of *field* that is not one of *known* (a stage or band no
-    account can have is a typo, and an empty page would hide it)."""
-    wrong = [v for v in given if v not in known]
+def check_choices(field: str, given: Iterable[str], known: Sequence[str]) -> list[str]:
+    """*given* as *known* spells them, in any case (``MQA`` is the stage ``mqa``, ``strong``
+    the band ``Strong``, as the text filters match in any case); a value that is none of
+    them is refused (a stage or band no account can have is a typo, and an empty page
+    would hide it)."""
+    spelt = {k.casefold(): k for k in known}
+    wrong = [v for v in given if v.casefold() not in spelt]
     if wrong:
         raise UsageError(f"unknown {field} '{wrong[0][:80]}'",
                          hint=f"{field} is one of: {', '.join(known)}")
+    return [spelt[v.casefold()] for v in given]
 
 
 def encode_cursor(value: Any, key: str) -> str:

@@ -39,11 +39,12 @@ CSV_LIMIT = 100_000
 def _filter(q: dict[str, str], stages: list[str]) -> pages.AccountFilter:
     """The accounts list's filter from its query *q*, a value no account can have refused
     as the API refuses it (an address edited, or bookmarked before a stage was renamed,
-    showed "0 accounts" under a form that said "any")."""
+    showed "0 accounts" under a form that said "any"). A choice typed in another case
+    is written back into *q* as the form spells it, so the form shows it chosen."""
     for field, known in (("stage", stages), ("band", list(BANDS)), ("size", list(SIZES)),
                          ("target", ["yes", "no"])):
         if q.get(field):
-            pages.check_choices(field, [q[field]], known)
+            q[field] = pages.check_choices(field, [q[field]], known)[0]
     low, high = SIZES.get(q.get("size", ""), (None, None))
     return pages.AccountFilter(
         (q["stage"],) if q.get("stage") else (), (q["band"],) if q.get("band") else (),
