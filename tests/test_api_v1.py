@@ -680,3 +680,15 @@ def test_a_credentials_file_edited_into_another_shape_keeps_the_last_good_tokens
     assert code != 0 and "internal error" not in err, err
     assert ("is not a demandloop tokens file" in err if "scope" not in damaged
             else "an entry has no 'id'" in err), err
+
+
+def test_a_name_given_on_several_lines_is_listed_on_one(tmp_path: Path) -> None:
+    """A name pasted with its line break made a token's, key's or user's row two rows."""
+    from demandloop.serve import keys, tokens, users
+
+    named = "Zapier\n  sync\tjob"
+    assert tokens.create(tmp_path, "read", named)[1].name == "Zapier sync job"
+    assert keys.create(tmp_path, "default", named)[1].name == "Zapier sync job"
+    assert users.create(tmp_path, "a@example.com", "rep", "x" * 12, named).name == \
+        "Zapier sync job"
+    assert [t.name for t in tokens.list_tokens(tmp_path)] == ["Zapier sync job"]

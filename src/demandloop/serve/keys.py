@@ -112,7 +112,8 @@ def create(directory: Path, workspace: str, name: str = "") -> tuple[str, KeyInf
     key = "dl_" + secrets.token_urlsafe(24)
     path = directory / KEYS_FILE
     keys = _read(path)
-    record = {"id": key[:10], "hash": digest(key), "workspace": workspace, "name": name,
+    record = {"id": key[:10], "hash": digest(key), "workspace": workspace,
+              "name": " ".join(name.split()),  # one line: a list shows one row per key
               "created_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
               "revoked_at": None}
     keys.append(record)

@@ -90,7 +90,8 @@ def create(directory: Path, scope: str, name: str = "", expires_days: int | None
     path = directory / TOKENS_FILE
     rows = read_records(path, "tokens")
     now = dt.datetime.now(dt.UTC)
-    record = {"id": token_id, "hash": digest(token), "scope": scope, "name": name,
+    # one line: a list shows one row per token
+    record = {"id": token_id, "hash": digest(token), "scope": scope, "name": " ".join(name.split()),
               "created_at": now.isoformat(timespec="seconds"), "revoked_at": None,
               "expires_at": (now + dt.timedelta(days=expires_days)).isoformat(
                   timespec="seconds") if expires_days is not None else None}

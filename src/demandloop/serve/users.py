@@ -79,7 +79,8 @@ def create(directory: Path, email: str, role: str, password: str, name: str = ""
                          hint="choose a longer one (a passphrase is easiest)")
     path = directory / USERS_FILE
     rows = read_records(path, "users")
-    record = {"id": secrets.token_hex(6), "email": email, "name": name, "role": role,
+    record = {"id": secrets.token_hex(6), "email": email,
+              "name": " ".join(name.split()), "role": role,  # (one row per user in a list)
               "hash": _hasher.hash(password),
               "created_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
               "disabled_at": None}
