@@ -241,6 +241,15 @@ def test_with_several_workers_the_process_holding_the_database_answers(
         assert r.json()["integrations"]["Segment.io"]["apiHost"] == f"127.0.0.1:{port}/v1"
         code, served, err = _run("-w", str(c), "report", "funnel", "--json", capsys=capsys)
         assert (code, served) == (0, direct), err
+        # each port, asked for what the other serves, names the other (FastAPI's {"detail":
+        # "Not Found"} on the API's, "no endpoint" alone on the workers')
+        api_port = int(running.url.rsplit(":", 1)[1])
+        for asked, at, other in (("/api/v1/accounts", port, api_port), ("/app/login", port,
+                                 api_port), ("/v1/batch", api_port, port),
+                                 ("/dl.js", api_port, port)):
+            r = httpx.get(f"http://127.0.0.1:{at}{asked}", timeout=30)
+            error = r.json()["error"]
+            assert r.status_code == 404 and f"on port {other}" in error["message"], (asked, r.text)
         # an erasure needs each worker's log: refused before anything changes
         code, _, err = _run("-w", str(c), "privacy", "erase", "x@example.com", "--yes",
                             capsys=capsys)

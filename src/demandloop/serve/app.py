@@ -78,14 +78,15 @@ def chat_widget(settings: Settings) -> dict[str, Any]:
 
 def create_app(settings: Settings, state: CollectorState, api: ASGIApp | None = None,
                web: ASGIApp | None = None, tokens: TokenRing | None = None,
-               store: Store | None = None, chat_owner: tuple[str, str] | None = None
-               ) -> ASGIApp:
+               store: Store | None = None, chat_owner: tuple[str, str] | None = None,
+               api_port: int | None = None) -> ASGIApp:
     """The collector as one ASGI application over *state* (log, keys, loader, metrics),
     with the JSON API at ``/api/v1``, the dashboard at ``/app`` and chat at ``/v1/chat``
     when this process holds the database (*api*, *web*, *store*; chat only when
     ``chat.enabled``). A worker of several gets *chat_owner* instead (the address of the
     process that holds the database, and the run's secret): it forwards chat there
-    (:mod:`.chat_proxy`)."""
+    (:mod:`.chat_proxy`), and *api_port*, where the API and the dashboard answer: a
+    request for them here is told that port, not only that nothing answers it."""
     c = settings.collector
     app = FastAPI(title="demandloop collector", docs_url=None, redoc_url=None,
                   openapi_url=None)
@@ -183,7 +184,12 @@ def create_app(settings: Settings, state: CollectorState, api: ASGIApp | None = 
 
     @app.exception_handler(404)
     async def not_found(request: Request, exc: Exception) -> Response:
-        return Reject(404, "not_found", f"no endpoint {request.url.path[:80]}").response()
+        path = request.url.path
+        if api_port is not None and path.startswith(("/api/", "/app")):
+            return Reject(404, "not_found", f"no endpoint {path[:80]} on this port: with "
+                          f"several workers the API and the dashboard answer on port "
+                          f"{api_port} (collector.api_port)").response()
+        return Reject(404, "not_found", f"no endpoint {path[:80]}").response()
 
     @app.exception_handler(405)
     async def not_allowed(request: Request, exc: Exception) -> Response:

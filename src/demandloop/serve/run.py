@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 import uvicorn
-from fastapi import FastAPI
+from fastapi import FastAPI, Request, Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from demandloop.collect.log import DurableLog
@@ -41,6 +41,7 @@ from demandloop.serve import chat, owner, tokens
 from demandloop.serve.api import create_api
 from demandloop.serve.app import create_app
 from demandloop.serve.chat_proxy import Forwarded
+from demandloop.serve.envelope import Reject
 from demandloop.serve.guard import AuthThrottle, GuardedProtocol, raise_fd_limit
 from demandloop.serve.jobs import Jobs
 from demandloop.serve.keys import KeyRing
@@ -181,9 +182,7 @@ def serve(directory: Path, *, host: str | None = None, port: int | None = None,
             os.environ[ENV_ACCESS] = "1" if access_log else "0"
             api_port = c.api_port or port + 1
             url = owner.local_url(host, api_port)
-            api_root = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
-            api_root.mount("/api/v1", api)
-            api_root.mount("/app", web)
+            api_root = _api_root(api, web, port)
             secret = secrets.token_urlsafe(32)
             os.environ.pop(ENV_CHAT, None)
             if ws.settings.chat.enabled:  # the workers forward chat here (see .chat_proxy)
@@ -219,6 +218,28 @@ def serve(directory: Path, *, host: str | None = None, port: int | None = None,
         keyring.uses.write()
         if stopped:  # else exiting ends the loader's work; DuckDB's WAL keeps what committed
             ws.close()
+
+
+def _api_root(api: ASGIApp, web: ASGIApp, port: int) -> FastAPI:
+    """What the process holding the database serves on ``collector.api_port`` with several
+    workers: the API and the dashboard; anything else is answered in the one JSON shape,
+    naming the workers' *port* (a collector URL given this port's number answered
+    FastAPI's ``{"detail": "Not Found"}``)."""
+    root = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
+    root.mount("/api/v1", api)
+    root.mount("/app", web)
+
+    @root.exception_handler(404)
+    async def not_found(request: Request, exc: Exception) -> Response:
+        return Reject(404, "not_found", f"no endpoint {request.url.path[:80]} on this port "
+                      f"(the API's and the dashboard's): events, dl.js and health checks "
+                      f"answer on port {port}").response()
+
+    @root.exception_handler(405)
+    async def not_allowed(request: Request, exc: Exception) -> Response:
+        return Reject(405, "method_not_allowed", f"{request.method} is not allowed on "
+                      f"{request.url.path[:80]}").response()
+    return root
 
 
 def _warn_of_settings(ws: Workspace) -> None:
@@ -395,8 +416,10 @@ def worker_app() -> object:
     # neither atexit nor a finally runs there: its keys' last uses (up to a minute of them)
     # are written at the lifespan's shutdown, which uvicorn sends before.
     owner_chat = os.environ.get(ENV_CHAT, "").split()
+    c = settings.collector
     app = OnShutdown(create_app(settings, state, chat_owner=(owner_chat[0], owner_chat[1])
-                                if len(owner_chat) == 2 else None), keys.uses.write)
+                                if len(owner_chat) == 2 else None,
+                                api_port=c.api_port or c.port + 1), keys.uses.write)
     settle_heap()
     return app
 
