@@ -161,6 +161,26 @@ def test_a_forced_503_is_retried_and_stored_once(tmp_path: Path, sdk: str,
     assert dict(got) == dict.fromkeys(ids, 1)
 
 
+def test_the_ruby_and_java_sdks_older_batch_path_is_a_batch(tmp_path: Path) -> None:
+    """analytics-ruby and analytics-java post their batches to /v1/import (Segment's older
+    name for /v1/batch): each of their events was answered 404 and lost."""
+    with collector(tmp_path / "w") as run:
+        body = {"sentAt": "2026-12-07T10:00:00.000Z", "batch": [
+            {"type": "identify", "userId": "rb-1", "messageId": "rb-i",
+             "traits": {"email": "ann@acme.com"}, "context": {"library": {
+                 "name": "analytics-ruby", "version": "2.4.0"}}},
+            {"type": "track", "userId": "rb-1", "messageId": "rb-t", "event": "Signed Up",
+             "timestamp": "2026-12-07T09:59:59.000Z"}]}
+        r = httpx.post(run.url + "/v1/import", json=body, auth=(run.key, ""))
+        assert (r.status_code, r.json()) == (200, {"success": True}), r.text
+        assert httpx.get(run.url + "/v1/import", auth=(run.key, "")).status_code == 405
+        run.wait_loaded()
+        got = _events(run)
+    assert {k: (v["type"], v["user_id"]) for k, v in got.items()} == {
+        "rb-i": ("identify", "rb-1"), "rb-t": ("track", "rb-1")}
+    assert got["rb-i"]["traits"] == {"email": "ann@acme.com"}
+
+
 def test_a_client_clock_years_ahead_is_stored_at_receipt(tmp_path: Path) -> None:
     with collector(tmp_path / "w") as run:
         ahead = {"type": "track", "event": "E", "userId": "u", "messageId": "ahead",

@@ -60,9 +60,11 @@ from demandloop.serve.state import CollectorState
 
 
 def _sink(name: str) -> bool:
-    """Whether ``/v1/{name}`` is one of the collector's own endpoints (POST only): a batch,
-    analytics.js telemetry (``m``), or one message whose type its path names."""
-    return name in ("batch", "b", "m") or name in TYPES
+    """Whether ``/v1/{name}`` is one of the collector's own endpoints (POST only): a batch
+    (``batch``; ``b`` from analytics.js; ``import``, Segment's older name for it, where
+    analytics-ruby and analytics-java still post), analytics.js telemetry (``m``), or one
+    message whose type its path names."""
+    return name in ("batch", "b", "import", "m") or name in TYPES
 
 
 class Ingest:
