@@ -417,3 +417,38 @@ def test_erase_and_export_cover_chat_and_meetings(tmp_path: Path) -> None:
         assert con.execute("SELECT meeting_id FROM meetings").fetchall() == [("mt2",)]
         assert con.execute("SELECT meeting_id, recipient FROM meeting_invites").fetchall() == [
             ("mt2", "visitor")]
+
+
+def test_erase_reaches_a_file_mailboxs_outbox_and_the_jobs_that_name_them(
+        tmp_path: Path, cli) -> None:  # type: ignore[no-untyped-def]
+    """The demo's sequence writes .eml files (a mailbox with transport = "file") and its
+    workflow's enrol job says whom it enrolled: an erasure left both, the address in the
+    clear, while it said the person was gone."""
+    import re
+    from email.utils import parseaddr
+
+    d = tmp_path / "w"
+    code, _, err = cli("demo", "--dir", str(d), "--accounts", "120", "--days", "60")
+    assert code == 0, err
+    mails = sorted((d / "outbox").glob("*.eml"))
+    found = re.search(r"^To: (.+)$", mails[0].read_text(), re.MULTILINE)
+    assert found is not None and len(mails) >= 2
+    email = parseaddr(found.group(1))[1]
+    with demandloop.open(d) as ws:
+        (job, account), = ws.store.con.execute(
+            "SELECT job_id, account_id FROM jobs WHERE contains(lower(result), ?)",
+            [email.lower()]).fetchall()
+    before = _hits(d, [email.encode()])
+    assert str(mails[0].relative_to(d)) in before and any(
+        p.endswith(".duckdb") for p in before), before
+
+    code, out, err = cli("-w", str(d), "privacy", "erase", email, "--yes", "--json")
+    assert code == 0, err
+    assert json.loads(out)["outbox_messages_removed"] == 1
+    assert _hits(d, [email.encode()]) == {}
+    assert sorted((d / "outbox").glob("*.eml")) == mails[1:]  # the others' mail stays
+    with demandloop.open(d) as ws:
+        # the account's job stays (its history, its firing done once), its text blanked
+        assert ws.store.con.execute(
+            "SELECT account_id, status, result FROM jobs WHERE job_id = ?", [job]
+        ).fetchall() == [(account, "done", "(erased: it named a person erased since)")]

@@ -6,7 +6,8 @@ log and dead letters, and the Parquet exports the workspace wrote.
 * :func:`erase_person`: the same load, then the rows are deleted and the database file is
   rewritten; the collector's log segments, already loaded, are retired (a fresh empty
   segment takes over, so no byte of them stays on disk); dead letters naming the person are
-  dropped; each export the workspace wrote (``exports.json``) is rewritten without them.
+  dropped, and so are the ``.eml`` files a ``file`` mailbox wrote to them; each export the
+  workspace wrote (``exports.json``) is rewritten without them.
 * :func:`apply_retention`: raw events received more than ``collect.retention_days`` ago are
   deleted (the server runs it with its maintenance).
 
@@ -146,10 +147,29 @@ def erase_person(ws: Workspace, key: str, now: dt.datetime | None = None
         ws.store.rewrite()
         retired = log.retire()
     dead = _drop_dead_letters(ws, subject.needles())
+    mail = _drop_outbox_messages(ws, subject.needles())
     exports = [str(p) for p in _erase_in_exports(ws, key, now)]
     return {"found": subject.found, "rows": counts, "log_segments_retired": retired,
-            "dead_letters_removed": dead, "exports_rewritten": exports,
-            "suppressed_hashes": len(subject.emails)}
+            "dead_letters_removed": dead, "outbox_messages_removed": mail,
+            "exports_rewritten": exports, "suppressed_hashes": len(subject.emails)}
+
+
+def _drop_outbox_messages(ws: Workspace, needles: set[str]) -> int:
+    """Delete the ``.eml`` files a mailbox with ``transport = "file"`` wrote (its dry run:
+    the demo's sequence, a test of one) that name the person: their address in ``To``,
+    their name and what they read in the body."""
+    folders = {ws.directory / box.outbox for box in ws.settings.activate.mailboxes
+               if box.transport == "file"}
+    removed = 0
+    for folder in sorted(folders):
+        if not folder.is_dir() or not needles:
+            continue
+        for path in sorted(folder.glob("*.eml")):
+            text = path.read_bytes().decode("utf-8", "replace").lower()
+            if any(n in text for n in needles):
+                path.unlink()
+                removed += 1
+    return removed
 
 
 def _drop_dead_letters(ws: Workspace, needles: set[str]) -> int:

@@ -247,8 +247,9 @@ def privacy_erase(
     yes: bool = typer.Option(False, "--yes", help="Confirm: erasing cannot be undone."),
     as_json: bool = JsonOpt,
 ) -> None:
-    """Remove one person from every table, the collector's log and dead letters and the
-    Parquet exports this workspace wrote; their address stays suppressed (as a hash)."""
+    """Remove one person from every table, the collector's log and dead letters, a file
+    mailbox's outbox and the Parquet exports this workspace wrote; their address stays
+    suppressed (as a hash)."""
     if not yes:
         raise UsageError(f"erasing '{person}' cannot be undone",
                          hint="run 'demandloop privacy export' first if you need a copy, "
@@ -264,7 +265,9 @@ def privacy_erase(
     out.print(f"erased {sum(rows.values()):,} rows ("
               + ", ".join(f"{t}: {n:,}" for t, n in rows.items()) + "); "
               f"{result['suppressed_hashes']} address(es) suppressed as a hash; "
-              f"{len(result['exports_rewritten'])} export(s) rewritten")
+              + (f"{result['outbox_messages_removed']} outbox message(s) removed; "
+                 if result["outbox_messages_removed"] else "")
+              + f"{len(result['exports_rewritten'])} export(s) rewritten")
 
 
 @privacy_app.command("retention")

@@ -36,6 +36,19 @@ _SESSIONS = (
     "(lower(email) IN (SELECT id FROM _emails) OR anonymous_id IN (SELECT id FROM _anons))) "
     "OR EXISTS (SELECT 1 FROM _needles n WHERE contains(lower(CAST(traits AS VARCHAR)), n.id))")
 
+
+
+def _names(column: str) -> str:
+    """SQL: *column*'s text names the subject."""
+    return (f"EXISTS (SELECT 1 FROM _needles n WHERE "
+            f"contains(lower(coalesce({column}, '')), n.id))")
+
+
+_JOB_PAYLOAD = _names("CAST(payload AS VARCHAR)")
+_JOB_TEXT = f"{_names('result')} OR {_names('last_error')}"
+#: what an erasure leaves of a job's outcome that named the person
+ERASED_TEXT = "(erased: it named a person erased since)"
+
 #: per table, the rows of the subject (temp tables _emails, _users, _anons, _persons, _events)
 PREDICATES: dict[str, str] = {
     "events": (
@@ -61,8 +74,10 @@ PREDICATES: dict[str, str] = {
     "stage_changes": "entity = 'person' AND entity_id IN (SELECT id FROM _persons)",
     "account_matches": "subject_kind = 'person' AND subject IN (SELECT id FROM _persons)",
     "predictions": "entity_id IN (SELECT id FROM _persons)",
-    "jobs": ("EXISTS (SELECT 1 FROM _needles n "
-             "WHERE contains(lower(CAST(payload AS VARCHAR)), n.id))"),
+    # a job whose payload names them, or whose outcome does ("enrolled ann@acme.com in
+    # ...", a receiver's error quoting them): the second kind is the account's, so an
+    # erasure keeps it and blanks the text (see _JOB_TEXT)
+    "jobs": f"({_JOB_PAYLOAD}) OR ({_JOB_TEXT})",
     "enrolments": ("person_id IN (SELECT id FROM _persons) "
                    "OR lower(email) IN (SELECT id FROM _emails)"),
     "mail_messages": ("lower(to_email) IN (SELECT id FROM _emails) OR enrolment_id IN "
@@ -239,10 +254,20 @@ def erase(store: Store, key: str, now: dt.datetime) -> tuple[Subject, dict[str, 
         s = find(cur, store.workspace_id, key)
         p = {"ws": store.workspace_id}
         for table in ORDER:
+            where = PREDICATES[table]
+            blanked = []
+            if table == "jobs":  # an account's job that named them: its text goes
+                blanked = cur.execute(
+                    f"UPDATE jobs SET result = CASE WHEN {_names('result')} THEN $erased "
+                    "ELSE result END, last_error = CASE WHEN "
+                    f"{_names('last_error')} THEN $erased ELSE last_error END "
+                    f"WHERE workspace_id = $ws AND NOT ({_JOB_PAYLOAD}) AND ({_JOB_TEXT}) "
+                    "RETURNING 1", {**p, "erased": ERASED_TEXT}).fetchall()
+                where = _JOB_PAYLOAD
             rows = cur.execute(f"DELETE FROM {table} WHERE workspace_id = $ws AND "
-                               f"({PREDICATES[table]}) RETURNING 1", p).fetchall()
-            if rows:
-                counts[table] = len(rows)
+                               f"({where}) RETURNING 1", p).fetchall()
+            if rows or blanked:
+                counts[table] = len(rows) + len(blanked)
         if counts.get("touches"):
             touch_log.record_all(cur, store.workspace_id)  # the live rescore starts over
         for email in sorted(s.emails):
