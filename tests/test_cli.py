@@ -300,6 +300,32 @@ def test_a_number_out_of_its_range_is_refused_before_anything_runs(
     assert not (tmp_path / "server.json").exists()
 
 
+def test_serve_on_a_port_in_use_says_so_in_one_line(tmp_path: Path) -> None:
+    """uvicorn said it in its own log line ("ERROR: [Errno 98] ..."), once the workspace was
+    open and its loader started; now one line, exit 2, before either."""
+    import socket
+
+    from tests.collector_helpers import free_port
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        for serve, said in ((["--port", str(port)], f"error: port {port} on 127.0.0.1 is "
+                             "in use (stop what listens there, or pass another --port)"),
+                            # several workers: the API's port is taken
+                            (["--port", str(free_port()), "--workers", "2"],
+                             f"error: port {port} on 127.0.0.1 is in use (with several "
+                             "workers the API listens on collector.api_port")):
+            (tmp_path / "demandloop.toml").write_text(f"[collector]\napi_port = {port}\n")
+            done = subprocess.run([sys.executable, "-m", "demandloop", "-w", str(tmp_path),
+                                   "serve", *serve],
+                                  capture_output=True, text=True, timeout=120)
+            assert done.returncode == 2, done.stdout + done.stderr
+            assert done.stderr.startswith(said) and done.stderr.count("\n") == 1, done.stderr
+            assert not (tmp_path / "server.json").exists()
+
+
 def test_a_list_of_commands_shows_each_summary_on_one_line() -> None:
     # Typer's Rich help kept a docstring's line breaks in the list of commands: "... within
     # the horizon, from" and "firmographics and how ..." on two lines, however wide the

@@ -17,6 +17,7 @@ itself in ``server.json`` so that the CLI runs its commands here (:mod:`.forward
 from __future__ import annotations
 
 import contextlib
+import errno
 import gc
 import logging
 import os
@@ -36,7 +37,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from demandloop.collect.log import DurableLog
 from demandloop.config import Settings
-from demandloop.errors import ConfigError
+from demandloop.errors import ConfigError, UsageError
 from demandloop.serve import chat, owner, tokens
 from demandloop.serve.api import create_api
 from demandloop.serve.app import create_app
@@ -102,6 +103,28 @@ class _Server(uvicorn.Server):
                 signal.signal(sig, handler)
 
 
+def _check_free(host: str, port: int, hint: str) -> None:
+    """Refuse a *port* something already listens on, before the loader starts (uvicorn
+    said it in its own log line, after the workspace had been opened for nothing)."""
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except socket.gaierror:
+        raise UsageError(f"cannot listen on '{host}': no such address",
+                         hint="pass --host with an address of this machine, e.g. "
+                         "127.0.0.1 or 0.0.0.0") from None
+    family, kind, proto, _, address = infos[0]
+    with socket.socket(family, kind, proto) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds
+        try:
+            probe.bind(address)
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                raise UsageError(f"port {port} on {host} is in use", hint=hint) from None
+            raise UsageError(f"cannot listen on {host}:{port}: {exc.strerror}",
+                             hint="pass --host with an address of this machine, e.g. "
+                             "127.0.0.1 or 0.0.0.0") from None
+
+
 def _drain(loader: Loader, seconds: float) -> bool:
     """Stop the loader, loading the log for up to *seconds*; False if its thread is still
     busy (a long resolve or score): the database must then not be closed under it."""
@@ -134,6 +157,11 @@ def serve(directory: Path, *, host: str | None = None, port: int | None = None,
     # named the settings' port: 'serve --port 9000' sent every browser's events to 8642),
     # in this process and in the workers, which load the settings again
     c.host, c.port = host, port
+    _check_free(host, port, "stop what listens there, or pass another --port")
+    if workers > 1:
+        _check_free(host, c.api_port or port + 1, "with several workers the API listens on "
+                    "collector.api_port, or on the port after --port's when that is 0: set "
+                    "collector.api_port to a free one")
     os.environ["DEMANDLOOP_COLLECTOR__HOST"], os.environ["DEMANDLOOP_COLLECTOR__PORT"] = \
         host, str(port)
     root = ws.directory / c.log_dir
