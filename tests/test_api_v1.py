@@ -545,6 +545,13 @@ def test_csv_imports(api: dict[str, Any], tmp_path: Path) -> None:
     r = mapped("accounts", sheet, ["Company Site=domain"])
     assert r.status_code == 200 and r.json()["ignored_columns"] == [], r.text
     assert _get(api, "/accounts/mapped-api.example").json()["account"]["name"] == "Mapped Co"
+    # two files in one request: the last was imported and the first dropped, in silence
+    r = httpx.post(url + "/imports/accounts", headers=headers, timeout=60, files=[
+        ("file", ("a.csv", b"domain,name\nfirst-api.example,First\n")),
+        ("file", ("b.csv", b"domain,name\nsecond-api.example,Second\n"))])
+    assert r.status_code == 400 and r.json()["error"]["code"] == "repeated_parameter", r.text
+    assert [_get(api, f"/accounts/{d}-api.example").status_code
+            for d in ("first", "second")] == [404, 404]
 
 
 def test_rescore_is_a_job_to_poll(api: dict[str, Any]) -> None:

@@ -358,7 +358,8 @@ def create_api(ws: Workspace, tokens: TokenRing, keys: KeyRing, jobs: Jobs,
 
     @api.post("/imports/{kind}", dependencies=[write], summary="Import a CSV (multipart)",
               responses=schema.ok(schema.ImportResult) | schema.errors(404, 413))
-    async def import_csv(kind: Annotated[str, Path_(json_schema_extra={
+    async def import_csv(request: Request,
+                         kind: Annotated[str, Path_(json_schema_extra={
                              "enum": list(IMPORT_KINDS)})],
                          file: Annotated[UploadFile, File()],
                          map_: Annotated[list[str], Form(
@@ -369,6 +370,11 @@ def create_api(ws: Workspace, tokens: TokenRing, keys: KeyRing, jobs: Jobs,
         if kind not in IMPORT_KINDS:
             raise Reject(404, "not_found", f"no import '{kind[:40]}'; use one of "
                          f"{', '.join(IMPORT_KINDS)}")
+        # (the form FastAPI read is kept on the request) two files: the last was imported
+        # and the first dropped in silence, as a query parameter given twice would be
+        if len((await request.form()).getlist("file")) > 1:
+            raise Reject(400, "repeated_parameter", "form field 'file' given more than once; "
+                         "an import reads one file (send one request per file)")
         if map_ and kind not in CRM_KINDS:
             raise Reject(400, "usage", f"a map is for the CRM imports ({', '.join(CRM_KINDS)})"
                          f": {kind} reads its own columns")
