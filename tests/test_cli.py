@@ -84,6 +84,15 @@ def test_the_demo_builds_where_it_is_told_and_into_no_other_data(
     (tmp_path / "a.duckdb").write_bytes(b"")
     code, _, err = cli("demo", "--dir", str(tmp_path / "a.duckdb"))
     assert code == 3 and "is a file" in err
+    # a market too small to make an event: said so, and nothing left behind, where the
+    # run failed at scoring ("ingest events and run 'demandloop resolve' first") and left a
+    # demo folder in which a demo of another size was then refused
+    tiny = tmp_path / "tiny"
+    code, _, err = cli("demo", "--dir", str(tiny), "--accounts", "1", "--days", "1")
+    assert code == 2 and err.startswith("error: a market of 1 account(s) over 1 day(s) "
+                                        "makes no events (give the demo more --accounts")
+    assert not tiny.exists()
+    assert cli("demo", "--dir", str(tiny), "--accounts", "20", "--days", "10")[0] == 0
 
 
 def test_status_accounts_and_json(cli, market: Path, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]

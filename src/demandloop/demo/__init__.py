@@ -6,6 +6,7 @@ Each capability extends the demo, so a new user sees the whole loop from one com
 from __future__ import annotations
 
 import datetime as dt
+import shutil
 import time
 from pathlib import Path
 from typing import Any
@@ -15,7 +16,7 @@ from rich.console import Console
 
 from demandloop.config import CONFIG_FILE, example_toml
 from demandloop.demo import act as demo_act
-from demandloop.errors import InputError
+from demandloop.errors import InputError, UsageError
 from demandloop.measure.evaluation import evaluate
 from demandloop.render import frame_table as _table
 from demandloop.simulate import simulate
@@ -88,7 +89,18 @@ def run_demo(directory: Path, *, accounts: int = 500, days: int = 90, seed: int 
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
     market = directory / "market"
+    existed, had_market = directory.exists(), market.exists()
     s = simulate(accounts=accounts, days=days, seed=seed, out=market)
+    if s.events == 0:
+        # nothing to resolve or score: the run failed at scoring, having written a
+        # workspace that a demo of another size was then refused in
+        if not had_market:
+            shutil.rmtree(market)
+        if not existed:
+            shutil.rmtree(directory)
+        raise UsageError(f"a market of {accounts:,} account(s) over {days:,} day(s) makes no "
+                         "events", hint="give the demo more --accounts or --days; it "
+                         "simulates 500 accounts over 90 days by default")
     truth = orjson.loads((market / "truth.json").read_bytes())
     config = directory / CONFIG_FILE
     if not config.exists():  # the simulated vendor's brand, so branded search is recognised
