@@ -142,6 +142,33 @@ def test_gzip_array_and_pretty_printed_files(ws, tmp_path: Path) -> None:  # typ
     assert stored(ws) == ["m1", "m2", "m3", "m4", "m5"]
 
 
+def test_half_an_emoji_is_read_as_the_collector_reads_it(ws, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """A string cut inside an emoji, written by Python's json.dumps as a lone \\ud83d: the
+    collector takes it as U+FFFD (as Segment's API does); a file of the same events was
+    refused, line by line, as "not valid JSON"."""
+    cut = "Caf\u00e9 \U0001f600"[:-1] + "\ud83d"
+    whole = "ok \U0001f600"
+    lines = [json.dumps(track(1, properties={"q": cut})),           # ensure_ascii: escapes
+             json.dumps(track(2, properties={"q": whole})),         # a whole pair: valid
+             json.dumps({"batch": [track(3, properties={"\udc00k": "a\ud800b"})]})]
+    f = tmp_path / "cut.jsonl"
+    f.write_text("\n".join(lines) + "\n")
+    (tmp_path / "arr.json").write_text(json.dumps([track(4, event="Cut \udbff")], indent=2))
+    r = ws.ingest(f, tmp_path / "arr.json")
+    assert (r.inserted, r.invalid) == (4, 0)
+    props = {m: json.loads(p) for m, p in zip(stored(ws), stored(ws, "properties"),
+                                              strict=True) if p is not None}
+    assert props["m1"] == {"q": "Caf\u00e9 \ufffd"} and props["m2"] == {"q": whole}
+    assert props["m3"] == {"\ufffdk": "a\ufffdb"}
+    assert stored(ws, "event")[3] == "Cut \ufffd"
+    # the same text broken another way is still refused, on its line
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text(json.dumps(track(5)) + "\n" + '{"type": "track", "event": "\\ud83d\n')
+    with pytest.raises(InputError) as e:
+        ws.ingest(bad)
+    assert e.value.problems == [f"{bad}:2: not valid JSON"]
+
+
 BAD: list[tuple[str, str]] = [
     ("{not json", "not valid JSON"),
     ('[1, 2]', "a message must be a JSON object"),

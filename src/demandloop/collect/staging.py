@@ -15,6 +15,7 @@ import pyarrow as pa
 from demandloop.collect.files import Chunk, is_json_lines
 from demandloop.collect.segment import NOT_BLANK, Limits, fast_sql, precise_sql
 from demandloop.collect.segment_fields import EVENT_COLUMNS
+from demandloop.collect.surrogates import mended_line
 from demandloop.errors import InputError
 from demandloop.store.db import Store
 
@@ -169,11 +170,30 @@ class Stager:
         # registered Arrow table mostly on one.
         self.cur.execute("CREATE OR REPLACE TEMP TABLE raw_lines AS SELECT * FROM _arrow_chunk")
         self.cur.unregister("_arrow_chunk")
+        self._mend_surrogates()
         self.cur.execute(
             f"INSERT INTO _staged SELECT {no}, {cols} FROM ({precise_sql(self.limits)})",
             self.params,
         )
         self.cur.execute("DROP TABLE raw_lines")
+
+    def _mend_surrogates(self) -> None:
+        """Lines holding half a surrogate pair (an emoji cut by a slice, which Segment's API
+        reads as U+FFFD: :mod:`.surrogates`) written again with U+FFFD, as the collector
+        takes them. DuckDB's reader refuses them as invalid JSON; only lines with such an
+        escape that it refuses are read in Python (a substring test first: no second parse
+        of every line)."""
+        rows = self.cur.execute(
+            "SELECT line_no, raw FROM raw_lines WHERE (contains(raw, '\\ud') OR "
+            "contains(raw, '\\uD')) AND NOT json_valid(raw)").fetchall()
+        fixed = [(n, m) for n, raw in rows if (m := mended_line(raw)) is not None]
+        if not fixed:
+            return
+        self.cur.register("_mended", pa.table({"line_no": [n for n, _ in fixed],
+                                               "raw": [m for _, m in fixed]}))
+        self.cur.execute("UPDATE raw_lines SET raw = m.raw FROM _mended m "
+                         "WHERE raw_lines.line_no = m.line_no")
+        self.cur.unregister("_mended")
 
     def check(self, skip_invalid: bool) -> None:
         """Count what is staged; raise (before anything is written) if any of it is invalid

@@ -8,9 +8,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
-import json
 import logging
-import re
 import time
 import zlib
 from collections.abc import Sequence
@@ -19,6 +17,8 @@ from typing import Any
 import orjson
 from starlette.responses import Response
 from starlette.types import Receive, Send
+
+from demandloop.collect.surrogates import Unmendable, mended
 
 OK = b'{"success":true}'
 TYPES = {"track": "track", "identify": "identify", "page": "page", "screen": "screen",
@@ -29,8 +29,6 @@ JSON = (b"content-type", b"application/json")
 #: analytics.js telemetry is discarded: a small cap, so the unauthenticated path costs nothing
 MAX_TELEMETRY_BYTES = 16_384
 TOO_DEEP = "message is nested more than 255 levels deep"
-#: one half of a UTF-16 surrogate pair: the standard library decodes a pair whole
-LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 class Reject(Exception):
@@ -158,47 +156,25 @@ async def respond(send: Send, status: int, payload: bytes,
 def json_object(data: bytes) -> dict[str, Any]:
     """The body as a JSON object (400 when it is not JSON, or not an object).
 
-    A ``\\uD83D`` escape without its pair (a browser's or Python's string cut in the middle
-    of an emoji, which ``JSON.stringify`` and ``json.dumps`` both write) is valid JSON text
-    that orjson refuses; Segment's and RudderStack's APIs take it as U+FFFD, so the body is
-    read again by the standard library and each lone half replaced: otherwise one such
-    string would cost its whole batch (analytics.js drops a batch answered 400, Rudder's
-    SDK re-sends it until it gives up).
+    Half of a surrogate pair (an emoji cut by a slice) is read as U+FFFD, as Segment's API
+    reads it (:mod:`demandloop.collect.surrogates`): otherwise one such string would cost
+    its whole batch (analytics.js drops a batch answered 400, Rudder's SDK re-sends it
+    until it gives up).
     """
     try:
         body = orjson.loads(data)
     except orjson.JSONDecodeError as exc:
         if "surrogate" not in str(exc):
             raise Reject(400, "invalid_json", f"the body is not valid JSON: {exc}") from None
-        body = _with_lone_surrogates(data, exc)
+        try:
+            body = mended(data)
+        except Unmendable as why:
+            # orjson's message, unless the text was JSON and only too deep
+            said = why if "levels deep" in str(why) else exc
+            raise Reject(400, "invalid_json", f"the body is not valid JSON: {said}") from None
     if not isinstance(body, dict):
         raise Reject(400, "invalid_json", "the body must be a JSON object")
     return body
-
-
-def _with_lone_surrogates(data: bytes, first: orjson.JSONDecodeError) -> Any:
-    def refuse(_: str) -> Any:
-        raise ValueError("NaN and Infinity are not JSON")
-
-    try:
-        body = json.loads(data, parse_constant=refuse)
-    except (ValueError, RecursionError):
-        # orjson's message: the standard library's would name another cause (or none)
-        raise Reject(400, "invalid_json", f"the body is not valid JSON: {first}") from None
-    return _mend(body, 0)
-
-
-def _mend(value: Any, depth: int) -> Any:
-    if isinstance(value, str):
-        return LONE_SURROGATE.sub("\ufffd", value)
-    if depth > 300:
-        # within the interpreter's stack; a message may nest 255 levels (TOO_DEEP) anyway
-        raise Reject(400, "invalid_json", "the body is nested more than 300 levels deep")
-    if isinstance(value, dict):
-        return {_mend(k, depth): _mend(v, depth + 1) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_mend(v, depth + 1) for v in value]
-    return value
 
 
 def decode_body(raw: bytes, encoding: str | None, limit: int) -> bytes:
