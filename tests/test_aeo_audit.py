@@ -117,3 +117,24 @@ def test_a_missing_folder_is_one_clear_error(tmp_path: Path, cli) -> None:  # ty
     cli("-w", str(tmp_path / "ws"), "init", str(tmp_path / "ws"))
     code, _, err = cli("-w", str(tmp_path / "ws"), "aeo", "audit", str(tmp_path / "nope"))
     assert code == 2 and "is neither a folder nor an http(s) URL" in err
+
+
+def test_each_site_check_that_passes_says_what_it_found(tmp_path: Path, cli) -> None:  # type: ignore[no-untyped-def]
+    """A passing site check printed its name and an empty reason ("ok sitemap: ")."""
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "index.html").write_text("<html><head><title>Northwind analytics</title></head>"
+                                     "<body><h1>Northwind</h1><p>Analytics.</p></body></html>")
+    (site / "robots.txt").write_text("User-agent: *\nAllow: /\nSitemap: "
+                                     "https://northwind.example/sitemap.xml\n")
+    (site / "llms.txt").write_text("# Northwind\n\n- [Home](https://northwind.example/)\n")
+    (site / "sitemap.xml").write_text(
+        '<urlset xmlns="http://www.sitemaps.org/schemas/sitemap/0.9"><url>'
+        "<loc>https://northwind.example/</loc></url></urlset>")
+    code, out, err = cli("-w", str(tmp_path / "ws"), "aeo", "audit", str(site),
+                         "--base-url", "https://northwind.example")
+    assert code == 0, err
+    lines = [line.strip() for line in out.splitlines() if line.strip().startswith("ok ")]
+    assert {line.split(":")[0] for line in lines} >= {
+        "ok ai_search_crawlers_allowed", "ok training_crawlers", "ok llms_txt", "ok sitemap"}
+    assert all(line.split(":", 1)[1].strip() for line in lines), lines

@@ -211,13 +211,16 @@ def audit(base: str, robots: str | None, llms: str | None, sitemap: list[str] | 
     quoted = [a["crawler"] for a in blocked if a["category"] in ("search", "user")]
     site.append({"check": "ai_search_crawlers_allowed", "ok": not quoted,
                  "fix": ("robots.txt blocks " + ", ".join(quoted) + ": answer engines "
-                         "cannot read or quote the site") if quoted else ""})
+                         "cannot read or quote the site") if quoted else "",
+                 "note": "" if quoted else "every AI search and user crawler may read the "
+                 "site"})
     trained = [a["crawler"] for a in blocked if a["category"] in ("training", "agent")]
     site.append({"check": "training_crawlers", "ok": True,
                  "note": ("blocked by choice: " + ", ".join(trained)) if trained else
                  "none blocked"})
     problems = llms_problems(llms, pages, base)
-    site.append({"check": "llms_txt", "ok": not problems, "fix": "; ".join(problems)})
+    site.append({"check": "llms_txt", "ok": not problems, "fix": "; ".join(problems),
+                 "note": "" if problems else "a title and links, each to a page of the site"})
     if sitemap is None:
         site.append({"check": "sitemap", "ok": False,
                      "fix": "add a sitemap.xml (and name it in robots.txt)"})
@@ -225,7 +228,8 @@ def audit(base: str, robots: str | None, llms: str | None, sitemap: list[str] | 
         listed = {p.rstrip("/") or "/" for p in sitemap}
         missing = sorted(p for p in pages if (p.rstrip("/") or "/") not in listed)
         site.append({"check": "sitemap", "ok": not missing,
-                     "fix": ("add to the sitemap: " + ", ".join(missing)) if missing else ""})
+                     "fix": ("add to the sitemap: " + ", ".join(missing)) if missing else "",
+                     "note": "" if missing else "it lists every page audited"})
     rows: list[dict[str, Any]] = []
     scores: list[int] = []
     for path, html in sorted(pages.items()):
