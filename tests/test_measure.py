@@ -472,3 +472,19 @@ def test_conversion_without_leads_says_where_they_come_from(cli, tmp_path: Path)
     assert code == 0 and "no journeys to credit yet" in out
     code, out, _ = cli("-w", str(tmp_path / "w"), "report", "attribution", "--json")
     assert code == 0 and json.loads(out) == []
+
+
+def test_the_same_attribution_twice_is_the_same_to_the_last_digit(market_ws: Path) -> None:
+    """The rule-based credit was a sum of floats in whatever order the engine's threads
+    added them: `report attribution --csv` differed from run to run (and with a server and
+    without) in its 14th digit."""
+    from demandloop.measure.attribution import ALL_MODELS
+
+    with demandloop.open(market_ws) as ws:
+        ws.store.con.execute("SET threads = 4")  # (more than the cores: orders vary more)
+        runs = {(level, measure): {ws.attribution(level=level, models=ALL_MODELS,
+                                                  measure=measure).to_csv()
+                                   for _ in range(8)}
+                for level, measure in (("account", "conversions"), ("account", "value"),
+                                       ("person", "conversions"))}
+    assert {k: len(v) for k, v in runs.items()} == dict.fromkeys(runs, 1)

@@ -22,6 +22,7 @@ from collections.abc import Callable
 from typing import Any
 
 import ibis
+import ibis.expr.datatypes as dt_
 import ibis.expr.types as ir
 import pandas as pd
 
@@ -157,6 +158,11 @@ def _shares(half_life_days: float) -> dict[str, Callable[[ir.Table], ir.Floating
     }
 
 
+#: what each step's credit is summed as (see :func:`heuristic_credit`): 26 digits before
+#: the point, 12 after it (a step's credit is rounded to 1e-12)
+EXACT = dt_.Decimal(38, 12)
+
+
 def heuristic_credit(steps: ir.Table, models: tuple[str, ...] | list[str],
                      half_life_days: float = 7.0) -> dict[str, pd.DataFrame]:
     """Each rule-based model's credit per channel (``channel, conversions, value``) from
@@ -172,8 +178,11 @@ def heuristic_credit(steps: ir.Table, models: tuple[str, ...] | list[str],
     shared = shared.mutate(**{f"s_{m}": shares[m](shared) for m in models})
     sums: dict[str, Any] = {}
     for m in models:
-        sums[f"c_{m}"] = (shared[f"s_{m}"] * shared.won_).sum()
-        sums[f"v_{m}"] = (shared[f"s_{m}"] * shared.value_).sum()
+        # summed as decimals: a sum of floats depends on the order the engine's threads
+        # add them in, so the same report differed in its 14th digit from run to run (and
+        # with a server and without); a decimal sum is exact, whatever the order
+        sums[f"c_{m}"] = (shared[f"s_{m}"] * shared.won_).cast(EXACT).sum()
+        sums[f"v_{m}"] = (shared[f"s_{m}"] * shared.value_).cast(EXACT).sum()
     table = frame(shared.group_by("channel").agg(**sums).order_by("channel"))
     return {m: pd.DataFrame({"channel": table["channel"].astype(str),
                              "conversions": table[f"c_{m}"].to_numpy(float),
