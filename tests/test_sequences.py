@@ -679,3 +679,24 @@ def test_the_unsubscribe_key_is_created_once_under_a_race(tmp_path: Path) -> Non
     assert not errors and len(keys) == 8 and len(set(keys)) == 1
     assert (tmp_path / UNSUBSCRIBE_KEY_FILE).stat().st_mode & 0o777 == 0o600
     assert [p.name for p in tmp_path.iterdir()] == [UNSUBSCRIBE_KEY_FILE]  # no temp left
+
+
+def test_a_suppression_export_with_empty_rows_is_read_and_a_bad_row_refused(
+        cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """An ESP's export opened and saved in a spreadsheet ends in rows of empty cells
+    (",,"): each was 'not an email address', and none of the file's addresses (the ones
+    never to mail) was suppressed."""
+    w = str(tmp_path / "w")
+    sheet = tmp_path / "unsubscribed.csv"
+    sheet.write_text("Email Address,First Name,Reason\nAnn@Acme.com,Ann,unsub\n,,\n"
+                     "bo@beta.io,Bo,bounce\n , ,\n")
+    code, out, err = cli("-w", w, "suppress", "import", str(sheet))
+    assert code == 0, err
+    code, out, _ = cli("-w", w, "suppress", "list", "--json")
+    assert sorted(r["email"] for r in json.loads(out)) == ["ann@acme.com", "bo@beta.io"]
+    bad = tmp_path / "bad.csv"
+    bad.write_text("email\ncy@gamma.io\nnot-an-email\n")
+    code, _, err = cli("-w", w, "suppress", "import", str(bad))
+    assert code == 3 and f"{bad}:3: not an email address: 'not-an-email'" in err
+    code, out, _ = cli("-w", w, "suppress", "list", "--json")
+    assert "cy@gamma.io" not in out  # nothing of a bad file

@@ -11,7 +11,8 @@ from demandloop.errors import InputError
 
 def read_emails(path: Path) -> list[str]:
     """Every address of the file's ``email`` (or ``email address``) column; a file with a
-    row that is not an address raises, so a bad file imports nothing."""
+    row that is not an address raises, so a bad file imports nothing (a row of empty cells,
+    which spreadsheets write, is no row)."""
     try:
         with path.open(newline="", encoding="utf-8-sig") as fh:
             reader = csv.DictReader(fh, delimiter=delimiter(fh))
@@ -23,6 +24,8 @@ def read_emails(path: Path) -> list[str]:
                                  hint="export the list with an 'email' header")
             emails = []
             for line, row in enumerate(reader, start=2):
+                if not any(str(v).strip() for v in row.values() if v):
+                    continue  # ",,": an empty row, as the CRM imports read one
                 value = (row.get(column) or "").strip()
                 if "@" not in value:
                     raise InputError(f"{path}:{line}: not an email address: '{value}'",
