@@ -97,6 +97,11 @@ def test_ip_range_file_bad_inputs_name_the_line(ws, tmp_path: Path) -> None:  # 
         f"{h}:4: 4 cell(s) where the header has 3 (a line cut off, a stray delimiter or a "
         "quote not closed?)"]
     assert ws.counts()["ip_ranges"] == 0
+    # a spreadsheet's rows of empty cells under the data are no rows (one was "'' is not a
+    # CIDR block", and the file imported nothing)
+    k = write(tmp_path / "k.csv", "cidr,domain,organisation\n10.0.0.0/24,acme.io,Acme\n,,\n"
+              "10.0.1.0/24,beta.io,Beta\n ,,\n")
+    assert ws.import_ip_ranges(k) == 2
 
 
 def test_ip_ranges_start_end_ipv6_and_overlap_with_other_files(ws, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]

@@ -45,6 +45,13 @@ def ragged(row: dict[Any, Any], width: int) -> str | None:
             "cut off, a stray delimiter or a quote not closed?)")
 
 
+def blank(row: dict[Any, Any]) -> bool:
+    """Whether a :class:`csv.DictReader` *row* has nothing in any cell: the ``,,`` rows a
+    spreadsheet writes under its data, which the CRM imports (pandas) skip too. (DictReader
+    skips only a line with no delimiter.)"""
+    return not any(str(v).strip() for v in row.values() if v)
+
+
 #: what a spreadsheet reads as the start of a formula in a cell
 _FORMULA = ("=", "+", "-", "@", "\t", "\r")
 

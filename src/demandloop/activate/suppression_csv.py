@@ -5,7 +5,7 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
-from demandloop.csvfiles import delimiter
+from demandloop.csvfiles import blank, delimiter
 from demandloop.errors import InputError
 
 
@@ -24,8 +24,8 @@ def read_emails(path: Path) -> list[str]:
                                  hint="export the list with an 'email' header")
             emails = []
             for line, row in enumerate(reader, start=2):
-                if not any(str(v).strip() for v in row.values() if v):
-                    continue  # ",,": an empty row, as the CRM imports read one
+                if blank(row):
+                    continue
                 value = (row.get(column) or "").strip()
                 if "@" not in value:
                     raise InputError(f"{path}:{line}: not an email address: '{value}'",

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from demandloop.collect.values import parse_timestamp
-from demandloop.csvfiles import delimiter, ragged
+from demandloop.csvfiles import blank, delimiter, ragged
 from demandloop.domains import canonical_domain
 from demandloop.errors import InputError
 from demandloop.ipaddr import ip_key, range_keys
@@ -53,6 +53,8 @@ def read_ip_ranges(path: Path) -> list[UserRange]:
         width = len(reader.fieldnames or [])
         for row in reader:
             line = reader.line_num
+            if blank(row):
+                continue
             wrong = ragged(row, width)  # (a short row read as "'None' is not a CIDR block")
             if wrong is not None:
                 problems.append(f"{path}:{line}: {wrong}")
