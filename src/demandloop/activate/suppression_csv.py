@@ -23,7 +23,8 @@ def read_emails(path: Path) -> list[str]:
                                  f"{', '.join(reader.fieldnames or []) or 'none'})",
                                  hint="export the list with an 'email' header")
             emails = []
-            for line, row in enumerate(reader, start=2):
+            for row in reader:
+                line = reader.line_num  # (a quoted cell may span lines)
                 if blank(row):
                     continue
                 value = (row.get(column) or "").strip()
