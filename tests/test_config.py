@@ -191,6 +191,13 @@ _BOX = ('[[activate.mailboxes]]\nname = "m"\naddress = "m@x.com"\ntransport = "f
     ('[chat.llm]\nbase_url = "localhost:11434"\nmodel = "m"\n',
      "base_url 'localhost:11434' must start with http:// or https://"),
     ('[chat.llm]\nbase_url = "http://127.0.0.1:11434/v1"\n', "model is required"),
+    # written into every invite link and handed to analytics.js; into every message's
+    # List-Unsubscribe, where no client shows it and Gmail finds no one-click link
+    ('[collector]\npublic_url = "collect.example.com"\n',
+     "public_url 'collect.example.com' must start with http:// or https://"),
+    ('[activate.mail]\nunsubscribe_url = "dl.example.com/u"\n',
+     "unsubscribe_url 'dl.example.com/u' must start with http:// or https://"),
+    ('[collector]\npublic_url = "https://"\n', "public_url 'https://' must start with"),
     # (refused only when a funnel was asked for)
     ('[measure]\nengaged_stage = "engagd"\n',
      "measure.engaged_stage: no stage 'engagd' (stages: customer,"),
@@ -215,7 +222,9 @@ def test_a_setting_that_could_never_work_is_refused_as_the_file_loads(
         .replace('"localhost:11434"', '"http://localhost:11434"')
         .replace("/v1\"\n", '/v1"\nmodel = "llama3.1:8b"\n')
         .replace("account.name ", "account.name }}").replace("Hello\\n", "Hello{% endif %}")
-        .replace('"engagd"', '"engaged"'))
+        .replace('"engagd"', '"engaged"').replace('"https://"', '"https://c.example.com"')
+        .replace('"collect.example.com"', '"https://collect.example.com"')
+        .replace('"dl.example.com/u"', '"https://dl.example.com/u"'))
     Settings.load(tmp_path)
 
 

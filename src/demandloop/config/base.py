@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import urlsplit
 
 import jinja2
 from pydantic import BaseModel, ConfigDict
@@ -34,6 +35,18 @@ def check_template(source: str | None, what: str) -> None:
         said_ = " ".join((exc.message or "").split()).rstrip(".")  # (one line)
         raise ValueError(f"{what} is not a valid template: {said_} (line {exc.lineno})"
                          ) from None
+
+
+def check_http(value: str, name: str, example: str = "") -> None:
+    """Refuse *value* (the setting *name*; empty: none) unless it is an http(s) URL with a
+    host: ``collect.example.com`` was taken and then written into every link (an invite's,
+    an unsubscribe header's) and handed to analytics.js, where nothing reaches it."""
+    if not value:
+        return
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ValueError(f"{name} '{value[:80]}' must start with http:// or https://"
+                         + (f" ({example})" if example else ""))
 
 
 class Section(BaseModel):

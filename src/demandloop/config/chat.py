@@ -13,20 +13,13 @@ import re
 
 from pydantic import Field, field_validator, model_validator
 
-from demandloop.config.base import Section, check_template
+from demandloop.config.base import Section, check_http, check_template
 from demandloop.config.conditions import SegmentCondition
 from demandloop.config.files import first_duplicate
 from demandloop.config.personalize import check_visit_fields
 
 #: the traits a qualification question may store (Segment's reserved traits, and ours)
 _TRAIT = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
-
-
-def _http(base_url: str, example: str = "") -> None:
-    """Refuse a ``base_url`` (empty: none) that does not start with http:// or https://."""
-    if base_url and not base_url.startswith(("http://", "https://")):
-        raise ValueError(f"base_url '{base_url}' must start with http:// or https://"
-                         + (f" ({example})" if example else ""))
 
 
 class ContentSettings(Section):
@@ -41,7 +34,7 @@ class ContentSettings(Section):
     @field_validator("base_url")
     @classmethod
     def _url(cls, v: str) -> str:
-        _http(v)
+        check_http(v, "base_url")
         return v
 
 
@@ -105,7 +98,7 @@ class LlmSetting(Section):
     @model_validator(mode="after")
     def _usable(self) -> LlmSetting:
         # either was taken, and every answer then failed over to retrieval, in silence
-        _http(self.base_url, "such as http://127.0.0.1:11434/v1")
+        check_http(self.base_url, "base_url", "such as http://127.0.0.1:11434/v1")
         if self.base_url and not self.model:
             raise ValueError("model is required with base_url: the name the endpoint "
                              "serves (such as 'llama3.1:8b' for Ollama)")

@@ -8,7 +8,7 @@ from typing import Literal
 
 from pydantic import Field, SecretStr, field_validator
 
-from demandloop.config.base import Section
+from demandloop.config.base import Section, check_http
 
 
 class CollectSettings(Section):
@@ -125,6 +125,12 @@ class CollectorSettings(Section):
         section's host and port as a local client reaches them (what dl.js tells
         analytics.js, and what invite links start with)."""
         return self.public_url.rstrip("/") or local_url(self.host, self.port)
+
+    @field_validator("public_url")
+    @classmethod
+    def _public(cls, value: str) -> str:
+        check_http(value, "public_url", "such as https://collect.example.com")
+        return value
 
     @field_validator("trusted_proxies")
     @classmethod

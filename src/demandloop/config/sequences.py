@@ -12,7 +12,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import Field, field_validator, model_validator
 
 from demandloop.config.base import Section as _Section
-from demandloop.config.base import check_template
+from demandloop.config.base import check_http, check_template
 
 Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
 StopReason = Literal["reply", "meeting", "unsubscribe", "bounce", "stage_change"]
@@ -176,6 +176,14 @@ class MailSettings(_Section):
         description="Track events that mean never mail this person again.")
     case_studies: dict[str, CaseStudySetting] = Field(
         default_factory=dict, description="Industry -> case study ('*' for any other).")
+
+    @field_validator("unsubscribe_url")
+    @classmethod
+    def _unsubscribe(cls, value: str) -> str:
+        # every message's List-Unsubscribe link and footer start with it: without a scheme
+        # mail clients show no link and Gmail finds no one-click unsubscribe (RFC 8058)
+        check_http(value, "unsubscribe_url", "such as https://collect.example.com/u")
+        return value
 
     @field_validator("default_timezone")
     @classmethod
