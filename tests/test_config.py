@@ -198,6 +198,8 @@ _BOX = ('[[activate.mailboxes]]\nname = "m"\naddress = "m@x.com"\ntransport = "f
     ('[activate.mail]\nunsubscribe_url = "dl.example.com/u"\n',
      "unsubscribe_url 'dl.example.com/u' must start with http:// or https://"),
     ('[collector]\npublic_url = "https://"\n', "public_url 'https://' must start with"),
+    ('[activate.mail]\nunsubscribe_mailto = "unsub at example"\n',
+     "unsubscribe_mailto 'unsub at example' is not an email address"),
     # (refused only when a funnel was asked for)
     ('[measure]\nengaged_stage = "engagd"\n',
      "measure.engaged_stage: no stage 'engagd' (stages: customer,"),
@@ -224,7 +226,8 @@ def test_a_setting_that_could_never_work_is_refused_as_the_file_loads(
         .replace("account.name ", "account.name }}").replace("Hello\\n", "Hello{% endif %}")
         .replace('"engagd"', '"engaged"').replace('"https://"', '"https://c.example.com"')
         .replace('"collect.example.com"', '"https://collect.example.com"')
-        .replace('"dl.example.com/u"', '"https://dl.example.com/u"'))
+        .replace('"dl.example.com/u"', '"https://dl.example.com/u"')
+        .replace('"unsub at example"', '"unsub@example.com"'))
     Settings.load(tmp_path)
 
 

@@ -6,6 +6,7 @@ settings (:mod:`demandloop.config.activate`)."""
 from __future__ import annotations
 
 import datetime as dt
+import re
 from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -183,6 +184,15 @@ class MailSettings(_Section):
         # every message's List-Unsubscribe link and footer start with it: without a scheme
         # mail clients show no link and Gmail finds no one-click unsubscribe (RFC 8058)
         check_http(value, "unsubscribe_url", "such as https://collect.example.com/u")
+        return value
+
+    @field_validator("unsubscribe_mailto")
+    @classmethod
+    def _mailto(cls, value: str | None) -> str | None:
+        # written as <mailto:...> into every message's List-Unsubscribe header
+        if value is not None and not re.fullmatch(r"[^@\s<>,]+@[^@\s<>,]+\.[^@\s<>,]+", value):
+            raise ValueError(f"unsubscribe_mailto '{value[:80]}' is not an email address "
+                             "(such as unsubscribe@mail.example.com)")
         return value
 
     @field_validator("default_timezone")
