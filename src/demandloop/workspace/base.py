@@ -94,9 +94,9 @@ class Base:
         would be computed and written here as if it were this one's)."""
         lake = self.lake_path()
         if not (lake / MANIFEST).is_file():
-            raise UsageError(f"no Parquet lake at {lake}",
-                             hint="write it with 'demandloop export --format lake' (or set "
-                             "[compute] lake)")
+            raise UsageError(f"no Parquet lake at {lake.resolve()}",
+                             hint="write it with 'demandloop export --format lake', or set "
+                             "[compute] lake to where it is")
         held = read_manifest(lake).workspace_id
         if held != self.store.workspace_id:
             raise UsageError(f"the lake at {lake} is workspace '{held}', not "
