@@ -167,6 +167,15 @@ def test_only_init_creates_a_workspace(tmp_path: Path, capsys) -> None:  # type:
     code, err = run("-w", str(made), "ingest", str(events))
     assert code == 3  # the file's own problem now, not the workspace's
     assert run("-w", str(made), "status")[0] == 0
+    # -w names the folder init creates, as it names every command's (it wrote
+    # ./demandloop.toml, and the next '-w DIR' command found no workspace)
+    named = tmp_path / "named"
+    assert run("-w", str(named), "init")[0] == 0
+    assert (named / "demandloop.toml").is_file() and run("-w", str(named), "status")[0] == 0
+    # a file is no folder: said so (it was an internal error, FileExistsError)
+    (tmp_path / "f.txt").write_text("x")
+    code, err = run("init", str(tmp_path / "f.txt"))
+    assert code == 2 and "is a file: a workspace is a folder" in err
 
 
 def test_long_work_shows_a_bar_before_its_first_step() -> None:

@@ -40,11 +40,18 @@ else:  # imported on first use: 'demandloop --help' and the quick commands need 
 
 @app.command()
 def init(
-    directory: Path = typer.Argument(Path("."), help="Workspace directory to create."),
+    directory: Path | None = typer.Argument(
+        None, help="Workspace directory to create (default: the one -w or DEMANDLOOP_DIR "
+        "names, else the current one)."),
     force: bool = typer.Option(False, "--force", help="Overwrite an existing demandloop.toml."),
     as_json: bool = JsonOpt,
 ) -> None:
     """Write a commented demandloop.toml documenting every setting."""
+    # (-w DIR init wrote ./demandloop.toml, and the next '-w DIR' command found no workspace)
+    directory = directory or _state["workspace"]
+    if directory.exists() and not directory.is_dir():
+        raise UsageError(f"{directory} is a file: a workspace is a folder",
+                         hint="name a new or existing folder")
     directory.mkdir(parents=True, exist_ok=True)
     target = directory / CONFIG_FILE
     if target.exists() and not force:
