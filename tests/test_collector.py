@@ -120,6 +120,15 @@ def test_a_string_cut_inside_an_emoji_costs_nothing_of_its_batch(tmp_path: Path)
                          content='{"batch":[{"type":"track","userId":"\\ud800","event":NaN}]}',
                          headers={"content-type": "application/json"})
         assert bad.status_code == 400 and bad.json()["error"]["code"] == "invalid_json"
+        # Latin-1 is not mended: said in words (orjson's "str is not valid UTF-8:
+        # surrogates not allowed" read as if the surrogates were the fault)
+        latin = httpx.post(f"{run.url}/v1/track", auth=(run.key, ""),
+                           content='{"userId": "u", "event": "Caf\u00e9"}'.encode("latin-1"),
+                           headers={"content-type": "application/json; charset=iso-8859-1"})
+        assert latin.status_code == 400
+        assert latin.json()["error"]["message"] == (
+            "the body is not valid JSON: it is not UTF-8 text (JSON is sent as UTF-8, "
+            "whatever the charset says)")
         run.wait_loaded()
         mended = _events(run, "user_id = 'u'")
     assert set(got) == set(ids)

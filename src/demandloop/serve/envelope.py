@@ -164,6 +164,9 @@ def json_object(data: bytes) -> dict[str, Any]:
     try:
         body = orjson.loads(data)
     except orjson.JSONDecodeError as exc:
+        if "not valid UTF-8" in str(exc):  # (orjson: "... surrogates not allowed")
+            raise Reject(400, "invalid_json", "the body is not valid JSON: it is not UTF-8 "
+                         "text (JSON is sent as UTF-8, whatever the charset says)") from None
         if "surrogate" not in str(exc):
             raise Reject(400, "invalid_json", f"the body is not valid JSON: {exc}") from None
         try:
