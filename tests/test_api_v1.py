@@ -699,3 +699,19 @@ def test_a_name_given_on_several_lines_is_listed_on_one(tmp_path: Path) -> None:
     assert users.create(tmp_path, "a@example.com", "rep", "x" * 12, named).name == \
         "Zapier sync job"
     assert [t.name for t in tokens.list_tokens(tmp_path)] == ["Zapier sync job"]
+
+
+def test_revoking_twice_says_the_second_changed_nothing(tmp_path: Path, cli) -> None:  # type: ignore[no-untyped-def]
+    """The second revocation said "revoked" again, as if the first had not held."""
+    from demandloop.serve import keys, tokens
+
+    w = tmp_path / "w"
+    cli("-w", str(w), "status")  # (a workspace, as init makes it)
+    token = tokens.create(w, "read", "zapier")[1].id
+    key = keys.create(w, "default", "site")[1].id
+    for kind, ident in (("tokens", token), ("keys", key)):
+        first = cli("-w", str(w), kind, "revoke", ident)
+        again = cli("-w", str(w), kind, "revoke", ident)
+        assert first[0] == again[0] == 0
+        assert first[1].startswith("revoked ") and "already" not in first[1]
+        assert "was already revoked (at " in again[1] and "nothing changed" in again[1]

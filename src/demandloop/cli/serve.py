@@ -104,8 +104,10 @@ def keys_list(as_json: bool = JsonOpt) -> None:
 def keys_revoke(key: str = typer.Argument(..., help="The key, or its id from 'keys list'."),
                 as_json: bool = JsonOpt) -> None:
     """Revoke a write key: the collector refuses it within a second (401)."""
-    info = keystore.revoke(_dir(), key)
-    _say(as_json, info.__dict__, f"revoked {info.id} (workspace '{info.workspace}')")
+    info, newly = keystore.revoke(_dir(), key)
+    _say(as_json, info.__dict__, f"revoked {info.id} (workspace '{info.workspace}')"
+         if newly else
+         f"{info.id} was already revoked (at {info.revoked_at}); nothing changed")
 
 
 tokens_app = typer.Typer(no_args_is_help=True,
@@ -159,8 +161,11 @@ def tokens_revoke(token: str = typer.Argument(..., help="The token, or its id fr
     """Revoke an API token: the API refuses it within a second (401)."""
     from demandloop.serve import tokens
 
-    info = tokens.revoke(_dir(), token)
-    _say(as_json, info.__dict__, f"revoked API token {info.id} ('{info.name}')")
+    info, newly = tokens.revoke(_dir(), token)
+    _say(as_json, info.__dict__, f"revoked API token {info.id} ('{info.name}')"
+         if newly else
+         f"API token {info.id} was already revoked (at {info.revoked_at}); nothing changed")
+
 
 
 users_app = typer.Typer(no_args_is_help=True,

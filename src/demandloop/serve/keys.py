@@ -132,16 +132,18 @@ def list_keys(directory: Path) -> list[KeyInfo]:
     return entries(directory / KEYS_FILE, "keys", lambda r: _info(r, used))
 
 
-def revoke(directory: Path, key_or_id: str) -> KeyInfo:
-    """Revoke by the key itself or its id (its first 10 characters)."""
+def revoke(directory: Path, key_or_id: str) -> tuple[KeyInfo, bool]:
+    """Revoke by the key itself or its id (its first 10 characters): its record, and
+    whether this call revoked it (False: it was already)."""
     path = directory / KEYS_FILE
     keys = _read(path)
     for r in keys:
         if r["id"] == key_or_id or r["hash"] == digest(key_or_id):
-            if r.get("revoked_at") is None:
+            newly = r.get("revoked_at") is None
+            if newly:
                 r["revoked_at"] = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
                 _write(path, keys)
-            return _info(r)
+            return _info(r), newly
     raise NotFoundError(f"no write key '{key_or_id[:10]}'", hint="see 'demandloop keys list'")
 
 

@@ -106,16 +106,18 @@ def list_tokens(directory: Path) -> list[TokenInfo]:
     return entries(directory / TOKENS_FILE, "tokens", lambda r: _info(r, used))
 
 
-def revoke(directory: Path, token_or_id: str) -> TokenInfo:
-    """Revoke by the token itself or its id (from ``tokens list``)."""
+def revoke(directory: Path, token_or_id: str) -> tuple[TokenInfo, bool]:
+    """Revoke by the token itself or its id (from ``tokens list``): its record, and
+    whether this call revoked it (False: it was already)."""
     path = directory / TOKENS_FILE
     rows = read_records(path, "tokens")
     for r in rows:
         if r["id"] == token_or_id or r["hash"] == digest(token_or_id):
-            if r.get("revoked_at") is None:
+            newly = r.get("revoked_at") is None
+            if newly:
                 r["revoked_at"] = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
                 write_records(path, "tokens", rows)
-            return _info(r)
+            return _info(r), newly
     raise NotFoundError(f"no API token '{token_or_id[:12]}'",
                         hint="see 'demandloop tokens list'")
 
