@@ -715,3 +715,9 @@ def test_revoking_twice_says_the_second_changed_nothing(tmp_path: Path, cli) -> 
         assert first[0] == again[0] == 0
         assert first[1].startswith("revoked ") and "already" not in first[1]
         assert "was already revoked (at " in again[1] and "nothing changed" in again[1]
+    from demandloop.serve import users
+
+    users.create(w, "ann@example.com", "rep", "x" * 12)
+    assert cli("-w", str(w), "users", "disable", "ann@example.com")[1].startswith("disabled")
+    again = cli("-w", str(w), "users", "disable", "ann@example.com")
+    assert again[0] == 0 and "was already disabled (at " in again[1]

@@ -231,5 +231,6 @@ def users_disable(email: str = typer.Argument(..., help="The user's email."),
     """Disable a user: their sessions stop working within a second."""
     from demandloop.serve import users
 
-    user = users.disable(_dir(), email)
-    _say(as_json, user.__dict__, f"disabled {user.email}")
+    user, newly = users.disable(_dir(), email)
+    _say(as_json, user.__dict__, f"disabled {user.email}" if newly else
+         f"{user.email} was already disabled (at {user.disabled_at}); nothing changed")

@@ -93,8 +93,9 @@ def list_users(directory: Path) -> list[User]:
     return [_user(r) for r in read_records(directory / USERS_FILE, "users")]
 
 
-def disable(directory: Path, email: str) -> User:
-    """Disable a user: their sessions stop working within a second."""
+def disable(directory: Path, email: str) -> tuple[User, bool]:
+    """Disable a user: their sessions stop working within a second. Returns the user, and
+    whether this call disabled them (False: they already were)."""
     path = directory / USERS_FILE
     rows = read_records(path, "users")
     mine = [r for r in rows if r["email"] == email.strip().lower()]
@@ -103,10 +104,10 @@ def disable(directory: Path, email: str) -> User:
     # the active one (an email disabled and created again has several records)
     active = next((r for r in mine if r.get("disabled_at") is None), None)
     if active is None:
-        return _user(mine[0])
+        return _user(mine[-1]), False
     active["disabled_at"] = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
     write_records(path, "users", rows)
-    return _user(active)
+    return _user(active), True
 
 
 class UserRing(WatchedRecords):
