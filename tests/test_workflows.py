@@ -126,6 +126,15 @@ def test_stage_change_routes_creates_a_task_and_alerts_once(scored: Path,
         trail = ws.workflow_history(next(iter(alerted)))
         assert list(trail.sort_values("step")["action"]) == ["assign", "create_task", "notify"]
         assert set(trail["status"]) == {"done"}
+        # the account as a person types it: the same trail (it was an empty table)
+        typed = ws.workflow_history(f"https://www.{next(iter(alerted)).upper()}/")
+        assert typed.equals(trail)
+
+
+def test_the_history_of_an_account_with_none_says_so(scored: Path, cli) -> None:  # type: ignore[no-untyped-def]
+    code, out, err = cli("-w", str(scored), "workflows", "history", "--account", "nosuch.example")
+    assert code == 0 and out == ""
+    assert err.startswith("no workflow action for account 'nosuch.example'")
 
 
 def test_failures_back_off_then_go_to_the_dead_letter_list(scored: Path,

@@ -17,6 +17,7 @@ from demandloop.cli.base import (
     _records,
     _table,
     app,
+    err,
     out,
 )
 from demandloop.errors import UsageError
@@ -150,6 +151,10 @@ def workflows_history(
         df = ws.workflow_history(account)
     if as_json:
         _json(_records(df))
+        return
+    if df.empty and account:  # (an empty table read as a misspelt account's history)
+        err.print(f"no workflow action for account '{escape(account)}' (its id or domain; "
+                  "'demandloop accounts' lists them)")
         return
     out.print(_table(df.drop(columns=["trigger"]), "workflow history"))
 

@@ -154,5 +154,7 @@ class Activate(Base):
 
     def workflow_history(self, account: str | None = None,
                          limit: int = 200) -> pd.DataFrame:
-        """Workflow steps taken (or pending, retried, dead), newest first."""
-        return jobstore.history(self.store, account, limit)
+        """Workflow steps taken (or pending, retried, dead), newest first; *account* as
+        :meth:`account_key` finds it (``--account ACME.COM`` found nothing)."""
+        return jobstore.history(self.store, self.account_key(account) if account else None,
+                                limit)

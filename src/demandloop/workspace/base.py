@@ -15,8 +15,10 @@ from demandloop.activate import compose
 from demandloop.compute import Tables, spark_tables, tables
 from demandloop.config import Settings, locate
 from demandloop.config.compute import ENGINES
+from demandloop.domains import canonical_domain
 from demandloop.errors import InputError, UsageError
 from demandloop.store import Store, export_parquet, import_parquet
+from demandloop.store.accounts import held
 from demandloop.store.lake import Landed, compact_days, land_loads
 from demandloop.store.parquet import MANIFEST, read_manifest
 
@@ -69,6 +71,13 @@ class Base:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+    def account_key(self, key: str) -> str:
+        """The id of the account *key* names as ``explain account`` finds it: its domain
+        however written (``ACME.COM``, ``https://www.acme.com/``), or the id an import or
+        merge gave it since; *key* itself (stripped) when none is held."""
+        key = canonical_domain(key) or key.strip()
+        return held(self.store, key) or key
 
     def lake_path(self) -> Path:
         """The Parquet lake of ``[compute] lake``, resolved against the workspace."""

@@ -151,9 +151,7 @@ class Score(Base):
         :func:`demandloop.store.person_pages.person_page`): what ``demandloop people`` and
         ``GET /api/v1/people`` list."""
         if account is not None:
-            # the account as explain finds it: its domain however written, or where it went
-            account = canonical_domain(account) or account.strip()
-            account = held(self.store, account) or account
+            account = self.account_key(account)
         return person_pages.person_page(self.store, account, search, limit, cursor, mql, sort)
 
     def explain_account(self, key: str) -> dict[str, Any]:
