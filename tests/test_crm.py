@@ -35,6 +35,32 @@ def test_hubspot_company_export(ws, tmp_path: Path) -> None:  # type: ignore[no-
         "101", "United States", "Ana Silva", True, "Tier 1")
 
 
+def test_an_internationalised_domain_is_one_account_however_written(ws, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """müller-gmbh.de was "not a domain or website", and the file imported nothing; its
+    ASCII form (a browser's hostname, some mail systems) must meet the same account."""
+    acc = write_csv(tmp_path / "accounts.csv", ["domain", "name", "country"],
+                    [["https://www.Müller-GmbH.de/", "Müller GmbH", "DE"],
+                     ["xn--caf-dma.fr", "Café SA", "FR"], ["acme.com", "Acme", "US"]])
+    assert ws.import_crm("accounts", acc) == 3
+    assert sorted(ws.accounts()["account_id"]) == ["acme.com", "café.fr", "müller-gmbh.de"]
+    con = write_csv(tmp_path / "contacts.csv", ["email", "first_name", "account_domain"],
+                    [["Hans@XN--MLLER-GMBH-9DB.DE", "Hans", "müller-gmbh.de"],
+                     ["anne@café.fr", "Anne", "xn--caf-dma.fr"]])
+    assert ws.import_crm("contacts", con) == 2
+    events = write_jsonl(tmp_path / "e.jsonl", [
+        {"type": "identify", "userId": "u-jo", "messageId": "i1",
+         "timestamp": "2026-02-01T10:00:00Z", "traits": {"email": "jo@xn--mller-gmbh-9db.de"}},
+        {"type": "track", "userId": "u-jo", "event": "Demo Requested", "messageId": "t1",
+         "timestamp": "2026-02-01T10:01:00Z"}])
+    ws.ingest(events)
+    ws.resolve()
+    people = ws.persons().set_index("email")["account_id"].to_dict()
+    assert people["hans@xn--mller-gmbh-9db.de"] == "müller-gmbh.de"
+    assert people["anne@café.fr"] == "café.fr"
+    assert people["jo@xn--mller-gmbh-9db.de"] == "müller-gmbh.de"
+    assert len(ws.accounts()) == 3  # no second account for either form
+
+
 def test_salesforce_exports_link_contacts_and_opportunities(ws, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     acc = write_csv(tmp_path / "sf-accounts.csv",
                     ["Account ID", "Account Name", "Website", "Industry", "Employees",

