@@ -133,6 +133,11 @@ def test_score_as_of_on_the_command_line(tmp_path: Path, cli) -> None:  # type: 
     assert code == 2 and "--as-of 2036-02-10 is in the future" in err
     with demandloop.open(tmp_path / "ws") as ws:
         assert ws.store.con.execute("SELECT count(*) FROM scores").fetchone() == before
+    # nor one before anything was known: it wrote a snapshot of no account, dated then
+    code, _, err = cli("-w", w, "score", "--as-of", "2001-02-10")
+    assert code == 2 and "--as-of 2001-02-10 is before the first touch (2026-" in err
+    with demandloop.open(tmp_path / "ws") as ws:
+        assert ws.store.con.execute("SELECT count(*) FROM scores").fetchone() == before
 
 
 # -- the predictive fit, point in time --------------------------------------------------------

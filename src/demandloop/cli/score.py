@@ -153,6 +153,15 @@ def score(
                          hint="give a time up to now (UTC), or leave --as-of out to score as "
                          "of the last touch")
     with _open() as ws:
+        if when is not None:
+            first = ws.store.con.execute(
+                "SELECT min(ts) FROM touches WHERE workspace_id = ?",
+                [ws.store.workspace_id]).fetchone()
+            if first is not None and first[0] is not None and when < first[0]:
+                # (it wrote a snapshot of no account, dated then)
+                raise UsageError(f"--as-of {as_of} is before the first touch "
+                                 f"({first[0]:%Y-%m-%d %H:%M}): nothing was known then to "
+                                 "score", hint="give a time after it")
         if backfill is None:
             with LazyProgress(err, "scoring", None):
                 r = ws.score(when, point_in_time=when is not None, engine=engine)
