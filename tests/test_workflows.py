@@ -131,6 +131,37 @@ def test_stage_change_routes_creates_a_task_and_alerts_once(scored: Path,
         assert typed.equals(trail)
 
 
+def test_a_backtest_into_the_recorded_history_fires_nothing(scored: Path, receiver: Receiver,
+                                                             cli) -> None:  # type: ignore[no-untyped-def]
+    """`score --as-of` a date inside the recorded stage history wrote its stage changes
+    beside the ones recorded after it (each move twice), and workflows fired on them as
+    new signals: alerts and enrolments for stages reached weeks before."""
+    (scored / "demandloop.toml").write_text(FLOWS.format(url=receiver.url))
+    with demandloop.open(scored) as ws:
+        ws.run_workflows()
+        sent = len(receiver.got)
+        (first, last), = ws.store.con.execute(
+            "SELECT min(changed_at), max(changed_at) FROM stage_changes").fetchall()
+        history = ws.store.con.execute(
+            "SELECT * FROM stage_changes ORDER BY seq").fetchall()
+    inside = (first + (last - first) / 2).strftime("%Y-%m-%dT%H:%M:%S")
+    code, out, err = cli("-w", str(scored), "score", "--as-of", inside, "--json")
+    assert code == 0, err
+    result = json.loads(out)
+    assert result["stage_changes"] > 0 and result["changes_recorded"] is False
+    with demandloop.open(scored) as ws:
+        assert ws.store.con.execute(
+            "SELECT * FROM stage_changes ORDER BY seq").fetchall() == history
+        # the backtest's snapshot is kept to read; the latest scores are still the latest
+        assert ws.store.con.execute("SELECT count(*) FROM scores WHERE as_of = ?",
+                                    [dt.datetime.fromisoformat(inside)]).fetchone()[0] > 0
+        again = ws.run_workflows()
+        assert (again.fired, again.enqueued) == (0, 0) and len(receiver.got) == sent
+    # a score after the history extends it, as before
+    code, out, _ = cli("-w", str(scored), "score", "--json")
+    assert code == 0 and json.loads(out)["changes_recorded"] is True
+
+
 def test_the_history_of_an_account_with_none_says_so(scored: Path, cli) -> None:  # type: ignore[no-untyped-def]
     code, out, err = cli("-w", str(scored), "workflows", "history", "--account", "nosuch.example")
     assert code == 0 and out == ""

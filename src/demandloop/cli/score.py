@@ -190,7 +190,9 @@ def score(
     out.print(f"scored {r.accounts:,} accounts as of {r.as_of:%Y-%m-%d %H:%M}: "
               f"{r.strong_fit:,} strong fit, {r.surging:,} surging; stages: "
               + ", ".join(f"{k} {v:,}" for k, v in r.stages.items())
-              + f"; {r.stage_changes:,} stage changes; {r.mqls:,} MQLs")
+              + f"; {r.stage_changes:,} stage changes"
+              + ("" if r.changes_recorded else " (a backtest: not recorded, the stage "
+                 "history already runs past it)") + f"; {r.mqls:,} MQLs")
     if r.known:
         out.print("known then (of stored now): " + ", ".join(
             f"{name} {then:,} of {now:,}" for name, (then, now) in r.known.items())

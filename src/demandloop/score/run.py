@@ -62,6 +62,9 @@ class ScoreResult:
     #: ``scores`` rows written (fewer than accounts + people when the snapshot was made
     #: from an earlier one of the day, see :class:`demandloop.score.snapshot.Reuse`)
     rows_written: int = 0
+    #: whether its stage changes were recorded: not for a point-in-time score before the
+    #: last recorded change (a backtest, see :func:`demandloop.store.pit.copy_snapshot`)
+    changes_recorded: bool = True
 
 
 def _rules(stages: list[StageSetting]) -> list[Rule]:

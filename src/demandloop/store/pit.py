@@ -98,9 +98,16 @@ def known_counts(store: Store, at: dt.datetime) -> dict[str, tuple[int, int]]:
     return out
 
 
-def copy_snapshot(past: Store, store: Store, at: dt.datetime) -> None:
-    """Copy the score snapshot and stage changes at *at* from the point-in-time store *past*
-    into *store*, replacing any snapshot already stored at *at*."""
+def copy_snapshot(past: Store, store: Store, at: dt.datetime) -> bool:
+    """Copy the score snapshot at *at* from the point-in-time store *past* into *store*,
+    replacing any snapshot already stored at *at*, and its stage changes when they extend
+    the history *store* records. Returns whether they were recorded.
+
+    A snapshot before the last recorded change (a backtest, ``score --as-of`` a month ago)
+    keeps the history as it is: its changes were counted from the stages before *at*, and
+    the change recorded next already counts the same move, so recording both wrote each
+    move twice, and workflows fired on the copies as new signals (an alert, an enrolment
+    for a stage reached weeks ago)."""
     params = {"ws": store.workspace_id, "at": at}
     # whole tables, not streams: a second query on a connection ends the first one's stream
     scores = past.con.execute("SELECT * FROM scores WHERE workspace_id = $ws "
@@ -108,13 +115,18 @@ def copy_snapshot(past: Store, store: Store, at: dt.datetime) -> None:
     moves = past.con.execute("SELECT * FROM stage_changes WHERE workspace_id = $ws "
                              "AND changed_at = $at", params).fetch_arrow_table()
     with store.writer() as cur:
+        later = cur.execute("SELECT count(*) FROM stage_changes WHERE workspace_id = $ws "
+                            "AND changed_at > $at", params).fetchone()
+        record = not (later and later[0])
         cur.register("_scores", scores)
         cur.register("_moves", moves)
         cur.execute("DELETE FROM scores WHERE workspace_id = $ws AND as_of = $at", params)
-        cur.execute("DELETE FROM stage_changes WHERE workspace_id = $ws AND changed_at = $at",
-                    params)
         cur.execute("INSERT INTO scores BY NAME SELECT * FROM _scores")
-        cur.execute("INSERT INTO stage_changes BY NAME SELECT * REPLACE "
-                    "(nextval('stage_change_seq') AS seq) FROM _moves")
+        if record:
+            cur.execute("DELETE FROM stage_changes WHERE workspace_id = $ws "
+                        "AND changed_at = $at", params)
+            cur.execute("INSERT INTO stage_changes BY NAME SELECT * REPLACE "
+                        "(nextval('stage_change_seq') AS seq) FROM _moves")
         cur.unregister("_scores")
         cur.unregister("_moves")
+    return record

@@ -52,7 +52,7 @@ class Score(Base):
             return score_run.run(self.store, self.settings, as_of, one_per_day=one_per_day)
         with self._known_at(as_of) as past:
             result = score_run.run(past, self.settings, as_of)
-            pit.copy_snapshot(past, self.store, as_of)
+            result.changes_recorded = pit.copy_snapshot(past, self.store, as_of)
         result.known = pit.known_counts(self.store, as_of)
         return result
 
