@@ -368,6 +368,33 @@ def test_a_question_streams_an_answer_that_cites_its_page(served: Running) -> No
     assert [r[0] for r in transcript] == ["bot", "visitor", "bot", "visitor", "bot"]
 
 
+def test_pages_with_no_address_on_the_site_are_never_cited_to_a_visitor(
+        tmp_path: Path, site: Path, cli) -> None:  # type: ignore[no-untyped-def]
+    """Indexed from a folder without content.base_url, a page was cited by its file://
+    path: the answer event named the server's folders to every visitor (the widget showed
+    no link). The index says so as it is made."""
+    toml = TOML.replace(f'base_url = "{BASE}"', "")
+    (tmp_path / "ws").mkdir()
+    (tmp_path / "ws" / "demandloop.toml").write_text(toml)
+    code, out, err = cli("-w", str(tmp_path / "ws"), "content", "index", str(site))
+    assert code == 0 and "warning: 4 page(s) have no address on your site" in err
+    assert "set content.base_url" in err
+    with collector(tmp_path / "srv", toml) as run:
+        run.ws.index_content([str(site)])
+        session = _start(run, anonymousId="anon-f").json()["session"]
+        with httpx.stream("POST", f"{run.url}/v1/chat/sessions/{session}/messages",
+                          json={"writeKey": run.key, "text": "How much is the Team plan?"}
+                          ) as r:
+            body = r.read().decode()
+        answer = dict(_events(httpx.Response(200, content=body)))["answer"]
+        stored = run.query("SELECT citations FROM chat_messages WHERE role = 'bot' "
+                           "ORDER BY seq DESC LIMIT 1")[0][0]
+    assert "$49 per seat" in answer["text"] and answer["known"] is True
+    assert answer["citations"] == [] and "file:" not in body and str(site) not in body
+    # the transcript keeps what was read (the dashboard counts unanswered questions by it)
+    assert "file:" in stored
+
+
 def test_a_hot_target_account_gets_its_owners_calendar_at_once(served: Running) -> None:
     # the server maps the snapshot published in the fixture within a second
     session = _until(lambda: (lambda s: s if s["playbook"] == "targets" else None)(

@@ -29,6 +29,12 @@ def content_index(
         out.print(f"indexed {result.pages:,} pages ({result.passages:,} passages) in "
                   f"{result.seconds:.1f} s: {result.added:,} new, {result.changed:,} "
                   f"changed, {result.unchanged:,} unchanged, {result.removed:,} removed")
+        if result.unaddressed:
+            err.print(f"[yellow]warning:[/yellow] {result.unaddressed:,} page(s) have no "
+                      "address on your site (read from a folder, with no content.base_url, "
+                      "canonical link or url: front matter): chat answers from them but "
+                      "cites no link; set content.base_url to the site's address",
+                      markup=True, highlight=False)
         for location, why in result.failed.items():
             where = escape(f"{location}: {why}")
             err.print(f"[yellow]not read:[/yellow] {where} (its last version, "

@@ -127,7 +127,13 @@ class ChatService(MeetingDesk):
             q.add_message(cur, ws, session_id, "visitor", text, now)
             q.add_message(cur, ws, session_id, "bot", final, now, found.citations,
                           found.relevance)
-        yield "answer", {**found.as_json(), "text": final}
+        shown = {**found.as_json(), "text": final}
+        # a page indexed from a folder without content.base_url is cited by its file://
+        # path: no browser opens it, and it named the server's folders to every visitor
+        # (kept in the transcript, which says whether the question was answered)
+        shown["citations"] = [c for c in shown["citations"]
+                               if c["url"].startswith(("http://", "https://"))]
+        yield "answer", shown
         yield "next", step.as_json()
 
     def answer_question(self, session_id: str, trait: str, value: str) -> Outcome:

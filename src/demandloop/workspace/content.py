@@ -33,6 +33,9 @@ class IndexResult:
     failed: dict[str, str] = field(default_factory=dict)
     seconds: float = 0.0
     generation: str = ""
+    #: pages with no address on the site (from a folder, with no ``content.base_url``,
+    #: canonical link or ``url:``): cited by their ``file://`` path, which chat never shows
+    unaddressed: int = 0
 
     def as_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -84,7 +87,8 @@ class Content(Base):
         name = generations.publish(folder)
         return IndexResult(pages.num_rows, passages.num_rows, got.added, got.changed,
                            got.unchanged, got.removed, got.failed,
-                           time.perf_counter() - started, name)
+                           time.perf_counter() - started, name,
+                           sum(p.url.startswith("file:") for p in got.pages))
 
     def content_index(self) -> knowledge.Knowledge | None:
         """The current content index (None before the first ``content index``)."""
