@@ -6,7 +6,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import jinja2
-from pydantic import BaseModel, ConfigDict
+from pydantic import AfterValidator, BaseModel, ConfigDict
 
 #: a workspace id: stored on every row, in key files and log records
 WORKSPACE_ID_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,62}$"
@@ -47,6 +47,14 @@ def check_http(value: str, name: str, example: str = "") -> None:
     if parts.scheme not in ("http", "https") or not parts.netloc:
         raise ValueError(f"{name} '{value[:80]}' must start with http:// or https://"
                          + (f" ({example})" if example else ""))
+
+
+def http_url(name: str, example: str) -> AfterValidator:
+    """A field's check by :func:`check_http` (``Annotated[str, http_url(...)]``)."""
+    def check(value: str) -> str:
+        check_http(value, name, example)
+        return value
+    return AfterValidator(check)
 
 
 class Section(BaseModel):

@@ -4,11 +4,11 @@ collector that receives it (``[collector]``)."""
 from __future__ import annotations
 
 import ipaddress
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field, SecretStr, field_validator
 
-from demandloop.config.base import Section, check_http
+from demandloop.config.base import Section, http_url
 
 
 class CollectSettings(Section):
@@ -39,7 +39,8 @@ class CollectorSettings(Section):
 
     host: str = Field("127.0.0.1", description="Address to listen on (0.0.0.0 for all).")
     port: int = Field(8642, ge=1, le=65535, description="Port to listen on.")
-    public_url: str = Field("", description="The collector's address as browsers reach it "
+    public_url: Annotated[str, http_url("public_url", "such as https://collect.example.com")
+                          ] = Field("", description="The collector's address as browsers reach it "
                             "(https://collect.example.com), handed to analytics.js as its "
                             "apiHost; empty: http://HOST:PORT of this section. The request's "
                             "Host header is never reflected.")
@@ -125,12 +126,6 @@ class CollectorSettings(Section):
         section's host and port as a local client reaches them (what dl.js tells
         analytics.js, and what invite links start with)."""
         return self.public_url.rstrip("/") or local_url(self.host, self.port)
-
-    @field_validator("public_url")
-    @classmethod
-    def _public(cls, value: str) -> str:
-        check_http(value, "public_url", "such as https://collect.example.com")
-        return value
 
     @field_validator("trusted_proxies")
     @classmethod

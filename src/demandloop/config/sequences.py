@@ -7,13 +7,13 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from typing import Literal
+from typing import Annotated, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, field_validator, model_validator
 
 from demandloop.config.base import Section as _Section
-from demandloop.config.base import check_http, check_template
+from demandloop.config.base import check_template, http_url
 
 Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
 StopReason = Literal["reply", "meeting", "unsubscribe", "bounce", "stage_change"]
@@ -148,7 +148,11 @@ class CaseStudySetting(_Section):
 class MailSettings(_Section):
     """What every sequence email shares: unsubscribe, sending hours, stop signals."""
 
-    unsubscribe_url: str = Field(
+    # every message's List-Unsubscribe link and footer start with it: without a scheme mail
+    # clients show no link and Gmail finds no one-click unsubscribe (RFC 8058)
+    unsubscribe_url: Annotated[str, http_url("unsubscribe_url",
+                                             "such as https://collect.example.com/u")
+                               ] = Field(
         "http://127.0.0.1:8642/u", description="Public base URL of 'demandloop serve''s "
         "unsubscribe endpoint (/u); each message links <base>/<signed token>.")
     unsubscribe_mailto: str | None = Field(None, description="Optional mailto address for "
@@ -177,14 +181,6 @@ class MailSettings(_Section):
         description="Track events that mean never mail this person again.")
     case_studies: dict[str, CaseStudySetting] = Field(
         default_factory=dict, description="Industry -> case study ('*' for any other).")
-
-    @field_validator("unsubscribe_url")
-    @classmethod
-    def _unsubscribe(cls, value: str) -> str:
-        # every message's List-Unsubscribe link and footer start with it: without a scheme
-        # mail clients show no link and Gmail finds no one-click unsubscribe (RFC 8058)
-        check_http(value, "unsubscribe_url", "such as https://collect.example.com/u")
-        return value
 
     @field_validator("unsubscribe_mailto")
     @classmethod
