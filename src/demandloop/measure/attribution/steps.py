@@ -158,9 +158,10 @@ def _shares(half_life_days: float) -> dict[str, Callable[[ir.Table], ir.Floating
     }
 
 
-#: what each step's credit is summed as (see :func:`heuristic_credit`): 26 digits before
-#: the point, 12 after it (a step's credit is rounded to 1e-12)
-EXACT = dt_.Decimal(38, 12)
+#: what each step's credit is summed as (see :func:`heuristic_credit`): 20 digits before
+#: the point, 18 after it, below a float's own precision (at 12, each step's share rounded
+#: to 1e-12 moved a total of 6 credits to 6.000000000005)
+EXACT = dt_.Decimal(38, 18)
 
 
 def heuristic_credit(steps: ir.Table, models: tuple[str, ...] | list[str],
