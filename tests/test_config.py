@@ -200,6 +200,8 @@ _BOX = ('[[activate.mailboxes]]\nname = "m"\naddress = "m@x.com"\ntransport = "f
     ('[collector]\npublic_url = "https://"\n', "public_url 'https://' must start with"),
     ('[activate.mail]\nunsubscribe_mailto = "unsub at example"\n',
      "unsubscribe_mailto 'unsub at example' is not an email address"),
+    ('[[activate.mailboxes]]\nname = "m"\naddress = "m@x.com"\ntransport = "file"\n'
+     'display_name = """Ana\nRuiz"""\n', "display_name must be one line"),
     # (refused only when a funnel was asked for)
     ('[measure]\nengaged_stage = "engagd"\n',
      "measure.engaged_stage: no stage 'engagd' (stages: customer,"),
@@ -227,7 +229,8 @@ def test_a_setting_that_could_never_work_is_refused_as_the_file_loads(
         .replace('"engagd"', '"engaged"').replace('"https://"', '"https://c.example.com"')
         .replace('"collect.example.com"', '"https://collect.example.com"')
         .replace('"dl.example.com/u"', '"https://dl.example.com/u"')
-        .replace('"unsub at example"', '"unsub@example.com"'))
+        .replace('"unsub at example"', '"unsub@example.com"')
+        .replace('"""Ana\nRuiz"""', '"Ana Ruiz"'))
     Settings.load(tmp_path)
 
 

@@ -77,6 +77,14 @@ class MailboxSetting(_Section):
     def _tz(cls, value: str) -> str:
         return _zone(value)
 
+    @field_validator("display_name")
+    @classmethod
+    def _one_line(cls, value: str) -> str:
+        # the From header's: a line break failed every message as it was composed
+        if "\n" in value or "\r" in value:
+            raise ValueError("display_name must be one line (it is the From header's name)")
+        return value
+
     @model_validator(mode="after")
     def _dkim(self) -> MailboxSetting:
         if (self.dkim_selector is None) != (self.dkim_key_file is None):
