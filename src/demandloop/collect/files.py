@@ -12,13 +12,12 @@ import gzip
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import orjson
 import pyarrow as pa
 
-from demandloop.collect.surrogates import Unmendable, mended
+from demandloop.collect.surrogates import loads
 from demandloop.errors import InputError
 
 BOM = b"\xef\xbb\xbf"
@@ -109,7 +108,7 @@ def iter_chunks(path: Path, chunk_lines: int = CHUNK_LINES) -> Iterator[Chunk]:
         # one pretty-printed document: keep it whole, numbered as its first line
         offset = len(data) - len(data.lstrip())
         line_no = data[:offset].count(b"\n") + 1
-        raw = pa.array([orjson.dumps(_load(data)).decode()], pa.large_string())
+        raw = pa.array([orjson.dumps(loads(data)).decode()], pa.large_string())
         yield Chunk(_table(pa.array([line_no], pa.int64()), raw), len(data))
         return
     lines = _lines_array(data)
@@ -141,7 +140,7 @@ def is_json_lines(path: Path) -> bool:
 
 def _array_chunk(path: Path, data: bytes) -> Chunk:
     try:
-        items = _load(data)
+        items = loads(data)
     except ValueError as exc:
         raise InputError(f"{path}: not valid JSON: {exc}") from exc
     if not isinstance(items, list):
@@ -151,23 +150,9 @@ def _array_chunk(path: Path, data: bytes) -> Chunk:
     return Chunk(_table(numbers, raws), len(data), unit="item")
 
 
-def _load(data: bytes) -> Any:
-    """One JSON document; half a surrogate pair in a string is U+FFFD (see
-    :mod:`.surrogates`). ValueError (orjson's) when it is not JSON."""
-    try:
-        return orjson.loads(data)
-    except orjson.JSONDecodeError as exc:
-        if "surrogate" not in str(exc):
-            raise
-        try:
-            return mended(data)
-        except Unmendable:
-            raise exc from None
-
-
 def _is_json(data: bytes) -> bool:
     try:
-        _load(data)
+        loads(data)
     except ValueError:
         return False
     return True

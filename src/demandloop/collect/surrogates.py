@@ -29,6 +29,10 @@ class Unmendable(ValueError):
     """The text is not JSON for another reason than a lone surrogate (or nests too deep)."""
 
 
+class TooDeep(Unmendable):
+    """The text is JSON, mended, but nests deeper than :data:`MAX_DEPTH`."""
+
+
 def mended(data: bytes | str) -> Any:
     """*data* decoded, each lone surrogate in its strings (keys too) replaced by U+FFFD.
     :class:`Unmendable` when it is not JSON (NaN and Infinity are not) or nests deeper
@@ -38,8 +42,28 @@ def mended(data: bytes | str) -> Any:
 
     try:
         return _mend(json.loads(data, parse_constant=refuse), 0)
+    except TooDeep:
+        raise
     except (ValueError, RecursionError) as exc:
         raise Unmendable(str(exc)) from None
+
+
+def loads(data: bytes | str) -> Any:
+    """``orjson.loads``, with half of a surrogate pair read as U+FFFD: the one reading of
+    JSON text where the collector and the file importer meet such a string. orjson's
+    ``JSONDecodeError`` when the text is not JSON for another reason (text that is not
+    UTF-8 among them); :class:`TooDeep` when it mends but nests too deep."""
+    try:
+        return orjson.loads(data)
+    except orjson.JSONDecodeError as exc:
+        if "surrogate" not in str(exc) or "not valid UTF-8" in str(exc):
+            raise
+        try:
+            return mended(data)
+        except TooDeep:
+            raise
+        except Unmendable:
+            raise exc from None
 
 
 def mended_line(raw: str) -> str | None:
@@ -47,21 +71,19 @@ def mended_line(raw: str) -> str | None:
     when it has none to mend (valid as it is, or not JSON for another reason)."""
     try:
         orjson.loads(raw)
-        return None
-    except orjson.JSONDecodeError as exc:
-        if "surrogate" not in str(exc):
+    except orjson.JSONDecodeError:
+        try:
+            return orjson.dumps(loads(raw)).decode()
+        except ValueError:
             return None
-    try:
-        return orjson.dumps(mended(raw)).decode()
-    except Unmendable:
-        return None
+    return None
 
 
 def _mend(value: Any, depth: int) -> Any:
     if isinstance(value, str):
         return LONE_SURROGATE.sub("\ufffd", value)
     if depth > MAX_DEPTH:
-        raise Unmendable(f"nested more than {MAX_DEPTH} levels deep")
+        raise TooDeep(f"nested more than {MAX_DEPTH} levels deep")
     if isinstance(value, dict):
         return {_mend(k, depth): _mend(v, depth + 1) for k, v in value.items()}
     if isinstance(value, list):

@@ -18,7 +18,7 @@ import orjson
 from starlette.responses import Response
 from starlette.types import Receive, Send
 
-from demandloop.collect.surrogates import Unmendable, mended
+from demandloop.collect.surrogates import TooDeep, loads
 
 OK = b'{"success":true}'
 TYPES = {"track": "track", "identify": "identify", "page": "page", "screen": "screen",
@@ -162,19 +162,14 @@ def json_object(data: bytes) -> dict[str, Any]:
     until it gives up).
     """
     try:
-        body = orjson.loads(data)
+        body = loads(data)
+    except TooDeep as exc:
+        raise Reject(400, "invalid_json", f"the body is not valid JSON: {exc}") from None
     except orjson.JSONDecodeError as exc:
         if "not valid UTF-8" in str(exc):  # (orjson: "... surrogates not allowed")
             raise Reject(400, "invalid_json", "the body is not valid JSON: it is not UTF-8 "
                          "text (JSON is sent as UTF-8, whatever the charset says)") from None
-        if "surrogate" not in str(exc):
-            raise Reject(400, "invalid_json", f"the body is not valid JSON: {exc}") from None
-        try:
-            body = mended(data)
-        except Unmendable as why:
-            # orjson's message, unless the text was JSON and only too deep
-            said = why if "levels deep" in str(why) else exc
-            raise Reject(400, "invalid_json", f"the body is not valid JSON: {said}") from None
+        raise Reject(400, "invalid_json", f"the body is not valid JSON: {exc}") from None
     if not isinstance(body, dict):
         raise Reject(400, "invalid_json", "the body must be a JSON object")
     return body
