@@ -121,6 +121,11 @@ class CollectorSettings(Section):
                           "of /api/v1 (served by the process that holds the database; 0: "
                           "port + 1). With one worker the API shares the collector's port.")
 
+    def workers_api_port(self) -> int:
+        """Where /api/v1 and the dashboard listen with several workers: ``api_port``, else
+        the port after ``port`` (what ``serve --port`` set it to, in the workers too)."""
+        return self.api_port or self.port + 1
+
     def base_url(self) -> str:
         """Where browsers and links reach the collector: ``public_url``, else this
         section's host and port as a local client reaches them (what dl.js tells

@@ -40,7 +40,13 @@ from demandloop.score.fit import BANDS
 from demandloop.score.stages import stage_names
 from demandloop.serve import api_schema as schema
 from demandloop.serve import forward, reports
-from demandloop.serve.envelope import Reject, internal_error, write_key
+from demandloop.serve.envelope import (
+    Reject,
+    internal_error,
+    no_endpoint,
+    not_allowed,
+    write_key,
+)
 from demandloop.serve.jobs import Jobs
 from demandloop.serve.keys import KeyRing
 from demandloop.serve.quiesce import Gate
@@ -212,11 +218,11 @@ def create_api(ws: Workspace, tokens: TokenRing, keys: KeyRing, jobs: Jobs,
 
     @api.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
-        what = {404: ("not_found", f"no endpoint {request.url.path[:80]}"),
-                405: ("method_not_allowed",
-                      f"{request.method} is not allowed on {request.url.path[:80]}")}
-        code, message = what.get(exc.status_code, ("error", str(exc.detail)[:200]))
-        return _reject(Reject(exc.status_code, code, message))
+        if exc.status_code == 404:
+            return _reject(no_endpoint(request.url.path))
+        if exc.status_code == 405:
+            return _reject(not_allowed(request.method, request.url.path))
+        return _reject(Reject(exc.status_code, "error", str(exc.detail)[:200]))
 
     @api.exception_handler(RequestValidationError)
     async def invalid(request: Request, exc: RequestValidationError) -> Response:

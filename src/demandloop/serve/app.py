@@ -21,7 +21,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from demandloop.config import Settings
 from demandloop.serve import chat, chat_proxy, unsubscribe
 from demandloop.serve.decide import Decide
-from demandloop.serve.envelope import OK, Reject, internal_error
+from demandloop.serve.envelope import OK, Reject, internal_error, no_endpoint, not_allowed
 from demandloop.serve.guard import AuthThrottle, client_address, is_loopback, networks
 from demandloop.serve.ingest import Ingest
 from demandloop.serve.snippet import snippet
@@ -185,16 +185,14 @@ def create_app(settings: Settings, state: CollectorState, api: ASGIApp | None = 
     @app.exception_handler(404)
     async def not_found(request: Request, exc: Exception) -> Response:
         path = request.url.path
-        if api_port is not None and path.startswith(("/api/", "/app")):
-            return Reject(404, "not_found", f"no endpoint {path[:80]} on this port: with "
-                          f"several workers the API and the dashboard answer on port "
-                          f"{api_port} (collector.api_port)").response()
-        return Reject(404, "not_found", f"no endpoint {path[:80]}").response()
+        elsewhere = api_port is not None and path.startswith(("/api/", "/app"))
+        return no_endpoint(path, f" on this port: with several workers the API and the "
+                           f"dashboard answer on port {api_port} (collector.api_port)"
+                           if elsewhere else "").response()
 
     @app.exception_handler(405)
-    async def not_allowed(request: Request, exc: Exception) -> Response:
-        return Reject(405, "method_not_allowed",
-                      f"{request.method} is not allowed on {request.url.path[:80]}").response()
+    async def method_not_allowed(request: Request, exc: Exception) -> Response:
+        return not_allowed(request.method, request.url.path).response()
 
     @app.exception_handler(Exception)
     async def crashed(request: Request, exc: Exception) -> Response:

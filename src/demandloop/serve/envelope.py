@@ -64,6 +64,16 @@ class Reject(Exception):
                         headers={k.decode(): v.decode() for k, v in headers})
 
 
+def no_endpoint(path: str, also: str = "") -> Reject:
+    """The 404 of a path nothing answers (*also*: where to look instead)."""
+    return Reject(404, "not_found", f"no endpoint {path[:80]}{also}")
+
+
+def not_allowed(method: str, path: str) -> Reject:
+    """The 405 of an endpoint asked with a method it does not take."""
+    return Reject(405, "method_not_allowed", f"{method} is not allowed on {path[:80]}")
+
+
 def internal_error(log: logging.Logger, method: str, path: str, exc: BaseException) -> Reject:
     """A bug met answering *method* *path*: logged whole for the operator, and the 500 the
     client gets, in the one shape (the exception's class only: its text may hold data)."""

@@ -42,7 +42,7 @@ from demandloop.serve import chat, owner, tokens
 from demandloop.serve.api import create_api
 from demandloop.serve.app import create_app
 from demandloop.serve.chat_proxy import Forwarded
-from demandloop.serve.envelope import Reject
+from demandloop.serve.envelope import no_endpoint, not_allowed
 from demandloop.serve.guard import AuthThrottle, GuardedProtocol, raise_fd_limit
 from demandloop.serve.jobs import Jobs
 from demandloop.serve.keys import KeyRing
@@ -103,6 +103,9 @@ class _Server(uvicorn.Server):
                 signal.signal(sig, handler)
 
 
+_THIS_MACHINE = "pass --host with an address of this machine, e.g. 127.0.0.1 or 0.0.0.0"
+
+
 def _check_free(host: str, port: int, hint: str) -> None:
     """Refuse a *port* something already listens on, before the loader starts (uvicorn
     said it in its own log line, after the workspace had been opened for nothing)."""
@@ -110,8 +113,7 @@ def _check_free(host: str, port: int, hint: str) -> None:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except socket.gaierror:
         raise UsageError(f"cannot listen on '{host}': no such address",
-                         hint="pass --host with an address of this machine, e.g. "
-                         "127.0.0.1 or 0.0.0.0") from None
+                         hint=_THIS_MACHINE) from None
     family, kind, proto, _, address = infos[0]
     with socket.socket(family, kind, proto) as probe:
         probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds
@@ -121,8 +123,7 @@ def _check_free(host: str, port: int, hint: str) -> None:
             if exc.errno == errno.EADDRINUSE:
                 raise UsageError(f"port {port} on {host} is in use", hint=hint) from None
             raise UsageError(f"cannot listen on {host}:{port}: {exc.strerror}",
-                             hint="pass --host with an address of this machine, e.g. "
-                             "127.0.0.1 or 0.0.0.0") from None
+                             hint=_THIS_MACHINE) from None
 
 
 def _drain(loader: Loader, seconds: float) -> bool:
@@ -159,7 +160,7 @@ def serve(directory: Path, *, host: str | None = None, port: int | None = None,
     c.host, c.port = host, port
     _check_free(host, port, "stop what listens there, or pass another --port")
     if workers > 1:
-        _check_free(host, c.api_port or port + 1, "with several workers the API listens on "
+        _check_free(host, c.workers_api_port(), "with several workers the API listens on "
                     "collector.api_port, or on the port after --port's when that is 0: set "
                     "collector.api_port to a free one")
     os.environ["DEMANDLOOP_COLLECTOR__HOST"], os.environ["DEMANDLOOP_COLLECTOR__PORT"] = \
@@ -208,7 +209,7 @@ def serve(directory: Path, *, host: str | None = None, port: int | None = None,
             ws.log_access = ServerLog(loader, None, gate)
             os.environ[ENV_DIR] = str(ws.directory)
             os.environ[ENV_ACCESS] = "1" if access_log else "0"
-            api_port = c.api_port or port + 1
+            api_port = c.workers_api_port()
             url = owner.local_url(host, api_port)
             api_root = _api_root(api, web, port)
             secret = secrets.token_urlsafe(32)
@@ -259,14 +260,12 @@ def _api_root(api: ASGIApp, web: ASGIApp, port: int) -> FastAPI:
 
     @root.exception_handler(404)
     async def not_found(request: Request, exc: Exception) -> Response:
-        return Reject(404, "not_found", f"no endpoint {request.url.path[:80]} on this port "
-                      f"(the API's and the dashboard's): events, dl.js and health checks "
-                      f"answer on port {port}").response()
+        return no_endpoint(request.url.path, " on this port (the API's and the dashboard's): "
+                           f"events, dl.js and health checks answer on port {port}").response()
 
     @root.exception_handler(405)
-    async def not_allowed(request: Request, exc: Exception) -> Response:
-        return Reject(405, "method_not_allowed", f"{request.method} is not allowed on "
-                      f"{request.url.path[:80]}").response()
+    async def method_not_allowed(request: Request, exc: Exception) -> Response:
+        return not_allowed(request.method, request.url.path).response()
     return root
 
 
@@ -444,10 +443,10 @@ def worker_app() -> object:
     # neither atexit nor a finally runs there: its keys' last uses (up to a minute of them)
     # are written at the lifespan's shutdown, which uvicorn sends before.
     owner_chat = os.environ.get(ENV_CHAT, "").split()
-    c = settings.collector
     app = OnShutdown(create_app(settings, state, chat_owner=(owner_chat[0], owner_chat[1])
                                 if len(owner_chat) == 2 else None,
-                                api_port=c.api_port or c.port + 1), keys.uses.write)
+                                api_port=settings.collector.workers_api_port()),
+                     keys.uses.write)
     settle_heap()
     return app
 
