@@ -154,13 +154,13 @@ def score(
                          "of the last touch")
     with _open() as ws:
         if when is not None:
-            first = ws.store.con.execute(
-                "SELECT min(ts) FROM touches WHERE workspace_id = ?",
-                [ws.store.workspace_id]).fetchone()
-            if first is not None and first[0] is not None and when < first[0]:
+            from demandloop.score.queries import touch_span
+
+            first, _ = touch_span(ws.store)
+            if first is not None and when < first:
                 # (it wrote a snapshot of no account, dated then)
                 raise UsageError(f"--as-of {as_of} is before the first touch "
-                                 f"({first[0]:%Y-%m-%d %H:%M}): nothing was known then to "
+                                 f"({first:%Y-%m-%d %H:%M}): nothing was known then to "
                                  "score", hint="give a time after it")
         if backfill is None:
             with LazyProgress(err, "scoring", None):
