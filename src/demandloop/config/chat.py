@@ -10,10 +10,11 @@ audience (the one condition language over the visit, see
 from __future__ import annotations
 
 import re
+from typing import Annotated
 
 from pydantic import Field, field_validator, model_validator
 
-from demandloop.config.base import Section, check_http, check_template
+from demandloop.config.base import Section, check_http, check_template, http_url
 from demandloop.config.conditions import SegmentCondition
 from demandloop.config.files import first_duplicate
 from demandloop.config.personalize import check_visit_fields
@@ -25,17 +26,12 @@ _TRAIT = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
 class ContentSettings(Section):
     """The vendor's own pages, indexed by ``demandloop content index``."""
 
-    base_url: str = Field("", description="The site's URL: a file indexed from a folder is "
-                          "cited as this URL joined with its path (pricing/index.html -> "
-                          "<base_url>/pricing/), unless the page names a canonical URL.")
+    base_url: Annotated[str, http_url("base_url", "")] = Field(
+        "", description="The site's URL: a file indexed from a folder is cited as this URL "
+        "joined with its path (pricing/index.html -> <base_url>/pricing/), unless the page "
+        "names a canonical URL.")
     passage_words: int = Field(90, ge=20, le=400, description="Longest passage, in words "
                                "(whole sentences are kept together).")
-
-    @field_validator("base_url")
-    @classmethod
-    def _url(cls, v: str) -> str:
-        check_http(v, "base_url")
-        return v
 
 
 class QuestionSetting(Section):
