@@ -22,6 +22,9 @@ def test_demo_shows_the_market(cli, tmp_path: Path) -> None:  # type: ignore[no-
                     "4. Touches by channel and motion", "Who is it:", "5. In the workspace",
                     "6. Most active accounts", "10. Act:"):
         assert section in out
+    # the alert is shown as a reader sees it in Slack, not in Slack's escaped form
+    alert = next(line for line in out.splitlines() if "first alert:" in line)
+    assert ">=" in alert and "&gt;" not in alert and "&amp;" not in alert
     assert (d / "demandloop.duckdb").is_file() and (d / "market" / "truth.json").is_file()
     # running it again is idempotent: nothing new, nothing doubled
     code, out, _ = cli("demo", "--dir", str(d), "--accounts", "120", "--days", "40", "--json")

@@ -12,12 +12,14 @@ from __future__ import annotations
 import datetime as dt
 import email
 import email.policy
+import html
 import http.server
 import threading
 from pathlib import Path
 from typing import Any
 
 import orjson
+from rich.markup import escape as rich_escape
 
 from demandloop.workspace import Workspace
 
@@ -150,7 +152,9 @@ def act(directory: Path, say: Any) -> dict[str, Any]:
         f"({refused} account(s) held back by the quality gate), {audience} account(s) in the "
         f"'mqa-linkedin' audience")
     if receiver.got:
-        say("    first alert: " + receiver.got[0]["text"])
+        # the text is Slack's: `&`, `<` and `>` escaped as Slack asks, which a terminal
+        # would show as entities; and `say` reads Rich markup, which a name may hold
+        say("    first alert: " + rich_escape(html.unescape(receiver.got[0]["text"])))
     say(f"    sequence, the next 3 days: {sent} email(s) written to {outbox} this run "
         f"({int((messages['status'] == 'sent').sum()) if not messages.empty else 0} in all; "
         "each new mailbox warms up at 5, then 8, 12, ... a day, sending in each recipient's "
@@ -160,8 +164,8 @@ def act(directory: Path, say: Any) -> dict[str, Any]:
         msg = email.message_from_bytes(files[0].read_bytes(), policy=email.policy.default)
         body = msg.get_body(("plain",))
         text = body.get_content() if body is not None else ""
-        say(f"    e.g. To: {msg['To']} | Subject: {msg['Subject']} | "
-            + " ".join(text.split()[:18]) + " ...")
+        say(rich_escape(f"    e.g. To: {msg['To']} | Subject: {msg['Subject']} | "
+                        + " ".join(text.split()[:18]) + " ..."))
     return {"fired": run.fired, "alerts": alerts, "alerts_received": len(receiver.got),
             "enrolled": len(enrolments), "held_back": refused, "emails_this_run": sent,
             "audience": audience, "outbox": str(outbox)}
