@@ -208,6 +208,10 @@ _BOX = ('[[activate.mailboxes]]\nname = "m"\naddress = "m@x.com"\ntransport = "f
     ('[[chat.playbooks]]\nname = "p"\ngreeting = "Hi {{ account.name "\n',
      "the greeting is not a valid template: unexpected end of template, expected "
      "'end of print statement' (line 1)"),
+    # it rendered empty for every visitor: "Hi " and nothing
+    ('[[chat.playbooks]]\nname = "p"\ngreeting = "Hi {{ person.first_name }}"\n',
+     "the greeting names 'person.first_name', which no visit has (person's fields: "
+     "known, seniority, job_function)"),
     (_BOX + '[[activate.sequences]]\nname = "s"\nmailboxes = ["m"]\n'
      '[[activate.sequences.steps]]\ntype = "email"\nsubject = "Hi"\n'
      'body = "{% if person.title %}Hello\\n"\n',
@@ -225,7 +229,8 @@ def test_a_setting_that_could_never_work_is_refused_as_the_file_loads(
         toml.replace('mailbox = "sdr"', "").replace('"territory"', '"country"')
         .replace('"localhost:11434"', '"http://localhost:11434"')
         .replace("/v1\"\n", '/v1"\nmodel = "llama3.1:8b"\n')
-        .replace("account.name ", "account.name }}").replace("Hello\\n", "Hello{% endif %}")
+        .replace("account.name ", "account.name }}")
+        .replace("person.first_name", "account.name").replace("Hello\\n", "Hello{% endif %}")
         .replace('"engagd"', '"engaged"').replace('"https://"', '"https://c.example.com"')
         .replace('"collect.example.com"', '"https://collect.example.com"')
         .replace('"dl.example.com/u"', '"https://dl.example.com/u"')

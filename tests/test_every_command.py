@@ -48,6 +48,7 @@ ARGS: dict[str, list[str]] = {
     "report html": ["{t}/report.html"],
     "explain person": ["{person}"],
     "explain account": ["{account}"],
+    "experiences preview": ["{account}"],
     "data build-asn": ["{t}/missing.tgz"],
     "audiences export": ["mqa-accounts", "--format", "csv", "--out", "{t}/aud.csv"],
     "mail check": ["example.invalid", "--nameserver", "127.0.0.1:9"],

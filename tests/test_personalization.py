@@ -114,7 +114,7 @@ def test_content_falls_back_and_is_made_safe() -> None:
             {"selector": "#a", "text": "For {{ account.name }}", "fallback": "For you"},
             {"selector": "#b", "html": "<b onclick='x()'>{{ account.name }}</b>"
                                        "<script>steal()</script><a href='javascript:x'>l</a>"},
-            {"selector": "#c", "attribute": "href", "value": "{{ account.site }}"},
+            {"selector": "#c", "attribute": "href", "value": "{{ account.domain }}"},
             # (a link with no template is refused as the settings load; one made unsafe
             # by what it is filled with is dropped as the visit is decided)
             {"selector": "#d", "attribute": "href", "value": "javascript:{{ account.name }}"},
@@ -159,10 +159,35 @@ def test_content_falls_back_and_is_made_safe() -> None:
      "the change's text is not a valid template: .* \\(line 1\\)"),
     ({"name": "x", "changes": [{"selector": "h1", "html": "{% if x %}<b>y</b>"}]},
      "the change's html is not a valid template"),
+    # each rendered for no visitor: the fallback (or the original) for everyone, in silence
+    ({"name": "x", "changes": [{"selector": "h1", "text": "For {{ account.nmae }}",
+                                "fallback": "For you"}]},
+     "the change's text names 'account.nmae', which no visit has \\(account's fields: "
+     "account_id, domain, name,"),
+    ({"name": "x", "changes": [{"selector": "h1", "text": "Hi {{ company.name }}"}]},
+     "the change's text names 'company', which no visit has \\(use account, person, visit"),
+    ({"name": "x", "changes": [{"selector": "a", "attribute": "href",
+                                "value": "/for/{{ visit['utm_campaing'] }}"}]},
+     "the change's value names 'visit.utm_campaing'"),
 ])
 def test_bad_experiences_are_refused_with_a_clear_message(body: dict, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         ExperienceSetting.model_validate(body)
+
+
+def test_templates_may_name_every_field_a_visit_has_and_their_own_variables() -> None:
+    # every field the context offers is accepted, as are loop and set variables and
+    # Jinja's globals; and each of these renders for a visit that has the fields
+    from demandloop.activate.personalize import compile_experiences, decide
+    text = ("{% for t in account.surge_topics %}{{ t }} {% endfor %}{% set n = account.name %}"
+            "{{ n }} {{ account['domain'] }} {{ person.seniority | default('-') }} "
+            "{{ visit.path }} {{ range(2) | list | length }}")
+    e = ExperienceSetting.model_validate({"name": "x", "control": 0.0, "changes": [
+        {"selector": "h1", "text": text}]})
+    row = {"account_id": "acme.com", "name": "Acme", "domain": "acme.com",
+           "surge_topics": ["crm"], "seniority": "vp", "path": "/pricing"}
+    [d] = decide(compile_experiences([e]), row, "acme.com")
+    assert d.changes[0]["value"] == "crm Acme acme.com vp /pricing 2"
 
 
 def test_experience_files_are_checked_with_the_toml(tmp_path: Path) -> None:
@@ -178,6 +203,103 @@ def test_experience_files_are_checked_with_the_toml(tmp_path: Path) -> None:
     (folder / "b.toml").write_text('[[experience]]\nname = "b"\n')
     with demandloop.open(tmp_path) as ws, pytest.raises(ConfigError, match="unknown key"):
         ws.experiences()
+
+
+PREVIEWED = """
+[[experiences]]
+name = "target-hero"
+zone = "hero"
+priority = 10
+audience.all = [{field = "target", value = true}]
+[[experiences.changes]]
+selector = "#headline"
+text = "Pipeline for {{ account.name }}"
+[[experiences.changes]]
+selector = "#cta"
+attribute = "href"
+value = "/demo?company={{ account.domain }}"
+[[experiences.changes]]
+selector = "#owner"
+text = "Ask {{ account.owner }}"
+
+[[experiences]]
+name = "everyone-hero"
+zone = "hero"
+changes = [{selector = "#headline", text = "Pipeline for everyone"}]
+
+[[experiences]]
+name = "pricing"
+audience.all = [{field = "path", value = "/pricing"}]
+changes = [{selector = "#banner", hide = true}]
+"""
+
+
+def test_a_marketer_previews_what_an_account_would_see(
+        cli, market: Path, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    d = load_market(tmp_path / "ws", market)
+    (d / "experiences").mkdir()
+    (d / "experiences" / "site.toml").write_text(PREVIEWED)
+    truth = json.loads((market / "truth.json").read_text())
+    with demandloop.open(d) as ws:
+        accounts = ws.accounts().set_index("account_id")
+    target = next(a for a in truth["accounts"] if a["target"] and a["in_crm"]
+                  and a["domain"] in accounts.index)
+    other = next(a for a in truth["accounts"] if not a["target"] and a["in_crm"]
+                 and a["domain"] in accounts.index)
+
+    code, out, err = cli("-w", str(d), "experiences", "validate")
+    assert code == 0 and out.startswith("3 experience(s) valid: target-hero, everyone-hero")
+    code, out, _ = cli("-w", str(d), "experiences", "list", "--json")
+    assert [r["name"] for r in json.loads(out)] == ["target-hero", "everyone-hero", "pricing"]
+
+    code, out, err = cli("-w", str(d), "experiences", "preview",
+                         "https://www." + target["domain"].upper() + "/", "--url",
+                         "https://site.example/pricing?utm_source=x", "--json")
+    assert code == 0, err
+    got = json.loads(out)
+    by = {e["experience"]: e for e in got["experiences"]}
+    assert got["account_id"] == target["domain"]
+    # the arm: GrowthBook's own hash of the experience's name and the account
+    gb_control = gbhash("target-hero", target["domain"], 2) < 0.5
+    assert by["target-hero"]["applies"] and \
+        by["target-hero"]["variant"] == ("control" if gb_control else "personalized")
+    changes = {c["selector"]: c for c in by["target-hero"]["changes"]}
+    assert changes["#headline"]["value"] == f"Pipeline for {accounts.loc[target['domain'], 'name']}"
+    assert changes["#cta"]["value"] == f"/demo?company={target['domain']}"
+    owner = accounts.loc[target["domain"], "owner"]
+    assert (changes["#owner"].get("value") == f"Ask {owner}") if isinstance(owner, str) \
+        else changes["#owner"]["skipped"].startswith("a field this visit lacks")
+    assert by["everyone-hero"] == {**by["everyone-hero"], "applies": False,
+                                   "why_not": "zone 'hero' taken by 'target-hero'"}
+    assert by["pricing"]["applies"]
+    # what a visitor from that account's office gets is what the preview says
+    with demandloop.open(d) as ws:
+        decided = {x["experience"]: x for x in ws.decide(
+            ip=_office(target), url="https://site.example/pricing?utm_source=x")}
+    assert decided["target-hero"]["variant"] == by["target-hero"]["variant"]
+    if not gb_control:
+        assert decided["target-hero"]["changes"] == [
+            c for c in by["target-hero"]["changes"] if "skipped" not in c]
+
+    code, out, _ = cli("-w", str(d), "experiences", "preview", other["domain"])
+    assert code == 0
+    lines = out.splitlines()
+    assert lines[0] == f"{other['domain']}: 1 of 3 experience(s) apply"
+    assert "target-hero (zone hero, priority 10): not shown: target == True (is False)" in out
+    assert "everyone-hero (zone hero, priority 0): " in out and \
+        "#headline text: Pipeline for everyone" in out
+    assert "pricing (zone pricing, priority 0): not shown: path == /pricing (is None)" in out
+
+    code, _, err = cli("-w", str(d), "experiences", "preview", "nowhere.example")
+    assert code == 2 and err.startswith("error: no account 'nowhere.example'")
+    (d / "experiences" / "site.toml").write_text(PREVIEWED.replace("account.owner",
+                                                                   "account.ownr"))
+    code, _, err = cli("-w", str(d), "experiences", "validate")
+    assert code != 0 and "names 'account.ownr', which no visit has" in err
+    assert len(err.strip().splitlines()) <= 2
+
+
+# -- the report ------------------------------------------------------------------------------
 
 
 # -- the report ------------------------------------------------------------------------------

@@ -135,6 +135,12 @@ class Decider:
             if key is not None:
                 found = self.lookup(np.array([key], dtype=np.int64))[0][0]
                 account = str(found) if found is not None else None
+        self.add_account_and_page(row, account, url, referrer)
+        return row, account or anonymous_id or None
+
+    def add_account_and_page(self, row: dict[str, Any], account: str | None, url: str | None,
+                             referrer: str | None) -> None:
+        """Add to a visit's *row* its *account*'s fields (None: not known) and its page's."""
         row["account_known"] = account is not None
         if account is not None:
             row["account_id"] = account
@@ -143,7 +149,6 @@ class Decider:
         if self.needs_channel:
             row["channel"] = self.channel_of({**{k: row.get(k) or "" for k in _UTM},
                                               "referrer": referrer or "", "url": url or ""})
-        return row, account or anonymous_id or None
 
     def decide(self, ip: str | None, anonymous_id: str | None = None, url: str | None = None,
                referrer: str | None = None) -> list[Decision]:

@@ -32,7 +32,7 @@ from jinja2.sandbox import ImmutableSandboxedEnvironment
 from markupsafe import escape
 
 from demandloop.conditions import OPS, Condition, missing
-from demandloop.config.personalize import ChangeSetting, ExperienceSetting
+from demandloop.config.personalize import TEMPLATE_FIELDS, ChangeSetting, ExperienceSetting
 from demandloop.domains import safe_link
 
 _TEXT = ImmutableSandboxedEnvironment(undefined=jinja2.StrictUndefined, autoescape=False)
@@ -177,12 +177,7 @@ def context(row: dict[str, Any]) -> dict[str, Any]:
     missing field is absent, so a template naming it falls back)."""
     def present(keys: Sequence[str]) -> dict[str, Any]:
         return {k: row[k] for k in keys if k in row and not missing(row[k])}
-    return {"account": present(("account_id", "domain", "name", "industry", "employees",
-                                "country", "target", "tier", "owner", "stage", "fit", "band",
-                                "intent", "surging", "surge_topics")),
-            "person": present(("known", "seniority", "job_function")),
-            "visit": present(("path", "utm_source", "utm_medium", "utm_campaign", "referrer",
-                              "channel"))}
+    return {part: present(fields) for part, fields in TEMPLATE_FIELDS.items()}
 
 
 def decide(experiences: Sequence[Experience], row: dict[str, Any], unit: str | None
@@ -204,6 +199,40 @@ def decide(experiences: Sequence[Experience], row: dict[str, Any], unit: str | N
             ctx = ctx if ctx is not None else context(row)
             changes = tuple(r for r in (c.render(ctx) for c in e.changes) if r is not None)
         out.append(Decision(e.name, e.zone, control, changes))
+    return out
+
+
+def preview(experiences: Sequence[Experience], row: dict[str, Any], unit: str
+            ) -> list[dict[str, Any]]:
+    """What each experience does for a visit with fields *row* (assigned by *unit*), in the
+    order they are tried, as a marketer checks an experience before it goes live: whether
+    its audience matches (else the first condition that fails, with the visit's value, or
+    the experience that took its zone), the arm *unit* falls in, and the changes of the
+    personalised arm as rendered for this visit (shown in the control arm too, marked so:
+    that visitor sees the original). :func:`decide` is what a visitor gets."""
+    taken: dict[str, str] = {}
+    ctx = context(row)
+    out: list[dict[str, Any]] = []
+    for e in experiences:
+        failed = next((c for c in e.all if not holds(c, row)), None)
+        if failed is None and e.any and not any(holds(c, row) for c in e.any):
+            why = "none of: " + "; ".join(c.describe(row) for c in e.any)
+        else:
+            why = failed.describe(row) if failed is not None else ""
+        if not why and e.zone in taken:
+            why = f"zone '{e.zone}' taken by '{taken[e.zone]}'"
+        applies = not why
+        if applies:
+            taken[e.zone] = e.name
+        control = in_control(e.salt, unit, e.control)
+        out.append({"experience": e.name, "zone": e.zone, "priority": e.priority,
+                    "applies": applies, "why_not": why or None,
+                    "variant": "control" if control else "personalized",
+                    "control_share": e.control,
+                    "changes": [r if r is not None else
+                                {"selector": c.selector, "action": c.action,
+                                 "skipped": "a field this visit lacks, and no fallback"}
+                                for c, r in ((c, c.render(ctx)) for c in e.changes)]})
     return out
 
 

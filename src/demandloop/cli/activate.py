@@ -1,5 +1,5 @@
-"""``demandloop workflows``, ``audiences`` and ``mail check``: the activate stage's commands
-(sequences and suppressions are in :mod:`demandloop.cli.sequences`)."""
+"""``demandloop workflows``, ``audiences``, ``experiences`` and ``mail check``: the activate
+stage's commands (sequences and suppressions are in :mod:`demandloop.cli.sequences`)."""
 
 from __future__ import annotations
 
@@ -157,6 +157,85 @@ def workflows_history(
                   "'demandloop accounts' lists them)")
         return
     out.print(_table(df.drop(columns=["trigger"]), "workflow history"))
+
+
+experiences_app = typer.Typer(no_args_is_help=True,
+                              help="Website personalisation: experiences dl.js applies.")
+
+
+app.add_typer(experiences_app, name="experiences")
+
+
+@experiences_app.command("validate")
+def experiences_validate(as_json: bool = JsonOpt) -> None:
+    """Check demandloop.toml's and experiences/*.toml's experiences (fields, templates,
+    links); exit 0 when all are valid."""
+    with _open() as ws:
+        found = ws.experiences()
+    if as_json:
+        _json({"valid": [e.name for e in found]})
+        return
+    out.print(f"{len(found)} experience(s) valid: "
+              f"{', '.join(e.name for e in found) or '(none)'}", markup=False)
+
+
+@experiences_app.command("list")
+def experiences_list(as_json: bool = JsonOpt) -> None:
+    """Experiences in the order they are tried: zone, priority, control share, audience
+    and changes."""
+    with _open() as ws:
+        found = sorted(ws.experiences(), key=lambda e: (-e.priority, e.name))
+    rows = [{"name": e.name, "enabled": e.enabled, "zone": e.zone_name,
+             "priority": e.priority, "control": e.control,
+             "audience": " and ".join(f"{c.field} {c.op} {c.value}" for c in e.audience.all)
+             + (" and " if e.audience.all and e.audience.any else "")
+             + (("any of (" + "; ".join(f"{c.field} {c.op} {c.value}"
+                                        for c in e.audience.any) + ")")
+                if e.audience.any else "") or "everyone",
+             "changes": ", ".join(f"{c.selector or '(page)'} {c.attribute or c.action}"
+                                 for c in e.changes)}
+            for e in found]
+    if as_json:
+        _json(rows)
+        return
+    out.print(_table(pd.DataFrame(rows, columns=["name", "enabled", "zone", "priority",
+                                                 "control", "audience", "changes"]),
+                     "experiences (tried from the top)"))
+
+
+@experiences_app.command("preview")
+def experiences_preview(
+    account: str = typer.Argument(..., help="Account id or domain."),
+    url: str = typer.Option("", "--url", help="The page visited (its path and UTM "
+                            "parameters), e.g. https://example.com/pricing?utm_source=x."),
+    referrer: str = typer.Option("", "--referrer", help="The page's referrer."),
+    as_json: bool = JsonOpt,
+) -> None:
+    """What a visitor from ACCOUNT would see: each experience's audience, the account's
+    arm and the changes rendered for it."""
+    with _open() as ws:
+        got = ws.preview_experiences(account, url or None, referrer or None)
+    if as_json:
+        _json(got)
+        return
+    shown = sum(1 for e in got["experiences"] if e["applies"])
+    out.print(f"{got['account_id']}{' on ' + url if url else ''}: {shown} of "
+              f"{len(got['experiences'])} experience(s) apply", markup=False)
+    for e in got["experiences"]:
+        head = f"  {e['experience']} (zone {e['zone']}, priority {e['priority']}): "
+        if not e["applies"]:
+            out.print(head + f"not shown: {e['why_not']}", markup=False, highlight=False)
+            continue
+        arm = ("the control arm: sees the original; the personalised arm would get"
+               if e["variant"] == "control" else "the personalised arm")
+        out.print(head + f"{arm} (control share {e['control_share']:.0%})", markup=False,
+                  highlight=False)
+        for c in e["changes"]:
+            what = c.get("attribute") or c["action"]
+            value = c.get("skipped") or c.get("value", "")
+            out.print(f"    {c['selector'] or '(page)'} {what}"
+                      + (f": {' '.join(str(value).split())}" if value else ""),
+                      markup=False, highlight=False, soft_wrap=True)
 
 
 mail_app = typer.Typer(no_args_is_help=True, help="Email deliverability.")

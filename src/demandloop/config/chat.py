@@ -17,7 +17,7 @@ from pydantic import Field, field_validator, model_validator
 from demandloop.config.base import Section, check_http, check_template, http_url
 from demandloop.config.conditions import SegmentCondition
 from demandloop.config.files import first_duplicate
-from demandloop.config.personalize import check_visit_fields
+from demandloop.config.personalize import check_template_fields, check_visit_fields
 
 #: the traits a qualification question may store (Segment's reserved traits, and ours)
 _TRAIT = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
@@ -70,6 +70,7 @@ class PlaybookSetting(Section):
     @classmethod
     def _a_template(cls, v: str) -> str:
         check_template(v, "the greeting")
+        check_template_fields(v, "the greeting")
         return v
 
     @field_validator("audience")

@@ -11,6 +11,9 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 
+import jinja2
+import jinja2.meta
+from jinja2 import nodes
 from pydantic import Field, field_validator, model_validator
 
 from demandloop.config.base import Section, check_template
@@ -40,6 +43,52 @@ AUDIENCE_FIELDS: dict[str, str] = {
     "referrer": "the referrer's host (www. removed)",
     "channel": "the visit's channel (the touch taxonomy: ai_assistant, paid_search, ...)",
 }
+
+#: what a visit's templates (an experience's changes, a chat greeting) may name: the visit's
+#: fields under ``account``, ``person`` and ``visit`` (activate.personalize.context)
+TEMPLATE_FIELDS: dict[str, tuple[str, ...]] = {
+    "account": ("account_id", "domain", "name", "industry", "employees", "country", "target",
+                "tier", "owner", "stage", "fit", "band", "intent", "surging",
+                "surge_topics"),
+    "person": ("known", "seniority", "job_function"),
+    "visit": ("path", "utm_source", "utm_medium", "utm_campaign", "referrer", "channel"),
+}
+_JINJA = jinja2.Environment(autoescape=False)
+
+
+def check_template_fields(source: str | None, what: str) -> None:
+    """Refuse a template (*what* names the setting) that names a field no visit has
+    (``{{ account.nmae }}``, ``{{ company.name }}``): it renders for no visitor, so the
+    change fell back (or the greeting said "Hi ") for everyone, in silence. Syntax is
+    :func:`~demandloop.config.base.check_template`'s; this reads the parsed template's
+    names, so a loop variable (``{% for t in account.surge_topics %}``) is not one."""
+    if source is None:
+        return
+    try:
+        tree = _JINJA.parse(source)
+    except jinja2.TemplateSyntaxError:
+        return  # check_template says so
+    known = ", ".join(TEMPLATE_FIELDS)
+    for name in sorted(jinja2.meta.find_undeclared_variables(tree)):
+        if name not in TEMPLATE_FIELDS and name not in _JINJA.globals:
+            raise ValueError(f"{what} names '{name}', which no visit has (use {known}: "
+                             f"{{{{ account.name }}}}, ...)")
+    for node in tree.find_all((nodes.Getattr, nodes.Getitem)):
+        key: object = None
+        if isinstance(node, nodes.Getattr):
+            owner, key = node.node, node.attr
+        elif isinstance(node, nodes.Getitem):
+            owner = node.node
+            key = node.arg.value if isinstance(node.arg, nodes.Const) else None
+        else:
+            continue
+        if not (isinstance(owner, nodes.Name) and owner.name in TEMPLATE_FIELDS
+                and isinstance(key, str)):
+            continue
+        if key not in TEMPLATE_FIELDS[owner.name]:
+            raise ValueError(f"{what} names '{owner.name}.{key}', which no visit has "
+                             f"({owner.name}'s fields: {', '.join(TEMPLATE_FIELDS[owner.name])})")
+
 
 #: attributes a change may set (anything else, such as on* handlers, is refused)
 ATTRIBUTES = ("href", "src", "alt", "title", "placeholder", "aria-label", "value", "class")
@@ -102,6 +151,7 @@ class ChangeSetting(Section):
                              "braces or angle brackets)")
         for name in ("text", "html", "value", "redirect"):
             check_template(getattr(self, name), f"the change's {name}")
+            check_template_fields(getattr(self, name), f"the change's {name}")
         link = self.redirect if self.redirect is not None else \
             self.value if self.attribute in ("href", "src") else None
         # a link with no template in it is checked now: else it was dropped as each

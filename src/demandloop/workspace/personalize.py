@@ -16,12 +16,12 @@ from typing import Any
 import pandas as pd
 
 from demandloop.activate import decide_index, experience_files
-from demandloop.activate.personalize import compile_experiences, prehide
+from demandloop.activate.personalize import compile_experiences, prehide, preview
 from demandloop.config import Settings
 from demandloop.config.personalize import ExperienceSetting
 from demandloop.enrich.channels import classify
 from demandloop.enrich.run import channel_rules
-from demandloop.errors import ConfigError
+from demandloop.errors import ConfigError, UsageError
 from demandloop.resolve.addresses import lookup_from, lookup_inputs
 from demandloop.store import generations
 from demandloop.workspace.base import Base
@@ -79,6 +79,28 @@ class Personalize(Base):
         snap = decide_index.snapshot_from(self.store, lookup_inputs)
         decider = make_decider(snap, self.experiences(), self.settings)
         return [d.as_json() for d in decider.decide(ip, anonymous_id, url, referrer)]
+
+
+    def preview_experiences(self, account: str, url: str | None = None,
+                            referrer: str | None = None) -> dict[str, Any]:
+        """What each experience does for an unknown visitor from *account* (its id or
+        domain) on *url*: see :func:`~demandloop.activate.personalize.preview`."""
+        found = self.experiences()
+        if not any(e.enabled for e in found):
+            raise UsageError("no experience is enabled",
+                             hint="write [[experiences]] in experiences/*.toml "
+                             "(docs/personalization.md)")
+        key = self.account_key(account)
+        decider = make_decider(decide_index.snapshot_from(self.store, lookup_inputs), found,
+                               self.settings)
+        if decider.account_fields(key) is None:
+            raise UsageError(f"no account '{account}'",
+                             hint="give an account's id or domain, as 'demandloop accounts' "
+                             "lists them")
+        row: dict[str, Any] = {"known": False}
+        decider.add_account_and_page(row, key, url, referrer)
+        return {"account_id": key, "url": url, "referrer": referrer,
+                "experiences": preview(decider.experiences, row, key)}
 
 
 class DecideService:
