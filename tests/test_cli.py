@@ -109,6 +109,41 @@ def test_status_accounts_and_json(cli, market: Path, tmp_path: Path) -> None:  #
     assert code == 0 and len(json.loads(out)) <= 5
 
 
+def test_accounts_filters_match_a_computation_over_the_tables(
+        cli, market: Path, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    from tests.conftest import load_market
+
+    d = tmp_path / "w"
+    code, _, err = cli("-w", str(d), "accounts", "--target")
+    assert code == 2 and "--target filters the latest scores, and there are none yet" in err
+    load_market(d, market)
+    with demandloop.open(d) as ws:
+        crm = ws.accounts().set_index("account_id")
+        scored = ws.scored_accounts().set_index("account")
+    both = scored.join(crm[["target", "owner", "industry", "name", "domain"]], how="left")
+    owner = str(both["owner"].dropna().iloc[0])
+    cases = [
+        (["--target", "--band", "strong"], (both["target"] == True)  # noqa: E712
+         & (both["band"] == "Strong")),
+        (["--not-target"], both["target"] == False),  # noqa: E712
+        (["--surging", "--stage", "MQA"], both["surging"] & (both["stage"] == "mqa")),
+        (["--owner", owner.upper()], both["owner"].str.lower() == owner.lower()),
+        (["--industry", "software"], both["industry"].str.lower() == "software"),
+        (["--search", "CO"], both["name"].fillna("").str.lower().str.contains("co")
+         | both["domain"].fillna("").str.lower().str.contains("co")),
+    ]
+    for args, expected in cases:
+        code, out, err = cli("-w", str(d), "accounts", *args, "--limit", "100000", "--json")
+        assert code == 0, err
+        want = set(both.index[expected.fillna(False).astype(bool)])
+        assert {r["account"] for r in json.loads(out)} == want, args
+        assert want, f"{args} matches no account: the case tests nothing"
+    code, out, _ = cli("-w", str(d), "accounts", "--owner", "nobody-at-all")
+    assert code == 0 and out.strip() == "no accounts match --owner"
+    code, _, err = cli("-w", str(d), "accounts", "--band", "best")
+    assert code == 2 and "unknown band 'best'" in err
+
+
 def test_export_import_via_cli(cli, market: Path, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     a, b = str(tmp_path / "a"), str(tmp_path / "b")
     cli("-w", a, "ingest", str(market / "events.jsonl"))

@@ -42,6 +42,20 @@ SORTS = {"engagement": "engagement", "priority": "priority", "intent": "intent",
 @app.command()
 def accounts(
     stage: str | None = typer.Option(None, "--stage", help="Only accounts in this stage."),
+    band: str | None = typer.Option(None, "--band", help="Only this fit band (Strong, "
+                                    "Moderate, Weak)."),
+    target: bool | None = typer.Option(None, "--target/--not-target",
+                                       help="Only target accounts, or only the others."),
+    surging: bool | None = typer.Option(None, "--surging/--not-surging",
+                                        help="Only accounts surging now, or only the others."),
+    owner: str | None = typer.Option(None, "--owner", help="Only this owner's (any case)."),
+    industry: str | None = typer.Option(None, "--industry", help="Only this industry (any "
+                                        "case)."),
+    country: str | None = typer.Option(None, "--country", help="Only this country code."),
+    topic: str | None = typer.Option(None, "--topic", help="Only accounts surging on this "
+                                     "topic."),
+    search: str | None = typer.Option(None, "--search", help="Part of the name or domain "
+                                      "(any case), or an account id."),
     sort: str = typer.Option("engagement", "--sort",
                              help="engagement, priority (the order to work accounts "
                              "in), intent, fit, people or coverage."),
@@ -51,22 +65,37 @@ def accounts(
     as_json: bool = JsonOpt,
 ) -> None:
     """Accounts from the latest scores (fit, engagement, intent, stage, committee), or by
-    recent touches before 'demandloop score' has run."""
+    recent touches before 'demandloop score' has run. The filters are the API's
+    (GET /api/v1/accounts) and the dashboard's."""
     if sort not in SORTS:
         raise UsageError(f"cannot sort by '{sort}'", hint=f"use one of {', '.join(SORTS)}")
+    given = {"--stage": stage, "--band": band, "--target": target, "--surging": surging,
+             "--owner": owner, "--industry": industry, "--country": country,
+             "--topic": topic, "--search": search}
+    filtered = [k for k, v in given.items() if v is not None]
     with _open() as ws:
         scores = ws.scored_accounts()
         if not scores.empty:
+            from demandloop.score.fit import BANDS
             from demandloop.score.stages import stage_names  # (pandas: on first use)
-            from demandloop.store.account_pages import check_choices
+            from demandloop.store.account_pages import AccountFilter, check_choices
 
-            # the API's own check of ?stage=: one message at both edges
-            if stage is not None:
-                stage = check_choices("stage", [stage], stage_names(ws.settings.score.stages))[0]
-            _scored_accounts(scores, stage, SORTS[sort], limit, as_json)
+            # the API's own checks and conditions: one meaning, one message at every edge
+            where = AccountFilter(
+                tuple(check_choices("stage", [stage], stage_names(ws.settings.score.stages))
+                      if stage is not None else ()),
+                tuple(check_choices("band", [band], BANDS) if band is not None else ()),
+                None, surging, target, owner, industry, search, None, None, country, topic)
+            if filtered:
+                scores = scores[scores["account"].isin(ws.account_ids(where))]
+                if scores.empty and not as_json:
+                    out.print(f"no accounts match {' '.join(filtered)}", markup=False)
+                    return
+            _scored_accounts(scores, SORTS[sort], limit, as_json)
             return
-        if stage is not None:
-            raise UsageError("no stages yet", hint="run 'demandloop score' first")
+        if filtered:
+            raise UsageError(f"{filtered[0]} filters the latest scores, and there are none "
+                             "yet", hint="run 'demandloop score' first")
         df = ws.ranked_accounts(days=days, limit=limit)
         no_touches = ws.counts()["touches"] == 0
     if as_json:
@@ -112,12 +141,9 @@ def people(
                      {"engagement": "{:.1f}", "account_fit": "{:.1f}"}))
 
 
-def _scored_accounts(scores: pd.DataFrame, stage: str | None, sort: str, limit: int,
-                     as_json: bool) -> None:
+def _scored_accounts(scores: pd.DataFrame, sort: str, limit: int, as_json: bool) -> None:
     df = scores.drop(columns=["recent"]).assign(
         missing_roles=scores["missing_roles"].map(", ".join))
-    if stage is not None:
-        df = df[df["stage"] == stage]
     df = df.sort_values([sort, "account"], ascending=[False, True]).head(limit)
     if as_json:
         _json(_records(df))

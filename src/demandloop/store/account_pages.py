@@ -162,6 +162,16 @@ def _conditions(where: AccountFilter, params: dict[str, Any]) -> list[str]:
     return conds
 
 
+def matching_ids(store: Store, where: AccountFilter) -> set[str]:
+    """The ids of every account *where* matches (``demandloop accounts``' filters, which
+    then sorts and cuts its own frame)."""
+    params: dict[str, Any] = {"ws": store.workspace_id}
+    conds = _conditions(where, params)
+    with store.reader() as cur:
+        return {r[0] for r in cur.execute(f"SELECT account_id FROM account_view WHERE "
+                                          f"{' AND '.join(conds)}", params).fetchall()}
+
+
 #: counts stop here ("10,000+"): a page never scans every account to say how many
 COUNT_CAP = 10_000
 

@@ -144,6 +144,10 @@ class Score(Base):
         df = account_view(self.store, scored=True, columns=SCORE_COLUMNS)
         return rounded(df).rename(columns={"account_id": "account"})
 
+    def account_ids(self, where: account_pages.AccountFilter) -> set[str]:
+        """The ids of the accounts *where* (the API's filters) matches now."""
+        return account_pages.matching_ids(self.store, where)
+
     def people(self, account: str | None = None, search: str | None = None,
                mql: bool | None = None, sort: str = "person_id", limit: int = 50,
                cursor: str | None = None) -> tuple[list[dict[str, Any]], str | None]:
