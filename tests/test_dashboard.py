@@ -25,6 +25,18 @@ PASSWORD = "correct horse battery staple"
 SHOTS = Path(__file__).resolve().parent.parent / "test-screenshots"
 
 
+EXPERIENCE = """
+[[experiences]]
+name = "target-hero"
+zone = "hero"
+priority = 10
+control = 0.2
+audience.all = [{field = "target", value = true}]
+changes = [{selector = "#headline", text = "Pipeline for {{ account.name }}"},
+           {selector = "#cta", attribute = "href", value = "/demo"}]
+"""
+
+
 @pytest.fixture(scope="module")
 def app(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
     from demandloop import simulate as sim
@@ -61,6 +73,8 @@ warmup_start = {start}
 [content]
 base_url = "https://northwind.example"
 """)
+    (d / "experiences").mkdir()
+    (d / "experiences" / "site.toml").write_text(EXPERIENCE)
     with demandloop.open(d) as ws:  # the pages chat answers from, for Search
         ws.index_content([str(Path(__file__).parent / "data" / "site")])
     users.create(d, "admin@example.com", "admin", PASSWORD)
@@ -136,6 +150,19 @@ def test_a_rep_is_refused_the_settings(app, browser) -> None:  # type: ignore[no
     assert response.status == 200
     assert page.locator("text=dashboard-test").count() == 1  # the token's name, never it
     assert app["token"] not in page.content()
+    # the experiences in force, as the files say; a broken file is named, not a 500
+    row = page.locator("#experiences tbody tr").inner_text()
+    assert row.split("\t") == ["target-hero", "hero", "10", "20%", "target == True",
+                                "#headline text, #cta href"]
+    path = app["dir"] / "experiences" / "site.toml"
+    path.write_text(EXPERIENCE.replace("account.name", "account.nmae"))
+    try:
+        response = page.goto(app["url"] + "/app/settings")
+        assert response.status == 200
+        assert "names 'account.nmae', which no visit has" in page.locator(
+            "#experiences [role=alert]").inner_text()
+    finally:
+        path.write_text(EXPERIENCE)
     page.close()
 
 

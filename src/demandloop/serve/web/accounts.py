@@ -15,6 +15,7 @@ from starlette.concurrency import run_in_threadpool
 
 from demandloop.activate import sequence_queries
 from demandloop.csvfiles import cell
+from demandloop.errors import ConfigError
 from demandloop.score.fit import BANDS
 from demandloop.score.stages import stage_names
 from demandloop.serve import keys as keystore
@@ -157,7 +158,13 @@ def register(web: FastAPI, site: Site) -> None:
     async def settings(request: Request) -> Response:
         user, session = site.who(request, "admin")
         public = ws.settings.public_dict()["activate"]  # secrets masked
+        try:
+            experiences, broken = ws.experiences(), None
+        except ConfigError as exc:  # the server keeps the ones in force; say why
+            experiences, broken = [], str(exc)
         return site.page(request, "settings.html", user, session,
+                         experiences=sorted(experiences, key=lambda e: (-e.priority, e.name)),
+                         experiences_broken=broken,
                          keys=keystore.list_keys(ws.directory),
                          tokens=tokenstore.list_tokens(ws.directory),
                          people=list_users(ws.directory), workflows=ws.workflows(),
