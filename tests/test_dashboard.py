@@ -156,13 +156,20 @@ def test_a_rep_is_refused_the_settings(app, browser) -> None:  # type: ignore[no
                                 "#headline text, #cta href"]
     path = app["dir"] / "experiences" / "site.toml"
     path.write_text(EXPERIENCE.replace("account.name", "account.nmae"))
-    try:
+    flows = app["dir"] / "workflows"
+    flows.mkdir(exist_ok=True)
+    (flows / "typo.toml").write_text('[[workflows]]\nname = "t"\nwhen = {trigger = "x"}\n'
+                                     'then = []\n')
+    try:  # (the page was a 400 while a workflow file could not be read)
         response = page.goto(app["url"] + "/app/settings")
         assert response.status == 200
         assert "names 'account.nmae', which no visit has" in page.locator(
             "#experiences [role=alert]").inner_text()
+        assert "invalid workflow 't' (table 1 of [[workflows]])" in page.locator(
+            "#workflows [role=alert]").inner_text()
     finally:
         path.write_text(EXPERIENCE)
+        (flows / "typo.toml").unlink()
     page.close()
 
 

@@ -287,6 +287,9 @@ then = [{action = "assign", strategy = "fixed", owners = ["ana"]}]
 """)
     code, _, err = cli("-w", str(d), "workflows", "validate")
     assert code == 2 and "unknown account field 'colour'" in err and "a.toml" in err
+    # the table by its name and its place counted from 1 (pydantic's '0.if' before)
+    assert "invalid workflow 'y' (table 1 of [[workflows]]): unknown account field" in \
+        " ".join(err.split())
     (d / "workflows" / "a.toml").write_text("""
 [[workflows]]
 name = "y"
@@ -349,6 +352,73 @@ then = [{{action = "notify", url = "{receiver.url}/live", format = "webhook"}}]
     assert body["workflow"] == "demo-live"
     assert body["account"]["account_id"] == account
     assert body["account"]["why"].startswith("Demo Requested")
+
+
+LIVE = """
+[[workflows]]
+name = "demo-live"
+when = {{trigger = "event", event = "{event}"}}
+then = [{{action = "notify", url = "{url}/live", format = "webhook"}}]
+"""
+
+
+def test_a_workflow_file_broken_while_serving_keeps_the_workflows_in_force(
+        scored: Path, receiver: Receiver, caplog: pytest.LogCaptureFixture) -> None:
+    """A typo saved in a workflow file while the server runs: the workflows in force keep
+    firing, the loop keeps scoring, the log says why once; fixed, the new ones fire. (Each
+    load's live workflows and each rescore failed with a traceback before, so no alert and
+    no decide snapshot until the file was fixed.)"""
+    import httpx
+
+    from tests.collector_helpers import collector
+
+    with demandloop.open(scored) as ws:
+        user = ws.store.con.execute(
+            "SELECT substr(i.identifier, 6) FROM person_identifiers i JOIN persons p USING "
+            "(workspace_id, person_id) WHERE i.identifier LIKE 'user:%' AND p.account_id IS "
+            "NOT NULL ORDER BY 1 LIMIT 1").fetchone()[0]
+    (scored / "workflows").mkdir()
+    path = scored / "workflows" / "live.toml"
+    path.write_text(LIVE.format(event="Live Poll Answered", url=receiver.url))
+    toml = "[activate]\nmax_signal_age_days = 0\n"
+
+    def track(run: Any, event: str, n: int) -> None:
+        r = httpx.post(run.url + "/v1/track", auth=(run.key, ""),
+                       json={"userId": user, "event": event})
+        assert r.status_code == 200
+        deadline = time.monotonic() + 30
+        while len(receiver.got) < n and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert len(receiver.got) == n, (event, run.loader.status)
+
+    caplog.set_level("WARNING", logger="demandloop.loader")
+    with collector(scored, toml, maintain_every=0.2) as run:
+        path.write_text(path.read_text() + '[[workflows]]\nname = "broken"\n'
+                        'when = {trigger = "stage_changd"}\nthen = []\n')
+        track(run, "Live Poll Answered", 1)  # the workflow in force fired
+        track(run, "Live Poll Answered", 2)
+        deadline = time.monotonic() + 30
+        while "maintenance" not in run.loader.status and time.monotonic() < deadline:
+            time.sleep(0.05)
+        status = run.loader.status
+        assert status.get("live_error") is None and status.get("maintenance_error") is None
+        assert "invalid workflow 'broken' (table 2 of [[workflows]]) at 'when.trigger'" in \
+            status["maintenance"]["workflows_problem"]
+        said = [r for r in caplog.records if r.getMessage().startswith("workflows: ")]
+        assert len(said) == 1 and not any(r.exc_info for r in caplog.records)
+        # mended (another event now): the new workflows are the ones in force
+        path.write_text(LIVE.format(event="Live Quiz Answered", url=receiver.url))
+        track(run, "Live Quiz Answered", 3)
+        r = httpx.post(run.url + "/v1/track", auth=(run.key, ""),
+                       json={"userId": user, "event": "Live Poll Answered"})
+        assert r.status_code == 200
+        run.wait_loaded()
+        time.sleep(0.5)
+        assert len(receiver.got) == 3  # the old trigger no longer fires
+    assert [json.loads(g["body"])["account"]["why"].split(" (")[0]
+                                           for g in receiver.got] == \
+        ["Live Poll Answered", "Live Poll Answered",
+         "Live Quiz Answered"]
 
 
 def test_sigkill_mid_run_then_restart_delivers_each_alert_once(

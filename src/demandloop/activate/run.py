@@ -30,6 +30,7 @@ from demandloop.activate.signal_queries import (
 )
 from demandloop.activate.workflow_files import workflows
 from demandloop.activate.workflows import Inputs, firings, jobs
+from demandloop.config.activate import WorkflowSetting
 from demandloop.outbound import webhooks
 
 if TYPE_CHECKING:  # the runners are called by the facade, which they never import
@@ -50,13 +51,17 @@ class RunResult:
     details: list[str] = field(default_factory=list)
 
 
-def react(ws: Workspace, now: dt.datetime | None = None, post: Post = webhooks.post) -> RunResult:
+def react(ws: Workspace, now: dt.datetime | None = None, post: Post = webhooks.post,
+          flows: list[WorkflowSetting] | None = None) -> RunResult:
     """The live path (``demandloop serve`` calls it after each load): fire the ``event``
     workflows on the events just loaded, without waiting for resolution and scoring, and
     execute what is due. The firing key is the event's messageId, as in :func:`evaluate`,
-    so the scoring run that follows finds these jobs already enqueued."""
+    so the scoring run that follows finds these jobs already enqueued. *flows*: the
+    workflows to fire (default: as the files say now; a server passes the ones in force,
+    see :class:`~demandloop.activate.workflow_files.Held`)."""
     now = now or dt.datetime.now(dt.UTC).replace(tzinfo=None)
-    flows = [w for w in workflows(ws) if w.enabled and w.when.trigger == "event"]
+    flows = [w for w in (workflows(ws) if flows is None else flows)
+             if w.enabled and w.when.trigger == "event"]
     result = RunResult()
     if not flows:
         return result
@@ -96,17 +101,18 @@ def react(ws: Workspace, now: dt.datetime | None = None, post: Post = webhooks.p
 
 
 def evaluate(ws: Workspace, now: dt.datetime | None = None, *, since: dt.datetime | None = None,
-             dry_run: bool = False) -> RunResult:
+             dry_run: bool = False, flows: list[WorkflowSetting] | None = None) -> RunResult:
     """Fire every enabled workflow on what changed since the last evaluation; enqueue.
 
     *since* replays the signals after that time instead (a workflow added later fires on
     them; the ones that already fired enqueue nothing twice: job ids are idempotent).
     *dry_run* enqueues nothing and moves nothing: ``details`` lists the actions a run would
     add. With no enabled workflow nothing is consumed, so one added later sees the signals.
+    *flows* as for :func:`react`.
     """
     now = now or dt.datetime.now(dt.UTC).replace(tzinfo=None)
     store, result = ws.store, RunResult()
-    flows = [w for w in workflows(ws) if w.enabled]
+    flows = [w for w in (workflows(ws) if flows is None else flows) if w.enabled]
     # each cursor is a time (how the first versions kept it, read once) and a number, the
     # last stage change's seq or event load read: numbers are given in commit order by the
     # one writer, times are not (see read_events, read_inputs)

@@ -49,3 +49,45 @@ def workflows(ws: Workspace) -> list[WorkflowSetting]:
         raise ConfigError(f"workflow '{twice}' is defined twice",
                           hint="names must be unique across demandloop.toml and workflows/")
     return found
+
+
+def fingerprint(directory: Path) -> tuple[tuple[str, int, int], ...]:
+    """What an edit of the workflow files changes: each file's name, size and mtime."""
+    folder = directory / WORKFLOWS_DIR
+    out = []
+    for p in sorted(folder.glob("*.toml")) if folder.is_dir() else []:
+        try:
+            st = p.stat()
+        except OSError:
+            continue
+        out.append((p.name, st.st_size, st.st_mtime_ns))
+    return tuple(out)
+
+
+class Held:
+    """The workflows a server fires: read again when a file of ``workflows/`` changes, and
+    kept as they were when the new files cannot be read (:attr:`problem` says why), as a
+    server keeps its experiences. A typo saved in a workflow file stopped the live loop
+    before: each load's live workflows failed, and each rescore failed after scoring, so
+    no alert, no decide snapshot and no sequence step of the loop ran until it was fixed.
+    The server starts only with valid files (``serve`` refuses others)."""
+
+    def __init__(self, ws: Workspace) -> None:
+        self.ws = ws
+        self._files = fingerprint(Path(ws.directory))
+        self.flows = workflows(ws)
+        self.problem: str | None = None
+
+    def current(self) -> tuple[list[WorkflowSetting], str | None]:
+        """The workflows in force, and the problem of the files when it is new (once per
+        edit: the caller logs it)."""
+        files = fingerprint(Path(self.ws.directory))
+        if files == self._files:
+            return self.flows, None
+        self._files = files
+        try:
+            self.flows, self.problem = workflows(self.ws), None
+            return self.flows, None
+        except ConfigError as exc:
+            self.problem = str(exc)
+            return self.flows, self.problem

@@ -34,8 +34,21 @@ def tables_from_folder(folder: Path, key: str, model: type[M], what: str) -> lis
             raise ConfigError(f"{path}: invalid TOML: {exc}") from None
         except ValidationError as exc:
             first = exc.errors()[0]
-            where = ".".join(str(p) for p in first["loc"])
-            raise ConfigError(f"{path}: invalid {what} at '{where}': {said(first)}") from None
+            loc = list(first["loc"])
+            # the table by its name (and its place, counted from 1 as a reader counts),
+            # not by pydantic's index from 0: "at '1.when.trigger'" named the second
+            table, message = "", said(first)
+            if loc and isinstance(loc[0], int):
+                i = int(loc.pop(0))
+                name = data[key][i].get("name") if isinstance(data[key][i], dict) else None
+                if isinstance(name, str) and name:
+                    table = f" '{name}'"
+                    message = message.removeprefix(f"{what} '{name}': ")  # (said once)
+                table += f" (table {i + 1} of [[{key}]])"
+            where = ".".join(str(p) for p in loc)
+            raise ConfigError(f"{path}: invalid {what}{table}"
+                              + (f" at '{where}'" if where else "") + f": {message}"
+                              ) from None
     return found
 
 

@@ -323,6 +323,20 @@ def _hooks(ws: Workspace, lock: threading.RLock) -> dict[str, Any]:
         return run
 
     threads = Threads(ws, SERVING.seconds)
+    held = ws.held_workflows()
+
+    def in_force() -> list[Any]:
+        """The workflows to fire: as the files say, or as they were while an edit of
+        theirs cannot be read (said once per edit)."""
+        flows, problem = held.current()
+        if problem:
+            logger.warning("workflows: %s; the workflows in force stay until the files "
+                           "are fixed ('demandloop workflows validate')", problem)
+        return flows
+
+    def react() -> Any:
+        return ws.react(flows=in_force())
+
     # rescores since the server started, by mode: a live loop that keeps falling back to
     # full scores (settings, imports, too much changed) is one an operator wants to see
     rescores = {"incremental": 0, "full": 0}
@@ -348,7 +362,8 @@ def _hooks(ws: Workspace, lock: threading.RLock) -> dict[str, Any]:
         scored = time.perf_counter()
         rescores[s.mode] = rescores.get(s.mode, 0) + 1
         # the alerts first: they wait for nothing the decide snapshot holds
-        ws.run_workflows()  # compares with the previous snapshot: compact only after it
+        ws.run_workflows(flows=in_force())  # compares with the previous snapshot: compact
+        # only after it
         publish()
         ws.keep_one_snapshot_per_day()
         ws.run_sequences()
@@ -357,7 +372,7 @@ def _hooks(ws: Workspace, lock: threading.RLock) -> dict[str, Any]:
         return {"resolve_seconds": round(resolved - started, 3),
                 "score_seconds": round(scored - resolved, 3), "score_mode": s.mode,
                 "accounts": s.accounts, "recomputed": s.recomputed,
-                "rescores": dict(rescores)}
+                "rescores": dict(rescores), "workflows_problem": held.problem}
 
     def publish() -> None:
         """The decide snapshot, when there are experiences to decide (read again each
@@ -371,13 +386,13 @@ def _hooks(ws: Workspace, lock: threading.RLock) -> dict[str, Any]:
             ws.publish_personalization()
 
     ws.store.defer_checkpoints()
-    ws.react()  # starts the live cursor here, so the first batch loaded fires too
+    react()  # starts the live cursor here, so the first batch loaded fires too
     publish()  # decisions from the scores already there, before the first rescore
     c, m = ws.settings.collector, ws.settings.activate.mail
     every = 0.0 if c.rescore_minutes <= 0 else (
         c.rescore_after_load_seconds or c.rescore_minutes * 60)
     return {"maintenance": locked(maintenance), "maintenance_every": every,
-            "on_loaded": locked(ws.react),
+            "on_loaded": locked(react),
             "serving": SERVING.seconds,
             "periodic": (("sequences", locked(ws.run_sequences), m.tick_seconds),
                          *((("invites", locked(ws.retry_invites), invites.RETRY_EVERY),)

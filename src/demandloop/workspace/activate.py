@@ -133,24 +133,32 @@ class Activate(Base):
         """Workflows of demandloop.toml and workflows/*.toml, validated."""
         return workflow_files.workflows(self.facade)
 
+    def held_workflows(self) -> workflow_files.Held:
+        """The workflows a server fires, kept as they were while an edited file cannot be
+        read (see :class:`~demandloop.activate.workflow_files.Held`)."""
+        return workflow_files.Held(self.facade)
+
     def run_workflows(self, now: dt.datetime | None = None,
                       post: activation.Post | None = None, *,
-                      since: dt.datetime | None = None,
-                      dry_run: bool = False) -> activation.RunResult:
+                      since: dt.datetime | None = None, dry_run: bool = False,
+                      flows: list[WorkflowSetting] | None = None) -> activation.RunResult:
         """Fire workflows on what changed since the last run (or since *since*: a replay),
-        then execute due jobs; *dry_run* lists what would be enqueued and does nothing."""
-        fired = activation.evaluate(self.facade, now, since=since, dry_run=dry_run)
+        then execute due jobs; *dry_run* lists what would be enqueued and does nothing.
+        *flows*: the workflows to fire (default: :meth:`workflows`, as the files say now)."""
+        fired = activation.evaluate(self.facade, now, since=since, dry_run=dry_run,
+                                    flows=flows)
         if dry_run:
             return fired
         done = activation.execute(self.facade, now, post or webhooks.post)
         done.fired, done.enqueued, done.stale = fired.fired, fired.enqueued, fired.stale
         return done
 
-    def react(self, now: dt.datetime | None = None,
-              post: activation.Post | None = None) -> activation.RunResult:
+    def react(self, now: dt.datetime | None = None, post: activation.Post | None = None,
+              flows: list[WorkflowSetting] | None = None) -> activation.RunResult:
         """The live path: fire ``event`` workflows on events just loaded (before
-        resolution and scoring) and execute what is due."""
-        return activation.react(self.facade, now, post or webhooks.post)
+        resolution and scoring) and execute what is due (*flows* as for
+        :meth:`run_workflows`)."""
+        return activation.react(self.facade, now, post or webhooks.post, flows)
 
     def workflow_history(self, account: str | None = None,
                          limit: int = 200) -> pd.DataFrame:

@@ -158,16 +158,22 @@ def register(web: FastAPI, site: Site) -> None:
     async def settings(request: Request) -> Response:
         user, session = site.who(request, "admin")
         public = ws.settings.public_dict()["activate"]  # secrets masked
+        # a file edited while serving that cannot be read: the server keeps what is in
+        # force (workflows, experiences) and the page says why, where it was a 400
         try:
             experiences, broken = ws.experiences(), None
-        except ConfigError as exc:  # the server keeps the ones in force; say why
+        except ConfigError as exc:
             experiences, broken = [], str(exc)
+        try:
+            flows, flows_broken = ws.workflows(), None
+        except ConfigError as exc:
+            flows, flows_broken = [], str(exc)
         return site.page(request, "settings.html", user, session,
                          experiences=sorted(experiences, key=lambda e: (-e.priority, e.name)),
-                         experiences_broken=broken,
+                         experiences_broken=broken, workflows_broken=flows_broken,
                          keys=keystore.list_keys(ws.directory),
                          tokens=tokenstore.list_tokens(ws.directory),
-                         people=list_users(ws.directory), workflows=ws.workflows(),
+                         people=list_users(ws.directory), workflows=flows,
                          segments=ws.segments(), sequences=public.get("sequences", []),
                          mailboxes=public.get("mailboxes", []),
                          audiences=ws.audience_lists())
