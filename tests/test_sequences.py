@@ -272,6 +272,54 @@ def test_a_week_of_sequence_mail(base: Path, tmp_path: Path, smtp: tuple[Inbox, 
     assert per_box_day[("ana", first_day["ana"])] == 2  # the ramp is used, not skipped
 
 
+def test_a_template_saved_with_a_typo_holds_its_step_and_nothing_else(
+        base: Path, tmp_path: Path, smtp: tuple[Inbox, int], dkim_key: tuple[bytes, bytes],
+        cli) -> None:  # type: ignore[no-untyped-def]
+    """The follow-up's template file breaks: the first emails still go, the follow-ups
+    wait unchanged (no message claimed), the run says which sequence, step and file; once
+    fixed they go. (The whole tick raised before: in a server no sequence sent anything
+    until it was fixed, and `sequences run` called it an internal error.)"""
+    inbox, port = smtp
+    d = _setup(base, tmp_path, port, dkim_key[0])
+    toml = (d / "demandloop.toml").read_text()
+    (d / "demandloop.toml").write_text(toml.replace(
+        'body = "Following up, {{ person.first_name }}."', 'template = "followup"'))
+    (d / "templates").mkdir()
+    followup = d / "templates" / "followup.txt.j2"
+    followup.write_text("Following up, {{ person.first_name }.\n")
+    with demandloop.open(d) as ws:
+        ws.run_workflows()
+        enrolled = len(ws.enrolments())
+        ticks = _run_hours(ws, 24 * 12)
+        steps = ws.store.con.execute("SELECT step, count(*) FROM mail_messages GROUP BY 1 "
+                                     "ORDER BY 1").fetchall()
+        waiting = ws.store.con.execute("SELECT count(*) FROM enrolments WHERE status = "
+                                       "'active' AND step = 2").fetchone()[0]
+    assert steps == [(0, enrolled)] and len(inbox.messages) == enrolled  # the first emails
+    assert waiting == enrolled  # each at the follow-up, unchanged
+    held = [t for t in ticks.values() if t.held]
+    assert held and {tuple(t.problems) for t in held} == {(
+        "sequence 'mqa-outreach' step 3 cannot be rendered: templates/followup.txt.j2: "
+        "line 1: unexpected '}'",)}
+    followup.write_text("Following up, {{ person.first_name }}.\n")
+    with demandloop.open(d) as ws:
+        after = _run_hours(ws, 24 * 5, start=MONDAY + dt.timedelta(days=14))
+    assert sum(t.sent for t in after.values()) == enrolled
+    assert not any(t.held for t in after.values())
+    # on the command line: the error, what waits, exit 2 (an internal error, 70, before);
+    # a task's title naming a field no person has is held the same way
+    (d / "demandloop.toml").write_text(toml.replace(
+        'title = "Call {{ person.name }}"', 'title = "Call {{ person.nmae }}"'))
+    with demandloop.open(d) as ws:
+        ws.store.con.execute("UPDATE enrolments SET status = 'active', step = 3, "
+                             "next_at = now()::TIMESTAMP - INTERVAL 1 HOUR")
+    code, out, err = cli("-w", str(d), "sequences", "run")
+    assert code == 2 and f"held {enrolled}" in out
+    assert err.splitlines()[0] == ("error: sequence 'mqa-outreach' step 4 cannot be "
+                                   "rendered: 'dict object' has no attribute 'nmae'")
+    assert f"{enrolled} enrolment(s) wait at that step" in err
+
+
 def test_unsubscribe_through_the_collector_stops_mail(
         base: Path, tmp_path: Path, smtp: tuple[Inbox, int],
         dkim_key: tuple[bytes, bytes]) -> None:

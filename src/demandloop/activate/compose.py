@@ -123,11 +123,23 @@ class Rendered:
 
 
 def render(templates: Templates, step: StepSetting, ctx: dict[str, Any]) -> Rendered:
-    """Render an email step for one recipient."""
+    """Render an email step for one recipient (a :class:`TemplateProblem` names the part:
+    the subject, the body or the file)."""
     subject, text, html = templates.step_sources(step)
-    out_subject = " ".join(templates.render_text(subject, ctx).split())  # one header line
-    return Rendered(out_subject, templates.render_text(text, ctx),
-                    templates.render_html(html, ctx) if html else None)
+
+    def part(name: str, fn: Any, source: str) -> str:
+        try:
+            return str(fn(source, ctx))
+        except TemplateProblem as exc:
+            raise TemplateProblem(f"{name}: {exc}") from None
+
+    t = step.template
+    out_subject = " ".join(part("the subject", templates.render_text, subject).split())
+    return Rendered(out_subject,  # (one header line)
+                    part(f"templates/{t}.txt.j2" if t else "the body",
+                         templates.render_text, text),
+                    part(f"templates/{t}.html.j2" if t else "the html",
+                         templates.render_html, html) if html else None)
 
 
 def _clean(v: Any) -> Any:

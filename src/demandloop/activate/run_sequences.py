@@ -55,7 +55,9 @@ class TickResult:
     waiting: int = 0  # due but held back (outside the window or over a limit)
     tasks: int = 0
     in_doubt: int = 0
+    held: int = 0  # due, but a step of theirs cannot be rendered (see problems)
     details: list[str] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)  # each once: what holds them
 
 
 #: a mailbox whose server failed (no answer, a refused login) is left alone by this
@@ -175,17 +177,33 @@ class _Tick:
                 self._set(eid, step=step_no, next_at=sequences.after_business_days(
                     now, step.days, tz, self.window))
                 return
-            if step.type == "task":
-                self._task(e, step_no, step, account, seq.name)
-                step_no += 1
-                self._set(eid, step=step_no)
-                continue
-            if not self._email(e, step_no, step, account):
+            try:
+                if step.type == "task":
+                    self._task(e, step_no, step, account, seq.name)
+                    step_no += 1
+                    self._set(eid, step=step_no)
+                    continue
+                if not self._email(e, step_no, step, account):
+                    return
+            except compose.TemplateProblem as exc:
+                # (raised before anything is claimed or written: the enrolment waits at
+                # this step, unchanged.) One template saved with a typo while serving
+                # stopped every sequence's every send, and the CLI called it a bug
+                self._held(seq.name, step_no, step, exc)
                 return
             step_no += 1
             self._set(eid, step=step_no, attempts=0)
         self._set(eid, status="finished", step=step_no)
         out.finished += 1
+
+    def _held(self, sequence: str, step_no: int, step: StepSetting,
+              exc: compose.TemplateProblem) -> None:
+        """Count an enrolment held at a step whose template cannot be rendered, and say
+        what holds it (once per step and reason)."""
+        self.out.held += 1
+        problem = f"sequence '{sequence}' step {step_no + 1} cannot be rendered: {exc}"
+        if problem not in self.out.problems:
+            self.out.problems.append(problem)
 
     def _person(self, e: dict[str, Any]) -> dict[str, Any]:
         eid = str(e["enrolment_id"])

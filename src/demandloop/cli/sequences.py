@@ -17,6 +17,7 @@ from demandloop.cli.base import (
     _say,
     _table,
     app,
+    err,
     out,
 )
 from demandloop.errors import InputError
@@ -83,14 +84,21 @@ def sequences_run(as_json: bool = JsonOpt) -> None:
         r = ws.run_sequences()
     if as_json:
         _json(r.__dict__)
-        return
-    out.print(f"sent {r.sent}, bounced {r.bounced}, deferred {r.deferred}, stopped "
-              f"{r.stopped}, finished {r.finished}, waiting {r.waiting} (outside the "
-              f"recipient's hours, over a mailbox limit or its mailbox resting), tasks "
-              f"{r.tasks}"
-              + (f", in doubt {r.in_doubt}" if r.in_doubt else ""))
-    for line in r.details[:20]:
-        out.print(f"  {line}", markup=False, highlight=False)
+    else:
+        out.print(f"sent {r.sent}, bounced {r.bounced}, deferred {r.deferred}, stopped "
+                  f"{r.stopped}, finished {r.finished}, waiting {r.waiting} (outside the "
+                  f"recipient's hours, over a mailbox limit or its mailbox resting), tasks "
+                  f"{r.tasks}" + (f", in doubt {r.in_doubt}" if r.in_doubt else "")
+                  + (f", held {r.held}" if r.held else ""))
+        for line in r.details[:20]:
+            out.print(f"  {line}", markup=False, highlight=False)
+    if r.problems:  # the rest was sent: what is held needs the user
+        for line in r.problems:
+            err.print(f"error: {line}", markup=False, highlight=False, soft_wrap=True)
+        err.print(f"  {r.held} enrolment(s) wait at that step: fix it, check with "
+                  "'demandloop sequences validate', and they go at the next run",
+                  markup=False, highlight=False, soft_wrap=True)
+        raise typer.Exit(2)
 
 
 @sequences_app.command("enrolments")

@@ -337,6 +337,19 @@ def _hooks(ws: Workspace, lock: threading.RLock) -> dict[str, Any]:
     def react() -> Any:
         return ws.react(flows=in_force())
 
+    said: list[str] = []
+
+    def send() -> dict[str, Any]:
+        """The sequence sender's tick; what holds enrolments (a template that cannot be
+        rendered) is logged when it changes, not every tick."""
+        r = ws.run_sequences()
+        if r.problems and r.problems != said:
+            logger.warning("sequences: %s; those enrolments wait until it is fixed "
+                           "('demandloop sequences validate')", "; ".join(r.problems))
+        said[:] = r.problems
+        return {"sent": r.sent, "waiting": r.waiting, "held": r.held,
+                "problems": list(r.problems)}
+
     # rescores since the server started, by mode: a live loop that keeps falling back to
     # full scores (settings, imports, too much changed) is one an operator wants to see
     rescores = {"incremental": 0, "full": 0}
@@ -352,7 +365,7 @@ def _hooks(ws: Workspace, lock: threading.RLock) -> dict[str, Any]:
         if not _has_touches(ws):
             # nothing to score yet (a new site's first identify calls): the mail still
             # goes; every run failed with a traceback in the log before
-            ws.run_sequences()
+            send()
             ws.store.checkpoint_due()
             return {"resolve_seconds": round(resolved - started, 3), "score_mode": "none",
                     "accounts": 0, "recomputed": 0, "rescores": dict(rescores)}
@@ -366,7 +379,7 @@ def _hooks(ws: Workspace, lock: threading.RLock) -> dict[str, Any]:
         # only after it
         publish()
         ws.keep_one_snapshot_per_day()
-        ws.run_sequences()
+        send()
         ws.store.checkpoint_due()  # after the alerts: they never wait on one
         # what /metrics and the loader's status report of this run (see Loader._guarded)
         return {"resolve_seconds": round(resolved - started, 3),
@@ -394,7 +407,7 @@ def _hooks(ws: Workspace, lock: threading.RLock) -> dict[str, Any]:
     return {"maintenance": locked(maintenance), "maintenance_every": every,
             "on_loaded": locked(react),
             "serving": SERVING.seconds,
-            "periodic": (("sequences", locked(ws.run_sequences), m.tick_seconds),
+            "periodic": (("sequences", locked(send), m.tick_seconds),
                          *((("invites", locked(ws.retry_invites), invites.RETRY_EVERY),)
                            if ws.settings.meetings.mailbox else ()),
                          ("checkpoint", locked(ws.store.checkpoint_due), CHECKPOINT_EVERY),
