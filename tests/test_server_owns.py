@@ -118,6 +118,29 @@ def test_serve_says_at_start_what_the_settings_leave_undone(tmp_path: Path) -> N
     assert "meetings.mailbox is empty: meetings booked through chat send no invitation" in said
 
 
+def test_a_command_run_by_a_server_says_when_the_settings_changed_since_it_started(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # a 'score' after an edit of the stages ran on the server's old ones, where the same
+    # command without a server ran on the new, and nothing said which
+    from demandloop.serve.forward import SETTINGS_CHANGED
+
+    d = tmp_path / "ws"
+    _, _, proc = served_with_key(d, '[activate]\nmax_signal_age_days = 14\n')
+    try:
+        code, before, err = _run("-w", str(d), "status", capsys=capsys)
+        assert code == 0 and err == ""
+        toml = d / "demandloop.toml"
+        toml.write_text("# who changed what, and why\n" + toml.read_text())  # the same settings
+        assert _run("-w", str(d), "status", capsys=capsys) == (0, before, "")
+        toml.write_text(toml.read_text().replace("= 14", "= 3"))
+        code, out, err = _run("-w", str(d), "status", capsys=capsys)
+        assert (code, out) == (0, before) and err == SETTINGS_CHANGED
+        assert "restart the server to use the new ones" in err
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=60)
+
+
 def test_a_second_serve_names_the_server_running(
         pair, capsys: pytest.CaptureFixture[str]) -> None:  # type: ignore[no-untyped-def]
     _, b, _, _, proc = pair

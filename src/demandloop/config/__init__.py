@@ -171,6 +171,18 @@ class Settings(BaseSettings):
         except ValidationError as exc:
             raise _config_error(exc, _blame(exc, source)) from None
 
+    @staticmethod
+    def file_data(directory: Path | str) -> dict[str, Any] | None:
+        """What ``demandloop.toml`` in *directory* says now, parsed (comments and layout
+        aside); None when it cannot be read. A server compares it with what it started
+        with: it runs on the settings it read then."""
+        try:
+            return tomllib.loads((Path(directory) / CONFIG_FILE).read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            return {}
+        except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
+            return None
+
     def public_dict(self) -> dict[str, Any]:
         """Settings as plain data with every secret masked (safe to print or log)."""
 

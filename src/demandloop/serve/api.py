@@ -33,6 +33,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from demandloop.collect.crm import parse_mapping
+from demandloop.config import Settings
 from demandloop.domains import canonical_domain
 from demandloop.errors import DemandloopError
 from demandloop.measure.names import ALL_MODELS, DIMENSIONS
@@ -436,12 +437,14 @@ def create_api(ws: Workspace, tokens: TokenRing, keys: KeyRing, jobs: Jobs,
                          "for the server's run)")
         return _json(found)
 
+    started_with = Settings.file_data(ws.directory)
+
     @api.post("/cli", dependencies=[admin], summary="Run a CLI command (what the CLI sends)",
               responses=schema.ok(schema.CliAnswer))
     async def cli(body: CliRequest) -> Response:
         answer = await run_in_threadpool(
             forward.run_here, ws, body.argv, body.cwd, body.width, body.color_system,
-            body.terminal, loop_lock)
+            body.terminal, loop_lock, started_with)
         cache.changed()
         return _json(answer)
 

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 import httpx
 from rich.console import Console
 
+from demandloop.config import Settings
 from demandloop.errors import StoreError, UsageError
 
 if TYPE_CHECKING:
@@ -37,12 +38,23 @@ TIMEOUT = httpx.Timeout(connect=5.0, read=None, write=60.0, pool=5.0)
 _one_at_a_time = threading.Lock()
 
 
+#: said after a command run while demandloop.toml differs from what the server started with
+SETTINGS_CHANGED = ("warning: demandloop.toml has changed since 'demandloop serve' started: "
+                    "this ran with the settings the server read then (restart the server "
+                    "to use the new ones)\n")
+
+
 def run_here(ws: Workspace, argv: list[str], cwd: str, width: int,
              color_system: str | None, terminal: bool,
-             lock: threading.Lock | threading.RLock | None = None) -> dict[str, Any]:
+             lock: threading.Lock | threading.RLock | None = None,
+             started_with: dict[str, Any] | None = None) -> dict[str, Any]:
     """Run *argv* on *ws* as ``demandloop`` would run it in *cwd*; the outputs and code.
     *lock* is the server's loop lock (held while a command runs, so a command never
-    interleaves with the loader's resolve, score or workflows)."""
+    interleaves with the loader's resolve, score or workflows). *started_with*: the
+    settings file the server read (:meth:`Settings.file_data`); when the file says
+    something else now, the command's stderr ends by saying so (a `score` after an edit
+    of the stages ran on the old ones, where the same command with no server ran on the
+    new, and nothing said which)."""
     from demandloop.cli import run
     from demandloop.cli.base import _SERVED, _STREAMS, Streams
 
@@ -66,7 +78,10 @@ def run_here(ws: Workspace, argv: list[str], cwd: str, width: int,
             _STREAMS.reset(s_token)
             _SERVED.reset(w_token)
             os.chdir(here)
-    return {"stdout": stdout.getvalue(), "stderr": stderr.getvalue(), "code": code}
+    said = stderr.getvalue()
+    if started_with is not None and Settings.file_data(ws.directory) != started_with:
+        said += SETTINGS_CHANGED
+    return {"stdout": stdout.getvalue(), "stderr": said, "code": code}
 
 
 def forward(running: Running, argv: list[str]) -> int:

@@ -338,6 +338,18 @@ def _hooks(ws: Workspace, lock: threading.RLock) -> dict[str, Any]:
         return ws.react(flows=in_force())
 
     said: list[str] = []
+    settings_read = Settings.file_data(ws.directory)
+    told = [False]
+
+    def settings_changed() -> None:
+        """Say once (per edit) that demandloop.toml changed while serving: the loop keeps
+        the settings it started with (the workflow and experience files are read again)."""
+        changed = Settings.file_data(ws.directory) != settings_read
+        if changed and not told[0]:
+            logger.warning("demandloop.toml has changed since the server started: it keeps "
+                           "running with the settings it read then (restart it to use the "
+                           "new ones)")
+        told[0] = changed
 
     def send() -> dict[str, Any]:
         """The sequence sender's tick; what holds enrolments (a template that cannot be
@@ -359,6 +371,7 @@ def _hooks(ws: Workspace, lock: threading.RLock) -> dict[str, Any]:
             return loop()
 
     def loop() -> dict[str, Any]:
+        settings_changed()
         started = time.perf_counter()
         ws.resolve(engine="duckdb", summary=False)
         resolved = time.perf_counter()
