@@ -218,6 +218,9 @@ def test_a_week_of_sequence_mail(base: Path, tmp_path: Path, smtp: tuple[Inbox, 
             "JOIN events e USING (workspace_id, message_id) GROUP BY 1").fetchall())
         enr = ws.enrolments().set_index("email")
         audience = set(ws.segment("mqa-retarget")[1]["account_id"])
+        # a name neither a segment nor a list: both are named (the lists were not)
+        with pytest.raises(NotFoundError, match=r"segments: .*; lists: mqa-retarget"):
+            ws.segment("mqa-retraget")
     assert sum(t.sent for t in ticks.values()) == len(inbox.messages) == 2 * len(enrolled)
     assert set(enr["status"]) == {"finished"}
     assert audience >= set(enrolled["account_id"])

@@ -45,8 +45,10 @@ class Activate(Base):
                 rows = self.audience_rows("account")
                 return (audiences.Segment(name, "account", (), "filled by workflows"),
                         rows[rows["account_id"].isin(members)])
+            lists = [n for n in self.audience_lists() if n not in found]
             raise NotFoundError(f"no segment or audience list '{name}'",
-                                hint=f"segments: {', '.join(found) or '(none)'}")
+                                hint=f"segments: {', '.join(found) or '(none)'}"
+                                + (f"; lists: {', '.join(lists)}" if lists else ""))
         seg = found[name]
         rows = self.audience_rows(seg.entity)
         return seg, audiences.select(rows, seg.conditions)
