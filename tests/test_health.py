@@ -87,6 +87,8 @@ def test_weekly_series_counts_full_weeks_only() -> None:
     assert s["form_fills"].tolist() == [1, 0, 1] and s["mqls"].tolist() == [1, 0, 1]
     assert s["engaged_targets"].tolist() == [1, 0, 0]
     assert health(s)["verdict"].startswith("not enough data")
+    # three weeks test nothing: no indicator reads "flat" (a measured trend) over them
+    assert {t["direction"] for t in health(s)["trends"].values()} == {"not enough data"}
 
 
 def _parts(touches: pd.DataFrame, accounts: pd.DataFrame) -> dict[str, pd.DataFrame]:

@@ -62,6 +62,14 @@ def test_cli_report_conversion(cli, olist_dir: Path, tmp_path: Path) -> None:  #
     assert rows["organic_search"]["mqls"] == 2296
     code, _, err = cli("-w", w, "report", "conversion", "--by", "colour")
     assert code == 2 and "cannot group by 'colour'" in err
+    # the deals carry no creation date: the pipeline says it left them out, and how many
+    # (it said "0 opportunities" of the 842 won, and nothing more)
+    deals = pd.read_csv(olist_dir / "closed_deals.csv")
+    code, out, _ = cli("-w", w, "report", "pipeline")
+    assert code == 0 and out.startswith("0 opportunities") and \
+        f"not counted: {len(deals):,} opportunities with no creation date" in out
+    code, out, _ = cli("-w", w, "report", "pipeline", "--json")
+    assert json.loads(out)["summary"]["undated"] == len(deals)
 
 
 def test_wrong_header_and_orphan_deal(ws, olist_dir: Path, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]

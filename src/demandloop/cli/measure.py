@@ -117,8 +117,8 @@ def report_health(engine: str | None = EngineOpt, as_json: bool = JsonOpt,
     rows = pd.DataFrame([{"indicator": k, **{f: v[f] for f in ("tau", "p", "slope",
                                                                 "change", "direction")}}
                          for k, v in summary["trends"].items()])
-    out.print(_table(rows, f"demand health, {summary['weeks']} full weeks "
-                     f"({summary['start']} to {summary['end']})",
+    span = f" ({summary['start']} to {summary['end']})" if summary["weeks"] else ""
+    out.print(_table(rows, f"demand health, {summary['weeks']} full weeks{span}",
                      {"tau": "{:+.2f}", "p": "{:.3f}", "slope": "{:+.2f}",
                       "change": "{:+.0%}"}))
     style = "bold red" if summary["alarm"] else "green"
@@ -172,6 +172,10 @@ def report_pipeline(engine: str | None = EngineOpt, as_json: bool = JsonOpt,
                   f"{s['won']:,.0f} won; demand-influenced ({s['window_days']} days): "
                   f"{d['opportunities']:,} ({d['share']:.0%}), {d['amount']:,.0f} pipeline, "
                   f"{d['won']:,.0f} won")
+        if s.get("undated"):
+            out.print(f"not counted: {s['undated']:,} opportunities with no creation date "
+                      "(created_at), which the pipeline's windows are measured from; import "
+                      "it with them to count them", markup=False)
     money = ("sourced_amount", "sourced_won", "influenced_amount", "influenced_won")
     _emit(data["channels"], "pipeline by channel", False, as_csv,
           dict.fromkeys(money, "{:,.0f}"))

@@ -100,6 +100,10 @@ def health(series: pd.DataFrame, alpha: float = 0.05,
     for c in unconfigured:
         if c in trends:  # "flat" would read as a measured trend
             trends[c] = {**trends[c], "direction": "not configured"}
+    if len(series) < MIN_WEEKS:  # (nor is a test over too few weeks: "flat", p = 1)
+        for c, t in trends.items():
+            if t["direction"] != "not configured":
+                trends[c] = {**t, "direction": "not enough data"}
     with_data = [c for c in DEMAND if c in series and series[c].sum() > 0
                  and c not in unconfigured]
     falling = [c for c in with_data if trends[c]["direction"] == "falling"]

@@ -39,6 +39,9 @@ def pipeline(parts: dict[str, pd.DataFrame], opportunities: pd.DataFrame,
 
     Returns ``{"summary": {...}, "channels": DataFrame}`` where the frame has, per channel:
     sourced opportunities/amount/won revenue and influenced opportunities/amount/won revenue."""
+    # an opportunity with no creation date has no window to look back from: it is left
+    # out, and counted (Olist's deals carry only their won date: "0 opportunities" of 842)
+    undated = int(opportunities["created_at"].isna().sum())
     o = opportunities[opportunities["created_at"].notna()].copy()
     o["amount"] = o["amount"].fillna(0.0).astype(float)
     o["won_amount"] = o["amount"].where(o["won"].fillna(False).astype(bool), 0.0)
@@ -64,7 +67,7 @@ def pipeline(parts: dict[str, pd.DataFrame], opportunities: pd.DataFrame,
     dem = o[o["opportunity_id"].isin(demand_ids)]
     summary = {
         "window_days": window_days,
-        "opportunities": len(o), "amount": float(o["amount"].sum()),
+        "opportunities": len(o), "undated": undated, "amount": float(o["amount"].sum()),
         "won": float(o["won_amount"].sum()),
         "demand_influenced": {"opportunities": len(dem), "amount": float(dem["amount"].sum()),
                               "won": float(dem["won_amount"].sum()),
