@@ -210,6 +210,8 @@ def render(data: dict[str, Any]) -> str:
          "value": fmt(s["demand_influenced"]["opportunities"], "count")},
         {"measure": "Demand-influenced pipeline",
          "value": fmt(s["demand_influenced"]["amount"], "money", cur)},
+        *([{"measure": "Not counted: opportunities with no creation date",
+            "value": fmt(s["undated"], "count")}] if s.get("undated") else []),
     ])
     models, attribution = data["models"], data["attribution"]
     card = sc["card"].assign(criterion=sc["card"]["criterion"].map(label)) \
