@@ -142,6 +142,12 @@ def test_accounts_filters_match_a_computation_over_the_tables(
     assert code == 0 and out.strip() == "no accounts match --owner"
     code, _, err = cli("-w", str(d), "accounts", "--band", "best")
     assert code == 2 and "unknown band 'best'" in err
+    # an account that is not there is said to be so, not listed as having nobody
+    code, _, err = cli("-w", str(d), "people", "--account", "nowhere.example")
+    assert code == 5 and err.startswith("error: no account 'nowhere.example'")
+    some = next(iter(both.index))
+    code, out, _ = cli("-w", str(d), "people", "--account", some.upper(), "--json")
+    assert code == 0 and all(p["account_id"] == some for p in json.loads(out))
 
 
 def test_export_import_via_cli(cli, market: Path, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]

@@ -25,7 +25,7 @@ from demandloop.cli.base import (
     fit_app,
     out,
 )
-from demandloop.errors import UsageError
+from demandloop.errors import NotFoundError, UsageError
 from demandloop.lazy import LazyModule
 from demandloop.progress import LazyProgress
 
@@ -125,6 +125,13 @@ def people(
     the MQLs to work: demandloop people --mql."""
     with _open() as ws:
         rows, _ = ws.people(account, search, mql, sort, limit)
+        # (an empty list read as "this account has nobody")
+        unknown = account is not None and not rows and ws.account_page(
+            ws.account_key(account), 1) is None
+    if unknown:
+        raise NotFoundError(f"no account '{str(account).strip()[:80]}'",
+                            hint="give an account's id or domain, as 'demandloop accounts' "
+                            "lists them")
     if as_json:
         _json(rows)
         return
