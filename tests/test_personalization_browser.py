@@ -65,6 +65,14 @@ control = 0.0
 audience.all = [{field = "path", value = "/old.html"}]
 [[personalize.experiences.changes]]
 redirect = "/index.html?moved=1"
+
+[[personalize.experiences]]
+name = "g2-landing"
+zone = "g2"
+control = 0.0
+audience.all = [{field = "utm_source", value = "g2"}]
+[[personalize.experiences.changes]]
+redirect = "/g2.html?utm_source=g2"
 """
 
 #: every animation frame: the headline's visibility and text, and the rest's visibility
@@ -95,7 +103,7 @@ def setup(market: Path, tmp_path_factory: pytest.TempPathFactory
         run.ws.publish_personalization()
         site = root / "site"
         site.mkdir()
-        for name in ("index.html", "old.html"):
+        for name in ("index.html", "old.html", "g2.html"):
             (site / name).write_text(PAGE.format(collector=run.url, key=run.key))
         gen = _site(site)
         origin = next(gen)
@@ -261,4 +269,21 @@ def test_a_redirect_experience_sends_the_visitor_on(
     page.goto(origin + "/old.html")
     page.wait_for_url("**/index.html?moved=1", timeout=10_000)
     _settled(page)
+    assert page.text_content("#headline") == "The original headline"
+
+
+def test_a_redirect_to_the_page_its_audience_matches_happens_once(
+        setup: tuple[Running, str, dict[str, Any]], chromium: Any) -> None:
+    # the landing page matches the audience too: dl.js compared the redirect's path with
+    # the page's whole address, found them different, and reloaded the page for ever
+    _, origin, _ = setup
+    page = chromium.new_context(extra_http_headers={"X-Forwarded-For": "8.8.4.5"}).new_page()
+    landed: list[str] = []
+    page.on("framenavigated", lambda f: landed.append(f.url) if f == page.main_frame else None)
+    page.goto(origin + "/index.html?utm_source=g2")
+    page.wait_for_url("**/g2.html?utm_source=g2", timeout=10_000)
+    _settled(page)
+    time.sleep(1.5)  # a loop would have reloaded it several times by now
+    assert [u.split("/")[-1] for u in landed] == ["index.html?utm_source=g2",
+                                                  "g2.html?utm_source=g2"]
     assert page.text_content("#headline") == "The original headline"

@@ -24,7 +24,12 @@
     }
     function apply(c) {
       if (c.action === "redirect") {
-        if (safe(c.value) && c.value !== location.href) location.replace(c.value);
+        // compared as the address it leads to: a path ("/landing?x=1") never equals the
+        // page's whole href, and a page its own audience matches reloaded itself for ever
+        var to = null;
+        try { to = new URL(c.value, location.href).href; } catch (e) { to = null; }
+        if (!to || !safe(c.value) || to === location.href) return false;  // (already there)
+        location.replace(to);
         return true;
       }
       var els = d.querySelectorAll(c.selector);
