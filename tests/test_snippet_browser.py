@@ -21,6 +21,10 @@ PAGE = """<!doctype html><html><head><title>{title}</title>
 <script src="{collector}/dl.js?k={key}"></script></head><body>
 <form action="/thanks.html" method="get"><input type="email" name="email">
 <input name="company" data-dl-capture><input name="phone"><input name="role">
+<input type="radio" name="size" value="1-10" data-dl-capture>
+<input type="radio" name="size" value="11-50" data-dl-capture>
+<input type="radio" name="size" value="51-200" data-dl-capture>
+<input type="checkbox" name="newsletter" value="yes" data-dl-capture>
 <button type="submit">Get the guide</button></form></body></html>"""
 
 
@@ -92,13 +96,16 @@ def test_snippet_records_page_view_with_utm_and_identify_on_submit(tmp_path: Pat
             page.fill("input[name=company]", "Acme")
             page.fill("input[name=phone]", "+1 555 0100")  # not marked, not listed: stays
             page.fill("input[name=role]", "CMO")  # listed in collector.form_fields
+            # the option chosen, not the group's last; a box left unticked is no "yes"
+            # (each radio's and the checkbox's value was taken, ticked or not)
+            page.check("input[name=size][value='11-50']")
             page.click("button[type=submit]")
             page.wait_for_url("**/thanks.html**")
             identifies = _until(lambda: events("identify"))
             assert len(identifies) == 1
             assert identifies[0][0] == anon
             assert json.loads(identifies[0][7]) == {"email": "dana@acme.com", "company": "Acme",
-                                                    "role": "CMO"}
+                                                    "role": "CMO", "size": "11-50"}
             # the visitor's address, for IP-to-company resolution, though dl.js sends none
             assert run.query("SELECT DISTINCT ip FROM events") == [("127.0.0.1",)]
             second = _until(lambda: len(events("page")) == 2 and events("page"))

@@ -103,6 +103,8 @@
       for (var i = 0; i < fields.length; i++) {
         var el = fields[i], name = el.getAttribute("name");
         if (!name || !el.value || el === email || el.type === "password") continue;
+        // a radio's or checkbox's value is its option's, chosen or not
+        if ((el.type === "radio" || el.type === "checkbox") && !el.checked) continue;
         if (cfg.formFields.indexOf(name) >= 0 || el.hasAttribute("data-dl-capture")) {
           traits[name] = el.value;
         }
