@@ -150,6 +150,15 @@ def test_a_target_visitor_asks_gets_a_cited_answer_and_books(
     page.wait_for_function("document.querySelector('#dl-chat .dl-log').textContent"
                            ".indexOf('Booked with Owen') >= 0", timeout=15_000)
     assert errors == []
+    # the panel closes (it had no way to: on a phone it covered the page for good), and
+    # opens again on the same conversation
+    sessions = run.query("SELECT count(*) FROM chat_sessions")
+    page.click("#dl-chat .dl-close")
+    assert not page.is_visible("#dl-chat .dl-panel") and page.is_visible("#dl-chat .dl-launch")
+    page.click("#dl-chat .dl-launch")
+    assert page.is_visible("#dl-chat .dl-panel")
+    assert "Booked with Owen" in page.text_content("#dl-chat .dl-log")
+    assert run.query("SELECT count(*) FROM chat_sessions") == sessions
 
     # the slot the visitor picked, in their zone, is the meeting's start
     (starts,) = run.query("SELECT starts_at FROM meetings WHERE status = 'booked'")[0]

@@ -160,12 +160,19 @@
       "background:#e7f0ff;text-align:right}#dl-chat .dl-cite{display:block;font-size:12px}" +
       "#dl-chat form{display:flex;gap:4px;padding:8px;border-top:1px solid #eee}" +
       "#dl-chat input{flex:1;min-width:0}#dl-chat .dl-details{flex-wrap:wrap}" +
-      "#dl-chat .dl-choice{margin:2px}";
+      "#dl-chat .dl-choice{margin:2px}#dl-chat .dl-head{display:flex;justify-content:" +
+      "space-between;align-items:center;padding:6px 8px;border-bottom:1px solid #eee}" +
+      "#dl-chat .dl-close{border:0;background:none;font-size:18px;cursor:pointer}";
     root = el("div"); root.id = "dl-chat";
     var launch = el("button", "dl-launch", c.launcher); launch.type = "button";
     launch.onclick = open;
     var panel = el("div", "dl-panel");
     var head = el("div", "dl-head", c.title);
+    // (the panel covers a phone's screen: it must close; the conversation stays)
+    var close = el("button", "dl-close", "\u00d7"); close.type = "button";
+    close.setAttribute("aria-label", "Close"); close.title = "Close";
+    close.onclick = function () { root.classList.remove("dl-open"); launch.focus(); };
+    head.appendChild(close);
     log = el("div", "dl-log");
     form = el("form", "dl-ask");
     input = el("input"); input.name = "q"; input.placeholder = c.placeholder;
