@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from demandloop.config import CONFIG_FILE, Settings
+from demandloop.config import CONFIG_FILE, Settings, files
 from demandloop.config.files import first_duplicate, tables_from_folder
 from demandloop.config.personalize import ExperienceSetting
 from demandloop.errors import ConfigError
@@ -28,14 +28,5 @@ def experiences(directory: Path, settings: Settings) -> list[ExperienceSetting]:
 
 def fingerprint(directory: Path) -> tuple[tuple[str, int, int], ...]:
     """What a change to the experiences changes: each file's name, size and mtime."""
-    folder = directory / EXPERIENCES_DIR
-    paths = [directory / CONFIG_FILE, *(sorted(folder.glob("*.toml")) if folder.is_dir()
-                                        else [])]
-    out = []
-    for p in paths:
-        try:
-            st = p.stat()
-        except OSError:
-            continue
-        out.append((p.name, st.st_size, st.st_mtime_ns))
-    return tuple(out)
+    return files.fingerprint([directory / CONFIG_FILE,
+                              *files.folder_files(directory / EXPERIENCES_DIR)])

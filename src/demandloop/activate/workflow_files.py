@@ -7,6 +7,7 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from demandloop.config import files
 from demandloop.config.activate import WorkflowSetting, check_enrolments
 from demandloop.config.files import first_duplicate, tables_from_folder
 from demandloop.errors import ConfigError
@@ -53,15 +54,7 @@ def workflows(ws: Workspace) -> list[WorkflowSetting]:
 
 def fingerprint(directory: Path) -> tuple[tuple[str, int, int], ...]:
     """What an edit of the workflow files changes: each file's name, size and mtime."""
-    folder = directory / WORKFLOWS_DIR
-    out = []
-    for p in sorted(folder.glob("*.toml")) if folder.is_dir() else []:
-        try:
-            st = p.stat()
-        except OSError:
-            continue
-        out.append((p.name, st.st_size, st.st_mtime_ns))
-    return tuple(out)
+    return files.fingerprint(files.folder_files(directory / WORKFLOWS_DIR))
 
 
 class Held:

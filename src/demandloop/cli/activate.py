@@ -4,7 +4,7 @@ stage's commands (sequences and suppressions are in :mod:`demandloop.cli.sequenc
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import typer
 from rich.markup import escape
@@ -185,13 +185,14 @@ def experiences_list(as_json: bool = JsonOpt) -> None:
     and changes."""
     with _open() as ws:
         found = sorted(ws.experiences(), key=lambda e: (-e.priority, e.name))
+    def said(conditions: list[Any]) -> list[str]:
+        return [f"{c.field} {c.op} {c.value}" for c in conditions]
+
     rows = [{"name": e.name, "enabled": e.enabled, "zone": e.zone_name,
              "priority": e.priority, "control": e.control,
-             "audience": " and ".join(f"{c.field} {c.op} {c.value}" for c in e.audience.all)
-             + (" and " if e.audience.all and e.audience.any else "")
-             + (("any of (" + "; ".join(f"{c.field} {c.op} {c.value}"
-                                        for c in e.audience.any) + ")")
-                if e.audience.any else "") or "everyone",
+             "audience": " and ".join(said(e.audience.all) + (
+                 [f"any of ({'; '.join(said(e.audience.any))})"] if e.audience.any else [])
+             ) or "everyone",
              "changes": ", ".join(f"{c.selector or '(page)'} {c.attribute or c.action}"
                                  for c in e.changes)}
             for e in found]

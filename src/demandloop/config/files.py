@@ -22,7 +22,7 @@ def tables_from_folder(folder: Path, key: str, model: type[M], what: str) -> lis
     *model*; nothing when the folder is missing. *what* names one table in messages."""
     adapter = TypeAdapter(list[model])  # type: ignore[valid-type]
     found: list[M] = []
-    for path in sorted(folder.glob("*.toml")) if folder.is_dir() else []:
+    for path in folder_files(folder):
         try:
             data = tomllib.loads(path.read_text(encoding="utf-8"))
             unknown = set(data) - {key}
@@ -50,6 +50,24 @@ def tables_from_folder(folder: Path, key: str, model: type[M], what: str) -> lis
                               + (f" at '{where}'" if where else "") + f": {message}"
                               ) from None
     return found
+
+
+def fingerprint(paths: Iterable[Path]) -> tuple[tuple[str, int, int], ...]:
+    """What an edit of *paths* changes: each existing file's name, size and mtime (a
+    server compares it to know when to read its files again)."""
+    out = []
+    for p in paths:
+        try:
+            st = p.stat()
+        except OSError:
+            continue
+        out.append((p.name, st.st_size, st.st_mtime_ns))
+    return tuple(out)
+
+
+def folder_files(folder: Path) -> list[Path]:
+    """The ``*.toml`` files of *folder*, in name order (none when it is missing)."""
+    return sorted(folder.glob("*.toml")) if folder.is_dir() else []
 
 
 def first_duplicate(names: Iterable[str]) -> str | None:
