@@ -146,6 +146,11 @@ def test_content_falls_back_and_is_made_safe() -> None:
     ({"name": "x", "audience": {"all": [{"field": "colour", "value": "red"}]},
       "changes": [{"selector": "#h", "hide": True}]}, "unknown audience field 'colour'"),
     ({"name": "x", "changes": [{"selector": "<b>", "hide": True}]}, "CSS selector"),
+    # the browser's querySelectorAll threw on each: the experience changed nothing
+    ({"name": "x", "changes": [{"selector": "#headline[", "hide": True}]},
+     "'#headline\\[' is not a CSS selector: Malformed attribute selector"),
+    ({"name": "x", "changes": [{"selector": "h1::before", "text": "x"}]},
+     "names a pseudo-element"),
     # each did nothing, in silence, on every visit: a link dropped as unsafe, a template
     # that could not be compiled
     ({"name": "x", "changes": [{"redirect": "javascript:alert(1)"}]},

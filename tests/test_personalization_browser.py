@@ -228,6 +228,24 @@ def test_a_slow_decision_shows_the_original_and_is_then_ignored(
     assert all(f[2] == "visible" for f in frames)
 
 
+def test_a_change_the_browser_refuses_leaves_the_others_and_the_page_shown(
+        setup: tuple[Running, str, dict[str, Any]], chromium: Any) -> None:
+    # (the settings refuse such a selector; a decision is data from the network all the
+    # same: one change that throws stopped the rest and left the targets hidden)
+    run, origin, ctx = setup
+    shown, _ = _arms(ctx["truth"])
+    body = {"decisions": [{"experience": "target-hero", "zone": "hero",
+                           "variant": "personalized", "control": False, "changes": [
+                               {"selector": "#headline[", "action": "text", "value": "x"},
+                               {"selector": "#headline", "action": "text",
+                                "value": "Still applied"}]}]}
+    page = _visit(chromium, origin, _office(shown), route=lambda r: r.fulfill(
+        status=200, content_type="application/json", body=json.dumps(body)))
+    _settled(page)
+    assert page.text_content("#headline") == "Still applied"
+    assert page.is_visible("#headline") and page.errors == []
+
+
 def test_injected_markup_is_neutralised(setup: tuple[Running, str, dict[str, Any]],
                                         chromium: Any) -> None:
     run, origin, ctx = setup

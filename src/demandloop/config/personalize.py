@@ -13,6 +13,7 @@ from collections.abc import Iterable
 
 import jinja2
 import jinja2.meta
+import soupsieve
 from jinja2 import nodes
 from pydantic import Field, field_validator, model_validator
 
@@ -114,6 +115,21 @@ def check_visit_fields(conditions: Iterable[SegmentCondition], what: str) -> Non
                              f"{', '.join(sorted(AUDIENCE_FIELDS))})")
 
 
+def check_selector(selector: str) -> None:
+    """Refuse a CSS selector no page can match, parsed as soupsieve (Beautiful Soup's
+    selector engine) parses CSS level 4: ``#headline[`` made the browser's
+    ``querySelectorAll`` throw and its pre-hide rule void, so the experience changed
+    nothing, for every visitor, in silence."""
+    try:
+        soupsieve.compile(selector)
+    except soupsieve.SelectorSyntaxError as exc:
+        first = str(exc).splitlines()[0].rstrip(".")
+        raise ValueError(f"'{selector[:80]}' is not a CSS selector: {first}") from None
+    except NotImplementedError:  # (a pseudo-element: a page's scripts cannot change one)
+        raise ValueError(f"'{selector[:80]}' names a pseudo-element (::before, ...), which "
+                         "no script can change: select the element itself") from None
+
+
 class ChangeSetting(Section):
     """One change to the page: exactly one of text, html, attribute (with value), hide or
     redirect. Text, HTML, attribute values and redirects are Jinja templates over
@@ -149,6 +165,8 @@ class ChangeSetting(Section):
         if self.redirect is None and not _SELECTOR.match(self.selector):
             raise ValueError("a change needs a CSS selector (up to 200 characters, no "
                              "braces or angle brackets)")
+        if self.redirect is None:
+            check_selector(self.selector)
         for name in ("text", "html", "value", "redirect"):
             check_template(getattr(self, name), f"the change's {name}")
             check_template_fields(getattr(self, name), f"the change's {name}")

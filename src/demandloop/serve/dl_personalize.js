@@ -52,7 +52,11 @@
       var moved = false;
       for (var i = 0; i < decisions.length; i++) {
         var changes = decisions[i].changes || [];
-        for (var j = 0; j < changes.length; j++) moved = apply(changes[j]) || moved;
+        for (var j = 0; j < changes.length; j++) {
+          // one change the page cannot take (a selector its browser refuses) must not
+          // stop the others, nor leave the targets hidden
+          try { moved = apply(changes[j]) || moved; } catch (e) { /* skipped */ }
+        }
       }
       dl.decisions = decisions;
       if (moved) return;  // the page is going away: keep the targets hidden
