@@ -258,12 +258,16 @@ def report_personalization(
     at = _timestamp(as_of)
     with _open() as ws:
         data = reports.payload(ws, "personalization", {"as_of": at})
+        configured = bool(data["experiences"]) or any(e.enabled for e in ws.experiences())
     if as_json:
         _json(data)
         return
     if not data["experiences"]:
-        out.print("no 'Experience Viewed' events yet: configure experiences "
-                  "(docs/personalization.md) and serve dl.js")
+        out.print("no 'Experience Viewed' events yet: "
+                  + ("dl.js sends one for each decision on a page that loads it from "
+                     "'demandloop serve' (check one with 'demandloop experiences preview')"
+                     if configured else "configure experiences (docs/personalization.md) "
+                     "and serve dl.js"), markup=False)
         return
     out.print(_table(pd.DataFrame(data["experiences"]), "experiences (accounts by arm)", {}))
     lifts = pd.DataFrame(data["lifts"])
