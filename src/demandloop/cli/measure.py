@@ -319,7 +319,11 @@ def report_aeo(
     if not weekly.empty:
         totals = weekly.pivot_table(index="week", columns="category", values="requests",
                                     aggfunc="sum", fill_value=0).reset_index()
-        out.print(_table(totals.tail(8), "AI crawler requests per week", {}))
+        # the last week ends at the data's end: say so, or its few days read as a drop
+        last, end = pd.Timestamp(totals["week"].iloc[-1]), pd.Timestamp(data["as_of"])
+        partial = end < last + pd.Timedelta(days=7) - pd.Timedelta(seconds=1)
+        out.print(_table(totals.tail(8), "AI crawler requests per week" + (
+            f" (the last one up to {end:%Y-%m-%d %H:%M} only)" if partial else ""), {}))
     out.print(_table(pd.DataFrame(data["sections"]).head(15),
                      f"by section, last {data['days']} days", {}))
     pages = pd.DataFrame(data["pages"])
