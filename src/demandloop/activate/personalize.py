@@ -32,7 +32,12 @@ from jinja2.sandbox import ImmutableSandboxedEnvironment
 from markupsafe import escape
 
 from demandloop.conditions import OPS, Condition, missing
-from demandloop.config.personalize import TEMPLATE_FIELDS, ChangeSetting, ExperienceSetting
+from demandloop.config.personalize import (
+    TEMPLATE_FIELDS,
+    ChangeSetting,
+    ExperienceSetting,
+    tried_order,
+)
 from demandloop.domains import safe_link
 
 _TEXT = ImmutableSandboxedEnvironment(undefined=jinja2.StrictUndefined, autoescape=False)
@@ -156,7 +161,7 @@ def compile_experiences(settings: Iterable[ExperienceSetting]) -> list[Experienc
                       any=tuple(Condition(c.field, c.op, c.value) for c in e.audience.any),
                       changes=tuple(_change(c) for c in e.changes))
            for e in settings if e.enabled]
-    return sorted(out, key=lambda e: (-e.priority, e.name))
+    return tried_order(out)
 
 
 @dataclass(frozen=True)

@@ -183,8 +183,10 @@ def experiences_validate(as_json: bool = JsonOpt) -> None:
 def experiences_list(as_json: bool = JsonOpt) -> None:
     """Experiences in the order they are tried: zone, priority, control share, audience
     and changes."""
+    from demandloop.config.personalize import tried_order
+
     with _open() as ws:
-        found = sorted(ws.experiences(), key=lambda e: (-e.priority, e.name))
+        found = tried_order(ws.experiences())
     def said(conditions: list[Any]) -> list[str]:
         return [f"{c.field} {c.op} {c.value}" for c in conditions]
 

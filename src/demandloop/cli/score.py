@@ -126,8 +126,7 @@ def people(
     with _open() as ws:
         rows, _ = ws.people(account, search, mql, sort, limit)
         # (an empty list read as "this account has nobody")
-        unknown = account is not None and not rows and ws.account_page(
-            ws.account_key(account), 1) is None
+        unknown = account is not None and not rows and ws.held_account(account) is None
     if unknown:
         raise NotFoundError(f"no account '{str(account).strip()[:80]}'",
                             hint="give an account's id or domain, as 'demandloop accounts' "

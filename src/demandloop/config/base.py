@@ -23,14 +23,15 @@ def said(error: Any) -> str:
 _SYNTAX = jinja2.Environment(autoescape=False)
 
 
-def check_template(source: str | None, what: str) -> None:
+def check_template(source: str | None, what: str) -> jinja2.nodes.Template | None:
     """Refuse *source* (a Jinja2 template, *what* names the setting) that cannot be parsed:
     otherwise it surfaced only when rendered, and then as a fallback used in silence (a
-    greeting, a personalised headline) or a message never sent."""
+    greeting, a personalised headline) or a message never sent. Returns the parsed
+    template (None for no *source*), for checks of the names it uses."""
     if source is None:
-        return
+        return None
     try:
-        _SYNTAX.parse(source)
+        return _SYNTAX.parse(source)
     except jinja2.TemplateSyntaxError as exc:
         said_ = " ".join((exc.message or "").split()).rstrip(".")  # (one line)
         raise ValueError(f"{what} is not a valid template: {said_} (line {exc.lineno})"

@@ -69,8 +69,7 @@ class PlaybookSetting(Section):
     @field_validator("greeting")
     @classmethod
     def _a_template(cls, v: str) -> str:
-        check_template(v, "the greeting")
-        check_template_fields(v, "the greeting")
+        check_template_fields(check_template(v, "the greeting"), "the greeting")
         return v
 
     @field_validator("audience")

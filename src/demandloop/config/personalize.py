@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
+from typing import Protocol, TypeVar
 
 import jinja2
 import jinja2.meta
 import soupsieve
 from jinja2 import nodes
+from jinja2.defaults import DEFAULT_NAMESPACE
 from pydantic import Field, field_validator, model_validator
 
 from demandloop.config.base import Section, check_template
@@ -54,24 +56,19 @@ TEMPLATE_FIELDS: dict[str, tuple[str, ...]] = {
     "person": ("known", "seniority", "job_function"),
     "visit": ("path", "utm_source", "utm_medium", "utm_campaign", "referrer", "channel"),
 }
-_JINJA = jinja2.Environment(autoescape=False)
 
 
-def check_template_fields(source: str | None, what: str) -> None:
-    """Refuse a template (*what* names the setting) that names a field no visit has
-    (``{{ account.nmae }}``, ``{{ company.name }}``): it renders for no visitor, so the
-    change fell back (or the greeting said "Hi ") for everyone, in silence. Syntax is
-    :func:`~demandloop.config.base.check_template`'s; this reads the parsed template's
-    names, so a loop variable (``{% for t in account.surge_topics %}``) is not one."""
-    if source is None:
+def check_template_fields(tree: jinja2.nodes.Template | None, what: str) -> None:
+    """Refuse a template (parsed by :func:`~demandloop.config.base.check_template`; *what*
+    names the setting) that names a field no visit has (``{{ account.nmae }}``,
+    ``{{ company.name }}``): it renders for no visitor, so the change fell back (or the
+    greeting said "Hi ") for everyone, in silence. Read from the parsed template's names,
+    so a loop variable (``{% for t in account.surge_topics %}``) is not one."""
+    if tree is None:
         return
-    try:
-        tree = _JINJA.parse(source)
-    except jinja2.TemplateSyntaxError:
-        return  # check_template says so
     known = ", ".join(TEMPLATE_FIELDS)
     for name in sorted(jinja2.meta.find_undeclared_variables(tree)):
-        if name not in TEMPLATE_FIELDS and name not in _JINJA.globals:
+        if name not in TEMPLATE_FIELDS and name not in DEFAULT_NAMESPACE:
             raise ValueError(f"{what} names '{name}', which no visit has (use {known}: "
                              f"{{{{ account.name }}}}, ...)")
     for node in tree.find_all((nodes.Getattr, nodes.Getitem)):
@@ -168,8 +165,8 @@ class ChangeSetting(Section):
         if self.redirect is None:
             check_selector(self.selector)
         for name in ("text", "html", "value", "redirect"):
-            check_template(getattr(self, name), f"the change's {name}")
-            check_template_fields(getattr(self, name), f"the change's {name}")
+            what = f"the change's {name}"
+            check_template_fields(check_template(getattr(self, name), what), what)
         link = self.redirect if self.redirect is not None else \
             self.value if self.attribute in ("href", "src") else None
         # a link with no template in it is checked now: else it was dropped as each
@@ -220,6 +217,22 @@ class ExperienceSetting(Section):
     @property
     def salt(self) -> str:
         return self.seed or self.name
+
+
+class _Ranked(Protocol):
+    @property
+    def priority(self) -> int: ...
+    @property
+    def name(self) -> str: ...
+
+
+R = TypeVar("R", bound=_Ranked)
+
+
+def tried_order(experiences: Iterable[R]) -> list[R]:
+    """*experiences* in the order they are tried: the highest ``priority`` first, then by
+    name (the settings', the compiled ones', and every list of them shown)."""
+    return sorted(experiences, key=lambda e: (-e.priority, e.name))
 
 
 class GoalSetting(Section):

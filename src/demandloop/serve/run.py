@@ -337,28 +337,30 @@ def _hooks(ws: Workspace, lock: threading.RLock) -> dict[str, Any]:
     def react() -> Any:
         return ws.react(flows=in_force())
 
-    said: list[str] = []
+    said: list[str] = []  # the sequences' problems logged last
     settings_read = Settings.file_data(ws.directory)
-    told = [False]
+    told = False  # that demandloop.toml changed
 
     def settings_changed() -> None:
         """Say once (per edit) that demandloop.toml changed while serving: the loop keeps
         the settings it started with (the workflow and experience files are read again)."""
+        nonlocal told
         changed = Settings.file_data(ws.directory) != settings_read
-        if changed and not told[0]:
+        if changed and not told:
             logger.warning("demandloop.toml has changed since the server started: it keeps "
                            "running with the settings it read then (restart it to use the "
                            "new ones)")
-        told[0] = changed
+        told = changed
 
     def send() -> dict[str, Any]:
         """The sequence sender's tick; what holds enrolments (a template that cannot be
         rendered) is logged when it changes, not every tick."""
+        nonlocal said
         r = ws.run_sequences()
         if r.problems and r.problems != said:
             logger.warning("sequences: %s; those enrolments wait until it is fixed "
                            "('demandloop sequences validate')", "; ".join(r.problems))
-        said[:] = r.problems
+        said = list(r.problems)
         return {"sent": r.sent, "waiting": r.waiting, "held": r.held,
                 "problems": list(r.problems)}
 
@@ -388,8 +390,8 @@ def _hooks(ws: Workspace, lock: threading.RLock) -> dict[str, Any]:
         scored = time.perf_counter()
         rescores[s.mode] = rescores.get(s.mode, 0) + 1
         # the alerts first: they wait for nothing the decide snapshot holds
-        ws.run_workflows(flows=in_force())  # compares with the previous snapshot: compact
-        # only after it
+        # (compares with the previous snapshot: compact only after it)
+        ws.run_workflows(flows=in_force())
         publish()
         ws.keep_one_snapshot_per_day()
         send()

@@ -76,8 +76,12 @@ class Base:
         """The id of the account *key* names as ``explain account`` finds it: its domain
         however written (``ACME.COM``, ``https://www.acme.com/``), or the id an import or
         merge gave it since; *key* itself (stripped) when none is held."""
-        key = canonical_domain(key) or key.strip()
-        return held(self.store, key) or key
+        return self.held_account(key) or canonical_domain(key) or key.strip()
+
+    def held_account(self, key: str) -> str | None:
+        """The id of the account *key* names (as :meth:`account_key` reads it), or None
+        when no account holds it."""
+        return held(self.store, canonical_domain(key) or key.strip())
 
     def lake_path(self) -> Path:
         """The Parquet lake of ``[compute] lake``, resolved against the workspace."""

@@ -80,7 +80,6 @@ class Personalize(Base):
         decider = make_decider(snap, self.experiences(), self.settings)
         return [d.as_json() for d in decider.decide(ip, anonymous_id, url, referrer)]
 
-
     def preview_experiences(self, account: str, url: str | None = None,
                             referrer: str | None = None) -> dict[str, Any]:
         """What each experience does for an unknown visitor from *account* (its id or

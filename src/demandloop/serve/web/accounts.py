@@ -14,6 +14,7 @@ from fastapi.responses import RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from demandloop.activate import sequence_queries
+from demandloop.config.personalize import tried_order
 from demandloop.csvfiles import cell
 from demandloop.errors import ConfigError
 from demandloop.score.fit import BANDS
@@ -169,7 +170,7 @@ def register(web: FastAPI, site: Site) -> None:
         except ConfigError as exc:
             flows, flows_broken = [], str(exc)
         return site.page(request, "settings.html", user, session,
-                         experiences=sorted(experiences, key=lambda e: (-e.priority, e.name)),
+                         experiences=tried_order(experiences),
                          experiences_broken=broken, workflows_broken=flows_broken,
                          keys=keystore.list_keys(ws.directory),
                          tokens=tokenstore.list_tokens(ws.directory),
