@@ -26,6 +26,7 @@ import pytest
 from aiosmtpd.controller import Controller
 
 from demandloop.activate import chat_queries, sequence_queries
+from demandloop.errors import UsageError
 from demandloop.store.activity_pages import activity_lists
 from demandloop.store.schema_later import V18
 from demandloop.workspace import invites
@@ -341,6 +342,62 @@ def test_slots_skip_the_reps_calendar_feed_busy_times(
         assert min(starts) < busy_until + dt.timedelta(hours=1)
     finally:
         httpd.shutdown()
+
+
+def test_each_rep_is_offered_on_their_own_clock(
+        setup: tuple[Running, Inbox, Receiver]) -> None:
+    """Reps in Kathmandu (UTC+05:45) and Kolkata (UTC+05:30) working 09:00-17:00 with
+    hour-long steps are offered at 09:00, 10:00, ... on their own clocks (a grid of UTC
+    minutes gave them 09:45 and 09:30 starts, and one slot less a day); a booking at one of
+    them goes to the rep whose grid it is, and a start on neither grid is refused."""
+    import pandas as pd
+
+    from demandloop.activate.decide_index import empty_snapshot
+    from demandloop.config import Settings
+    from demandloop.workspace.chat import ChatService
+    from demandloop.workspace.personalize import make_decider
+
+    run, inbox, _ = setup
+    toml = (run.directory / "demandloop.toml").read_text()
+    toml = toml.replace('timezone = "Europe/Lisbon"\nhours = "00:00-24:00"',
+                        'timezone = "Asia/Kathmandu"\nhours = "09:00-17:00"')
+    toml = toml.replace('timezone = "America/New_York"\nhours = "00:00-24:00"',
+                        'timezone = "Asia/Kolkata"\nhours = "09:00-17:00"')
+    toml = toml.replace("lead_minutes = 0", "lead_minutes = 0\nstep_minutes = 60")
+    (run.directory / "demandloop.toml").write_text(toml)
+    settings = Settings.load(run.directory)
+    assert [r.timezone for r in settings.meetings.reps] == ["Asia/Kathmandu", "Asia/Kolkata"]
+    decider = make_decider(empty_snapshot(), [], settings)
+    service = ChatService(run.directory, settings, run.ws.store, lambda: decider)
+    sid = service.start(ip=None, anonymous_id="anon-k", url=None, referrer=None
+                        ).data["session"]
+    now = dt.datetime.now(dt.UTC)
+    got = {pd.Timestamp(s["start"]) for s in service.slots(sid, "UTC")["slots"]}
+    # each rep's hours, every day (they work all week), as pandas lays them out
+    expected: set[pd.Timestamp] = set()
+    for zone in ("Asia/Kathmandu", "Asia/Kolkata"):
+        first = pd.Timestamp(now).tz_convert(zone).normalize() - pd.Timedelta(days=1)
+        for day in pd.date_range(first, periods=settings.meetings.days_ahead + 3, freq="D"):
+            expected |= {t.tz_convert("UTC") for t in pd.date_range(
+                day + pd.Timedelta(hours=9), day + pd.Timedelta(hours=16), freq="h")}
+    until = pd.Timestamp(now) + pd.Timedelta(days=settings.meetings.days_ahead)
+    expected = {t for t in expected if pd.Timestamp(now) <= t < until}
+    assert got == expected
+    assert {t.minute for t in got} == {15, 30}  # 09:00 in Kathmandu and in Kolkata
+    kathmandu = min(t for t in got if t.minute == 15)
+    booked = service.book(sid, kathmandu.isoformat(), email="jo@acme.com", name="Jo",
+                          zone="Asia/Kathmandu").data
+    assert booked["rep"] == "Ana"
+    assert run.query("SELECT rep, starts_at FROM meetings") == [
+        ("Ana", kathmandu.tz_convert("UTC").to_pydatetime().replace(tzinfo=None))]
+    on_the_hour = (kathmandu + pd.Timedelta(minutes=45)).isoformat()  # 10:00 UTC: neither's
+    with pytest.raises(UsageError, match="not one of the slots"):
+        service.book(sid, on_the_hour, email="jo@acme.com", name="Jo", zone="UTC")
+    _until(lambda: len(inbox.messages) == 2, 15)
+    rep_invite = next(cal for to, cal, _ in _invites(inbox) if to == "ana@northwind.example")
+    start = next(c for c in rep_invite.walk("VEVENT")).decoded("DTSTART")
+    assert start.astimezone(zoneinfo.ZoneInfo("Asia/Kathmandu")).strftime("%H:%M") in {
+        f"{h:02d}:00" for h in range(9, 17)}
 
 
 def _known_session(run: Running, anon: str) -> str | None:

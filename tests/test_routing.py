@@ -204,3 +204,36 @@ def test_route_order_owner_rules_fallback_and_only_free_reps() -> None:
 def test_meeting_settings_refuse_what_cannot_route(body: dict, message: str) -> None:
     with pytest.raises(ValidationError, match=message):
         MeetingSettings.model_validate(body)
+
+
+def test_a_reps_grid_starts_at_their_hours_on_their_clock_across_a_clock_change() -> None:
+    """Starts every step from the start of the rep's hours in their zone: 45-minute steps
+    from 09:00 (not drifting from UTC midnight), 09:30 with hour-long steps, and on the
+    night New York skips 02:00-03:00 no start at a wall time that does not exist."""
+    paris = rep_from(RepSetting(name="p", email="p@v.io", timezone="Europe/Paris",
+                                hours="09:00-17:00"), step=45)
+    local = [t.astimezone(paris.zone).strftime("%H:%M")
+             for t in paris.starts(MONDAY, MONDAY + dt.timedelta(days=1))]
+    assert local == ["09:00", "09:45", "10:30", "11:15", "12:00", "12:45", "13:30", "14:15",
+                     "15:00", "15:45", "16:30"]
+    # a 30-minute meeting at 16:30 ends by 17:00; a 45-minute one would not
+    assert paris.free(paris.starts(MONDAY, MONDAY + dt.timedelta(days=1))[-1],
+                      paris.starts(MONDAY, MONDAY + dt.timedelta(days=1))[-1]
+                      + dt.timedelta(minutes=30))
+    nine = dt.datetime(2026, 12, 7, 9, 0, tzinfo=paris.zone)
+    assert paris.on_grid(nine) and paris.free(nine, nine + dt.timedelta(minutes=30))
+    half_past = nine + dt.timedelta(minutes=30)  # within the hours, off the grid
+    assert not paris.on_grid(half_past)
+    assert not paris.free(half_past, half_past + dt.timedelta(minutes=30))
+    late = rep_from(RepSetting(name="l", email="l@v.io", timezone="Europe/Paris",
+                               hours="09:30-17:00"), step=60)
+    assert [t.astimezone(late.zone).hour for t in late.starts(MONDAY, MONDAY
+            + dt.timedelta(days=1))] == list(range(9, 17))
+    assert all(t.astimezone(late.zone).minute == 30
+               for t in late.starts(MONDAY, MONDAY + dt.timedelta(days=1)))
+    ny = rep_from(RepSetting(name="n", email="n@v.io", timezone="America/New_York",
+                             hours="00:00-24:00", days=["sun"]), step=60)
+    spring = dt.datetime(2026, 3, 8, 0, tzinfo=ny.zone)  # 02:00 does not happen
+    hours = [t.astimezone(ny.zone).hour
+             for t in ny.starts(spring, dt.datetime(2026, 3, 9, 0, tzinfo=ny.zone))]
+    assert hours == [0, 1, *range(3, 24)]

@@ -15,7 +15,11 @@ on return nor starved: Cal.com's "calibration" without a separate rule.
 
 **Availability**: working hours on working days in the rep's time zone, minus busy times
 from an iCalendar feed (:func:`busy_from_ics`: events not marked transparent or cancelled,
-recurrences expanded, free/busy periods).
+recurrences expanded, free/busy periods). Meetings start on the rep's own grid, every
+``step_minutes`` from the start of their working hours in their time zone, as Calendly's
+and Cal.com's start-time increments do: a rep in Kathmandu (UTC+05:45) working 09:00-17:00
+is booked at 09:00 and 09:30 there, not on a grid of UTC minutes (09:15, 09:45), and one
+working from 09:30 with hour-long steps at 09:30, 10:30.
 """
 
 from __future__ import annotations
@@ -41,7 +45,8 @@ Busy = tuple[dt.datetime, dt.datetime]
 @dataclass(frozen=True)
 class Rep:
     """A rep as routing sees them: hours in minutes after local midnight, busy times in
-    UTC, sorted."""
+    UTC, sorted; *step*: minutes between the starts of their meetings, from the start of
+    their hours."""
 
     name: str
     email: str
@@ -53,10 +58,37 @@ class Rep:
     priority: int = 2
     paused: bool = False
     busy: tuple[Busy, ...] = ()
+    step: int = 30
+
+    def on_grid(self, start: dt.datetime) -> bool:
+        """Whether a meeting of this rep may start at *start*: a whole minute a multiple of
+        :attr:`step` after the start of their hours, on their clock."""
+        a = start.astimezone(self.zone)
+        return (not a.second and not a.microsecond
+                and (a.hour * 60 + a.minute - self.start_minute) % self.step == 0)
+
+    def starts(self, since: dt.datetime, until: dt.datetime) -> list[dt.datetime]:
+        """The starts of the rep's grid in [since, until) on their working days and within
+        their hours (UTC; busy times not applied: :meth:`free` does)."""
+        out = []
+        day = since.astimezone(self.zone).date()
+        last = until.astimezone(self.zone).date()
+        while day <= last:
+            if day.weekday() in self.days:
+                for minute in range(self.start_minute, self.end_minute, self.step):
+                    local = dt.datetime.combine(day, dt.time(minute // 60, minute % 60),
+                                                self.zone)
+                    at = local.astimezone(UTC)
+                    # (a wall time a clock change skips does not come back as itself)
+                    if since <= at < until and at.astimezone(self.zone).time() == local.time():
+                        out.append(at)
+            day += dt.timedelta(days=1)
+        return out
 
     def free(self, start: dt.datetime, end: dt.datetime) -> bool:
-        """Whether the rep can take [start, end) (aware datetimes)."""
-        if self.paused or end <= start:
+        """Whether the rep can take a meeting [start, end) (aware datetimes): on their grid
+        (:meth:`on_grid`), a working day, within their hours, outside their busy times."""
+        if self.paused or end <= start or not self.on_grid(start):
             return False
         a, b = start.astimezone(self.zone), end.astimezone(self.zone)
         if a.weekday() not in self.days:
@@ -74,7 +106,8 @@ class Rep:
         return True
 
 
-def rep_from(setting: RepSetting, busy: Iterable[Busy] = ()) -> Rep:
+def rep_from(setting: RepSetting, busy: Iterable[Busy] = (), step: int = 30) -> Rep:
+    """A rep's settings as routing sees them; *step*: ``meetings.step_minutes``."""
     h = setting.hours
     return Rep(name=setting.name, email=setting.email,
                zone=zoneinfo.ZoneInfo(setting.timezone),
@@ -82,7 +115,7 @@ def rep_from(setting: RepSetting, busy: Iterable[Busy] = ()) -> Rep:
                end_minute=int(h[6:8]) * 60 + int(h[9:11]),
                days=frozenset(DAYS.index(d) for d in setting.days), weight=setting.weight,
                priority=setting.priority, paused=setting.paused,
-               busy=tuple(sorted(busy)))
+               busy=tuple(sorted(busy)), step=step)
 
 
 def _aware(value: Any, zone: zoneinfo.ZoneInfo) -> dt.datetime:
@@ -216,16 +249,16 @@ def route(account: dict[str, Any], reps: dict[str, Rep], settings: MeetingSettin
     return Route(chosen.name, reason, tuple(r.name for r in pool))
 
 
-def slots(reps: Sequence[Rep], since: dt.datetime, until: dt.datetime, minutes: int,
-          step_minutes: int = 30) -> list[dt.datetime]:
-    """Slot starts in [since, until) (on the step grid, UTC) when one of *reps* is free."""
-    step = dt.timedelta(minutes=step_minutes)
+def candidates(reps: Iterable[Rep], since: dt.datetime, until: dt.datetime
+               ) -> list[dt.datetime]:
+    """Every start in [since, until) on the grid of one of *reps*, sorted (UTC)."""
+    return sorted({t for r in reps for t in r.starts(since, until)})
+
+
+def slots(reps: Sequence[Rep], since: dt.datetime, until: dt.datetime, minutes: int
+          ) -> list[dt.datetime]:
+    """Slot starts in [since, until) (UTC), each a meeting of *minutes* that ends by
+    *until*, when one of *reps* is free (on their grid)."""
     length = dt.timedelta(minutes=minutes)
-    t = since.astimezone(UTC).replace(second=0, microsecond=0)
-    t += (-t.minute % step_minutes) * dt.timedelta(minutes=1)
-    out = []
-    while t + length <= until:
-        if any(r.free(t, t + length) for r in reps):
-            out.append(t)
-        t += step
-    return out
+    return [t for t in candidates(reps, since, until)
+            if t + length <= until and any(r.free(t, t + length) for r in reps)]

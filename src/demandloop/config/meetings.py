@@ -93,8 +93,9 @@ class MeetingSettings(Section):
     fallback: list[str] = Field(default_factory=list, description="Reps for accounts no rule "
                                 "matches (required as soon as there are reps).")
     minutes: int = Field(30, ge=10, le=240, description="Length of a meeting.")
-    step_minutes: int = Field(30, ge=5, le=240, description="Slots start on this grid "
-                              "(minutes past the hour).")
+    step_minutes: int = Field(30, ge=5, le=240, description="Minutes between slot "
+                              "starts, from the start of each rep's working hours in their "
+                              "time zone (09:00, 09:30, ...).")
     lead_minutes: int = Field(120, ge=0, le=10_080, description="The earliest slot offered "
                               "is this long from now.")
     days_ahead: int = Field(14, ge=1, le=90, description="How far ahead slots are offered.")

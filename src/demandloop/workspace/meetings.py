@@ -27,7 +27,14 @@ import httpx
 from demandloop.activate import booking
 from demandloop.activate import chat_queries as q
 from demandloop.activate.decide_index import Decider
-from demandloop.activate.routing import Ledger, Rep, busy_from_ics, rep_from, route
+from demandloop.activate.routing import (
+    Ledger,
+    Rep,
+    busy_from_ics,
+    candidates,
+    rep_from,
+    route,
+)
 from demandloop.activate.routing import slots as free_slots
 from demandloop.config import Settings
 from demandloop.config.meetings import MeetingSettings
@@ -132,7 +139,8 @@ class MeetingDesk:
         for s in self.settings.meetings.reps:
             zone = zoneinfo.ZoneInfo(s.timezone)
             busy = self._calendar(s.name, s.busy_ics, zone, now) + meetings.get(s.name, [])
-            out[s.name] = rep_from(s, [b for b in busy if b != moving])
+            out[s.name] = rep_from(s, [b for b in busy if b != moving],
+                                   self.settings.meetings.step_minutes)
         return out
 
     def _ledger(self, cur: Any) -> Ledger:
@@ -154,19 +162,15 @@ class MeetingDesk:
             reps, ledger = self._availability(cur, now), self._ledger(cur)
         since = now + dt.timedelta(minutes=m.lead_minutes)
         until = now + dt.timedelta(days=m.days_ahead)
-        step = dt.timedelta(minutes=m.step_minutes)
-        t = since.replace(second=0, microsecond=0)
-        if t < since:  # the next whole minute: never a start already past
-            t += dt.timedelta(minutes=1)
-        t += dt.timedelta(minutes=-t.minute % m.step_minutes)
         starts, owner = [], None
-        while t < until:
+        # each rep's own grid (their hours' start, their clock); route picks among the reps
+        # free at a start, and a rep is free only at a start of their grid
+        for t in candidates(reps.values(), since, until):
             found = route(row, reps, m, t, ledger)
             if found is not None:
                 starts.append(t)
                 if found.reason == "owner":
                     owner = found.rep
-            t += step
         return {"timezone": tz.key, "minutes": m.minutes, "owner": owner,
                 "slots": booking.labelled(starts, tz.key, m.minutes)}
 
@@ -303,7 +307,7 @@ class MeetingDesk:
         if rep is None:
             return []
         starts = free_slots([rep], now + dt.timedelta(minutes=m.lead_minutes),
-                            now + dt.timedelta(days=m.days_ahead), m.minutes, m.step_minutes)
+                            now + dt.timedelta(days=m.days_ahead), m.minutes)
         return booking.labelled(starts, _zone(zone).key, m.minutes)
 
     def _as_meeting(self, found: dict[str, Any]) -> booking.Meeting:
@@ -325,13 +329,12 @@ def _offered(at: dt.datetime, now: dt.datetime, m: MeetingSettings) -> None:
     if at >= now + dt.timedelta(days=m.days_ahead):  # (as the slots call: starts before)
         raise UsageError("that time is too far ahead to book",
                          hint=f"slots are offered {m.days_ahead} days ahead")
-    # the grid is minutes past the hour; a step that does not divide the hour drifts with
-    # the first slot offered, so only whole minutes are checked then
-    off = at.second or at.microsecond or (60 % m.step_minutes == 0
-                                          and at.minute % m.step_minutes)
-    if off:
+    # (a start on no rep's grid would otherwise be answered "just taken": a 409 that
+    # invites the client to try again)
+    if not any(rep_from(r, step=m.step_minutes).on_grid(at) for r in m.reps):
         raise UsageError("that time is not one of the slots offered",
-                         hint=f"slots start every {m.step_minutes} minutes past the hour")
+                         hint=f"slots start every {m.step_minutes} minutes from the start "
+                         "of a rep's working hours")
 
 
 def _zone(name: str) -> zoneinfo.ZoneInfo:
