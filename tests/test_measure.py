@@ -62,6 +62,37 @@ def test_funnel_counts_match_the_store_and_spend_gives_cpl_and_roi(market_ws: Pa
         assert row["roi"] == pytest.approx((row["revenue"] - total) / total)
 
 
+def test_velocity_is_over_the_accounts_seen_in_a_stage_before_the_next() -> None:
+    """Two stages first recorded at one moment (one scoring run saw both, or the earlier
+    was skipped) have no time between them to measure: a median over them was 0.0 days for
+    most steps of a funnel scored every 14 days."""
+    from demandloop.measure.funnel import funnel
+
+    day = pd.Timestamp("2026-01-01")
+    at = {  # days after *day*; None: never reached
+        "a": (0, 10, 24, 38, None, None),     # engaged 10 days after reach, MQL 14 after that
+        "b": (0, 14, 14, 14, None, None),     # one run saw it engaged, MQL and MQA
+        "c": (0, None, None, 28, 30, 50),     # skipped to MQA: engaged and MQL "at least"
+        "d": (2, 30, 60, 61, 70, None),
+        "e": (5, None, None, None, None, None),
+    }
+    cols = ["reached_at", "engaged_at", "mql_at", "mqa_at", "opportunity_at", "won_at"]
+    m = pd.DataFrame([{"account_id": k, **{c: day + pd.Timedelta(days=v) if v is not None
+                                           else pd.NaT for c, v in zip(cols, vs, strict=True)}}
+                      for k, vs in at.items()])
+    row = funnel(m).iloc[0]
+    # counts keep "at least": c was engaged and an MQL when it became an MQA
+    assert (row["engaged"], row["mql"], row["mqa"]) == (4, 4, 4)
+    assert row["days_reached_to_engaged"] == np.median([10, 14, 28, 28])  # a, b, c, d
+    assert row["days_engaged_to_mql"] == np.median([14, 30])              # a, d (not b, c)
+    assert row["days_mql_to_mqa"] == np.median([14, 1])                   # a, d
+    assert row["days_mqa_to_opportunity"] == np.median([2, 9])            # c, d
+    assert row["days_opportunity_to_won"] == 20                           # c
+    assert row["days_reached_to_won"] == 50
+    # a step nobody was seen in before the next has no median, not 0.0
+    assert np.isnan(funnel(m[m["account_id"] == "b"]).iloc[0]["days_engaged_to_mql"])
+
+
 def test_spend_reimport_replaces_and_bad_files_write_nothing(tmp_path: Path) -> None:
     f = tmp_path / "spend.csv"
     f.write_text("Day,Platform,Campaign name,Amount spent (USD),Impressions,Clicks\n"

@@ -18,7 +18,11 @@ Where the dates come from (one shared definition with scoring and routing):
 
 A stage counts every account that reached it *or any later one* (an account that went
 straight to an opportunity was reached and engaged), so each stage is within the previous
-one and conversion rates stay between 0 and 1. Velocity uses these "at least" dates too.
+one and conversion rates stay between 0 and 1. Velocity uses these "at least" dates too,
+over the accounts seen in the earlier stage before the later one: two stages first recorded
+at the same moment (one scoring run saw the account pass both, or it skipped the earlier)
+have no time between them to measure, and counting them as 0 days made the median of a
+funnel scored every 14 days 0.0 for most steps.
 
 Example:
     >>> import pandas as pd
@@ -150,9 +154,10 @@ def funnel(m: pd.DataFrame, by: str | None = None, spend: pd.DataFrame | None = 
         present = [s for s in STAGES if f"{s}_at" in m]
         for a, b in zip(present, present[1:], strict=False):
             row[f"{a}_to_{b}"] = counts[b] / counts[a] if counts[a] else np.nan
-            both = g[f"{a}_at"].notna() & g[f"{b}_at"].notna()
-            days = (g.loc[both, f"{b}_at"] - g.loc[both, f"{a}_at"]).dt.total_seconds() / 86400
-            row[f"days_{a}_to_{b}"] = float(days.median()) if both.any() else np.nan
+            # (NaT compares False: both dates are known)
+            seen = g[f"{a}_at"] < g[f"{b}_at"]
+            days = (g.loc[seen, f"{b}_at"] - g.loc[seen, f"{a}_at"]).dt.total_seconds() / 86400
+            row[f"days_{a}_to_{b}"] = float(days.median()) if seen.any() else np.nan
         row["reached_to_won"] = counts["won"] / counts["reached"] if counts["reached"] else np.nan
         both = g["reached_at"].notna() & g["won_at"].notna()
         days = (g.loc[both, "won_at"] - g.loc[both, "reached_at"]).dt.total_seconds() / 86400
