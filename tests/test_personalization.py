@@ -195,6 +195,29 @@ def test_templates_may_name_every_field_a_visit_has_and_their_own_variables() ->
     assert d.changes[0]["value"] == "crm Acme acme.com vp /pricing 2"
 
 
+def test_an_audience_written_as_a_list_of_conditions_is_all_of_them(tmp_path: Path) -> None:
+    """``audience = [...]``, as segments' ``where`` is written, was refused as "not a valid
+    dictionary": it means every condition, as ``audience.all``."""
+    from demandloop.activate.personalize import compile_experiences, decide
+
+    folder = tmp_path / "experiences"
+    folder.mkdir()
+    (folder / "x.toml").write_text(
+        '[[experiences]]\nname = "sw"\ncontrol = 0.0\n'
+        'audience = [{field = "industry", value = "Software"}, '
+        '{field = "employees", op = ">=", value = 100}]\n'
+        'changes = [{selector = "#h", text = "Hi {{ account.name }}"}]\n')
+    with demandloop.open(tmp_path) as ws:
+        [e] = ws.experiences()
+    assert [(c.field, c.op) for c in e.audience.all] == [("industry", "=="),
+                                                          ("employees", ">=")]
+    assert e.audience.any == []
+    compiled = compile_experiences([e])
+    row = {"account_id": "a.com", "name": "A", "industry": "Software", "employees": 100}
+    assert [d.changes[0]["value"] for d in decide(compiled, row, "a.com")] == ["Hi A"]
+    assert decide(compiled, {**row, "employees": 99}, "a.com") == []
+
+
 def test_experience_files_are_checked_with_the_toml(tmp_path: Path) -> None:
     (tmp_path / "demandloop.toml").write_text(
         '[[personalize.experiences]]\nname = "a"\n[[personalize.experiences.changes]]\n'

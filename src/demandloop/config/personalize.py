@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
-from typing import Protocol, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import jinja2
 import jinja2.meta
@@ -101,6 +101,13 @@ class AudienceSetting(Section):
                                         description="Conditions that must all hold.")
     any: list[SegmentCondition] = Field(default_factory=list,
                                         description="Conditions of which one must hold.")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _a_list_is_all(cls, data: Any) -> Any:
+        """``audience = [{...}, {...}]``, as segments' ``where`` lists are written: every
+        condition must hold (it was refused as "not a valid dictionary")."""
+        return {"all": data} if isinstance(data, list) else data
 
 
 def check_visit_fields(conditions: Iterable[SegmentCondition], what: str) -> None:
