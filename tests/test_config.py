@@ -34,6 +34,22 @@ def test_unknown_key_names_the_key_and_the_valid_ones(tmp_path: Path) -> None:
     assert "memory_limit, path, threads" in msg
 
 
+def test_a_key_in_a_list_of_tables_is_named_as_the_file_counts_them(tmp_path: Path) -> None:
+    """The second ``[[chat.playbooks]]`` table is ``chat.playbooks[2]`` (pydantic counts from
+    0), and an unknown key there lists a playbook's keys (it listed the chat section's)."""
+    body = ('[[chat.playbooks]]\nname = "a"\ngreeting = "Hi"\n'
+            '[[chat.playbooks]]\nname = "b"\ngreeting = "Hi"\n')
+    (tmp_path / "demandloop.toml").write_text(body + "audiences = []\n")
+    with pytest.raises(ConfigError) as e:
+        Settings.load(tmp_path)
+    assert "unknown key 'chat.playbooks[2].audiences'" in str(e.value)
+    assert e.value.hint == ("valid keys in [chat.playbooks[2]]: audience, enabled, greeting, "
+                            "name, offer_meeting, questions")
+    (tmp_path / "demandloop.toml").write_text(body + 'audience = "target"\n')
+    with pytest.raises(ConfigError, match=r"invalid value for 'chat.playbooks\[2\].audience'"):
+        Settings.load(tmp_path)
+
+
 def test_unknown_section(tmp_path: Path) -> None:
     (tmp_path / "demandloop.toml").write_text("[sotre]\npath = 1\n")
     with pytest.raises(ConfigError, match="unknown key 'sotre'.*ingest.*store"):
@@ -187,7 +203,7 @@ _BOX = ('[[activate.mailboxes]]\nname = "m"\naddress = "m@x.com"\ntransport = "f
      "meetings.mailbox: no mailbox 'sdr' (mailboxes: none"),
     ('[meetings]\nfallback = ["ann"]\n' + _REP + '[[meetings.rules]]\nname = "dach"\n'
      'reps = ["ann"]\n[[meetings.rules.where]]\nfield = "territory"\nvalue = "DE"\n',
-     "'meetings.rules.0.where': field 'territory' is unknown (fields: account_id,"),
+     "'meetings.rules[1].where': field 'territory' is unknown (fields: account_id,"),
     ('[chat.llm]\nbase_url = "localhost:11434"\nmodel = "m"\n',
      "base_url 'localhost:11434' must start with http:// or https://"),
     ('[chat.llm]\nbase_url = "http://127.0.0.1:11434/v1"\n', "model is required"),
@@ -253,7 +269,7 @@ def test_a_stage_rule_comparing_a_feature_with_another_kind_is_refused(
     (tmp_path / "demandloop.toml").write_text(
         f'[score]\nmqa_stage = "hot"\n[measure]\nengaged_stage = "hot"\n'
         f'[[score.stages]]\nname = "hot"\nall = [{rule}]\n')
-    with pytest.raises(ConfigError, match="'score.stages.0.all'") as e:
+    with pytest.raises(ConfigError, match=r"'score.stages\[1\].all'") as e:
         Settings.load(tmp_path)
     assert says in str(e.value)
     # the same rule with a value of the feature's kind loads
@@ -285,7 +301,7 @@ def test_a_personalisation_goal_on_no_activity_is_refused_as_the_file_loads(
     # it was found first when the report ran
     (tmp_path / "demandloop.toml").write_text(
         '[[personalize.goals]]\nname = "demo"\nactivity = "demo_requested"\n')
-    with pytest.raises(ConfigError, match=r"'personalize.goals.0.activity': unknown activity "
+    with pytest.raises(ConfigError, match=r"'personalize.goals\[1\].activity': unknown activity "
                                           r"'demo_requested' \(use one of page_view"):
         Settings.load(tmp_path)
     (tmp_path / "demandloop.toml").write_text(

@@ -23,6 +23,7 @@ from __future__ import annotations
 import os
 import re
 import tomllib
+import typing
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -246,10 +247,16 @@ def _blame(exc: ValidationError, source: str) -> str:
 
 
 def _section_fields(path: tuple[str | int, ...]) -> list[str]:
+    """The keys of the table at *path* (a list's index goes into the list's item model:
+    ``chat.playbooks[1]`` lists a playbook's keys, not the chat section's)."""
     model: type[BaseModel] = Settings
     for part in path:
-        field = model.model_fields.get(str(part))
+        if isinstance(part, int):
+            continue
+        field = model.model_fields.get(part)
         annotation = field.annotation if field else None
+        if typing.get_origin(annotation) is list:
+            annotation = typing.get_args(annotation)[0]
         if isinstance(annotation, type) and issubclass(annotation, BaseModel):
             model = annotation
         else:
@@ -257,13 +264,23 @@ def _section_fields(path: tuple[str | int, ...]) -> list[str]:
     return sorted(model.model_fields)
 
 
+def _key(loc: tuple[str | int, ...]) -> str:
+    """A setting's place as the file writes it: ``chat.playbooks[2].audience`` for the
+    second ``[[chat.playbooks]]`` table (pydantic's ``chat.playbooks.1.audience`` counts
+    from 0, one off from the tables a user counts in the file)."""
+    out = ""
+    for part in loc:
+        out += f"[{part + 1}]" if isinstance(part, int) else ("." if out else "") + part
+    return out
+
+
 def _config_error(exc: ValidationError, source: str) -> ConfigError:
     first = exc.errors()[0]
     loc = tuple(first["loc"])
-    key = ".".join(str(p) for p in loc)
+    key = _key(loc)
     if first["type"] == "extra_forbidden":
         valid = ", ".join(_section_fields(loc[:-1]))
-        where = f"[{'.'.join(str(p) for p in loc[:-1])}]" if len(loc) > 1 else "the top level"
+        where = f"[{_key(loc[:-1])}]" if len(loc) > 1 else "the top level"
         return ConfigError(
             f"{source}: unknown key '{key}'",
             hint=f"valid keys in {where}: {valid}",
