@@ -505,6 +505,37 @@ def test_conversion_without_leads_says_where_they_come_from(cli, tmp_path: Path)
     assert code == 0 and json.loads(out) == []
 
 
+def test_attribution_with_journeys_but_no_outcome_says_so(cli, tmp_path: Path,  # type: ignore[no-untyped-def]
+                                                          market_ws: Path) -> None:
+    """Journeys and no opportunity: a table of 0.00 for every channel and model, which
+    said nothing of why."""
+    market = tmp_path / "m"
+    assert cli("simulate", "--accounts", "20", "--days", "20", "--out", str(market))[0] == 0
+    w = tmp_path / "w"
+    with demandloop.open(w) as ws:
+        ws.load_simulation(market)
+        ws.store.con.execute("DELETE FROM opportunities")
+        ws.resolve()
+    code, out, _ = cli("-w", str(w), "report", "attribution", "--json")
+    rows = json.loads(out)
+    assert code == 0 and rows and all(r["first_touch"] == 0 for r in rows)
+    code, out, _ = cli("-w", str(w), "report", "attribution")
+    assert code == 0 and "nothing to credit: no journey ends in an opportunity yet" in out
+    assert "import opportunities" in out
+    code, out, _ = cli("-w", str(w), "report", "attribution", "--outcome", "won")
+    assert code == 0 and "no journey ends in a won deal yet" in out
+    code, out, _ = cli("-w", str(w), "report", "attribution", "--csv")
+    assert code == 0 and "nothing to credit" not in out
+    code, out, _ = cli("-w", str(w), "report", "attribution", "--level", "person", "--json")
+    if not any(r["first_touch"] for r in json.loads(out)):  # (no form fill in 20 days)
+        code, out, _ = cli("-w", str(w), "report", "attribution", "--level", "person")
+        assert "no journey ends in a lead yet (a person's first form fill" in out
+    # where there is credit, no such line
+    for level in ("account", "person"):
+        code, out, _ = cli("-w", str(market_ws), "report", "attribution", "--level", level)
+        assert code == 0 and "0." in out and "nothing to credit" not in out
+
+
 def test_the_same_attribution_twice_is_the_same_to_the_last_digit(market_ws: Path) -> None:
     """The rule-based credit was a sum of floats in whatever order the engine's threads
     added them: `report attribution --csv` differed from run to run (and with a server and

@@ -150,9 +150,18 @@ def report_attribution(
         out.print("no journeys to credit yet: ingest events and run 'demandloop resolve'")
         return
     fmt = "{:,.0f}" if measure == "value" else "{:.2f}"
-    _emit(df, f"attribution ({level} level, "
-          f"{(outcome or 'opportunity') if level == 'account' else 'lead'}; "
-          f"{measure})", as_json, as_csv, dict.fromkeys(names, fmt))
+    goal = (outcome or "opportunity") if level == "account" else "lead"
+    _emit(df, f"attribution ({level} level, {goal}; {measure})", as_json, as_csv,
+          dict.fromkeys(names, fmt))
+    if not as_csv and len(df) and not df[list(names)].abs().to_numpy().any():
+        # (a table of zeros said nothing of why)
+        ends = {"opportunity": "an opportunity", "won": "a won deal", "lead": "a lead"}[goal]
+        where = ("a person's first form fill, demo request, trial or webinar registration "
+                 "ends theirs" if level == "person" else
+                 "import opportunities with 'demandloop import opportunities FILE'")
+        out.print(f"nothing to credit: no journey ends in {ends}"
+                  f"{' with a value' if measure == 'value' else ''} yet ({where})",
+                  markup=False)
 
 
 @report_app.command("pipeline")
