@@ -317,6 +317,25 @@ def test_audiences_select_and_export_what_the_platforms_take(market_ws: Path, cl
     assert sizes["in-market-targets"] == len(expected)
 
 
+def test_customer_match_hashes_gmail_addresses_as_google_matches_them() -> None:
+    """Gmail ignores the dots of an address, and Google hashes the dotless form: with the
+    dots, *Ann.Lee@Gmail.com* matched no one. Other domains keep theirs."""
+    import hashlib
+
+    from demandloop.activate.audiences import google
+
+    people = pd.DataFrame({"email": [" Ann.Lee@Gmail.com", "j.o.e@googlemail.com",
+                                     "ann.lee@acme.com", "x.y@gmail.com.au", None],
+                           "first_name": ["Ann", "Joe", "Ann", None, "No"],
+                           "last_name": ["Lee", "O", "Lee", None, "Mail"]})
+    got = google(people)
+    h = [hashlib.sha256(e.encode()).hexdigest() for e in (
+        "annlee@gmail.com", "joe@googlemail.com", "ann.lee@acme.com", "x.y@gmail.com.au")]
+    assert got["Email"].tolist() == h
+    assert got["First Name"].tolist()[:2] == [hashlib.sha256(b"ann").hexdigest(),
+                                              hashlib.sha256(b"joe").hexdigest()]
+
+
 def test_an_export_shows_a_formula_as_text(cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     """A company name can come from a visitor's browser (a group call's traits): in an
     export a marketer opens in a spreadsheet, ``=HYPERLINK(...)`` was a live formula."""

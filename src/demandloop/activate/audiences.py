@@ -9,8 +9,10 @@ Exports:
 * ``linkedin`` (account segments): a LinkedIn Matched Audiences company list, with the
   template's header row (``companyname, companywebsite, companyemaildomain, ...``);
 * ``google`` (people segments): a Google Ads Customer Match file, ``Email, Phone, First Name,
-  Last Name, Country, Zip``, with email and names normalised (whitespace removed, lower case)
-  and SHA-256 hashed as Google asks; people without an email are left out;
+  Last Name, Country, Zip``, with email and names normalised (whitespace removed, lower case;
+  the dots before ``@gmail.com`` and ``@googlemail.com`` removed, as Google's own
+  normalisation samples do, since Gmail ignores them) and SHA-256 hashed as Google asks;
+  people without an email are left out;
 * ``csv``: every field, plain.
 
 Example:
@@ -56,6 +58,17 @@ def _sha256(value: Any) -> str:
     return hashlib.sha256(text.encode()).hexdigest() if text else ""
 
 
+def _email_sha256(value: Any) -> str:
+    """An email as Google Ads matches it: *ann.lee@gmail.com* and *annlee@gmail.com* are one
+    Gmail mailbox, and Google hashes the dotless form (its Customer Match and enhanced
+    conversions samples): hashed with the dots, it matched no one."""
+    text = "".join(str(value).split()).lower()
+    local, at, domain = text.rpartition("@")
+    if at and domain in ("gmail.com", "googlemail.com"):
+        text = local.replace(".", "") + at + domain
+    return _sha256(text)
+
+
 def linkedin(accounts: pd.DataFrame) -> pd.DataFrame:
     """LinkedIn company-list rows for account rows (domain, name, industry, country)."""
     out = pd.DataFrame(index=accounts.index, columns=list(LINKEDIN_COLUMNS), dtype=object)
@@ -71,7 +84,7 @@ def google(people: pd.DataFrame) -> pd.DataFrame:
     """Customer Match rows: normalised, SHA-256 hashed email and names; country unhashed."""
     have = people[people["email"].notna() & (people["email"].astype(str).str.strip() != "")]
     return pd.DataFrame({
-        "Email": have["email"].map(_sha256),
+        "Email": have["email"].map(_email_sha256),
         "Phone": "",
         "First Name": have["first_name"].fillna("").map(_sha256),
         "Last Name": have["last_name"].fillna("").map(_sha256),
