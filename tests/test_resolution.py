@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from pathlib import Path
 
@@ -115,6 +116,17 @@ def test_ip_ranges_start_end_ipv6_and_overlap_with_other_files(ws, tmp_path: Pat
         ws.import_ip_ranges(b)
     assert e.value.problems == [f"{b}:2: range overlaps a range from {a}"]
     assert range_keys("2001:db8:1::/48")[0] == ip_key("2001:db8:1::1")
+
+
+def test_a_semicolon_ip_range_files_dates_are_read_day_first(tmp_path: Path) -> None:
+    """European Excel (semicolons) writes 03/04/2026 for the 3rd of April, as the CRM and
+    spend imports read it; the IP-range import read it as the 4th of March."""
+    from demandloop.collect.ipranges import read_ip_ranges
+
+    semi = write(tmp_path / "s.csv", "cidr;domain;known_since\n10.0.0.0/24;acme.io;03/04/2026\n")
+    comma = write(tmp_path / "c.csv", "cidr,domain,known_since\n10.0.0.0/24,acme.io,03/04/2026\n")
+    assert read_ip_ranges(semi)[0].known_since == dt.datetime(2026, 4, 3)
+    assert read_ip_ranges(comma)[0].known_since == dt.datetime(2026, 3, 4)
 
 
 def test_anonymous_visitor_resolved_by_ip_range(ws, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]

@@ -37,7 +37,8 @@ def read_ip_ranges(path: Path) -> list[UserRange]:
     if not path.is_file():
         raise InputError(f"{path}: no such file", hint="check the path")
     with path.open(newline="", encoding="utf-8-sig") as fh:
-        reader = csv.DictReader(fh, delimiter=delimiter(fh))
+        sep = delimiter(fh)
+        reader = csv.DictReader(fh, delimiter=sep)
         cols = {c.strip().lower(): c for c in (reader.fieldnames or [])}
         has_cidr, has_pair = "cidr" in cols, "start" in cols and "end" in cols
         if not (has_cidr or has_pair) or not ({"domain", "organisation", "organization"}
@@ -83,7 +84,10 @@ def read_ip_ranges(path: Path) -> list[UserRange]:
                 problems.append(f"{path}:{line}: needs a domain or an organisation")
                 continue
             try:
-                since = parse_timestamp(row.get(since_col) or "") if since_col else None
+                # (day first in a semicolon file, as the CRM and spend imports read it:
+                # European Excel writes 03/04/2026 for the 3rd of April)
+                since = parse_timestamp(row.get(since_col) or "", day_first=sep == ";"
+                                        ) if since_col else None
             except ValueError as exc:
                 problems.append(f"{path}:{line}: {since_col}: {exc}")
                 continue
