@@ -249,9 +249,14 @@ def test_report_charts_render_without_console_errors(app, browser) -> None:  # t
     assert page.locator("svg.chart rect title").count() == len(data) * len(models)
     first = page.locator("svg.chart rect title").first.text_content()
     assert first == f"{models[0]} {data[0]['channel']}: " + _short(data[0][models[0]])
-    for name in ("funnel", "health", "pipeline", "scorecard", "sla", "personalization", "aeo"):
+    for name in ("funnel", "health", "pipeline", "scorecard", "sla", "aeo"):
         assert page.goto(app["url"] + f"/app/reports/{name}").status == 200
         assert page.locator("svg.chart").count() == 1
+    # no exposure yet: where they come from, not an empty chart and a table of nothing
+    assert _api(app, "/reports/personalization")["experiences"] == []
+    assert page.goto(app["url"] + "/app/reports/personalization").status == 200
+    assert page.locator("svg.chart").count() == 0 and page.locator("table").count() == 0
+    assert "No 'Experience Viewed' events yet" in page.inner_text("main")
     # the AEO page: its key pages are the content index's (the shipped test site); of
     # them, the simulated AI search crawlers only ever fetched the home page
     page.goto(app["url"] + "/app/reports/aeo")
@@ -402,6 +407,18 @@ def test_attribution_models_are_chosen_like_the_cli(app, browser) -> None:  # ty
     assert legend == ["markov", "shapley"]
     headers = page.locator("table th").all_inner_texts()
     assert headers == ["channel", "markov", "shapley"]
+    # person level chosen on the form, which also sends its outcome and measure (a lead
+    # has neither: the page was a 400 saying so): the people's credit, as the API gives it
+    page.select_option("select[name=level]", "person")
+    page.click("form.filters button[type=submit]")
+    page.wait_for_load_state("networkidle")
+    assert "level=person" in page.url and "outcome=opportunity" in page.url
+    api = _api(app, "/reports/attribution", level="person", models="markov,shapley")
+    rows = page.locator("table tbody tr").evaluate_all(
+        "rs => rs.map(r => [...r.cells].map(c => c.textContent))")
+    assert rows == [[r["channel"], f"{r['markov']:,.2f}", f"{r['shapley']:,.2f}"]
+                    for r in api] and rows
+    assert "apply to the account level only" in page.inner_text("main")
     assert errors == []
     page.close()
 
@@ -513,6 +530,40 @@ def test_the_health_alarm_is_a_banner_on_every_page(tmp_path: Path, browser) -> 
             banner = page.locator("#banner [role=alert]")
             banner.wait_for(timeout=60_000)
             assert "harvesting a shrinking pool" in banner.inner_text()
+        assert errors == []
+        page.close()
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=60)
+
+
+def test_the_reports_of_a_new_workspace_say_what_they_wait_for(tmp_path: Path, browser  # type: ignore[no-untyped-def]
+                                                                ) -> None:
+    """A workspace with nothing in it yet: attribution said nothing at all (two empty
+    boxes), demand health drew an empty chart and gave each indicator it could not test
+    "tau 0.00, p 1.00" as if measured flat, the pipeline an empty chart."""
+    d = tmp_path / "w"
+    with demandloop.open(d):
+        pass
+    users.create(d, "ann@example.com", "rep", PASSWORD)
+    port = free_port()
+    proc = start_subprocess(d, port)
+    try:
+        url = f"http://127.0.0.1:{port}"
+        page, errors = _login(browser, {"url": url}, "ann@example.com")
+        page.goto(url + "/app/reports/attribution")
+        assert "no journeys to credit yet" in page.inner_text("main")
+        assert page.locator("svg.chart").count() == 0 and page.locator("table").count() == 0
+        page.goto(url + "/app/reports/health")
+        assert "not enough data: 0 full weeks" in page.inner_text("main")
+        assert page.locator("svg.chart").count() == 0
+        rows = page.locator("table tbody tr").evaluate_all(
+            "rs => rs.map(r => [...r.cells].map(c => c.textContent))")
+        assert rows and {r[1] for r in rows} <= {"not enough data", "not configured"}
+        assert {c for r in rows for c in r[2:]} == {""}  # change, tau, p: not measured
+        page.goto(url + "/app/reports/pipeline")
+        assert "0 opportunities" in page.inner_text("main")
+        assert page.locator("svg.chart").count() == 0
         assert errors == []
         page.close()
     finally:

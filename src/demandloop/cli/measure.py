@@ -27,7 +27,13 @@ from demandloop.cli.base import (
 from demandloop.csvfiles import cells
 from demandloop.errors import UsageError
 from demandloop.lazy import LazyModule
-from demandloop.measure.names import ALL_MODELS, DEFAULT_MODELS, DIMENSIONS, STAGES
+from demandloop.measure.names import (
+    ALL_MODELS,
+    DEFAULT_MODELS,
+    DIMENSIONS,
+    STAGES,
+    attribution_note,
+)
 from demandloop.serve import reports
 from demandloop.serve.reports import NO_HISTORY
 
@@ -146,22 +152,17 @@ def report_attribution(
     with _open() as ws:
         df = ws.attribution(level=level, outcome=outcome, models=names, measure=measure,
                             engine=ws.engine(engine))
+    note = attribution_note(df.to_dict("records"), names, level=level, outcome=outcome,
+                            measure=measure)
     if df.empty and not as_csv:  # (an empty table said nothing of why)
-        out.print("no journeys to credit yet: ingest events and run 'demandloop resolve'")
+        out.print(note, markup=False)
         return
     fmt = "{:,.0f}" if measure == "value" else "{:.2f}"
     goal = (outcome or "opportunity") if level == "account" else "lead"
     _emit(df, f"attribution ({level} level, {goal}; {measure})", as_json, as_csv,
           dict.fromkeys(names, fmt))
-    if not as_csv and len(df) and not df[list(names)].abs().to_numpy().any():
-        # (a table of zeros said nothing of why)
-        ends = {"opportunity": "an opportunity", "won": "a won deal", "lead": "a lead"}[goal]
-        where = ("a person's first form fill, demo request, trial or webinar registration "
-                 "ends theirs" if level == "person" else
-                 "import opportunities with 'demandloop import opportunities FILE'")
-        out.print(f"nothing to credit: no journey ends in {ends}"
-                  f"{' with a value' if measure == 'value' else ''} yet ({where})",
-                  markup=False)
+    if note and not as_csv:  # (a table of zeros said nothing of why)
+        out.print(note, markup=False)
 
 
 @report_app.command("pipeline")

@@ -91,19 +91,26 @@ def weekly(parts: dict[str, pd.DataFrame], leads: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
+#: the statistics of an indicator that was not tested
+_UNMEASURED: dict[str, Any] = dict.fromkeys(("tau", "p", "slope", "slope_low", "slope_high",
+                                             "change"))
+
+
 def health(series: pd.DataFrame, alpha: float = 0.05,
            unconfigured: tuple[str, ...] = ()) -> dict[str, Any]:
     """Trends of every indicator and the alarm (see the module docstring). Indicators in
     *unconfigured* (branded search without ``enrich.brand_terms``) say so instead of a
     trend, and count for nothing."""
     trends = {c: trend(series[c], alpha) for c in (*DEMAND, *CAPTURE) if c in series}
+    # an indicator not measured has no statistics either: its "tau 0.00, p 1.00, change
+    # +0%" read, in every table, as a measured flat trend
     for c in unconfigured:
         if c in trends:  # "flat" would read as a measured trend
-            trends[c] = {**trends[c], "direction": "not configured"}
+            trends[c] = {**trends[c], **_UNMEASURED, "direction": "not configured"}
     if len(series) < MIN_WEEKS:  # (nor is a test over too few weeks: "flat", p = 1)
         for c, t in trends.items():
             if t["direction"] != "not configured":
-                trends[c] = {**t, "direction": "not enough data"}
+                trends[c] = {**t, **_UNMEASURED, "direction": "not enough data"}
     with_data = [c for c in DEMAND if c in series and series[c].sum() > 0
                  and c not in unconfigured]
     falling = [c for c in with_data if trends[c]["direction"] == "falling"]

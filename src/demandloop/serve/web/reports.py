@@ -13,7 +13,13 @@ from fastapi.responses import HTMLResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from demandloop.errors import DemandloopError, UsageError
-from demandloop.measure.names import ALL_MODELS, DEFAULT_MODELS, DIMENSIONS, STAGES
+from demandloop.measure.names import (
+    ALL_MODELS,
+    DEFAULT_MODELS,
+    DIMENSIONS,
+    STAGES,
+    attribution_note,
+)
 from demandloop.serve.web import charts
 from demandloop.serve.web.site import HEADERS, Site
 from demandloop.store.account_pages import check_choices
@@ -34,6 +40,10 @@ def register(web: FastAPI, site: Site) -> None:
     async def report_page(request: Request, name: str, by: str = "", level: str = "account",
                           outcome: str = "opportunity", measure: str = "conversions"
                           ) -> Response:
+        if level == "person":
+            # the form always sends its outcome and measure; a lead has neither (the API
+            # refuses them), so "person" chosen on the form was a 400 page
+            outcome, measure = "opportunity", "conversions"
         chosen = request.query_params.getlist("model")
         models = chosen or list(DEFAULT_MODELS)
         user, session = site.who(request)
@@ -51,7 +61,8 @@ def register(web: FastAPI, site: Site) -> None:
             return site.page(request, "error.html", user, session, 400, message=str(exc))
         choices: dict[str, dict[str, Any]] = {
             "funnel": {"by": by or None},
-            "attribution": {"level": level, "outcome": outcome,
+            "attribution": {"level": level,
+                            "outcome": outcome if level != "person" else None,
                             "models": ",".join(models), "measure": measure}}
         params = choices.get(name, {})
         try:
@@ -59,8 +70,12 @@ def register(web: FastAPI, site: Site) -> None:
         except DemandloopError as exc:
             return site.page(request, "error.html", user, session, 400, message=str(exc))
         chart, table = _view(name, data, params, models)
+        note = attribution_note(data, models, level=level, outcome=outcome, measure=measure
+                                ) if name == "attribution" else None
+        if note or not table[1] or (name == "health" and not data.get("series")):
+            chart = None  # (an empty chart, or one of zeros, says nothing)
         return site.page(request, "report.html", user, session, name=name, titles=TITLES,
-                         data=data, chart=chart, table=table, by=by, level=level,
+                         data=data, chart=chart, table=table, note=note, by=by, level=level,
                          outcome=outcome, measure=measure, dimensions=DIMENSIONS,
                          all_models=ALL_MODELS, models=models)
 
