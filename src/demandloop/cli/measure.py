@@ -152,7 +152,7 @@ def report_attribution(
     with _open() as ws:
         df = ws.attribution(level=level, outcome=outcome, models=names, measure=measure,
                             engine=ws.engine(engine))
-    note = attribution_note(df.to_dict("records"), names, level=level, outcome=outcome,
+    note = attribution_note(_records(df), names, level=level, outcome=outcome,
                             measure=measure)
     if df.empty and not as_csv:  # (an empty table said nothing of why)
         out.print(note, markup=False)
