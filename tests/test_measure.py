@@ -522,6 +522,10 @@ def test_conversion_without_leads_says_where_they_come_from(cli, tmp_path: Path)
     assert code == 0 and "no journeys to credit yet" in out
     code, out, _ = cli("-w", str(tmp_path / "w"), "report", "attribution", "--json")
     assert code == 0 and json.loads(out) == []
+    # the scorecard with nothing measured: its blend is the published rubric, whose
+    # verdict, repeated "with your measured criteria", read as the data agreeing
+    code, out, _ = cli("-w", str(tmp_path / "w"), "report", "scorecard")
+    assert code == 0 and "with your measured criteria: nothing measured yet" in out
 
 
 def test_attribution_with_journeys_but_no_outcome_says_so(cli, tmp_path: Path,  # type: ignore[no-untyped-def]

@@ -164,7 +164,12 @@ def scorecard(parts: dict[str, pd.DataFrame], fit: pd.DataFrame,
         card[f"{program}_blended"] = card[f"{program}_measured"].fillna(card[program])
     pub = totals(card)
     blended = {p: float((card[f"{p}_blended"] * card["weight"]).sum()) for p in PUBLISHED}
+    measured_any = bool(card[[f"{p}_measured" for p in PUBLISHED]].notna().to_numpy().any())
+    # (with nothing measured the blend is the published rubric: its verdict repeated as
+    # "with your measured criteria" read as the data agreeing)
     return {"card": card, "published_totals": pub, "published_verdict": verdict(pub),
-            "blended_totals": blended, "blended_verdict": verdict(blended),
+            "blended_totals": blended,
+            "blended_verdict": verdict(blended) if measured_any else
+            "nothing measured yet (no touches of either motion): the published rubric stands",
             "segments": recommendations(),
             "channels": measured(parts, fit, "channel", ai_pages)}
