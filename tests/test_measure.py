@@ -526,6 +526,11 @@ def test_conversion_without_leads_says_where_they_come_from(cli, tmp_path: Path)
     # verdict, repeated "with your measured criteria", read as the data agreeing
     code, out, _ = cli("-w", str(tmp_path / "w"), "report", "scorecard")
     assert code == 0 and "with your measured criteria: nothing measured yet" in out
+    # the HTML report likewise: no empty chart and table of credit
+    code, _, err = cli("-w", str(tmp_path / "w"), "report", "html", str(tmp_path / "r.html"))
+    page = (tmp_path / "r.html").read_text()
+    assert code == 0 and "no journeys to credit yet" in page
+    assert 'aria-label="attribution"' not in page
 
 
 def test_attribution_with_journeys_but_no_outcome_says_so(cli, tmp_path: Path,  # type: ignore[no-untyped-def]

@@ -5,6 +5,7 @@ pandas."""
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 from demandloop.errors import InputError
 
@@ -28,7 +29,7 @@ def dimension(by: str | None) -> str | None:
     return by
 
 
-def attribution_note(rows: Sequence[Mapping[str, object]], models: Sequence[str], *,
+def attribution_note(rows: Sequence[Mapping[Any, Any]], models: Sequence[str], *,
                      level: str, outcome: str | None, measure: str) -> str | None:
     """What an attribution table cannot say by itself, said once for the command line and
     the dashboard: no journey at all, or journeys none of which ends in the outcome (a

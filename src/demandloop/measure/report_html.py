@@ -19,7 +19,7 @@ from typing import Any
 
 import pandas as pd
 
-from demandloop.measure.names import STAGES
+from demandloop.measure.names import STAGES, attribution_note
 from demandloop.measure.report_style import COLUMNS, CSS, PALETTE
 
 
@@ -235,8 +235,10 @@ def render(data: dict[str, Any]) -> str:
         "of the buying committee counts). Last touch favours the channels that capture "
         "demand; Markov and Shapley measure what each channel adds to the journeys that "
         "convert, so demand generation gets its share.</p>",
-        grouped_bars(attribution, "channel", list(models), "attribution"),
-        table(attribution, cur),
+        *([f'<p class="muted">{_e(note)}</p>'] if (note := attribution_note(
+            attribution.to_dict("records"), list(models), level="account", outcome=None,
+            measure="conversions")) else [grouped_bars(attribution, "channel", list(models),
+                                                       "attribution"), table(attribution, cur)]),
         "<h2>Pipeline sourced vs influenced</h2>",
         "<p>Sourced: the account's first touch was this channel. Influenced: the channel "
         "touched the account within the window before the opportunity.</p>",
