@@ -18,6 +18,7 @@ from demandloop.config import CONFIG_FILE, example_toml
 from demandloop.demo import act as demo_act
 from demandloop.errors import InputError, UsageError
 from demandloop.measure.evaluation import evaluate
+from demandloop.measure.names import attribution_note
 from demandloop.render import frame_table as _table
 from demandloop.simulate import simulate
 from demandloop.workspace import Workspace
@@ -175,8 +176,13 @@ def run_demo(directory: Path, *, accounts: int = 500, days: int = 90, seed: int 
             f"{evaluation['spearman_fit']:.2f}")
         stages = funnel[["reached", "engaged", "mql", "mqa", "opportunity", "won"]]
         console.print(_table(stages, "8. Funnel (accounts reaching each stage)", {}))
-        console.print(_table(credit, "9. Who gets the credit for opportunities (account "
-                             "level, by model)", dict.fromkeys(models, "{:.1f}")))
+        note = attribution_note(credit.to_dict("records"), list(models), level="account",
+                                outcome=None, measure="conversions")
+        if note:  # (a tiny market may have no opportunity: a table of zeros said nothing)
+            console.print(f"[bold]9. Who gets the credit for opportunities:[/bold] {note}")
+        else:
+            console.print(_table(credit, "9. Who gets the credit for opportunities "
+                                 "(account level, by model)", dict.fromkeys(models, "{:.1f}")))
         d = pipe["demand_influenced"]
         console.print(f"[bold]Pipeline:[/bold] {pipe['opportunities']} opportunities, "
                       f"{pipe['amount']:,.0f}; demand-influenced in the "
