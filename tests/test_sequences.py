@@ -397,6 +397,41 @@ def test_reply_bounce_and_stage_change_stop(base: Path, tmp_path: Path,
     assert replier not in sup.index  # a reply ends the sequence, it is not an opt-out
 
 
+def test_a_domain_on_the_suppression_list_stops_everyone_there(
+        base: Path, tmp_path: Path, smtp: tuple[Inbox, int], dkim_key: tuple[bytes, bytes],
+        cli) -> None:  # type: ignore[no-untyped-def]
+    """``suppress add @acme.com`` (a competitor, a customer under contract): it was kept as
+    the text "@acme.com", matched no address, and everyone there was mailed. Text that is
+    no address (``jane@``) was kept the same way; it is refused now."""
+    inbox, port = smtp
+    d = _setup(base, tmp_path, port, dkim_key[0])
+    with demandloop.open(d) as ws:
+        ws.run_workflows()
+        enrolled = ws.enrolments()
+    domains = enrolled["email"].str.lower().str.rpartition("@")[2]
+    blocked = domains.value_counts().index[0]  # the domain with the most people enrolled
+    there = set(enrolled.loc[domains == blocked, "email"].str.lower())
+    w = str(d)
+    for bad in ("jane@", "bad", "@", "@nodot", "*@"):
+        code, _, err = cli("-w", w, "suppress", "add", bad)
+        assert code == 3 and "not an email address or @domain" in err, (bad, err)
+    code, out, err = cli("-w", w, "suppress", "add", f"*@{blocked.upper()}")
+    assert code == 0 and "suppressed 1 new" in out, err
+    code, out, _ = cli("-w", w, "suppress", "list", "--json")
+    assert [r["email"] for r in json.loads(out)] == [f"@{blocked}"]
+    with demandloop.open(d) as ws:
+        _run_hours(ws, 24 * 3)
+        after = ws.enrolments().set_index("email")
+        person = ws.person_page(sorted(there)[0])
+    sent = {r[0].lower() for _, r, _ in inbox.messages}
+    assert sent and not sent & there  # everyone else was mailed, no one there
+    assert {after.loc[e, "stop_reason"] for e in after.index if e.lower() in there} == {
+        "manual"}
+    assert [s["email"] for s in person["suppressions"]] == [f"@{blocked}"]
+    code, out, _ = cli("-w", w, "suppress", "remove", f"@{blocked}")
+    assert code == 0 and cli("-w", w, "suppress", "list", "--json")[1].strip() == "[]"
+
+
 def test_a_crash_between_claim_and_send_never_sends_twice(
         base: Path, tmp_path: Path, smtp: tuple[Inbox, int],
         dkim_key: tuple[bytes, bytes]) -> None:
@@ -748,6 +783,6 @@ def test_a_suppression_export_with_empty_rows_is_read_and_a_bad_row_refused(
     bad = tmp_path / "bad.csv"
     bad.write_text("email\ncy@gamma.io\nnot-an-email\n")
     code, _, err = cli("-w", w, "suppress", "import", str(bad))
-    assert code == 3 and f"{bad}:3: not an email address: 'not-an-email'" in err
+    assert code == 3 and f"{bad}:3: not an email address or @domain: 'not-an-email'" in err
     code, out, _ = cli("-w", w, "suppress", "list", "--json")
     assert "cy@gamma.io" not in out  # nothing of a bad file

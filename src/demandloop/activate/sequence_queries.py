@@ -16,12 +16,16 @@ from typing import Any
 import pandas as pd
 import pyarrow as pa
 
+from demandloop.activate.suppression_csv import domain_key
 from demandloop.store.db import Store
 from demandloop.store.privacy import email_hash
 
 # where an event names its email address, first match wins
 _EVENT_EMAIL = ("lower(coalesce(e.properties ->> '$.email', e.context ->> '$.traits.email', "
                 "e.traits ->> '$.email', p.email))")
+#: a suppression ``s`` of the whole domain of *email* (``@acme.com``: that domain exactly)
+_BY_DOMAIN = ("(starts_with(s.email, '@') AND "
+              "'@' || lower(split_part({email}, '@', -1)) = s.email)")
 #: joins ``i`` (person_identifiers) and ``p`` (persons) to events ``e`` by user or anonymous id
 EVENT_PERSON_JOIN = (
     "LEFT JOIN person_identifiers i ON i.workspace_id = e.workspace_id AND "
@@ -30,15 +34,15 @@ EVENT_PERSON_JOIN = (
 
 
 class Suppressions(dict[str, str]):
-    """Suppressed addresses (lower case) and why. An erased person's address is kept only
-    as its hash (:func:`demandloop.store.privacy.email_hash`): looking an address up finds
-    it either way."""
+    """Suppressed addresses (lower case) and domains (``@acme.com``), and why. An erased
+    person's address is kept only as its hash (:func:`demandloop.store.privacy.email_hash`):
+    looking an address up finds it either way, or by its domain."""
 
     def _key(self, email: object) -> object:
         if isinstance(email, str) and not dict.__contains__(self, email):
-            hashed = email_hash(email)
-            if dict.__contains__(self, hashed):
-                return hashed
+            for key in (email_hash(email), domain_key(email)):
+                if dict.__contains__(self, key):
+                    return key
         return email
 
     def __contains__(self, email: object) -> bool:
@@ -111,7 +115,8 @@ def stop_suppressed(store: Store, now: dt.datetime) -> int:
             "UPDATE enrolments AS e SET status = 'stopped', stop_reason = s.reason, "
             "next_at = NULL, updated_at = $now FROM suppressions AS s "
             "WHERE e.workspace_id = $ws AND s.workspace_id = $ws AND e.status = 'active' "
-            "AND lower(e.email) = s.email RETURNING 1",
+            f"AND (lower(e.email) = s.email OR {_BY_DOMAIN.format(email='e.email')}) "
+            "RETURNING 1",
             {"ws": store.workspace_id, "now": now}).fetchall()
     return len(rows)
 

@@ -136,17 +136,20 @@ app.add_typer(suppress_app, name="suppress")
 
 @suppress_app.command("add")
 def suppress_add(
-    emails: list[str] = typer.Argument(..., help="Addresses to never mail again."),
+    emails: list[str] = typer.Argument(..., help="Addresses to never mail again (@acme.com: "
+                                       "everyone at acme.com)."),
     reason: str = typer.Option("manual", "--reason", help="Why (shown in the list)."),
     as_json: bool = JsonOpt,
 ) -> None:
-    """Add addresses to the suppression list."""
-    bad = [e for e in emails if "@" not in e]
+    """Add addresses, or @domain for everyone at a domain, to the suppression list."""
+    from demandloop.activate.suppression_csv import ENTRY_HINT, entry
+
+    entries = [entry(e) for e in emails]
+    bad = [e for e, found in zip(emails, entries, strict=True) if found is None]
     if bad:
-        raise InputError(f"not an email address: {bad[0]}",
-                         hint="give addresses such as jane@acme.com")
+        raise InputError(f"not an email address or @domain: {bad[0][:80]}", hint=ENTRY_HINT)
     with _open() as ws:
-        n = ws.suppress(emails, reason=reason, source="cli")
+        n = ws.suppress([e for e in entries if e], reason=reason, source="cli")
     _say(as_json, {"added": n, "already": len(emails) - n},
          f"suppressed {n} new address(es) ({len(emails) - n} already were)")
 
@@ -155,8 +158,10 @@ def suppress_add(
 def suppress_remove(email: str = typer.Argument(..., help="Address to allow again."),
                     as_json: bool = JsonOpt) -> None:
     """Allow mailing an address again (only when they asked you to)."""
+    from demandloop.activate.suppression_csv import entry
+
     with _open() as ws:
-        found = ws.unsuppress(email)
+        found = ws.unsuppress(entry(email) or email)
     if not found:
         raise InputError(f"{email} is not on the suppression list",
                          hint="'demandloop suppress list' shows who is")

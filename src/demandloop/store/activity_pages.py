@@ -15,7 +15,10 @@ PERSON_QUERIES = {
                   "ORDER BY enrolled_at DESC LIMIT $limit",
     "suppressions": "SELECT s.email, s.reason, s.source, s.added_at FROM suppressions s "
                     "JOIN persons p ON p.workspace_id = s.workspace_id AND "
-                    "list_contains(coalesce(p.emails, [p.email]), s.email) "
+                    "(list_contains(coalesce(p.emails, [p.email]), s.email) OR "
+                    "(starts_with(s.email, '@') AND list_contains(list_transform("
+                    "coalesce(p.emails, [p.email]), x -> '@' || lower(split_part(x, '@', -1))),"
+                    " s.email))) "
                     "WHERE s.workspace_id = $ws AND p.person_id = $id LIMIT $limit",
 }
 
