@@ -28,9 +28,15 @@ import pandas as pd
 
 Rule = Callable[[pd.DataFrame], "pd.Series[bool]"]
 
+#: AI assistants' hosts (a subdomain counts): a visit referred by one, or tagged with one as
+#: its utm_source (ChatGPT adds ``utm_source=chatgpt.com``), is an AI-assistant visit. Grok's
+#: own site and Microsoft's Copilot in Edge (``edgeservices.bing.com``, checked before
+#: search) and in Microsoft 365 were read as a referral and as Bing search.
 AI_HOSTS = ("chatgpt.com", "chat.openai.com", "perplexity.ai", "claude.ai", "gemini.google.com",
-            "copilot.microsoft.com", "you.com", "phind.com", "poe.com", "chat.mistral.ai",
-            "deepseek.com", "meta.ai")
+            "bard.google.com", "copilot.microsoft.com", "copilot.cloud.microsoft",
+            "m365.cloud.microsoft", "edgeservices.bing.com", "grok.com", "you.com",
+            "phind.com", "poe.com", "chat.mistral.ai", "deepseek.com", "meta.ai",
+            "chat.qwen.ai", "kimi.com", "kimi.moonshot.cn")
 SEARCH_HOSTS = ("google.", "bing.com", "duckduckgo.com", "yahoo.", "baidu.com", "yandex.",
                 "ecosia.org", "search.brave.com")
 SOCIAL_HOSTS = ("linkedin.com", "lnkd.in", "facebook.com", "fb.com", "instagram.com",
@@ -96,7 +102,7 @@ def _medium_in(df: pd.DataFrame, *values: str) -> pd.Series:
 def _ai(df: pd.DataFrame) -> pd.Series:
     src = _s(df, "utm_source").str.removeprefix("www.")
     return _host_in(df["ref_host"], AI_HOSTS) | src.isin(AI_HOSTS) | src.isin(
-        ("chatgpt", "perplexity", "claude", "gemini", "copilot"))
+        ("chatgpt", "perplexity", "claude", "gemini", "copilot", "grok"))
 
 
 def _paid_search(df: pd.DataFrame) -> pd.Series:
