@@ -38,7 +38,8 @@ AI_HOSTS = ("chatgpt.com", "chat.openai.com", "perplexity.ai", "claude.ai", "gem
             "phind.com", "poe.com", "chat.mistral.ai", "deepseek.com", "meta.ai",
             "chat.qwen.ai", "kimi.com", "kimi.moonshot.cn")
 SEARCH_HOSTS = ("google.", "bing.com", "duckduckgo.com", "yahoo.", "baidu.com", "yandex.",
-                "ecosia.org", "search.brave.com")
+                "ecosia.org", "search.brave.com", "naver.com", "seznam.cz", "qwant.com",
+                "startpage.com", "kagi.com", "sogou.com", "daum.net")
 SOCIAL_HOSTS = ("linkedin.com", "lnkd.in", "facebook.com", "fb.com", "instagram.com",
                 "twitter.com", "x.com", "t.co", "reddit.com", "youtube.com", "tiktok.com")
 EMAIL_HOSTS = ("mail.google.com", "outlook.live.com", "outlook.office.com", "mail.yahoo.com")
