@@ -41,7 +41,8 @@ SEARCH_HOSTS = ("google.", "bing.com", "duckduckgo.com", "yahoo.", "baidu.com", 
                 "ecosia.org", "search.brave.com", "naver.com", "seznam.cz", "qwant.com",
                 "startpage.com", "kagi.com", "sogou.com", "daum.net")
 SOCIAL_HOSTS = ("linkedin.com", "lnkd.in", "facebook.com", "fb.com", "instagram.com",
-                "twitter.com", "x.com", "t.co", "reddit.com", "youtube.com", "tiktok.com")
+                "twitter.com", "x.com", "t.co", "reddit.com", "youtube.com", "tiktok.com",
+                "threads.net", "threads.com", "bsky.app", "pinterest.com", "quora.com")
 EMAIL_HOSTS = ("mail.google.com", "outlook.live.com", "outlook.office.com", "mail.yahoo.com")
 
 #: the patterns the features are computed with, here and in SQL (``enrich/touch_sql.py``)
