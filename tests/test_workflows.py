@@ -421,6 +421,53 @@ def test_a_workflow_file_broken_while_serving_keeps_the_workflows_in_force(
          "Live Quiz Answered"]
 
 
+def test_an_experience_file_that_cannot_be_read_is_said_once_per_edit(
+        scored: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """A server started with an experience file it cannot read said so twice at start
+    ("not reloaded", though nothing had been loaded) and once more at every rescore."""
+    import httpx
+
+    from tests.collector_helpers import collector
+
+    (scored / "experiences").mkdir(exist_ok=True)
+    path = scored / "experiences" / "hero.toml"
+    broken = ('[[experiences]]\nname = "hero"\nzone = "hero"\n'
+              'audience = [{field = "colour", value = "red"}]\n'
+              'changes = [{selector = "#h", text = "Hi"}]\n')
+    path.write_text(broken)
+    caplog.set_level("WARNING")
+
+    def said() -> list[str]:
+        return [r.getMessage() for r in caplog.records
+                if r.getMessage().startswith("experiences")]
+
+    def until(test: Any, what: str) -> None:
+        deadline = time.monotonic() + 30
+        while not test() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert test(), what
+
+    with collector(scored, "[activate]\nmax_signal_age_days = 0\n", maintain_every=0.2) as run:
+        for n in range(3):  # three loads, three rescores
+            before = run.loader.status.get("maintained_at")
+            r = httpx.post(run.url + "/v1/track", auth=(run.key, ""),
+                           json={"userId": f"someone-{n}", "event": "Pinged"})
+            assert r.status_code == 200
+            until(lambda b=before: run.loader.status.get("maintained_at") != b, "a rescore")
+        assert run.loader.status.get("maintenance_error") is None
+        first = said()
+        assert len(first) == 1 and first[0].startswith(
+            "experiences not loaded, none in force: ") and "unknown audience field 'colour'" \
+            in first[0], first
+        path.write_text(broken.replace("colour", "industry"))  # mended, then broken again
+        time.sleep(2.5)  # (the decide service looks every second)
+        path.write_text(broken.replace("colour", "colur"))
+        until(lambda: len(said()) == 2, "the second edit said")
+        assert said()[1].startswith("experiences not reloaded, the ones in force stay: ")
+        time.sleep(1.5)
+        assert len(said()) == 2
+
+
 def test_sigkill_mid_run_then_restart_delivers_each_alert_once(
         scored: Path, tmp_path: Path) -> None:
     """A real `demandloop workflows run` process is killed (SIGKILL) while a webhook is in

@@ -404,11 +404,12 @@ def _hooks(ws: Workspace, lock: threading.RLock) -> dict[str, Any]:
 
     def publish() -> None:
         """The decide snapshot, when there are experiences to decide (read again each
-        time: an experience file added while serving takes effect at the next rescore)."""
+        time: an experience file added while serving takes effect at the next rescore).
+        Files that cannot be read are the decide service's to say, once per edit (this
+        said it again at every rescore)."""
         try:
             wanted = bool(ws.experiences())
-        except ConfigError as exc:
-            logger.warning("experiences: %s", exc)
+        except ConfigError:
             wanted = True
         if wanted or ws.settings.chat.enabled:  # chat recognises visitors the same way
             ws.publish_personalization()

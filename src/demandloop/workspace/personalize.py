@@ -136,7 +136,10 @@ class DecideService:
                     self.problem = None
                 except (ConfigError, ValueError) as exc:
                     self.problem = str(exc).splitlines()[0]
-                    logger.warning("experiences not reloaded: %s", self.problem)
+                    # (at start there are none in force to keep: "not reloaded" misled)
+                    logger.warning("experiences %s: %s", "not reloaded, the ones in force "
+                                   "stay" if self._files is not None else "not loaded, none "
+                                   "in force", self.problem)
                 self._files = files
             try:
                 snap = (decide_index.read(self.directory) if generation is not None
