@@ -1,4 +1,5 @@
-"""CRM CSV imports: HubSpot / Salesforce / plain headers, --map, bad rows, idempotence."""
+"""CRM CSV imports: HubSpot, Salesforce, Pipedrive and plain headers, --map, bad rows,
+idempotence."""
 
 from __future__ import annotations
 
@@ -86,6 +87,49 @@ def test_salesforce_exports_link_contacts_and_opportunities(ws, tmp_path: Path) 
             bool(o.loc["006A", "is_closed"])) == (48000.0, True, True)
     assert str(o.loc["006A", "created_at"].date()) == "2026-03-01"
     assert (bool(o.loc["006B", "won"]), bool(o.loc["006B", "is_closed"])) == (False, False)
+
+
+def test_pipedrive_exports_and_an_outcome_from_the_deal_status(ws, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """Pipedrive's "Object - Field" headers: its organisations were refused ("no column for
+    'domain' or 'name'"), and its deals, whose stages are the team's own names, all read
+    as open: the outcome is the status column (won, lost, open)."""
+    acc = write_csv(tmp_path / "organizations.csv",
+                    ["Organization - ID", "Organization - Name", "Organization - Website",
+                     "Organization - Owner"],
+                    [["1", "Acme Corp", "https://acme.com", "Ana"],
+                     ["2", "Beta Ltd", "beta.io", "Ben"]])
+    con = write_csv(tmp_path / "people.csv",
+                    ["Person - ID", "Person - Name", "Person - First name", "Person - Last name",
+                     "Person - Organization", "Person - Email - Work", "Person - Job title"],
+                    [["7", "Jo Ng", "Jo", "Ng", "Acme Corp", "Jo@Acme.com", "VP Marketing"]])
+    opp = write_csv(tmp_path / "deals.csv",
+                    ["Deal - ID", "Deal - Title", "Deal - Value", "Deal - Currency",
+                     "Deal - Organization", "Deal - Stage", "Deal - Status",
+                     "Deal - Deal created", "Deal - Deal closed on"],
+                    [["11", "Acme expansion", "12000", "USD", "Acme Corp",
+                      "Negotiations Started", "won", "2026-01-10 09:00:00",
+                      "2026-02-01 10:00:00"],
+                     ["12", "Beta pilot", "5000", "USD", "Beta Ltd", "Proposal Made", "lost",
+                      "2026-01-12 09:00:00", "2026-02-03 11:00:00"],
+                     ["13", "Acme new team", "8000", "USD", "Acme Corp", "Qualified", "open",
+                      "2026-02-20 09:00:00", ""]])
+    assert ws.import_crm("accounts", acc) == 2
+    assert ws.import_crm("contacts", con) == 1
+    assert ws.import_crm("opportunities", opp) == 3
+    a = ws.accounts().set_index("account_id")
+    assert (a.loc["acme.com", "name"], a.loc["acme.com", "owner"],
+            a.loc["acme.com", "crm_id"]) == ("Acme Corp", "Ana", "1")
+    p = ws.persons().iloc[0]
+    assert (p.email, p.first_name, p.title, p.account_id) == (
+        "jo@acme.com", "Jo", "VP Marketing", "acme.com")
+    o = ws.opportunities().set_index("opportunity_id")
+    got = {i: (o.loc[i, "account_id"], o.loc[i, "name"], float(o.loc[i, "amount"]),
+               bool(o.loc[i, "is_closed"]), bool(o.loc[i, "won"])) for i in o.index}
+    assert got == {"11": ("acme.com", "Acme expansion", 12000.0, True, True),
+                   "12": ("beta.io", "Beta pilot", 5000.0, True, False),
+                   "13": ("acme.com", "Acme new team", 8000.0, False, False)}
+    assert str(o.loc["11", "closed_at"]) == "2026-02-01 10:00:00"
+    assert "status" not in o.columns  # (the outcome, not a field of its own)
 
 
 def test_map_option_for_unrecognised_headers(ws, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]

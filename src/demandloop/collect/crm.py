@@ -37,19 +37,22 @@ from demandloop.errors import InputError
 KINDS = ("accounts", "contacts", "opportunities")
 
 # field -> header aliases (normalised). First: our own names; then HubSpot; then Salesforce
-# (report labels and API names).
+# (report labels and API names); then Pipedrive's "Object - Field" export headers
+# ("Organization - Name" -> organizationname, "Deal - Title" -> dealtitle).
 ALIASES: dict[str, dict[str, tuple[str, ...]]] = {
     "accounts": {
-        "crm_id": ("crmid", "recordid", "companyid", "accountid", "id", "hsobjectid"),
-        "domain": ("domain", "companydomainname", "website", "websiteurl", "companydomain"),
-        "name": ("name", "companyname", "accountname", "company"),
+        "crm_id": ("crmid", "recordid", "companyid", "accountid", "id", "hsobjectid",
+                   "organizationid"),
+        "domain": ("domain", "companydomainname", "website", "websiteurl", "companydomain",
+                   "organizationwebsite", "organizationdomain"),
+        "name": ("name", "companyname", "accountname", "company", "organizationname"),
         "industry": ("industry",),
         "employees": ("employees", "numberofemployees", "employeecount"),
         "revenue": ("annualrevenue", "revenue"),
         "country": ("country", "countryregion", "billingcountry", "shippingcountry"),
         "technologies": ("technologies", "technology", "techstack", "webtechnologies"),
         "owner": ("owner", "companyowner", "accountowner", "ownername", "ownerid",
-                  "hubspotowner"),
+                  "hubspotowner", "organizationowner"),
         "target": ("target", "targetaccount", "istargetaccount", "hsistargetaccount",
                    "targetaccountc"),
         "tier": ("tier", "idealcustomerprofiletier", "icptier", "hsidealcustomerprofile",
@@ -58,32 +61,40 @@ ALIASES: dict[str, dict[str, tuple[str, ...]]] = {
         "created_at": ("createddate", "createdate", "created", "createdat"),
     },
     "contacts": {
-        "crm_id": ("crmid", "recordid", "contactid", "id", "hsobjectid"),
-        "email": ("email", "emailaddress", "workemail"),
-        "first_name": ("firstname", "first"),
-        "last_name": ("lastname", "last", "surname"),
-        "title": ("title", "jobtitle"),
+        "crm_id": ("crmid", "recordid", "contactid", "id", "hsobjectid", "personid"),
+        "email": ("email", "emailaddress", "workemail", "personemailwork", "personemail"),
+        "first_name": ("firstname", "first", "personfirstname"),
+        "last_name": ("lastname", "last", "surname", "personlastname"),
+        "title": ("title", "jobtitle", "personjobtitle"),
         "account_domain": ("accountdomain", "companydomain", "companydomainname", "website",
                            "domain"),
         "account_crm_id": ("accountcrmid", "accountid", "primaryassociatedcompanyid",
                            "associatedcompanyid", "companyid"),
-        "account_name": ("accountname", "companyname", "company", "associatedcompany"),
-        "created_at": ("createddate", "createdate", "created", "createdat"),
+        "account_name": ("accountname", "companyname", "company", "associatedcompany",
+                         "personorganization", "organization"),
+        "created_at": ("createddate", "createdate", "created", "createdat",
+                       "personpersoncreated", "personcreated"),
     },
     "opportunities": {
         "crm_id": ("crmid", "recordid", "opportunityid", "dealid", "id", "hsobjectid"),
-        "name": ("name", "dealname", "opportunityname"),
-        "amount": ("amount", "dealamount"),
+        "name": ("name", "dealname", "opportunityname", "dealtitle", "title"),
+        "amount": ("amount", "dealamount", "dealvalue", "value"),
         "stage": ("stage", "dealstage", "stagename"),
-        "created_at": ("createddate", "createdate", "created", "createdat"),
-        "closed_at": ("closedate", "closeddate", "closedat"),
+        "created_at": ("createddate", "createdate", "created", "createdat", "dealdealcreated",
+                       "dealcreated", "addtime"),
+        "closed_at": ("closedate", "closeddate", "closedat", "dealdealclosedon",
+                      "dealclosedon", "closetime", "dealwontime", "wontime"),
         "is_closed": ("isclosed", "closed", "hsisclosed"),
         "won": ("iswon", "won", "isclosedwon", "hsisclosedwon"),
+        # won / lost / open (Pipedrive's deal status, Close's status type): the outcome
+        # when there is no boolean column and the stage names are the team's own
+        "status": ("status", "dealstatus", "statustype"),
         "owner": ("owner", "dealowner", "opportunityowner", "ownername", "ownerid"),
         "account_domain": ("accountdomain", "companydomain", "domain", "website"),
         "account_crm_id": ("accountcrmid", "accountid", "primaryassociatedcompanyid",
                            "associatedcompanyidsprimary", "associatedcompanyid", "companyid"),
-        "account_name": ("accountname", "associatedcompany", "companyname", "company"),
+        "account_name": ("accountname", "associatedcompany", "companyname", "company",
+                         "dealorganization", "organization", "organizationname", "orgname"),
     },
 }
 
@@ -272,9 +283,13 @@ def _check_rows(path: Path, kind: str, rows: list[dict[str, Any]], lines: list[i
 
 
 def _derive_outcome(row: dict[str, Any]) -> None:
-    """Fill is_closed/won from the stage name when the export has no boolean columns."""
+    """Fill is_closed/won from the status (won, lost, open) or the stage name when the
+    export has no boolean columns. (A Pipedrive export's stages are the team's own names,
+    its outcome the status: every deal of one was imported open.)"""
     stage = normalise_header(row.get("stage") or "")
+    status = normalise_header(row.pop("status", None) or "")
     if row.get("won") is None:
-        row["won"] = stage in _WON_STAGES
+        row["won"] = stage in _WON_STAGES or status in _WON_STAGES
     if row.get("is_closed") is None:
-        row["is_closed"] = bool(row["won"]) or stage in _LOST_STAGES
+        row["is_closed"] = (bool(row["won"]) or stage in _LOST_STAGES
+                            or status in _LOST_STAGES)
