@@ -266,6 +266,27 @@ def test_sla_from_qualification_to_sales_touch() -> None:
                  "within_sla": 1, "breached": 2, "waiting": 1}
 
 
+def test_explain_says_why_no_fit_criterion_was_met(cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """An account known only from a visitor's email domain: its fit line ended at
+    "fit 0.0 (Weak): ", as if cut off."""
+    from tests.conftest import write_jsonl
+
+    w = str(tmp_path / "w")
+    events = write_jsonl(tmp_path / "e.jsonl", [
+        {"type": "identify", "userId": "u1", "messageId": "i1",
+         "timestamp": "2026-02-01T10:00:00Z", "traits": {"email": "ann@acme.com"}},
+        {"type": "page", "userId": "u1", "messageId": "p1", "timestamp": "2026-02-01T10:01:00Z",
+         "properties": {"url": "https://vendor.example/pricing", "path": "/pricing"}}])
+    for args in (("ingest", str(events)), ("resolve",), ("score",)):
+        assert cli("-w", w, *args)[0] == 0
+    code, out, _ = cli("-w", w, "explain", "account", "acme.com")
+    assert code == 0
+    line = next(x for x in out.splitlines() if x.startswith("fit "))
+    assert line.startswith("fit 0.0 (Weak): no fit criterion met") and "import accounts" in line
+    code, out, _ = cli("-w", w, "explain", "account", "acme.com", "--json")
+    assert json.loads(out)["fit"]["criteria"] == []
+
+
 def test_scored_workspace_stages_explain_and_filters(cli, market: Path, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     w = str(tmp_path / "w")
     cli("-w", w, "ingest", str(market / "events.jsonl"))

@@ -245,8 +245,11 @@ def explain_account(key: str = typer.Argument(..., help="Account domain or id.")
     out.print(f"[bold]{escape(info['account_id'])}[/bold]  "
               + escape(f"stage: {info['stage']}  (as of {info['as_of'][:16]})"),
               highlight=False)
-    out.print(f"fit {f['score']:.1f} ({f['band']}): " + "; ".join(f["criteria"] or []),
-              markup=False, highlight=False)
+    # (with no criterion met the line ended at "Weak): ", as if cut off)
+    out.print(f"fit {f['score']:.1f} ({f['band']}): " + ("; ".join(f["criteria"]) if
+              f["criteria"] else "no fit criterion met (fit reads the account's industry, "
+              "size, country and technologies: 'demandloop import accounts' brings them "
+              "from your CRM)"), markup=False, highlight=False)
     out.print(f"engagement {e['score']:.1f} from {e['touches']} touches by {e['people']} "
               f"people; intent surge {i['surge']:.2f}"
               + (f" (surging on {', '.join(i['topics'])})" if i["topics"] else ""),
