@@ -67,6 +67,15 @@ audience.all = [{field = "path", value = "/old.html"}]
 redirect = "/index.html?moved=1"
 
 [[personalize.experiences]]
+name = "pricing-page"
+zone = "pricing"
+control = 0.0
+audience.all = [{field = "path", value = "/pricing"}]
+[[personalize.experiences.changes]]
+selector = "#price"
+text = "Plans, for you"
+
+[[personalize.experiences]]
 name = "g2-landing"
 zone = "g2"
 control = 0.0
@@ -86,6 +95,21 @@ window.__frames = [];
 })();
 """
 EVIL = 'Evil<img src=x onerror="window.__pwned=1">Corp'
+#: an app that renders after its page loads, and moves with history.pushState
+APP = """<!doctype html><html><head><title>App</title>
+<script src="{collector}/dl.js?k={key}"></script></head><body><div id="root"></div>
+<script>
+function render(path) {{
+  var root = document.getElementById("root");
+  root.innerHTML = "";
+  setTimeout(function () {{
+    root.innerHTML = path === "/pricing" ? '<h1 id="price">Plans</h1>'
+      : '<h1 id="headline">The original headline</h1><p id="rest">The rest</p>';
+  }}, 400);
+}}
+render(location.pathname);
+function go() {{ history.pushState({{}}, "", "/pricing"); render("/pricing"); }}
+</script></body></html>"""
 
 
 @pytest.fixture(scope="module")
@@ -105,6 +129,7 @@ def setup(market: Path, tmp_path_factory: pytest.TempPathFactory
         site.mkdir()
         for name in ("index.html", "old.html", "g2.html"):
             (site / name).write_text(PAGE.format(collector=run.url, key=run.key))
+        (site / "app.html").write_text(APP.format(collector=run.url, key=run.key))
         gen = _site(site)
         origin = next(gen)
         yield run, origin, {"truth": truth, "evil": evil, "browser": browser}
@@ -122,8 +147,8 @@ def chromium(setup: tuple[Running, str, dict[str, Any]]) -> Iterator[Any]:
         b.close()
 
 
-def _office(account: dict[str, Any]) -> str:
-    return account["office_cidr"].split("/")[0].rsplit(".", 1)[0] + ".41"
+def _office(account: dict[str, Any], host: int = 41) -> str:
+    return account["office_cidr"].split("/")[0].rsplit(".", 1)[0] + f".{host}"
 
 
 def _visit(chromium: Any, origin: str, ip: str, route: Any = None) -> Any:
@@ -305,3 +330,45 @@ def test_a_redirect_to_the_page_its_audience_matches_happens_once(
     assert [u.split("/")[-1] for u in landed] == ["index.html?utm_source=g2",
                                                   "g2.html?utm_source=g2"]
     assert page.text_content("#headline") == "The original headline"
+
+
+def test_an_app_that_renders_after_load_and_navigates_in_the_page_is_personalised(
+        setup: tuple[Running, str, dict[str, Any]], chromium: Any) -> None:
+    """A site whose app draws the page after it loads: the decision was applied to
+    elements not there yet, the original headline showed; and a client-side navigation
+    (history.pushState) to a page an experience targets was never decided at all."""
+    run, origin, ctx = setup
+    shown, _ = _arms(ctx["truth"])
+    ip = _office(shown, 43)  # (a visitor of its own: others from the office came before)
+    c = chromium.new_context(extra_http_headers={"X-Forwarded-For": ip})
+    c.add_init_script(FRAMES)
+    page = c.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.goto(origin + "/app.html")
+    name = run.query("SELECT name FROM accounts WHERE account_id = ?", [shown["domain"]])[0][0]
+    page.wait_for_function(f"(h => h && h.textContent === {json.dumps('Pipeline for ' + name)})"
+                           "(document.getElementById('headline'))", timeout=10_000)
+    page.wait_for_function("document.getElementById('dl-pending') === null", timeout=10_000)
+    frames = page.evaluate("window.__frames")
+    # drawn 400 ms after the page, after the decision: never on screen as it was written
+    assert frames  # (frames are recorded once the headline is in the page)
+    assert not [f for f in frames if f[0] == "visible" and f[1] == "The original headline"]
+    assert page.evaluate("getComputedStyle(document.getElementById('headline')).visibility"
+                         ) == "visible"
+    # in the app, to /pricing: decided again for that address, applied when it is drawn
+    page.evaluate("go()")
+    page.wait_for_function("(p => p && p.textContent === 'Plans, for you')"
+                           "(document.getElementById('price'))", timeout=10_000)
+    page.wait_for_function("document.getElementById('dl-pending') === null", timeout=10_000)
+    assert page.evaluate("getComputedStyle(document.getElementById('price')).visibility"
+                         ) == "visible"
+    exposures = _until(lambda: len([e for e in _exposures(run) if e[0] == ip
+                                    and e[1] == "pricing-page"]) == 1
+                       and _exposures(run))
+    # (the hero's audience is any page of a target account's: decided on /pricing too;
+    # each exposure is a request of its own, which may arrive in either order)
+    assert sorted(e[1] for e in exposures if e[0] == ip) == [
+        "pricing-page", "target-hero", "target-hero"]
+    assert errors == []
+    c.close()

@@ -163,3 +163,65 @@ def test_consent_denied_by_default_sends_nothing_until_granted(tmp_path: Path) -
             assert "dl_aid" not in {c["name"] for c in page.context.cookies()}
             b.close()
         next(gen, None)
+
+
+SPA = """<!doctype html><html><head><title>Home</title>
+<script src="{collector}/dl.js?k={key}"></script></head><body>
+<script>
+function go(path, title, then) {{
+  history.pushState({{}}, "", path); document.title = title; if (then) then();
+}}
+</script></body></html>"""
+
+
+def test_a_single_page_apps_navigations_are_page_views(tmp_path: Path) -> None:
+    """A site that moves with history.pushState (React, Vue, Next.js) sent one page view,
+    its first: the pricing page a visitor reached in the app was never seen. Each new
+    address is a view now, its referrer the page before; a #fragment is not, nor a second
+    view when the site calls dl.page() itself for the same navigation."""
+    browser_path = _browser()
+    sync_playwright = pytest.importorskip("playwright.sync_api").sync_playwright
+    with collector(tmp_path / "w") as run:
+        site = tmp_path / "site"
+        site.mkdir()
+        (site / "app.html").write_text(SPA.format(collector=run.url, key=run.key))
+        gen = _site(site)
+        origin = next(gen)
+
+        def views() -> list[tuple]:  # type: ignore[type-arg]
+            run.loader.load_once()
+            return run.query("SELECT path, title, referrer FROM events "
+                             "WHERE type = 'page' ORDER BY timestamp, received_at")
+
+        with sync_playwright() as p:
+            b = p.chromium.launch(executable_path=browser_path, headless=True,
+                                  args=["--no-sandbox", "--disable-gpu",
+                                        "--disable-background-networking"])
+            page = b.new_page()
+            errors: list[str] = []
+            page.on("pageerror", lambda e: errors.append(str(e)))
+            page.goto(f"{origin}/app.html")
+            assert _until(lambda: len(views()) == 1)
+            page.evaluate("go('/pricing', 'Pricing')")
+            assert _until(lambda: len(views()) == 2)
+            page.evaluate("go('/pricing#faq', 'Pricing')")  # the same page
+            page.evaluate("go('/docs', 'Docs', () => dl.page())")  # the site's own, first
+            assert _until(lambda: len(views()) == 3)
+            page.evaluate("go('/features', 'Features', "
+                          "() => setTimeout(() => dl.page(), 300))")  # the site's, after
+            assert _until(lambda: len(views()) == 4)
+            page.go_back()  # the back button: /pricing#faq -> ... popstate to /docs
+            assert _until(lambda: len(views()) == 5)
+            time.sleep(1.0)  # nothing more comes
+            got = views()
+            b.close()
+        next(gen, None)
+    assert errors == []
+    assert [(path, title) for path, title, _ in got] == [
+        ("/app.html", "Home"), ("/pricing", "Pricing"), ("/docs", "Docs"),
+        ("/features", "Features"), ("/docs", "Features")]
+    # each view's referrer is the page before it (the first: none), so an in-app page is
+    # internal navigation, not a new arrival
+    assert [r for _, _, r in got] == [
+        "", f"{origin}/app.html", f"{origin}/pricing", f"{origin}/docs",
+        f"{origin}/features"]

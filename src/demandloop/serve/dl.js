@@ -48,9 +48,13 @@
     if (p.get("utm_campaign")) c.name = p.get("utm_campaign");
     return c;
   }
+  // the page before, for a view a client-side navigation makes (d.referrer stays the
+  // site's entry referrer for the whole visit: every in-app page read as a new arrival)
+  var from = null;
   function page() {
-    return { url: location.href, path: location.pathname, referrer: d.referrer,
-             title: d.title, search: location.search };
+    return { url: location.href, path: location.pathname,
+             referrer: from === null ? d.referrer : from, title: d.title,
+             search: location.search };
   }
   function send(path, msg) {
     if (!granted) return;
@@ -66,8 +70,15 @@
     }
     if (n.sendBeacon) n.sendBeacon(api + path, body);
   }
+  // the address of the last page view (without its #fragment), when, and whether dl.js
+  // sent it on a navigation: a site's own dl.page() for that navigation is then one view
+  var viewed = null, viewedAt = 0, auto = false;
+  function here() { return location.href.split("#")[0]; }
   var dl = {
     page: function (props) {
+      if (!props && auto && viewed === here() && Date.now() - viewedAt < 2000) return;
+      if (viewed !== null && viewed !== here()) from = viewed;  // moved within the page
+      viewed = here(); viewedAt = Date.now(); auto = false;
       var p = page(); for (var k in props || {}) p[k] = props[k];
       return send("/v1/p", { type: "page", properties: p });
     },
@@ -113,6 +124,27 @@
     }, true);
   }
   dl.page();
+  /* A single-page app moves with history.pushState (and the back button), not page loads:
+     each new address is a page view (its referrer the page before) and, with experiences,
+     decided again for its URL, as GA4's history-change page views and Mutiny do. */
+  function navigated() {
+    var now = here();
+    if (now === viewed) return;  // a #fragment, or the site's own dl.page() came first
+    dl.page(); auto = true;
+    if (cfg.personalize) personalize(cfg.personalize);
+  }
+  if (w.history && w.history.pushState) {
+    ["pushState", "replaceState"].forEach(function (name) {
+      var original = w.history[name];
+      w.history[name] = function () {
+        var result = original.apply(this, arguments);
+        // after the app's own handlers, which set the new title
+        setTimeout(navigated, 0);
+        return result;
+      };
+    });
+    w.addEventListener("popstate", function () { setTimeout(navigated, 0); });
+  }
 
   /*PERSONALIZE*/
   /*CHAT*/

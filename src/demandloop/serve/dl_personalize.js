@@ -3,8 +3,18 @@
   /* Personalisation: hide only what experiences change, ask /v1/decide, apply, reveal.
      Without an answer within p.timeoutMs the original shows and a late answer is ignored
      (no flicker). Without consent: decided by account only (no anonymous id is sent). */
+  /* personalize.gen: which call is the page's current one (a client-side navigation makes
+     a new one, whose decision alone applies); personalize.watching: the elements the
+     current one waits for. Kept on the function, which is hoisted: dl.js calls it before
+     a variable declared here would be set. */
   function personalize(p) {
-    var style = null, done = false;
+    var style = null, done = false, mine = personalize.gen = (personalize.gen || 0) + 1;
+    if (personalize.watching) {  // the page before's changes
+      personalize.watching.disconnect();
+      personalize.watching = null;
+    }
+    var left = d.getElementById("dl-pending");
+    if (left && left.parentNode) left.parentNode.removeChild(left);
     if (p.hide && p.hide.length) {
       style = d.createElement("style");
       style.id = "dl-prehide";
@@ -33,6 +43,7 @@
         return true;
       }
       var els = d.querySelectorAll(c.selector);
+      if (!els.length) return null;  // not on the page yet (see later())
       for (var i = 0; i < els.length; i++) {
         var el = els[i];
         if (c.action === "text") el.textContent = c.value;
@@ -46,20 +57,60 @@
       }
       return false;
     }
+    /* Changes whose elements are not on the page yet (an app that renders after the
+       page loads, or after a client-side navigation) wait for them for p.waitMs, still
+       hidden, and are applied as they appear: applied to nothing, they were lost and the
+       original showed. */
+    function later(pending) {
+      var wait = d.createElement("style");
+      wait.id = "dl-pending";
+      (d.head || d.documentElement).appendChild(wait);
+      function hideLeft() {
+        var css = pending.length ? pending.map(function (c) { return c.selector; })
+          .join(",") + "{visibility:hidden !important}" : "";
+        // (only when it changes: writing it is itself a mutation this observer sees)
+        if (wait.textContent !== css) wait.textContent = css;
+      }
+      function stop() {
+        if (personalize.watching) {
+          personalize.watching.disconnect();
+          personalize.watching = null;
+        }
+        if (wait.parentNode) wait.parentNode.removeChild(wait);
+      }
+      function look() {
+        if (mine !== personalize.gen) return stop();
+        pending = pending.filter(function (c) {
+          try { return apply(c) === null; } catch (e) { return false; }
+        });
+        hideLeft();
+        if (!pending.length) stop();
+      }
+      hideLeft();
+      if (!w.MutationObserver) return stop();
+      personalize.watching = new MutationObserver(look);
+      personalize.watching.observe(d.documentElement, { childList: true, subtree: true });
+      setTimeout(function () { if (mine === personalize.gen) stop(); }, p.waitMs || 5000);
+    }
     function show(decisions) {
-      if (done) return;
+      if (done || mine !== personalize.gen) return;
       done = true; clearTimeout(timer);
-      var moved = false;
+      var moved = false, pending = [];
       for (var i = 0; i < decisions.length; i++) {
         var changes = decisions[i].changes || [];
         for (var j = 0; j < changes.length; j++) {
           // one change the page cannot take (a selector its browser refuses) must not
           // stop the others, nor leave the targets hidden
-          try { moved = apply(changes[j]) || moved; } catch (e) { /* skipped */ }
+          try {
+            var r = apply(changes[j]);
+            if (r === null) pending.push(changes[j]);
+            moved = r === true || moved;
+          } catch (e) { /* skipped */ }
         }
       }
       dl.decisions = decisions;
       if (moved) return;  // the page is going away: keep the targets hidden
+      if (pending.length) later(pending);
       reveal();
       for (var k = 0; k < decisions.length; k++) {
         dl.track("Experience Viewed", { experience: decisions[k].experience,
