@@ -1,6 +1,7 @@
 """``/dl.js``: the browser snippet, with the workspace's privacy and form settings baked in.
 
-Small and dependency-free (about 4 KB): page views with URL, referrer and UTM parameters,
+Small and dependency-free (about 7 KB): page views with URL, referrer and UTM parameters
+(and on a single-page app's navigations, by history.pushState),
 ``identify`` with the email of a submitted form (and only the fields the site lists in
 ``collector.form_fields`` or marks with ``data-dl-capture``), a first-party ``dl_aid`` cookie
 as anonymous id, a consent API (``dl.consent("granted"|"denied")``, default
