@@ -156,9 +156,13 @@ def test_project_settings_for_analytics_js(live) -> None:  # type: ignore[no-unt
 
 
 def test_dl_js_is_small_and_carries_the_settings(live, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    r = httpx.get(live.url + "/dl.js")
+    r = httpx.get(live.url + "/dl.js")  # (httpx asks for gzip)
     assert r.status_code == 200 and "javascript" in r.headers["content-type"]
-    assert len(r.content) < 6000 and '"respectPrivacy":true' in r.text
+    assert r.headers["content-encoding"] == "gzip" and r.num_bytes_downloaded < 3500
+    assert "Accept-Encoding" in r.headers["vary"]
+    plain = httpx.get(live.url + "/dl.js", headers={"Accept-Encoding": "identity"})
+    assert "content-encoding" not in plain.headers and plain.text == r.text
+    assert len(plain.content) < 8000 and '"respectPrivacy":true' in r.text
     # no experiences: no personalisation code, and nothing asks /v1/decide
     assert "/v1/decide" not in r.text and '"personalize":null' in r.text
     assert "import " not in r.text and "require(" not in r.text

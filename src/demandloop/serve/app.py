@@ -7,6 +7,7 @@ shape of :class:`~demandloop.serve.envelope.Reject`.
 
 from __future__ import annotations
 
+import gzip
 import hmac
 import logging
 import time
@@ -92,18 +93,21 @@ def create_app(settings: Settings, state: CollectorState, api: ASGIApp | None = 
                   openapi_url=None)
     directory = state.keys.path.parent
     decisions = DecideService(directory, settings).start()
-    scripts: dict[bytes, bytes] = {}
+    scripts: dict[bytes, tuple[bytes, bytes]] = {}
 
     chats = settings.chat.enabled and (store is not None or chat_owner is not None)
     widget = chat_widget(settings) if chats else None
 
-    def dl_script() -> bytes:
-        """dl.js as the experiences now in force want it (rebuilt when they change)."""
+    def dl_script() -> tuple[bytes, bytes]:
+        """dl.js as the experiences now in force want it (rebuilt when they change), plain
+        and gzipped: a page that personalises loads it before it draws, and it is 13 KB
+        plain, 5 KB gzipped."""
         options = decisions.snippet_options()
         key = orjson.dumps(options)
         if key not in scripts:
             scripts.clear()
-            scripts[key] = snippet(c, options, widget).encode()
+            plain = snippet(c, options, widget).encode()
+            scripts[key] = (plain, gzip.compress(plain, compresslevel=9, mtime=0))
         return scripts[key]
 
     throttle = AuthThrottle(c.auth_failures_per_minute)
@@ -142,9 +146,13 @@ def create_app(settings: Settings, state: CollectorState, api: ASGIApp | None = 
         }), media_type="application/json")
 
     @app.get("/dl.js")
-    async def dl_js() -> Response:
-        return Response(dl_script(), media_type="application/javascript",
-                        headers={"Cache-Control": "public, max-age=300"})
+    async def dl_js(request: Request) -> Response:
+        plain, packed = dl_script()
+        headers = {"Cache-Control": "public, max-age=300", "Vary": "Accept-Encoding"}
+        if "gzip" in request.headers.get("accept-encoding", "").lower():
+            headers["Content-Encoding"] = "gzip"
+            return Response(packed, media_type="application/javascript", headers=headers)
+        return Response(plain, media_type="application/javascript", headers=headers)
 
     @app.get("/healthz")
     async def healthz() -> Response:
