@@ -33,7 +33,29 @@ def test_hubspot_company_export(ws, tmp_path: Path) -> None:  # type: ignore[no-
     assert (a.account_id, a.domain, a["name"], a.employees, a.revenue) == (
         "acme.com", "acme.com", "Acme Corp", 250, 30_000_000.0)
     assert (a.crm_id, a.country, a.owner, bool(a.target), a.tier) == (
-        "101", "United States", "Ana Silva", True, "Tier 1")
+        "101", "US", "Ana Silva", True, "Tier 1")
+
+
+def test_country_names_are_read_as_the_codes_fit_and_send_times_use(ws, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """HubSpot's and Salesforce's exports write "United States": kept as written, it met no
+    fit criterion (countries are codes: US = 15), no --country US filter, and a person's
+    send time fell back to UTC (09:00 UTC: 04:00 in New York)."""
+    from demandloop.activate.sequences import zone_for
+    from demandloop.score.fit import score_account
+    from demandloop.score.measures import rules_from
+
+    f = write_csv(tmp_path / "companies.csv", ["Company Domain Name", "Country/Region"],
+                  [["a.com", "United States"], ["b.de", "Germany"], ["c.co.uk", "UK"],
+                   ["d.nl", "The Netherlands"], ["e.fr", "FRA"], ["f.io", "Atlantis"],
+                   ["g.com", ""]])
+    assert ws.import_crm("accounts", f) == 7
+    got = ws.accounts().set_index("account_id")["country"].fillna("(none)").to_dict()
+    assert got == {"a.com": "US", "b.de": "DE", "c.co.uk": "GB", "d.nl": "NL", "e.fr": "FR",
+                   "f.io": "Atlantis", "g.com": "(none)"}
+    points = ws.settings.score.fit.countries["US"]
+    _, met = score_account(rules_from(ws.settings)[0], {"country": got["a.com"]})
+    assert f"country US: +{points:g}" in met
+    assert zone_for(None, got["a.com"], "UTC") == "America/New_York"
 
 
 def test_an_internationalised_domain_is_one_account_however_written(ws, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]

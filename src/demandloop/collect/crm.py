@@ -22,6 +22,7 @@ from typing import Any
 
 from demandloop.collect.values import (
     as_boolean,
+    as_country,
     as_domain,
     as_email,
     as_integer,
@@ -126,6 +127,7 @@ def parsers(mark: str) -> dict[str, Callable[[str], Any]]:
         "target": as_boolean, "is_closed": as_boolean, "won": as_boolean,
         "created_at": stamp, "closed_at": stamp, "domain": as_domain,
         "account_domain": as_domain, "email": as_email, "technologies": as_technologies,
+        "country": as_country,
     }
 
 
