@@ -49,6 +49,12 @@ def test_demo_shows_the_market(cli, tmp_path: Path) -> None:  # type: ignore[no-
         sent = con.execute("SELECT count(*) FROM mail_messages WHERE status = 'sent'").fetchone()[0]
     assert act["alerts"] == notified and act["enrolled"] == enrolled >= 1
     assert len(list((d / "outbox").glob("*.eml"))) == sent
+    # a subject names its topic as words ("intent data"), not as its slug ("intent-data")
+    import email as _email
+
+    subjects = {_email.message_from_bytes(f.read_bytes())["Subject"]
+                for f in (d / "outbox").glob("*.eml")}
+    assert subjects and all("-" not in s.rsplit(" and ", 1)[1] for s in subjects), subjects
     assert act["alerts_received"] == 0  # the second run: nothing new, nothing sent twice
     # the list the demo's workflow fills is listed with the saved segments
     with demandloop.open(d) as ws:

@@ -45,7 +45,7 @@ people = 1
 
 [[activate.sequences.steps]]
 type = "email"
-subject = "{{ account.name }} and {{ topic or 'your pipeline' }}"
+subject = "{{ account.name }} and {{ (topic or 'your pipeline') | replace('-', ' ') }}"
 body = """Hi {{ person.first_name | default('there', true) }},
 
 I noticed {{ account.name }} has been looking at:
@@ -62,7 +62,7 @@ days = 3
 
 [[activate.sequences.steps]]
 type = "email"
-subject = "Re: {{ account.name }} and {{ topic or 'your pipeline' }}"
+subject = "Re: {{ account.name }} and {{ (topic or 'your pipeline') | replace('-', ' ') }}"
 body = "Hi {{ person.first_name | default('there', true) }}, did this land at a bad time?"
 
 [[activate.sequences.steps]]
