@@ -126,7 +126,8 @@ def test_accounts_filters_match_a_computation_over_the_tables(
     with demandloop.open(d) as ws:
         crm = ws.accounts().set_index("account_id")
         scored = ws.scored_accounts().set_index("account")
-    both = scored.join(crm[["target", "owner", "industry", "name", "domain"]], how="left")
+    both = scored.join(crm[["target", "owner", "industry", "name", "domain", "country"]],
+                       how="left")
     owner = str(both["owner"].dropna().iloc[0])
     cases = [
         (["--target", "--band", "strong"], (both["target"] == True)  # noqa: E712
@@ -135,6 +136,9 @@ def test_accounts_filters_match_a_computation_over_the_tables(
         (["--surging", "--stage", "MQA"], both["surging"] & (both["stage"] == "mqa")),
         (["--owner", owner.upper()], both["owner"].str.lower() == owner.lower()),
         (["--industry", "software"], both["industry"].str.lower() == "software"),
+        # a country as people write it finds the accounts stored by its code
+        (["--country", "United States"], both["country"] == "US"),
+        (["--country", "deu"], both["country"] == "DE"),
         (["--search", "CO"], both["name"].fillna("").str.lower().str.contains("co")
          | both["domain"].fillna("").str.lower().str.contains("co")),
     ]

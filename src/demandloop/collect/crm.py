@@ -22,7 +22,6 @@ from typing import Any
 
 from demandloop.collect.values import (
     as_boolean,
-    as_country,
     as_domain,
     as_email,
     as_integer,
@@ -32,6 +31,7 @@ from demandloop.collect.values import (
     decimal_mark,
     parse_timestamp,
 )
+from demandloop.countries import as_country
 from demandloop.csvfiles import delimiter
 from demandloop.errors import InputError
 

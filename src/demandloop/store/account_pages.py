@@ -18,6 +18,7 @@ from typing import Any
 import orjson
 import pyarrow as pa
 
+from demandloop.countries import as_country
 from demandloop.errors import UsageError
 from demandloop.store.db import Store
 
@@ -150,6 +151,8 @@ def _conditions(where: AccountFilter, params: dict[str, Any]) -> list[str]:
                       ("topic", "list_contains(from_json(lower(surge_topics)::JSON, "
                                 "'[\"VARCHAR\"]'), $topic)")):
         value = getattr(where, name)
+        if name == "country" and isinstance(value, str) and value.strip():
+            value = as_country(value)  # ("United States" finds the accounts stored as US)
         if isinstance(value, str):
             value = value.strip().lower() or None
         if value is not None:
